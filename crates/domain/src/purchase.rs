@@ -1,0 +1,382 @@
+//! The purchase state machine.
+//!
+//! Webhooks arrive at least once and in any order, so a purchase does not move through
+//! states by "transition from X to Y". It accumulates [`PaymentFact`]s into
+//! [`PaymentFacts`], a join-semilattice: every field only ever grows (a flag turns on, an
+//! amount takes the larger value), so merging is commutative, associative and idempotent.
+//! The status is a pure function of the facts and the price. Consequences:
+//!
+//! - a duplicate event changes nothing;
+//! - a refund that arrives before the payment it refunds is kept and takes effect when the
+//!   payment arrives;
+//! - a stale "attempt failed" after success changes nothing; a success after a failed attempt
+//!   completes the purchase.
+//!
+//! The property tests at the bottom check the central claim: for any set of facts, every
+//! order with any duplication yields the same purchase.
+
+use crate::course::Course;
+use crate::error::DomainError;
+use crate::ids::{CourseId, PurchaseId, UserId};
+use crate::money::Money;
+use time::{Duration, OffsetDateTime};
+
+/// How a closed dispute ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisputeOutcome {
+    Won,
+    Lost,
+}
+
+/// One thing the payment gateway reported about a purchase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaymentFact {
+    /// Money was captured (`checkout.session.completed` paid, `async_payment_succeeded`,
+    /// `charge.succeeded`, or a paid session found by sync).
+    PaymentSucceeded { amount: Money },
+    /// A payment attempt failed. Not final: the customer may retry in the same session.
+    PaymentAttemptFailed,
+    /// Checkout completed with a delayed payment method (bank debit) that is still settling.
+    PaymentProcessing,
+    /// The delayed payment failed: final for this checkout.
+    AsyncPaymentFailed,
+    /// The checkout session closed without payment.
+    CheckoutExpired,
+    /// Starting checkout at the gateway failed, so the customer was never sent to pay.
+    CheckoutNotStarted,
+    /// The total refunded so far (cumulative, as the gateway reports it; not a delta).
+    Refunded { total: Money },
+    /// A dispute (chargeback) was opened.
+    DisputeOpened,
+    /// A dispute was closed.
+    DisputeClosed(DisputeOutcome),
+}
+
+/// Everything known about a purchase's payment: the join of all facts received.
+///
+/// Every combination of fields is a state that can really be reported, so the fields are
+/// public for adapters to persist; only [`PaymentFacts::record`] should grow them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct PaymentFacts {
+    /// A payment of exactly the purchase's price and currency was captured.
+    pub paid_in_full: bool,
+    /// A captured payment whose amount or currency differs from the price (held for review).
+    /// Of several, the largest by (currency, amount) is kept, so the result is order-free.
+    pub mismatched_payment: Option<Money>,
+    pub attempt_failed: bool,
+    pub processing: bool,
+    pub async_payment_failed: bool,
+    pub checkout_expired: bool,
+    pub checkout_not_started: bool,
+    /// The largest cumulative refund reported (refund totals only grow).
+    pub refunded: Option<Money>,
+    pub dispute_opened: bool,
+    pub dispute_won: bool,
+    pub dispute_lost: bool,
+}
+
+fn larger(a: Option<Money>, b: Money) -> Money {
+    match a {
+        Some(a) if (a.currency(), a.minor()) >= (b.currency(), b.minor()) => a,
+        _ => b,
+    }
+}
+
+impl PaymentFacts {
+    /// Merges one fact in; `price` decides whether a payment matches. Returns whether
+    /// anything changed (false for a duplicate or an already-implied fact).
+    pub fn record(&mut self, fact: PaymentFact, price: Money) -> bool {
+        let before = self.clone();
+        match fact {
+            PaymentFact::PaymentSucceeded { amount } if amount == price => self.paid_in_full = true,
+            PaymentFact::PaymentSucceeded { amount } => {
+                self.mismatched_payment = Some(larger(self.mismatched_payment, amount));
+            }
+            PaymentFact::PaymentAttemptFailed => self.attempt_failed = true,
+            PaymentFact::PaymentProcessing => self.processing = true,
+            PaymentFact::AsyncPaymentFailed => self.async_payment_failed = true,
+            PaymentFact::CheckoutExpired => self.checkout_expired = true,
+            PaymentFact::CheckoutNotStarted => self.checkout_not_started = true,
+            PaymentFact::Refunded { total } => self.refunded = Some(larger(self.refunded, total)),
+            PaymentFact::DisputeOpened => self.dispute_opened = true,
+            PaymentFact::DisputeClosed(DisputeOutcome::Won) => self.dispute_won = true,
+            PaymentFact::DisputeClosed(DisputeOutcome::Lost) => self.dispute_lost = true,
+        }
+        *self != before
+    }
+
+    /// The captured payment, if any: the price when paid in full, else the mismatched one.
+    fn captured(&self, price: Money) -> Option<Money> {
+        if self.paid_in_full {
+            Some(price)
+        } else {
+            self.mismatched_payment
+        }
+    }
+
+    fn refunded_in(&self, currency: crate::money::Currency) -> i64 {
+        self.refunded
+            .filter(|refunded| refunded.currency() == currency)
+            .map_or(0, |refunded| refunded.minor())
+    }
+}
+
+/// The status shown on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PurchaseStatus {
+    /// Waiting for payment, settling, or held for review.
+    Pending,
+    /// Paid: the course is unlocked.
+    Completed,
+    /// Closed without payment; a new checkout is allowed.
+    Failed,
+    /// Fully refunded or lost in a dispute: the course is locked again.
+    Refunded,
+}
+
+impl PurchaseStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PurchaseStatus::Pending => "pending",
+            PurchaseStatus::Completed => "completed",
+            PurchaseStatus::Failed => "failed",
+            PurchaseStatus::Refunded => "refunded",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Pending, Self::Completed, Self::Failed, Self::Refunded]
+            .into_iter()
+            .find(|status| status.as_str() == name)
+    }
+
+    /// Pending and completed purchases are active: they stop the user from starting another.
+    pub const fn is_active(self) -> bool {
+        matches!(self, PurchaseStatus::Pending | PurchaseStatus::Completed)
+    }
+}
+
+/// Why a pending purchase is held for a human to look at instead of unlocking the course.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewReason {
+    AmountMismatch { expected: Money, received: Money },
+}
+
+/// Why a purchase failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    AsyncPaymentFailed,
+    CheckoutExpired,
+    CheckoutNotStarted,
+}
+
+impl FailureReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::AsyncPaymentFailed => "the delayed payment failed",
+            FailureReason::CheckoutExpired => "the checkout session expired without payment",
+            FailureReason::CheckoutNotStarted => "the payment provider could not start checkout",
+        }
+    }
+}
+
+/// The hosted checkout page the customer is sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutSession {
+    pub id: String,
+    pub url: String,
+    pub expires_at: OffsetDateTime,
+}
+
+/// One attempt of a user to buy a course.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purchase {
+    pub id: PurchaseId,
+    pub user_id: UserId,
+    pub course_id: CourseId,
+    /// The course price when the purchase started; later price changes do not affect it.
+    pub price: Money,
+    pub checkout: Option<CheckoutSession>,
+    pub payment_intent_id: Option<String>,
+    pub facts: PaymentFacts,
+    /// Whether this purchase still holds the user's one active slot for the course. Set at
+    /// creation, cleared for good once the status leaves pending/completed: a payment that
+    /// arrives late for a failed purchase completes it without taking the slot back from a
+    /// newer purchase (storage enforces "one slot holder per user and course").
+    pub holds_active_slot: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// A session closer to expiry than this is not handed out again: the customer needs time to pay.
+const REUSE_MARGIN: Duration = Duration::minutes(5);
+
+impl Purchase {
+    /// Starts a paid purchase, before the checkout session exists.
+    ///
+    /// # Errors
+    /// [`DomainError::CourseNotPublished`], [`DomainError::OwnCourse`], or
+    /// [`DomainError::CourseIsFree`] (free courses use [`Purchase::enroll_free`]).
+    pub fn begin(id: PurchaseId, buyer: UserId, course: &Course, now: OffsetDateTime) -> Result<Self, DomainError> {
+        course.check_purchasable_by(buyer)?;
+        if course.is_free() {
+            return Err(DomainError::CourseIsFree);
+        }
+        Ok(Self::new(id, buyer, course, now))
+    }
+
+    /// Enrols a user in a free course: completed at once, no gateway involved.
+    ///
+    /// # Errors
+    /// [`DomainError::CourseNotPublished`], [`DomainError::OwnCourse`], or
+    /// [`DomainError::CourseIsPaid`] (paid courses go through [`Purchase::begin`]).
+    pub fn enroll_free(id: PurchaseId, buyer: UserId, course: &Course, now: OffsetDateTime) -> Result<Self, DomainError> {
+        course.check_purchasable_by(buyer)?;
+        if !course.is_free() {
+            return Err(DomainError::CourseIsPaid);
+        }
+        let mut purchase = Self::new(id, buyer, course, now);
+        purchase.facts.paid_in_full = true;
+        Ok(purchase)
+    }
+
+    fn new(id: PurchaseId, buyer: UserId, course: &Course, now: OffsetDateTime) -> Self {
+        Self {
+            id,
+            user_id: buyer,
+            course_id: course.id,
+            price: course.price,
+            checkout: None,
+            payment_intent_id: None,
+            facts: PaymentFacts::default(),
+            holds_active_slot: true,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    pub fn status(&self) -> PurchaseStatus {
+        let Some(captured) = self.facts.captured(self.price) else {
+            return if self.failure_reason().is_some() {
+                PurchaseStatus::Failed
+            } else {
+                PurchaseStatus::Pending
+            };
+        };
+        let refunded = self.facts.refunded_in(captured.currency());
+        let fully_refunded = refunded > 0 && refunded >= captured.minor();
+        if self.facts.dispute_lost || fully_refunded {
+            PurchaseStatus::Refunded
+        } else if self.facts.paid_in_full {
+            PurchaseStatus::Completed
+        } else {
+            PurchaseStatus::Pending
+        }
+    }
+
+    /// The course is unlocked exactly when the purchase is completed.
+    pub fn unlocks_course(&self) -> bool {
+        self.status() == PurchaseStatus::Completed
+    }
+
+    pub fn review_reason(&self) -> Option<ReviewReason> {
+        match self.facts.mismatched_payment {
+            Some(received) if !self.facts.paid_in_full => {
+                Some(ReviewReason::AmountMismatch { expected: self.price, received })
+            }
+            _ => None,
+        }
+    }
+
+    /// Why the purchase failed, when it closed without a captured payment.
+    pub fn failure_reason(&self) -> Option<FailureReason> {
+        if self.facts.captured(self.price).is_some() {
+            None
+        } else if self.facts.async_payment_failed {
+            Some(FailureReason::AsyncPaymentFailed)
+        } else if self.facts.checkout_expired {
+            Some(FailureReason::CheckoutExpired)
+        } else if self.facts.checkout_not_started {
+            Some(FailureReason::CheckoutNotStarted)
+        } else {
+            None
+        }
+    }
+
+    /// The amount refunded so far in the purchase's currency.
+    pub fn refunded_amount(&self) -> Money {
+        Money::new(self.facts.refunded_in(self.price.currency()), self.price.currency())
+            .unwrap_or(Money::zero(self.price.currency()))
+    }
+
+    /// Records a gateway fact. Returns whether anything changed.
+    pub fn record(&mut self, fact: PaymentFact, now: OffsetDateTime) -> bool {
+        let changed = self.facts.record(fact, self.price);
+        if changed {
+            self.holds_active_slot &= self.status().is_active();
+            self.updated_at = now;
+        }
+        changed
+    }
+
+    /// Remembers the hosted checkout session the customer pays on.
+    pub fn attach_checkout(&mut self, session: CheckoutSession, now: OffsetDateTime) {
+        self.checkout = Some(session);
+        self.updated_at = now;
+    }
+
+    /// Remembers the gateway's payment id. The first one learned is kept (one checkout
+    /// session has one payment intent); returns false if a different one was already known.
+    pub fn link_payment_intent(&mut self, payment_intent_id: &str, now: OffsetDateTime) -> bool {
+        match &self.payment_intent_id {
+            Some(known) => known == payment_intent_id,
+            None => {
+                self.payment_intent_id = Some(payment_intent_id.to_owned());
+                self.updated_at = now;
+                true
+            }
+        }
+    }
+
+    /// The checkout session to send the customer to again instead of starting a new one:
+    /// only while nothing has been paid or is settling and the session is comfortably open.
+    pub fn reusable_checkout(&self, now: OffsetDateTime) -> Option<&CheckoutSession> {
+        let untouched = self.status() == PurchaseStatus::Pending
+            && !self.facts.processing
+            && self.facts.captured(self.price).is_none();
+        self.checkout
+            .as_ref()
+            .filter(|session| untouched && session.expires_at - REUSE_MARGIN > now)
+    }
+
+    /// Whether a payment is settling or held for review: the customer has paid (or tried to)
+    /// and must not be sent to pay again.
+    pub fn awaits_settlement(&self) -> bool {
+        self.status() == PurchaseStatus::Pending
+            && (self.facts.processing || self.facts.captured(self.price).is_some())
+    }
+
+    /// Decides how much to refund: the requested amount, or everything not yet refunded.
+    ///
+    /// # Errors
+    /// [`DomainError::NotRefundable`] unless completed, [`DomainError::NoPaymentToRefund`] for a
+    /// free enrolment or an unknown payment, [`DomainError::InvalidRefundAmount`] when the
+    /// amount is not within what remains.
+    pub fn plan_refund(&self, requested_minor: Option<i64>) -> Result<Money, DomainError> {
+        if self.status() != PurchaseStatus::Completed {
+            return Err(DomainError::NotRefundable);
+        }
+        if self.price.is_zero() || self.payment_intent_id.is_none() {
+            return Err(DomainError::NoPaymentToRefund);
+        }
+        let remaining = self.price.checked_sub(self.refunded_amount())?;
+        let amount = requested_minor.unwrap_or(remaining.minor());
+        if amount < 1 || amount > remaining.minor() {
+            return Err(DomainError::InvalidRefundAmount { remaining: remaining.minor() });
+        }
+        Ok(Money::new(amount, self.price.currency())?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

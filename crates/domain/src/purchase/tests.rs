@@ -1,0 +1,310 @@
+use super::*;
+use crate::course::{CourseDraft, CoursePatch, CourseText};
+use crate::money::Currency;
+use proptest::prelude::*;
+use uuid::Uuid;
+
+const T0: OffsetDateTime = OffsetDateTime::UNIX_EPOCH;
+
+fn usd(minor: i64) -> Money {
+    Money::new(minor, Currency::USD).unwrap()
+}
+
+fn eur(minor: i64) -> Money {
+    Money::new(minor, Currency::parse("EUR").unwrap()).unwrap()
+}
+
+fn course_priced(price: Money) -> Course {
+    let draft = CourseDraft {
+        title: CourseText::title("Rust").unwrap(),
+        subtitle: None,
+        description: None,
+        category: None,
+        level: None,
+        price,
+    };
+    let mut course = Course::create(
+        CourseId::from_uuid(Uuid::from_u128(10)),
+        UserId::from_uuid(Uuid::from_u128(1)),
+        draft,
+        T0,
+    )
+    .unwrap();
+    course.apply(CoursePatch { published: Some(true), ..CoursePatch::default() }, T0).unwrap();
+    course
+}
+
+fn buyer() -> UserId {
+    UserId::from_uuid(Uuid::from_u128(2))
+}
+
+fn purchase_of(price: Money) -> Purchase {
+    Purchase::begin(PurchaseId::from_uuid(Uuid::from_u128(3)), buyer(), &course_priced(price), T0).unwrap()
+}
+
+fn with_facts(facts: &[PaymentFact]) -> Purchase {
+    let mut purchase = purchase_of(usd(1999));
+    for fact in facts {
+        purchase.record(*fact, T0);
+    }
+    purchase
+}
+
+use PaymentFact::*;
+
+#[test]
+fn a_new_purchase_is_pending_and_locked() {
+    let purchase = purchase_of(usd(1999));
+    assert_eq!(purchase.status(), PurchaseStatus::Pending);
+    assert!(!purchase.unlocks_course());
+    assert!(purchase.holds_active_slot);
+}
+
+#[test]
+fn paying_the_price_completes() {
+    let purchase = with_facts(&[PaymentSucceeded { amount: usd(1999) }]);
+    assert_eq!(purchase.status(), PurchaseStatus::Completed);
+    assert!(purchase.unlocks_course());
+}
+
+#[test]
+fn a_failed_attempt_is_not_final() {
+    let failed_once = with_facts(&[PaymentAttemptFailed]);
+    assert_eq!(failed_once.status(), PurchaseStatus::Pending);
+    let then_paid = with_facts(&[PaymentAttemptFailed, PaymentSucceeded { amount: usd(1999) }]);
+    assert_eq!(then_paid.status(), PurchaseStatus::Completed);
+}
+
+#[test]
+fn a_stale_failure_after_success_changes_nothing_visible() {
+    let purchase = with_facts(&[PaymentSucceeded { amount: usd(1999) }, PaymentAttemptFailed, CheckoutExpired]);
+    assert_eq!(purchase.status(), PurchaseStatus::Completed);
+    assert_eq!(purchase.failure_reason(), None);
+}
+
+#[test]
+fn expiry_and_async_failure_fail_the_purchase_and_free_the_slot() {
+    for (fact, reason) in [
+        (CheckoutExpired, FailureReason::CheckoutExpired),
+        (AsyncPaymentFailed, FailureReason::AsyncPaymentFailed),
+        (CheckoutNotStarted, FailureReason::CheckoutNotStarted),
+    ] {
+        let purchase = with_facts(&[fact]);
+        assert_eq!(purchase.status(), PurchaseStatus::Failed);
+        assert_eq!(purchase.failure_reason(), Some(reason));
+        assert!(!purchase.holds_active_slot);
+    }
+}
+
+#[test]
+fn a_late_payment_completes_a_failed_purchase_without_retaking_the_slot() {
+    let purchase = with_facts(&[CheckoutExpired, PaymentSucceeded { amount: usd(1999) }]);
+    assert_eq!(purchase.status(), PurchaseStatus::Completed);
+    assert!(!purchase.holds_active_slot, "a newer purchase may hold the slot by now");
+}
+
+#[test]
+fn settling_bank_debits_stay_pending() {
+    let purchase = with_facts(&[PaymentProcessing]);
+    assert_eq!(purchase.status(), PurchaseStatus::Pending);
+    assert!(purchase.awaits_settlement());
+}
+
+#[test]
+fn a_mismatched_payment_is_held_for_review_and_does_not_unlock() {
+    for received in [usd(100), eur(1999)] {
+        let purchase = with_facts(&[PaymentSucceeded { amount: received }]);
+        assert_eq!(purchase.status(), PurchaseStatus::Pending);
+        assert!(!purchase.unlocks_course());
+        assert!(purchase.awaits_settlement());
+        assert_eq!(
+            purchase.review_reason(),
+            Some(ReviewReason::AmountMismatch { expected: usd(1999), received })
+        );
+    }
+}
+
+#[test]
+fn a_full_refund_locks_the_course_and_a_partial_one_does_not() {
+    let paid = PaymentSucceeded { amount: usd(1999) };
+    let partial = with_facts(&[paid, Refunded { total: usd(500) }]);
+    assert_eq!(partial.status(), PurchaseStatus::Completed);
+    assert_eq!(partial.refunded_amount(), usd(500));
+    let full = with_facts(&[paid, Refunded { total: usd(500) }, Refunded { total: usd(1999) }]);
+    assert_eq!(full.status(), PurchaseStatus::Refunded);
+    assert!(!full.unlocks_course());
+    assert!(!full.holds_active_slot);
+}
+
+#[test]
+fn a_refund_that_arrives_before_its_payment_is_not_lost() {
+    let purchase = with_facts(&[Refunded { total: usd(1999) }]);
+    assert_eq!(purchase.status(), PurchaseStatus::Pending);
+    let purchase = with_facts(&[Refunded { total: usd(1999) }, PaymentSucceeded { amount: usd(1999) }]);
+    assert_eq!(purchase.status(), PurchaseStatus::Refunded);
+}
+
+#[test]
+fn refunding_a_mismatched_payment_closes_it_as_refunded() {
+    let purchase = with_facts(&[PaymentSucceeded { amount: usd(100) }, Refunded { total: usd(100) }]);
+    assert_eq!(purchase.status(), PurchaseStatus::Refunded);
+}
+
+#[test]
+fn disputes_lock_only_when_lost() {
+    let paid = PaymentSucceeded { amount: usd(1999) };
+    assert_eq!(with_facts(&[paid, DisputeOpened]).status(), PurchaseStatus::Completed);
+    assert_eq!(
+        with_facts(&[paid, DisputeOpened, DisputeClosed(DisputeOutcome::Won)]).status(),
+        PurchaseStatus::Completed
+    );
+    assert_eq!(
+        with_facts(&[paid, DisputeOpened, DisputeClosed(DisputeOutcome::Lost)]).status(),
+        PurchaseStatus::Refunded
+    );
+}
+
+#[test]
+fn duplicates_report_no_change() {
+    let mut purchase = purchase_of(usd(1999));
+    assert!(purchase.record(PaymentSucceeded { amount: usd(1999) }, T0));
+    assert!(!purchase.record(PaymentSucceeded { amount: usd(1999) }, T0));
+    assert!(purchase.record(Refunded { total: usd(10) }, T0));
+    assert!(!purchase.record(Refunded { total: usd(5) }, T0), "a smaller cumulative total is old news");
+}
+
+#[test]
+fn free_enrolment_completes_at_once_and_paid_courses_need_checkout() {
+    let free = course_priced(usd(0));
+    let purchase = Purchase::enroll_free(PurchaseId::from_uuid(Uuid::from_u128(4)), buyer(), &free, T0).unwrap();
+    assert_eq!(purchase.status(), PurchaseStatus::Completed);
+    assert_eq!(purchase.plan_refund(None), Err(DomainError::NoPaymentToRefund));
+    assert_eq!(
+        Purchase::begin(PurchaseId::from_uuid(Uuid::from_u128(5)), buyer(), &free, T0),
+        Err(DomainError::CourseIsFree)
+    );
+    let paid = course_priced(usd(1999));
+    assert_eq!(
+        Purchase::enroll_free(PurchaseId::from_uuid(Uuid::from_u128(6)), buyer(), &paid, T0),
+        Err(DomainError::CourseIsPaid)
+    );
+}
+
+#[test]
+fn open_sessions_are_reused_until_close_to_expiry() {
+    let mut purchase = purchase_of(usd(1999));
+    let expires_at = T0 + Duration::hours(1);
+    purchase.attach_checkout(
+        CheckoutSession { id: "cs_1".into(), url: "https://pay/cs_1".into(), expires_at },
+        T0,
+    );
+    assert!(purchase.reusable_checkout(T0).is_some());
+    assert!(purchase.reusable_checkout(expires_at - Duration::minutes(4)).is_none());
+    purchase.record(PaymentProcessing, T0);
+    assert!(purchase.reusable_checkout(T0).is_none(), "a settling payment must not be paid twice");
+}
+
+#[test]
+fn refunds_are_planned_within_what_remains() {
+    let mut purchase = with_facts(&[PaymentSucceeded { amount: usd(1999) }]);
+    assert_eq!(purchase.plan_refund(None), Err(DomainError::NoPaymentToRefund), "no payment intent known");
+    assert!(purchase.link_payment_intent("pi_1", T0));
+    assert!(!purchase.link_payment_intent("pi_2", T0));
+    assert_eq!(purchase.payment_intent_id.as_deref(), Some("pi_1"));
+    assert_eq!(purchase.plan_refund(None), Ok(usd(1999)));
+    assert_eq!(purchase.plan_refund(Some(500)), Ok(usd(500)));
+    purchase.record(Refunded { total: usd(500) }, T0);
+    assert_eq!(purchase.plan_refund(None), Ok(usd(1499)));
+    assert_eq!(purchase.plan_refund(Some(1500)), Err(DomainError::InvalidRefundAmount { remaining: 1499 }));
+    assert_eq!(purchase.plan_refund(Some(0)), Err(DomainError::InvalidRefundAmount { remaining: 1499 }));
+    assert_eq!(with_facts(&[]).plan_refund(None), Err(DomainError::NotRefundable));
+}
+
+#[test]
+fn status_names_round_trip() {
+    for status in [PurchaseStatus::Pending, PurchaseStatus::Completed, PurchaseStatus::Failed, PurchaseStatus::Refunded] {
+        assert_eq!(PurchaseStatus::parse(status.as_str()), Some(status));
+    }
+    assert_eq!(PurchaseStatus::parse("not purchased"), None);
+}
+
+fn any_money() -> impl Strategy<Value = Money> {
+    // Mostly the price itself, so that matching payments are common.
+    prop_oneof![
+        3 => Just(usd(1999)),
+        1 => (0_i64..3000).prop_map(usd),
+        1 => (0_i64..3000).prop_map(eur),
+    ]
+}
+
+fn any_fact() -> impl Strategy<Value = PaymentFact> {
+    prop_oneof![
+        any_money().prop_map(|amount| PaymentSucceeded { amount }),
+        Just(PaymentAttemptFailed),
+        Just(PaymentProcessing),
+        Just(AsyncPaymentFailed),
+        Just(CheckoutExpired),
+        Just(CheckoutNotStarted),
+        any_money().prop_map(|total| Refunded { total }),
+        Just(DisputeOpened),
+        Just(DisputeClosed(DisputeOutcome::Won)),
+        Just(DisputeClosed(DisputeOutcome::Lost)),
+    ]
+}
+
+/// A set of facts, and a delivery of it: a shuffled sequence in which every fact appears at
+/// least once and some appear again.
+fn facts_and_delivery() -> impl Strategy<Value = (Vec<PaymentFact>, Vec<PaymentFact>)> {
+    prop::collection::vec(any_fact(), 0..8).prop_flat_map(|facts| {
+        let len = facts.len();
+        let duplicates = prop::collection::vec(0..len.max(1), 0..len * 2 + 1);
+        (Just(facts), duplicates).prop_flat_map(|(facts, duplicate_indexes)| {
+            let mut delivery = facts.clone();
+            if !facts.is_empty() {
+                delivery.extend(duplicate_indexes.iter().map(|&index| facts[index]));
+            }
+            (Just(facts), Just(delivery).prop_shuffle())
+        })
+    })
+}
+
+proptest! {
+    #[test]
+    fn the_outcome_depends_only_on_the_set_of_facts((facts, delivery) in facts_and_delivery()) {
+        let in_order = with_facts(&facts);
+        let delivered = with_facts(&delivery);
+        prop_assert_eq!(&delivered.facts, &in_order.facts);
+        prop_assert_eq!(delivered.status(), in_order.status());
+        prop_assert_eq!(delivered.review_reason(), in_order.review_reason());
+        prop_assert_eq!(delivered.failure_reason(), in_order.failure_reason());
+        prop_assert_eq!(delivered.refunded_amount(), in_order.refunded_amount());
+    }
+
+    #[test]
+    fn the_slot_is_held_exactly_while_the_status_has_always_been_active(delivery in prop::collection::vec(any_fact(), 0..12)) {
+        let mut purchase = purchase_of(usd(1999));
+        let mut always_active = true;
+        for fact in delivery {
+            purchase.record(fact, T0);
+            always_active &= purchase.status().is_active();
+            prop_assert_eq!(purchase.holds_active_slot, always_active);
+        }
+    }
+
+    #[test]
+    fn recording_is_idempotent(facts in prop::collection::vec(any_fact(), 0..8)) {
+        let once = with_facts(&facts);
+        let mut twice = once.clone();
+        for fact in &facts {
+            prop_assert!(!twice.record(*fact, T0));
+        }
+        prop_assert_eq!(twice, once);
+    }
+
+    #[test]
+    fn unlocked_exactly_when_paid_in_full_and_not_taken_back(facts in prop::collection::vec(any_fact(), 0..8)) {
+        let purchase = with_facts(&facts);
+        let taken_back = purchase.facts.dispute_lost || purchase.refunded_amount().minor() >= 1999;
+        prop_assert_eq!(purchase.unlocks_course(), purchase.facts.paid_in_full && !taken_back);
+    }
+}
