@@ -1,0 +1,232 @@
+//! The payment gateway port: hosted checkout, refunds, and verified webhook events.
+//!
+//! The gateway speaks in its own objects; this port speaks in the domain's
+//! [`PaymentFact`]s. The HTTP adapter hands raw webhook bytes and the signature header to
+//! [`PaymentGateway::verify_webhook`] and never learns the signature format.
+
+use async_trait::async_trait;
+use lms_domain::{CourseId, Currency, Money, PaymentFact, PurchaseId, UserId};
+use std::collections::BTreeMap;
+use thiserror::Error;
+use time::OffsetDateTime;
+
+/// Why a gateway call failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum GatewayError {
+    /// The gateway refused the request as made (bad parameters, card declined, idempotency
+    /// key reused with other parameters). Not retryable unchanged. `code` is the gateway's
+    /// machine code when it gave one; `message` is safe to show to an operator.
+    #[error("payment provider rejected the request: {message}")]
+    Rejected { code: Option<String>, message: String },
+    /// The object asked for does not exist at the gateway.
+    #[error("not found at the payment provider")]
+    NotFound,
+    /// Retryable: connection failure, timeout, rate limit or gateway 5xx, after the adapter's
+    /// own bounded retries.
+    #[error("payment provider unavailable: {0}")]
+    Unavailable(String),
+    /// Our credentials or setup are wrong (e.g. 401/403): an operator must act.
+    #[error("payment provider misconfigured: {0}")]
+    Misconfigured(String),
+    #[error("unexpected payment provider error: {0}")]
+    Unexpected(String),
+}
+
+/// What to sell in one hosted checkout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutRequest {
+    pub purchase_id: PurchaseId,
+    pub course_id: CourseId,
+    pub user_id: UserId,
+    /// Shown on the payment page.
+    pub course_title: String,
+    /// Never zero: free courses do not reach the gateway.
+    pub amount: Money,
+    pub customer_email: Option<String>,
+    /// When the session closes if unpaid.
+    pub expires_at: OffsetDateTime,
+    /// Derived from the purchase id, so a retried creation returns the same session.
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    Open,
+    Complete,
+    Expired,
+}
+
+impl SessionStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::Open => "open",
+            SessionStatus::Complete => "complete",
+            SessionStatus::Expired => "expired",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionPaymentStatus {
+    Paid,
+    Unpaid,
+    NoPaymentRequired,
+}
+
+impl SessionPaymentStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SessionPaymentStatus::Paid => "paid",
+            SessionPaymentStatus::Unpaid => "unpaid",
+            SessionPaymentStatus::NoPaymentRequired => "no_payment_required",
+        }
+    }
+}
+
+/// A hosted checkout session as the gateway reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewaySession {
+    pub id: String,
+    /// The payment page; `None` once the session is no longer open.
+    pub url: Option<String>,
+    pub status: SessionStatus,
+    pub payment_status: SessionPaymentStatus,
+    pub amount_total: i64,
+    pub currency: Currency,
+    pub expires_at: OffsetDateTime,
+    pub metadata: BTreeMap<String, String>,
+    /// Our purchase id, echoed back (`client_reference_id`).
+    pub purchase_id: Option<PurchaseId>,
+    pub payment_intent_id: Option<String>,
+}
+
+impl GatewaySession {
+    /// The facts this session state proves: paid -> succeeded with the amount charged;
+    /// complete but unpaid -> a delayed payment is settling; expired -> closed unpaid.
+    pub fn facts(&self) -> Vec<PaymentFact> {
+        match (self.status, self.payment_status) {
+            (SessionStatus::Complete | SessionStatus::Open, SessionPaymentStatus::Paid) => {
+                match Money::new(self.amount_total, self.currency) {
+                    Ok(amount) => vec![PaymentFact::PaymentSucceeded { amount }],
+                    Err(_) => Vec::new(),
+                }
+            }
+            (SessionStatus::Complete, SessionPaymentStatus::Unpaid) => vec![PaymentFact::PaymentProcessing],
+            (SessionStatus::Expired, _) => vec![PaymentFact::CheckoutExpired],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A refund to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    pub purchase_id: PurchaseId,
+    pub payment_intent_id: String,
+    pub amount: Money,
+    /// Free text from the operator; adapters map known reasons to the gateway's vocabulary
+    /// and keep the rest as metadata.
+    pub reason: Option<String>,
+    /// Unique per intended refund, so a retried call never refunds twice.
+    pub idempotency_key: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundStatus {
+    Succeeded,
+    Pending,
+    Failed,
+    Canceled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundOutcome {
+    pub refund_id: String,
+    pub status: RefundStatus,
+    pub amount: Money,
+}
+
+/// Which purchase an event is about. Adapters fill every identifier the event carries; the
+/// use case tries them in order: purchase id, checkout session, payment intent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurchaseLocator {
+    pub purchase_id: Option<PurchaseId>,
+    pub checkout_session_id: Option<String>,
+    pub payment_intent_id: Option<String>,
+}
+
+/// A verified webhook event that carries facts about a purchase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayEvent {
+    /// The deduplication key (`evt_...`).
+    pub id: String,
+    pub event_type: String,
+    pub created: OffsetDateTime,
+    pub locator: PurchaseLocator,
+    pub facts: Vec<PaymentFact>,
+    /// The raw body, kept for audit.
+    pub payload: String,
+}
+
+/// The result of verifying a webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookEvent {
+    /// Authentic and about purchases.
+    Relevant(GatewayEvent),
+    /// Authentic, but of a type this product does not act on (acknowledged, not stored).
+    Ignored { id: String, event_type: String },
+}
+
+/// Why a webhook was refused. Nothing is written for a refused webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum WebhookRejection {
+    #[error("missing signature header")]
+    MissingSignature,
+    #[error("malformed signature header")]
+    MalformedSignature,
+    #[error("signature header has no v1 signature")]
+    NoV1Signature,
+    #[error("signature timestamp is outside the tolerance")]
+    TimestampOutsideTolerance,
+    #[error("no signature matches")]
+    SignatureMismatch,
+    #[error("event body is not a valid event: {0}")]
+    InvalidPayload(String),
+    #[error("event livemode does not match the configured key")]
+    LivemodeMismatch,
+}
+
+#[async_trait]
+pub trait PaymentGateway: Send + Sync + 'static {
+    /// Creates a hosted checkout session. Retrying with the same idempotency key returns the
+    /// same session.
+    ///
+    /// # Errors
+    /// [`GatewayError::Rejected`] (e.g. amount below the gateway minimum),
+    /// [`GatewayError::Unavailable`], [`GatewayError::Misconfigured`], [`GatewayError::Unexpected`].
+    async fn create_checkout_session(&self, request: &CheckoutRequest) -> Result<GatewaySession, GatewayError>;
+
+    /// # Errors
+    /// [`GatewayError::NotFound`] for an unknown id; otherwise as above.
+    async fn retrieve_checkout_session(&self, session_id: &str) -> Result<GatewaySession, GatewayError>;
+
+    /// The checkout session that created a payment intent, if any.
+    ///
+    /// # Errors
+    /// As [`PaymentGateway::create_checkout_session`]; none found is `Ok(None)`.
+    async fn find_session_by_payment_intent(&self, payment_intent_id: &str) -> Result<Option<GatewaySession>, GatewayError>;
+
+    /// Refunds all or part of a payment.
+    ///
+    /// # Errors
+    /// [`GatewayError::Rejected`] (e.g. already fully refunded), [`GatewayError::NotFound`]
+    /// for an unknown payment; otherwise as above.
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError>;
+
+    /// Verifies a webhook's signature over the raw body and turns it into a typed event.
+    /// Pure computation against the adapter's secrets and clock: no network.
+    ///
+    /// # Errors
+    /// A [`WebhookRejection`] naming what was wrong.
+    fn verify_webhook(&self, payload: &[u8], signature_header: Option<&str>) -> Result<WebhookEvent, WebhookRejection>;
+}
