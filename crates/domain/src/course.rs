@@ -33,7 +33,12 @@ pub struct CourseText(String);
 impl CourseText {
     /// # Errors
     /// [`DomainError::InvalidText`] when the trimmed text is outside `min..=max` characters.
-    pub fn parse(field: &'static str, raw: &str, min: usize, max: usize) -> Result<Self, DomainError> {
+    pub fn parse(
+        field: &'static str,
+        raw: &str,
+        min: usize,
+        max: usize,
+    ) -> Result<Self, DomainError> {
         let text = raw.trim();
         let chars = text.chars().count();
         if chars < min || chars > max {
@@ -139,7 +144,15 @@ impl Course {
         if let Some(price) = patch.price {
             self.price = validate_price(price)?;
         }
-        let CoursePatch { title, subtitle, description, category, level, published, .. } = patch;
+        let CoursePatch {
+            title,
+            subtitle,
+            description,
+            category,
+            level,
+            published,
+            ..
+        } = patch;
         if let Some(title) = title {
             self.title = title;
         }
@@ -205,7 +218,13 @@ mod tests {
             price,
         };
         let owner = UserId::from_uuid(Uuid::from_u128(1));
-        Course::create(CourseId::from_uuid(Uuid::from_u128(2)), owner, draft, OffsetDateTime::UNIX_EPOCH).unwrap()
+        Course::create(
+            CourseId::from_uuid(Uuid::from_u128(2)),
+            owner,
+            draft,
+            OffsetDateTime::UNIX_EPOCH,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -214,10 +233,19 @@ mod tests {
         assert_eq!(validate_price(usd(50)), Ok(usd(50)));
         assert_eq!(
             validate_price(usd(49)),
-            Err(DomainError::PriceBelowMinimum { price: usd(49), minimum: usd(50) })
+            Err(DomainError::PriceBelowMinimum {
+                price: usd(49),
+                minimum: usd(50)
+            })
         );
-        assert_eq!(validate_price(usd(MAX_CHARGE_MINOR)), Ok(usd(MAX_CHARGE_MINOR)));
-        assert!(matches!(validate_price(usd(MAX_CHARGE_MINOR + 1)), Err(DomainError::PriceAboveMaximum { .. })));
+        assert_eq!(
+            validate_price(usd(MAX_CHARGE_MINOR)),
+            Ok(usd(MAX_CHARGE_MINOR))
+        );
+        assert!(matches!(
+            validate_price(usd(MAX_CHARGE_MINOR + 1)),
+            Err(DomainError::PriceAboveMaximum { .. })
+        ));
         let gbp = Money::new(30, Currency::parse("gbp").unwrap()).unwrap();
         assert_eq!(validate_price(gbp), Ok(gbp));
     }
@@ -226,15 +254,32 @@ mod tests {
     fn new_courses_are_unpublished_and_not_purchasable() {
         let course = course(usd(1999));
         let buyer = UserId::from_uuid(Uuid::from_u128(9));
-        assert_eq!(course.check_purchasable_by(buyer), Err(DomainError::CourseNotPublished));
+        assert_eq!(
+            course.check_purchasable_by(buyer),
+            Err(DomainError::CourseNotPublished)
+        );
     }
 
     #[test]
     fn owners_cannot_buy_their_own_course() {
         let mut course = course(usd(1999));
-        course.apply(CoursePatch { published: Some(true), ..CoursePatch::default() }, OffsetDateTime::UNIX_EPOCH).unwrap();
-        assert_eq!(course.check_purchasable_by(course.instructor_id), Err(DomainError::OwnCourse));
-        assert_eq!(course.check_purchasable_by(UserId::from_uuid(Uuid::from_u128(9))), Ok(()));
+        course
+            .apply(
+                CoursePatch {
+                    published: Some(true),
+                    ..CoursePatch::default()
+                },
+                OffsetDateTime::UNIX_EPOCH,
+            )
+            .unwrap();
+        assert_eq!(
+            course.check_purchasable_by(course.instructor_id),
+            Err(DomainError::OwnCourse)
+        );
+        assert_eq!(
+            course.check_purchasable_by(UserId::from_uuid(Uuid::from_u128(9))),
+            Ok(())
+        );
     }
 
     #[test]

@@ -12,7 +12,11 @@ pub enum DomainError {
     #[error("name must be 1 to {max} characters")]
     InvalidName { max: usize },
     #[error("{field} must be {min} to {max} characters")]
-    InvalidText { field: &'static str, min: usize, max: usize },
+    InvalidText {
+        field: &'static str,
+        min: usize,
+        max: usize,
+    },
     #[error("unknown role {0:?}: expected student or instructor")]
     InvalidRole(String),
     #[error("the admin role cannot be self-assigned")]

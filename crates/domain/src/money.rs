@@ -30,30 +30,126 @@ struct CurrencyInfo {
 /// The currencies this product can charge in, with Stripe's minimum charge amounts.
 /// Sorted by code (binary search relies on it; a unit test checks).
 const CURRENCIES: &[CurrencyInfo] = &[
-    CurrencyInfo { code: "AED", exponent: 2, minimum_charge_minor: 200 },
-    CurrencyInfo { code: "AUD", exponent: 2, minimum_charge_minor: 50 },
-    CurrencyInfo { code: "BGN", exponent: 2, minimum_charge_minor: 100 },
-    CurrencyInfo { code: "BRL", exponent: 2, minimum_charge_minor: 50 },
-    CurrencyInfo { code: "CAD", exponent: 2, minimum_charge_minor: 50 },
-    CurrencyInfo { code: "CHF", exponent: 2, minimum_charge_minor: 50 },
-    CurrencyInfo { code: "CZK", exponent: 2, minimum_charge_minor: 1500 },
-    CurrencyInfo { code: "DKK", exponent: 2, minimum_charge_minor: 250 },
-    CurrencyInfo { code: "EUR", exponent: 2, minimum_charge_minor: 50 },
-    CurrencyInfo { code: "GBP", exponent: 2, minimum_charge_minor: 30 },
-    CurrencyInfo { code: "HKD", exponent: 2, minimum_charge_minor: 400 },
-    CurrencyInfo { code: "HUF", exponent: 2, minimum_charge_minor: 17500 },
-    CurrencyInfo { code: "INR", exponent: 2, minimum_charge_minor: 50 },
-    CurrencyInfo { code: "JPY", exponent: 0, minimum_charge_minor: 50 },
-    CurrencyInfo { code: "MXN", exponent: 2, minimum_charge_minor: 1000 },
-    CurrencyInfo { code: "MYR", exponent: 2, minimum_charge_minor: 200 },
-    CurrencyInfo { code: "NOK", exponent: 2, minimum_charge_minor: 300 },
-    CurrencyInfo { code: "NZD", exponent: 2, minimum_charge_minor: 50 },
-    CurrencyInfo { code: "PLN", exponent: 2, minimum_charge_minor: 200 },
-    CurrencyInfo { code: "RON", exponent: 2, minimum_charge_minor: 200 },
-    CurrencyInfo { code: "SEK", exponent: 2, minimum_charge_minor: 300 },
-    CurrencyInfo { code: "SGD", exponent: 2, minimum_charge_minor: 50 },
-    CurrencyInfo { code: "THB", exponent: 2, minimum_charge_minor: 1000 },
-    CurrencyInfo { code: "USD", exponent: 2, minimum_charge_minor: 50 },
+    CurrencyInfo {
+        code: "AED",
+        exponent: 2,
+        minimum_charge_minor: 200,
+    },
+    CurrencyInfo {
+        code: "AUD",
+        exponent: 2,
+        minimum_charge_minor: 50,
+    },
+    CurrencyInfo {
+        code: "BGN",
+        exponent: 2,
+        minimum_charge_minor: 100,
+    },
+    CurrencyInfo {
+        code: "BRL",
+        exponent: 2,
+        minimum_charge_minor: 50,
+    },
+    CurrencyInfo {
+        code: "CAD",
+        exponent: 2,
+        minimum_charge_minor: 50,
+    },
+    CurrencyInfo {
+        code: "CHF",
+        exponent: 2,
+        minimum_charge_minor: 50,
+    },
+    CurrencyInfo {
+        code: "CZK",
+        exponent: 2,
+        minimum_charge_minor: 1500,
+    },
+    CurrencyInfo {
+        code: "DKK",
+        exponent: 2,
+        minimum_charge_minor: 250,
+    },
+    CurrencyInfo {
+        code: "EUR",
+        exponent: 2,
+        minimum_charge_minor: 50,
+    },
+    CurrencyInfo {
+        code: "GBP",
+        exponent: 2,
+        minimum_charge_minor: 30,
+    },
+    CurrencyInfo {
+        code: "HKD",
+        exponent: 2,
+        minimum_charge_minor: 400,
+    },
+    CurrencyInfo {
+        code: "HUF",
+        exponent: 2,
+        minimum_charge_minor: 17500,
+    },
+    CurrencyInfo {
+        code: "INR",
+        exponent: 2,
+        minimum_charge_minor: 50,
+    },
+    CurrencyInfo {
+        code: "JPY",
+        exponent: 0,
+        minimum_charge_minor: 50,
+    },
+    CurrencyInfo {
+        code: "MXN",
+        exponent: 2,
+        minimum_charge_minor: 1000,
+    },
+    CurrencyInfo {
+        code: "MYR",
+        exponent: 2,
+        minimum_charge_minor: 200,
+    },
+    CurrencyInfo {
+        code: "NOK",
+        exponent: 2,
+        minimum_charge_minor: 300,
+    },
+    CurrencyInfo {
+        code: "NZD",
+        exponent: 2,
+        minimum_charge_minor: 50,
+    },
+    CurrencyInfo {
+        code: "PLN",
+        exponent: 2,
+        minimum_charge_minor: 200,
+    },
+    CurrencyInfo {
+        code: "RON",
+        exponent: 2,
+        minimum_charge_minor: 200,
+    },
+    CurrencyInfo {
+        code: "SEK",
+        exponent: 2,
+        minimum_charge_minor: 300,
+    },
+    CurrencyInfo {
+        code: "SGD",
+        exponent: 2,
+        minimum_charge_minor: 50,
+    },
+    CurrencyInfo {
+        code: "THB",
+        exponent: 2,
+        minimum_charge_minor: 1000,
+    },
+    CurrencyInfo {
+        code: "USD",
+        exponent: 2,
+        minimum_charge_minor: 50,
+    },
 ];
 
 /// A supported ISO 4217 currency, always upper case.
@@ -150,7 +246,10 @@ impl Money {
     /// [`MoneyError::CurrencyMismatch`] or [`MoneyError::Overflow`].
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
-        let minor = self.minor.checked_add(other.minor).ok_or(MoneyError::Overflow)?;
+        let minor = self
+            .minor
+            .checked_add(other.minor)
+            .ok_or(MoneyError::Overflow)?;
         Money::new(minor, self.currency)
     }
 
@@ -199,7 +298,9 @@ mod tests {
 
     #[test]
     fn currency_table_is_sorted_and_usd_constant_is_right() {
-        assert!(CURRENCIES.windows(2).all(|pair| pair[0].code < pair[1].code));
+        assert!(CURRENCIES
+            .windows(2)
+            .all(|pair| pair[0].code < pair[1].code));
         assert_eq!(Currency::USD.code(), "USD");
         assert_eq!(Currency::USD.minimum_charge_minor(), 50);
     }
@@ -234,7 +335,10 @@ mod tests {
         let eur = Money::new(1, Currency::parse("EUR").unwrap()).unwrap();
         assert_eq!(usd(1999).checked_add(usd(1)).unwrap(), usd(2000));
         assert_eq!(usd(i64::MAX).checked_add(usd(1)), Err(MoneyError::Overflow));
-        assert!(matches!(usd(1).checked_add(eur), Err(MoneyError::CurrencyMismatch(..))));
+        assert!(matches!(
+            usd(1).checked_add(eur),
+            Err(MoneyError::CurrencyMismatch(..))
+        ));
         assert_eq!(usd(1).checked_sub(usd(2)), Err(MoneyError::Negative(-1)));
     }
 

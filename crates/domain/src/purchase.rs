@@ -217,7 +217,12 @@ impl Purchase {
     /// # Errors
     /// [`DomainError::CourseNotPublished`], [`DomainError::OwnCourse`], or
     /// [`DomainError::CourseIsFree`] (free courses use [`Purchase::enroll_free`]).
-    pub fn begin(id: PurchaseId, buyer: UserId, course: &Course, now: OffsetDateTime) -> Result<Self, DomainError> {
+    pub fn begin(
+        id: PurchaseId,
+        buyer: UserId,
+        course: &Course,
+        now: OffsetDateTime,
+    ) -> Result<Self, DomainError> {
         course.check_purchasable_by(buyer)?;
         if course.is_free() {
             return Err(DomainError::CourseIsFree);
@@ -230,7 +235,12 @@ impl Purchase {
     /// # Errors
     /// [`DomainError::CourseNotPublished`], [`DomainError::OwnCourse`], or
     /// [`DomainError::CourseIsPaid`] (paid courses go through [`Purchase::begin`]).
-    pub fn enroll_free(id: PurchaseId, buyer: UserId, course: &Course, now: OffsetDateTime) -> Result<Self, DomainError> {
+    pub fn enroll_free(
+        id: PurchaseId,
+        buyer: UserId,
+        course: &Course,
+        now: OffsetDateTime,
+    ) -> Result<Self, DomainError> {
         course.check_purchasable_by(buyer)?;
         if !course.is_free() {
             return Err(DomainError::CourseIsPaid);
@@ -281,9 +291,10 @@ impl Purchase {
 
     pub fn review_reason(&self) -> Option<ReviewReason> {
         match self.facts.mismatched_payment {
-            Some(received) if !self.facts.paid_in_full => {
-                Some(ReviewReason::AmountMismatch { expected: self.price, received })
-            }
+            Some(received) if !self.facts.paid_in_full => Some(ReviewReason::AmountMismatch {
+                expected: self.price,
+                received,
+            }),
             _ => None,
         }
     }
@@ -305,8 +316,11 @@ impl Purchase {
 
     /// The amount refunded so far in the purchase's currency.
     pub fn refunded_amount(&self) -> Money {
-        Money::new(self.facts.refunded_in(self.price.currency()), self.price.currency())
-            .unwrap_or(Money::zero(self.price.currency()))
+        Money::new(
+            self.facts.refunded_in(self.price.currency()),
+            self.price.currency(),
+        )
+        .unwrap_or(Money::zero(self.price.currency()))
     }
 
     /// Records a gateway fact. Returns whether anything changed.
@@ -372,7 +386,9 @@ impl Purchase {
         let remaining = self.price.checked_sub(self.refunded_amount())?;
         let amount = requested_minor.unwrap_or(remaining.minor());
         if amount < 1 || amount > remaining.minor() {
-            return Err(DomainError::InvalidRefundAmount { remaining: remaining.minor() });
+            return Err(DomainError::InvalidRefundAmount {
+                remaining: remaining.minor(),
+            });
         }
         Ok(Money::new(amount, self.price.currency())?)
     }

@@ -22,8 +22,8 @@ impl Email {
             && !domain.starts_with('.')
             && !domain.ends_with('.')
             && !domain.contains("..");
-        let chars_ok = !email.chars().any(|c| c.is_whitespace() || c.is_control())
-            && !domain.contains('@');
+        let chars_ok =
+            !email.chars().any(|c| c.is_whitespace() || c.is_control()) && !domain.contains('@');
         if local.is_empty() || !domain_ok || !chars_ok || email.len() > Self::MAX_LEN {
             return Err(DomainError::InvalidEmail);
         }
@@ -60,7 +60,9 @@ impl UserName {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let name = raw.trim();
         if name.is_empty() || name.chars().count() > Self::MAX_CHARS {
-            return Err(DomainError::InvalidName { max: Self::MAX_CHARS });
+            return Err(DomainError::InvalidName {
+                max: Self::MAX_CHARS,
+            });
         }
         Ok(Self(name.to_owned()))
     }
@@ -149,7 +151,17 @@ mod tests {
 
     #[test]
     fn malformed_emails_are_refused() {
-        for raw in ["", "ada", "@example.com", "ada@", "ada@example", "ada@.com", "ada@ex..com", "a da@x.io", "a@b@c.io"] {
+        for raw in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@example",
+            "ada@.com",
+            "ada@ex..com",
+            "a da@x.io",
+            "a@b@c.io",
+        ] {
             assert_eq!(Email::parse(raw), Err(DomainError::InvalidEmail), "{raw:?}");
         }
         let long = format!("{}@example.com", "a".repeat(250));
@@ -165,9 +177,18 @@ mod tests {
     #[test]
     fn roles_default_to_student_and_admin_is_never_self_assigned() {
         assert_eq!(Role::parse_self_assigned(None), Ok(Role::Student));
-        assert_eq!(Role::parse_self_assigned(Some("Instructor")), Ok(Role::Instructor));
-        assert_eq!(Role::parse_self_assigned(Some("admin")), Err(DomainError::AdminNotSelfAssignable));
-        assert_eq!(Role::parse_self_assigned(Some("root")), Err(DomainError::InvalidRole("root".into())));
+        assert_eq!(
+            Role::parse_self_assigned(Some("Instructor")),
+            Ok(Role::Instructor)
+        );
+        assert_eq!(
+            Role::parse_self_assigned(Some("admin")),
+            Err(DomainError::AdminNotSelfAssignable)
+        );
+        assert_eq!(
+            Role::parse_self_assigned(Some("root")),
+            Err(DomainError::InvalidRole("root".into()))
+        );
         for role in [Role::Student, Role::Instructor, Role::Admin] {
             assert_eq!(Role::from_name(role.name()), Some(role));
         }

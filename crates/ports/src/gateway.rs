@@ -17,7 +17,10 @@ pub enum GatewayError {
     /// key reused with other parameters). Not retryable unchanged. `code` is the gateway's
     /// machine code when it gave one; `message` is safe to show to an operator.
     #[error("payment provider rejected the request: {message}")]
-    Rejected { code: Option<String>, message: String },
+    Rejected {
+        code: Option<String>,
+        message: String,
+    },
     /// The object asked for does not exist at the gateway.
     #[error("not found at the payment provider")]
     NotFound,
@@ -111,7 +114,9 @@ impl GatewaySession {
                     Err(_) => Vec::new(),
                 }
             }
-            (SessionStatus::Complete, SessionPaymentStatus::Unpaid) => vec![PaymentFact::PaymentProcessing],
+            (SessionStatus::Complete, SessionPaymentStatus::Unpaid) => {
+                vec![PaymentFact::PaymentProcessing]
+            }
             (SessionStatus::Expired, _) => vec![PaymentFact::CheckoutExpired],
             _ => Vec::new(),
         }
@@ -204,17 +209,26 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// # Errors
     /// [`GatewayError::Rejected`] (e.g. amount below the gateway minimum),
     /// [`GatewayError::Unavailable`], [`GatewayError::Misconfigured`], [`GatewayError::Unexpected`].
-    async fn create_checkout_session(&self, request: &CheckoutRequest) -> Result<GatewaySession, GatewayError>;
+    async fn create_checkout_session(
+        &self,
+        request: &CheckoutRequest,
+    ) -> Result<GatewaySession, GatewayError>;
 
     /// # Errors
     /// [`GatewayError::NotFound`] for an unknown id; otherwise as above.
-    async fn retrieve_checkout_session(&self, session_id: &str) -> Result<GatewaySession, GatewayError>;
+    async fn retrieve_checkout_session(
+        &self,
+        session_id: &str,
+    ) -> Result<GatewaySession, GatewayError>;
 
     /// The checkout session that created a payment intent, if any.
     ///
     /// # Errors
     /// As [`PaymentGateway::create_checkout_session`]; none found is `Ok(None)`.
-    async fn find_session_by_payment_intent(&self, payment_intent_id: &str) -> Result<Option<GatewaySession>, GatewayError>;
+    async fn find_session_by_payment_intent(
+        &self,
+        payment_intent_id: &str,
+    ) -> Result<Option<GatewaySession>, GatewayError>;
 
     /// Refunds all or part of a payment.
     ///
@@ -228,5 +242,9 @@ pub trait PaymentGateway: Send + Sync + 'static {
     ///
     /// # Errors
     /// A [`WebhookRejection`] naming what was wrong.
-    fn verify_webhook(&self, payload: &[u8], signature_header: Option<&str>) -> Result<WebhookEvent, WebhookRejection>;
+    fn verify_webhook(
+        &self,
+        payload: &[u8],
+        signature_header: Option<&str>,
+    ) -> Result<WebhookEvent, WebhookRejection>;
 }

@@ -14,7 +14,7 @@ pub use gateway::{
     RefundOutcome, RefundRequest, RefundStatus, SessionPaymentStatus, SessionStatus, WebhookEvent,
     WebhookRejection,
 };
-pub use password::{PasswordHasher, PasswordHashError};
+pub use password::{PasswordHashError, PasswordHasher};
 pub use storage::{
     Applied, CourseRepo, EventReceipt, FactUpdate, Page, PageRequest, PurchaseRepo,
     PurchasedCourse, RepoError, StorageHealth, UserRepo,

@@ -42,7 +42,10 @@ impl PageRequest {
 
     /// Clamps to sane bounds: page >= 1, 1 <= limit <= 100.
     pub fn new(page: u32, limit: u32) -> Self {
-        Self { page: page.max(1), limit: limit.clamp(1, Self::MAX_LIMIT) }
+        Self {
+            page: page.max(1),
+            limit: limit.clamp(1, Self::MAX_LIMIT),
+        }
     }
 
     pub fn offset(&self) -> u64 {
@@ -120,6 +123,10 @@ pub struct FactUpdate {
 
 /// What [`PurchaseRepo::apply_facts`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once per webhook; boxing buys nothing"
+)]
 pub enum Applied {
     /// The update was applied; the purchase as saved (possibly unchanged, if the facts were
     /// already known).
@@ -175,24 +182,35 @@ pub trait PurchaseRepo: Send + Sync + 'static {
 
     /// # Errors
     /// Only the shared ones; unknown is `Ok(None)`.
-    async fn find_by_checkout_session(&self, session_id: &str) -> Result<Option<Purchase>, RepoError>;
+    async fn find_by_checkout_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<Purchase>, RepoError>;
 
     /// # Errors
     /// Only the shared ones; unknown is `Ok(None)`.
-    async fn find_by_payment_intent(&self, payment_intent_id: &str) -> Result<Option<Purchase>, RepoError>;
+    async fn find_by_payment_intent(
+        &self,
+        payment_intent_id: &str,
+    ) -> Result<Option<Purchase>, RepoError>;
 
     /// Every purchase of `user` for `course`, newest first (ties broken by id).
     ///
     /// # Errors
     /// Only the shared ones.
-    async fn list_for_user_and_course(&self, user: UserId, course: CourseId) -> Result<Vec<Purchase>, RepoError>;
+    async fn list_for_user_and_course(
+        &self,
+        user: UserId,
+        course: CourseId,
+    ) -> Result<Vec<Purchase>, RepoError>;
 
     /// The user's purchases that unlock their course (status completed), with the course,
     /// newest first (ties broken by id). One round trip: no query per purchase.
     ///
     /// # Errors
     /// Only the shared ones.
-    async fn list_unlocked_for_user(&self, user: UserId) -> Result<Vec<PurchasedCourse>, RepoError>;
+    async fn list_unlocked_for_user(&self, user: UserId)
+        -> Result<Vec<PurchasedCourse>, RepoError>;
 }
 
 /// Liveness of the store, for the health check.

@@ -30,7 +30,15 @@ fn course_priced(price: Money) -> Course {
         T0,
     )
     .unwrap();
-    course.apply(CoursePatch { published: Some(true), ..CoursePatch::default() }, T0).unwrap();
+    course
+        .apply(
+            CoursePatch {
+                published: Some(true),
+                ..CoursePatch::default()
+            },
+            T0,
+        )
+        .unwrap();
     course
 }
 
@@ -39,7 +47,13 @@ fn buyer() -> UserId {
 }
 
 fn purchase_of(price: Money) -> Purchase {
-    Purchase::begin(PurchaseId::from_uuid(Uuid::from_u128(3)), buyer(), &course_priced(price), T0).unwrap()
+    Purchase::begin(
+        PurchaseId::from_uuid(Uuid::from_u128(3)),
+        buyer(),
+        &course_priced(price),
+        T0,
+    )
+    .unwrap()
 }
 
 fn with_facts(facts: &[PaymentFact]) -> Purchase {
@@ -77,7 +91,11 @@ fn a_failed_attempt_is_not_final() {
 
 #[test]
 fn a_stale_failure_after_success_changes_nothing_visible() {
-    let purchase = with_facts(&[PaymentSucceeded { amount: usd(1999) }, PaymentAttemptFailed, CheckoutExpired]);
+    let purchase = with_facts(&[
+        PaymentSucceeded { amount: usd(1999) },
+        PaymentAttemptFailed,
+        CheckoutExpired,
+    ]);
     assert_eq!(purchase.status(), PurchaseStatus::Completed);
     assert_eq!(purchase.failure_reason(), None);
 }
@@ -100,7 +118,10 @@ fn expiry_and_async_failure_fail_the_purchase_and_free_the_slot() {
 fn a_late_payment_completes_a_failed_purchase_without_retaking_the_slot() {
     let purchase = with_facts(&[CheckoutExpired, PaymentSucceeded { amount: usd(1999) }]);
     assert_eq!(purchase.status(), PurchaseStatus::Completed);
-    assert!(!purchase.holds_active_slot, "a newer purchase may hold the slot by now");
+    assert!(
+        !purchase.holds_active_slot,
+        "a newer purchase may hold the slot by now"
+    );
 }
 
 #[test]
@@ -119,7 +140,10 @@ fn a_mismatched_payment_is_held_for_review_and_does_not_unlock() {
         assert!(purchase.awaits_settlement());
         assert_eq!(
             purchase.review_reason(),
-            Some(ReviewReason::AmountMismatch { expected: usd(1999), received })
+            Some(ReviewReason::AmountMismatch {
+                expected: usd(1999),
+                received
+            })
         );
     }
 }
@@ -130,7 +154,11 @@ fn a_full_refund_locks_the_course_and_a_partial_one_does_not() {
     let partial = with_facts(&[paid, Refunded { total: usd(500) }]);
     assert_eq!(partial.status(), PurchaseStatus::Completed);
     assert_eq!(partial.refunded_amount(), usd(500));
-    let full = with_facts(&[paid, Refunded { total: usd(500) }, Refunded { total: usd(1999) }]);
+    let full = with_facts(&[
+        paid,
+        Refunded { total: usd(500) },
+        Refunded { total: usd(1999) },
+    ]);
     assert_eq!(full.status(), PurchaseStatus::Refunded);
     assert!(!full.unlocks_course());
     assert!(!full.holds_active_slot);
@@ -140,20 +168,29 @@ fn a_full_refund_locks_the_course_and_a_partial_one_does_not() {
 fn a_refund_that_arrives_before_its_payment_is_not_lost() {
     let purchase = with_facts(&[Refunded { total: usd(1999) }]);
     assert_eq!(purchase.status(), PurchaseStatus::Pending);
-    let purchase = with_facts(&[Refunded { total: usd(1999) }, PaymentSucceeded { amount: usd(1999) }]);
+    let purchase = with_facts(&[
+        Refunded { total: usd(1999) },
+        PaymentSucceeded { amount: usd(1999) },
+    ]);
     assert_eq!(purchase.status(), PurchaseStatus::Refunded);
 }
 
 #[test]
 fn refunding_a_mismatched_payment_closes_it_as_refunded() {
-    let purchase = with_facts(&[PaymentSucceeded { amount: usd(100) }, Refunded { total: usd(100) }]);
+    let purchase = with_facts(&[
+        PaymentSucceeded { amount: usd(100) },
+        Refunded { total: usd(100) },
+    ]);
     assert_eq!(purchase.status(), PurchaseStatus::Refunded);
 }
 
 #[test]
 fn disputes_lock_only_when_lost() {
     let paid = PaymentSucceeded { amount: usd(1999) };
-    assert_eq!(with_facts(&[paid, DisputeOpened]).status(), PurchaseStatus::Completed);
+    assert_eq!(
+        with_facts(&[paid, DisputeOpened]).status(),
+        PurchaseStatus::Completed
+    );
     assert_eq!(
         with_facts(&[paid, DisputeOpened, DisputeClosed(DisputeOutcome::Won)]).status(),
         PurchaseStatus::Completed
@@ -170,22 +207,44 @@ fn duplicates_report_no_change() {
     assert!(purchase.record(PaymentSucceeded { amount: usd(1999) }, T0));
     assert!(!purchase.record(PaymentSucceeded { amount: usd(1999) }, T0));
     assert!(purchase.record(Refunded { total: usd(10) }, T0));
-    assert!(!purchase.record(Refunded { total: usd(5) }, T0), "a smaller cumulative total is old news");
+    assert!(
+        !purchase.record(Refunded { total: usd(5) }, T0),
+        "a smaller cumulative total is old news"
+    );
 }
 
 #[test]
 fn free_enrolment_completes_at_once_and_paid_courses_need_checkout() {
     let free = course_priced(usd(0));
-    let purchase = Purchase::enroll_free(PurchaseId::from_uuid(Uuid::from_u128(4)), buyer(), &free, T0).unwrap();
+    let purchase = Purchase::enroll_free(
+        PurchaseId::from_uuid(Uuid::from_u128(4)),
+        buyer(),
+        &free,
+        T0,
+    )
+    .unwrap();
     assert_eq!(purchase.status(), PurchaseStatus::Completed);
-    assert_eq!(purchase.plan_refund(None), Err(DomainError::NoPaymentToRefund));
     assert_eq!(
-        Purchase::begin(PurchaseId::from_uuid(Uuid::from_u128(5)), buyer(), &free, T0),
+        purchase.plan_refund(None),
+        Err(DomainError::NoPaymentToRefund)
+    );
+    assert_eq!(
+        Purchase::begin(
+            PurchaseId::from_uuid(Uuid::from_u128(5)),
+            buyer(),
+            &free,
+            T0
+        ),
         Err(DomainError::CourseIsFree)
     );
     let paid = course_priced(usd(1999));
     assert_eq!(
-        Purchase::enroll_free(PurchaseId::from_uuid(Uuid::from_u128(6)), buyer(), &paid, T0),
+        Purchase::enroll_free(
+            PurchaseId::from_uuid(Uuid::from_u128(6)),
+            buyer(),
+            &paid,
+            T0
+        ),
         Err(DomainError::CourseIsPaid)
     );
 }
@@ -195,19 +254,32 @@ fn open_sessions_are_reused_until_close_to_expiry() {
     let mut purchase = purchase_of(usd(1999));
     let expires_at = T0 + Duration::hours(1);
     purchase.attach_checkout(
-        CheckoutSession { id: "cs_1".into(), url: "https://pay/cs_1".into(), expires_at },
+        CheckoutSession {
+            id: "cs_1".into(),
+            url: "https://pay/cs_1".into(),
+            expires_at,
+        },
         T0,
     );
     assert!(purchase.reusable_checkout(T0).is_some());
-    assert!(purchase.reusable_checkout(expires_at - Duration::minutes(4)).is_none());
+    assert!(purchase
+        .reusable_checkout(expires_at - Duration::minutes(4))
+        .is_none());
     purchase.record(PaymentProcessing, T0);
-    assert!(purchase.reusable_checkout(T0).is_none(), "a settling payment must not be paid twice");
+    assert!(
+        purchase.reusable_checkout(T0).is_none(),
+        "a settling payment must not be paid twice"
+    );
 }
 
 #[test]
 fn refunds_are_planned_within_what_remains() {
     let mut purchase = with_facts(&[PaymentSucceeded { amount: usd(1999) }]);
-    assert_eq!(purchase.plan_refund(None), Err(DomainError::NoPaymentToRefund), "no payment intent known");
+    assert_eq!(
+        purchase.plan_refund(None),
+        Err(DomainError::NoPaymentToRefund),
+        "no payment intent known"
+    );
     assert!(purchase.link_payment_intent("pi_1", T0));
     assert!(!purchase.link_payment_intent("pi_2", T0));
     assert_eq!(purchase.payment_intent_id.as_deref(), Some("pi_1"));
@@ -215,14 +287,28 @@ fn refunds_are_planned_within_what_remains() {
     assert_eq!(purchase.plan_refund(Some(500)), Ok(usd(500)));
     purchase.record(Refunded { total: usd(500) }, T0);
     assert_eq!(purchase.plan_refund(None), Ok(usd(1499)));
-    assert_eq!(purchase.plan_refund(Some(1500)), Err(DomainError::InvalidRefundAmount { remaining: 1499 }));
-    assert_eq!(purchase.plan_refund(Some(0)), Err(DomainError::InvalidRefundAmount { remaining: 1499 }));
-    assert_eq!(with_facts(&[]).plan_refund(None), Err(DomainError::NotRefundable));
+    assert_eq!(
+        purchase.plan_refund(Some(1500)),
+        Err(DomainError::InvalidRefundAmount { remaining: 1499 })
+    );
+    assert_eq!(
+        purchase.plan_refund(Some(0)),
+        Err(DomainError::InvalidRefundAmount { remaining: 1499 })
+    );
+    assert_eq!(
+        with_facts(&[]).plan_refund(None),
+        Err(DomainError::NotRefundable)
+    );
 }
 
 #[test]
 fn status_names_round_trip() {
-    for status in [PurchaseStatus::Pending, PurchaseStatus::Completed, PurchaseStatus::Failed, PurchaseStatus::Refunded] {
+    for status in [
+        PurchaseStatus::Pending,
+        PurchaseStatus::Completed,
+        PurchaseStatus::Failed,
+        PurchaseStatus::Refunded,
+    ] {
         assert_eq!(PurchaseStatus::parse(status.as_str()), Some(status));
     }
     assert_eq!(PurchaseStatus::parse("not purchased"), None);
