@@ -1,0 +1,14 @@
+# Two stages: build the release binary, then ship it alone on a slim base.
+FROM rust:1.85-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked -p lms-app
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
+RUN useradd --system --uid 10001 lms
+COPY --from=build /src/target/release/lms-app /usr/local/bin/lms-app
+USER lms
+EXPOSE 8080
+ENTRYPOINT ["lms-app"]
+CMD ["serve"]
