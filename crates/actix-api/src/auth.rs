@@ -1,0 +1,169 @@
+//! JWT (HS256) sessions: the `token` cookie or `Authorization: Bearer`.
+
+use crate::error::ApiError;
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::HttpRequest;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use lms_domain::UserId;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use time::{Duration, OffsetDateTime};
+
+/// The cookie that carries the session token.
+pub const TOKEN_COOKIE: &str = "token";
+
+/// How long a token (and its cookie) lives.
+pub const TOKEN_TTL: Duration = Duration::days(1);
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    #[serde(rename = "userId")]
+    user_id: String,
+    iat: i64,
+    exp: i64,
+}
+
+/// Signs and verifies session tokens. The secret never leaves this type (its `Debug` is redacted).
+#[derive(Clone)]
+pub struct JwtKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl fmt::Debug for JwtKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JwtKeys(..)")
+    }
+}
+
+/// Why a token was refused (logged at debug level only; the client just gets 401).
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("invalid token: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+    #[error("token subject is not a user id")]
+    BadSubject,
+}
+
+impl JwtKeys {
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp"]);
+        validation.validate_exp = true;
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// A token for `user`, valid for [`TOKEN_TTL`] from `now`.
+    ///
+    /// # Errors
+    /// Only if signing itself fails.
+    pub fn issue(&self, user: UserId, now: OffsetDateTime) -> Result<String, ApiError> {
+        self.issue_with_expiry(user, now, now + TOKEN_TTL)
+    }
+
+    /// A token with an explicit expiry (tests use it to make expired tokens).
+    ///
+    /// # Errors
+    /// Only if signing itself fails.
+    pub fn issue_with_expiry(&self, user: UserId, iat: OffsetDateTime, exp: OffsetDateTime) -> Result<String, ApiError> {
+        let claims = Claims { user_id: user.to_string(), iat: iat.unix_timestamp(), exp: exp.unix_timestamp() };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(ApiError::internal)
+    }
+
+    /// The user a token names, if it is authentic and unexpired.
+    ///
+    /// # Errors
+    /// [`TokenError`] for anything else.
+    pub fn verify(&self, token: &str) -> Result<UserId, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?;
+        data.claims.user_id.parse().map_err(|_| TokenError::BadSubject)
+    }
+}
+
+/// The token a request carries: `Authorization: Bearer` first, then the cookie.
+pub fn token_from_request(req: &HttpRequest) -> Option<String> {
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+        })
+        .filter(|token| !token.is_empty());
+    bearer.or_else(|| {
+        req.cookie(TOKEN_COOKIE)
+            .map(|cookie| cookie.value().to_owned())
+            .filter(|token| !token.is_empty())
+    })
+}
+
+/// The session cookie: HttpOnly, SameSite=Strict, Path=/, Secure when configured.
+pub fn session_cookie(token: String, secure: bool) -> Cookie<'static> {
+    Cookie::build(TOKEN_COOKIE, token)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .path("/")
+        .max_age(CookieDuration::seconds(TOKEN_TTL.whole_seconds()))
+        .finish()
+}
+
+/// A cookie that makes the browser drop the session cookie.
+pub fn clearing_cookie(secure: bool) -> Cookie<'static> {
+    let mut cookie = session_cookie(String::new(), secure);
+    cookie.make_removal();
+    cookie
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn tokens_round_trip_and_carry_user_id_claim() {
+        let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef");
+        let user = UserId::from_uuid(Uuid::new_v4());
+        let token = keys.issue(user, OffsetDateTime::now_utc()).unwrap();
+        assert_eq!(keys.verify(&token).unwrap(), user);
+        let mut peek = Validation::new(Algorithm::HS256);
+        peek.insecure_disable_signature_validation();
+        let insecure = jsonwebtoken::decode::<serde_json::Value>(&token, &DecodingKey::from_secret(b""), &peek)
+            .unwrap()
+            .claims;
+        assert_eq!(insecure["userId"], user.to_string());
+        assert!(insecure["exp"].as_i64().unwrap() - insecure["iat"].as_i64().unwrap() == 86_400);
+    }
+
+    #[test]
+    fn expired_foreign_and_garbage_tokens_are_refused() {
+        let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef");
+        let other = JwtKeys::new(b"another-secret-another-secret-xx");
+        let user = UserId::from_uuid(Uuid::new_v4());
+        let now = OffsetDateTime::now_utc();
+        let expired = keys.issue_with_expiry(user, now - Duration::days(2), now - Duration::minutes(5)).unwrap();
+        assert!(keys.verify(&expired).is_err());
+        assert!(keys.verify(&other.issue(user, now).unwrap()).is_err());
+        assert!(keys.verify("not.a.jwt").is_err());
+        let none_alg = "eyJhbGciOiJub25lIn0.eyJ1c2VySWQiOiJ4IiwiZXhwIjo5OTk5OTk5OTk5fQ.";
+        assert!(keys.verify(none_alg).is_err());
+    }
+
+    #[test]
+    fn session_cookie_flags() {
+        let cookie = session_cookie("t".into(), true).to_string();
+        for flag in ["token=t", "HttpOnly", "SameSite=Strict", "Secure", "Path=/", "Max-Age=86400"] {
+            assert!(cookie.contains(flag), "{cookie}");
+        }
+        assert!(!session_cookie("t".into(), false).to_string().contains("Secure"));
+        assert!(clearing_cookie(false).to_string().contains("Max-Age=0"));
+    }
+}

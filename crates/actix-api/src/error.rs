@@ -1,0 +1,260 @@
+//! The one JSON error envelope, and the only place where errors become status codes.
+//!
+//! `{"success": false, "status": "fail"|"error", "message", "code"}` (+ `errors` for validation).
+//! `fail` for 4xx, `error` for 5xx. A 5xx body is always generic; its cause goes to the log.
+
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+use std::fmt;
+
+/// One invalid input field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// An error as the client sees it.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    /// Safe to show. For 5xx it is replaced by a generic message anyway.
+    pub message: String,
+    pub errors: Vec<FieldError>,
+    /// The cause, logged for 5xx and never sent.
+    pub cause: Option<String>,
+}
+
+/// What every 5xx says.
+pub const GENERIC_5XX: &str = "Something went wrong on our side. Please try again later.";
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), errors: Vec::new(), cause: None }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let message = errors
+            .first()
+            .map_or_else(|| "The request is invalid.".to_owned(), |e| e.message.clone());
+        Self { errors, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", message) }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// A 500 whose cause is logged, never shown.
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        Self { cause: Some(cause.to_string()), ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", GENERIC_5XX) }
+    }
+
+    /// Retryable: a dependency is down.
+    pub fn unavailable(code: &'static str, cause: impl fmt::Display) -> Self {
+        Self { cause: Some(cause.to_string()), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, GENERIC_5XX) }
+    }
+
+    pub fn with_cause(mut self, cause: impl fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
+    }
+
+    /// The envelope body for a status, code and message.
+    fn body(&self) -> Envelope<'_> {
+        let server = self.status.is_server_error();
+        Envelope {
+            success: false,
+            status: if server { "error" } else { "fail" },
+            message: if server { GENERIC_5XX } else { &self.message },
+            code: self.code,
+            errors: if self.errors.is_empty() { None } else { Some(&self.errors) },
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)?;
+        if let Some(cause) = &self.cause {
+            write!(f, " (cause: {cause})")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Envelope<'a> {
+    success: bool,
+    status: &'static str,
+    message: &'a str,
+    code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse<BoxBody> {
+        if self.status.is_server_error() {
+            tracing::error!(status = self.status.as_u16(), code = self.code, cause = ?self.cause, "request failed");
+        } else {
+            tracing::debug!(status = self.status.as_u16(), code = self.code, "request refused");
+        }
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.json(self.body())
+    }
+}
+
+/// Maps actix's JSON extractor errors to the envelope (wired through `JsonConfig`).
+pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => payload_too_large(),
+        JsonPayloadError::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "The request body must be JSON (Content-Type: application/json).",
+        ),
+        JsonPayloadError::Deserialize(inner) if inner.is_data() => {
+            // Well-formed JSON with a missing or mistyped field.
+            ApiError::validation(vec![FieldError::new(field_of(inner), inner.to_string())])
+        }
+        JsonPayloadError::Deserialize(_) => ApiError::bad_request("INVALID_JSON", "The request body is not valid JSON."),
+        JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => payload_too_large(),
+        _ => ApiError::bad_request("INVALID_BODY", "The request body could not be read."),
+    };
+    api.into()
+}
+
+/// serde_json names the field in messages like "missing field `title`"; pull it out.
+fn field_of(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    text.split('`').nth(1).map_or_else(|| "body".to_owned(), str::to_owned)
+}
+
+fn payload_too_large() -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "The request body is too large.")
+}
+
+/// Maps query-string errors (`?page=abc`) to the envelope.
+pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::validation(vec![FieldError::new("query", err.to_string())]).into()
+}
+
+/// Maps path-parameter errors to the envelope.
+pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request("INVALID_PATH", err.to_string()).into()
+}
+
+/// Unknown route.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("Route not found.")
+}
+
+/// Known route, wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "Method not allowed on this route.")
+}
+
+/// Machine code for a status, for errors produced outside our handlers.
+fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "BAD_REQUEST",
+        StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
+        StatusCode::FORBIDDEN => "FORBIDDEN",
+        StatusCode::NOT_FOUND => "NOT_FOUND",
+        StatusCode::METHOD_NOT_ALLOWED => "METHOD_NOT_ALLOWED",
+        StatusCode::PAYLOAD_TOO_LARGE => "PAYLOAD_TOO_LARGE",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "UNSUPPORTED_MEDIA_TYPE",
+        StatusCode::SERVICE_UNAVAILABLE => "SERVICE_UNAVAILABLE",
+        s if s.is_server_error() => "INTERNAL_ERROR",
+        _ => "REQUEST_FAILED",
+    }
+}
+
+fn message_for(status: StatusCode) -> String {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => "Method not allowed on this route.".to_owned(),
+        StatusCode::NOT_FOUND => "Route not found.".to_owned(),
+        s => s.canonical_reason().unwrap_or("Request failed").to_owned() + ".",
+    }
+}
+
+/// Safety net (an `ErrorHandlers` default handler): any 4xx/5xx response that is not already
+/// our JSON envelope (actix's own extractor errors, CORS refusals, ...) is rewritten into it.
+/// 5xx bodies are replaced by the generic one; the original error is logged.
+///
+/// # Errors
+/// Never; the signature is what `ErrorHandlers` expects.
+pub fn envelope_fallback<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    if let Some(err) = res.response().error() {
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %err, "request failed");
+        } else {
+            tracing::debug!(status = status.as_u16(), error = %err, "request refused");
+        }
+    }
+    let api = ApiError::new(status, code_for(status), message_for(status));
+    let (req, res) = res.into_parts();
+    let mut rebuilt = api.error_response();
+    // Keep headers such as Allow or CORS ones; only the body and its type change.
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rebuilt.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    rebuilt
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let res = ServiceResponse::new(req, rebuilt).map_into_right_body();
+    Ok(ErrorHandlerResponse::Response(res))
+}
+
+/// Wrapper so `EitherBody` is nameable by callers.
+pub type FallbackBody<B> = EitherBody<B, BoxBody>;
