@@ -1,1 +1,23 @@
-//! Placeholder until its issue lands.
+//! The Stripe adapter of the [`lms_ports::PaymentGateway`] port.
+//!
+//! - [`StripeGateway`] creates and reads hosted Checkout Sessions and refunds over Stripe's
+//!   form-encoded HTTP API (reqwest + rustls), with bounded, jittered retries that reuse the
+//!   same `Idempotency-Key`, and maps Stripe's error bodies to [`lms_ports::GatewayError`].
+//! - Webhooks are verified by hand ([`signature`]): HMAC-SHA256 over `"<t>.<raw body>"`, any
+//!   `v1` against any configured secret (rotation), constant-time comparison, a tolerance in both
+//!   directions against the injected clock; only then is the JSON parsed ([`events`]).
+//! - [`StripeConfig`] holds the settings; its secrets never appear in `Debug` output or errors.
+
+pub mod config;
+pub mod events;
+pub mod gateway;
+mod objects;
+pub mod signature;
+
+pub use config::{
+    ConfigError, KeyMode, RetryPolicy, SecretKey, StripeConfig, WebhookSecret, CHECKOUT_SESSION_ID_PLACEHOLDER,
+    DEFAULT_API_BASE, DEFAULT_API_VERSION, DEFAULT_WEBHOOK_TOLERANCE,
+};
+pub use events::parse_event;
+pub use gateway::{session_from_json, BuildError, StripeGateway};
+pub use signature::{compute_signature, parse_signature_header, verify_signature, SignatureHeader};

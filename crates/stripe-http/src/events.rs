@@ -1,0 +1,253 @@
+//! Turning a verified Stripe event body into the port's [`WebhookEvent`].
+//!
+//! | Stripe event type                           | facts                                          |
+//! |---------------------------------------------|------------------------------------------------|
+//! | `checkout.session.completed`                | paid: `PaymentSucceeded{amount_total}`; unpaid: `PaymentProcessing`; no_payment_required: none |
+//! | `checkout.session.async_payment_succeeded`  | `PaymentSucceeded{amount_total}`               |
+//! | `checkout.session.async_payment_failed`     | `AsyncPaymentFailed`                           |
+//! | `checkout.session.expired`                  | `CheckoutExpired`                              |
+//! | `charge.succeeded`                          | `PaymentSucceeded{amount_captured, else amount}` |
+//! | `charge.failed`                             | `PaymentAttemptFailed`                         |
+//! | `charge.refunded`                           | `Refunded{total: amount_refunded}`             |
+//! | `charge.dispute.created`                    | `DisputeOpened`                                |
+//! | `charge.dispute.closed`                     | won/lost: `DisputeClosed(..)`; other statuses: ignored |
+//! | anything else                               | [`WebhookEvent::Ignored`]                      |
+//!
+//! Decisions:
+//! - Only the fields used are required; unknown fields are ignored.
+//! - A money amount in a currency the domain does not support (or a negative amount) cannot
+//!   become a `Money`. Such an event is authentic and about one of our purchases, so it is still
+//!   `Relevant` (stored for audit, correlated) but carries no money fact, and a warning is
+//!   logged. Rejecting it as `InvalidPayload` would make Stripe redeliver it for days to no avail.
+//! - An event of a relevant type that carries no identifier we could correlate (no purchase id,
+//!   session or payment intent) cannot be about our purchases: it is `Ignored`.
+//! - Disputes carry `payment_intent` and `charge`; the port's locator has no charge field, so
+//!   the charge is used only when Stripe expanded it (its `metadata.purchase_id` and
+//!   `payment_intent`).
+
+use crate::objects::{purchase_id_from, Expandable, StripeCharge, StripeDispute, StripeSession};
+use lms_domain::{Currency, DisputeOutcome, Money, PaymentFact};
+use lms_ports::{GatewayEvent, PurchaseLocator, WebhookEvent, WebhookRejection};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+#[derive(Debug, Deserialize)]
+struct RawEvent {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    created: i64,
+    livemode: bool,
+    #[serde(default)]
+    data: Option<RawData>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawData {
+    object: serde_json::Value,
+}
+
+/// Parses an event body that has ALREADY been authenticated, checking that its `livemode`
+/// matches the key's mode.
+///
+/// # Errors
+/// [`WebhookRejection::InvalidPayload`] when the body is not an event (or a relevant event
+/// lacks a field it needs), [`WebhookRejection::LivemodeMismatch`].
+pub fn parse_event(payload: &[u8], expect_livemode: bool) -> Result<WebhookEvent, WebhookRejection> {
+    let text = std::str::from_utf8(payload).map_err(|_| invalid("body is not UTF-8"))?;
+    let raw: RawEvent = serde_json::from_str(text).map_err(|error| invalid(format!("not an event: {error}")))?;
+    if raw.livemode != expect_livemode {
+        return Err(WebhookRejection::LivemodeMismatch);
+    }
+    let created = OffsetDateTime::from_unix_timestamp(raw.created).map_err(|_| invalid("created is out of range"))?;
+    let ignored = || WebhookEvent::Ignored { id: raw.id.clone(), event_type: raw.event_type.clone() };
+    let Some(kind) = RelevantKind::of(&raw.event_type) else {
+        return Ok(ignored());
+    };
+    let object = raw
+        .data
+        .as_ref()
+        .map(|data| &data.object)
+        .ok_or_else(|| invalid("event has no data.object"))?;
+    let Some((locator, facts)) = map_object(kind, object, &raw.id)? else {
+        return Ok(ignored());
+    };
+    if locator == PurchaseLocator::default() {
+        return Ok(ignored());
+    }
+    Ok(WebhookEvent::Relevant(GatewayEvent {
+        id: raw.id,
+        event_type: raw.event_type,
+        created,
+        locator,
+        facts,
+        payload: text.to_owned(),
+    }))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RelevantKind {
+    SessionCompleted,
+    SessionAsyncSucceeded,
+    SessionAsyncFailed,
+    SessionExpired,
+    ChargeSucceeded,
+    ChargeFailed,
+    ChargeRefunded,
+    DisputeCreated,
+    DisputeClosed,
+}
+
+impl RelevantKind {
+    fn of(event_type: &str) -> Option<Self> {
+        Some(match event_type {
+            "checkout.session.completed" => Self::SessionCompleted,
+            "checkout.session.async_payment_succeeded" => Self::SessionAsyncSucceeded,
+            "checkout.session.async_payment_failed" => Self::SessionAsyncFailed,
+            "checkout.session.expired" => Self::SessionExpired,
+            "charge.succeeded" => Self::ChargeSucceeded,
+            "charge.failed" => Self::ChargeFailed,
+            "charge.refunded" => Self::ChargeRefunded,
+            "charge.dispute.created" => Self::DisputeCreated,
+            "charge.dispute.closed" => Self::DisputeClosed,
+            _ => return None,
+        })
+    }
+}
+
+type Mapped = Option<(PurchaseLocator, Vec<PaymentFact>)>;
+
+fn map_object(kind: RelevantKind, object: &serde_json::Value, event_id: &str) -> Result<Mapped, WebhookRejection> {
+    match kind {
+        RelevantKind::SessionCompleted
+        | RelevantKind::SessionAsyncSucceeded
+        | RelevantKind::SessionAsyncFailed
+        | RelevantKind::SessionExpired => map_session(kind, decode(object)?, event_id).map(Some),
+        RelevantKind::ChargeSucceeded | RelevantKind::ChargeFailed | RelevantKind::ChargeRefunded => {
+            map_charge(kind, decode(object)?, event_id).map(Some)
+        }
+        RelevantKind::DisputeCreated | RelevantKind::DisputeClosed => Ok(map_dispute(kind, decode(object)?)),
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(object: &serde_json::Value) -> Result<T, WebhookRejection> {
+    T::deserialize(object).map_err(|error| invalid(format!("unexpected data.object: {error}")))
+}
+
+fn map_session(
+    kind: RelevantKind,
+    session: StripeSession,
+    event_id: &str,
+) -> Result<(PurchaseLocator, Vec<PaymentFact>), WebhookRejection> {
+    let paid = |session: &StripeSession| -> Result<Vec<PaymentFact>, WebhookRejection> {
+        let amount = session.amount_total.ok_or_else(|| invalid("paid session has no amount_total"))?;
+        let currency = session.currency.as_deref().ok_or_else(|| invalid("paid session has no currency"))?;
+        Ok(money(amount, currency, event_id)
+            .map(|amount| PaymentFact::PaymentSucceeded { amount })
+            .into_iter()
+            .collect())
+    };
+    let facts = match kind {
+        RelevantKind::SessionCompleted => {
+            match crate::objects::parse_payment_status(session.payment_status.as_deref()).map_err(invalid)? {
+                lms_ports::SessionPaymentStatus::Paid => paid(&session)?,
+                lms_ports::SessionPaymentStatus::Unpaid => vec![PaymentFact::PaymentProcessing],
+                lms_ports::SessionPaymentStatus::NoPaymentRequired => Vec::new(),
+            }
+        }
+        RelevantKind::SessionAsyncSucceeded => paid(&session)?,
+        RelevantKind::SessionAsyncFailed => vec![PaymentFact::AsyncPaymentFailed],
+        _ => vec![PaymentFact::CheckoutExpired],
+    };
+    let locator = PurchaseLocator {
+        purchase_id: session.purchase_id(),
+        checkout_session_id: Some(session.id.clone()),
+        payment_intent_id: session.payment_intent_id(),
+    };
+    Ok((locator, facts))
+}
+
+fn map_charge(
+    kind: RelevantKind,
+    charge: StripeCharge,
+    event_id: &str,
+) -> Result<(PurchaseLocator, Vec<PaymentFact>), WebhookRejection> {
+    let currency = || charge.currency.as_deref().ok_or_else(|| invalid("charge has no currency"));
+    let facts = match kind {
+        RelevantKind::ChargeSucceeded => {
+            let amount = charge
+                .amount_captured
+                .filter(|captured| *captured > 0)
+                .or(charge.amount)
+                .ok_or_else(|| invalid("charge has no amount"))?;
+            money(amount, currency()?, event_id)
+                .map(|amount| PaymentFact::PaymentSucceeded { amount })
+                .into_iter()
+                .collect()
+        }
+        RelevantKind::ChargeFailed => vec![PaymentFact::PaymentAttemptFailed],
+        _ => {
+            let total = charge.amount_refunded.ok_or_else(|| invalid("charge has no amount_refunded"))?;
+            money(total, currency()?, event_id)
+                .map(|total| PaymentFact::Refunded { total })
+                .into_iter()
+                .collect()
+        }
+    };
+    let locator = PurchaseLocator {
+        purchase_id: purchase_id_from(&charge.metadata),
+        checkout_session_id: None,
+        payment_intent_id: charge.payment_intent.as_ref().and_then(Expandable::id),
+    };
+    Ok((locator, facts))
+}
+
+fn map_dispute(kind: RelevantKind, dispute: StripeDispute) -> Mapped {
+    let facts = match (kind, dispute.status.as_deref()) {
+        (RelevantKind::DisputeCreated, _) => vec![PaymentFact::DisputeOpened],
+        (_, Some("won")) => vec![PaymentFact::DisputeClosed(DisputeOutcome::Won)],
+        (_, Some("lost")) => vec![PaymentFact::DisputeClosed(DisputeOutcome::Lost)],
+        // e.g. `warning_closed` (an inquiry that never became a chargeback): nothing to record.
+        _ => return None,
+    };
+    let expanded_charge = dispute.charge.as_ref().and_then(Expandable::object);
+    let charge_field = |name: &str| {
+        expanded_charge
+            .and_then(|charge| charge.get(name))
+            .cloned()
+            .and_then(|value| Expandable::deserialize(value).ok())
+            .and_then(|value| value.id())
+    };
+    let purchase_id = expanded_charge
+        .and_then(|charge| charge.pointer("/metadata/purchase_id"))
+        .and_then(|id| id.as_str())
+        .and_then(|id| id.parse().ok());
+    let locator = PurchaseLocator {
+        purchase_id,
+        checkout_session_id: None,
+        payment_intent_id: dispute
+            .payment_intent
+            .as_ref()
+            .and_then(Expandable::id)
+            .or_else(|| charge_field("payment_intent")),
+    };
+    Some((locator, facts))
+}
+
+/// A `Money`, or `None` (with a warning) for an unsupported currency or a negative amount.
+fn money(amount: i64, currency: &str, event_id: &str) -> Option<Money> {
+    let money = Currency::parse(currency).ok().and_then(|currency| Money::new(amount, currency).ok());
+    if money.is_none() {
+        tracing::warn!(
+            event_id,
+            amount,
+            currency,
+            "webhook amount cannot be represented; event kept without a money fact"
+        );
+    }
+    money
+}
+
+fn invalid(reason: impl Into<String>) -> WebhookRejection {
+    WebhookRejection::InvalidPayload(reason.into())
+}

@@ -1,0 +1,462 @@
+//! The [`PaymentGateway`] adapter for Stripe over HTTP.
+
+use crate::config::{ConfigError, StripeConfig};
+use crate::events::parse_event;
+use crate::objects::{StripeErrorBody, StripeList, StripeRefund, StripeSession};
+use crate::signature::verify_signature;
+use async_trait::async_trait;
+use lms_domain::{Currency, Money};
+use lms_ports::{
+    CheckoutRequest, GatewayError, GatewaySession, PaymentGateway, RefundOutcome, RefundRequest, RefundStatus,
+    WebhookEvent, WebhookRejection,
+};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{Method, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Refund reasons Stripe understands; any other reason goes to `metadata[reason]`.
+const STRIPE_REFUND_REASONS: [&str; 3] = ["duplicate", "fraudulent", "requested_by_customer"];
+
+/// The Stripe adapter. Cheap to clone (the HTTP client is shared).
+#[derive(Clone)]
+pub struct StripeGateway {
+    config: StripeConfig,
+    http: reqwest::Client,
+}
+
+impl fmt::Debug for StripeGateway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StripeGateway").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+/// Why building the adapter failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+/// How one attempt ended, before deciding whether to retry.
+enum Attempt {
+    Success(Vec<u8>),
+    Status { status: StatusCode, should_retry: Option<bool>, body: Vec<u8> },
+    Transport { timeout: bool, detail: String },
+}
+
+impl StripeGateway {
+    /// # Errors
+    /// [`BuildError`] when the configuration is invalid or the TLS client cannot be built.
+    pub fn new(config: StripeConfig) -> Result<Self, BuildError> {
+        config.validate()?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(concat!("lms-stripe-http/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| BuildError::Http(error.to_string()))?;
+        Ok(Self { config, http })
+    }
+
+    pub fn config(&self) -> &StripeConfig {
+        &self.config
+    }
+
+    fn url(&self, segments: &[&str]) -> Result<Url, GatewayError> {
+        let mut url = self.config.api_base.clone();
+        {
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|()| GatewayError::Misconfigured("the Stripe API base cannot hold a path".to_owned()))?;
+            path.pop_if_empty();
+            // Each segment is percent-encoded: an id can never escape its path position.
+            path.extend(segments);
+        }
+        Ok(url)
+    }
+
+    fn headers(&self, idempotency_key: Option<&str>) -> Result<HeaderMap, GatewayError> {
+        let mut headers = HeaderMap::new();
+        let mut auth = HeaderValue::try_from(format!("Bearer {}", self.config.secret_key.expose()))
+            .map_err(|_| GatewayError::Misconfigured("the Stripe secret key is not a valid header value".to_owned()))?;
+        auth.set_sensitive(true);
+        headers.insert(AUTHORIZATION, auth);
+        headers.insert(
+            "Stripe-Version",
+            HeaderValue::try_from(self.config.api_version.as_str())
+                .map_err(|_| GatewayError::Misconfigured("invalid Stripe-Version".to_owned()))?,
+        );
+        if let Some(key) = idempotency_key {
+            if key.is_empty() || key.len() > 255 {
+                return Err(GatewayError::Unexpected("idempotency key must be 1 to 255 characters".to_owned()));
+            }
+            headers.insert(
+                "Idempotency-Key",
+                HeaderValue::try_from(key)
+                    .map_err(|_| GatewayError::Unexpected("idempotency key is not a valid header value".to_owned()))?,
+            );
+        }
+        Ok(headers)
+    }
+
+    /// Sends one logical request, retrying per the policy with the SAME idempotency key, and
+    /// decodes the 2xx body.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        form: Option<&[(String, String)]>,
+        idempotency_key: Option<&str>,
+    ) -> Result<T, GatewayError> {
+        let headers = self.headers(idempotency_key)?;
+        let body = form
+            .map(serde_urlencoded::to_string)
+            .transpose()
+            .map_err(|error| GatewayError::Unexpected(format!("cannot encode the form: {error}")))?;
+        let policy = self.config.retry;
+        let started = Instant::now();
+        let path = url.path().to_owned();
+        let mut attempt_number = 1_u32;
+        loop {
+            let remaining = policy.total_budget.saturating_sub(started.elapsed());
+            let attempt = self
+                .attempt(method.clone(), url.clone(), headers.clone(), body.clone(), remaining)
+                .await;
+            let retryable = match &attempt {
+                Attempt::Success(bytes) => return self.decode(bytes),
+                Attempt::Status { status, should_retry, .. } => is_retryable(*status, *should_retry),
+                Attempt::Transport { .. } => true,
+            };
+            if retryable && attempt_number < policy.max_attempts {
+                let wait = policy.backoff(attempt_number, random_u64());
+                if started.elapsed() + wait < policy.total_budget {
+                    tracing::warn!(
+                        %method,
+                        path,
+                        attempt = attempt_number,
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        outcome = %attempt.summary(),
+                        "retrying Stripe request"
+                    );
+                    tokio::time::sleep(wait).await;
+                    attempt_number += 1;
+                    continue;
+                }
+            }
+            let error = self.final_error(attempt);
+            tracing::warn!(%method, path, attempts = attempt_number, error = %error, "Stripe request failed");
+            return Err(error);
+        }
+    }
+
+    async fn attempt(
+        &self,
+        method: Method,
+        url: Url,
+        headers: HeaderMap,
+        body: Option<String>,
+        remaining: Duration,
+    ) -> Attempt {
+        let timeout = self.config.request_timeout.min(remaining.max(Duration::from_millis(1)));
+        let mut request = self.http.request(method, url).headers(headers).timeout(timeout);
+        if let Some(body) = body {
+            request = request
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(body);
+        }
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return Attempt::Transport { timeout: error.is_timeout(), detail: describe(&error) },
+        };
+        let status = response.status();
+        let should_retry = response
+            .headers()
+            .get("Stripe-Should-Retry")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| match value.trim() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            });
+        match response.bytes().await {
+            Ok(body) if status.is_success() => Attempt::Success(body.to_vec()),
+            Ok(body) => Attempt::Status { status, should_retry, body: body.to_vec() },
+            Err(error) => Attempt::Transport { timeout: error.is_timeout(), detail: describe(&error) },
+        }
+    }
+
+    fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, GatewayError> {
+        serde_json::from_slice(bytes)
+            .map_err(|error| GatewayError::Unexpected(format!("unexpected Stripe response: {error}")))
+    }
+
+    /// Maps the last attempt to the port's error, never leaking the secret key.
+    fn final_error(&self, attempt: Attempt) -> GatewayError {
+        let error = match attempt {
+            Attempt::Success(_) => GatewayError::Unexpected("success treated as failure".to_owned()),
+            Attempt::Transport { timeout: true, detail } => {
+                GatewayError::Unavailable(format!("request to Stripe timed out ({detail})"))
+            }
+            Attempt::Transport { timeout: false, detail } => {
+                GatewayError::Unavailable(format!("cannot reach Stripe ({detail})"))
+            }
+            Attempt::Status { status, body, .. } => map_status(status, &body),
+        };
+        self.scrub(error)
+    }
+
+    /// Removes the secret key from any text a gateway error carries (Stripe echoes a masked
+    /// key in 401 messages; a stand-in might echo it whole).
+    fn scrub(&self, error: GatewayError) -> GatewayError {
+        let key = self.config.secret_key.expose();
+        let clean = |text: String| {
+            if text.contains(key) {
+                text.replace(key, "[redacted]")
+            } else {
+                text
+            }
+        };
+        match error {
+            GatewayError::Rejected { code, message } => {
+                GatewayError::Rejected { code: code.map(clean), message: clean(message) }
+            }
+            GatewayError::NotFound => GatewayError::NotFound,
+            GatewayError::Unavailable(text) => GatewayError::Unavailable(clean(text)),
+            GatewayError::Misconfigured(text) => GatewayError::Misconfigured(clean(text)),
+            GatewayError::Unexpected(text) => GatewayError::Unexpected(clean(text)),
+        }
+    }
+
+    fn session(&self, session: StripeSession) -> Result<GatewaySession, GatewayError> {
+        session.into_gateway_session().map_err(GatewayError::Unexpected)
+    }
+
+    /// The form Stripe receives for a checkout session (exposed for inspection in tests).
+    pub fn checkout_form(&self, request: &CheckoutRequest) -> Vec<(String, String)> {
+        let purchase_id = request.purchase_id.to_string();
+        let mut form = vec![
+            ("mode", "payment".to_owned()),
+            ("line_items[0][price_data][currency]", request.amount.currency().code().to_ascii_lowercase()),
+            ("line_items[0][price_data][unit_amount]", request.amount.minor().to_string()),
+            ("line_items[0][price_data][product_data][name]", request.course_title.clone()),
+            ("line_items[0][quantity]", "1".to_owned()),
+            ("success_url", self.config.success_url.clone()),
+            ("cancel_url", self.config.cancel_url.clone()),
+            ("client_reference_id", purchase_id.clone()),
+            ("metadata[purchase_id]", purchase_id.clone()),
+            ("metadata[course_id]", request.course_id.to_string()),
+            ("metadata[user_id]", request.user_id.to_string()),
+            ("payment_intent_data[metadata][purchase_id]", purchase_id),
+            ("expires_at", request.expires_at.unix_timestamp().to_string()),
+        ];
+        if let Some(email) = request.customer_email.as_deref().filter(|email| !email.trim().is_empty()) {
+            form.push(("customer_email", email.trim().to_owned()));
+        }
+        form.into_iter().map(|(key, value)| (key.to_owned(), value)).collect()
+    }
+
+    /// The form Stripe receives for a refund (exposed for inspection in tests).
+    pub fn refund_form(request: &RefundRequest) -> Vec<(String, String)> {
+        let mut form = vec![
+            ("payment_intent".to_owned(), request.payment_intent_id.clone()),
+            ("amount".to_owned(), request.amount.minor().to_string()),
+        ];
+        if let Some(reason) = request.reason.as_deref().map(str::trim).filter(|reason| !reason.is_empty()) {
+            if STRIPE_REFUND_REASONS.contains(&reason) {
+                form.push(("reason".to_owned(), reason.to_owned()));
+            } else {
+                // Stripe caps metadata values at 500 characters.
+                let kept: String = reason.chars().take(500).collect();
+                form.push(("metadata[reason]".to_owned(), kept));
+            }
+        }
+        form.push(("metadata[purchase_id]".to_owned(), request.purchase_id.to_string()));
+        form
+    }
+}
+
+/// Decides whether a failed status is worth another attempt with the same key.
+/// 400/401/402/403/404 are never retried (the request would fail the same way). Otherwise
+/// Stripe's `Stripe-Should-Retry` header decides when present; without it, 409 (idempotent
+/// request in flight), 429 and 5xx are retried.
+fn is_retryable(status: StatusCode, should_retry: Option<bool>) -> bool {
+    if matches!(status.as_u16(), 400..=404) {
+        return false;
+    }
+    should_retry.unwrap_or(matches!(status.as_u16(), 409 | 429) || status.is_server_error())
+}
+
+fn map_status(status: StatusCode, body: &[u8]) -> GatewayError {
+    let detail = serde_json::from_slice::<StripeErrorBody>(body).unwrap_or_default().error;
+    let message = detail
+        .message
+        .clone()
+        .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+    let code = detail.code.clone().or_else(|| detail.decline_code.clone()).or_else(|| detail.kind.clone());
+    match status.as_u16() {
+        404 => GatewayError::NotFound,
+        401 | 403 => GatewayError::Misconfigured(format!("Stripe refused our credentials: {message}")),
+        429 => GatewayError::Unavailable(format!("rate limited by Stripe: {message}")),
+        424 => GatewayError::Unavailable(format!("Stripe dependency failed: {message}")),
+        500..=599 => GatewayError::Unavailable(format!("Stripe error {}: {message}", status.as_u16())),
+        _ => GatewayError::Rejected { code, message },
+    }
+}
+
+/// A transport error's description without the URL's query (which may carry ids) or headers.
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timeout".to_owned()
+    } else if error.is_connect() {
+        "connection failed".to_owned()
+    } else if error.is_body() || error.is_decode() {
+        "response body interrupted".to_owned()
+    } else {
+        "request failed".to_owned()
+    }
+}
+
+impl Attempt {
+    fn summary(&self) -> String {
+        match self {
+            Attempt::Success(_) => "success".to_owned(),
+            Attempt::Status { status, .. } => format!("HTTP {}", status.as_u16()),
+            Attempt::Transport { detail, .. } => detail.clone(),
+        }
+    }
+}
+
+/// Jitter only needs to spread clients apart, not be unpredictable: the std hasher's random
+/// keys (fresh per `RandomState`) mixed with the clock are enough, without a rand dependency.
+fn random_u64() -> u64 {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    hasher.finish()
+}
+
+#[async_trait]
+impl PaymentGateway for StripeGateway {
+    async fn create_checkout_session(&self, request: &CheckoutRequest) -> Result<GatewaySession, GatewayError> {
+        if request.amount.is_zero() {
+            return Err(GatewayError::Rejected {
+                code: Some("amount_zero".to_owned()),
+                message: "a free course does not go through checkout".to_owned(),
+            });
+        }
+        let url = self.url(&["v1", "checkout", "sessions"])?;
+        let form = self.checkout_form(request);
+        let session: StripeSession = self
+            .call(Method::POST, url, Some(&form), Some(&request.idempotency_key))
+            .await?;
+        self.session(session)
+    }
+
+    async fn retrieve_checkout_session(&self, session_id: &str) -> Result<GatewaySession, GatewayError> {
+        if session_id.is_empty() {
+            return Err(GatewayError::NotFound);
+        }
+        let url = self.url(&["v1", "checkout", "sessions", session_id])?;
+        let session: StripeSession = self.call(Method::GET, url, None, None).await?;
+        self.session(session)
+    }
+
+    async fn find_session_by_payment_intent(
+        &self,
+        payment_intent_id: &str,
+    ) -> Result<Option<GatewaySession>, GatewayError> {
+        if payment_intent_id.is_empty() {
+            return Ok(None);
+        }
+        let mut url = self.url(&["v1", "checkout", "sessions"])?;
+        url.query_pairs_mut()
+            .append_pair("payment_intent", payment_intent_id)
+            .append_pair("limit", "1");
+        let list: StripeList<StripeSession> = self.call(Method::GET, url, None, None).await?;
+        list.data.into_iter().next().map(|session| self.session(session)).transpose()
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
+        let url = self.url(&["v1", "refunds"])?;
+        let form = Self::refund_form(request);
+        let refund: StripeRefund = self
+            .call(Method::POST, url, Some(&form), Some(&request.idempotency_key))
+            .await?;
+        let currency = Currency::parse(&refund.currency)
+            .map_err(|_| GatewayError::Unexpected(format!("unsupported refund currency {:?}", refund.currency)))?;
+        let amount = Money::new(refund.amount, currency)
+            .map_err(|_| GatewayError::Unexpected("negative refund amount".to_owned()))?;
+        let status = match refund.status.as_deref() {
+            Some("succeeded") => RefundStatus::Succeeded,
+            Some("failed") => RefundStatus::Failed,
+            Some("canceled") => RefundStatus::Canceled,
+            // `pending`, `requires_action`, or anything newer: not final yet.
+            _ => RefundStatus::Pending,
+        };
+        Ok(RefundOutcome { refund_id: refund.id, status, amount })
+    }
+
+    fn verify_webhook(&self, payload: &[u8], signature_header: Option<&str>) -> Result<WebhookEvent, WebhookRejection> {
+        verify_signature(
+            payload,
+            signature_header,
+            &self.config.webhook_secrets,
+            self.config.webhook_tolerance,
+            self.config.clock.now(),
+        )?;
+        parse_event(payload, self.config.secret_key.mode().is_live())
+    }
+}
+
+/// Maps a Stripe Checkout Session JSON object to the port's [`GatewaySession`].
+///
+/// # Errors
+/// [`GatewayError::Unexpected`] when a needed field is missing or unusable (unknown status,
+/// unsupported currency, no amount).
+pub fn session_from_json(json: &[u8]) -> Result<GatewaySession, GatewayError> {
+    let session: StripeSession = serde_json::from_slice(json)
+        .map_err(|error| GatewayError::Unexpected(format!("not a checkout session: {error}")))?;
+    session.into_gateway_session().map_err(GatewayError::Unexpected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_rules() {
+        let code = |n| StatusCode::from_u16(n).unwrap_or(StatusCode::IM_A_TEAPOT);
+        for status in [400, 401, 402, 403, 404] {
+            assert!(!is_retryable(code(status), None), "{status}");
+            assert!(!is_retryable(code(status), Some(true)), "{status}");
+        }
+        for status in [409, 429, 500, 502, 503] {
+            assert!(is_retryable(code(status), None), "{status}");
+            assert!(!is_retryable(code(status), Some(false)), "{status}");
+        }
+        assert!(!is_retryable(code(422), None));
+        assert!(is_retryable(code(424), Some(true)));
+    }
+
+    #[test]
+    fn status_mapping_reads_stripe_error_bodies() {
+        let body = br#"{"error":{"type":"card_error","code":"card_declined","decline_code":"insufficient_funds","message":"Your card was declined."}}"#;
+        assert_eq!(
+            map_status(StatusCode::PAYMENT_REQUIRED, body),
+            GatewayError::Rejected { code: Some("card_declined".into()), message: "Your card was declined.".into() }
+        );
+        assert_eq!(map_status(StatusCode::NOT_FOUND, b"not json"), GatewayError::NotFound);
+        assert!(matches!(map_status(StatusCode::UNAUTHORIZED, b""), GatewayError::Misconfigured(_)));
+        assert!(matches!(map_status(StatusCode::BAD_GATEWAY, b"<html>"), GatewayError::Unavailable(_)));
+        assert_eq!(
+            map_status(StatusCode::CONFLICT, b"{}"),
+            GatewayError::Rejected { code: None, message: "HTTP 409".into() }
+        );
+    }
+}
