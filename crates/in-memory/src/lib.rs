@@ -1,2 +1,17 @@
-//! In-memory adapters of every port, honouring the same contracts as the real ones, plus a
-//! scriptable fake payment gateway. Used by tests and by engineers swapping adapters.
+//! In-memory adapters of every port, for tests and local runs.
+//!
+//! - [`InMemoryStore`]: one store implementing [`lms_ports::UserRepo`],
+//!   [`lms_ports::CourseRepo`], [`lms_ports::PurchaseRepo`] and [`lms_ports::StorageHealth`],
+//!   honouring the port contracts (uniqueness, the one-active-slot rule, exactly-once events)
+//!   under one lock, with switches for tests (make every call fail, inspect recorded events).
+//! - [`FakeGateway`]: a scriptable [`lms_ports::PaymentGateway`] with its own simple signed
+//!   webhook format (no Stripe knowledge), recording every request.
+//! - [`ManualClock`]: a settable, advanceable [`lms_ports::Clock`].
+
+mod clock;
+mod gateway;
+mod store;
+
+pub use clock::ManualClock;
+pub use gateway::{FakeEvent, FakeFact, FakeGateway, GatewayCall};
+pub use store::{InMemoryStore, RecordedEvent};

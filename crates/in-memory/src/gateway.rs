@@ -1,0 +1,495 @@
+//! A scriptable payment gateway for tests: no network, no Stripe knowledge.
+//!
+//! # Webhook format
+//! The body is the JSON of a [`FakeEvent`]:
+//! `{"id": "evt_..", "type": "...", "purchaseId"?, "checkoutSessionId"?, "paymentIntentId"?,
+//! "created"?, "facts": [{"kind": "payment_succeeded", "amountCents": 1999, "currency": "USD"}, ...]}`.
+//! The signature header is [`FakeGateway::signature_for`] of the exact body bytes:
+//! `fake-v1=` + hex(SHA-256(secret ‖ body)). An event without facts is `Ignored`.
+
+use async_trait::async_trait;
+use lms_domain::{Currency, DisputeOutcome, Money, PaymentFact, PurchaseId};
+use lms_ports::{
+    CheckoutRequest, GatewayError, GatewayEvent, GatewaySession, PaymentGateway, PurchaseLocator,
+    RefundOutcome, RefundRequest, RefundStatus, SessionPaymentStatus, SessionStatus, WebhookEvent,
+    WebhookRejection,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The fixed secret the fake signs webhooks with.
+const FAKE_WEBHOOK_SECRET: &str = "fake-webhook-secret";
+const SIGNATURE_PREFIX: &str = "fake-v1=";
+
+/// One fact in the fake webhook format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
+pub enum FakeFact {
+    PaymentSucceeded { amount_cents: i64, currency: String },
+    PaymentAttemptFailed,
+    PaymentProcessing,
+    AsyncPaymentFailed,
+    CheckoutExpired,
+    CheckoutNotStarted,
+    Refunded { total_cents: i64, currency: String },
+    DisputeOpened,
+    DisputeWon,
+    DisputeLost,
+}
+
+impl From<PaymentFact> for FakeFact {
+    fn from(fact: PaymentFact) -> Self {
+        match fact {
+            PaymentFact::PaymentSucceeded { amount } => FakeFact::PaymentSucceeded {
+                amount_cents: amount.minor(),
+                currency: amount.currency().code().to_owned(),
+            },
+            PaymentFact::PaymentAttemptFailed => FakeFact::PaymentAttemptFailed,
+            PaymentFact::PaymentProcessing => FakeFact::PaymentProcessing,
+            PaymentFact::AsyncPaymentFailed => FakeFact::AsyncPaymentFailed,
+            PaymentFact::CheckoutExpired => FakeFact::CheckoutExpired,
+            PaymentFact::CheckoutNotStarted => FakeFact::CheckoutNotStarted,
+            PaymentFact::Refunded { total } => FakeFact::Refunded {
+                total_cents: total.minor(),
+                currency: total.currency().code().to_owned(),
+            },
+            PaymentFact::DisputeOpened => FakeFact::DisputeOpened,
+            PaymentFact::DisputeClosed(DisputeOutcome::Won) => FakeFact::DisputeWon,
+            PaymentFact::DisputeClosed(DisputeOutcome::Lost) => FakeFact::DisputeLost,
+        }
+    }
+}
+
+impl FakeFact {
+    fn to_fact(&self) -> Result<PaymentFact, String> {
+        let money = |minor: i64, code: &str| {
+            Currency::parse(code)
+                .and_then(|currency| Money::new(minor, currency))
+                .map_err(|err| err.to_string())
+        };
+        Ok(match self {
+            FakeFact::PaymentSucceeded {
+                amount_cents,
+                currency,
+            } => PaymentFact::PaymentSucceeded {
+                amount: money(*amount_cents, currency)?,
+            },
+            FakeFact::PaymentAttemptFailed => PaymentFact::PaymentAttemptFailed,
+            FakeFact::PaymentProcessing => PaymentFact::PaymentProcessing,
+            FakeFact::AsyncPaymentFailed => PaymentFact::AsyncPaymentFailed,
+            FakeFact::CheckoutExpired => PaymentFact::CheckoutExpired,
+            FakeFact::CheckoutNotStarted => PaymentFact::CheckoutNotStarted,
+            FakeFact::Refunded {
+                total_cents,
+                currency,
+            } => PaymentFact::Refunded {
+                total: money(*total_cents, currency)?,
+            },
+            FakeFact::DisputeOpened => PaymentFact::DisputeOpened,
+            FakeFact::DisputeWon => PaymentFact::DisputeClosed(DisputeOutcome::Won),
+            FakeFact::DisputeLost => PaymentFact::DisputeClosed(DisputeOutcome::Lost),
+        })
+    }
+}
+
+/// A webhook event in the fake format. Build one, then sign it with
+/// [`FakeGateway::signed_event`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FakeEvent {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purchase_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout_session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_intent_id: Option<String>,
+    /// Unix seconds; defaults to 0.
+    #[serde(default)]
+    pub created: i64,
+    #[serde(default)]
+    pub facts: Vec<FakeFact>,
+}
+
+impl FakeEvent {
+    pub fn new(id: impl Into<String>, event_type: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            event_type: event_type.into(),
+            purchase_id: None,
+            checkout_session_id: None,
+            payment_intent_id: None,
+            created: 0,
+            facts: Vec::new(),
+        }
+    }
+
+    #[must_use]
+    pub fn for_purchase(mut self, purchase_id: PurchaseId) -> Self {
+        self.purchase_id = Some(purchase_id.to_string());
+        self
+    }
+
+    #[must_use]
+    pub fn with_session(mut self, session_id: impl Into<String>) -> Self {
+        self.checkout_session_id = Some(session_id.into());
+        self
+    }
+
+    #[must_use]
+    pub fn with_payment_intent(mut self, payment_intent_id: impl Into<String>) -> Self {
+        self.payment_intent_id = Some(payment_intent_id.into());
+        self
+    }
+
+    #[must_use]
+    pub fn with_fact(mut self, fact: PaymentFact) -> Self {
+        self.facts.push(fact.into());
+        self
+    }
+
+    /// The JSON body of this event.
+    pub fn to_body(&self) -> Vec<u8> {
+        // Serialising plain strings, integers and enums cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// A request the fake received, in order (failed ones included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayCall {
+    CreateCheckoutSession(CheckoutRequest),
+    RetrieveCheckoutSession(String),
+    FindSessionByPaymentIntent(String),
+    Refund(RefundRequest),
+}
+
+#[derive(Debug)]
+struct State {
+    sessions: HashMap<String, GatewaySession>,
+    /// Idempotency key -> (request, session id).
+    checkout_keys: HashMap<String, (CheckoutRequest, String)>,
+    /// Idempotency key -> (request, outcome).
+    refund_keys: HashMap<String, (RefundRequest, RefundOutcome)>,
+    calls: Vec<GatewayCall>,
+    failures: VecDeque<GatewayError>,
+    refund_status: RefundStatus,
+    refunds: Vec<RefundRequest>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            sessions: HashMap::new(),
+            checkout_keys: HashMap::new(),
+            refund_keys: HashMap::new(),
+            calls: Vec::new(),
+            failures: VecDeque::new(),
+            refund_status: RefundStatus::Succeeded,
+            refunds: Vec::new(),
+        }
+    }
+}
+
+/// A scriptable [`PaymentGateway`]. Clones share state, so a test can keep one handle and give
+/// another to the services.
+#[derive(Debug, Clone, Default)]
+pub struct FakeGateway {
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeGateway {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the call, then fails it if a failure is queued.
+    fn begin_call(state: &mut State, call: GatewayCall) -> Result<(), GatewayError> {
+        state.calls.push(call);
+        state.failures.pop_front().map_or(Ok(()), Err)
+    }
+
+    // ---- Webhooks -------------------------------------------------------------------------
+
+    /// The signature header the fake expects for `body`.
+    pub fn signature_for(body: &[u8]) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(FAKE_WEBHOOK_SECRET.as_bytes());
+        hasher.update(body);
+        format!("{SIGNATURE_PREFIX}{}", hex::encode(hasher.finalize()))
+    }
+
+    /// The body and the matching signature header of an event.
+    pub fn signed_event(event: &FakeEvent) -> (Vec<u8>, String) {
+        let body = event.to_body();
+        let signature = Self::signature_for(&body);
+        (body, signature)
+    }
+
+    // ---- Scripting ------------------------------------------------------------------------
+
+    /// Makes the next `count` gateway calls (any method but `verify_webhook`) fail with `error`.
+    pub fn fail_next(&self, count: usize, error: GatewayError) {
+        let mut state = self.state();
+        state.failures.extend(std::iter::repeat_n(error, count));
+    }
+
+    /// How refunds made from now on end (default [`RefundStatus::Succeeded`]).
+    pub fn set_refund_status(&self, status: RefundStatus) {
+        self.state().refund_status = status;
+    }
+
+    /// Adds or replaces a session, as if created elsewhere.
+    pub fn insert_session(&self, session: GatewaySession) {
+        self.state().sessions.insert(session.id.clone(), session);
+    }
+
+    /// Changes a stored session; false when there is no such session.
+    pub fn update_session(
+        &self,
+        session_id: &str,
+        change: impl FnOnce(&mut GatewaySession),
+    ) -> bool {
+        self.state()
+            .sessions
+            .get_mut(session_id)
+            .map(change)
+            .is_some()
+    }
+
+    /// The customer paid: complete, paid, with this payment intent.
+    pub fn pay_session(&self, session_id: &str, payment_intent_id: &str) -> bool {
+        self.update_session(session_id, |session| {
+            session.status = SessionStatus::Complete;
+            session.payment_status = SessionPaymentStatus::Paid;
+            session.url = None;
+            session.payment_intent_id = Some(payment_intent_id.to_owned());
+        })
+    }
+
+    /// Checkout completed with a delayed payment method still settling.
+    pub fn complete_session_unpaid(&self, session_id: &str, payment_intent_id: &str) -> bool {
+        self.update_session(session_id, |session| {
+            session.status = SessionStatus::Complete;
+            session.payment_status = SessionPaymentStatus::Unpaid;
+            session.url = None;
+            session.payment_intent_id = Some(payment_intent_id.to_owned());
+        })
+    }
+
+    /// The session closed without payment.
+    pub fn expire_session(&self, session_id: &str) -> bool {
+        self.update_session(session_id, |session| {
+            session.status = SessionStatus::Expired;
+            session.url = None;
+        })
+    }
+
+    // ---- Inspection -----------------------------------------------------------------------
+
+    /// Every request received, in order (failed ones included).
+    pub fn calls(&self) -> Vec<GatewayCall> {
+        self.state().calls.clone()
+    }
+
+    pub fn call_count(&self) -> usize {
+        self.state().calls.len()
+    }
+
+    /// The checkout creation requests received, in order (failed ones included).
+    pub fn checkout_requests(&self) -> Vec<CheckoutRequest> {
+        self.calls()
+            .into_iter()
+            .filter_map(|call| match call {
+                GatewayCall::CreateCheckoutSession(request) => Some(request),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The refunds actually made (one per distinct idempotency key), in order.
+    pub fn refunds(&self) -> Vec<RefundRequest> {
+        self.state().refunds.clone()
+    }
+
+    pub fn session(&self, session_id: &str) -> Option<GatewaySession> {
+        self.state().sessions.get(session_id).cloned()
+    }
+
+    /// How many distinct sessions exist.
+    pub fn session_count(&self) -> usize {
+        self.state().sessions.len()
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for FakeGateway {
+    async fn create_checkout_session(
+        &self,
+        request: &CheckoutRequest,
+    ) -> Result<GatewaySession, GatewayError> {
+        let mut state = self.state();
+        Self::begin_call(
+            &mut state,
+            GatewayCall::CreateCheckoutSession(request.clone()),
+        )?;
+        if let Some((earlier, session_id)) = state.checkout_keys.get(&request.idempotency_key) {
+            if earlier != request {
+                return Err(GatewayError::Rejected {
+                    code: Some("idempotency_key_in_use".to_owned()),
+                    message: "idempotency key reused with different parameters".to_owned(),
+                });
+            }
+            let session_id = session_id.clone();
+            return state
+                .sessions
+                .get(&session_id)
+                .cloned()
+                .ok_or(GatewayError::NotFound);
+        }
+        let id = format!("cs_fake_{}", Uuid::new_v4().simple());
+        let metadata = BTreeMap::from([
+            ("purchase_id".to_owned(), request.purchase_id.to_string()),
+            ("course_id".to_owned(), request.course_id.to_string()),
+            ("user_id".to_owned(), request.user_id.to_string()),
+        ]);
+        let session = GatewaySession {
+            url: Some(format!("https://checkout.fake.test/pay/{id}")),
+            id: id.clone(),
+            status: SessionStatus::Open,
+            payment_status: SessionPaymentStatus::Unpaid,
+            amount_total: request.amount.minor(),
+            currency: request.amount.currency(),
+            expires_at: request.expires_at,
+            metadata,
+            purchase_id: Some(request.purchase_id),
+            payment_intent_id: None,
+        };
+        state.checkout_keys.insert(
+            request.idempotency_key.clone(),
+            (request.clone(), id.clone()),
+        );
+        state.sessions.insert(id, session.clone());
+        Ok(session)
+    }
+
+    async fn retrieve_checkout_session(
+        &self,
+        session_id: &str,
+    ) -> Result<GatewaySession, GatewayError> {
+        let mut state = self.state();
+        Self::begin_call(
+            &mut state,
+            GatewayCall::RetrieveCheckoutSession(session_id.to_owned()),
+        )?;
+        state
+            .sessions
+            .get(session_id)
+            .cloned()
+            .ok_or(GatewayError::NotFound)
+    }
+
+    async fn find_session_by_payment_intent(
+        &self,
+        payment_intent_id: &str,
+    ) -> Result<Option<GatewaySession>, GatewayError> {
+        let mut state = self.state();
+        Self::begin_call(
+            &mut state,
+            GatewayCall::FindSessionByPaymentIntent(payment_intent_id.to_owned()),
+        )?;
+        Ok(state
+            .sessions
+            .values()
+            .find(|session| session.payment_intent_id.as_deref() == Some(payment_intent_id))
+            .cloned())
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
+        let mut state = self.state();
+        Self::begin_call(&mut state, GatewayCall::Refund(request.clone()))?;
+        if let Some((earlier, outcome)) = state.refund_keys.get(&request.idempotency_key) {
+            if earlier != request {
+                return Err(GatewayError::Rejected {
+                    code: Some("idempotency_key_in_use".to_owned()),
+                    message: "idempotency key reused with different parameters".to_owned(),
+                });
+            }
+            return Ok(outcome.clone());
+        }
+        let outcome = RefundOutcome {
+            refund_id: format!("re_fake_{}", Uuid::new_v4().simple()),
+            status: state.refund_status,
+            amount: request.amount,
+        };
+        state.refund_keys.insert(
+            request.idempotency_key.clone(),
+            (request.clone(), outcome.clone()),
+        );
+        state.refunds.push(request.clone());
+        Ok(outcome)
+    }
+
+    fn verify_webhook(
+        &self,
+        payload: &[u8],
+        signature_header: Option<&str>,
+    ) -> Result<WebhookEvent, WebhookRejection> {
+        let header = signature_header.ok_or(WebhookRejection::MissingSignature)?;
+        let expected = Self::signature_for(payload);
+        if header.trim().as_bytes() != expected.as_bytes() {
+            return Err(WebhookRejection::SignatureMismatch);
+        }
+        let event: FakeEvent = serde_json::from_slice(payload)
+            .map_err(|err| WebhookRejection::InvalidPayload(err.to_string()))?;
+        if event.facts.is_empty() {
+            return Ok(WebhookEvent::Ignored {
+                id: event.id,
+                event_type: event.event_type,
+            });
+        }
+        let facts = event
+            .facts
+            .iter()
+            .map(FakeFact::to_fact)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(WebhookRejection::InvalidPayload)?;
+        let purchase_id = event
+            .purchase_id
+            .as_deref()
+            .map(str::parse::<PurchaseId>)
+            .transpose()
+            .map_err(|err| WebhookRejection::InvalidPayload(format!("purchaseId: {err}")))?;
+        let created = OffsetDateTime::from_unix_timestamp(event.created)
+            .map_err(|err| WebhookRejection::InvalidPayload(format!("created: {err}")))?;
+        Ok(WebhookEvent::Relevant(GatewayEvent {
+            id: event.id,
+            event_type: event.event_type,
+            created,
+            locator: PurchaseLocator {
+                purchase_id,
+                checkout_session_id: event.checkout_session_id,
+                payment_intent_id: event.payment_intent_id,
+            },
+            facts,
+            payload: String::from_utf8_lossy(payload).into_owned(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests;
