@@ -1,0 +1,45 @@
+//! Runs the Stripe sandbox on its own, e.g. to point a locally running app at it:
+//!
+//! ```text
+//! SANDBOX_WEBHOOK_URL=http://127.0.0.1:8080/api/v1/payments/webhook cargo run -p lms-stripe-sandbox
+//! ```
+//! then start the app with `STRIPE_API_BASE=http://127.0.0.1:12111`,
+//! `STRIPE_SECRET_KEY=sk_test_sandbox` and `STRIPE_WEBHOOK_SECRET=whsec_sandbox`.
+
+use lms_stripe_sandbox::{Sandbox, SandboxConfig};
+use std::net::TcpListener;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let port: u16 = match env("SANDBOX_PORT") {
+        Some(port) => port
+            .parse()
+            .map_err(|_| std::io::Error::other("SANDBOX_PORT must be a port number"))?,
+        None => 12111,
+    };
+    let defaults = SandboxConfig::default();
+    let config = SandboxConfig {
+        secret_key: env("STRIPE_SECRET_KEY").unwrap_or(defaults.secret_key.clone()),
+        webhook_secrets: env("STRIPE_WEBHOOK_SECRET")
+            .map(|secrets| secrets.split(',').map(|s| s.trim().to_owned()).collect())
+            .unwrap_or(defaults.webhook_secrets.clone()),
+        webhook_url: env("SANDBOX_WEBHOOK_URL"),
+        ..defaults
+    };
+    let webhook_url = config.webhook_url.clone();
+    let sandbox = Sandbox::start_on(TcpListener::bind(("127.0.0.1", port))?, config).await?;
+    println!("Stripe sandbox listening on {}", sandbox.base_url());
+    match webhook_url {
+        Some(url) => println!("delivering signed webhooks to {url}"),
+        None => println!("SANDBOX_WEBHOOK_URL is not set: events are kept, not delivered"),
+    }
+    tokio::signal::ctrl_c().await?;
+    sandbox.stop().await;
+    Ok(())
+}

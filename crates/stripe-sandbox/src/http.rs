@@ -1,0 +1,300 @@
+//! The sandbox's HTTP face: Stripe's REST subset (form-encoded, Bearer key, Stripe's error
+//! shape, Idempotency-Key replay) and the hosted checkout page.
+
+use crate::ledger::{ApiError, Params};
+use crate::{lock, page, Inner, StoredResponse};
+use actix_web::dev::Server;
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::sync::Arc;
+
+type State = web::Data<Arc<Inner>>;
+
+pub(crate) fn server(listener: TcpListener, inner: Arc<Inner>) -> std::io::Result<Server> {
+    let state = web::Data::new(inner);
+    Ok(HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(64 * 1024))
+            .route("/v1/checkout/sessions", web::post().to(create_session))
+            .route("/v1/checkout/sessions", web::get().to(list_sessions))
+            .route(
+                "/v1/checkout/sessions/{id}",
+                web::get().to(retrieve_session),
+            )
+            .route(
+                "/v1/checkout/sessions/{id}/expire",
+                web::post().to(expire_session),
+            )
+            .route("/v1/refunds", web::post().to(create_refund))
+            .route("/v1/events", web::get().to(list_events))
+            .route("/checkout/pay/{id}", web::get().to(page::show))
+            .route("/checkout/pay/{id}", web::post().to(page::submit))
+            .default_service(web::to(|| async {
+                error_response(&ApiError {
+                    status: 404,
+                    kind: "invalid_request_error",
+                    code: Some("resource_missing"),
+                    message: "Unrecognized request URL.".into(),
+                    param: None,
+                })
+            }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .run())
+}
+
+pub(crate) fn error_response(error: &ApiError) -> HttpResponse {
+    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    HttpResponse::build(status).json(error.body())
+}
+
+fn json_response(status: u16, body: &Value) -> HttpResponse {
+    HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::OK)).json(body)
+}
+
+/// Checks the API key and the chaos switches; `Err` is the response to send instead.
+fn admit(req: &HttpRequest, inner: &Inner) -> Result<(), ApiError> {
+    let expected = format!("Bearer {}", inner.config.secret_key);
+    let presented = req
+        .headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok());
+    if presented != Some(expected.as_str()) {
+        return Err(ApiError {
+            status: 401,
+            kind: "invalid_request_error",
+            code: None,
+            message: "Invalid API Key provided.".into(),
+            param: None,
+        });
+    }
+    let injected = {
+        let mut chaos = lock(&inner.chaos);
+        (!chaos.fail_next.is_empty()).then(|| chaos.fail_next.remove(0))
+    };
+    if let Some(status) = injected {
+        let (kind, message) = if status == 429 {
+            (
+                "rate_limit_error",
+                "Too many requests hit the API too quickly.",
+            )
+        } else {
+            (
+                "api_error",
+                "An error occurred with our connection to Stripe. (sandbox chaos)",
+            )
+        };
+        return Err(ApiError {
+            status,
+            kind,
+            code: None,
+            message: message.into(),
+            param: None,
+        });
+    }
+    Ok(())
+}
+
+/// Runs a POST with Stripe's idempotency semantics: the first response for a key is replayed
+/// for the same parameters, and a reuse with other parameters is refused.
+fn idempotent(
+    req: &HttpRequest,
+    inner: &Inner,
+    params: &Params,
+    run: impl FnOnce() -> Result<Value, ApiError>,
+) -> HttpResponse {
+    let Some(key) = req
+        .headers()
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
+        return match run() {
+            Ok(body) => json_response(200, &body),
+            Err(error) => error_response(&error),
+        };
+    };
+    if key.len() > 255 {
+        return error_response(&ApiError::invalid(
+            "idempotency_key_too_long",
+            "Idempotency keys are at most 255 characters.",
+            None,
+        ));
+    }
+    let scoped = format!("{} {}", req.path(), key);
+    let fingerprint = params.fingerprint();
+    // Held across `run` so that concurrent requests with one key are answered one at a time.
+    let mut store = lock(&inner.idempotency);
+    if let Some(stored) = store.get(&scoped) {
+        if stored.fingerprint != fingerprint {
+            return error_response(&ApiError {
+                status: 400,
+                kind: "idempotency_error",
+                code: Some("idempotency_key_in_use"),
+                message: format!("Keys for idempotent requests can only be used with the same parameters they were first used with. Try using a key other than '{key}'."),
+                param: None,
+            });
+        }
+        let mut response = json_response(stored.status, &stored.body);
+        response.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("idempotent-replayed"),
+            actix_web::http::header::HeaderValue::from_static("true"),
+        );
+        return response;
+    }
+    let (status, body) = match run() {
+        Ok(body) => (200, body),
+        Err(error) => (error.status, error.body()),
+    };
+    // Stripe does not store 5xx answers; nothing here produces them, but keep the rule.
+    if status < 500 {
+        store.insert(
+            scoped,
+            StoredResponse {
+                fingerprint,
+                status,
+                body: body.clone(),
+            },
+        );
+    }
+    json_response(status, &body)
+}
+
+async fn create_session(req: HttpRequest, body: web::Bytes, inner: State) -> HttpResponse {
+    if let Err(error) = admit(&req, &inner) {
+        return error_response(&error);
+    }
+    let params = match Params::parse(&body) {
+        Ok(params) => params,
+        Err(error) => return error_response(&error),
+    };
+    let page_base = lock(&inner.page_base).clone();
+    let response = idempotent(&req, &inner, &params, || {
+        inner
+            .ledger()
+            .create_session(&params, inner.now(), &page_base)
+    });
+    inner.new_events.notify_one();
+    response
+}
+
+async fn retrieve_session(req: HttpRequest, path: web::Path<String>, inner: State) -> HttpResponse {
+    if let Err(error) = admit(&req, &inner) {
+        return error_response(&error);
+    }
+    let mut ledger = inner.ledger();
+    ledger.expire_due(inner.now());
+    match ledger.session(&path) {
+        Ok(session) => json_response(200, &session),
+        Err(error) => error_response(&error),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    payment_intent: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_sessions(
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+    inner: State,
+) -> HttpResponse {
+    if let Err(error) = admit(&req, &inner) {
+        return error_response(&error);
+    }
+    let Some(payment_intent) = query.payment_intent.as_deref() else {
+        return error_response(&ApiError::invalid(
+            "parameter_missing",
+            "this sandbox lists sessions by payment_intent only",
+            Some("payment_intent"),
+        ));
+    };
+    let mut data = inner.ledger().sessions_by_payment_intent(payment_intent);
+    data.truncate(query.limit.unwrap_or(10).clamp(1, 100));
+    json_response(
+        200,
+        &json!({"object": "list", "data": data, "has_more": false, "url": "/v1/checkout/sessions"}),
+    )
+}
+
+async fn expire_session(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    inner: State,
+) -> HttpResponse {
+    if let Err(error) = admit(&req, &inner) {
+        return error_response(&error);
+    }
+    let params = Params::parse(&body).unwrap_or_default();
+    let response = idempotent(&req, &inner, &params, || {
+        inner.ledger().expire_session(&path, inner.now())
+    });
+    inner.new_events.notify_one();
+    response
+}
+
+async fn create_refund(req: HttpRequest, body: web::Bytes, inner: State) -> HttpResponse {
+    if let Err(error) = admit(&req, &inner) {
+        return error_response(&error);
+    }
+    let params = match Params::parse(&body) {
+        Ok(params) => params,
+        Err(error) => return error_response(&error),
+    };
+    let response = idempotent(&req, &inner, &params, || {
+        inner.ledger().create_refund(&params, inner.now())
+    });
+    inner.new_events.notify_one();
+    response
+}
+
+#[derive(serde::Deserialize)]
+struct EventsQuery {
+    limit: Option<usize>,
+    starting_after: Option<String>,
+    #[serde(rename = "created[gte]")]
+    created_gte: Option<i64>,
+}
+
+/// `GET /v1/events`: newest first, cursor pagination with `starting_after`.
+async fn list_events(
+    req: HttpRequest,
+    query: web::Query<EventsQuery>,
+    inner: State,
+) -> HttpResponse {
+    if let Err(error) = admit(&req, &inner) {
+        return error_response(&error);
+    }
+    let limit = query.limit.unwrap_or(10).clamp(1, 100);
+    let events: Vec<Value> = inner.ledger().events().iter().rev().cloned().collect();
+    let start = match &query.starting_after {
+        Some(cursor) => match events.iter().position(|e| e["id"] == cursor.as_str()) {
+            Some(index) => index + 1,
+            None => return error_response(&ApiError::not_found("event", cursor)),
+        },
+        None => 0,
+    };
+    let matching: Vec<Value> = events[start..]
+        .iter()
+        .filter(|e| {
+            query
+                .created_gte
+                .is_none_or(|gte| e["created"].as_i64().unwrap_or(0) >= gte)
+        })
+        .cloned()
+        .collect();
+    let has_more = matching.len() > limit;
+    let data: Vec<Value> = matching.into_iter().take(limit).collect();
+    json_response(
+        200,
+        &json!({"object": "list", "data": data, "has_more": has_more, "url": "/v1/events"}),
+    )
+}

@@ -1,0 +1,657 @@
+//! The sandbox's Stripe world: sessions, payment intents, charges, refunds, disputes and the
+//! events they emit. Synchronous and deterministic given its inputs (ids aside), so every rule
+//! can be tested without a server.
+
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// A Stripe-shaped API error: HTTP status plus the `{"error": {...}}` body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {kind}: {message}")]
+pub struct ApiError {
+    pub status: u16,
+    pub kind: &'static str,
+    pub code: Option<&'static str>,
+    pub message: String,
+    pub param: Option<String>,
+}
+
+impl ApiError {
+    pub fn invalid(code: &'static str, message: impl Into<String>, param: Option<&str>) -> Self {
+        Self {
+            status: 400,
+            kind: "invalid_request_error",
+            code: Some(code),
+            message: message.into(),
+            param: param.map(str::to_owned),
+        }
+    }
+
+    pub fn not_found(kind_of_object: &str, id: &str) -> Self {
+        Self {
+            status: 404,
+            kind: "invalid_request_error",
+            code: Some("resource_missing"),
+            message: format!("No such {kind_of_object}: '{id}'"),
+            param: Some("id".into()),
+        }
+    }
+
+    pub fn body(&self) -> Value {
+        json!({"error": {
+            "type": self.kind,
+            "code": self.code,
+            "message": self.message,
+            "param": self.param,
+            "doc_url": self.code.map(|code| format!("https://stripe.com/docs/error-codes/{code}")),
+        }})
+    }
+}
+
+/// Form parameters as Stripe receives them: flat `key[sub][0]=value` pairs.
+#[derive(Debug, Clone, Default)]
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+            .map(Self)
+            .map_err(|err| {
+                ApiError::invalid(
+                    "parameter_invalid_string",
+                    format!("malformed form body: {err}"),
+                    None,
+                )
+            })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn required(&self, key: &str) -> Result<&str, ApiError> {
+        self.get(key).filter(|v| !v.is_empty()).ok_or_else(|| {
+            ApiError::invalid(
+                "parameter_missing",
+                format!("Missing required param: {key}."),
+                Some(key),
+            )
+        })
+    }
+
+    fn integer(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        self.get(key)
+            .map(|v| {
+                v.parse::<i64>().map_err(|_| {
+                    ApiError::invalid(
+                        "parameter_invalid_integer",
+                        format!("Invalid integer: {v}"),
+                        Some(key),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// `prefix[key]=value` pairs as a JSON object (Stripe metadata).
+    fn map(&self, prefix: &str) -> Result<Map<String, Value>, ApiError> {
+        let mut map = Map::new();
+        for (key, value) in &self.0 {
+            if let Some(inner) = key
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('['))
+                .and_then(|rest| rest.strip_suffix(']'))
+            {
+                if inner.len() > 40 || value.len() > 500 {
+                    return Err(ApiError::invalid(
+                        "parameter_invalid_string",
+                        "metadata keys are at most 40 characters, values at most 500",
+                        Some(key),
+                    ));
+                }
+                map.insert(inner.to_owned(), Value::String(value.clone()));
+            }
+        }
+        if map.len() > 50 {
+            return Err(ApiError::invalid(
+                "parameter_invalid_string",
+                "at most 50 metadata keys",
+                Some(prefix),
+            ));
+        }
+        Ok(map)
+    }
+
+    /// A canonical form of the parameters, to tell a replay from a conflicting reuse of an
+    /// idempotency key.
+    pub fn fingerprint(&self) -> String {
+        let mut pairs = self.0.clone();
+        pairs.sort();
+        serde_urlencoded::to_string(&pairs).unwrap_or_default()
+    }
+}
+
+/// The smallest charge per currency (minor units); currencies not listed are refused.
+fn minimum_charge(currency: &str) -> Option<i64> {
+    Some(match currency {
+        "usd" | "eur" | "aud" | "cad" | "chf" | "nzd" | "sgd" | "brl" | "inr" | "jpy" => 50,
+        "gbp" => 30,
+        "aed" | "myr" | "pln" | "ron" => 200,
+        "bgn" => 100,
+        "czk" => 1500,
+        "dkk" => 250,
+        "hkd" => 400,
+        "huf" => 17500,
+        "mxn" | "thb" => 1000,
+        "nok" | "sek" => 300,
+        _ => return None,
+    })
+}
+
+/// How the customer tries to pay on the hosted page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentMethod {
+    Card(String),
+    /// A delayed method: checkout completes unpaid, then settles.
+    BankDebit,
+}
+
+/// What a payment attempt led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    Paid,
+    Declined(String),
+    Processing,
+}
+
+/// Stripe's test cards this sandbox knows. Any other well-formed number is declined as
+/// Stripe declines unknown test numbers.
+fn card_verdict(number: &str) -> Result<(), &'static str> {
+    let digits: String = number
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    match digits.as_str() {
+        "4242424242424242" | "5555555555554444" => Ok(()),
+        "4000000000000002" => Err("Your card was declined."),
+        "4000000000009995" => Err("Your card has insufficient funds."),
+        _ => Err("Your card number is not a Stripe test card."),
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Ledger {
+    sessions: HashMap<String, Value>,
+    session_pi_metadata: HashMap<String, Map<String, Value>>,
+    payment_intents: HashMap<String, Value>,
+    charges: HashMap<String, Value>,
+    refunds: HashMap<String, Value>,
+    disputes: HashMap<String, Value>,
+    events: Vec<Value>,
+    sequence: u64,
+}
+
+impl Ledger {
+    fn next_id(&mut self, prefix: &str) -> String {
+        self.sequence += 1;
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        format!("{prefix}_test_{:06}{}", self.sequence, &random[..18])
+    }
+
+    fn emit(&mut self, event_type: &str, object: Value, now: i64) {
+        let id = self.next_id("evt");
+        self.events.push(json!({
+            "id": id,
+            "object": "event",
+            "api_version": crate::API_VERSION,
+            "created": now,
+            "livemode": false,
+            "pending_webhooks": 1,
+            "request": {"id": null, "idempotency_key": null},
+            "type": event_type,
+            "data": {"object": object},
+        }));
+    }
+
+    /// Every event so far, oldest first.
+    pub fn events(&self) -> &[Value] {
+        &self.events
+    }
+
+    pub fn create_session(
+        &mut self,
+        params: &Params,
+        now: i64,
+        page_base: &str,
+    ) -> Result<Value, ApiError> {
+        let mode = params.required("mode")?;
+        if mode != "payment" {
+            return Err(ApiError::invalid(
+                "parameter_invalid_string",
+                "this sandbox supports mode=payment only",
+                Some("mode"),
+            ));
+        }
+        let currency = params
+            .required("line_items[0][price_data][currency]")?
+            .to_owned();
+        if currency != currency.to_ascii_lowercase() {
+            return Err(ApiError::invalid(
+                "parameter_invalid_string",
+                "currency must be lower case",
+                Some("line_items[0][price_data][currency]"),
+            ));
+        }
+        let minimum = minimum_charge(&currency).ok_or_else(|| {
+            ApiError::invalid(
+                "parameter_invalid_string",
+                format!("Invalid currency: {currency}"),
+                Some("line_items[0][price_data][currency]"),
+            )
+        })?;
+        let unit_amount = params
+            .integer("line_items[0][price_data][unit_amount]")?
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "parameter_missing",
+                    "Missing required param: line_items[0][price_data][unit_amount].",
+                    Some("line_items[0][price_data][unit_amount]"),
+                )
+            })?;
+        let quantity = params.integer("line_items[0][quantity]")?.unwrap_or(1);
+        let name = params
+            .required("line_items[0][price_data][product_data][name]")?
+            .to_owned();
+        let amount_total = unit_amount
+            .checked_mul(quantity)
+            .filter(|total| *total >= 0)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "parameter_invalid_integer",
+                    "amount overflows",
+                    Some("line_items[0][quantity]"),
+                )
+            })?;
+        if amount_total < minimum {
+            return Err(ApiError::invalid("amount_too_small", format!("The Checkout Session's total amount due must add up to at least {minimum} {currency} minor units."), Some("line_items[0][price_data][unit_amount]")));
+        }
+        if amount_total > 99_999_999 {
+            return Err(ApiError::invalid(
+                "amount_too_large",
+                "Amount must be no more than 99999999",
+                Some("line_items[0][price_data][unit_amount]"),
+            ));
+        }
+        let success_url = params.required("success_url")?.to_owned();
+        let cancel_url = params.required("cancel_url")?.to_owned();
+        let expires_at = params.integer("expires_at")?.unwrap_or(now + 24 * 3600);
+        if expires_at < now + 30 * 60 || expires_at > now + 24 * 3600 {
+            return Err(ApiError::invalid(
+                "parameter_invalid_integer",
+                "expires_at must be between 30 minutes and 24 hours from now",
+                Some("expires_at"),
+            ));
+        }
+        let id = self.next_id("cs");
+        let session = json!({
+            "id": id,
+            "object": "checkout.session",
+            "mode": "payment",
+            "status": "open",
+            "payment_status": "unpaid",
+            "amount_subtotal": amount_total,
+            "amount_total": amount_total,
+            "currency": currency,
+            "created": now,
+            "expires_at": expires_at,
+            "url": format!("{page_base}/checkout/pay/{id}"),
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "client_reference_id": params.get("client_reference_id"),
+            "customer_email": params.get("customer_email"),
+            "metadata": params.map("metadata")?,
+            "payment_intent": null,
+            "livemode": false,
+            "line_items_sandbox": {"name": name, "unit_amount": unit_amount, "quantity": quantity},
+        });
+        self.session_pi_metadata
+            .insert(id.clone(), params.map("payment_intent_data[metadata]")?);
+        self.sessions.insert(id, session.clone());
+        Ok(public(session))
+    }
+
+    pub fn session(&self, id: &str) -> Result<Value, ApiError> {
+        self.sessions
+            .get(id)
+            .cloned()
+            .map(public)
+            .ok_or_else(|| ApiError::not_found("checkout.session", id))
+    }
+
+    /// The product name and unit amount, for the hosted page.
+    pub fn session_for_page(&self, id: &str) -> Option<Value> {
+        self.sessions.get(id).cloned()
+    }
+
+    pub fn sessions_by_payment_intent(&self, payment_intent: &str) -> Vec<Value> {
+        let mut found: Vec<Value> = self
+            .sessions
+            .values()
+            .filter(|session| session["payment_intent"] == payment_intent)
+            .cloned()
+            .map(public)
+            .collect();
+        found.sort_by_key(|session| std::cmp::Reverse(session["created"].as_i64()));
+        found
+    }
+
+    fn open_session(&mut self, id: &str, now: i64) -> Result<&mut Value, ApiError> {
+        self.expire_due(now);
+        let session = self
+            .sessions
+            .get_mut(id)
+            .ok_or_else(|| ApiError::not_found("checkout.session", id))?;
+        if session["status"] != "open" {
+            return Err(ApiError::invalid(
+                "checkout_session_not_open",
+                format!(
+                    "This Checkout Session is {}.",
+                    session["status"].as_str().unwrap_or("closed")
+                ),
+                None,
+            ));
+        }
+        Ok(session)
+    }
+
+    /// Closes every open session whose `expires_at` has passed, as Stripe does on its own.
+    pub fn expire_due(&mut self, now: i64) {
+        let due: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| {
+                s["status"] == "open" && s["expires_at"].as_i64().is_some_and(|at| at <= now)
+            })
+            .filter_map(|s| s["id"].as_str().map(str::to_owned))
+            .collect();
+        for id in due {
+            self.close_expired(&id, now);
+        }
+    }
+
+    fn close_expired(&mut self, id: &str, now: i64) {
+        if let Some(session) = self.sessions.get_mut(id) {
+            session["status"] = json!("expired");
+            session["url"] = Value::Null;
+            let snapshot = public(session.clone());
+            self.emit("checkout.session.expired", snapshot, now);
+        }
+    }
+
+    /// `POST /v1/checkout/sessions/{id}/expire`: only while open.
+    pub fn expire_session(&mut self, id: &str, now: i64) -> Result<Value, ApiError> {
+        self.open_session(id, now)?;
+        self.close_expired(id, now);
+        self.session(id)
+    }
+
+    fn payment_intent_for(&mut self, session_id: &str, now: i64) -> Result<String, ApiError> {
+        let session = self
+            .sessions
+            .get(session_id)
+            .ok_or_else(|| ApiError::not_found("checkout.session", session_id))?;
+        if let Some(existing) = session["payment_intent"].as_str() {
+            return Ok(existing.to_owned());
+        }
+        let (amount, currency) = (session["amount_total"].clone(), session["currency"].clone());
+        let metadata = self
+            .session_pi_metadata
+            .get(session_id)
+            .cloned()
+            .unwrap_or_default();
+        let id = self.next_id("pi");
+        self.payment_intents.insert(
+            id.clone(),
+            json!({
+                "id": id, "object": "payment_intent", "amount": amount, "currency": currency,
+                "status": "requires_payment_method", "metadata": metadata, "created": now,
+                "latest_charge": null, "livemode": false,
+            }),
+        );
+        if let Some(session) = self.sessions.get_mut(session_id) {
+            session["payment_intent"] = json!(id);
+        }
+        Ok(id)
+    }
+
+    fn charge(
+        &mut self,
+        payment_intent: &str,
+        succeeded: bool,
+        failure: Option<&str>,
+        now: i64,
+    ) -> Value {
+        let intent = self
+            .payment_intents
+            .get(payment_intent)
+            .cloned()
+            .unwrap_or(Value::Null);
+        let id = self.next_id("ch");
+        let amount = intent["amount"].as_i64().unwrap_or(0);
+        let charge = json!({
+            "id": id, "object": "charge", "amount": amount,
+            "amount_captured": if succeeded { amount } else { 0 },
+            "amount_refunded": 0, "refunded": false, "captured": succeeded, "paid": succeeded,
+            "currency": intent["currency"], "payment_intent": payment_intent,
+            "metadata": intent["metadata"], "status": if succeeded { "succeeded" } else { "failed" },
+            "failure_message": failure, "failure_code": failure.map(|_| "card_declined"),
+            "disputed": false, "created": now, "livemode": false,
+        });
+        self.charges.insert(id.clone(), charge.clone());
+        if let Some(intent) = self.payment_intents.get_mut(payment_intent) {
+            intent["latest_charge"] = json!(id);
+            intent["status"] = json!(if succeeded {
+                "succeeded"
+            } else {
+                "requires_payment_method"
+            });
+        }
+        charge
+    }
+
+    /// The customer submits the hosted page.
+    pub fn pay(
+        &mut self,
+        session_id: &str,
+        method: &PaymentMethod,
+        now: i64,
+    ) -> Result<PaymentOutcome, ApiError> {
+        self.open_session(session_id, now)?;
+        let payment_intent = self.payment_intent_for(session_id, now)?;
+        match method {
+            PaymentMethod::Card(number) => match card_verdict(number) {
+                Ok(()) => {
+                    let charge = self.charge(&payment_intent, true, None, now);
+                    self.emit("charge.succeeded", charge, now);
+                    self.emit(
+                        "payment_intent.succeeded",
+                        self.payment_intents[&payment_intent].clone(),
+                        now,
+                    );
+                    self.complete_session(session_id, "paid", now);
+                    Ok(PaymentOutcome::Paid)
+                }
+                Err(message) => {
+                    let charge = self.charge(&payment_intent, false, Some(message), now);
+                    self.emit("charge.failed", charge, now);
+                    Ok(PaymentOutcome::Declined(message.to_owned()))
+                }
+            },
+            PaymentMethod::BankDebit => {
+                if let Some(intent) = self.payment_intents.get_mut(&payment_intent) {
+                    intent["status"] = json!("processing");
+                }
+                self.complete_session(session_id, "unpaid", now);
+                Ok(PaymentOutcome::Processing)
+            }
+        }
+    }
+
+    fn complete_session(&mut self, session_id: &str, payment_status: &str, now: i64) {
+        if let Some(session) = self.sessions.get_mut(session_id) {
+            session["status"] = json!("complete");
+            session["payment_status"] = json!(payment_status);
+            session["url"] = Value::Null;
+            let snapshot = public(session.clone());
+            self.emit("checkout.session.completed", snapshot, now);
+        }
+    }
+
+    /// A delayed (bank debit) payment settles, successfully or not.
+    pub fn settle(&mut self, session_id: &str, succeeded: bool, now: i64) -> Result<(), ApiError> {
+        let session = self
+            .sessions
+            .get(session_id)
+            .ok_or_else(|| ApiError::not_found("checkout.session", session_id))?;
+        if session["status"] != "complete" || session["payment_status"] != "unpaid" {
+            return Err(ApiError::invalid(
+                "payment_intent_unexpected_state",
+                "nothing is settling for this session",
+                None,
+            ));
+        }
+        let payment_intent = self.payment_intent_for(session_id, now)?;
+        let charge = self.charge(
+            &payment_intent,
+            succeeded,
+            (!succeeded).then_some("The bank debit failed."),
+            now,
+        );
+        if succeeded {
+            self.emit("charge.succeeded", charge, now);
+            if let Some(session) = self.sessions.get_mut(session_id) {
+                session["payment_status"] = json!("paid");
+            }
+            let snapshot = self.session(session_id)?;
+            self.emit("checkout.session.async_payment_succeeded", snapshot, now);
+        } else {
+            self.emit("charge.failed", charge, now);
+            let snapshot = self.session(session_id)?;
+            self.emit("checkout.session.async_payment_failed", snapshot, now);
+        }
+        Ok(())
+    }
+
+    fn captured_charge_mut(&mut self, payment_intent: &str) -> Result<&mut Value, ApiError> {
+        let charge_id = self
+            .payment_intents
+            .get(payment_intent)
+            .and_then(|intent| intent["latest_charge"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::not_found("payment_intent", payment_intent))?;
+        let charge = self
+            .charges
+            .get_mut(&charge_id)
+            .ok_or_else(|| ApiError::not_found("charge", &charge_id))?;
+        if charge["status"] != "succeeded" {
+            return Err(ApiError::invalid(
+                "charge_not_captured",
+                "This PaymentIntent has no successful charge to refund.",
+                Some("payment_intent"),
+            ));
+        }
+        Ok(charge)
+    }
+
+    /// `POST /v1/refunds`.
+    pub fn create_refund(&mut self, params: &Params, now: i64) -> Result<Value, ApiError> {
+        let payment_intent = params.required("payment_intent")?.to_owned();
+        let requested = params.integer("amount")?;
+        let reason = params.get("reason").map(str::to_owned);
+        if let Some(reason) = &reason {
+            if !["duplicate", "fraudulent", "requested_by_customer"].contains(&reason.as_str()) {
+                return Err(ApiError::invalid(
+                    "parameter_invalid_string",
+                    format!("Invalid reason: {reason}"),
+                    Some("reason"),
+                ));
+            }
+        }
+        let metadata = params.map("metadata")?;
+        let charge = self.captured_charge_mut(&payment_intent)?;
+        let captured = charge["amount_captured"].as_i64().unwrap_or(0);
+        let refunded = charge["amount_refunded"].as_i64().unwrap_or(0);
+        let remaining = captured - refunded;
+        if remaining == 0 {
+            return Err(ApiError::invalid(
+                "charge_already_refunded",
+                "Charge has already been refunded.",
+                None,
+            ));
+        }
+        let amount = requested.unwrap_or(remaining);
+        if amount < 1 || amount > remaining {
+            return Err(ApiError::invalid("amount_too_large", format!("Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})"), Some("amount")));
+        }
+        charge["amount_refunded"] = json!(refunded + amount);
+        charge["refunded"] = json!(refunded + amount == captured);
+        let charge_snapshot = charge.clone();
+        let id = self.next_id("re");
+        let refund = json!({
+            "id": id, "object": "refund", "amount": amount, "currency": charge_snapshot["currency"],
+            "charge": charge_snapshot["id"], "payment_intent": payment_intent, "reason": reason,
+            "metadata": metadata, "status": "succeeded", "created": now,
+        });
+        self.refunds.insert(id, refund.clone());
+        self.emit("charge.refunded", charge_snapshot, now);
+        self.emit("refund.created", refund.clone(), now);
+        Ok(refund)
+    }
+
+    /// The customer's bank opens a dispute on the payment.
+    pub fn open_dispute(&mut self, payment_intent: &str, now: i64) -> Result<Value, ApiError> {
+        let charge = self.captured_charge_mut(payment_intent)?;
+        charge["disputed"] = json!(true);
+        let charge = charge.clone();
+        let id = self.next_id("dp");
+        let dispute = json!({
+            "id": id, "object": "dispute", "amount": charge["amount"], "currency": charge["currency"],
+            "charge": charge["id"], "payment_intent": payment_intent, "status": "needs_response",
+            "reason": "fraudulent", "created": now, "livemode": false, "metadata": {},
+        });
+        self.disputes.insert(id, dispute.clone());
+        self.emit("charge.dispute.created", dispute.clone(), now);
+        Ok(dispute)
+    }
+
+    pub fn close_dispute(
+        &mut self,
+        dispute_id: &str,
+        won: bool,
+        now: i64,
+    ) -> Result<Value, ApiError> {
+        let dispute = self
+            .disputes
+            .get_mut(dispute_id)
+            .ok_or_else(|| ApiError::not_found("dispute", dispute_id))?;
+        dispute["status"] = json!(if won { "won" } else { "lost" });
+        let dispute = dispute.clone();
+        self.emit("charge.dispute.closed", dispute.clone(), now);
+        Ok(dispute)
+    }
+}
+
+/// The session as the API shows it (without the sandbox's private bookkeeping).
+fn public(mut session: Value) -> Value {
+    if let Some(object) = session.as_object_mut() {
+        object.remove("line_items_sandbox");
+    }
+    session
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,332 @@
+//! A local, stateful stand-in for the part of Stripe this product uses.
+//!
+//! Unlike stripe-mock it keeps state and sends webhooks: sessions created through its REST
+//! subset can be paid on its hosted checkout page (or from a test), and the events Stripe
+//! would send are signed like Stripe signs them and delivered at least once, with retries,
+//! to a configured endpoint. Chaos switches make it duplicate and shuffle deliveries and fail
+//! API calls, so the product's idempotency and retry logic are exercised for real.
+//!
+//! Run it in-process with [`Sandbox::start`], or as the `stripe-sandbox` binary.
+
+mod delivery;
+mod http;
+pub mod ledger;
+mod page;
+pub mod signing;
+
+pub use delivery::{DeliveryConfig, DeliveryRecord};
+pub use ledger::{ApiError, PaymentMethod, PaymentOutcome};
+
+use ledger::Ledger;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The Stripe API version whose object shapes the sandbox produces.
+pub const API_VERSION: &str = "2024-06-20";
+
+/// How the sandbox behaves.
+#[derive(Clone)]
+pub struct SandboxConfig {
+    /// The only API key accepted (`Authorization: Bearer ...`).
+    pub secret_key: String,
+    /// Secrets that sign every webhook (several while "rolling" a secret).
+    pub webhook_secrets: Vec<String>,
+    /// Where events are POSTed; `None` keeps them for the caller to fetch.
+    pub webhook_url: Option<String>,
+    pub delivery: DeliveryConfig,
+    /// How long a bank debit takes to settle after checkout.
+    pub settlement_delay: Duration,
+}
+
+impl std::fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxConfig")
+            .field("webhook_url", &self.webhook_url)
+            .field("delivery", &self.delivery)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            secret_key: "sk_test_sandbox".into(),
+            webhook_secrets: vec!["whsec_sandbox".into()],
+            webhook_url: None,
+            delivery: DeliveryConfig::default(),
+            settlement_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Switches that make the sandbox misbehave the way the real network does.
+#[derive(Debug, Clone, Default)]
+pub struct Chaos {
+    /// HTTP statuses (e.g. 500, 429) returned, one per call, by the next API calls.
+    pub fail_next: Vec<u16>,
+    /// Deliver every event twice.
+    pub duplicate_deliveries: bool,
+    /// Deliver each batch of new events in random order.
+    pub shuffle_deliveries: bool,
+    /// Wait this long before each delivery.
+    pub delivery_delay: Duration,
+}
+
+struct StoredResponse {
+    fingerprint: String,
+    status: u16,
+    body: Value,
+}
+
+pub(crate) struct Inner {
+    config: SandboxConfig,
+    ledger: Mutex<Ledger>,
+    idempotency: Mutex<HashMap<String, StoredResponse>>,
+    chaos: Mutex<Chaos>,
+    deliveries: Mutex<Vec<DeliveryRecord>>,
+    clock_offset_secs: AtomicI64,
+    new_events: Notify,
+    page_base: Mutex<String>,
+    stopped: AtomicBool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave the ledger half-updated in a way that
+    // matters for a test double; keep serving.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Inner {
+    fn now(&self) -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp()
+            + self.clock_offset_secs.load(Ordering::Relaxed)
+    }
+
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        lock(&self.ledger)
+    }
+}
+
+/// A running sandbox. Dropping it stops the server.
+pub struct Sandbox {
+    inner: Arc<Inner>,
+    base_url: String,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    /// Starts on an ephemeral local port.
+    ///
+    /// # Errors
+    /// When no port can be bound.
+    pub async fn start(config: SandboxConfig) -> std::io::Result<Self> {
+        Self::start_on(TcpListener::bind("127.0.0.1:0")?, config).await
+    }
+
+    /// Starts on the given listener (the `stripe-sandbox` binary binds a fixed port).
+    ///
+    /// # Errors
+    /// When the server cannot be started on the listener.
+    pub async fn start_on(listener: TcpListener, config: SandboxConfig) -> std::io::Result<Self> {
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let inner = Arc::new(Inner {
+            config,
+            ledger: Mutex::new(Ledger::default()),
+            idempotency: Mutex::new(HashMap::new()),
+            chaos: Mutex::new(Chaos::default()),
+            deliveries: Mutex::new(Vec::new()),
+            clock_offset_secs: AtomicI64::new(0),
+            new_events: Notify::new(),
+            page_base: Mutex::new(base_url.clone()),
+            stopped: AtomicBool::new(false),
+        });
+        let server = http::server(listener, Arc::clone(&inner))?;
+        let handle = server.handle();
+        tokio::spawn(server);
+        if inner.config.webhook_url.is_some() {
+            tokio::spawn(delivery::run(Arc::clone(&inner)));
+        }
+        Ok(Self {
+            inner,
+            base_url,
+            server: handle,
+        })
+    }
+
+    /// The API base URL to configure the Stripe adapter with (`http://127.0.0.1:PORT`).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The key the sandbox accepts.
+    pub fn secret_key(&self) -> &str {
+        &self.inner.config.secret_key
+    }
+
+    /// Where hosted checkout pages link to, when the sandbox is reached under another address
+    /// (e.g. mounted behind the app). Defaults to [`Sandbox::base_url`].
+    pub fn set_page_base(&self, base: &str) {
+        *lock(&self.inner.page_base) = base.trim_end_matches('/').to_owned();
+    }
+
+    pub fn set_chaos(&self, chaos: Chaos) {
+        *lock(&self.inner.chaos) = chaos;
+    }
+
+    /// Moves the sandbox's clock (session expiry) forward.
+    pub fn advance_clock(&self, by: Duration) {
+        let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
+        self.inner
+            .clock_offset_secs
+            .fetch_add(secs, Ordering::Relaxed);
+        let now = self.inner.now();
+        self.inner.ledger().expire_due(now);
+        self.inner.new_events.notify_one();
+    }
+
+    /// Pays (or fails to pay) a session as the customer would on the hosted page.
+    ///
+    /// # Errors
+    /// When the session is unknown or no longer open.
+    pub fn pay(
+        &self,
+        session_id: &str,
+        method: &PaymentMethod,
+    ) -> Result<PaymentOutcome, ApiError> {
+        let outcome = self
+            .inner
+            .ledger()
+            .pay(session_id, method, self.inner.now());
+        self.inner.new_events.notify_one();
+        outcome
+    }
+
+    /// Settles a bank debit now, successfully or not.
+    ///
+    /// # Errors
+    /// When nothing is settling for the session.
+    pub fn settle(&self, session_id: &str, succeeded: bool) -> Result<(), ApiError> {
+        let result = self
+            .inner
+            .ledger()
+            .settle(session_id, succeeded, self.inner.now());
+        self.inner.new_events.notify_one();
+        result
+    }
+
+    /// Opens a dispute on a paid payment intent; returns the dispute id.
+    ///
+    /// # Errors
+    /// When the payment intent has no captured charge.
+    pub fn open_dispute(&self, payment_intent: &str) -> Result<String, ApiError> {
+        let dispute = self
+            .inner
+            .ledger()
+            .open_dispute(payment_intent, self.inner.now());
+        self.inner.new_events.notify_one();
+        Ok(dispute?["id"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// # Errors
+    /// When the dispute is unknown.
+    pub fn close_dispute(&self, dispute_id: &str, won: bool) -> Result<(), ApiError> {
+        let result = self
+            .inner
+            .ledger()
+            .close_dispute(dispute_id, won, self.inner.now());
+        self.inner.new_events.notify_one();
+        result.map(drop)
+    }
+
+    /// The current state of a session, as the API would return it.
+    ///
+    /// # Errors
+    /// When the session is unknown.
+    pub fn session(&self, id: &str) -> Result<Value, ApiError> {
+        self.inner.ledger().session(id)
+    }
+
+    /// Every event emitted so far, oldest first.
+    pub fn events(&self) -> Vec<Value> {
+        self.inner.ledger().events().to_vec()
+    }
+
+    /// The events of one type, oldest first.
+    pub fn events_of_type(&self, event_type: &str) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|event| event["type"] == event_type)
+            .collect()
+    }
+
+    /// A Stripe-signed `(body, Stripe-Signature header)` for an event, signed now.
+    pub fn signed(&self, event: &Value) -> (Vec<u8>, String) {
+        let body = event.to_string().into_bytes();
+        let header =
+            signing::signature_header(&body, self.inner.now(), &self.inner.config.webhook_secrets);
+        (body, header)
+    }
+
+    /// Every delivery attempt so far.
+    pub fn deliveries(&self) -> Vec<DeliveryRecord> {
+        lock(&self.inner.deliveries).clone()
+    }
+
+    /// Waits until every event emitted so far has been delivered with a 2xx, or the timeout passes.
+    /// Returns whether everything was delivered.
+    pub async fn wait_for_deliveries(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let events: Vec<String> = self
+                .events()
+                .iter()
+                .filter_map(|e| e["id"].as_str().map(str::to_owned))
+                .collect();
+            let delivered = self.deliveries();
+            let all = events.iter().all(|id| {
+                delivered
+                    .iter()
+                    .any(|d| &d.event_id == id && d.status.is_some_and(|s| (200..300).contains(&s)))
+            });
+            if all {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the server and the delivery worker.
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.inner.stopped.store(true, Ordering::Relaxed);
+        self.inner.new_events.notify_one();
+        // Stop without waiting: a test runtime may already be shutting down.
+        let handle = self.server.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { handle.stop(false).await });
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The sandbox over real HTTP: Stripe's REST semantics, the hosted page, webhook delivery.
+
+#![allow(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
+
+use lms_stripe_sandbox::{signing, Chaos, DeliveryConfig, PaymentMethod, Sandbox, SandboxConfig};
+use serde_json::Value;
+use std::time::Duration;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn session_form(purchase: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("mode", "payment".into()),
+        ("line_items[0][price_data][currency]", "usd".into()),
+        ("line_items[0][price_data][unit_amount]", "1999".into()),
+        (
+            "line_items[0][price_data][product_data][name]",
+            "Rust <for> LMS".into(),
+        ),
+        ("line_items[0][quantity]", "1".into()),
+        (
+            "success_url",
+            "http://shop.test/ok?session_id={CHECKOUT_SESSION_ID}".into(),
+        ),
+        ("cancel_url", "http://shop.test/cancel".into()),
+        ("client_reference_id", purchase.into()),
+        ("metadata[purchase_id]", purchase.into()),
+        (
+            "payment_intent_data[metadata][purchase_id]",
+            purchase.into(),
+        ),
+    ]
+}
+
+async fn create(sandbox: &Sandbox, key: &str, form: &[(&str, String)]) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/v1/checkout/sessions", sandbox.base_url()))
+        .bearer_auth(sandbox.secret_key())
+        .header("Idempotency-Key", key)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn idempotency_keys_replay_the_first_answer_and_refuse_other_parameters() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let first = create(&sandbox, "checkout-p1", &session_form("p1")).await;
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    let replay = create(&sandbox, "checkout-p1", &session_form("p1")).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let replay: Value = replay.json().await.unwrap();
+    assert_eq!(replay["id"], first["id"]);
+    let conflict = create(&sandbox, "checkout-p1", &session_form("p2")).await;
+    assert_eq!(conflict.status(), 400);
+    let conflict: Value = conflict.json().await.unwrap();
+    assert_eq!(conflict["error"]["type"], "idempotency_error");
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_refused_with_stripes_error_shape() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let response = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/checkout/sessions/cs_nope",
+            sandbox.base_url()
+        ))
+        .bearer_auth("sk_test_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(!body.to_string().contains("sk_test_wrong"));
+    let missing = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/checkout/sessions/cs_nope",
+            sandbox.base_url()
+        ))
+        .bearer_auth(sandbox.secret_key())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn chaos_fails_the_next_calls_without_touching_state() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    sandbox.set_chaos(Chaos {
+        fail_next: vec![500, 429],
+        ..Chaos::default()
+    });
+    assert_eq!(
+        create(&sandbox, "k", &session_form("p1")).await.status(),
+        500
+    );
+    assert_eq!(
+        create(&sandbox, "k", &session_form("p1")).await.status(),
+        429
+    );
+    assert_eq!(
+        create(&sandbox, "k", &session_form("p1")).await.status(),
+        200
+    );
+    assert!(sandbox.events().is_empty());
+}
+
+#[tokio::test]
+async fn the_hosted_page_declines_then_accepts_and_redirects_like_stripe() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let session: Value = create(&sandbox, "k1", &session_form("p1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = session["url"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(
+        page.contains("Rust &lt;for&gt; LMS"),
+        "product name is shown, escaped"
+    );
+    assert!(page.contains("19.99 USD"));
+    let declined = client
+        .post(&url)
+        .form(&[("method", "card"), ("card_number", "4000 0000 0000 0002")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(declined.status(), 402);
+    assert!(declined.text().await.unwrap().contains("declined"));
+    let paid = client
+        .post(&url)
+        .form(&[("method", "card"), ("card_number", "4242 4242 4242 4242")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 303);
+    let id = session["id"].as_str().unwrap();
+    assert_eq!(
+        paid.headers()["location"],
+        format!("http://shop.test/ok?session_id={id}").as_str()
+    );
+    assert_eq!(sandbox.session(id).unwrap()["payment_status"], "paid");
+}
+
+#[tokio::test]
+async fn cancel_goes_back_to_the_cancel_url() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let session: Value = create(&sandbox, "k1", &session_form("p1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let response = client
+        .post(session["url"].as_str().unwrap())
+        .form(&[("method", "cancel")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "http://shop.test/cancel");
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_like_stripe_and_retried_until_acknowledged() {
+    let endpoint = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(2)
+        .mount(&endpoint)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/hook"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&endpoint)
+        .await;
+    let config = SandboxConfig {
+        webhook_url: Some(format!("{}/hook", endpoint.uri())),
+        webhook_secrets: vec!["whsec_old".into(), "whsec_new".into()],
+        delivery: DeliveryConfig {
+            initial_backoff: Duration::from_millis(10),
+            ..DeliveryConfig::default()
+        },
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::start(config).await.unwrap();
+    let session: Value = create(&sandbox, "k1", &session_form("p1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    sandbox
+        .pay(
+            session["id"].as_str().unwrap(),
+            &PaymentMethod::Card("4242424242424242".into()),
+        )
+        .unwrap();
+    assert!(sandbox.wait_for_deliveries(Duration::from_secs(10)).await);
+
+    let received = endpoint.received_requests().await.unwrap();
+    let failures = sandbox
+        .deliveries()
+        .iter()
+        .filter(|d| d.status == Some(500))
+        .count();
+    assert_eq!(
+        failures, 2,
+        "the first two attempts were refused and retried"
+    );
+    assert_eq!(received.len(), 3 + 2, "three events, two extra attempts");
+    for request in &received {
+        let header = request
+            .headers
+            .get("Stripe-Signature")
+            .unwrap()
+            .to_str()
+            .unwrap();
+        let t: i64 = header
+            .split(',')
+            .find_map(|item| item.strip_prefix("t="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let v1: Vec<&str> = header
+            .split(',')
+            .filter_map(|item| item.strip_prefix("v1="))
+            .collect();
+        assert_eq!(
+            v1,
+            [
+                signing::sign(&request.body, t, "whsec_old"),
+                signing::sign(&request.body, t, "whsec_new")
+            ]
+        );
+    }
+    let types: Vec<String> = sandbox
+        .events()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "charge.succeeded",
+            "payment_intent.succeeded",
+            "checkout.session.completed"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn duplicate_delivery_chaos_sends_each_event_twice() {
+    let endpoint = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&endpoint)
+        .await;
+    let config = SandboxConfig {
+        webhook_url: Some(endpoint.uri()),
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::start(config).await.unwrap();
+    sandbox.set_chaos(Chaos {
+        duplicate_deliveries: true,
+        shuffle_deliveries: true,
+        ..Chaos::default()
+    });
+    let session: Value = create(&sandbox, "k1", &session_form("p1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    sandbox
+        .pay(
+            session["id"].as_str().unwrap(),
+            &PaymentMethod::Card("4242424242424242".into()),
+        )
+        .unwrap();
+    assert!(sandbox.wait_for_deliveries(Duration::from_secs(10)).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(endpoint.received_requests().await.unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn the_clock_expires_sessions_and_events_list_newest_first() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let session: Value = create(&sandbox, "k1", &session_form("p1"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    sandbox.advance_clock(Duration::from_secs(25 * 3600));
+    let id = session["id"].as_str().unwrap();
+    assert_eq!(sandbox.session(id).unwrap()["status"], "expired");
+    let list: Value = reqwest::Client::new()
+        .get(format!("{}/v1/events?limit=1", sandbox.base_url()))
+        .bearer_auth(sandbox.secret_key())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["data"][0]["type"], "checkout.session.expired");
+    assert_eq!(list["has_more"], false);
+}
