@@ -1,1 +1,431 @@
-//! Placeholder until its issue lands.
+//! PostgreSQL adapter of the storage ports: [`PgStore`] implements [`UserRepo`], [`CourseRepo`],
+//! [`PurchaseRepo`] and [`StorageHealth`] with diesel + diesel-async over a bb8 pool (pure Rust,
+//! no libpq). The schema lives in `migrations/` at the workspace root and is embedded here
+//! ([`run_migrations`], [`revert_all_migrations`]).
+//!
+//! Exactly-once webhook application is one transaction; see [`PgStore::apply_facts`]'s
+//! implementation for the statements it costs.
+
+mod error;
+mod migrate;
+mod rows;
+mod schema;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
+use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use lms_domain::{
+    CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, PurchaseStatus, User, UserId,
+};
+use lms_ports::{
+    Applied, CourseRepo, FactUpdate, Page, PageRequest, PurchaseRepo, PurchasedCourse, RepoError,
+    StorageHealth, UserRepo,
+};
+use time::OffsetDateTime;
+
+use crate::error::{from_diesel, from_pool, TxError};
+use crate::rows::{CourseRow, FactsChangeset, NewProcessedEvent, PurchaseRow, UserRow};
+use crate::schema::{courses, processed_events, purchases, users};
+
+pub use crate::migrate::{embedded_migration_versions, revert_all_migrations, run_migrations};
+
+/// How long a request waits for a pooled connection (or for the database to accept one)
+/// before failing with [`RepoError::Unavailable`].
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The PostgreSQL store. Cheap to clone: clones share one pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool<AsyncPgConnection>,
+}
+
+impl fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the URL: it may carry a password.
+        let state = self.pool.state();
+        f.debug_struct("PgStore")
+            .field("connections", &state.connections)
+            .field("idle_connections", &state.idle_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    /// Builds the pool and checks that the database answers.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when no connection can be made within
+    /// [`DEFAULT_ACQUIRE_TIMEOUT`]; [`RepoError::Unexpected`] for an invalid URL.
+    pub async fn connect(url: &str, pool_size: u32) -> Result<Self, RepoError> {
+        let store = Self::connect_lazy(url, pool_size, DEFAULT_ACQUIRE_TIMEOUT);
+        store.ping().await?;
+        Ok(store)
+    }
+
+    /// Builds the pool without connecting: connections are made on first use, and a request
+    /// that cannot get one within `acquire_timeout` fails with [`RepoError::Unavailable`]
+    /// (so the service can start, and report itself unhealthy, while the database is down).
+    /// Must be called inside a tokio runtime.
+    pub fn connect_lazy(url: &str, pool_size: u32, acquire_timeout: Duration) -> Self {
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let pool = Pool::builder()
+            .max_size(pool_size.max(1))
+            .connection_timeout(acquire_timeout)
+            .build_unchecked(manager);
+        Self { pool }
+    }
+
+    async fn conn(&self) -> Result<PooledConnection<'_, AsyncPgConnection>, RepoError> {
+        self.pool.get().await.map_err(from_pool)
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl UserRepo for PgStore {
+    async fn create_user(&self, user: &User) -> Result<(), RepoError> {
+        let mut conn = self.conn().await?;
+        diesel::insert_into(users::table)
+            .values(UserRow::from_domain(user))
+            .execute(&mut conn)
+            .await
+            .map_err(from_diesel)?;
+        Ok(())
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, RepoError> {
+        let mut conn = self.conn().await?;
+        let row = users::table
+            .find(id.as_uuid())
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?;
+        row.map(UserRow::into_domain).transpose()
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
+        let mut conn = self.conn().await?;
+        // `lower(email)` matches the unique index users_email_key.
+        let row = users::table
+            .filter(
+                diesel::dsl::sql::<diesel::sql_types::Text>("lower(email)")
+                    .eq(email.as_str().to_lowercase()),
+            )
+            .select(UserRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?;
+        row.map(UserRow::into_domain).transpose()
+    }
+}
+
+#[async_trait]
+impl CourseRepo for PgStore {
+    async fn create_course(&self, course: &Course) -> Result<(), RepoError> {
+        let mut conn = self.conn().await?;
+        diesel::insert_into(courses::table)
+            .values(CourseRow::from_domain(course))
+            .execute(&mut conn)
+            .await
+            .map_err(from_diesel)?;
+        Ok(())
+    }
+
+    async fn get_course(&self, id: CourseId) -> Result<Option<Course>, RepoError> {
+        let mut conn = self.conn().await?;
+        let row = courses::table
+            .find(id.as_uuid())
+            .select(CourseRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?;
+        row.map(CourseRow::into_domain).transpose()
+    }
+
+    async fn update_course(&self, course: &Course) -> Result<(), RepoError> {
+        let mut conn = self.conn().await?;
+        let updated = diesel::update(courses::table.find(course.id.as_uuid()))
+            .set(CourseRow::from_domain(course))
+            .execute(&mut conn)
+            .await
+            .map_err(from_diesel)?;
+        if updated == 0 {
+            return Err(RepoError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn list_published_courses(&self, page: PageRequest) -> Result<Page<Course>, RepoError> {
+        let mut conn = self.conn().await?;
+        // Count and page from one snapshot, so the total matches the items.
+        let (total, rows) = conn
+            .build_transaction()
+            .read_only()
+            .repeatable_read()
+            .run(async |conn| {
+                let total: i64 = courses::table
+                    .filter(courses::published.eq(true))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                let rows: Vec<CourseRow> = courses::table
+                    .filter(courses::published.eq(true))
+                    .order((courses::created_at.desc(), courses::id.desc()))
+                    .limit(i64::from(page.limit))
+                    .offset(to_i64(page.offset()))
+                    .select(CourseRow::as_select())
+                    .load(conn)
+                    .await?;
+                Ok::<_, diesel::result::Error>((total, rows))
+            })
+            .await
+            .map_err(from_diesel)?;
+        let items = rows
+            .into_iter()
+            .map(CourseRow::into_domain)
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+}
+
+/// Loads and locks one purchase for the rest of the transaction. `FOR NO KEY UPDATE` (not
+/// `FOR UPDATE`): it serialises fact updates of the purchase, yet does not conflict with the
+/// `FOR KEY SHARE` lock the foreign key check of a concurrent `processed_events` insert takes,
+/// which would deadlock two different events of one purchase.
+async fn lock_purchase(
+    conn: &mut AsyncPgConnection,
+    id: PurchaseId,
+) -> Result<Option<Purchase>, TxError> {
+    let row = purchases::table
+        .find(id.as_uuid())
+        .select(PurchaseRow::as_select())
+        .for_no_key_update()
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.map(PurchaseRow::into_domain).transpose()?)
+}
+
+/// The body of [`PgStore::apply_facts`]'s transaction. Statements, in order:
+/// 1. (webhook events only) `INSERT INTO processed_events .. ON CONFLICT (event_id) DO NOTHING`:
+///    0 rows means a duplicate (a concurrent duplicate waits here for the first to commit);
+///    an unknown purchase fails its foreign key, which rolls back as `NotFound`;
+/// 2. `SELECT .. FROM purchases WHERE id = $1 FOR NO KEY UPDATE`;
+/// 3. (only if the merge changed anything) `UPDATE purchases SET <facts, status, slot,
+///    payment intent, updated_at> WHERE id = $1`.
+///
+/// Plus BEGIN and COMMIT: at most five round trips, one transaction.
+async fn apply_in_transaction(
+    conn: &mut AsyncPgConnection,
+    update: &FactUpdate,
+) -> Result<Applied, TxError> {
+    if let Some(event) = &update.event {
+        let recorded = diesel::insert_into(processed_events::table)
+            .values(NewProcessedEvent::new(event, update.purchase_id, update.at))
+            .on_conflict(processed_events::event_id)
+            .do_nothing()
+            .execute(conn)
+            .await?;
+        if recorded == 0 {
+            return Ok(Applied::DuplicateEvent);
+        }
+    }
+    let mut purchase = lock_purchase(conn, update.purchase_id)
+        .await?
+        .ok_or(RepoError::NotFound)?;
+    let mut changed = false;
+    for fact in &update.facts {
+        changed |= purchase.record(*fact, update.at);
+    }
+    if let Some(payment_intent_id) = &update.payment_intent_id {
+        let unlinked = purchase.payment_intent_id.is_none();
+        // Keeps the first intent learned; a different one later is ignored by the domain.
+        purchase.link_payment_intent(payment_intent_id, update.at);
+        changed |= unlinked;
+    }
+    if changed {
+        diesel::update(purchases::table.find(update.purchase_id.as_uuid()))
+            .set(FactsChangeset::from_domain(&purchase))
+            .execute(conn)
+            .await?;
+    }
+    Ok(Applied::Applied(purchase))
+}
+
+async fn load_purchases<Q>(
+    conn: &mut AsyncPgConnection,
+    query: Q,
+) -> Result<Vec<Purchase>, RepoError>
+where
+    Q: diesel_async::methods::LoadQuery<'static, AsyncPgConnection, PurchaseRow> + Send + 'static,
+{
+    let rows: Vec<PurchaseRow> = query.load(conn).await.map_err(from_diesel)?;
+    rows.into_iter().map(PurchaseRow::into_domain).collect()
+}
+
+#[async_trait]
+impl PurchaseRepo for PgStore {
+    async fn create_purchase(&self, purchase: &Purchase) -> Result<(), RepoError> {
+        let mut conn = self.conn().await?;
+        // purchases_active_slot_key (partial unique index) decides between concurrent creations.
+        diesel::insert_into(purchases::table)
+            .values(PurchaseRow::from_domain(purchase))
+            .execute(&mut conn)
+            .await
+            .map_err(from_diesel)?;
+        Ok(())
+    }
+
+    async fn attach_checkout(
+        &self,
+        id: PurchaseId,
+        session: &CheckoutSession,
+        at: OffsetDateTime,
+    ) -> Result<Purchase, RepoError> {
+        let mut conn = self.conn().await?;
+        // One statement; the same change as the domain's Purchase::attach_checkout.
+        let row = diesel::update(purchases::table.find(id.as_uuid()))
+            .set((
+                purchases::checkout_session_id.eq(&session.id),
+                purchases::checkout_url.eq(&session.url),
+                purchases::checkout_expires_at.eq(session.expires_at),
+                purchases::updated_at.eq(at),
+            ))
+            .returning(PurchaseRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?;
+        row.ok_or(RepoError::NotFound)?.into_domain()
+    }
+
+    async fn apply_facts(&self, update: &FactUpdate) -> Result<Applied, RepoError> {
+        let mut conn = self.conn().await?;
+        let applied = conn
+            .transaction(async |conn| apply_in_transaction(conn, update).await)
+            .await?;
+        if let Applied::Applied(purchase) = &applied {
+            tracing::debug!(purchase_id = %purchase.id, status = purchase.status().as_str(), "facts applied");
+        }
+        Ok(applied)
+    }
+
+    async fn get_purchase(&self, id: PurchaseId) -> Result<Option<Purchase>, RepoError> {
+        let mut conn = self.conn().await?;
+        let row = purchases::table
+            .find(id.as_uuid())
+            .select(PurchaseRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?;
+        row.map(PurchaseRow::into_domain).transpose()
+    }
+
+    async fn find_by_checkout_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<Purchase>, RepoError> {
+        let mut conn = self.conn().await?;
+        let row = purchases::table
+            .filter(purchases::checkout_session_id.eq(session_id))
+            .select(PurchaseRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?;
+        row.map(PurchaseRow::into_domain).transpose()
+    }
+
+    async fn find_by_payment_intent(
+        &self,
+        payment_intent_id: &str,
+    ) -> Result<Option<Purchase>, RepoError> {
+        let mut conn = self.conn().await?;
+        let row = purchases::table
+            .filter(purchases::payment_intent_id.eq(payment_intent_id))
+            .select(PurchaseRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?;
+        row.map(PurchaseRow::into_domain).transpose()
+    }
+
+    async fn list_for_user_and_course(
+        &self,
+        user: UserId,
+        course: CourseId,
+    ) -> Result<Vec<Purchase>, RepoError> {
+        let mut conn = self.conn().await?;
+        let query = purchases::table
+            .filter(purchases::user_id.eq(user.as_uuid()))
+            .filter(purchases::course_id.eq(course.as_uuid()))
+            .order((purchases::created_at.desc(), purchases::id.desc()))
+            .select(PurchaseRow::as_select());
+        load_purchases(&mut conn, query).await
+    }
+
+    async fn list_unlocked_for_user(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<PurchasedCourse>, RepoError> {
+        let mut conn = self.conn().await?;
+        // One query: the stored status is the domain's status, written on every change.
+        let rows: Vec<(PurchaseRow, CourseRow)> = purchases::table
+            .inner_join(courses::table)
+            .filter(purchases::user_id.eq(user.as_uuid()))
+            .filter(purchases::status.eq(PurchaseStatus::Completed.as_str()))
+            .order((purchases::created_at.desc(), purchases::id.desc()))
+            .select((PurchaseRow::as_select(), CourseRow::as_select()))
+            .load(&mut conn)
+            .await
+            .map_err(from_diesel)?;
+        let mut unlocked = Vec::with_capacity(rows.len());
+        for (purchase, course) in rows {
+            let purchase = purchase.into_domain()?;
+            if purchase.unlocks_course() {
+                unlocked.push(PurchasedCourse {
+                    purchase,
+                    course: course.into_domain()?,
+                });
+            }
+        }
+        Ok(unlocked)
+    }
+}
+
+#[async_trait]
+impl StorageHealth for PgStore {
+    async fn ping(&self) -> Result<String, RepoError> {
+        let mut conn = self.conn().await?;
+        diesel::select(1_i32.into_sql::<diesel::sql_types::Integer>())
+            .execute(&mut conn)
+            .await
+            .map_err(|e| match from_diesel(e) {
+                RepoError::Unexpected(message) => RepoError::Unavailable(message),
+                other => other,
+            })?;
+        drop(conn);
+        let state = self.pool.state();
+        Ok(format!(
+            "postgres reachable; pool: {} connections, {} idle",
+            state.connections, state.idle_connections
+        ))
+    }
+}

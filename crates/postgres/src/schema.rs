@@ -1,0 +1,76 @@
+//! Diesel's view of the tables created by `migrations/`.
+
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        name -> Text,
+        email -> Text,
+        role -> Text,
+        password_hash -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    courses (id) {
+        id -> Uuid,
+        instructor_id -> Uuid,
+        title -> Text,
+        subtitle -> Nullable<Text>,
+        description -> Nullable<Text>,
+        category -> Nullable<Text>,
+        level -> Nullable<Text>,
+        price_cents -> Int8,
+        currency -> Text,
+        published -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    purchases (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        course_id -> Uuid,
+        status -> Text,
+        price_cents -> Int8,
+        currency -> Text,
+        checkout_session_id -> Nullable<Text>,
+        checkout_url -> Nullable<Text>,
+        checkout_expires_at -> Nullable<Timestamptz>,
+        payment_intent_id -> Nullable<Text>,
+        paid_in_full -> Bool,
+        mismatched_payment_cents -> Nullable<Int8>,
+        mismatched_payment_currency -> Nullable<Text>,
+        attempt_failed -> Bool,
+        processing -> Bool,
+        async_payment_failed -> Bool,
+        checkout_expired -> Bool,
+        checkout_not_started -> Bool,
+        refunded_cents -> Nullable<Int8>,
+        refunded_currency -> Nullable<Text>,
+        dispute_opened -> Bool,
+        dispute_won -> Bool,
+        dispute_lost -> Bool,
+        holds_active_slot -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    processed_events (event_id) {
+        event_id -> Text,
+        event_type -> Text,
+        purchase_id -> Uuid,
+        received_at -> Timestamptz,
+        payload -> Jsonb,
+    }
+}
+
+diesel::joinable!(courses -> users (instructor_id));
+diesel::joinable!(purchases -> courses (course_id));
+diesel::joinable!(processed_events -> purchases (purchase_id));
+
+diesel::allow_tables_to_appear_in_same_query!(users, courses, purchases, processed_events);

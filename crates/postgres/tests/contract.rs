@@ -1,0 +1,388 @@
+//! PgStore against the shared storage contract, plus the PostgreSQL-specific checks
+//! (migrations, row-level "nothing written", error mapping when the database is away).
+//!
+//! Each test gets its own database `lms_test_<uuid>`, created through a maintenance connection
+//! to `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), migrated,
+//! and dropped `WITH (FORCE)` when the test ends, passed or failed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use lms_domain::{PaymentFact, Purchase, Role};
+use lms_ports::{
+    Applied, EventReceipt, FactUpdate, PurchaseRepo, RepoError, StorageHealth, UserRepo,
+};
+use lms_postgres::{embedded_migration_versions, revert_all_migrations, run_migrations, PgStore};
+use lms_storage_contract as contract;
+use uuid::Uuid;
+
+fn maintenance_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// `url` with its database name replaced by `database` (query string kept).
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_part = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{host_part}/{database}?{query}"),
+        None => format!("{host_part}/{database}"),
+    }
+}
+
+/// A database of its own for one test; dropped with the guard.
+struct TestDb {
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    async fn create() -> Self {
+        let name = format!("lms_test_{}", Uuid::new_v4().simple());
+        let mut conn = AsyncPgConnection::establish(&maintenance_url())
+            .await
+            .expect("TEST_DATABASE_URL answers");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let url = with_database(&maintenance_url(), &name);
+        Self { name, url }
+    }
+
+    async fn migrated() -> Self {
+        let db = Self::create().await;
+        run_migrations(&db.url).await.unwrap();
+        db
+    }
+
+    async fn connection(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.url).await.unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: do the async work on a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let mut conn = AsyncPgConnection::establish(&maintenance_url()).await?;
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            })?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}", self.name);
+        }
+    }
+}
+
+async fn fresh_store() -> (PgStore, TestDb) {
+    let db = TestDb::migrated().await;
+    // A generous acquire timeout: the concurrency checks queue 50 tasks on 10 connections.
+    let store = PgStore::connect_lazy(&db.url, 10, Duration::from_secs(30));
+    (store, db)
+}
+
+lms_storage_contract::storage_contract_tests!(fresh_store());
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct One {
+    #[diesel(sql_type = Text)]
+    value: String,
+}
+
+async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
+    diesel::sql_query(sql)
+        .get_result::<Count>(conn)
+        .await
+        .unwrap()
+        .n
+}
+
+async fn text(conn: &mut AsyncPgConnection, sql: &str) -> String {
+    diesel::sql_query(sql)
+        .get_result::<One>(conn)
+        .await
+        .unwrap()
+        .value
+}
+
+/// Relations and types in `public` other than diesel's own bookkeeping table.
+async fn our_objects(conn: &mut AsyncPgConnection) -> i64 {
+    count(
+        conn,
+        "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'public' AND c.relname NOT LIKE '\\_\\_diesel\\_schema\\_migrations%') \
+              + (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace \
+                 WHERE n.nspname = 'public' AND t.typname NOT LIKE '%\\_\\_diesel\\_schema\\_migrations%') AS n",
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_go_up_down_and_up_again() {
+    let db = TestDb::create().await;
+    let embedded = embedded_migration_versions();
+    assert!(!embedded.is_empty());
+
+    assert_eq!(run_migrations(&db.url).await.unwrap(), embedded);
+    assert_eq!(
+        run_migrations(&db.url).await.unwrap(),
+        Vec::<String>::new(),
+        "already up to date"
+    );
+    let mut conn = db.connection().await;
+    let tables = count(
+        &mut conn,
+        "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public' \
+         AND tablename IN ('users', 'courses', 'purchases', 'processed_events')",
+    )
+    .await;
+    assert_eq!(tables, 4);
+    assert!(
+        our_objects(&mut conn).await > 4,
+        "tables, indexes, row types"
+    );
+
+    let mut reverted = revert_all_migrations(&db.url).await.unwrap();
+    reverted.reverse();
+    assert_eq!(reverted, embedded);
+    assert_eq!(
+        our_objects(&mut conn).await,
+        0,
+        "down leaves no table, index or type of ours"
+    );
+
+    assert_eq!(run_migrations(&db.url).await.unwrap(), embedded);
+    drop(conn);
+    let store = PgStore::connect(&db.url, 2).await.unwrap();
+    store
+        .create_user(&contract::new_user("again@example.com", Role::Student))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_email_index_is_case_insensitive_even_for_rows_written_by_hand() {
+    let (store, db) = fresh_store().await;
+    let mut conn = db.connection().await;
+    diesel::sql_query(
+        "INSERT INTO users (id, name, email, role, password_hash, created_at) \
+         VALUES (gen_random_uuid(), 'Legacy', 'Ada@Example.COM', 'student', 'x', now())",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let user = contract::new_user("ada@example.com", Role::Student);
+    assert_eq!(
+        store.create_user(&user).await,
+        Err(RepoError::Duplicate("email"))
+    );
+}
+
+async fn row_version(conn: &mut AsyncPgConnection, purchase: &Purchase) -> String {
+    text(
+        conn,
+        &format!(
+            "SELECT xmin::text AS value FROM purchases WHERE id = '{}'",
+            purchase.id
+        ),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_event_or_a_known_fact_does_not_touch_the_row() {
+    let (store, db) = fresh_store().await;
+    let (instructor, buyer) = contract::seed_people(&store).await;
+    let course = contract::seed_course(&store, &instructor, contract::at(0)).await;
+    let purchase = contract::begin(&buyer, &course, contract::at(1));
+    store.create_purchase(&purchase).await.unwrap();
+    let mut conn = db.connection().await;
+
+    let paid = vec![PaymentFact::PaymentSucceeded {
+        amount: contract::usd(1999),
+    }];
+    let delivery = contract::update(purchase.id, paid.clone(), Some("evt_1"), contract::at(2));
+    assert!(matches!(
+        store.apply_facts(&delivery).await.unwrap(),
+        Applied::Applied(_)
+    ));
+    let version = row_version(&mut conn, &purchase).await;
+
+    // Redelivery: no new row version (no UPDATE ran), no second event row.
+    assert_eq!(
+        store.apply_facts(&delivery).await.unwrap(),
+        Applied::DuplicateEvent
+    );
+    assert_eq!(row_version(&mut conn, &purchase).await, version);
+    // A new event that teaches nothing new records the event but does not rewrite the purchase.
+    let known = contract::update(purchase.id, paid, Some("evt_2"), contract::at(3));
+    assert!(matches!(
+        store.apply_facts(&known).await.unwrap(),
+        Applied::Applied(_)
+    ));
+    assert_eq!(row_version(&mut conn, &purchase).await, version);
+
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM processed_events").await,
+        2
+    );
+    let status = text(
+        &mut conn,
+        &format!(
+            "SELECT status AS value FROM purchases WHERE id = '{}'",
+            purchase.id
+        ),
+    )
+    .await;
+    assert_eq!(status, "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_kept_with_their_payload() {
+    let (store, db) = fresh_store().await;
+    let (instructor, buyer) = contract::seed_people(&store).await;
+    let course = contract::seed_course(&store, &instructor, contract::at(0)).await;
+    let purchase = contract::begin(&buyer, &course, contract::at(1));
+    store.create_purchase(&purchase).await.unwrap();
+
+    let receipt = |id: &str, payload: &str| EventReceipt {
+        event_id: id.to_owned(),
+        event_type: "charge.refunded".to_owned(),
+        payload: payload.to_owned(),
+    };
+    for (id, payload) in [
+        ("evt_json", r#"{"id":"evt_json","data":{"amount":1999}}"#),
+        ("evt_text", "not json"),
+    ] {
+        let update = FactUpdate {
+            purchase_id: purchase.id,
+            facts: vec![],
+            payment_intent_id: None,
+            event: Some(receipt(id, payload)),
+            at: contract::at(2),
+        };
+        store.apply_facts(&update).await.unwrap();
+    }
+    let mut conn = db.connection().await;
+    let amount = text(
+        &mut conn,
+        "SELECT (payload -> 'data' ->> 'amount') AS value FROM processed_events WHERE event_id = 'evt_json'",
+    )
+    .await;
+    assert_eq!(amount, "1999");
+    let raw = text(
+        &mut conn,
+        "SELECT (payload #>> '{}') AS value FROM processed_events WHERE event_id = 'evt_text'",
+    )
+    .await;
+    assert_eq!(raw, "not json");
+    let event = text(
+        &mut conn,
+        "SELECT event_type || ' ' || purchase_id::text AS value FROM processed_events WHERE event_id = 'evt_json'",
+    )
+    .await;
+    assert_eq!(event, format!("charge.refunded {}", purchase.id));
+}
+
+/// A port nothing listens on.
+const CLOSED: &str = "postgres://postgres@127.0.0.1:1/postgres";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_unavailable() {
+    assert!(matches!(
+        PgStore::connect(CLOSED, 2).await,
+        Err(RepoError::Unavailable(_))
+    ));
+    assert!(matches!(
+        run_migrations(CLOSED).await,
+        Err(RepoError::Unavailable(_))
+    ));
+
+    let store = PgStore::connect_lazy(CLOSED, 2, Duration::from_millis(500));
+    assert!(matches!(store.ping().await, Err(RepoError::Unavailable(_))));
+    assert!(matches!(
+        store
+            .get_user(lms_domain::UserId::from_uuid(Uuid::new_v4()))
+            .await,
+        Err(RepoError::Unavailable(_))
+    ));
+    let update = contract::update(
+        lms_domain::PurchaseId::from_uuid(Uuid::new_v4()),
+        vec![],
+        Some("evt"),
+        contract::at(0),
+    );
+    assert!(matches!(
+        store.apply_facts(&update).await,
+        Err(RepoError::Unavailable(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_goes_away_is_unavailable_not_unexpected() {
+    let db = TestDb::migrated().await;
+    let store = PgStore::connect_lazy(&db.url, 2, Duration::from_secs(2));
+    store.ping().await.unwrap();
+    let mut admin = AsyncPgConnection::establish(&maintenance_url())
+        .await
+        .unwrap();
+    diesel::sql_query(format!("DROP DATABASE {} WITH (FORCE)", db.name))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let result = store
+            .get_user(lms_domain::UserId::from_uuid(Uuid::new_v4()))
+            .await;
+        assert!(
+            matches!(result, Err(RepoError::Unavailable(_))),
+            "{result:?}"
+        );
+    }
+    assert!(matches!(store.ping().await, Err(RepoError::Unavailable(_))));
+}
+
+#[test]
+fn test_urls_point_at_the_test_database() {
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+        "postgres://u:p@h/x?sslmode=disable"
+    );
+    assert_eq!(
+        with_database("postgres://h:5432", "x"),
+        "postgres://h:5432/x"
+    );
+}

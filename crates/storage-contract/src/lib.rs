@@ -1,0 +1,1257 @@
+//! The storage ports' contract (`lms_ports::storage`) as executable checks.
+//!
+//! Every public `async fn` here takes a fresh, empty store and panics when the store breaks
+//! the contract written on the port traits. An adapter's test binary runs the whole suite
+//! with one line:
+//!
+//! ```ignore
+//! lms_storage_contract::storage_contract_tests!(fresh_store());
+//! ```
+//!
+//! where `fresh_store()` is an expression of a future yielding `(store, guard)`: the guard is
+//! kept alive until the check ends (a Postgres adapter drops its per-test database in the
+//! guard's `Drop`; an in-memory adapter passes `()`). Every check runs on a multi-threaded
+//! runtime, so the concurrency checks race for real.
+//!
+//! Timestamps used here have microsecond precision, the resolution of PostgreSQL's
+//! `timestamptz`: a store must round-trip them exactly.
+
+// A test-support library: a failed check is a panic, as in any test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use lms_domain::{
+    CheckoutSession, Course, CourseId, CourseText, Currency, DisputeOutcome, Email, Money,
+    PaymentFact, PaymentFacts, Purchase, PurchaseId, PurchaseStatus, Role, User, UserId, UserName,
+};
+use lms_ports::{
+    Applied, CourseRepo, EventReceipt, FactUpdate, PageRequest, PurchaseRepo, PurchasedCourse,
+    RepoError, StorageHealth, UserRepo,
+};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// Everything the suite needs from a store.
+pub trait Store: UserRepo + CourseRepo + PurchaseRepo + StorageHealth + Clone {}
+
+impl<S: UserRepo + CourseRepo + PurchaseRepo + StorageHealth + Clone> Store for S {}
+
+/// Expands to one `#[tokio::test]` per contract check. The argument is an expression
+/// evaluated afresh in every test, yielding a future of `(store, guard)`.
+/// The calling crate needs `tokio` (with `macros` and `rt-multi-thread`) as a dev-dependency.
+#[macro_export]
+macro_rules! storage_contract_tests {
+    ($fresh:expr) => {
+        $crate::storage_contract_tests!(@each $fresh;
+            ping_answers,
+            users_round_trip_exactly,
+            users_unknown_are_none,
+            users_emails_are_unique_case_insensitively,
+            courses_round_trip_exactly,
+            courses_ids_are_unique,
+            courses_update_overwrites_every_field,
+            courses_update_of_unknown_is_not_found,
+            published_courses_are_newest_first_ties_by_id_and_paged,
+            purchases_round_trip_every_field,
+            purchases_unknown_are_none,
+            purchases_ids_are_unique,
+            purchases_one_active_slot_per_user_and_course,
+            purchases_failure_releases_the_slot_and_late_payment_does_not_take_it_back,
+            purchases_listed_for_user_and_course_newest_first_ties_by_id,
+            attach_checkout_records_the_session,
+            attach_checkout_unknown_is_not_found,
+            attach_checkout_session_ids_are_unique,
+            apply_facts_applies_an_event_exactly_once,
+            apply_facts_unknown_purchase_is_not_found_and_records_no_event,
+            apply_facts_without_event_is_idempotent,
+            apply_facts_returns_the_saved_purchase,
+            apply_facts_links_the_first_payment_intent,
+            apply_facts_duplicate_payment_intent_writes_nothing,
+            unlocked_lists_completed_purchases_with_their_courses,
+            concurrent_deliveries_of_one_event_apply_once,
+            concurrent_checkouts_of_one_course_let_exactly_one_win,
+            concurrent_events_of_one_purchase_lose_no_fact,
+        );
+    };
+    (@each $fresh:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $check() {
+                let (store, guard) = $fresh.await;
+                $crate::$check(store).await;
+                drop(guard);
+            }
+        )+
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------------------------
+
+/// A fixed instant plus `seconds`, with a microsecond part so that precision is exercised.
+pub fn at(seconds: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_780_000_000 + seconds).unwrap()
+        + Duration::microseconds(123_456)
+}
+
+pub fn usd(minor: i64) -> Money {
+    Money::new(minor, Currency::USD).unwrap()
+}
+
+pub fn money(minor: i64, code: &str) -> Money {
+    Money::new(minor, Currency::parse(code).unwrap()).unwrap()
+}
+
+fn fresh_id() -> Uuid {
+    Uuid::new_v4()
+}
+
+pub fn new_user(email: &str, role: Role) -> User {
+    User {
+        id: UserId::from_uuid(fresh_id()),
+        name: UserName::parse("Ada Lovelace").unwrap(),
+        email: Email::parse(email).unwrap(),
+        role,
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        created_at: at(0),
+    }
+}
+
+pub fn new_course(
+    instructor: UserId,
+    price: Money,
+    published: bool,
+    created_at: OffsetDateTime,
+) -> Course {
+    Course {
+        id: CourseId::from_uuid(fresh_id()),
+        instructor_id: instructor,
+        title: CourseText::title("Rust for the web").unwrap(),
+        subtitle: Some(CourseText::subtitle("From zero to production").unwrap()),
+        description: None,
+        category: Some(CourseText::category("programming").unwrap()),
+        level: None,
+        price,
+        published,
+        created_at,
+        updated_at: created_at,
+    }
+}
+
+/// A user who teaches and a user who buys.
+pub async fn seed_people<S: Store>(store: &S) -> (User, User) {
+    let instructor = new_user(
+        &format!("teacher-{}@example.com", fresh_id().simple()),
+        Role::Instructor,
+    );
+    let buyer = new_user(
+        &format!("buyer-{}@example.com", fresh_id().simple()),
+        Role::Student,
+    );
+    store.create_user(&instructor).await.unwrap();
+    store.create_user(&buyer).await.unwrap();
+    (instructor, buyer)
+}
+
+/// A published course of `instructor` at $19.99, created at `created_at`.
+pub async fn seed_course<S: Store>(
+    store: &S,
+    instructor: &User,
+    created_at: OffsetDateTime,
+) -> Course {
+    let course = new_course(instructor.id, usd(1999), true, created_at);
+    store.create_course(&course).await.unwrap();
+    course
+}
+
+pub fn begin(buyer: &User, course: &Course, now: OffsetDateTime) -> Purchase {
+    Purchase::begin(PurchaseId::from_uuid(fresh_id()), buyer.id, course, now).unwrap()
+}
+
+pub fn session(id: &str, expires_at: OffsetDateTime) -> CheckoutSession {
+    CheckoutSession {
+        id: id.to_owned(),
+        url: format!("https://checkout.stripe.com/c/pay/{id}"),
+        expires_at,
+    }
+}
+
+pub fn event(id: &str) -> EventReceipt {
+    EventReceipt {
+        event_id: id.to_owned(),
+        event_type: "checkout.session.completed".to_owned(),
+        payload: format!(r#"{{"id":"{id}","object":"event","type":"checkout.session.completed"}}"#),
+    }
+}
+
+pub fn update(
+    purchase: PurchaseId,
+    facts: Vec<PaymentFact>,
+    event_id: Option<&str>,
+    now: OffsetDateTime,
+) -> FactUpdate {
+    FactUpdate {
+        purchase_id: purchase,
+        facts,
+        payment_intent_id: None,
+        event: event_id.map(event),
+        at: now,
+    }
+}
+
+fn applied(result: Applied) -> Purchase {
+    match result {
+        Applied::Applied(purchase) => purchase,
+        Applied::DuplicateEvent => panic!("expected the update to apply, got DuplicateEvent"),
+    }
+}
+
+async fn get<S: Store>(store: &S, id: PurchaseId) -> Purchase {
+    store
+        .get_purchase(id)
+        .await
+        .unwrap()
+        .expect("the purchase exists")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Health
+// ---------------------------------------------------------------------------------------------
+
+pub async fn ping_answers<S: Store>(store: S) {
+    let detail = store.ping().await.unwrap();
+    assert!(!detail.trim().is_empty(), "ping should say something");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users
+// ---------------------------------------------------------------------------------------------
+
+pub async fn users_round_trip_exactly<S: Store>(store: S) {
+    let mut user = new_user("Grace.Hopper@Example.com", Role::Admin);
+    user.created_at = at(42);
+    store.create_user(&user).await.unwrap();
+
+    let loaded = store
+        .get_user(user.id)
+        .await
+        .unwrap()
+        .expect("created user");
+    assert_eq!(loaded, user);
+    assert_eq!(loaded.name, user.name);
+    assert_eq!(loaded.email.as_str(), "grace.hopper@example.com");
+    assert_eq!(loaded.password_hash, user.password_hash);
+    assert_eq!(loaded.created_at, at(42));
+
+    let by_email = store
+        .find_user_by_email(&Email::parse("GRACE.HOPPER@example.COM").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(by_email, Some(user));
+}
+
+pub async fn users_unknown_are_none<S: Store>(store: S) {
+    let (_, buyer) = seed_people(&store).await;
+    assert_eq!(
+        store.get_user(UserId::from_uuid(fresh_id())).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .find_user_by_email(&Email::parse("nobody@example.com").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.get_user(buyer.id).await.unwrap(), Some(buyer));
+}
+
+pub async fn users_emails_are_unique_case_insensitively<S: Store>(store: S) {
+    let first = new_user("ada@example.com", Role::Student);
+    store.create_user(&first).await.unwrap();
+
+    let mut second = new_user("ADA@Example.COM", Role::Instructor);
+    second.name = UserName::parse("Someone Else").unwrap();
+    assert_eq!(
+        store.create_user(&second).await,
+        Err(RepoError::Duplicate("email"))
+    );
+
+    // Nothing of the refused user was written, and the first is intact.
+    assert_eq!(store.get_user(second.id).await.unwrap(), None);
+    let found = store
+        .find_user_by_email(&Email::parse("Ada@example.com").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(found, Some(first));
+
+    // A different address is fine.
+    store
+        .create_user(&new_user("ada2@example.com", Role::Student))
+        .await
+        .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Courses
+// ---------------------------------------------------------------------------------------------
+
+pub async fn courses_round_trip_exactly<S: Store>(store: S) {
+    let (instructor, _) = seed_people(&store).await;
+    let mut course = new_course(instructor.id, money(2500, "eur"), false, at(10));
+    course.subtitle = Some(CourseText::subtitle("").unwrap()); // empty but present is not absent
+    course.description =
+        Some(CourseText::description("Ownership, borrowing, async.\nÜnïcødé ✓").unwrap());
+    course.category = None;
+    course.level = Some(CourseText::level("beginner").unwrap());
+    course.updated_at = at(11);
+    store.create_course(&course).await.unwrap();
+    assert_eq!(
+        store.get_course(course.id).await.unwrap(),
+        Some(course.clone())
+    );
+
+    let free = new_course(instructor.id, money(0, "JPY"), true, at(12));
+    store.create_course(&free).await.unwrap();
+    let loaded = store.get_course(free.id).await.unwrap().unwrap();
+    assert_eq!(loaded, free);
+    assert_eq!(loaded.price.currency().code(), "JPY");
+    assert_eq!(loaded.subtitle, free.subtitle);
+    assert_eq!(loaded.description, None);
+
+    assert_eq!(
+        store
+            .get_course(CourseId::from_uuid(fresh_id()))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn courses_ids_are_unique<S: Store>(store: S) {
+    let (instructor, _) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let mut again = course.clone();
+    again.title = CourseText::title("Another title").unwrap();
+    assert_eq!(
+        store.create_course(&again).await,
+        Err(RepoError::Duplicate("id"))
+    );
+    assert_eq!(store.get_course(course.id).await.unwrap(), Some(course));
+}
+
+pub async fn courses_update_overwrites_every_field<S: Store>(store: S) {
+    let (instructor, other) = seed_people(&store).await;
+    let course = new_course(instructor.id, usd(1999), false, at(0));
+    store.create_course(&course).await.unwrap();
+
+    let changed = Course {
+        id: course.id,
+        instructor_id: other.id,
+        title: CourseText::title("Advanced Rust").unwrap(),
+        subtitle: None,
+        description: Some(CourseText::description("All of it").unwrap()),
+        category: Some(CourseText::category("systems").unwrap()),
+        level: Some(CourseText::level("advanced").unwrap()),
+        price: money(4900, "GBP"),
+        published: true,
+        created_at: at(5),
+        updated_at: at(99),
+    };
+    store.update_course(&changed).await.unwrap();
+    assert_eq!(
+        store.get_course(course.id).await.unwrap(),
+        Some(changed.clone())
+    );
+
+    // And back to absent/other values: every field is written, None included.
+    store.update_course(&course).await.unwrap();
+    assert_eq!(store.get_course(course.id).await.unwrap(), Some(course));
+}
+
+pub async fn courses_update_of_unknown_is_not_found<S: Store>(store: S) {
+    let (instructor, _) = seed_people(&store).await;
+    let ghost = new_course(instructor.id, usd(1999), true, at(0));
+    assert_eq!(store.update_course(&ghost).await, Err(RepoError::NotFound));
+    assert_eq!(store.get_course(ghost.id).await.unwrap(), None);
+}
+
+pub async fn published_courses_are_newest_first_ties_by_id_and_paged<S: Store>(store: S) {
+    let (instructor, _) = seed_people(&store).await;
+    let mut published = Vec::new();
+    // Seven published courses: three share one instant, two share another.
+    for created in [at(1), at(3), at(3), at(3), at(2), at(5), at(5)] {
+        published.push(seed_course(&store, &instructor, created).await);
+    }
+    for created in [at(4), at(6)] {
+        store
+            .create_course(&new_course(instructor.id, usd(999), false, created))
+            .await
+            .unwrap();
+    }
+    // A course unpublished after creation is not listed either.
+    let mut withdrawn = seed_course(&store, &instructor, at(7)).await;
+    withdrawn.published = false;
+    store.update_course(&withdrawn).await.unwrap();
+
+    let mut expected = published.clone();
+    expected.sort_by_key(|item| std::cmp::Reverse((item.created_at, item.id)));
+
+    let all = store
+        .list_published_courses(PageRequest::new(1, 100))
+        .await
+        .unwrap();
+    assert_eq!(all.total, 7);
+    assert_eq!(all.items, expected);
+
+    let mut paged = Vec::new();
+    for page in 1..=3 {
+        let got = store
+            .list_published_courses(PageRequest::new(page, 3))
+            .await
+            .unwrap();
+        assert_eq!(got.total, 7, "page {page}");
+        assert_eq!(got.items.len(), if page < 3 { 3 } else { 1 }, "page {page}");
+        paged.extend(got.items);
+    }
+    assert_eq!(paged, expected, "pages neither overlap nor skip");
+
+    let beyond = store
+        .list_published_courses(PageRequest::new(4, 3))
+        .await
+        .unwrap();
+    assert_eq!(beyond.total, 7);
+    assert!(beyond.items.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Purchases: creation, lookups, the active slot
+// ---------------------------------------------------------------------------------------------
+
+pub async fn purchases_round_trip_every_field<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+
+    // Every field set, each fact column distinct from its neighbours.
+    let full = Purchase {
+        id: PurchaseId::from_uuid(fresh_id()),
+        user_id: buyer.id,
+        course_id: course.id,
+        price: usd(1999),
+        checkout: Some(session("cs_test_round_trip", at(3600))),
+        payment_intent_id: Some("pi_round_trip".to_owned()),
+        facts: PaymentFacts {
+            paid_in_full: true,
+            mismatched_payment: Some(money(1500, "EUR")),
+            attempt_failed: true,
+            processing: true,
+            async_payment_failed: true,
+            checkout_expired: true,
+            checkout_not_started: true,
+            refunded: Some(money(700, "GBP")),
+            dispute_opened: true,
+            dispute_won: true,
+            dispute_lost: true,
+        },
+        holds_active_slot: false,
+        created_at: at(1),
+        updated_at: at(2),
+    };
+    store.create_purchase(&full).await.unwrap();
+    let loaded = get(&store, full.id).await;
+    assert_eq!(loaded, full);
+    assert_eq!(loaded.status(), PurchaseStatus::Refunded);
+
+    // The other extreme: nothing known yet, slot held.
+    let fresh = begin(&buyer, &course, at(5));
+    store.create_purchase(&fresh).await.unwrap();
+    let loaded = get(&store, fresh.id).await;
+    assert_eq!(loaded, fresh);
+    assert_eq!(loaded.facts, PaymentFacts::default());
+    assert!(loaded.holds_active_slot);
+    assert_eq!(loaded.status(), PurchaseStatus::Pending);
+
+    // Single-field variants: each fact survives on its own.
+    let variants: Vec<fn(&mut PaymentFacts)> = vec![
+        |f| f.paid_in_full = true,
+        |f| f.mismatched_payment = Some(usd(1)),
+        |f| f.attempt_failed = true,
+        |f| f.processing = true,
+        |f| f.async_payment_failed = true,
+        |f| f.checkout_expired = true,
+        |f| f.checkout_not_started = true,
+        |f| f.refunded = Some(usd(1999)),
+        |f| f.dispute_opened = true,
+        |f| f.dispute_won = true,
+        |f| f.dispute_lost = true,
+    ];
+    for (i, set) in variants.into_iter().enumerate() {
+        let mut purchase = begin(&buyer, &course, at(10 + i64::try_from(i).unwrap()));
+        set(&mut purchase.facts);
+        purchase.holds_active_slot = false;
+        store.create_purchase(&purchase).await.unwrap();
+        assert_eq!(get(&store, purchase.id).await, purchase, "variant {i}");
+    }
+}
+
+pub async fn purchases_unknown_are_none<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let purchase = begin(&buyer, &course, at(1));
+    store.create_purchase(&purchase).await.unwrap();
+    assert_eq!(
+        store
+            .get_purchase(PurchaseId::from_uuid(fresh_id()))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_by_checkout_session("cs_unknown").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_by_payment_intent("pi_unknown").await.unwrap(),
+        None
+    );
+    assert!(store
+        .list_for_user_and_course(buyer.id, CourseId::from_uuid(fresh_id()))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_for_user_and_course(instructor.id, course.id)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_unlocked_for_user(buyer.id)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn purchases_ids_are_unique<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let other = seed_course(&store, &instructor, at(0)).await;
+    let purchase = begin(&buyer, &course, at(1));
+    store.create_purchase(&purchase).await.unwrap();
+
+    // Same id, another course (so the slot is not the conflict).
+    let mut clash = begin(&buyer, &other, at(2));
+    clash.id = purchase.id;
+    assert_eq!(
+        store.create_purchase(&clash).await,
+        Err(RepoError::Duplicate("id"))
+    );
+    assert_eq!(get(&store, purchase.id).await, purchase);
+    // The refused purchase did not take the slot of the other course.
+    store
+        .create_purchase(&begin(&buyer, &other, at(3)))
+        .await
+        .unwrap();
+}
+
+pub async fn purchases_one_active_slot_per_user_and_course<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let other_course = seed_course(&store, &instructor, at(0)).await;
+    let other_buyer = new_user("other-buyer@example.com", Role::Student);
+    store.create_user(&other_buyer).await.unwrap();
+
+    let first = begin(&buyer, &course, at(1));
+    store.create_purchase(&first).await.unwrap();
+    let second = begin(&buyer, &course, at(2));
+    assert_eq!(
+        store.create_purchase(&second).await,
+        Err(RepoError::ActivePurchaseExists)
+    );
+    assert_eq!(
+        store.get_purchase(second.id).await.unwrap(),
+        None,
+        "nothing written"
+    );
+
+    // A completed purchase holds the slot too.
+    applied(
+        store
+            .apply_facts(&update(
+                first.id,
+                vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+                Some("evt_paid"),
+                at(3),
+            ))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        store.create_purchase(&begin(&buyer, &course, at(4))).await,
+        Err(RepoError::ActivePurchaseExists)
+    );
+
+    // The slot is per user and per course.
+    store
+        .create_purchase(&begin(&other_buyer, &course, at(5)))
+        .await
+        .unwrap();
+    store
+        .create_purchase(&begin(&buyer, &other_course, at(6)))
+        .await
+        .unwrap();
+
+    // A purchase created without the slot (already closed) never conflicts.
+    let mut closed = begin(&buyer, &course, at(7));
+    closed.facts.checkout_not_started = true;
+    closed.holds_active_slot = false;
+    store.create_purchase(&closed).await.unwrap();
+    assert_eq!(
+        store
+            .list_for_user_and_course(buyer.id, course.id)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+pub async fn purchases_failure_releases_the_slot_and_late_payment_does_not_take_it_back<
+    S: Store,
+>(
+    store: S,
+) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let first = begin(&buyer, &course, at(1));
+    store.create_purchase(&first).await.unwrap();
+
+    let failed = applied(
+        store
+            .apply_facts(&update(
+                first.id,
+                vec![PaymentFact::CheckoutExpired],
+                Some("evt_expired"),
+                at(2),
+            ))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(failed.status(), PurchaseStatus::Failed);
+    assert!(!failed.holds_active_slot);
+    assert_eq!(get(&store, first.id).await, failed);
+
+    let second = begin(&buyer, &course, at(3));
+    store.create_purchase(&second).await.unwrap();
+
+    // A payment that arrives late for the failed purchase completes it, without the slot.
+    let late = applied(
+        store
+            .apply_facts(&update(
+                first.id,
+                vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+                Some("evt_late"),
+                at(4),
+            ))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(late.status(), PurchaseStatus::Completed);
+    assert!(!late.holds_active_slot);
+    assert!(get(&store, second.id).await.holds_active_slot);
+    assert_eq!(
+        store.create_purchase(&begin(&buyer, &course, at(5))).await,
+        Err(RepoError::ActivePurchaseExists)
+    );
+}
+
+pub async fn purchases_listed_for_user_and_course_newest_first_ties_by_id<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let other_course = seed_course(&store, &instructor, at(0)).await;
+    let mut created = Vec::new();
+    // Each purchase is closed before the next starts; three share one instant.
+    for (i, when) in [at(1), at(2), at(2), at(2), at(3)].into_iter().enumerate() {
+        let purchase = begin(&buyer, &course, when);
+        store.create_purchase(&purchase).await.unwrap();
+        let expired = applied(
+            store
+                .apply_facts(&update(
+                    purchase.id,
+                    vec![PaymentFact::CheckoutExpired],
+                    Some(&format!("evt_{i}")),
+                    when,
+                ))
+                .await
+                .unwrap(),
+        );
+        created.push(expired);
+    }
+    store
+        .create_purchase(&begin(&buyer, &other_course, at(9)))
+        .await
+        .unwrap();
+
+    let mut expected = created;
+    expected.sort_by_key(|item| std::cmp::Reverse((item.created_at, item.id)));
+    assert_eq!(
+        store
+            .list_for_user_and_course(buyer.id, course.id)
+            .await
+            .unwrap(),
+        expected
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkout sessions
+// ---------------------------------------------------------------------------------------------
+
+pub async fn attach_checkout_records_the_session<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let purchase = begin(&buyer, &course, at(1));
+    store.create_purchase(&purchase).await.unwrap();
+
+    let cs = session("cs_test_attach", at(1800));
+    let saved = store
+        .attach_checkout(purchase.id, &cs, at(2))
+        .await
+        .unwrap();
+    let mut expected = purchase.clone();
+    expected.attach_checkout(cs.clone(), at(2));
+    assert_eq!(saved, expected);
+    assert_eq!(get(&store, purchase.id).await, expected);
+    assert_eq!(
+        store
+            .find_by_checkout_session("cs_test_attach")
+            .await
+            .unwrap(),
+        Some(expected.clone())
+    );
+
+    // Re-attaching the same session to the same purchase is allowed (a retried request).
+    let again = store
+        .attach_checkout(purchase.id, &cs, at(3))
+        .await
+        .unwrap();
+    assert_eq!(again.checkout, Some(cs));
+    assert_eq!(again.updated_at, at(3));
+}
+
+pub async fn attach_checkout_unknown_is_not_found<S: Store>(store: S) {
+    let result = store
+        .attach_checkout(
+            PurchaseId::from_uuid(fresh_id()),
+            &session("cs_ghost", at(60)),
+            at(1),
+        )
+        .await;
+    assert_eq!(result, Err(RepoError::NotFound));
+    assert_eq!(
+        store.find_by_checkout_session("cs_ghost").await.unwrap(),
+        None
+    );
+}
+
+pub async fn attach_checkout_session_ids_are_unique<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let other_course = seed_course(&store, &instructor, at(0)).await;
+    let first = begin(&buyer, &course, at(1));
+    let second = begin(&buyer, &other_course, at(1));
+    store.create_purchase(&first).await.unwrap();
+    store.create_purchase(&second).await.unwrap();
+
+    let owner = store
+        .attach_checkout(first.id, &session("cs_shared", at(600)), at(2))
+        .await
+        .unwrap();
+    let clash = store
+        .attach_checkout(second.id, &session("cs_shared", at(900)), at(3))
+        .await;
+    assert_eq!(clash, Err(RepoError::Duplicate("checkout_session_id")));
+    assert_eq!(
+        get(&store, second.id).await,
+        second,
+        "the refused attach wrote nothing"
+    );
+    assert_eq!(
+        store.find_by_checkout_session("cs_shared").await.unwrap(),
+        Some(owner)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fact updates
+// ---------------------------------------------------------------------------------------------
+
+pub async fn apply_facts_applies_an_event_exactly_once<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let purchase = begin(&buyer, &course, at(1));
+    store.create_purchase(&purchase).await.unwrap();
+
+    let paid = applied(
+        store
+            .apply_facts(&update(
+                purchase.id,
+                vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+                Some("evt_once"),
+                at(2),
+            ))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(paid.status(), PurchaseStatus::Completed);
+    assert_eq!(paid.updated_at, at(2));
+
+    // Redelivered, even claiming other facts: nothing is written.
+    let redelivered = update(
+        purchase.id,
+        vec![PaymentFact::Refunded { total: usd(1999) }],
+        Some("evt_once"),
+        at(3),
+    );
+    assert_eq!(
+        store.apply_facts(&redelivered).await.unwrap(),
+        Applied::DuplicateEvent
+    );
+    assert_eq!(
+        store.apply_facts(&redelivered).await.unwrap(),
+        Applied::DuplicateEvent
+    );
+    let after = get(&store, purchase.id).await;
+    assert_eq!(after, paid);
+    assert_eq!(after.updated_at, at(2));
+
+    // The event id is the key, whatever purchase a duplicate names.
+    let other_course = seed_course(&store, &instructor, at(0)).await;
+    let other = begin(&buyer, &other_course, at(4));
+    store.create_purchase(&other).await.unwrap();
+    let stray = update(
+        other.id,
+        vec![PaymentFact::CheckoutExpired],
+        Some("evt_once"),
+        at(5),
+    );
+    assert_eq!(
+        store.apply_facts(&stray).await.unwrap(),
+        Applied::DuplicateEvent
+    );
+    assert_eq!(get(&store, other.id).await, other);
+
+    // A new event applies.
+    let refunded = applied(
+        store
+            .apply_facts(&update(
+                purchase.id,
+                vec![PaymentFact::Refunded { total: usd(1999) }],
+                Some("evt_refund"),
+                at(6),
+            ))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(refunded.status(), PurchaseStatus::Refunded);
+}
+
+pub async fn apply_facts_unknown_purchase_is_not_found_and_records_no_event<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let ghost = PurchaseId::from_uuid(fresh_id());
+    let paid = vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }];
+    assert_eq!(
+        store
+            .apply_facts(&update(ghost, paid.clone(), Some("evt_orphan"), at(1)))
+            .await,
+        Err(RepoError::NotFound)
+    );
+    assert_eq!(
+        store
+            .apply_facts(&update(ghost, paid.clone(), None, at(1)))
+            .await,
+        Err(RepoError::NotFound)
+    );
+
+    // The event id was not recorded: the same event applies to a real purchase afterwards.
+    let purchase = begin(&buyer, &course, at(2));
+    store.create_purchase(&purchase).await.unwrap();
+    let result = applied(
+        store
+            .apply_facts(&update(purchase.id, paid, Some("evt_orphan"), at(3)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(result.status(), PurchaseStatus::Completed);
+}
+
+pub async fn apply_facts_without_event_is_idempotent<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let purchase = begin(&buyer, &course, at(1));
+    store.create_purchase(&purchase).await.unwrap();
+
+    let sync = update(
+        purchase.id,
+        vec![PaymentFact::PaymentProcessing],
+        None,
+        at(2),
+    );
+    let once = applied(store.apply_facts(&sync).await.unwrap());
+    assert!(once.facts.processing);
+    assert_eq!(once.updated_at, at(2));
+
+    // Known facts change nothing, not even updated_at.
+    let twice = applied(
+        store
+            .apply_facts(&FactUpdate { at: at(3), ..sync })
+            .await
+            .unwrap(),
+    );
+    assert_eq!(twice, once);
+    assert_eq!(get(&store, purchase.id).await, once);
+
+    // An empty update applies and changes nothing.
+    let empty = applied(
+        store
+            .apply_facts(&update(purchase.id, Vec::new(), None, at(4)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(empty, once);
+}
+
+pub async fn apply_facts_returns_the_saved_purchase<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let purchase = begin(&buyer, &course, at(1));
+    store.create_purchase(&purchase).await.unwrap();
+    store
+        .attach_checkout(purchase.id, &session("cs_saved", at(3600)), at(2))
+        .await
+        .unwrap();
+
+    let facts = vec![
+        PaymentFact::PaymentAttemptFailed,
+        PaymentFact::PaymentSucceeded {
+            amount: money(2500, "EUR"),
+        },
+        PaymentFact::Refunded {
+            total: money(100, "EUR"),
+        },
+        PaymentFact::DisputeOpened,
+        PaymentFact::DisputeClosed(DisputeOutcome::Won),
+    ];
+    let mut expected = get(&store, purchase.id).await;
+    for fact in &facts {
+        expected.record(*fact, at(5));
+    }
+    expected.link_payment_intent("pi_saved", at(5));
+    let saved = applied(
+        store
+            .apply_facts(&FactUpdate {
+                purchase_id: purchase.id,
+                facts,
+                payment_intent_id: Some("pi_saved".to_owned()),
+                event: Some(event("evt_saved")),
+                at: at(5),
+            })
+            .await
+            .unwrap(),
+    );
+    assert_eq!(saved, expected);
+    assert_eq!(saved.status(), PurchaseStatus::Pending, "held for review");
+    assert_eq!(get(&store, purchase.id).await, expected);
+    assert_eq!(
+        store.find_by_checkout_session("cs_saved").await.unwrap(),
+        Some(expected)
+    );
+}
+
+pub async fn apply_facts_links_the_first_payment_intent<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let purchase = begin(&buyer, &course, at(1));
+    store.create_purchase(&purchase).await.unwrap();
+
+    let link = |pi: &str, event_id: &str, when| FactUpdate {
+        purchase_id: purchase.id,
+        facts: Vec::new(),
+        payment_intent_id: Some(pi.to_owned()),
+        event: Some(event(event_id)),
+        at: when,
+    };
+    let linked = applied(
+        store
+            .apply_facts(&link("pi_first", "evt_a", at(2)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(linked.payment_intent_id.as_deref(), Some("pi_first"));
+    assert_eq!(linked.updated_at, at(2));
+    assert_eq!(
+        store.find_by_payment_intent("pi_first").await.unwrap(),
+        Some(linked.clone())
+    );
+
+    // A different intent later does not replace the first.
+    let kept = applied(
+        store
+            .apply_facts(&link("pi_second", "evt_b", at(3)))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(kept, linked);
+    assert_eq!(
+        store.find_by_payment_intent("pi_second").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_by_payment_intent("pi_first").await.unwrap(),
+        Some(linked)
+    );
+}
+
+pub async fn apply_facts_duplicate_payment_intent_writes_nothing<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let other_course = seed_course(&store, &instructor, at(0)).await;
+    let first = begin(&buyer, &course, at(1));
+    let second = begin(&buyer, &other_course, at(1));
+    store.create_purchase(&first).await.unwrap();
+    store.create_purchase(&second).await.unwrap();
+
+    let with_intent = |id, event_id: &str| FactUpdate {
+        purchase_id: id,
+        facts: vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+        payment_intent_id: Some("pi_taken".to_owned()),
+        event: Some(event(event_id)),
+        at: at(2),
+    };
+    let owner = applied(
+        store
+            .apply_facts(&with_intent(first.id, "evt_first"))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        store
+            .apply_facts(&with_intent(second.id, "evt_second"))
+            .await,
+        Err(RepoError::Duplicate("payment_intent_id"))
+    );
+    // Neither the facts nor the event were recorded.
+    assert_eq!(get(&store, second.id).await, second);
+    assert_eq!(
+        store.find_by_payment_intent("pi_taken").await.unwrap(),
+        Some(owner)
+    );
+    let retry = FactUpdate {
+        payment_intent_id: None,
+        ..with_intent(second.id, "evt_second")
+    };
+    let paid = applied(store.apply_facts(&retry).await.unwrap());
+    assert_eq!(paid.status(), PurchaseStatus::Completed);
+    assert_eq!(paid.payment_intent_id, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Unlocked courses
+// ---------------------------------------------------------------------------------------------
+
+pub async fn unlocked_lists_completed_purchases_with_their_courses<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let other_buyer = new_user("someone@example.com", Role::Student);
+    store.create_user(&other_buyer).await.unwrap();
+    let mut courses = Vec::new();
+    for i in 0..6 {
+        courses.push(seed_course(&store, &instructor, at(i)).await);
+    }
+    let pay = |id, amount| {
+        update(
+            id,
+            vec![PaymentFact::PaymentSucceeded { amount }],
+            None,
+            at(50),
+        )
+    };
+
+    // 0 and 1 and 2: completed (1 and 2 at the same instant); 3: pending; 4: failed; 5: refunded.
+    let mut unlocked = Vec::new();
+    for (index, when) in [(0, at(10)), (1, at(20)), (2, at(20))] {
+        let purchase = begin(&buyer, &courses[index], when);
+        store.create_purchase(&purchase).await.unwrap();
+        let purchase = applied(
+            store
+                .apply_facts(&pay(purchase.id, usd(1999)))
+                .await
+                .unwrap(),
+        );
+        unlocked.push(PurchasedCourse {
+            purchase,
+            course: courses[index].clone(),
+        });
+    }
+    store
+        .create_purchase(&begin(&buyer, &courses[3], at(30)))
+        .await
+        .unwrap();
+    let failed = begin(&buyer, &courses[4], at(31));
+    store.create_purchase(&failed).await.unwrap();
+    store
+        .apply_facts(&update(
+            failed.id,
+            vec![PaymentFact::AsyncPaymentFailed],
+            None,
+            at(32),
+        ))
+        .await
+        .unwrap();
+    let refunded = begin(&buyer, &courses[5], at(33));
+    store.create_purchase(&refunded).await.unwrap();
+    store
+        .apply_facts(&pay(refunded.id, usd(1999)))
+        .await
+        .unwrap();
+    store
+        .apply_facts(&update(
+            refunded.id,
+            vec![PaymentFact::Refunded { total: usd(1999) }],
+            None,
+            at(34),
+        ))
+        .await
+        .unwrap();
+    // Held for review (wrong amount) does not unlock.
+    let mismatched = begin(&other_buyer, &courses[3], at(35));
+    store.create_purchase(&mismatched).await.unwrap();
+    store
+        .apply_facts(&pay(mismatched.id, usd(5)))
+        .await
+        .unwrap();
+    // Another user's completed purchase is not listed.
+    let theirs = begin(&other_buyer, &courses[0], at(36));
+    store.create_purchase(&theirs).await.unwrap();
+    store.apply_facts(&pay(theirs.id, usd(1999))).await.unwrap();
+
+    // The course as it is now, not as it was when bought.
+    let mut renamed = courses[0].clone();
+    renamed.title = CourseText::title("Renamed").unwrap();
+    store.update_course(&renamed).await.unwrap();
+    unlocked[0].course = renamed;
+
+    unlocked.sort_by(|a, b| {
+        (b.purchase.created_at, b.purchase.id).cmp(&(a.purchase.created_at, a.purchase.id))
+    });
+    assert_eq!(
+        store.list_unlocked_for_user(buyer.id).await.unwrap(),
+        unlocked
+    );
+    assert!(store
+        .list_unlocked_for_user(instructor.id)
+        .await
+        .unwrap()
+        .is_empty());
+    let theirs_listed = store.list_unlocked_for_user(other_buyer.id).await.unwrap();
+    assert_eq!(theirs_listed.len(), 1);
+    assert_eq!(theirs_listed[0].purchase.id, theirs.id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency
+// ---------------------------------------------------------------------------------------------
+
+pub async fn concurrent_deliveries_of_one_event_apply_once<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let purchase = begin(&buyer, &course, at(1));
+    store.create_purchase(&purchase).await.unwrap();
+
+    let delivery = update(
+        purchase.id,
+        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+        Some("evt_storm"),
+        at(2),
+    );
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let store = store.clone();
+        let delivery = delivery.clone();
+        tasks.spawn(async move { store.apply_facts(&delivery).await });
+    }
+    let (mut applied_count, mut duplicates) = (0, 0);
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            Ok(Applied::Applied(saved)) => {
+                applied_count += 1;
+                assert_eq!(saved.status(), PurchaseStatus::Completed);
+            }
+            Ok(Applied::DuplicateEvent) => duplicates += 1,
+            Err(error) => panic!("a delivery failed: {error}"),
+        }
+    }
+    assert_eq!((applied_count, duplicates), (1, 49));
+    let saved = get(&store, purchase.id).await;
+    assert_eq!(saved.status(), PurchaseStatus::Completed);
+    assert_eq!(saved.updated_at, at(2));
+}
+
+pub async fn concurrent_checkouts_of_one_course_let_exactly_one_win<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = store.clone();
+        let purchase = begin(&buyer, &course, at(1 + i));
+        tasks.spawn(async move { (purchase.id, store.create_purchase(&purchase).await) });
+    }
+    let mut winners = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        match result.unwrap() {
+            (id, Ok(())) => winners.push(id),
+            (_, Err(RepoError::ActivePurchaseExists)) => {}
+            (_, Err(error)) => panic!("unexpected error: {error}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one creation wins");
+    let stored = store
+        .list_for_user_and_course(buyer.id, course.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.iter().map(|p| p.id).collect::<Vec<_>>(), winners);
+}
+
+pub async fn concurrent_events_of_one_purchase_lose_no_fact<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let purchase = begin(&buyer, &course, at(1));
+    store.create_purchase(&purchase).await.unwrap();
+
+    // Twenty different events, each with a different fact: the result is their join.
+    let mut facts = vec![
+        PaymentFact::PaymentSucceeded { amount: usd(1999) },
+        PaymentFact::PaymentAttemptFailed,
+        PaymentFact::DisputeOpened,
+        PaymentFact::DisputeClosed(DisputeOutcome::Won),
+    ];
+    facts.extend((1..=16).map(|cents| PaymentFact::Refunded {
+        total: usd(cents * 10),
+    }));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, fact) in facts.iter().enumerate() {
+        let store = store.clone();
+        let delivery = update(purchase.id, vec![*fact], Some(&format!("evt_{i}")), at(2));
+        tasks.spawn(async move { store.apply_facts(&delivery).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        applied(result.unwrap().unwrap());
+    }
+    let mut expected = purchase.clone();
+    for fact in facts {
+        expected.record(fact, at(2));
+    }
+    let saved = get(&store, purchase.id).await;
+    assert_eq!(saved.facts, expected.facts);
+    assert_eq!(saved.facts.refunded, Some(usd(160)));
+    assert_eq!(saved.status(), PurchaseStatus::Completed);
+}
