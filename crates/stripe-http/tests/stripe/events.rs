@@ -1,0 +1,286 @@
+//! Event mapping, from Stripe's own example objects wrapped in the event envelope.
+
+use crate::support::*;
+use lms_domain::{Currency, DisputeOutcome, Money, PaymentFact};
+use lms_ports::{GatewayError, GatewayEvent, PurchaseLocator, WebhookEvent, WebhookRejection};
+use lms_stripe_http::session_from_json;
+use serde_json::{json, Value};
+
+const PI: &str = "pi_1PgafyB7WZ01zgkWSjxsAJo3";
+const CS: &str = "cs_test_a1YS1URlnyQCN5fUUduORoQ7Pw41PJqDWkIVQCpJPqkfIhd6tVY8XB1OLY";
+
+fn relevant(event_type: &str, object: Value) -> GatewayEvent {
+    let (gateway, _) = webhook_gateway(WEBHOOK_SECRET, SECRET_KEY);
+    let body = event("evt_1", event_type, object, false);
+    match deliver(&gateway, &body) {
+        Ok(WebhookEvent::Relevant(event)) => {
+            assert_eq!(event.id, "evt_1");
+            assert_eq!(event.event_type, event_type);
+            assert_eq!(event.created.unix_timestamp(), NOW - 5);
+            assert_eq!(event.payload, body, "the raw body is kept verbatim");
+            event
+        }
+        other => panic!("{event_type}: expected a relevant event, got {other:?}"),
+    }
+}
+
+fn outcome(event_type: &str, object: Value) -> Result<WebhookEvent, WebhookRejection> {
+    let (gateway, _) = webhook_gateway(WEBHOOK_SECRET, SECRET_KEY);
+    deliver(&gateway, &event("evt_2", event_type, object, false))
+}
+
+fn session_locator(purchase: u128) -> PurchaseLocator {
+    PurchaseLocator {
+        purchase_id: Some(purchase_id(purchase)),
+        checkout_session_id: Some(CS.to_owned()),
+        payment_intent_id: Some(PI.to_owned()),
+    }
+}
+
+fn our_charge(fields: Value) -> Value {
+    let base = with(
+        fixture("charge"),
+        json!({
+            "amount": 1999,
+            "amount_captured": 1999,
+            "captured": true,
+            "payment_intent": PI,
+            "metadata": {"purchase_id": purchase_id(3).to_string()},
+        }),
+    );
+    with(base, fields)
+}
+
+#[test]
+fn completed_and_paid_is_a_success_with_the_amount() {
+    let event = relevant("checkout.session.completed", our_session(purchase_id(1), "complete", "paid"));
+    assert_eq!(event.facts, vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]);
+    assert_eq!(event.locator, session_locator(1));
+}
+
+#[test]
+fn completed_but_unpaid_is_processing() {
+    let event = relevant("checkout.session.completed", our_session(purchase_id(1), "complete", "unpaid"));
+    assert_eq!(event.facts, vec![PaymentFact::PaymentProcessing]);
+}
+
+#[test]
+fn completed_with_no_payment_required_carries_no_fact() {
+    let event = relevant("checkout.session.completed", our_session(purchase_id(1), "complete", "no_payment_required"));
+    assert!(event.facts.is_empty());
+}
+
+#[test]
+fn the_purchase_id_falls_back_to_metadata_and_garbage_is_not_an_id() {
+    let mut session = our_session(purchase_id(5), "complete", "paid");
+    session["client_reference_id"] = Value::Null;
+    assert_eq!(relevant("checkout.session.completed", session.clone()).locator, session_locator(5));
+    session["client_reference_id"] = json!("not-a-uuid");
+    session["metadata"] = json!({});
+    let locator = relevant("checkout.session.completed", session).locator;
+    assert_eq!(locator.purchase_id, None);
+    assert_eq!(locator.checkout_session_id.as_deref(), Some(CS));
+}
+
+#[test]
+fn an_expanded_payment_intent_still_yields_its_id() {
+    let mut session = our_session(purchase_id(1), "complete", "paid");
+    session["payment_intent"] = with(fixture("payment_intent"), json!({"status": "succeeded"}));
+    assert_eq!(relevant("checkout.session.completed", session).locator, session_locator(1));
+}
+
+#[test]
+fn async_payment_outcomes_and_expiry() {
+    let succeeded = relevant("checkout.session.async_payment_succeeded", our_session(purchase_id(1), "complete", "paid"));
+    assert_eq!(succeeded.facts, vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]);
+    let failed = relevant("checkout.session.async_payment_failed", our_session(purchase_id(1), "complete", "unpaid"));
+    assert_eq!(failed.facts, vec![PaymentFact::AsyncPaymentFailed]);
+    let mut expired_session = our_session(purchase_id(1), "expired", "unpaid");
+    expired_session["payment_intent"] = Value::Null;
+    let expired = relevant("checkout.session.expired", expired_session);
+    assert_eq!(expired.facts, vec![PaymentFact::CheckoutExpired]);
+    assert_eq!(expired.locator.payment_intent_id, None);
+    assert_eq!(expired.locator.checkout_session_id.as_deref(), Some(CS));
+}
+
+#[test]
+fn a_jpy_payment_keeps_its_zero_decimal_amount() {
+    let session = with(our_session(purchase_id(1), "complete", "paid"), json!({"amount_total": 2500, "currency": "jpy"}));
+    let event = relevant("checkout.session.completed", session);
+    let jpy = Currency::parse("JPY").unwrap();
+    assert_eq!(event.facts, vec![PaymentFact::PaymentSucceeded { amount: Money::new(2500, jpy).unwrap() }]);
+}
+
+#[test]
+fn an_unsupported_currency_is_relevant_but_carries_no_money_fact() {
+    let session = with(our_session(purchase_id(1), "complete", "paid"), json!({"currency": "xof"}));
+    let event = relevant("checkout.session.completed", session);
+    assert!(event.facts.is_empty());
+    assert_eq!(event.locator, session_locator(1));
+    let charge = our_charge(json!({"currency": "zzz"}));
+    assert!(relevant("charge.refunded", charge).facts.is_empty());
+}
+
+#[test]
+fn a_paid_session_without_its_amount_is_an_invalid_payload() {
+    let mut session = our_session(purchase_id(1), "complete", "paid");
+    session["amount_total"] = Value::Null;
+    assert!(matches!(outcome("checkout.session.completed", session), Err(WebhookRejection::InvalidPayload(_))));
+    let mut session = our_session(purchase_id(1), "complete", "paid");
+    session.as_object_mut().unwrap().remove("payment_status");
+    assert!(matches!(outcome("checkout.session.completed", session), Err(WebhookRejection::InvalidPayload(_))));
+    let mut session = our_session(purchase_id(1), "complete", "paid");
+    session.as_object_mut().unwrap().remove("id");
+    assert!(matches!(outcome("checkout.session.completed", session), Err(WebhookRejection::InvalidPayload(_))));
+}
+
+#[test]
+fn charge_succeeded_uses_amount_captured_else_amount() {
+    let event = relevant("charge.succeeded", our_charge(json!({})));
+    assert_eq!(event.facts, vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]);
+    assert_eq!(
+        event.locator,
+        PurchaseLocator {
+            purchase_id: Some(purchase_id(3)),
+            checkout_session_id: None,
+            payment_intent_id: Some(PI.to_owned())
+        }
+    );
+    let uncaptured = relevant("charge.succeeded", our_charge(json!({"amount_captured": 0, "amount": 1500})));
+    assert_eq!(uncaptured.facts, vec![PaymentFact::PaymentSucceeded { amount: usd(1500) }]);
+    let missing = our_charge(json!({}));
+    let mut missing = missing;
+    missing.as_object_mut().unwrap().remove("amount_captured");
+    assert_eq!(relevant("charge.succeeded", missing).facts, vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]);
+}
+
+#[test]
+fn charges_correlate_by_payment_intent_when_metadata_is_missing() {
+    let event = relevant("charge.failed", our_charge(json!({"metadata": {}, "status": "failed", "paid": false})));
+    assert_eq!(event.facts, vec![PaymentFact::PaymentAttemptFailed]);
+    assert_eq!(
+        event.locator,
+        PurchaseLocator { purchase_id: None, checkout_session_id: None, payment_intent_id: Some(PI.to_owned()) }
+    );
+}
+
+#[test]
+fn a_charge_with_nothing_to_correlate_is_not_ours() {
+    // The fixture as Stripe publishes it: no metadata, no payment intent.
+    assert_eq!(
+        outcome("charge.succeeded", fixture("charge")),
+        Ok(WebhookEvent::Ignored { id: "evt_2".to_owned(), event_type: "charge.succeeded".to_owned() })
+    );
+}
+
+#[test]
+fn charge_refunded_reports_the_cumulative_total() {
+    let charge = our_charge(json!({"amount_refunded": 700, "refunded": false}));
+    let event = relevant("charge.refunded", charge);
+    assert_eq!(event.facts, vec![PaymentFact::Refunded { total: usd(700) }]);
+    assert_eq!(event.locator.purchase_id, Some(purchase_id(3)));
+}
+
+#[test]
+fn disputes_open_and_close() {
+    let dispute = |status: &str| with(fixture("dispute"), json!({"status": status, "payment_intent": PI}));
+    let opened = relevant("charge.dispute.created", dispute("needs_response"));
+    assert_eq!(opened.facts, vec![PaymentFact::DisputeOpened]);
+    assert_eq!(
+        opened.locator,
+        PurchaseLocator { purchase_id: None, checkout_session_id: None, payment_intent_id: Some(PI.to_owned()) }
+    );
+    assert_eq!(relevant("charge.dispute.closed", dispute("won")).facts, vec![PaymentFact::DisputeClosed(DisputeOutcome::Won)]);
+    assert_eq!(relevant("charge.dispute.closed", dispute("lost")).facts, vec![PaymentFact::DisputeClosed(DisputeOutcome::Lost)]);
+    assert_eq!(
+        outcome("charge.dispute.closed", dispute("warning_closed")),
+        Ok(WebhookEvent::Ignored { id: "evt_2".to_owned(), event_type: "charge.dispute.closed".to_owned() })
+    );
+}
+
+#[test]
+fn a_dispute_on_an_expanded_charge_correlates_through_it() {
+    let dispute = with(fixture("dispute"), json!({"status": "lost", "charge": our_charge(json!({}))}));
+    let event = relevant("charge.dispute.closed", dispute);
+    assert_eq!(
+        event.locator,
+        PurchaseLocator {
+            purchase_id: Some(purchase_id(3)),
+            checkout_session_id: None,
+            payment_intent_id: Some(PI.to_owned())
+        }
+    );
+    // The fixture as published: a charge id only and no payment intent: nothing to correlate.
+    assert!(matches!(outcome("charge.dispute.created", fixture("dispute")), Ok(WebhookEvent::Ignored { .. })));
+}
+
+#[test]
+fn other_event_types_are_ignored() {
+    for (event_type, object) in [
+        ("plan.created", fixture("event")["data"]["object"].clone()),
+        ("payment_intent.succeeded", fixture("payment_intent")),
+        ("refund.created", fixture("refund")),
+        ("checkout.session.something_new", our_session(purchase_id(1), "open", "unpaid")),
+    ] {
+        assert_eq!(
+            outcome(event_type, object),
+            Ok(WebhookEvent::Ignored { id: "evt_2".to_owned(), event_type: event_type.to_owned() }),
+            "{event_type}"
+        );
+    }
+}
+
+#[test]
+fn the_raw_fixture_event_is_ignored_and_unknown_fields_are_tolerated() {
+    let (gateway, _) = webhook_gateway(WEBHOOK_SECRET, SECRET_KEY);
+    let body = serde_json::to_string(&fixture("event")).unwrap();
+    assert_eq!(
+        deliver(&gateway, &body),
+        Ok(WebhookEvent::Ignored { id: "evt_1Pgc76B7WZ01zgkWwyRHS12y".to_owned(), event_type: "plan.created".to_owned() })
+    );
+    let mut extra = our_session(purchase_id(1), "complete", "paid");
+    extra["brand_new_field"] = json!({"nested": [1, 2, 3]});
+    assert_eq!(relevant("checkout.session.completed", extra).facts.len(), 1);
+}
+
+#[test]
+fn envelopes_missing_what_is_used_are_invalid() {
+    let (gateway, _) = webhook_gateway(WEBHOOK_SECRET, SECRET_KEY);
+    let valid: Value = serde_json::from_str(&event("evt_3", "checkout.session.completed", our_session(purchase_id(1), "complete", "paid"), false)).unwrap();
+    for field in ["id", "type", "created", "livemode", "data"] {
+        let mut broken = valid.clone();
+        broken.as_object_mut().unwrap().remove(field);
+        let body = serde_json::to_string(&broken).unwrap();
+        assert!(matches!(deliver(&gateway, &body), Err(WebhookRejection::InvalidPayload(_))), "without {field}");
+    }
+    for body in ["[]", "null", "42", r#"{"id": 1}"#] {
+        assert!(matches!(deliver(&gateway, body), Err(WebhookRejection::InvalidPayload(_))), "{body}");
+    }
+}
+
+#[test]
+fn session_json_maps_to_the_port_session() {
+    let body = serde_json::to_vec(&our_session(purchase_id(8), "open", "unpaid")).unwrap();
+    let session = session_from_json(&body).unwrap();
+    assert_eq!(session.id, CS);
+    assert_eq!(session.purchase_id, Some(purchase_id(8)));
+    assert_eq!(session.payment_intent_id.as_deref(), Some(PI));
+    assert_eq!(session.metadata.len(), 3);
+    assert_eq!(session.currency, Currency::USD);
+    assert!(session.facts().is_empty());
+
+    let expired = with(our_session(purchase_id(8), "expired", "unpaid"), json!({"url": null, "client_reference_id": "junk", "metadata": null}));
+    let session = session_from_json(&serde_json::to_vec(&expired).unwrap()).unwrap();
+    assert_eq!(session.url, None);
+    assert_eq!(session.purchase_id, None);
+    assert!(session.metadata.is_empty());
+    assert_eq!(session.facts(), vec![PaymentFact::CheckoutExpired]);
+
+    // Stripe's published example has no amount or currency: not usable as one of our sessions.
+    let raw = serde_json::to_vec(&fixture("checkout_session")).unwrap();
+    assert!(matches!(session_from_json(&raw), Err(GatewayError::Unexpected(_))));
+    let odd_currency = serde_json::to_vec(&with(our_session(purchase_id(8), "open", "unpaid"), json!({"currency": "xxx"}))).unwrap();
+    assert!(matches!(session_from_json(&odd_currency), Err(GatewayError::Unexpected(_))));
+    let odd_status = serde_json::to_vec(&with(our_session(purchase_id(8), "archived", "unpaid"), json!({}))).unwrap();
+    assert!(matches!(session_from_json(&odd_status), Err(GatewayError::Unexpected(_))));
+}
