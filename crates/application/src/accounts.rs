@@ -1,0 +1,114 @@
+//! Sign-up, sign-in and the current user.
+
+use crate::error::FieldError;
+use crate::{new_uuid, AppError, Services};
+use lms_domain::{DomainError, Email, Role, User, UserId, UserName};
+use lms_ports::{PurchasedCourse, RepoError};
+
+/// A sign-up request as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignUp {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+    /// `student` (default) or `instructor`; `admin` is never self-assigned.
+    pub role: Option<String>,
+}
+
+const PASSWORD_MIN_CHARS: usize = 8;
+const PASSWORD_MAX_CHARS: usize = 128;
+
+/// A well-formed argon2id hash (default parameters) of nothing anyone knows: verified against
+/// when the email is unknown, so that an unknown email costs the same time as a wrong password.
+/// A hasher that does not understand it treats it as a non-match.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$MpA7tiFHuiz/EeLzHLzG7w$alabvT4EqgMfn1mWlT2KWP1+aCvqgFLWsB23/FWmGPs";
+
+impl Services {
+    /// Registers a user.
+    ///
+    /// # Errors
+    /// [`AppError::Validation`] (fields `name`, `email`, `password`, `role`),
+    /// [`AppError::EmailTaken`], storage errors.
+    pub async fn sign_up(&self, request: SignUp) -> Result<User, AppError> {
+        let mut errors = Vec::new();
+        let name = UserName::parse(&request.name)
+            .map_err(|e| errors.push(FieldError::new("name", e.to_string())));
+        let email = Email::parse(&request.email)
+            .map_err(|e| errors.push(FieldError::new("email", e.to_string())));
+        let password_chars = request.password.chars().count();
+        if !(PASSWORD_MIN_CHARS..=PASSWORD_MAX_CHARS).contains(&password_chars) {
+            errors.push(FieldError::new(
+                "password",
+                format!("password must be {PASSWORD_MIN_CHARS} to {PASSWORD_MAX_CHARS} characters"),
+            ));
+        }
+        let role = Role::parse_self_assigned(request.role.as_deref()).map_err(|e| {
+            let message = match e {
+                DomainError::AdminNotSelfAssignable => e.to_string(),
+                _ => "role must be student or instructor".to_owned(),
+            };
+            errors.push(FieldError::new("role", message));
+        });
+        let (Ok(name), Ok(email), Ok(role), true) = (name, email, role, errors.is_empty()) else {
+            return Err(AppError::Validation(errors));
+        };
+        let password_hash = self.hasher.hash(&request.password)?;
+        let user = User {
+            id: UserId::from_uuid(new_uuid()),
+            name,
+            email,
+            role,
+            password_hash,
+            created_at: self.now(),
+        };
+        match self.users.create_user(&user).await {
+            Ok(()) => {
+                tracing::info!(user_id = %user.id, role = user.role.name(), "user signed up");
+                Ok(user)
+            }
+            Err(RepoError::Duplicate("email")) => Err(AppError::EmailTaken),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Checks credentials.
+    ///
+    /// # Errors
+    /// [`AppError::InvalidCredentials`] for an unknown email or a wrong password alike;
+    /// storage errors.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<User, AppError> {
+        let user = match Email::parse(email) {
+            Ok(email) => self.users.find_user_by_email(&email).await?,
+            Err(_) => None,
+        };
+        match user {
+            Some(user) if self.hasher.verify(password, &user.password_hash) => Ok(user),
+            Some(_) => Err(AppError::InvalidCredentials),
+            None => {
+                // Spend the same effort as for a known user, so timing does not reveal accounts.
+                let _ = self.hasher.verify(password, DUMMY_HASH);
+                Err(AppError::InvalidCredentials)
+            }
+        }
+    }
+
+    /// The user a verified token names.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`]`("user")` when the account no longer exists; storage errors.
+    pub async fn current_user(&self, id: UserId) -> Result<User, AppError> {
+        self.users
+            .get_user(id)
+            .await?
+            .ok_or(AppError::NotFound("user"))
+    }
+
+    /// The courses the user is enrolled in (completed purchases), newest first.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn profile(&self, actor: &User) -> Result<Vec<PurchasedCourse>, AppError> {
+        Ok(self.purchases.list_unlocked_for_user(actor.id).await?)
+    }
+}

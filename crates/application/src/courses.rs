@@ -1,0 +1,235 @@
+//! Course authoring and the catalogue.
+
+use crate::error::FieldError;
+use crate::{new_uuid, AppError, Services};
+use lms_domain::course::validate_price;
+use lms_domain::{
+    Course, CourseDraft, CourseId, CoursePatch, CourseText, Currency, DomainError, Money, Role,
+    User,
+};
+use lms_ports::{Page, PageRequest, RepoError};
+
+/// A new course as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCourse {
+    pub title: String,
+    pub subtitle: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub level: Option<String>,
+    /// Minor units; 0 is a free course.
+    pub price_cents: i64,
+    /// ISO 4217, case-insensitive; default USD.
+    pub currency: Option<String>,
+}
+
+/// Changes to a course; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CourseChanges {
+    pub title: Option<String>,
+    pub subtitle: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub level: Option<String>,
+    pub price_cents: Option<i64>,
+    pub currency: Option<String>,
+    pub is_published: Option<bool>,
+}
+
+/// Collects field errors while parsing several fields.
+#[derive(Default)]
+struct Fields(Vec<FieldError>);
+
+impl Fields {
+    fn text(
+        &mut self,
+        raw: Option<&str>,
+        parse: fn(&str) -> Result<CourseText, DomainError>,
+        field: &'static str,
+    ) -> Option<CourseText> {
+        match raw.map(parse)? {
+            Ok(text) => Some(text),
+            Err(err) => {
+                self.0.push(FieldError::new(field, err.to_string()));
+                None
+            }
+        }
+    }
+
+    fn currency(&mut self, raw: Option<&str>, default: Currency) -> Currency {
+        match raw.map(Currency::parse) {
+            None => default,
+            Some(Ok(currency)) => currency,
+            Some(Err(err)) => {
+                self.0.push(FieldError::new("currency", err.to_string()));
+                default
+            }
+        }
+    }
+
+    fn price(&mut self, minor: i64, currency: Currency) -> Option<Money> {
+        match Money::new(minor, currency)
+            .map_err(DomainError::from)
+            .and_then(validate_price)
+        {
+            Ok(price) => Some(price),
+            Err(err) => {
+                self.0.push(FieldError::new("priceCents", err.to_string()));
+                None
+            }
+        }
+    }
+
+    fn finish(self) -> Result<(), AppError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(AppError::Validation(self.0))
+        }
+    }
+}
+
+fn may_manage(actor: &User, course: &Course) -> bool {
+    actor.role == Role::Admin || course.is_owned_by(actor.id)
+}
+
+fn price_error(err: DomainError) -> AppError {
+    AppError::field("priceCents", err.to_string())
+}
+
+impl Services {
+    /// Creates an unpublished course owned by `actor`.
+    ///
+    /// # Errors
+    /// [`AppError::Forbidden`] unless the actor may author courses; [`AppError::Validation`]
+    /// (`title`, `subtitle`, `description`, `category`, `level`, `priceCents`, `currency`);
+    /// storage errors.
+    pub async fn create_course(&self, actor: &User, new: NewCourse) -> Result<Course, AppError> {
+        if !actor.role.can_author_courses() {
+            return Err(AppError::Forbidden);
+        }
+        let mut fields = Fields::default();
+        let title = fields.text(Some(&new.title), CourseText::title, "title");
+        let subtitle = fields.text(new.subtitle.as_deref(), CourseText::subtitle, "subtitle");
+        let description = fields.text(
+            new.description.as_deref(),
+            CourseText::description,
+            "description",
+        );
+        let category = fields.text(new.category.as_deref(), CourseText::category, "category");
+        let level = fields.text(new.level.as_deref(), CourseText::level, "level");
+        let currency = fields.currency(new.currency.as_deref(), Currency::USD);
+        let price = fields.price(new.price_cents, currency);
+        fields.finish()?;
+        let (Some(title), Some(price)) = (title, price) else {
+            return Err(AppError::Unexpected(
+                "validated course fields missing".to_owned(),
+            ));
+        };
+        let draft = CourseDraft {
+            title,
+            subtitle,
+            description,
+            category,
+            level,
+            price,
+        };
+        let course = Course::create(CourseId::from_uuid(new_uuid()), actor.id, draft, self.now())
+            .map_err(price_error)?;
+        self.courses.create_course(&course).await?;
+        tracing::info!(course_id = %course.id, instructor_id = %actor.id, "course created");
+        Ok(course)
+    }
+
+    /// Changes a course (its owner or an admin).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`]`("course")` when unknown, or unpublished and not the actor's;
+    /// [`AppError::Forbidden`] for a published course the actor does not own;
+    /// [`AppError::Validation`]; storage errors.
+    pub async fn update_course(
+        &self,
+        actor: &User,
+        id: CourseId,
+        changes: CourseChanges,
+    ) -> Result<Course, AppError> {
+        let mut course = self.visible_course(Some(actor), id).await?;
+        if !may_manage(actor, &course) {
+            return Err(AppError::Forbidden);
+        }
+        let mut fields = Fields::default();
+        let patch = CoursePatch {
+            title: fields.text(changes.title.as_deref(), CourseText::title, "title"),
+            subtitle: fields.text(
+                changes.subtitle.as_deref(),
+                CourseText::subtitle,
+                "subtitle",
+            ),
+            description: fields.text(
+                changes.description.as_deref(),
+                CourseText::description,
+                "description",
+            ),
+            category: fields.text(
+                changes.category.as_deref(),
+                CourseText::category,
+                "category",
+            ),
+            level: fields.text(changes.level.as_deref(), CourseText::level, "level"),
+            price: if changes.price_cents.is_some() || changes.currency.is_some() {
+                let currency =
+                    fields.currency(changes.currency.as_deref(), course.price.currency());
+                fields.price(
+                    changes.price_cents.unwrap_or(course.price.minor()),
+                    currency,
+                )
+            } else {
+                None
+            },
+            published: changes.is_published,
+        };
+        fields.finish()?;
+        course.apply(patch, self.now()).map_err(price_error)?;
+        match self.courses.update_course(&course).await {
+            Ok(()) => Ok(course),
+            Err(RepoError::NotFound) => Err(AppError::NotFound("course")),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// One page of the published catalogue, newest first.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn published_courses(&self, page: PageRequest) -> Result<Page<Course>, AppError> {
+        Ok(self
+            .courses
+            .list_published_courses(PageRequest::new(page.page, page.limit))
+            .await?)
+    }
+
+    /// One course: published ones for everyone, unpublished ones for their owner and admins.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`]`("course")` when unknown or hidden from the actor; storage errors.
+    pub async fn course(&self, actor: Option<&User>, id: CourseId) -> Result<Course, AppError> {
+        self.visible_course(actor, id).await
+    }
+
+    pub(crate) async fn visible_course(
+        &self,
+        actor: Option<&User>,
+        id: CourseId,
+    ) -> Result<Course, AppError> {
+        let course = self
+            .courses
+            .get_course(id)
+            .await?
+            .ok_or(AppError::NotFound("course"))?;
+        if course.published || actor.is_some_and(|actor| may_manage(actor, &course)) {
+            Ok(course)
+        } else {
+            Err(AppError::NotFound("course"))
+        }
+    }
+}

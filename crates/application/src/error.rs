@@ -1,0 +1,93 @@
+//! The application's error: business outcomes the HTTP adapter maps to status codes.
+
+use lms_ports::{GatewayError, PasswordHashError, RepoError, WebhookRejection};
+use thiserror::Error;
+
+/// One invalid input field, named by its camelCase wire name (`email`, `priceCents`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AppError {
+    /// The input is invalid; every offending field is listed.
+    #[error("invalid input: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Validation(Vec<FieldError>),
+    /// Unknown email or wrong password: deliberately indistinguishable.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    /// Authenticated, but not allowed to do this.
+    #[error("not allowed")]
+    Forbidden,
+    /// Names what was not found (`"course"`, `"purchase"`, `"user"`).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("the course is already purchased")]
+    AlreadyPurchased,
+    #[error("instructors cannot buy their own course")]
+    OwnCourse,
+    /// A payment for this course is settling or held for review: the customer must not pay again.
+    #[error("a payment for this course is already in progress")]
+    PaymentInProgress,
+    /// The purchase cannot be refunded (not completed, nothing captured, ...).
+    #[error("the purchase cannot be refunded: {0}")]
+    NotRefundable(String),
+    /// The webhook failed verification; nothing was written.
+    #[error("webhook rejected: {0}")]
+    WebhookRejected(WebhookRejection),
+    /// The payment gateway failed or refused.
+    #[error(transparent)]
+    Gateway(GatewayError),
+    /// Retryable: the store could not be reached.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("unexpected error: {0}")]
+    Unexpected(String),
+}
+
+impl AppError {
+    pub(crate) fn field(field: &'static str, message: impl Into<String>) -> Self {
+        AppError::Validation(vec![FieldError::new(field, message)])
+    }
+}
+
+impl From<RepoError> for AppError {
+    /// The generic mapping; use cases handle the business variants they expect before this.
+    fn from(err: RepoError) -> Self {
+        match err {
+            RepoError::Unavailable(detail) => AppError::Unavailable(detail),
+            other => AppError::Unexpected(other.to_string()),
+        }
+    }
+}
+
+impl From<PasswordHashError> for AppError {
+    fn from(err: PasswordHashError) -> Self {
+        AppError::Unexpected(err.to_string())
+    }
+}
+
+impl From<GatewayError> for AppError {
+    fn from(err: GatewayError) -> Self {
+        AppError::Gateway(err)
+    }
+}
+
+impl From<WebhookRejection> for AppError {
+    fn from(rejection: WebhookRejection) -> Self {
+        AppError::WebhookRejected(rejection)
+    }
+}

@@ -1,0 +1,581 @@
+//! Checkout, webhooks, purchase status and refunds.
+
+use crate::{new_uuid, AppError, Services};
+use lms_domain::{
+    CheckoutSession, Course, CourseId, DomainError, PaymentFact, Purchase, PurchaseId,
+    PurchaseStatus, Role, User,
+};
+use lms_ports::{
+    Applied, CheckoutRequest, EventReceipt, FactUpdate, GatewayError, GatewayEvent, GatewaySession,
+    PurchasedCourse, RefundRequest, RefundStatus, RepoError, SessionPaymentStatus, SessionStatus,
+    WebhookEvent,
+};
+use std::collections::BTreeMap;
+
+/// What [`Services::start_checkout`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckoutStarted {
+    /// A new purchase and a new checkout session.
+    Created {
+        purchase: Purchase,
+        session: GatewaySession,
+    },
+    /// The user's open checkout session for this course, handed out again.
+    Reused {
+        purchase: Purchase,
+        session: GatewaySession,
+    },
+    /// A free course: enrolled at once, no gateway involved.
+    FreeEnrollment { purchase: Purchase },
+}
+
+impl CheckoutStarted {
+    pub fn purchase(&self) -> &Purchase {
+        match self {
+            CheckoutStarted::Created { purchase, .. }
+            | CheckoutStarted::Reused { purchase, .. }
+            | CheckoutStarted::FreeEnrollment { purchase } => purchase,
+        }
+    }
+
+    /// The session to send the customer to (`None` for a free enrolment).
+    pub fn session(&self) -> Option<&GatewaySession> {
+        match self {
+            CheckoutStarted::Created { session, .. } | CheckoutStarted::Reused { session, .. } => {
+                Some(session)
+            }
+            CheckoutStarted::FreeEnrollment { .. } => None,
+        }
+    }
+}
+
+/// What [`Services::handle_webhook`] did. Every outcome is acknowledged with a 2xx.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// The event's facts were merged into the purchase.
+    Applied {
+        purchase_id: PurchaseId,
+        status: PurchaseStatus,
+    },
+    /// The event id was already processed: nothing was written.
+    Duplicate,
+    /// An authentic event of a type this product does not act on.
+    Ignored,
+    /// An authentic event about no purchase of ours.
+    Unmatched,
+}
+
+/// A course and the user's purchase of it to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurchaseStatusView {
+    pub course: Course,
+    /// The completed purchase if any, else the newest; `None` when never purchased.
+    pub purchase: Option<Purchase>,
+}
+
+impl PurchaseStatusView {
+    /// `pending` | `completed` | `failed` | `refunded` | `not purchased`.
+    pub fn wire_status(&self) -> &'static str {
+        self.purchase
+            .as_ref()
+            .map_or("not purchased", |p| p.status().as_str())
+    }
+
+    /// True exactly when the course is unlocked.
+    pub fn is_purchased(&self) -> bool {
+        self.purchase.as_ref().is_some_and(Purchase::unlocks_course)
+    }
+}
+
+/// How many times checkout re-reads after losing a race for the active slot.
+const CHECKOUT_ATTEMPTS: usize = 3;
+
+fn checkout_key(purchase_id: PurchaseId) -> String {
+    format!("checkout-{purchase_id}")
+}
+
+fn metadata(purchase: &Purchase) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("purchase_id".to_owned(), purchase.id.to_string()),
+        ("course_id".to_owned(), purchase.course_id.to_string()),
+        ("user_id".to_owned(), purchase.user_id.to_string()),
+    ])
+}
+
+/// The gateway's view of a stored open session, rebuilt without asking the gateway.
+fn stored_session_view(purchase: &Purchase, session: &CheckoutSession) -> GatewaySession {
+    GatewaySession {
+        id: session.id.clone(),
+        url: Some(session.url.clone()),
+        status: SessionStatus::Open,
+        payment_status: SessionPaymentStatus::Unpaid,
+        amount_total: purchase.price.minor(),
+        currency: purchase.price.currency(),
+        expires_at: session.expires_at,
+        metadata: metadata(purchase),
+        purchase_id: Some(purchase.id),
+        payment_intent_id: purchase.payment_intent_id.clone(),
+    }
+}
+
+fn purchase_domain_error(err: DomainError) -> AppError {
+    match err {
+        DomainError::CourseNotPublished => AppError::NotFound("course"),
+        DomainError::OwnCourse => AppError::OwnCourse,
+        other => AppError::Unexpected(other.to_string()),
+    }
+}
+
+impl Services {
+    /// Starts (or resumes) buying a course.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`]`("course")` (unknown or unpublished), [`AppError::OwnCourse`],
+    /// [`AppError::AlreadyPurchased`], [`AppError::PaymentInProgress`], [`AppError::Gateway`]
+    /// (no purchase is left holding the slot), storage errors.
+    pub async fn start_checkout(
+        &self,
+        actor: &User,
+        course_id: CourseId,
+    ) -> Result<CheckoutStarted, AppError> {
+        let course = self
+            .courses
+            .get_course(course_id)
+            .await?
+            .ok_or(AppError::NotFound("course"))?;
+        course
+            .check_purchasable_by(actor.id)
+            .map_err(purchase_domain_error)?;
+        for _ in 0..CHECKOUT_ATTEMPTS {
+            let purchases = self
+                .purchases
+                .list_for_user_and_course(actor.id, course.id)
+                .await?;
+            if purchases.iter().any(Purchase::unlocks_course) {
+                return Err(AppError::AlreadyPurchased);
+            }
+            if let Some(holder) = purchases.into_iter().find(|p| p.holds_active_slot) {
+                if let Some(answer) = self.resolve_slot_holder(actor, &course, holder).await {
+                    return answer;
+                }
+            }
+            // `None`: another request took the slot meanwhile; re-read and answer as above.
+            if let Some(started) = self.begin_purchase(actor, &course).await? {
+                return Ok(started);
+            }
+        }
+        Err(AppError::Unexpected(
+            "checkout kept losing the race for the purchase slot".to_owned(),
+        ))
+    }
+
+    /// The user already has a pending purchase holding the slot: reuse, refuse, or sync it.
+    /// `Some` is the answer; `None` means the slot was just freed: start a new purchase.
+    async fn resolve_slot_holder(
+        &self,
+        actor: &User,
+        course: &Course,
+        holder: Purchase,
+    ) -> Option<Result<CheckoutStarted, AppError>> {
+        let now = self.now();
+        if let Some(session) = holder.reusable_checkout(now) {
+            let session = stored_session_view(&holder, session);
+            tracing::info!(purchase_id = %holder.id, "reusing open checkout session");
+            return Some(Ok(CheckoutStarted::Reused {
+                purchase: holder,
+                session,
+            }));
+        }
+        if holder.awaits_settlement() {
+            return Some(Err(AppError::PaymentInProgress));
+        }
+        let Some(stored) = holder.checkout.clone() else {
+            // Creation stopped between storing the purchase and attaching its session: resume
+            // it with the same idempotency key (the gateway returns the session if it exists).
+            return Some(self.open_checkout(actor, course, holder).await);
+        };
+        // The stored session is (nearly) expired: ask the gateway what became of it.
+        let session = match self.gateway.retrieve_checkout_session(&stored.id).await {
+            Ok(session) => Some(session),
+            // Gone at the gateway: nobody can pay it any more.
+            Err(GatewayError::NotFound) => None,
+            Err(err) => {
+                tracing::warn!(purchase_id = %holder.id, error = %err, "could not sync a stale checkout session");
+                return Some(Err(AppError::Gateway(err)));
+            }
+        };
+        let facts = session
+            .as_ref()
+            .map_or_else(|| vec![PaymentFact::CheckoutExpired], GatewaySession::facts);
+        let intent = session.as_ref().and_then(|s| s.payment_intent_id.clone());
+        let synced = match self.apply_sync(holder.id, facts, intent).await {
+            Ok(purchase) => purchase,
+            Err(err) => return Some(Err(err)),
+        };
+        if synced.unlocks_course() {
+            Some(Err(AppError::AlreadyPurchased))
+        } else if synced.awaits_settlement() {
+            Some(Err(AppError::PaymentInProgress))
+        } else if !synced.holds_active_slot {
+            None
+        } else {
+            match session {
+                // Still open at the gateway, only close to expiry: the customer may still pay there.
+                Some(session) if session.status == SessionStatus::Open && session.url.is_some() => {
+                    Some(Ok(CheckoutStarted::Reused {
+                        purchase: synced,
+                        session,
+                    }))
+                }
+                _ => Some(Err(AppError::PaymentInProgress)),
+            }
+        }
+    }
+
+    /// Stores a new purchase holding the slot, then opens its checkout (paid) or completes it
+    /// (free). `None` when another purchase took the slot first.
+    async fn begin_purchase(
+        &self,
+        actor: &User,
+        course: &Course,
+    ) -> Result<Option<CheckoutStarted>, AppError> {
+        let now = self.now();
+        let id = PurchaseId::from_uuid(new_uuid());
+        let purchase = if course.is_free() {
+            Purchase::enroll_free(id, actor.id, course, now)
+        } else {
+            Purchase::begin(id, actor.id, course, now)
+        }
+        .map_err(purchase_domain_error)?;
+        match self.purchases.create_purchase(&purchase).await {
+            Ok(()) => {}
+            Err(RepoError::ActivePurchaseExists) => return Ok(None),
+            Err(err) => return Err(err.into()),
+        }
+        if course.is_free() {
+            tracing::info!(purchase_id = %purchase.id, "free enrolment");
+            return Ok(Some(CheckoutStarted::FreeEnrollment { purchase }));
+        }
+        self.open_checkout(actor, course, purchase).await.map(Some)
+    }
+
+    /// Creates the gateway session of a stored pending purchase and attaches it. On failure the
+    /// purchase is closed (`CheckoutNotStarted`) so it does not block a retry.
+    async fn open_checkout(
+        &self,
+        actor: &User,
+        course: &Course,
+        purchase: Purchase,
+    ) -> Result<CheckoutStarted, AppError> {
+        let request = CheckoutRequest {
+            purchase_id: purchase.id,
+            course_id: course.id,
+            user_id: actor.id,
+            course_title: course.title.as_str().to_owned(),
+            amount: purchase.price,
+            customer_email: Some(actor.email.as_str().to_owned()),
+            // Derived from the purchase, so a resumed creation sends identical parameters.
+            expires_at: purchase.created_at + self.settings.checkout_ttl,
+            idempotency_key: checkout_key(purchase.id),
+        };
+        let created = self.gateway.create_checkout_session(&request).await;
+        let (session, url) = match created {
+            Ok(session) => match session.url.clone() {
+                Some(url) => (session, url),
+                None => {
+                    let err =
+                        GatewayError::Unexpected("checkout session has no payment page".to_owned());
+                    return Err(self.checkout_not_started(purchase.id, err).await);
+                }
+            },
+            Err(err) => return Err(self.checkout_not_started(purchase.id, err).await),
+        };
+        let stored = CheckoutSession {
+            id: session.id.clone(),
+            url,
+            expires_at: session.expires_at,
+        };
+        let purchase = match self
+            .purchases
+            .attach_checkout(purchase.id, &stored, self.now())
+            .await
+        {
+            Ok(purchase) => purchase,
+            Err(RepoError::NotFound) => {
+                return Err(AppError::Unexpected(
+                    "purchase vanished during checkout".to_owned(),
+                ))
+            }
+            Err(err) => return Err(err.into()),
+        };
+        tracing::info!(purchase_id = %purchase.id, session_id = %session.id, "checkout session created");
+        Ok(CheckoutStarted::Created { purchase, session })
+    }
+
+    /// Records that checkout could not start, freeing the slot, and returns the gateway error.
+    async fn checkout_not_started(&self, purchase_id: PurchaseId, err: GatewayError) -> AppError {
+        tracing::warn!(purchase_id = %purchase_id, error = %err, "payment provider could not start checkout");
+        if let Err(store_err) = self
+            .apply_sync(purchase_id, vec![PaymentFact::CheckoutNotStarted], None)
+            .await
+        {
+            tracing::error!(purchase_id = %purchase_id, error = %store_err, "could not release the purchase slot");
+        }
+        AppError::Gateway(err)
+    }
+
+    /// Applies facts learned by asking the gateway (no event id).
+    async fn apply_sync(
+        &self,
+        purchase_id: PurchaseId,
+        facts: Vec<PaymentFact>,
+        payment_intent_id: Option<String>,
+    ) -> Result<Purchase, AppError> {
+        let update = FactUpdate {
+            purchase_id,
+            facts,
+            payment_intent_id,
+            event: None,
+            at: self.now(),
+        };
+        match self.purchases.apply_facts(&update).await {
+            Ok(Applied::Applied(purchase)) => Ok(purchase),
+            Ok(Applied::DuplicateEvent) => self
+                .purchases
+                .get_purchase(purchase_id)
+                .await?
+                .ok_or(AppError::NotFound("purchase")),
+            Err(RepoError::NotFound) => Err(AppError::NotFound("purchase")),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Verifies a gateway webhook and applies its facts exactly once.
+    ///
+    /// # Errors
+    /// [`AppError::WebhookRejected`] (nothing written); [`AppError::Unavailable`] /
+    /// [`AppError::Unexpected`] / [`AppError::Gateway`] when it could not be processed (the
+    /// gateway should retry).
+    pub async fn handle_webhook(
+        &self,
+        payload: &[u8],
+        signature: Option<&str>,
+    ) -> Result<WebhookOutcome, AppError> {
+        let event = match self.gateway.verify_webhook(payload, signature) {
+            Ok(WebhookEvent::Relevant(event)) => event,
+            Ok(WebhookEvent::Ignored { id, event_type }) => {
+                tracing::debug!(event_id = %id, event_type = %event_type, "webhook ignored");
+                return Ok(WebhookOutcome::Ignored);
+            }
+            Err(rejection) => {
+                tracing::warn!(reason = %rejection, "webhook rejected");
+                return Err(AppError::WebhookRejected(rejection));
+            }
+        };
+        let Some(purchase_id) = self.locate(&event).await? else {
+            tracing::warn!(event_id = %event.id, event_type = %event.event_type, "webhook matches no purchase");
+            return Ok(WebhookOutcome::Unmatched);
+        };
+        let update = FactUpdate {
+            purchase_id,
+            facts: event.facts.clone(),
+            payment_intent_id: event.locator.payment_intent_id.clone(),
+            event: Some(EventReceipt {
+                event_id: event.id.clone(),
+                event_type: event.event_type.clone(),
+                payload: event.payload.clone(),
+            }),
+            at: self.now(),
+        };
+        match self.purchases.apply_facts(&update).await {
+            Ok(Applied::Applied(purchase)) => {
+                let status = purchase.status();
+                tracing::info!(
+                    event_id = %event.id, event_type = %event.event_type, purchase_id = %purchase_id,
+                    status = status.as_str(), "webhook applied"
+                );
+                Ok(WebhookOutcome::Applied {
+                    purchase_id,
+                    status,
+                })
+            }
+            Ok(Applied::DuplicateEvent) => {
+                tracing::info!(event_id = %event.id, purchase_id = %purchase_id, "duplicate webhook");
+                Ok(WebhookOutcome::Duplicate)
+            }
+            Err(RepoError::NotFound) => {
+                tracing::warn!(event_id = %event.id, purchase_id = %purchase_id, "webhook names an unknown purchase");
+                Ok(WebhookOutcome::Unmatched)
+            }
+            Err(err) => {
+                tracing::error!(event_id = %event.id, purchase_id = %purchase_id, error = %err, "webhook not applied");
+                Err(err.into())
+            }
+        }
+    }
+
+    /// Which purchase an event is about: its purchase id, else its checkout session, else its
+    /// payment intent (ours, then the gateway's session for it).
+    async fn locate(&self, event: &GatewayEvent) -> Result<Option<PurchaseId>, AppError> {
+        let locator = &event.locator;
+        if let Some(id) = locator.purchase_id {
+            return Ok(Some(id));
+        }
+        if let Some(session_id) = &locator.checkout_session_id {
+            if let Some(purchase) = self.purchases.find_by_checkout_session(session_id).await? {
+                return Ok(Some(purchase.id));
+            }
+        }
+        let Some(intent) = &locator.payment_intent_id else {
+            return Ok(None);
+        };
+        if let Some(purchase) = self.purchases.find_by_payment_intent(intent).await? {
+            return Ok(Some(purchase.id));
+        }
+        let Some(session) = self.gateway.find_session_by_payment_intent(intent).await? else {
+            return Ok(None);
+        };
+        if let Some(id) = session.purchase_id {
+            return Ok(Some(id));
+        }
+        Ok(self
+            .purchases
+            .find_by_checkout_session(&session.id)
+            .await?
+            .map(|p| p.id))
+    }
+
+    /// Whether the actor's purchase of a course unlocks it; with `session_id`, first asks the
+    /// gateway about that session (when it is one of the actor's for this course).
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`]`("course")` when unknown or hidden from the actor; storage
+    /// errors. A gateway failure during the sync is logged, not returned.
+    pub async fn purchase_status(
+        &self,
+        actor: &User,
+        course_id: CourseId,
+        session_id: Option<&str>,
+    ) -> Result<PurchaseStatusView, AppError> {
+        let course = self.visible_course(Some(actor), course_id).await?;
+        let mut purchases = self
+            .purchases
+            .list_for_user_and_course(actor.id, course.id)
+            .await?;
+        let own_session = session_id.and_then(|sid| {
+            purchases
+                .iter()
+                .find(|p| p.checkout.as_ref().is_some_and(|s| s.id == sid))
+                .map(|p| (p.id, sid))
+        });
+        if let Some((purchase_id, sid)) = own_session {
+            match self.gateway.retrieve_checkout_session(sid).await {
+                Ok(session) => {
+                    let synced = self
+                        .apply_sync(
+                            purchase_id,
+                            session.facts(),
+                            session.payment_intent_id.clone(),
+                        )
+                        .await?;
+                    if let Some(slot) = purchases.iter_mut().find(|p| p.id == synced.id) {
+                        *slot = synced;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(purchase_id = %purchase_id, error = %err, "session sync failed; answering from stored state");
+                }
+            }
+        } else if session_id.is_some() {
+            tracing::warn!(course_id = %course.id, "purchase status asked with a session that is not the user's");
+        }
+        let shown = match purchases.iter().position(Purchase::unlocks_course) {
+            Some(index) => Some(purchases.swap_remove(index)),
+            None => purchases.into_iter().next(),
+        };
+        Ok(PurchaseStatusView {
+            course,
+            purchase: shown,
+        })
+    }
+
+    /// The actor's unlocked courses, newest first.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn purchased_courses(&self, actor: &User) -> Result<Vec<PurchasedCourse>, AppError> {
+        Ok(self.purchases.list_unlocked_for_user(actor.id).await?)
+    }
+
+    /// Refunds all (`amount_cents: None`) or part of a completed purchase.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`]`("purchase")` when unknown or the actor is a stranger to it;
+    /// [`AppError::Forbidden`] for the buyer; [`AppError::NotRefundable`];
+    /// [`AppError::Validation`] on `amountCents`; [`AppError::Gateway`]; storage errors.
+    pub async fn refund(
+        &self,
+        actor: &User,
+        purchase_id: PurchaseId,
+        amount_cents: Option<i64>,
+        reason: Option<String>,
+    ) -> Result<Purchase, AppError> {
+        let purchase = self
+            .purchases
+            .get_purchase(purchase_id)
+            .await?
+            .ok_or(AppError::NotFound("purchase"))?;
+        let course = self.courses.get_course(purchase.course_id).await?;
+        let authorised = actor.role == Role::Admin
+            || course
+                .as_ref()
+                .is_some_and(|course| course.is_owned_by(actor.id));
+        if !authorised {
+            return Err(if purchase.user_id == actor.id {
+                AppError::Forbidden
+            } else {
+                AppError::NotFound("purchase")
+            });
+        }
+        let amount = purchase
+            .plan_refund(amount_cents)
+            .map_err(|err| match err {
+                DomainError::InvalidRefundAmount { .. } => {
+                    AppError::field("amountCents", err.to_string())
+                }
+                DomainError::NotRefundable | DomainError::NoPaymentToRefund => {
+                    AppError::NotRefundable(err.to_string())
+                }
+                other => AppError::Unexpected(other.to_string()),
+            })?;
+        let Some(payment_intent_id) = purchase.payment_intent_id.clone() else {
+            return Err(AppError::NotRefundable(
+                DomainError::NoPaymentToRefund.to_string(),
+            ));
+        };
+        let so_far = purchase.refunded_amount();
+        let request = RefundRequest {
+            purchase_id,
+            payment_intent_id,
+            amount,
+            reason,
+            idempotency_key: format!("refund-{purchase_id}-{}-{}", so_far.minor(), amount.minor()),
+        };
+        let outcome = self.gateway.refund(&request).await.map_err(|err| {
+            tracing::warn!(purchase_id = %purchase_id, error = %err, "refund failed at the payment provider");
+            AppError::Gateway(err)
+        })?;
+        tracing::info!(
+            purchase_id = %purchase_id, refund_id = %outcome.refund_id, amount = amount.minor(),
+            status = ?outcome.status, "refund requested"
+        );
+        if outcome.status != RefundStatus::Succeeded {
+            return Ok(purchase);
+        }
+        let total = so_far
+            .checked_add(amount)
+            .map_err(|err| AppError::Unexpected(err.to_string()))?;
+        self.apply_sync(purchase_id, vec![PaymentFact::Refunded { total }], None)
+            .await
+    }
+}
