@@ -1,0 +1,307 @@
+//! The contract of [`PaymentGateway`], written once and run against every adapter.
+//!
+//! An adapter's test binary implements [`GatewayWorld`] (the gateway plus the means to act as
+//! the customer and to obtain a webhook the gateway itself signed) and instantiates the whole
+//! suite with [`gateway_contract_tests!`]. Each check panics with a message on violation.
+
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "this crate is a test suite"
+)]
+
+use async_trait::async_trait;
+use lms_domain::{CourseId, Currency, Money, PaymentFact, PurchaseId, UserId};
+use lms_ports::{
+    CheckoutRequest, GatewayError, PaymentGateway, RefundRequest, RefundStatus,
+    SessionPaymentStatus, SessionStatus, WebhookEvent, WebhookRejection,
+};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// A gateway adapter and the outside world around it.
+#[async_trait]
+pub trait GatewayWorld: Send + Sync {
+    fn gateway(&self) -> &dyn PaymentGateway;
+
+    /// The customer pays the session in full on the hosted page.
+    async fn customer_pays(&self, session_id: &str);
+
+    /// The `checkout.session.completed`-like webhook (body, signature header) the gateway sent
+    /// for a session the customer paid, signed as the gateway signs it.
+    async fn completion_webhook(&self, session_id: &str) -> (Vec<u8>, String);
+}
+
+fn request(amount_minor: i64) -> CheckoutRequest {
+    let purchase_id = PurchaseId::from_uuid(Uuid::new_v4());
+    CheckoutRequest {
+        purchase_id,
+        course_id: CourseId::from_uuid(Uuid::new_v4()),
+        user_id: UserId::from_uuid(Uuid::new_v4()),
+        course_title: "Contract testing in Rust".into(),
+        amount: Money::new(amount_minor, Currency::USD).unwrap(),
+        customer_email: Some("student@example.com".into()),
+        // Whole seconds: gateways keep unix seconds.
+        expires_at: OffsetDateTime::from_unix_timestamp(
+            (OffsetDateTime::now_utc() + Duration::hours(2)).unix_timestamp(),
+        )
+        .unwrap(),
+        idempotency_key: format!("checkout-{purchase_id}"),
+    }
+}
+
+async fn paid_session(world: &dyn GatewayWorld, amount_minor: i64) -> (CheckoutRequest, String) {
+    let request = request(amount_minor);
+    let session = world
+        .gateway()
+        .create_checkout_session(&request)
+        .await
+        .unwrap();
+    world.customer_pays(&session.id).await;
+    let paid = world
+        .gateway()
+        .retrieve_checkout_session(&session.id)
+        .await
+        .unwrap();
+    let payment_intent = paid
+        .payment_intent_id
+        .expect("a paid session names its payment intent");
+    (request, payment_intent)
+}
+
+pub async fn a_new_session_is_open_unpaid_and_echoes_the_purchase(world: &dyn GatewayWorld) {
+    let request = request(1999);
+    let session = world
+        .gateway()
+        .create_checkout_session(&request)
+        .await
+        .unwrap();
+    assert_eq!(session.status, SessionStatus::Open);
+    assert_eq!(session.payment_status, SessionPaymentStatus::Unpaid);
+    assert_eq!(session.amount_total, 1999);
+    assert_eq!(session.currency, Currency::USD);
+    assert_eq!(session.purchase_id, Some(request.purchase_id));
+    assert_eq!(session.expires_at, request.expires_at);
+    assert!(
+        session
+            .url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("http")),
+        "an open session has a payment page"
+    );
+    assert_eq!(
+        session.metadata.get("purchase_id"),
+        Some(&request.purchase_id.to_string())
+    );
+    assert_eq!(
+        session.metadata.get("course_id"),
+        Some(&request.course_id.to_string())
+    );
+    assert_eq!(
+        session.metadata.get("user_id"),
+        Some(&request.user_id.to_string())
+    );
+    assert!(
+        session.facts().is_empty(),
+        "an open unpaid session proves nothing yet"
+    );
+}
+
+pub async fn the_same_idempotency_key_returns_the_same_session(world: &dyn GatewayWorld) {
+    let request = request(1999);
+    let first = world
+        .gateway()
+        .create_checkout_session(&request)
+        .await
+        .unwrap();
+    let again = world
+        .gateway()
+        .create_checkout_session(&request)
+        .await
+        .unwrap();
+    assert_eq!(again.id, first.id);
+    let other = world
+        .gateway()
+        .create_checkout_session(&self::request(1999))
+        .await
+        .unwrap();
+    assert_ne!(other.id, first.id, "another purchase gets another session");
+}
+
+pub async fn an_unknown_session_is_not_found(world: &dyn GatewayWorld) {
+    let error = world
+        .gateway()
+        .retrieve_checkout_session("cs_test_does_not_exist")
+        .await
+        .unwrap_err();
+    assert_eq!(error, GatewayError::NotFound);
+}
+
+pub async fn a_paid_session_proves_the_payment(world: &dyn GatewayWorld) {
+    let request = request(2500);
+    let session = world
+        .gateway()
+        .create_checkout_session(&request)
+        .await
+        .unwrap();
+    world.customer_pays(&session.id).await;
+    let paid = world
+        .gateway()
+        .retrieve_checkout_session(&session.id)
+        .await
+        .unwrap();
+    assert_eq!(paid.status, SessionStatus::Complete);
+    assert_eq!(paid.payment_status, SessionPaymentStatus::Paid);
+    assert_eq!(
+        paid.facts(),
+        vec![PaymentFact::PaymentSucceeded {
+            amount: request.amount
+        }]
+    );
+    let payment_intent = paid.payment_intent_id.clone().expect("payment intent");
+    let found = world
+        .gateway()
+        .find_session_by_payment_intent(&payment_intent)
+        .await
+        .unwrap();
+    assert_eq!(found.map(|s| s.id), Some(session.id));
+    assert_eq!(
+        world
+            .gateway()
+            .find_session_by_payment_intent("pi_test_unknown")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn refunds_are_bounded_by_what_was_paid(world: &dyn GatewayWorld) {
+    let (request, payment_intent) = paid_session(world, 2000).await;
+    let refund = |amount: i64, key: &str| RefundRequest {
+        purchase_id: request.purchase_id,
+        payment_intent_id: payment_intent.clone(),
+        amount: Money::new(amount, Currency::USD).unwrap(),
+        reason: Some("requested_by_customer".into()),
+        idempotency_key: format!("refund-{}-{key}", request.purchase_id),
+    };
+    let partial = world.gateway().refund(&refund(500, "a")).await.unwrap();
+    assert_eq!(partial.status, RefundStatus::Succeeded);
+    assert_eq!(partial.amount.minor(), 500);
+    let replayed = world.gateway().refund(&refund(500, "a")).await.unwrap();
+    assert_eq!(
+        replayed.refund_id, partial.refund_id,
+        "the same key never refunds twice"
+    );
+    let too_much = world
+        .gateway()
+        .refund(&refund(1501, "b"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(too_much, GatewayError::Rejected { .. }),
+        "over-refund: {too_much:?}"
+    );
+    let rest = world.gateway().refund(&refund(1500, "c")).await.unwrap();
+    assert_eq!(rest.amount.minor(), 1500);
+}
+
+pub async fn refunding_an_unknown_payment_is_not_found(world: &dyn GatewayWorld) {
+    let request = RefundRequest {
+        purchase_id: PurchaseId::from_uuid(Uuid::new_v4()),
+        payment_intent_id: "pi_test_unknown".into(),
+        amount: Money::new(100, Currency::USD).unwrap(),
+        reason: None,
+        idempotency_key: format!("refund-{}", Uuid::new_v4()),
+    };
+    assert_eq!(
+        world.gateway().refund(&request).await.unwrap_err(),
+        GatewayError::NotFound
+    );
+}
+
+pub async fn a_signed_completion_webhook_carries_the_payment(world: &dyn GatewayWorld) {
+    let request = request(1999);
+    let session = world
+        .gateway()
+        .create_checkout_session(&request)
+        .await
+        .unwrap();
+    world.customer_pays(&session.id).await;
+    let (body, signature) = world.completion_webhook(&session.id).await;
+    let WebhookEvent::Relevant(event) = world
+        .gateway()
+        .verify_webhook(&body, Some(&signature))
+        .unwrap()
+    else {
+        panic!("a completed checkout is relevant");
+    };
+    assert!(!event.id.is_empty());
+    assert_eq!(event.locator.purchase_id, Some(request.purchase_id));
+    assert_eq!(
+        event.locator.checkout_session_id.as_deref(),
+        Some(session.id.as_str())
+    );
+    assert!(
+        event.facts.contains(&PaymentFact::PaymentSucceeded {
+            amount: request.amount
+        }),
+        "{:?}",
+        event.facts
+    );
+    assert_eq!(event.payload.as_bytes(), body.as_slice());
+}
+
+pub async fn tampered_or_unsigned_webhooks_are_rejected(world: &dyn GatewayWorld) {
+    let request = request(1999);
+    let session = world
+        .gateway()
+        .create_checkout_session(&request)
+        .await
+        .unwrap();
+    world.customer_pays(&session.id).await;
+    let (body, signature) = world.completion_webhook(&session.id).await;
+    let tampered = String::from_utf8(body.clone())
+        .unwrap()
+        .replace("1999", "9999")
+        .into_bytes();
+    assert_ne!(tampered, body);
+    assert_eq!(
+        world
+            .gateway()
+            .verify_webhook(&tampered, Some(&signature))
+            .unwrap_err(),
+        WebhookRejection::SignatureMismatch
+    );
+    assert_eq!(
+        world.gateway().verify_webhook(&body, None).unwrap_err(),
+        WebhookRejection::MissingSignature
+    );
+}
+
+/// Expands to one `#[tokio::test]` per contract check; `$world` is an async expression
+/// building a fresh [`GatewayWorld`] for each test.
+#[macro_export]
+macro_rules! gateway_contract_tests {
+    ($world:expr) => {
+        $crate::gateway_contract_tests!(@each $world;
+            a_new_session_is_open_unpaid_and_echoes_the_purchase,
+            the_same_idempotency_key_returns_the_same_session,
+            an_unknown_session_is_not_found,
+            a_paid_session_proves_the_payment,
+            refunds_are_bounded_by_what_was_paid,
+            refunding_an_unknown_payment_is_not_found,
+            a_signed_completion_webhook_carries_the_payment,
+            tampered_or_unsigned_webhooks_are_rejected,
+        );
+    };
+    (@each $world:expr; $($check:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $check() {
+                let world = $world.await;
+                $crate::$check(&world).await;
+            }
+        )+
+    };
+}
