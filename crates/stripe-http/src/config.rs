@@ -72,7 +72,10 @@ impl SecretKey {
                 .map(|_| mode)
         })
         .ok_or(ConfigError::InvalidSecretKey)?;
-        Ok(Self { key: key.to_owned(), mode })
+        Ok(Self {
+            key: key.to_owned(),
+            mode,
+        })
     }
 
     pub const fn mode(&self) -> KeyMode {
@@ -112,7 +115,10 @@ impl WebhookSecret {
     /// # Errors
     /// [`ConfigError::NoWebhookSecret`] when the list holds no secret.
     pub fn parse_list(raw: &str) -> Result<Vec<Self>, ConfigError> {
-        let secrets: Vec<Self> = raw.split(',').filter_map(|item| Self::new(item).ok()).collect();
+        let secrets: Vec<Self> = raw
+            .split(',')
+            .filter_map(|item| Self::new(item).ok())
+            .collect();
         if secrets.is_empty() {
             return Err(ConfigError::NoWebhookSecret);
         }
@@ -193,10 +199,14 @@ impl RetryPolicy {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.max_attempts == 0 {
-            return Err(ConfigError::InvalidRetryPolicy("max_attempts must be at least 1"));
+            return Err(ConfigError::InvalidRetryPolicy(
+                "max_attempts must be at least 1",
+            ));
         }
         if self.base_delay > self.max_delay {
-            return Err(ConfigError::InvalidRetryPolicy("base_delay must not exceed max_delay"));
+            return Err(ConfigError::InvalidRetryPolicy(
+                "base_delay must not exceed max_delay",
+            ));
         }
         Ok(())
     }
@@ -260,13 +270,15 @@ impl StripeConfig {
     /// # Errors
     /// A [`ConfigError`] naming the missing or invalid setting.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let secret_key = lookup("STRIPE_SECRET_KEY").ok_or(ConfigError::Missing("STRIPE_SECRET_KEY"))?;
-        let webhook = lookup("STRIPE_WEBHOOK_SECRET").ok_or(ConfigError::Missing("STRIPE_WEBHOOK_SECRET"))?;
+        let secret_key =
+            lookup("STRIPE_SECRET_KEY").ok_or(ConfigError::Missing("STRIPE_SECRET_KEY"))?;
+        let webhook =
+            lookup("STRIPE_WEBHOOK_SECRET").ok_or(ConfigError::Missing("STRIPE_WEBHOOK_SECRET"))?;
         let success = lookup("STRIPE_SUCCESS_URL").unwrap_or_else(|| {
             "http://localhost:5173/payment/success?session_id={CHECKOUT_SESSION_ID}".to_owned()
         });
-        let cancel =
-            lookup("STRIPE_CANCEL_URL").unwrap_or_else(|| "http://localhost:5173/payment/cancel".to_owned());
+        let cancel = lookup("STRIPE_CANCEL_URL")
+            .unwrap_or_else(|| "http://localhost:5173/payment/cancel".to_owned());
         let mut config = Self::new(&secret_key, &webhook, &success, &cancel)?;
         if let Some(base) = lookup("STRIPE_API_BASE") {
             config.api_base = parse_url("STRIPE_API_BASE", &base)?;
@@ -342,7 +354,10 @@ fn parse_url(field: &'static str, raw: &str) -> Result<reqwest::Url, ConfigError
         reason: error.to_string(),
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-        return Err(ConfigError::InvalidUrl { field, reason: "not an http(s) base URL".to_owned() });
+        return Err(ConfigError::InvalidUrl {
+            field,
+            reason: "not an http(s) base URL".to_owned(),
+        });
     }
     Ok(url)
 }
@@ -363,21 +378,53 @@ mod tests {
 
     #[test]
     fn key_prefixes_decide_the_mode() {
-        assert_eq!(SecretKey::parse("sk_test_abc").unwrap().mode(), KeyMode::Test);
-        assert_eq!(SecretKey::parse("rk_test_abc").unwrap().mode(), KeyMode::Test);
-        assert_eq!(SecretKey::parse("sk_live_abc").unwrap().mode(), KeyMode::Live);
-        assert_eq!(SecretKey::parse(" rk_live_abc ").unwrap().mode(), KeyMode::Live);
-        for bad in ["", "sk_test_", "pk_test_abc", "whsec_abc", "sk_abc", "sk_test_a b"] {
-            assert_eq!(SecretKey::parse(bad), Err(ConfigError::InvalidSecretKey), "{bad:?}");
+        assert_eq!(
+            SecretKey::parse("sk_test_abc").unwrap().mode(),
+            KeyMode::Test
+        );
+        assert_eq!(
+            SecretKey::parse("rk_test_abc").unwrap().mode(),
+            KeyMode::Test
+        );
+        assert_eq!(
+            SecretKey::parse("sk_live_abc").unwrap().mode(),
+            KeyMode::Live
+        );
+        assert_eq!(
+            SecretKey::parse(" rk_live_abc ").unwrap().mode(),
+            KeyMode::Live
+        );
+        for bad in [
+            "",
+            "sk_test_",
+            "pk_test_abc",
+            "whsec_abc",
+            "sk_abc",
+            "sk_test_a b",
+        ] {
+            assert_eq!(
+                SecretKey::parse(bad),
+                Err(ConfigError::InvalidSecretKey),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn debug_output_never_shows_secrets() {
-        let config = StripeConfig::new("sk_test_SUPERSECRET123", "whsec_AAA, whsec_BBB", SUCCESS, CANCEL).unwrap();
+        let config = StripeConfig::new(
+            "sk_test_SUPERSECRET123",
+            "whsec_AAA, whsec_BBB",
+            SUCCESS,
+            CANCEL,
+        )
+        .unwrap();
         let debug = format!("{config:?}");
         assert!(!debug.contains("SUPERSECRET123"), "{debug}");
-        assert!(!debug.contains("whsec_AAA") && !debug.contains("whsec_BBB"), "{debug}");
+        assert!(
+            !debug.contains("whsec_AAA") && !debug.contains("whsec_BBB"),
+            "{debug}"
+        );
         assert!(debug.contains("redacted"));
         assert_eq!(config.webhook_secrets.len(), 2);
     }
@@ -387,13 +434,17 @@ mod tests {
         let secrets = WebhookSecret::parse_list("whsec_a,, whsec_b ,").unwrap();
         assert_eq!(secrets.len(), 2);
         assert_eq!(secrets[1].as_bytes(), b"whsec_b");
-        assert_eq!(WebhookSecret::parse_list(" , "), Err(ConfigError::NoWebhookSecret));
+        assert_eq!(
+            WebhookSecret::parse_list(" , "),
+            Err(ConfigError::NoWebhookSecret)
+        );
     }
 
     #[test]
     fn success_url_needs_the_placeholder() {
         assert_eq!(
-            StripeConfig::new("sk_test_x", "whsec_x", "https://app.example/ok", CANCEL).unwrap_err(),
+            StripeConfig::new("sk_test_x", "whsec_x", "https://app.example/ok", CANCEL)
+                .unwrap_err(),
             ConfigError::SuccessUrlWithoutPlaceholder
         );
         assert!(matches!(
@@ -415,7 +466,10 @@ mod tests {
         assert_eq!(config.webhook_secrets.len(), 2);
         assert_eq!(config.api_base.as_str(), "http://127.0.0.1:12111/");
         assert!(config.success_url.contains(CHECKOUT_SESSION_ID_PLACEHOLDER));
-        assert_eq!(StripeConfig::from_lookup(|_| None).unwrap_err(), ConfigError::Missing("STRIPE_SECRET_KEY"));
+        assert_eq!(
+            StripeConfig::from_lookup(|_| None).unwrap_err(),
+            ConfigError::Missing("STRIPE_SECRET_KEY")
+        );
     }
 
     #[test]
@@ -435,7 +489,10 @@ mod tests {
             for retry in 1..6 {
                 let wait = policy.backoff(retry, random);
                 let ceiling = policy.backoff_ceiling(retry);
-                assert!(wait >= ceiling / 2 && wait <= ceiling, "{retry} {random} {wait:?}");
+                assert!(
+                    wait >= ceiling / 2 && wait <= ceiling,
+                    "{retry} {random} {wait:?}"
+                );
             }
         }
         assert_eq!(policy.backoff(1, 0), Duration::from_millis(50));

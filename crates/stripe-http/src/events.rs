@@ -53,14 +53,22 @@ struct RawData {
 /// # Errors
 /// [`WebhookRejection::InvalidPayload`] when the body is not an event (or a relevant event
 /// lacks a field it needs), [`WebhookRejection::LivemodeMismatch`].
-pub fn parse_event(payload: &[u8], expect_livemode: bool) -> Result<WebhookEvent, WebhookRejection> {
+pub fn parse_event(
+    payload: &[u8],
+    expect_livemode: bool,
+) -> Result<WebhookEvent, WebhookRejection> {
     let text = std::str::from_utf8(payload).map_err(|_| invalid("body is not UTF-8"))?;
-    let raw: RawEvent = serde_json::from_str(text).map_err(|error| invalid(format!("not an event: {error}")))?;
+    let raw: RawEvent =
+        serde_json::from_str(text).map_err(|error| invalid(format!("not an event: {error}")))?;
     if raw.livemode != expect_livemode {
         return Err(WebhookRejection::LivemodeMismatch);
     }
-    let created = OffsetDateTime::from_unix_timestamp(raw.created).map_err(|_| invalid("created is out of range"))?;
-    let ignored = || WebhookEvent::Ignored { id: raw.id.clone(), event_type: raw.event_type.clone() };
+    let created = OffsetDateTime::from_unix_timestamp(raw.created)
+        .map_err(|_| invalid("created is out of range"))?;
+    let ignored = || WebhookEvent::Ignored {
+        id: raw.id.clone(),
+        event_type: raw.event_type.clone(),
+    };
     let Some(kind) = RelevantKind::of(&raw.event_type) else {
         return Ok(ignored());
     };
@@ -117,20 +125,28 @@ impl RelevantKind {
 
 type Mapped = Option<(PurchaseLocator, Vec<PaymentFact>)>;
 
-fn map_object(kind: RelevantKind, object: &serde_json::Value, event_id: &str) -> Result<Mapped, WebhookRejection> {
+fn map_object(
+    kind: RelevantKind,
+    object: &serde_json::Value,
+    event_id: &str,
+) -> Result<Mapped, WebhookRejection> {
     match kind {
         RelevantKind::SessionCompleted
         | RelevantKind::SessionAsyncSucceeded
         | RelevantKind::SessionAsyncFailed
         | RelevantKind::SessionExpired => map_session(kind, decode(object)?, event_id).map(Some),
-        RelevantKind::ChargeSucceeded | RelevantKind::ChargeFailed | RelevantKind::ChargeRefunded => {
-            map_charge(kind, decode(object)?, event_id).map(Some)
+        RelevantKind::ChargeSucceeded
+        | RelevantKind::ChargeFailed
+        | RelevantKind::ChargeRefunded => map_charge(kind, decode(object)?, event_id).map(Some),
+        RelevantKind::DisputeCreated | RelevantKind::DisputeClosed => {
+            Ok(map_dispute(kind, decode(object)?))
         }
-        RelevantKind::DisputeCreated | RelevantKind::DisputeClosed => Ok(map_dispute(kind, decode(object)?)),
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(object: &serde_json::Value) -> Result<T, WebhookRejection> {
+fn decode<T: serde::de::DeserializeOwned>(
+    object: &serde_json::Value,
+) -> Result<T, WebhookRejection> {
     T::deserialize(object).map_err(|error| invalid(format!("unexpected data.object: {error}")))
 }
 
@@ -140,8 +156,13 @@ fn map_session(
     event_id: &str,
 ) -> Result<(PurchaseLocator, Vec<PaymentFact>), WebhookRejection> {
     let paid = |session: &StripeSession| -> Result<Vec<PaymentFact>, WebhookRejection> {
-        let amount = session.amount_total.ok_or_else(|| invalid("paid session has no amount_total"))?;
-        let currency = session.currency.as_deref().ok_or_else(|| invalid("paid session has no currency"))?;
+        let amount = session
+            .amount_total
+            .ok_or_else(|| invalid("paid session has no amount_total"))?;
+        let currency = session
+            .currency
+            .as_deref()
+            .ok_or_else(|| invalid("paid session has no currency"))?;
         Ok(money(amount, currency, event_id)
             .map(|amount| PaymentFact::PaymentSucceeded { amount })
             .into_iter()
@@ -149,7 +170,9 @@ fn map_session(
     };
     let facts = match kind {
         RelevantKind::SessionCompleted => {
-            match crate::objects::parse_payment_status(session.payment_status.as_deref()).map_err(invalid)? {
+            match crate::objects::parse_payment_status(session.payment_status.as_deref())
+                .map_err(invalid)?
+            {
                 lms_ports::SessionPaymentStatus::Paid => paid(&session)?,
                 lms_ports::SessionPaymentStatus::Unpaid => vec![PaymentFact::PaymentProcessing],
                 lms_ports::SessionPaymentStatus::NoPaymentRequired => Vec::new(),
@@ -172,7 +195,12 @@ fn map_charge(
     charge: StripeCharge,
     event_id: &str,
 ) -> Result<(PurchaseLocator, Vec<PaymentFact>), WebhookRejection> {
-    let currency = || charge.currency.as_deref().ok_or_else(|| invalid("charge has no currency"));
+    let currency = || {
+        charge
+            .currency
+            .as_deref()
+            .ok_or_else(|| invalid("charge has no currency"))
+    };
     let facts = match kind {
         RelevantKind::ChargeSucceeded => {
             let amount = charge
@@ -187,7 +215,9 @@ fn map_charge(
         }
         RelevantKind::ChargeFailed => vec![PaymentFact::PaymentAttemptFailed],
         _ => {
-            let total = charge.amount_refunded.ok_or_else(|| invalid("charge has no amount_refunded"))?;
+            let total = charge
+                .amount_refunded
+                .ok_or_else(|| invalid("charge has no amount_refunded"))?;
             money(total, currency()?, event_id)
                 .map(|total| PaymentFact::Refunded { total })
                 .into_iter()
@@ -236,7 +266,9 @@ fn map_dispute(kind: RelevantKind, dispute: StripeDispute) -> Mapped {
 
 /// A `Money`, or `None` (with a warning) for an unsupported currency or a negative amount.
 fn money(amount: i64, currency: &str, event_id: &str) -> Option<Money> {
-    let money = Currency::parse(currency).ok().and_then(|currency| Money::new(amount, currency).ok());
+    let money = Currency::parse(currency)
+        .ok()
+        .and_then(|currency| Money::new(amount, currency).ok());
     if money.is_none() {
         tracing::warn!(
             event_id,

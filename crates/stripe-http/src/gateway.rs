@@ -7,8 +7,8 @@ use crate::signature::verify_signature;
 use async_trait::async_trait;
 use lms_domain::{Currency, Money};
 use lms_ports::{
-    CheckoutRequest, GatewayError, GatewaySession, PaymentGateway, RefundOutcome, RefundRequest, RefundStatus,
-    WebhookEvent, WebhookRejection,
+    CheckoutRequest, GatewayError, GatewaySession, PaymentGateway, RefundOutcome, RefundRequest,
+    RefundStatus, WebhookEvent, WebhookRejection,
 };
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
@@ -31,7 +31,9 @@ pub struct StripeGateway {
 
 impl fmt::Debug for StripeGateway {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StripeGateway").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("StripeGateway")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -47,8 +49,15 @@ pub enum BuildError {
 /// How one attempt ended, before deciding whether to retry.
 enum Attempt {
     Success(Vec<u8>),
-    Status { status: StatusCode, should_retry: Option<bool>, body: Vec<u8> },
-    Transport { timeout: bool, detail: String },
+    Status {
+        status: StatusCode,
+        should_retry: Option<bool>,
+        body: Vec<u8>,
+    },
+    Transport {
+        timeout: bool,
+        detail: String,
+    },
 }
 
 impl StripeGateway {
@@ -72,9 +81,9 @@ impl StripeGateway {
     fn url(&self, segments: &[&str]) -> Result<Url, GatewayError> {
         let mut url = self.config.api_base.clone();
         {
-            let mut path = url
-                .path_segments_mut()
-                .map_err(|()| GatewayError::Misconfigured("the Stripe API base cannot hold a path".to_owned()))?;
+            let mut path = url.path_segments_mut().map_err(|()| {
+                GatewayError::Misconfigured("the Stripe API base cannot hold a path".to_owned())
+            })?;
             path.pop_if_empty();
             // Each segment is percent-encoded: an id can never escape its path position.
             path.extend(segments);
@@ -85,7 +94,11 @@ impl StripeGateway {
     fn headers(&self, idempotency_key: Option<&str>) -> Result<HeaderMap, GatewayError> {
         let mut headers = HeaderMap::new();
         let mut auth = HeaderValue::try_from(format!("Bearer {}", self.config.secret_key.expose()))
-            .map_err(|_| GatewayError::Misconfigured("the Stripe secret key is not a valid header value".to_owned()))?;
+            .map_err(|_| {
+                GatewayError::Misconfigured(
+                    "the Stripe secret key is not a valid header value".to_owned(),
+                )
+            })?;
         auth.set_sensitive(true);
         headers.insert(AUTHORIZATION, auth);
         headers.insert(
@@ -95,12 +108,17 @@ impl StripeGateway {
         );
         if let Some(key) = idempotency_key {
             if key.is_empty() || key.len() > 255 {
-                return Err(GatewayError::Unexpected("idempotency key must be 1 to 255 characters".to_owned()));
+                return Err(GatewayError::Unexpected(
+                    "idempotency key must be 1 to 255 characters".to_owned(),
+                ));
             }
             headers.insert(
                 "Idempotency-Key",
-                HeaderValue::try_from(key)
-                    .map_err(|_| GatewayError::Unexpected("idempotency key is not a valid header value".to_owned()))?,
+                HeaderValue::try_from(key).map_err(|_| {
+                    GatewayError::Unexpected(
+                        "idempotency key is not a valid header value".to_owned(),
+                    )
+                })?,
             );
         }
         Ok(headers)
@@ -119,7 +137,9 @@ impl StripeGateway {
         let body = form
             .map(serde_urlencoded::to_string)
             .transpose()
-            .map_err(|error| GatewayError::Unexpected(format!("cannot encode the form: {error}")))?;
+            .map_err(|error| {
+                GatewayError::Unexpected(format!("cannot encode the form: {error}"))
+            })?;
         let policy = self.config.retry;
         let started = Instant::now();
         let path = url.path().to_owned();
@@ -127,11 +147,21 @@ impl StripeGateway {
         loop {
             let remaining = policy.total_budget.saturating_sub(started.elapsed());
             let attempt = self
-                .attempt(method.clone(), url.clone(), headers.clone(), body.clone(), remaining)
+                .attempt(
+                    method.clone(),
+                    url.clone(),
+                    headers.clone(),
+                    body.clone(),
+                    remaining,
+                )
                 .await;
             let retryable = match &attempt {
                 Attempt::Success(bytes) => return self.decode(bytes),
-                Attempt::Status { status, should_retry, .. } => is_retryable(*status, *should_retry),
+                Attempt::Status {
+                    status,
+                    should_retry,
+                    ..
+                } => is_retryable(*status, *should_retry),
                 Attempt::Transport { .. } => true,
             };
             if retryable && attempt_number < policy.max_attempts {
@@ -164,8 +194,15 @@ impl StripeGateway {
         body: Option<String>,
         remaining: Duration,
     ) -> Attempt {
-        let timeout = self.config.request_timeout.min(remaining.max(Duration::from_millis(1)));
-        let mut request = self.http.request(method, url).headers(headers).timeout(timeout);
+        let timeout = self
+            .config
+            .request_timeout
+            .min(remaining.max(Duration::from_millis(1)));
+        let mut request = self
+            .http
+            .request(method, url)
+            .headers(headers)
+            .timeout(timeout);
         if let Some(body) = body {
             request = request
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -173,7 +210,12 @@ impl StripeGateway {
         }
         let response = match request.send().await {
             Ok(response) => response,
-            Err(error) => return Attempt::Transport { timeout: error.is_timeout(), detail: describe(&error) },
+            Err(error) => {
+                return Attempt::Transport {
+                    timeout: error.is_timeout(),
+                    detail: describe(&error),
+                }
+            }
         };
         let status = response.status();
         let should_retry = response
@@ -187,26 +229,38 @@ impl StripeGateway {
             });
         match response.bytes().await {
             Ok(body) if status.is_success() => Attempt::Success(body.to_vec()),
-            Ok(body) => Attempt::Status { status, should_retry, body: body.to_vec() },
-            Err(error) => Attempt::Transport { timeout: error.is_timeout(), detail: describe(&error) },
+            Ok(body) => Attempt::Status {
+                status,
+                should_retry,
+                body: body.to_vec(),
+            },
+            Err(error) => Attempt::Transport {
+                timeout: error.is_timeout(),
+                detail: describe(&error),
+            },
         }
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, GatewayError> {
-        serde_json::from_slice(bytes)
-            .map_err(|error| GatewayError::Unexpected(format!("unexpected Stripe response: {error}")))
+        serde_json::from_slice(bytes).map_err(|error| {
+            GatewayError::Unexpected(format!("unexpected Stripe response: {error}"))
+        })
     }
 
     /// Maps the last attempt to the port's error, never leaking the secret key.
     fn final_error(&self, attempt: Attempt) -> GatewayError {
         let error = match attempt {
-            Attempt::Success(_) => GatewayError::Unexpected("success treated as failure".to_owned()),
-            Attempt::Transport { timeout: true, detail } => {
-                GatewayError::Unavailable(format!("request to Stripe timed out ({detail})"))
+            Attempt::Success(_) => {
+                GatewayError::Unexpected("success treated as failure".to_owned())
             }
-            Attempt::Transport { timeout: false, detail } => {
-                GatewayError::Unavailable(format!("cannot reach Stripe ({detail})"))
-            }
+            Attempt::Transport {
+                timeout: true,
+                detail,
+            } => GatewayError::Unavailable(format!("request to Stripe timed out ({detail})")),
+            Attempt::Transport {
+                timeout: false,
+                detail,
+            } => GatewayError::Unavailable(format!("cannot reach Stripe ({detail})")),
             Attempt::Status { status, body, .. } => map_status(status, &body),
         };
         self.scrub(error)
@@ -224,9 +278,10 @@ impl StripeGateway {
             }
         };
         match error {
-            GatewayError::Rejected { code, message } => {
-                GatewayError::Rejected { code: code.map(clean), message: clean(message) }
-            }
+            GatewayError::Rejected { code, message } => GatewayError::Rejected {
+                code: code.map(clean),
+                message: clean(message),
+            },
             GatewayError::NotFound => GatewayError::NotFound,
             GatewayError::Unavailable(text) => GatewayError::Unavailable(clean(text)),
             GatewayError::Misconfigured(text) => GatewayError::Misconfigured(clean(text)),
@@ -235,7 +290,9 @@ impl StripeGateway {
     }
 
     fn session(&self, session: StripeSession) -> Result<GatewaySession, GatewayError> {
-        session.into_gateway_session().map_err(GatewayError::Unexpected)
+        session
+            .into_gateway_session()
+            .map_err(GatewayError::Unexpected)
     }
 
     /// The form Stripe receives for a checkout session (exposed for inspection in tests).
@@ -243,9 +300,18 @@ impl StripeGateway {
         let purchase_id = request.purchase_id.to_string();
         let mut form = vec![
             ("mode", "payment".to_owned()),
-            ("line_items[0][price_data][currency]", request.amount.currency().code().to_ascii_lowercase()),
-            ("line_items[0][price_data][unit_amount]", request.amount.minor().to_string()),
-            ("line_items[0][price_data][product_data][name]", request.course_title.clone()),
+            (
+                "line_items[0][price_data][currency]",
+                request.amount.currency().code().to_ascii_lowercase(),
+            ),
+            (
+                "line_items[0][price_data][unit_amount]",
+                request.amount.minor().to_string(),
+            ),
+            (
+                "line_items[0][price_data][product_data][name]",
+                request.course_title.clone(),
+            ),
             ("line_items[0][quantity]", "1".to_owned()),
             ("success_url", self.config.success_url.clone()),
             ("cancel_url", self.config.cancel_url.clone()),
@@ -254,21 +320,38 @@ impl StripeGateway {
             ("metadata[course_id]", request.course_id.to_string()),
             ("metadata[user_id]", request.user_id.to_string()),
             ("payment_intent_data[metadata][purchase_id]", purchase_id),
-            ("expires_at", request.expires_at.unix_timestamp().to_string()),
+            (
+                "expires_at",
+                request.expires_at.unix_timestamp().to_string(),
+            ),
         ];
-        if let Some(email) = request.customer_email.as_deref().filter(|email| !email.trim().is_empty()) {
+        if let Some(email) = request
+            .customer_email
+            .as_deref()
+            .filter(|email| !email.trim().is_empty())
+        {
             form.push(("customer_email", email.trim().to_owned()));
         }
-        form.into_iter().map(|(key, value)| (key.to_owned(), value)).collect()
+        form.into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect()
     }
 
     /// The form Stripe receives for a refund (exposed for inspection in tests).
     pub fn refund_form(request: &RefundRequest) -> Vec<(String, String)> {
         let mut form = vec![
-            ("payment_intent".to_owned(), request.payment_intent_id.clone()),
+            (
+                "payment_intent".to_owned(),
+                request.payment_intent_id.clone(),
+            ),
             ("amount".to_owned(), request.amount.minor().to_string()),
         ];
-        if let Some(reason) = request.reason.as_deref().map(str::trim).filter(|reason| !reason.is_empty()) {
+        if let Some(reason) = request
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|reason| !reason.is_empty())
+        {
             if STRIPE_REFUND_REASONS.contains(&reason) {
                 form.push(("reason".to_owned(), reason.to_owned()));
             } else {
@@ -277,7 +360,10 @@ impl StripeGateway {
                 form.push(("metadata[reason]".to_owned(), kept));
             }
         }
-        form.push(("metadata[purchase_id]".to_owned(), request.purchase_id.to_string()));
+        form.push((
+            "metadata[purchase_id]".to_owned(),
+            request.purchase_id.to_string(),
+        ));
         form
     }
 }
@@ -294,18 +380,28 @@ fn is_retryable(status: StatusCode, should_retry: Option<bool>) -> bool {
 }
 
 fn map_status(status: StatusCode, body: &[u8]) -> GatewayError {
-    let detail = serde_json::from_slice::<StripeErrorBody>(body).unwrap_or_default().error;
+    let detail = serde_json::from_slice::<StripeErrorBody>(body)
+        .unwrap_or_default()
+        .error;
     let message = detail
         .message
         .clone()
         .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
-    let code = detail.code.clone().or_else(|| detail.decline_code.clone()).or_else(|| detail.kind.clone());
+    let code = detail
+        .code
+        .clone()
+        .or_else(|| detail.decline_code.clone())
+        .or_else(|| detail.kind.clone());
     match status.as_u16() {
         404 => GatewayError::NotFound,
-        401 | 403 => GatewayError::Misconfigured(format!("Stripe refused our credentials: {message}")),
+        401 | 403 => {
+            GatewayError::Misconfigured(format!("Stripe refused our credentials: {message}"))
+        }
         429 => GatewayError::Unavailable(format!("rate limited by Stripe: {message}")),
         424 => GatewayError::Unavailable(format!("Stripe dependency failed: {message}")),
-        500..=599 => GatewayError::Unavailable(format!("Stripe error {}: {message}", status.as_u16())),
+        500..=599 => {
+            GatewayError::Unavailable(format!("Stripe error {}: {message}", status.as_u16()))
+        }
         _ => GatewayError::Rejected { code, message },
     }
 }
@@ -337,13 +433,20 @@ impl Attempt {
 /// keys (fresh per `RandomState`) mixed with the clock are enough, without a rand dependency.
 fn random_u64() -> u64 {
     let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     hasher.finish()
 }
 
 #[async_trait]
 impl PaymentGateway for StripeGateway {
-    async fn create_checkout_session(&self, request: &CheckoutRequest) -> Result<GatewaySession, GatewayError> {
+    async fn create_checkout_session(
+        &self,
+        request: &CheckoutRequest,
+    ) -> Result<GatewaySession, GatewayError> {
         if request.amount.is_zero() {
             return Err(GatewayError::Rejected {
                 code: Some("amount_zero".to_owned()),
@@ -353,12 +456,20 @@ impl PaymentGateway for StripeGateway {
         let url = self.url(&["v1", "checkout", "sessions"])?;
         let form = self.checkout_form(request);
         let session: StripeSession = self
-            .call(Method::POST, url, Some(&form), Some(&request.idempotency_key))
+            .call(
+                Method::POST,
+                url,
+                Some(&form),
+                Some(&request.idempotency_key),
+            )
             .await?;
         self.session(session)
     }
 
-    async fn retrieve_checkout_session(&self, session_id: &str) -> Result<GatewaySession, GatewayError> {
+    async fn retrieve_checkout_session(
+        &self,
+        session_id: &str,
+    ) -> Result<GatewaySession, GatewayError> {
         if session_id.is_empty() {
             return Err(GatewayError::NotFound);
         }
@@ -379,17 +490,27 @@ impl PaymentGateway for StripeGateway {
             .append_pair("payment_intent", payment_intent_id)
             .append_pair("limit", "1");
         let list: StripeList<StripeSession> = self.call(Method::GET, url, None, None).await?;
-        list.data.into_iter().next().map(|session| self.session(session)).transpose()
+        list.data
+            .into_iter()
+            .next()
+            .map(|session| self.session(session))
+            .transpose()
     }
 
     async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
         let url = self.url(&["v1", "refunds"])?;
         let form = Self::refund_form(request);
         let refund: StripeRefund = self
-            .call(Method::POST, url, Some(&form), Some(&request.idempotency_key))
+            .call(
+                Method::POST,
+                url,
+                Some(&form),
+                Some(&request.idempotency_key),
+            )
             .await?;
-        let currency = Currency::parse(&refund.currency)
-            .map_err(|_| GatewayError::Unexpected(format!("unsupported refund currency {:?}", refund.currency)))?;
+        let currency = Currency::parse(&refund.currency).map_err(|_| {
+            GatewayError::Unexpected(format!("unsupported refund currency {:?}", refund.currency))
+        })?;
         let amount = Money::new(refund.amount, currency)
             .map_err(|_| GatewayError::Unexpected("negative refund amount".to_owned()))?;
         let status = match refund.status.as_deref() {
@@ -399,10 +520,18 @@ impl PaymentGateway for StripeGateway {
             // `pending`, `requires_action`, or anything newer: not final yet.
             _ => RefundStatus::Pending,
         };
-        Ok(RefundOutcome { refund_id: refund.id, status, amount })
+        Ok(RefundOutcome {
+            refund_id: refund.id,
+            status,
+            amount,
+        })
     }
 
-    fn verify_webhook(&self, payload: &[u8], signature_header: Option<&str>) -> Result<WebhookEvent, WebhookRejection> {
+    fn verify_webhook(
+        &self,
+        payload: &[u8],
+        signature_header: Option<&str>,
+    ) -> Result<WebhookEvent, WebhookRejection> {
         verify_signature(
             payload,
             signature_header,
@@ -422,7 +551,9 @@ impl PaymentGateway for StripeGateway {
 pub fn session_from_json(json: &[u8]) -> Result<GatewaySession, GatewayError> {
     let session: StripeSession = serde_json::from_slice(json)
         .map_err(|error| GatewayError::Unexpected(format!("not a checkout session: {error}")))?;
-    session.into_gateway_session().map_err(GatewayError::Unexpected)
+    session
+        .into_gateway_session()
+        .map_err(GatewayError::Unexpected)
 }
 
 #[cfg(test)]
@@ -449,14 +580,29 @@ mod tests {
         let body = br#"{"error":{"type":"card_error","code":"card_declined","decline_code":"insufficient_funds","message":"Your card was declined."}}"#;
         assert_eq!(
             map_status(StatusCode::PAYMENT_REQUIRED, body),
-            GatewayError::Rejected { code: Some("card_declined".into()), message: "Your card was declined.".into() }
+            GatewayError::Rejected {
+                code: Some("card_declined".into()),
+                message: "Your card was declined.".into()
+            }
         );
-        assert_eq!(map_status(StatusCode::NOT_FOUND, b"not json"), GatewayError::NotFound);
-        assert!(matches!(map_status(StatusCode::UNAUTHORIZED, b""), GatewayError::Misconfigured(_)));
-        assert!(matches!(map_status(StatusCode::BAD_GATEWAY, b"<html>"), GatewayError::Unavailable(_)));
+        assert_eq!(
+            map_status(StatusCode::NOT_FOUND, b"not json"),
+            GatewayError::NotFound
+        );
+        assert!(matches!(
+            map_status(StatusCode::UNAUTHORIZED, b""),
+            GatewayError::Misconfigured(_)
+        ));
+        assert!(matches!(
+            map_status(StatusCode::BAD_GATEWAY, b"<html>"),
+            GatewayError::Unavailable(_)
+        ));
         assert_eq!(
             map_status(StatusCode::CONFLICT, b"{}"),
-            GatewayError::Rejected { code: None, message: "HTTP 409".into() }
+            GatewayError::Rejected {
+                code: None,
+                message: "HTTP 409".into()
+            }
         );
     }
 }

@@ -15,8 +15,9 @@ mod objects;
 pub mod signature;
 
 pub use config::{
-    ConfigError, KeyMode, RetryPolicy, SecretKey, StripeConfig, WebhookSecret, CHECKOUT_SESSION_ID_PLACEHOLDER,
-    DEFAULT_API_BASE, DEFAULT_API_VERSION, DEFAULT_WEBHOOK_TOLERANCE,
+    ConfigError, KeyMode, RetryPolicy, SecretKey, StripeConfig, WebhookSecret,
+    CHECKOUT_SESSION_ID_PLACEHOLDER, DEFAULT_API_BASE, DEFAULT_API_VERSION,
+    DEFAULT_WEBHOOK_TOLERANCE,
 };
 pub use events::parse_event;
 pub use gateway::{session_from_json, BuildError, StripeGateway};

@@ -19,7 +19,10 @@ impl Expandable {
     pub(crate) fn id(&self) -> Option<String> {
         match self {
             Expandable::Id(id) => Some(id.clone()),
-            Expandable::Object(object) => object.get("id").and_then(|id| id.as_str()).map(str::to_owned),
+            Expandable::Object(object) => object
+                .get("id")
+                .and_then(|id| id.as_str())
+                .map(str::to_owned),
         }
     }
 
@@ -33,7 +36,9 @@ impl Expandable {
 }
 
 /// Metadata values are strings at Stripe; anything else (or `null`) is dropped, not fatal.
-pub(crate) fn metadata<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
+pub(crate) fn metadata<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
     let raw: Option<BTreeMap<String, serde_json::Value>> = Option::deserialize(deserializer)?;
     Ok(raw
         .unwrap_or_default()
@@ -100,8 +105,8 @@ impl StripeSession {
         let payment_status = parse_payment_status(self.payment_status.as_deref())?;
         let amount_total = self.amount_total.ok_or("session has no amount_total")?;
         let currency_code = self.currency.as_deref().ok_or("session has no currency")?;
-        let currency =
-            Currency::parse(currency_code).map_err(|_| format!("unsupported session currency {currency_code:?}"))?;
+        let currency = Currency::parse(currency_code)
+            .map_err(|_| format!("unsupported session currency {currency_code:?}"))?;
         let expires_at = self
             .expires_at
             .and_then(|unix| OffsetDateTime::from_unix_timestamp(unix).ok())

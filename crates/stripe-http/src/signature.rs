@@ -38,11 +38,9 @@ pub fn parse_signature_header(header: &str) -> Result<SignatureHeader<'_>, Webho
             continue;
         };
         match key.trim() {
-            "t" => {
-                if timestamp.replace(value.trim()).is_some() {
-                    return Err(WebhookRejection::MalformedSignature);
-                }
-            }
+            // Two timestamps: which one was signed is ambiguous, so refuse.
+            "t" if timestamp.is_some() => return Err(WebhookRejection::MalformedSignature),
+            "t" => timestamp = Some(value.trim()),
             "v1" => {
                 v1_items += 1;
                 let mut bytes = [0_u8; 32];
@@ -66,7 +64,11 @@ pub fn parse_signature_header(header: &str) -> Result<SignatureHeader<'_>, Webho
     if v1_items == 0 {
         return Err(WebhookRejection::NoV1Signature);
     }
-    Ok(SignatureHeader { timestamp_text, timestamp, v1 })
+    Ok(SignatureHeader {
+        timestamp_text,
+        timestamp,
+        v1,
+    })
 }
 
 /// The lowercase hex HMAC-SHA256 signature Stripe would send for this payload, timestamp and
@@ -166,7 +168,11 @@ mod tests {
             ("t=1".to_owned(), NoV1Signature),
         ];
         for (header, expected) in cases {
-            assert_eq!(parse_signature_header(&header).unwrap_err(), expected, "{header:?}");
+            assert_eq!(
+                parse_signature_header(&header).unwrap_err(),
+                expected,
+                "{header:?}"
+            );
         }
     }
 }

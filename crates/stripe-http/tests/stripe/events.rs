@@ -53,20 +53,32 @@ fn our_charge(fields: Value) -> Value {
 
 #[test]
 fn completed_and_paid_is_a_success_with_the_amount() {
-    let event = relevant("checkout.session.completed", our_session(purchase_id(1), "complete", "paid"));
-    assert_eq!(event.facts, vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]);
+    let event = relevant(
+        "checkout.session.completed",
+        our_session(purchase_id(1), "complete", "paid"),
+    );
+    assert_eq!(
+        event.facts,
+        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]
+    );
     assert_eq!(event.locator, session_locator(1));
 }
 
 #[test]
 fn completed_but_unpaid_is_processing() {
-    let event = relevant("checkout.session.completed", our_session(purchase_id(1), "complete", "unpaid"));
+    let event = relevant(
+        "checkout.session.completed",
+        our_session(purchase_id(1), "complete", "unpaid"),
+    );
     assert_eq!(event.facts, vec![PaymentFact::PaymentProcessing]);
 }
 
 #[test]
 fn completed_with_no_payment_required_carries_no_fact() {
-    let event = relevant("checkout.session.completed", our_session(purchase_id(1), "complete", "no_payment_required"));
+    let event = relevant(
+        "checkout.session.completed",
+        our_session(purchase_id(1), "complete", "no_payment_required"),
+    );
     assert!(event.facts.is_empty());
 }
 
@@ -74,7 +86,10 @@ fn completed_with_no_payment_required_carries_no_fact() {
 fn the_purchase_id_falls_back_to_metadata_and_garbage_is_not_an_id() {
     let mut session = our_session(purchase_id(5), "complete", "paid");
     session["client_reference_id"] = Value::Null;
-    assert_eq!(relevant("checkout.session.completed", session.clone()).locator, session_locator(5));
+    assert_eq!(
+        relevant("checkout.session.completed", session.clone()).locator,
+        session_locator(5)
+    );
     session["client_reference_id"] = json!("not-a-uuid");
     session["metadata"] = json!({});
     let locator = relevant("checkout.session.completed", session).locator;
@@ -86,14 +101,26 @@ fn the_purchase_id_falls_back_to_metadata_and_garbage_is_not_an_id() {
 fn an_expanded_payment_intent_still_yields_its_id() {
     let mut session = our_session(purchase_id(1), "complete", "paid");
     session["payment_intent"] = with(fixture("payment_intent"), json!({"status": "succeeded"}));
-    assert_eq!(relevant("checkout.session.completed", session).locator, session_locator(1));
+    assert_eq!(
+        relevant("checkout.session.completed", session).locator,
+        session_locator(1)
+    );
 }
 
 #[test]
 fn async_payment_outcomes_and_expiry() {
-    let succeeded = relevant("checkout.session.async_payment_succeeded", our_session(purchase_id(1), "complete", "paid"));
-    assert_eq!(succeeded.facts, vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]);
-    let failed = relevant("checkout.session.async_payment_failed", our_session(purchase_id(1), "complete", "unpaid"));
+    let succeeded = relevant(
+        "checkout.session.async_payment_succeeded",
+        our_session(purchase_id(1), "complete", "paid"),
+    );
+    assert_eq!(
+        succeeded.facts,
+        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]
+    );
+    let failed = relevant(
+        "checkout.session.async_payment_failed",
+        our_session(purchase_id(1), "complete", "unpaid"),
+    );
     assert_eq!(failed.facts, vec![PaymentFact::AsyncPaymentFailed]);
     let mut expired_session = our_session(purchase_id(1), "expired", "unpaid");
     expired_session["payment_intent"] = Value::Null;
@@ -105,15 +132,26 @@ fn async_payment_outcomes_and_expiry() {
 
 #[test]
 fn a_jpy_payment_keeps_its_zero_decimal_amount() {
-    let session = with(our_session(purchase_id(1), "complete", "paid"), json!({"amount_total": 2500, "currency": "jpy"}));
+    let session = with(
+        our_session(purchase_id(1), "complete", "paid"),
+        json!({"amount_total": 2500, "currency": "jpy"}),
+    );
     let event = relevant("checkout.session.completed", session);
     let jpy = Currency::parse("JPY").unwrap();
-    assert_eq!(event.facts, vec![PaymentFact::PaymentSucceeded { amount: Money::new(2500, jpy).unwrap() }]);
+    assert_eq!(
+        event.facts,
+        vec![PaymentFact::PaymentSucceeded {
+            amount: Money::new(2500, jpy).unwrap()
+        }]
+    );
 }
 
 #[test]
 fn an_unsupported_currency_is_relevant_but_carries_no_money_fact() {
-    let session = with(our_session(purchase_id(1), "complete", "paid"), json!({"currency": "xof"}));
+    let session = with(
+        our_session(purchase_id(1), "complete", "paid"),
+        json!({"currency": "xof"}),
+    );
     let event = relevant("checkout.session.completed", session);
     assert!(event.facts.is_empty());
     assert_eq!(event.locator, session_locator(1));
@@ -125,19 +163,31 @@ fn an_unsupported_currency_is_relevant_but_carries_no_money_fact() {
 fn a_paid_session_without_its_amount_is_an_invalid_payload() {
     let mut session = our_session(purchase_id(1), "complete", "paid");
     session["amount_total"] = Value::Null;
-    assert!(matches!(outcome("checkout.session.completed", session), Err(WebhookRejection::InvalidPayload(_))));
+    assert!(matches!(
+        outcome("checkout.session.completed", session),
+        Err(WebhookRejection::InvalidPayload(_))
+    ));
     let mut session = our_session(purchase_id(1), "complete", "paid");
     session.as_object_mut().unwrap().remove("payment_status");
-    assert!(matches!(outcome("checkout.session.completed", session), Err(WebhookRejection::InvalidPayload(_))));
+    assert!(matches!(
+        outcome("checkout.session.completed", session),
+        Err(WebhookRejection::InvalidPayload(_))
+    ));
     let mut session = our_session(purchase_id(1), "complete", "paid");
     session.as_object_mut().unwrap().remove("id");
-    assert!(matches!(outcome("checkout.session.completed", session), Err(WebhookRejection::InvalidPayload(_))));
+    assert!(matches!(
+        outcome("checkout.session.completed", session),
+        Err(WebhookRejection::InvalidPayload(_))
+    ));
 }
 
 #[test]
 fn charge_succeeded_uses_amount_captured_else_amount() {
     let event = relevant("charge.succeeded", our_charge(json!({})));
-    assert_eq!(event.facts, vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]);
+    assert_eq!(
+        event.facts,
+        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]
+    );
     assert_eq!(
         event.locator,
         PurchaseLocator {
@@ -146,21 +196,37 @@ fn charge_succeeded_uses_amount_captured_else_amount() {
             payment_intent_id: Some(PI.to_owned())
         }
     );
-    let uncaptured = relevant("charge.succeeded", our_charge(json!({"amount_captured": 0, "amount": 1500})));
-    assert_eq!(uncaptured.facts, vec![PaymentFact::PaymentSucceeded { amount: usd(1500) }]);
+    let uncaptured = relevant(
+        "charge.succeeded",
+        our_charge(json!({"amount_captured": 0, "amount": 1500})),
+    );
+    assert_eq!(
+        uncaptured.facts,
+        vec![PaymentFact::PaymentSucceeded { amount: usd(1500) }]
+    );
     let missing = our_charge(json!({}));
     let mut missing = missing;
     missing.as_object_mut().unwrap().remove("amount_captured");
-    assert_eq!(relevant("charge.succeeded", missing).facts, vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]);
+    assert_eq!(
+        relevant("charge.succeeded", missing).facts,
+        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]
+    );
 }
 
 #[test]
 fn charges_correlate_by_payment_intent_when_metadata_is_missing() {
-    let event = relevant("charge.failed", our_charge(json!({"metadata": {}, "status": "failed", "paid": false})));
+    let event = relevant(
+        "charge.failed",
+        our_charge(json!({"metadata": {}, "status": "failed", "paid": false})),
+    );
     assert_eq!(event.facts, vec![PaymentFact::PaymentAttemptFailed]);
     assert_eq!(
         event.locator,
-        PurchaseLocator { purchase_id: None, checkout_session_id: None, payment_intent_id: Some(PI.to_owned()) }
+        PurchaseLocator {
+            purchase_id: None,
+            checkout_session_id: None,
+            payment_intent_id: Some(PI.to_owned())
+        }
     );
 }
 
@@ -169,7 +235,10 @@ fn a_charge_with_nothing_to_correlate_is_not_ours() {
     // The fixture as Stripe publishes it: no metadata, no payment intent.
     assert_eq!(
         outcome("charge.succeeded", fixture("charge")),
-        Ok(WebhookEvent::Ignored { id: "evt_2".to_owned(), event_type: "charge.succeeded".to_owned() })
+        Ok(WebhookEvent::Ignored {
+            id: "evt_2".to_owned(),
+            event_type: "charge.succeeded".to_owned()
+        })
     );
 }
 
@@ -183,24 +252,45 @@ fn charge_refunded_reports_the_cumulative_total() {
 
 #[test]
 fn disputes_open_and_close() {
-    let dispute = |status: &str| with(fixture("dispute"), json!({"status": status, "payment_intent": PI}));
+    let dispute = |status: &str| {
+        with(
+            fixture("dispute"),
+            json!({"status": status, "payment_intent": PI}),
+        )
+    };
     let opened = relevant("charge.dispute.created", dispute("needs_response"));
     assert_eq!(opened.facts, vec![PaymentFact::DisputeOpened]);
     assert_eq!(
         opened.locator,
-        PurchaseLocator { purchase_id: None, checkout_session_id: None, payment_intent_id: Some(PI.to_owned()) }
+        PurchaseLocator {
+            purchase_id: None,
+            checkout_session_id: None,
+            payment_intent_id: Some(PI.to_owned())
+        }
     );
-    assert_eq!(relevant("charge.dispute.closed", dispute("won")).facts, vec![PaymentFact::DisputeClosed(DisputeOutcome::Won)]);
-    assert_eq!(relevant("charge.dispute.closed", dispute("lost")).facts, vec![PaymentFact::DisputeClosed(DisputeOutcome::Lost)]);
+    assert_eq!(
+        relevant("charge.dispute.closed", dispute("won")).facts,
+        vec![PaymentFact::DisputeClosed(DisputeOutcome::Won)]
+    );
+    assert_eq!(
+        relevant("charge.dispute.closed", dispute("lost")).facts,
+        vec![PaymentFact::DisputeClosed(DisputeOutcome::Lost)]
+    );
     assert_eq!(
         outcome("charge.dispute.closed", dispute("warning_closed")),
-        Ok(WebhookEvent::Ignored { id: "evt_2".to_owned(), event_type: "charge.dispute.closed".to_owned() })
+        Ok(WebhookEvent::Ignored {
+            id: "evt_2".to_owned(),
+            event_type: "charge.dispute.closed".to_owned()
+        })
     );
 }
 
 #[test]
 fn a_dispute_on_an_expanded_charge_correlates_through_it() {
-    let dispute = with(fixture("dispute"), json!({"status": "lost", "charge": our_charge(json!({}))}));
+    let dispute = with(
+        fixture("dispute"),
+        json!({"status": "lost", "charge": our_charge(json!({}))}),
+    );
     let event = relevant("charge.dispute.closed", dispute);
     assert_eq!(
         event.locator,
@@ -211,7 +301,10 @@ fn a_dispute_on_an_expanded_charge_correlates_through_it() {
         }
     );
     // The fixture as published: a charge id only and no payment intent: nothing to correlate.
-    assert!(matches!(outcome("charge.dispute.created", fixture("dispute")), Ok(WebhookEvent::Ignored { .. })));
+    assert!(matches!(
+        outcome("charge.dispute.created", fixture("dispute")),
+        Ok(WebhookEvent::Ignored { .. })
+    ));
 }
 
 #[test]
@@ -220,11 +313,17 @@ fn other_event_types_are_ignored() {
         ("plan.created", fixture("event")["data"]["object"].clone()),
         ("payment_intent.succeeded", fixture("payment_intent")),
         ("refund.created", fixture("refund")),
-        ("checkout.session.something_new", our_session(purchase_id(1), "open", "unpaid")),
+        (
+            "checkout.session.something_new",
+            our_session(purchase_id(1), "open", "unpaid"),
+        ),
     ] {
         assert_eq!(
             outcome(event_type, object),
-            Ok(WebhookEvent::Ignored { id: "evt_2".to_owned(), event_type: event_type.to_owned() }),
+            Ok(WebhookEvent::Ignored {
+                id: "evt_2".to_owned(),
+                event_type: event_type.to_owned()
+            }),
             "{event_type}"
         );
     }
@@ -236,7 +335,10 @@ fn the_raw_fixture_event_is_ignored_and_unknown_fields_are_tolerated() {
     let body = serde_json::to_string(&fixture("event")).unwrap();
     assert_eq!(
         deliver(&gateway, &body),
-        Ok(WebhookEvent::Ignored { id: "evt_1Pgc76B7WZ01zgkWwyRHS12y".to_owned(), event_type: "plan.created".to_owned() })
+        Ok(WebhookEvent::Ignored {
+            id: "evt_1Pgc76B7WZ01zgkWwyRHS12y".to_owned(),
+            event_type: "plan.created".to_owned()
+        })
     );
     let mut extra = our_session(purchase_id(1), "complete", "paid");
     extra["brand_new_field"] = json!({"nested": [1, 2, 3]});
@@ -246,15 +348,33 @@ fn the_raw_fixture_event_is_ignored_and_unknown_fields_are_tolerated() {
 #[test]
 fn envelopes_missing_what_is_used_are_invalid() {
     let (gateway, _) = webhook_gateway(WEBHOOK_SECRET, SECRET_KEY);
-    let valid: Value = serde_json::from_str(&event("evt_3", "checkout.session.completed", our_session(purchase_id(1), "complete", "paid"), false)).unwrap();
+    let valid: Value = serde_json::from_str(&event(
+        "evt_3",
+        "checkout.session.completed",
+        our_session(purchase_id(1), "complete", "paid"),
+        false,
+    ))
+    .unwrap();
     for field in ["id", "type", "created", "livemode", "data"] {
         let mut broken = valid.clone();
         broken.as_object_mut().unwrap().remove(field);
         let body = serde_json::to_string(&broken).unwrap();
-        assert!(matches!(deliver(&gateway, &body), Err(WebhookRejection::InvalidPayload(_))), "without {field}");
+        assert!(
+            matches!(
+                deliver(&gateway, &body),
+                Err(WebhookRejection::InvalidPayload(_))
+            ),
+            "without {field}"
+        );
     }
     for body in ["[]", "null", "42", r#"{"id": 1}"#] {
-        assert!(matches!(deliver(&gateway, body), Err(WebhookRejection::InvalidPayload(_))), "{body}");
+        assert!(
+            matches!(
+                deliver(&gateway, body),
+                Err(WebhookRejection::InvalidPayload(_))
+            ),
+            "{body}"
+        );
     }
 }
 
@@ -269,7 +389,10 @@ fn session_json_maps_to_the_port_session() {
     assert_eq!(session.currency, Currency::USD);
     assert!(session.facts().is_empty());
 
-    let expired = with(our_session(purchase_id(8), "expired", "unpaid"), json!({"url": null, "client_reference_id": "junk", "metadata": null}));
+    let expired = with(
+        our_session(purchase_id(8), "expired", "unpaid"),
+        json!({"url": null, "client_reference_id": "junk", "metadata": null}),
+    );
     let session = session_from_json(&serde_json::to_vec(&expired).unwrap()).unwrap();
     assert_eq!(session.url, None);
     assert_eq!(session.purchase_id, None);
@@ -278,9 +401,26 @@ fn session_json_maps_to_the_port_session() {
 
     // Stripe's published example has no amount or currency: not usable as one of our sessions.
     let raw = serde_json::to_vec(&fixture("checkout_session")).unwrap();
-    assert!(matches!(session_from_json(&raw), Err(GatewayError::Unexpected(_))));
-    let odd_currency = serde_json::to_vec(&with(our_session(purchase_id(8), "open", "unpaid"), json!({"currency": "xxx"}))).unwrap();
-    assert!(matches!(session_from_json(&odd_currency), Err(GatewayError::Unexpected(_))));
-    let odd_status = serde_json::to_vec(&with(our_session(purchase_id(8), "archived", "unpaid"), json!({}))).unwrap();
-    assert!(matches!(session_from_json(&odd_status), Err(GatewayError::Unexpected(_))));
+    assert!(matches!(
+        session_from_json(&raw),
+        Err(GatewayError::Unexpected(_))
+    ));
+    let odd_currency = serde_json::to_vec(&with(
+        our_session(purchase_id(8), "open", "unpaid"),
+        json!({"currency": "xxx"}),
+    ))
+    .unwrap();
+    assert!(matches!(
+        session_from_json(&odd_currency),
+        Err(GatewayError::Unexpected(_))
+    ));
+    let odd_status = serde_json::to_vec(&with(
+        our_session(purchase_id(8), "archived", "unpaid"),
+        json!({}),
+    ))
+    .unwrap();
+    assert!(matches!(
+        session_from_json(&odd_status),
+        Err(GatewayError::Unexpected(_))
+    ));
 }

@@ -3,7 +3,8 @@
 use crate::support::*;
 use lms_domain::{CourseId, UserId};
 use lms_ports::{
-    CheckoutRequest, GatewayError, PaymentGateway, RefundRequest, RefundStatus, SessionPaymentStatus, SessionStatus,
+    CheckoutRequest, GatewayError, PaymentGateway, RefundRequest, RefundStatus,
+    SessionPaymentStatus, SessionStatus,
 };
 use lms_stripe_http::{RetryPolicy, StripeConfig, StripeGateway, DEFAULT_API_VERSION};
 use serde_json::{json, Value};
@@ -43,7 +44,10 @@ fn stripe_error(kind: &str, code: &str, message: &str) -> Value {
 }
 
 fn header<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
-    request.headers.get(name).and_then(|value| value.to_str().ok())
+    request
+        .headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
 }
 
 fn form(request: &Request) -> Vec<(String, String)> {
@@ -65,7 +69,12 @@ async fn respond_once(server: &MockServer, verb: &str, route: &str, template: Re
 }
 
 async fn respond_always(server: &MockServer, verb: &str, route: &str, template: ResponseTemplate) {
-    Mock::given(method(verb)).and(path(route)).respond_with(template).with_priority(5).mount(server).await;
+    Mock::given(method(verb))
+        .and(path(route))
+        .respond_with(template)
+        .with_priority(5)
+        .mount(server)
+        .await;
 }
 
 fn ok_session() -> ResponseTemplate {
@@ -76,27 +85,45 @@ fn ok_session() -> ResponseTemplate {
 async fn checkout_sends_the_exact_form_and_headers() {
     let server = MockServer::start().await;
     respond_always(&server, "POST", SESSIONS, ok_session()).await;
-    let session = gateway(&server.uri()).create_checkout_session(&checkout_request()).await.unwrap();
+    let session = gateway(&server.uri())
+        .create_checkout_session(&checkout_request())
+        .await
+        .unwrap();
 
     let received = requests(&server).await;
     assert_eq!(received.len(), 1);
     let request = &received[0];
-    assert_eq!(header(request, "authorization"), Some(format!("Bearer {SECRET_KEY}").as_str()));
+    assert_eq!(
+        header(request, "authorization"),
+        Some(format!("Bearer {SECRET_KEY}").as_str())
+    );
     assert_eq!(header(request, "stripe-version"), Some(DEFAULT_API_VERSION));
-    assert_eq!(header(request, "idempotency-key"), Some("checkout-00000000-0000-0000-0000-000000000abc"));
-    assert_eq!(header(request, "content-type"), Some("application/x-www-form-urlencoded"));
+    assert_eq!(
+        header(request, "idempotency-key"),
+        Some("checkout-00000000-0000-0000-0000-000000000abc")
+    );
+    assert_eq!(
+        header(request, "content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
     let pid = "00000000-0000-0000-0000-000000000abc";
     let expected: Vec<(String, String)> = [
         ("mode", "payment"),
         ("line_items[0][price_data][currency]", "usd"),
         ("line_items[0][price_data][unit_amount]", "1999"),
-        ("line_items[0][price_data][product_data][name]", "Rust & Async: the {hard} parts"),
+        (
+            "line_items[0][price_data][product_data][name]",
+            "Rust & Async: the {hard} parts",
+        ),
         ("line_items[0][quantity]", "1"),
         ("success_url", SUCCESS_URL),
         ("cancel_url", CANCEL_URL),
         ("client_reference_id", pid),
         ("metadata[purchase_id]", pid),
-        ("metadata[course_id]", "00000000-0000-0000-0000-0000000000c1"),
+        (
+            "metadata[course_id]",
+            "00000000-0000-0000-0000-0000000000c1",
+        ),
         ("metadata[user_id]", "00000000-0000-0000-0000-0000000000a1"),
         ("payment_intent_data[metadata][purchase_id]", pid),
         ("expires_at", "1700003600"),
@@ -108,18 +135,30 @@ async fn checkout_sends_the_exact_form_and_headers() {
     assert_eq!(form(request), expected);
     // Brackets and the placeholder braces are percent-encoded on the wire, `&` in the title too.
     let raw = String::from_utf8(request.body.clone()).unwrap();
-    assert!(raw.contains("line_items%5B0%5D%5Bprice_data%5D%5Bunit_amount%5D=1999"), "{raw}");
-    assert!(raw.contains("session_id%3D%7BCHECKOUT_SESSION_ID%7D"), "{raw}");
+    assert!(
+        raw.contains("line_items%5B0%5D%5Bprice_data%5D%5Bunit_amount%5D=1999"),
+        "{raw}"
+    );
+    assert!(
+        raw.contains("session_id%3D%7BCHECKOUT_SESSION_ID%7D"),
+        "{raw}"
+    );
     assert!(raw.contains("student%2B1%40example.com"), "{raw}");
 
-    assert_eq!(session.id, "cs_test_a1YS1URlnyQCN5fUUduORoQ7Pw41PJqDWkIVQCpJPqkfIhd6tVY8XB1OLY");
+    assert_eq!(
+        session.id,
+        "cs_test_a1YS1URlnyQCN5fUUduORoQ7Pw41PJqDWkIVQCpJPqkfIhd6tVY8XB1OLY"
+    );
     assert_eq!(session.status, SessionStatus::Open);
     assert_eq!(session.payment_status, SessionPaymentStatus::Unpaid);
     assert_eq!(session.amount_total, 1999);
     assert_eq!(session.currency.code(), "USD");
     assert_eq!(session.purchase_id, Some(purchase_id(0xabc)));
     assert_eq!(session.expires_at.unix_timestamp(), NOW + 3600);
-    assert!(session.url.unwrap().starts_with("https://checkout.stripe.com/"));
+    assert!(session
+        .url
+        .unwrap()
+        .starts_with("https://checkout.stripe.com/"));
 }
 
 #[tokio::test]
@@ -136,35 +175,56 @@ async fn checkout_without_email_omits_it_and_free_courses_never_reach_stripe() {
     request.amount = usd(0);
     let error = gateway.create_checkout_session(&request).await.unwrap_err();
     assert!(matches!(error, GatewayError::Rejected { .. }), "{error:?}");
-    assert_eq!(requests(&server).await.len(), 1, "a free course must not reach Stripe");
+    assert_eq!(
+        requests(&server).await.len(),
+        1,
+        "a free course must not reach Stripe"
+    );
 }
 
 async fn assert_retried_then_succeeds(first: ResponseTemplate) {
     let server = MockServer::start().await;
     respond_once(&server, "POST", SESSIONS, first).await;
     respond_always(&server, "POST", SESSIONS, ok_session()).await;
-    let session = gateway(&server.uri()).create_checkout_session(&checkout_request()).await.unwrap();
+    let session = gateway(&server.uri())
+        .create_checkout_session(&checkout_request())
+        .await
+        .unwrap();
     assert_eq!(session.amount_total, 1999);
     let received = requests(&server).await;
     assert_eq!(received.len(), 2);
-    let keys: Vec<_> = received.iter().map(|request| header(request, "idempotency-key")).collect();
-    assert_eq!(keys, vec![Some("checkout-00000000-0000-0000-0000-000000000abc"); 2]);
-    assert_eq!(form(&received[0]), form(&received[1]), "a retry resends the same parameters");
+    let keys: Vec<_> = received
+        .iter()
+        .map(|request| header(request, "idempotency-key"))
+        .collect();
+    assert_eq!(
+        keys,
+        vec![Some("checkout-00000000-0000-0000-0000-000000000abc"); 2]
+    );
+    assert_eq!(
+        form(&received[0]),
+        form(&received[1]),
+        "a retry resends the same parameters"
+    );
 }
 
 #[tokio::test]
 async fn a_500_then_200_succeeds_with_the_same_idempotency_key() {
-    assert_retried_then_succeeds(
-        ResponseTemplate::new(500).set_body_json(stripe_error("api_error", "", "Something went wrong")),
-    )
+    assert_retried_then_succeeds(ResponseTemplate::new(500).set_body_json(stripe_error(
+        "api_error",
+        "",
+        "Something went wrong",
+    )))
     .await;
 }
 
 #[tokio::test]
 async fn a_429_is_retried() {
-    assert_retried_then_succeeds(
-        ResponseTemplate::new(429).set_body_json(stripe_error("invalid_request_error", "rate_limit", "Too many")),
-    )
+    assert_retried_then_succeeds(ResponseTemplate::new(429).set_body_json(stripe_error(
+        "invalid_request_error",
+        "rate_limit",
+        "Too many",
+    )))
     .await;
 }
 
@@ -180,7 +240,10 @@ async fn a_409_is_retried() {
 
 #[tokio::test]
 async fn should_retry_true_on_a_409_is_retried_too() {
-    assert_retried_then_succeeds(ResponseTemplate::new(409).insert_header("Stripe-Should-Retry", "true")).await;
+    assert_retried_then_succeeds(
+        ResponseTemplate::new(409).insert_header("Stripe-Should-Retry", "true"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -195,8 +258,14 @@ async fn should_retry_false_on_a_500_stops_after_one_attempt() {
             .set_body_json(stripe_error("api_error", "", "Do not retry this")),
     )
     .await;
-    let error = gateway(&server.uri()).create_checkout_session(&checkout_request()).await.unwrap_err();
-    assert!(matches!(&error, GatewayError::Unavailable(message) if message.contains("Do not retry this")), "{error:?}");
+    let error = gateway(&server.uri())
+        .create_checkout_session(&checkout_request())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, GatewayError::Unavailable(message) if message.contains("Do not retry this")),
+        "{error:?}"
+    );
     assert_eq!(requests(&server).await.len(), 1);
 }
 
@@ -205,9 +274,19 @@ async fn persistent_5xx_and_429_give_up_after_max_attempts_as_unavailable() {
     for status in [503, 429] {
         let server = MockServer::start().await;
         respond_always(&server, "POST", SESSIONS, ResponseTemplate::new(status)).await;
-        let error = gateway(&server.uri()).create_checkout_session(&checkout_request()).await.unwrap_err();
-        assert!(matches!(error, GatewayError::Unavailable(_)), "{status}: {error:?}");
-        assert_eq!(requests(&server).await.len(), 3, "{status}: max_attempts is 3");
+        let error = gateway(&server.uri())
+            .create_checkout_session(&checkout_request())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, GatewayError::Unavailable(_)),
+            "{status}: {error:?}"
+        );
+        assert_eq!(
+            requests(&server).await.len(),
+            3,
+            "{status}: max_attempts is 3"
+        );
     }
 }
 
@@ -225,7 +304,10 @@ async fn a_409_that_persists_becomes_a_rejection_after_the_retries() {
         )),
     )
     .await;
-    let error = gateway(&server.uri()).create_checkout_session(&checkout_request()).await.unwrap_err();
+    let error = gateway(&server.uri())
+        .create_checkout_session(&checkout_request())
+        .await
+        .unwrap_err();
     assert_eq!(
         error,
         GatewayError::Rejected {
@@ -241,15 +323,24 @@ async fn client_errors_are_not_retried_and_are_typed() {
     let cases = [
         (
             400,
-            stripe_error("idempotency_error", "idempotency_error", "Keys for idempotent requests can only be used with the same parameters"),
+            stripe_error(
+                "idempotency_error",
+                "idempotency_error",
+                "Keys for idempotent requests can only be used with the same parameters",
+            ),
             GatewayError::Rejected {
                 code: Some("idempotency_error".to_owned()),
-                message: "Keys for idempotent requests can only be used with the same parameters".to_owned(),
+                message: "Keys for idempotent requests can only be used with the same parameters"
+                    .to_owned(),
             },
         ),
         (
             400,
-            stripe_error("invalid_request_error", "amount_too_small", "Amount must be at least $0.50 usd"),
+            stripe_error(
+                "invalid_request_error",
+                "amount_too_small",
+                "Amount must be at least $0.50 usd",
+            ),
             GatewayError::Rejected {
                 code: Some("amount_too_small".to_owned()),
                 message: "Amount must be at least $0.50 usd".to_owned(),
@@ -258,9 +349,20 @@ async fn client_errors_are_not_retried_and_are_typed() {
         (
             402,
             stripe_error("card_error", "card_declined", "Your card was declined."),
-            GatewayError::Rejected { code: Some("card_declined".to_owned()), message: "Your card was declined.".to_owned() },
+            GatewayError::Rejected {
+                code: Some("card_declined".to_owned()),
+                message: "Your card was declined.".to_owned(),
+            },
         ),
-        (404, stripe_error("invalid_request_error", "resource_missing", "No such checkout.session"), GatewayError::NotFound),
+        (
+            404,
+            stripe_error(
+                "invalid_request_error",
+                "resource_missing",
+                "No such checkout.session",
+            ),
+            GatewayError::NotFound,
+        ),
     ];
     for (status, body, expected) in cases {
         let server = MockServer::start().await;
@@ -269,12 +371,21 @@ async fn client_errors_are_not_retried_and_are_typed() {
             &server,
             "POST",
             SESSIONS,
-            ResponseTemplate::new(status).insert_header("Stripe-Should-Retry", "true").set_body_json(body),
+            ResponseTemplate::new(status)
+                .insert_header("Stripe-Should-Retry", "true")
+                .set_body_json(body),
         )
         .await;
-        let error = gateway(&server.uri()).create_checkout_session(&checkout_request()).await.unwrap_err();
+        let error = gateway(&server.uri())
+            .create_checkout_session(&checkout_request())
+            .await
+            .unwrap_err();
         assert_eq!(error, expected, "{status}");
-        assert_eq!(requests(&server).await.len(), 1, "{status} must not be retried");
+        assert_eq!(
+            requests(&server).await.len(),
+            1,
+            "{status} must not be retried"
+        );
     }
 }
 
@@ -288,13 +399,26 @@ async fn credential_errors_are_misconfiguration_and_never_leak_the_key() {
             "",
             &format!("Invalid API Key provided: {SECRET_KEY}"),
         );
-        respond_always(&server, "GET", &format!("{SESSIONS}/cs_test_1"), ResponseTemplate::new(status).set_body_json(body))
-            .await;
+        respond_always(
+            &server,
+            "GET",
+            &format!("{SESSIONS}/cs_test_1"),
+            ResponseTemplate::new(status).set_body_json(body),
+        )
+        .await;
         let gateway = gateway(&server.uri());
-        let error = gateway.retrieve_checkout_session("cs_test_1").await.unwrap_err();
+        let error = gateway
+            .retrieve_checkout_session("cs_test_1")
+            .await
+            .unwrap_err();
         assert!(matches!(error, GatewayError::Misconfigured(_)), "{error:?}");
         assert_eq!(requests(&server).await.len(), 1);
-        for text in [error.to_string(), format!("{error:?}"), format!("{gateway:?}"), format!("{:?}", gateway.config())] {
+        for text in [
+            error.to_string(),
+            format!("{error:?}"),
+            format!("{gateway:?}"),
+            format!("{:?}", gateway.config()),
+        ] {
             assert!(!text.contains(SECRET_KEY), "secret leaked in {text}");
             assert!(!text.contains("TopSecretKey"), "secret leaked in {text}");
         }
@@ -305,15 +429,34 @@ async fn credential_errors_are_misconfiguration_and_never_leak_the_key() {
 #[tokio::test]
 async fn a_response_slower_than_the_timeout_is_unavailable() {
     let server = MockServer::start().await;
-    respond_always(&server, "GET", &format!("{SESSIONS}/cs_slow"), ok_session().set_delay(Duration::from_secs(3))).await;
+    respond_always(
+        &server,
+        "GET",
+        &format!("{SESSIONS}/cs_slow"),
+        ok_session().set_delay(Duration::from_secs(3)),
+    )
+    .await;
     let config = config(&server.uri())
         .with_timeouts(Duration::from_secs(1), Duration::from_millis(200))
-        .with_retry(RetryPolicy { max_attempts: 2, ..fast_retry() });
+        .with_retry(RetryPolicy {
+            max_attempts: 2,
+            ..fast_retry()
+        });
     let gateway = StripeGateway::new(config).unwrap();
     let started = Instant::now();
-    let error = gateway.retrieve_checkout_session("cs_slow").await.unwrap_err();
-    assert!(matches!(&error, GatewayError::Unavailable(message) if message.contains("timed out")), "{error:?}");
-    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
+    let error = gateway
+        .retrieve_checkout_session("cs_slow")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, GatewayError::Unavailable(message) if message.contains("timed out")),
+        "{error:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(requests(&server).await.len(), 2, "a timeout is retried");
 }
 
@@ -329,21 +472,38 @@ async fn the_total_budget_bounds_the_retries() {
     };
     let gateway = StripeGateway::new(config(&server.uri()).with_retry(policy)).unwrap();
     let started = Instant::now();
-    let error = gateway.create_checkout_session(&checkout_request()).await.unwrap_err();
+    let error = gateway
+        .create_checkout_session(&checkout_request())
+        .await
+        .unwrap_err();
     assert!(matches!(error, GatewayError::Unavailable(_)));
     let attempts = requests(&server).await.len();
     // Waits are 20..=40 ms each, so at most 150 / 20 + 1 attempts fit in the budget.
     assert!((2..=8).contains(&attempts), "{attempts} attempts");
-    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
 async fn connection_failures_are_retried_then_unavailable() {
     // Bind then drop a listener: nothing listens on that port any more.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let gateway = gateway(&format!("http://127.0.0.1:{port}"));
-    let error = gateway.create_checkout_session(&checkout_request()).await.unwrap_err();
-    assert!(matches!(&error, GatewayError::Unavailable(message) if message.contains("cannot reach")), "{error:?}");
+    let error = gateway
+        .create_checkout_session(&checkout_request())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, GatewayError::Unavailable(message) if message.contains("cannot reach")),
+        "{error:?}"
+    );
     assert!(!format!("{error:?}").contains(SECRET_KEY));
 }
 
@@ -352,28 +512,68 @@ async fn retrieve_reads_the_session_and_maps_it() {
     let server = MockServer::start().await;
     let mut body = our_session(purchase_id(7), "complete", "paid");
     body["url"] = Value::Null;
-    respond_always(&server, "GET", &format!("{SESSIONS}/cs_test_42"), ResponseTemplate::new(200).set_body_json(body))
-        .await;
-    let session = gateway(&server.uri()).retrieve_checkout_session("cs_test_42").await.unwrap();
+    respond_always(
+        &server,
+        "GET",
+        &format!("{SESSIONS}/cs_test_42"),
+        ResponseTemplate::new(200).set_body_json(body),
+    )
+    .await;
+    let session = gateway(&server.uri())
+        .retrieve_checkout_session("cs_test_42")
+        .await
+        .unwrap();
     assert_eq!(session.status, SessionStatus::Complete);
     assert_eq!(session.payment_status, SessionPaymentStatus::Paid);
     assert_eq!(session.url, None);
-    assert_eq!(session.payment_intent_id.as_deref(), Some("pi_1PgafyB7WZ01zgkWSjxsAJo3"));
-    assert_eq!(session.metadata.get("course_id").map(String::as_str), Some("00000000-0000-0000-0000-0000000000c1"));
-    assert_eq!(session.facts(), vec![lms_domain::PaymentFact::PaymentSucceeded { amount: usd(1999) }]);
+    assert_eq!(
+        session.payment_intent_id.as_deref(),
+        Some("pi_1PgafyB7WZ01zgkWSjxsAJo3")
+    );
+    assert_eq!(
+        session.metadata.get("course_id").map(String::as_str),
+        Some("00000000-0000-0000-0000-0000000000c1")
+    );
+    assert_eq!(
+        session.facts(),
+        vec![lms_domain::PaymentFact::PaymentSucceeded { amount: usd(1999) }]
+    );
     let received = requests(&server).await;
-    assert_eq!(header(&received[0], "authorization"), Some(format!("Bearer {SECRET_KEY}").as_str()));
-    assert_eq!(header(&received[0], "idempotency-key"), None, "GETs carry no idempotency key");
+    assert_eq!(
+        header(&received[0], "authorization"),
+        Some(format!("Bearer {SECRET_KEY}").as_str())
+    );
+    assert_eq!(
+        header(&received[0], "idempotency-key"),
+        None,
+        "GETs carry no idempotency key"
+    );
 }
 
 #[tokio::test]
 async fn ids_cannot_escape_their_path_segment() {
     let server = MockServer::start().await;
-    respond_always(&server, "GET", "/v1/refunds", ResponseTemplate::new(200).set_body_json(json!({}))).await;
-    let error = gateway(&server.uri()).retrieve_checkout_session("../../refunds").await.unwrap_err();
-    assert_eq!(error, GatewayError::NotFound, "wiremock answers 404 for the encoded path");
+    respond_always(
+        &server,
+        "GET",
+        "/v1/refunds",
+        ResponseTemplate::new(200).set_body_json(json!({})),
+    )
+    .await;
+    let error = gateway(&server.uri())
+        .retrieve_checkout_session("../../refunds")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error,
+        GatewayError::NotFound,
+        "wiremock answers 404 for the encoded path"
+    );
     let received = requests(&server).await;
-    assert_eq!(received[0].url.path(), "/v1/checkout/sessions/..%2F..%2Frefunds");
+    assert_eq!(
+        received[0].url.path(),
+        "/v1/checkout/sessions/..%2F..%2Frefunds"
+    );
 }
 
 #[tokio::test]
@@ -391,13 +591,26 @@ async fn find_by_payment_intent_queries_the_list() {
     Mock::given(method("GET"))
         .and(path(SESSIONS))
         .and(query_param("payment_intent", "pi_none"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"object": "list", "has_more": false, "data": []})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"object": "list", "has_more": false, "data": []})),
+        )
         .mount(&server)
         .await;
     let gateway = gateway(&server.uri());
-    let found = gateway.find_session_by_payment_intent("pi_found").await.unwrap().unwrap();
+    let found = gateway
+        .find_session_by_payment_intent("pi_found")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.purchase_id, Some(purchase_id(9)));
-    assert_eq!(gateway.find_session_by_payment_intent("pi_none").await.unwrap(), None);
+    assert_eq!(
+        gateway
+            .find_session_by_payment_intent("pi_none")
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(requests(&server).await.len(), 2);
 }
 
@@ -408,19 +621,33 @@ async fn refund_sends_a_mapped_reason_and_marks_it_as_ours() {
         fixture("refund"),
         json!({"amount": 500, "status": "pending", "payment_intent": "pi_1PgafyB7WZ01zgkWSjxsAJo3"}),
     );
-    respond_always(&server, "POST", "/v1/refunds", ResponseTemplate::new(200).set_body_json(refund)).await;
+    respond_always(
+        &server,
+        "POST",
+        "/v1/refunds",
+        ResponseTemplate::new(200).set_body_json(refund),
+    )
+    .await;
     let gateway = gateway(&server.uri());
 
-    let outcome = gateway.refund(&refund_request(Some("requested_by_customer"))).await.unwrap();
+    let outcome = gateway
+        .refund(&refund_request(Some("requested_by_customer")))
+        .await
+        .unwrap();
     assert_eq!(outcome.refund_id, "re_1Pgc72B7WZ01zgkWqPvrRrPE");
     assert_eq!(outcome.status, RefundStatus::Pending);
     assert_eq!(outcome.amount, usd(500));
-    gateway.refund(&refund_request(Some("course content was wrong"))).await.unwrap();
+    gateway
+        .refund(&refund_request(Some("course content was wrong")))
+        .await
+        .unwrap();
     gateway.refund(&refund_request(None)).await.unwrap();
 
     let received = requests(&server).await;
     let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
-        list.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect()
+        list.iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+            .collect()
     };
     let pid = "00000000-0000-0000-0000-000000000abc";
     assert_eq!(
@@ -443,11 +670,18 @@ async fn refund_sends_a_mapped_reason_and_marks_it_as_ours() {
     );
     assert_eq!(
         form(&received[2]),
-        pairs(&[("payment_intent", "pi_1PgafyB7WZ01zgkWSjxsAJo3"), ("amount", "500"), ("metadata[purchase_id]", pid)])
+        pairs(&[
+            ("payment_intent", "pi_1PgafyB7WZ01zgkWSjxsAJo3"),
+            ("amount", "500"),
+            ("metadata[purchase_id]", pid)
+        ])
     );
     for request in &received {
         assert_eq!(header(request, "idempotency-key"), Some("refund-abc-1"));
-        assert_eq!(header(request, "content-type"), Some("application/x-www-form-urlencoded"));
+        assert_eq!(
+            header(request, "content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
     }
 }
 
@@ -469,7 +703,11 @@ async fn refund_errors_are_typed() {
         &server,
         "POST",
         "/v1/refunds",
-        ResponseTemplate::new(404).set_body_json(stripe_error("invalid_request_error", "resource_missing", "No such payment_intent")),
+        ResponseTemplate::new(404).set_body_json(stripe_error(
+            "invalid_request_error",
+            "resource_missing",
+            "No such payment_intent",
+        )),
     )
     .await;
     let gateway = gateway(&server.uri());
@@ -480,25 +718,45 @@ async fn refund_errors_are_typed() {
             message: "Charge ch_1 has already been refunded.".to_owned()
         }
     );
-    assert_eq!(gateway.refund(&refund_request(None)).await.unwrap_err(), GatewayError::NotFound);
+    assert_eq!(
+        gateway.refund(&refund_request(None)).await.unwrap_err(),
+        GatewayError::NotFound
+    );
     assert_eq!(requests(&server).await.len(), 2);
 }
 
 #[tokio::test]
 async fn a_garbled_success_body_is_unexpected() {
     let server = MockServer::start().await;
-    respond_always(&server, "GET", &format!("{SESSIONS}/cs_x"), ResponseTemplate::new(200).set_body_string("<html>")).await;
-    let error = gateway(&server.uri()).retrieve_checkout_session("cs_x").await.unwrap_err();
+    respond_always(
+        &server,
+        "GET",
+        &format!("{SESSIONS}/cs_x"),
+        ResponseTemplate::new(200).set_body_string("<html>"),
+    )
+    .await;
+    let error = gateway(&server.uri())
+        .retrieve_checkout_session("cs_x")
+        .await
+        .unwrap_err();
     assert!(matches!(error, GatewayError::Unexpected(_)), "{error:?}");
     assert_eq!(requests(&server).await.len(), 1, "a 2xx is never retried");
 }
 
 #[test]
 fn the_adapter_and_its_config_never_show_the_key() {
-    let config = StripeConfig::new(SECRET_KEY, "whsec_one,whsec_two", SUCCESS_URL, CANCEL_URL).unwrap();
+    let config =
+        StripeConfig::new(SECRET_KEY, "whsec_one,whsec_two", SUCCESS_URL, CANCEL_URL).unwrap();
     let gateway = StripeGateway::new(config.clone()).unwrap();
-    for text in [format!("{config:?}"), format!("{gateway:?}"), format!("{:#?}", gateway)] {
+    for text in [
+        format!("{config:?}"),
+        format!("{gateway:?}"),
+        format!("{:#?}", gateway),
+    ] {
         assert!(!text.contains("TopSecretKey"), "{text}");
-        assert!(!text.contains("whsec_one") && !text.contains("whsec_two"), "{text}");
+        assert!(
+            !text.contains("whsec_one") && !text.contains("whsec_two"),
+            "{text}"
+        );
     }
 }

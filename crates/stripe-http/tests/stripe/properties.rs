@@ -14,8 +14,16 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(|n| json!(n)),
         any::<f64>().prop_map(|n| json!(n)),
         ".{0,12}".prop_map(Value::String),
-        prop_oneof![Just("paid"), Just("unpaid"), Just("usd"), Just("won"), Just("lost"), Just("pi_1"), Just("jpy")]
-            .prop_map(|s| Value::String(s.to_owned())),
+        prop_oneof![
+            Just("paid"),
+            Just("unpaid"),
+            Just("usd"),
+            Just("won"),
+            Just("lost"),
+            Just("pi_1"),
+            Just("jpy")
+        ]
+        .prop_map(|s| Value::String(s.to_owned())),
         Just(Value::String(purchase_id(1).to_string())),
     ];
     leaf.prop_recursive(4, 48, 6, |inner| {
@@ -73,7 +81,10 @@ fn near_valid_header() -> impl Strategy<Value = String> {
         "[a-z0-9 =]{0,10}",
         Just(String::new()),
     ];
-    (prop::collection::vec(item, 0..6), prop_oneof![Just(","), Just(", "), Just(";"), Just(",,")])
+    (
+        prop::collection::vec(item, 0..6),
+        prop_oneof![Just(","), Just(", "), Just(";"), Just(",,")],
+    )
         .prop_map(|(items, separator)| items.join(separator))
 }
 

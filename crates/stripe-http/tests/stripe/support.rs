@@ -12,7 +12,8 @@ use uuid::Uuid;
 pub const SECRET_KEY: &str = "sk_test_51TopSecretKeyThatMustNeverLeak0123456789";
 pub const LIVE_KEY: &str = "sk_live_51AnotherSecretThatMustNeverLeak987";
 pub const WEBHOOK_SECRET: &str = "whsec_test_secret";
-pub const SUCCESS_URL: &str = "https://learn.example/payment/success?session_id={CHECKOUT_SESSION_ID}";
+pub const SUCCESS_URL: &str =
+    "https://learn.example/payment/success?session_id={CHECKOUT_SESSION_ID}";
 pub const CANCEL_URL: &str = "https://learn.example/payment/cancel";
 /// 2023-11-14T22:13:20Z
 pub const NOW: i64 = 1_700_000_000;
@@ -23,7 +24,9 @@ pub struct FixedClock(Mutex<OffsetDateTime>);
 
 impl FixedClock {
     pub fn at(unix: i64) -> Arc<Self> {
-        Arc::new(Self(Mutex::new(OffsetDateTime::from_unix_timestamp(unix).unwrap())))
+        Arc::new(Self(Mutex::new(
+            OffsetDateTime::from_unix_timestamp(unix).unwrap(),
+        )))
     }
 
     pub fn set(&self, unix: i64) {
@@ -108,7 +111,10 @@ pub fn event(id: &str, event_type: &str, object: Value, livemode: bool) -> Strin
 }
 
 pub fn signature_header(body: &str, timestamp: i64, secret: &str) -> String {
-    format!("t={timestamp},v1={}", compute_signature(secret.as_bytes(), timestamp, body.as_bytes()))
+    format!(
+        "t={timestamp},v1={}",
+        compute_signature(secret.as_bytes(), timestamp, body.as_bytes())
+    )
 }
 
 /// Signs `body` with the test secret at `NOW` and hands it to the gateway.
