@@ -167,3 +167,71 @@ mod tests {
         assert!(clearing_cookie(false).to_string().contains("Max-Age=0"));
     }
 }
+
+/// The signed-in user, loaded through `Services::current_user`. Missing, invalid or expired
+/// tokens and deleted users are all a 401.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedUser(pub lms_domain::User);
+
+/// The signed-in user when a valid token is present; anonymous otherwise (public routes).
+#[derive(Debug, Clone)]
+pub struct MaybeUser(pub Option<lms_domain::User>);
+
+fn state_of(req: &HttpRequest) -> Result<actix_web::web::Data<crate::ApiState>, ApiError> {
+    req.app_data::<actix_web::web::Data<crate::ApiState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("ApiState is not registered"))
+}
+
+async fn authenticate(req: HttpRequest) -> Result<Option<lms_domain::User>, ApiError> {
+    let state = state_of(&req)?;
+    let Some(token) = token_from_request(&req) else {
+        return Ok(None);
+    };
+    let user_id = match state.jwt.verify(&token) {
+        Ok(id) => id,
+        Err(err) => {
+            tracing::debug!(error = %err, "token refused");
+            return Err(ApiError::unauthorized("Your session is invalid or has expired. Please sign in again."));
+        }
+    };
+    match state.services.current_user(user_id).await {
+        Ok(user) => Ok(Some(user)),
+        Err(lms_application::AppError::NotFound(_)) => {
+            Err(ApiError::unauthorized("Your session is invalid or has expired. Please sign in again."))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+impl actix_web::FromRequest for AuthenticatedUser {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            match authenticate(req).await? {
+                Some(user) => Ok(AuthenticatedUser(user)),
+                None => Err(ApiError::unauthorized("Authentication required. Please sign in.")),
+            }
+        })
+    }
+}
+
+impl actix_web::FromRequest for MaybeUser {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            match authenticate(req).await {
+                Ok(user) => Ok(MaybeUser(user)),
+                // A stale token on a public route: answer as for anyone.
+                Err(err) if err.status == actix_web::http::StatusCode::UNAUTHORIZED => Ok(MaybeUser(None)),
+                Err(err) => Err(err),
+            }
+        })
+    }
+}

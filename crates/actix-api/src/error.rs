@@ -181,13 +181,14 @@ pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
 }
 
 /// Unknown route.
-pub async fn not_found() -> ApiError {
-    ApiError::not_found("Route not found.")
+pub async fn not_found() -> HttpResponse {
+    ApiError::not_found("Route not found.").error_response()
 }
 
 /// Known route, wrong method.
-pub async fn method_not_allowed() -> ApiError {
+pub async fn method_not_allowed() -> HttpResponse {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "Method not allowed on this route.")
+        .error_response()
 }
 
 /// Machine code for a status, for errors produced outside our handlers.
@@ -258,3 +259,54 @@ pub fn envelope_fallback<B: MessageBody + 'static>(
 
 /// Wrapper so `EitherBody` is nameable by callers.
 pub type FallbackBody<B> = EitherBody<B, BoxBody>;
+
+impl From<lms_application::AppError> for ApiError {
+    fn from(err: lms_application::AppError) -> Self {
+        use lms_application::AppError as E;
+        use lms_ports::GatewayError as G;
+        match err {
+            E::Validation(fields) => ApiError::validation(
+                fields.into_iter().map(|f| FieldError::new(f.field, f.message)).collect(),
+            ),
+            E::InvalidCredentials => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS", "Invalid email or password.")
+            }
+            E::EmailTaken => ApiError::conflict("EMAIL_TAKEN", "An account with this email already exists."),
+            E::Forbidden => ApiError::forbidden("You are not allowed to do this."),
+            E::NotFound("course") => ApiError::new(StatusCode::NOT_FOUND, "COURSE_NOT_FOUND", "Course not found."),
+            E::NotFound("purchase") => {
+                ApiError::new(StatusCode::NOT_FOUND, "PURCHASE_NOT_FOUND", "Purchase not found.")
+            }
+            E::NotFound(what) => ApiError::not_found(format!("{} not found.", capitalise(what))),
+            E::AlreadyPurchased => ApiError::conflict("ALREADY_PURCHASED", "You have already purchased this course."),
+            E::OwnCourse => ApiError::conflict("OWN_COURSE", "Instructors cannot buy their own course."),
+            E::PaymentInProgress => ApiError::conflict(
+                "PAYMENT_IN_PROGRESS",
+                "A payment for this course is already in progress. Please wait for it to complete.",
+            ),
+            E::NotRefundable(reason) => {
+                ApiError::conflict("NOT_REFUNDABLE", format!("This purchase cannot be refunded: {reason}."))
+            }
+            E::WebhookRejected(rejection) => {
+                ApiError::bad_request("INVALID_WEBHOOK", format!("Webhook rejected: {rejection}."))
+            }
+            E::Gateway(gateway) => {
+                let cause = gateway.to_string();
+                match gateway {
+                    G::Unavailable(_) => ApiError::unavailable("PAYMENT_PROVIDER_UNAVAILABLE", cause),
+                    G::Rejected { .. } | G::NotFound | G::Misconfigured(_) | G::Unexpected(_) => {
+                        ApiError::new(StatusCode::BAD_GATEWAY, "PAYMENT_PROVIDER_ERROR", GENERIC_5XX)
+                            .with_cause(cause)
+                    }
+                }
+            }
+            E::Unavailable(detail) => ApiError::unavailable("SERVICE_UNAVAILABLE", detail),
+            E::Unexpected(detail) => ApiError::internal(detail),
+        }
+    }
+}
+
+fn capitalise(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+}

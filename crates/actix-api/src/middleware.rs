@@ -29,7 +29,7 @@ fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
 /// `x-request-id`.
 ///
 /// # Errors
-/// Never: an inner error is turned into its response so the header is always set.
+/// An inner service's error, unchanged.
 pub async fn request_id(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -42,13 +42,10 @@ pub async fn request_id(
         path = %req.path(),
     );
     req.extensions_mut().insert(RequestId(id.clone()));
-    let http_req = req.request().clone();
     let started = Instant::now();
-    let outcome = next.call(req).instrument(span.clone()).await;
-    let mut res = match outcome {
-        Ok(res) => res.map_into_boxed_body(),
-        Err(err) => ServiceResponse::from_err(err, http_req),
-    };
+    // Inner layers turn errors into responses (handlers, `ErrorHandlers`); an `Err` here is
+    // passed on for actix to render. The request must not be cloned before routing.
+    let mut res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
     span.in_scope(|| {
         tracing::info!(
             status = res.status().as_u16(),

@@ -1,0 +1,45 @@
+//! The route table. Every resource answers a wrong method with the 405 envelope.
+
+mod courses;
+mod health;
+mod payments;
+mod users;
+
+use crate::error::method_not_allowed;
+use crate::ApiSettings;
+use actix_web::web;
+
+/// Registers every route under `/api/v1`.
+pub fn configure(cfg: &mut web::ServiceConfig, settings: &ApiSettings) {
+    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    cfg.service(
+        web::scope("/api/v1")
+            .service(resource("/healthcheck").route(web::get().to(health::healthcheck)))
+            .service(resource("/user/signup").route(web::post().to(users::sign_up)))
+            .service(resource("/user/signin").route(web::post().to(users::sign_in)))
+            .service(resource("/user/signout").route(web::post().to(users::sign_out)))
+            .service(resource("/user/profile").route(web::get().to(users::profile)))
+            .service(resource("/courses").route(web::post().to(courses::create)))
+            .service(resource("/courses/published").route(web::get().to(courses::published)))
+            .service(
+                resource("/courses/{courseId}")
+                    .route(web::get().to(courses::get))
+                    .route(web::patch().to(courses::update)),
+            )
+            .service(
+                resource("/payments/create-checkout-session").route(web::post().to(payments::create_checkout_session)),
+            )
+            .service(
+                resource("/payments/webhook")
+                    // Raw bytes, verified before any parsing: no JSON extractor here.
+                    .app_data(web::PayloadConfig::new(settings.webhook_limit))
+                    .route(web::post().to(payments::webhook)),
+            )
+            .service(
+                resource("/payments/courses/{courseId}/purchase-status")
+                    .route(web::get().to(payments::purchase_status)),
+            )
+            .service(resource("/payments/purchased-courses").route(web::get().to(payments::purchased_courses)))
+            .service(resource("/payments/purchases/{purchaseId}/refund").route(web::post().to(payments::refund))),
+    );
+}

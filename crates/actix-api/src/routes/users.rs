@@ -1,0 +1,78 @@
+use crate::auth::{clearing_cookie, session_cookie, AuthenticatedUser};
+use crate::dto::{CourseDto, UserDto};
+use crate::error::ApiError;
+use crate::ApiState;
+use actix_web::{web, HttpResponse};
+use lms_application::SignUp;
+use lms_domain::User;
+use serde::Deserialize;
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+#[derive(Debug, Deserialize)]
+pub struct SignUpBody {
+    name: String,
+    email: String,
+    password: String,
+    role: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SignInBody {
+    email: String,
+    password: String,
+}
+
+/// 201/200 with `{success, message, user, token}` and the session cookie.
+fn signed_in(state: &ApiState, user: &User, created: bool, message: &str) -> Result<HttpResponse, ApiError> {
+    let token = state.jwt.issue(user.id, OffsetDateTime::now_utc())?;
+    let mut response = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
+    Ok(response.cookie(session_cookie(token.clone(), state.settings.cookie_secure)).json(json!({
+        "success": true,
+        "message": message,
+        "user": UserDto::from(user),
+        "token": token,
+    })))
+}
+
+/// `POST /api/v1/user/signup`
+pub async fn sign_up(state: web::Data<ApiState>, body: web::Json<SignUpBody>) -> Result<HttpResponse, ApiError> {
+    let SignUpBody { name, email, password, role } = body.into_inner();
+    let user = state.services.sign_up(SignUp { name, email, password, role }).await?;
+    signed_in(&state, &user, true, "User registered successfully.")
+}
+
+/// `POST /api/v1/user/signin`
+pub async fn sign_in(state: web::Data<ApiState>, body: web::Json<SignInBody>) -> Result<HttpResponse, ApiError> {
+    let user = state.services.sign_in(&body.email, &body.password).await?;
+    signed_in(&state, &user, false, "Signed in successfully.")
+}
+
+/// `POST /api/v1/user/signout`: clears the cookie (a JWT cannot be revoked server-side; it
+/// simply expires).
+pub async fn sign_out(state: web::Data<ApiState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .cookie(clearing_cookie(state.settings.cookie_secure))
+        .json(json!({"success": true, "message": "Signed out successfully."}))
+}
+
+/// `GET /api/v1/user/profile`: the user with `enrolledCourses`.
+pub async fn profile(state: web::Data<ApiState>, actor: AuthenticatedUser) -> Result<HttpResponse, ApiError> {
+    let AuthenticatedUser(user) = actor;
+    let enrolled = state.services.profile(&user).await?;
+    let mut body = serde_json::to_value(UserDto::from(&user)).map_err(ApiError::internal)?;
+    let courses: Vec<_> = enrolled
+        .iter()
+        .map(|item| {
+            json!({
+                "course": CourseDto::from(&item.course),
+                "enrolledAt": item.purchase.created_at.format(&Rfc3339).unwrap_or_default(),
+            })
+        })
+        .collect();
+    if let Some(object) = body.as_object_mut() {
+        object.insert("enrolledCourses".to_owned(), json!(courses));
+    }
+    Ok(HttpResponse::Ok().json(json!({"success": true, "user": body})))
+}

@@ -1,0 +1,314 @@
+//! `spawn_app()`: the real server on 127.0.0.1:0 over swappable adapters, with typed request
+//! helpers and handles on the adapters to assert stored state.
+
+use lms_actix_api::{run, ApiSettings, ApiState};
+use lms_domain::{Currency, Money, PaymentFact, Purchase, PurchaseId};
+use lms_in_memory::{FakeEvent, FakeGateway, InMemoryStore, ManualClock};
+use lms_ports::{PurchaseRepo, StorageHealth};
+use reqwest::header::HeaderMap;
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+pub const SUCCESS_URL: &str = "http://localhost:5173/payment/success?session_id={CHECKOUT_SESSION_ID}";
+pub const FRONTEND: &str = "http://localhost:5173";
+
+/// Which adapters sit behind the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wiring {
+    /// InMemoryStore + FakeGateway.
+    Memory,
+}
+
+/// The gateway handle a test can script and inspect.
+pub enum Gateway {
+    Fake(FakeGateway),
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub wiring: Wiring,
+    pub memory: Option<InMemoryStore>,
+    pub purchases: Arc<dyn PurchaseRepo>,
+    pub health: Arc<dyn StorageHealth>,
+    pub gateway: Gateway,
+    pub clock: ManualClock,
+    pub state: ApiState,
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Resp {
+    pub fn set_cookie(&self) -> Option<String> {
+        self.headers.get("set-cookie").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+
+    /// Asserts the error envelope with an exact status and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        assert_eq!(self.json["success"], false, "body: {}", self.text);
+        assert_eq!(self.json["code"], code, "body: {}", self.text);
+        let kind = if status >= 500 { "error" } else { "fail" };
+        assert_eq!(self.json["status"], kind, "body: {}", self.text);
+        assert!(self.json["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {}", self.text);
+        assert_eq!(
+            self.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json"),
+            "body: {}",
+            self.text
+        );
+    }
+}
+
+/// A signed-up user.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+    pub token: String,
+}
+
+/// What a checkout returned, enough to build gateway events about it.
+#[derive(Debug, Clone)]
+pub struct Checkout {
+    pub purchase_id: String,
+    pub session_id: String,
+    pub url: String,
+    pub amount_cents: i64,
+    pub currency: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Wiring::Memory).await
+}
+
+pub async fn spawn_app_with(wiring: Wiring) -> TestApp {
+    let clock = ManualClock::new(OffsetDateTime::now_utc());
+    let store = InMemoryStore::new();
+    let gateway = FakeGateway::new();
+    let services = crate::wiring::memory_services(&store, &gateway, &clock);
+    let mut settings = ApiSettings::new(SUCCESS_URL);
+    settings.cookie_secure = true;
+    settings.cors_origins = vec![FRONTEND.to_owned()];
+    settings.workers = Some(1);
+    settings.shutdown_timeout = std::time::Duration::from_secs(1);
+    let state = ApiState::new(Arc::new(services), JWT_SECRET.as_bytes(), settings);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = run(listener, state.clone()).unwrap();
+    tokio::spawn(server);
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+        wiring,
+        memory: Some(store.clone()),
+        purchases: Arc::new(store.clone()),
+        health: Arc::new(store),
+        gateway: Gateway::Fake(gateway),
+        clock,
+        state,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn read(response: reqwest::Response) -> Resp {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp { status, headers, text, json }
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Resp {
+        Self::read(request.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: &Value) -> Resp {
+        let mut request = self.client.patch(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    pub async fn signup(&self, body: &Value) -> Resp {
+        self.post("/api/v1/user/signup", None, body).await
+    }
+
+    /// Signs up a fresh user with a unique email.
+    pub async fn user(&self, role: &str) -> TestUser {
+        let email = format!("{role}-{}@example.com", Uuid::new_v4().simple());
+        let password = "correct horse battery staple".to_owned();
+        let resp = self
+            .signup(&json!({"name": format!("A {role}"), "email": email, "password": password, "role": role}))
+            .await;
+        assert_eq!(resp.status, 201, "{}", resp.text);
+        TestUser {
+            id: resp.json["user"]["id"].as_str().unwrap().to_owned(),
+            email,
+            password,
+            token: resp.json["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn create_course(&self, instructor: &TestUser, price_cents: i64) -> Value {
+        let resp = self
+            .post(
+                "/api/v1/courses",
+                Some(&instructor.token),
+                &json!({"title": "Rust for the Web", "subtitle": "Hexagonal", "priceCents": price_cents, "currency": "usd"}),
+            )
+            .await;
+        assert_eq!(resp.status, 201, "{}", resp.text);
+        resp.json["course"].clone()
+    }
+
+    /// Creates and publishes a course; returns its id.
+    pub async fn published_course(&self, instructor: &TestUser, price_cents: i64) -> String {
+        let course = self.create_course(instructor, price_cents).await;
+        let id = course["id"].as_str().unwrap().to_owned();
+        let resp = self
+            .patch(&format!("/api/v1/courses/{id}"), Some(&instructor.token), &json!({"isPublished": true}))
+            .await;
+        assert_eq!(resp.status, 200, "{}", resp.text);
+        id
+    }
+
+    pub async fn checkout_raw(&self, student: &TestUser, course_id: &str) -> Resp {
+        self.post("/api/v1/payments/create-checkout-session", Some(&student.token), &json!({"courseId": course_id}))
+            .await
+    }
+
+    pub async fn checkout(&self, student: &TestUser, course_id: &str) -> Checkout {
+        let resp = self.checkout_raw(student, course_id).await;
+        assert!(resp.status == 201 || resp.status == 200, "{}", resp.text);
+        let session = &resp.json["data"]["session"];
+        Checkout {
+            purchase_id: session["client_reference_id"].as_str().unwrap().to_owned(),
+            session_id: session["id"].as_str().unwrap().to_owned(),
+            url: session["url"].as_str().unwrap().to_owned(),
+            amount_cents: session["amount_total"].as_i64().unwrap(),
+            currency: session["currency"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn status_of(&self, student: &TestUser, course_id: &str) -> Resp {
+        self.get(&format!("/api/v1/payments/courses/{course_id}/purchase-status"), Some(&student.token)).await
+    }
+
+    pub async fn webhook(&self, body: Vec<u8>, signature: Option<&str>) -> Resp {
+        let mut request = self
+            .client
+            .post(self.url("/api/v1/payments/webhook"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(signature) = signature {
+            request = request.header("Stripe-Signature", signature);
+        }
+        self.send(request).await
+    }
+
+    pub async fn purchase(&self, id: &str) -> Purchase {
+        let id: PurchaseId = id.parse().unwrap();
+        self.purchases.get_purchase(id).await.unwrap().unwrap()
+    }
+
+    // ---- gateway events, in the wiring's own format ---------------------------------------
+
+    fn money(cents: i64, currency: &str) -> Money {
+        Money::new(cents, Currency::parse(currency).unwrap()).unwrap()
+    }
+
+    /// A signed event carrying `facts` about the checkout's purchase.
+    pub fn event(&self, event_id: &str, event_type: &str, checkout: &Checkout, facts: &[PaymentFact]) -> (Vec<u8>, String) {
+        match &self.gateway {
+            Gateway::Fake(_) => {
+                let mut event = FakeEvent::new(event_id, event_type)
+                    .for_purchase(checkout.purchase_id.parse().unwrap())
+                    .with_session(checkout.session_id.clone())
+                    .with_payment_intent(format!("pi_{}", checkout.purchase_id.replace('-', "")));
+                for fact in facts {
+                    event = event.with_fact(*fact);
+                }
+                FakeGateway::signed_event(&event)
+            }
+        }
+    }
+
+    pub fn paid_event(&self, event_id: &str, checkout: &Checkout) -> (Vec<u8>, String) {
+        let amount = Self::money(checkout.amount_cents, &checkout.currency);
+        self.event(event_id, "checkout.session.completed", checkout, &[PaymentFact::PaymentSucceeded { amount }])
+    }
+
+    pub fn refunded_event(&self, event_id: &str, checkout: &Checkout, total_cents: i64) -> (Vec<u8>, String) {
+        let total = Self::money(total_cents, &checkout.currency);
+        self.event(event_id, "charge.refunded", checkout, &[PaymentFact::Refunded { total }])
+    }
+
+    pub fn processing_event(&self, event_id: &str, checkout: &Checkout) -> (Vec<u8>, String) {
+        self.event(event_id, "checkout.session.completed", checkout, &[PaymentFact::PaymentProcessing])
+    }
+
+    pub fn expired_event(&self, event_id: &str, checkout: &Checkout) -> (Vec<u8>, String) {
+        self.event(event_id, "checkout.session.expired", checkout, &[PaymentFact::CheckoutExpired])
+    }
+
+    /// Buys `course_id` for `student` end to end: checkout, then a signed paid webhook.
+    pub async fn buy(&self, student: &TestUser, course_id: &str) -> Checkout {
+        let checkout = self.checkout(student, course_id).await;
+        let (body, signature) = self.paid_event(&format!("evt_paid_{}", Uuid::new_v4().simple()), &checkout);
+        let resp = self.webhook(body, Some(&signature)).await;
+        assert_eq!(resp.status, 200, "{}", resp.text);
+        checkout
+    }
+
+    /// Makes the store fail every call (memory wiring only).
+    pub fn break_store(&self) -> bool {
+        match &self.memory {
+            Some(store) => {
+                store.set_unavailable(true);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn fake(&self) -> Option<&FakeGateway> {
+        match &self.gateway {
+            Gateway::Fake(fake) => Some(fake),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The API test suite: the real server over HTTP, adapters swapped in by `spawn_app`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod courses;
+mod errors;
+mod health;
+mod helpers;
+mod payments;
+mod users;
+mod webhooks;
+mod wiring;
