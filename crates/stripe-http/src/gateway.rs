@@ -69,6 +69,8 @@ impl StripeGateway {
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .user_agent(concat!("lms-stripe-http/", env!("CARGO_PKG_VERSION")))
+            // Stripe never redirects; following one could carry the key somewhere else.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| BuildError::Http(error.to_string()))?;
         Ok(Self { config, http })
@@ -399,6 +401,9 @@ fn map_status(status: StatusCode, body: &[u8]) -> GatewayError {
         }
         429 => GatewayError::Unavailable(format!("rate limited by Stripe: {message}")),
         424 => GatewayError::Unavailable(format!("Stripe dependency failed: {message}")),
+        300..=399 => {
+            GatewayError::Unexpected(format!("unexpected redirect (HTTP {})", status.as_u16()))
+        }
         500..=599 => {
             GatewayError::Unavailable(format!("Stripe error {}: {message}", status.as_u16()))
         }
@@ -443,6 +448,7 @@ fn random_u64() -> u64 {
 
 #[async_trait]
 impl PaymentGateway for StripeGateway {
+    #[tracing::instrument(skip_all, fields(purchase_id = %request.purchase_id))]
     async fn create_checkout_session(
         &self,
         request: &CheckoutRequest,
@@ -466,6 +472,7 @@ impl PaymentGateway for StripeGateway {
         self.session(session)
     }
 
+    #[tracing::instrument(skip(self))]
     async fn retrieve_checkout_session(
         &self,
         session_id: &str,
@@ -478,6 +485,7 @@ impl PaymentGateway for StripeGateway {
         self.session(session)
     }
 
+    #[tracing::instrument(skip(self))]
     async fn find_session_by_payment_intent(
         &self,
         payment_intent_id: &str,
@@ -497,6 +505,7 @@ impl PaymentGateway for StripeGateway {
             .transpose()
     }
 
+    #[tracing::instrument(skip_all, fields(purchase_id = %request.purchase_id))]
     async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
         let url = self.url(&["v1", "refunds"])?;
         let form = Self::refund_form(request);

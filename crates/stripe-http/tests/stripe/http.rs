@@ -743,6 +743,27 @@ async fn a_garbled_success_body_is_unexpected() {
     assert_eq!(requests(&server).await.len(), 1, "a 2xx is never retried");
 }
 
+#[tokio::test]
+async fn redirects_are_not_followed() {
+    let server = MockServer::start().await;
+    respond_always(
+        &server,
+        "GET",
+        &format!("{SESSIONS}/cs_moved"),
+        ResponseTemplate::new(302)
+            .insert_header("Location", format!("{}/elsewhere", server.uri()).as_str()),
+    )
+    .await;
+    respond_always(&server, "GET", "/elsewhere", ok_session()).await;
+    let error = gateway(&server.uri())
+        .retrieve_checkout_session("cs_moved")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, GatewayError::Unexpected(_)), "{error:?}");
+    let received = requests(&server).await;
+    assert_eq!(received.len(), 1, "the Location was not requested");
+}
+
 #[test]
 fn the_adapter_and_its_config_never_show_the_key() {
     let config =
