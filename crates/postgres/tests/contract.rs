@@ -386,3 +386,139 @@ fn test_urls_point_at_the_test_database() {
         "postgres://h:5432/x"
     );
 }
+
+/// Every statement and transaction boundary sent by a connection, by database URL. Installed
+/// as diesel's default instrumentation, so it sees the pool's connections too.
+mod statements {
+    use diesel::connection::{set_default_instrumentation, Instrumentation, InstrumentationEvent};
+    use std::sync::{Mutex, Once};
+
+    static LOG: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+    #[derive(Default)]
+    struct Recorder {
+        url: String,
+    }
+
+    impl Instrumentation for Recorder {
+        fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+            let entry = match event {
+                InstrumentationEvent::StartEstablishConnection { url, .. } => {
+                    self.url = url.to_owned();
+                    return;
+                }
+                InstrumentationEvent::StartQuery { query, .. } => query.to_string(),
+                InstrumentationEvent::BeginTransaction { .. } => "<begin>".to_owned(),
+                InstrumentationEvent::CommitTransaction { .. } => "<commit>".to_owned(),
+                InstrumentationEvent::RollbackTransaction { .. } => "<rollback>".to_owned(),
+                _ => return,
+            };
+            LOG.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((self.url.clone(), entry));
+        }
+    }
+
+    pub fn install() {
+        static ONCE: Once = Once::new();
+        ONCE.call_once(|| {
+            set_default_instrumentation(|| Some(Box::new(Recorder::default()))).unwrap();
+        });
+    }
+
+    /// Statements sent to `url` so far, without the pool's connection checks.
+    pub fn sent_to(url: &str) -> Vec<String> {
+        LOG.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(to, _)| to == url)
+            .map(|(_, statement)| statement.clone())
+            .filter(|statement| !statement.starts_with("SELECT $1"))
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applying_an_event_is_one_transaction_of_few_statements() {
+    statements::install();
+    let (store, db) = fresh_store().await;
+    let (instructor, buyer) = contract::seed_people(&store).await;
+    let course = contract::seed_course(&store, &instructor, contract::at(0)).await;
+    let purchase = contract::begin(&buyer, &course, contract::at(1));
+    store.create_purchase(&purchase).await.unwrap();
+
+    let mut seen = statements::sent_to(&db.url).len();
+    let mut next = || {
+        let all = statements::sent_to(&db.url);
+        let new = all[seen..].to_vec();
+        seen = all.len();
+        new
+    };
+    let shape = |statements: &[String]| -> Vec<String> {
+        statements
+            .iter()
+            .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .collect()
+    };
+    let paid = FactUpdate {
+        payment_intent_id: Some("pi_counted".to_owned()),
+        ..contract::update(
+            purchase.id,
+            vec![PaymentFact::PaymentSucceeded {
+                amount: contract::usd(1999),
+            }],
+            Some("evt_counted"),
+            contract::at(2),
+        )
+    };
+    store.apply_facts(&paid).await.unwrap();
+    let sent = next();
+    assert_eq!(
+        shape(&sent),
+        [
+            "<begin>",
+            "BEGIN",
+            "INSERT INTO \"processed_events\"",
+            "SELECT \"purchases\".\"id\", \"purchases\".\"user_id\",",
+            "UPDATE \"purchases\" SET",
+            "<commit>",
+            "COMMIT",
+        ]
+    );
+    assert!(sent[3].contains("FOR NO KEY UPDATE"));
+
+    // A redelivery stops after the insert.
+    assert_eq!(
+        store.apply_facts(&paid).await.unwrap(),
+        Applied::DuplicateEvent
+    );
+    assert_eq!(
+        shape(&next()),
+        [
+            "<begin>",
+            "BEGIN",
+            "INSERT INTO \"processed_events\"",
+            "<commit>",
+            "COMMIT"
+        ]
+    );
+
+    // An unknown purchase fails the insert's foreign key: rolled back, nothing else sent.
+    let orphan = contract::update(
+        lms_domain::PurchaseId::from_uuid(Uuid::new_v4()),
+        vec![],
+        Some("evt_orphan"),
+        contract::at(3),
+    );
+    assert_eq!(store.apply_facts(&orphan).await, Err(RepoError::NotFound));
+    assert_eq!(
+        shape(&next()),
+        [
+            "<begin>",
+            "BEGIN",
+            "INSERT INTO \"processed_events\"",
+            "<rollback>",
+            "ROLLBACK"
+        ]
+    );
+}
