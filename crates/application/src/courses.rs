@@ -56,18 +56,20 @@ impl Fields {
         }
     }
 
-    fn currency(&mut self, raw: Option<&str>, default: Currency) -> Currency {
+    /// The currency, or `None` (recorded) when invalid: then the price cannot be judged.
+    fn currency(&mut self, raw: Option<&str>, default: Currency) -> Option<Currency> {
         match raw.map(Currency::parse) {
-            None => default,
-            Some(Ok(currency)) => currency,
+            None => Some(default),
+            Some(Ok(currency)) => Some(currency),
             Some(Err(err)) => {
                 self.0.push(FieldError::new("currency", err.to_string()));
-                default
+                None
             }
         }
     }
 
-    fn price(&mut self, minor: i64, currency: Currency) -> Option<Money> {
+    fn price(&mut self, minor: i64, currency: Option<Currency>) -> Option<Money> {
+        let currency = currency?;
         match Money::new(minor, currency)
             .map_err(DomainError::from)
             .and_then(validate_price)

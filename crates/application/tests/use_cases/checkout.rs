@@ -1,0 +1,376 @@
+//! Every guard and path of `start_checkout`.
+
+use crate::support::{usd, World};
+use lms_application::{AppError, CheckoutStarted};
+use lms_domain::{CourseId, PaymentFact, Purchase, PurchaseId, PurchaseStatus};
+use lms_in_memory::GatewayCall;
+use lms_ports::{Clock, GatewayError, PurchaseRepo};
+use time::Duration;
+
+#[tokio::test]
+async fn a_paid_checkout_stores_a_pending_purchase_and_opens_a_session() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 1999, true).await;
+    let buyer = world.student().await;
+    let now = world.clock.now();
+
+    let (purchase, session) = world.checkout(&buyer, &course).await;
+
+    assert_eq!(purchase.status(), PurchaseStatus::Pending);
+    assert!(purchase.holds_active_slot);
+    assert_eq!(
+        (purchase.user_id, purchase.course_id, purchase.price),
+        (buyer.id, course.id, usd(1999))
+    );
+    let stored = purchase.checkout.clone().unwrap();
+    assert_eq!(stored.id, session.id);
+    assert_eq!(Some(stored.url.as_str()), session.url.as_deref());
+    assert!(stored
+        .url
+        .starts_with("https://checkout.fake.test/pay/cs_fake_"));
+    assert_eq!(world.purchase(purchase.id).await, purchase);
+
+    let requests = world.gateway.checkout_requests();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request.idempotency_key, format!("checkout-{}", purchase.id));
+    assert_eq!(request.amount, usd(1999));
+    assert_eq!(request.purchase_id, purchase.id);
+    assert_eq!(request.expires_at, now + Duration::hours(24));
+    assert_eq!(
+        request.customer_email.as_deref(),
+        Some(buyer.email.as_str())
+    );
+    assert_eq!(request.course_title, "Rust for the web");
+}
+
+#[tokio::test]
+async fn unknown_and_unpublished_courses_are_not_found_and_touch_nothing() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let hidden = world.course(&teacher, 1999, false).await;
+    let buyer = world.student().await;
+
+    let unknown = CourseId::from_uuid(uuid::Uuid::new_v4());
+    assert_eq!(
+        world.services.start_checkout(&buyer, unknown).await,
+        Err(AppError::NotFound("course"))
+    );
+    assert_eq!(
+        world.services.start_checkout(&buyer, hidden.id).await,
+        Err(AppError::NotFound("course"))
+    );
+    assert!(world.store.all_purchases().is_empty());
+    assert_eq!(world.gateway.call_count(), 0);
+}
+
+#[tokio::test]
+async fn instructors_cannot_buy_their_own_course() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 1999, true).await;
+    assert_eq!(
+        world.services.start_checkout(&teacher, course.id).await,
+        Err(AppError::OwnCourse)
+    );
+    assert!(world.store.all_purchases().is_empty());
+    assert_eq!(world.gateway.call_count(), 0);
+}
+
+#[tokio::test]
+async fn an_open_session_is_reused_without_calling_the_gateway_again() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 1999, true).await;
+    let buyer = world.student().await;
+    let (purchase, session) = world.checkout(&buyer, &course).await;
+    world.clock.advance(Duration::hours(1));
+
+    let again = world
+        .services
+        .start_checkout(&buyer, course.id)
+        .await
+        .unwrap();
+    let CheckoutStarted::Reused {
+        purchase: reused,
+        session: reused_session,
+    } = again
+    else {
+        panic!("expected reuse, got {again:?}")
+    };
+    assert_eq!(reused.id, purchase.id);
+    assert_eq!(reused_session.id, session.id);
+    assert_eq!(reused_session.url, session.url);
+    assert_eq!(reused_session.amount_total, 1999);
+    assert_eq!(reused_session.expires_at, session.expires_at);
+    assert_eq!(world.gateway.call_count(), 1);
+    assert_eq!(world.store.all_purchases().len(), 1);
+}
+
+#[tokio::test]
+async fn a_stale_expired_session_is_synced_and_a_new_checkout_starts() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 1999, true).await;
+    let buyer = world.student().await;
+    let (old, old_session) = world.checkout(&buyer, &course).await;
+    world.clock.advance(Duration::hours(25));
+    world.gateway.expire_session(&old_session.id);
+
+    let (new, new_session) = world.checkout(&buyer, &course).await;
+
+    assert_ne!(new.id, old.id);
+    assert_ne!(new_session.id, old_session.id);
+    let old = world.purchase(old.id).await;
+    assert_eq!(old.status(), PurchaseStatus::Failed);
+    assert!(!old.holds_active_slot);
+    assert!(new.holds_active_slot);
+    let calls = world.gateway.calls();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(
+        calls[1],
+        GatewayCall::RetrieveCheckoutSession(old_session.id.clone())
+    );
+}
+
+#[tokio::test]
+async fn a_stale_session_that_was_paid_completes_the_purchase_instead() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 1999, true).await;
+    let buyer = world.student().await;
+    let (old, old_session) = world.checkout(&buyer, &course).await;
+    world.gateway.pay_session(&old_session.id, "pi_late");
+    world.clock.advance(Duration::hours(25));
+
+    assert_eq!(
+        world.services.start_checkout(&buyer, course.id).await,
+        Err(AppError::AlreadyPurchased)
+    );
+    let old = world.purchase(old.id).await;
+    assert!(old.unlocks_course());
+    assert_eq!(old.payment_intent_id.as_deref(), Some("pi_late"));
+    assert_eq!(world.store.all_purchases().len(), 1);
+    assert_eq!(world.gateway.session_count(), 1);
+}
+
+#[tokio::test]
+async fn a_session_close_to_expiry_but_still_open_is_handed_out_from_the_gateway() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 1999, true).await;
+    let buyer = world.student().await;
+    let (purchase, session) = world.checkout(&buyer, &course).await;
+    world.clock.set(session.expires_at - Duration::minutes(2));
+
+    let again = world
+        .services
+        .start_checkout(&buyer, course.id)
+        .await
+        .unwrap();
+    let CheckoutStarted::Reused {
+        purchase: reused,
+        session: from_gateway,
+    } = again
+    else {
+        panic!("expected reuse, got {again:?}")
+    };
+    assert_eq!((reused.id, &from_gateway.id), (purchase.id, &session.id));
+    assert_eq!(
+        world.gateway.calls()[1],
+        GatewayCall::RetrieveCheckoutSession(session.id)
+    );
+    assert_eq!(world.gateway.call_count(), 2);
+}
+
+#[tokio::test]
+async fn a_settling_payment_blocks_a_new_checkout() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 1999, true).await;
+    let buyer = world.student().await;
+    let (purchase, _) = world.checkout(&buyer, &course).await;
+    world
+        .event(
+            "evt_processing",
+            &purchase,
+            &[PaymentFact::PaymentProcessing],
+        )
+        .await;
+
+    assert_eq!(
+        world.services.start_checkout(&buyer, course.id).await,
+        Err(AppError::PaymentInProgress)
+    );
+    assert_eq!(world.gateway.call_count(), 1);
+    assert_eq!(world.store.all_purchases().len(), 1);
+}
+
+#[tokio::test]
+async fn a_completed_purchase_refuses_another_checkout() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 1999, true).await;
+    let buyer = world.student().await;
+    world.paid_purchase(&buyer, &course, "pi_1").await;
+    let calls = world.gateway.call_count();
+
+    assert_eq!(
+        world.services.start_checkout(&buyer, course.id).await,
+        Err(AppError::AlreadyPurchased)
+    );
+    assert_eq!(world.gateway.call_count(), calls);
+    assert_eq!(world.store.all_purchases().len(), 1);
+}
+
+#[tokio::test]
+async fn a_free_course_enrols_at_once_without_the_gateway() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 0, true).await;
+    let buyer = world.student().await;
+
+    let started = world
+        .services
+        .start_checkout(&buyer, course.id)
+        .await
+        .unwrap();
+    let CheckoutStarted::FreeEnrollment { purchase } = &started else {
+        panic!("expected free enrolment")
+    };
+    assert!(started.session().is_none());
+    assert_eq!(purchase.status(), PurchaseStatus::Completed);
+    assert_eq!(
+        world.purchase(purchase.id).await.status(),
+        PurchaseStatus::Completed
+    );
+    assert_eq!(world.gateway.call_count(), 0);
+    assert_eq!(
+        world.services.start_checkout(&buyer, course.id).await,
+        Err(AppError::AlreadyPurchased)
+    );
+    let unlocked = world.services.purchased_courses(&buyer).await.unwrap();
+    assert_eq!(unlocked.len(), 1);
+    assert_eq!(unlocked[0].course.id, course.id);
+    assert_eq!(world.gateway.call_count(), 0);
+}
+
+#[tokio::test]
+async fn a_gateway_failure_leaves_no_active_purchase_and_a_retry_succeeds() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 1999, true).await;
+    let buyer = world.student().await;
+    world
+        .gateway
+        .fail_next(1, GatewayError::Unavailable("timeout".to_owned()));
+
+    let failed = world.services.start_checkout(&buyer, course.id).await;
+    assert_eq!(
+        failed,
+        Err(AppError::Gateway(GatewayError::Unavailable(
+            "timeout".to_owned()
+        )))
+    );
+    let purchases = world.store.all_purchases();
+    assert_eq!(purchases.len(), 1);
+    assert_eq!(purchases[0].status(), PurchaseStatus::Failed);
+    assert!(purchases[0].facts.checkout_not_started);
+    assert!(!purchases[0].holds_active_slot);
+    assert!(purchases[0].checkout.is_none());
+
+    let (retry, _) = world.checkout(&buyer, &course).await;
+    assert_ne!(retry.id, purchases[0].id);
+    assert!(world.purchase(retry.id).await.holds_active_slot);
+    assert_eq!(world.gateway.session_count(), 1);
+}
+
+#[tokio::test]
+async fn a_gateway_rejection_is_reported_as_such() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 1999, true).await;
+    let buyer = world.student().await;
+    let rejection = GatewayError::Rejected {
+        code: Some("amount_too_small".to_owned()),
+        message: "no".to_owned(),
+    };
+    world.gateway.fail_next(1, rejection.clone());
+    assert_eq!(
+        world.services.start_checkout(&buyer, course.id).await,
+        Err(AppError::Gateway(rejection))
+    );
+    assert!(world
+        .store
+        .all_purchases()
+        .iter()
+        .all(|p| !p.holds_active_slot));
+}
+
+#[tokio::test]
+async fn a_purchase_stored_without_its_session_is_resumed_with_the_same_idempotency_key() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 1999, true).await;
+    let buyer = world.student().await;
+    // As if a previous request crashed between storing the purchase and attaching the session.
+    let orphan = Purchase::begin(
+        PurchaseId::from_uuid(uuid::Uuid::new_v4()),
+        buyer.id,
+        &course,
+        world.clock.now(),
+    )
+    .unwrap();
+    world.store.create_purchase(&orphan).await.unwrap();
+
+    let (resumed, session) = world.checkout(&buyer, &course).await;
+    assert_eq!(resumed.id, orphan.id);
+    assert_eq!(resumed.checkout.map(|s| s.id), Some(session.id));
+    assert_eq!(
+        world.gateway.checkout_requests()[0].idempotency_key,
+        format!("checkout-{}", orphan.id)
+    );
+    assert_eq!(world.store.all_purchases().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_checkouts_end_with_one_purchase_and_one_session() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 1999, true).await;
+    let buyer = world.student().await;
+    let mut handles = Vec::new();
+    for _ in 0..10 {
+        let services = world.services.clone();
+        let buyer = buyer.clone();
+        handles.push(tokio::spawn(async move {
+            services.start_checkout(&buyer, course.id).await
+        }));
+    }
+    let mut sessions = Vec::new();
+    for handle in handles {
+        let started = handle.await.unwrap().unwrap();
+        sessions.push(started.session().unwrap().id.clone());
+    }
+    sessions.dedup();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(world.store.all_purchases().len(), 1);
+    assert_eq!(world.gateway.session_count(), 1);
+}
+
+#[tokio::test]
+async fn storage_outage_is_reported_as_unavailable() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 1999, true).await;
+    let buyer = world.student().await;
+    world.store.set_unavailable(true);
+    assert!(matches!(
+        world.services.start_checkout(&buyer, course.id).await,
+        Err(AppError::Unavailable(_))
+    ));
+    world.store.set_unavailable(false);
+    assert!(world.store.all_purchases().is_empty());
+    assert_eq!(world.gateway.call_count(), 0);
+}

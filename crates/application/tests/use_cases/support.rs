@@ -1,0 +1,197 @@
+//! The test world: services wired to in-memory adapters, plus shortcuts.
+
+use lms_application::{
+    AppError, CheckoutStarted, CourseChanges, NewCourse, Services, Settings, SignUp, WebhookOutcome,
+};
+use lms_domain::{
+    Course, Currency, Email, Money, PaymentFact, Purchase, PurchaseId, Role, User, UserId, UserName,
+};
+use lms_in_memory::{FakeEvent, FakeGateway, InMemoryStore, ManualClock};
+use lms_ports::{GatewaySession, PasswordHashError, PasswordHasher, PurchaseRepo};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A transparent, fast hasher that remembers every hash it was asked to verify against.
+#[derive(Debug, Default)]
+pub struct TestHasher {
+    pub verified_against: Mutex<Vec<String>>,
+}
+
+impl PasswordHasher for TestHasher {
+    fn hash(&self, password: &str) -> Result<String, PasswordHashError> {
+        Ok(format!(
+            "test${}",
+            password.chars().rev().collect::<String>()
+        ))
+    }
+
+    fn verify(&self, password: &str, hash: &str) -> bool {
+        self.verified_against.lock().unwrap().push(hash.to_owned());
+        self.hash(password).is_ok_and(|expected| expected == hash)
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub fn usd(minor: i64) -> Money {
+    Money::new(minor, Currency::USD).unwrap()
+}
+
+pub struct World {
+    pub services: Services,
+    pub store: InMemoryStore,
+    pub gateway: FakeGateway,
+    pub clock: ManualClock,
+    pub hasher: Arc<TestHasher>,
+    next: AtomicU32,
+}
+
+impl World {
+    pub fn new() -> Self {
+        let store = InMemoryStore::new();
+        let gateway = FakeGateway::new();
+        let clock = ManualClock::default();
+        let hasher = Arc::new(TestHasher::default());
+        let services = Services::with_store(
+            store.clone(),
+            Arc::new(gateway.clone()),
+            hasher.clone(),
+            Arc::new(clock.clone()),
+            Settings::default(),
+        );
+        Self {
+            services,
+            store,
+            gateway,
+            clock,
+            hasher,
+            next: AtomicU32::new(1),
+        }
+    }
+
+    fn unique(&self) -> u32 {
+        self.next.fetch_add(1, Ordering::SeqCst)
+    }
+
+    pub async fn sign_up(&self, role: &str) -> User {
+        let n = self.unique();
+        self.services
+            .sign_up(SignUp {
+                name: format!("{role} {n}"),
+                email: format!("{role}{n}@example.com"),
+                password: PASSWORD.to_owned(),
+                role: Some(role.to_owned()),
+            })
+            .await
+            .unwrap()
+    }
+
+    pub async fn student(&self) -> User {
+        self.sign_up("student").await
+    }
+
+    pub async fn instructor(&self) -> User {
+        self.sign_up("instructor").await
+    }
+
+    /// Admins cannot sign up: stored directly.
+    pub async fn admin(&self) -> User {
+        use lms_ports::UserRepo;
+        let n = self.unique();
+        let admin = User {
+            id: UserId::from_uuid(uuid::Uuid::new_v4()),
+            name: UserName::parse("Admin").unwrap(),
+            email: Email::parse(&format!("admin{n}@example.com")).unwrap(),
+            role: Role::Admin,
+            password_hash: "unused".to_owned(),
+            created_at: lms_ports::Clock::now(&self.clock),
+        };
+        self.store.create_user(&admin).await.unwrap();
+        admin
+    }
+
+    /// A course by `owner` priced in USD cents, published or not.
+    pub async fn course(&self, owner: &User, price_cents: i64, published: bool) -> Course {
+        let course = self
+            .services
+            .create_course(
+                owner,
+                NewCourse {
+                    title: "Rust for the web".to_owned(),
+                    subtitle: None,
+                    description: Some("Actix and Diesel".to_owned()),
+                    category: None,
+                    level: None,
+                    price_cents,
+                    currency: None,
+                },
+            )
+            .await
+            .unwrap();
+        if !published {
+            return course;
+        }
+        self.services
+            .update_course(
+                owner,
+                course.id,
+                CourseChanges {
+                    is_published: Some(true),
+                    ..CourseChanges::default()
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Starts a paid checkout that must create a new session.
+    pub async fn checkout(&self, buyer: &User, course: &Course) -> (Purchase, GatewaySession) {
+        match self
+            .services
+            .start_checkout(buyer, course.id)
+            .await
+            .unwrap()
+        {
+            CheckoutStarted::Created { purchase, session } => (purchase, session),
+            other => panic!("expected a new checkout, got {other:?}"),
+        }
+    }
+
+    pub async fn purchase(&self, id: PurchaseId) -> Purchase {
+        self.store.get_purchase(id).await.unwrap().unwrap()
+    }
+
+    pub async fn webhook(&self, event: &FakeEvent) -> Result<WebhookOutcome, AppError> {
+        let (body, signature) = FakeGateway::signed_event(event);
+        self.services.handle_webhook(&body, Some(&signature)).await
+    }
+
+    /// A webhook carrying facts about a purchase (located by purchase id).
+    pub async fn event(
+        &self,
+        id: &str,
+        purchase: &Purchase,
+        facts: &[PaymentFact],
+    ) -> WebhookOutcome {
+        let mut event = FakeEvent::new(id, "test.event").for_purchase(purchase.id);
+        for fact in facts {
+            event = event.with_fact(*fact);
+        }
+        self.webhook(&event).await.unwrap()
+    }
+
+    /// A purchase paid in full through a `checkout.session.completed`-like webhook.
+    pub async fn paid_purchase(&self, buyer: &User, course: &Course, intent: &str) -> Purchase {
+        let (purchase, session) = self.checkout(buyer, course).await;
+        let event = FakeEvent::new(format!("evt_paid_{intent}"), "checkout.session.completed")
+            .with_session(&session.id)
+            .with_payment_intent(intent)
+            .with_fact(PaymentFact::PaymentSucceeded {
+                amount: course.price,
+            });
+        self.webhook(&event).await.unwrap();
+        let purchase = self.purchase(purchase.id).await;
+        assert!(purchase.unlocks_course());
+        purchase
+    }
+}
