@@ -85,6 +85,11 @@ impl PgStore {
     }
 }
 
+diesel::define_sql_function! {
+    /// PostgreSQL's `lower(text)`.
+    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -117,10 +122,7 @@ impl UserRepo for PgStore {
         let mut conn = self.conn().await?;
         // `lower(email)` matches the unique index users_email_key.
         let row = users::table
-            .filter(
-                diesel::dsl::sql::<diesel::sql_types::Text>("lower(email)")
-                    .eq(email.as_str().to_lowercase()),
-            )
+            .filter(lower(users::email).eq(email.as_str().to_lowercase()))
             .select(UserRow::as_select())
             .first(&mut conn)
             .await
@@ -314,13 +316,20 @@ impl PurchaseRepo for PgStore {
         row.ok_or(RepoError::NotFound)?.into_domain()
     }
 
+    #[tracing::instrument(
+        level = "debug",
+        skip_all,
+        fields(purchase_id = %update.purchase_id, event_id = update.event.as_ref().map(|e| e.event_id.as_str()))
+    )]
     async fn apply_facts(&self, update: &FactUpdate) -> Result<Applied, RepoError> {
         let mut conn = self.conn().await?;
         let applied = conn
             .transaction(async |conn| apply_in_transaction(conn, update).await)
             .await?;
         if let Applied::Applied(purchase) = &applied {
-            tracing::debug!(purchase_id = %purchase.id, status = purchase.status().as_str(), "facts applied");
+            tracing::debug!(status = purchase.status().as_str(), "facts applied");
+        } else {
+            tracing::debug!("duplicate event: nothing written");
         }
         Ok(applied)
     }
