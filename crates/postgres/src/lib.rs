@@ -90,6 +90,13 @@ diesel::define_sql_function! {
     fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
 }
 
+/// `at` at the resolution `timestamptz` stores (microseconds; diesel truncates the rest), so
+/// that what [`PurchaseRepo::apply_facts`] returns equals what a later read returns.
+fn stored_precision(at: OffsetDateTime) -> OffsetDateTime {
+    at.replace_nanosecond(at.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(at)
+}
+
 fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -238,7 +245,11 @@ async fn apply_in_transaction(
 ) -> Result<Applied, TxError> {
     if let Some(event) = &update.event {
         let recorded = diesel::insert_into(processed_events::table)
-            .values(NewProcessedEvent::new(event, update.purchase_id, update.at))
+            .values(NewProcessedEvent::new(
+                event,
+                update.purchase_id,
+                stored_precision(update.at),
+            ))
             .on_conflict(processed_events::event_id)
             .do_nothing()
             .execute(conn)
@@ -247,17 +258,18 @@ async fn apply_in_transaction(
             return Ok(Applied::DuplicateEvent);
         }
     }
+    let at = stored_precision(update.at);
     let mut purchase = lock_purchase(conn, update.purchase_id)
         .await?
         .ok_or(RepoError::NotFound)?;
     let mut changed = false;
     for fact in &update.facts {
-        changed |= purchase.record(*fact, update.at);
+        changed |= purchase.record(*fact, at);
     }
     if let Some(payment_intent_id) = &update.payment_intent_id {
         let unlinked = purchase.payment_intent_id.is_none();
         // Keeps the first intent learned; a different one later is ignored by the domain.
-        purchase.link_payment_intent(payment_intent_id, update.at);
+        purchase.link_payment_intent(payment_intent_id, at);
         changed |= unlinked;
     }
     if changed {
@@ -436,5 +448,21 @@ impl StorageHealth for PgStore {
             "postgres reachable; pool: {} connections, {} idle",
             state.connections, state.idle_connections
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_keep_microseconds_and_drop_the_rest() {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(1_780_000_000_123_456_789).unwrap();
+        assert_eq!(
+            stored_precision(at).unix_timestamp_nanos(),
+            1_780_000_000_123_456_000
+        );
+        let exact = OffsetDateTime::from_unix_timestamp_nanos(1_780_000_000_123_456_000).unwrap();
+        assert_eq!(stored_precision(exact), exact);
     }
 }

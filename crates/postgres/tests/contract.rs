@@ -522,3 +522,23 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_apply_facts_returns_is_what_is_stored_even_with_nanoseconds() {
+    let (store, _db) = fresh_store().await;
+    let (instructor, buyer) = contract::seed_people(&store).await;
+    let course = contract::seed_course(&store, &instructor, contract::at(0)).await;
+    let purchase = contract::begin(&buyer, &course, contract::at(1));
+    store.create_purchase(&purchase).await.unwrap();
+
+    let at = contract::at(2) + time::Duration::nanoseconds(789);
+    let update = contract::update(purchase.id, vec![PaymentFact::PaymentProcessing], None, at);
+    let Applied::Applied(returned) = store.apply_facts(&update).await.unwrap() else {
+        panic!("expected Applied");
+    };
+    assert_eq!(returned.updated_at, contract::at(2));
+    assert_eq!(
+        store.get_purchase(purchase.id).await.unwrap(),
+        Some(returned)
+    );
+}

@@ -4,7 +4,7 @@
 //! the contract written on the port traits. An adapter's test binary runs the whole suite
 //! with one line:
 //!
-//! ```ignore
+//! ```text
 //! lms_storage_contract::storage_contract_tests!(fresh_store());
 //! ```
 //!
