@@ -6,6 +6,13 @@
 //! "created"?, "facts": [{"kind": "payment_succeeded", "amountCents": 1999, "currency": "USD"}, ...]}`.
 //! The signature header is [`FakeGateway::signature_for`] of the exact body bytes:
 //! `fake-v1=` + hex(SHA-256(secret ‖ body)). An event without facts is `Ignored`.
+//!
+//! # Payments the fake knows
+//! Refunds are checked against the payments the fake knows: sessions paid through
+//! [`FakeGateway::pay_session`], and payments it announced itself, i.e. a verified event with a
+//! payment intent and a `payment_succeeded` fact (a real gateway only reports payments that
+//! exist). An unknown payment intent is [`GatewayError::NotFound`]; refunding more than
+//! remains is [`GatewayError::Rejected`].
 
 use async_trait::async_trait;
 use lms_domain::{Currency, DisputeOutcome, Money, PaymentFact, PurchaseId};
@@ -185,6 +192,10 @@ struct State {
     failures: VecDeque<GatewayError>,
     refund_status: RefundStatus,
     refunds: Vec<RefundRequest>,
+    /// Payment intent -> minor units refunded so far (succeeded or pending refunds).
+    refunded: HashMap<String, i64>,
+    /// Payments announced by verified webhooks: payment intent -> amount captured.
+    announced: HashMap<String, Money>,
 }
 
 impl Default for State {
@@ -197,6 +208,8 @@ impl Default for State {
             failures: VecDeque::new(),
             refund_status: RefundStatus::Succeeded,
             refunds: Vec::new(),
+            refunded: HashMap::new(),
+            announced: HashMap::new(),
         }
     }
 }
@@ -321,7 +334,7 @@ impl FakeGateway {
             .collect()
     }
 
-    /// The refunds actually made (one per distinct idempotency key), in order.
+    /// The refunds actually made (one per distinct idempotency key, refused ones excluded), in order.
     pub fn refunds(&self) -> Vec<RefundRequest> {
         self.state().refunds.clone()
     }
@@ -431,11 +444,65 @@ impl PaymentGateway for FakeGateway {
             }
             return Ok(outcome.clone());
         }
+        let session = state.sessions.values().find(|session| {
+            session.payment_intent_id.as_deref() == Some(request.payment_intent_id.as_str())
+        });
+        let rejected = |code: &str, message: &str| GatewayError::Rejected {
+            code: Some(code.to_owned()),
+            message: message.to_owned(),
+        };
+        let captured = match (session, state.announced.get(&request.payment_intent_id)) {
+            (Some(session), _) if session.payment_status == SessionPaymentStatus::Paid => {
+                Money::new(session.amount_total, session.currency)
+                    .map_err(|err| GatewayError::Unexpected(err.to_string()))?
+            }
+            (_, Some(announced)) => *announced,
+            (Some(_), None) => {
+                return Err(rejected(
+                    "charge_not_captured",
+                    "the payment has not been captured",
+                ))
+            }
+            (None, None) => return Err(GatewayError::NotFound),
+        };
+        if captured.currency() != request.amount.currency() {
+            return Err(rejected(
+                "currency_mismatch",
+                "refund currency differs from the payment",
+            ));
+        }
+        let already = state
+            .refunded
+            .get(&request.payment_intent_id)
+            .copied()
+            .unwrap_or(0);
+        let remaining = captured.minor() - already;
+        if remaining <= 0 {
+            return Err(rejected(
+                "charge_already_refunded",
+                "the payment is already fully refunded",
+            ));
+        }
+        if request.amount.minor() < 1 || request.amount.minor() > remaining {
+            return Err(rejected(
+                "amount_too_large",
+                "refund amount exceeds what remains of the payment",
+            ));
+        }
         let outcome = RefundOutcome {
             refund_id: format!("re_fake_{}", Uuid::new_v4().simple()),
             status: state.refund_status,
             amount: request.amount,
         };
+        if matches!(
+            outcome.status,
+            RefundStatus::Succeeded | RefundStatus::Pending
+        ) {
+            *state
+                .refunded
+                .entry(request.payment_intent_id.clone())
+                .or_insert(0) += request.amount.minor();
+        }
         state.refund_keys.insert(
             request.idempotency_key.clone(),
             (request.clone(), outcome.clone()),
@@ -476,6 +543,13 @@ impl PaymentGateway for FakeGateway {
             .map_err(|err| WebhookRejection::InvalidPayload(format!("purchaseId: {err}")))?;
         let created = OffsetDateTime::from_unix_timestamp(event.created)
             .map_err(|err| WebhookRejection::InvalidPayload(format!("created: {err}")))?;
+        if let Some(intent) = &event.payment_intent_id {
+            for fact in &facts {
+                if let PaymentFact::PaymentSucceeded { amount } = fact {
+                    self.state().announced.insert(intent.clone(), *amount);
+                }
+            }
+        }
         Ok(WebhookEvent::Relevant(GatewayEvent {
             id: event.id,
             event_type: event.event_type,

@@ -183,6 +183,7 @@ impl World {
     /// A purchase paid in full through a `checkout.session.completed`-like webhook.
     pub async fn paid_purchase(&self, buyer: &User, course: &Course, intent: &str) -> Purchase {
         let (purchase, session) = self.checkout(buyer, course).await;
+        self.gateway.pay_session(&session.id, intent);
         let event = FakeEvent::new(format!("evt_paid_{intent}"), "checkout.session.completed")
             .with_session(&session.id)
             .with_payment_intent(intent)

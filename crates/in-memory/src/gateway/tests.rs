@@ -108,27 +108,48 @@ async fn queued_failures_hit_the_next_calls_and_are_recorded() {
 }
 
 #[tokio::test]
-async fn refunds_are_recorded_idempotent_and_scriptable() {
+async fn refunds_are_recorded_idempotent_bounded_and_scriptable() {
     let gateway = FakeGateway::new();
-    let refund = RefundRequest {
+    let session = gateway
+        .create_checkout_session(&request("k1", 1999))
+        .await
+        .unwrap();
+    let refund = |minor: i64, key: &str| RefundRequest {
         purchase_id: PurchaseId::from_uuid(Uuid::from_u128(1)),
         payment_intent_id: "pi_1".to_owned(),
-        amount: Money::new(500, Currency::USD).unwrap(),
+        amount: Money::new(minor, Currency::USD).unwrap(),
         reason: None,
-        idempotency_key: "r1".to_owned(),
+        idempotency_key: key.to_owned(),
     };
-    let outcome = gateway.refund(&refund).await.unwrap();
-    assert_eq!(outcome.status, RefundStatus::Succeeded);
-    assert_eq!(gateway.refund(&refund).await.unwrap(), outcome);
-    assert_eq!(gateway.refunds(), vec![refund.clone()]);
-    gateway.set_refund_status(RefundStatus::Pending);
-    let second = RefundRequest {
-        idempotency_key: "r2".to_owned(),
-        ..refund
-    };
+    // Nothing paid with this intent yet.
     assert_eq!(
-        gateway.refund(&second).await.unwrap().status,
+        gateway.refund(&refund(500, "r0")).await,
+        Err(GatewayError::NotFound)
+    );
+    gateway.complete_session_unpaid(&session.id, "pi_1");
+    assert!(matches!(
+        gateway.refund(&refund(500, "r0")).await,
+        Err(GatewayError::Rejected { .. })
+    ));
+    gateway.pay_session(&session.id, "pi_1");
+
+    let outcome = gateway.refund(&refund(500, "r1")).await.unwrap();
+    assert_eq!(outcome.status, RefundStatus::Succeeded);
+    assert_eq!(gateway.refund(&refund(500, "r1")).await.unwrap(), outcome);
+    assert_eq!(gateway.refunds(), vec![refund(500, "r1")]);
+    let too_much = gateway.refund(&refund(1500, "r2")).await;
+    assert!(
+        matches!(too_much, Err(GatewayError::Rejected { code: Some(code), .. }) if code == "amount_too_large")
+    );
+
+    gateway.set_refund_status(RefundStatus::Pending);
+    assert_eq!(
+        gateway.refund(&refund(1499, "r3")).await.unwrap().status,
         RefundStatus::Pending
+    );
+    let again = gateway.refund(&refund(1, "r4")).await;
+    assert!(
+        matches!(again, Err(GatewayError::Rejected { code: Some(code), .. }) if code == "charge_already_refunded")
     );
     assert_eq!(gateway.refunds().len(), 2);
 }
@@ -203,6 +224,52 @@ fn bad_webhooks_are_rejected_with_the_right_reason() {
         ),
         Err(WebhookRejection::InvalidPayload(_))
     ));
+}
+
+#[tokio::test]
+async fn payments_announced_by_verified_events_can_be_refunded() {
+    let gateway = FakeGateway::new();
+    let usd = |minor| Money::new(minor, Currency::USD).unwrap();
+    let refund = |minor: i64, key: &str| RefundRequest {
+        purchase_id: PurchaseId::from_uuid(Uuid::from_u128(1)),
+        payment_intent_id: "pi_announced".to_owned(),
+        amount: usd(minor),
+        reason: None,
+        idempotency_key: key.to_owned(),
+    };
+    assert_eq!(
+        gateway.refund(&refund(100, "a")).await,
+        Err(GatewayError::NotFound)
+    );
+    let event = FakeEvent::new("evt_1", "charge.succeeded")
+        .with_payment_intent("pi_announced")
+        .with_fact(PaymentFact::PaymentSucceeded { amount: usd(700) });
+    let (body, signature) = FakeGateway::signed_event(&event);
+    gateway.verify_webhook(&body, Some(&signature)).unwrap();
+    // A forged (badly signed) announcement teaches the fake nothing.
+    let forged = FakeEvent::new("evt_2", "charge.succeeded")
+        .with_payment_intent("pi_forged")
+        .with_fact(PaymentFact::PaymentSucceeded { amount: usd(700) });
+    assert!(gateway
+        .verify_webhook(&forged.to_body(), Some("fake-v1=00"))
+        .is_err());
+
+    assert_eq!(
+        gateway.refund(&refund(700, "b")).await.unwrap().amount,
+        usd(700)
+    );
+    assert!(matches!(
+        gateway.refund(&refund(1, "c")).await,
+        Err(GatewayError::Rejected { .. })
+    ));
+    let forged_refund = RefundRequest {
+        payment_intent_id: "pi_forged".to_owned(),
+        ..refund(1, "d")
+    };
+    assert_eq!(
+        gateway.refund(&forged_refund).await,
+        Err(GatewayError::NotFound)
+    );
 }
 
 #[test]
