@@ -6,12 +6,27 @@ pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> OffsetDateTime;
 }
 
-/// The real wall clock.
+/// The real wall clock, at microsecond precision: what SQL timestamps keep, so a value
+/// read back from storage equals the one written.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
+        let now = OffsetDateTime::now_utc();
+        let micros = now.nanosecond() / 1_000 * 1_000;
+        now.replace_nanosecond(micros).unwrap_or(now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_clock_ticks_in_whole_microseconds() {
+        for _ in 0..100 {
+            assert_eq!(SystemClock.now().nanosecond() % 1_000, 0);
+        }
     }
 }
