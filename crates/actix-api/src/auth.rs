@@ -72,9 +72,19 @@ impl JwtKeys {
     ///
     /// # Errors
     /// Only if signing itself fails.
-    pub fn issue_with_expiry(&self, user: UserId, iat: OffsetDateTime, exp: OffsetDateTime) -> Result<String, ApiError> {
-        let claims = Claims { user_id: user.to_string(), iat: iat.unix_timestamp(), exp: exp.unix_timestamp() };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(ApiError::internal)
+    pub fn issue_with_expiry(
+        &self,
+        user: UserId,
+        iat: OffsetDateTime,
+        exp: OffsetDateTime,
+    ) -> Result<String, ApiError> {
+        let claims = Claims {
+            user_id: user.to_string(),
+            iat: iat.unix_timestamp(),
+            exp: exp.unix_timestamp(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(ApiError::internal)
     }
 
     /// The user a token names, if it is authentic and unexpired.
@@ -83,7 +93,10 @@ impl JwtKeys {
     /// [`TokenError`] for anything else.
     pub fn verify(&self, token: &str) -> Result<UserId, TokenError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?;
-        data.claims.user_id.parse().map_err(|_| TokenError::BadSubject)
+        data.claims
+            .user_id
+            .parse()
+            .map_err(|_| TokenError::BadSubject)
     }
 }
 
@@ -95,7 +108,9 @@ pub fn token_from_request(req: &HttpRequest) -> Option<String> {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| {
             let (scheme, token) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_owned())
         })
         .filter(|token| !token.is_empty());
     bearer.or_else(|| {
@@ -136,9 +151,13 @@ mod tests {
         assert_eq!(keys.verify(&token).unwrap(), user);
         let mut peek = Validation::new(Algorithm::HS256);
         peek.insecure_disable_signature_validation();
-        let insecure = jsonwebtoken::decode::<serde_json::Value>(&token, &DecodingKey::from_secret(b""), &peek)
-            .unwrap()
-            .claims;
+        let insecure = jsonwebtoken::decode::<serde_json::Value>(
+            &token,
+            &DecodingKey::from_secret(b""),
+            &peek,
+        )
+        .unwrap()
+        .claims;
         assert_eq!(insecure["userId"], user.to_string());
         assert!(insecure["exp"].as_i64().unwrap() - insecure["iat"].as_i64().unwrap() == 86_400);
     }
@@ -149,7 +168,9 @@ mod tests {
         let other = JwtKeys::new(b"another-secret-another-secret-xx");
         let user = UserId::from_uuid(Uuid::new_v4());
         let now = OffsetDateTime::now_utc();
-        let expired = keys.issue_with_expiry(user, now - Duration::days(2), now - Duration::minutes(5)).unwrap();
+        let expired = keys
+            .issue_with_expiry(user, now - Duration::days(2), now - Duration::minutes(5))
+            .unwrap();
         assert!(keys.verify(&expired).is_err());
         assert!(keys.verify(&other.issue(user, now).unwrap()).is_err());
         assert!(keys.verify("not.a.jwt").is_err());
@@ -160,10 +181,19 @@ mod tests {
     #[test]
     fn session_cookie_flags() {
         let cookie = session_cookie("t".into(), true).to_string();
-        for flag in ["token=t", "HttpOnly", "SameSite=Strict", "Secure", "Path=/", "Max-Age=86400"] {
+        for flag in [
+            "token=t",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Secure",
+            "Path=/",
+            "Max-Age=86400",
+        ] {
             assert!(cookie.contains(flag), "{cookie}");
         }
-        assert!(!session_cookie("t".into(), false).to_string().contains("Secure"));
+        assert!(!session_cookie("t".into(), false)
+            .to_string()
+            .contains("Secure"));
         assert!(clearing_cookie(false).to_string().contains("Max-Age=0"));
     }
 }
@@ -192,14 +222,16 @@ async fn authenticate(req: HttpRequest) -> Result<Option<lms_domain::User>, ApiE
         Ok(id) => id,
         Err(err) => {
             tracing::debug!(error = %err, "token refused");
-            return Err(ApiError::unauthorized("Your session is invalid or has expired. Please sign in again."));
+            return Err(ApiError::unauthorized(
+                "Your session is invalid or has expired. Please sign in again.",
+            ));
         }
     };
     match state.services.current_user(user_id).await {
         Ok(user) => Ok(Some(user)),
-        Err(lms_application::AppError::NotFound(_)) => {
-            Err(ApiError::unauthorized("Your session is invalid or has expired. Please sign in again."))
-        }
+        Err(lms_application::AppError::NotFound(_)) => Err(ApiError::unauthorized(
+            "Your session is invalid or has expired. Please sign in again.",
+        )),
         Err(err) => Err(err.into()),
     }
 }
@@ -213,7 +245,9 @@ impl actix_web::FromRequest for AuthenticatedUser {
         Box::pin(async move {
             match authenticate(req).await? {
                 Some(user) => Ok(AuthenticatedUser(user)),
-                None => Err(ApiError::unauthorized("Authentication required. Please sign in.")),
+                None => Err(ApiError::unauthorized(
+                    "Authentication required. Please sign in.",
+                )),
             }
         })
     }
@@ -229,7 +263,9 @@ impl actix_web::FromRequest for MaybeUser {
             match authenticate(req).await {
                 Ok(user) => Ok(MaybeUser(user)),
                 // A stale token on a public route: answer as for anyone.
-                Err(err) if err.status == actix_web::http::StatusCode::UNAUTHORIZED => Ok(MaybeUser(None)),
+                Err(err) if err.status == actix_web::http::StatusCode::UNAUTHORIZED => {
+                    Ok(MaybeUser(None))
+                }
                 Err(err) => Err(err),
             }
         })

@@ -22,7 +22,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { field: field.into(), message: message.into() }
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -43,7 +46,13 @@ pub const GENERIC_5XX: &str = "Something went wrong on our side. Please try agai
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), errors: Vec::new(), cause: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            errors: Vec::new(),
+            cause: None,
+        }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -51,10 +60,18 @@ impl ApiError {
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let message = errors
-            .first()
-            .map_or_else(|| "The request is invalid.".to_owned(), |e| e.message.clone());
-        Self { errors, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", message) }
+        let message = errors.first().map_or_else(
+            || "The request is invalid.".to_owned(),
+            |e| e.message.clone(),
+        );
+        Self {
+            errors,
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "VALIDATION_ERROR",
+                message,
+            )
+        }
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -75,12 +92,22 @@ impl ApiError {
 
     /// A 500 whose cause is logged, never shown.
     pub fn internal(cause: impl fmt::Display) -> Self {
-        Self { cause: Some(cause.to_string()), ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL_ERROR", GENERIC_5XX) }
+        Self {
+            cause: Some(cause.to_string()),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                GENERIC_5XX,
+            )
+        }
     }
 
     /// Retryable: a dependency is down.
     pub fn unavailable(code: &'static str, cause: impl fmt::Display) -> Self {
-        Self { cause: Some(cause.to_string()), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, GENERIC_5XX) }
+        Self {
+            cause: Some(cause.to_string()),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, GENERIC_5XX)
+        }
     }
 
     pub fn with_cause(mut self, cause: impl fmt::Display) -> Self {
@@ -96,14 +123,24 @@ impl ApiError {
             status: if server { "error" } else { "fail" },
             message: if server { GENERIC_5XX } else { &self.message },
             code: self.code,
-            errors: if self.errors.is_empty() { None } else { Some(&self.errors) },
+            errors: if self.errors.is_empty() {
+                None
+            } else {
+                Some(&self.errors)
+            },
         }
     }
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)?;
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )?;
         if let Some(cause) = &self.cause {
             write!(f, " (cause: {cause})")?;
         }
@@ -130,7 +167,11 @@ impl ResponseError for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = self.status.as_u16(), code = self.code, cause = ?self.cause, "request failed");
         } else {
-            tracing::debug!(status = self.status.as_u16(), code = self.code, "request refused");
+            tracing::debug!(
+                status = self.status.as_u16(),
+                code = self.code,
+                "request refused"
+            );
         }
         let mut response = HttpResponse::build(self.status);
         if self.status == StatusCode::UNAUTHORIZED {
@@ -143,7 +184,9 @@ impl ResponseError for ApiError {
 /// Maps actix's JSON extractor errors to the envelope (wired through `JsonConfig`).
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let api = match &err {
-        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => payload_too_large(),
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            payload_too_large()
+        }
         JsonPayloadError::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UNSUPPORTED_MEDIA_TYPE",
@@ -153,7 +196,9 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
             // Well-formed JSON with a missing or mistyped field.
             ApiError::validation(vec![FieldError::new(field_of(inner), inner.to_string())])
         }
-        JsonPayloadError::Deserialize(_) => ApiError::bad_request("INVALID_JSON", "The request body is not valid JSON."),
+        JsonPayloadError::Deserialize(_) => {
+            ApiError::bad_request("INVALID_JSON", "The request body is not valid JSON.")
+        }
         JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => payload_too_large(),
         _ => ApiError::bad_request("INVALID_BODY", "The request body could not be read."),
     };
@@ -163,11 +208,17 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
 /// serde_json names the field in messages like "missing field `title`"; pull it out.
 fn field_of(err: &serde_json::Error) -> String {
     let text = err.to_string();
-    text.split('`').nth(1).map_or_else(|| "body".to_owned(), str::to_owned)
+    text.split('`')
+        .nth(1)
+        .map_or_else(|| "body".to_owned(), str::to_owned)
 }
 
 fn payload_too_large() -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "The request body is too large.")
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        "The request body is too large.",
+    )
 }
 
 /// Maps query-string errors (`?page=abc`) to the envelope.
@@ -187,8 +238,12 @@ pub async fn not_found() -> HttpResponse {
 
 /// Known route, wrong method.
 pub async fn method_not_allowed() -> HttpResponse {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "Method not allowed on this route.")
-        .error_response()
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "Method not allowed on this route.",
+    )
+    .error_response()
 }
 
 /// Machine code for a status, for errors produced outside our handlers.
@@ -250,9 +305,10 @@ pub fn envelope_fallback<B: MessageBody + 'static>(
             rebuilt.headers_mut().append(name.clone(), value.clone());
         }
     }
-    rebuilt
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    rebuilt.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     let res = ServiceResponse::new(req, rebuilt).map_into_right_body();
     Ok(ErrorHandlerResponse::Response(res))
 }
@@ -266,37 +322,62 @@ impl From<lms_application::AppError> for ApiError {
         use lms_ports::GatewayError as G;
         match err {
             E::Validation(fields) => ApiError::validation(
-                fields.into_iter().map(|f| FieldError::new(f.field, f.message)).collect(),
+                fields
+                    .into_iter()
+                    .map(|f| FieldError::new(f.field, f.message))
+                    .collect(),
             ),
-            E::InvalidCredentials => {
-                ApiError::new(StatusCode::UNAUTHORIZED, "INVALID_CREDENTIALS", "Invalid email or password.")
+            E::InvalidCredentials => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_CREDENTIALS",
+                "Invalid email or password.",
+            ),
+            E::EmailTaken => {
+                ApiError::conflict("EMAIL_TAKEN", "An account with this email already exists.")
             }
-            E::EmailTaken => ApiError::conflict("EMAIL_TAKEN", "An account with this email already exists."),
             E::Forbidden => ApiError::forbidden("You are not allowed to do this."),
-            E::NotFound("course") => ApiError::new(StatusCode::NOT_FOUND, "COURSE_NOT_FOUND", "Course not found."),
-            E::NotFound("purchase") => {
-                ApiError::new(StatusCode::NOT_FOUND, "PURCHASE_NOT_FOUND", "Purchase not found.")
-            }
+            E::NotFound("course") => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "COURSE_NOT_FOUND",
+                "Course not found.",
+            ),
+            E::NotFound("purchase") => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "PURCHASE_NOT_FOUND",
+                "Purchase not found.",
+            ),
             E::NotFound(what) => ApiError::not_found(format!("{} not found.", capitalise(what))),
-            E::AlreadyPurchased => ApiError::conflict("ALREADY_PURCHASED", "You have already purchased this course."),
-            E::OwnCourse => ApiError::conflict("OWN_COURSE", "Instructors cannot buy their own course."),
+            E::AlreadyPurchased => ApiError::conflict(
+                "ALREADY_PURCHASED",
+                "You have already purchased this course.",
+            ),
+            E::OwnCourse => {
+                ApiError::conflict("OWN_COURSE", "Instructors cannot buy their own course.")
+            }
             E::PaymentInProgress => ApiError::conflict(
                 "PAYMENT_IN_PROGRESS",
                 "A payment for this course is already in progress. Please wait for it to complete.",
             ),
-            E::NotRefundable(reason) => {
-                ApiError::conflict("NOT_REFUNDABLE", format!("This purchase cannot be refunded: {reason}."))
-            }
+            E::NotRefundable(reason) => ApiError::conflict(
+                "NOT_REFUNDABLE",
+                format!("This purchase cannot be refunded: {reason}."),
+            ),
             E::WebhookRejected(rejection) => {
                 ApiError::bad_request("INVALID_WEBHOOK", format!("Webhook rejected: {rejection}."))
             }
             E::Gateway(gateway) => {
                 let cause = gateway.to_string();
                 match gateway {
-                    G::Unavailable(_) => ApiError::unavailable("PAYMENT_PROVIDER_UNAVAILABLE", cause),
+                    G::Unavailable(_) => {
+                        ApiError::unavailable("PAYMENT_PROVIDER_UNAVAILABLE", cause)
+                    }
                     G::Rejected { .. } | G::NotFound | G::Misconfigured(_) | G::Unexpected(_) => {
-                        ApiError::new(StatusCode::BAD_GATEWAY, "PAYMENT_PROVIDER_ERROR", GENERIC_5XX)
-                            .with_cause(cause)
+                        ApiError::new(
+                            StatusCode::BAD_GATEWAY,
+                            "PAYMENT_PROVIDER_ERROR",
+                            GENERIC_5XX,
+                        )
+                        .with_cause(cause)
                     }
                 }
             }
@@ -308,5 +389,7 @@ impl From<lms_application::AppError> for ApiError {
 
 fn capitalise(word: &str) -> String {
     let mut chars = word.chars();
-    chars.next().map_or_else(String::new, |first| first.to_uppercase().chain(chars).collect())
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }

@@ -81,13 +81,20 @@ pub struct ApiState {
 
 impl fmt::Debug for ApiState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiState").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("ApiState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
 impl ApiState {
     pub fn new(services: Arc<Services>, jwt_secret: &[u8], settings: ApiSettings) -> Self {
-        Self { services, jwt: JwtKeys::new(jwt_secret), settings: Arc::new(settings), started_at: Instant::now() }
+        Self {
+            services,
+            jwt: JwtKeys::new(jwt_secret),
+            settings: Arc::new(settings),
+            started_at: Instant::now(),
+        }
     }
 }
 

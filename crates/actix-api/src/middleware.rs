@@ -21,7 +21,9 @@ fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
     let value = req.headers().get(&REQUEST_ID)?.to_str().ok()?.trim();
     let sane = !value.is_empty()
         && value.len() <= 128
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     sane.then(|| value.to_owned())
 }
 
@@ -45,7 +47,11 @@ pub async fn request_id(
     let started = Instant::now();
     // Inner layers turn errors into responses (handlers, `ErrorHandlers`); an `Err` here is
     // passed on for actix to render. The request must not be cloned before routing.
-    let mut res = next.call(req).instrument(span.clone()).await?.map_into_boxed_body();
+    let mut res = next
+        .call(req)
+        .instrument(span.clone())
+        .await?
+        .map_into_boxed_body();
     span.in_scope(|| {
         tracing::info!(
             status = res.status().as_u16(),
@@ -65,11 +71,20 @@ pub fn security_headers(hsts: bool) -> DefaultHeaders {
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add((header::REFERRER_POLICY, "no-referrer"))
-        .add((header::CONTENT_SECURITY_POLICY, "default-src 'none'; frame-ancestors 'none'"))
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'",
+        ))
         .add((header::CACHE_CONTROL, "no-store"))
-        .add((HeaderName::from_static("permissions-policy"), "interest-cohort=()"));
+        .add((
+            HeaderName::from_static("permissions-policy"),
+            "interest-cohort=()",
+        ));
     if hsts {
-        headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000; includeSubDomains"))
+        headers.add((
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=31536000; includeSubDomains",
+        ))
     } else {
         headers
     }
@@ -79,7 +94,12 @@ pub fn security_headers(hsts: bool) -> DefaultHeaders {
 pub fn cors(origins: &[String]) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods([Method::GET, Method::POST, Method::PATCH, Method::OPTIONS])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT, REQUEST_ID])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            REQUEST_ID,
+        ])
         .expose_headers([REQUEST_ID])
         .supports_credentials()
         .max_age(3600);

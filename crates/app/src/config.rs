@@ -62,8 +62,14 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("LOG_FORMAT", Some("json")),
     ("STRIPE_SECRET_KEY", None),
     ("STRIPE_WEBHOOK_SECRET", None),
-    ("STRIPE_SUCCESS_URL", Some("http://localhost:5173/payment/success?session_id={CHECKOUT_SESSION_ID}")),
-    ("STRIPE_CANCEL_URL", Some("http://localhost:5173/payment/cancel")),
+    (
+        "STRIPE_SUCCESS_URL",
+        Some("http://localhost:5173/payment/success?session_id={CHECKOUT_SESSION_ID}"),
+    ),
+    (
+        "STRIPE_CANCEL_URL",
+        Some("http://localhost:5173/payment/cancel"),
+    ),
     ("STRIPE_API_BASE", Some("https://api.stripe.com")),
     ("SHUTDOWN_TIMEOUT_SECS", Some("30")),
 ];
@@ -75,7 +81,9 @@ impl Settings {
     /// A message naming the first missing or invalid variable.
     pub fn load() -> anyhow::Result<Self> {
         let file = std::env::var("APP_CONFIG_FILE").ok().or_else(|| {
-            Path::new("config.toml").exists().then(|| "config.toml".to_owned())
+            Path::new("config.toml")
+                .exists()
+                .then(|| "config.toml".to_owned())
         });
         Self::from_sources(file.as_deref(), |name| std::env::var(name).ok())
     }
@@ -84,7 +92,10 @@ impl Settings {
     ///
     /// # Errors
     /// As [`Settings::load`].
-    pub fn from_sources(file: Option<&str>, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+    pub fn from_sources(
+        file: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
         let mut builder = Config::builder();
         for (name, default) in VARIABLES {
             if let Some(default) = default {
@@ -118,7 +129,8 @@ impl Settings {
         };
         let parsed = |name: &str| -> anyhow::Result<u64> {
             let raw = text(name)?;
-            raw.parse::<u64>().map_err(|_| anyhow!("{name} must be a non-negative integer, got {raw:?}"))
+            raw.parse::<u64>()
+                .map_err(|_| anyhow!("{name} must be a non-negative integer, got {raw:?}"))
         };
         let flag = |name: &str| -> anyhow::Result<bool> {
             let raw = text(name)?;
@@ -129,7 +141,8 @@ impl Settings {
             }
         };
 
-        let port = u16::try_from(parsed("PORT")?).map_err(|_| anyhow!("PORT must be at most 65535"))?;
+        let port =
+            u16::try_from(parsed("PORT")?).map_err(|_| anyhow!("PORT must be at most 65535"))?;
         let database_pool_size = u32::try_from(parsed("DATABASE_POOL_SIZE")?)
             .ok()
             .filter(|size| (1..=1000).contains(size))
@@ -157,7 +170,9 @@ impl Settings {
                 if s.starts_with("whsec_") {
                     Ok(Secret(s.to_owned()))
                 } else {
-                    Err(anyhow!("STRIPE_WEBHOOK_SECRET must hold whsec_... secrets, comma-separated"))
+                    Err(anyhow!(
+                        "STRIPE_WEBHOOK_SECRET must hold whsec_... secrets, comma-separated"
+                    ))
                 }
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -167,7 +182,9 @@ impl Settings {
 
         let url = |name: &str| -> anyhow::Result<String> {
             let value = text(name)?;
-            if !(value.starts_with("https://") || value.starts_with("http://")) || value.contains(char::is_whitespace) {
+            if !(value.starts_with("https://") || value.starts_with("http://"))
+                || value.contains(char::is_whitespace)
+            {
                 bail!("{name} must be an http(s) URL, got {value:?}");
             }
             Ok(value)
@@ -222,7 +239,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         move |name| map.get(name).cloned()
     }
 
@@ -234,7 +254,11 @@ mod tests {
     ];
 
     fn with(overrides: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-        let mut pairs: Vec<_> = VALID.iter().filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k)).copied().collect();
+        let mut pairs: Vec<_> = VALID
+            .iter()
+            .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
+            .copied()
+            .collect();
         pairs.extend(overrides.iter().filter(|(_, v)| !v.is_empty()).copied());
         pairs
     }
@@ -247,25 +271,43 @@ mod tests {
         assert!(settings.cookie_secure);
         assert_eq!(settings.database_pool_size, 10);
         assert_eq!(settings.log_format, LogFormat::Json);
-        assert_eq!(settings.cors_origins, vec!["http://localhost:5173".to_owned()]);
+        assert_eq!(
+            settings.cors_origins,
+            vec!["http://localhost:5173".to_owned()]
+        );
         assert_eq!(
             settings.stripe_success_url,
             "http://localhost:5173/payment/success?session_id={CHECKOUT_SESSION_ID}"
         );
-        assert_eq!(settings.stripe_cancel_url, "http://localhost:5173/payment/cancel");
+        assert_eq!(
+            settings.stripe_cancel_url,
+            "http://localhost:5173/payment/cancel"
+        );
         assert_eq!(settings.stripe_api_base, "https://api.stripe.com");
-        let secrets: Vec<_> = settings.stripe_webhook_secrets.iter().map(Secret::expose).collect();
+        let secrets: Vec<_> = settings
+            .stripe_webhook_secrets
+            .iter()
+            .map(Secret::expose)
+            .collect();
         assert_eq!(secrets, ["whsec_old", "whsec_new"]);
     }
 
     #[test]
     fn environment_overrides_defaults() {
-        let pairs = with(&[("PORT", "9000"), ("RUN_MIGRATIONS", "false"), ("LOG_FORMAT", "pretty"), ("CORS_ORIGINS", "https://a.io, https://b.io")]);
+        let pairs = with(&[
+            ("PORT", "9000"),
+            ("RUN_MIGRATIONS", "false"),
+            ("LOG_FORMAT", "pretty"),
+            ("CORS_ORIGINS", "https://a.io, https://b.io"),
+        ]);
         let settings = Settings::from_sources(None, env(&pairs)).unwrap();
         assert_eq!(settings.port, 9000);
         assert!(!settings.run_migrations);
         assert_eq!(settings.log_format, LogFormat::Pretty);
-        assert_eq!(settings.cors_origins, vec!["https://a.io".to_owned(), "https://b.io".to_owned()]);
+        assert_eq!(
+            settings.cors_origins,
+            vec!["https://a.io".to_owned(), "https://b.io".to_owned()]
+        );
     }
 
     #[test]
@@ -291,7 +333,10 @@ mod tests {
             (&[("DATABASE_URL", "mysql://x")], "DATABASE_URL"),
             (&[("STRIPE_SECRET_KEY", "")], "STRIPE_SECRET_KEY"),
             (&[("STRIPE_SECRET_KEY", "pk_test_x")], "STRIPE_SECRET_KEY"),
-            (&[("STRIPE_WEBHOOK_SECRET", "secret")], "STRIPE_WEBHOOK_SECRET"),
+            (
+                &[("STRIPE_WEBHOOK_SECRET", "secret")],
+                "STRIPE_WEBHOOK_SECRET",
+            ),
             (&[("PORT", "eighty")], "PORT"),
             (&[("PORT", "70000")], "PORT"),
             (&[("DATABASE_POOL_SIZE", "0")], "DATABASE_POOL_SIZE"),
@@ -301,7 +346,9 @@ mod tests {
             (&[("STRIPE_SUCCESS_URL", "not a url")], "STRIPE_SUCCESS_URL"),
         ];
         for (overrides, variable) in cases {
-            let err = Settings::from_sources(None, env(&with(overrides))).unwrap_err().to_string();
+            let err = Settings::from_sources(None, env(&with(overrides)))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(variable), "{overrides:?}: {err}");
         }
     }
@@ -310,7 +357,12 @@ mod tests {
     fn debug_output_never_shows_secrets() {
         let settings = Settings::from_sources(None, env(VALID)).unwrap();
         let debug = format!("{settings:?}");
-        for secret in ["0123456789abcdef", "sk_test_abc", "whsec_old", "postgres://postgres@"] {
+        for secret in [
+            "0123456789abcdef",
+            "sk_test_abc",
+            "whsec_old",
+            "postgres://postgres@",
+        ] {
             assert!(!debug.contains(secret), "{debug}");
         }
     }

@@ -29,7 +29,9 @@ fn parse_command(args: &[String]) -> Result<Command, String> {
     match args.get(1).map(String::as_str) {
         None | Some("serve") => Ok(Command::Serve),
         Some("migrate") => Ok(Command::Migrate),
-        Some(other) => Err(format!("unknown command {other:?}; usage: lms-app [serve|migrate]")),
+        Some(other) => Err(format!(
+            "unknown command {other:?}; usage: lms-app [serve|migrate]"
+        )),
     }
 }
 
@@ -38,7 +40,11 @@ fn init_tracing(format: LogFormat) {
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     // A subscriber may already be set (never in the binary); ignore that case.
     let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
         LogFormat::Pretty => builder.pretty().try_init(),
     };
 }
@@ -76,7 +82,9 @@ async fn main() -> ExitCode {
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let applied = run_migrations(settings.database_url.expose()).await.context("running migrations")?;
+    let applied = run_migrations(settings.database_url.expose())
+        .await
+        .context("running migrations")?;
     tracing::info!(count = applied.len(), versions = ?applied, "migrations applied");
     Ok(())
 }
@@ -85,14 +93,23 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     if settings.run_migrations {
         migrate(&settings).await?;
     }
-    let store = PgStore::connect_lazy(settings.database_url.expose(), settings.database_pool_size, DEFAULT_ACQUIRE_TIMEOUT);
+    let store = PgStore::connect_lazy(
+        settings.database_url.expose(),
+        settings.database_pool_size,
+        DEFAULT_ACQUIRE_TIMEOUT,
+    );
     match store.ping().await {
         Ok(detail) => tracing::info!(%detail, "database reachable"),
         // Start anyway: the health check reports 503 until the database is back.
         Err(err) => tracing::warn!(error = %err, "database not reachable at start-up"),
     }
 
-    let webhook_secrets = settings.stripe_webhook_secrets.iter().map(config::Secret::expose).collect::<Vec<_>>().join(",");
+    let webhook_secrets = settings
+        .stripe_webhook_secrets
+        .iter()
+        .map(config::Secret::expose)
+        .collect::<Vec<_>>()
+        .join(",");
     let stripe = StripeConfig::new(
         settings.stripe_secret_key.expose(),
         &webhook_secrets,
@@ -116,10 +133,19 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     api.cookie_secure = settings.cookie_secure;
     api.cors_origins = settings.cors_origins.clone();
     api.shutdown_timeout = Duration::from_secs(settings.shutdown_timeout_secs);
-    let state = ApiState::new(Arc::new(services), settings.jwt_secret.expose().as_bytes(), api);
+    let state = ApiState::new(
+        Arc::new(services),
+        settings.jwt_secret.expose().as_bytes(),
+        api,
+    );
 
-    let listener = TcpListener::bind((settings.host.as_str(), settings.port))
-        .with_context(|| format!("cannot listen on {}:{} (HOST/PORT)", settings.host, settings.port))?;
+    let listener =
+        TcpListener::bind((settings.host.as_str(), settings.port)).with_context(|| {
+            format!(
+                "cannot listen on {}:{} (HOST/PORT)",
+                settings.host, settings.port
+            )
+        })?;
     tracing::info!(address = %listener.local_addr()?, "listening");
     // actix handles SIGINT/SIGTERM: stop accepting, drain for up to the shutdown timeout.
     lms_actix_api::run(listener, state)?.await?;
@@ -135,8 +161,14 @@ mod tests {
     fn commands_default_to_serve() {
         let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
         assert_eq!(parse_command(&args(&["lms-app"])), Ok(Command::Serve));
-        assert_eq!(parse_command(&args(&["lms-app", "serve"])), Ok(Command::Serve));
-        assert_eq!(parse_command(&args(&["lms-app", "migrate"])), Ok(Command::Migrate));
+        assert_eq!(
+            parse_command(&args(&["lms-app", "serve"])),
+            Ok(Command::Serve)
+        );
+        assert_eq!(
+            parse_command(&args(&["lms-app", "migrate"])),
+            Ok(Command::Migrate)
+        );
         assert!(parse_command(&args(&["lms-app", "drop-db"])).is_err());
     }
 }

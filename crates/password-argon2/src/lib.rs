@@ -37,7 +37,11 @@ impl Argon2Hasher {
     ///
     /// # Errors
     /// [`PasswordHashError`] when argon2 refuses the parameters.
-    pub fn with_params(memory_kib: u32, passes: u32, lanes: u32) -> Result<Self, PasswordHashError> {
+    pub fn with_params(
+        memory_kib: u32,
+        passes: u32,
+        lanes: u32,
+    ) -> Result<Self, PasswordHashError> {
         let params = Params::new(memory_kib, passes, lanes, None)
             .map_err(|e| PasswordHashError(format!("invalid argon2 parameters: {e}")))?;
         Ok(Self { params })
@@ -62,7 +66,9 @@ impl PasswordHasher for Argon2Hasher {
             return false;
         };
         // Verification reads algorithm and parameters from the PHC string itself.
-        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
     }
 }
 

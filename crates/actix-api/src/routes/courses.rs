@@ -43,7 +43,8 @@ const DEFAULT_LIMIT: u32 = 10;
 
 /// A path id that is not a UUID names no course.
 pub(crate) fn course_id(raw: &str) -> Result<CourseId, ApiError> {
-    raw.parse().map_err(|_| ApiError::from(lms_application::AppError::NotFound("course")))
+    raw.parse()
+        .map_err(|_| ApiError::from(lms_application::AppError::NotFound("course")))
 }
 
 /// `POST /api/v1/courses`
@@ -52,8 +53,24 @@ pub async fn create(
     actor: AuthenticatedUser,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let CreateBody { title, subtitle, description, category, level, price_cents, currency } = body.into_inner();
-    let new = NewCourse { title, subtitle, description, category, level, price_cents, currency };
+    let CreateBody {
+        title,
+        subtitle,
+        description,
+        category,
+        level,
+        price_cents,
+        currency,
+    } = body.into_inner();
+    let new = NewCourse {
+        title,
+        subtitle,
+        description,
+        category,
+        level,
+        price_cents,
+        currency,
+    };
     let course = state.services.create_course(&actor.0, new).await?;
     Ok(HttpResponse::Created().json(json!({
         "success": true,
@@ -70,9 +87,26 @@ pub async fn update(
     body: web::Json<UpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = course_id(&path)?;
-    let UpdateBody { title, subtitle, description, category, level, price_cents, currency, is_published } =
-        body.into_inner();
-    let changes = CourseChanges { title, subtitle, description, category, level, price_cents, currency, is_published };
+    let UpdateBody {
+        title,
+        subtitle,
+        description,
+        category,
+        level,
+        price_cents,
+        currency,
+        is_published,
+    } = body.into_inner();
+    let changes = CourseChanges {
+        title,
+        subtitle,
+        description,
+        category,
+        level,
+        price_cents,
+        currency,
+        is_published,
+    };
     let course = state.services.update_course(&actor.0, id, changes).await?;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
@@ -82,8 +116,14 @@ pub async fn update(
 }
 
 /// `GET /api/v1/courses/published?page=&limit=`
-pub async fn published(state: web::Data<ApiState>, query: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
-    let page = PageRequest::new(query.page.unwrap_or(1), query.limit.unwrap_or(DEFAULT_LIMIT));
+pub async fn published(
+    state: web::Data<ApiState>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = PageRequest::new(
+        query.page.unwrap_or(1),
+        query.limit.unwrap_or(DEFAULT_LIMIT),
+    );
     let result = state.services.published_courses(page).await?;
     let total_pages = result.total.div_ceil(u64::from(page.limit));
     let courses: Vec<CourseDto> = result.items.iter().map(CourseDto::from).collect();
@@ -102,7 +142,11 @@ pub async fn published(state: web::Data<ApiState>, query: web::Query<PageQuery>)
 }
 
 /// `GET /api/v1/courses/{courseId}`: unpublished courses only for their owner or an admin.
-pub async fn get(state: web::Data<ApiState>, actor: MaybeUser, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn get(
+    state: web::Data<ApiState>,
+    actor: MaybeUser,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let id = course_id(&path)?;
     let course = state.services.course(actor.0.as_ref(), id).await?;
     Ok(HttpResponse::Ok().json(json!({"success": true, "course": CourseDto::from(&course)})))

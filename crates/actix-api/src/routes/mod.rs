@@ -27,7 +27,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &ApiSettings) {
                     .route(web::patch().to(courses::update)),
             )
             .service(
-                resource("/payments/create-checkout-session").route(web::post().to(payments::create_checkout_session)),
+                resource("/payments/create-checkout-session")
+                    .route(web::post().to(payments::create_checkout_session)),
             )
             .service(
                 resource("/payments/webhook")
@@ -39,7 +40,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &ApiSettings) {
                 resource("/payments/courses/{courseId}/purchase-status")
                     .route(web::get().to(payments::purchase_status)),
             )
-            .service(resource("/payments/purchased-courses").route(web::get().to(payments::purchased_courses)))
-            .service(resource("/payments/purchases/{purchaseId}/refund").route(web::post().to(payments::refund))),
+            .service(
+                resource("/payments/purchased-courses")
+                    .route(web::get().to(payments::purchased_courses)),
+            )
+            .service(
+                resource("/payments/purchases/{purchaseId}/refund")
+                    .route(web::post().to(payments::refund)),
+            ),
     );
 }

@@ -74,12 +74,16 @@ pub async fn create_checkout_session(
     let course = course_id(&body.course_id)?;
     let started = state.services.start_checkout(&actor.0, course).await?;
     let (mut response, message, session) = match &started {
-        CheckoutStarted::Created { session, .. } => {
-            (HttpResponse::Created(), "Stripe checkout initiated successfully.", session_json(session))
-        }
-        CheckoutStarted::Reused { session, .. } => {
-            (HttpResponse::Ok(), "Stripe checkout initiated successfully.", session_json(session))
-        }
+        CheckoutStarted::Created { session, .. } => (
+            HttpResponse::Created(),
+            "Stripe checkout initiated successfully.",
+            session_json(session),
+        ),
+        CheckoutStarted::Reused { session, .. } => (
+            HttpResponse::Ok(),
+            "Stripe checkout initiated successfully.",
+            session_json(session),
+        ),
         CheckoutStarted::FreeEnrollment { purchase } => (
             HttpResponse::Created(),
             "This course is free: you are enrolled.",
@@ -99,8 +103,15 @@ pub async fn create_checkout_session(
 /// `POST /api/v1/payments/webhook`: the raw body and the signature header go to the use case,
 /// which verifies before parsing. 2xx only once the event is safely stored (or is a duplicate,
 /// ignored or not ours); 400 on a bad signature; 5xx otherwise so the gateway retries.
-pub async fn webhook(state: web::Data<ApiState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let signature = req.headers().get("stripe-signature").and_then(|value| value.to_str().ok());
+pub async fn webhook(
+    state: web::Data<ApiState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let signature = req
+        .headers()
+        .get("stripe-signature")
+        .and_then(|value| value.to_str().ok());
     let outcome = state.services.handle_webhook(&body, signature).await?;
     tracing::debug!(?outcome, "webhook acknowledged");
     Ok(HttpResponse::Ok().json(json!({"received": true})))
@@ -114,8 +125,15 @@ pub async fn purchase_status(
     query: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let course = course_id(&path)?;
-    let session_id = query.session_id.as_deref().map(str::trim).filter(|s| !s.is_empty());
-    let view = state.services.purchase_status(&actor.0, course, session_id).await?;
+    let session_id = query
+        .session_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let view = state
+        .services
+        .purchase_status(&actor.0, course, session_id)
+        .await?;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
         "data": {
@@ -128,19 +146,30 @@ pub async fn purchase_status(
 }
 
 /// `GET /api/v1/payments/purchased-courses`: the course fields plus the purchase's.
-pub async fn purchased_courses(state: web::Data<ApiState>, actor: AuthenticatedUser) -> Result<HttpResponse, ApiError> {
+pub async fn purchased_courses(
+    state: web::Data<ApiState>,
+    actor: AuthenticatedUser,
+) -> Result<HttpResponse, ApiError> {
     let items = state.services.purchased_courses(&actor.0).await?;
     let mut data = Vec::with_capacity(items.len());
     for item in &items {
-        let mut entry = serde_json::to_value(CourseDto::from(&item.course)).map_err(ApiError::internal)?;
+        let mut entry =
+            serde_json::to_value(CourseDto::from(&item.course)).map_err(ApiError::internal)?;
         if let Some(object) = entry.as_object_mut() {
             object.insert("purchaseId".to_owned(), json!(item.purchase.id.to_string()));
             object.insert("amountCents".to_owned(), json!(item.purchase.price.minor()));
             // What was paid, in the currency paid (the course price may have changed since).
-            object.insert("currency".to_owned(), json!(item.purchase.price.currency().code()));
+            object.insert(
+                "currency".to_owned(),
+                json!(item.purchase.price.currency().code()),
+            );
             object.insert(
                 "purchasedAt".to_owned(),
-                json!(item.purchase.created_at.format(&Rfc3339).unwrap_or_default()),
+                json!(item
+                    .purchase
+                    .created_at
+                    .format(&Rfc3339)
+                    .unwrap_or_default()),
             );
         }
         data.push(entry);
@@ -156,9 +185,17 @@ pub async fn refund(
     path: web::Path<String>,
     body: web::Json<RefundBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let purchase_id: PurchaseId = path.parse().map_err(|_| ApiError::from(AppError::NotFound("purchase")))?;
-    let RefundBody { amount_cents, reason } = body.into_inner();
-    let purchase = state.services.refund(&actor.0, purchase_id, amount_cents, reason).await?;
+    let purchase_id: PurchaseId = path
+        .parse()
+        .map_err(|_| ApiError::from(AppError::NotFound("purchase")))?;
+    let RefundBody {
+        amount_cents,
+        reason,
+    } = body.into_inner();
+    let purchase = state
+        .services
+        .refund(&actor.0, purchase_id, amount_cents, reason)
+        .await?;
     Ok(HttpResponse::Accepted().json(json!({
         "success": true,
         "message": "Refund requested.",

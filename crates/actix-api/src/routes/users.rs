@@ -25,26 +25,56 @@ pub struct SignInBody {
 }
 
 /// 201/200 with `{success, message, user, token}` and the session cookie.
-fn signed_in(state: &ApiState, user: &User, created: bool, message: &str) -> Result<HttpResponse, ApiError> {
+fn signed_in(
+    state: &ApiState,
+    user: &User,
+    created: bool,
+    message: &str,
+) -> Result<HttpResponse, ApiError> {
     let token = state.jwt.issue(user.id, OffsetDateTime::now_utc())?;
-    let mut response = if created { HttpResponse::Created() } else { HttpResponse::Ok() };
-    Ok(response.cookie(session_cookie(token.clone(), state.settings.cookie_secure)).json(json!({
-        "success": true,
-        "message": message,
-        "user": UserDto::from(user),
-        "token": token,
-    })))
+    let mut response = if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    };
+    Ok(response
+        .cookie(session_cookie(token.clone(), state.settings.cookie_secure))
+        .json(json!({
+            "success": true,
+            "message": message,
+            "user": UserDto::from(user),
+            "token": token,
+        })))
 }
 
 /// `POST /api/v1/user/signup`
-pub async fn sign_up(state: web::Data<ApiState>, body: web::Json<SignUpBody>) -> Result<HttpResponse, ApiError> {
-    let SignUpBody { name, email, password, role } = body.into_inner();
-    let user = state.services.sign_up(SignUp { name, email, password, role }).await?;
+pub async fn sign_up(
+    state: web::Data<ApiState>,
+    body: web::Json<SignUpBody>,
+) -> Result<HttpResponse, ApiError> {
+    let SignUpBody {
+        name,
+        email,
+        password,
+        role,
+    } = body.into_inner();
+    let user = state
+        .services
+        .sign_up(SignUp {
+            name,
+            email,
+            password,
+            role,
+        })
+        .await?;
     signed_in(&state, &user, true, "User registered successfully.")
 }
 
 /// `POST /api/v1/user/signin`
-pub async fn sign_in(state: web::Data<ApiState>, body: web::Json<SignInBody>) -> Result<HttpResponse, ApiError> {
+pub async fn sign_in(
+    state: web::Data<ApiState>,
+    body: web::Json<SignInBody>,
+) -> Result<HttpResponse, ApiError> {
     let user = state.services.sign_in(&body.email, &body.password).await?;
     signed_in(&state, &user, false, "Signed in successfully.")
 }
@@ -58,7 +88,10 @@ pub async fn sign_out(state: web::Data<ApiState>) -> HttpResponse {
 }
 
 /// `GET /api/v1/user/profile`: the user with `enrolledCourses`.
-pub async fn profile(state: web::Data<ApiState>, actor: AuthenticatedUser) -> Result<HttpResponse, ApiError> {
+pub async fn profile(
+    state: web::Data<ApiState>,
+    actor: AuthenticatedUser,
+) -> Result<HttpResponse, ApiError> {
     let AuthenticatedUser(user) = actor;
     let enrolled = state.services.profile(&user).await?;
     let mut body = serde_json::to_value(UserDto::from(&user)).map_err(ApiError::internal)?;

@@ -1,8 +1,6 @@
-use crate::helpers::spawn_app;
+use crate::helpers::TestApp;
 
-#[tokio::test]
-async fn healthcheck_reports_ok_then_503_when_the_database_is_down() {
-    let app = spawn_app().await;
+async fn healthcheck_reports_ok_then_503_when_the_database_is_down(app: TestApp) {
     let ok = app.get("/api/v1/healthcheck", None).await;
     assert_eq!(ok.status, 200, "{}", ok.text);
     assert_eq!(ok.json["status"], "OK");
@@ -19,13 +17,15 @@ async fn healthcheck_reports_ok_then_503_when_the_database_is_down() {
         assert_eq!(down.json["services"]["database"]["status"], "DOWN");
         assert_ne!(down.json["status"], "OK");
         assert!(down.json["timeStamp"].is_string());
-        assert!(!down.text.to_lowercase().contains("unavailable:"), "{}", down.text);
+        assert!(
+            !down.text.to_lowercase().contains("unavailable:"),
+            "{}",
+            down.text
+        );
     }
 }
 
-#[tokio::test]
-async fn storage_outage_on_a_normal_route_is_a_generic_5xx() {
-    let app = spawn_app().await;
+async fn storage_outage_on_a_normal_route_is_a_generic_5xx(app: TestApp) {
     let user = app.user("student").await;
     if !app.break_store() {
         return;
@@ -34,8 +34,17 @@ async fn storage_outage_on_a_normal_route_is_a_generic_5xx() {
     assert!(resp.status == 503 || resp.status == 500, "{}", resp.text);
     assert_eq!(resp.json["status"], "error");
     assert_eq!(resp.json["message"], lms_actix_api::error::GENERIC_5XX);
-    assert!(!resp.text.to_lowercase().contains("storage"), "{}", resp.text);
+    assert!(
+        !resp.text.to_lowercase().contains("storage"),
+        "{}",
+        resp.text
+    );
     let courses = app.get("/api/v1/courses/published", None).await;
     assert!(courses.status >= 500);
     assert_eq!(courses.json["message"], lms_actix_api::error::GENERIC_5XX);
 }
+
+crate::per_wiring!(
+    healthcheck_reports_ok_then_503_when_the_database_is_down,
+    storage_outage_on_a_normal_route_is_a_generic_5xx
+);

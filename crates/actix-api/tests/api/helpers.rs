@@ -1,10 +1,11 @@
 //! `spawn_app()`: the real server on 127.0.0.1:0 over swappable adapters, with typed request
 //! helpers and handles on the adapters to assert stored state.
 
+use crate::stripe_stand_in::StripeStandIn;
 use lms_actix_api::{run, ApiSettings, ApiState};
 use lms_domain::{Currency, Money, PaymentFact, Purchase, PurchaseId};
 use lms_in_memory::{FakeEvent, FakeGateway, InMemoryStore, ManualClock};
-use lms_ports::{PurchaseRepo, StorageHealth};
+use lms_ports::{GatewayError, PurchaseRepo, RefundStatus};
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use std::net::TcpListener;
@@ -13,7 +14,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
-pub const SUCCESS_URL: &str = "http://localhost:5173/payment/success?session_id={CHECKOUT_SESSION_ID}";
+pub const SUCCESS_URL: &str =
+    "http://localhost:5173/payment/success?session_id={CHECKOUT_SESSION_ID}";
 pub const FRONTEND: &str = "http://localhost:5173";
 
 /// Which adapters sit behind the API.
@@ -21,23 +23,34 @@ pub const FRONTEND: &str = "http://localhost:5173";
 pub enum Wiring {
     /// InMemoryStore + FakeGateway.
     Memory,
+    /// PgStore on a fresh database + the Stripe adapter against a wiremock stand-in.
+    PostgresStripe,
 }
 
 /// The gateway handle a test can script and inspect.
 pub enum Gateway {
     Fake(FakeGateway),
+    Stripe(StripeStandIn),
+}
+
+/// A gateway failure to script, in terms both wirings can produce.
+#[derive(Debug, Clone, Copy)]
+pub enum Outage {
+    /// Connection trouble or 5xx: retryable.
+    Unavailable,
+    /// Our credentials are refused.
+    Misconfigured,
 }
 
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    pub wiring: Wiring,
     pub memory: Option<InMemoryStore>,
     pub purchases: Arc<dyn PurchaseRepo>,
-    pub health: Arc<dyn StorageHealth>,
     pub gateway: Gateway,
     pub clock: ManualClock,
-    pub state: ApiState,
+    /// Keeps the per-test database alive; dropping it drops the database.
+    _db: Option<crate::wiring::TestDb>,
 }
 
 /// A response, read whole.
@@ -51,7 +64,10 @@ pub struct Resp {
 
 impl Resp {
     pub fn set_cookie(&self) -> Option<String> {
-        self.headers.get("set-cookie").and_then(|v| v.to_str().ok()).map(str::to_owned)
+        self.headers
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     }
 
     /// Asserts the error envelope with an exact status and code.
@@ -62,9 +78,15 @@ impl Resp {
         assert_eq!(self.json["code"], code, "body: {}", self.text);
         let kind = if status >= 500 { "error" } else { "fail" };
         assert_eq!(self.json["status"], kind, "body: {}", self.text);
-        assert!(self.json["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {}", self.text);
+        assert!(
+            self.json["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "body: {}",
+            self.text
+        );
         assert_eq!(
-            self.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
             Some("application/json"),
             "body: {}",
             self.text
@@ -91,15 +113,36 @@ pub struct Checkout {
     pub currency: String,
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(Wiring::Memory).await
-}
-
 pub async fn spawn_app_with(wiring: Wiring) -> TestApp {
     let clock = ManualClock::new(OffsetDateTime::now_utc());
-    let store = InMemoryStore::new();
-    let gateway = FakeGateway::new();
-    let services = crate::wiring::memory_services(&store, &gateway, &clock);
+    let (services, memory, purchases, gateway, db) = match wiring {
+        Wiring::Memory => {
+            let store = InMemoryStore::new();
+            let gateway = FakeGateway::new();
+            let services = crate::wiring::memory_services(&store, &gateway, &clock);
+            let purchases: Arc<dyn PurchaseRepo> = Arc::new(store.clone());
+            (
+                services,
+                Some(store),
+                purchases,
+                Gateway::Fake(gateway),
+                None,
+            )
+        }
+        Wiring::PostgresStripe => {
+            let db = crate::wiring::TestDb::migrated().await;
+            let stand_in = StripeStandIn::start().await;
+            let (services, store) = crate::wiring::postgres_stripe_services(&db, &stand_in, &clock);
+            let purchases: Arc<dyn PurchaseRepo> = Arc::new(store);
+            (
+                services,
+                None,
+                purchases,
+                Gateway::Stripe(stand_in),
+                Some(db),
+            )
+        }
+    };
     let mut settings = ApiSettings::new(SUCCESS_URL);
     settings.cookie_secure = true;
     settings.cors_origins = vec![FRONTEND.to_owned()];
@@ -108,18 +151,19 @@ pub async fn spawn_app_with(wiring: Wiring) -> TestApp {
     let state = ApiState::new(Arc::new(services), JWT_SECRET.as_bytes(), settings);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let server = run(listener, state.clone()).unwrap();
+    let server = run(listener, state).unwrap();
     tokio::spawn(server);
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
-        client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
-        wiring,
-        memory: Some(store.clone()),
-        purchases: Arc::new(store.clone()),
-        health: Arc::new(store),
-        gateway: Gateway::Fake(gateway),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        memory,
+        purchases,
+        gateway,
         clock,
-        state,
+        _db: db,
     }
 }
 
@@ -133,7 +177,12 @@ impl TestApp {
         let headers = response.headers().clone();
         let text = response.text().await.unwrap();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Resp { status, headers, text, json }
+        Resp {
+            status,
+            headers,
+            text,
+            json,
+        }
     }
 
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Resp {
@@ -201,15 +250,23 @@ impl TestApp {
         let course = self.create_course(instructor, price_cents).await;
         let id = course["id"].as_str().unwrap().to_owned();
         let resp = self
-            .patch(&format!("/api/v1/courses/{id}"), Some(&instructor.token), &json!({"isPublished": true}))
+            .patch(
+                &format!("/api/v1/courses/{id}"),
+                Some(&instructor.token),
+                &json!({"isPublished": true}),
+            )
             .await;
         assert_eq!(resp.status, 200, "{}", resp.text);
         id
     }
 
     pub async fn checkout_raw(&self, student: &TestUser, course_id: &str) -> Resp {
-        self.post("/api/v1/payments/create-checkout-session", Some(&student.token), &json!({"courseId": course_id}))
-            .await
+        self.post(
+            "/api/v1/payments/create-checkout-session",
+            Some(&student.token),
+            &json!({"courseId": course_id}),
+        )
+        .await
     }
 
     pub async fn checkout(&self, student: &TestUser, course_id: &str) -> Checkout {
@@ -226,7 +283,11 @@ impl TestApp {
     }
 
     pub async fn status_of(&self, student: &TestUser, course_id: &str) -> Resp {
-        self.get(&format!("/api/v1/payments/courses/{course_id}/purchase-status"), Some(&student.token)).await
+        self.get(
+            &format!("/api/v1/payments/courses/{course_id}/purchase-status"),
+            Some(&student.token),
+        )
+        .await
     }
 
     pub async fn webhook(&self, body: Vec<u8>, signature: Option<&str>) -> Resp {
@@ -252,44 +313,83 @@ impl TestApp {
         Money::new(cents, Currency::parse(currency).unwrap()).unwrap()
     }
 
-    /// A signed event carrying `facts` about the checkout's purchase.
-    pub fn event(&self, event_id: &str, event_type: &str, checkout: &Checkout, facts: &[PaymentFact]) -> (Vec<u8>, String) {
+    /// A signed event carrying `facts` about the checkout's purchase, in the wiring's format.
+    pub fn event(
+        &self,
+        event_id: &str,
+        event_type: &str,
+        checkout: &Checkout,
+        facts: &[PaymentFact],
+    ) -> (Vec<u8>, String) {
         match &self.gateway {
             Gateway::Fake(_) => {
                 let mut event = FakeEvent::new(event_id, event_type)
                     .for_purchase(checkout.purchase_id.parse().unwrap())
                     .with_session(checkout.session_id.clone())
-                    .with_payment_intent(format!("pi_{}", checkout.purchase_id.replace('-', "")));
+                    .with_payment_intent(Self::payment_intent_of(checkout));
                 for fact in facts {
                     event = event.with_fact(*fact);
                 }
                 FakeGateway::signed_event(&event)
             }
+            Gateway::Stripe(_) => {
+                use lms_ports::Clock;
+                let now = self.clock.now().unix_timestamp();
+                crate::stripe_stand_in::signed_event(event_id, event_type, checkout, facts, now)
+            }
         }
     }
 
     pub fn paid_event(&self, event_id: &str, checkout: &Checkout) -> (Vec<u8>, String) {
+        // The gateway's own state follows the event (its refunds need a captured payment).
+        self.pay_session(&checkout.session_id, &Self::payment_intent_of(checkout));
         let amount = Self::money(checkout.amount_cents, &checkout.currency);
-        self.event(event_id, "checkout.session.completed", checkout, &[PaymentFact::PaymentSucceeded { amount }])
+        self.event(
+            event_id,
+            "checkout.session.completed",
+            checkout,
+            &[PaymentFact::PaymentSucceeded { amount }],
+        )
     }
 
-    pub fn refunded_event(&self, event_id: &str, checkout: &Checkout, total_cents: i64) -> (Vec<u8>, String) {
+    pub fn refunded_event(
+        &self,
+        event_id: &str,
+        checkout: &Checkout,
+        total_cents: i64,
+    ) -> (Vec<u8>, String) {
         let total = Self::money(total_cents, &checkout.currency);
-        self.event(event_id, "charge.refunded", checkout, &[PaymentFact::Refunded { total }])
+        self.event(
+            event_id,
+            "charge.refunded",
+            checkout,
+            &[PaymentFact::Refunded { total }],
+        )
     }
 
     pub fn processing_event(&self, event_id: &str, checkout: &Checkout) -> (Vec<u8>, String) {
-        self.event(event_id, "checkout.session.completed", checkout, &[PaymentFact::PaymentProcessing])
+        self.event(
+            event_id,
+            "checkout.session.completed",
+            checkout,
+            &[PaymentFact::PaymentProcessing],
+        )
     }
 
     pub fn expired_event(&self, event_id: &str, checkout: &Checkout) -> (Vec<u8>, String) {
-        self.event(event_id, "checkout.session.expired", checkout, &[PaymentFact::CheckoutExpired])
+        self.event(
+            event_id,
+            "checkout.session.expired",
+            checkout,
+            &[PaymentFact::CheckoutExpired],
+        )
     }
 
     /// Buys `course_id` for `student` end to end: checkout, then a signed paid webhook.
     pub async fn buy(&self, student: &TestUser, course_id: &str) -> Checkout {
         let checkout = self.checkout(student, course_id).await;
-        let (body, signature) = self.paid_event(&format!("evt_paid_{}", Uuid::new_v4().simple()), &checkout);
+        let (body, signature) =
+            self.paid_event(&format!("evt_paid_{}", Uuid::new_v4().simple()), &checkout);
         let resp = self.webhook(body, Some(&signature)).await;
         assert_eq!(resp.status, 200, "{}", resp.text);
         checkout
@@ -306,9 +406,81 @@ impl TestApp {
         }
     }
 
-    pub fn fake(&self) -> Option<&FakeGateway> {
-        match &self.gateway {
-            Gateway::Fake(fake) => Some(fake),
+    /// The payment intent the events of a checkout carry.
+    pub fn payment_intent_of(checkout: &Checkout) -> String {
+        format!("pi_{}", checkout.purchase_id.replace('-', ""))
+    }
+
+    // ---- gateway scripting, whatever the wiring -------------------------------------------
+
+    pub fn fail_gateway_next(&self, count: usize, outage: Outage) {
+        match (&self.gateway, outage) {
+            (Gateway::Fake(fake), Outage::Unavailable) => fake.fail_next(
+                count,
+                GatewayError::Unavailable("connect timeout to 10.0.0.1 secret sk_test_123".into()),
+            ),
+            (Gateway::Fake(fake), Outage::Misconfigured) => {
+                fake.fail_next(
+                    count,
+                    GatewayError::Misconfigured("401 invalid api key sk_test_123".into()),
+                );
+            }
+            (Gateway::Stripe(stand_in), Outage::Unavailable) => stand_in.fail_next(count, 503),
+            (Gateway::Stripe(stand_in), Outage::Misconfigured) => stand_in.fail_next(count, 401),
         }
     }
+
+    pub fn gateway_calls(&self) -> usize {
+        match &self.gateway {
+            Gateway::Fake(fake) => fake.call_count(),
+            Gateway::Stripe(stand_in) => stand_in.call_count(),
+        }
+    }
+
+    /// The amounts of the refunds the gateway was asked for.
+    pub fn gateway_refunds(&self) -> Vec<i64> {
+        match &self.gateway {
+            Gateway::Fake(fake) => fake.refunds().iter().map(|r| r.amount.minor()).collect(),
+            Gateway::Stripe(stand_in) => stand_in.refunds(),
+        }
+    }
+
+    /// Refunds are accepted but not yet confirmed (the webhook will confirm).
+    pub fn set_refund_pending(&self) {
+        match &self.gateway {
+            Gateway::Fake(fake) => fake.set_refund_status(RefundStatus::Pending),
+            Gateway::Stripe(stand_in) => stand_in.set_refund_pending(),
+        }
+    }
+
+    /// The customer pays on the hosted page; no webhook is sent.
+    pub fn pay_session(&self, session_id: &str, payment_intent: &str) -> bool {
+        match &self.gateway {
+            Gateway::Fake(fake) => fake.pay_session(session_id, payment_intent),
+            Gateway::Stripe(stand_in) => stand_in.pay_session(session_id, payment_intent),
+        }
+    }
+}
+
+/// Instantiates each listed `async fn(TestApp)` once per wiring.
+#[macro_export]
+macro_rules! per_wiring {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::spawn_app_with($crate::helpers::Wiring::Memory).await).await;
+                }
+            )*
+        }
+        mod postgres_stripe {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::spawn_app_with($crate::helpers::Wiring::PostgresStripe).await).await;
+                }
+            )*
+        }
+    };
 }

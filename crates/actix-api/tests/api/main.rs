@@ -6,6 +6,7 @@ mod errors;
 mod health;
 mod helpers;
 mod payments;
+mod stripe_stand_in;
 mod users;
 mod webhooks;
 mod wiring;

@@ -1,11 +1,8 @@
-use crate::helpers::{spawn_app, Checkout};
+use crate::helpers::{Checkout, Outage, TestApp};
 use lms_domain::PurchaseStatus;
-use lms_ports::GatewayError;
 use serde_json::json;
 
-#[tokio::test]
-async fn end_to_end_purchase_refund_and_relock() {
-    let app = spawn_app().await;
+async fn end_to_end_purchase_refund_and_relock(app: TestApp) {
     let instructor = app.user("instructor").await;
     let student = app.user("student").await;
     let course_id = app.published_course(&instructor, 1999).await;
@@ -14,14 +11,22 @@ async fn end_to_end_purchase_refund_and_relock() {
     let resp = app.checkout_raw(&student, &course_id).await;
     assert_eq!(resp.status, 201, "{}", resp.text);
     assert_eq!(resp.json["success"], true);
-    assert_eq!(resp.json["message"], "Stripe checkout initiated successfully.");
+    assert_eq!(
+        resp.json["message"],
+        "Stripe checkout initiated successfully."
+    );
     let session = &resp.json["data"]["session"];
-    assert!(session["url"].as_str().unwrap().starts_with("https://"), "{session}");
+    assert!(
+        session["url"].as_str().unwrap().starts_with("https://"),
+        "{session}"
+    );
     assert_eq!(session["status"], "open");
     assert_eq!(session["payment_status"], "unpaid");
     assert_eq!(session["amount_total"], 1999);
     assert_eq!(session["currency"], "usd");
-    assert!(session["expires_at"].as_i64().unwrap() > time::OffsetDateTime::now_utc().unix_timestamp());
+    assert!(
+        session["expires_at"].as_i64().unwrap() > time::OffsetDateTime::now_utc().unix_timestamp()
+    );
     assert!(session["metadata"].is_object());
     let checkout = Checkout {
         purchase_id: session["client_reference_id"].as_str().unwrap().to_owned(),
@@ -47,9 +52,14 @@ async fn end_to_end_purchase_refund_and_relock() {
     assert_eq!(done.json["data"]["purchaseStatus"], "completed");
     assert_eq!(done.json["data"]["isPurchased"], true);
     assert_eq!(done.json["data"]["course"]["id"], course_id.as_str());
-    assert_eq!(app.purchase(&checkout.purchase_id).await.status(), PurchaseStatus::Completed);
+    assert_eq!(
+        app.purchase(&checkout.purchase_id).await.status(),
+        PurchaseStatus::Completed
+    );
 
-    let listed = app.get("/api/v1/payments/purchased-courses", Some(&student.token)).await;
+    let listed = app
+        .get("/api/v1/payments/purchased-courses", Some(&student.token))
+        .await;
     assert_eq!(listed.status, 200, "{}", listed.text);
     let items = listed.json["data"].as_array().unwrap();
     assert_eq!(items.len(), 1);
@@ -66,19 +76,31 @@ async fn end_to_end_purchase_refund_and_relock() {
     assert!(enrolled[0]["enrolledAt"].is_string());
 
     // Buying again is refused.
-    app.checkout_raw(&student, &course_id).await.assert_error(409, "ALREADY_PURCHASED");
+    app.checkout_raw(&student, &course_id)
+        .await
+        .assert_error(409, "ALREADY_PURCHASED");
 
     // The instructor refunds: 202 with the purchase; it turns refunded when the gateway confirms.
-    if let Some(fake) = app.fake() {
-        fake.set_refund_status(lms_ports::RefundStatus::Pending);
-    }
+    app.set_refund_pending();
     let refund_path = format!("/api/v1/payments/purchases/{}/refund", checkout.purchase_id);
-    let refund = app.post(&refund_path, Some(&instructor.token), &json!({"reason": "requested_by_customer"})).await;
+    let refund = app
+        .post(
+            &refund_path,
+            Some(&instructor.token),
+            &json!({"reason": "requested_by_customer"}),
+        )
+        .await;
     assert_eq!(refund.status, 202, "{}", refund.text);
     assert_eq!(refund.json["success"], true);
-    assert_eq!(refund.json["data"]["purchase"]["id"], checkout.purchase_id.as_str());
+    assert_eq!(
+        refund.json["data"]["purchase"]["id"],
+        checkout.purchase_id.as_str()
+    );
     assert_eq!(refund.json["data"]["purchase"]["amountCents"], 1999);
-    assert_eq!(app.status_of(&student, &course_id).await.json["data"]["purchaseStatus"], "completed");
+    assert_eq!(
+        app.status_of(&student, &course_id).await.json["data"]["purchaseStatus"],
+        "completed"
+    );
 
     // The refund webhook locks the course again.
     let (body, signature) = app.refunded_event("evt_refund_1", &checkout, 1999);
@@ -86,44 +108,67 @@ async fn end_to_end_purchase_refund_and_relock() {
     let refunded = app.status_of(&student, &course_id).await;
     assert_eq!(refunded.json["data"]["purchaseStatus"], "refunded");
     assert_eq!(refunded.json["data"]["isPurchased"], false);
-    let listed = app.get("/api/v1/payments/purchased-courses", Some(&student.token)).await;
+    let listed = app
+        .get("/api/v1/payments/purchased-courses", Some(&student.token))
+        .await;
     assert_eq!(listed.json["data"], json!([]));
 }
 
-#[tokio::test]
-async fn checkout_guards() {
-    let app = spawn_app().await;
+async fn checkout_guards(app: TestApp) {
     let instructor = app.user("instructor").await;
     let student = app.user("student").await;
 
-    app.post("/api/v1/payments/create-checkout-session", None, &json!({"courseId": uuid::Uuid::new_v4()}))
+    app.post(
+        "/api/v1/payments/create-checkout-session",
+        None,
+        &json!({"courseId": uuid::Uuid::new_v4()}),
+    )
+    .await
+    .assert_error(401, "UNAUTHORIZED");
+    app.checkout_raw(&student, &uuid::Uuid::new_v4().to_string())
         .await
-        .assert_error(401, "UNAUTHORIZED");
-    app.checkout_raw(&student, &uuid::Uuid::new_v4().to_string()).await.assert_error(404, "COURSE_NOT_FOUND");
+        .assert_error(404, "COURSE_NOT_FOUND");
     let draft = app.create_course(&instructor, 1999).await;
-    app.checkout_raw(&student, draft["id"].as_str().unwrap()).await.assert_error(404, "COURSE_NOT_FOUND");
-    let bad = app.post("/api/v1/payments/create-checkout-session", Some(&student.token), &json!({"courseId": "nope"})).await;
-    assert!(bad.status == 400 || bad.status == 404 || bad.status == 422, "{}", bad.text);
+    app.checkout_raw(&student, draft["id"].as_str().unwrap())
+        .await
+        .assert_error(404, "COURSE_NOT_FOUND");
+    let bad = app
+        .post(
+            "/api/v1/payments/create-checkout-session",
+            Some(&student.token),
+            &json!({"courseId": "nope"}),
+        )
+        .await;
+    assert!(
+        bad.status == 400 || bad.status == 404 || bad.status == 422,
+        "{}",
+        bad.text
+    );
 
     let course_id = app.published_course(&instructor, 1999).await;
-    app.checkout_raw(&instructor, &course_id).await.assert_error(409, "OWN_COURSE");
+    app.checkout_raw(&instructor, &course_id)
+        .await
+        .assert_error(409, "OWN_COURSE");
 
     // An open session is handed out again instead of a second one.
     let first = app.checkout(&student, &course_id).await;
     let again = app.checkout_raw(&student, &course_id).await;
     assert_eq!(again.status, 200, "{}", again.text);
-    assert_eq!(again.json["data"]["session"]["id"], first.session_id.as_str());
+    assert_eq!(
+        again.json["data"]["session"]["id"],
+        first.session_id.as_str()
+    );
     assert_eq!(again.json["data"]["session"]["url"], first.url.as_str());
 
     // A payment that is settling blocks a new checkout.
     let (body, signature) = app.processing_event("evt_processing", &first);
     assert_eq!(app.webhook(body, Some(&signature)).await.status, 200);
-    app.checkout_raw(&student, &course_id).await.assert_error(409, "PAYMENT_IN_PROGRESS");
+    app.checkout_raw(&student, &course_id)
+        .await
+        .assert_error(409, "PAYMENT_IN_PROGRESS");
 }
 
-#[tokio::test]
-async fn an_expired_session_shows_failed_and_allows_a_new_checkout() {
-    let app = spawn_app().await;
+async fn an_expired_session_shows_failed_and_allows_a_new_checkout(app: TestApp) {
     let instructor = app.user("instructor").await;
     let student = app.user("student").await;
     let course_id = app.published_course(&instructor, 1999).await;
@@ -135,23 +180,27 @@ async fn an_expired_session_shows_failed_and_allows_a_new_checkout() {
     assert_eq!(status.json["data"]["isPurchased"], false);
     let second = app.checkout_raw(&student, &course_id).await;
     assert_eq!(second.status, 201, "{}", second.text);
-    assert_ne!(second.json["data"]["session"]["id"], first.session_id.as_str());
+    assert_ne!(
+        second.json["data"]["session"]["id"],
+        first.session_id.as_str()
+    );
 }
 
-#[tokio::test]
-async fn gateway_failures_are_5xx_with_a_generic_body() {
-    let app = spawn_app().await;
+async fn gateway_failures_are_5xx_with_a_generic_body(app: TestApp) {
     let instructor = app.user("instructor").await;
     let student = app.user("student").await;
     let course_id = app.published_course(&instructor, 1999).await;
-    let fake = app.fake().unwrap();
-    fake.fail_next(1, GatewayError::Unavailable("connect timeout to 10.0.0.1 secret sk_test_123".into()));
+    app.fail_gateway_next(1, Outage::Unavailable);
     let resp = app.checkout_raw(&student, &course_id).await;
     assert!(resp.status == 502 || resp.status == 503, "{}", resp.text);
     assert_eq!(resp.json["status"], "error");
-    assert!(!resp.text.contains("10.0.0.1") && !resp.text.contains("sk_test"), "{}", resp.text);
+    assert!(
+        !resp.text.contains("10.0.0.1") && !resp.text.contains("sk_test"),
+        "{}",
+        resp.text
+    );
 
-    fake.fail_next(1, GatewayError::Misconfigured("401 invalid api key sk_test_123".into()));
+    app.fail_gateway_next(1, Outage::Misconfigured);
     let resp = app.checkout_raw(&student, &course_id).await;
     assert!(resp.status >= 500, "{}", resp.text);
     assert!(!resp.text.contains("sk_test"), "{}", resp.text);
@@ -161,12 +210,11 @@ async fn gateway_failures_are_5xx_with_a_generic_body() {
     assert!(ok.status == 201 || ok.status == 200, "{}", ok.text);
 }
 
-#[tokio::test]
-async fn a_free_course_completes_without_the_gateway() {
-    let app = spawn_app().await;
+async fn a_free_course_completes_without_the_gateway(app: TestApp) {
     let instructor = app.user("instructor").await;
     let student = app.user("student").await;
     let course_id = app.published_course(&instructor, 0).await;
+    let calls_before = app.gateway_calls();
     let resp = app.checkout_raw(&student, &course_id).await;
     assert_eq!(resp.status, 201, "{}", resp.text);
     let session = &resp.json["data"]["session"];
@@ -176,25 +224,28 @@ async fn a_free_course_completes_without_the_gateway() {
     assert_eq!(session["payment_status"], "no_payment_required");
     assert_eq!(session["amount_total"], 0);
     assert_eq!(resp.json["data"]["purchase"]["status"], "completed");
-    assert_eq!(app.fake().unwrap().call_count(), 0);
+    assert_eq!(app.gateway_calls(), calls_before);
     let status = app.status_of(&student, &course_id).await;
     assert_eq!(status.json["data"]["isPurchased"], true);
-    app.checkout_raw(&student, &course_id).await.assert_error(409, "ALREADY_PURCHASED");
+    app.checkout_raw(&student, &course_id)
+        .await
+        .assert_error(409, "ALREADY_PURCHASED");
 }
 
-#[tokio::test]
-async fn returning_with_session_id_before_the_webhook_shows_the_truth() {
-    let app = spawn_app().await;
+async fn returning_with_session_id_before_the_webhook_shows_the_truth(app: TestApp) {
     let instructor = app.user("instructor").await;
     let student = app.user("student").await;
     let course_id = app.published_course(&instructor, 1999).await;
     let checkout = app.checkout(&student, &course_id).await;
-    assert!(app.fake().unwrap().pay_session(&checkout.session_id, "pi_sync"));
+    assert!(app.pay_session(&checkout.session_id, "pi_sync"));
     let without = app.status_of(&student, &course_id).await;
     assert_eq!(without.json["data"]["purchaseStatus"], "pending");
     let with = app
         .get(
-            &format!("/api/v1/payments/courses/{course_id}/purchase-status?session_id={}", checkout.session_id),
+            &format!(
+                "/api/v1/payments/courses/{course_id}/purchase-status?session_id={}",
+                checkout.session_id
+            ),
             Some(&student.token),
         )
         .await;
@@ -203,9 +254,7 @@ async fn returning_with_session_id_before_the_webhook_shows_the_truth() {
     assert_eq!(with.json["data"]["isPurchased"], true);
 }
 
-#[tokio::test]
-async fn students_cannot_see_or_refund_each_others_purchases() {
-    let app = spawn_app().await;
+async fn students_cannot_see_or_refund_each_others_purchases(app: TestApp) {
     let instructor = app.user("instructor").await;
     let other_instructor = app.user("instructor").await;
     let alice = app.user("student").await;
@@ -217,13 +266,18 @@ async fn students_cannot_see_or_refund_each_others_purchases() {
     assert_eq!(seen.status, 200, "{}", seen.text);
     assert_eq!(seen.json["data"]["purchaseStatus"], "not purchased");
     assert_eq!(seen.json["data"]["isPurchased"], false);
-    let listed = app.get("/api/v1/payments/purchased-courses", Some(&mallory.token)).await;
+    let listed = app
+        .get("/api/v1/payments/purchased-courses", Some(&mallory.token))
+        .await;
     assert_eq!(listed.json["data"], json!([]));
 
     // Asking for Alice's session id does not leak or change anything for Mallory.
     let probe = app
         .get(
-            &format!("/api/v1/payments/courses/{course_id}/purchase-status?session_id={}", checkout.session_id),
+            &format!(
+                "/api/v1/payments/courses/{course_id}/purchase-status?session_id={}",
+                checkout.session_id
+            ),
             Some(&mallory.token),
         )
         .await;
@@ -235,28 +289,57 @@ async fn students_cannot_see_or_refund_each_others_purchases() {
         assert!(resp.status == 403 || resp.status == 404, "{}", resp.text);
         assert_eq!(resp.json["success"], false);
     }
-    app.post(&path, None, &json!({})).await.assert_error(401, "UNAUTHORIZED");
+    app.post(&path, None, &json!({}))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
     let unknown = format!("/api/v1/payments/purchases/{}/refund", uuid::Uuid::new_v4());
-    app.post(&unknown, Some(&instructor.token), &json!({})).await.assert_error(404, "PURCHASE_NOT_FOUND");
-    assert!(app.fake().unwrap().refunds().is_empty());
-    assert_eq!(app.purchase(&checkout.purchase_id).await.status(), PurchaseStatus::Completed);
+    app.post(&unknown, Some(&instructor.token), &json!({}))
+        .await
+        .assert_error(404, "PURCHASE_NOT_FOUND");
+    assert!(app.gateway_refunds().is_empty());
+    assert_eq!(
+        app.purchase(&checkout.purchase_id).await.status(),
+        PurchaseStatus::Completed
+    );
 }
 
-#[tokio::test]
-async fn refund_amounts_are_validated() {
-    let app = spawn_app().await;
+async fn refund_amounts_are_validated(app: TestApp) {
     let instructor = app.user("instructor").await;
     let student = app.user("student").await;
     let course_id = app.published_course(&instructor, 1999).await;
     let checkout = app.buy(&student, &course_id).await;
     let path = format!("/api/v1/payments/purchases/{}/refund", checkout.purchase_id);
-    let too_much = app.post(&path, Some(&instructor.token), &json!({"amountCents": 5000})).await;
-    assert!(too_much.status == 400 || too_much.status == 422, "{}", too_much.text);
-    let partial = app.post(&path, Some(&instructor.token), &json!({"amountCents": 500})).await;
+    let too_much = app
+        .post(
+            &path,
+            Some(&instructor.token),
+            &json!({"amountCents": 5000}),
+        )
+        .await;
+    assert!(
+        too_much.status == 400 || too_much.status == 422,
+        "{}",
+        too_much.text
+    );
+    let partial = app
+        .post(&path, Some(&instructor.token), &json!({"amountCents": 500}))
+        .await;
     assert_eq!(partial.status, 202, "{}", partial.text);
-    let refunds = app.fake().unwrap().refunds();
-    assert_eq!(refunds.len(), 1);
-    assert_eq!(refunds[0].amount.minor(), 500);
+    assert_eq!(app.gateway_refunds(), vec![500]);
     // A partial refund keeps the course unlocked.
-    assert_eq!(app.status_of(&student, &course_id).await.json["data"]["isPurchased"], true);
+    assert_eq!(
+        app.status_of(&student, &course_id).await.json["data"]["isPurchased"],
+        true
+    );
 }
+
+crate::per_wiring!(
+    end_to_end_purchase_refund_and_relock,
+    checkout_guards,
+    an_expired_session_shows_failed_and_allows_a_new_checkout,
+    gateway_failures_are_5xx_with_a_generic_body,
+    a_free_course_completes_without_the_gateway,
+    returning_with_session_id_before_the_webhook_shows_the_truth,
+    students_cannot_see_or_refund_each_others_purchases,
+    refund_amounts_are_validated
+);

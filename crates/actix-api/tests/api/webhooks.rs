@@ -1,4 +1,4 @@
-use crate::helpers::{spawn_app, Checkout, TestApp};
+use crate::helpers::{Checkout, TestApp};
 use lms_domain::PurchaseStatus;
 use serde_json::json;
 
@@ -10,15 +10,15 @@ async fn pending_purchase(app: &TestApp) -> (String, Checkout, crate::helpers::T
     (course_id, checkout, student)
 }
 
-#[tokio::test]
-async fn tampered_missing_or_garbage_signatures_are_400_and_write_nothing() {
-    let app = spawn_app().await;
+async fn tampered_missing_or_garbage_signatures_are_400_and_write_nothing(app: TestApp) {
     let (course_id, checkout, student) = pending_purchase(&app).await;
     let before = app.purchase(&checkout.purchase_id).await;
     let (body, signature) = app.paid_event("evt_tampered", &checkout);
 
     let mut tampered = body.clone();
-    let text = String::from_utf8(tampered.clone()).unwrap().replace("1999", "2999");
+    let text = String::from_utf8(tampered.clone())
+        .unwrap()
+        .replace("1999", "2999");
     tampered = text.into_bytes();
     let cases: Vec<(Vec<u8>, Option<String>)> = vec![
         (tampered, Some(signature.clone())),
@@ -30,22 +30,38 @@ async fn tampered_missing_or_garbage_signatures_are_400_and_write_nothing() {
     for (payload, sig) in cases {
         let resp = app.webhook(payload, sig.as_deref()).await;
         resp.assert_error(400, "INVALID_WEBHOOK");
-        assert!(resp.json["message"].as_str().unwrap().to_lowercase().contains("signature")
-            || resp.json["message"].as_str().unwrap().to_lowercase().contains("event"), "{}", resp.text);
+        assert!(
+            resp.json["message"]
+                .as_str()
+                .unwrap()
+                .to_lowercase()
+                .contains("signature")
+                || resp.json["message"]
+                    .as_str()
+                    .unwrap()
+                    .to_lowercase()
+                    .contains("event"),
+            "{}",
+            resp.text
+        );
     }
     assert_eq!(app.purchase(&checkout.purchase_id).await, before);
     if let Some(store) = &app.memory {
         assert!(store.recorded_event_ids().is_empty());
     }
-    assert_eq!(app.status_of(&student, &course_id).await.json["data"]["purchaseStatus"], "pending");
+    assert_eq!(
+        app.status_of(&student, &course_id).await.json["data"]["purchaseStatus"],
+        "pending"
+    );
     // The genuine one still works afterwards.
     assert_eq!(app.webhook(body, Some(&signature)).await.status, 200);
-    assert_eq!(app.status_of(&student, &course_id).await.json["data"]["isPurchased"], true);
+    assert_eq!(
+        app.status_of(&student, &course_id).await.json["data"]["isPurchased"],
+        true
+    );
 }
 
-#[tokio::test]
-async fn duplicates_are_acknowledged_once_applied_once() {
-    let app = spawn_app().await;
+async fn duplicates_are_acknowledged_once_applied_once(app: TestApp) {
     let (_, checkout, _) = pending_purchase(&app).await;
     let (body, signature) = app.paid_event("evt_dup", &checkout);
     for _ in 0..3 {
@@ -53,28 +69,38 @@ async fn duplicates_are_acknowledged_once_applied_once() {
         assert_eq!(resp.status, 200, "{}", resp.text);
         assert_eq!(resp.json, json!({"received": true}));
     }
-    assert_eq!(app.purchase(&checkout.purchase_id).await.status(), PurchaseStatus::Completed);
+    assert_eq!(
+        app.purchase(&checkout.purchase_id).await.status(),
+        PurchaseStatus::Completed
+    );
     if let Some(store) = &app.memory {
-        assert_eq!(store.recorded_event_ids().iter().filter(|id| *id == "evt_dup").count(), 1);
+        assert_eq!(
+            store
+                .recorded_event_ids()
+                .iter()
+                .filter(|id| *id == "evt_dup")
+                .count(),
+            1
+        );
     }
 }
 
-#[tokio::test]
-async fn a_refund_arriving_before_the_payment_still_ends_refunded() {
-    let app = spawn_app().await;
+async fn a_refund_arriving_before_the_payment_still_ends_refunded(app: TestApp) {
     let (course_id, checkout, student) = pending_purchase(&app).await;
     let (refund, refund_sig) = app.refunded_event("evt_r", &checkout, 1999);
     let (paid, paid_sig) = app.paid_event("evt_p", &checkout);
     assert_eq!(app.webhook(refund, Some(&refund_sig)).await.status, 200);
     assert_eq!(app.webhook(paid, Some(&paid_sig)).await.status, 200);
     let status = app.status_of(&student, &course_id).await;
-    assert_eq!(status.json["data"]["purchaseStatus"], "refunded", "{}", status.text);
+    assert_eq!(
+        status.json["data"]["purchaseStatus"], "refunded",
+        "{}",
+        status.text
+    );
     assert_eq!(status.json["data"]["isPurchased"], false);
 }
 
-#[tokio::test]
-async fn events_for_unknown_purchases_and_ignored_types_are_acknowledged() {
-    let app = spawn_app().await;
+async fn events_for_unknown_purchases_and_ignored_types_are_acknowledged(app: TestApp) {
     let (_, checkout, _) = pending_purchase(&app).await;
     let stranger = Checkout {
         purchase_id: uuid::Uuid::new_v4().to_string(),
@@ -89,12 +115,13 @@ async fn events_for_unknown_purchases_and_ignored_types_are_acknowledged() {
     let (body, signature) = app.event("evt_ignored", "customer.created", &checkout, &[]);
     let resp = app.webhook(body, Some(&signature)).await;
     assert_eq!(resp.status, 200, "{}", resp.text);
-    assert_eq!(app.purchase(&checkout.purchase_id).await.status(), PurchaseStatus::Pending);
+    assert_eq!(
+        app.purchase(&checkout.purchase_id).await.status(),
+        PurchaseStatus::Pending
+    );
 }
 
-#[tokio::test]
-async fn a_storage_failure_is_5xx_so_the_gateway_retries() {
-    let app = spawn_app().await;
+async fn a_storage_failure_is_5xx_so_the_gateway_retries(app: TestApp) {
     let (_, checkout, _) = pending_purchase(&app).await;
     let (body, signature) = app.paid_event("evt_retry", &checkout);
     if !app.break_store() {
@@ -103,18 +130,25 @@ async fn a_storage_failure_is_5xx_so_the_gateway_retries() {
     let resp = app.webhook(body.clone(), Some(&signature)).await;
     assert!(resp.status >= 500, "{}", resp.text);
     assert_eq!(resp.json["status"], "error");
-    assert!(!resp.text.to_lowercase().contains("storage"), "{}", resp.text);
+    assert!(
+        !resp.text.to_lowercase().contains("storage"),
+        "{}",
+        resp.text
+    );
     app.memory.as_ref().unwrap().set_unavailable(false);
     // The retry is applied.
     assert_eq!(app.webhook(body, Some(&signature)).await.status, 200);
-    assert_eq!(app.purchase(&checkout.purchase_id).await.status(), PurchaseStatus::Completed);
+    assert_eq!(
+        app.purchase(&checkout.purchase_id).await.status(),
+        PurchaseStatus::Completed
+    );
 }
 
-#[tokio::test]
-async fn webhook_bodies_over_256_kib_are_413_and_json_routes_are_not_in_front() {
-    let app = spawn_app().await;
+async fn webhook_bodies_over_256_kib_are_413_and_json_routes_are_not_in_front(app: TestApp) {
     let big = vec![b' '; 300 * 1024];
-    app.webhook(big, Some("t=1,v1=00")).await.assert_error(413, "PAYLOAD_TOO_LARGE");
+    app.webhook(big, Some("t=1,v1=00"))
+        .await
+        .assert_error(413, "PAYLOAD_TOO_LARGE");
     // Not JSON-parsed before verification: a text/plain body still reaches the verifier.
     let resp = app
         .send(
@@ -127,3 +161,12 @@ async fn webhook_bodies_over_256_kib_are_413_and_json_routes_are_not_in_front() 
         .await;
     resp.assert_error(400, "INVALID_WEBHOOK");
 }
+
+crate::per_wiring!(
+    tampered_missing_or_garbage_signatures_are_400_and_write_nothing,
+    duplicates_are_acknowledged_once_applied_once,
+    a_refund_arriving_before_the_payment_still_ends_refunded,
+    events_for_unknown_purchases_and_ignored_types_are_acknowledged,
+    a_storage_failure_is_5xx_so_the_gateway_retries,
+    webhook_bodies_over_256_kib_are_413_and_json_routes_are_not_in_front
+);
