@@ -1,6 +1,6 @@
 //! Checkout, webhooks, purchase status and refunds.
 
-use crate::{new_uuid, AppError, Services};
+use crate::{new_uuid, AppError, Services, Settings};
 use lms_domain::{
     CheckoutSession, Course, CourseId, DomainError, PaymentFact, Purchase, PurchaseId,
     PurchaseStatus, Role, User,
@@ -190,9 +190,24 @@ impl Services {
             return Some(Err(AppError::PaymentInProgress));
         }
         let Some(stored) = holder.checkout.clone() else {
-            // Creation stopped between storing the purchase and attaching its session: resume
-            // it with the same idempotency key (the gateway returns the session if it exists).
-            return Some(self.open_checkout(actor, course, holder).await);
+            // Creation stopped between storing the purchase and attaching its session. While
+            // its session could still be opened with the same parameters, resume it with the
+            // same idempotency key (the gateway returns the session if it exists). Once too old,
+            // close it: the customer was never sent to pay, and a late payment would still
+            // complete it without taking the slot back.
+            let resumable_until =
+                holder.created_at + self.settings.checkout_ttl - Settings::MIN_CHECKOUT_TTL;
+            if now < resumable_until {
+                return Some(self.open_checkout(actor, course, holder).await);
+            }
+            tracing::warn!(purchase_id = %holder.id, "closing a purchase whose checkout never started");
+            return match self
+                .apply_sync(holder.id, vec![PaymentFact::CheckoutNotStarted], None)
+                .await
+            {
+                Ok(_) => None,
+                Err(err) => Some(Err(err)),
+            };
         };
         // The stored session is (nearly) expired: ask the gateway what became of it.
         let session = match self.gateway.retrieve_checkout_session(&stored.id).await {
@@ -470,6 +485,9 @@ impl Services {
         });
         if let Some((purchase_id, sid)) = own_session {
             match self.gateway.retrieve_checkout_session(sid).await {
+                // An open unpaid session proves nothing: no write.
+                Ok(session)
+                    if session.facts().is_empty() && session.payment_intent_id.is_none() => {}
                 Ok(session) => {
                     let synced = self
                         .apply_sync(

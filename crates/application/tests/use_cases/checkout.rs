@@ -374,3 +374,72 @@ async fn storage_outage_is_reported_as_unavailable() {
     assert!(world.store.all_purchases().is_empty());
     assert_eq!(world.gateway.call_count(), 0);
 }
+
+#[tokio::test]
+async fn a_stale_session_the_gateway_no_longer_knows_is_closed_and_a_new_checkout_starts() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 1999, true).await;
+    let buyer = world.student().await;
+    let now = world.clock.now();
+    let old = Purchase::begin(
+        PurchaseId::from_uuid(uuid::Uuid::new_v4()),
+        buyer.id,
+        &course,
+        now,
+    )
+    .unwrap();
+    world.store.create_purchase(&old).await.unwrap();
+    let gone = lms_domain::CheckoutSession {
+        id: "cs_gone".to_owned(),
+        url: "https://checkout.fake.test/pay/cs_gone".to_owned(),
+        expires_at: now + Duration::hours(1),
+    };
+    world
+        .store
+        .attach_checkout(old.id, &gone, now)
+        .await
+        .unwrap();
+    world.clock.advance(Duration::hours(2));
+
+    let (new, _) = world.checkout(&buyer, &course).await;
+    assert_ne!(new.id, old.id);
+    let old = world.purchase(old.id).await;
+    assert_eq!(old.status(), PurchaseStatus::Failed);
+    assert!(old.facts.checkout_expired);
+    let calls = world.gateway.calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(
+        calls[0],
+        GatewayCall::RetrieveCheckoutSession("cs_gone".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn an_old_purchase_whose_checkout_never_started_is_closed_not_resumed() {
+    let world = World::new();
+    let teacher = world.instructor().await;
+    let course = world.course(&teacher, 1999, true).await;
+    let buyer = world.student().await;
+    let orphan = Purchase::begin(
+        PurchaseId::from_uuid(uuid::Uuid::new_v4()),
+        buyer.id,
+        &course,
+        world.clock.now(),
+    )
+    .unwrap();
+    world.store.create_purchase(&orphan).await.unwrap();
+    // Too late to open a session with the original expiry (less than 30 minutes left).
+    world
+        .clock
+        .advance(Duration::hours(24) - Duration::minutes(29));
+
+    let (new, _) = world.checkout(&buyer, &course).await;
+    assert_ne!(new.id, orphan.id);
+    let orphan = world.purchase(orphan.id).await;
+    assert_eq!(orphan.status(), PurchaseStatus::Failed);
+    assert!(orphan.facts.checkout_not_started);
+    let requests = world.gateway.checkout_requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].purchase_id, new.id);
+}

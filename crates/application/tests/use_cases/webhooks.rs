@@ -458,3 +458,38 @@ async fn processing_failures_are_errors_so_the_gateway_retries() {
         )))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deliveries_of_one_event_apply_once() {
+    let (world, _, _, purchase) = pending().await;
+    let event = FakeEvent::new("evt_storm", "checkout.session.completed")
+        .for_purchase(purchase.id)
+        .with_fact(paid());
+    let (body, signature) = FakeGateway::signed_event(&event);
+    let mut handles = Vec::new();
+    for _ in 0..50 {
+        let services = world.services.clone();
+        let (body, signature) = (body.clone(), signature.clone());
+        handles.push(tokio::spawn(async move {
+            services.handle_webhook(&body, Some(&signature)).await
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for handle in handles {
+        outcomes.push(handle.await.unwrap().unwrap());
+    }
+    let applied = outcomes
+        .iter()
+        .filter(|o| matches!(o, WebhookOutcome::Applied { .. }))
+        .count();
+    let duplicates = outcomes
+        .iter()
+        .filter(|o| **o == WebhookOutcome::Duplicate)
+        .count();
+    assert_eq!((applied, duplicates), (1, 49));
+    assert_eq!(
+        world.store.recorded_event_ids(),
+        vec!["evt_storm".to_owned()]
+    );
+    assert!(world.purchase(purchase.id).await.unlocks_course());
+}
