@@ -14,6 +14,18 @@
 //! - [`Settings::new`] validates the checkout TTL (30 min..=24 h); [`Settings::default`] is 24 h.
 //! - [`CheckoutStarted`] has accessors [`CheckoutStarted::purchase`] / [`CheckoutStarted::session`].
 //! - [`CourseChanges`] carries `currency` as well as `price_cents` (a price is an amount and a currency).
+//!
+//! Choices worth knowing:
+//! - Checkout expiry is `purchase.created_at + checkout_ttl`, so resuming an interrupted creation
+//!   sends identical parameters under the same idempotency key (`checkout-<purchase id>`).
+//! - A purchase left without a session (a crash between storing and attaching) is resumed while
+//!   at least 30 minutes of its expiry remain, otherwise closed with `CheckoutNotStarted`.
+//! - A stale session the gateway answers `NotFound` for is closed with `CheckoutExpired`.
+//! - A stale session still open at the gateway (inside the 5-minute reuse margin) is handed out
+//!   again as `Reused` rather than opening a second payable session.
+//! - `update_course` answers `NotFound` for an unpublished course the actor may not manage, and
+//!   `Forbidden` for a published one.
+//! - Refund idempotency key: `refund-<purchase id>-<refunded so far>-<amount>` (minor units).
 
 mod accounts;
 mod courses;
