@@ -1,0 +1,654 @@
+//! Embedded SQLite adapter of the storage ports: [`SqliteStore`] implements [`UserRepo`],
+//! [`CourseRepo`], [`PurchaseRepo`] and [`StorageHealth`] exactly as the PostgreSQL adapter
+//! does (same schema, same constraint meanings, same contract suite), in one local file and
+//! with SQLite compiled in: nothing to install or start on a fresh machine.
+//!
+//! # Connections and concurrency
+//! SQLite allows one writer at a time. The store keeps
+//! * **one writer connection** behind a fair (FIFO) tokio mutex: every write (and the
+//!   migrations) takes it, so writes are serialised in the process without busy-waiting, and
+//!   each multi-statement write is one `BEGIN IMMEDIATE` transaction (the write lock is taken
+//!   up front, so another process sharing the file cannot interleave or deadlock it; its
+//!   waits are bounded by `busy_timeout`);
+//! * **a small pool of read connections** (`query_only`), which read concurrently with the
+//!   writer thanks to WAL mode, each read seeing the last committed state.
+//!
+//! An in-memory database (`:memory:`) has a single connection, the writer, which then also
+//! serves the reads: every connection to `:memory:` would otherwise be a database of its own.
+//!
+//! Every operation runs as one closure on a blocking thread, through diesel-async's
+//! [`SyncConnectionWrapper`]: a transaction is begun, run and committed (or rolled back) inside
+//! that closure, so a caller that gives up waiting (a cancelled request) can never leave the
+//! writer inside an open transaction.
+//!
+//! Each connection gets `foreign_keys = ON` and `busy_timeout`; the file is put in WAL mode
+//! with `synchronous = FULL` (a committed webhook is on disk before Stripe hears 200).
+//!
+//! # Migrations
+//! [`SqliteStore::open`] runs the pending embedded migrations (`crates/sqlite/migrations/`)
+//! before returning: the schema is part of the binary and the file is local, so there is no
+//! separate `migrate` step to forget. [`SqliteStore::open_with`] with
+//! [`SqliteOptions::migrate`] `false` leaves the schema alone, for [`SqliteStore::run_migrations`]
+//! and [`SqliteStore::revert_all_migrations`].
+
+mod error;
+mod migrate;
+mod rows;
+mod schema;
+mod target;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use diesel_async::pooled_connection::bb8::Pool;
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+use lms_domain::{
+    CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, PurchaseStatus, User, UserId,
+};
+use lms_ports::{
+    Applied, CourseRepo, FactUpdate, Page, PageRequest, PurchaseRepo, PurchasedCourse, RepoError,
+    StorageHealth, UserRepo,
+};
+use time::OffsetDateTime;
+
+use crate::error::{from_connection, from_diesel, from_pool, TxError};
+use crate::rows::{
+    id_text, nanos, CourseRow, FactsChangeset, NewProcessedEvent, PurchaseRow, UserRow,
+};
+use crate::schema::{courses, processed_events, purchases, users};
+use crate::target::Target;
+
+pub use crate::migrate::embedded_migration_versions;
+
+/// A diesel SQLite connection driven from async code: each call runs on a blocking thread.
+type Conn = SyncConnectionWrapper<SqliteConnection>;
+
+/// How long a request waits for the writer or a read connection before failing with
+/// [`RepoError::Unavailable`].
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long SQLite waits for a lock held by another connection (another process sharing the
+/// file, or the writer checkpointing) before failing with [`RepoError::Unavailable`].
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to open a [`SqliteStore`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteOptions {
+    /// Read connections besides the writer (ignored in memory, where there is only one
+    /// connection; 0 makes the writer serve the reads too).
+    pub readers: u32,
+    /// See [`DEFAULT_ACQUIRE_TIMEOUT`].
+    pub acquire_timeout: Duration,
+    /// See [`DEFAULT_BUSY_TIMEOUT`].
+    pub busy_timeout: Duration,
+    /// Run the pending embedded migrations when opening.
+    pub migrate: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            readers: 4,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            migrate: true,
+        }
+    }
+}
+
+/// The SQLite store. Cheap to clone: clones share the connections.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    target: Target,
+    writer: tokio::sync::Mutex<Conn>,
+    /// `None` in memory (or with no readers configured): the writer serves the reads.
+    readers: Option<Pool<Conn>>,
+    acquire_timeout: Duration,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("SqliteStore");
+        debug.field("database", &self.inner.target.describe());
+        if let Some(readers) = &self.inner.readers {
+            let state = readers.state();
+            debug
+                .field("read_connections", &state.connections)
+                .field("idle_read_connections", &state.idle_connections);
+        }
+        debug.finish_non_exhaustive()
+    }
+}
+
+fn millis(duration: Duration) -> u128 {
+    duration.as_millis()
+}
+
+/// Per-connection settings of the writer. `journal_mode` is stored in the file: once WAL,
+/// every later connection opens it in WAL (in memory it stays `memory`).
+fn writer_setup(busy_timeout: Duration) -> String {
+    format!(
+        "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; \
+         PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+        millis(busy_timeout)
+    )
+}
+
+/// Per-connection settings of a reader: a write through it fails instead of bypassing the
+/// writer's serialisation.
+fn reader_setup(busy_timeout: Duration) -> String {
+    format!(
+        "PRAGMA busy_timeout = {}; PRAGMA foreign_keys = ON; PRAGMA query_only = ON;",
+        millis(busy_timeout)
+    )
+}
+
+/// Runs `work` on the connection's blocking thread.
+async fn on<T, F>(conn: &mut Conn, work: F) -> Result<T, RepoError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut SqliteConnection) -> Result<T, RepoError> + Send + 'static,
+{
+    conn.spawn_blocking(move |conn| Ok(work(conn)))
+        .await
+        .map_err(from_diesel)?
+}
+
+impl SqliteStore {
+    /// Opens (creating it, and its directory, if needed) the database at `target` with the
+    /// default [`SqliteOptions`], and runs the pending migrations. `target` is
+    /// `sqlite://relative/path.db`, `sqlite:///absolute/path.db`, a plain path, or `:memory:`.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the file cannot be opened or created (or stays locked
+    /// by another process beyond the busy timeout); [`RepoError::Unexpected`] for an empty
+    /// path or a failed migration.
+    pub async fn open(target: &str) -> Result<Self, RepoError> {
+        Self::open_with(target, SqliteOptions::default()).await
+    }
+
+    /// [`SqliteStore::open`] with explicit options.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub async fn open_with(target: &str, options: SqliteOptions) -> Result<Self, RepoError> {
+        let target = Target::parse(target)?;
+        target.ensure_directory()?;
+        let mut writer = Conn::establish(&target.url)
+            .await
+            .map_err(|e| from_connection(&e))?;
+        writer
+            .batch_execute(&writer_setup(options.busy_timeout))
+            .await
+            .map_err(from_diesel)?;
+        let readers = (!target.in_memory() && options.readers > 0)
+            .then(|| reader_pool(&target.url, &options));
+        let store = Self {
+            inner: Arc::new(Inner {
+                target,
+                writer: tokio::sync::Mutex::new(writer),
+                readers,
+                acquire_timeout: options.acquire_timeout,
+            }),
+        };
+        if options.migrate {
+            let applied = store.run_migrations().await?;
+            if !applied.is_empty() {
+                tracing::info!(?applied, database = %store.inner.target.describe(), "SQLite migrations applied");
+            }
+        }
+        Ok(store)
+    }
+
+    /// Applies every pending embedded migration; returns the versions applied (empty when up
+    /// to date).
+    ///
+    /// # Errors
+    /// [`RepoError::Unexpected`] when a migration fails (it is rolled back).
+    pub async fn run_migrations(&self) -> Result<Vec<String>, RepoError> {
+        self.write(migrate::run_pending).await
+    }
+
+    /// Reverts every applied migration, newest first; returns the versions reverted.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::run_migrations`].
+    pub async fn revert_all_migrations(&self) -> Result<Vec<String>, RepoError> {
+        self.write(migrate::revert_all).await
+    }
+
+    /// Runs `work` on the writer connection, after the writes queued before it.
+    async fn write<T, F>(&self, work: F) -> Result<T, RepoError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<T, RepoError> + Send + 'static,
+    {
+        let mut writer = tokio::time::timeout(self.inner.acquire_timeout, self.inner.writer.lock())
+            .await
+            .map_err(|_| {
+                RepoError::Unavailable("timed out waiting for the SQLite writer".to_owned())
+            })?;
+        on(&mut writer, work).await
+    }
+
+    /// Runs `work` on a read connection (the writer when there is none).
+    async fn read<T, F>(&self, work: F) -> Result<T, RepoError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut SqliteConnection) -> Result<T, RepoError> + Send + 'static,
+    {
+        match &self.inner.readers {
+            Some(readers) => {
+                let mut conn = readers.get().await.map_err(from_pool)?;
+                on(&mut conn, work).await
+            }
+            None => self.write(work).await,
+        }
+    }
+}
+
+/// Read connections, made on first use and configured as they are made.
+fn reader_pool(url: &str, options: &SqliteOptions) -> Pool<Conn> {
+    let setup = reader_setup(options.busy_timeout);
+    let mut config = ManagerConfig::<Conn>::default();
+    // A local file does not go away between uses: no test query on checkout.
+    config.recycling_method = RecyclingMethod::Fast;
+    config.custom_setup = Box::new(move |url| {
+        let url = url.to_owned();
+        let setup = setup.clone();
+        Box::pin(async move {
+            let mut conn = Conn::establish(&url).await?;
+            conn.batch_execute(&setup)
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        })
+    });
+    let manager = AsyncDieselConnectionManager::<Conn>::new_with_config(url, config);
+    Pool::builder()
+        .max_size(options.readers)
+        .connection_timeout(options.acquire_timeout)
+        .build_unchecked(manager)
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl UserRepo for SqliteStore {
+    async fn create_user(&self, user: &User) -> Result<(), RepoError> {
+        let row = UserRow::from_domain(user)?;
+        self.write(move |conn| {
+            diesel::insert_into(users::table)
+                .values(row)
+                .execute(conn)
+                .map_err(from_diesel)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, RepoError> {
+        let id = id_text(id.as_uuid());
+        self.read(move |conn| {
+            users::table
+                .find(id)
+                .select(UserRow::as_select())
+                .first(conn)
+                .optional()
+                .map_err(from_diesel)?
+                .map(UserRow::into_domain)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
+        let email = email.as_str().to_lowercase();
+        self.read(move |conn| {
+            // `lower(email)` matches the unique index users_email_key.
+            users::table
+                .filter(diesel::dsl::sql::<diesel::sql_types::Text>("lower(email)").eq(email))
+                .select(UserRow::as_select())
+                .first(conn)
+                .optional()
+                .map_err(from_diesel)?
+                .map(UserRow::into_domain)
+                .transpose()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CourseRepo for SqliteStore {
+    async fn create_course(&self, course: &Course) -> Result<(), RepoError> {
+        let row = CourseRow::from_domain(course)?;
+        self.write(move |conn| {
+            diesel::insert_into(courses::table)
+                .values(row)
+                .execute(conn)
+                .map_err(from_diesel)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_course(&self, id: CourseId) -> Result<Option<Course>, RepoError> {
+        let id = id_text(id.as_uuid());
+        self.read(move |conn| {
+            courses::table
+                .find(id)
+                .select(CourseRow::as_select())
+                .first(conn)
+                .optional()
+                .map_err(from_diesel)?
+                .map(CourseRow::into_domain)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn update_course(&self, course: &Course) -> Result<(), RepoError> {
+        let row = CourseRow::from_domain(course)?;
+        self.write(move |conn| {
+            let updated = diesel::update(courses::table.find(row.id.clone()))
+                .set(&row)
+                .execute(conn)
+                .map_err(from_diesel)?;
+            if updated == 0 {
+                return Err(RepoError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_published_courses(&self, page: PageRequest) -> Result<Page<Course>, RepoError> {
+        let (total, rows) = self
+            .read(move |conn| {
+                // Count and page in one read transaction (one snapshot), so the total
+                // matches the items.
+                conn.transaction(|conn| {
+                    let total: i64 = courses::table
+                        .filter(courses::published.eq(true))
+                        .count()
+                        .get_result(conn)?;
+                    let rows: Vec<CourseRow> = courses::table
+                        .filter(courses::published.eq(true))
+                        .order((courses::created_at.desc(), courses::id.desc()))
+                        .limit(i64::from(page.limit))
+                        .offset(to_i64(page.offset()))
+                        .select(CourseRow::as_select())
+                        .load(conn)?;
+                    Ok::<_, DieselError>((total, rows))
+                })
+                .map_err(from_diesel)
+            })
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(CourseRow::into_domain)
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+}
+
+fn load_purchase(conn: &mut SqliteConnection, id: &str) -> Result<Option<Purchase>, TxError> {
+    let row = purchases::table
+        .find(id)
+        .select(PurchaseRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(row.map(PurchaseRow::into_domain).transpose()?)
+}
+
+/// The body of [`SqliteStore::apply_facts`]'s `BEGIN IMMEDIATE` transaction (which holds the
+/// database's write lock from its first statement, so nothing interleaves). Statements:
+/// 1. (webhook events only) `INSERT INTO processed_events .. ON CONFLICT (event_id) DO NOTHING`:
+///    0 rows means a duplicate; an unknown purchase fails the foreign key, which rolls back
+///    as `NotFound`;
+/// 2. `SELECT .. FROM purchases WHERE id = ?`;
+/// 3. (only if the merge changed anything) `UPDATE purchases SET <facts, status, slot,
+///    payment intent, updated_at> WHERE id = ?`.
+fn apply_in_transaction(
+    conn: &mut SqliteConnection,
+    update: &FactUpdate,
+) -> Result<Applied, TxError> {
+    let purchase_id = id_text(update.purchase_id.as_uuid());
+    if let Some(event) = &update.event {
+        let recorded = diesel::insert_into(processed_events::table)
+            .values(NewProcessedEvent::new(
+                event,
+                update.purchase_id,
+                update.at,
+            )?)
+            .on_conflict(processed_events::event_id)
+            .do_nothing()
+            .execute(conn)
+            .map_err(|error| match error {
+                // processed_events_purchase_id_fkey: the only foreign key of the table.
+                DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
+                    TxError::Repo(RepoError::NotFound)
+                }
+                other => TxError::Db(other),
+            })?;
+        if recorded == 0 {
+            return Ok(Applied::DuplicateEvent);
+        }
+    }
+    let mut purchase = load_purchase(conn, &purchase_id)?.ok_or(RepoError::NotFound)?;
+    let mut changed = false;
+    for fact in &update.facts {
+        changed |= purchase.record(*fact, update.at);
+    }
+    if let Some(payment_intent_id) = &update.payment_intent_id {
+        let unlinked = purchase.payment_intent_id.is_none();
+        // Keeps the first intent learned; a different one later is ignored by the domain.
+        purchase.link_payment_intent(payment_intent_id, update.at);
+        changed |= unlinked;
+    }
+    if changed {
+        diesel::update(purchases::table.find(&purchase_id))
+            .set(FactsChangeset::from_domain(&purchase)?)
+            .execute(conn)?;
+    }
+    Ok(Applied::Applied(purchase))
+}
+
+fn load_purchases<Q>(conn: &mut SqliteConnection, query: Q) -> Result<Vec<Purchase>, RepoError>
+where
+    Q: diesel::query_dsl::methods::LoadQuery<'static, SqliteConnection, PurchaseRow>,
+{
+    let rows: Vec<PurchaseRow> = query.load(conn).map_err(from_diesel)?;
+    rows.into_iter().map(PurchaseRow::into_domain).collect()
+}
+
+#[async_trait]
+impl PurchaseRepo for SqliteStore {
+    async fn create_purchase(&self, purchase: &Purchase) -> Result<(), RepoError> {
+        let row = PurchaseRow::from_domain(purchase)?;
+        self.write(move |conn| {
+            // purchases_active_slot_key (partial unique index) refuses a second slot holder;
+            // the writer's serialisation makes "of concurrent creations, one wins" immediate.
+            diesel::insert_into(purchases::table)
+                .values(row)
+                .execute(conn)
+                .map_err(from_diesel)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn attach_checkout(
+        &self,
+        id: PurchaseId,
+        session: &CheckoutSession,
+        at: OffsetDateTime,
+    ) -> Result<Purchase, RepoError> {
+        let id = id_text(id.as_uuid());
+        let (session_id, url) = (session.id.clone(), session.url.clone());
+        let expires_at = nanos(session.expires_at)?;
+        let at = nanos(at)?;
+        self.write(move |conn| {
+            // One statement; the same change as the domain's Purchase::attach_checkout.
+            diesel::update(purchases::table.find(id))
+                .set((
+                    purchases::checkout_session_id.eq(session_id),
+                    purchases::checkout_url.eq(url),
+                    purchases::checkout_expires_at.eq(expires_at),
+                    purchases::updated_at.eq(at),
+                ))
+                .returning(PurchaseRow::as_returning())
+                .get_result(conn)
+                .optional()
+                .map_err(from_diesel)?
+                .ok_or(RepoError::NotFound)?
+                .into_domain()
+        })
+        .await
+    }
+
+    async fn apply_facts(&self, update: &FactUpdate) -> Result<Applied, RepoError> {
+        let owned = update.clone();
+        let applied = self
+            .write(move |conn| {
+                conn.immediate_transaction(|conn| apply_in_transaction(conn, &owned))
+                    .map_err(RepoError::from)
+            })
+            .await?;
+        if let Applied::Applied(purchase) = &applied {
+            tracing::debug!(purchase_id = %purchase.id, status = purchase.status().as_str(), "facts applied");
+        }
+        Ok(applied)
+    }
+
+    async fn get_purchase(&self, id: PurchaseId) -> Result<Option<Purchase>, RepoError> {
+        let id = id_text(id.as_uuid());
+        self.read(move |conn| load_purchase(conn, &id).map_err(RepoError::from))
+            .await
+    }
+
+    async fn find_by_checkout_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<Purchase>, RepoError> {
+        let session_id = session_id.to_owned();
+        self.read(move |conn| {
+            purchases::table
+                .filter(purchases::checkout_session_id.eq(session_id))
+                .select(PurchaseRow::as_select())
+                .first(conn)
+                .optional()
+                .map_err(from_diesel)?
+                .map(PurchaseRow::into_domain)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn find_by_payment_intent(
+        &self,
+        payment_intent_id: &str,
+    ) -> Result<Option<Purchase>, RepoError> {
+        let payment_intent_id = payment_intent_id.to_owned();
+        self.read(move |conn| {
+            purchases::table
+                .filter(purchases::payment_intent_id.eq(payment_intent_id))
+                .select(PurchaseRow::as_select())
+                .first(conn)
+                .optional()
+                .map_err(from_diesel)?
+                .map(PurchaseRow::into_domain)
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_for_user_and_course(
+        &self,
+        user: UserId,
+        course: CourseId,
+    ) -> Result<Vec<Purchase>, RepoError> {
+        let (user, course) = (id_text(user.as_uuid()), id_text(course.as_uuid()));
+        self.read(move |conn| {
+            let query = purchases::table
+                .filter(purchases::user_id.eq(user))
+                .filter(purchases::course_id.eq(course))
+                .order((purchases::created_at.desc(), purchases::id.desc()))
+                .select(PurchaseRow::as_select());
+            load_purchases(conn, query)
+        })
+        .await
+    }
+
+    async fn list_unlocked_for_user(
+        &self,
+        user: UserId,
+    ) -> Result<Vec<PurchasedCourse>, RepoError> {
+        let user = id_text(user.as_uuid());
+        let rows: Vec<(PurchaseRow, CourseRow)> = self
+            .read(move |conn| {
+                // One query: the stored status is the domain's status, written on every change.
+                purchases::table
+                    .inner_join(courses::table)
+                    .filter(purchases::user_id.eq(user))
+                    .filter(purchases::status.eq(PurchaseStatus::Completed.as_str()))
+                    .order((purchases::created_at.desc(), purchases::id.desc()))
+                    .select((PurchaseRow::as_select(), CourseRow::as_select()))
+                    .load(conn)
+                    .map_err(from_diesel)
+            })
+            .await?;
+        let mut unlocked = Vec::with_capacity(rows.len());
+        for (purchase, course) in rows {
+            let purchase = purchase.into_domain()?;
+            if purchase.unlocks_course() {
+                unlocked.push(PurchasedCourse {
+                    purchase,
+                    course: course.into_domain()?,
+                });
+            }
+        }
+        Ok(unlocked)
+    }
+}
+
+#[async_trait]
+impl StorageHealth for SqliteStore {
+    async fn ping(&self) -> Result<String, RepoError> {
+        let version: String = self
+            .read(|conn| {
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+                    "sqlite_version()",
+                ))
+                .get_result(conn)
+                .map_err(|e| match from_diesel(e) {
+                    RepoError::Unexpected(message) => RepoError::Unavailable(message),
+                    other => other,
+                })
+            })
+            .await?;
+        Ok(format!(
+            "sqlite {version}, {}",
+            self.inner.target.describe()
+        ))
+    }
+}

@@ -1,0 +1,459 @@
+//! SqliteStore against the shared storage contract, twice: on a database file (WAL, a writer
+//! and a pool of readers: the deployed shape) and in memory (one connection). Plus the
+//! SQLite-specific checks: migrations up/down/up, connection settings, persistence across
+//! reopening, event payloads, busy and unreachable databases.
+//!
+//! Each test gets a fresh directory under the system temp dir, removed when the test ends,
+//! passed or failed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use lms_domain::{PaymentFact, Role};
+use lms_ports::{
+    Applied, CourseRepo, EventReceipt, FactUpdate, PurchaseRepo, RepoError, StorageHealth, UserRepo,
+};
+use lms_sqlite::{embedded_migration_versions, SqliteOptions, SqliteStore};
+use lms_storage_contract as contract;
+use uuid::Uuid;
+
+/// A directory of its own for one test; removed with the guard.
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("lms-sqlite-test-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn database(&self) -> PathBuf {
+        self.0.join("lms.db")
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.database().display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(error) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("could not remove {}: {error}", self.0.display());
+        }
+    }
+}
+
+fn options() -> SqliteOptions {
+    // A generous acquire timeout: the concurrency checks queue 50 writes on one writer.
+    SqliteOptions {
+        acquire_timeout: Duration::from_secs(30),
+        ..SqliteOptions::default()
+    }
+}
+
+async fn fresh_file_store() -> (SqliteStore, TempDir) {
+    let dir = TempDir::new();
+    let store = SqliteStore::open_with(&dir.url(), options()).await.unwrap();
+    (store, dir)
+}
+
+async fn fresh_memory_store() -> (SqliteStore, ()) {
+    (
+        SqliteStore::open_with(":memory:", options()).await.unwrap(),
+        (),
+    )
+}
+
+mod on_a_file {
+    use super::fresh_file_store;
+    lms_storage_contract::storage_contract_tests!(fresh_file_store());
+}
+
+mod in_memory {
+    use super::fresh_memory_store;
+    lms_storage_contract::storage_contract_tests!(fresh_memory_store());
+}
+
+/// A plain diesel connection to the test's database file, as another process would have.
+fn raw_connection(dir: &TempDir) -> SqliteConnection {
+    let mut conn = SqliteConnection::establish(dir.database().to_str().unwrap()).unwrap();
+    diesel::sql_query("PRAGMA busy_timeout = 5000")
+        .execute(&mut conn)
+        .unwrap();
+    conn
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(QueryableByName)]
+struct One {
+    #[diesel(sql_type = Text)]
+    value: String,
+}
+
+fn count(conn: &mut SqliteConnection, sql: &str) -> i64 {
+    diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
+}
+
+fn text(conn: &mut SqliteConnection, sql: &str) -> String {
+    diesel::sql_query(sql)
+        .get_result::<One>(conn)
+        .unwrap()
+        .value
+}
+
+/// Tables, indexes, views and triggers other than diesel's own bookkeeping table.
+fn our_objects(conn: &mut SqliteConnection) -> i64 {
+    count(
+        conn,
+        "SELECT count(*) AS n FROM sqlite_master \
+         WHERE tbl_name <> '__diesel_schema_migrations' AND name NOT LIKE 'sqlite_%'",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_go_up_down_and_up_again() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open_with(
+        &dir.url(),
+        SqliteOptions {
+            migrate: false,
+            ..options()
+        },
+    )
+    .await
+    .unwrap();
+    let embedded = embedded_migration_versions();
+    assert!(!embedded.is_empty());
+    let mut conn = raw_connection(&dir);
+    assert_eq!(
+        our_objects(&mut conn),
+        0,
+        "open_with(migrate: false) migrates nothing"
+    );
+
+    assert_eq!(store.run_migrations().await.unwrap(), embedded);
+    assert_eq!(
+        store.run_migrations().await.unwrap(),
+        Vec::<String>::new(),
+        "already up to date"
+    );
+    let tables = count(
+        &mut conn,
+        "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' \
+         AND name IN ('users', 'courses', 'purchases', 'processed_events')",
+    );
+    assert_eq!(tables, 4);
+    assert!(our_objects(&mut conn) > 4, "tables and indexes");
+
+    let mut reverted = store.revert_all_migrations().await.unwrap();
+    reverted.reverse();
+    assert_eq!(reverted, embedded);
+    assert_eq!(
+        our_objects(&mut conn),
+        0,
+        "down leaves no table or index of ours"
+    );
+
+    assert_eq!(store.run_migrations().await.unwrap(), embedded);
+    let user = contract::new_user("again@example.com", Role::Student);
+    store.create_user(&user).await.unwrap();
+    assert_eq!(store.get_user(user.id).await.unwrap(), Some(user));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_migrates_and_reopening_keeps_everything() {
+    let dir = TempDir::new();
+    // A directory that does not exist yet is created: nothing to set up on a fresh machine.
+    let nested = dir.path().join("data").join("nested").join("lms.db");
+    let url = format!("sqlite://{}", nested.display());
+    let store = SqliteStore::open(&url).await.unwrap();
+    let (instructor, buyer) = contract::seed_people(&store).await;
+    let course = contract::seed_course(&store, &instructor, contract::at(0)).await;
+    let purchase = contract::begin(&buyer, &course, contract::at(1));
+    store.create_purchase(&purchase).await.unwrap();
+    drop(store);
+
+    // A plain path to the same file this time.
+    let reopened = SqliteStore::open(nested.to_str().unwrap()).await.unwrap();
+    assert_eq!(reopened.get_user(buyer.id).await.unwrap(), Some(buyer));
+    assert_eq!(reopened.get_course(course.id).await.unwrap(), Some(course));
+    assert_eq!(
+        reopened.get_purchase(purchase.id).await.unwrap(),
+        Some(purchase)
+    );
+    assert_eq!(
+        reopened.run_migrations().await.unwrap(),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_is_in_wal_mode_with_foreign_keys_enforced() {
+    let (store, dir) = fresh_file_store().await;
+    let mut conn = raw_connection(&dir);
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT journal_mode AS value FROM pragma_journal_mode"
+        ),
+        "wal"
+    );
+
+    // foreign_keys = ON on the store's connections: a course of an unknown instructor is refused.
+    let ghost = lms_domain::UserId::from_uuid(Uuid::new_v4());
+    let course = contract::new_course(ghost, contract::usd(1999), true, contract::at(0));
+    assert!(matches!(
+        store.create_course(&course).await,
+        Err(RepoError::Unexpected(_))
+    ));
+    assert_eq!(store.get_course(course.id).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_names_the_version_and_the_file() {
+    let (store, dir) = fresh_file_store().await;
+    let detail = store.ping().await.unwrap();
+    assert!(detail.starts_with("sqlite 3."), "{detail}");
+    assert!(
+        detail.ends_with(&dir.database().display().to_string()),
+        "{detail}"
+    );
+
+    let memory = SqliteStore::open(":memory:").await.unwrap();
+    let detail = memory.ping().await.unwrap();
+    assert!(
+        detail.starts_with("sqlite 3.") && detail.ends_with(", :memory:"),
+        "{detail}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_in_memory_store_is_its_own_database() {
+    let (first, ()) = fresh_memory_store().await;
+    let (second, ()) = fresh_memory_store().await;
+    let user = contract::new_user("solo@example.com", Role::Student);
+    first.create_user(&user).await.unwrap();
+    // Clones share the one connection, so they see the same database.
+    assert_eq!(
+        first.clone().get_user(user.id).await.unwrap(),
+        Some(user.clone())
+    );
+    assert_eq!(second.get_user(user.id).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_is_exact_instants_money_and_ids() {
+    let (store, dir) = fresh_file_store().await;
+    let mut user = contract::new_user("exact@example.com", Role::Student);
+    // Nanosecond precision survives (PostgreSQL would keep microseconds).
+    user.created_at =
+        time::OffsetDateTime::from_unix_timestamp_nanos(1_780_000_000_123_456_789).unwrap();
+    store.create_user(&user).await.unwrap();
+    assert_eq!(store.get_user(user.id).await.unwrap(), Some(user.clone()));
+
+    let mut conn = raw_connection(&dir);
+    let row = text(
+        &mut conn,
+        "SELECT id || ' ' || created_at || ' ' || typeof(created_at) AS value FROM users",
+    );
+    assert_eq!(
+        row,
+        format!(
+            "{} 1780000000123456789 integer",
+            user.id.as_uuid().hyphenated()
+        )
+    );
+
+    let course = contract::new_course(
+        user.id,
+        contract::money(123_456_789, "JPY"),
+        true,
+        contract::at(0),
+    );
+    store.create_course(&course).await.unwrap();
+    let price = text(
+        &mut conn,
+        "SELECT price_cents || ' ' || currency || ' ' || typeof(price_cents) AS value FROM courses",
+    );
+    assert_eq!(price, "123456789 JPY integer");
+
+    // Beyond what an i64 of nanoseconds holds: refused, nothing written.
+    let mut far = contract::new_user("far@example.com", Role::Student);
+    far.created_at = time::macros::datetime!(2300-01-01 0:00 UTC);
+    assert!(matches!(
+        store.create_user(&far).await,
+        Err(RepoError::Unexpected(_))
+    ));
+    assert_eq!(store.get_user(far.id).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_are_kept_with_their_payload_and_a_known_fact_does_not_rewrite_the_row() {
+    let (store, dir) = fresh_file_store().await;
+    let (instructor, buyer) = contract::seed_people(&store).await;
+    let course = contract::seed_course(&store, &instructor, contract::at(0)).await;
+    let purchase = contract::begin(&buyer, &course, contract::at(1));
+    store.create_purchase(&purchase).await.unwrap();
+
+    let receipt = |id: &str, payload: &str| EventReceipt {
+        event_id: id.to_owned(),
+        event_type: "charge.refunded".to_owned(),
+        payload: payload.to_owned(),
+    };
+    for (id, payload) in [
+        ("evt_json", r#"{"id":"evt_json","data":{"amount":1999}}"#),
+        ("evt_text", "not json"),
+    ] {
+        let update = FactUpdate {
+            purchase_id: purchase.id,
+            facts: vec![],
+            payment_intent_id: None,
+            event: Some(receipt(id, payload)),
+            at: contract::at(2),
+        };
+        store.apply_facts(&update).await.unwrap();
+    }
+    let mut conn = raw_connection(&dir);
+    let amount = text(
+        &mut conn,
+        "SELECT CAST(json_extract(payload, '$.data.amount') AS TEXT) AS value \
+         FROM processed_events WHERE event_id = 'evt_json'",
+    );
+    assert_eq!(amount, "1999");
+    let raw = text(
+        &mut conn,
+        "SELECT json_extract(payload, '$') AS value FROM processed_events WHERE event_id = 'evt_text'",
+    );
+    assert_eq!(raw, "not json");
+    let event = text(
+        &mut conn,
+        "SELECT event_type || ' ' || purchase_id AS value FROM processed_events WHERE event_id = 'evt_json'",
+    );
+    assert_eq!(
+        event,
+        format!("charge.refunded {}", purchase.id.as_uuid().hyphenated())
+    );
+
+    // The status column follows the facts; a redelivery or a known fact writes nothing to
+    // the purchase (a trigger counts the updates).
+    diesel::sql_query("CREATE TABLE purchase_updates (n integer NOT NULL)")
+        .execute(&mut conn)
+        .unwrap();
+    diesel::sql_query("INSERT INTO purchase_updates VALUES (0)")
+        .execute(&mut conn)
+        .unwrap();
+    diesel::sql_query(
+        "CREATE TRIGGER count_purchase_updates AFTER UPDATE ON purchases \
+         BEGIN UPDATE purchase_updates SET n = n + 1; END",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let paid = vec![PaymentFact::PaymentSucceeded {
+        amount: contract::usd(1999),
+    }];
+    let delivery = contract::update(purchase.id, paid.clone(), Some("evt_paid"), contract::at(3));
+    assert!(matches!(
+        store.apply_facts(&delivery).await.unwrap(),
+        Applied::Applied(_)
+    ));
+    assert_eq!(
+        store.apply_facts(&delivery).await.unwrap(),
+        Applied::DuplicateEvent
+    );
+    let known = contract::update(purchase.id, paid, Some("evt_again"), contract::at(4));
+    assert!(matches!(
+        store.apply_facts(&known).await.unwrap(),
+        Applied::Applied(_)
+    ));
+    assert_eq!(count(&mut conn, "SELECT n FROM purchase_updates"), 1);
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM processed_events"),
+        4
+    );
+    let status = text(&mut conn, "SELECT status AS value FROM purchases");
+    assert_eq!(status, "completed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_locked_by_another_process_is_waited_for_then_unavailable() {
+    let dir = TempDir::new();
+    let store = SqliteStore::open_with(
+        &dir.url(),
+        SqliteOptions {
+            busy_timeout: Duration::from_millis(300),
+            ..options()
+        },
+    )
+    .await
+    .unwrap();
+    let (instructor, _) = contract::seed_people(&store).await;
+
+    // Another connection holds the write lock for longer than the busy timeout.
+    let mut other = raw_connection(&dir);
+    diesel::sql_query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .unwrap();
+    let course = contract::new_course(instructor.id, contract::usd(1999), true, contract::at(0));
+    assert!(matches!(
+        store.create_course(&course).await,
+        Err(RepoError::Unavailable(_))
+    ));
+    // Reads go on meanwhile (WAL).
+    assert_eq!(
+        store.get_user(instructor.id).await.unwrap(),
+        Some(instructor)
+    );
+
+    // A lock released within the busy timeout is waited for.
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        diesel::sql_query("COMMIT").execute(&mut other).unwrap();
+    });
+    let started = std::time::Instant::now();
+    // Retrying until the release lands may take one more timeout on a loaded machine.
+    let mut result = store.create_course(&course).await;
+    if result.is_err() {
+        result = store.create_course(&course).await;
+    }
+    result.unwrap();
+    release.join().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(store.get_course(course.id).await.unwrap(), Some(course));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unopenable_database_is_unavailable() {
+    // A directory cannot be created under a regular file.
+    let dir = TempDir::new();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let below = format!("sqlite://{}/lms.db", file.display());
+    assert!(matches!(
+        SqliteStore::open(&below).await,
+        Err(RepoError::Unavailable(_))
+    ));
+    // A directory where the file should be.
+    assert!(matches!(
+        SqliteStore::open(dir.path().to_str().unwrap()).await,
+        Err(RepoError::Unavailable(_))
+    ));
+    assert!(matches!(
+        SqliteStore::open("").await,
+        Err(RepoError::Unexpected(_))
+    ));
+}
