@@ -296,7 +296,17 @@ pub fn envelope_fallback<B: MessageBody + 'static>(
             tracing::debug!(status = status.as_u16(), error = %err, "request refused");
         }
     }
-    let api = ApiError::new(status, code_for(status), message_for(status));
+    let cors_refusal = res
+        .response()
+        .error()
+        .and_then(|err| err.as_error::<actix_cors::CorsError>())
+        .map(|err| format!("{err}."));
+    let api = match cors_refusal {
+        Some(message) if !status.is_server_error() => {
+            ApiError::new(status, "CORS_REJECTED", message)
+        }
+        _ => ApiError::new(status, code_for(status), message_for(status)),
+    };
     let (req, res) = res.into_parts();
     let mut rebuilt = api.error_response();
     // Keep headers such as Allow or CORS ones; only the body and its type change.

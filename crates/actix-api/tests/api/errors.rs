@@ -121,6 +121,22 @@ async fn cors_allows_the_frontend_with_credentials_only(app: TestApp) {
         )
         .await;
     assert!(foreign.headers.get("access-control-allow-origin").is_none());
+    let foreign_preflight = app
+        .send(
+            app.client
+                .request(
+                    reqwest::Method::OPTIONS,
+                    app.url("/api/v1/payments/create-checkout-session"),
+                )
+                .header("origin", "https://evil.example")
+                .header("access-control-request-method", "POST"),
+        )
+        .await;
+    assert!(foreign_preflight
+        .headers
+        .get("access-control-allow-origin")
+        .is_none());
+    foreign_preflight.assert_error(400, "CORS_REJECTED");
 }
 
 crate::per_wiring!(
