@@ -48,3 +48,51 @@ crate::per_wiring!(
     healthcheck_reports_ok_then_503_when_the_database_is_down,
     storage_outage_on_a_normal_route_is_a_generic_5xx
 );
+
+/// The real database adapter, unreachable: health says 503 with the same shape, and every
+/// route that needs the store answers a generic 5xx envelope (never the driver's error).
+#[tokio::test]
+async fn an_unreachable_postgres_is_503_everywhere_with_generic_bodies() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Wiring::DeadPostgres).await;
+    let health = app.get("/api/v1/healthcheck", None).await;
+    assert_eq!(health.status, 503, "{}", health.text);
+    assert_eq!(health.json["services"]["database"]["status"], "DOWN");
+    assert_eq!(health.json["services"]["server"]["status"], "OK");
+    assert!(health.json["timeStamp"].is_string());
+
+    let signup = app
+        .signup(&serde_json::json!({"name": "A", "email": "a@b.io", "password": "long enough pw"}))
+        .await;
+    signup.assert_error(503, "SERVICE_UNAVAILABLE");
+    assert_eq!(signup.json["message"], lms_actix_api::error::GENERIC_5XX);
+    let listing = app.get("/api/v1/courses/published", None).await;
+    listing.assert_error(503, "SERVICE_UNAVAILABLE");
+    // A genuine webhook that cannot be stored is a 5xx, so the gateway delivers it again.
+    let checkout = crate::helpers::Checkout {
+        purchase_id: uuid::Uuid::new_v4().to_string(),
+        session_id: "cs_fake_x".to_owned(),
+        url: String::new(),
+        amount_cents: 1999,
+        currency: "usd".to_owned(),
+    };
+    let (body, signature) = app.event(
+        "evt_cannot_store",
+        "checkout.session.completed",
+        &checkout,
+        &[lms_domain::PaymentFact::PaymentProcessing],
+    );
+    let webhook = app.webhook(body, Some(&signature)).await;
+    webhook.assert_error(503, "SERVICE_UNAVAILABLE");
+    for leak in ["127.0.0.1", "connection", "postgres", "refused"] {
+        assert!(
+            !listing.text.to_lowercase().contains(leak),
+            "{}",
+            listing.text
+        );
+        assert!(
+            !health.text.to_lowercase().contains(leak),
+            "{}",
+            health.text
+        );
+    }
+}

@@ -25,6 +25,8 @@ pub enum Wiring {
     Memory,
     /// PgStore on a fresh database + the Stripe adapter against a wiremock stand-in.
     PostgresStripe,
+    /// PgStore pointed at a port where no database listens (+ the fake gateway).
+    DeadPostgres,
 }
 
 /// The gateway handle a test can script and inspect.
@@ -128,6 +130,12 @@ pub async fn spawn_app_with(wiring: Wiring) -> TestApp {
                 Gateway::Fake(gateway),
                 None,
             )
+        }
+        Wiring::DeadPostgres => {
+            let gateway = FakeGateway::new();
+            let (services, store) = crate::wiring::dead_postgres_services(&gateway, &clock);
+            let purchases: Arc<dyn PurchaseRepo> = Arc::new(store);
+            (services, None, purchases, Gateway::Fake(gateway), None)
         }
         Wiring::PostgresStripe => {
             let db = crate::wiring::TestDb::migrated().await;

@@ -53,6 +53,23 @@ pub fn postgres_stripe_services(
     (services, store)
 }
 
+/// A PgStore whose database never answers (nothing listens on port 1).
+pub fn dead_postgres_services(gateway: &FakeGateway, clock: &ManualClock) -> (Services, PgStore) {
+    let store = PgStore::connect_lazy(
+        "postgres://postgres@127.0.0.1:1/none",
+        1,
+        Duration::from_millis(500),
+    );
+    let services = Services::with_store(
+        store.clone(),
+        Arc::new(gateway.clone()),
+        Arc::new(Argon2Hasher::fast_for_tests().unwrap()),
+        Arc::new(clock.clone()),
+        Settings::default(),
+    );
+    (services, store)
+}
+
 fn maintenance_url() -> String {
     std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
