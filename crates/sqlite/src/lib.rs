@@ -42,6 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use diesel::connection::{AnsiTransactionManager, TransactionManager, TransactionManagerStatus};
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
@@ -156,15 +157,38 @@ fn reader_setup(busy_timeout: Duration) -> String {
     )
 }
 
-/// Runs `work` on the connection's blocking thread.
+/// Runs `work` on the connection's blocking thread. Should `work` panic (a bug), the panic
+/// is reported as [`RepoError::Unexpected`] and any transaction it left open is rolled back:
+/// otherwise every later write on the connection would run inside that transaction, never
+/// committed.
 async fn on<T, F>(conn: &mut Conn, work: F) -> Result<T, RepoError>
 where
     T: Send + 'static,
     F: FnOnce(&mut SqliteConnection) -> Result<T, RepoError> + Send + 'static,
 {
-    conn.spawn_blocking(move |conn| Ok(work(conn)))
-        .await
-        .map_err(from_diesel)?
+    conn.spawn_blocking(move |conn| {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
+            .unwrap_or_else(|_| {
+                Err(RepoError::Unexpected(
+                    "a storage operation panicked".to_owned(),
+                ))
+            });
+        close_dangling_transaction(conn);
+        Ok(outcome)
+    })
+    .await
+    .map_err(from_diesel)?
+}
+
+fn close_dangling_transaction(conn: &mut SqliteConnection) {
+    let status = AnsiTransactionManager::transaction_manager_status_mut(conn);
+    if matches!(status.transaction_depth(), Ok(None)) {
+        return;
+    }
+    tracing::error!("a storage operation left a transaction open; rolling it back");
+    *status = TransactionManagerStatus::default();
+    // Fails only when SQLite has no transaction open, which is what we want.
+    let _ = diesel::connection::SimpleConnection::batch_execute(conn, "ROLLBACK");
 }
 
 impl SqliteStore {
@@ -650,5 +674,48 @@ impl StorageHealth for SqliteStore {
             "sqlite {version}, {}",
             self.inner.target.describe()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panic_inside_a_transaction_rolls_it_back_and_the_writer_goes_on() {
+        let store = SqliteStore::open(":memory:").await.unwrap();
+        let user = lms_storage_contract::new_user("ada@example.com", lms_domain::Role::Student);
+        let row = UserRow::from_domain(&user).unwrap();
+        let result: Result<(), RepoError> = store
+            .write(move |conn| {
+                conn.immediate_transaction(|conn| {
+                    diesel::insert_into(users::table)
+                        .values(row)
+                        .execute(conn)?;
+                    panic!("a bug");
+                    #[allow(unreachable_code)]
+                    Ok::<_, TxError>(())
+                })
+                .map_err(RepoError::from)
+            })
+            .await;
+        assert!(matches!(result, Err(RepoError::Unexpected(_))));
+        assert_eq!(store.get_user(user.id).await.unwrap(), None, "rolled back");
+
+        // The next write is a transaction of its own, committed.
+        store.create_user(&user).await.unwrap();
+        let in_transaction = store
+            .write(|conn| {
+                Ok(AnsiTransactionManager::transaction_manager_status_mut(conn)
+                    .transaction_depth()
+                    .map_err(from_diesel)?
+                    .is_some())
+            })
+            .await
+            .unwrap();
+        assert!(!in_transaction);
+        assert_eq!(store.get_user(user.id).await.unwrap(), Some(user));
     }
 }
