@@ -3,7 +3,7 @@
 //! `{"success": false, "status": "fail"|"error", "message", "code"}` (+ `errors` for validation).
 //! `fail` for 4xx, `error` for 5xx. A 5xx body is always generic; its cause goes to the log.
 
-use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::header::{self, HeaderValue};
@@ -322,9 +322,6 @@ pub fn envelope_fallback<B: MessageBody + 'static>(
     let res = ServiceResponse::new(req, rebuilt).map_into_right_body();
     Ok(ErrorHandlerResponse::Response(res))
 }
-
-/// Wrapper so `EitherBody` is nameable by callers.
-pub type FallbackBody<B> = EitherBody<B, BoxBody>;
 
 impl From<lms_application::AppError> for ApiError {
     fn from(err: lms_application::AppError) -> Self {
