@@ -134,8 +134,9 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
-fn millis(duration: Duration) -> u128 {
-    duration.as_millis()
+/// `busy_timeout` takes a C int of milliseconds.
+fn millis(duration: Duration) -> i32 {
+    i32::try_from(duration.as_millis()).unwrap_or(i32::MAX)
 }
 
 /// Per-connection settings of the writer. `journal_mode` is stored in the file: once WAL,
@@ -717,5 +718,35 @@ mod tests {
             .unwrap();
         assert!(!in_transaction);
         assert_eq!(store.get_user(user.id).await.unwrap(), Some(user));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn read_connections_refuse_writes() {
+        let dir = std::env::temp_dir().join(format!("lms-sqlite-unit-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("lms.db");
+        let store = SqliteStore::open(path.to_str().unwrap()).await.unwrap();
+        let user = lms_storage_contract::new_user("ada@example.com", lms_domain::Role::Student);
+        let row = UserRow::from_domain(&user).unwrap();
+        let result = store
+            .read(move |conn| {
+                diesel::insert_into(users::table)
+                    .values(row)
+                    .execute(conn)
+                    .map_err(from_diesel)
+            })
+            .await;
+        assert!(
+            matches!(result, Err(RepoError::Unexpected(_))),
+            "{result:?}"
+        );
+        assert_eq!(store.get_user(user.id).await.unwrap(), None);
+        drop(store);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn busy_timeouts_fit_sqlite_s_int() {
+        assert_eq!(millis(Duration::from_millis(1500)), 1500);
+        assert_eq!(millis(Duration::MAX), i32::MAX);
     }
 }
