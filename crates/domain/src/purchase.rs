@@ -333,6 +333,27 @@ impl Purchase {
         changed
     }
 
+    /// Merges what one gateway report revealed: its facts and, if the purchase has none yet,
+    /// the payment id. Returns whether anything changed (false for a replay), so storage can
+    /// skip the write.
+    pub fn absorb(
+        &mut self,
+        facts: &[PaymentFact],
+        payment_intent_id: Option<&str>,
+        now: OffsetDateTime,
+    ) -> bool {
+        let mut changed = false;
+        for fact in facts {
+            changed |= self.record(*fact, now);
+        }
+        if let Some(payment_intent_id) = payment_intent_id {
+            // Keeps the first intent learned; a different one later is ignored.
+            changed |= self.payment_intent_id.is_none()
+                && self.link_payment_intent(payment_intent_id, now);
+        }
+        changed
+    }
+
     /// Remembers the hosted checkout session the customer pays on.
     pub fn attach_checkout(&mut self, session: CheckoutSession, now: OffsetDateTime) {
         self.checkout = Some(session);

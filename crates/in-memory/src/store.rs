@@ -267,20 +267,21 @@ impl PurchaseRepo for InMemoryStore {
             .get(&update.purchase_id)
             .cloned()
             .ok_or(RepoError::NotFound)?;
-        for fact in &update.facts {
-            purchase.record(*fact, update.at);
-        }
         if let Some(intent) = &update.payment_intent_id {
-            if purchase.payment_intent_id.is_none() {
-                let linked_elsewhere = state.purchases.values().any(|other| {
+            // What the unique index on payment_intent_id does in SQL stores.
+            let linked_elsewhere = purchase.payment_intent_id.is_none()
+                && state.purchases.values().any(|other| {
                     other.id != purchase.id && other.payment_intent_id.as_ref() == Some(intent)
                 });
-                if linked_elsewhere {
-                    return Err(RepoError::Duplicate("payment_intent_id"));
-                }
+            if linked_elsewhere {
+                return Err(RepoError::Duplicate("payment_intent_id"));
             }
-            purchase.link_payment_intent(intent, update.at);
         }
+        purchase.absorb(
+            &update.facts,
+            update.payment_intent_id.as_deref(),
+            update.at,
+        );
         if let Some(event) = &update.event {
             state.event_ids.insert(event.event_id.clone());
             state.events.push(RecordedEvent {

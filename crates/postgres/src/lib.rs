@@ -262,16 +262,7 @@ async fn apply_in_transaction(
     let mut purchase = lock_purchase(conn, update.purchase_id)
         .await?
         .ok_or(RepoError::NotFound)?;
-    let mut changed = false;
-    for fact in &update.facts {
-        changed |= purchase.record(*fact, at);
-    }
-    if let Some(payment_intent_id) = &update.payment_intent_id {
-        let unlinked = purchase.payment_intent_id.is_none();
-        // Keeps the first intent learned; a different one later is ignored by the domain.
-        purchase.link_payment_intent(payment_intent_id, at);
-        changed |= unlinked;
-    }
+    let changed = purchase.absorb(&update.facts, update.payment_intent_id.as_deref(), at);
     if changed {
         diesel::update(purchases::table.find(update.purchase_id.as_uuid()))
             .set(FactsChangeset::from_domain(&purchase))

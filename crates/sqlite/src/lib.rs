@@ -480,16 +480,11 @@ fn apply_in_transaction(
         }
     }
     let mut purchase = load_purchase(conn, &purchase_id)?.ok_or(RepoError::NotFound)?;
-    let mut changed = false;
-    for fact in &update.facts {
-        changed |= purchase.record(*fact, update.at);
-    }
-    if let Some(payment_intent_id) = &update.payment_intent_id {
-        let unlinked = purchase.payment_intent_id.is_none();
-        // Keeps the first intent learned; a different one later is ignored by the domain.
-        purchase.link_payment_intent(payment_intent_id, update.at);
-        changed |= unlinked;
-    }
+    let changed = purchase.absorb(
+        &update.facts,
+        update.payment_intent_id.as_deref(),
+        update.at,
+    );
     if changed {
         diesel::update(purchases::table.find(&purchase_id))
             .set(FactsChangeset::from_domain(&purchase)?)

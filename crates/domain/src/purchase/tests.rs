@@ -302,6 +302,24 @@ fn refunds_are_planned_within_what_remains() {
 }
 
 #[test]
+fn absorbing_a_report_says_whether_anything_changed() {
+    let mut purchase = purchase_of(usd(1999));
+    let paid = [PaymentSucceeded { amount: usd(1999) }];
+    assert!(purchase.absorb(&paid, Some("pi_1"), T0));
+    assert_eq!(purchase.payment_intent_id.as_deref(), Some("pi_1"));
+    assert!(
+        !purchase.absorb(&paid, Some("pi_1"), T0),
+        "a replay changes nothing"
+    );
+    assert!(
+        !purchase.absorb(&[], Some("pi_2"), T0),
+        "the first payment intent is kept"
+    );
+    assert_eq!(purchase.payment_intent_id.as_deref(), Some("pi_1"));
+    assert!(purchase.absorb(&[Refunded { total: usd(1) }], None, T0));
+}
+
+#[test]
 fn status_names_round_trip() {
     for status in [
         PurchaseStatus::Pending,
