@@ -1,5 +1,5 @@
 # Two stages: build the release binary, then ship it alone on a slim base.
-FROM rust:1.85-slim-bookworm AS build
+FROM rust:1.89-slim-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p lms-app
