@@ -8,6 +8,7 @@ pub mod dto;
 pub mod error;
 pub mod middleware;
 pub mod routes;
+pub mod storefront;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, ErrorHandlers};
@@ -109,6 +110,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &ApiState) {
         .app_data(web::QueryConfig::default().error_handler(error::query_error))
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .configure(|cfg| routes::configure(cfg, &state.settings))
+        .configure(storefront::configure)
         .default_service(web::to(error::not_found));
 }
 

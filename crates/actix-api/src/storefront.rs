@@ -1,0 +1,199 @@
+//! The demo storefront: a static page and its script and style, the reference client of the REST
+//! contract. Embedded in the binary (`include_str!`), no build step, no CDN, no inline script.
+//!
+//! `GET /`, `/payment/success` and `/payment/cancel` all serve the same page; the script decides
+//! what to show from the path. The page gets its own CSP (`default-src 'self'` and nothing
+//! looser); every other response keeps the API's `default-src 'none'` from the middleware, which
+//! only adds a header a response does not set itself.
+
+use crate::error::method_not_allowed;
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+
+const INDEX_HTML: &str = include_str!("../storefront/index.html");
+const APP_JS: &str = include_str!("../storefront/app.js");
+const STYLE_CSS: &str = include_str!("../storefront/style.css");
+
+/// The page's content security policy: same-origin script, style and `fetch` only.
+pub const PAGE_CSP: &str =
+    "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
+
+/// Paths that serve the page.
+pub const PAGE_PATHS: [&str; 3] = ["/", "/payment/success", "/payment/cancel"];
+pub const SCRIPT_PATH: &str = "/storefront/app.js";
+pub const STYLE_PATH: &str = "/storefront/style.css";
+
+/// Registers the page and its two assets. Anything else under `/storefront/` falls through to
+/// the app's 404 envelope.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    for path in PAGE_PATHS {
+        cfg.service(resource(path).route(web::get().to(page)));
+    }
+    cfg.service(resource(SCRIPT_PATH).route(web::get().to(script)))
+        .service(resource(STYLE_PATH).route(web::get().to(style)));
+}
+
+async fn page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CONTENT_SECURITY_POLICY, PAGE_CSP))
+        .body(INDEX_HTML)
+}
+
+async fn script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .body(APP_JS)
+}
+
+async fn style() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .body(STYLE_CSS)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::{run, ApiSettings, ApiState};
+    use lms_application::{Services, Settings};
+    use lms_in_memory::{FakeGateway, InMemoryStore, ManualClock};
+    use lms_password_argon2::Argon2Hasher;
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// The real server (all middleware) on port 0 over in-memory adapters.
+    fn spawn() -> String {
+        let store = InMemoryStore::new();
+        let services = Services::with_store(
+            store,
+            Arc::new(FakeGateway::new()),
+            Arc::new(Argon2Hasher::fast_for_tests().unwrap()),
+            Arc::new(ManualClock::new(time::OffsetDateTime::now_utc())),
+            Settings::default(),
+        );
+        let mut settings = ApiSettings::new("http://localhost/payment/success");
+        settings.workers = Some(1);
+        settings.shutdown_timeout = Duration::from_secs(1);
+        let state = ApiState::new(Arc::new(services), b"storefront-test-secret", settings);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(run(listener, state).unwrap());
+        base
+    }
+
+    fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
+        res.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn pages_are_the_same_html_with_a_strict_csp() {
+        let base = spawn();
+        let http = reqwest::Client::new();
+        for path in PAGE_PATHS {
+            let res = http
+                .get(format!("{base}{path}?session_id=cs_test_1"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+            assert_eq!(
+                header(&res, "content-type"),
+                "text/html; charset=utf-8",
+                "{path}"
+            );
+            assert_eq!(header(&res, "content-security-policy"), PAGE_CSP);
+            assert_eq!(header(&res, "x-content-type-options"), "nosniff");
+            assert_eq!(header(&res, "x-frame-options"), "DENY");
+            let body = res.text().await.unwrap();
+            assert_eq!(body, INDEX_HTML, "{path}");
+        }
+    }
+
+    #[tokio::test]
+    async fn script_and_style_have_their_types_and_keep_the_api_csp() {
+        let base = spawn();
+        let http = reqwest::Client::new();
+        for (path, content_type, body) in [
+            (SCRIPT_PATH, "text/javascript; charset=utf-8", APP_JS),
+            (STYLE_PATH, "text/css; charset=utf-8", STYLE_CSS),
+        ] {
+            let res = http.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+            assert_eq!(header(&res, "content-type"), content_type);
+            assert_eq!(
+                header(&res, "content-security-policy"),
+                "default-src 'none'; frame-ancestors 'none'"
+            );
+            assert_eq!(res.text().await.unwrap(), body);
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_storefront_file_is_the_404_envelope() {
+        let base = spawn();
+        let res = reqwest::get(format!("{base}/storefront/x")).await.unwrap();
+        assert_eq!(res.status(), 404);
+        assert!(header(&res, "content-type").starts_with("application/json"));
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "success": false,
+                "status": "fail",
+                "message": "Route not found.",
+                "code": "NOT_FOUND",
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn wrong_method_on_the_page_is_the_405_envelope() {
+        let base = spawn();
+        let res = reqwest::Client::new()
+            .post(format!("{base}/"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "METHOD_NOT_ALLOWED");
+    }
+
+    #[test]
+    fn the_page_loads_only_same_origin_files_and_no_inline_script() {
+        assert!(INDEX_HTML.contains(&format!("<script src=\"{SCRIPT_PATH}\" defer></script>")));
+        assert!(INDEX_HTML.contains(&format!("href=\"{STYLE_PATH}\"")));
+        assert_eq!(
+            INDEX_HTML.matches("<script").count(),
+            1,
+            "one external script"
+        );
+        assert!(!INDEX_HTML.contains("<style"), "no inline style");
+        let handler = INDEX_HTML
+            .split(|c: char| c.is_whitespace() || c == '<')
+            .find(|word| word.starts_with("on") && word.contains('='));
+        assert_eq!(handler, None, "no inline event handler");
+        assert!(
+            !INDEX_HTML.contains("//"),
+            "no absolute or protocol-relative URL"
+        );
+        for id in [
+            "signup-form",
+            "signin-form",
+            "courses",
+            "purchase-status",
+            "my-courses",
+        ] {
+            assert!(INDEX_HTML.contains(&format!("id=\"{id}\"")), "{id}");
+        }
+        assert!(!APP_JS.contains("innerHTML"), "API text never becomes HTML");
+    }
+}
