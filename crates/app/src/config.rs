@@ -316,23 +316,21 @@ impl Settings {
                 if !(secret_key.starts_with("sk_") || secret_key.starts_with("rk_")) {
                     bail!("STRIPE_SECRET_KEY must be a Stripe secret key (sk_... or rk_...)");
                 }
-                let webhook_secrets = required(
-                    "STRIPE_WEBHOOK_SECRET",
-                    " when STRIPE_SECRET_KEY is set",
-                )?
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| {
-                    if s.starts_with("whsec_") {
-                        Ok(Secret(s.to_owned()))
-                    } else {
-                        Err(anyhow!(
+                let webhook_secrets =
+                    required("STRIPE_WEBHOOK_SECRET", " when STRIPE_SECRET_KEY is set")?
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| {
+                            if s.starts_with("whsec_") {
+                                Ok(Secret(s.to_owned()))
+                            } else {
+                                Err(anyhow!(
                             "STRIPE_WEBHOOK_SECRET must hold whsec_... secrets, comma-separated"
                         ))
-                    }
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+                            }
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?;
                 if webhook_secrets.is_empty() {
                     bail!("STRIPE_WEBHOOK_SECRET is required but empty");
                 }
@@ -408,10 +406,8 @@ impl Settings {
         let frontend_default = |value: Option<String>, default: &str| {
             value.or_else(|| (!sandbox).then(|| default.to_owned()))
         };
-        let stripe_success_url = frontend_default(
-            optional_url("STRIPE_SUCCESS_URL")?,
-            FRONTEND_SUCCESS_URL,
-        );
+        let stripe_success_url =
+            frontend_default(optional_url("STRIPE_SUCCESS_URL")?, FRONTEND_SUCCESS_URL);
         if let Some(success) = &stripe_success_url {
             if !success.contains("{CHECKOUT_SESSION_ID}") {
                 bail!("STRIPE_SUCCESS_URL must contain the literal {{CHECKOUT_SESSION_ID}}");
@@ -431,9 +427,8 @@ impl Settings {
         };
 
         Ok(Self {
-            host: optional("HOST")?.unwrap_or_else(|| {
-                if sandbox { "127.0.0.1" } else { "0.0.0.0" }.to_owned()
-            }),
+            host: optional("HOST")?
+                .unwrap_or_else(|| if sandbox { "127.0.0.1" } else { "0.0.0.0" }.to_owned()),
             port,
             database,
             database_pool_size,
@@ -446,8 +441,309 @@ impl Settings {
             stripe_success_url,
             stripe_cancel_url,
             seed_demo: flag_or("SEED_DEMO", sandbox)?,
-            shutdown_timeout_secs: parse_u64("SHUTDOWN_TIMEOUT_SECS", &text("SHUTDOWN_TIMEOUT_SECS")?)?,
+            shutdown_timeout_secs: parse_u64(
+                "SHUTDOWN_TIMEOUT_SECS",
+                &text("SHUTDOWN_TIMEOUT_SECS")?,
+            )?,
             http_workers,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    /// A complete Stripe-mode configuration.
+    const STRIPE: &[(&str, &str)] = &[
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lms"),
+        ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("STRIPE_SECRET_KEY", "sk_test_abc"),
+        ("STRIPE_WEBHOOK_SECRET", "whsec_old, whsec_new"),
+    ];
+
+    /// `base` with `overrides` replacing (or, with an empty value, removing) variables.
+    fn with(
+        base: &[(&'static str, &'static str)],
+        overrides: &[(&'static str, &'static str)],
+    ) -> Vec<(&'static str, &'static str)> {
+        let mut pairs: Vec<_> = base
+            .iter()
+            .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
+            .copied()
+            .collect();
+        pairs.extend(overrides.iter().filter(|(_, v)| !v.is_empty()).copied());
+        pairs
+    }
+
+    fn error(pairs: &[(&str, &str)]) -> String {
+        format!(
+            "{:#}",
+            Settings::from_sources(None, env(pairs)).unwrap_err()
+        )
+    }
+
+    #[test]
+    fn stripe_mode_keeps_the_production_defaults() {
+        let settings = Settings::from_sources(None, env(STRIPE)).unwrap();
+        assert_eq!(settings.host, "0.0.0.0");
+        assert_eq!(settings.port, 8080);
+        assert!(settings.run_migrations);
+        assert!(settings.cookie_secure);
+        assert!(!settings.seed_demo);
+        assert_eq!(settings.database_pool_size, 10);
+        assert_eq!(settings.log_format, LogFormat::Json);
+        assert!(matches!(settings.database, Database::Postgres(_)));
+        assert_eq!(
+            settings.cors_origins,
+            vec!["http://localhost:5173".to_owned()]
+        );
+        assert_eq!(
+            settings.stripe_success_url.as_deref(),
+            Some(FRONTEND_SUCCESS_URL)
+        );
+        assert_eq!(
+            settings.stripe_cancel_url.as_deref(),
+            Some(FRONTEND_CANCEL_URL)
+        );
+        let Payments::Stripe {
+            secret_key,
+            webhook_secrets,
+            api_base,
+        } = &settings.payments
+        else {
+            panic!("expected Stripe mode: {:?}", settings.payments);
+        };
+        assert_eq!(secret_key.expose(), "sk_test_abc");
+        assert_eq!(api_base, "https://api.stripe.com");
+        let secrets: Vec<_> = webhook_secrets.iter().map(Secret::expose).collect();
+        assert_eq!(secrets, ["whsec_old", "whsec_new"]);
+        assert_eq!(
+            settings.jwt_secret.as_ref().map(Secret::expose),
+            Some("0123456789abcdef0123456789abcdef")
+        );
+    }
+
+    #[test]
+    fn nothing_set_is_the_offline_demo() {
+        let settings = Settings::from_sources(None, env(&[])).unwrap();
+        assert_eq!(
+            settings.payments,
+            Payments::Sandbox {
+                port: DEFAULT_SANDBOX_PORT
+            }
+        );
+        assert_eq!(
+            settings.database,
+            Database::Sqlite("sqlite://data/lms.db".to_owned())
+        );
+        assert_eq!(settings.host, "127.0.0.1");
+        assert_eq!(settings.port, 8080);
+        assert!(settings.jwt_secret.is_none());
+        assert!(!settings.cookie_secure);
+        assert!(settings.seed_demo);
+        assert_eq!(settings.log_format, LogFormat::Text);
+        assert_eq!(settings.stripe_success_url, None);
+        assert_eq!(settings.stripe_cancel_url, None);
+    }
+
+    #[test]
+    fn sandbox_mode_takes_explicit_values() {
+        let settings = Settings::from_sources(
+            None,
+            env(&[
+                ("SANDBOX_PORT", "0"),
+                ("SEED_DEMO", "false"),
+                ("COOKIE_SECURE", "true"),
+                ("HOST", "0.0.0.0"),
+                ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+                (
+                    "STRIPE_SUCCESS_URL",
+                    "http://x.io/ok?s={CHECKOUT_SESSION_ID}",
+                ),
+                ("DATABASE_URL", "postgresql://u@h/db"),
+                ("HTTP_WORKERS", "2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.payments, Payments::Sandbox { port: 0 });
+        assert!(!settings.seed_demo);
+        assert!(settings.cookie_secure);
+        assert_eq!(settings.host, "0.0.0.0");
+        assert!(settings.jwt_secret.is_some());
+        assert_eq!(
+            settings.stripe_success_url.as_deref(),
+            Some("http://x.io/ok?s={CHECKOUT_SESSION_ID}")
+        );
+        assert!(matches!(settings.database, Database::Postgres(_)));
+        assert_eq!(settings.http_workers, Some(2));
+        // SEED_DEMO=true seeds in Stripe mode too.
+        let seeded = Settings::from_sources(None, env(&with(STRIPE, &[("SEED_DEMO", "true")])));
+        assert!(seeded.unwrap().seed_demo);
+    }
+
+    #[test]
+    fn database_url_chooses_the_store() {
+        let cases = [
+            ("postgres://u@h/db", None),
+            ("postgresql://u@h/db", None),
+            ("sqlite://data/lms.db", Some("sqlite://data/lms.db")),
+            ("sqlite:///tmp/x.db", Some("sqlite:///tmp/x.db")),
+            ("sqlite:data/lms.db", Some("data/lms.db")),
+            ("sqlite::memory:", Some(":memory:")),
+            (":memory:", Some(":memory:")),
+            ("data/lms.db", Some("data/lms.db")),
+            ("/var/lib/lms/lms.db", Some("/var/lib/lms/lms.db")),
+            ("file:lms.db", Some("file:lms.db")),
+        ];
+        for (raw, sqlite) in cases {
+            let parsed = Database::parse(raw).unwrap();
+            match sqlite {
+                Some(target) => assert_eq!(parsed, Database::Sqlite(target.to_owned()), "{raw}"),
+                None => assert!(matches!(parsed, Database::Postgres(_)), "{raw}"),
+            }
+        }
+        for raw in ["mysql://x/y", "redis:x", "sqlite://", "sqlite:"] {
+            let err = Database::parse(raw).unwrap_err().to_string();
+            assert!(err.contains("DATABASE_URL"), "{raw}: {err}");
+        }
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let pairs = with(
+            STRIPE,
+            &[
+                ("PORT", "9000"),
+                ("RUN_MIGRATIONS", "false"),
+                ("LOG_FORMAT", "pretty"),
+                ("CORS_ORIGINS", "https://a.io, https://b.io"),
+            ],
+        );
+        let settings = Settings::from_sources(None, env(&pairs)).unwrap();
+        assert_eq!(settings.port, 9000);
+        assert!(!settings.run_migrations);
+        assert_eq!(settings.log_format, LogFormat::Pretty);
+        assert_eq!(
+            settings.cors_origins,
+            vec!["https://a.io".to_owned(), "https://b.io".to_owned()]
+        );
+    }
+
+    #[test]
+    fn file_sits_between_defaults_and_environment() {
+        let dir = std::env::temp_dir().join(format!("lms-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.toml");
+        std::fs::write(
+            &path,
+            "port = 7000\nlog_format = \"pretty\"\nsandbox_port = 7001\n",
+        )
+        .unwrap();
+        let path = path.to_str().unwrap();
+        let from_file = Settings::from_sources(Some(path), env(&[])).unwrap();
+        assert_eq!(from_file.port, 7000);
+        assert_eq!(from_file.log_format, LogFormat::Pretty);
+        assert_eq!(from_file.payments, Payments::Sandbox { port: 7001 });
+        let env_wins = Settings::from_sources(Some(path), env(&[("PORT", "7002")])).unwrap();
+        assert_eq!(env_wins.port, 7002);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn invalid_or_missing_values_name_the_variable() {
+        let stripe_cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("JWT_SECRET", "short")], "JWT_SECRET"),
+            (&[("JWT_SECRET", "")], "JWT_SECRET"),
+            (&[("DATABASE_URL", "")], "DATABASE_URL"),
+            (&[("DATABASE_URL", "mysql://x")], "DATABASE_URL"),
+            (&[("STRIPE_SECRET_KEY", "pk_test_x")], "STRIPE_SECRET_KEY"),
+            (
+                &[("STRIPE_WEBHOOK_SECRET", "secret")],
+                "STRIPE_WEBHOOK_SECRET",
+            ),
+            (&[("STRIPE_WEBHOOK_SECRET", "")], "STRIPE_WEBHOOK_SECRET"),
+            (&[("STRIPE_WEBHOOK_SECRET", " , ")], "STRIPE_WEBHOOK_SECRET"),
+            (&[("PORT", "eighty")], "PORT"),
+            (&[("PORT", "70000")], "PORT"),
+            (&[("DATABASE_POOL_SIZE", "0")], "DATABASE_POOL_SIZE"),
+            (&[("COOKIE_SECURE", "maybe")], "COOKIE_SECURE"),
+            (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+            (&[("CORS_ORIGINS", "*")], "CORS_ORIGINS"),
+            (&[("STRIPE_SUCCESS_URL", "not a url")], "STRIPE_SUCCESS_URL"),
+            (
+                &[("STRIPE_SUCCESS_URL", "https://x.io/no-placeholder")],
+                "STRIPE_SUCCESS_URL",
+            ),
+            (&[("STRIPE_API_BASE", "ftp://x")], "STRIPE_API_BASE"),
+            (&[("HTTP_WORKERS", "0")], "HTTP_WORKERS"),
+        ];
+        for (overrides, variable) in stripe_cases {
+            let err = error(&with(STRIPE, overrides));
+            assert!(err.contains(variable), "{overrides:?}: {err}");
+        }
+        // Set but empty never falls back to the sandbox.
+        let err = error(
+            &with(STRIPE, &[])
+                .into_iter()
+                .map(|(k, v)| {
+                    if k == "STRIPE_SECRET_KEY" {
+                        (k, " ")
+                    } else {
+                        (k, v)
+                    }
+                })
+                .collect::<Vec<_>>(),
+        );
+        assert!(err.contains("STRIPE_SECRET_KEY"), "{err}");
+        let sandbox_cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("SANDBOX_PORT", "65536")], "SANDBOX_PORT"),
+            (&[("SANDBOX_PORT", "x")], "SANDBOX_PORT"),
+            (&[("SEED_DEMO", "sure")], "SEED_DEMO"),
+            (&[("DATABASE_URL", "mongodb://x")], "DATABASE_URL"),
+            (&[("JWT_SECRET", "short")], "JWT_SECRET"),
+            (&[("STRIPE_CANCEL_URL", "/cancel")], "STRIPE_CANCEL_URL"),
+        ];
+        for (pairs, variable) in sandbox_cases {
+            let err = error(pairs);
+            assert!(err.contains(variable), "{pairs:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_stripe_key_makes_the_production_variables_required() {
+        for missing in ["STRIPE_WEBHOOK_SECRET", "JWT_SECRET", "DATABASE_URL"] {
+            let pairs: Vec<_> = STRIPE
+                .iter()
+                .filter(|(k, _)| *k != missing)
+                .copied()
+                .collect();
+            let err = error(&pairs);
+            assert!(err.contains(missing), "{missing}: {err}");
+            assert!(err.contains("required"), "{missing}: {err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let settings = Settings::from_sources(None, env(STRIPE)).unwrap();
+        let debug = format!("{settings:?}");
+        for secret in [
+            "0123456789abcdef",
+            "sk_test_abc",
+            "whsec_old",
+            "postgres://postgres@",
+        ] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
     }
 }

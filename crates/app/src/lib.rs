@@ -23,9 +23,7 @@ use anyhow::Context;
 use lms_actix_api::{ApiSettings, ApiState};
 use lms_application::Services;
 use lms_password_argon2::Argon2Hasher;
-use lms_ports::{
-    CourseRepo, PaymentGateway, PurchaseRepo, StorageHealth, SystemClock, UserRepo,
-};
+use lms_ports::{CourseRepo, PaymentGateway, PurchaseRepo, StorageHealth, SystemClock, UserRepo};
 use lms_postgres::{PgStore, DEFAULT_ACQUIRE_TIMEOUT};
 use lms_sqlite::{SqliteOptions, SqliteStore};
 use lms_stripe_http::{StripeConfig, StripeGateway};
@@ -77,8 +75,8 @@ impl Application {
     /// `SANDBOX_PORT`), the database unusable (`DATABASE_URL`), an invalid Stripe setting, or
     /// seeding failing.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind((settings.host.as_str(), settings.port))
-            .with_context(|| {
+        let listener =
+            TcpListener::bind((settings.host.as_str(), settings.port)).with_context(|| {
                 format!(
                     "cannot listen on {}:{} (HOST/PORT)",
                     settings.host, settings.port
@@ -109,14 +107,10 @@ impl Application {
                     .map(Secret::expose)
                     .collect::<Vec<_>>()
                     .join(",");
-                let config = StripeConfig::new(
-                    secret_key.expose(),
-                    &secrets,
-                    &success_url,
-                    &cancel_url,
-                )
-                .and_then(|config| config.with_api_base(api_base))
-                .context("invalid Stripe settings (STRIPE_*)")?;
+                let config =
+                    StripeConfig::new(secret_key.expose(), &secrets, &success_url, &cancel_url)
+                        .and_then(|config| config.with_api_base(api_base))
+                        .context("invalid Stripe settings (STRIPE_*)")?;
                 (config, None)
             }
             Payments::Sandbox { port: sandbox_port } => {
@@ -148,7 +142,9 @@ impl Application {
         };
 
         let demo = if settings.seed_demo {
-            demo::seed(&services).await.context("seeding the demo data")?
+            demo::seed(&services)
+                .await
+                .context("seeding the demo data")?
         } else {
             DemoSeed::Disabled
         };
@@ -168,11 +164,7 @@ impl Application {
         api.cors_origins = settings.cors_origins.clone();
         api.shutdown_timeout = Duration::from_secs(settings.shutdown_timeout_secs);
         api.workers = settings.http_workers;
-        let state = ApiState::new(
-            Arc::new(services),
-            jwt_secret.expose().as_bytes(),
-            api,
-        );
+        let state = ApiState::new(Arc::new(services), jwt_secret.expose().as_bytes(), api);
         let server = lms_actix_api::run(listener, state).context("starting the HTTP server")?;
         tracing::info!(%address, url = %base_url, database = %settings.database.describe(), "listening");
         Ok(Self {
@@ -265,7 +257,11 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<Vec<String>> {
 /// is a no-op.
 pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only on a terminal: piped or redirected logs stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     let _ = match format {
         LogFormat::Json => builder
             .json()

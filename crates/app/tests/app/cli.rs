@@ -1,5 +1,5 @@
-//! The binary as an operator runs it: configuration errors, `migrate`, `serve` + SIGTERM.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The binary as an operator runs it: configuration errors, `migrate`, `serve` + SIGTERM, and
+//! the offline demo started with no configuration at all.
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use std::io::{Read, Write};
@@ -92,11 +92,19 @@ fn invalid_configuration_refuses_to_start_naming_the_variable_and_hiding_secrets
         "{stderr}"
     );
 
-    env.retain(|(k, _)| *k != "STRIPE_SECRET_KEY" && *k != "JWT_SECRET");
+    // A Stripe key makes the webhook secret required (no fallback to the sandbox).
+    env.retain(|(k, _)| *k != "STRIPE_WEBHOOK_SECRET" && *k != "JWT_SECRET");
     env.push(("JWT_SECRET", JWT.to_owned()));
     let out = run(&env, &[]);
     assert_eq!(out.status.code(), Some(78));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("STRIPE_SECRET_KEY"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("STRIPE_WEBHOOK_SECRET"), "{stderr}");
+
+    // An unknown storage scheme is refused even in the offline mode.
+    let out = run(&[("DATABASE_URL", "mysql://x/y".to_owned())], &[]);
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
 
     let out = run(&base_env("postgres://x/y"), &["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
@@ -191,4 +199,140 @@ async fn migrate_then_serve_then_stop_gracefully_on_sigterm() {
         assert!(!stdout.contains(secret), "secret in logs");
     }
     db.drop_now().await;
+}
+
+/// A fresh empty working directory, removed at the end.
+struct WorkDir(std::path::PathBuf);
+
+impl WorkDir {
+    fn new() -> Self {
+        let path =
+            std::env::temp_dir().join(format!("lms-cli-offline-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn migrate_works_on_sqlite_too() {
+    let dir = WorkDir::new();
+    let env = [("DATABASE_URL", "sqlite://lms.db".to_owned())];
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = command(&pairs)
+        .current_dir(&dir.0)
+        .args(["migrate"])
+        .output()
+        .unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let logs = String::from_utf8_lossy(&first.stdout);
+    assert!(logs.contains("migrations applied"), "{logs}");
+    assert!(
+        !logs.contains("count=0"),
+        "first run applies migrations: {logs}"
+    );
+    assert!(dir.0.join("lms.db").exists());
+    let second = command(&pairs)
+        .current_dir(&dir.0)
+        .args(["migrate"])
+        .output()
+        .unwrap();
+    assert!(second.status.success());
+    let logs = String::from_utf8_lossy(&second.stdout);
+    assert!(logs.contains("count=0"), "nothing left to apply: {logs}");
+}
+
+#[test]
+fn with_no_configuration_the_binary_runs_offline_then_stops_on_sigterm() {
+    use std::io::BufRead;
+    let dir = WorkDir::new();
+    // Only what a test needs to run beside others: free ports, one worker, JSON to parse.
+    let mut child = command(&[
+        ("PORT", "0"),
+        ("SANDBOX_PORT", "0"),
+        ("HTTP_WORKERS", "1"),
+        ("SHUTDOWN_TIMEOUT_SECS", "2"),
+        ("LOG_FORMAT", "json"),
+    ])
+    .current_dir(&dir.0)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut logs = Vec::new();
+    let url = loop {
+        let line = lines_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the app logs that it listens");
+        logs.push(line.clone());
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if event["message"] == "listening" {
+            break event["url"].as_str().unwrap().to_owned();
+        }
+    };
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(url, format!("http://localhost:{port}"));
+
+    let health = http_get(port, "/api/v1/healthcheck").unwrap();
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let courses = http_get(port, "/api/v1/courses/published").unwrap();
+    assert!(courses.starts_with("HTTP/1.1 200"), "{courses}");
+    assert!(courses.contains("Rust for Web Developers"), "{courses}");
+    assert!(
+        dir.0.join("data").join("lms.db").exists(),
+        "default SQLite file"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no graceful stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    reader.join().unwrap();
+    logs.extend(lines_rx.try_iter());
+    let logs = logs.join("\n");
+    let simulated = logs
+        .lines()
+        .find(|line| line.contains("PAYMENTS ARE SIMULATED"))
+        .unwrap_or_else(|| panic!("the sandbox warning is logged: {logs}"));
+    assert!(simulated.contains("\"level\":\"WARN\""), "{simulated}");
+    assert!(logs.contains("demo data created"), "{logs}");
+    assert!(logs.contains("JWT_SECRET is not set"), "{logs}");
+    for secret in ["whsec_", "sk_test_sandbox_"] {
+        assert!(
+            !logs.contains(secret),
+            "a generated secret is logged: {logs}"
+        );
+    }
 }

@@ -1,0 +1,334 @@
+//! The offline application through its library API: SQLite in a temporary directory, the
+//! in-process Stripe sandbox, the demo seed, and a whole purchase over HTTP.
+
+use lms_app::demo::{
+    FREE_COURSE_TITLE, INSTRUCTOR_EMAIL, INSTRUCTOR_PASSWORD, PAID_COURSE_PRICE_CENTS,
+    PAID_COURSE_TITLE,
+};
+use lms_app::{Application, DemoSeed, Settings};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// A temporary directory, removed at the end.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let path =
+            std::env::temp_dir().join(format!("lms-app-offline-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    fn database_url(&self) -> String {
+        format!("sqlite://{}", self.0.join("lms.db").display())
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Offline settings from an explicit map (never the process environment): no Stripe key,
+/// free ports for the app and the sandbox.
+fn offline_settings(database_url: &str, extra: &[(&str, &str)]) -> anyhow::Result<Settings> {
+    let mut pairs = vec![
+        ("DATABASE_URL".to_owned(), database_url.to_owned()),
+        ("PORT".to_owned(), "0".to_owned()),
+        ("SANDBOX_PORT".to_owned(), "0".to_owned()),
+        ("HTTP_WORKERS".to_owned(), "1".to_owned()),
+        ("SHUTDOWN_TIMEOUT_SECS".to_owned(), "1".to_owned()),
+    ];
+    for (key, value) in extra {
+        pairs.retain(|(k, _)| k != key);
+        pairs.push(((*key).to_owned(), (*value).to_owned()));
+    }
+    Settings::from_pairs(pairs)
+}
+
+/// What the binary does: settings, then build.
+async fn start(pairs: &[(&str, &str)]) -> anyhow::Result<Application> {
+    Application::build(Settings::from_pairs(pairs.iter().copied())?).await
+}
+
+/// A running app and a client that does not follow redirects.
+struct Running {
+    base_url: String,
+    client: reqwest::Client,
+    stop: actix_web::dev::ServerHandle,
+}
+
+impl Running {
+    fn spawn(app: Application) -> Self {
+        let base_url = app.base_url();
+        let stop = app.server_handle();
+        tokio::spawn(app.run_until_stopped());
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        Self {
+            base_url,
+            client,
+            stop,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap())
+    }
+
+    async fn published(&self) -> Vec<Value> {
+        let (status, body) = self.get("/api/v1/courses/published", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["data"].as_array().unwrap().clone()
+    }
+
+    async fn stop(self) {
+        self.stop.stop(true).await;
+    }
+}
+
+fn course_titled<'a>(courses: &'a [Value], title: &str) -> &'a Value {
+    courses
+        .iter()
+        .find(|c| c["title"] == title)
+        .unwrap_or_else(|| panic!("no course {title:?} in {courses:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_student_buys_the_seeded_course_through_the_sandbox() {
+    let dir = TempDir::new();
+    let app = Application::build(offline_settings(&dir.database_url(), &[]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(app.demo_seed(), DemoSeed::Created);
+    assert_ne!(app.port(), 0);
+    assert_eq!(app.base_url(), format!("http://localhost:{}", app.port()));
+    let sandbox = app
+        .sandbox_handle()
+        .expect("no Stripe key: the sandbox runs");
+    assert!(app.sandbox().is_some());
+    assert!(sandbox.base_url().starts_with("http://127.0.0.1:"));
+    let app = Running::spawn(app);
+
+    let (status, health) = app.get("/api/v1/healthcheck", None).await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health["status"], "OK");
+
+    // The seed: exactly two published courses, one paid and one free, by the demo instructor.
+    let courses = app.published().await;
+    assert_eq!(courses.len(), 2, "{courses:?}");
+    let paid = course_titled(&courses, PAID_COURSE_TITLE);
+    assert_eq!(paid["priceCents"], PAID_COURSE_PRICE_CENTS);
+    assert_eq!(paid["currency"], "USD");
+    assert_eq!(paid["isPublished"], true);
+    let free = course_titled(&courses, FREE_COURSE_TITLE);
+    assert_eq!(free["priceCents"], 0);
+    assert_eq!(free["isPublished"], true);
+    assert_eq!(paid["instructorId"], free["instructorId"]);
+    let paid_id = paid["id"].as_str().unwrap().to_owned();
+
+    // The demo instructor can sign in with the documented password.
+    let (status, body) = app
+        .post(
+            "/api/v1/user/signin",
+            None,
+            &json!({"email": INSTRUCTOR_EMAIL, "password": INSTRUCTOR_PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"]["role"], "instructor");
+    assert_eq!(body["user"]["id"], paid["instructorId"]);
+
+    let (status, body) = app
+        .post(
+            "/api/v1/user/signup",
+            None,
+            &json!({"name": "Ada Student", "email": "ada@example.com", "password": "correct horse battery"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+
+    let (status, body) = app
+        .post(
+            "/api/v1/payments/create-checkout-session",
+            Some(&token),
+            &json!({"courseId": paid_id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let session = &body["data"]["session"];
+    let session_id = session["id"].as_str().unwrap().to_owned();
+    let page = session["url"].as_str().unwrap().to_owned();
+    assert_eq!(
+        page,
+        format!("{}/checkout/pay/{session_id}", sandbox.base_url())
+    );
+    assert_eq!(session["amount_total"], PAID_COURSE_PRICE_CENTS);
+
+    // Not paid yet.
+    let status_path = format!("/api/v1/payments/courses/{paid_id}/purchase-status");
+    let (_, body) = app.get(&status_path, Some(&token)).await;
+    assert_eq!(body["data"]["isPurchased"], false, "{body}");
+
+    // The customer pays on the sandbox's hosted page.
+    let paid_page = app
+        .client
+        .post(&page)
+        .form(&[("method", "card"), ("card_number", "4242424242424242")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid_page.status(), StatusCode::SEE_OTHER);
+    let location = paid_page.headers()["location"].to_str().unwrap();
+    assert_eq!(
+        location,
+        format!("{}/payment/success?session_id={session_id}", app.base_url)
+    );
+
+    // The sandbox delivers the signed webhook to the app; no session_id hint is given, so only
+    // the webhook can complete the purchase.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let (status, body) = app.get(&status_path, Some(&token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["data"]["purchaseStatus"] == "completed" {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the webhook never completed the purchase: {body}; deliveries {:?}",
+            sandbox.deliveries()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(body["data"]["isPurchased"], true);
+    assert!(
+        sandbox.deliveries().iter().any(|d| d.status == Some(200)),
+        "{:?}",
+        sandbox.deliveries()
+    );
+
+    let (status, body) = app
+        .get("/api/v1/payments/purchased-courses", Some(&token))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let purchased = body["data"].as_array().unwrap();
+    assert_eq!(purchased.len(), 1, "{body}");
+    assert_eq!(purchased[0]["id"], paid_id.as_str());
+    assert_eq!(purchased[0]["amountCents"], PAID_COURSE_PRICE_CENTS);
+    assert_eq!(purchased[0]["currency"], "USD");
+
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_start_on_the_same_file_seeds_nothing() {
+    let dir = TempDir::new();
+    let first = Application::build(offline_settings(&dir.database_url(), &[]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(first.demo_seed(), DemoSeed::Created);
+    Running::spawn(first).stop().await;
+
+    let second = Application::build(offline_settings(&dir.database_url(), &[]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(second.demo_seed(), DemoSeed::AlreadyPresent);
+    let second = Running::spawn(second);
+    let courses = second.published().await;
+    assert_eq!(courses.len(), 2, "{courses:?}");
+    second.stop().await;
+
+    // SEED_DEMO=false on a fresh store: nothing at all.
+    let empty = TempDir::new();
+    let bare = Application::build(
+        offline_settings(&empty.database_url(), &[("SEED_DEMO", "false")]).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(bare.demo_seed(), DemoSeed::Disabled);
+    let bare = Running::spawn(bare);
+    assert!(bare.published().await.is_empty());
+    bare.stop().await;
+}
+
+#[tokio::test]
+async fn bad_settings_refuse_to_start_naming_the_variable() {
+    let err = format!(
+        "{:#}",
+        start(&[("DATABASE_URL", "mysql://localhost/lms"), ("PORT", "0")])
+            .await
+            .unwrap_err()
+    );
+    assert!(err.contains("DATABASE_URL"), "{err}");
+
+    let dir = TempDir::new();
+    let database_url = dir.database_url();
+    let err = format!(
+        "{:#}",
+        start(&[
+            ("DATABASE_URL", database_url.as_str()),
+            ("PORT", "0"),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            ("STRIPE_SECRET_KEY", "sk_test_real_key"),
+        ])
+        .await
+        .unwrap_err()
+    );
+    assert!(err.contains("STRIPE_WEBHOOK_SECRET"), "{err}");
+    assert!(!err.contains("sk_test_real_key"), "{err}");
+
+    // The sandbox's port is taken: the error names SANDBOX_PORT.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let err = format!(
+        "{:#}",
+        start(&[
+            ("DATABASE_URL", database_url.as_str()),
+            ("PORT", "0"),
+            ("SANDBOX_PORT", port.as_str()),
+        ])
+        .await
+        .unwrap_err()
+    );
+    assert!(err.contains("SANDBOX_PORT"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_storage_works_too() {
+    let app = Application::build(offline_settings(":memory:", &[]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(app.demo_seed(), DemoSeed::Created);
+    let app = Running::spawn(app);
+    assert_eq!(app.published().await.len(), 2);
+    app.stop().await;
+}
