@@ -734,6 +734,30 @@ mod tests {
     }
 
     #[test]
+    fn env_example_documents_every_variable_and_starts_offline() {
+        let example = include_str!("../../../.env.example");
+        for (name, _) in VARIABLES {
+            assert!(
+                example.contains(&format!("{name}=")),
+                "{name} is not in .env.example"
+            );
+        }
+        let pairs: Vec<(String, String)> = example
+            .lines()
+            .filter(|line| !line.trim_start().starts_with('#'))
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        assert!(!pairs.is_empty());
+        let settings = Settings::from_pairs(pairs).unwrap();
+        assert!(settings.payments.is_sandbox());
+        assert_eq!(
+            settings.database,
+            Database::Sqlite(DEFAULT_SQLITE_URL.to_owned())
+        );
+    }
+
+    #[test]
     fn debug_output_never_shows_secrets() {
         let settings = Settings::from_sources(None, env(STRIPE)).unwrap();
         let debug = format!("{settings:?}");
