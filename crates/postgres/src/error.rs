@@ -4,21 +4,19 @@
 use diesel::result::{ConnectionError, DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::PoolError;
 use lms_ports::RepoError;
+use lms_sql_rows::unique_constraint_meaning;
 
-/// Unique indexes and constraints by name, and the business error each one means.
+/// The business error a unique violation means ([`unique_constraint_meaning`], shared with the
+/// SQLite adapter).
 fn unique_violation(constraint: Option<&str>) -> RepoError {
-    match constraint {
-        Some("users_email_key") => RepoError::Duplicate("email"),
-        Some("users_pkey" | "courses_pkey" | "purchases_pkey") => RepoError::Duplicate("id"),
-        Some("purchases_active_slot_key") => RepoError::ActivePurchaseExists,
-        Some("purchases_checkout_session_id_key") => RepoError::Duplicate("checkout_session_id"),
-        Some("purchases_payment_intent_id_key") => RepoError::Duplicate("payment_intent_id"),
-        Some("processed_events_pkey") => RepoError::Duplicate("event_id"),
-        other => RepoError::Unexpected(format!(
-            "unique violation on {}",
-            other.unwrap_or("an unnamed constraint")
-        )),
-    }
+    constraint
+        .and_then(unique_constraint_meaning)
+        .unwrap_or_else(|| {
+            RepoError::Unexpected(format!(
+                "unique violation on {}",
+                constraint.unwrap_or("an unnamed constraint")
+            ))
+        })
 }
 
 pub(crate) fn from_diesel(error: DieselError) -> RepoError {
@@ -65,34 +63,7 @@ pub(crate) fn from_pool(error: bb8::RunError<PoolError>) -> RepoError {
     }
 }
 
-/// The error type of a transaction body: a database error or a business outcome that rolls
-/// the transaction back.
-#[derive(Debug)]
-pub(crate) enum TxError {
-    Db(DieselError),
-    Repo(RepoError),
-}
-
-impl From<DieselError> for TxError {
-    fn from(error: DieselError) -> Self {
-        TxError::Db(error)
-    }
-}
-
-impl From<RepoError> for TxError {
-    fn from(error: RepoError) -> Self {
-        TxError::Repo(error)
-    }
-}
-
-impl From<TxError> for RepoError {
-    fn from(error: TxError) -> Self {
-        match error {
-            TxError::Db(error) => from_diesel(error),
-            TxError::Repo(error) => error,
-        }
-    }
-}
+lms_sql_rows::tx_error!(DieselError, from_diesel);
 
 #[cfg(test)]
 mod tests {

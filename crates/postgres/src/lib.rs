@@ -101,12 +101,23 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// What a `.first()` query found, if anything, as a domain value.
+fn found<R, T>(
+    row: QueryResult<R>,
+    into_domain: fn(R) -> Result<T, RepoError>,
+) -> Result<Option<T>, RepoError> {
+    row.optional()
+        .map_err(from_diesel)?
+        .map(into_domain)
+        .transpose()
+}
+
 #[async_trait]
 impl UserRepo for PgStore {
     async fn create_user(&self, user: &User) -> Result<(), RepoError> {
         let mut conn = self.conn().await?;
         diesel::insert_into(users::table)
-            .values(UserRow::from_domain(user))
+            .values(UserRow::from_domain(user)?)
             .execute(&mut conn)
             .await
             .map_err(from_diesel)?;
@@ -119,10 +130,8 @@ impl UserRepo for PgStore {
             .find(id.as_uuid())
             .select(UserRow::as_select())
             .first(&mut conn)
-            .await
-            .optional()
-            .map_err(from_diesel)?;
-        row.map(UserRow::into_domain).transpose()
+            .await;
+        found(row, UserRow::into_domain)
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError> {
@@ -132,10 +141,8 @@ impl UserRepo for PgStore {
             .filter(lower(users::email).eq(email.as_str().to_lowercase()))
             .select(UserRow::as_select())
             .first(&mut conn)
-            .await
-            .optional()
-            .map_err(from_diesel)?;
-        row.map(UserRow::into_domain).transpose()
+            .await;
+        found(row, UserRow::into_domain)
     }
 }
 
@@ -144,7 +151,7 @@ impl CourseRepo for PgStore {
     async fn create_course(&self, course: &Course) -> Result<(), RepoError> {
         let mut conn = self.conn().await?;
         diesel::insert_into(courses::table)
-            .values(CourseRow::from_domain(course))
+            .values(CourseRow::from_domain(course)?)
             .execute(&mut conn)
             .await
             .map_err(from_diesel)?;
@@ -157,16 +164,14 @@ impl CourseRepo for PgStore {
             .find(id.as_uuid())
             .select(CourseRow::as_select())
             .first(&mut conn)
-            .await
-            .optional()
-            .map_err(from_diesel)?;
-        row.map(CourseRow::into_domain).transpose()
+            .await;
+        found(row, CourseRow::into_domain)
     }
 
     async fn update_course(&self, course: &Course) -> Result<(), RepoError> {
         let mut conn = self.conn().await?;
         let updated = diesel::update(courses::table.find(course.id.as_uuid()))
-            .set(CourseRow::from_domain(course))
+            .set(CourseRow::from_domain(course)?)
             .execute(&mut conn)
             .await
             .map_err(from_diesel)?;
@@ -265,7 +270,7 @@ async fn apply_in_transaction(
     let changed = purchase.absorb(&update.facts, update.payment_intent_id.as_deref(), at);
     if changed {
         diesel::update(purchases::table.find(update.purchase_id.as_uuid()))
-            .set(FactsChangeset::from_domain(&purchase))
+            .set(FactsChangeset::from_domain(&purchase)?)
             .execute(conn)
             .await?;
     }
@@ -289,7 +294,7 @@ impl PurchaseRepo for PgStore {
         let mut conn = self.conn().await?;
         // purchases_active_slot_key (partial unique index) decides between concurrent creations.
         diesel::insert_into(purchases::table)
-            .values(PurchaseRow::from_domain(purchase))
+            .values(PurchaseRow::from_domain(purchase)?)
             .execute(&mut conn)
             .await
             .map_err(from_diesel)?;
@@ -343,10 +348,8 @@ impl PurchaseRepo for PgStore {
             .find(id.as_uuid())
             .select(PurchaseRow::as_select())
             .first(&mut conn)
-            .await
-            .optional()
-            .map_err(from_diesel)?;
-        row.map(PurchaseRow::into_domain).transpose()
+            .await;
+        found(row, PurchaseRow::into_domain)
     }
 
     async fn find_by_checkout_session(
@@ -358,10 +361,8 @@ impl PurchaseRepo for PgStore {
             .filter(purchases::checkout_session_id.eq(session_id))
             .select(PurchaseRow::as_select())
             .first(&mut conn)
-            .await
-            .optional()
-            .map_err(from_diesel)?;
-        row.map(PurchaseRow::into_domain).transpose()
+            .await;
+        found(row, PurchaseRow::into_domain)
     }
 
     async fn find_by_payment_intent(
@@ -373,10 +374,8 @@ impl PurchaseRepo for PgStore {
             .filter(purchases::payment_intent_id.eq(payment_intent_id))
             .select(PurchaseRow::as_select())
             .first(&mut conn)
-            .await
-            .optional()
-            .map_err(from_diesel)?;
-        row.map(PurchaseRow::into_domain).transpose()
+            .await;
+        found(row, PurchaseRow::into_domain)
     }
 
     async fn list_for_user_and_course(
@@ -408,17 +407,7 @@ impl PurchaseRepo for PgStore {
             .load(&mut conn)
             .await
             .map_err(from_diesel)?;
-        let mut unlocked = Vec::with_capacity(rows.len());
-        for (purchase, course) in rows {
-            let purchase = purchase.into_domain()?;
-            if purchase.unlocks_course() {
-                unlocked.push(PurchasedCourse {
-                    purchase,
-                    course: course.into_domain()?,
-                });
-            }
-        }
-        Ok(unlocked)
+        lms_sql_rows::unlocked(rows.into_iter().map(|(p, c)| (p.into(), c.into())))
     }
 }
 

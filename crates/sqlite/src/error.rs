@@ -9,24 +9,35 @@
 use diesel::result::{ConnectionError, DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::PoolError;
 use lms_ports::RepoError;
+use lms_sql_rows::unique_constraint_meaning;
 
-/// Unique indexes by what SQLite reports about them, and the business error each one means.
+/// The business error a unique violation means, from what SQLite reports about it.
 fn unique_violation(message: &str) -> RepoError {
     let target = message
         .strip_prefix("UNIQUE constraint failed: ")
         .unwrap_or(message);
-    match target {
+    postgres_name(target)
+        .and_then(unique_constraint_meaning)
+        .unwrap_or_else(|| RepoError::Unexpected(format!("unique violation on {target}")))
+}
+
+/// The PostgreSQL name of the unique index a SQLite violation `target` names: its meaning is
+/// [`unique_constraint_meaning`]'s, shared with the PostgreSQL adapter.
+fn postgres_name(target: &str) -> Option<&'static str> {
+    Some(match target {
         // users_email_key, on lower(email).
-        "index 'users_email_key'" => RepoError::Duplicate("email"),
+        "index 'users_email_key'" => "users_email_key",
         // The primary keys.
-        "users.id" | "courses.id" | "purchases.id" => RepoError::Duplicate("id"),
+        "users.id" => "users_pkey",
+        "courses.id" => "courses_pkey",
+        "purchases.id" => "purchases_pkey",
         // purchases_active_slot_key, partial: WHERE holds_active_slot.
-        "purchases.user_id, purchases.course_id" => RepoError::ActivePurchaseExists,
-        "purchases.checkout_session_id" => RepoError::Duplicate("checkout_session_id"),
-        "purchases.payment_intent_id" => RepoError::Duplicate("payment_intent_id"),
-        "processed_events.event_id" => RepoError::Duplicate("event_id"),
-        other => RepoError::Unexpected(format!("unique violation on {other}")),
-    }
+        "purchases.user_id, purchases.course_id" => "purchases_active_slot_key",
+        "purchases.checkout_session_id" => "purchases_checkout_session_id_key",
+        "purchases.payment_intent_id" => "purchases_payment_intent_id_key",
+        "processed_events.event_id" => "processed_events_pkey",
+        _ => return None,
+    })
 }
 
 /// SQLITE_BUSY / SQLITE_LOCKED (another connection or process holds the lock beyond the busy
@@ -88,34 +99,7 @@ pub(crate) fn from_pool(error: bb8::RunError<PoolError>) -> RepoError {
     }
 }
 
-/// The error type of a transaction body: a database error or a business outcome that rolls
-/// the transaction back.
-#[derive(Debug)]
-pub(crate) enum TxError {
-    Db(DieselError),
-    Repo(RepoError),
-}
-
-impl From<DieselError> for TxError {
-    fn from(error: DieselError) -> Self {
-        TxError::Db(error)
-    }
-}
-
-impl From<RepoError> for TxError {
-    fn from(error: RepoError) -> Self {
-        TxError::Repo(error)
-    }
-}
-
-impl From<TxError> for RepoError {
-    fn from(error: TxError) -> Self {
-        match error {
-            TxError::Db(error) => from_diesel(error),
-            TxError::Repo(error) => error,
-        }
-    }
-}
+lms_sql_rows::tx_error!(DieselError, from_diesel);
 
 #[cfg(test)]
 mod tests {

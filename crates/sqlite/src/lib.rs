@@ -313,6 +313,17 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// What a `.first()` query found, if anything, as a domain value.
+fn found<R, T>(
+    row: QueryResult<R>,
+    into_domain: fn(R) -> Result<T, RepoError>,
+) -> Result<Option<T>, RepoError> {
+    row.optional()
+        .map_err(from_diesel)?
+        .map(into_domain)
+        .transpose()
+}
+
 #[async_trait]
 impl UserRepo for SqliteStore {
     async fn create_user(&self, user: &User) -> Result<(), RepoError> {
@@ -330,14 +341,11 @@ impl UserRepo for SqliteStore {
     async fn get_user(&self, id: UserId) -> Result<Option<User>, RepoError> {
         let id = id_text(id.as_uuid());
         self.read(move |conn| {
-            users::table
+            let row = users::table
                 .find(id)
                 .select(UserRow::as_select())
-                .first(conn)
-                .optional()
-                .map_err(from_diesel)?
-                .map(UserRow::into_domain)
-                .transpose()
+                .first(conn);
+            found(row, UserRow::into_domain)
         })
         .await
     }
@@ -346,14 +354,11 @@ impl UserRepo for SqliteStore {
         let email = email.as_str().to_lowercase();
         self.read(move |conn| {
             // `lower(email)` matches the unique index users_email_key.
-            users::table
+            let row = users::table
                 .filter(diesel::dsl::sql::<diesel::sql_types::Text>("lower(email)").eq(email))
                 .select(UserRow::as_select())
-                .first(conn)
-                .optional()
-                .map_err(from_diesel)?
-                .map(UserRow::into_domain)
-                .transpose()
+                .first(conn);
+            found(row, UserRow::into_domain)
         })
         .await
     }
@@ -376,14 +381,11 @@ impl CourseRepo for SqliteStore {
     async fn get_course(&self, id: CourseId) -> Result<Option<Course>, RepoError> {
         let id = id_text(id.as_uuid());
         self.read(move |conn| {
-            courses::table
+            let row = courses::table
                 .find(id)
                 .select(CourseRow::as_select())
-                .first(conn)
-                .optional()
-                .map_err(from_diesel)?
-                .map(CourseRow::into_domain)
-                .transpose()
+                .first(conn);
+            found(row, CourseRow::into_domain)
         })
         .await
     }
@@ -572,14 +574,11 @@ impl PurchaseRepo for SqliteStore {
     ) -> Result<Option<Purchase>, RepoError> {
         let session_id = session_id.to_owned();
         self.read(move |conn| {
-            purchases::table
+            let row = purchases::table
                 .filter(purchases::checkout_session_id.eq(session_id))
                 .select(PurchaseRow::as_select())
-                .first(conn)
-                .optional()
-                .map_err(from_diesel)?
-                .map(PurchaseRow::into_domain)
-                .transpose()
+                .first(conn);
+            found(row, PurchaseRow::into_domain)
         })
         .await
     }
@@ -590,14 +589,11 @@ impl PurchaseRepo for SqliteStore {
     ) -> Result<Option<Purchase>, RepoError> {
         let payment_intent_id = payment_intent_id.to_owned();
         self.read(move |conn| {
-            purchases::table
+            let row = purchases::table
                 .filter(purchases::payment_intent_id.eq(payment_intent_id))
                 .select(PurchaseRow::as_select())
-                .first(conn)
-                .optional()
-                .map_err(from_diesel)?
-                .map(PurchaseRow::into_domain)
-                .transpose()
+                .first(conn);
+            found(row, PurchaseRow::into_domain)
         })
         .await
     }
@@ -637,17 +633,7 @@ impl PurchaseRepo for SqliteStore {
                     .map_err(from_diesel)
             })
             .await?;
-        let mut unlocked = Vec::with_capacity(rows.len());
-        for (purchase, course) in rows {
-            let purchase = purchase.into_domain()?;
-            if purchase.unlocks_course() {
-                unlocked.push(PurchasedCourse {
-                    purchase,
-                    course: course.into_domain()?,
-                });
-            }
-        }
-        Ok(unlocked)
+        lms_sql_rows::unlocked(rows.into_iter().map(|(p, c)| (p.into(), c.into())))
     }
 }
 

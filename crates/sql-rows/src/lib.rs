@@ -1,0 +1,188 @@
+//! The backend-neutral half of the SQL storage adapters (`lms-postgres`, `lms-sqlite`).
+//!
+//! Both adapters store the same rows; they differ only in how an id and an instant are
+//! written (PostgreSQL: `uuid` and `timestamptz`; SQLite: uuid text and `i64` nanoseconds) and
+//! in how their errors name a constraint. So the translation between domain values and stored
+//! records lives here once, generic over an [`Encoding`] of ids and instants, and each adapter
+//! keeps only its diesel row structs (trivial field moves to and from these records), its
+//! queries and its error plumbing.
+//!
+//! An adapter declares each diesel row struct inside [`row!`], which adds the field moves and
+//! the `from_domain` / `into_domain` pair.
+//!
+//! Reading a record re-validates it through the domain's parsers (`Email::parse`,
+//! `Currency::parse`, ...): a record the domain would not accept is reported as
+//! [`RepoError::Unexpected`] instead of being smuggled in.
+
+mod constraints;
+mod records;
+
+pub use crate::constraints::unique_constraint_meaning;
+pub use crate::records::{unlocked, CourseRecord, PurchaseRecord, Record, UserRecord};
+
+use lms_ports::RepoError;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// How a backend stores ids and instants. `what` names the stored value in the error a
+/// corrupt one is reported with.
+pub trait Encoding {
+    /// The stored form of an id.
+    type Id;
+    /// The stored form of an instant.
+    type Instant;
+
+    fn store_id(id: Uuid) -> Self::Id;
+
+    /// # Errors
+    /// [`RepoError::Unexpected`] for a stored value that is not an id.
+    fn load_id(stored: Self::Id, what: &str) -> Result<Uuid, RepoError>;
+
+    /// # Errors
+    /// [`RepoError::Unexpected`] for an instant the backend cannot hold.
+    fn store_instant(at: OffsetDateTime) -> Result<Self::Instant, RepoError>;
+
+    /// # Errors
+    /// [`RepoError::Unexpected`] for a stored value that is not an instant.
+    fn load_instant(stored: Self::Instant, what: &str) -> Result<OffsetDateTime, RepoError>;
+}
+
+/// A backend with native `uuid` and timestamp types (PostgreSQL): both are stored as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Native {}
+
+impl Encoding for Native {
+    type Id = Uuid;
+    type Instant = OffsetDateTime;
+
+    fn store_id(id: Uuid) -> Uuid {
+        id
+    }
+
+    fn load_id(stored: Uuid, _what: &str) -> Result<Uuid, RepoError> {
+        Ok(stored)
+    }
+
+    fn store_instant(at: OffsetDateTime) -> Result<OffsetDateTime, RepoError> {
+        Ok(at)
+    }
+
+    fn load_instant(stored: OffsetDateTime, _what: &str) -> Result<OffsetDateTime, RepoError> {
+        Ok(stored)
+    }
+}
+
+#[doc(hidden)]
+pub mod __private {
+    //! What [`row!`](crate::row)'s expansion names.
+    pub use lms_ports::RepoError;
+}
+
+/// The error for a stored value the domain refuses.
+pub fn corrupt(what: &str, detail: impl std::fmt::Display) -> RepoError {
+    RepoError::Unexpected(format!("stored {what} is invalid: {detail}"))
+}
+
+/// Declares a diesel row struct with exactly the fields of a [`Record`], and implements the
+/// field moves between the two (`From` both ways) plus `from_domain` / `into_domain` on the
+/// row. The struct is written out in full, attributes and all, followed by `as` and its record:
+///
+/// ```ignore
+/// lms_sql_rows::row! {
+///     #[derive(Debug, Queryable, Selectable, Insertable)]
+///     #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+///     pub(crate) struct UserRow as UserRecord<Native> {
+///         pub id: Uuid,
+///         // ... every field of the record, with the backend's types
+///     }
+/// }
+/// ```
+///
+/// A field missing from, or extra to, the record fails to compile.
+#[macro_export]
+macro_rules! row {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $row:ident as $record:ty {
+            $($field_vis:vis $field:ident : $type:ty),+ $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        $vis struct $row {
+            $($field_vis $field: $type),+
+        }
+
+        impl ::core::convert::From<$record> for $row {
+            fn from(record: $record) -> Self {
+                Self { $($field: record.$field),+ }
+            }
+        }
+
+        impl ::core::convert::From<$row> for $record {
+            fn from(row: $row) -> Self {
+                Self { $($field: row.$field),+ }
+            }
+        }
+
+        impl $row {
+            /// # Errors
+            /// As the record's `from_domain`.
+            #[allow(dead_code)]
+            pub fn from_domain(
+                value: &<$record as $crate::Record>::Domain,
+            ) -> ::core::result::Result<Self, $crate::__private::RepoError> {
+                <$record as $crate::Record>::from_domain(value).map(Self::from)
+            }
+
+            /// # Errors
+            /// As the record's `into_domain`.
+            #[allow(dead_code)]
+            pub fn into_domain(
+                self,
+            ) -> ::core::result::Result<<$record as $crate::Record>::Domain, $crate::__private::RepoError> {
+                $crate::Record::into_domain(<$record>::from(self))
+            }
+        }
+    };
+}
+
+/// Declares `TxError`, the error type of an adapter's transaction bodies: a database error
+/// (`$db_error`, turned into a [`RepoError`] by `$from_db`) or a business outcome that rolls
+/// the transaction back. Converts from both with `?`, and into [`RepoError`].
+///
+/// ```ignore
+/// lms_sql_rows::tx_error!(diesel::result::Error, from_diesel);
+/// ```
+#[macro_export]
+macro_rules! tx_error {
+    ($db_error:ty, $from_db:path) => {
+        /// The error type of a transaction body: a database error or a business outcome that
+        /// rolls the transaction back.
+        #[derive(Debug)]
+        pub(crate) enum TxError {
+            Db($db_error),
+            Repo($crate::__private::RepoError),
+        }
+
+        impl ::core::convert::From<$db_error> for TxError {
+            fn from(error: $db_error) -> Self {
+                TxError::Db(error)
+            }
+        }
+
+        impl ::core::convert::From<$crate::__private::RepoError> for TxError {
+            fn from(error: $crate::__private::RepoError) -> Self {
+                TxError::Repo(error)
+            }
+        }
+
+        impl ::core::convert::From<TxError> for $crate::__private::RepoError {
+            fn from(error: TxError) -> Self {
+                match error {
+                    TxError::Db(error) => $from_db(error),
+                    TxError::Repo(error) => error,
+                }
+            }
+        }
+    };
+}

@@ -1,0 +1,357 @@
+//! Stored records (one field per column) and their exact translation to and from domain
+//! values.
+
+use lms_domain::{
+    CheckoutSession, Course, CourseId, CourseText, Currency, Email, Money, PaymentFacts, Purchase,
+    PurchaseId, Role, User, UserId, UserName,
+};
+use lms_ports::{PurchasedCourse, RepoError};
+
+use crate::{corrupt, Encoding};
+
+fn money(cents: i64, currency: &str, what: &str) -> Result<Money, RepoError> {
+    let currency = Currency::parse(currency).map_err(|e| corrupt(what, e))?;
+    Money::new(cents, currency).map_err(|e| corrupt(what, e))
+}
+
+fn optional_money(
+    cents: Option<i64>,
+    currency: Option<&str>,
+    what: &str,
+) -> Result<Option<Money>, RepoError> {
+    match (cents, currency) {
+        (Some(cents), Some(currency)) => money(cents, currency, what).map(Some),
+        (None, None) => Ok(None),
+        _ => Err(corrupt(
+            what,
+            "amount and currency must both be set or both be empty",
+        )),
+    }
+}
+
+fn split_money(money: Option<Money>) -> (Option<i64>, Option<String>) {
+    match money {
+        Some(money) => (
+            Some(money.minor()),
+            Some(money.currency().code().to_owned()),
+        ),
+        None => (None, None),
+    }
+}
+
+fn text(field: &'static str, raw: String) -> Result<CourseText, RepoError> {
+    // Any length the domain accepts for that field; the stored text was trimmed on the way in.
+    let parsed = match field {
+        "title" => CourseText::title(&raw),
+        "subtitle" => CourseText::subtitle(&raw),
+        "description" => CourseText::description(&raw),
+        "category" => CourseText::category(&raw),
+        _ => CourseText::level(&raw),
+    };
+    parsed.map_err(|e| corrupt(field, e))
+}
+
+fn optional_text(
+    field: &'static str,
+    raw: Option<String>,
+) -> Result<Option<CourseText>, RepoError> {
+    raw.map(|raw| text(field, raw)).transpose()
+}
+
+/// A stored record and the domain value it holds.
+pub trait Record: Sized {
+    type Domain;
+
+    /// # Errors
+    /// [`RepoError::Unexpected`] for an instant the backend cannot hold.
+    fn from_domain(value: &Self::Domain) -> Result<Self, RepoError>;
+
+    /// # Errors
+    /// [`RepoError::Unexpected`] for a record the domain refuses.
+    fn into_domain(self) -> Result<Self::Domain, RepoError>;
+}
+
+/// A `users` row.
+#[derive(Debug)]
+pub struct UserRecord<E: Encoding> {
+    pub id: E::Id,
+    pub name: String,
+    pub email: String,
+    pub role: String,
+    pub password_hash: String,
+    pub created_at: E::Instant,
+}
+
+impl<E: Encoding> Record for UserRecord<E> {
+    type Domain = User;
+
+    fn from_domain(user: &User) -> Result<Self, RepoError> {
+        Ok(Self {
+            id: E::store_id(user.id.as_uuid()),
+            name: user.name.as_str().to_owned(),
+            email: user.email.as_str().to_owned(),
+            role: user.role.name().to_owned(),
+            password_hash: user.password_hash.clone(),
+            created_at: E::store_instant(user.created_at)?,
+        })
+    }
+
+    fn into_domain(self) -> Result<User, RepoError> {
+        Ok(User {
+            id: UserId::from_uuid(E::load_id(self.id, "user id")?),
+            name: UserName::parse(&self.name).map_err(|e| corrupt("user name", e))?,
+            email: Email::parse(&self.email).map_err(|e| corrupt("email", e))?,
+            role: Role::from_name(&self.role).ok_or_else(|| corrupt("role", &self.role))?,
+            password_hash: self.password_hash,
+            created_at: E::load_instant(self.created_at, "user creation time")?,
+        })
+    }
+}
+
+/// A `courses` row.
+#[derive(Debug)]
+pub struct CourseRecord<E: Encoding> {
+    pub id: E::Id,
+    pub instructor_id: E::Id,
+    pub title: String,
+    pub subtitle: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub level: Option<String>,
+    pub price_cents: i64,
+    pub currency: String,
+    pub published: bool,
+    pub created_at: E::Instant,
+    pub updated_at: E::Instant,
+}
+
+impl<E: Encoding> Record for CourseRecord<E> {
+    type Domain = Course;
+
+    fn from_domain(course: &Course) -> Result<Self, RepoError> {
+        let owned = |text: &Option<CourseText>| text.as_ref().map(|t| t.as_str().to_owned());
+        Ok(Self {
+            id: E::store_id(course.id.as_uuid()),
+            instructor_id: E::store_id(course.instructor_id.as_uuid()),
+            title: course.title.as_str().to_owned(),
+            subtitle: owned(&course.subtitle),
+            description: owned(&course.description),
+            category: owned(&course.category),
+            level: owned(&course.level),
+            price_cents: course.price.minor(),
+            currency: course.price.currency().code().to_owned(),
+            published: course.published,
+            created_at: E::store_instant(course.created_at)?,
+            updated_at: E::store_instant(course.updated_at)?,
+        })
+    }
+
+    fn into_domain(self) -> Result<Course, RepoError> {
+        Ok(Course {
+            id: CourseId::from_uuid(E::load_id(self.id, "course id")?),
+            instructor_id: UserId::from_uuid(E::load_id(self.instructor_id, "instructor id")?),
+            title: text("title", self.title)?,
+            subtitle: optional_text("subtitle", self.subtitle)?,
+            description: optional_text("description", self.description)?,
+            category: optional_text("category", self.category)?,
+            level: optional_text("level", self.level)?,
+            price: money(self.price_cents, &self.currency, "course price")?,
+            published: self.published,
+            created_at: E::load_instant(self.created_at, "course creation time")?,
+            updated_at: E::load_instant(self.updated_at, "course update time")?,
+        })
+    }
+}
+
+/// A whole `purchases` row. `status` is written for humans and indexes; on load the status
+/// is derived from the facts by the domain, never read back.
+#[derive(Debug)]
+pub struct PurchaseRecord<E: Encoding> {
+    pub id: E::Id,
+    pub user_id: E::Id,
+    pub course_id: E::Id,
+    pub status: String,
+    pub price_cents: i64,
+    pub currency: String,
+    pub checkout_session_id: Option<String>,
+    pub checkout_url: Option<String>,
+    pub checkout_expires_at: Option<E::Instant>,
+    pub payment_intent_id: Option<String>,
+    pub paid_in_full: bool,
+    pub mismatched_payment_cents: Option<i64>,
+    pub mismatched_payment_currency: Option<String>,
+    pub attempt_failed: bool,
+    pub processing: bool,
+    pub async_payment_failed: bool,
+    pub checkout_expired: bool,
+    pub checkout_not_started: bool,
+    pub refunded_cents: Option<i64>,
+    pub refunded_currency: Option<String>,
+    pub dispute_opened: bool,
+    pub dispute_won: bool,
+    pub dispute_lost: bool,
+    pub holds_active_slot: bool,
+    pub created_at: E::Instant,
+    pub updated_at: E::Instant,
+}
+
+impl<E: Encoding> Record for PurchaseRecord<E> {
+    type Domain = Purchase;
+
+    fn from_domain(purchase: &Purchase) -> Result<Self, RepoError> {
+        let facts = &purchase.facts;
+        let (mismatched_payment_cents, mismatched_payment_currency) =
+            split_money(facts.mismatched_payment);
+        let (refunded_cents, refunded_currency) = split_money(facts.refunded);
+        let checkout = purchase.checkout.as_ref();
+        Ok(Self {
+            id: E::store_id(purchase.id.as_uuid()),
+            user_id: E::store_id(purchase.user_id.as_uuid()),
+            course_id: E::store_id(purchase.course_id.as_uuid()),
+            status: purchase.status().as_str().to_owned(),
+            price_cents: purchase.price.minor(),
+            currency: purchase.price.currency().code().to_owned(),
+            checkout_session_id: checkout.map(|c| c.id.clone()),
+            checkout_url: checkout.map(|c| c.url.clone()),
+            checkout_expires_at: checkout
+                .map(|c| E::store_instant(c.expires_at))
+                .transpose()?,
+            payment_intent_id: purchase.payment_intent_id.clone(),
+            paid_in_full: facts.paid_in_full,
+            mismatched_payment_cents,
+            mismatched_payment_currency,
+            attempt_failed: facts.attempt_failed,
+            processing: facts.processing,
+            async_payment_failed: facts.async_payment_failed,
+            checkout_expired: facts.checkout_expired,
+            checkout_not_started: facts.checkout_not_started,
+            refunded_cents,
+            refunded_currency,
+            dispute_opened: facts.dispute_opened,
+            dispute_won: facts.dispute_won,
+            dispute_lost: facts.dispute_lost,
+            holds_active_slot: purchase.holds_active_slot,
+            created_at: E::store_instant(purchase.created_at)?,
+            updated_at: E::store_instant(purchase.updated_at)?,
+        })
+    }
+
+    fn into_domain(self) -> Result<Purchase, RepoError> {
+        let checkout = match (
+            self.checkout_session_id,
+            self.checkout_url,
+            self.checkout_expires_at,
+        ) {
+            (Some(id), Some(url), Some(expires_at)) => Some(CheckoutSession {
+                id,
+                url,
+                expires_at: E::load_instant(expires_at, "checkout expiry")?,
+            }),
+            (None, None, None) => None,
+            _ => {
+                return Err(corrupt(
+                    "checkout session",
+                    "id, url and expiry must be set together",
+                ))
+            }
+        };
+        let facts = PaymentFacts {
+            paid_in_full: self.paid_in_full,
+            mismatched_payment: optional_money(
+                self.mismatched_payment_cents,
+                self.mismatched_payment_currency.as_deref(),
+                "mismatched payment",
+            )?,
+            attempt_failed: self.attempt_failed,
+            processing: self.processing,
+            async_payment_failed: self.async_payment_failed,
+            checkout_expired: self.checkout_expired,
+            checkout_not_started: self.checkout_not_started,
+            refunded: optional_money(
+                self.refunded_cents,
+                self.refunded_currency.as_deref(),
+                "refund",
+            )?,
+            dispute_opened: self.dispute_opened,
+            dispute_won: self.dispute_won,
+            dispute_lost: self.dispute_lost,
+        };
+        Ok(Purchase {
+            id: PurchaseId::from_uuid(E::load_id(self.id, "purchase id")?),
+            user_id: UserId::from_uuid(E::load_id(self.user_id, "purchase user id")?),
+            course_id: CourseId::from_uuid(E::load_id(self.course_id, "purchase course id")?),
+            price: money(self.price_cents, &self.currency, "purchase price")?,
+            checkout,
+            payment_intent_id: self.payment_intent_id,
+            facts,
+            holds_active_slot: self.holds_active_slot,
+            created_at: E::load_instant(self.created_at, "purchase creation time")?,
+            updated_at: E::load_instant(self.updated_at, "purchase update time")?,
+        })
+    }
+}
+
+/// The purchases among `rows` (completed ones, each with its course) that unlock their
+/// course, in the order given.
+///
+/// # Errors
+/// [`RepoError::Unexpected`] for a record the domain refuses.
+pub fn unlocked<E: Encoding>(
+    rows: impl IntoIterator<Item = (PurchaseRecord<E>, CourseRecord<E>)>,
+) -> Result<Vec<PurchasedCourse>, RepoError> {
+    let mut unlocked = Vec::new();
+    for (purchase, course) in rows {
+        let purchase = purchase.into_domain()?;
+        if purchase.unlocks_course() {
+            unlocked.push(PurchasedCourse {
+                purchase,
+                course: course.into_domain()?,
+            });
+        }
+    }
+    Ok(unlocked)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::Native;
+    use uuid::Uuid;
+
+    fn user_record(email: &str) -> UserRecord<Native> {
+        UserRecord {
+            id: Uuid::new_v4(),
+            name: "Ada".to_owned(),
+            email: email.to_owned(),
+            role: "student".to_owned(),
+            password_hash: "x".to_owned(),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_refused_ones_are_unexpected() {
+        let user = user_record("ada@example.com").into_domain().unwrap();
+        let again = UserRecord::<Native>::from_domain(&user).unwrap();
+        assert_eq!(again.into_domain().unwrap(), user);
+        assert!(matches!(
+            user_record("not an email").into_domain(),
+            Err(RepoError::Unexpected(_))
+        ));
+    }
+
+    #[test]
+    fn money_needs_both_halves() {
+        assert_eq!(optional_money(None, None, "refund").unwrap(), None);
+        assert!(matches!(
+            optional_money(Some(1), None, "refund"),
+            Err(RepoError::Unexpected(_))
+        ));
+        assert_eq!(
+            split_money(Some(money(1999, "USD", "price").unwrap())),
+            (Some(1999), Some("USD".to_owned()))
+        );
+    }
+}
