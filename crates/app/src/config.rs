@@ -107,6 +107,7 @@ impl Database {
     pub fn describe(&self) -> String {
         match self {
             Self::Postgres(_) => "postgres".to_owned(),
+            Self::Sqlite(target) if target.starts_with("sqlite:") => target.clone(),
             Self::Sqlite(target) => format!("sqlite {target}"),
         }
     }

@@ -5,7 +5,7 @@
 //! With no configuration at all it runs offline: SQLite in `./data/lms.db`, the Stripe sandbox
 //! in-process, demo data seeded.
 
-use lms_app::{Application, Settings};
+use lms_app::{Application, DemoSeed, Settings};
 use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +60,22 @@ async fn main() -> ExitCode {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let application = Application::build(settings).await?;
-    tracing::info!("ready: open {}/ in a browser", application.base_url());
+    let demo = match application.demo_seed() {
+        DemoSeed::Disabled => String::new(),
+        DemoSeed::Created | DemoSeed::AlreadyPresent => format!(
+            "; demo instructor {} / {}",
+            lms_app::demo::INSTRUCTOR_EMAIL,
+            lms_app::demo::INSTRUCTOR_PASSWORD
+        ),
+    };
+    match application.sandbox() {
+        Some(sandbox) => tracing::warn!(
+            "ready: open {}/ in a browser; payments are SIMULATED by the Stripe sandbox at {} (card 4242 4242 4242 4242){demo}",
+            application.base_url(),
+            sandbox.base_url(),
+        ),
+        None => tracing::info!("ready: open {}/ in a browser{demo}", application.base_url()),
+    }
     // actix handles SIGINT/SIGTERM: stop accepting, drain for up to the shutdown timeout.
     application.run_until_stopped().await?;
     Ok(())
