@@ -12,8 +12,9 @@
 //!   `Secure` (plain http on localhost), the server listens on `127.0.0.1`, the success and
 //!   cancel URLs default to this app's own storefront pages, and demo data is seeded.
 //!
-//! A variable that is set but empty is an error in both modes (an empty `STRIPE_SECRET_KEY`
-//! must not silently switch a deployment to simulated payments).
+//! A variable that is set but empty is an error in both modes, and so is
+//! `STRIPE_WEBHOOK_SECRET` without `STRIPE_SECRET_KEY`: a deployment whose Stripe key went
+//! missing must not silently switch to simulated payments.
 
 use anyhow::{anyhow, bail, Context};
 use config::{Config, File, FileFormat};
@@ -341,6 +342,10 @@ impl Settings {
                     api_base: url("STRIPE_API_BASE", text("STRIPE_API_BASE")?)?,
                 }
             }
+            // Half a Stripe configuration is a deployment mistake, not a wish for the sandbox.
+            None if optional("STRIPE_WEBHOOK_SECRET")?.is_some() => bail!(
+                "STRIPE_WEBHOOK_SECRET is set but STRIPE_SECRET_KEY is not: set both to take real payments, or neither to use the sandbox"
+            ),
             None => Payments::Sandbox {
                 port: match optional("SANDBOX_PORT")? {
                     Some(raw) => parse_port("SANDBOX_PORT", &raw)?,
@@ -707,6 +712,7 @@ mod tests {
         );
         assert!(err.contains("STRIPE_SECRET_KEY"), "{err}");
         let sandbox_cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("STRIPE_WEBHOOK_SECRET", "whsec_x")], "STRIPE_SECRET_KEY"),
             (&[("SANDBOX_PORT", "65536")], "SANDBOX_PORT"),
             (&[("SANDBOX_PORT", "x")], "SANDBOX_PORT"),
             (&[("SEED_DEMO", "sure")], "SEED_DEMO"),
