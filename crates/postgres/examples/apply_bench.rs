@@ -5,8 +5,9 @@
 //! cargo run -p lms-postgres --example apply_bench --release
 //! ```
 //!
-//! Uses a scratch database `lms_bench_<uuid>` created through `TEST_DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`) and dropped at the end.
+//! Uses a scratch database `lms_bench_<uuid>` ([`TestDatabase`]: created through
+//! `TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`, and dropped at
+//! the end).
 //! `BENCH_EVENTS` (default 2000) sets the events per scenario.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,33 +15,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use lms_domain::{PaymentFact, Purchase, PurchaseId};
 use lms_ports::{Applied, PurchaseRepo};
-use lms_postgres::{run_migrations, PgStore};
+use lms_postgres::testing::TestDatabase;
+use lms_postgres::PgStore;
 use lms_storage_contract as fixtures;
 use uuid::Uuid;
-
-fn maintenance_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-fn replace_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let cut = base
-        .rfind('/')
-        .filter(|&i| i > base.find("://").map_or(0, |s| s + 2))
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{name}", &base[..cut]);
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
-    }
-    out
-}
 
 async fn seed(store: &PgStore, count: usize) -> Vec<Purchase> {
     let (instructor, _) = fixtures::seed_people(store).await;
@@ -127,19 +107,10 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    let name = format!("lms_bench_{}", Uuid::new_v4().simple());
-    let mut admin = AsyncPgConnection::establish(&maintenance_url())
-        .await
-        .expect("PostgreSQL answers");
-    diesel::sql_query(format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = replace_database(&maintenance_url(), &name);
-    run_migrations(&url).await.unwrap();
-    let store = PgStore::connect(&url, 16).await.unwrap();
+    let db = TestDatabase::migrated("lms_bench").await;
+    let store = PgStore::connect(db.url(), 16).await.unwrap();
 
-    println!("seeding {events} purchases in {name} ...");
+    println!("seeding {events} purchases in {} ...", db.name());
     let purchases = seed(&store, events).await;
 
     // 1. Sequential: each event completes a different purchase (INSERT event, SELECT, UPDATE).
@@ -206,8 +177,5 @@ async fn main() {
     report("16 tasks, one event redelivered", events, elapsed);
 
     drop(store);
-    diesel::sql_query(format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    drop(db);
 }

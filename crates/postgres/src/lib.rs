@@ -10,6 +10,8 @@ mod error;
 mod migrate;
 mod rows;
 mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::fmt;
 use std::time::Duration;

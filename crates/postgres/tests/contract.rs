@@ -1,9 +1,9 @@
 //! PgStore against the shared storage contract, plus the PostgreSQL-specific checks
 //! (migrations, row-level "nothing written", error mapping when the database is away).
 //!
-//! Each test gets its own database `lms_test_<uuid>`, created through a maintenance connection
-//! to `TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`), migrated,
-//! and dropped `WITH (FORCE)` when the test ends, passed or failed.
+//! Each test gets its own database `lms_test_<uuid>` ([`TestDatabase`]: created through
+//! `TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`, migrated, and
+//! dropped `WITH (FORCE)` when the test ends, passed or failed).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,91 +16,15 @@ use lms_domain::{PaymentFact, Purchase, Role};
 use lms_ports::{
     Applied, EventReceipt, FactUpdate, PurchaseRepo, RepoError, StorageHealth, UserRepo,
 };
+use lms_postgres::testing::{maintenance_url, TestDatabase};
 use lms_postgres::{embedded_migration_versions, revert_all_migrations, run_migrations, PgStore};
 use lms_storage_contract as contract;
 use uuid::Uuid;
 
-fn maintenance_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// `url` with its database name replaced by `database` (query string kept).
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_part = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{host_part}/{database}?{query}"),
-        None => format!("{host_part}/{database}"),
-    }
-}
-
-/// A database of its own for one test; dropped with the guard.
-struct TestDb {
-    name: String,
-    url: String,
-}
-
-impl TestDb {
-    async fn create() -> Self {
-        let name = format!("lms_test_{}", Uuid::new_v4().simple());
-        let mut conn = AsyncPgConnection::establish(&maintenance_url())
-            .await
-            .expect("TEST_DATABASE_URL answers");
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let url = with_database(&maintenance_url(), &name);
-        Self { name, url }
-    }
-
-    async fn migrated() -> Self {
-        let db = Self::create().await;
-        run_migrations(&db.url).await.unwrap();
-        db
-    }
-
-    async fn connection(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&self.url).await.unwrap()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime: do the async work on a thread of its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(async {
-                let mut conn = AsyncPgConnection::establish(&maintenance_url()).await?;
-                diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await?;
-                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-            })?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}", self.name);
-        }
-    }
-}
-
-async fn fresh_store() -> (PgStore, TestDb) {
-    let db = TestDb::migrated().await;
+async fn fresh_store() -> (PgStore, TestDatabase) {
+    let db = TestDatabase::migrated("lms_test").await;
     // A generous acquire timeout: the concurrency checks queue 50 tasks on 10 connections.
-    let store = PgStore::connect_lazy(&db.url, 10, Duration::from_secs(30));
+    let store = PgStore::connect_lazy(db.url(), 10, Duration::from_secs(30));
     (store, db)
 }
 
@@ -148,13 +72,13 @@ async fn our_objects(conn: &mut AsyncPgConnection) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_go_up_down_and_up_again() {
-    let db = TestDb::create().await;
+    let db = TestDatabase::create("lms_test").await;
     let embedded = embedded_migration_versions();
     assert!(!embedded.is_empty());
 
-    assert_eq!(run_migrations(&db.url).await.unwrap(), embedded);
+    assert_eq!(run_migrations(db.url()).await.unwrap(), embedded);
     assert_eq!(
-        run_migrations(&db.url).await.unwrap(),
+        run_migrations(db.url()).await.unwrap(),
         Vec::<String>::new(),
         "already up to date"
     );
@@ -171,7 +95,7 @@ async fn migrations_go_up_down_and_up_again() {
         "tables, indexes, row types"
     );
 
-    let mut reverted = revert_all_migrations(&db.url).await.unwrap();
+    let mut reverted = revert_all_migrations(db.url()).await.unwrap();
     reverted.reverse();
     assert_eq!(reverted, embedded);
     assert_eq!(
@@ -180,9 +104,9 @@ async fn migrations_go_up_down_and_up_again() {
         "down leaves no table, index or type of ours"
     );
 
-    assert_eq!(run_migrations(&db.url).await.unwrap(), embedded);
+    assert_eq!(run_migrations(db.url()).await.unwrap(), embedded);
     drop(conn);
-    let store = PgStore::connect(&db.url, 2).await.unwrap();
+    let store = PgStore::connect(db.url(), 2).await.unwrap();
     store
         .create_user(&contract::new_user("again@example.com", Role::Student))
         .await
@@ -349,13 +273,13 @@ async fn an_unreachable_database_is_unavailable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_goes_away_is_unavailable_not_unexpected() {
-    let db = TestDb::migrated().await;
-    let store = PgStore::connect_lazy(&db.url, 2, Duration::from_secs(2));
+    let db = TestDatabase::migrated("lms_test").await;
+    let store = PgStore::connect_lazy(db.url(), 2, Duration::from_secs(2));
     store.ping().await.unwrap();
     let mut admin = AsyncPgConnection::establish(&maintenance_url())
         .await
         .unwrap();
-    diesel::sql_query(format!("DROP DATABASE {} WITH (FORCE)", db.name))
+    diesel::sql_query(format!("DROP DATABASE {} WITH (FORCE)", db.name()))
         .execute(&mut admin)
         .await
         .unwrap();
@@ -369,22 +293,6 @@ async fn a_database_that_goes_away_is_unavailable_not_unexpected() {
         );
     }
     assert!(matches!(store.ping().await, Err(RepoError::Unavailable(_))));
-}
-
-#[test]
-fn test_urls_point_at_the_test_database() {
-    assert_eq!(
-        with_database("postgres://postgres@127.0.0.1:5432/postgres", "x"),
-        "postgres://postgres@127.0.0.1:5432/x"
-    );
-    assert_eq!(
-        with_database("postgres://u:p@h/db?sslmode=disable", "x"),
-        "postgres://u:p@h/x?sslmode=disable"
-    );
-    assert_eq!(
-        with_database("postgres://h:5432", "x"),
-        "postgres://h:5432/x"
-    );
 }
 
 /// Every statement and transaction boundary sent by a connection, by database URL. Installed
@@ -447,9 +355,9 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
     let purchase = contract::begin(&buyer, &course, contract::at(1));
     store.create_purchase(&purchase).await.unwrap();
 
-    let mut seen = statements::sent_to(&db.url).len();
+    let mut seen = statements::sent_to(db.url()).len();
     let mut next = || {
-        let all = statements::sent_to(&db.url);
+        let all = statements::sent_to(db.url());
         let new = all[seen..].to_vec();
         seen = all.len();
         new

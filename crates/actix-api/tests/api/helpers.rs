@@ -6,6 +6,7 @@ use lms_actix_api::{run, ApiSettings, ApiState};
 use lms_domain::{Currency, Money, PaymentFact, Purchase, PurchaseId};
 use lms_in_memory::{FakeEvent, FakeGateway, InMemoryStore, ManualClock};
 use lms_ports::{GatewayError, PurchaseRepo, RefundStatus};
+use lms_postgres::testing::TestDatabase;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use std::net::TcpListener;
@@ -52,7 +53,7 @@ pub struct TestApp {
     pub gateway: Gateway,
     pub clock: ManualClock,
     /// Keeps the per-test database alive; dropping it drops the database.
-    _db: Option<crate::wiring::TestDb>,
+    _db: Option<TestDatabase>,
 }
 
 /// A response, read whole.
@@ -138,7 +139,7 @@ pub async fn spawn_app_with(wiring: Wiring) -> TestApp {
             (services, None, purchases, Gateway::Fake(gateway), None)
         }
         Wiring::PostgresStripe => {
-            let db = crate::wiring::TestDb::migrated().await;
+            let db = TestDatabase::migrated("lms_api_test").await;
             let stand_in = StripeStandIn::start().await;
             let (services, store) = crate::wiring::postgres_stripe_services(&db, &stand_in, &clock);
             let purchases: Arc<dyn PurchaseRepo> = Arc::new(store);
