@@ -327,6 +327,11 @@
 
   function setStatus(status, detail) {
     const el = $("purchase-status");
+    // The statuses this page has shown, in order ("pending,completed"): lets a test see the
+    // page wait through a pending payment.
+    const seen = el.dataset.history ? el.dataset.history.split(",") : [];
+    if (seen[seen.length - 1] !== status) seen.push(status);
+    el.dataset.history = seen.join(",");
     el.dataset.status = status;
     el.textContent = STATUS_TEXT[status] || status;
     $("payment-detail").textContent = detail || "";

@@ -5,6 +5,8 @@ use lms_app::demo::{FREE_COURSE_TITLE, PAID_COURSE_TITLE};
 use lms_app::{Application, Settings};
 use lms_e2e_browser::fantoccini::Locator;
 use lms_e2e_browser::Browser;
+use lms_stripe_sandbox::Sandbox;
+use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -18,6 +20,8 @@ pub struct TestApp {
     pub base: String,
     /// The sandbox's address (its hosted checkout pages live under it).
     pub sandbox: String,
+    /// The running sandbox, for chaos switches.
+    pub stripe: Arc<Sandbox>,
     server: actix_web::dev::ServerHandle,
     serving: JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
@@ -49,16 +53,16 @@ impl TestApp {
         );
         let app = Application::build(settings).await.expect("the app starts");
         let base = app.base_url();
-        let sandbox = app
-            .sandbox()
-            .expect("sandbox mode starts the sandbox")
-            .base_url()
-            .to_owned();
+        let stripe = app
+            .sandbox_handle()
+            .expect("sandbox mode starts the sandbox");
+        let sandbox = stripe.base_url().to_owned();
         let server = app.server_handle();
         let serving = tokio::spawn(app.run_until_stopped());
         Self {
             base,
             sandbox,
+            stripe,
             server,
             serving,
             _dir: dir,
@@ -72,6 +76,10 @@ impl TestApp {
     pub async fn stop(self) {
         self.server.stop(true).await;
         let _ = self.serving.await;
+        // `run_until_stopped` stops the sandbox only when it holds the last handle.
+        if let Ok(sandbox) = Arc::try_unwrap(self.stripe) {
+            sandbox.stop().await;
+        }
     }
 }
 

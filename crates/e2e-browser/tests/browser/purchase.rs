@@ -3,6 +3,8 @@
 use crate::helpers::*;
 use lms_app::demo::{PAID_COURSE_PRICE_CENTS, PAID_COURSE_TITLE};
 use lms_e2e_browser::{artifacts_dir, Browser};
+use lms_stripe_sandbox::Chaos;
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_student_buys_the_paid_course_with_a_test_card_and_sees_it_unlocked() {
@@ -126,6 +128,51 @@ async fn cancelling_on_the_hosted_page_lands_on_the_cancel_page_and_buying_again
         );
         pay_with(browser, GOOD_CARD).await?;
         wait_for_completed(browser, app).await?;
+        Ok(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bank_debit_waits_as_pending_on_the_success_page_until_it_settles() {
+    with_app_and_browser(async |app: &TestApp, browser: &Browser| {
+        // The sandbox settles a bank debit 2 s after checkout; holding every webhook back 4 s
+        // more keeps our side pending long enough for the page to show it and poll on.
+        app.stripe.set_chaos(Chaos {
+            delivery_delay: Duration::from_secs(4),
+            ..Chaos::default()
+        });
+        open_store(browser, app).await?;
+        let (paid, _) = paid_course(browser).await?;
+        sign_up(browser, "Eve Student", &unique_email("eve")).await?;
+        buy_and_reach_checkout(browser, app, &paid).await?;
+        browser.click("#bank-debit").await?;
+
+        browser
+            .wait_for_url(&app.url("/payment/success?session_id="))
+            .await?;
+        browser.wait_for_text("#purchase-status", "pending").await?;
+        let status = browser
+            .eventually(
+                "the success page to reach completed",
+                Duration::from_secs(30),
+                || async {
+                    let el = browser.wait_for("#purchase-status").await?;
+                    Ok(
+                        (el.attr("data-status").await?.as_deref() == Some("completed"))
+                            .then_some(el),
+                    )
+                },
+            )
+            .await?;
+        let history = status.attr("data-history").await?.unwrap_or_default();
+        assert_eq!(
+            history, "pending,completed",
+            "the page polled through pending"
+        );
+        browser
+            .wait_for(&format!("#my-courses li[data-course-id='{paid}']"))
+            .await?;
         Ok(())
     })
     .await;

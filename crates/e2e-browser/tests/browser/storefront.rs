@@ -89,3 +89,34 @@ async fn a_wrong_password_shows_the_api_error_and_keeps_the_visitor_signed_out()
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prices_are_formatted_from_minor_units_with_string_arithmetic() {
+    with_app_and_browser(async |app: &TestApp, browser: &Browser| {
+        open_store(browser, app).await?;
+        let cases = [
+            (1999_i64, "USD", "19.99 USD"),
+            (5, "usd", "0.05 USD"),
+            (0, "EUR", "0.00 EUR"),
+            (10, "GBP", "0.10 GBP"),
+            (123_456_789, "EUR", "1,234,567.89 EUR"),
+            (-250, "USD", "-2.50 USD"),
+            (100_000, "JPY", "100,000 JPY"),
+            // 0.1 + 0.2 style float errors would show here.
+            (30, "USD", "0.30 USD"),
+            (9_007_199_254_740_991, "USD", "90,071,992,547,409.91 USD"),
+        ];
+        for (minor, currency, expected) in cases {
+            let shown = browser
+                .client()
+                .execute(
+                    "return window.lmsStorefront.formatMoney(arguments[0], arguments[1]);",
+                    vec![serde_json::json!(minor), serde_json::json!(currency)],
+                )
+                .await?;
+            assert_eq!(shown, serde_json::json!(expected), "{minor} {currency}");
+        }
+        Ok(())
+    })
+    .await;
+}
