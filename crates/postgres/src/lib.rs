@@ -99,10 +99,6 @@ fn stored_precision(at: OffsetDateTime) -> OffsetDateTime {
         .unwrap_or(at)
 }
 
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
 /// What a `.first()` query found, if anything, as a domain value.
 fn found<R, T>(
     row: QueryResult<R>,
@@ -184,6 +180,7 @@ impl CourseRepo for PgStore {
     }
 
     async fn list_published_courses(&self, page: PageRequest) -> Result<Page<Course>, RepoError> {
+        let (limit, offset) = lms_sql_rows::limit_offset(page);
         let mut conn = self.conn().await?;
         // Count and page from one snapshot, so the total matches the items.
         let (total, rows) = conn
@@ -199,8 +196,8 @@ impl CourseRepo for PgStore {
                 let rows: Vec<CourseRow> = courses::table
                     .filter(courses::published.eq(true))
                     .order((courses::created_at.desc(), courses::id.desc()))
-                    .limit(i64::from(page.limit))
-                    .offset(to_i64(page.offset()))
+                    .limit(limit)
+                    .offset(offset)
                     .select(CourseRow::as_select())
                     .load(conn)
                     .await?;

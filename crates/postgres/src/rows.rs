@@ -6,7 +6,7 @@ use crate::schema::{courses, processed_events, purchases, users};
 use diesel::prelude::*;
 use lms_domain::{Purchase, PurchaseId};
 use lms_ports::{EventReceipt, RepoError};
-use lms_sql_rows::{CourseRecord, Native, PurchaseRecord, UserRecord};
+use lms_sql_rows::{CourseRecord, FactsRecord, Native, PurchaseRecord, UserRecord};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -76,51 +76,34 @@ lms_sql_rows::row! {
     }
 }
 
-/// What a fact update may change: the facts, the derived status, the slot, the payment intent.
-#[derive(Debug, AsChangeset)]
-#[diesel(table_name = purchases, treat_none_as_null = true)]
-pub(crate) struct FactsChangeset {
-    pub status: String,
-    pub payment_intent_id: Option<String>,
-    pub paid_in_full: bool,
-    pub mismatched_payment_cents: Option<i64>,
-    pub mismatched_payment_currency: Option<String>,
-    pub attempt_failed: bool,
-    pub processing: bool,
-    pub async_payment_failed: bool,
-    pub checkout_expired: bool,
-    pub checkout_not_started: bool,
-    pub refunded_cents: Option<i64>,
-    pub refunded_currency: Option<String>,
-    pub dispute_opened: bool,
-    pub dispute_won: bool,
-    pub dispute_lost: bool,
-    pub holds_active_slot: bool,
-    pub updated_at: OffsetDateTime,
+lms_sql_rows::row! {
+    /// An `UPDATE` of what a fact update may change; see [`FactsRecord`].
+    #[derive(Debug, AsChangeset)]
+    #[diesel(table_name = purchases, treat_none_as_null = true)]
+    pub(crate) struct FactsChangeset mirrors FactsRecord<Native> {
+        pub status: String,
+        pub payment_intent_id: Option<String>,
+        pub paid_in_full: bool,
+        pub mismatched_payment_cents: Option<i64>,
+        pub mismatched_payment_currency: Option<String>,
+        pub attempt_failed: bool,
+        pub processing: bool,
+        pub async_payment_failed: bool,
+        pub checkout_expired: bool,
+        pub checkout_not_started: bool,
+        pub refunded_cents: Option<i64>,
+        pub refunded_currency: Option<String>,
+        pub dispute_opened: bool,
+        pub dispute_won: bool,
+        pub dispute_lost: bool,
+        pub holds_active_slot: bool,
+        pub updated_at: OffsetDateTime,
+    }
 }
 
 impl FactsChangeset {
     pub fn from_domain(purchase: &Purchase) -> Result<Self, RepoError> {
-        let row = PurchaseRow::from_domain(purchase)?;
-        Ok(Self {
-            status: row.status,
-            payment_intent_id: row.payment_intent_id,
-            paid_in_full: row.paid_in_full,
-            mismatched_payment_cents: row.mismatched_payment_cents,
-            mismatched_payment_currency: row.mismatched_payment_currency,
-            attempt_failed: row.attempt_failed,
-            processing: row.processing,
-            async_payment_failed: row.async_payment_failed,
-            checkout_expired: row.checkout_expired,
-            checkout_not_started: row.checkout_not_started,
-            refunded_cents: row.refunded_cents,
-            refunded_currency: row.refunded_currency,
-            dispute_opened: row.dispute_opened,
-            dispute_won: row.dispute_won,
-            dispute_lost: row.dispute_lost,
-            holds_active_slot: row.holds_active_slot,
-            updated_at: row.updated_at,
-        })
+        FactsRecord::from_domain(purchase).map(Self::from)
     }
 }
 

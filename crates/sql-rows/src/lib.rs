@@ -18,7 +18,9 @@ mod constraints;
 mod records;
 
 pub use crate::constraints::unique_constraint_meaning;
-pub use crate::records::{unlocked, CourseRecord, PurchaseRecord, Record, UserRecord};
+pub use crate::records::{
+    limit_offset, unlocked, CourseRecord, FactsRecord, PurchaseRecord, Record, UserRecord,
+};
 
 use lms_ports::RepoError;
 use time::OffsetDateTime;
@@ -74,7 +76,7 @@ impl Encoding for Native {
 
 #[doc(hidden)]
 pub mod __private {
-    //! What [`row!`](crate::row)'s expansion names.
+    //! What the expansions of [`row!`](crate::row) and [`tx_error!`](crate::tx_error) name.
     pub use lms_ports::RepoError;
 }
 
@@ -83,9 +85,10 @@ pub fn corrupt(what: &str, detail: impl std::fmt::Display) -> RepoError {
     RepoError::Unexpected(format!("stored {what} is invalid: {detail}"))
 }
 
-/// Declares a diesel row struct with exactly the fields of a [`Record`], and implements the
-/// field moves between the two (`From` both ways) plus `from_domain` / `into_domain` on the
-/// row. The struct is written out in full, attributes and all, followed by `as` and its record:
+/// Declares a diesel row struct and the field moves between it and its record (`From` both
+/// ways, so a field missing from either side fails to compile). The struct is written out in
+/// full, attributes and all, followed by `as` and its [`Record`], which also gives the row
+/// `from_domain` / `into_domain`:
 ///
 /// ```ignore
 /// lms_sql_rows::row! {
@@ -98,12 +101,13 @@ pub fn corrupt(what: &str, detail: impl std::fmt::Display) -> RepoError {
 /// }
 /// ```
 ///
-/// A field missing from, or extra to, the record fails to compile.
+/// With `mirrors` instead of `as`, only the field moves (for [`FactsRecord`], which is not a
+/// whole domain value).
 #[macro_export]
 macro_rules! row {
     (
         $(#[$meta:meta])*
-        $vis:vis struct $row:ident as $record:ty {
+        $vis:vis struct $row:ident mirrors $record:ty {
             $($field_vis:vis $field:ident : $type:ty),+ $(,)?
         }
     ) => {
@@ -121,6 +125,19 @@ macro_rules! row {
         impl ::core::convert::From<$row> for $record {
             fn from(row: $row) -> Self {
                 Self { $($field: row.$field),+ }
+            }
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $row:ident as $record:ty {
+            $($field_vis:vis $field:ident : $type:ty),+ $(,)?
+        }
+    ) => {
+        $crate::row! {
+            $(#[$meta])*
+            $vis struct $row mirrors $record {
+                $($field_vis $field: $type),+
             }
         }
 

@@ -5,7 +5,7 @@ use lms_domain::{
     CheckoutSession, Course, CourseId, CourseText, Currency, Email, Money, PaymentFacts, Purchase,
     PurchaseId, Role, User, UserId, UserName,
 };
-use lms_ports::{PurchasedCourse, RepoError};
+use lms_ports::{PageRequest, PurchasedCourse, RepoError};
 
 use crate::{corrupt, Encoding};
 
@@ -289,6 +289,62 @@ impl<E: Encoding> Record for PurchaseRecord<E> {
             updated_at: E::load_instant(self.updated_at, "purchase update time")?,
         })
     }
+}
+
+/// What a fact update may change: the facts, the derived status, the slot, the payment
+/// intent and `updated_at`; never the ids, the price or the checkout session.
+#[derive(Debug)]
+pub struct FactsRecord<E: Encoding> {
+    pub status: String,
+    pub payment_intent_id: Option<String>,
+    pub paid_in_full: bool,
+    pub mismatched_payment_cents: Option<i64>,
+    pub mismatched_payment_currency: Option<String>,
+    pub attempt_failed: bool,
+    pub processing: bool,
+    pub async_payment_failed: bool,
+    pub checkout_expired: bool,
+    pub checkout_not_started: bool,
+    pub refunded_cents: Option<i64>,
+    pub refunded_currency: Option<String>,
+    pub dispute_opened: bool,
+    pub dispute_won: bool,
+    pub dispute_lost: bool,
+    pub holds_active_slot: bool,
+    pub updated_at: E::Instant,
+}
+
+impl<E: Encoding> FactsRecord<E> {
+    /// # Errors
+    /// [`RepoError::Unexpected`] for an instant of the purchase the backend cannot hold.
+    pub fn from_domain(purchase: &Purchase) -> Result<Self, RepoError> {
+        let row = PurchaseRecord::<E>::from_domain(purchase)?;
+        Ok(Self {
+            status: row.status,
+            payment_intent_id: row.payment_intent_id,
+            paid_in_full: row.paid_in_full,
+            mismatched_payment_cents: row.mismatched_payment_cents,
+            mismatched_payment_currency: row.mismatched_payment_currency,
+            attempt_failed: row.attempt_failed,
+            processing: row.processing,
+            async_payment_failed: row.async_payment_failed,
+            checkout_expired: row.checkout_expired,
+            checkout_not_started: row.checkout_not_started,
+            refunded_cents: row.refunded_cents,
+            refunded_currency: row.refunded_currency,
+            dispute_opened: row.dispute_opened,
+            dispute_won: row.dispute_won,
+            dispute_lost: row.dispute_lost,
+            holds_active_slot: row.holds_active_slot,
+            updated_at: row.updated_at,
+        })
+    }
+}
+
+/// `LIMIT` and `OFFSET` of a page (an offset beyond `i64` is clamped: it selects nothing).
+pub fn limit_offset(page: PageRequest) -> (i64, i64) {
+    let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
+    (i64::from(page.limit), offset)
 }
 
 /// The purchases among `rows` (completed ones, each with its course) that unlock their

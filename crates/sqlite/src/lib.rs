@@ -309,10 +309,6 @@ fn reader_pool(url: &str, options: &SqliteOptions) -> Pool<Conn> {
         .build_unchecked(manager)
 }
 
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
 /// What a `.first()` query found, if anything, as a domain value.
 fn found<R, T>(
     row: QueryResult<R>,
@@ -406,6 +402,7 @@ impl CourseRepo for SqliteStore {
     }
 
     async fn list_published_courses(&self, page: PageRequest) -> Result<Page<Course>, RepoError> {
+        let (limit, offset) = lms_sql_rows::limit_offset(page);
         let (total, rows) = self
             .read(move |conn| {
                 // Count and page in one read transaction (one snapshot), so the total
@@ -418,8 +415,8 @@ impl CourseRepo for SqliteStore {
                     let rows: Vec<CourseRow> = courses::table
                         .filter(courses::published.eq(true))
                         .order((courses::created_at.desc(), courses::id.desc()))
-                        .limit(i64::from(page.limit))
-                        .offset(to_i64(page.offset()))
+                        .limit(limit)
+                        .offset(offset)
                         .select(CourseRow::as_select())
                         .load(conn)?;
                     Ok::<_, DieselError>((total, rows))
