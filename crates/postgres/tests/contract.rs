@@ -13,9 +13,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use lms_domain::{PaymentFact, Purchase, Role};
-use lms_ports::{
-    Applied, EventReceipt, FactUpdate, PurchaseRepo, RepoError, StorageHealth, UserRepo,
-};
+use lms_ports::{Applied, FactUpdate, PurchaseRepo, RepoError, StorageHealth, UserRepo};
 use lms_postgres::testing::{maintenance_url, TestDatabase};
 use lms_postgres::{embedded_migration_versions, revert_all_migrations, run_migrations, PgStore};
 use lms_storage_contract as contract;
@@ -145,10 +143,7 @@ async fn row_version(conn: &mut AsyncPgConnection, purchase: &Purchase) -> Strin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_event_or_a_known_fact_does_not_touch_the_row() {
     let (store, db) = fresh_store().await;
-    let (instructor, buyer) = contract::seed_people(&store).await;
-    let course = contract::seed_course(&store, &instructor, contract::at(0)).await;
-    let purchase = contract::begin(&buyer, &course, contract::at(1));
-    store.create_purchase(&purchase).await.unwrap();
+    let purchase = contract::seed_purchase(&store).await.purchase;
     let mut conn = db.connection().await;
 
     let paid = vec![PaymentFact::PaymentSucceeded {
@@ -193,29 +188,8 @@ async fn a_duplicate_event_or_a_known_fact_does_not_touch_the_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_kept_with_their_payload() {
     let (store, db) = fresh_store().await;
-    let (instructor, buyer) = contract::seed_people(&store).await;
-    let course = contract::seed_course(&store, &instructor, contract::at(0)).await;
-    let purchase = contract::begin(&buyer, &course, contract::at(1));
-    store.create_purchase(&purchase).await.unwrap();
-
-    let receipt = |id: &str, payload: &str| EventReceipt {
-        event_id: id.to_owned(),
-        event_type: "charge.refunded".to_owned(),
-        payload: payload.to_owned(),
-    };
-    for (id, payload) in [
-        ("evt_json", r#"{"id":"evt_json","data":{"amount":1999}}"#),
-        ("evt_text", "not json"),
-    ] {
-        let update = FactUpdate {
-            purchase_id: purchase.id,
-            facts: vec![],
-            payment_intent_id: None,
-            event: Some(receipt(id, payload)),
-            at: contract::at(2),
-        };
-        store.apply_facts(&update).await.unwrap();
-    }
+    let purchase = contract::seed_purchase(&store).await.purchase;
+    contract::record_payload_events(&store, purchase.id).await;
     let mut conn = db.connection().await;
     let amount = text(
         &mut conn,
@@ -350,10 +324,7 @@ mod statements {
 async fn applying_an_event_is_one_transaction_of_few_statements() {
     statements::install();
     let (store, db) = fresh_store().await;
-    let (instructor, buyer) = contract::seed_people(&store).await;
-    let course = contract::seed_course(&store, &instructor, contract::at(0)).await;
-    let purchase = contract::begin(&buyer, &course, contract::at(1));
-    store.create_purchase(&purchase).await.unwrap();
+    let purchase = contract::seed_purchase(&store).await.purchase;
 
     let mut seen = statements::sent_to(db.url()).len();
     let mut next = || {
@@ -434,10 +405,7 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_apply_facts_returns_is_what_is_stored_even_with_nanoseconds() {
     let (store, _db) = fresh_store().await;
-    let (instructor, buyer) = contract::seed_people(&store).await;
-    let course = contract::seed_course(&store, &instructor, contract::at(0)).await;
-    let purchase = contract::begin(&buyer, &course, contract::at(1));
-    store.create_purchase(&purchase).await.unwrap();
+    let purchase = contract::seed_purchase(&store).await.purchase;
 
     let at = contract::at(2) + time::Duration::nanoseconds(789);
     let update = contract::update(purchase.id, vec![PaymentFact::PaymentProcessing], None, at);

@@ -14,9 +14,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use lms_domain::{PaymentFact, Role};
-use lms_ports::{
-    Applied, CourseRepo, EventReceipt, FactUpdate, PurchaseRepo, RepoError, StorageHealth, UserRepo,
-};
+use lms_ports::{Applied, CourseRepo, PurchaseRepo, RepoError, StorageHealth, UserRepo};
 use lms_sqlite::{embedded_migration_versions, SqliteOptions, SqliteStore};
 use lms_storage_contract as contract;
 use uuid::Uuid;
@@ -182,10 +180,12 @@ async fn open_migrates_and_reopening_keeps_everything() {
     let nested = dir.path().join("data").join("nested").join("lms.db");
     let url = format!("sqlite://{}", nested.display());
     let store = SqliteStore::open(&url).await.unwrap();
-    let (instructor, buyer) = contract::seed_people(&store).await;
-    let course = contract::seed_course(&store, &instructor, contract::at(0)).await;
-    let purchase = contract::begin(&buyer, &course, contract::at(1));
-    store.create_purchase(&purchase).await.unwrap();
+    let contract::Seeded {
+        buyer,
+        course,
+        purchase,
+        ..
+    } = contract::seed_purchase(&store).await;
     drop(store);
 
     // A plain path to the same file this time.
@@ -308,29 +308,8 @@ async fn storage_is_exact_instants_money_and_ids() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_are_kept_with_their_payload_and_a_known_fact_does_not_rewrite_the_row() {
     let (store, dir) = fresh_file_store().await;
-    let (instructor, buyer) = contract::seed_people(&store).await;
-    let course = contract::seed_course(&store, &instructor, contract::at(0)).await;
-    let purchase = contract::begin(&buyer, &course, contract::at(1));
-    store.create_purchase(&purchase).await.unwrap();
-
-    let receipt = |id: &str, payload: &str| EventReceipt {
-        event_id: id.to_owned(),
-        event_type: "charge.refunded".to_owned(),
-        payload: payload.to_owned(),
-    };
-    for (id, payload) in [
-        ("evt_json", r#"{"id":"evt_json","data":{"amount":1999}}"#),
-        ("evt_text", "not json"),
-    ] {
-        let update = FactUpdate {
-            purchase_id: purchase.id,
-            facts: vec![],
-            payment_intent_id: None,
-            event: Some(receipt(id, payload)),
-            at: contract::at(2),
-        };
-        store.apply_facts(&update).await.unwrap();
-    }
+    let purchase = contract::seed_purchase(&store).await.purchase;
+    contract::record_payload_events(&store, purchase.id).await;
     let mut conn = raw_connection(&dir);
     let amount = text(
         &mut conn,
@@ -503,10 +482,7 @@ async fn two_processes_on_one_file_still_apply_an_event_once_and_let_one_checkou
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancelled_writes_leave_the_writer_usable_and_every_event_whole() {
     let (store, dir) = fresh_file_store().await;
-    let (instructor, buyer) = contract::seed_people(&store).await;
-    let course = contract::seed_course(&store, &instructor, contract::at(0)).await;
-    let purchase = contract::begin(&buyer, &course, contract::at(1));
-    store.create_purchase(&purchase).await.unwrap();
+    let purchase = contract::seed_purchase(&store).await.purchase;
 
     let mut tasks = tokio::task::JoinSet::new();
     for cents in 1..=30_i64 {

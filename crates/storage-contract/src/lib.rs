@@ -164,6 +164,57 @@ pub async fn seed_course<S: Store>(
     course
 }
 
+/// What [`seed_purchase`] stored.
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    pub instructor: User,
+    pub buyer: User,
+    pub course: Course,
+    pub purchase: Purchase,
+}
+
+/// [`seed_people`], a course of theirs created at `at(0)`, and a purchase of it begun by the
+/// buyer at `at(1)`, all stored.
+pub async fn seed_purchase<S: Store>(store: &S) -> Seeded {
+    let (instructor, buyer) = seed_people(store).await;
+    let course = seed_course(store, &instructor, at(0)).await;
+    let purchase = begin(&buyer, &course, at(1));
+    store.create_purchase(&purchase).await.unwrap();
+    Seeded {
+        instructor,
+        buyer,
+        course,
+        purchase,
+    }
+}
+
+/// The two `charge.refunded` deliveries [`record_payload_events`] applies: event id and raw
+/// payload, one JSON (kept as it came) and one not (kept for audit as a JSON string).
+const PAYLOAD_EVENTS: [(&str, &str); 2] = [
+    ("evt_json", r#"{"id":"evt_json","data":{"amount":1999}}"#),
+    ("evt_text", "not json"),
+];
+
+/// Applies two `charge.refunded` events to `purchase` at `at(2)`, teaching it nothing:
+/// `evt_json` with the JSON payload `{"id":"evt_json","data":{"amount":1999}}` and `evt_text`
+/// with the payload `not json`. The adapter's own tests then read how each was stored.
+pub async fn record_payload_events<S: Store>(store: &S, purchase: PurchaseId) {
+    for (id, payload) in PAYLOAD_EVENTS {
+        let update = FactUpdate {
+            purchase_id: purchase,
+            facts: vec![],
+            payment_intent_id: None,
+            event: Some(EventReceipt {
+                event_id: id.to_owned(),
+                event_type: "charge.refunded".to_owned(),
+                payload: payload.to_owned(),
+            }),
+            at: at(2),
+        };
+        store.apply_facts(&update).await.unwrap();
+    }
+}
+
 pub fn begin(buyer: &User, course: &Course, now: OffsetDateTime) -> Purchase {
     Purchase::begin(PurchaseId::from_uuid(fresh_id()), buyer.id, course, now).unwrap()
 }
@@ -495,10 +546,12 @@ pub async fn purchases_round_trip_every_field<S: Store>(store: S) {
 }
 
 pub async fn purchases_unknown_are_none<S: Store>(store: S) {
-    let (instructor, buyer) = seed_people(&store).await;
-    let course = seed_course(&store, &instructor, at(0)).await;
-    let purchase = begin(&buyer, &course, at(1));
-    store.create_purchase(&purchase).await.unwrap();
+    let Seeded {
+        instructor,
+        buyer,
+        course,
+        ..
+    } = seed_purchase(&store).await;
     assert_eq!(
         store
             .get_purchase(PurchaseId::from_uuid(fresh_id()))
@@ -707,10 +760,7 @@ pub async fn purchases_listed_for_user_and_course_newest_first_ties_by_id<S: Sto
 // ---------------------------------------------------------------------------------------------
 
 pub async fn attach_checkout_records_the_session<S: Store>(store: S) {
-    let (instructor, buyer) = seed_people(&store).await;
-    let course = seed_course(&store, &instructor, at(0)).await;
-    let purchase = begin(&buyer, &course, at(1));
-    store.create_purchase(&purchase).await.unwrap();
+    let purchase = seed_purchase(&store).await.purchase;
 
     let cs = session("cs_test_attach", at(1800));
     let saved = store
@@ -786,10 +836,12 @@ pub async fn attach_checkout_session_ids_are_unique<S: Store>(store: S) {
 // ---------------------------------------------------------------------------------------------
 
 pub async fn apply_facts_applies_an_event_exactly_once<S: Store>(store: S) {
-    let (instructor, buyer) = seed_people(&store).await;
-    let course = seed_course(&store, &instructor, at(0)).await;
-    let purchase = begin(&buyer, &course, at(1));
-    store.create_purchase(&purchase).await.unwrap();
+    let Seeded {
+        instructor,
+        buyer,
+        purchase,
+        ..
+    } = seed_purchase(&store).await;
 
     let paid = applied(
         store
@@ -886,10 +938,7 @@ pub async fn apply_facts_unknown_purchase_is_not_found_and_records_no_event<S: S
 }
 
 pub async fn apply_facts_without_event_is_idempotent<S: Store>(store: S) {
-    let (instructor, buyer) = seed_people(&store).await;
-    let course = seed_course(&store, &instructor, at(0)).await;
-    let purchase = begin(&buyer, &course, at(1));
-    store.create_purchase(&purchase).await.unwrap();
+    let purchase = seed_purchase(&store).await.purchase;
 
     let sync = update(
         purchase.id,
@@ -922,10 +971,7 @@ pub async fn apply_facts_without_event_is_idempotent<S: Store>(store: S) {
 }
 
 pub async fn apply_facts_returns_the_saved_purchase<S: Store>(store: S) {
-    let (instructor, buyer) = seed_people(&store).await;
-    let course = seed_course(&store, &instructor, at(0)).await;
-    let purchase = begin(&buyer, &course, at(1));
-    store.create_purchase(&purchase).await.unwrap();
+    let purchase = seed_purchase(&store).await.purchase;
     store
         .attach_checkout(purchase.id, &session("cs_saved", at(3600)), at(2))
         .await
@@ -969,10 +1015,7 @@ pub async fn apply_facts_returns_the_saved_purchase<S: Store>(store: S) {
 }
 
 pub async fn apply_facts_links_the_first_payment_intent<S: Store>(store: S) {
-    let (instructor, buyer) = seed_people(&store).await;
-    let course = seed_course(&store, &instructor, at(0)).await;
-    let purchase = begin(&buyer, &course, at(1));
-    store.create_purchase(&purchase).await.unwrap();
+    let purchase = seed_purchase(&store).await.purchase;
 
     let link = |pi: &str, event_id: &str, when| FactUpdate {
         purchase_id: purchase.id,
@@ -1162,10 +1205,7 @@ pub async fn unlocked_lists_completed_purchases_with_their_courses<S: Store>(sto
 // ---------------------------------------------------------------------------------------------
 
 pub async fn concurrent_deliveries_of_one_event_apply_once<S: Store>(store: S) {
-    let (instructor, buyer) = seed_people(&store).await;
-    let course = seed_course(&store, &instructor, at(0)).await;
-    let purchase = begin(&buyer, &course, at(1));
-    store.create_purchase(&purchase).await.unwrap();
+    let purchase = seed_purchase(&store).await.purchase;
 
     let delivery = update(
         purchase.id,
@@ -1222,10 +1262,7 @@ pub async fn concurrent_checkouts_of_one_course_let_exactly_one_win<S: Store>(st
 }
 
 pub async fn concurrent_events_of_one_purchase_lose_no_fact<S: Store>(store: S) {
-    let (instructor, buyer) = seed_people(&store).await;
-    let course = seed_course(&store, &instructor, at(0)).await;
-    let purchase = begin(&buyer, &course, at(1));
-    store.create_purchase(&purchase).await.unwrap();
+    let purchase = seed_purchase(&store).await.purchase;
 
     // Twenty different events, each with a different fact: the result is their join.
     let mut facts = vec![
