@@ -231,6 +231,9 @@ impl Browser {
         let mut capabilities = Map::new();
         capabilities.insert("browserName".into(), json!("chrome"));
         capabilities.insert("pageLoadStrategy".into(), json!("normal"));
+        // Keep the browser console so tests can assert that no script error or CSP
+        // refusal happened.
+        capabilities.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
         capabilities.insert(
             "goog:chromeOptions".into(),
             json!({ "binary": paths.chromium, "args": args }),
@@ -411,6 +414,44 @@ impl Browser {
             .click()
             .await
             .with_context(|| format!("clicking {css}"))
+    }
+
+    /// The browser console's entries at level `SEVERE` since the last call (uncaught script
+    /// errors, CSP refusals, failed loads), as `"LEVEL message"` lines.
+    ///
+    /// # Errors
+    /// When chromedriver does not hand out the log.
+    pub async fn console_errors(&self) -> anyhow::Result<Vec<String>> {
+        let session = self
+            .client
+            .session_id()
+            .await?
+            .context("the WebDriver session has an id")?;
+        // Chromedriver's log endpoint (not in the W3C protocol, so not in fantoccini).
+        let url = format!("{}/session/{session}/se/log", self.driver.url());
+        let body: Value = reqwest::Client::new()
+            .post(&url)
+            .json(&json!({ "type": "browser" }))
+            .send()
+            .await
+            .context("asking chromedriver for the console log")?
+            .error_for_status()?
+            .json()
+            .await?;
+        let entries = body["value"]
+            .as_array()
+            .with_context(|| format!("unexpected log answer: {body}"))?;
+        Ok(entries
+            .iter()
+            .filter(|entry| entry["level"] == "SEVERE")
+            .map(|entry| {
+                format!(
+                    "{} {}",
+                    entry["level"].as_str().unwrap_or_default(),
+                    entry["message"].as_str().unwrap_or_default()
+                )
+            })
+            .collect())
     }
 
     /// Saves a PNG screenshot of the viewport to `path` (creating its folder); returns its size.

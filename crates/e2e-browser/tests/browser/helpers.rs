@@ -93,11 +93,28 @@ where
     let browser = Browser::launch()
         .await
         .expect("a headless Chromium (run scripts/ensure-chromium.sh)");
-    let outcome = scenario(&app, &browser).await;
+    let outcome = match scenario(&app, &browser).await {
+        Ok(()) => no_script_errors(&browser).await,
+        failed => failed,
+    };
     let closed = browser.close().await;
     app.stop().await;
     outcome.unwrap();
     closed.unwrap();
+}
+
+/// The console holds no uncaught script error and no CSP refusal. Failed loads are expected
+/// (the API's 4xx answers the scenarios provoke, the 402 of a declined card, `/favicon.ico`)
+/// and are left out.
+async fn no_script_errors(browser: &Browser) -> anyhow::Result<()> {
+    let errors: Vec<String> = browser
+        .console_errors()
+        .await?
+        .into_iter()
+        .filter(|line| !line.contains("Failed to load resource"))
+        .collect();
+    anyhow::ensure!(errors.is_empty(), "browser console errors: {errors:#?}");
+    Ok(())
 }
 
 /// A unique address per call.
