@@ -31,7 +31,7 @@ use lms_ports::{
 use time::OffsetDateTime;
 
 use crate::error::{from_diesel, from_pool, TxError};
-use crate::rows::{CourseRow, FactsChangeset, NewProcessedEvent, PurchaseRow, UserRow};
+use crate::rows::{CourseRow, NewProcessedEvent, PurchaseRow, StateRow, UserRow};
 use crate::schema::{courses, processed_events, purchases, users};
 
 pub use crate::migrate::{embedded_migration_versions, revert_all_migrations, run_migrations};
@@ -269,7 +269,7 @@ async fn apply_in_transaction(
     let changed = purchase.absorb(&update.facts, update.payment_intent_id.as_deref(), at);
     if changed {
         diesel::update(purchases::table.find(update.purchase_id.as_uuid()))
-            .set(FactsChangeset::from_domain(&purchase)?)
+            .set(StateRow::from_domain(&purchase)?)
             .execute(conn)
             .await?;
     }

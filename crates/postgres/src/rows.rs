@@ -6,7 +6,7 @@ use crate::schema::{courses, processed_events, purchases, users};
 use diesel::prelude::*;
 use lms_domain::{Purchase, PurchaseId};
 use lms_ports::{EventReceipt, RepoError};
-use lms_sql_rows::{CourseRecord, FactsRecord, Native, PurchaseRecord, UserRecord};
+use lms_sql_rows::{CourseRecord, Native, PurchaseRecord, StateRecord, UserRecord};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -50,37 +50,22 @@ lms_sql_rows::row! {
         pub id: Uuid,
         pub user_id: Uuid,
         pub course_id: Uuid,
-        pub status: String,
         pub price_cents: i64,
         pub currency: String,
         pub checkout_session_id: Option<String>,
         pub checkout_url: Option<String>,
         pub checkout_expires_at: Option<OffsetDateTime>,
-        pub payment_intent_id: Option<String>,
-        pub paid_in_full: bool,
-        pub mismatched_payment_cents: Option<i64>,
-        pub mismatched_payment_currency: Option<String>,
-        pub attempt_failed: bool,
-        pub processing: bool,
-        pub async_payment_failed: bool,
-        pub checkout_expired: bool,
-        pub checkout_not_started: bool,
-        pub refunded_cents: Option<i64>,
-        pub refunded_currency: Option<String>,
-        pub dispute_opened: bool,
-        pub dispute_won: bool,
-        pub dispute_lost: bool,
-        pub holds_active_slot: bool,
+        #[diesel(embed)]
+        pub state: StateRow,
         pub created_at: OffsetDateTime,
-        pub updated_at: OffsetDateTime,
     }
 }
 
 lms_sql_rows::row! {
-    /// An `UPDATE` of what a fact update may change; see [`FactsRecord`].
-    #[derive(Debug, AsChangeset)]
-    #[diesel(table_name = purchases, treat_none_as_null = true)]
-    pub(crate) struct FactsChangeset mirrors FactsRecord<Native> {
+    /// The columns a fact update may change (its `UPDATE` sets them all); see [`StateRecord`].
+    #[derive(Debug, Queryable, Selectable, Insertable, AsChangeset)]
+    #[diesel(table_name = purchases, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
+    pub(crate) struct StateRow mirrors StateRecord<Native> {
         pub status: String,
         pub payment_intent_id: Option<String>,
         pub paid_in_full: bool,
@@ -101,9 +86,9 @@ lms_sql_rows::row! {
     }
 }
 
-impl FactsChangeset {
+impl StateRow {
     pub fn from_domain(purchase: &Purchase) -> Result<Self, RepoError> {
-        FactsRecord::from_domain(purchase).map(Self::from)
+        StateRecord::from_domain(purchase).map(Self::from)
     }
 }
 

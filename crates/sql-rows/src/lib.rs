@@ -19,7 +19,7 @@ mod records;
 
 pub use crate::constraints::unique_constraint_meaning;
 pub use crate::records::{
-    limit_offset, unlocked, CourseRecord, FactsRecord, PurchaseRecord, Record, UserRecord,
+    limit_offset, unlocked, CourseRecord, PurchaseRecord, Record, StateRecord, UserRecord,
 };
 
 use lms_ports::RepoError;
@@ -101,43 +101,44 @@ pub fn corrupt(what: &str, detail: impl std::fmt::Display) -> RepoError {
 /// }
 /// ```
 ///
-/// With `mirrors` instead of `as`, only the field moves (for [`FactsRecord`], which is not a
-/// whole domain value).
+/// With `mirrors` instead of `as`, only the field moves (for [`StateRecord`], which is not a
+/// whole domain value). A field marked `#[diesel(embed)]` holds such a nested row; every field
+/// moves with `Into`.
 #[macro_export]
 macro_rules! row {
     (
         $(#[$meta:meta])*
         $vis:vis struct $row:ident mirrors $record:ty {
-            $($field_vis:vis $field:ident : $type:ty),+ $(,)?
+            $($(#[$field_meta:meta])* $field_vis:vis $field:ident : $type:ty),+ $(,)?
         }
     ) => {
         $(#[$meta])*
         $vis struct $row {
-            $($field_vis $field: $type),+
+            $($(#[$field_meta])* $field_vis $field: $type),+
         }
 
         impl ::core::convert::From<$record> for $row {
             fn from(record: $record) -> Self {
-                Self { $($field: record.$field),+ }
+                Self { $($field: ::core::convert::Into::into(record.$field)),+ }
             }
         }
 
         impl ::core::convert::From<$row> for $record {
             fn from(row: $row) -> Self {
-                Self { $($field: row.$field),+ }
+                Self { $($field: ::core::convert::Into::into(row.$field)),+ }
             }
         }
     };
     (
         $(#[$meta:meta])*
         $vis:vis struct $row:ident as $record:ty {
-            $($field_vis:vis $field:ident : $type:ty),+ $(,)?
+            $($(#[$field_meta:meta])* $field_vis:vis $field:ident : $type:ty),+ $(,)?
         }
     ) => {
         $crate::row! {
             $(#[$meta])*
             $vis struct $row mirrors $record {
-                $($field_vis $field: $type),+
+                $($(#[$field_meta])* $field_vis $field: $type),+
             }
         }
 

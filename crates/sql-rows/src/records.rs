@@ -163,19 +163,29 @@ impl<E: Encoding> Record for CourseRecord<E> {
     }
 }
 
-/// A whole `purchases` row. `status` is written for humans and indexes; on load the status
-/// is derived from the facts by the domain, never read back.
+/// A whole `purchases` row: what is fixed when the purchase begins or its checkout is
+/// attached, and its [`StateRecord`].
 #[derive(Debug)]
 pub struct PurchaseRecord<E: Encoding> {
     pub id: E::Id,
     pub user_id: E::Id,
     pub course_id: E::Id,
-    pub status: String,
     pub price_cents: i64,
     pub currency: String,
     pub checkout_session_id: Option<String>,
     pub checkout_url: Option<String>,
     pub checkout_expires_at: Option<E::Instant>,
+    pub state: StateRecord<E>,
+    pub created_at: E::Instant,
+}
+
+/// The columns of a `purchases` row a fact update may change: the facts, the derived status,
+/// the slot, the payment intent and `updated_at` (never the ids, the price or the checkout
+/// session). `status` is written for humans and indexes; on load the status is derived from
+/// the facts by the domain, never read back.
+#[derive(Debug)]
+pub struct StateRecord<E: Encoding> {
+    pub status: String,
     pub payment_intent_id: Option<String>,
     pub paid_in_full: bool,
     pub mismatched_payment_cents: Option<i64>,
@@ -191,8 +201,18 @@ pub struct PurchaseRecord<E: Encoding> {
     pub dispute_won: bool,
     pub dispute_lost: bool,
     pub holds_active_slot: bool,
-    pub created_at: E::Instant,
     pub updated_at: E::Instant,
+}
+
+impl<E: Encoding> StateRecord<E> {
+    /// The state of `purchase`, as a fact update writes it.
+    ///
+    /// # Errors
+    /// [`RepoError::Unexpected`] for an instant of the purchase the backend cannot hold (any
+    /// of them, as when the whole row is written).
+    pub fn from_domain(purchase: &Purchase) -> Result<Self, RepoError> {
+        PurchaseRecord::<E>::from_domain(purchase).map(|record| record.state)
+    }
 }
 
 impl<E: Encoding> Record for PurchaseRecord<E> {
@@ -204,35 +224,39 @@ impl<E: Encoding> Record for PurchaseRecord<E> {
             split_money(facts.mismatched_payment);
         let (refunded_cents, refunded_currency) = split_money(facts.refunded);
         let checkout = purchase.checkout.as_ref();
+        let checkout_expires_at = checkout
+            .map(|c| E::store_instant(c.expires_at))
+            .transpose()?;
+        let created_at = E::store_instant(purchase.created_at)?;
         Ok(Self {
             id: E::store_id(purchase.id.as_uuid()),
             user_id: E::store_id(purchase.user_id.as_uuid()),
             course_id: E::store_id(purchase.course_id.as_uuid()),
-            status: purchase.status().as_str().to_owned(),
             price_cents: purchase.price.minor(),
             currency: purchase.price.currency().code().to_owned(),
             checkout_session_id: checkout.map(|c| c.id.clone()),
             checkout_url: checkout.map(|c| c.url.clone()),
-            checkout_expires_at: checkout
-                .map(|c| E::store_instant(c.expires_at))
-                .transpose()?,
-            payment_intent_id: purchase.payment_intent_id.clone(),
-            paid_in_full: facts.paid_in_full,
-            mismatched_payment_cents,
-            mismatched_payment_currency,
-            attempt_failed: facts.attempt_failed,
-            processing: facts.processing,
-            async_payment_failed: facts.async_payment_failed,
-            checkout_expired: facts.checkout_expired,
-            checkout_not_started: facts.checkout_not_started,
-            refunded_cents,
-            refunded_currency,
-            dispute_opened: facts.dispute_opened,
-            dispute_won: facts.dispute_won,
-            dispute_lost: facts.dispute_lost,
-            holds_active_slot: purchase.holds_active_slot,
-            created_at: E::store_instant(purchase.created_at)?,
-            updated_at: E::store_instant(purchase.updated_at)?,
+            checkout_expires_at,
+            state: StateRecord {
+                status: purchase.status().as_str().to_owned(),
+                payment_intent_id: purchase.payment_intent_id.clone(),
+                paid_in_full: facts.paid_in_full,
+                mismatched_payment_cents,
+                mismatched_payment_currency,
+                attempt_failed: facts.attempt_failed,
+                processing: facts.processing,
+                async_payment_failed: facts.async_payment_failed,
+                checkout_expired: facts.checkout_expired,
+                checkout_not_started: facts.checkout_not_started,
+                refunded_cents,
+                refunded_currency,
+                dispute_opened: facts.dispute_opened,
+                dispute_won: facts.dispute_won,
+                dispute_lost: facts.dispute_lost,
+                holds_active_slot: purchase.holds_active_slot,
+                updated_at: E::store_instant(purchase.updated_at)?,
+            },
+            created_at,
         })
     }
 
@@ -255,26 +279,27 @@ impl<E: Encoding> Record for PurchaseRecord<E> {
                 ))
             }
         };
+        let state = self.state;
         let facts = PaymentFacts {
-            paid_in_full: self.paid_in_full,
+            paid_in_full: state.paid_in_full,
             mismatched_payment: optional_money(
-                self.mismatched_payment_cents,
-                self.mismatched_payment_currency.as_deref(),
+                state.mismatched_payment_cents,
+                state.mismatched_payment_currency.as_deref(),
                 "mismatched payment",
             )?,
-            attempt_failed: self.attempt_failed,
-            processing: self.processing,
-            async_payment_failed: self.async_payment_failed,
-            checkout_expired: self.checkout_expired,
-            checkout_not_started: self.checkout_not_started,
+            attempt_failed: state.attempt_failed,
+            processing: state.processing,
+            async_payment_failed: state.async_payment_failed,
+            checkout_expired: state.checkout_expired,
+            checkout_not_started: state.checkout_not_started,
             refunded: optional_money(
-                self.refunded_cents,
-                self.refunded_currency.as_deref(),
+                state.refunded_cents,
+                state.refunded_currency.as_deref(),
                 "refund",
             )?,
-            dispute_opened: self.dispute_opened,
-            dispute_won: self.dispute_won,
-            dispute_lost: self.dispute_lost,
+            dispute_opened: state.dispute_opened,
+            dispute_won: state.dispute_won,
+            dispute_lost: state.dispute_lost,
         };
         Ok(Purchase {
             id: PurchaseId::from_uuid(E::load_id(self.id, "purchase id")?),
@@ -282,61 +307,11 @@ impl<E: Encoding> Record for PurchaseRecord<E> {
             course_id: CourseId::from_uuid(E::load_id(self.course_id, "purchase course id")?),
             price: money(self.price_cents, &self.currency, "purchase price")?,
             checkout,
-            payment_intent_id: self.payment_intent_id,
+            payment_intent_id: state.payment_intent_id,
             facts,
-            holds_active_slot: self.holds_active_slot,
+            holds_active_slot: state.holds_active_slot,
             created_at: E::load_instant(self.created_at, "purchase creation time")?,
-            updated_at: E::load_instant(self.updated_at, "purchase update time")?,
-        })
-    }
-}
-
-/// What a fact update may change: the facts, the derived status, the slot, the payment
-/// intent and `updated_at`; never the ids, the price or the checkout session.
-#[derive(Debug)]
-pub struct FactsRecord<E: Encoding> {
-    pub status: String,
-    pub payment_intent_id: Option<String>,
-    pub paid_in_full: bool,
-    pub mismatched_payment_cents: Option<i64>,
-    pub mismatched_payment_currency: Option<String>,
-    pub attempt_failed: bool,
-    pub processing: bool,
-    pub async_payment_failed: bool,
-    pub checkout_expired: bool,
-    pub checkout_not_started: bool,
-    pub refunded_cents: Option<i64>,
-    pub refunded_currency: Option<String>,
-    pub dispute_opened: bool,
-    pub dispute_won: bool,
-    pub dispute_lost: bool,
-    pub holds_active_slot: bool,
-    pub updated_at: E::Instant,
-}
-
-impl<E: Encoding> FactsRecord<E> {
-    /// # Errors
-    /// [`RepoError::Unexpected`] for an instant of the purchase the backend cannot hold.
-    pub fn from_domain(purchase: &Purchase) -> Result<Self, RepoError> {
-        let row = PurchaseRecord::<E>::from_domain(purchase)?;
-        Ok(Self {
-            status: row.status,
-            payment_intent_id: row.payment_intent_id,
-            paid_in_full: row.paid_in_full,
-            mismatched_payment_cents: row.mismatched_payment_cents,
-            mismatched_payment_currency: row.mismatched_payment_currency,
-            attempt_failed: row.attempt_failed,
-            processing: row.processing,
-            async_payment_failed: row.async_payment_failed,
-            checkout_expired: row.checkout_expired,
-            checkout_not_started: row.checkout_not_started,
-            refunded_cents: row.refunded_cents,
-            refunded_currency: row.refunded_currency,
-            dispute_opened: row.dispute_opened,
-            dispute_won: row.dispute_won,
-            dispute_lost: row.dispute_lost,
-            holds_active_slot: row.holds_active_slot,
-            updated_at: row.updated_at,
+            updated_at: E::load_instant(state.updated_at, "purchase update time")?,
         })
     }
 }

@@ -62,9 +62,7 @@ use lms_ports::{
 use time::OffsetDateTime;
 
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
-use crate::rows::{
-    id_text, nanos, CourseRow, FactsChangeset, NewProcessedEvent, PurchaseRow, UserRow,
-};
+use crate::rows::{id_text, nanos, CourseRow, NewProcessedEvent, PurchaseRow, StateRow, UserRow};
 use crate::schema::{courses, processed_events, purchases, users};
 use crate::target::Target;
 
@@ -486,7 +484,7 @@ fn apply_in_transaction(
     );
     if changed {
         diesel::update(purchases::table.find(&purchase_id))
-            .set(FactsChangeset::from_domain(&purchase)?)
+            .set(StateRow::from_domain(&purchase)?)
             .execute(conn)?;
     }
     Ok(Applied::Applied(purchase))

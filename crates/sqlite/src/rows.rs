@@ -11,7 +11,7 @@ use crate::schema::{courses, processed_events, purchases, users};
 use diesel::prelude::*;
 use lms_domain::{Purchase, PurchaseId};
 use lms_ports::{EventReceipt, RepoError};
-use lms_sql_rows::{corrupt, CourseRecord, Encoding, FactsRecord, PurchaseRecord, UserRecord};
+use lms_sql_rows::{corrupt, CourseRecord, Encoding, PurchaseRecord, StateRecord, UserRecord};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -105,37 +105,22 @@ lms_sql_rows::row! {
         pub id: String,
         pub user_id: String,
         pub course_id: String,
-        pub status: String,
         pub price_cents: i64,
         pub currency: String,
         pub checkout_session_id: Option<String>,
         pub checkout_url: Option<String>,
         pub checkout_expires_at: Option<i64>,
-        pub payment_intent_id: Option<String>,
-        pub paid_in_full: bool,
-        pub mismatched_payment_cents: Option<i64>,
-        pub mismatched_payment_currency: Option<String>,
-        pub attempt_failed: bool,
-        pub processing: bool,
-        pub async_payment_failed: bool,
-        pub checkout_expired: bool,
-        pub checkout_not_started: bool,
-        pub refunded_cents: Option<i64>,
-        pub refunded_currency: Option<String>,
-        pub dispute_opened: bool,
-        pub dispute_won: bool,
-        pub dispute_lost: bool,
-        pub holds_active_slot: bool,
+        #[diesel(embed)]
+        pub state: StateRow,
         pub created_at: i64,
-        pub updated_at: i64,
     }
 }
 
 lms_sql_rows::row! {
-    /// An `UPDATE` of what a fact update may change; see [`FactsRecord`].
-    #[derive(Debug, AsChangeset)]
-    #[diesel(table_name = purchases, treat_none_as_null = true)]
-    pub(crate) struct FactsChangeset mirrors FactsRecord<TextAndNanos> {
+    /// The columns a fact update may change (its `UPDATE` sets them all); see [`StateRecord`].
+    #[derive(Debug, Queryable, Selectable, Insertable, AsChangeset)]
+    #[diesel(table_name = purchases, check_for_backend(diesel::sqlite::Sqlite), treat_none_as_null = true)]
+    pub(crate) struct StateRow mirrors StateRecord<TextAndNanos> {
         pub status: String,
         pub payment_intent_id: Option<String>,
         pub paid_in_full: bool,
@@ -156,9 +141,9 @@ lms_sql_rows::row! {
     }
 }
 
-impl FactsChangeset {
+impl StateRow {
     pub fn from_domain(purchase: &Purchase) -> Result<Self, RepoError> {
-        FactsRecord::from_domain(purchase).map(Self::from)
+        StateRecord::from_domain(purchase).map(Self::from)
     }
 }
 
