@@ -257,6 +257,22 @@ fn applied(result: Applied) -> Purchase {
     }
 }
 
+/// Applies the [`update`] of these arguments, which must apply (not be a duplicate).
+async fn apply<S: Store>(
+    store: &S,
+    purchase: PurchaseId,
+    facts: Vec<PaymentFact>,
+    event_id: Option<&str>,
+    now: OffsetDateTime,
+) -> Purchase {
+    applied(
+        store
+            .apply_facts(&update(purchase, facts, event_id, now))
+            .await
+            .unwrap(),
+    )
+}
+
 async fn get<S: Store>(store: &S, id: PurchaseId) -> Purchase {
     store
         .get_purchase(id)
@@ -627,17 +643,14 @@ pub async fn purchases_one_active_slot_per_user_and_course<S: Store>(store: S) {
     );
 
     // A completed purchase holds the slot too.
-    applied(
-        store
-            .apply_facts(&update(
-                first.id,
-                vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
-                Some("evt_paid"),
-                at(3),
-            ))
-            .await
-            .unwrap(),
-    );
+    apply(
+        &store,
+        first.id,
+        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+        Some("evt_paid"),
+        at(3),
+    )
+    .await;
     assert_eq!(
         store.create_purchase(&begin(&buyer, &course, at(4))).await,
         Err(RepoError::ActivePurchaseExists)
@@ -678,17 +691,14 @@ pub async fn purchases_failure_releases_the_slot_and_late_payment_does_not_take_
     let first = begin(&buyer, &course, at(1));
     store.create_purchase(&first).await.unwrap();
 
-    let failed = applied(
-        store
-            .apply_facts(&update(
-                first.id,
-                vec![PaymentFact::CheckoutExpired],
-                Some("evt_expired"),
-                at(2),
-            ))
-            .await
-            .unwrap(),
-    );
+    let failed = apply(
+        &store,
+        first.id,
+        vec![PaymentFact::CheckoutExpired],
+        Some("evt_expired"),
+        at(2),
+    )
+    .await;
     assert_eq!(failed.status(), PurchaseStatus::Failed);
     assert!(!failed.holds_active_slot);
     assert_eq!(get(&store, first.id).await, failed);
@@ -697,17 +707,14 @@ pub async fn purchases_failure_releases_the_slot_and_late_payment_does_not_take_
     store.create_purchase(&second).await.unwrap();
 
     // A payment that arrives late for the failed purchase completes it, without the slot.
-    let late = applied(
-        store
-            .apply_facts(&update(
-                first.id,
-                vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
-                Some("evt_late"),
-                at(4),
-            ))
-            .await
-            .unwrap(),
-    );
+    let late = apply(
+        &store,
+        first.id,
+        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+        Some("evt_late"),
+        at(4),
+    )
+    .await;
     assert_eq!(late.status(), PurchaseStatus::Completed);
     assert!(!late.holds_active_slot);
     assert!(get(&store, second.id).await.holds_active_slot);
@@ -726,17 +733,14 @@ pub async fn purchases_listed_for_user_and_course_newest_first_ties_by_id<S: Sto
     for (i, when) in [at(1), at(2), at(2), at(2), at(3)].into_iter().enumerate() {
         let purchase = begin(&buyer, &course, when);
         store.create_purchase(&purchase).await.unwrap();
-        let expired = applied(
-            store
-                .apply_facts(&update(
-                    purchase.id,
-                    vec![PaymentFact::CheckoutExpired],
-                    Some(&format!("evt_{i}")),
-                    when,
-                ))
-                .await
-                .unwrap(),
-        );
+        let expired = apply(
+            &store,
+            purchase.id,
+            vec![PaymentFact::CheckoutExpired],
+            Some(&format!("evt_{i}")),
+            when,
+        )
+        .await;
         created.push(expired);
     }
     store
@@ -843,17 +847,14 @@ pub async fn apply_facts_applies_an_event_exactly_once<S: Store>(store: S) {
         ..
     } = seed_purchase(&store).await;
 
-    let paid = applied(
-        store
-            .apply_facts(&update(
-                purchase.id,
-                vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
-                Some("evt_once"),
-                at(2),
-            ))
-            .await
-            .unwrap(),
-    );
+    let paid = apply(
+        &store,
+        purchase.id,
+        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+        Some("evt_once"),
+        at(2),
+    )
+    .await;
     assert_eq!(paid.status(), PurchaseStatus::Completed);
     assert_eq!(paid.updated_at, at(2));
 
@@ -893,17 +894,14 @@ pub async fn apply_facts_applies_an_event_exactly_once<S: Store>(store: S) {
     assert_eq!(get(&store, other.id).await, other);
 
     // A new event applies.
-    let refunded = applied(
-        store
-            .apply_facts(&update(
-                purchase.id,
-                vec![PaymentFact::Refunded { total: usd(1999) }],
-                Some("evt_refund"),
-                at(6),
-            ))
-            .await
-            .unwrap(),
-    );
+    let refunded = apply(
+        &store,
+        purchase.id,
+        vec![PaymentFact::Refunded { total: usd(1999) }],
+        Some("evt_refund"),
+        at(6),
+    )
+    .await;
     assert_eq!(refunded.status(), PurchaseStatus::Refunded);
 }
 
