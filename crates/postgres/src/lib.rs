@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use diesel::prelude::*;
+use diesel::query_builder::InsertStatement;
+use diesel_async::methods::ExecuteDsl;
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -85,6 +87,22 @@ impl PgStore {
     async fn conn(&self) -> Result<PooledConnection<'_, AsyncPgConnection>, RepoError> {
         self.pool.get().await.map_err(from_pool)
     }
+
+    /// Inserts one row.
+    async fn insert<T, R>(&self, table: T, row: R) -> Result<(), RepoError>
+    where
+        T: Table,
+        R: Insertable<T>,
+        InsertStatement<T, R::Values>: ExecuteDsl<AsyncPgConnection> + Send + 'static,
+    {
+        let mut conn = self.conn().await?;
+        diesel::insert_into(table)
+            .values(row)
+            .execute(&mut conn)
+            .await
+            .map(drop)
+            .map_err(from_diesel)
+    }
 }
 
 diesel::define_sql_function! {
@@ -113,13 +131,7 @@ fn found<R, T>(
 #[async_trait]
 impl UserRepo for PgStore {
     async fn create_user(&self, user: &User) -> Result<(), RepoError> {
-        let mut conn = self.conn().await?;
-        diesel::insert_into(users::table)
-            .values(UserRow::from_domain(user)?)
-            .execute(&mut conn)
-            .await
-            .map_err(from_diesel)?;
-        Ok(())
+        self.insert(users::table, UserRow::from_domain(user)?).await
     }
 
     async fn get_user(&self, id: UserId) -> Result<Option<User>, RepoError> {
@@ -147,13 +159,8 @@ impl UserRepo for PgStore {
 #[async_trait]
 impl CourseRepo for PgStore {
     async fn create_course(&self, course: &Course) -> Result<(), RepoError> {
-        let mut conn = self.conn().await?;
-        diesel::insert_into(courses::table)
-            .values(CourseRow::from_domain(course)?)
-            .execute(&mut conn)
+        self.insert(courses::table, CourseRow::from_domain(course)?)
             .await
-            .map_err(from_diesel)?;
-        Ok(())
     }
 
     async fn get_course(&self, id: CourseId) -> Result<Option<Course>, RepoError> {
@@ -290,14 +297,9 @@ where
 #[async_trait]
 impl PurchaseRepo for PgStore {
     async fn create_purchase(&self, purchase: &Purchase) -> Result<(), RepoError> {
-        let mut conn = self.conn().await?;
         // purchases_active_slot_key (partial unique index) decides between concurrent creations.
-        diesel::insert_into(purchases::table)
-            .values(PurchaseRow::from_domain(purchase)?)
-            .execute(&mut conn)
+        self.insert(purchases::table, PurchaseRow::from_domain(purchase)?)
             .await
-            .map_err(from_diesel)?;
-        Ok(())
     }
 
     async fn attach_checkout(

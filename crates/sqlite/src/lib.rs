@@ -44,6 +44,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use diesel::connection::{AnsiTransactionManager, TransactionManager, TransactionManagerStatus};
 use diesel::prelude::*;
+use diesel::query_builder::InsertStatement;
+use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel_async::pooled_connection::bb8::Pool;
@@ -267,6 +269,23 @@ impl SqliteStore {
         on(&mut writer, work).await
     }
 
+    /// Inserts one row, on the writer.
+    async fn insert<T, R>(&self, table: T, row: R) -> Result<(), RepoError>
+    where
+        T: Table + Send + 'static,
+        R: Insertable<T> + Send + 'static,
+        InsertStatement<T, R::Values>: ExecuteDsl<SqliteConnection>,
+    {
+        self.write(move |conn| {
+            diesel::insert_into(table)
+                .values(row)
+                .execute(conn)
+                .map(drop)
+                .map_err(from_diesel)
+        })
+        .await
+    }
+
     /// Runs `work` on a read connection (the writer when there is none).
     async fn read<T, F>(&self, work: F) -> Result<T, RepoError>
     where
@@ -321,15 +340,7 @@ fn found<R, T>(
 #[async_trait]
 impl UserRepo for SqliteStore {
     async fn create_user(&self, user: &User) -> Result<(), RepoError> {
-        let row = UserRow::from_domain(user)?;
-        self.write(move |conn| {
-            diesel::insert_into(users::table)
-                .values(row)
-                .execute(conn)
-                .map_err(from_diesel)?;
-            Ok(())
-        })
-        .await
+        self.insert(users::table, UserRow::from_domain(user)?).await
     }
 
     async fn get_user(&self, id: UserId) -> Result<Option<User>, RepoError> {
@@ -361,15 +372,8 @@ impl UserRepo for SqliteStore {
 #[async_trait]
 impl CourseRepo for SqliteStore {
     async fn create_course(&self, course: &Course) -> Result<(), RepoError> {
-        let row = CourseRow::from_domain(course)?;
-        self.write(move |conn| {
-            diesel::insert_into(courses::table)
-                .values(row)
-                .execute(conn)
-                .map_err(from_diesel)?;
-            Ok(())
-        })
-        .await
+        self.insert(courses::table, CourseRow::from_domain(course)?)
+            .await
     }
 
     async fn get_course(&self, id: CourseId) -> Result<Option<Course>, RepoError> {
@@ -501,17 +505,10 @@ where
 #[async_trait]
 impl PurchaseRepo for SqliteStore {
     async fn create_purchase(&self, purchase: &Purchase) -> Result<(), RepoError> {
-        let row = PurchaseRow::from_domain(purchase)?;
-        self.write(move |conn| {
-            // purchases_active_slot_key (partial unique index) refuses a second slot holder;
-            // the writer's serialisation makes "of concurrent creations, one wins" immediate.
-            diesel::insert_into(purchases::table)
-                .values(row)
-                .execute(conn)
-                .map_err(from_diesel)?;
-            Ok(())
-        })
-        .await
+        // purchases_active_slot_key (partial unique index) refuses a second slot holder; the
+        // writer's serialisation makes "of concurrent creations, one wins" immediate.
+        self.insert(purchases::table, PurchaseRow::from_domain(purchase)?)
+            .await
     }
 
     async fn attach_checkout(
