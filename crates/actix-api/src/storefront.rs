@@ -13,6 +13,7 @@ use actix_web::{web, HttpResponse};
 const INDEX_HTML: &str = include_str!("../storefront/index.html");
 const APP_JS: &str = include_str!("../storefront/app.js");
 const STYLE_CSS: &str = include_str!("../storefront/style.css");
+const FAVICON_SVG: &str = include_str!("../storefront/favicon.svg");
 
 /// The page's content security policy: same-origin script, style and `fetch` only.
 pub const PAGE_CSP: &str =
@@ -22,8 +23,9 @@ pub const PAGE_CSP: &str =
 pub const PAGE_PATHS: [&str; 3] = ["/", "/payment/success", "/payment/cancel"];
 pub const SCRIPT_PATH: &str = "/storefront/app.js";
 pub const STYLE_PATH: &str = "/storefront/style.css";
+pub const ICON_PATH: &str = "/storefront/favicon.svg";
 
-/// Registers the page and its two assets. Anything else under `/storefront/` falls through to
+/// Registers the page and its three assets. Anything else under `/storefront/` falls through to
 /// the app's 404 envelope.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
@@ -31,7 +33,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         cfg.service(resource(path).route(web::get().to(page)));
     }
     cfg.service(resource(SCRIPT_PATH).route(web::get().to(script)))
-        .service(resource(STYLE_PATH).route(web::get().to(style)));
+        .service(resource(STYLE_PATH).route(web::get().to(style)))
+        .service(resource(ICON_PATH).route(web::get().to(icon)));
 }
 
 async fn page() -> HttpResponse {
@@ -51,6 +54,12 @@ async fn style() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
         .body(STYLE_CSS)
+}
+
+async fn icon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .body(FAVICON_SVG)
 }
 
 #[cfg(test)]
@@ -118,12 +127,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn script_and_style_have_their_types_and_keep_the_api_csp() {
+    async fn assets_have_their_types_and_keep_the_api_csp() {
         let base = spawn();
         let http = reqwest::Client::new();
         for (path, content_type, body) in [
             (SCRIPT_PATH, "text/javascript; charset=utf-8", APP_JS),
             (STYLE_PATH, "text/css; charset=utf-8", STYLE_CSS),
+            (ICON_PATH, "image/svg+xml", FAVICON_SVG),
         ] {
             let res = http.get(format!("{base}{path}")).send().await.unwrap();
             assert_eq!(res.status(), 200, "{path}");
@@ -171,6 +181,7 @@ mod tests {
     fn the_page_loads_only_same_origin_files_and_no_inline_script() {
         assert!(INDEX_HTML.contains(&format!("<script src=\"{SCRIPT_PATH}\" defer></script>")));
         assert!(INDEX_HTML.contains(&format!("href=\"{STYLE_PATH}\"")));
+        assert!(INDEX_HTML.contains(&format!("href=\"{ICON_PATH}\"")));
         assert_eq!(
             INDEX_HTML.matches("<script").count(),
             1,
