@@ -2,13 +2,19 @@
 //!
 //! Both adapters store the same rows; they differ only in how an id and an instant are
 //! written (PostgreSQL: `uuid` and `timestamptz`; SQLite: uuid text and `i64` nanoseconds) and
-//! in how their errors name a constraint. So the translation between domain values and stored
-//! records lives here once, generic over an [`Encoding`] of ids and instants, and each adapter
-//! keeps only its diesel row structs (trivial field moves to and from these records), its
-//! queries and its error plumbing.
+//! in how their errors name a constraint. So what does not depend on the backend lives here
+//! once, with no database dependency:
+//! * the translation between domain values and stored records ([`UserRecord`],
+//!   [`CourseRecord`], [`PurchaseRecord`] and its [`StateRecord`], what a fact update
+//!   writes), generic over an [`Encoding`] of ids and instants;
+//! * what each unique constraint means ([`unique_constraint_meaning`]);
+//! * small query-side rules: which purchases unlock a course ([`unlocked`]), paging
+//!   ([`limit_offset`]);
+//! * the adapters' plumbing: [`row!`] declares a diesel row struct and generates its field
+//!   moves to and from its record, [`tx_error!`] the error type of transaction bodies.
 //!
-//! An adapter declares each diesel row struct inside [`row!`], which adds the field moves and
-//! the `from_domain` / `into_domain` pair.
+//! Each adapter keeps its diesel schema and row structs, its queries and its error
+//! translation.
 //!
 //! Reading a record re-validates it through the domain's parsers (`Email::parse`,
 //! `Currency::parse`, ...): a record the domain would not accept is reported as

@@ -374,6 +374,12 @@ mod tests {
     }
 
     #[test]
+    fn pages_become_limit_and_offset() {
+        assert_eq!(limit_offset(PageRequest::new(3, 20)), (20, 40));
+        assert_eq!(limit_offset(PageRequest::new(1, 1)), (1, 0));
+    }
+
+    #[test]
     fn money_needs_both_halves() {
         assert_eq!(optional_money(None, None, "refund").unwrap(), None);
         assert!(matches!(
