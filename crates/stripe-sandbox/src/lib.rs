@@ -188,6 +188,11 @@ impl Sandbox {
         *lock(&self.inner.chaos) = chaos;
     }
 
+    /// The chaos switches as they stand (`fail_next` shrinks as injected failures are served).
+    pub fn chaos(&self) -> Chaos {
+        lock(&self.inner.chaos).clone()
+    }
+
     /// Moves the sandbox's clock (session expiry) forward.
     pub fn advance_clock(&self, by: Duration) {
         let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);

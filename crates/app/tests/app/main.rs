@@ -2,5 +2,6 @@
 //! and the binary as an operator runs it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod chaos;
 mod cli;
 mod offline;

@@ -12,17 +12,17 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// A temporary directory, removed at the end.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let path =
             std::env::temp_dir().join(format!("lms-app-offline-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&path).unwrap();
         Self(path)
     }
 
-    fn database_url(&self) -> String {
+    pub(crate) fn database_url(&self) -> String {
         format!("sqlite://{}", self.0.join("lms.db").display())
     }
 }
@@ -35,7 +35,10 @@ impl Drop for TempDir {
 
 /// Offline settings from an explicit map (never the process environment): no Stripe key,
 /// free ports for the app and the sandbox.
-fn offline_settings(database_url: &str, extra: &[(&str, &str)]) -> anyhow::Result<Settings> {
+pub(crate) fn offline_settings(
+    database_url: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<Settings> {
     let mut pairs = vec![
         ("DATABASE_URL".to_owned(), database_url.to_owned()),
         ("PORT".to_owned(), "0".to_owned()),
@@ -56,14 +59,14 @@ async fn start(pairs: &[(&str, &str)]) -> anyhow::Result<Application> {
 }
 
 /// A running app and a client that does not follow redirects.
-struct Running {
-    base_url: String,
-    client: reqwest::Client,
+pub(crate) struct Running {
+    pub(crate) base_url: String,
+    pub(crate) client: reqwest::Client,
     stop: actix_web::dev::ServerHandle,
 }
 
 impl Running {
-    fn spawn(app: Application) -> Self {
+    pub(crate) fn spawn(app: Application) -> Self {
         let base_url = app.base_url();
         let stop = app.server_handle();
         tokio::spawn(app.run_until_stopped());
@@ -79,11 +82,11 @@ impl Running {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
 
-    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
         let mut request = self.client.get(self.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -93,7 +96,12 @@ impl Running {
         (status, response.json().await.unwrap())
     }
 
-    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> (StatusCode, Value) {
         let mut request = self.client.post(self.url(path)).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -103,18 +111,18 @@ impl Running {
         (status, response.json().await.unwrap())
     }
 
-    async fn published(&self) -> Vec<Value> {
+    pub(crate) async fn published(&self) -> Vec<Value> {
         let (status, body) = self.get("/api/v1/courses/published", None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["data"].as_array().unwrap().clone()
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.stop(true).await;
     }
 }
 
-fn course_titled<'a>(courses: &'a [Value], title: &str) -> &'a Value {
+pub(crate) fn course_titled<'a>(courses: &'a [Value], title: &str) -> &'a Value {
     courses
         .iter()
         .find(|c| c["title"] == title)
