@@ -53,7 +53,7 @@ impl Services {
         let (Ok(name), Ok(email), Ok(role), true) = (name, email, role, errors.is_empty()) else {
             return Err(AppError::Validation(errors));
         };
-        let password_hash = self.hasher.hash(&request.password)?;
+        let password_hash = self.hasher.hash(&request.password).await?;
         let user = User {
             id: UserId::from_uuid(new_uuid()),
             name,
@@ -83,11 +83,11 @@ impl Services {
             Err(_) => None,
         };
         match user {
-            Some(user) if self.hasher.verify(password, &user.password_hash) => Ok(user),
+            Some(user) if self.hasher.verify(password, &user.password_hash).await => Ok(user),
             Some(_) => Err(AppError::InvalidCredentials),
             None => {
                 // Spend the same effort as for a known user, so timing does not reveal accounts.
-                let _ = self.hasher.verify(password, DUMMY_HASH);
+                let _ = self.hasher.verify(password, DUMMY_HASH).await;
                 Err(AppError::InvalidCredentials)
             }
         }

@@ -3,11 +3,17 @@
 //! Hashes are PHC strings (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`): self-describing, so
 //! a hash made with other parameters (e.g. before a parameter upgrade, or by
 //! [`Argon2Hasher::fast_for_tests`]) still verifies.
+//!
+//! Hashing costs tens of milliseconds of CPU at production parameters, so both operations run
+//! on tokio's blocking pool (`spawn_blocking`), never on the async worker that awaits them.
+//! Outside a tokio runtime (no blocking pool to use) they run inline.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use async_trait::async_trait;
 use lms_ports::{PasswordHashError, PasswordHasher};
+use tokio::runtime::Handle;
 
 /// Argon2id with fixed cost parameters.
 #[derive(Debug, Clone)]
@@ -52,16 +58,16 @@ impl Argon2Hasher {
     }
 }
 
-impl PasswordHasher for Argon2Hasher {
-    fn hash(&self, password: &str) -> Result<String, PasswordHashError> {
+impl Argon2Hasher {
+    fn hash_now(argon2: &Argon2<'_>, password: &str) -> Result<String, PasswordHashError> {
         let salt = SaltString::generate(&mut OsRng);
-        self.argon2()
+        argon2
             .hash_password(password.as_bytes(), &salt)
             .map(|hash| hash.to_string())
             .map_err(|e| PasswordHashError(e.to_string()))
     }
 
-    fn verify(&self, password: &str, hash: &str) -> bool {
+    fn verify_now(password: &str, hash: &str) -> bool {
         let Ok(parsed) = PasswordHash::new(hash) else {
             return false;
         };
@@ -72,44 +78,136 @@ impl PasswordHasher for Argon2Hasher {
     }
 }
 
+/// Runs `work` on the current runtime's blocking pool, or inline when there is no runtime.
+/// `None` when the blocking task did not complete (it panicked or the runtime shut down).
+async fn off_the_executor<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    match Handle::try_current() {
+        Ok(runtime) => runtime.spawn_blocking(work).await.ok(),
+        Err(_) => Some(work()),
+    }
+}
+
+#[async_trait]
+impl PasswordHasher for Argon2Hasher {
+    async fn hash(&self, password: &str) -> Result<String, PasswordHashError> {
+        let argon2 = self.argon2();
+        let password = password.to_owned();
+        off_the_executor(move || Self::hash_now(&argon2, &password))
+            .await
+            .unwrap_or_else(|| Err(PasswordHashError("hashing task did not complete".into())))
+    }
+
+    async fn verify(&self, password: &str, hash: &str) -> bool {
+        let (password, hash) = (password.to_owned(), hash.to_owned());
+        off_the_executor(move || Self::verify_now(&password, &hash))
+            .await
+            .unwrap_or(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
-    #[test]
-    fn a_hash_verifies_its_password_and_nothing_else() {
+    #[tokio::test]
+    async fn a_hash_verifies_its_password_and_nothing_else() {
         let hasher = Argon2Hasher::fast_for_tests().unwrap();
-        let hash = hasher.hash("correct horse battery staple").unwrap();
+        let hash = hasher.hash("correct horse battery staple").await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$"), "{hash}");
         assert!(!hash.contains("correct horse"));
-        assert!(hasher.verify("correct horse battery staple", &hash));
-        assert!(!hasher.verify("correct horse battery stapl", &hash));
-        assert!(!hasher.verify("", &hash));
+        assert!(hasher.verify("correct horse battery staple", &hash).await);
+        assert!(!hasher.verify("correct horse battery stapl", &hash).await);
+        assert!(!hasher.verify("", &hash).await);
     }
 
-    #[test]
-    fn salts_differ_between_hashes() {
+    #[tokio::test]
+    async fn salts_differ_between_hashes() {
         let hasher = Argon2Hasher::fast_for_tests().unwrap();
-        assert_ne!(hasher.hash("pw").unwrap(), hasher.hash("pw").unwrap());
+        assert_ne!(
+            hasher.hash("pw").await.unwrap(),
+            hasher.hash("pw").await.unwrap()
+        );
     }
 
-    #[test]
-    fn malformed_hashes_are_a_non_match() {
+    #[tokio::test]
+    async fn malformed_hashes_are_a_non_match() {
         let hasher = Argon2Hasher::fast_for_tests().unwrap();
         for bad in ["", "plain", "$argon2id$", "$2b$12$abcdefghijklmnopqrstuv"] {
-            assert!(!hasher.verify("pw", bad), "{bad:?}");
+            assert!(!hasher.verify("pw", bad).await, "{bad:?}");
         }
     }
 
-    #[test]
-    fn production_parameters_are_used_and_cross_verify() {
+    #[tokio::test]
+    async fn production_parameters_are_used_and_cross_verify() {
         let production = Argon2Hasher::new().unwrap();
-        let hash = production.hash("pw").unwrap();
+        let hash = production.hash("pw").await.unwrap();
         assert!(hash.contains("m=19456,t=2,p=1"), "{hash}");
         // A hash made with other parameters still verifies (parameters live in the PHC string).
         let fast = Argon2Hasher::fast_for_tests().unwrap();
-        assert!(fast.verify("pw", &hash));
-        assert!(production.verify("pw", &fast.hash("pw").unwrap()));
+        assert!(fast.verify("pw", &hash).await);
+        assert!(
+            production
+                .verify("pw", &fast.hash("pw").await.unwrap())
+                .await
+        );
+    }
+
+    /// On a single-threaded runtime, a task spawned before the hash can only run during the hash
+    /// if the hash yields the thread, i.e. runs on the blocking pool. Were the hash computed on
+    /// the awaiting thread, the task would not have run when the hash returns.
+    #[tokio::test(flavor = "current_thread")]
+    async fn hashing_and_verifying_leave_the_async_thread_free() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let production = Argon2Hasher::new().unwrap();
+        let ran = Arc::new(AtomicUsize::new(0));
+
+        let other = tokio::spawn({
+            let ran = ran.clone();
+            async move { ran.fetch_add(1, Ordering::SeqCst) }
+        });
+        let hash = production.hash("pw").await.unwrap();
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            1,
+            "hash ran on the async thread"
+        );
+        other.await.unwrap();
+
+        let other = tokio::spawn({
+            let ran = ran.clone();
+            async move { ran.fetch_add(1, Ordering::SeqCst) }
+        });
+        assert!(production.verify("pw", &hash).await);
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            2,
+            "verify ran on the async thread"
+        );
+        other.await.unwrap();
+    }
+
+    /// Without a tokio runtime (a plain executor), both operations still work, inline.
+    #[test]
+    fn works_outside_a_tokio_runtime() {
+        let hasher = Argon2Hasher::fast_for_tests().unwrap();
+        let hash = block_on(hasher.hash("pw")).unwrap();
+        assert!(block_on(hasher.verify("pw", &hash)));
+        assert!(!block_on(hasher.verify("nope", &hash)));
+    }
+
+    /// Polls a future to completion on this thread (the futures here never wait on I/O).
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        use std::task::{Context, Poll, Waker};
+        let mut future = std::pin::pin!(future);
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return output;
+            }
+        }
     }
 }

@@ -10,7 +10,7 @@ use lms_ports::{
     CheckoutRequest, GatewayError, GatewaySession, PaymentGateway, RefundOutcome, RefundRequest,
     RefundStatus, WebhookEvent, WebhookRejection,
 };
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use std::collections::hash_map::RandomState;
@@ -52,6 +52,8 @@ enum Attempt {
     Status {
         status: StatusCode,
         should_retry: Option<bool>,
+        /// How long the server asked us to wait (`Retry-After`), if it said.
+        retry_after: Option<Duration>,
         body: Vec<u8>,
     },
     Transport {
@@ -167,7 +169,13 @@ impl StripeGateway {
                 Attempt::Transport { .. } => true,
             };
             if retryable && attempt_number < policy.max_attempts {
-                let wait = policy.backoff(attempt_number, random_u64());
+                let backoff = policy.backoff(attempt_number, random_u64());
+                // A server that says how long to wait (429/503 `Retry-After`) is obeyed when
+                // that is longer than our own backoff; if it does not fit in the budget, the
+                // request fails now rather than retrying too early.
+                let wait = attempt
+                    .retry_after()
+                    .map_or(backoff, |asked| asked.max(backoff));
                 if started.elapsed() + wait < policy.total_budget {
                     tracing::warn!(
                         %method,
@@ -229,11 +237,17 @@ impl StripeGateway {
                 "false" => Some(false),
                 _ => None,
             });
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| parse_retry_after(value, std::time::SystemTime::now()));
         match response.bytes().await {
             Ok(body) if status.is_success() => Attempt::Success(body.to_vec()),
             Ok(body) => Attempt::Status {
                 status,
                 should_retry,
+                retry_after,
                 body: body.to_vec(),
             },
             Err(error) => Attempt::Transport {
@@ -424,7 +438,27 @@ fn describe(error: &reqwest::Error) -> String {
     }
 }
 
+/// Reads a `Retry-After` value: delta-seconds (`120`) or an HTTP-date (`Wed, 21 Oct 2015
+/// 07:28:00 GMT`, measured against `now`; a date in the past means no wait). Anything else is
+/// ignored (`None`), leaving our own backoff in charge.
+fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
+        // An absurd number of seconds saturates; the retry budget then refuses to wait.
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 impl Attempt {
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Attempt::Status { retry_after, .. } => *retry_after,
+            Attempt::Success(_) | Attempt::Transport { .. } => None,
+        }
+    }
+
     fn summary(&self) -> String {
         match self {
             Attempt::Success(_) => "success".to_owned(),
@@ -582,6 +616,33 @@ mod tests {
         }
         assert!(!is_retryable(code(422), None));
         assert!(is_retryable(code(424), Some(true)));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_470);
+        assert_eq!(parse_retry_after("0", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        // 2015-10-21T07:28:00Z is 1_445_412_480.
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:27:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date already past means retry now"
+        );
+        for junk in ["", "-1", "1.5", "soon", "Wed, 99 Oct 2015 07:28:00 GMT"] {
+            assert_eq!(parse_retry_after(junk, now), None, "{junk:?}");
+        }
     }
 
     #[test]

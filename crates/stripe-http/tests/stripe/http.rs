@@ -270,6 +270,74 @@ async fn should_retry_false_on_a_500_stops_after_one_attempt() {
 }
 
 #[tokio::test]
+async fn retry_after_in_seconds_on_a_429_is_waited_out() {
+    // Our own backoff here is at most 20 ms: only the header can make the retry wait 1 s.
+    let started = Instant::now();
+    assert_retried_then_succeeds(
+        ResponseTemplate::new(429)
+            .insert_header("Retry-After", "1")
+            .set_body_json(stripe_error(
+                "invalid_request_error",
+                "rate_limit",
+                "Too many",
+            )),
+    )
+    .await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1000),
+        "retried after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(4), "took {waited:?}");
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_on_a_503_is_waited_out() {
+    // HTTP dates have whole seconds: two seconds ahead is at least one second of waiting.
+    let at = std::time::SystemTime::now() + Duration::from_secs(2);
+    let started = Instant::now();
+    assert_retried_then_succeeds(
+        ResponseTemplate::new(503).insert_header("Retry-After", httpdate::fmt_http_date(at)),
+    )
+    .await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "retried after {waited:?}"
+    );
+    assert!(waited < Duration::from_secs(5), "took {waited:?}");
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_budget_fails_at_once() {
+    let server = MockServer::start().await;
+    respond_always(
+        &server,
+        "POST",
+        SESSIONS,
+        ResponseTemplate::new(503)
+            .insert_header("Retry-After", "3600")
+            .set_body_json(stripe_error("api_error", "", "Come back in an hour")),
+    )
+    .await;
+    let started = Instant::now();
+    let error = gateway(&server.uri())
+        .create_checkout_session(&checkout_request())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, GatewayError::Unavailable(message) if message.contains("Come back in an hour")),
+        "{error:?}"
+    );
+    assert_eq!(
+        requests(&server).await.len(),
+        1,
+        "an hour does not fit in the 5 s budget: no early retry"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
 async fn persistent_5xx_and_429_give_up_after_max_attempts_as_unavailable() {
     for status in [503, 429] {
         let server = MockServer::start().await;
