@@ -1,0 +1,193 @@
+//! Webhook throughput over HTTP: signed Stripe events POSTed to `/api/v1/payments/webhook` of
+//! the whole application (signature check, event parsing, storage transaction), first
+//! deliveries and duplicate redeliveries, with C concurrent clients; then the frontend's hot
+//! read, `GET purchase-status`.
+//!
+//! ```text
+//! cargo run -p lms-bench --release --bin webhook_throughput -- [--events N] [--concurrency 1,8,32] [--postgres]
+//! ```
+//!
+//! Set-up (untimed, over HTTP): one instructor publishes courses, students sign up, each of
+//! N x (number of concurrency levels) (student, course) pairs opens a checkout through the
+//! real Stripe adapter against the sandbox, and the sandbox pays it with the test card. The
+//! events the sandbox emitted for those payments (what Stripe sends: `charge.succeeded`,
+//! `payment_intent.succeeded`, `checkout.session.completed`) are signed by the sandbox and
+//! replayed by the bench; the sandbox's own deliveries are held back, so the first POST of an
+//! event is its first delivery. Every purchase is checked `completed` after the first round.
+
+use anyhow::{ensure, Context};
+use lms_app::WEBHOOK_PATH;
+use lms_bench::{check_errors, closed_loop, print_header, Args, Bench, Buyer, Run, Table};
+use lms_stripe_sandbox::{PaymentMethod, PaymentOutcome};
+use reqwest::StatusCode;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+const USAGE: &str = "usage: webhook_throughput [--events N] [--concurrency 1,8,32] [--postgres]
+  --events N        purchases per concurrency level (each card payment emits 3 events; default 200)
+  --concurrency L   comma-separated client counts, one scenario each (default 1,8,32)
+  --postgres        PostgreSQL in a scratch database (also when BENCH_DATABASE_URL is set; it then
+                    names the server/maintenance database) instead of SQLite";
+
+fn main() -> anyhow::Result<()> {
+    let Some(args) = Args::parse(USAGE, 200, &[1, 8, 32])? else {
+        return Ok(());
+    };
+    lms_bench::use_bench_database_url();
+    lms_bench::runtime()?.block_on(run(args))
+}
+
+/// One concurrency level's purchases and the events their payments emitted.
+struct Level {
+    concurrency: usize,
+    buyers: Vec<Buyer>,
+    events: Vec<Value>,
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let bench = Bench::start(args.postgres).await?;
+    print_header("webhook_throughput", &bench);
+
+    let setup = Instant::now();
+    let buyers = bench
+        .buyers(args.events * args.concurrency.len())
+        .await
+        .context("setting up buyers")?;
+    let mut levels = Vec::new();
+    let mut mix = BTreeMap::<String, usize>::new();
+    for (&concurrency, buyers) in args.concurrency.iter().zip(buyers.chunks(args.events)) {
+        let before = bench.sandbox.events().len();
+        for buyer in buyers {
+            let (status, session) = bench.checkout(buyer).await?;
+            ensure!(status == StatusCode::CREATED, "checkout: {status}");
+            let outcome = bench
+                .sandbox
+                .pay(
+                    &session,
+                    &PaymentMethod::Card("4242424242424242".to_owned()),
+                )
+                .map_err(|err| anyhow::anyhow!("sandbox pay: {err:?}"))?;
+            ensure!(outcome == PaymentOutcome::Paid, "sandbox pay: {outcome:?}");
+        }
+        let events = bench.sandbox.events().split_off(before);
+        for event in &events {
+            *mix.entry(event["type"].as_str().unwrap_or("?").to_owned())
+                .or_default() += 1;
+        }
+        levels.push(Level {
+            concurrency,
+            buyers: buyers.to_vec(),
+            events,
+        });
+    }
+    println!(
+        "set-up: {} purchases paid in the sandbox in {:.1}s (untimed); events per level: {}; mix: {}",
+        buyers.len(),
+        setup.elapsed().as_secs_f64(),
+        levels.first().map_or(0, |l| l.events.len()),
+        mix.iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!();
+
+    let url = Arc::new(bench.url(WEBHOOK_PATH));
+    let mut table = Table::new();
+    let mut runs: Vec<(String, Run)> = Vec::new();
+    for level in &levels {
+        // Signed just before the round, as Stripe signs at send time (the timestamp is checked).
+        let first = replay(&bench, &url, &level.events, level.concurrency).await?;
+        let completed = completed(&bench, &level.buyers).await?;
+        ensure!(
+            completed == level.buyers.len(),
+            "after the first deliveries only {completed} of {} purchases are completed",
+            level.buyers.len()
+        );
+        let duplicate = replay(&bench, &url, &level.events, level.concurrency).await?;
+        table.push("webhook, first delivery", &first);
+        table.push("webhook, duplicate redelivery", &duplicate);
+        runs.push(("webhook, first delivery".to_owned(), first));
+        runs.push(("webhook, duplicate redelivery".to_owned(), duplicate));
+    }
+
+    // The frontend's hot read, over the purchases now completed.
+    let reads = args.events * 3;
+    let all_buyers: Vec<Buyer> = levels.iter().flat_map(|l| l.buyers.clone()).collect();
+    let max_concurrency = args.concurrency.iter().copied().max().unwrap_or(1);
+    let mut read_levels = vec![1, max_concurrency];
+    read_levels.dedup();
+    for concurrency in read_levels {
+        let items: Vec<(String, String)> = all_buyers
+            .iter()
+            .cycle()
+            .take(reads)
+            .map(|b| (bench.url(&b.status_path()), b.token.clone()))
+            .collect();
+        let read = closed_loop(
+            items,
+            concurrency,
+            StatusCode::OK,
+            |client, (url, token)| client.get(url).bearer_auth(token),
+        )
+        .await?;
+        table.push("GET purchase-status", &read);
+        runs.push(("GET purchase-status".to_owned(), read));
+    }
+
+    print!("{}", table.render());
+    let deliveries = bench.sandbox.deliveries().len();
+    println!();
+    println!(
+        "checks: every purchase completed after its first-delivery round; the sandbox itself delivered {deliveries} events (held back)"
+    );
+    check_errors(
+        &runs
+            .iter()
+            .map(|(name, run)| (name.as_str(), run))
+            .collect::<Vec<_>>(),
+    )?;
+    ensure!(
+        deliveries == 0,
+        "the sandbox delivered {deliveries} events itself"
+    );
+    bench.stop().await;
+    Ok(())
+}
+
+/// POSTs every event once, signed now, from `concurrency` clients; each must answer 200.
+async fn replay(
+    bench: &Bench,
+    url: &Arc<String>,
+    events: &[Value],
+    concurrency: usize,
+) -> anyhow::Result<Run> {
+    let signed: Vec<(Vec<u8>, String)> = events.iter().map(|e| bench.sandbox.signed(e)).collect();
+    let url = Arc::clone(url);
+    closed_loop(
+        signed,
+        concurrency,
+        StatusCode::OK,
+        move |client, (body, signature)| {
+            client
+                .post(url.as_str())
+                .header("Content-Type", "application/json; charset=utf-8")
+                .header("Stripe-Signature", signature)
+                .body(body.clone())
+        },
+    )
+    .await
+}
+
+/// How many of the buyers' purchases show `completed` (untimed check).
+async fn completed(bench: &Bench, buyers: &[Buyer]) -> anyhow::Result<usize> {
+    let mut count = 0;
+    for buyer in buyers {
+        if bench.purchase_status(buyer).await? == "completed" {
+            count += 1;
+        }
+    }
+    Ok(count)
+}

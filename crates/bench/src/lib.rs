@@ -1,0 +1,659 @@
+//! The harness shared by the benchmark binaries in `src/bin/`: command-line arguments, the
+//! application started exactly as `lms-app` starts it (SQLite in a temporary directory, or a
+//! scratch PostgreSQL database; the in-process Stripe sandbox standing in for Stripe), the
+//! untimed HTTP set-up (accounts, published courses), a closed-loop load driver with C
+//! concurrent clients, latency percentiles and the plain table every binary prints.
+//!
+//! Nothing here asserts on timing; set-up steps and sanity checks fail loudly instead of
+//! printing numbers for work that did not happen.
+
+use anyhow::{anyhow, bail, ensure, Context};
+use lms_app::{Application, Settings};
+use lms_postgres::testing::TestDatabase;
+use lms_stripe_sandbox::{Chaos, Sandbox};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the command line asked for.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// Purchases (or requests) per scenario.
+    pub events: usize,
+    /// Concurrent clients, one scenario each.
+    pub concurrency: Vec<usize>,
+    /// PostgreSQL instead of SQLite (also when `BENCH_DATABASE_URL` is set).
+    pub postgres: bool,
+}
+
+impl Args {
+    /// Parses `--events N`, `--concurrency 1,8,32` and `--postgres` (`--name=value` works too).
+    /// `Ok(None)` when `--help` was asked for (the usage has been printed).
+    ///
+    /// # Errors
+    /// An unknown argument or a value that is not a positive integer list.
+    pub fn parse(
+        usage: &str,
+        default_events: usize,
+        default_concurrency: &[usize],
+    ) -> anyhow::Result<Option<Self>> {
+        let mut args = Self {
+            events: default_events,
+            concurrency: default_concurrency.to_vec(),
+            postgres: std::env::var_os("BENCH_DATABASE_URL").is_some(),
+        };
+        let mut raw = std::env::args().skip(1);
+        while let Some(arg) = raw.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+                None => (arg.clone(), None),
+            };
+            let mut value = |name: &str| {
+                inline
+                    .clone()
+                    .or_else(|| raw.next())
+                    .ok_or_else(|| anyhow!("{name} needs a value\n{usage}"))
+            };
+            match name.as_str() {
+                "--events" | "-n" => args.events = positive(&value("--events")?, "--events")?,
+                "--concurrency" | "-c" => {
+                    args.concurrency = value("--concurrency")?
+                        .split(',')
+                        .map(|c| positive(c.trim(), "--concurrency"))
+                        .collect::<anyhow::Result<_>>()?;
+                }
+                "--postgres" => args.postgres = true,
+                "--help" | "-h" => {
+                    println!("{usage}");
+                    return Ok(None);
+                }
+                // `cargo bench`-style harness flags are not ours; refuse anything else.
+                other => bail!("unknown argument {other:?}\n{usage}"),
+            }
+        }
+        Ok(Some(args))
+    }
+}
+
+fn positive(raw: &str, name: &str) -> anyhow::Result<usize> {
+    raw.parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| anyhow!("{name} takes positive integers, got {raw:?}"))
+}
+
+/// Points [`TestDatabase`] at `BENCH_DATABASE_URL` when set. Call before any thread starts
+/// (before the Tokio runtime is built): it writes the process environment.
+pub fn use_bench_database_url() {
+    if let Some(url) = std::env::var_os("BENCH_DATABASE_URL") {
+        std::env::set_var("TEST_DATABASE_URL", url);
+    }
+}
+
+/// The multi-threaded runtime the clients, the sandbox and the server's accept loop run on
+/// (the HTTP workers have threads of their own).
+///
+/// # Errors
+/// When the runtime cannot be built.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("building the Tokio runtime")
+}
+
+/// A temporary directory, removed at the end.
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> anyhow::Result<Self> {
+        let path =
+            std::env::temp_dir().join(format!("lms-bench-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Where the data lives for one run; held only to be dropped at the end (directory removed,
+/// database dropped).
+#[derive(Debug)]
+enum Storage {
+    Sqlite { _dir: TempDir },
+    Postgres { _db: TestDatabase },
+}
+
+/// The application serving on a free port, with its sandbox.
+pub struct Bench {
+    pub base_url: String,
+    pub sandbox: Arc<Sandbox>,
+    /// For set-up and checks (never timed).
+    pub client: reqwest::Client,
+    pub storage: String,
+    stop: actix_web::dev::ServerHandle,
+    _storage: Storage,
+}
+
+impl std::fmt::Debug for Bench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bench")
+            .field("base_url", &self.base_url)
+            .field("storage", &self.storage)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A client that keeps its connections open and does not follow redirects.
+///
+/// # Errors
+/// When the client cannot be built.
+pub fn client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("building the HTTP client")
+}
+
+impl Bench {
+    /// Builds and serves the application as the binary does (`Application::build` from
+    /// settings pairs): port 0, no Stripe key (the sandbox runs on a free port), no demo seed,
+    /// default HTTP workers and pool size. The sandbox's own webhook deliveries are held back
+    /// (a one-hour delivery delay) so that every delivery the app sees is one the bench sends.
+    ///
+    /// # Errors
+    /// When the storage or the application cannot be started.
+    pub async fn start(postgres: bool) -> anyhow::Result<Self> {
+        let (storage, database_url, label) = if postgres {
+            let db = TestDatabase::create("lms_bench_http").await;
+            let url = db.url().to_owned();
+            let label = format!("PostgreSQL (scratch database {})", db.name());
+            (Storage::Postgres { _db: db }, url, label)
+        } else {
+            let dir = TempDir::new()?;
+            let url = format!("sqlite://{}", dir.0.join("lms.db").display());
+            (
+                Storage::Sqlite { _dir: dir },
+                url,
+                "SQLite (file in a temporary directory)".to_owned(),
+            )
+        };
+        let settings = Settings::from_pairs([
+            ("DATABASE_URL", database_url.as_str()),
+            ("PORT", "0"),
+            ("SANDBOX_PORT", "0"),
+            ("SEED_DEMO", "false"),
+            ("SHUTDOWN_TIMEOUT_SECS", "1"),
+        ])?;
+        let app = Application::build(settings).await?;
+        let sandbox = app
+            .sandbox_handle()
+            .ok_or_else(|| anyhow!("no Stripe key is configured, yet no sandbox runs"))?;
+        // The app points the sandbox at its own webhook route and that cannot be switched off;
+        // hold the deliveries back for longer than any run instead.
+        sandbox.set_chaos(Chaos {
+            delivery_delay: Duration::from_secs(3600),
+            ..Chaos::default()
+        });
+        let base_url = app.base_url();
+        let stop = app.server_handle();
+        tokio::spawn(app.run_until_stopped());
+        let bench = Self {
+            base_url,
+            sandbox,
+            client: client()?,
+            storage: label,
+            stop,
+            _storage: storage,
+        };
+        let (status, body) = bench.get("/api/v1/healthcheck", None).await?;
+        ensure!(status == StatusCode::OK, "healthcheck: {status} {body}");
+        Ok(bench)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// A GET for set-up or checks.
+    ///
+    /// # Errors
+    /// Transport errors or a body that is not JSON.
+    pub async fn get(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("GET {path}"))?;
+        let status = response.status();
+        Ok((
+            status,
+            response
+                .json()
+                .await
+                .with_context(|| format!("GET {path}"))?,
+        ))
+    }
+
+    /// A JSON request for set-up or checks.
+    ///
+    /// # Errors
+    /// Transport errors or a body that is not JSON.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let mut request = self
+            .client
+            .request(method.clone(), self.url(path))
+            .json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        let status = response.status();
+        Ok((
+            status,
+            response
+                .json()
+                .await
+                .with_context(|| format!("{method} {path}"))?,
+        ))
+    }
+
+    /// Signs up a user over HTTP; returns the token.
+    ///
+    /// # Errors
+    /// Anything but 201.
+    pub async fn sign_up(&self, role: &str) -> anyhow::Result<String> {
+        let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/user/signup",
+                None,
+                &json!({"name": "Bench User", "email": email, "password": "bench password 123", "role": role}),
+            )
+            .await?;
+        ensure!(status == StatusCode::CREATED, "sign-up: {status} {body}");
+        text(&body["token"], "sign-up token")
+    }
+
+    /// `count` published paid courses by one new instructor; returns their ids.
+    ///
+    /// # Errors
+    /// Any unexpected status.
+    pub async fn published_courses(&self, count: usize) -> anyhow::Result<Vec<String>> {
+        let instructor = self.sign_up("instructor").await?;
+        let mut ids = Vec::with_capacity(count);
+        for i in 0..count {
+            let (status, body) = self
+                .send(
+                    reqwest::Method::POST,
+                    "/api/v1/courses",
+                    Some(&instructor),
+                    &json!({"title": format!("Bench course {i}"), "priceCents": 4999, "currency": "USD"}),
+                )
+                .await?;
+            ensure!(
+                status == StatusCode::CREATED,
+                "create course: {status} {body}"
+            );
+            let id = text(&body["course"]["id"], "course id")?;
+            let (status, body) = self
+                .send(
+                    reqwest::Method::PATCH,
+                    &format!("/api/v1/courses/{id}"),
+                    Some(&instructor),
+                    &json!({"isPublished": true}),
+                )
+                .await?;
+            ensure!(status == StatusCode::OK, "publish course: {status} {body}");
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// `count` distinct (student token, course id) pairs nobody has bought yet: about
+    /// `sqrt(count)` students times as many courses (a sign-up hashes a password, which is slow
+    /// on purpose, so students are shared across courses).
+    ///
+    /// # Errors
+    /// Any unexpected status.
+    pub async fn buyers(&self, count: usize) -> anyhow::Result<Vec<Buyer>> {
+        let courses_wanted = count.isqrt().max(1);
+        let students_wanted = count.div_ceil(courses_wanted);
+        let courses = self.published_courses(courses_wanted).await?;
+        let mut students = Vec::with_capacity(students_wanted);
+        for _ in 0..students_wanted {
+            students.push(self.sign_up("student").await?);
+        }
+        Ok(students
+            .iter()
+            .flat_map(|token| {
+                courses.iter().map(|course| Buyer {
+                    token: token.clone(),
+                    course_id: course.clone(),
+                })
+            })
+            .take(count)
+            .collect())
+    }
+
+    /// `POST create-checkout-session` for a buyer; returns the status and the session id.
+    ///
+    /// # Errors
+    /// Transport errors, or no session in a 2xx answer.
+    pub async fn checkout(&self, buyer: &Buyer) -> anyhow::Result<(StatusCode, String)> {
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                CHECKOUT_PATH,
+                Some(&buyer.token),
+                &json!({"courseId": buyer.course_id}),
+            )
+            .await?;
+        ensure!(status.is_success(), "checkout: {status} {body}");
+        Ok((status, text(&body["data"]["session"]["id"], "session id")?))
+    }
+
+    /// The purchase status string for a buyer (`pending`, `completed`, ...).
+    ///
+    /// # Errors
+    /// Anything but 200.
+    pub async fn purchase_status(&self, buyer: &Buyer) -> anyhow::Result<String> {
+        let (status, body) = self.get(&buyer.status_path(), Some(&buyer.token)).await?;
+        ensure!(status == StatusCode::OK, "purchase-status: {status} {body}");
+        text(&body["data"]["purchaseStatus"], "purchaseStatus")
+    }
+
+    /// Stops the server (draining), then the sandbox and the storage go with `self`.
+    pub async fn stop(self) {
+        self.stop.stop(true).await;
+    }
+}
+
+/// The checkout route.
+pub const CHECKOUT_PATH: &str = "/api/v1/payments/create-checkout-session";
+
+/// One student who may buy one course.
+#[derive(Debug, Clone)]
+pub struct Buyer {
+    pub token: String,
+    pub course_id: String,
+}
+
+impl Buyer {
+    pub fn status_path(&self) -> String {
+        format!(
+            "/api/v1/payments/courses/{}/purchase-status",
+            self.course_id
+        )
+    }
+}
+
+fn text(value: &Value, what: &str) -> anyhow::Result<String> {
+    value
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("no {what} in the answer"))
+}
+
+/// What a closed-loop run measured.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub requests: usize,
+    pub concurrency: usize,
+    pub wall: Duration,
+    /// Sorted ascending.
+    pub latencies: Vec<Duration>,
+    /// Answers that were not the expected status (or did not arrive).
+    pub errors: usize,
+    pub first_error: Option<String>,
+}
+
+impl Run {
+    /// Nearest-rank percentile (`p` in 0..=100).
+    pub fn percentile(&self, p: usize) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = (p * self.latencies.len()).div_ceil(100).max(1);
+        self.latencies[rank.min(self.latencies.len()) - 1]
+    }
+
+    pub fn max(&self) -> Duration {
+        self.latencies.last().copied().unwrap_or_default()
+    }
+
+    pub fn per_second(&self) -> f64 {
+        let secs = self.wall.as_secs_f64();
+        if secs > 0.0 {
+            count_f64(self.requests) / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn count_f64(n: usize) -> f64 {
+    n as f64
+}
+
+/// Sends every request of `requests` once, from `concurrency` clients (each with its own
+/// keep-alive connection pool) that each take the next request as soon as their previous one
+/// is answered. Latency is from just before sending to the end of the body; the wall time
+/// covers the whole batch. `build` turns one item into a request on the client given.
+///
+/// # Errors
+/// When a client cannot be built or a task panics.
+pub async fn closed_loop<T, F>(
+    items: Vec<T>,
+    concurrency: usize,
+    expected: StatusCode,
+    build: F,
+) -> anyhow::Result<Run>
+where
+    T: Send + Sync + 'static,
+    F: Fn(&reqwest::Client, &T) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let requests = items.len();
+    let items = Arc::new(items);
+    let build = Arc::new(build);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        clients.push(client()?);
+    }
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in clients {
+        let (items, build, next) = (Arc::clone(&items), Arc::clone(&build), Arc::clone(&next));
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            let mut first_error = None;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else {
+                    break (latencies, errors, first_error);
+                };
+                let request = build(&client, item);
+                let sent = Instant::now();
+                let outcome = match request.send().await {
+                    Ok(response) => {
+                        let status = response.status();
+                        match response.bytes().await {
+                            Ok(_) if status == expected => Ok(()),
+                            Ok(body) => Err(format!(
+                                "{status} {}",
+                                String::from_utf8_lossy(&body[..body.len().min(300)])
+                            )),
+                            Err(err) => Err(format!("{status}, body: {err}")),
+                        }
+                    }
+                    Err(err) => Err(err.to_string()),
+                };
+                latencies.push(sent.elapsed());
+                if let Err(err) = outcome {
+                    errors += 1;
+                    first_error.get_or_insert(err);
+                }
+            }
+        });
+    }
+    let mut run = Run {
+        requests,
+        concurrency,
+        wall: Duration::ZERO,
+        latencies: Vec::with_capacity(requests),
+        errors: 0,
+        first_error: None,
+    };
+    while let Some(done) = tasks.join_next().await {
+        let (latencies, errors, first_error) = done.context("a client task failed")?;
+        run.latencies.extend(latencies);
+        run.errors += errors;
+        if run.first_error.is_none() {
+            run.first_error = first_error;
+        }
+    }
+    run.wall = started.elapsed();
+    run.latencies.sort_unstable();
+    Ok(run)
+}
+
+/// The facts that make numbers from two machines comparable, printed before the table.
+pub fn print_header(title: &str, bench: &Bench) {
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let profile = if cfg!(debug_assertions) {
+        "dev (debug assertions on; dependencies at opt-level 2)"
+    } else {
+        "release"
+    };
+    let command: Vec<String> = std::env::args().collect();
+    println!("# {title}");
+    println!("command      : {}", command.join(" "));
+    println!("build profile: {profile}");
+    println!("cores        : {cores} (std::thread::available_parallelism)");
+    println!(
+        "os/arch      : {}/{}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    );
+    println!("storage      : {}", bench.storage);
+    println!(
+        "app          : lms_app::Application on {} (HTTP workers and pool size at their defaults); clients, app and sandbox share this machine",
+        bench.base_url
+    );
+    println!();
+}
+
+/// A plain, aligned table.
+#[derive(Debug, Default)]
+pub struct Table {
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub const HEADER: [&'static str; 10] = [
+        "scenario", "C", "requests", "errors", "wall s", "req/s", "p50 ms", "p95 ms", "p99 ms",
+        "max ms",
+    ];
+
+    pub fn new() -> Self {
+        Self {
+            rows: vec![Self::HEADER.iter().map(|h| (*h).to_owned()).collect()],
+        }
+    }
+
+    pub fn push(&mut self, scenario: &str, run: &Run) {
+        let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
+        self.rows.push(vec![
+            scenario.to_owned(),
+            run.concurrency.to_string(),
+            run.requests.to_string(),
+            run.errors.to_string(),
+            format!("{:.3}", run.wall.as_secs_f64()),
+            format!("{:.0}", run.per_second()),
+            ms(run.percentile(50)),
+            ms(run.percentile(95)),
+            ms(run.percentile(99)),
+            ms(run.max()),
+        ]);
+    }
+
+    /// The table as text: first column left-aligned, the numbers right-aligned.
+    pub fn render(&self) -> String {
+        let columns = Self::HEADER.len();
+        let widths: Vec<usize> = (0..columns)
+            .map(|c| self.rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+            .collect();
+        let mut out = String::new();
+        for (i, row) in self.rows.iter().enumerate() {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(c, (cell, width))| {
+                    if c == 0 {
+                        format!("{cell:<width$}")
+                    } else {
+                        format!("{cell:>width$}")
+                    }
+                })
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+            if i == 0 {
+                let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+                out.push_str(&rule.join("  "));
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// Fails (after the table has been printed) when any run had errors, so a broken set-up
+/// never passes for a fast one.
+///
+/// # Errors
+/// The first error of the first run that had any.
+pub fn check_errors(runs: &[(&str, &Run)]) -> anyhow::Result<()> {
+    for (scenario, run) in runs {
+        if run.errors > 0 {
+            bail!(
+                "{scenario} (C={}): {} of {} requests failed; first: {}",
+                run.concurrency,
+                run.errors,
+                run.requests,
+                run.first_error.as_deref().unwrap_or("?")
+            );
+        }
+    }
+    Ok(())
+}
