@@ -3,6 +3,10 @@
 use time::OffsetDateTime;
 
 pub trait Clock: Send + Sync + 'static {
+    /// The current instant, in UTC.
+    ///
+    /// # Errors
+    /// None: reading the clock cannot fail, so it is neither async nor fallible.
     fn now(&self) -> OffsetDateTime;
 }
 

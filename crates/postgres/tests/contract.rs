@@ -418,3 +418,34 @@ async fn what_apply_facts_returns_is_what_is_stored_even_with_nanoseconds() {
         Some(returned)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_purchased_courses_is_one_query_whatever_their_number() {
+    statements::install();
+    let (store, db) = fresh_store().await;
+    let seeded = contract::seed_purchase(&store).await;
+    // Five completed purchases, each of its own course: an N+1 listing would send six queries.
+    for i in 0..5 {
+        let course = contract::seed_course(&store, &seeded.instructor, contract::at(10 + i)).await;
+        let purchase = contract::begin(&seeded.buyer, &course, contract::at(20 + i));
+        store.create_purchase(&purchase).await.unwrap();
+        let paid = contract::update(
+            purchase.id,
+            vec![PaymentFact::PaymentSucceeded {
+                amount: course.price,
+            }],
+            None,
+            contract::at(30 + i),
+        );
+        store.apply_facts(&paid).await.unwrap();
+    }
+
+    let before = statements::sent_to(db.url()).len();
+    let listed = store.list_unlocked_for_user(seeded.buyer.id).await.unwrap();
+    let sent = statements::sent_to(db.url())[before..].to_vec();
+
+    assert_eq!(listed.len(), 5);
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert!(sent[0].starts_with("SELECT"), "{}", sent[0]);
+    assert!(sent[0].contains("INNER JOIN \"courses\""), "{}", sent[0]);
+}
