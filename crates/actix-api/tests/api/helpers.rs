@@ -361,6 +361,19 @@ impl TestApp {
         )
     }
 
+    /// `charge.succeeded` alone (no `checkout.session.completed`): the charge names the
+    /// purchase through the payment intent's metadata.
+    pub fn charge_succeeded_event(&self, event_id: &str, checkout: &Checkout) -> (Vec<u8>, String) {
+        self.pay_session(&checkout.session_id, &Self::payment_intent_of(checkout));
+        let amount = Self::money(checkout.amount_cents, &checkout.currency);
+        self.event(
+            event_id,
+            "charge.succeeded",
+            checkout,
+            &[PaymentFact::PaymentSucceeded { amount }],
+        )
+    }
+
     pub fn refunded_event(
         &self,
         event_id: &str,

@@ -114,6 +114,40 @@ async fn end_to_end_purchase_refund_and_relock(app: TestApp) {
     assert_eq!(listed.json["data"], json!([]));
 }
 
+async fn a_charge_succeeded_alone_unlocks_the_course(app: TestApp) {
+    let instructor = app.user("instructor").await;
+    let student = app.user("student").await;
+    let course_id = app.published_course(&instructor, 2500).await;
+    let checkout = app.checkout(&student, &course_id).await;
+    let (body, signature) = app.charge_succeeded_event("evt_charge_ok", &checkout);
+    let resp = app.webhook(body, Some(&signature)).await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json, json!({"received": true}));
+
+    let status = app.status_of(&student, &course_id).await;
+    assert_eq!(
+        status.json["data"]["purchaseStatus"], "completed",
+        "{}",
+        status.text
+    );
+    assert_eq!(status.json["data"]["isPurchased"], true);
+    let listed = app
+        .get("/api/v1/payments/purchased-courses", Some(&student.token))
+        .await;
+    assert_eq!(
+        listed.json["data"][0]["purchaseId"],
+        checkout.purchase_id.as_str()
+    );
+    assert_eq!(listed.json["data"][0]["amountCents"], 2500);
+    let profile = app.get("/api/v1/user/profile", Some(&student.token)).await;
+    assert_eq!(
+        profile.json["user"]["enrolledCourses"][0]["course"]["id"],
+        course_id.as_str(),
+        "{}",
+        profile.text
+    );
+}
+
 async fn checkout_guards(app: TestApp) {
     let instructor = app.user("instructor").await;
     let student = app.user("student").await;
@@ -335,6 +369,7 @@ async fn refund_amounts_are_validated(app: TestApp) {
 
 crate::per_wiring!(
     end_to_end_purchase_refund_and_relock,
+    a_charge_succeeded_alone_unlocks_the_course,
     checkout_guards,
     an_expired_session_shows_failed_and_allows_a_new_checkout,
     gateway_failures_are_5xx_with_a_generic_body,

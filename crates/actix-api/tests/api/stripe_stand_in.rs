@@ -253,6 +253,21 @@ pub fn signed_event(
         })
     };
     let object = match facts {
+        // `charge.*` events carry the charge, linked by the payment intent's metadata.
+        [PaymentFact::PaymentSucceeded { amount }] if event_type.starts_with("charge.") => json!({
+            "id": format!("ch_{}", checkout.purchase_id.replace('-', "")),
+            "object": "charge",
+            "amount": amount.minor(),
+            "amount_captured": amount.minor(),
+            "amount_refunded": 0,
+            "captured": true,
+            "paid": true,
+            "status": "succeeded",
+            "refunded": false,
+            "currency": currency,
+            "payment_intent": payment_intent,
+            "metadata": {"purchase_id": checkout.purchase_id},
+        }),
         [PaymentFact::PaymentSucceeded { amount }] => session("complete", "paid", amount.minor()),
         [PaymentFact::PaymentProcessing] => session("complete", "unpaid", checkout.amount_cents),
         [PaymentFact::CheckoutExpired] => {
