@@ -110,6 +110,35 @@ fn invalid_configuration_refuses_to_start_naming_the_variable_and_hiding_secrets
     assert_eq!(out.status.code(), Some(2));
 }
 
+fn send_sigterm(child: &std::process::Child) {
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+}
+
+/// Waits (at most 10 s) for the process to stop by itself.
+fn wait_for_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no graceful stop"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends SIGTERM and waits for the process to stop by itself.
+fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    send_sigterm(child);
+    wait_for_exit(child)
+}
+
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
@@ -167,22 +196,35 @@ async fn migrate_then_serve_then_stop_gracefully_on_sigterm() {
         "{health}"
     );
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
+    // A request in flight when SIGTERM arrives is finished, not cut: half of its body is sent
+    // before the signal and the rest after it.
+    let body =
+        r#"{"name":"Late Student","email":"late@example.com","password":"correct horse battery"}"#;
+    let (head, tail) = body.split_at(20);
+    let mut in_flight = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    in_flight
+        .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    assert!(killed.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no graceful stop"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    write!(
+        in_flight,
+        "POST /api/v1/user/signup HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{head}",
+        body.len()
+    )
+    .unwrap();
+    in_flight.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    send_sigterm(&child);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the server waits for the request in flight"
+    );
+    in_flight.write_all(tail.as_bytes()).unwrap();
+    let mut response = String::new();
+    in_flight.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    assert!(response.contains("late@example.com"), "{response}");
+    let status = wait_for_exit(&mut child);
     assert!(status.success(), "{status:?}");
     let mut stdout = String::new();
     child
@@ -302,22 +344,7 @@ fn with_no_configuration_the_binary_runs_offline_then_stops_on_sigterm() {
         "default SQLite file"
     );
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "no graceful stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = terminate(&mut child);
     assert!(status.success(), "{status:?}");
     reader.join().unwrap();
     logs.extend(lines_rx.try_iter());
