@@ -196,6 +196,18 @@ impl StripeGateway {
         }
     }
 
+    /// A form POST under `segments`, with its idempotency key (kept across retries).
+    async fn post<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        form: &[(String, String)],
+        idempotency_key: &str,
+    ) -> Result<T, GatewayError> {
+        let url = self.url(segments)?;
+        self.call(Method::POST, url, Some(form), Some(idempotency_key))
+            .await
+    }
+
     async fn attempt(
         &self,
         method: Method,
@@ -493,14 +505,12 @@ impl PaymentGateway for StripeGateway {
                 message: "a free course does not go through checkout".to_owned(),
             });
         }
-        let url = self.url(&["v1", "checkout", "sessions"])?;
         let form = self.checkout_form(request);
         let session: StripeSession = self
-            .call(
-                Method::POST,
-                url,
-                Some(&form),
-                Some(&request.idempotency_key),
+            .post(
+                &["v1", "checkout", "sessions"],
+                &form,
+                &request.idempotency_key,
             )
             .await?;
         self.session(session)
@@ -541,15 +551,9 @@ impl PaymentGateway for StripeGateway {
 
     #[tracing::instrument(skip_all, fields(purchase_id = %request.purchase_id))]
     async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
-        let url = self.url(&["v1", "refunds"])?;
         let form = Self::refund_form(request);
         let refund: StripeRefund = self
-            .call(
-                Method::POST,
-                url,
-                Some(&form),
-                Some(&request.idempotency_key),
-            )
+            .post(&["v1", "refunds"], &form, &request.idempotency_key)
             .await?;
         let currency = Currency::parse(&refund.currency).map_err(|_| {
             GatewayError::Unexpected(format!("unsupported refund currency {:?}", refund.currency))

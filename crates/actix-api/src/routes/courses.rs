@@ -8,9 +8,11 @@ use lms_domain::CourseId;
 use serde::Deserialize;
 use serde_json::json;
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CreateBody {
+/// The wire shape of a new course, deserialized straight into the use case's input
+/// (serde's remote derive: the field list is written once, here).
+#[derive(Deserialize)]
+#[serde(remote = "NewCourse", rename_all = "camelCase")]
+struct NewCourseWire {
     title: String,
     subtitle: Option<String>,
     description: Option<String>,
@@ -20,9 +22,10 @@ pub struct CreateBody {
     currency: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UpdateBody {
+/// The wire shape of a course patch (every field optional, `isPublished` included).
+#[derive(Deserialize)]
+#[serde(remote = "CourseChanges", rename_all = "camelCase")]
+struct CourseChangesWire {
     title: Option<String>,
     subtitle: Option<String>,
     description: Option<String>,
@@ -32,6 +35,12 @@ pub struct UpdateBody {
     currency: Option<String>,
     is_published: Option<bool>,
 }
+
+#[derive(Deserialize)]
+pub struct CreateBody(#[serde(with = "NewCourseWire")] NewCourse);
+
+#[derive(Deserialize)]
+pub struct UpdateBody(#[serde(with = "CourseChangesWire")] CourseChanges);
 
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
@@ -53,24 +62,7 @@ pub async fn create(
     actor: AuthenticatedUser,
     body: web::Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let CreateBody {
-        title,
-        subtitle,
-        description,
-        category,
-        level,
-        price_cents,
-        currency,
-    } = body.into_inner();
-    let new = NewCourse {
-        title,
-        subtitle,
-        description,
-        category,
-        level,
-        price_cents,
-        currency,
-    };
+    let CreateBody(new) = body.into_inner();
     let course = state.services.create_course(&actor.0, new).await?;
     Ok(HttpResponse::Created().json(json!({
         "success": true,
@@ -87,26 +79,7 @@ pub async fn update(
     body: web::Json<UpdateBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = course_id(&path)?;
-    let UpdateBody {
-        title,
-        subtitle,
-        description,
-        category,
-        level,
-        price_cents,
-        currency,
-        is_published,
-    } = body.into_inner();
-    let changes = CourseChanges {
-        title,
-        subtitle,
-        description,
-        category,
-        level,
-        price_cents,
-        currency,
-        is_published,
-    };
+    let UpdateBody(changes) = body.into_inner();
     let course = state.services.update_course(&actor.0, id, changes).await?;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,

@@ -2,7 +2,7 @@
 //! in shuffled order, and fails Stripe API calls; the purchases must still end exactly right.
 
 use crate::offline::{course_titled, offline_settings, Running, TempDir};
-use lms_app::demo::{INSTRUCTOR_EMAIL, INSTRUCTOR_PASSWORD, PAID_COURSE_TITLE};
+use lms_app::demo::PAID_COURSE_TITLE;
 use lms_app::Application;
 use lms_stripe_sandbox::{Chaos, PaymentMethod};
 use reqwest::StatusCode;
@@ -72,15 +72,10 @@ async fn duplicated_shuffled_webhooks_and_a_flaky_gateway_end_in_the_right_state
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, body) = app
-        .post(
-            "/api/v1/user/signin",
-            None,
-            &json!({"email": INSTRUCTOR_EMAIL, "password": INSTRUCTOR_PASSWORD}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let instructor = body["token"].as_str().unwrap().to_owned();
+    let instructor = app.sign_in_demo_instructor().await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Alice pays by card after a decline: her checkout survives the two failed API calls.
     let alice = sign_up(&app, "alice@example.com").await;

@@ -117,6 +117,19 @@ impl Running {
         body["data"].as_array().unwrap().clone()
     }
 
+    /// Signs the seeded demo instructor in with the documented password; the answer's body.
+    pub(crate) async fn sign_in_demo_instructor(&self) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/user/signin",
+                None,
+                &json!({"email": INSTRUCTOR_EMAIL, "password": INSTRUCTOR_PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
     pub(crate) async fn stop(self) {
         self.stop.stop(true).await;
     }
@@ -163,14 +176,7 @@ async fn a_student_buys_the_seeded_course_through_the_sandbox() {
     let paid_id = paid["id"].as_str().unwrap().to_owned();
 
     // The demo instructor can sign in with the documented password.
-    let (status, body) = app
-        .post(
-            "/api/v1/user/signin",
-            None,
-            &json!({"email": INSTRUCTOR_EMAIL, "password": INSTRUCTOR_PASSWORD}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = app.sign_in_demo_instructor().await;
     assert_eq!(body["user"]["role"], "instructor");
     assert_eq!(body["user"]["id"], paid["instructorId"]);
 

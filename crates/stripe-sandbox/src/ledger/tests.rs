@@ -33,6 +33,31 @@ fn session_params(amount: &str) -> Params {
     ])
 }
 
+/// A ledger holding one open 19.99 USD session, and that session's id.
+fn open_session() -> (Ledger, String) {
+    let mut ledger = Ledger::default();
+    let id = ledger
+        .create_session(&session_params("1999"), NOW, "")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (ledger, id)
+}
+
+/// [`open_session`] paid with 4242...: the ledger, the session id and its payment intent.
+fn paid_session() -> (Ledger, String, String) {
+    let (mut ledger, id) = open_session();
+    ledger
+        .pay(&id, &PaymentMethod::Card("4242424242424242".into()), NOW)
+        .unwrap();
+    let pi = ledger.session(&id).unwrap()["payment_intent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (ledger, id, pi)
+}
+
 fn types(ledger: &Ledger) -> Vec<String> {
     ledger
         .events()
@@ -91,13 +116,7 @@ fn session_creation_enforces_stripe_rules() {
 
 #[test]
 fn a_declined_card_then_a_good_one_completes_the_same_session() {
-    let mut ledger = Ledger::default();
-    let id = ledger
-        .create_session(&session_params("1999"), NOW, "")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut ledger, id) = open_session();
     let declined = ledger
         .pay(&id, &PaymentMethod::Card("4000 0000 0000 0002".into()), NOW)
         .unwrap();
@@ -137,13 +156,7 @@ fn a_declined_card_then_a_good_one_completes_the_same_session() {
 
 #[test]
 fn bank_debits_complete_unpaid_then_settle() {
-    let mut ledger = Ledger::default();
-    let id = ledger
-        .create_session(&session_params("1999"), NOW, "")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut ledger, id) = open_session();
     assert_eq!(
         ledger.pay(&id, &PaymentMethod::BankDebit, NOW).unwrap(),
         PaymentOutcome::Processing
@@ -162,13 +175,7 @@ fn bank_debits_complete_unpaid_then_settle() {
 
 #[test]
 fn sessions_expire_on_time_and_on_request() {
-    let mut ledger = Ledger::default();
-    let id = ledger
-        .create_session(&session_params("1999"), NOW, "")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut ledger, id) = open_session();
     ledger.expire_due(NOW + 3599);
     assert_eq!(ledger.session(&id).unwrap()["status"], "open");
     ledger.expire_due(NOW + 3600);
@@ -183,20 +190,7 @@ fn sessions_expire_on_time_and_on_request() {
 
 #[test]
 fn refunds_accumulate_and_cannot_exceed_the_charge() {
-    let mut ledger = Ledger::default();
-    let id = ledger
-        .create_session(&session_params("1999"), NOW, "")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    ledger
-        .pay(&id, &PaymentMethod::Card("4242424242424242".into()), NOW)
-        .unwrap();
-    let pi = ledger.session(&id).unwrap()["payment_intent"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut ledger, _, pi) = paid_session();
     let partial = ledger
         .create_refund(&params(&[("payment_intent", &pi), ("amount", "500")]), NOW)
         .unwrap();
@@ -228,20 +222,7 @@ fn refunds_accumulate_and_cannot_exceed_the_charge() {
 
 #[test]
 fn disputes_open_and_close() {
-    let mut ledger = Ledger::default();
-    let id = ledger
-        .create_session(&session_params("1999"), NOW, "")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    ledger
-        .pay(&id, &PaymentMethod::Card("4242424242424242".into()), NOW)
-        .unwrap();
-    let pi = ledger.session(&id).unwrap()["payment_intent"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (mut ledger, _, pi) = paid_session();
     let dispute = ledger.open_dispute(&pi, NOW).unwrap();
     ledger
         .close_dispute(dispute["id"].as_str().unwrap(), false, NOW)

@@ -43,6 +43,24 @@ async fn create(sandbox: &Sandbox, key: &str, form: &[(&str, String)]) -> reqwes
         .unwrap()
 }
 
+/// One open session (idempotency key `k1`, purchase `p1`), as the API returned it.
+async fn open_session(sandbox: &Sandbox) -> Value {
+    create(sandbox, "k1", &session_form("p1"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
+fn pay_with_a_good_card(sandbox: &Sandbox, session: &Value) {
+    sandbox
+        .pay(
+            session["id"].as_str().unwrap(),
+            &PaymentMethod::Card("4242424242424242".into()),
+        )
+        .unwrap();
+}
+
 #[tokio::test]
 async fn idempotency_keys_replay_the_first_answer_and_refuse_other_parameters() {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
@@ -112,11 +130,7 @@ async fn chaos_fails_the_next_calls_without_touching_state() {
 #[tokio::test]
 async fn the_hosted_page_declines_then_accepts_and_redirects_like_stripe() {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let session: Value = create(&sandbox, "k1", &session_form("p1"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session: Value = open_session(&sandbox).await;
     let url = session["url"].as_str().unwrap().to_owned();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -154,11 +168,7 @@ async fn the_hosted_page_declines_then_accepts_and_redirects_like_stripe() {
 #[tokio::test]
 async fn cancel_goes_back_to_the_cancel_url() {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let session: Value = create(&sandbox, "k1", &session_form("p1"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session: Value = open_session(&sandbox).await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -197,17 +207,8 @@ async fn webhooks_are_signed_like_stripe_and_retried_until_acknowledged() {
         ..SandboxConfig::default()
     };
     let sandbox = Sandbox::start(config).await.unwrap();
-    let session: Value = create(&sandbox, "k1", &session_form("p1"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    sandbox
-        .pay(
-            session["id"].as_str().unwrap(),
-            &PaymentMethod::Card("4242424242424242".into()),
-        )
-        .unwrap();
+    let session: Value = open_session(&sandbox).await;
+    pay_with_a_good_card(&sandbox, &session);
     assert!(sandbox.wait_for_deliveries(Duration::from_secs(10)).await);
 
     let received = endpoint.received_requests().await.unwrap();
@@ -278,17 +279,8 @@ async fn duplicate_delivery_chaos_sends_each_event_twice() {
         shuffle_deliveries: true,
         ..Chaos::default()
     });
-    let session: Value = create(&sandbox, "k1", &session_form("p1"))
-        .await
-        .json()
-        .await
-        .unwrap();
-    sandbox
-        .pay(
-            session["id"].as_str().unwrap(),
-            &PaymentMethod::Card("4242424242424242".into()),
-        )
-        .unwrap();
+    let session: Value = open_session(&sandbox).await;
+    pay_with_a_good_card(&sandbox, &session);
     assert!(sandbox.wait_for_deliveries(Duration::from_secs(10)).await);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(endpoint.received_requests().await.unwrap().len(), 6);
@@ -297,11 +289,7 @@ async fn duplicate_delivery_chaos_sends_each_event_twice() {
 #[tokio::test]
 async fn the_clock_expires_sessions_and_events_list_newest_first() {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let session: Value = create(&sandbox, "k1", &session_form("p1"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session: Value = open_session(&sandbox).await;
     sandbox.advance_clock(Duration::from_secs(25 * 3600));
     let id = session["id"].as_str().unwrap();
     assert_eq!(sandbox.session(id).unwrap()["status"], "expired");
