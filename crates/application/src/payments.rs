@@ -3,7 +3,7 @@
 use crate::{new_uuid, AppError, Services, Settings};
 use lms_domain::{
     CheckoutSession, Course, CourseId, DomainError, PaymentFact, Purchase, PurchaseId,
-    PurchaseStatus, Role, User,
+    PurchaseStatus, ReviewReason, Role, User,
 };
 use lms_ports::{
     Applied, CheckoutRequest, EventReceipt, FactUpdate, GatewayError, GatewayEvent, GatewaySession,
@@ -405,6 +405,15 @@ impl Services {
         match self.purchases.apply_facts(&update).await {
             Ok(Applied::Applied(purchase)) => {
                 let status = purchase.status();
+                if let Some(ReviewReason::AmountMismatch { expected, received }) =
+                    purchase.review_reason()
+                {
+                    // Kept pending and locked; an operator must look at it.
+                    tracing::warn!(
+                        event_id = %event.id, purchase_id = %purchase_id, %expected, %received,
+                        "payment held for review: amount or currency differs from the price"
+                    );
+                }
                 tracing::info!(
                     event_id = %event.id, event_type = %event.event_type, purchase_id = %purchase_id,
                     status = status.as_str(), "webhook applied"

@@ -7,11 +7,14 @@
 //! - [`FakeGateway`]: a scriptable [`lms_ports::PaymentGateway`] with its own simple signed
 //!   webhook format (no Stripe knowledge), recording every request.
 //! - [`ManualClock`]: a settable, advanceable [`lms_ports::Clock`].
+//! - [`FakeHasher`]: an instant [`lms_ports::PasswordHasher`] that records what it verified.
 
 mod clock;
 mod gateway;
+mod hasher;
 mod store;
 
 pub use clock::ManualClock;
 pub use gateway::{FakeEvent, FakeFact, FakeGateway, GatewayCall};
+pub use hasher::FakeHasher;
 pub use store::{InMemoryStore, RecordedEvent};

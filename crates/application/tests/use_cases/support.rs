@@ -6,34 +6,10 @@ use lms_application::{
 use lms_domain::{
     Course, Currency, Email, Money, PaymentFact, Purchase, PurchaseId, Role, User, UserId, UserName,
 };
-use lms_in_memory::{FakeEvent, FakeGateway, InMemoryStore, ManualClock};
-use lms_ports::{GatewaySession, PasswordHashError, PasswordHasher, PurchaseRepo};
+use lms_in_memory::{FakeEvent, FakeGateway, FakeHasher, InMemoryStore, ManualClock};
+use lms_ports::{GatewaySession, PurchaseRepo};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
-
-/// A transparent, fast hasher that remembers every hash it was asked to verify against.
-#[derive(Debug, Default)]
-pub struct TestHasher {
-    pub verified_against: Mutex<Vec<String>>,
-}
-
-impl TestHasher {
-    fn transparent(password: &str) -> String {
-        format!("test${}", password.chars().rev().collect::<String>())
-    }
-}
-
-#[async_trait::async_trait]
-impl PasswordHasher for TestHasher {
-    async fn hash(&self, password: &str) -> Result<String, PasswordHashError> {
-        Ok(Self::transparent(password))
-    }
-
-    async fn verify(&self, password: &str, hash: &str) -> bool {
-        self.verified_against.lock().unwrap().push(hash.to_owned());
-        Self::transparent(password) == hash
-    }
-}
+use std::sync::Arc;
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -46,7 +22,7 @@ pub struct World {
     pub store: InMemoryStore,
     pub gateway: FakeGateway,
     pub clock: ManualClock,
-    pub hasher: Arc<TestHasher>,
+    pub hasher: FakeHasher,
     next: AtomicU32,
 }
 
@@ -55,11 +31,11 @@ impl World {
         let store = InMemoryStore::new();
         let gateway = FakeGateway::new();
         let clock = ManualClock::default();
-        let hasher = Arc::new(TestHasher::default());
+        let hasher = FakeHasher::new();
         let services = Services::with_store(
             store.clone(),
             Arc::new(gateway.clone()),
-            hasher.clone(),
+            Arc::new(hasher.clone()),
             Arc::new(clock.clone()),
             Settings::default(),
         );
