@@ -14,7 +14,7 @@
 use async_trait::async_trait;
 use lms_domain::{CourseId, Currency, Money, PaymentFact, PurchaseId, UserId};
 use lms_ports::{
-    CheckoutRequest, GatewayError, PaymentGateway, RefundRequest, RefundStatus,
+    CheckoutRequest, GatewayError, GatewaySession, PaymentGateway, RefundRequest, RefundStatus,
     SessionPaymentStatus, SessionStatus, WebhookEvent, WebhookRejection,
 };
 use time::{Duration, OffsetDateTime};
@@ -51,32 +51,50 @@ fn request(amount_minor: i64) -> CheckoutRequest {
     }
 }
 
-async fn paid_session(world: &dyn GatewayWorld, amount_minor: i64) -> (CheckoutRequest, String) {
+/// A checkout session opened for a fresh purchase of `amount_minor` US cents.
+async fn open_session(
+    world: &dyn GatewayWorld,
+    amount_minor: i64,
+) -> (CheckoutRequest, GatewaySession) {
     let request = request(amount_minor);
     let session = world
         .gateway()
         .create_checkout_session(&request)
         .await
         .unwrap();
-    world.customer_pays(&session.id).await;
-    let paid = world
+    (request, session)
+}
+
+async fn retrieve(world: &dyn GatewayWorld, session_id: &str) -> GatewaySession {
+    world
         .gateway()
-        .retrieve_checkout_session(&session.id)
+        .retrieve_checkout_session(session_id)
         .await
-        .unwrap();
-    let payment_intent = paid
+        .unwrap()
+}
+
+/// A session opened as [`open_session`] and paid in full by the customer.
+async fn paid_session(
+    world: &dyn GatewayWorld,
+    amount_minor: i64,
+) -> (CheckoutRequest, GatewaySession) {
+    let (request, session) = open_session(world, amount_minor).await;
+    world.customer_pays(&session.id).await;
+    (request, session)
+}
+
+/// The payment intent of a session the customer paid.
+async fn paid_intent(world: &dyn GatewayWorld, amount_minor: i64) -> (CheckoutRequest, String) {
+    let (request, session) = paid_session(world, amount_minor).await;
+    let payment_intent = retrieve(world, &session.id)
+        .await
         .payment_intent_id
         .expect("a paid session names its payment intent");
     (request, payment_intent)
 }
 
 pub async fn a_new_session_is_open_unpaid_and_echoes_the_purchase(world: &dyn GatewayWorld) {
-    let request = request(1999);
-    let session = world
-        .gateway()
-        .create_checkout_session(&request)
-        .await
-        .unwrap();
+    let (request, session) = open_session(world, 1999).await;
     assert_eq!(session.status, SessionStatus::Open);
     assert_eq!(session.payment_status, SessionPaymentStatus::Unpaid);
     assert_eq!(session.amount_total, 1999);
@@ -109,23 +127,14 @@ pub async fn a_new_session_is_open_unpaid_and_echoes_the_purchase(world: &dyn Ga
 }
 
 pub async fn the_same_idempotency_key_returns_the_same_session(world: &dyn GatewayWorld) {
-    let request = request(1999);
-    let first = world
-        .gateway()
-        .create_checkout_session(&request)
-        .await
-        .unwrap();
+    let (request, first) = open_session(world, 1999).await;
     let again = world
         .gateway()
         .create_checkout_session(&request)
         .await
         .unwrap();
     assert_eq!(again.id, first.id);
-    let other = world
-        .gateway()
-        .create_checkout_session(&self::request(1999))
-        .await
-        .unwrap();
+    let (_, other) = open_session(world, 1999).await;
     assert_ne!(other.id, first.id, "another purchase gets another session");
 }
 
@@ -139,18 +148,8 @@ pub async fn an_unknown_session_is_not_found(world: &dyn GatewayWorld) {
 }
 
 pub async fn a_paid_session_proves_the_payment(world: &dyn GatewayWorld) {
-    let request = request(2500);
-    let session = world
-        .gateway()
-        .create_checkout_session(&request)
-        .await
-        .unwrap();
-    world.customer_pays(&session.id).await;
-    let paid = world
-        .gateway()
-        .retrieve_checkout_session(&session.id)
-        .await
-        .unwrap();
+    let (request, session) = paid_session(world, 2500).await;
+    let paid = retrieve(world, &session.id).await;
     assert_eq!(paid.status, SessionStatus::Complete);
     assert_eq!(paid.payment_status, SessionPaymentStatus::Paid);
     assert_eq!(
@@ -177,7 +176,7 @@ pub async fn a_paid_session_proves_the_payment(world: &dyn GatewayWorld) {
 }
 
 pub async fn refunds_are_bounded_by_what_was_paid(world: &dyn GatewayWorld) {
-    let (request, payment_intent) = paid_session(world, 2000).await;
+    let (request, payment_intent) = paid_intent(world, 2000).await;
     let refund = |amount: i64, key: &str| RefundRequest {
         purchase_id: request.purchase_id,
         payment_intent_id: payment_intent.clone(),
@@ -221,13 +220,7 @@ pub async fn refunding_an_unknown_payment_is_not_found(world: &dyn GatewayWorld)
 }
 
 pub async fn a_signed_completion_webhook_carries_the_payment(world: &dyn GatewayWorld) {
-    let request = request(1999);
-    let session = world
-        .gateway()
-        .create_checkout_session(&request)
-        .await
-        .unwrap();
-    world.customer_pays(&session.id).await;
+    let (request, session) = paid_session(world, 1999).await;
     let (body, signature) = world.completion_webhook(&session.id).await;
     let WebhookEvent::Relevant(event) = world
         .gateway()
@@ -253,13 +246,7 @@ pub async fn a_signed_completion_webhook_carries_the_payment(world: &dyn Gateway
 }
 
 pub async fn tampered_or_unsigned_webhooks_are_rejected(world: &dyn GatewayWorld) {
-    let request = request(1999);
-    let session = world
-        .gateway()
-        .create_checkout_session(&request)
-        .await
-        .unwrap();
-    world.customer_pays(&session.id).await;
+    let (_request, session) = paid_session(world, 1999).await;
     let (body, signature) = world.completion_webhook(&session.id).await;
     let tampered = String::from_utf8(body.clone())
         .unwrap()
