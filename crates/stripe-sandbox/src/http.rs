@@ -100,8 +100,15 @@ fn admit(req: &HttpRequest, inner: &Inner) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Runs a POST with Stripe's idempotency semantics: the first response for a key is replayed
-/// for the same parameters, and a reuse with other parameters is refused.
+/// Runs a POST with Stripe's idempotency semantics: the first response for a key (scoped to
+/// the path) is replayed with `Idempotent-Replayed: true` for the same parameters, and a reuse
+/// with other parameters is refused with Stripe's 400 `idempotency_error`.
+///
+/// Stripe's 409 "another request with this key is in progress" cannot be observed here, by
+/// design: the store's lock is held across the (synchronous, in-memory) work, so concurrent
+/// requests with one key are serialized and the later ones are plain replays. The adapter's
+/// handling of that 409 (retried with the same key) is tested against wiremock instead
+/// (`lms-stripe-http`, `a_409_is_retried`).
 fn idempotent(
     req: &HttpRequest,
     inner: &Inner,

@@ -305,3 +305,194 @@ async fn the_clock_expires_sessions_and_events_list_newest_first() {
     assert_eq!(list["data"][0]["type"], "checkout.session.expired");
     assert_eq!(list["has_more"], false);
 }
+
+/// A form POST to the sandbox's API, with an optional idempotency key.
+async fn post_form(
+    sandbox: &Sandbox,
+    path: &str,
+    key: Option<&str>,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}{path}", sandbox.base_url()))
+        .bearer_auth(sandbox.secret_key())
+        .form(form);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    request.send().await.unwrap()
+}
+
+async fn get_json(sandbox: &Sandbox, path_and_query: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .get(format!("{}{path_and_query}", sandbox.base_url()))
+        .bearer_auth(sandbox.secret_key())
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn expire_over_http_closes_an_open_session_only() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let session = open_session(&sandbox).await;
+    let id = session["id"].as_str().unwrap();
+    let expire = format!("/v1/checkout/sessions/{id}/expire");
+    let expired = post_form(&sandbox, &expire, None, &[]).await;
+    assert_eq!(expired.status(), 200);
+    let expired: Value = expired.json().await.unwrap();
+    assert_eq!(expired["status"], "expired");
+    assert_eq!(expired["url"], Value::Null);
+    assert_eq!(sandbox.events_of_type("checkout.session.expired").len(), 1);
+    // Stripe: only an open session can be expired; the error has Stripe's shape.
+    let again = post_form(&sandbox, &expire, None, &[]).await;
+    assert_eq!(again.status(), 400);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["error"]["type"], "invalid_request_error");
+    assert!(again["error"]["message"].is_string(), "{again}");
+    let unknown = post_form(&sandbox, "/v1/checkout/sessions/cs_nope/expire", None, &[]).await;
+    assert_eq!(unknown.status(), 404);
+}
+
+#[tokio::test]
+async fn refunds_over_http_replay_per_idempotency_key_and_refuse_other_parameters() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let session = open_session(&sandbox).await;
+    pay_with_a_good_card(&sandbox, &session);
+    let id = session["id"].as_str().unwrap();
+    let pi = sandbox.session(id).unwrap()["payment_intent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let form = [
+        ("payment_intent", pi.as_str()),
+        ("amount", "500"),
+        ("metadata[purchase_id]", "p1"),
+    ];
+    let first = post_form(&sandbox, "/v1/refunds", Some("refund-p1-1"), &form).await;
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["amount"], 500);
+    assert_eq!(first["metadata"]["purchase_id"], "p1");
+
+    let replay = post_form(&sandbox, "/v1/refunds", Some("refund-p1-1"), &form).await;
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let replay: Value = replay.json().await.unwrap();
+    assert_eq!(
+        replay["id"], first["id"],
+        "the same refund, not a second one"
+    );
+    assert_eq!(
+        sandbox.events_of_type("charge.refunded").len(),
+        1,
+        "a replay refunds nothing more"
+    );
+
+    let other = [("payment_intent", pi.as_str()), ("amount", "700")];
+    let conflict = post_form(&sandbox, "/v1/refunds", Some("refund-p1-1"), &other).await;
+    assert_eq!(conflict.status(), 400);
+    let conflict: Value = conflict.json().await.unwrap();
+    assert_eq!(conflict["error"]["type"], "idempotency_error");
+
+    // A new key is a new refund: the rest of the charge.
+    let rest = post_form(
+        &sandbox,
+        "/v1/refunds",
+        Some("refund-p1-2"),
+        &[("payment_intent", pi.as_str())],
+    )
+    .await;
+    assert_eq!(rest.status(), 200);
+    assert_eq!(rest.json::<Value>().await.unwrap()["amount"], 1499);
+}
+
+#[tokio::test]
+async fn the_events_list_pages_with_a_cursor_and_filters_by_creation_time() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let session = open_session(&sandbox).await;
+    pay_with_a_good_card(&sandbox, &session);
+    // charge.succeeded, payment_intent.succeeded, checkout.session.completed
+    let all: Vec<Value> = sandbox.events();
+    assert_eq!(all.len(), 3);
+
+    let (status, first) = get_json(&sandbox, "/v1/events?limit=2").await;
+    assert_eq!(status, 200);
+    assert_eq!(first["object"], "list");
+    assert_eq!(first["has_more"], true);
+    let page: Vec<&Value> = first["data"].as_array().unwrap().iter().collect();
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0]["id"], all[2]["id"], "newest first");
+    assert_eq!(page[1]["id"], all[1]["id"]);
+
+    let cursor = page[1]["id"].as_str().unwrap();
+    let (_, second) = get_json(
+        &sandbox,
+        &format!("/v1/events?limit=2&starting_after={cursor}"),
+    )
+    .await;
+    assert_eq!(second["has_more"], false);
+    assert_eq!(second["data"].as_array().unwrap().len(), 1);
+    assert_eq!(second["data"][0]["id"], all[0]["id"]);
+
+    let created = all[0]["created"].as_i64().unwrap();
+    let (_, none) = get_json(
+        &sandbox,
+        &format!("/v1/events?created[gte]={}", created + 1),
+    )
+    .await;
+    assert_eq!(none["data"], Value::Array(vec![]));
+    let (_, some) = get_json(&sandbox, &format!("/v1/events?created[gte]={created}")).await;
+    assert_eq!(some["data"].as_array().unwrap().len(), 3);
+
+    let (status, missing) = get_json(&sandbox, "/v1/events?starting_after=evt_unknown").await;
+    assert_eq!(status, 404);
+    assert_eq!(missing["error"]["type"], "invalid_request_error");
+}
+
+#[tokio::test]
+async fn concurrent_requests_with_one_key_are_serialized_into_one_session() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let form = session_form("p1");
+    let answers = create_concurrently(&sandbox, &form, 8).await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, 200, "no 409 in flight: {body}");
+            body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "one session for one key: {ids:?}");
+}
+
+/// `count` simultaneous creates with the key `same-key`.
+async fn create_concurrently(
+    sandbox: &Sandbox,
+    form: &[(&str, String)],
+    count: usize,
+) -> Vec<(u16, Value)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let url = format!("{}/v1/checkout/sessions", sandbox.base_url());
+        let key = sandbox.secret_key().to_owned();
+        let form: Vec<(String, String)> = form
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        tasks.spawn(async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .header("Idempotency-Key", "same-key")
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        });
+    }
+    tasks.join_all().await
+}
