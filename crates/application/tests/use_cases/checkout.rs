@@ -2,7 +2,7 @@
 
 use crate::support::{usd, World};
 use lms_application::{AppError, CheckoutStarted};
-use lms_domain::{CourseId, PaymentFact, Purchase, PurchaseId, PurchaseStatus};
+use lms_domain::{CourseId, PaymentFact, PurchaseStatus};
 use lms_in_memory::GatewayCall;
 use lms_ports::{Clock, GatewayError, PurchaseRepo};
 use time::Duration;
@@ -10,9 +10,7 @@ use time::Duration;
 #[tokio::test]
 async fn a_paid_checkout_stores_a_pending_purchase_and_opens_a_session() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     let now = world.clock.now();
 
     let (purchase, session) = world.checkout(&buyer, &course).await;
@@ -48,9 +46,7 @@ async fn a_paid_checkout_stores_a_pending_purchase_and_opens_a_session() {
 #[tokio::test]
 async fn unknown_and_unpublished_courses_are_not_found_and_touch_nothing() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let hidden = world.course(&teacher, 1999, false).await;
-    let buyer = world.student().await;
+    let (_, hidden, buyer) = world.shop(1999, false).await;
 
     let unknown = CourseId::from_uuid(uuid::Uuid::new_v4());
     assert_eq!(
@@ -81,9 +77,7 @@ async fn instructors_cannot_buy_their_own_course() {
 #[tokio::test]
 async fn an_open_session_is_reused_without_calling_the_gateway_again() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     let (purchase, session) = world.checkout(&buyer, &course).await;
     world.clock.advance(Duration::hours(1));
 
@@ -111,9 +105,7 @@ async fn an_open_session_is_reused_without_calling_the_gateway_again() {
 #[tokio::test]
 async fn a_stale_expired_session_is_synced_and_a_new_checkout_starts() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     let (old, old_session) = world.checkout(&buyer, &course).await;
     world.clock.advance(Duration::hours(25));
     world.gateway.expire_session(&old_session.id);
@@ -137,9 +129,7 @@ async fn a_stale_expired_session_is_synced_and_a_new_checkout_starts() {
 #[tokio::test]
 async fn a_stale_session_that_was_paid_completes_the_purchase_instead() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     let (old, old_session) = world.checkout(&buyer, &course).await;
     world.gateway.pay_session(&old_session.id, "pi_late");
     world.clock.advance(Duration::hours(25));
@@ -158,9 +148,7 @@ async fn a_stale_session_that_was_paid_completes_the_purchase_instead() {
 #[tokio::test]
 async fn a_session_close_to_expiry_but_still_open_is_handed_out_from_the_gateway() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     let (purchase, session) = world.checkout(&buyer, &course).await;
     world.clock.set(session.expires_at - Duration::minutes(2));
 
@@ -187,9 +175,7 @@ async fn a_session_close_to_expiry_but_still_open_is_handed_out_from_the_gateway
 #[tokio::test]
 async fn a_settling_payment_blocks_a_new_checkout() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     let (purchase, _) = world.checkout(&buyer, &course).await;
     world
         .event(
@@ -210,9 +196,7 @@ async fn a_settling_payment_blocks_a_new_checkout() {
 #[tokio::test]
 async fn a_completed_purchase_refuses_another_checkout() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     world.paid_purchase(&buyer, &course, "pi_1").await;
     let calls = world.gateway.call_count();
 
@@ -227,9 +211,7 @@ async fn a_completed_purchase_refuses_another_checkout() {
 #[tokio::test]
 async fn a_free_course_enrols_at_once_without_the_gateway() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 0, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(0, true).await;
 
     let started = world
         .services
@@ -259,9 +241,7 @@ async fn a_free_course_enrols_at_once_without_the_gateway() {
 #[tokio::test]
 async fn a_gateway_failure_leaves_no_active_purchase_and_a_retry_succeeds() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     world
         .gateway
         .fail_next(1, GatewayError::Unavailable("timeout".to_owned()));
@@ -289,9 +269,7 @@ async fn a_gateway_failure_leaves_no_active_purchase_and_a_retry_succeeds() {
 #[tokio::test]
 async fn a_gateway_rejection_is_reported_as_such() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     let rejection = GatewayError::Rejected {
         code: Some("amount_too_small".to_owned()),
         message: "no".to_owned(),
@@ -311,18 +289,8 @@ async fn a_gateway_rejection_is_reported_as_such() {
 #[tokio::test]
 async fn a_purchase_stored_without_its_session_is_resumed_with_the_same_idempotency_key() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
-    // As if a previous request crashed between storing the purchase and attaching the session.
-    let orphan = Purchase::begin(
-        PurchaseId::from_uuid(uuid::Uuid::new_v4()),
-        buyer.id,
-        &course,
-        world.clock.now(),
-    )
-    .unwrap();
-    world.store.create_purchase(&orphan).await.unwrap();
+    let (_, course, buyer) = world.shop(1999, true).await;
+    let orphan = world.orphan_purchase(&buyer, &course).await;
 
     let (resumed, session) = world.checkout(&buyer, &course).await;
     assert_eq!(resumed.id, orphan.id);
@@ -337,9 +305,7 @@ async fn a_purchase_stored_without_its_session_is_resumed_with_the_same_idempote
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_checkouts_end_with_one_purchase_and_one_session() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     let mut handles = Vec::new();
     for _ in 0..10 {
         let services = world.services.clone();
@@ -362,9 +328,7 @@ async fn concurrent_checkouts_end_with_one_purchase_and_one_session() {
 #[tokio::test]
 async fn storage_outage_is_reported_as_unavailable() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     world.store.set_unavailable(true);
     assert!(matches!(
         world.services.start_checkout(&buyer, course.id).await,
@@ -378,18 +342,9 @@ async fn storage_outage_is_reported_as_unavailable() {
 #[tokio::test]
 async fn a_stale_session_the_gateway_no_longer_knows_is_closed_and_a_new_checkout_starts() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     let now = world.clock.now();
-    let old = Purchase::begin(
-        PurchaseId::from_uuid(uuid::Uuid::new_v4()),
-        buyer.id,
-        &course,
-        now,
-    )
-    .unwrap();
-    world.store.create_purchase(&old).await.unwrap();
+    let old = world.orphan_purchase(&buyer, &course).await;
     let gone = lms_domain::CheckoutSession {
         id: "cs_gone".to_owned(),
         url: "https://checkout.fake.test/pay/cs_gone".to_owned(),
@@ -418,17 +373,8 @@ async fn a_stale_session_the_gateway_no_longer_knows_is_closed_and_a_new_checkou
 #[tokio::test]
 async fn an_old_purchase_whose_checkout_never_started_is_closed_not_resumed() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
-    let orphan = Purchase::begin(
-        PurchaseId::from_uuid(uuid::Uuid::new_v4()),
-        buyer.id,
-        &course,
-        world.clock.now(),
-    )
-    .unwrap();
-    world.store.create_purchase(&orphan).await.unwrap();
+    let (_, course, buyer) = world.shop(1999, true).await;
+    let orphan = world.orphan_purchase(&buyer, &course).await;
     // Too late to open a session with the original expiry (less than 30 minutes left).
     world
         .clock

@@ -184,9 +184,7 @@ async fn owners_and_admins_update_others_cannot() {
 #[tokio::test]
 async fn unpublished_courses_are_visible_only_to_owner_and_admins() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let hidden = world.course(&teacher, 1999, false).await;
-    let student = world.student().await;
+    let (teacher, hidden, student) = world.shop(1999, false).await;
     assert_eq!(
         world.services.course(None, hidden.id).await,
         Err(AppError::NotFound("course"))

@@ -9,9 +9,7 @@ use lms_ports::{GatewayError, RefundStatus};
 
 async fn completed() -> (World, User, User, Course, Purchase) {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (teacher, course, buyer) = world.shop(1999, true).await;
     let purchase = world.paid_purchase(&buyer, &course, "pi_r").await;
     (world, teacher, buyer, course, purchase)
 }

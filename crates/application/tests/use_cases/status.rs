@@ -10,9 +10,7 @@ use time::Duration;
 #[tokio::test]
 async fn never_purchased_shows_not_purchased() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     let view = world
         .services
         .purchase_status(&buyer, course.id, None)
@@ -29,9 +27,7 @@ async fn never_purchased_shows_not_purchased() {
 #[tokio::test]
 async fn hidden_courses_are_not_found_except_for_their_owner_and_admins() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let hidden = world.course(&teacher, 1999, false).await;
-    let buyer = world.student().await;
+    let (teacher, hidden, buyer) = world.shop(1999, false).await;
     assert_eq!(
         world
             .services
@@ -59,9 +55,7 @@ async fn hidden_courses_are_not_found_except_for_their_owner_and_admins() {
 #[tokio::test]
 async fn returning_before_the_webhook_syncs_the_session_and_completes() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     let (purchase, session) = world.checkout(&buyer, &course).await;
     world.gateway.pay_session(&session.id, "pi_back");
 
@@ -103,9 +97,7 @@ async fn returning_before_the_webhook_syncs_the_session_and_completes() {
 #[tokio::test]
 async fn a_sync_that_finds_an_expired_session_shows_failed() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     let (_, session) = world.checkout(&buyer, &course).await;
     world.gateway.expire_session(&session.id);
     let view = world
@@ -119,9 +111,7 @@ async fn a_sync_that_finds_an_expired_session_shows_failed() {
 #[tokio::test]
 async fn a_gateway_failure_during_sync_falls_back_to_stored_state() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     let (purchase, session) = world.checkout(&buyer, &course).await;
     world.gateway.pay_session(&session.id, "pi_x");
     world
@@ -143,9 +133,7 @@ async fn a_gateway_failure_during_sync_falls_back_to_stored_state() {
 #[tokio::test]
 async fn someone_elses_session_is_never_synced_or_shown() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let victim = world.student().await;
+    let (_, course, victim) = world.shop(1999, true).await;
     let (_, session) = world.checkout(&victim, &course).await;
     world.gateway.pay_session(&session.id, "pi_v");
     let calls = world.gateway.call_count();
@@ -164,9 +152,7 @@ async fn someone_elses_session_is_never_synced_or_shown() {
 #[tokio::test]
 async fn the_unlocking_purchase_is_shown_over_a_newer_one() {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, 1999, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(1999, true).await;
     let (first, _) = world.checkout(&buyer, &course).await;
     world
         .event("evt_exp", &first, &[PaymentFact::CheckoutExpired])

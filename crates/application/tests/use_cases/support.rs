@@ -124,6 +124,29 @@ impl World {
             .unwrap()
     }
 
+    /// A fresh instructor's course priced in USD cents (published or not) and a fresh student:
+    /// `(instructor, course, student)`.
+    pub async fn shop(&self, price_cents: i64, published: bool) -> (User, Course, User) {
+        let teacher = self.instructor().await;
+        let course = self.course(&teacher, price_cents, published).await;
+        let buyer = self.student().await;
+        (teacher, course, buyer)
+    }
+
+    /// A pending purchase stored without its checkout session, as if a previous request
+    /// crashed between storing the purchase and attaching the session.
+    pub async fn orphan_purchase(&self, buyer: &User, course: &Course) -> Purchase {
+        let orphan = Purchase::begin(
+            PurchaseId::from_uuid(uuid::Uuid::new_v4()),
+            buyer.id,
+            course,
+            lms_ports::Clock::now(&self.clock),
+        )
+        .unwrap();
+        self.store.create_purchase(&orphan).await.unwrap();
+        orphan
+    }
+
     /// Starts a paid checkout that must create a new session.
     pub async fn checkout(&self, buyer: &User, course: &Course) -> (Purchase, GatewaySession) {
         match self

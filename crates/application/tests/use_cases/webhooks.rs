@@ -20,9 +20,7 @@ fn refunded(total: i64) -> PaymentFact {
 
 async fn pending() -> (World, User, Course, Purchase) {
     let world = World::new();
-    let teacher = world.instructor().await;
-    let course = world.course(&teacher, PRICE, true).await;
-    let buyer = world.student().await;
+    let (_, course, buyer) = world.shop(PRICE, true).await;
     let (purchase, _) = world.checkout(&buyer, &course).await;
     (world, buyer, course, purchase)
 }
