@@ -81,18 +81,7 @@ async fn an_open_session_is_reused_without_calling_the_gateway_again() {
     let (purchase, session) = world.checkout(&buyer, &course).await;
     world.clock.advance(Duration::hours(1));
 
-    let again = world
-        .services
-        .start_checkout(&buyer, course.id)
-        .await
-        .unwrap();
-    let CheckoutStarted::Reused {
-        purchase: reused,
-        session: reused_session,
-    } = again
-    else {
-        panic!("expected reuse, got {again:?}")
-    };
+    let (reused, reused_session) = world.reused_checkout(&buyer, &course).await;
     assert_eq!(reused.id, purchase.id);
     assert_eq!(reused_session.id, session.id);
     assert_eq!(reused_session.url, session.url);
@@ -152,18 +141,7 @@ async fn a_session_close_to_expiry_but_still_open_is_handed_out_from_the_gateway
     let (purchase, session) = world.checkout(&buyer, &course).await;
     world.clock.set(session.expires_at - Duration::minutes(2));
 
-    let again = world
-        .services
-        .start_checkout(&buyer, course.id)
-        .await
-        .unwrap();
-    let CheckoutStarted::Reused {
-        purchase: reused,
-        session: from_gateway,
-    } = again
-    else {
-        panic!("expected reuse, got {again:?}")
-    };
+    let (reused, from_gateway) = world.reused_checkout(&buyer, &course).await;
     assert_eq!((reused.id, &from_gateway.id), (purchase.id, &session.id));
     assert_eq!(
         world.gateway.calls()[1],

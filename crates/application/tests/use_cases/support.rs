@@ -160,6 +160,23 @@ impl World {
         }
     }
 
+    /// Starts a paid checkout that must hand out the open session again.
+    pub async fn reused_checkout(
+        &self,
+        buyer: &User,
+        course: &Course,
+    ) -> (Purchase, GatewaySession) {
+        match self
+            .services
+            .start_checkout(buyer, course.id)
+            .await
+            .unwrap()
+        {
+            CheckoutStarted::Reused { purchase, session } => (purchase, session),
+            other => panic!("expected the open session again, got {other:?}"),
+        }
+    }
+
     pub async fn purchase(&self, id: PurchaseId) -> Purchase {
         self.store.get_purchase(id).await.unwrap().unwrap()
     }
