@@ -149,6 +149,11 @@ async fn webhook_bodies_over_256_kib_are_413_and_json_routes_are_not_in_front(ap
     app.webhook(big, Some("t=1,v1=00"))
         .await
         .assert_error(413, "PAYLOAD_TOO_LARGE");
+    // Just under 256 KiB is read and verified (the JSON routes' smaller limit is not in front).
+    let under = vec![b' '; 256 * 1024 - 1];
+    app.webhook(under, Some("t=1,v1=00"))
+        .await
+        .assert_error(400, "INVALID_WEBHOOK");
     // Not JSON-parsed before verification: a text/plain body still reaches the verifier.
     let resp = app
         .send(
@@ -170,3 +175,36 @@ crate::per_wiring!(
     a_storage_failure_is_5xx_so_the_gateway_retries,
     webhook_bodies_over_256_kib_are_413_and_json_routes_are_not_in_front
 );
+
+/// Only the Stripe adapter checks the signature's timestamp (the fake gateway signs no time),
+/// so this runs on the PostgreSQL + Stripe wiring alone.
+#[tokio::test]
+async fn a_stale_or_future_signature_is_400_and_writes_nothing() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Wiring::PostgresStripe).await;
+    let (course_id, checkout, student) = pending_purchase(&app).await;
+    let before = app.purchase(&checkout.purchase_id).await;
+    // Signed now, by the app's clock.
+    let (body, signature) = app.paid_event("evt_stale", &checkout);
+    for offset in [301, -301] {
+        app.clock.advance(time::Duration::seconds(offset));
+        let resp = app.webhook(body.clone(), Some(&signature)).await;
+        resp.assert_error(400, "INVALID_WEBHOOK");
+        assert!(
+            resp.json["message"].as_str().unwrap().contains("tolerance"),
+            "{}",
+            resp.text
+        );
+        app.clock.advance(time::Duration::seconds(-offset));
+    }
+    assert_eq!(app.purchase(&checkout.purchase_id).await, before);
+    assert_eq!(
+        app.status_of(&student, &course_id).await.json["data"]["purchaseStatus"],
+        "pending"
+    );
+    // Back inside the tolerance, the very same delivery is accepted.
+    assert_eq!(app.webhook(body, Some(&signature)).await.status, 200);
+    assert_eq!(
+        app.status_of(&student, &course_id).await.json["data"]["purchaseStatus"],
+        "completed"
+    );
+}
