@@ -39,11 +39,7 @@ async fn an_admin_refunds_in_full() {
         format!("refund-{}-0-1999", purchase.id)
     );
     assert_eq!(refunds[0].reason.as_deref(), Some("requested_by_customer"));
-    let view = world
-        .services
-        .purchase_status(&buyer, course.id, None)
-        .await
-        .unwrap();
+    let view = world.status_view(&buyer, &course, None).await;
     assert_eq!(
         (view.wire_status(), view.is_purchased()),
         ("refunded", false)

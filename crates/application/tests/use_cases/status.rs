@@ -11,11 +11,7 @@ use time::Duration;
 async fn never_purchased_shows_not_purchased() {
     let world = World::new();
     let (_, course, buyer) = world.shop(1999, true).await;
-    let view = world
-        .services
-        .purchase_status(&buyer, course.id, None)
-        .await
-        .unwrap();
+    let view = world.status_view(&buyer, &course, None).await;
     assert_eq!(view.course.id, course.id);
     assert_eq!(view.purchase, None);
     assert_eq!(
@@ -59,18 +55,10 @@ async fn returning_before_the_webhook_syncs_the_session_and_completes() {
     let (purchase, session) = world.checkout(&buyer, &course).await;
     world.gateway.pay_session(&session.id, "pi_back");
 
-    let without_sync = world
-        .services
-        .purchase_status(&buyer, course.id, None)
-        .await
-        .unwrap();
+    let without_sync = world.status_view(&buyer, &course, None).await;
     assert_eq!(without_sync.wire_status(), "pending");
 
-    let view = world
-        .services
-        .purchase_status(&buyer, course.id, Some(&session.id))
-        .await
-        .unwrap();
+    let view = world.status_view(&buyer, &course, Some(&session.id)).await;
     assert_eq!(
         (view.wire_status(), view.is_purchased()),
         ("completed", true)
@@ -100,11 +88,7 @@ async fn a_sync_that_finds_an_expired_session_shows_failed() {
     let (_, course, buyer) = world.shop(1999, true).await;
     let (_, session) = world.checkout(&buyer, &course).await;
     world.gateway.expire_session(&session.id);
-    let view = world
-        .services
-        .purchase_status(&buyer, course.id, Some(&session.id))
-        .await
-        .unwrap();
+    let view = world.status_view(&buyer, &course, Some(&session.id)).await;
     assert_eq!(view.wire_status(), "failed");
 }
 
@@ -118,11 +102,7 @@ async fn a_gateway_failure_during_sync_falls_back_to_stored_state() {
         .gateway
         .fail_next(1, GatewayError::Unavailable("timeout".to_owned()));
 
-    let view = world
-        .services
-        .purchase_status(&buyer, course.id, Some(&session.id))
-        .await
-        .unwrap();
+    let view = world.status_view(&buyer, &course, Some(&session.id)).await;
     assert_eq!(
         (view.wire_status(), view.is_purchased()),
         ("pending", false)
@@ -139,11 +119,7 @@ async fn someone_elses_session_is_never_synced_or_shown() {
     let calls = world.gateway.call_count();
 
     let snoop = world.student().await;
-    let view = world
-        .services
-        .purchase_status(&snoop, course.id, Some(&session.id))
-        .await
-        .unwrap();
+    let view = world.status_view(&snoop, &course, Some(&session.id)).await;
     assert_eq!(view.purchase, None);
     assert_eq!(view.wire_status(), "not purchased");
     assert_eq!(world.gateway.call_count(), calls);
@@ -160,11 +136,7 @@ async fn the_unlocking_purchase_is_shown_over_a_newer_one() {
     world.clock.advance(Duration::minutes(1));
     let (second, _) = world.checkout(&buyer, &course).await;
     // Newest first: the pending second purchase is shown.
-    let view = world
-        .services
-        .purchase_status(&buyer, course.id, None)
-        .await
-        .unwrap();
+    let view = world.status_view(&buyer, &course, None).await;
     assert_eq!(view.purchase.as_ref().map(|p| p.id), Some(second.id));
     assert_eq!(view.wire_status(), "pending");
     // A late payment of the first (failed) purchase completes it: that one is shown now.
@@ -175,11 +147,7 @@ async fn the_unlocking_purchase_is_shown_over_a_newer_one() {
             &[PaymentFact::PaymentSucceeded { amount: usd(1999) }],
         )
         .await;
-    let view = world
-        .services
-        .purchase_status(&buyer, course.id, None)
-        .await
-        .unwrap();
+    let view = world.status_view(&buyer, &course, None).await;
     assert_eq!(view.purchase.as_ref().map(|p| p.id), Some(first.id));
     assert_eq!(
         (view.wire_status(), view.is_purchased()),

@@ -1,7 +1,8 @@
 //! The test world: services wired to in-memory adapters, plus shortcuts.
 
 use lms_application::{
-    AppError, CheckoutStarted, CourseChanges, NewCourse, Services, Settings, SignUp, WebhookOutcome,
+    AppError, CheckoutStarted, CourseChanges, NewCourse, PurchaseStatusView, Services, Settings,
+    SignUp, WebhookOutcome,
 };
 use lms_domain::{
     Course, Currency, Email, Money, PaymentFact, Purchase, PurchaseId, Role, User, UserId, UserName,
@@ -175,6 +176,19 @@ impl World {
             CheckoutStarted::Reused { purchase, session } => (purchase, session),
             other => panic!("expected the open session again, got {other:?}"),
         }
+    }
+
+    /// What the purchase-status use case shows `buyer` for `course` (syncing `session` first).
+    pub async fn status_view(
+        &self,
+        buyer: &User,
+        course: &Course,
+        session: Option<&str>,
+    ) -> PurchaseStatusView {
+        self.services
+            .purchase_status(buyer, course.id, session)
+            .await
+            .unwrap()
     }
 
     pub async fn purchase(&self, id: PurchaseId) -> Purchase {

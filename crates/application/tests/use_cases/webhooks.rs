@@ -137,11 +137,7 @@ async fn an_expired_session_fails_the_purchase_and_shows_failed() {
             status: PurchaseStatus::Failed
         }
     );
-    let view = world
-        .services
-        .purchase_status(&buyer, course.id, None)
-        .await
-        .unwrap();
+    let view = world.status_view(&buyer, &course, None).await;
     assert_eq!((view.wire_status(), view.is_purchased()), ("failed", false));
     world.checkout(&buyer, &course).await;
 }
@@ -159,11 +155,7 @@ async fn full_and_partial_refunds() {
     assert_eq!(partial.refunded_amount(), usd(500));
     let full = status_after(&world, &purchase, &[("evt_3", refunded(PRICE))]).await;
     assert_eq!(full.status(), PurchaseStatus::Refunded);
-    let view = world
-        .services
-        .purchase_status(&buyer, course.id, None)
-        .await
-        .unwrap();
+    let view = world.status_view(&buyer, &course, None).await;
     assert_eq!(
         (view.wire_status(), view.is_purchased()),
         ("refunded", false)
@@ -229,11 +221,7 @@ async fn a_mismatched_amount_is_held_as_pending_and_does_not_unlock() {
             received: usd(999)
         })
     );
-    let view = world
-        .services
-        .purchase_status(&buyer, course.id, None)
-        .await
-        .unwrap();
+    let view = world.status_view(&buyer, &course, None).await;
     assert_eq!(
         (view.wire_status(), view.is_purchased()),
         ("pending", false)
@@ -524,11 +512,7 @@ struct Observed {
 }
 
 async fn observed(world: &World, buyer: &User, course: &Course, purchase: &Purchase) -> Observed {
-    let view = world
-        .services
-        .purchase_status(buyer, course.id, None)
-        .await
-        .unwrap();
+    let view = world.status_view(buyer, course, None).await;
     let listed = world.services.purchased_courses(buyer).await.unwrap().len();
     let saved = world.purchase(purchase.id).await;
     Observed {
