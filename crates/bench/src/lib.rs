@@ -429,6 +429,8 @@ pub struct Run {
     pub wall: Duration,
     /// Sorted ascending.
     pub latencies: Vec<Duration>,
+    /// Per item, in the order given: its latency and whether it failed.
+    pub per_item: Vec<(Duration, bool)>,
     /// Answers that were not the expected status (or did not arrive).
     pub errors: usize,
     pub first_error: Option<String>,
@@ -442,6 +444,30 @@ impl Run {
         }
         let rank = (p * self.latencies.len()).div_ceil(100).max(1);
         self.latencies[rank.min(self.latencies.len()) - 1]
+    }
+
+    /// The items for which `keep(index)` holds, as a run of their own: latencies and errors
+    /// only (no wall time, so no rate: they were interleaved with the others).
+    #[must_use]
+    pub fn only(&self, keep: impl Fn(usize) -> bool) -> Self {
+        let per_item: Vec<(Duration, bool)> = self
+            .per_item
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| keep(*i))
+            .map(|(_, item)| *item)
+            .collect();
+        let mut latencies: Vec<Duration> = per_item.iter().map(|(d, _)| *d).collect();
+        latencies.sort_unstable();
+        Self {
+            requests: per_item.len(),
+            concurrency: self.concurrency,
+            wall: Duration::ZERO,
+            latencies,
+            errors: per_item.iter().filter(|(_, failed)| *failed).count(),
+            first_error: None,
+            per_item,
+        }
     }
 
     pub fn max(&self) -> Duration {
@@ -494,12 +520,11 @@ where
         let (items, build, next) = (Arc::clone(&items), Arc::clone(&build), Arc::clone(&next));
         tasks.spawn(async move {
             let mut latencies = Vec::new();
-            let mut errors = 0;
             let mut first_error = None;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(item) = items.get(i) else {
-                    break (latencies, errors, first_error);
+                    break (latencies, first_error);
                 };
                 let request = build(&client, item);
                 let sent = Instant::now();
@@ -517,9 +542,8 @@ where
                     }
                     Err(err) => Err(err.to_string()),
                 };
-                latencies.push(sent.elapsed());
+                latencies.push((i, sent.elapsed(), outcome.is_err()));
                 if let Err(err) = outcome {
-                    errors += 1;
                     first_error.get_or_insert(err);
                 }
             }
@@ -530,13 +554,17 @@ where
         concurrency,
         wall: Duration::ZERO,
         latencies: Vec::with_capacity(requests),
+        per_item: vec![(Duration::ZERO, true); requests],
         errors: 0,
         first_error: None,
     };
     while let Some(done) = tasks.join_next().await {
-        let (latencies, errors, first_error) = done.context("a client task failed")?;
-        run.latencies.extend(latencies);
-        run.errors += errors;
+        let (latencies, first_error) = done.context("a client task failed")?;
+        for (i, latency, failed) in latencies {
+            run.per_item[i] = (latency, failed);
+            run.latencies.push(latency);
+            run.errors += usize::from(failed);
+        }
         if run.first_error.is_none() {
             run.first_error = first_error;
         }
@@ -547,6 +575,7 @@ where
 }
 
 /// The facts that make numbers from two machines comparable, printed before the table.
+/// `title` is the binary's name.
 pub fn print_header(title: &str, bench: &Bench) {
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let profile = if cfg!(debug_assertions) {
@@ -557,6 +586,17 @@ pub fn print_header(title: &str, bench: &Bench) {
     let command: Vec<String> = std::env::args().collect();
     println!("# {title}");
     println!("command      : {}", command.join(" "));
+    let rest: Vec<&str> = command.iter().skip(1).map(String::as_str).collect();
+    println!(
+        "reproduce    : cargo run -p lms-bench{} --bin {title}{}{}",
+        if cfg!(debug_assertions) {
+            ""
+        } else {
+            " --release"
+        },
+        if rest.is_empty() { "" } else { " -- " },
+        rest.join(" ")
+    );
     println!("build profile: {profile}");
     println!("cores        : {cores} (std::thread::available_parallelism)");
     println!(
@@ -571,6 +611,10 @@ pub fn print_header(title: &str, bench: &Bench) {
     );
     println!();
 }
+
+/// How to read the table, printed under it.
+pub const LEGEND: &str = "req/s: requests answered per second of wall time (a webhook request carries one event, so req/s = events/s)\n\
+latency: from sending a request to the end of its answer's body; percentiles are nearest-rank";
 
 /// A plain, aligned table.
 #[derive(Debug, Default)]
@@ -597,8 +641,16 @@ impl Table {
             run.concurrency.to_string(),
             run.requests.to_string(),
             run.errors.to_string(),
-            format!("{:.3}", run.wall.as_secs_f64()),
-            format!("{:.0}", run.per_second()),
+            if run.wall.is_zero() {
+                "-".to_owned()
+            } else {
+                format!("{:.3}", run.wall.as_secs_f64())
+            },
+            if run.wall.is_zero() {
+                "-".to_owned()
+            } else {
+                format!("{:.0}", run.per_second())
+            },
             ms(run.percentile(50)),
             ms(run.percentile(95)),
             ms(run.percentile(99)),

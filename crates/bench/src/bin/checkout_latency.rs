@@ -2,7 +2,7 @@
 //! through the real Stripe adapter (`lms-stripe-http`) talking HTTP to the in-process sandbox.
 //!
 //! ```text
-//! cargo run -p lms-bench --release --bin checkout_latency -- [--events N] [--concurrency 1,8] [--postgres]
+//! cargo run -p lms-bench --release --bin checkout_latency -- [--events N] [--concurrency 1,8,32] [--postgres]
 //! ```
 //!
 //! Two scenarios per concurrency level, over N fresh (student, course) pairs:
@@ -21,14 +21,14 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 
-const USAGE: &str = "usage: checkout_latency [--events N] [--concurrency 1,8] [--postgres]
-  --events N        checkouts per scenario and concurrency level (default 200)
-  --concurrency L   comma-separated client counts, one scenario each (default 1,8)
+const USAGE: &str = "usage: checkout_latency [--events N] [--concurrency 1,8,32] [--postgres]
+  --events N        checkouts per scenario and concurrency level (default 1000)
+  --concurrency L   comma-separated client counts, one scenario each (default 1,8,32)
   --postgres        PostgreSQL in a scratch database (also when BENCH_DATABASE_URL is set; it then
                     names the server/maintenance database) instead of SQLite";
 
 fn main() -> anyhow::Result<()> {
-    let Some(args) = Args::parse(USAGE, 200, &[1, 8])? else {
+    let Some(args) = Args::parse(USAGE, 1000, &[1, 8, 32])? else {
         return Ok(());
     };
     lms_bench::use_bench_database_url();
@@ -76,6 +76,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     print!("{}", table.render());
     println!();
+    println!("{}", lms_bench::LEGEND);
     println!("checks: new sessions answered 201, reuses 200 with the same session id afterwards");
     check_errors(
         &runs

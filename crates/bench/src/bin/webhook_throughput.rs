@@ -26,18 +26,25 @@ use std::sync::Arc;
 use std::time::Instant;
 
 const USAGE: &str = "usage: webhook_throughput [--events N] [--concurrency 1,8,32] [--postgres]
-  --events N        purchases per concurrency level (each card payment emits 3 events; default 200)
+  --events N        purchases per concurrency level (each card payment emits 3 events; default 1000)
   --concurrency L   comma-separated client counts, one scenario each (default 1,8,32)
   --postgres        PostgreSQL in a scratch database (also when BENCH_DATABASE_URL is set; it then
                     names the server/maintenance database) instead of SQLite";
 
 fn main() -> anyhow::Result<()> {
-    let Some(args) = Args::parse(USAGE, 200, &[1, 8, 32])? else {
+    let Some(args) = Args::parse(USAGE, 1000, &[1, 8, 32])? else {
         return Ok(());
     };
     lms_bench::use_bench_database_url();
     lms_bench::runtime()?.block_on(run(args))
 }
+
+/// The types a card payment emits, in the order the sandbox emits them.
+const EVENT_TYPES: &[&str] = &[
+    "charge.succeeded",
+    "payment_intent.succeeded",
+    "checkout.session.completed",
+];
 
 /// One concurrency level's purchases and the events their payments emitted.
 struct Level {
@@ -83,7 +90,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         });
     }
     println!(
-        "set-up: {} purchases paid in the sandbox in {:.1}s (untimed); events per level: {}; mix: {}",
+        "set-up: {} purchases paid in the sandbox in {:.1}s (untimed); events per level: {}; event mix over all levels: {}",
         buyers.len(),
         setup.elapsed().as_secs_f64(),
         levels.first().map_or(0, |l| l.events.len()),
@@ -108,6 +115,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         let duplicate = replay(&bench, &url, &level.events, level.concurrency).await?;
         table.push("webhook, first delivery", &first);
+        // The same round split by event type (no rate: the types were interleaved).
+        for kind in EVENT_TYPES {
+            let of_kind = first.only(|i| level.events[i]["type"] == *kind);
+            if of_kind.requests > 0 {
+                table.push(&format!("  of which {kind}"), &of_kind);
+            }
+        }
         table.push("webhook, duplicate redelivery", &duplicate);
         runs.push(("webhook, first delivery".to_owned(), first));
         runs.push(("webhook, duplicate redelivery".to_owned(), duplicate));
@@ -140,6 +154,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     print!("{}", table.render());
     let deliveries = bench.sandbox.deliveries().len();
     println!();
+    println!("{}", lms_bench::LEGEND);
     println!(
         "checks: every purchase completed after its first-delivery round; the sandbox itself delivered {deliveries} events (held back)"
     );
