@@ -926,12 +926,7 @@ pub async fn apply_facts_unknown_purchase_is_not_found_and_records_no_event<S: S
     // The event id was not recorded: the same event applies to a real purchase afterwards.
     let purchase = begin(&buyer, &course, at(2));
     store.create_purchase(&purchase).await.unwrap();
-    let result = applied(
-        store
-            .apply_facts(&update(purchase.id, paid, Some("evt_orphan"), at(3)))
-            .await
-            .unwrap(),
-    );
+    let result = apply(&store, purchase.id, paid, Some("evt_orphan"), at(3)).await;
     assert_eq!(result.status(), PurchaseStatus::Completed);
 }
 
@@ -959,12 +954,7 @@ pub async fn apply_facts_without_event_is_idempotent<S: Store>(store: S) {
     assert_eq!(get(&store, purchase.id).await, once);
 
     // An empty update applies and changes nothing.
-    let empty = applied(
-        store
-            .apply_facts(&update(purchase.id, Vec::new(), None, at(4)))
-            .await
-            .unwrap(),
-    );
+    let empty = apply(&store, purchase.id, Vec::new(), None, at(4)).await;
     assert_eq!(empty, once);
 }
 
@@ -1109,7 +1099,8 @@ pub async fn unlocked_lists_completed_purchases_with_their_courses<S: Store>(sto
         courses.push(seed_course(&store, &instructor, at(i)).await);
     }
     let pay = |id, amount| {
-        update(
+        apply(
+            &store,
             id,
             vec![PaymentFact::PaymentSucceeded { amount }],
             None,
@@ -1122,12 +1113,7 @@ pub async fn unlocked_lists_completed_purchases_with_their_courses<S: Store>(sto
     for (index, when) in [(0, at(10)), (1, at(20)), (2, at(20))] {
         let purchase = begin(&buyer, &courses[index], when);
         store.create_purchase(&purchase).await.unwrap();
-        let purchase = applied(
-            store
-                .apply_facts(&pay(purchase.id, usd(1999)))
-                .await
-                .unwrap(),
-        );
+        let purchase = pay(purchase.id, usd(1999)).await;
         unlocked.push(PurchasedCourse {
             purchase,
             course: courses[index].clone(),
@@ -1139,41 +1125,27 @@ pub async fn unlocked_lists_completed_purchases_with_their_courses<S: Store>(sto
         .unwrap();
     let failed = begin(&buyer, &courses[4], at(31));
     store.create_purchase(&failed).await.unwrap();
-    store
-        .apply_facts(&update(
-            failed.id,
-            vec![PaymentFact::AsyncPaymentFailed],
-            None,
-            at(32),
-        ))
-        .await
-        .unwrap();
+    apply(
+        &store,
+        failed.id,
+        vec![PaymentFact::AsyncPaymentFailed],
+        None,
+        at(32),
+    )
+    .await;
     let refunded = begin(&buyer, &courses[5], at(33));
     store.create_purchase(&refunded).await.unwrap();
-    store
-        .apply_facts(&pay(refunded.id, usd(1999)))
-        .await
-        .unwrap();
-    store
-        .apply_facts(&update(
-            refunded.id,
-            vec![PaymentFact::Refunded { total: usd(1999) }],
-            None,
-            at(34),
-        ))
-        .await
-        .unwrap();
+    pay(refunded.id, usd(1999)).await;
+    let full_refund = vec![PaymentFact::Refunded { total: usd(1999) }];
+    apply(&store, refunded.id, full_refund, None, at(34)).await;
     // Held for review (wrong amount) does not unlock.
     let mismatched = begin(&other_buyer, &courses[3], at(35));
     store.create_purchase(&mismatched).await.unwrap();
-    store
-        .apply_facts(&pay(mismatched.id, usd(5)))
-        .await
-        .unwrap();
+    pay(mismatched.id, usd(5)).await;
     // Another user's completed purchase is not listed.
     let theirs = begin(&other_buyer, &courses[0], at(36));
     store.create_purchase(&theirs).await.unwrap();
-    store.apply_facts(&pay(theirs.id, usd(1999))).await.unwrap();
+    pay(theirs.id, usd(1999)).await;
 
     // The course as it is now, not as it was when bought.
     let mut renamed = courses[0].clone();
