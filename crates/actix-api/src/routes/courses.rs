@@ -44,8 +44,24 @@ pub struct UpdateBody(#[serde(with = "CourseChangesWire")] CourseChanges);
 
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
+    #[serde(default, deserialize_with = "blank_as_none")]
     page: Option<u32>,
+    #[serde(default, deserialize_with = "blank_as_none")]
     limit: Option<u32>,
+}
+
+/// `?page=&limit=` (a form's empty fields) means the defaults; anything else must be a number.
+fn blank_as_none<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u32>, D::Error> {
+    let raw: Option<String> = Option::deserialize(deserializer)?;
+    match raw.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a whole number"))),
+    }
 }
 
 const DEFAULT_LIMIT: u32 = 10;

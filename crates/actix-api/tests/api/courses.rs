@@ -174,6 +174,17 @@ async fn published_listing_paginates_and_hides_drafts(app: TestApp) {
     app.get("/api/v1/courses/published?page=abc", None)
         .await
         .assert_error(422, "VALIDATION_ERROR");
+    app.get("/api/v1/courses/published?limit=-1", None)
+        .await
+        .assert_error(422, "VALIDATION_ERROR");
+    // Empty parameters, as a form sends them, are the defaults.
+    let blank = app
+        .get("/api/v1/courses/published?page=&limit=", None)
+        .await;
+    assert_eq!(blank.status, 200, "{}", blank.text);
+    assert_eq!(blank.json["pagination"]["page"], 1);
+    assert_eq!(blank.json["pagination"]["limit"], 10);
+    assert_eq!(blank.json["data"].as_array().unwrap().len(), 3);
 }
 
 crate::per_wiring!(
