@@ -6,9 +6,12 @@ RUN cargo build --release --locked -p lms-app
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*
-RUN useradd --system --uid 10001 lms
+# A writable working directory: without STRIPE_SECRET_KEY the app keeps its SQLite file in
+# ./data (relative to it). The documented container setup (docker-compose.yml) uses PostgreSQL.
+RUN useradd --system --uid 10001 --home-dir /var/lib/lms --create-home lms
 COPY --from=build /src/target/release/lms-app /usr/local/bin/lms-app
 USER lms
+WORKDIR /var/lib/lms
 EXPOSE 8080
 ENTRYPOINT ["lms-app"]
 CMD ["serve"]
