@@ -59,6 +59,13 @@ async fn an_unreachable_postgres_is_503_everywhere_with_generic_bodies() {
     assert_eq!(health.json["services"]["database"]["status"], "DOWN");
     assert_eq!(health.json["services"]["server"]["status"], "OK");
     assert!(health.json["timeStamp"].is_string());
+    // The same shape as the 200: every key the seed frontend reads is there.
+    assert!(health.json["status"].is_string());
+    assert!(health.json["services"]["database"].get("details").is_some());
+    assert!(health.json["services"]["server"]["uptime"].is_number());
+    assert!(health.json["services"]["server"]
+        .get("memoryUsage")
+        .is_some());
 
     let signup = app
         .signup(&serde_json::json!({"name": "A", "email": "a@b.io", "password": "long enough pw"}))
