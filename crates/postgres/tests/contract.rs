@@ -146,9 +146,7 @@ async fn a_duplicate_event_or_a_known_fact_does_not_touch_the_row() {
     let purchase = contract::seed_purchase(&store).await.purchase;
     let mut conn = db.connection().await;
 
-    let paid = vec![PaymentFact::PaymentSucceeded {
-        amount: contract::usd(1999),
-    }];
+    let paid = contract::paid_in_full();
     let delivery = contract::update(purchase.id, paid.clone(), Some("evt_1"), contract::at(2));
     assert!(matches!(
         store.apply_facts(&delivery).await.unwrap(),
@@ -343,9 +341,7 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
         payment_intent_id: Some("pi_counted".to_owned()),
         ..contract::update(
             purchase.id,
-            vec![PaymentFact::PaymentSucceeded {
-                amount: contract::usd(1999),
-            }],
+            contract::paid_in_full(),
             Some("evt_counted"),
             contract::at(2),
         )
@@ -431,9 +427,7 @@ async fn listing_purchased_courses_is_one_query_whatever_their_number() {
         store.create_purchase(&purchase).await.unwrap();
         let paid = contract::update(
             purchase.id,
-            vec![PaymentFact::PaymentSucceeded {
-                amount: course.price,
-            }],
+            contract::paid_in_full(),
             None,
             contract::at(30 + i),
         );

@@ -345,9 +345,7 @@ async fn events_are_kept_with_their_payload_and_a_known_fact_does_not_rewrite_th
     )
     .execute(&mut conn)
     .unwrap();
-    let paid = vec![PaymentFact::PaymentSucceeded {
-        amount: contract::usd(1999),
-    }];
+    let paid = contract::paid_in_full();
     let delivery = contract::update(purchase.id, paid.clone(), Some("evt_paid"), contract::at(3));
     assert!(matches!(
         store.apply_facts(&delivery).await.unwrap(),
@@ -447,9 +445,7 @@ async fn two_processes_on_one_file_still_apply_an_event_once_and_let_one_checkou
 
     let delivery = contract::update(
         winners[0],
-        vec![PaymentFact::PaymentSucceeded {
-            amount: contract::usd(1999),
-        }],
+        contract::paid_in_full(),
         Some("evt_twice"),
         contract::at(30),
     );

@@ -219,6 +219,11 @@ pub fn begin(buyer: &User, course: &Course, now: OffsetDateTime) -> Purchase {
     Purchase::begin(PurchaseId::from_uuid(fresh_id()), buyer.id, course, now).unwrap()
 }
 
+/// The one fact that pays a seeded course (USD 19.99) in full.
+pub fn paid_in_full() -> Vec<PaymentFact> {
+    vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]
+}
+
 pub fn session(id: &str, expires_at: OffsetDateTime) -> CheckoutSession {
     CheckoutSession {
         id: id.to_owned(),
@@ -643,14 +648,7 @@ pub async fn purchases_one_active_slot_per_user_and_course<S: Store>(store: S) {
     );
 
     // A completed purchase holds the slot too.
-    apply(
-        &store,
-        first.id,
-        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
-        Some("evt_paid"),
-        at(3),
-    )
-    .await;
+    apply(&store, first.id, paid_in_full(), Some("evt_paid"), at(3)).await;
     assert_eq!(
         store.create_purchase(&begin(&buyer, &course, at(4))).await,
         Err(RepoError::ActivePurchaseExists)
@@ -707,14 +705,7 @@ pub async fn purchases_failure_releases_the_slot_and_late_payment_does_not_take_
     store.create_purchase(&second).await.unwrap();
 
     // A payment that arrives late for the failed purchase completes it, without the slot.
-    let late = apply(
-        &store,
-        first.id,
-        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
-        Some("evt_late"),
-        at(4),
-    )
-    .await;
+    let late = apply(&store, first.id, paid_in_full(), Some("evt_late"), at(4)).await;
     assert_eq!(late.status(), PurchaseStatus::Completed);
     assert!(!late.holds_active_slot);
     assert!(get(&store, second.id).await.holds_active_slot);
@@ -847,14 +838,7 @@ pub async fn apply_facts_applies_an_event_exactly_once<S: Store>(store: S) {
         ..
     } = seed_purchase(&store).await;
 
-    let paid = apply(
-        &store,
-        purchase.id,
-        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
-        Some("evt_once"),
-        at(2),
-    )
-    .await;
+    let paid = apply(&store, purchase.id, paid_in_full(), Some("evt_once"), at(2)).await;
     assert_eq!(paid.status(), PurchaseStatus::Completed);
     assert_eq!(paid.updated_at, at(2));
 
@@ -909,7 +893,7 @@ pub async fn apply_facts_unknown_purchase_is_not_found_and_records_no_event<S: S
     let (instructor, buyer) = seed_people(&store).await;
     let course = seed_course(&store, &instructor, at(0)).await;
     let ghost = PurchaseId::from_uuid(fresh_id());
-    let paid = vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }];
+    let paid = paid_in_full();
     assert_eq!(
         store
             .apply_facts(&update(ghost, paid.clone(), Some("evt_orphan"), at(1)))
@@ -1054,7 +1038,7 @@ pub async fn apply_facts_duplicate_payment_intent_writes_nothing<S: Store>(store
 
     let with_intent = |id, event_id: &str| FactUpdate {
         purchase_id: id,
-        facts: vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+        facts: paid_in_full(),
         payment_intent_id: Some("pi_taken".to_owned()),
         event: Some(event(event_id)),
         at: at(2),
@@ -1177,12 +1161,7 @@ pub async fn unlocked_lists_completed_purchases_with_their_courses<S: Store>(sto
 pub async fn concurrent_deliveries_of_one_event_apply_once<S: Store>(store: S) {
     let purchase = seed_purchase(&store).await.purchase;
 
-    let delivery = update(
-        purchase.id,
-        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
-        Some("evt_storm"),
-        at(2),
-    );
+    let delivery = update(purchase.id, paid_in_full(), Some("evt_storm"), at(2));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..50 {
         let store = store.clone();
