@@ -346,3 +346,30 @@ async fn in_memory_storage_works_too() {
     assert_eq!(app.published().await.len(), 2);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_migrations_false_leaves_the_schema_to_the_migrate_command() {
+    let dir = TempDir::new();
+    let no_migrations = || {
+        offline_settings(
+            &dir.database_url(),
+            &[("RUN_MIGRATIONS", "false"), ("SEED_DEMO", "false")],
+        )
+        .unwrap()
+    };
+    // Not migrated: the tables do not exist, so a listing fails (generic 5xx, no SQL shown).
+    let app = Running::spawn(Application::build(no_migrations()).await.unwrap());
+    let (status, body) = app.get("/api/v1/courses/published", None).await;
+    assert!(status.is_server_error(), "{status} {body}");
+    assert!(!body.to_string().contains("no such table"), "{body}");
+    app.stop().await;
+
+    // `migrate` applies the schema; a second run has nothing left to apply.
+    let applied = lms_app::migrate(&no_migrations()).await.unwrap();
+    assert!(!applied.is_empty());
+    assert!(lms_app::migrate(&no_migrations()).await.unwrap().is_empty());
+
+    let app = Running::spawn(Application::build(no_migrations()).await.unwrap());
+    assert!(app.published().await.is_empty());
+    app.stop().await;
+}
