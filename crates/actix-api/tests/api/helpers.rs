@@ -349,26 +349,30 @@ impl TestApp {
         }
     }
 
+    /// `checkout.session.completed`, paid.
     pub fn paid_event(&self, event_id: &str, checkout: &Checkout) -> (Vec<u8>, String) {
-        // The gateway's own state follows the event (its refunds need a captured payment).
-        self.pay_session(&checkout.session_id, &Self::payment_intent_of(checkout));
-        let amount = Self::money(checkout.amount_cents, &checkout.currency);
-        self.event(
-            event_id,
-            "checkout.session.completed",
-            checkout,
-            &[PaymentFact::PaymentSucceeded { amount }],
-        )
+        self.succeeded_event(event_id, "checkout.session.completed", checkout)
     }
 
     /// `charge.succeeded` alone (no `checkout.session.completed`): the charge names the
     /// purchase through the payment intent's metadata.
     pub fn charge_succeeded_event(&self, event_id: &str, checkout: &Checkout) -> (Vec<u8>, String) {
+        self.succeeded_event(event_id, "charge.succeeded", checkout)
+    }
+
+    /// A payment of the checkout's full amount, reported by an event of `event_type`.
+    fn succeeded_event(
+        &self,
+        event_id: &str,
+        event_type: &str,
+        checkout: &Checkout,
+    ) -> (Vec<u8>, String) {
+        // The gateway's own state follows the event (its refunds need a captured payment).
         self.pay_session(&checkout.session_id, &Self::payment_intent_of(checkout));
         let amount = Self::money(checkout.amount_cents, &checkout.currency);
         self.event(
             event_id,
-            "charge.succeeded",
+            event_type,
             checkout,
             &[PaymentFact::PaymentSucceeded { amount }],
         )
