@@ -5,3 +5,4 @@
 mod chaos;
 mod cli;
 mod offline;
+mod stripe_mode;
