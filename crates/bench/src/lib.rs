@@ -118,6 +118,12 @@ impl TempDir {
     }
 }
 
+impl TempDir {
+    fn sqlite_file(&self) -> PathBuf {
+        self.0.join("lms.db")
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -128,8 +134,8 @@ impl Drop for TempDir {
 /// database dropped).
 #[derive(Debug)]
 enum Storage {
-    Sqlite { _dir: TempDir },
-    Postgres { _db: TestDatabase },
+    Sqlite { dir: TempDir },
+    Postgres { db: TestDatabase },
 }
 
 /// The application serving on a free port, with its sandbox.
@@ -140,7 +146,7 @@ pub struct Bench {
     pub client: reqwest::Client,
     pub storage: String,
     stop: actix_web::dev::ServerHandle,
-    _storage: Storage,
+    data: Storage,
 }
 
 impl std::fmt::Debug for Bench {
@@ -177,12 +183,12 @@ impl Bench {
             let db = TestDatabase::create("lms_bench_http").await;
             let url = db.url().to_owned();
             let label = format!("PostgreSQL (scratch database {})", db.name());
-            (Storage::Postgres { _db: db }, url, label)
+            (Storage::Postgres { db }, url, label)
         } else {
             let dir = TempDir::new()?;
-            let url = format!("sqlite://{}", dir.0.join("lms.db").display());
+            let url = format!("sqlite://{}", dir.sqlite_file().display());
             (
-                Storage::Sqlite { _dir: dir },
+                Storage::Sqlite { dir },
                 url,
                 "SQLite (file in a temporary directory)".to_owned(),
             )
@@ -213,7 +219,7 @@ impl Bench {
             client: client()?,
             storage: label,
             stop,
-            _storage: storage,
+            data: storage,
         };
         let (status, body) = bench.get("/api/v1/healthcheck", None).await?;
         ensure!(status == StatusCode::OK, "healthcheck: {status} {body}");
@@ -387,6 +393,37 @@ impl Bench {
         let (status, body) = self.get(&buyer.status_path(), Some(&buyer.token)).await?;
         ensure!(status == StatusCode::OK, "purchase-status: {status} {body}");
         text(&body["data"]["purchaseStatus"], "purchaseStatus")
+    }
+
+    /// How many webhook events the storage has recorded as processed (`processed_events`
+    /// rows), read over a connection of its own. A check, never timed.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or queried.
+    pub async fn processed_events(&self) -> anyhow::Result<i64> {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        const QUERY: &str = "SELECT count(*) AS n FROM processed_events";
+        let count = match &self.data {
+            Storage::Sqlite { dir } => {
+                let file = dir.sqlite_file().display().to_string();
+                tokio::task::spawn_blocking(move || {
+                    use diesel::{Connection, RunQueryDsl};
+                    let mut conn = diesel::SqliteConnection::establish(&file)?;
+                    Ok::<_, anyhow::Error>(diesel::sql_query(QUERY).get_result::<Count>(&mut conn)?)
+                })
+                .await??
+            }
+            Storage::Postgres { db } => {
+                let mut conn = db.connection().await;
+                diesel_async::RunQueryDsl::get_result::<Count>(diesel::sql_query(QUERY), &mut conn)
+                    .await?
+            }
+        };
+        Ok(count.n)
     }
 
     /// Stops the server (draining), then the sandbox and the storage go with `self`.

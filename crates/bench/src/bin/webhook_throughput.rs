@@ -106,6 +106,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut runs: Vec<(String, Run)> = Vec::new();
     for level in &levels {
         // Signed just before the round, as Stripe signs at send time (the timestamp is checked).
+        let stored_before = bench.processed_events().await?;
         let first = replay(&bench, &url, &level.events, level.concurrency).await?;
         let completed = completed(&bench, &level.buyers).await?;
         ensure!(
@@ -113,7 +114,25 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "after the first deliveries only {completed} of {} purchases are completed",
             level.buyers.len()
         );
+        // Every event the app acts on is recorded once; the one it ignores is not.
+        let relevant = level
+            .events
+            .iter()
+            .filter(|e| e["type"] != "payment_intent.succeeded")
+            .count();
+        let stored_first = bench.processed_events().await?;
+        ensure!(
+            usize::try_from(stored_first - stored_before) == Ok(relevant),
+            "the first deliveries recorded {} events, expected {relevant}",
+            stored_first - stored_before
+        );
         let duplicate = replay(&bench, &url, &level.events, level.concurrency).await?;
+        let stored_duplicate = bench.processed_events().await?;
+        ensure!(
+            stored_duplicate == stored_first,
+            "the duplicate redeliveries recorded {} more events",
+            stored_duplicate - stored_first
+        );
         table.push("webhook, first delivery", &first);
         // The same round split by event type (no rate: the types were interleaved).
         for kind in EVENT_TYPES {
@@ -156,7 +175,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!();
     println!("{}", lms_bench::LEGEND);
     println!(
-        "checks: every purchase completed after its first-delivery round; the sandbox itself delivered {deliveries} events (held back)"
+        "checks: every purchase completed after its first-delivery round, which recorded each charge.succeeded and checkout.session.completed once in processed_events; duplicates recorded nothing; the sandbox itself delivered {deliveries} events (held back)"
     );
     check_errors(
         &runs
