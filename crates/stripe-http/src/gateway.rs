@@ -190,8 +190,32 @@ impl StripeGateway {
                     continue;
                 }
             }
+            // Stripe's typed error (type, code, decline_code, param) goes to the log in full;
+            // the port's error keeps the code and the message.
+            let detail = match &attempt {
+                Attempt::Status { status, body, .. } => Some((
+                    status.as_u16(),
+                    serde_json::from_slice::<StripeErrorBody>(body)
+                        .unwrap_or_default()
+                        .error,
+                )),
+                Attempt::Success(_) | Attempt::Transport { .. } => None,
+            };
             let error = self.final_error(attempt);
-            tracing::warn!(%method, path, attempts = attempt_number, error = %error, "Stripe request failed");
+            let status = detail.as_ref().map(|(status, _)| *status);
+            let detail = detail.map(|(_, detail)| detail).unwrap_or_default();
+            tracing::warn!(
+                %method,
+                path,
+                attempts = attempt_number,
+                status,
+                stripe_error_type = detail.kind.as_deref(),
+                stripe_error_code = detail.code.as_deref(),
+                stripe_decline_code = detail.decline_code.as_deref(),
+                stripe_error_param = detail.param.as_deref(),
+                error = %error,
+                "Stripe request failed"
+            );
             return Err(error);
         }
     }

@@ -197,5 +197,7 @@ pub(crate) struct StripeErrorDetail {
     #[serde(default)]
     pub decline_code: Option<String>,
     #[serde(default)]
+    pub param: Option<String>,
+    #[serde(default)]
     pub message: Option<String>,
 }

@@ -849,3 +849,83 @@ fn the_adapter_and_its_config_never_show_the_key() {
         );
     }
 }
+
+/// Captures what the adapter logs, in the current thread, while a future runs.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn failures_log_stripes_typed_error_and_never_the_key() {
+    let server = MockServer::start().await;
+    respond_always(
+        &server,
+        "POST",
+        SESSIONS,
+        ResponseTemplate::new(402).set_body_json(json!({"error": {
+            "type": "card_error",
+            "code": "card_declined",
+            "decline_code": "insufficient_funds",
+            "param": "payment_method",
+            "message": format!("Declined for key {SECRET_KEY}"),
+        }})),
+    )
+    .await;
+    respond_always(&server, "GET", SESSIONS, ResponseTemplate::new(500)).await;
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let gateway = gateway(&server.uri());
+    let error = gateway
+        .create_checkout_session(&checkout_request())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, GatewayError::Rejected { code: Some(code), .. } if code == "card_declined"),
+        "{error:?}"
+    );
+    gateway
+        .find_session_by_payment_intent("pi_123")
+        .await
+        .unwrap_err();
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("Stripe request failed"), "{text}");
+    for field in [
+        "status=402",
+        "stripe_error_type=\"card_error\"",
+        "stripe_error_code=\"card_declined\"",
+        "stripe_decline_code=\"insufficient_funds\"",
+        "stripe_error_param=\"payment_method\"",
+        "status=500",
+        "retrying Stripe request",
+    ] {
+        assert!(text.contains(field), "{field} missing from: {text}");
+    }
+    assert!(
+        !text.contains(SECRET_KEY),
+        "the key leaked into the log: {text}"
+    );
+    assert!(!format!("{error:?}").contains(SECRET_KEY));
+}
