@@ -102,7 +102,8 @@ fn admit(req: &HttpRequest, inner: &Inner) -> Result<(), ApiError> {
 
 /// Runs a POST with Stripe's idempotency semantics: the first response for a key (scoped to
 /// the path) is replayed with `Idempotent-Replayed: true` for the same parameters, and a reuse
-/// with other parameters is refused with Stripe's 400 `idempotency_error`.
+/// with other parameters is refused with Stripe's 400 `idempotency_error`. A request refused
+/// for an invalid parameter saves nothing, as at Stripe.
 ///
 /// Stripe's 409 "another request with this key is in progress" cannot be observed here, by
 /// design: the store's lock is held across the (synchronous, in-memory) work, so concurrent
@@ -154,12 +155,20 @@ fn idempotent(
         );
         return response;
     }
-    let (status, body) = match run() {
-        Ok(body) => (200, body),
-        Err(error) => (error.status, error.body()),
+    let (status, body, saved) = match run() {
+        Ok(body) => (200, body, true),
+        // Stripe saves no result when the parameters failed validation (the endpoint never
+        // started): the key may be used again with corrected parameters. Nor does it save
+        // 5xx answers (nothing here produces them, but keep the rule).
+        Err(error) => {
+            let parameter_error = error.status == 400
+                && error.kind == "invalid_request_error"
+                && error.param.is_some();
+            let saved = !parameter_error && error.status < 500;
+            (error.status, error.body(), saved)
+        }
     };
-    // Stripe does not store 5xx answers; nothing here produces them, but keep the rule.
-    if status < 500 {
+    if saved {
         store.insert(
             scoped,
             StoredResponse {

@@ -78,6 +78,29 @@ async fn idempotency_keys_replay_the_first_answer_and_refuse_other_parameters() 
 }
 
 #[tokio::test]
+async fn a_key_refused_for_an_invalid_parameter_can_be_used_again_corrected() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let mut too_small = session_form("p1");
+    for (key, value) in &mut too_small {
+        if *key == "line_items[0][price_data][unit_amount]" {
+            *value = "10".into();
+        }
+    }
+    let refused = create(&sandbox, "checkout-p1", &too_small).await;
+    assert_eq!(refused.status(), 400);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"]["type"], "invalid_request_error");
+    assert!(refused["error"]["param"].is_string(), "{refused}");
+    // Nothing was saved for the key: the corrected request is executed, not refused as a
+    // reuse with other parameters.
+    let corrected = create(&sandbox, "checkout-p1", &session_form("p1")).await;
+    assert_eq!(corrected.status(), 200);
+    assert!(corrected.headers().get("idempotent-replayed").is_none());
+    let session: Value = corrected.json().await.unwrap();
+    assert_eq!(session["amount_total"], 1999);
+}
+
+#[tokio::test]
 async fn a_wrong_key_is_refused_with_stripes_error_shape() {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let response = reqwest::Client::new()
