@@ -85,6 +85,18 @@ fn positive(raw: &str, name: &str) -> anyhow::Result<usize> {
         .ok_or_else(|| anyhow!("{name} takes positive integers, got {raw:?}"))
 }
 
+/// The process's exit: the error chain on one line (no backtrace: these are a tool's errors,
+/// such as a bad argument or a failed check), status 1.
+pub fn exit(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Points [`TestDatabase`] at `BENCH_DATABASE_URL` when set. Call before any thread starts
 /// (before the Tokio runtime is built): it writes the process environment.
 pub fn use_bench_database_url() {

@@ -27,12 +27,14 @@ const USAGE: &str = "usage: checkout_latency [--events N] [--concurrency 1,8,32]
   --postgres        PostgreSQL in a scratch database (also when BENCH_DATABASE_URL is set; it then
                     names the server/maintenance database) instead of SQLite";
 
-fn main() -> anyhow::Result<()> {
-    let Some(args) = Args::parse(USAGE, 1000, &[1, 8, 32])? else {
-        return Ok(());
-    };
-    lms_bench::use_bench_database_url();
-    lms_bench::runtime()?.block_on(run(args))
+fn main() -> std::process::ExitCode {
+    lms_bench::exit((|| {
+        let Some(args) = Args::parse(USAGE, 1000, &[1, 8, 32])? else {
+            return Ok(());
+        };
+        lms_bench::use_bench_database_url();
+        lms_bench::runtime()?.block_on(run(args))
+    })())
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {

@@ -31,12 +31,14 @@ const USAGE: &str = "usage: webhook_throughput [--events N] [--concurrency 1,8,3
   --postgres        PostgreSQL in a scratch database (also when BENCH_DATABASE_URL is set; it then
                     names the server/maintenance database) instead of SQLite";
 
-fn main() -> anyhow::Result<()> {
-    let Some(args) = Args::parse(USAGE, 1000, &[1, 8, 32])? else {
-        return Ok(());
-    };
-    lms_bench::use_bench_database_url();
-    lms_bench::runtime()?.block_on(run(args))
+fn main() -> std::process::ExitCode {
+    lms_bench::exit((|| {
+        let Some(args) = Args::parse(USAGE, 1000, &[1, 8, 32])? else {
+            return Ok(());
+        };
+        lms_bench::use_bench_database_url();
+        lms_bench::runtime()?.block_on(run(args))
+    })())
 }
 
 /// The types a card payment emits, in the order the sandbox emits them.
