@@ -23,9 +23,7 @@ use diesel_async::methods::ExecuteDsl;
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
 use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use lms_domain::{
-    CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, PurchaseStatus, User, UserId,
-};
+use lms_domain::{CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, User, UserId};
 use lms_ports::{
     Applied, CourseRepo, FactUpdate, Page, PageRequest, PurchaseRepo, PurchasedCourse, RepoError,
     StorageHealth, UserRepo,
@@ -398,11 +396,13 @@ impl PurchaseRepo for PgStore {
         user: UserId,
     ) -> Result<Vec<PurchasedCourse>, RepoError> {
         let mut conn = self.conn().await?;
-        // One query: the stored status is the domain's status, written on every change.
+        // One query. It narrows on a recorded fact, not on the stored status column (derived,
+        // kept for humans): being paid in full is necessary to unlock, and the domain decides
+        // the rest, so the listing cannot drift from the status the domain derives.
         let rows: Vec<(PurchaseRow, CourseRow)> = purchases::table
             .inner_join(courses::table)
             .filter(purchases::user_id.eq(user.as_uuid()))
-            .filter(purchases::status.eq(PurchaseStatus::Completed.as_str()))
+            .filter(purchases::paid_in_full.eq(true))
             .order((purchases::created_at.desc(), purchases::id.desc()))
             .select((PurchaseRow::as_select(), CourseRow::as_select()))
             .load(&mut conn)

@@ -443,3 +443,17 @@ async fn listing_purchased_courses_is_one_query_whatever_their_number() {
     assert!(sent[0].starts_with("SELECT"), "{}", sent[0]);
     assert!(sent[0].contains("INNER JOIN \"courses\""), "{}", sent[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unlocked_listing_follows_the_facts_not_a_stale_status_column() {
+    let (store, db) = fresh_store().await;
+    // By reference: dropping the database guard would remove the database.
+    let db = &db;
+    contract::unlocked_listing_ignores_a_stale_stored_status(store, |statements| async move {
+        let mut conn = db.connection().await;
+        for sql in statements {
+            assert_eq!(diesel::sql_query(sql).execute(&mut conn).await.unwrap(), 1);
+        }
+    })
+    .await;
+}

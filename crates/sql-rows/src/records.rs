@@ -322,8 +322,9 @@ pub fn limit_offset(page: PageRequest) -> (i64, i64) {
     (i64::from(page.limit), offset)
 }
 
-/// The purchases among `rows` (completed ones, each with its course) that unlock their
-/// course, in the order given.
+/// The purchases among `rows` (candidates, each with its course: the adapters select those paid
+/// in full, a fact every unlocking purchase has) that unlock their course as the domain derives
+/// it, in the order given. The stored status column plays no part.
 ///
 /// # Errors
 /// [`RepoError::Unexpected`] for a record the domain refuses.

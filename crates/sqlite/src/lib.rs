@@ -54,9 +54,7 @@ use diesel_async::pooled_connection::{
 };
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
-use lms_domain::{
-    CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, PurchaseStatus, User, UserId,
-};
+use lms_domain::{CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, User, UserId};
 use lms_ports::{
     Applied, CourseRepo, FactUpdate, Page, PageRequest, PurchaseRepo, PurchasedCourse, RepoError,
     StorageHealth, UserRepo,
@@ -614,11 +612,13 @@ impl PurchaseRepo for SqliteStore {
         let user = id_text(user.as_uuid());
         let rows: Vec<(PurchaseRow, CourseRow)> = self
             .read(move |conn| {
-                // One query: the stored status is the domain's status, written on every change.
+                // One query. It narrows on a recorded fact, not on the stored status column (derived,
+                // kept for humans): being paid in full is necessary to unlock, and the domain decides
+                // the rest, so the listing cannot drift from the status the domain derives.
                 purchases::table
                     .inner_join(courses::table)
                     .filter(purchases::user_id.eq(user))
-                    .filter(purchases::status.eq(PurchaseStatus::Completed.as_str()))
+                    .filter(purchases::paid_in_full.eq(true))
                     .order((purchases::created_at.desc(), purchases::id.desc()))
                     .select((PurchaseRow::as_select(), CourseRow::as_select()))
                     .load(conn)

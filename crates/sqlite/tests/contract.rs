@@ -538,3 +538,17 @@ async fn an_unopenable_database_is_unavailable() {
         Err(RepoError::Unexpected(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_unlocked_listing_follows_the_facts_not_a_stale_status_column() {
+    let (store, dir) = fresh_file_store().await;
+    // By reference: dropping the directory guard would remove the database.
+    let dir = &dir;
+    contract::unlocked_listing_ignores_a_stale_stored_status(store, |statements| async move {
+        let mut conn = raw_connection(dir);
+        for sql in statements {
+            assert_eq!(diesel::sql_query(sql).execute(&mut conn).unwrap(), 1);
+        }
+    })
+    .await;
+}

@@ -1154,6 +1154,57 @@ pub async fn unlocked_lists_completed_purchases_with_their_courses<S: Store>(sto
     assert_eq!(theirs_listed[0].purchase.id, theirs.id);
 }
 
+/// Not in [`storage_contract_tests!`]: the stored `status` column is derived, and only the
+/// adapter's own test can write a stale one by hand. Seeds a paid purchase and a pending one of
+/// one buyer, hands `corrupt` the SQL statements that swap their stored statuses (the paid one
+/// says `pending`, the unpaid one `completed`, as a row written under other derivation rules
+/// would), then checks that the listing still follows the facts.
+pub async fn unlocked_listing_ignores_a_stale_stored_status<S, F, Fut>(store: S, corrupt: F)
+where
+    S: Store,
+    F: FnOnce(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Seeded {
+        instructor,
+        buyer,
+        course,
+        purchase: paid,
+    } = seed_purchase(&store).await;
+    let paid = apply(&store, paid.id, paid_in_full(), None, at(2)).await;
+    let other_course = seed_course(&store, &instructor, at(3)).await;
+    let unpaid = begin(&buyer, &other_course, at(4));
+    store.create_purchase(&unpaid).await.unwrap();
+
+    corrupt(vec![
+        format!(
+            "UPDATE purchases SET status = 'pending' WHERE id = '{}'",
+            paid.id
+        ),
+        format!(
+            "UPDATE purchases SET status = 'completed' WHERE id = '{}'",
+            unpaid.id
+        ),
+    ])
+    .await;
+
+    assert_eq!(
+        store.list_unlocked_for_user(buyer.id).await.unwrap(),
+        vec![PurchasedCourse {
+            purchase: paid.clone(),
+            course,
+        }]
+    );
+    assert_eq!(
+        get(&store, paid.id).await.status(),
+        PurchaseStatus::Completed
+    );
+    assert_eq!(
+        get(&store, unpaid.id).await.status(),
+        PurchaseStatus::Pending
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Concurrency
 // ---------------------------------------------------------------------------------------------
