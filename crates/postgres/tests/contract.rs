@@ -457,3 +457,58 @@ async fn the_unlocked_listing_follows_the_facts_not_a_stale_status_column() {
     })
     .await;
 }
+
+#[derive(QueryableByName)]
+struct PlanLine {
+    #[diesel(sql_type = Text)]
+    #[diesel(column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// Every lookup the use cases make is served by an index: with sequential scans priced out,
+/// the plan of each (in the shape the adapter sends it) never scans a whole table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_lookup_is_served_by_an_index() {
+    let db = TestDatabase::migrated("lms_test").await;
+    let mut conn = db.connection().await;
+    diesel::sql_query("SET enable_seqscan = off")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let id = Uuid::new_v4();
+    let lookups = [
+        format!("SELECT * FROM users WHERE id = '{id}'"),
+        "SELECT * FROM users WHERE lower(email) = 'ada@example.com' LIMIT 1".to_owned(),
+        format!("SELECT * FROM courses WHERE id = '{id}'"),
+        "SELECT * FROM courses WHERE published = true \
+         ORDER BY created_at DESC, id DESC LIMIT 20 OFFSET 40"
+            .to_owned(),
+        format!("SELECT * FROM purchases WHERE id = '{id}'"),
+        "SELECT * FROM purchases WHERE checkout_session_id = 'cs_1' LIMIT 1".to_owned(),
+        "SELECT * FROM purchases WHERE payment_intent_id = 'pi_1' LIMIT 1".to_owned(),
+        format!(
+            "SELECT * FROM purchases WHERE user_id = '{id}' AND course_id = '{id}' \
+             ORDER BY created_at DESC, id DESC"
+        ),
+        format!(
+            "SELECT * FROM purchases INNER JOIN courses ON courses.id = purchases.course_id \
+             WHERE purchases.user_id = '{id}' AND purchases.paid_in_full = true \
+             ORDER BY purchases.created_at DESC, purchases.id DESC"
+        ),
+        "SELECT * FROM processed_events WHERE event_id = 'evt_1'".to_owned(),
+    ];
+    for lookup in lookups {
+        let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN {lookup}"))
+            .load::<PlanLine>(&mut conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| row.line)
+            .collect();
+        assert!(
+            plan.iter().all(|line| !line.contains("Seq Scan")),
+            "{lookup}\n{}",
+            plan.join("\n")
+        );
+    }
+}
