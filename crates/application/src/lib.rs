@@ -55,6 +55,9 @@ pub struct Settings {
 impl Settings {
     pub const MIN_CHECKOUT_TTL: Duration = Duration::minutes(30);
     pub const MAX_CHECKOUT_TTL: Duration = Duration::hours(24);
+    /// The default stays a few minutes inside the gateway's 24-hour limit: expiry counts from
+    /// the purchase's creation on our clock, and the gateway checks it against its own.
+    pub const DEFAULT_CHECKOUT_TTL: Duration = Duration::minutes(24 * 60 - 5);
 
     /// # Errors
     /// [`AppError::Validation`] on `checkoutTtl` when outside 30 minutes..=24 hours.
@@ -72,7 +75,7 @@ impl Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            checkout_ttl: Self::MAX_CHECKOUT_TTL,
+            checkout_ttl: Self::DEFAULT_CHECKOUT_TTL,
         }
     }
 }

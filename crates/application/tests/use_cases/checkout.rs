@@ -1,7 +1,7 @@
 //! Every guard and path of `start_checkout`.
 
 use crate::support::{usd, World};
-use lms_application::{AppError, CheckoutStarted};
+use lms_application::{AppError, CheckoutStarted, Settings};
 use lms_domain::{CourseId, PaymentFact, PurchaseStatus};
 use lms_in_memory::GatewayCall;
 use lms_ports::{Clock, GatewayError, PurchaseRepo};
@@ -35,7 +35,11 @@ async fn a_paid_checkout_stores_a_pending_purchase_and_opens_a_session() {
     assert_eq!(request.idempotency_key, format!("checkout-{}", purchase.id));
     assert_eq!(request.amount, usd(1999));
     assert_eq!(request.purchase_id, purchase.id);
-    assert_eq!(request.expires_at, now + Duration::hours(24));
+    assert_eq!(request.expires_at, now + Settings::DEFAULT_CHECKOUT_TTL);
+    assert!(
+        Settings::DEFAULT_CHECKOUT_TTL < Duration::hours(24),
+        "inside the gateway's limit"
+    );
     assert_eq!(
         request.customer_email.as_deref(),
         Some(buyer.email.as_str())
@@ -356,7 +360,7 @@ async fn an_old_purchase_whose_checkout_never_started_is_closed_not_resumed() {
     // Too late to open a session with the original expiry (less than 30 minutes left).
     world
         .clock
-        .advance(Duration::hours(24) - Duration::minutes(29));
+        .advance(Settings::DEFAULT_CHECKOUT_TTL - Duration::minutes(29));
 
     let (new, _) = world.checkout(&buyer, &course).await;
     assert_ne!(new.id, orphan.id);
