@@ -251,22 +251,7 @@ impl Bench {
         path: &str,
         token: Option<&str>,
     ) -> anyhow::Result<(StatusCode, Value)> {
-        let mut request = self.client.get(self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("GET {path}"))?;
-        let status = response.status();
-        Ok((
-            status,
-            response
-                .json()
-                .await
-                .with_context(|| format!("GET {path}"))?,
-        ))
+        self.exchange(reqwest::Method::GET, path, token, None).await
     }
 
     /// A JSON request for set-up or checks.
@@ -280,25 +265,27 @@ impl Bench {
         token: Option<&str>,
         body: &Value,
     ) -> anyhow::Result<(StatusCode, Value)> {
-        let mut request = self
-            .client
-            .request(method.clone(), self.url(path))
-            .json(body);
+        self.exchange(method, path, token, Some(body)).await
+    }
+
+    async fn exchange(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(StatusCode, Value)> {
+        let mut request = self.client.request(method.clone(), self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("{method} {path}"))?;
+        let context = || format!("{method} {path}");
+        let response = request.send().await.with_context(context)?;
         let status = response.status();
-        Ok((
-            status,
-            response
-                .json()
-                .await
-                .with_context(|| format!("{method} {path}"))?,
-        ))
+        Ok((status, response.json().await.with_context(context)?))
     }
 
     /// Signs up a user over HTTP; returns the token.
