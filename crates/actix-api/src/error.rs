@@ -39,6 +39,9 @@ pub struct ApiError {
     pub errors: Vec<FieldError>,
     /// The cause, logged for 5xx and never sent.
     pub cause: Option<String>,
+    /// For 429 and 503 that will clear by themselves: whole seconds the client should wait,
+    /// sent as the `Retry-After` header and as `retryAfter` in the envelope.
+    pub retry_after: Option<u64>,
 }
 
 /// What every 5xx says.
@@ -52,7 +55,21 @@ impl ApiError {
             message: message.into(),
             errors: Vec::new(),
             cause: None,
+            retry_after: None,
         }
+    }
+
+    /// 429: this client sent too many requests of this kind; it may try again after the wait.
+    pub fn too_many_requests(message: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "TOO_MANY_REQUESTS", message)
+            .retry_after(retry_after)
+    }
+
+    /// Asks the client to wait before retrying (rounded up to whole seconds, at least 1).
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        self.retry_after = Some(secs.max(1));
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -128,6 +145,7 @@ impl ApiError {
             } else {
                 Some(&self.errors)
             },
+            retry_after: self.retry_after,
         }
     }
 }
@@ -156,6 +174,8 @@ struct Envelope<'a> {
     code: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [FieldError]>,
+    #[serde(rename = "retryAfter", skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
 }
 
 impl ResponseError for ApiError {
@@ -176,6 +196,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status);
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if let Some(secs) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, secs));
         }
         response.json(self.body())
     }
