@@ -26,6 +26,10 @@
 //! - `update_course` answers `NotFound` for an unpublished course the actor may not manage, and
 //!   `Forbidden` for a published one.
 //! - Refund idempotency key: `refund-<purchase id>-<refunded so far>-<amount>` (minor units).
+//! - [`Services::purchase_status`] asks the gateway about a session only while its purchase is
+//!   pending (completed, failed and refunded cannot change by a session retrieval), and at most
+//!   once per [`Settings::gateway_sync_min_interval`] per purchase; a throttled poll answers from
+//!   storage.
 
 mod accounts;
 mod courses;
@@ -37,6 +41,8 @@ pub use courses::{CourseChanges, NewCourse};
 pub use error::{AppError, FieldError};
 pub use lms_ports::{Page, PageRequest, PurchasedCourse};
 pub use payments::{CheckoutStarted, PurchaseStatusView, WebhookOutcome};
+
+use payments::SyncThrottle;
 
 use lms_ports::{
     Clock, CourseRepo, PasswordHasher, PaymentGateway, PurchaseRepo, StorageHealth, UserRepo,
@@ -50,6 +56,10 @@ use time::{Duration, OffsetDateTime};
 pub struct Settings {
     /// How long a checkout session stays open (the gateway accepts 30 minutes to 24 hours).
     pub checkout_ttl: Duration,
+    /// The least time between two checkout-session retrievals for one purchase on behalf of
+    /// [`Services::purchase_status`]: a success page polling every second must not become a
+    /// gateway call per poll. Zero asks every time. Default 5 seconds.
+    pub gateway_sync_min_interval: Duration,
 }
 
 impl Settings {
@@ -58,6 +68,10 @@ impl Settings {
     /// The default stays a few minutes inside the gateway's 24-hour limit: expiry counts from
     /// the purchase's creation on our clock, and the gateway checks it against its own.
     pub const DEFAULT_CHECKOUT_TTL: Duration = Duration::minutes(24 * 60 - 5);
+    pub const DEFAULT_GATEWAY_SYNC_MIN_INTERVAL: Duration = Duration::seconds(5);
+    /// Beyond this, a customer back from the payment page would wait too long to see the
+    /// payment the gateway already knows about.
+    pub const MAX_GATEWAY_SYNC_MIN_INTERVAL: Duration = Duration::minutes(5);
 
     /// # Errors
     /// [`AppError::Validation`] on `checkoutTtl` when outside 30 minutes..=24 hours.
@@ -68,7 +82,25 @@ impl Settings {
                 "must be between 30 minutes and 24 hours",
             ));
         }
-        Ok(Self { checkout_ttl })
+        Ok(Self {
+            checkout_ttl,
+            ..Self::default()
+        })
+    }
+
+    /// Sets [`Settings::gateway_sync_min_interval`].
+    ///
+    /// # Errors
+    /// [`AppError::Validation`] on `gatewaySyncMinInterval` when negative or over 5 minutes.
+    pub fn with_gateway_sync_min_interval(mut self, interval: Duration) -> Result<Self, AppError> {
+        if interval.is_negative() || interval > Self::MAX_GATEWAY_SYNC_MIN_INTERVAL {
+            return Err(AppError::field(
+                "gatewaySyncMinInterval",
+                "must be between 0 seconds and 5 minutes",
+            ));
+        }
+        self.gateway_sync_min_interval = interval;
+        Ok(self)
     }
 }
 
@@ -76,6 +108,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             checkout_ttl: Self::DEFAULT_CHECKOUT_TTL,
+            gateway_sync_min_interval: Self::DEFAULT_GATEWAY_SYNC_MIN_INTERVAL,
         }
     }
 }
@@ -91,6 +124,8 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub health: Arc<dyn StorageHealth>,
     pub settings: Settings,
+    /// When each purchase's session was last retrieved for a status poll; shared by clones.
+    sync_throttle: Arc<SyncThrottle>,
 }
 
 impl fmt::Debug for Services {
@@ -138,6 +173,7 @@ impl Services {
             hasher,
             clock,
             settings,
+            sync_throttle: Arc::new(SyncThrottle::default()),
         }
     }
 

@@ -10,7 +10,9 @@ use lms_ports::{
     PurchasedCourse, RefundRequest, RefundStatus, RepoError, SessionPaymentStatus, SessionStatus,
     WebhookEvent,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, PoisonError};
+use time::{Duration, OffsetDateTime};
 
 /// What [`Services::start_checkout`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +87,66 @@ impl PurchaseStatusView {
     pub fn is_purchased(&self) -> bool {
         self.purchase.as_ref().is_some_and(Purchase::unlocks_course)
     }
+}
+
+/// How many purchases [`SyncThrottle`] remembers. Past it, entries that no longer hold anything
+/// back are dropped, then the oldest: memory stays bounded however many purchases are polled.
+const SYNC_THROTTLE_CAPACITY: usize = 10_000;
+
+/// When each purchase's checkout session was last retrieved for a status poll.
+#[derive(Debug, Default)]
+pub(crate) struct SyncThrottle {
+    last: Mutex<HashMap<PurchaseId, OffsetDateTime>>,
+}
+
+impl SyncThrottle {
+    /// Whether the purchase's session may be retrieved at `now`; when it may, `now` is recorded
+    /// before the call, so concurrent polls and failed calls count too (a gateway that is down
+    /// is not asked harder). A clock that went back releases the purchase rather than holding it.
+    pub(crate) fn try_acquire(
+        &self,
+        purchase_id: PurchaseId,
+        now: OffsetDateTime,
+        min_interval: Duration,
+    ) -> bool {
+        if !min_interval.is_positive() {
+            return true;
+        }
+        let holds = |at: OffsetDateTime| {
+            let elapsed = now - at;
+            !elapsed.is_negative() && elapsed < min_interval
+        };
+        let mut last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.get(&purchase_id).is_some_and(|at| holds(*at)) {
+            return false;
+        }
+        if last.len() >= SYNC_THROTTLE_CAPACITY && !last.contains_key(&purchase_id) {
+            last.retain(|_, at| holds(*at));
+            if last.len() >= SYNC_THROTTLE_CAPACITY {
+                let oldest = last.iter().min_by_key(|(_, at)| **at).map(|(id, _)| *id);
+                if let Some(oldest) = oldest {
+                    last.remove(&oldest);
+                }
+            }
+        }
+        last.insert(purchase_id, now);
+        true
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// Whether retrieving the purchase's checkout session could still change its status: only a
+/// pending one. A completed, failed or refunded purchase is decided; a session can report no
+/// more than payment, settling or expiry, which such a purchase already implies or outranks.
+fn open_to_session_sync(purchase: &Purchase) -> bool {
+    purchase.status() == PurchaseStatus::Pending
 }
 
 /// How many times checkout re-reads after losing a race for the active slot.
@@ -470,7 +532,8 @@ impl Services {
     }
 
     /// Whether the actor's purchase of a course unlocks it; with `session_id`, first asks the
-    /// gateway about that session (when it is one of the actor's for this course).
+    /// gateway about that session (when it is one of the actor's for this course, its purchase
+    /// is still pending, and it was not asked within [`Settings::gateway_sync_min_interval`]).
     ///
     /// # Errors
     /// [`AppError::NotFound`]`("course")` when unknown or hidden from the actor; storage
@@ -490,8 +553,32 @@ impl Services {
             purchases
                 .iter()
                 .find(|p| p.checkout.as_ref().is_some_and(|s| s.id == sid))
-                .map(|p| (p.id, sid))
+                .map(|p| (p.id, sid, open_to_session_sync(p)))
         });
+        let own_session = match own_session {
+            Some((purchase_id, _, false)) => {
+                tracing::debug!(purchase_id = %purchase_id, "purchase is decided; status answered without the gateway");
+                None
+            }
+            Some((purchase_id, sid, true)) => {
+                let min_interval = self.settings.gateway_sync_min_interval;
+                if self
+                    .sync_throttle
+                    .try_acquire(purchase_id, self.now(), min_interval)
+                {
+                    Some((purchase_id, sid))
+                } else {
+                    tracing::debug!(purchase_id = %purchase_id, "session asked about recently; status answered from storage");
+                    None
+                }
+            }
+            None => {
+                if session_id.is_some() {
+                    tracing::warn!(course_id = %course.id, "purchase status asked with a session that is not the user's");
+                }
+                None
+            }
+        };
         if let Some((purchase_id, sid)) = own_session {
             match self.gateway.retrieve_checkout_session(sid).await {
                 // An open unpaid session proves nothing: no write.
@@ -513,8 +600,6 @@ impl Services {
                     tracing::warn!(purchase_id = %purchase_id, error = %err, "session sync failed; answering from stored state");
                 }
             }
-        } else if session_id.is_some() {
-            tracing::warn!(course_id = %course.id, "purchase status asked with a session that is not the user's");
         }
         let shown = match purchases.iter().position(Purchase::unlocks_course) {
             Some(index) => Some(purchases.swap_remove(index)),
@@ -604,5 +689,54 @@ impl Services {
             .map_err(|err| AppError::Unexpected(err.to_string()))?;
         self.apply_sync(purchase_id, vec![PaymentFact::Refunded { total }], None)
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u128) -> PurchaseId {
+        PurchaseId::from_uuid(uuid::Uuid::from_u128(n))
+    }
+
+    const T0: OffsetDateTime = time::macros::datetime!(2026-01-01 00:00 UTC);
+    const EVERY_5S: Duration = Duration::seconds(5);
+
+    #[test]
+    fn a_purchase_is_let_through_once_per_interval() {
+        let throttle = SyncThrottle::default();
+        assert!(throttle.try_acquire(id(1), T0, EVERY_5S));
+        assert!(!throttle.try_acquire(id(1), T0 + Duration::seconds(4), EVERY_5S));
+        assert!(throttle.try_acquire(id(2), T0 + Duration::seconds(4), EVERY_5S));
+        assert!(throttle.try_acquire(id(1), T0 + EVERY_5S, EVERY_5S));
+        assert!(!throttle.try_acquire(id(1), T0 + Duration::seconds(9), EVERY_5S));
+    }
+
+    #[test]
+    fn zero_interval_never_throttles_and_a_clock_gone_back_releases() {
+        let throttle = SyncThrottle::default();
+        assert!(throttle.try_acquire(id(1), T0, Duration::ZERO));
+        assert!(throttle.try_acquire(id(1), T0, Duration::ZERO));
+        assert_eq!(throttle.len(), 0);
+        assert!(throttle.try_acquire(id(1), T0, EVERY_5S));
+        assert!(throttle.try_acquire(id(1), T0 - Duration::seconds(1), EVERY_5S));
+    }
+
+    #[test]
+    fn memory_stays_bounded_dropping_expired_entries_first_then_the_oldest() {
+        let throttle = SyncThrottle::default();
+        let cap = u128::try_from(SYNC_THROTTLE_CAPACITY).unwrap();
+        for n in 0..cap {
+            assert!(throttle.try_acquire(id(n), T0, EVERY_5S));
+        }
+        // All still fresh: the oldest one goes, the rest keep holding.
+        let later = T0 + Duration::seconds(1);
+        assert!(throttle.try_acquire(id(cap), later, EVERY_5S));
+        assert_eq!(throttle.len(), SYNC_THROTTLE_CAPACITY);
+        assert!(!throttle.try_acquire(id(cap), later, EVERY_5S));
+        // Once the interval has passed, a new entry sweeps every expired one away.
+        assert!(throttle.try_acquire(id(cap + 1), T0 + Duration::seconds(5), EVERY_5S));
+        assert_eq!(throttle.len(), 2);
     }
 }

@@ -1,7 +1,7 @@
 //! Purchase status, with and without a session sync.
 
 use crate::support::{usd, World};
-use lms_application::AppError;
+use lms_application::{AppError, Settings};
 use lms_domain::{PaymentFact, PurchaseStatus};
 use lms_in_memory::GatewayCall;
 use lms_ports::GatewayError;
@@ -156,5 +156,150 @@ async fn the_unlocking_purchase_is_shown_over_a_newer_one() {
     assert_eq!(
         world.purchase(second.id).await.status(),
         PurchaseStatus::Pending
+    );
+}
+
+/// How often the gateway was asked to retrieve a checkout session.
+fn retrievals(world: &World) -> usize {
+    world
+        .gateway
+        .calls()
+        .iter()
+        .filter(|call| matches!(call, GatewayCall::RetrieveCheckoutSession(_)))
+        .count()
+}
+
+#[tokio::test]
+async fn a_decided_purchase_is_answered_without_asking_the_gateway() {
+    let world = World::new();
+    let (_, course, buyer) = world.shop(1999, true).await;
+    let paid = world.paid_purchase(&buyer, &course, "pi_done").await;
+    let session = paid.checkout.clone().unwrap();
+
+    let view = world.status_view(&buyer, &course, Some(&session.id)).await;
+    assert_eq!(view.wire_status(), "completed");
+    // Refunded: still decided, still no retrieval, however often and late it is asked.
+    world
+        .event(
+            "evt_refund",
+            &paid,
+            &[PaymentFact::Refunded { total: usd(1999) }],
+        )
+        .await;
+    for _ in 0..3 {
+        world.clock.advance(Duration::minutes(1));
+        let view = world.status_view(&buyer, &course, Some(&session.id)).await;
+        assert_eq!(view.wire_status(), "refunded");
+    }
+    assert_eq!(retrievals(&world), 0);
+}
+
+#[tokio::test]
+async fn a_failed_purchase_is_answered_without_asking_the_gateway() {
+    let world = World::new();
+    let (_, course, buyer) = world.shop(1999, true).await;
+    let (purchase, session) = world.checkout(&buyer, &course).await;
+    world
+        .event("evt_exp", &purchase, &[PaymentFact::CheckoutExpired])
+        .await;
+    let view = world.status_view(&buyer, &course, Some(&session.id)).await;
+    assert_eq!(view.wire_status(), "failed");
+    assert_eq!(retrievals(&world), 0);
+}
+
+#[tokio::test]
+async fn polls_within_the_interval_ask_the_gateway_once_and_again_after_it() {
+    let world = World::new();
+    let (_, course, buyer) = world.shop(1999, true).await;
+    let (purchase, session) = world.checkout(&buyer, &course).await;
+    assert_eq!(
+        world.services.settings.gateway_sync_min_interval,
+        Duration::seconds(5)
+    );
+
+    let first = world.status_view(&buyer, &course, Some(&session.id)).await;
+    assert_eq!(first.wire_status(), "pending");
+    assert_eq!(retrievals(&world), 1);
+
+    // Paid meanwhile, but polled again inside the interval: answered from storage.
+    world.gateway.pay_session(&session.id, "pi_poll");
+    world.clock.advance(Duration::milliseconds(4_999));
+    let second = world.status_view(&buyer, &course, Some(&session.id)).await;
+    assert_eq!(second.wire_status(), "pending");
+    assert_eq!(retrievals(&world), 1);
+    assert_eq!(world.purchase(purchase.id).await, purchase);
+
+    // Five seconds after the first retrieval: asked again, and the payment is found.
+    world.clock.advance(Duration::milliseconds(1));
+    let third = world.status_view(&buyer, &course, Some(&session.id)).await;
+    assert_eq!(
+        (third.wire_status(), third.is_purchased()),
+        ("completed", true)
+    );
+    assert_eq!(retrievals(&world), 2);
+    // Now decided: no more retrievals, even after the interval.
+    world.clock.advance(Duration::minutes(1));
+    world.status_view(&buyer, &course, Some(&session.id)).await;
+    assert_eq!(retrievals(&world), 2);
+}
+
+#[tokio::test]
+async fn a_failed_retrieval_counts_so_a_down_gateway_is_not_asked_harder() {
+    let world = World::new();
+    let (_, course, buyer) = world.shop(1999, true).await;
+    let (_, session) = world.checkout(&buyer, &course).await;
+    world
+        .gateway
+        .fail_next(1, GatewayError::Unavailable("timeout".to_owned()));
+    world.status_view(&buyer, &course, Some(&session.id)).await;
+    world.status_view(&buyer, &course, Some(&session.id)).await;
+    assert_eq!(retrievals(&world), 1);
+}
+
+#[tokio::test]
+async fn the_interval_is_per_purchase_and_configurable() {
+    let world = World::new();
+    let (_, course, buyer) = world.shop(1999, true).await;
+    let (_, session) = world.checkout(&buyer, &course).await;
+    let (_, other_course, other_buyer) = world.shop(2999, true).await;
+    let (_, other_session) = world.checkout(&other_buyer, &other_course).await;
+
+    world.status_view(&buyer, &course, Some(&session.id)).await;
+    world
+        .status_view(&other_buyer, &other_course, Some(&other_session.id))
+        .await;
+    assert_eq!(retrievals(&world), 2);
+
+    // Zero: every poll asks.
+    let mut eager = world.services.clone();
+    eager.settings = Settings::default()
+        .with_gateway_sync_min_interval(Duration::ZERO)
+        .unwrap();
+    for _ in 0..2 {
+        eager
+            .purchase_status(&buyer, course.id, Some(&session.id))
+            .await
+            .unwrap();
+    }
+    assert_eq!(retrievals(&world), 4);
+}
+
+#[test]
+fn the_sync_interval_is_validated() {
+    let field = |interval| match Settings::default().with_gateway_sync_min_interval(interval) {
+        Err(AppError::Validation(fields)) => fields[0].field,
+        other => panic!("expected a validation error, got {other:?}"),
+    };
+    assert_eq!(field(Duration::seconds(-1)), "gatewaySyncMinInterval");
+    assert_eq!(field(Duration::minutes(6)), "gatewaySyncMinInterval");
+    let settings = Settings::default()
+        .with_gateway_sync_min_interval(Duration::minutes(5))
+        .unwrap();
+    assert_eq!(settings.gateway_sync_min_interval, Duration::minutes(5));
+    assert_eq!(
+        Settings::new(Duration::hours(1))
+            .unwrap()
+            .gateway_sync_min_interval,
+        Settings::DEFAULT_GATEWAY_SYNC_MIN_INTERVAL
     );
 }
