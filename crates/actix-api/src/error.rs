@@ -2,6 +2,8 @@
 //!
 //! `{"success": false, "status": "fail"|"error", "message", "code"}` (+ `errors` for validation).
 //! `fail` for 4xx, `error` for 5xx. A 5xx body is always generic; its cause goes to the log.
+//! The one exception, a 5xx asking the client to wait (503 `SERVER_BUSY`), carries a fixed
+//! message saying so, with `Retry-After` and `retryAfter`.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
@@ -34,7 +36,9 @@ impl FieldError {
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
-    /// Safe to show. For 5xx it is replaced by a generic message anyway.
+    /// Safe to show. For 5xx it is replaced by a generic message anyway, except for a 5xx that
+    /// asks the client to wait (`retry_after`, e.g. 503 `SERVER_BUSY`): built from a fixed text,
+    /// never from a cause, it tells the client what the wait is for.
     pub message: String,
     pub errors: Vec<FieldError>,
     /// The cause, logged for 5xx and never sent.
@@ -46,6 +50,9 @@ pub struct ApiError {
 
 /// What every 5xx says.
 pub const GENERIC_5XX: &str = "Something went wrong on our side. Please try again later.";
+
+/// What a 503 `SERVER_BUSY` says (the server shed the request; nothing went wrong).
+pub const BUSY_MESSAGE: &str = "The server is busy. Please try again shortly.";
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -138,7 +145,13 @@ impl ApiError {
         Envelope {
             success: false,
             status: if server { "error" } else { "fail" },
-            message: if server { GENERIC_5XX } else { &self.message },
+            // A 5xx with a Retry-After is a deliberate, self-clearing refusal whose message is a
+            // fixed text: "something went wrong" would contradict the wait it asks for.
+            message: if server && self.retry_after.is_none() {
+                GENERIC_5XX
+            } else {
+                &self.message
+            },
             code: self.code,
             errors: if self.errors.is_empty() {
                 None
@@ -410,6 +423,10 @@ impl From<lms_application::AppError> for ApiError {
                         .with_cause(cause)
                     }
                 }
+            }
+            E::Busy { retry_after } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "SERVER_BUSY", BUSY_MESSAGE)
+                    .retry_after(retry_after)
             }
             E::Unavailable(detail) => ApiError::unavailable("SERVICE_UNAVAILABLE", detail),
             E::Unexpected(detail) => ApiError::internal(detail),

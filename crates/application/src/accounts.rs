@@ -29,7 +29,8 @@ impl Services {
     ///
     /// # Errors
     /// [`AppError::Validation`] (fields `name`, `email`, `password`, `role`),
-    /// [`AppError::EmailTaken`], storage errors.
+    /// [`AppError::EmailTaken`], [`AppError::Busy`] when the password hasher is at its bound
+    /// (nothing is stored), storage errors.
     pub async fn sign_up(&self, request: SignUp) -> Result<User, AppError> {
         let mut errors = Vec::new();
         let name = UserName::parse(&request.name)
@@ -76,18 +77,25 @@ impl Services {
     ///
     /// # Errors
     /// [`AppError::InvalidCredentials`] for an unknown email or a wrong password alike;
-    /// storage errors.
+    /// [`AppError::Busy`] when the password hasher is at its bound, for an unknown email too
+    /// (so a busy answer does not reveal whether the account exists); storage errors.
     pub async fn sign_in(&self, email: &str, password: &str) -> Result<User, AppError> {
         let user = match Email::parse(email) {
             Ok(email) => self.users.find_user_by_email(&email).await?,
             Err(_) => None,
         };
         match user {
-            Some(user) if self.hasher.verify(password, &user.password_hash).await => Ok(user),
-            Some(_) => Err(AppError::InvalidCredentials),
+            Some(user) => {
+                if self.hasher.verify(password, &user.password_hash).await? {
+                    Ok(user)
+                } else {
+                    Err(AppError::InvalidCredentials)
+                }
+            }
             None => {
-                // Spend the same effort as for a known user, so timing does not reveal accounts.
-                let _ = self.hasher.verify(password, DUMMY_HASH).await;
+                // Spend the same effort as for a known user, so timing does not reveal accounts;
+                // it takes a hashing slot like any verification, so it honours the same bound.
+                self.hasher.verify(password, DUMMY_HASH).await?;
                 Err(AppError::InvalidCredentials)
             }
         }

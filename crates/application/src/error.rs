@@ -1,6 +1,7 @@
 //! The application's error: business outcomes the HTTP adapter maps to status codes.
 
 use lms_ports::{GatewayError, PasswordHashError, RepoError, WebhookRejection};
+use std::time::Duration;
 use thiserror::Error;
 
 /// One invalid input field, named by its camelCase wire name (`email`, `priceCents`, ...).
@@ -51,6 +52,10 @@ pub enum AppError {
     /// The payment gateway failed or refused.
     #[error(transparent)]
     Gateway(GatewayError),
+    /// The server is at its bound for expensive work (password hashing) and refused this request
+    /// rather than queue it; nothing was done. Clears by itself after about `retry_after`.
+    #[error("the server is busy; retry after {retry_after:?}")]
+    Busy { retry_after: Duration },
     /// Retryable: the store could not be reached.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
@@ -76,7 +81,20 @@ impl From<RepoError> for AppError {
 
 impl From<PasswordHashError> for AppError {
     fn from(err: PasswordHashError) -> Self {
-        AppError::Unexpected(err.to_string())
+        match err {
+            PasswordHashError::Busy { retry_after } => AppError::Busy { retry_after },
+            unexpected @ PasswordHashError::Unexpected(_) => {
+                // `Unexpected` holds text only: keep the whole cause chain in it.
+                let mut chain = unexpected.to_string();
+                let mut source = std::error::Error::source(&unexpected);
+                while let Some(cause) = source {
+                    chain.push_str(": ");
+                    chain.push_str(&cause.to_string());
+                    source = cause.source();
+                }
+                AppError::Unexpected(chain)
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The API test suite: the real server over HTTP, adapters swapped in by `spawn_app`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod busy;
 mod courses;
 mod errors;
 mod health;
