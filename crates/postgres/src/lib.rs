@@ -6,6 +6,7 @@
 //! Exactly-once webhook application is one transaction; see [`PgStore::apply_facts`]'s
 //! implementation for the statements it costs.
 
+mod connection;
 mod error;
 mod migrate;
 mod rows;
@@ -14,6 +15,7 @@ mod schema;
 pub mod testing;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,7 +23,7 @@ use diesel::prelude::*;
 use diesel::query_builder::InsertStatement;
 use diesel_async::methods::ExecuteDsl;
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use lms_domain::{CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, User, UserId};
 use lms_ports::{
@@ -30,11 +32,15 @@ use lms_ports::{
 };
 use time::OffsetDateTime;
 
-use crate::error::{from_diesel, from_pool, TxError};
+use crate::connection::{ConnectSpec, LogConnectionErrors, Purpose};
+use crate::error::{from_connection, from_diesel, from_pool, TxError};
 use crate::rows::{CourseRow, NewProcessedEvent, PurchaseRow, StateRow, UserRow};
 use crate::schema::{courses, processed_events, purchases, users};
 
-pub use crate::migrate::{embedded_migration_versions, revert_all_migrations, run_migrations};
+pub use crate::connection::PgConnectionOptions;
+pub use crate::migrate::{
+    embedded_migration_versions, revert_all_migrations, run_migrations, run_migrations_with,
+};
 
 /// How long a request waits for a pooled connection (or for the database to accept one)
 /// before failing with [`RepoError::Unavailable`].
@@ -58,26 +64,88 @@ impl fmt::Debug for PgStore {
 }
 
 impl PgStore {
+    /// Builds the pool with the default [`PgConnectionOptions`] and checks that the database
+    /// answers.
+    ///
+    /// # Errors
+    /// As [`PgStore::connect_with`].
+    pub async fn connect(url: &str, pool_size: u32) -> Result<Self, RepoError> {
+        Self::connect_with(url, pool_size, &PgConnectionOptions::default()).await
+    }
+
     /// Builds the pool and checks that the database answers.
     ///
     /// # Errors
     /// [`RepoError::Unavailable`] when no connection can be made within
-    /// [`DEFAULT_ACQUIRE_TIMEOUT`]; [`RepoError::Unexpected`] for an invalid URL.
-    pub async fn connect(url: &str, pool_size: u32) -> Result<Self, RepoError> {
-        let store = Self::connect_lazy(url, pool_size, DEFAULT_ACQUIRE_TIMEOUT);
+    /// [`DEFAULT_ACQUIRE_TIMEOUT`] (refused, TLS or certificate failure, authentication);
+    /// [`RepoError::Unexpected`] for an invalid URL or `sslmode`.
+    pub async fn connect_with(
+        url: &str,
+        pool_size: u32,
+        options: &PgConnectionOptions,
+    ) -> Result<Self, RepoError> {
+        let spec = ConnectSpec::parse(url, options, Purpose::Pool)?;
+        // One connection outside the pool first: the pool retries until its timeout and
+        // then says only that it timed out, while this says why (refused, certificate, ...).
+        drop(spec.establish().await.map_err(|e| from_connection(&e))?);
+        let store = Self::pool(Some(spec), pool_size, DEFAULT_ACQUIRE_TIMEOUT);
         store.ping().await?;
         Ok(store)
     }
 
-    /// Builds the pool without connecting: connections are made on first use, and a request
-    /// that cannot get one within `acquire_timeout` fails with [`RepoError::Unavailable`]
-    /// (so the service can start, and report itself unhealthy, while the database is down).
+    /// [`PgStore::connect_lazy_with`] with the default [`PgConnectionOptions`]. An invalid
+    /// URL is logged here and surfaces as [`RepoError::Unexpected`] on first use.
     /// Must be called inside a tokio runtime.
     pub fn connect_lazy(url: &str, pool_size: u32, acquire_timeout: Duration) -> Self {
-        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+        let spec = ConnectSpec::parse(url, &PgConnectionOptions::default(), Purpose::Pool)
+            .inspect_err(|error| {
+                tracing::error!(%error, "invalid PostgreSQL connection settings");
+            })
+            .ok();
+        Self::pool(spec, pool_size, acquire_timeout)
+    }
+
+    /// Builds the pool without connecting: connections are made on first use, each with the
+    /// URL's TLS (`sslmode`) and `options`' limits, and a request that cannot get one within
+    /// `acquire_timeout` fails with [`RepoError::Unavailable`] (so the service can start, and
+    /// report itself unhealthy, while the database is down). Must be called inside a tokio
+    /// runtime.
+    ///
+    /// # Errors
+    /// [`RepoError::Unexpected`] naming `DATABASE_URL` for an invalid URL, an unknown or
+    /// unsupported `sslmode` or an unreadable `sslrootcert`; the URL is never echoed.
+    pub fn connect_lazy_with(
+        url: &str,
+        pool_size: u32,
+        acquire_timeout: Duration,
+        options: &PgConnectionOptions,
+    ) -> Result<Self, RepoError> {
+        let spec = ConnectSpec::parse(url, options, Purpose::Pool)?;
+        Ok(Self::pool(Some(spec), pool_size, acquire_timeout))
+    }
+
+    /// `None`: the settings were invalid, and every connection attempt says so.
+    fn pool(spec: Option<ConnectSpec>, pool_size: u32, acquire_timeout: Duration) -> Self {
+        let spec = spec.map(Arc::new);
+        let mut config = ManagerConfig::<AsyncPgConnection>::default();
+        config.custom_setup = Box::new(move |_url| {
+            let spec = spec.clone();
+            Box::pin(async move {
+                match spec {
+                    Some(spec) => spec.establish().await,
+                    None => Err(diesel::ConnectionError::InvalidConnectionUrl(
+                        "invalid connection settings".to_owned(),
+                    )),
+                }
+            })
+        });
+        // The URL lives in the connection spec; the manager's copy is never used.
+        let manager =
+            AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config("", config);
         let pool = Pool::builder()
             .max_size(pool_size.max(1))
             .connection_timeout(acquire_timeout)
+            .error_sink(Box::new(LogConnectionErrors))
             .build_unchecked(manager);
         Self { pool }
     }

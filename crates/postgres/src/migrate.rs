@@ -1,10 +1,12 @@
 //! The embedded migrations of `migrations/` and the functions the app's `migrate` command uses.
 //!
 //! diesel_migrations is synchronous: it runs on a blocking thread over an
-//! [`AsyncConnectionWrapper`], so no libpq is needed.
+//! [`AsyncConnectionWrapper`], so no libpq is needed. The connection is made like the
+//! store's (same TLS, lock and idle limits), with the longer
+//! [`PgConnectionOptions::migration_statement_timeout`].
 
+use crate::connection::{ConnectSpec, PgConnectionOptions, Purpose};
 use crate::error::from_connection;
-use diesel::Connection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -14,31 +16,47 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
 type SyncPg = AsyncConnectionWrapper<AsyncPgConnection>;
 
-async fn with_sync_connection<T, F>(url: &str, work: F) -> Result<T, RepoError>
+async fn with_sync_connection<T, F>(
+    url: &str,
+    options: &PgConnectionOptions,
+    work: F,
+) -> Result<T, RepoError>
 where
     T: Send + 'static,
     F: FnOnce(&mut SyncPg) -> Result<T, RepoError> + Send + 'static,
 {
-    let url = url.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut connection = SyncPg::establish(&url).map_err(|e| from_connection(&e))?;
-        work(&mut connection)
-    })
-    .await
-    .map_err(|e| RepoError::Unexpected(format!("migration task failed: {e}")))?
+    let spec = ConnectSpec::parse(url, options, Purpose::Migration)?;
+    let connection = spec.establish().await.map_err(|e| from_connection(&e))?;
+    // The wrapper blocks on this runtime's handle, which a blocking thread may do.
+    tokio::task::spawn_blocking(move || work(&mut SyncPg::from(connection)))
+        .await
+        .map_err(|e| RepoError::Unexpected(format!("migration task failed: {e}")))?
 }
 
 fn failed(error: &(dyn std::error::Error + Send + Sync)) -> RepoError {
     RepoError::Unexpected(format!("migration failed: {error}"))
 }
 
+/// [`run_migrations_with`] the default [`PgConnectionOptions`].
+///
+/// # Errors
+/// As [`run_migrations_with`].
+pub async fn run_migrations(url: &str) -> Result<Vec<String>, RepoError> {
+    run_migrations_with(url, &PgConnectionOptions::default()).await
+}
+
 /// Applies every pending migration; returns the versions applied (empty when up to date).
 ///
 /// # Errors
-/// [`RepoError::Unavailable`] when the database cannot be reached; [`RepoError::Unexpected`]
-/// when a migration fails (it is rolled back).
-pub async fn run_migrations(url: &str) -> Result<Vec<String>, RepoError> {
-    with_sync_connection(url, |connection| {
+/// [`RepoError::Unavailable`] when the database cannot be reached (refused, TLS or
+/// certificate failure, authentication); [`RepoError::Unexpected`] for an invalid URL or
+/// `sslmode`, and when a migration fails (it is rolled back), a statement running past
+/// `migration_statement_timeout` or waiting past `lock_timeout` included.
+pub async fn run_migrations_with(
+    url: &str,
+    options: &PgConnectionOptions,
+) -> Result<Vec<String>, RepoError> {
+    with_sync_connection(url, options, |connection| {
         let applied = connection
             .run_pending_migrations(MIGRATIONS)
             .map_err(|e| failed(&*e))?;
@@ -52,7 +70,7 @@ pub async fn run_migrations(url: &str) -> Result<Vec<String>, RepoError> {
 /// # Errors
 /// As [`run_migrations`].
 pub async fn revert_all_migrations(url: &str) -> Result<Vec<String>, RepoError> {
-    with_sync_connection(url, |connection| {
+    with_sync_connection(url, &PgConnectionOptions::default(), |connection| {
         let reverted = connection
             .revert_all_migrations(MIGRATIONS)
             .map_err(|e| failed(&*e))?;
