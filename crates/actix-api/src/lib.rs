@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod limits;
 pub mod middleware;
 pub mod routes;
 pub mod storefront;
@@ -14,6 +15,8 @@ use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
 use auth::JwtKeys;
+use ipnet::IpNet;
+use limits::{LimiterClock, Limiters, RateLimits};
 use lms_application::Services;
 use std::fmt;
 use std::net::TcpListener;
@@ -39,6 +42,12 @@ pub struct ApiSettings {
     pub shutdown_timeout: Duration,
     /// Worker threads; `None` for actix's default (one per core).
     pub workers: Option<usize>,
+    /// Abuse limits on sign-in and sign-up; on by default ([`RateLimits::default`]),
+    /// [`RateLimits::off`] turns them off.
+    pub rate_limits: RateLimits,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (addresses or CIDR networks,
+    /// [`limits::parse_networks`]). Empty by default: the TCP peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl ApiSettings {
@@ -51,6 +60,8 @@ impl ApiSettings {
             webhook_limit: WEBHOOK_LIMIT,
             shutdown_timeout: Duration::from_secs(30),
             workers: None,
+            rate_limits: RateLimits::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -78,6 +89,8 @@ pub struct ApiState {
     pub jwt: JwtKeys,
     pub settings: Arc<ApiSettings>,
     pub started_at: Instant,
+    /// The sign-in and sign-up limiters, shared by every worker.
+    pub limits: Arc<Limiters>,
 }
 
 impl fmt::Debug for ApiState {
@@ -93,9 +106,24 @@ impl ApiState {
         Self {
             services,
             jwt: JwtKeys::new(jwt_secret),
+            limits: Arc::new(Limiters::new(
+                &settings.rate_limits,
+                LimiterClock::monotonic(),
+            )),
             settings: Arc::new(settings),
             started_at: Instant::now(),
         }
+    }
+
+    /// Runs the limiters on `clock` (tests pass a manual one), starting them afresh.
+    pub fn with_limiter_clock(mut self, clock: LimiterClock) -> Self {
+        self.limits = Arc::new(Limiters::new(&self.settings.rate_limits, clock));
+        self
+    }
+
+    /// The client address of a request, as the limits key it.
+    pub fn client_ip(&self, req: &actix_web::HttpRequest) -> std::net::IpAddr {
+        limits::client_ip(req, &self.settings.trusted_proxies)
     }
 }
 

@@ -47,11 +47,13 @@ fn signed_in(
         })))
 }
 
-/// `POST /api/v1/user/signup`
+/// `POST /api/v1/user/signup`; 429 once the client IP has spent its sign-up budget.
 pub async fn sign_up(
     state: web::Data<ApiState>,
+    req: actix_web::HttpRequest,
     body: web::Json<SignUpBody>,
 ) -> Result<HttpResponse, ApiError> {
+    state.limits.check_sign_up(state.client_ip(&req))?;
     let SignUpBody {
         name,
         email,
@@ -70,12 +72,19 @@ pub async fn sign_up(
     signed_in(&state, &user, true, "User registered successfully.")
 }
 
-/// `POST /api/v1/user/signin`
+/// `POST /api/v1/user/signin`; 429 once the client IP or the e-mail has spent its budget
+/// (checked before the password, so a guess past the limit learns nothing). A success
+/// forgives the e-mail's failed attempts.
 pub async fn sign_in(
     state: web::Data<ApiState>,
+    req: actix_web::HttpRequest,
     body: web::Json<SignInBody>,
 ) -> Result<HttpResponse, ApiError> {
+    state
+        .limits
+        .check_sign_in(state.client_ip(&req), &body.email)?;
     let user = state.services.sign_in(&body.email, &body.password).await?;
+    state.limits.sign_in_succeeded(&body.email);
     signed_in(&state, &user, false, "Signed in successfully.")
 }
 

@@ -2,6 +2,8 @@
 //! helpers and handles on the adapters to assert stored state.
 
 use crate::stripe_stand_in::StripeStandIn;
+use governor::clock::FakeRelativeClock;
+use lms_actix_api::limits::{LimiterClock, RateLimits};
 use lms_actix_api::{run, ApiSettings, ApiState};
 use lms_domain::{Currency, Money, PaymentFact, Purchase, PurchaseId};
 use lms_in_memory::{FakeEvent, FakeGateway, InMemoryStore, ManualClock};
@@ -52,6 +54,8 @@ pub struct TestApp {
     pub purchases: Arc<dyn PurchaseRepo>,
     pub gateway: Gateway,
     pub clock: ManualClock,
+    /// The rate limiters' time: advance it to let a limited client in again.
+    pub limiter_clock: FakeRelativeClock,
     /// Keeps the per-test database alive; dropping it drops the database.
     _db: Option<TestDatabase>,
 }
@@ -117,6 +121,12 @@ pub struct Checkout {
 }
 
 pub async fn spawn_app_with(wiring: Wiring) -> TestApp {
+    spawn_app_tuned(wiring, |_| {}).await
+}
+
+/// As [`spawn_app_with`], with the API settings adjusted by `tune` first. The abuse limits are
+/// off unless `tune` sets them, so tests of other behaviour sign up and in freely.
+pub async fn spawn_app_tuned(wiring: Wiring, tune: impl FnOnce(&mut ApiSettings)) -> TestApp {
     let clock = ManualClock::new(OffsetDateTime::now_utc());
     let (services, memory, purchases, gateway, db) = match wiring {
         Wiring::Memory => {
@@ -157,7 +167,11 @@ pub async fn spawn_app_with(wiring: Wiring) -> TestApp {
     settings.cors_origins = vec![FRONTEND.to_owned()];
     settings.workers = Some(1);
     settings.shutdown_timeout = std::time::Duration::from_secs(1);
-    let state = ApiState::new(Arc::new(services), JWT_SECRET.as_bytes(), settings);
+    settings.rate_limits = RateLimits::off();
+    tune(&mut settings);
+    let limiter_clock = FakeRelativeClock::default();
+    let state = ApiState::new(Arc::new(services), JWT_SECRET.as_bytes(), settings)
+        .with_limiter_clock(LimiterClock::manual(limiter_clock.clone()));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = run(listener, state).unwrap();
@@ -172,6 +186,7 @@ pub async fn spawn_app_with(wiring: Wiring) -> TestApp {
         purchases,
         gateway,
         clock,
+        limiter_clock,
         _db: db,
     }
 }

@@ -6,6 +6,7 @@ mod courses;
 mod errors;
 mod health;
 mod helpers;
+mod limits;
 mod payments;
 mod stripe_stand_in;
 mod users;
