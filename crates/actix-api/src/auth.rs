@@ -1,11 +1,19 @@
 //! JWT (HS256) sessions: the `token` cookie or `Authorization: Bearer`.
+//!
+//! A token names the user (`userId`) and the session generation it was issued under
+//! (`sessionGeneration`, [`lms_domain::User::session_generation`]). It is honoured only while
+//! that generation is the user's current one, checked against the user [`authenticate`] loads
+//! anyway (no extra query). Signing out moves the account to the next generation, which ends
+//! every token issued before, on every device. A token without the claim (issued before it
+//! existed) counts as generation 0: it keeps working until it expires (a day at most) or the
+//! user signs out, whichever comes first.
 
 use crate::error::ApiError;
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::HttpRequest;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use lms_domain::UserId;
+use lms_domain::{User, UserId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use time::{Duration, OffsetDateTime};
@@ -20,8 +28,29 @@ pub const TOKEN_TTL: Duration = Duration::days(1);
 struct Claims {
     #[serde(rename = "userId")]
     user_id: String,
+    // Absent from tokens issued before sign-out ended sessions: generation 0, which a sign-out
+    // ends like any other.
+    #[serde(rename = "sessionGeneration", default)]
+    session_generation: u32,
     iat: i64,
     exp: i64,
+}
+
+/// Whom a token speaks for: the user, and the session generation it was issued under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenSubject {
+    pub user_id: UserId,
+    pub session_generation: u32,
+}
+
+impl TokenSubject {
+    /// A session of `user` in its current generation.
+    pub fn current(user: &User) -> Self {
+        Self {
+            user_id: user.id,
+            session_generation: user.session_generation,
+        }
+    }
 }
 
 /// Signs and verifies session tokens. The secret never leaves this type (its `Debug` is redacted).
@@ -60,12 +89,12 @@ impl JwtKeys {
         }
     }
 
-    /// A token for `user`, valid for [`TOKEN_TTL`] from `now`.
+    /// A token for `subject`, valid for [`TOKEN_TTL`] from `now`.
     ///
     /// # Errors
     /// Only if signing itself fails.
-    pub fn issue(&self, user: UserId, now: OffsetDateTime) -> Result<String, ApiError> {
-        self.issue_with_expiry(user, now, now + TOKEN_TTL)
+    pub fn issue(&self, subject: TokenSubject, now: OffsetDateTime) -> Result<String, ApiError> {
+        self.issue_with_expiry(subject, now, now + TOKEN_TTL)
     }
 
     /// A token with an explicit expiry (tests use it to make expired tokens).
@@ -74,12 +103,13 @@ impl JwtKeys {
     /// Only if signing itself fails.
     pub fn issue_with_expiry(
         &self,
-        user: UserId,
+        subject: TokenSubject,
         iat: OffsetDateTime,
         exp: OffsetDateTime,
     ) -> Result<String, ApiError> {
         let claims = Claims {
-            user_id: user.to_string(),
+            user_id: subject.user_id.to_string(),
+            session_generation: subject.session_generation,
             iat: iat.unix_timestamp(),
             exp: exp.unix_timestamp(),
         };
@@ -87,16 +117,22 @@ impl JwtKeys {
             .map_err(ApiError::internal)
     }
 
-    /// The user a token names, if it is authentic and unexpired.
+    /// Whom a token speaks for, if it is authentic and unexpired. Whether its session is
+    /// still current is for the caller to check, against the user it loads.
     ///
     /// # Errors
     /// [`TokenError`] for anything else.
-    pub fn verify(&self, token: &str) -> Result<UserId, TokenError> {
+    pub fn verify(&self, token: &str) -> Result<TokenSubject, TokenError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?;
-        data.claims
+        let user_id = data
+            .claims
             .user_id
             .parse()
-            .map_err(|_| TokenError::BadSubject)
+            .map_err(|_| TokenError::BadSubject)?;
+        Ok(TokenSubject {
+            user_id,
+            session_generation: data.claims.session_generation,
+        })
     }
 }
 
@@ -143,12 +179,20 @@ mod tests {
     use super::*;
     use uuid::Uuid;
 
+    fn subject(session_generation: u32) -> TokenSubject {
+        TokenSubject {
+            user_id: UserId::from_uuid(Uuid::new_v4()),
+            session_generation,
+        }
+    }
+
     #[test]
-    fn tokens_round_trip_and_carry_user_id_claim() {
+    fn tokens_round_trip_and_carry_user_id_and_session_generation_claims() {
         let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef");
-        let user = UserId::from_uuid(Uuid::new_v4());
-        let token = keys.issue(user, OffsetDateTime::now_utc()).unwrap();
-        assert_eq!(keys.verify(&token).unwrap(), user);
+        let subject = subject(3);
+        let user = subject.user_id;
+        let token = keys.issue(subject, OffsetDateTime::now_utc()).unwrap();
+        assert_eq!(keys.verify(&token).unwrap(), subject);
         let mut peek = Validation::new(Algorithm::HS256);
         peek.insecure_disable_signature_validation();
         let insecure = jsonwebtoken::decode::<serde_json::Value>(
@@ -159,14 +203,37 @@ mod tests {
         .unwrap()
         .claims;
         assert_eq!(insecure["userId"], user.to_string());
+        assert_eq!(insecure["sessionGeneration"], 3);
         assert!(insecure["exp"].as_i64().unwrap() - insecure["iat"].as_i64().unwrap() == 86_400);
+    }
+
+    #[test]
+    fn a_token_from_before_session_generations_counts_as_generation_zero() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let keys = JwtKeys::new(secret);
+        let user = UserId::from_uuid(Uuid::new_v4());
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let legacy = serde_json::json!({"userId": user.to_string(), "iat": now, "exp": now + 60});
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &legacy,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap();
+        assert_eq!(
+            keys.verify(&token).unwrap(),
+            TokenSubject {
+                user_id: user,
+                session_generation: 0
+            }
+        );
     }
 
     #[test]
     fn expired_foreign_and_garbage_tokens_are_refused() {
         let keys = JwtKeys::new(b"0123456789abcdef0123456789abcdef");
         let other = JwtKeys::new(b"another-secret-another-secret-xx");
-        let user = UserId::from_uuid(Uuid::new_v4());
+        let user = subject(0);
         let now = OffsetDateTime::now_utc();
         let expired = keys
             .issue_with_expiry(user, now - Duration::days(2), now - Duration::minutes(5))
@@ -199,7 +266,7 @@ mod tests {
 }
 
 /// The signed-in user, loaded through `Services::current_user`. Missing, invalid or expired
-/// tokens and deleted users are all a 401.
+/// tokens, tokens of an ended session (signed out) and deleted users are all a 401.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedUser(pub lms_domain::User);
 
@@ -218,8 +285,8 @@ async fn authenticate(req: HttpRequest) -> Result<Option<lms_domain::User>, ApiE
     let Some(token) = token_from_request(&req) else {
         return Ok(None);
     };
-    let user_id = match state.jwt.verify(&token) {
-        Ok(id) => id,
+    let subject = match state.jwt.verify(&token) {
+        Ok(subject) => subject,
         Err(err) => {
             tracing::debug!(error = %err, "token refused");
             return Err(ApiError::unauthorized(
@@ -227,8 +294,14 @@ async fn authenticate(req: HttpRequest) -> Result<Option<lms_domain::User>, ApiE
             ));
         }
     };
-    match state.services.current_user(user_id).await {
-        Ok(user) => Ok(Some(user)),
+    match state.services.current_user(subject.user_id).await {
+        Ok(user) if user.honours_session(subject.session_generation) => Ok(Some(user)),
+        Ok(user) => {
+            tracing::debug!(user_id = %user.id, "token of an ended session refused");
+            Err(ApiError::unauthorized(
+                "Your session is invalid or has expired. Please sign in again.",
+            ))
+        }
         Err(lms_application::AppError::NotFound(_)) => Err(ApiError::unauthorized(
             "Your session is invalid or has expired. Please sign in again.",
         )),

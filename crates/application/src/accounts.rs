@@ -1,4 +1,4 @@
-//! Sign-up, sign-in and the current user.
+//! Sign-up, sign-in, sign-out and the current user.
 
 use crate::error::FieldError;
 use crate::{new_uuid, AppError, Services};
@@ -61,6 +61,7 @@ impl Services {
             email,
             role,
             password_hash,
+            session_generation: User::FIRST_SESSION_GENERATION,
             created_at: self.now(),
         };
         match self.users.create_user(&user).await {
@@ -110,6 +111,27 @@ impl Services {
             .get_user(id)
             .await?
             .ok_or(AppError::NotFound("user"))
+    }
+
+    /// Signs the user out everywhere: ends every session of the account (every token issued
+    /// so far, on any device, is refused from now on), not only the one that asked. Returns
+    /// the new session generation, which tokens issued from now on carry.
+    ///
+    /// # Errors
+    /// [`AppError::NotFound`]`("user")` when the account no longer exists; storage errors.
+    pub async fn sign_out(&self, actor: &User) -> Result<u32, AppError> {
+        match self.users.end_sessions(actor.id).await {
+            Ok(generation) => {
+                tracing::info!(
+                    user_id = %actor.id,
+                    session_generation = generation,
+                    "user signed out everywhere"
+                );
+                Ok(generation)
+            }
+            Err(RepoError::NotFound) => Err(AppError::NotFound("user")),
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// The courses the user is enrolled in (completed purchases), newest first.

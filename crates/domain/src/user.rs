@@ -126,7 +126,24 @@ pub struct User {
     pub email: Email,
     pub role: Role,
     pub password_hash: String,
+    /// Which generation of sessions is current: 0 for a new account, one more each time the
+    /// user signs out. A session (a token) remembers the generation it was opened under and
+    /// is honoured only while that generation is current, so one increment ends every
+    /// session opened before it, on every device.
+    pub session_generation: u32,
     pub created_at: OffsetDateTime,
+}
+
+impl User {
+    /// The generation of sessions of a new account.
+    pub const FIRST_SESSION_GENERATION: u32 = 0;
+
+    /// Whether a session opened under `generation` is still honoured: only the current
+    /// generation is (an older one was ended by a sign-out; a newer one cannot have been
+    /// issued by this account's history).
+    pub const fn honours_session(&self, generation: u32) -> bool {
+        self.session_generation == generation
+    }
 }
 
 impl fmt::Debug for User {
@@ -192,6 +209,23 @@ mod tests {
         for role in [Role::Student, Role::Instructor, Role::Admin] {
             assert_eq!(Role::from_name(role.name()), Some(role));
         }
+    }
+
+    #[test]
+    fn only_the_current_session_generation_is_honoured() {
+        let user = User {
+            id: UserId::from_uuid(uuid::Uuid::from_u128(1)),
+            name: UserName::parse("Ada").unwrap(),
+            email: Email::parse("ada@example.com").unwrap(),
+            role: Role::Student,
+            password_hash: "x".to_owned(),
+            session_generation: 2,
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        assert!(user.honours_session(2));
+        assert!(!user.honours_session(1), "ended by a sign-out");
+        assert!(!user.honours_session(3));
+        assert!(!user.honours_session(User::FIRST_SESSION_GENERATION));
     }
 
     #[test]

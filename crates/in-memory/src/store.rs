@@ -7,8 +7,8 @@
 use async_trait::async_trait;
 use lms_domain::{CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, User, UserId};
 use lms_ports::{
-    Applied, CourseRepo, FactUpdate, Page, PageRequest, PurchaseRepo, PurchasedCourse, RepoError,
-    StorageHealth, UserRepo,
+    Applied, CourseRepo, DeploymentClaim, DeploymentRegistry, FactUpdate, Page, PageRequest,
+    PaymentsMode, PurchaseRepo, PurchasedCourse, RepoError, StorageHealth, UserRepo,
 };
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
@@ -33,6 +33,7 @@ struct State {
     purchases: HashMap<PurchaseId, Purchase>,
     event_ids: HashSet<String>,
     events: Vec<RecordedEvent>,
+    payments_mode: Option<PaymentsMode>,
 }
 
 /// Users, courses and purchases in memory. Cheap to clone: clones share the same data.
@@ -150,6 +151,16 @@ impl UserRepo for InMemoryStore {
             .values()
             .find(|user| user.email.as_str().eq_ignore_ascii_case(email.as_str()))
             .cloned())
+    }
+
+    async fn end_sessions(&self, id: UserId) -> Result<u32, RepoError> {
+        let mut state = self.lock()?;
+        let user = state.users.get_mut(&id).ok_or(RepoError::NotFound)?;
+        user.session_generation = user
+            .session_generation
+            .checked_add(1)
+            .ok_or_else(|| RepoError::Unexpected("session generation would overflow".to_owned()))?;
+        Ok(user.session_generation)
     }
 }
 
@@ -361,6 +372,21 @@ impl PurchaseRepo for InMemoryStore {
             .collect();
         newest_first(&mut unlocked, |pc| (pc.purchase.created_at, pc.purchase.id));
         Ok(unlocked)
+    }
+}
+
+#[async_trait]
+impl DeploymentRegistry for InMemoryStore {
+    async fn claim_payments_mode(&self, mode: PaymentsMode) -> Result<DeploymentClaim, RepoError> {
+        let mut state = self.lock()?;
+        Ok(match state.payments_mode {
+            None => {
+                state.payments_mode = Some(mode);
+                DeploymentClaim::Recorded
+            }
+            Some(recorded) if recorded == mode => DeploymentClaim::Matches,
+            Some(recorded) => DeploymentClaim::Conflict { recorded },
+        })
     }
 }
 

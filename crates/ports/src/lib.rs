@@ -16,6 +16,6 @@ pub use gateway::{
 };
 pub use password::{PasswordHashError, PasswordHasher};
 pub use storage::{
-    Applied, CourseRepo, EventReceipt, FactUpdate, Page, PageRequest, PurchaseRepo,
-    PurchasedCourse, RepoError, StorageHealth, UserRepo,
+    Applied, CourseRepo, DeploymentClaim, DeploymentRegistry, EventReceipt, FactUpdate, Page,
+    PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, RepoError, StorageHealth, UserRepo,
 };

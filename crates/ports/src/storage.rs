@@ -1,4 +1,4 @@
-//! Storage ports: users, courses and purchases.
+//! Storage ports: users, courses, purchases, and the payments mode a database was written in.
 //!
 //! # Shared error contract
 //! Every method returns [`RepoError`]. Besides the business variants each method names,
@@ -73,6 +73,17 @@ pub trait UserRepo: Send + Sync + 'static {
     /// # Errors
     /// Only the shared ones; an unknown email is `Ok(None)`.
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError>;
+
+    /// Ends every session of the user: atomically adds one to its
+    /// [`User::session_generation`] and returns the new value. Of concurrent calls none is
+    /// lost: `n` calls on a user at generation `g` leave it at `g + n`, each call returning a
+    /// different value.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when no user has this id (nothing is written);
+    /// [`RepoError::Unexpected`] when the generation is already `u32::MAX` (four billion
+    /// sign-outs; nothing is written).
+    async fn end_sessions(&self, id: UserId) -> Result<u32, RepoError>;
 }
 
 #[async_trait]
@@ -213,6 +224,74 @@ pub trait PurchaseRepo: Send + Sync + 'static {
         -> Result<Vec<PurchasedCourse>, RepoError>;
 }
 
+/// How the app takes payments. A database remembers the first mode that served it
+/// ([`DeploymentRegistry`]): its purchases only mean something to that payment backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaymentsMode {
+    /// The offline Stripe stand-in: payments are simulated.
+    Sandbox,
+    /// A Stripe account in test mode.
+    StripeTest,
+    /// A Stripe account in live mode: real money.
+    StripeLive,
+}
+
+impl PaymentsMode {
+    pub const ALL: [PaymentsMode; 3] = [
+        PaymentsMode::Sandbox,
+        PaymentsMode::StripeTest,
+        PaymentsMode::StripeLive,
+    ];
+
+    /// The stored name: `sandbox`, `stripe_test`, `stripe_live`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PaymentsMode::Sandbox => "sandbox",
+            PaymentsMode::StripeTest => "stripe_test",
+            PaymentsMode::StripeLive => "stripe_live",
+        }
+    }
+
+    /// The mode a stored name (exactly as [`PaymentsMode::as_str`] writes it) means.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|mode| mode.as_str() == stored)
+    }
+}
+
+impl std::fmt::Display for PaymentsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What [`DeploymentRegistry::claim_payments_mode`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentClaim {
+    /// No mode was recorded: this one now is (the first start on this database).
+    Recorded,
+    /// This mode was already recorded.
+    Matches,
+    /// Another mode was recorded; it stays recorded. The caller must not serve this database.
+    Conflict { recorded: PaymentsMode },
+}
+
+/// The payments mode a database belongs to, so that a database written by one payment
+/// backend is never served by another (a live Stripe key over test-mode purchases, the
+/// sandbox over a Stripe database).
+#[async_trait]
+pub trait DeploymentRegistry: Send + Sync + 'static {
+    /// Records `mode` as the database's payments mode unless one is recorded already, and
+    /// says which case it was. Atomic: of concurrent first claims (two instances starting at
+    /// once) exactly one is [`DeploymentClaim::Recorded`]; the others see its mode. A database
+    /// that holds data but no recorded mode (created before modes were recorded) is claimed
+    /// by the first caller, like an empty one.
+    ///
+    /// # Errors
+    /// [`RepoError::Unexpected`] when the recorded mode is not one this build knows (nothing
+    /// is written).
+    async fn claim_payments_mode(&self, mode: PaymentsMode) -> Result<DeploymentClaim, RepoError>;
+}
+
 /// Liveness of the store, for the health check.
 #[async_trait]
 pub trait StorageHealth: Send + Sync + 'static {
@@ -221,4 +300,20 @@ pub trait StorageHealth: Send + Sync + 'static {
     /// # Errors
     /// [`RepoError::Unavailable`] when the store cannot be reached.
     async fn ping(&self) -> Result<String, RepoError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payments_modes_round_trip_their_stored_names_and_nothing_else_parses() {
+        for mode in PaymentsMode::ALL {
+            assert_eq!(PaymentsMode::parse(mode.as_str()), Some(mode));
+            assert_eq!(mode.to_string(), mode.as_str());
+        }
+        for stored in ["", "Sandbox", "stripe", "live", " stripe_live"] {
+            assert_eq!(PaymentsMode::parse(stored), None, "{stored:?}");
+        }
+    }
 }

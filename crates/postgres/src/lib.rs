@@ -1,7 +1,7 @@
 //! PostgreSQL adapter of the storage ports: [`PgStore`] implements [`UserRepo`], [`CourseRepo`],
-//! [`PurchaseRepo`] and [`StorageHealth`] with diesel + diesel-async over a bb8 pool (pure Rust,
-//! no libpq). The schema lives in `migrations/` at the workspace root and is embedded here
-//! ([`run_migrations`], [`revert_all_migrations`]).
+//! [`PurchaseRepo`], [`DeploymentRegistry`] and [`StorageHealth`] with diesel + diesel-async over
+//! a bb8 pool (pure Rust, no libpq). The schema lives in `migrations/` at the workspace root
+//! and is embedded here ([`run_migrations`], [`revert_all_migrations`]).
 //!
 //! Exactly-once webhook application is one transaction; see [`PgStore::apply_facts`]'s
 //! implementation for the statements it costs.
@@ -27,15 +27,15 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use lms_domain::{CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, User, UserId};
 use lms_ports::{
-    Applied, CourseRepo, FactUpdate, Page, PageRequest, PurchaseRepo, PurchasedCourse, RepoError,
-    StorageHealth, UserRepo,
+    Applied, CourseRepo, DeploymentClaim, DeploymentRegistry, FactUpdate, Page, PageRequest,
+    PaymentsMode, PurchaseRepo, PurchasedCourse, RepoError, StorageHealth, UserRepo,
 };
 use time::OffsetDateTime;
 
 use crate::connection::{ConnectSpec, LogConnectionErrors, Purpose};
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
 use crate::rows::{CourseRow, NewProcessedEvent, PurchaseRow, StateRow, UserRow};
-use crate::schema::{courses, processed_events, purchases, users};
+use crate::schema::{courses, deployment, processed_events, purchases, users};
 
 pub use crate::connection::PgConnectionOptions;
 pub use crate::migrate::{
@@ -219,6 +219,20 @@ impl UserRepo for PgStore {
             .first(&mut conn)
             .await;
         found(row, UserRow::into_domain)
+    }
+
+    async fn end_sessions(&self, id: UserId) -> Result<u32, RepoError> {
+        let mut conn = self.conn().await?;
+        // One statement: the row lock serialises concurrent increments, none is lost. Past
+        // u32::MAX, users_session_generation_check fails it and nothing is written.
+        let generation: Option<i64> = diesel::update(users::table.find(id.as_uuid()))
+            .set(users::session_generation.eq(users::session_generation + 1))
+            .returning(users::session_generation)
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?;
+        lms_sql_rows::session_generation(generation.ok_or(RepoError::NotFound)?)
     }
 }
 
@@ -477,6 +491,36 @@ impl PurchaseRepo for PgStore {
             .await
             .map_err(from_diesel)?;
         lms_sql_rows::unlocked(rows.into_iter().map(|(p, c)| (p.into(), c.into())))
+    }
+}
+
+#[async_trait]
+impl DeploymentRegistry for PgStore {
+    async fn claim_payments_mode(&self, mode: PaymentsMode) -> Result<DeploymentClaim, RepoError> {
+        let mut conn = self.conn().await?;
+        // Two autocommit statements (see lms_sql_rows' deployment module): a concurrent first
+        // claim makes this insert wait for its commit and then do nothing, and the select,
+        // a statement of its own, sees the committed row.
+        let inserted = diesel::insert_into(deployment::table)
+            .values((
+                deployment::id.eq(lms_sql_rows::DEPLOYMENT_ROW_ID),
+                deployment::payments_mode.eq(mode.as_str()),
+            ))
+            .on_conflict(deployment::id)
+            .do_nothing()
+            .execute(&mut conn)
+            .await
+            .map_err(from_diesel)?;
+        if inserted == 1 {
+            return Ok(DeploymentClaim::Recorded);
+        }
+        let recorded: String = deployment::table
+            .find(lms_sql_rows::DEPLOYMENT_ROW_ID)
+            .select(deployment::payments_mode)
+            .first(&mut conn)
+            .await
+            .map_err(from_diesel)?;
+        lms_sql_rows::deployment_claim(mode, &recorded)
     }
 }
 

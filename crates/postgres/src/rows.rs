@@ -19,6 +19,7 @@ lms_sql_rows::row! {
         pub email: String,
         pub role: String,
         pub password_hash: String,
+        pub session_generation: i64,
         pub created_at: OffsetDateTime,
     }
 }

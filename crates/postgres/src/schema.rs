@@ -8,6 +8,7 @@ diesel::table! {
         role -> Text,
         password_hash -> Text,
         created_at -> Timestamptz,
+        session_generation -> Int8,
     }
 }
 
@@ -66,6 +67,15 @@ diesel::table! {
         purchase_id -> Uuid,
         received_at -> Timestamptz,
         payload -> Jsonb,
+    }
+}
+
+diesel::table! {
+    /// One row (id 1): the payments mode the database belongs to.
+    deployment (id) {
+        id -> SmallInt,
+        payments_mode -> Text,
+        recorded_at -> Timestamptz,
     }
 }
 

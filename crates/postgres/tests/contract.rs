@@ -13,7 +13,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use lms_domain::{PaymentFact, Purchase, Role};
-use lms_ports::{Applied, FactUpdate, PurchaseRepo, RepoError, StorageHealth, UserRepo};
+use lms_ports::{
+    Applied, DeploymentClaim, DeploymentRegistry, FactUpdate, PaymentsMode, PurchaseRepo,
+    RepoError, StorageHealth, UserRepo,
+};
 use lms_postgres::testing::{maintenance_url, TestDatabase};
 use lms_postgres::{embedded_migration_versions, revert_all_migrations, run_migrations, PgStore};
 use lms_storage_contract as contract;
@@ -84,10 +87,10 @@ async fn migrations_go_up_down_and_up_again() {
     let tables = count(
         &mut conn,
         "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public' \
-         AND tablename IN ('users', 'courses', 'purchases', 'processed_events')",
+         AND tablename IN ('users', 'courses', 'purchases', 'processed_events', 'deployment')",
     )
     .await;
-    assert_eq!(tables, 4);
+    assert_eq!(tables, 5);
     assert!(
         our_objects(&mut conn).await > 4,
         "tables, indexes, row types"
@@ -126,6 +129,80 @@ async fn the_email_index_is_case_insensitive_even_for_rows_written_by_hand() {
     assert_eq!(
         store.create_user(&user).await,
         Err(RepoError::Duplicate("email"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_written_before_session_generations_start_at_zero_and_the_generation_cannot_wrap() {
+    let (store, db) = fresh_store().await;
+    let mut conn = db.connection().await;
+    // A row as the first migration wrote it: no session_generation given.
+    diesel::sql_query(
+        "INSERT INTO users (id, name, email, role, password_hash, created_at) \
+         VALUES (gen_random_uuid(), 'Legacy', 'legacy@example.com', 'student', 'x', now())",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let email = lms_domain::Email::parse("legacy@example.com").unwrap();
+    let legacy = store.find_user_by_email(&email).await.unwrap().unwrap();
+    assert_eq!(legacy.session_generation, 0);
+    assert_eq!(store.end_sessions(legacy.id).await, Ok(1));
+
+    let set = |value: i64| {
+        format!(
+            "UPDATE users SET session_generation = {value} WHERE id = '{}'",
+            legacy.id
+        )
+    };
+    // The column holds exactly the domain's u32.
+    assert!(diesel::sql_query(set(-1)).execute(&mut conn).await.is_err());
+    assert!(diesel::sql_query(set(4_294_967_296))
+        .execute(&mut conn)
+        .await
+        .is_err());
+    diesel::sql_query(set(4_294_967_295))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.end_sessions(legacy.id).await,
+        Err(RepoError::Unexpected(_))
+    ));
+    let kept = store.get_user(legacy.id).await.unwrap().unwrap();
+    assert_eq!(kept.session_generation, u32::MAX, "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deployment_table_holds_one_known_mode_with_its_time() {
+    let (store, db) = fresh_store().await;
+    assert_eq!(
+        store.claim_payments_mode(PaymentsMode::StripeLive).await,
+        Ok(DeploymentClaim::Recorded)
+    );
+    let mut conn = db.connection().await;
+    assert_eq!(
+        text(
+            &mut conn,
+            "SELECT payments_mode || ' ' || (recorded_at > now() - interval '1 minute') AS value \
+             FROM deployment"
+        )
+        .await,
+        "stripe_live true"
+    );
+    // No second row, and no mode the code does not know.
+    for sql in [
+        "INSERT INTO deployment (id, payments_mode) VALUES (2, 'sandbox')",
+        "UPDATE deployment SET payments_mode = 'paypal'",
+    ] {
+        assert!(
+            diesel::sql_query(sql).execute(&mut conn).await.is_err(),
+            "{sql}"
+        );
+    }
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM deployment").await,
+        1
     );
 }
 

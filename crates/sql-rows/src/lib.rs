@@ -8,6 +8,7 @@
 //!   [`CourseRecord`], [`PurchaseRecord`] and its [`StateRecord`], what a fact update
 //!   writes), generic over an [`Encoding`] of ids and instants;
 //! * what each unique constraint means ([`unique_constraint_meaning`]);
+//! * what a claim of the payments mode found ([`deployment_claim`]);
 //! * small query-side rules: which purchases unlock a course ([`unlocked`]), paging
 //!   ([`limit_offset`]);
 //! * the adapters' plumbing: [`row!`] declares a diesel row struct and generates its field
@@ -21,11 +22,14 @@
 //! [`RepoError::Unexpected`] instead of being smuggled in.
 
 mod constraints;
+mod deployment;
 mod records;
 
 pub use crate::constraints::unique_constraint_meaning;
+pub use crate::deployment::{deployment_claim, DEPLOYMENT_ROW_ID};
 pub use crate::records::{
-    limit_offset, unlocked, CourseRecord, PurchaseRecord, Record, StateRecord, UserRecord,
+    limit_offset, session_generation, unlocked, CourseRecord, PurchaseRecord, Record, StateRecord,
+    UserRecord,
 };
 
 use lms_ports::RepoError;

@@ -79,7 +79,17 @@ pub struct UserRecord<E: Encoding> {
     pub email: String,
     pub role: String,
     pub password_hash: String,
+    /// [`User::session_generation`], widened to `bigint` (SQL has no unsigned type).
+    pub session_generation: i64,
     pub created_at: E::Instant,
+}
+
+/// A stored session generation, as the domain holds it.
+///
+/// # Errors
+/// [`RepoError::Unexpected`] for a value outside `u32` (the schema's CHECK refuses those).
+pub fn session_generation(stored: i64) -> Result<u32, RepoError> {
+    u32::try_from(stored).map_err(|e| corrupt("session generation", e))
 }
 
 impl<E: Encoding> Record for UserRecord<E> {
@@ -92,6 +102,7 @@ impl<E: Encoding> Record for UserRecord<E> {
             email: user.email.as_str().to_owned(),
             role: user.role.name().to_owned(),
             password_hash: user.password_hash.clone(),
+            session_generation: i64::from(user.session_generation),
             created_at: E::store_instant(user.created_at)?,
         })
     }
@@ -103,6 +114,7 @@ impl<E: Encoding> Record for UserRecord<E> {
             email: Email::parse(&self.email).map_err(|e| corrupt("email", e))?,
             role: Role::from_name(&self.role).ok_or_else(|| corrupt("role", &self.role))?,
             password_hash: self.password_hash,
+            session_generation: session_generation(self.session_generation)?,
             created_at: E::load_instant(self.created_at, "user creation time")?,
         })
     }
@@ -359,7 +371,21 @@ mod tests {
             email: email.to_owned(),
             role: "student".to_owned(),
             password_hash: "x".to_owned(),
+            session_generation: 0,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn session_generations_fit_u32_or_are_corrupt() {
+        let mut record = user_record("ada@example.com");
+        record.session_generation = i64::from(u32::MAX);
+        assert_eq!(record.into_domain().unwrap().session_generation, u32::MAX);
+        for stored in [-1, i64::from(u32::MAX) + 1] {
+            assert!(matches!(
+                session_generation(stored),
+                Err(RepoError::Unexpected(_))
+            ));
         }
     }
 

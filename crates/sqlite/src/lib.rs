@@ -1,7 +1,7 @@
 //! Embedded SQLite adapter of the storage ports: [`SqliteStore`] implements [`UserRepo`],
-//! [`CourseRepo`], [`PurchaseRepo`] and [`StorageHealth`] exactly as the PostgreSQL adapter
-//! does (same schema, same constraint meanings, same contract suite), in one local file and
-//! with SQLite compiled in: nothing to install or start on a fresh machine.
+//! [`CourseRepo`], [`PurchaseRepo`], [`DeploymentRegistry`] and [`StorageHealth`] exactly as the
+//! PostgreSQL adapter does (same schema, same constraint meanings, same contract suite), in one
+//! local file and with SQLite compiled in: nothing to install or start on a fresh machine.
 //!
 //! # Connections and concurrency
 //! SQLite allows one writer at a time. The store keeps
@@ -56,14 +56,14 @@ use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
 use lms_domain::{CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, User, UserId};
 use lms_ports::{
-    Applied, CourseRepo, FactUpdate, Page, PageRequest, PurchaseRepo, PurchasedCourse, RepoError,
-    StorageHealth, UserRepo,
+    Applied, CourseRepo, DeploymentClaim, DeploymentRegistry, FactUpdate, Page, PageRequest,
+    PaymentsMode, PurchaseRepo, PurchasedCourse, RepoError, StorageHealth, UserRepo,
 };
 use time::OffsetDateTime;
 
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
 use crate::rows::{id_text, nanos, CourseRow, NewProcessedEvent, PurchaseRow, StateRow, UserRow};
-use crate::schema::{courses, processed_events, purchases, users};
+use crate::schema::{courses, deployment, processed_events, purchases, users};
 use crate::target::Target;
 
 pub use crate::migrate::embedded_migration_versions;
@@ -365,6 +365,22 @@ impl UserRepo for SqliteStore {
         })
         .await
     }
+
+    async fn end_sessions(&self, id: UserId) -> Result<u32, RepoError> {
+        let id = id_text(id.as_uuid());
+        self.write(move |conn| {
+            // One statement on the one writer: increments cannot interleave. Past u32::MAX,
+            // users_session_generation_check fails it and nothing is written.
+            let generation: Option<i64> = diesel::update(users::table.find(id))
+                .set(users::session_generation.eq(users::session_generation + 1))
+                .returning(users::session_generation)
+                .get_result(conn)
+                .optional()
+                .map_err(from_diesel)?;
+            lms_sql_rows::session_generation(generation.ok_or(RepoError::NotFound)?)
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -626,6 +642,38 @@ impl PurchaseRepo for SqliteStore {
             })
             .await?;
         lms_sql_rows::unlocked(rows.into_iter().map(|(p, c)| (p.into(), c.into())))
+    }
+}
+
+#[async_trait]
+impl DeploymentRegistry for SqliteStore {
+    async fn claim_payments_mode(&self, mode: PaymentsMode) -> Result<DeploymentClaim, RepoError> {
+        let recorded_at = nanos(OffsetDateTime::now_utc())?;
+        self.write(move |conn| {
+            // The statements of lms_sql_rows' deployment module, in one `BEGIN IMMEDIATE`
+            // transaction: another process sharing the file cannot slip between them.
+            conn.immediate_transaction(|conn| {
+                let inserted = diesel::insert_into(deployment::table)
+                    .values((
+                        deployment::id.eq(lms_sql_rows::DEPLOYMENT_ROW_ID),
+                        deployment::payments_mode.eq(mode.as_str()),
+                        deployment::recorded_at.eq(recorded_at),
+                    ))
+                    .on_conflict(deployment::id)
+                    .do_nothing()
+                    .execute(conn)?;
+                if inserted == 1 {
+                    return Ok(DeploymentClaim::Recorded);
+                }
+                let recorded: String = deployment::table
+                    .find(lms_sql_rows::DEPLOYMENT_ROW_ID)
+                    .select(deployment::payments_mode)
+                    .first(conn)?;
+                Ok(lms_sql_rows::deployment_claim(mode, &recorded)?)
+            })
+            .map_err(|error: TxError| RepoError::from(error))
+        })
+        .await
     }
 }
 

@@ -74,6 +74,7 @@ lms_sql_rows::row! {
         pub email: String,
         pub role: String,
         pub password_hash: String,
+        pub session_generation: i64,
         pub created_at: i64,
     }
 }
@@ -234,6 +235,7 @@ mod tests {
             email: "ada@example.com".to_owned(),
             role: "student".to_owned(),
             password_hash: "x".to_owned(),
+            session_generation: 0,
             created_at: 0,
         };
         assert!(matches!(row.into_domain(), Err(RepoError::Unexpected(_))));

@@ -9,6 +9,7 @@ diesel::table! {
         role -> Text,
         password_hash -> Text,
         created_at -> BigInt,
+        session_generation -> BigInt,
     }
 }
 
@@ -67,6 +68,15 @@ diesel::table! {
         purchase_id -> Text,
         received_at -> BigInt,
         payload -> Text,
+    }
+}
+
+diesel::table! {
+    /// One row (id 1): the payments mode the database belongs to.
+    deployment (id) {
+        id -> SmallInt,
+        payments_mode -> Text,
+        recorded_at -> BigInt,
     }
 }
 

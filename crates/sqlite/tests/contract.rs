@@ -14,7 +14,10 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use lms_domain::{PaymentFact, Role};
-use lms_ports::{Applied, CourseRepo, PurchaseRepo, RepoError, StorageHealth, UserRepo};
+use lms_ports::{
+    Applied, CourseRepo, DeploymentClaim, DeploymentRegistry, PaymentsMode, PurchaseRepo,
+    RepoError, StorageHealth, UserRepo,
+};
 use lms_sqlite::{embedded_migration_versions, SqliteOptions, SqliteStore};
 use lms_storage_contract as contract;
 use uuid::Uuid;
@@ -153,9 +156,9 @@ async fn migrations_go_up_down_and_up_again() {
     let tables = count(
         &mut conn,
         "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' \
-         AND name IN ('users', 'courses', 'purchases', 'processed_events')",
+         AND name IN ('users', 'courses', 'purchases', 'processed_events', 'deployment')",
     );
-    assert_eq!(tables, 4);
+    assert_eq!(tables, 5);
     assert!(our_objects(&mut conn) > 4, "tables and indexes");
 
     let mut reverted = store.revert_all_migrations().await.unwrap();
@@ -410,6 +413,98 @@ async fn a_database_locked_by_another_process_is_waited_for_then_unavailable() {
     assert!(started.elapsed() >= Duration::from_millis(250), "it waited");
     release.join().unwrap();
     assert_eq!(impatient.get_course(course.id).await.unwrap(), Some(course));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_written_before_session_generations_start_at_zero_and_the_generation_cannot_wrap() {
+    let (store, dir) = fresh_file_store().await;
+    let mut conn = raw_connection(&dir);
+    // A row as the first migration wrote it: no session_generation given.
+    let id = Uuid::new_v4();
+    diesel::sql_query(format!(
+        "INSERT INTO users (id, name, email, role, password_hash, created_at) \
+         VALUES ('{id}', 'Legacy', 'legacy@example.com', 'student', 'x', 0)"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    let id = lms_domain::UserId::from_uuid(id);
+    assert_eq!(
+        store
+            .get_user(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .session_generation,
+        0
+    );
+    assert_eq!(store.end_sessions(id).await, Ok(1));
+
+    let set =
+        |value: i64| format!("UPDATE users SET session_generation = {value} WHERE id = '{id}'");
+    // The column holds exactly the domain's u32.
+    assert!(diesel::sql_query(set(-1)).execute(&mut conn).is_err());
+    assert!(diesel::sql_query(set(4_294_967_296))
+        .execute(&mut conn)
+        .is_err());
+    diesel::sql_query(set(4_294_967_295))
+        .execute(&mut conn)
+        .unwrap();
+    assert!(matches!(
+        store.end_sessions(id).await,
+        Err(RepoError::Unexpected(_))
+    ));
+    let kept = store.get_user(id).await.unwrap().unwrap();
+    assert_eq!(kept.session_generation, u32::MAX, "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_deployment_table_holds_one_known_mode_with_its_time() {
+    let (store, dir) = fresh_file_store().await;
+    let before = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    assert_eq!(
+        store.claim_payments_mode(PaymentsMode::Sandbox).await,
+        Ok(DeploymentClaim::Recorded)
+    );
+    let mut conn = raw_connection(&dir);
+    assert_eq!(
+        text(&mut conn, "SELECT payments_mode AS value FROM deployment"),
+        "sandbox"
+    );
+    let recorded_at = count(&mut conn, "SELECT recorded_at AS n FROM deployment");
+    assert!(
+        i128::from(recorded_at) >= before,
+        "{recorded_at} < {before}"
+    );
+    for sql in [
+        "INSERT INTO deployment (id, payments_mode, recorded_at) VALUES (2, 'sandbox', 0)",
+        "UPDATE deployment SET payments_mode = 'paypal'",
+    ] {
+        assert!(diesel::sql_query(sql).execute(&mut conn).is_err(), "{sql}");
+    }
+    assert_eq!(count(&mut conn, "SELECT count(*) AS n FROM deployment"), 1);
+}
+
+/// Two instances starting at once on one file, in different payments modes: one records its
+/// mode, the other is refused with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_claiming_one_file_in_different_modes_record_one() {
+    let dir = TempDir::new();
+    let first = SqliteStore::open_with(&dir.url(), options()).await.unwrap();
+    let second = SqliteStore::open_with(&dir.url(), options()).await.unwrap();
+    let (a, b) = tokio::join!(
+        first.claim_payments_mode(PaymentsMode::Sandbox),
+        second.claim_payments_mode(PaymentsMode::StripeTest)
+    );
+    let outcomes = [a.unwrap(), b.unwrap()];
+    match outcomes {
+        [DeploymentClaim::Recorded, DeploymentClaim::Conflict { recorded }] => {
+            assert_eq!(recorded, PaymentsMode::Sandbox);
+        }
+        [DeploymentClaim::Conflict { recorded }, DeploymentClaim::Recorded] => {
+            assert_eq!(recorded, PaymentsMode::StripeTest);
+        }
+        other => panic!("expected one Recorded and one Conflict, got {other:?}"),
+    }
 }
 
 /// Two stores on one file stand for two processes (say, two app instances): their writers

@@ -24,16 +24,22 @@ use lms_domain::{
     PaymentFact, PaymentFacts, Purchase, PurchaseId, PurchaseStatus, Role, User, UserId, UserName,
 };
 use lms_ports::{
-    Applied, CourseRepo, EventReceipt, FactUpdate, PageRequest, PurchaseRepo, PurchasedCourse,
-    RepoError, StorageHealth, UserRepo,
+    Applied, CourseRepo, DeploymentClaim, DeploymentRegistry, EventReceipt, FactUpdate,
+    PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, RepoError, StorageHealth, UserRepo,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 /// Everything the suite needs from a store.
-pub trait Store: UserRepo + CourseRepo + PurchaseRepo + StorageHealth + Clone {}
+pub trait Store:
+    UserRepo + CourseRepo + PurchaseRepo + DeploymentRegistry + StorageHealth + Clone
+{
+}
 
-impl<S: UserRepo + CourseRepo + PurchaseRepo + StorageHealth + Clone> Store for S {}
+impl<S: UserRepo + CourseRepo + PurchaseRepo + DeploymentRegistry + StorageHealth + Clone> Store
+    for S
+{
+}
 
 /// Expands to one `#[tokio::test]` per contract check. The argument is an expression
 /// evaluated afresh in every test, yielding a future of `(store, guard)`.
@@ -46,6 +52,8 @@ macro_rules! storage_contract_tests {
             users_round_trip_exactly,
             users_unknown_are_none,
             users_emails_are_unique_case_insensitively,
+            users_session_generation_starts_at_zero_and_each_end_adds_one,
+            users_end_sessions_of_unknown_is_not_found,
             courses_round_trip_exactly,
             courses_ids_are_unique,
             courses_update_overwrites_every_field,
@@ -70,6 +78,11 @@ macro_rules! storage_contract_tests {
             concurrent_deliveries_of_one_event_apply_once,
             concurrent_checkouts_of_one_course_let_exactly_one_win,
             concurrent_events_of_one_purchase_lose_no_fact,
+            concurrent_session_ends_lose_no_increment,
+            deployment_first_claim_records_then_the_same_mode_matches,
+            deployment_another_mode_conflicts_and_the_first_stays_recorded,
+            deployment_data_without_a_recorded_mode_is_claimed_by_the_first_caller,
+            concurrent_first_claims_of_two_modes_record_exactly_one,
         );
     };
     (@each $fresh:expr; $($check:ident),+ $(,)?) => {
@@ -113,6 +126,7 @@ pub fn new_user(email: &str, role: Role) -> User {
         email: Email::parse(email).unwrap(),
         role,
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned(),
+        session_generation: User::FIRST_SESSION_GENERATION,
         created_at: at(0),
     }
 }
@@ -302,6 +316,7 @@ pub async fn ping_answers<S: Store>(store: S) {
 pub async fn users_round_trip_exactly<S: Store>(store: S) {
     let mut user = new_user("Grace.Hopper@Example.com", Role::Admin);
     user.created_at = at(42);
+    user.session_generation = 7;
     store.create_user(&user).await.unwrap();
 
     let loaded = store
@@ -314,6 +329,7 @@ pub async fn users_round_trip_exactly<S: Store>(store: S) {
     assert_eq!(loaded.email.as_str(), "grace.hopper@example.com");
     assert_eq!(loaded.password_hash, user.password_hash);
     assert_eq!(loaded.created_at, at(42));
+    assert_eq!(loaded.session_generation, 7);
 
     let by_email = store
         .find_user_by_email(&Email::parse("GRACE.HOPPER@example.COM").unwrap())
@@ -362,6 +378,47 @@ pub async fn users_emails_are_unique_case_insensitively<S: Store>(store: S) {
         .create_user(&new_user("ada2@example.com", Role::Student))
         .await
         .unwrap();
+}
+
+pub async fn users_session_generation_starts_at_zero_and_each_end_adds_one<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let generation = |user: &User| {
+        let store = store.clone();
+        let id = user.id;
+        async move {
+            store
+                .get_user(id)
+                .await
+                .unwrap()
+                .expect("the user exists")
+                .session_generation
+        }
+    };
+    assert_eq!(generation(&buyer).await, 0);
+    assert_eq!(store.end_sessions(buyer.id).await, Ok(1));
+    assert_eq!(store.end_sessions(buyer.id).await, Ok(2));
+    assert_eq!(generation(&buyer).await, 2);
+    let by_email = store.find_user_by_email(&buyer.email).await.unwrap();
+    assert_eq!(by_email.map(|u| u.session_generation), Some(2));
+    // Only that user's sessions end, and nothing else of the user changes.
+    assert_eq!(generation(&instructor).await, 0);
+    let loaded = store.get_user(buyer.id).await.unwrap().unwrap();
+    assert_eq!(
+        loaded,
+        User {
+            session_generation: 2,
+            ..buyer
+        }
+    );
+}
+
+pub async fn users_end_sessions_of_unknown_is_not_found<S: Store>(store: S) {
+    let (_, buyer) = seed_people(&store).await;
+    assert_eq!(
+        store.end_sessions(UserId::from_uuid(fresh_id())).await,
+        Err(RepoError::NotFound)
+    );
+    assert_eq!(store.get_user(buyer.id).await.unwrap(), Some(buyer));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1291,4 +1348,116 @@ pub async fn concurrent_events_of_one_purchase_lose_no_fact<S: Store>(store: S) 
     assert_eq!(saved.facts, expected.facts);
     assert_eq!(saved.facts.refunded, Some(usd(160)));
     assert_eq!(saved.status(), PurchaseStatus::Completed);
+}
+
+pub async fn concurrent_session_ends_lose_no_increment<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let store = store.clone();
+        tasks.spawn(async move { store.end_sessions(buyer.id).await });
+    }
+    let mut returned = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        returned.push(result.unwrap().unwrap());
+    }
+    returned.sort_unstable();
+    assert_eq!(
+        returned,
+        (1..=20).collect::<Vec<u32>>(),
+        "each call saw its own increment"
+    );
+    let saved = store.get_user(buyer.id).await.unwrap().unwrap();
+    assert_eq!(saved.session_generation, 20);
+    let untouched = store.get_user(instructor.id).await.unwrap().unwrap();
+    assert_eq!(untouched.session_generation, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deployment: the payments mode a database belongs to
+// ---------------------------------------------------------------------------------------------
+
+pub async fn deployment_first_claim_records_then_the_same_mode_matches<S: Store>(store: S) {
+    assert_eq!(
+        store.claim_payments_mode(PaymentsMode::StripeTest).await,
+        Ok(DeploymentClaim::Recorded)
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            store.claim_payments_mode(PaymentsMode::StripeTest).await,
+            Ok(DeploymentClaim::Matches)
+        );
+    }
+}
+
+pub async fn deployment_another_mode_conflicts_and_the_first_stays_recorded<S: Store>(store: S) {
+    assert_eq!(
+        store.claim_payments_mode(PaymentsMode::Sandbox).await,
+        Ok(DeploymentClaim::Recorded)
+    );
+    for other in [PaymentsMode::StripeTest, PaymentsMode::StripeLive] {
+        assert_eq!(
+            store.claim_payments_mode(other).await,
+            Ok(DeploymentClaim::Conflict {
+                recorded: PaymentsMode::Sandbox
+            }),
+            "{other}"
+        );
+    }
+    // The refused claims changed nothing.
+    assert_eq!(
+        store.claim_payments_mode(PaymentsMode::Sandbox).await,
+        Ok(DeploymentClaim::Matches)
+    );
+}
+
+pub async fn deployment_data_without_a_recorded_mode_is_claimed_by_the_first_caller<S: Store>(
+    store: S,
+) {
+    // A database written before modes were recorded: data, but no mode.
+    seed_purchase(&store).await;
+    assert_eq!(
+        store.claim_payments_mode(PaymentsMode::StripeLive).await,
+        Ok(DeploymentClaim::Recorded)
+    );
+    assert_eq!(
+        store.claim_payments_mode(PaymentsMode::StripeTest).await,
+        Ok(DeploymentClaim::Conflict {
+            recorded: PaymentsMode::StripeLive
+        })
+    );
+}
+
+pub async fn concurrent_first_claims_of_two_modes_record_exactly_one<S: Store>(store: S) {
+    let mut tasks = tokio::task::JoinSet::new();
+    // Several instances of each mode starting at once.
+    for mode in [PaymentsMode::Sandbox, PaymentsMode::StripeLive].repeat(5) {
+        let store = store.clone();
+        tasks.spawn(async move { (mode, store.claim_payments_mode(mode).await.unwrap()) });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        outcomes.push(result.unwrap());
+    }
+    let winners: Vec<PaymentsMode> = outcomes
+        .iter()
+        .filter(|(_, claim)| *claim == DeploymentClaim::Recorded)
+        .map(|(mode, _)| *mode)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one claim records: {outcomes:?}");
+    let winner = winners[0];
+    for (mode, claim) in &outcomes {
+        let expected = if *mode != winner {
+            DeploymentClaim::Conflict { recorded: winner }
+        } else if *claim == DeploymentClaim::Recorded {
+            DeploymentClaim::Recorded
+        } else {
+            DeploymentClaim::Matches
+        };
+        assert_eq!(*claim, expected, "{mode}: {outcomes:?}");
+    }
+    assert_eq!(
+        store.claim_payments_mode(winner).await,
+        Ok(DeploymentClaim::Matches)
+    );
 }

@@ -1,4 +1,4 @@
-use crate::auth::{clearing_cookie, session_cookie, AuthenticatedUser};
+use crate::auth::{clearing_cookie, session_cookie, AuthenticatedUser, MaybeUser, TokenSubject};
 use crate::dto::{CourseDto, UserDto};
 use crate::error::ApiError;
 use crate::ApiState;
@@ -31,7 +31,9 @@ fn signed_in(
     created: bool,
     message: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let token = state.jwt.issue(user.id, OffsetDateTime::now_utc())?;
+    let token = state
+        .jwt
+        .issue(TokenSubject::current(user), OffsetDateTime::now_utc())?;
     let mut response = if created {
         HttpResponse::Created()
     } else {
@@ -88,12 +90,26 @@ pub async fn sign_in(
     signed_in(&state, &user, false, "Signed in successfully.")
 }
 
-/// `POST /api/v1/user/signout`: clears the cookie (a JWT cannot be revoked server-side; it
-/// simply expires).
-pub async fn sign_out(state: web::Data<ApiState>) -> HttpResponse {
-    HttpResponse::Ok()
+/// `POST /api/v1/user/signout`: with a valid token (cookie or Bearer), ends every session of
+/// the account, on every device: the token used and every other one issued before are
+/// refused from now on (so there is no separate "sign out everywhere"). Always clears the
+/// cookie. Without a token, or with one already refused (expired, ended, unknown user), there
+/// is nothing to end: 200 all the same. A store that cannot be reached is a 5xx, cookie kept:
+/// the sessions were not ended, and the client may retry.
+pub async fn sign_out(
+    state: web::Data<ApiState>,
+    actor: MaybeUser,
+) -> Result<HttpResponse, ApiError> {
+    if let MaybeUser(Some(user)) = actor {
+        match state.services.sign_out(&user).await {
+            // Deleted since its token was checked: no session of it is left to end.
+            Ok(_) | Err(lms_application::AppError::NotFound("user")) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(HttpResponse::Ok()
         .cookie(clearing_cookie(state.settings.cookie_secure))
-        .json(json!({"success": true, "message": "Signed out successfully."}))
+        .json(json!({"success": true, "message": "Signed out successfully."})))
 }
 
 /// `GET /api/v1/user/profile`: the user with `enrolledCourses`.

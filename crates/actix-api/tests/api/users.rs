@@ -1,5 +1,5 @@
 use crate::helpers::{TestApp, JWT_SECRET};
-use lms_actix_api::auth::JwtKeys;
+use lms_actix_api::auth::{JwtKeys, TokenSubject};
 use lms_domain::UserId;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -127,7 +127,7 @@ async fn profile_accepts_bearer_or_cookie_and_refuses_anything_else(app: TestApp
         .assert_error(401, "UNAUTHORIZED");
 
     let keys = JwtKeys::new(JWT_SECRET.as_bytes());
-    let id: UserId = user.id.parse().unwrap();
+    let id = subject(&user.id, 0);
     let now = OffsetDateTime::now_utc();
     let expired = keys
         .issue_with_expiry(id, now - Duration::days(2), now - Duration::hours(1))
@@ -144,10 +144,149 @@ async fn profile_accepts_bearer_or_cookie_and_refuses_anything_else(app: TestApp
         .assert_error(401, "UNAUTHORIZED");
 
     // A valid signature for a user that does not exist (deleted): 401, not 404 or 500.
-    let ghost = keys.issue(UserId::from_uuid(Uuid::new_v4()), now).unwrap();
+    let ghost = keys
+        .issue(subject(&Uuid::new_v4().to_string(), 0), now)
+        .unwrap();
     app.get("/api/v1/user/profile", Some(&ghost))
         .await
         .assert_error(401, "UNAUTHORIZED");
+}
+
+fn subject(user_id: &str, session_generation: u32) -> TokenSubject {
+    TokenSubject {
+        user_id: user_id.parse::<UserId>().unwrap(),
+        session_generation,
+    }
+}
+
+/// `GET /api/v1/user/profile` with `token` as the session cookie.
+async fn profile_by_cookie(app: &TestApp, token: &str) -> crate::helpers::Resp {
+    app.send(
+        app.client
+            .get(app.url("/api/v1/user/profile"))
+            .header("cookie", format!("token={token}")),
+    )
+    .await
+}
+
+async fn sign_in(app: &TestApp, user: &crate::helpers::TestUser) -> String {
+    let resp = app
+        .post(
+            "/api/v1/user/signin",
+            None,
+            &json!({"email": user.email, "password": user.password}),
+        )
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    resp.json["token"].as_str().unwrap().to_owned()
+}
+
+async fn assert_refused(app: &TestApp, token: &str) {
+    app.get("/api/v1/user/profile", Some(token))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+    profile_by_cookie(app, token)
+        .await
+        .assert_error(401, "UNAUTHORIZED");
+}
+
+async fn assert_honoured(app: &TestApp, token: &str, user_id: &str) {
+    let bearer = app.get("/api/v1/user/profile", Some(token)).await;
+    assert_eq!(bearer.status, 200, "{}", bearer.text);
+    assert_eq!(bearer.json["user"]["id"], user_id);
+    let cookie = profile_by_cookie(app, token).await;
+    assert_eq!(cookie.status, 200, "{}", cookie.text);
+}
+
+async fn signout_ends_every_session_of_the_account_and_signing_in_again_works(app: TestApp) {
+    let user = app.user("student").await;
+    let other = app.user("student").await;
+    let laptop = sign_in(&app, &user).await;
+    let phone = sign_in(&app, &user).await;
+    for token in [&user.token, &laptop, &phone] {
+        assert_honoured(&app, token, &user.id).await;
+    }
+
+    let resp = app
+        .post("/api/v1/user/signout", Some(&phone), &json!({}))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.json["success"], true);
+    assert!(resp.set_cookie().unwrap().contains("Max-Age=0"));
+
+    // The token used, the other sign-in's and the sign-up's: all ended, by either carrier.
+    for token in [&user.token, &laptop, &phone] {
+        assert_refused(&app, token).await;
+    }
+    // Someone else's session is untouched.
+    assert_honoured(&app, &other.token, &other.id).await;
+
+    let again = sign_in(&app, &user).await;
+    assert_honoured(&app, &again, &user.id).await;
+    assert_refused(&app, &laptop).await;
+}
+
+async fn signout_without_a_live_token_answers_200_and_ends_nothing(app: TestApp) {
+    let user = app.user("student").await;
+    let cleared = |resp: &crate::helpers::Resp| {
+        assert_eq!(resp.status, 200, "{}", resp.text);
+        assert_eq!(resp.json["success"], true);
+        let cookie = resp.set_cookie().unwrap();
+        assert!(cookie.starts_with("token=;"), "{cookie}");
+    };
+    cleared(&app.post("/api/v1/user/signout", None, &json!({})).await);
+    cleared(
+        &app.post("/api/v1/user/signout", Some("garbage"), &json!({}))
+            .await,
+    );
+    assert_honoured(&app, &user.token, &user.id).await;
+
+    // By cookie, like a browser: the session ends.
+    let current = sign_in(&app, &user).await;
+    let by_cookie = app
+        .send(
+            app.client
+                .post(app.url("/api/v1/user/signout"))
+                .header("cookie", format!("token={current}"))
+                .json(&json!({})),
+        )
+        .await;
+    cleared(&by_cookie);
+    assert_refused(&app, &current).await;
+
+    // An ended token cannot end the next session.
+    let next = sign_in(&app, &user).await;
+    cleared(
+        &app.post("/api/v1/user/signout", Some(&current), &json!({}))
+            .await,
+    );
+    assert_honoured(&app, &next, &user.id).await;
+}
+
+async fn tokens_of_an_older_or_newer_generation_are_refused(app: TestApp) {
+    let user = app.user("student").await;
+    let keys = JwtKeys::new(JWT_SECRET.as_bytes());
+    let now = OffsetDateTime::now_utc();
+    // A token without the generation claim (issued before it existed) counts as generation 0:
+    // honoured until the user signs out.
+    let claims = json!({"userId": user.id, "iat": now.unix_timestamp(), "exp": (now + Duration::hours(1)).unix_timestamp()});
+    let legacy = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .unwrap();
+    assert_honoured(&app, &legacy, &user.id).await;
+    let ahead = keys.issue(subject(&user.id, 1), now).unwrap();
+    assert_refused(&app, &ahead).await;
+
+    let resp = app
+        .post("/api/v1/user/signout", Some(&user.token), &json!({}))
+        .await;
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_refused(&app, &legacy).await;
+    // Generation 1 is now the current one.
+    assert_honoured(&app, &ahead, &user.id).await;
 }
 
 async fn signout_clears_the_cookie(app: TestApp) {
@@ -168,5 +307,8 @@ crate::per_wiring!(
     signup_defaults_to_student_and_refuses_admin_duplicates_and_bad_input,
     signin_sets_cookie_and_wrong_credentials_are_one_generic_401,
     profile_accepts_bearer_or_cookie_and_refuses_anything_else,
-    signout_clears_the_cookie
+    signout_clears_the_cookie,
+    signout_ends_every_session_of_the_account_and_signing_in_again_works,
+    signout_without_a_live_token_answers_200_and_ends_nothing,
+    tokens_of_an_older_or_newer_generation_are_refused
 );

@@ -144,6 +144,58 @@ async fn current_user_of_a_vanished_account_is_not_found() {
 }
 
 #[tokio::test]
+async fn sign_out_moves_the_account_to_its_next_session_generation() {
+    let world = World::new();
+    let user = world
+        .services
+        .sign_up(sign_up("Ada", "ada@example.com", PASSWORD, None))
+        .await
+        .unwrap();
+    let other = world.student().await;
+    assert_eq!(user.session_generation, 0);
+    assert!(user.honours_session(0));
+
+    assert_eq!(world.services.sign_out(&user).await, Ok(1));
+    let current = world.services.current_user(user.id).await.unwrap();
+    assert_eq!(current.session_generation, 1);
+    assert!(
+        !current.honours_session(0),
+        "the sessions opened before are ended"
+    );
+    // Signing in again opens a session of the new generation.
+    let signed_in = world
+        .services
+        .sign_in("ada@example.com", PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(signed_in.session_generation, 1);
+    // A stale copy of the user signs out just as well: the store counts, not the caller.
+    assert_eq!(world.services.sign_out(&user).await, Ok(2));
+    let untouched = world.services.current_user(other.id).await.unwrap();
+    assert_eq!(untouched.session_generation, 0);
+}
+
+#[tokio::test]
+async fn sign_out_of_a_vanished_account_is_not_found_and_storage_errors_pass_through() {
+    let world = World::new();
+    let user = world.student().await;
+    let mut ghost = user.clone();
+    ghost.id = UserId::from_uuid(uuid::Uuid::new_v4());
+    assert_eq!(
+        world.services.sign_out(&ghost).await,
+        Err(AppError::NotFound("user"))
+    );
+    world.store.set_unavailable(true);
+    assert!(matches!(
+        world.services.sign_out(&user).await,
+        Err(AppError::Unavailable(_))
+    ));
+    world.store.set_unavailable(false);
+    let current = world.services.current_user(user.id).await.unwrap();
+    assert_eq!(current.session_generation, 0);
+}
+
+#[tokio::test]
 async fn the_profile_lists_enrolled_courses_newest_first() {
     let world = World::new();
     let teacher = world.instructor().await;

@@ -85,6 +85,7 @@ impl World {
             email: Email::parse(&format!("admin{n}@example.com")).unwrap(),
             role: Role::Admin,
             password_hash: "unused".to_owned(),
+            session_generation: User::FIRST_SESSION_GENERATION,
             created_at: lms_ports::Clock::now(&self.clock),
         };
         self.store.create_user(&admin).await.unwrap();

@@ -20,6 +20,7 @@ fn user(n: u128, email: &str) -> User {
         email: Email::parse(email).unwrap(),
         role: Role::Student,
         password_hash: "hash".to_owned(),
+        session_generation: 0,
         created_at: T0,
     }
 }
@@ -479,6 +480,28 @@ async fn unlocked_listing_has_only_completed_purchases_with_their_courses() {
 }
 
 #[tokio::test]
+async fn the_session_generation_cannot_wrap_around() {
+    let (store, buyer, _) = seeded().await;
+    let mut worn = user(2, "worn@example.com");
+    worn.session_generation = u32::MAX;
+    store.create_user(&worn).await.unwrap();
+    assert!(matches!(
+        store.end_sessions(worn.id).await,
+        Err(RepoError::Unexpected(_))
+    ));
+    assert_eq!(
+        store
+            .get_user(worn.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .session_generation,
+        u32::MAX
+    );
+    assert_eq!(store.end_sessions(buyer.id).await, Ok(1));
+}
+
+#[tokio::test]
 async fn the_unavailable_switch_fails_every_call_and_writes_nothing() {
     let (store, buyer, course) = seeded().await;
     assert!(store.ping().await.is_ok());
@@ -497,7 +520,29 @@ async fn the_unavailable_switch_fails_every_call_and_writes_nothing() {
         store.list_published_courses(PageRequest::new(1, 10)).await,
         Err(RepoError::Unavailable(_))
     ));
+    assert!(matches!(
+        store.end_sessions(buyer.id).await,
+        Err(RepoError::Unavailable(_))
+    ));
+    assert!(matches!(
+        store.claim_payments_mode(PaymentsMode::Sandbox).await,
+        Err(RepoError::Unavailable(_))
+    ));
     store.set_unavailable(false);
+    assert_eq!(
+        store
+            .get_user(buyer.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .session_generation,
+        0
+    );
+    assert_eq!(
+        store.claim_payments_mode(PaymentsMode::StripeLive).await,
+        Ok(DeploymentClaim::Recorded),
+        "the refused claim recorded nothing"
+    );
     assert!(store.all_purchases().is_empty());
     assert_eq!(
         store.get_user(buyer.id).await.unwrap().map(|u| u.id),

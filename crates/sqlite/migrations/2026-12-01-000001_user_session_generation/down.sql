@@ -1,0 +1,2 @@
+-- Undoes up.sql.
+ALTER TABLE users DROP COLUMN session_generation;

@@ -1,0 +1,2 @@
+-- Undoes up.sql.
+DROP TABLE deployment;
