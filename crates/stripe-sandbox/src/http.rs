@@ -30,8 +30,10 @@ pub(crate) fn server(listener: TcpListener, inner: Arc<Inner>) -> std::io::Resul
             )
             .route("/v1/refunds", web::post().to(create_refund))
             .route("/v1/events", web::get().to(list_events))
-            .route("/checkout/pay/{id}", web::get().to(page::show))
-            .route("/checkout/pay/{id}", web::post().to(page::submit))
+            .route("/checkout/pay/{id}/{secret}", web::get().to(page::show))
+            .route("/checkout/pay/{id}/{secret}", web::post().to(page::submit))
+            // A link without its secret is as unknown as a wrong one.
+            .route("/checkout/pay/{id}", web::route().to(page::not_found))
             .default_service(web::to(|| async {
                 error_response(&ApiError {
                     status: 404,

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use subtle::ConstantTimeEq;
 
 /// A Stripe-shaped API error: HTTP status plus the `{"error": {...}}` body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -187,6 +188,9 @@ fn card_verdict(number: &str) -> Result<(), &'static str> {
 pub struct Ledger {
     sessions: HashMap<String, Value>,
     session_pi_metadata: HashMap<String, Map<String, Value>>,
+    /// Per session, the secret its hosted page's URL carries (hex). Kept apart from the
+    /// session object so that no API answer other than `url` can show it.
+    page_secrets: HashMap<String, String>,
     payment_intents: HashMap<String, Value>,
     charges: HashMap<String, Value>,
     refunds: HashMap<String, Value>,
@@ -297,6 +301,7 @@ impl Ledger {
             ));
         }
         let id = self.next_id("cs");
+        let secret = page_secret()?;
         let session = json!({
             "id": id,
             "object": "checkout.session",
@@ -308,7 +313,7 @@ impl Ledger {
             "currency": currency,
             "created": now,
             "expires_at": expires_at,
-            "url": format!("{page_base}/checkout/pay/{id}"),
+            "url": format!("{page_base}/checkout/pay/{id}/{secret}"),
             "success_url": success_url,
             "cancel_url": cancel_url,
             "client_reference_id": params.get("client_reference_id"),
@@ -320,6 +325,7 @@ impl Ledger {
         });
         self.session_pi_metadata
             .insert(id.clone(), params.map("payment_intent_data[metadata]")?);
+        self.page_secrets.insert(id.clone(), secret);
         self.sessions.insert(id, session.clone());
         Ok(public(session))
     }
@@ -332,8 +338,14 @@ impl Ledger {
             .ok_or_else(|| ApiError::not_found("checkout.session", id))
     }
 
-    /// The product name and unit amount, for the hosted page.
-    pub fn session_for_page(&self, id: &str) -> Option<Value> {
+    /// The session with the product name and unit amount, for the hosted page, when
+    /// `secret` is the one its URL carries; `None` for an unknown session or a wrong secret
+    /// alike (as Stripe answers a mangled link: not found). Compared in constant time.
+    pub fn session_for_page(&self, id: &str, secret: &str) -> Option<Value> {
+        let expected = self.page_secrets.get(id)?;
+        if !bool::from(expected.as_bytes().ct_eq(secret.as_bytes())) {
+            return None;
+        }
         self.sessions.get(id).cloned()
     }
 
@@ -643,6 +655,22 @@ impl Ledger {
         self.emit("charge.dispute.closed", dispute.clone(), now);
         Ok(dispute)
     }
+}
+
+/// Bytes of OS randomness in a hosted page's secret (256 bits, hex-encoded in the URL).
+const PAGE_SECRET_BYTES: usize = 32;
+
+/// A fresh secret for a hosted page's URL, from the OS random source.
+fn page_secret() -> Result<String, ApiError> {
+    let mut bytes = [0_u8; PAGE_SECRET_BYTES];
+    getrandom::fill(&mut bytes).map_err(|error| ApiError {
+        status: 500,
+        kind: "api_error",
+        code: None,
+        message: format!("the sandbox could not draw a random secret: {error}"),
+        param: None,
+    })?;
+    Ok(hex::encode(bytes))
 }
 
 /// The session as the API shows it (without the sandbox's private bookkeeping).

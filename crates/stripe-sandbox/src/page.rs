@@ -17,36 +17,52 @@ pub(crate) struct PayForm {
     card_number: String,
 }
 
-pub(crate) async fn show(path: web::Path<String>, inner: State) -> HttpResponse {
+/// The hosted page's address: `/checkout/pay/{session id}/{secret}`. Only the session's
+/// `url` carries the secret, so knowing a session id is not enough to see or pay it.
+#[derive(serde::Deserialize)]
+pub(crate) struct PageLink {
+    id: String,
+    secret: String,
+}
+
+/// What an unknown session, a wrong secret and a link without one all get: Stripe answers
+/// a mangled checkout link with "not found", never saying which part was wrong.
+pub(crate) async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .body("<h1>Unknown checkout session</h1>")
+}
+
+pub(crate) async fn show(link: web::Path<PageLink>, inner: State) -> HttpResponse {
     let session = {
         let mut ledger = inner.ledger();
         ledger.expire_due(inner.now());
-        ledger.session_for_page(&path)
+        ledger.session_for_page(&link.id, &link.secret)
     };
     match session {
-        Some(session) => render(&session, None),
-        None => HttpResponse::NotFound()
-            .content_type("text/html; charset=utf-8")
-            .body("<h1>Unknown checkout session</h1>"),
+        Some(session) => render(&session, &link.secret, None),
+        None => not_found().await,
     }
 }
 
 pub(crate) async fn submit(
-    path: web::Path<String>,
+    link: web::Path<PageLink>,
     form: web::Form<PayForm>,
     inner: State,
 ) -> HttpResponse {
-    let session_id = path.into_inner();
-    let Some(session) = inner.ledger().session_for_page(&session_id) else {
-        return HttpResponse::NotFound()
-            .content_type("text/html; charset=utf-8")
-            .body("<h1>Unknown checkout session</h1>");
+    let PageLink {
+        id: session_id,
+        secret,
+    } = link.into_inner();
+    let Some(session) = inner.ledger().session_for_page(&session_id, &secret) else {
+        return not_found().await;
     };
     let method = match form.method.as_str() {
         "card" => PaymentMethod::Card(form.card_number.clone()),
         "bank_debit" => PaymentMethod::BankDebit,
         "cancel" => return redirect(session["cancel_url"].as_str().unwrap_or("/")),
-        _ => return render(&session, Some("Choose a payment method.")),
+        _ => return render(&session, &secret, Some("Choose a payment method.")),
     };
     let outcome = inner.ledger().pay(&session_id, &method, inner.now());
     inner.new_events.notify_one();
@@ -66,8 +82,8 @@ pub(crate) async fn submit(
             });
             redirect(&success_url(&session))
         }
-        Ok(PaymentOutcome::Declined(message)) => render(&session, Some(&message)),
-        Err(error) if error.status == 400 => render(&session, Some(&error.message)),
+        Ok(PaymentOutcome::Declined(message)) => render(&session, &secret, Some(&message)),
+        Err(error) if error.status == 400 => render(&session, &secret, Some(&error.message)),
         Err(error) => error_response(&error),
     }
 }
@@ -108,8 +124,9 @@ fn display_amount(minor: i64, currency: &str) -> String {
     format!("{}.{:02} {code}", minor / 100, minor % 100)
 }
 
-fn render(session: &Value, error: Option<&str>) -> HttpResponse {
+fn render(session: &Value, secret: &str, error: Option<&str>) -> HttpResponse {
     let id = escape(session["id"].as_str().unwrap_or_default());
+    let secret = escape(secret);
     let name = escape(
         session["line_items_sandbox"]["name"]
             .as_str()
@@ -156,18 +173,18 @@ button.secondary {{ background: #e3e8ee; color: #1a1f36; }}
 <h1 id="product">{name}</h1>
 <p class="amount" id="amount">{amount}</p>
 {status_line}{error_line}
-<form method="post" action="/checkout/pay/{id}">
+<form method="post" action="/checkout/pay/{id}/{secret}">
   <input type="hidden" name="method" value="card">
   <label for="card_number">Card number</label>
   <input id="card_number" name="card_number" inputmode="numeric" autocomplete="cc-number" placeholder="4242 4242 4242 4242"{disabled}>
   <p class="hint">4242 4242 4242 4242 succeeds; 4000 0000 0000 0002 is declined.</p>
   <button id="pay" type="submit"{disabled}>Pay {amount}</button>
 </form>
-<form method="post" action="/checkout/pay/{id}">
+<form method="post" action="/checkout/pay/{id}/{secret}">
   <input type="hidden" name="method" value="bank_debit">
   <button id="bank-debit" class="secondary" type="submit"{disabled}>Pay by bank debit (settles later)</button>
 </form>
-<form method="post" action="/checkout/pay/{id}">
+<form method="post" action="/checkout/pay/{id}/{secret}">
   <input type="hidden" name="method" value="cancel">
   <button id="cancel" class="secondary" type="submit">Cancel and go back</button>
 </form>
@@ -180,5 +197,7 @@ button.secondary {{ background: #e3e8ee; color: #1a1f36; }}
     };
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
+        // The address holds the session's secret: never send it on as a Referer.
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
         .body(html)
 }

@@ -85,6 +85,71 @@ fn a_created_session_is_open_unpaid_and_carries_our_references() {
     assert!(session.get("line_items_sandbox").is_none());
 }
 
+/// The secret at the end of a session's hosted-page URL.
+fn page_secret(session: &Value) -> String {
+    let url = session["url"].as_str().unwrap();
+    url.rsplit('/').next().unwrap().to_owned()
+}
+
+#[test]
+fn the_hosted_page_opens_only_with_the_secret_its_url_carries() {
+    let mut ledger = Ledger::default();
+    let session = ledger
+        .create_session(&session_params("1999"), NOW, "http://sandbox")
+        .unwrap();
+    let id = session["id"].as_str().unwrap();
+    let secret = page_secret(&session);
+    assert_eq!(
+        session["url"],
+        format!("http://sandbox/checkout/pay/{id}/{secret}").as_str()
+    );
+    // 256 bits, hex.
+    assert_eq!(secret.len(), 64);
+    assert!(secret.chars().all(|c| c.is_ascii_hexdigit()));
+
+    assert!(ledger.session_for_page(id, &secret).is_some());
+    assert!(ledger.session_for_page(id, "").is_none());
+    let mut wrong = secret.clone().into_bytes();
+    wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
+    assert!(ledger
+        .session_for_page(id, &String::from_utf8(wrong).unwrap())
+        .is_none());
+    assert!(ledger.session_for_page(id, &secret[..32]).is_none());
+    assert!(ledger
+        .session_for_page("cs_test_unknown", &secret)
+        .is_none());
+
+    // Another session's secret opens only that other session.
+    let other = ledger
+        .create_session(&session_params("2500"), NOW, "http://sandbox")
+        .unwrap();
+    assert_ne!(page_secret(&other), secret);
+    assert!(ledger.session_for_page(id, &page_secret(&other)).is_none());
+}
+
+#[test]
+fn only_the_url_field_shows_the_page_secret() {
+    let mut ledger = Ledger::default();
+    let session = ledger
+        .create_session(&session_params("1999"), NOW, "http://sandbox")
+        .unwrap();
+    let id = session["id"].as_str().unwrap().to_owned();
+    let secret = page_secret(&session);
+    let without_url = |mut value: Value| {
+        value.as_object_mut().unwrap().remove("url");
+        value.to_string()
+    };
+    assert!(!without_url(ledger.session(&id).unwrap()).contains(&secret));
+    ledger
+        .pay(&id, &PaymentMethod::Card("4242424242424242".into()), NOW)
+        .unwrap();
+    for event in ledger.events() {
+        assert!(!event.to_string().contains(&secret), "{event}");
+    }
+    // A closed session has no URL any more, as at Stripe.
+    assert_eq!(ledger.session(&id).unwrap()["url"], Value::Null);
+}
+
 #[test]
 fn session_creation_enforces_stripe_rules() {
     let mut ledger = Ledger::default();

@@ -189,6 +189,63 @@ async fn the_hosted_page_declines_then_accepts_and_redirects_like_stripe() {
 }
 
 #[tokio::test]
+async fn the_page_refuses_a_link_without_its_secret_and_the_session_stays_unpaid() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let session: Value = open_session(&sandbox).await;
+    let id = session["id"].as_str().unwrap();
+    let url = session["url"].as_str().unwrap().to_owned();
+    let (without_secret, secret) = url.rsplit_once('/').unwrap();
+    assert_eq!(
+        without_secret,
+        format!("{}/checkout/pay/{id}", sandbox.base_url())
+    );
+    let mut wrong = secret.to_owned().into_bytes();
+    wrong[0] = if wrong[0] == b'0' { b'1' } else { b'0' };
+    let wrong = format!("{without_secret}/{}", String::from_utf8(wrong).unwrap());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let good_card = [("method", "card"), ("card_number", "4242 4242 4242 4242")];
+
+    for refused in [
+        without_secret.to_owned(),
+        format!("{without_secret}/"),
+        wrong,
+        format!(
+            "{}/checkout/pay/cs_test_unknown/{secret}",
+            sandbox.base_url()
+        ),
+    ] {
+        let page = client.get(&refused).send().await.unwrap();
+        assert_eq!(page.status(), 404, "GET {refused}");
+        let paid = client.post(&refused).form(&good_card).send().await.unwrap();
+        assert_eq!(paid.status(), 404, "POST {refused}");
+        let bank = client
+            .post(&refused)
+            .form(&[("method", "bank_debit")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bank.status(), 404, "POST {refused}");
+    }
+    let untouched = sandbox.session(id).unwrap();
+    assert_eq!(untouched["status"], "open");
+    assert_eq!(untouched["payment_status"], "unpaid");
+    assert_eq!(untouched["payment_intent"], Value::Null);
+    assert!(sandbox.events().is_empty());
+
+    let page = client.get(&url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    let page = page.text().await.unwrap();
+    assert!(page.contains(&format!("action=\"/checkout/pay/{id}/{secret}\"")));
+    let paid = client.post(&url).form(&good_card).send().await.unwrap();
+    assert_eq!(paid.status(), 303);
+    assert_eq!(sandbox.session(id).unwrap()["payment_status"], "paid");
+}
+
+#[tokio::test]
 async fn cancel_goes_back_to_the_cancel_url() {
     let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
     let session: Value = open_session(&sandbox).await;
