@@ -9,7 +9,10 @@ pub mod error;
 pub mod limits;
 pub mod middleware;
 pub mod routes;
+pub mod session_key;
 pub mod storefront;
+
+pub use session_key::SessionKey;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, ErrorHandlers};

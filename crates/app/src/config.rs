@@ -1,28 +1,60 @@
-//! Settings: defaults < optional TOML file (`APP_CONFIG_FILE`, else `config.toml` if present)
-//! < environment variables. Every invalid or missing value stops start-up with a message that
-//! names the environment variable. Secrets are wrapped so `Debug` never shows them.
+//! Settings, typed per concern and validated once, before anything binds a port or migrates.
 //!
-//! # Two modes
-//! * **Stripe** (`STRIPE_SECRET_KEY` set): production rules. `STRIPE_WEBHOOK_SECRET`,
-//!   `JWT_SECRET` and `DATABASE_URL` are required; cookies are `Secure`; the server listens
-//!   on `0.0.0.0`.
-//! * **Sandbox** (`STRIPE_SECRET_KEY` unset): the offline demo. Payments go to the in-process
-//!   Stripe sandbox (`SANDBOX_PORT`, default 12111), storage defaults to
-//!   `sqlite://data/lms.db`, a missing `JWT_SECRET` is generated for the run, cookies are not
-//!   `Secure` (plain http on localhost), the server listens on `127.0.0.1`, the success and
-//!   cancel URLs default to this app's own storefront pages, and demo data is seeded.
+//! Sources, lowest first: built-in defaults < an optional TOML file (`APP_CONFIG_FILE`, else
+//! `./config.toml` when present; nested keys such as `[http] port = 8080`, unknown keys refused)
+//! < environment variables (flat names, see [`VARIABLES`]). A value set but empty is an error,
+//! never "use the default". Every error is one [`ConfigError`] line naming the variable and the
+//! fix; the binary exits with [`EX_CONFIG`].
 //!
-//! A variable that is set but empty is an error in both modes, and so is
-//! `STRIPE_WEBHOOK_SECRET` without `STRIPE_SECRET_KEY`: a deployment whose Stripe key went
-//! missing must not silently switch to simulated payments.
+//! # Two payment modes, never chosen by accident
+//! * **stripe**: real payments. `STRIPE_SECRET_KEY`, `STRIPE_WEBHOOK_SECRET`, `JWT_SECRET` and
+//!   `DATABASE_URL` (PostgreSQL or an SQLite file) are required; cookies are `Secure`; no demo
+//!   data. A live key additionally refuses loopback return URLs, loopback CORS origins, a
+//!   non-https API base and insecure cookies.
+//! * **demo**: the offline demo with simulated payments (the in-process Stripe sandbox, demo
+//!   data with a public password). Only in a build with the `demo` feature.
+//!
+//! `APP_MODE` names the mode. Unset, a Stripe key means stripe, and *nothing configured at all*
+//! means demo (the README's first command). Anything production-like configured without a key
+//! (a PostgreSQL `DATABASE_URL`, a non-loopback `HOST`, `JWT_SECRET`, a webhook secret, a config
+//! file, ...) stops start-up: a deployment whose key went missing must not take simulated
+//! payments on a real database.
 
-use anyhow::{anyhow, bail, Context};
 use config::{Config, File, FileFormat};
+use lms_actix_api::limits::{parse_networks, RateLimit, RateLimits};
+use lms_actix_api::SessionKey;
+use lms_password_argon2::HashingLimits;
+use lms_stripe_http::{KeyMode, StripeConfig};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-/// A secret string: never printed.
+/// The exit status of a configuration error (`EX_CONFIG` of sysexits.h).
+pub const EX_CONFIG: u8 = 78;
+
+/// One configuration mistake: the variable at fault and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        Self {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+/// A secret string: `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -42,11 +74,91 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// One environment variable: its nested key in the file, other names the original backend
+/// used for it, and what it means when unset.
+#[derive(Debug)]
+pub struct Variable {
+    pub env: &'static str,
+    pub key: &'static str,
+    pub aliases: &'static [&'static str],
+}
+
+const fn var(env: &'static str, key: &'static str) -> Variable {
+    Variable {
+        env,
+        key,
+        aliases: &[],
+    }
+}
+
+/// Every variable the app reads (`.env.example` documents each one).
+pub const VARIABLES: &[Variable] = &[
+    var("APP_MODE", "mode"),
+    var("HOST", "http.host"),
+    var("PORT", "http.port"),
+    Variable {
+        env: "CORS_ORIGINS",
+        key: "http.cors_origins",
+        aliases: &["CLIENT_URL"],
+    },
+    var("COOKIE_SECURE", "http.cookie_secure"),
+    var("TRUSTED_PROXIES", "http.trusted_proxies"),
+    var("SHUTDOWN_TIMEOUT_SECS", "http.shutdown_timeout_secs"),
+    var("HTTP_WORKERS", "http.workers"),
+    var("LOG_FORMAT", "log.format"),
+    var("DATABASE_URL", "database.url"),
+    var("DATABASE_POOL_SIZE", "database.pool_size"),
+    var("RUN_MIGRATIONS", "database.run_migrations"),
+    var("DATABASE_STATEMENT_TIMEOUT", "database.statement_timeout"),
+    var("DATABASE_LOCK_TIMEOUT", "database.lock_timeout"),
+    var(
+        "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT",
+        "database.idle_in_transaction_timeout",
+    ),
+    Variable {
+        env: "JWT_SECRET",
+        key: "auth.jwt_secret",
+        aliases: &["SECRET_KEY"],
+    },
+    var("STRIPE_SECRET_KEY", "stripe.secret_key"),
+    var("STRIPE_WEBHOOK_SECRET", "stripe.webhook_secret"),
+    var("STRIPE_SUCCESS_URL", "stripe.success_url"),
+    var("STRIPE_CANCEL_URL", "stripe.cancel_url"),
+    var("STRIPE_API_BASE", "stripe.api_base"),
+    var("SANDBOX_PORT", "sandbox.port"),
+    var("SEED_DEMO", "sandbox.seed_demo"),
+    var(
+        "PASSWORD_HASH_CONCURRENCY",
+        "limits.password_hash_concurrency",
+    ),
+    var("PASSWORD_HASH_MAX_WAIT", "limits.password_hash_max_wait"),
+    var("SIGN_IN_LIMIT_PER_IP", "limits.sign_in_per_ip"),
+    var("SIGN_IN_LIMIT_PER_EMAIL", "limits.sign_in_per_email"),
+    var("SIGN_UP_LIMIT_PER_IP", "limits.sign_up_per_ip"),
+    var(
+        "GATEWAY_SYNC_MIN_INTERVAL",
+        "limits.gateway_sync_min_interval",
+    ),
+];
+
+/// The default database of the demo, relative to the working directory.
+pub const DEFAULT_SQLITE_URL: &str = "sqlite://data/lms.db";
+/// The default port of the in-process Stripe sandbox (demo mode).
+pub const DEFAULT_SANDBOX_PORT: u16 = 12111;
+pub const DEFAULT_PORT: u16 = 8080;
+pub const DEFAULT_CORS_ORIGIN: &str = "http://localhost:5173";
+/// Stripe-mode defaults of the frontend pages (a separately served frontend).
+pub const FRONTEND_SUCCESS_URL: &str =
+    "http://localhost:5173/payment/success?session_id={CHECKOUT_SESSION_ID}";
+pub const FRONTEND_CANCEL_URL: &str = "http://localhost:5173/payment/cancel";
+/// The placeholder value `.env.example` shows for `JWT_SECRET`: never a real key.
+pub const JWT_SECRET_PLACEHOLDER: &str = "change-me-change-me-change-me-change-me";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     /// One JSON object a line, for log shippers (Stripe-mode default).
     Json,
-    /// One human-readable line an event (sandbox-mode default).
+    /// One human-readable line an event (demo default).
     Text,
     /// Multi-line, for reading one request closely.
     Pretty,
@@ -57,162 +169,279 @@ pub enum LogFormat {
 pub enum Database {
     /// `postgres://` or `postgresql://` (the URL may hold a password: redacted).
     Postgres(Secret),
-    /// What [`lms_sqlite::SqliteStore::open`] accepts: `sqlite://path`, a path, `:memory:`.
+    /// What [`lms_sqlite::SqliteStore::open`] accepts: `sqlite://path` or `sqlite::memory:`.
     Sqlite(String),
 }
 
-/// The default database in sandbox mode, relative to the working directory.
-pub const DEFAULT_SQLITE_URL: &str = "sqlite://data/lms.db";
-
-/// The default port of the in-process Stripe sandbox.
-pub const DEFAULT_SANDBOX_PORT: u16 = 12111;
-
 impl Database {
-    /// Parses `DATABASE_URL`.
+    /// Parses `DATABASE_URL`: an explicit scheme, no quotes, no white space.
     ///
     /// # Errors
-    /// A message naming `DATABASE_URL` for an unknown scheme or an empty SQLite path.
-    pub fn parse(raw: &str) -> anyhow::Result<Self> {
-        let raw = raw.trim();
+    /// A [`ConfigError`] naming `DATABASE_URL`.
+    pub fn parse(raw: &str) -> Result<Self> {
+        let fail = |problem: String| Err(ConfigError::new("DATABASE_URL", problem));
+        if raw.contains(['"', '\'']) {
+            return fail(
+                "contains quote characters (an env file kept them?): remove the quotes around the URL"
+                    .to_owned(),
+            );
+        }
+        if raw.contains(char::is_whitespace) {
+            return fail("contains white space: remove it".to_owned());
+        }
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
             return Ok(Self::Postgres(Secret(raw.to_owned())));
         }
-        let sqlite = if raw.starts_with("sqlite://") || raw.starts_with("file:") {
-            raw.to_owned()
-        } else if let Some(rest) = raw.strip_prefix("sqlite:") {
-            // `sqlite:data/lms.db`, `sqlite::memory:`: the store reads a bare path.
-            rest.to_owned()
-        } else if raw == ":memory:" {
-            raw.to_owned()
-        } else if has_scheme(raw) {
-            bail!(
-                "DATABASE_URL must be postgres://..., postgresql://..., sqlite://PATH, a file path or :memory:, got a {:?} URL",
-                raw.split(':').next().unwrap_or_default()
-            );
-        } else {
-            raw.to_owned()
-        };
-        let path = sqlite
-            .strip_prefix("sqlite://")
-            .unwrap_or(&sqlite)
-            .split('?')
-            .next()
-            .unwrap_or_default();
-        if path.trim().is_empty() && !sqlite.contains("mode=memory") {
-            bail!("DATABASE_URL names an SQLite database without a path");
+        if raw == "sqlite::memory:" {
+            return Ok(Self::Sqlite(":memory:".to_owned()));
         }
-        Ok(Self::Sqlite(sqlite))
+        if let Some(path) = raw.strip_prefix("sqlite://") {
+            if path.split('?').next().unwrap_or_default().is_empty() {
+                return fail("names an SQLite database without a path: use sqlite://data/lms.db or sqlite:///var/lib/lms/lms.db".to_owned());
+            }
+            return Ok(Self::Sqlite(raw.to_owned()));
+        }
+        fail(format!(
+            "must start with postgres://, postgresql:// or sqlite:// (or be sqlite::memory:), got {:?}",
+            scheme_of(raw)
+        ))
+    }
+
+    pub fn is_memory(&self) -> bool {
+        matches!(self, Self::Sqlite(target) if target == ":memory:")
     }
 
     /// For logs: the SQLite target, or just `postgres` (the URL may hold a password).
     pub fn describe(&self) -> String {
         match self {
             Self::Postgres(_) => "postgres".to_owned(),
-            Self::Sqlite(target) if target.starts_with("sqlite:") => target.clone(),
             Self::Sqlite(target) => format!("sqlite {target}"),
         }
     }
 }
 
-/// `scheme:` at the start (letters, digits, `+-.`, at least two characters so that a Windows
-/// drive letter stays a path).
-fn has_scheme(raw: &str) -> bool {
+/// What precedes the first `:`, for messages that must not echo a URL (it may hold a password).
+fn scheme_of(raw: &str) -> String {
     match raw.split_once(':') {
-        Some((scheme, _)) => {
-            scheme.len() > 1
-                && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-        }
-        None => false,
+        Some((scheme, _)) if scheme.len() <= 16 => format!("{scheme}:..."),
+        _ => "a value without a scheme".to_owned(),
     }
 }
 
 /// How payments are taken.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Payments {
-    /// The real Stripe API (or a stand-in at `api_base`).
-    Stripe {
-        secret_key: Secret,
-        /// Several while a secret is being rotated.
-        webhook_secrets: Vec<Secret>,
-        api_base: String,
-    },
-    /// The in-process sandbox on `127.0.0.1:port` (0: any free port); the key and the webhook
-    /// secret are generated for each run.
-    Sandbox { port: u16 },
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Real Stripe: the adapter's configuration, validated.
+    Stripe(Box<StripeConfig>),
+    /// Simulated payments through the in-process sandbox.
+    Demo(DemoSettings),
 }
 
-impl Payments {
-    pub fn is_sandbox(&self) -> bool {
-        matches!(self, Self::Sandbox { .. })
+impl Mode {
+    pub fn is_demo(&self) -> bool {
+        matches!(self, Self::Demo(_))
+    }
+
+    /// What the database remembers about who wrote it.
+    pub fn payments_mode(&self) -> lms_ports::PaymentsMode {
+        match self {
+            Self::Demo(_) => lms_ports::PaymentsMode::Sandbox,
+            Self::Stripe(config) => match config.secret_key.mode() {
+                KeyMode::Test => lms_ports::PaymentsMode::StripeTest,
+                KeyMode::Live => lms_ports::PaymentsMode::StripeLive,
+            },
+        }
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub host: String,
-    pub port: u16,
-    pub database: Database,
-    pub database_pool_size: u32,
-    pub run_migrations: bool,
-    /// `None` only in sandbox mode: a random secret is generated for the run.
-    pub jwt_secret: Option<Secret>,
-    pub cookie_secure: bool,
-    pub cors_origins: Vec<String>,
-    pub log_format: LogFormat,
-    pub payments: Payments,
-    /// `None` only in sandbox mode: this app's `/payment/success?session_id=...` page.
-    pub stripe_success_url: Option<String>,
-    /// `None` only in sandbox mode: this app's `/payment/cancel` page.
-    pub stripe_cancel_url: Option<String>,
+/// The offline demo's own settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoSettings {
+    /// The sandbox's port on loopback (0: any free port).
+    pub sandbox_port: u16,
     /// Create the demo instructor and courses when absent.
-    pub seed_demo: bool,
-    pub shutdown_timeout_secs: u64,
-    /// HTTP worker threads; `None` for one per core.
-    pub http_workers: Option<usize>,
+    pub seed: bool,
+    /// `None`: this app's own `/payment/success?session_id=...` page.
+    pub success_url: Option<String>,
+    /// `None`: this app's own `/payment/cancel` page.
+    pub cancel_url: Option<String>,
 }
 
-/// Every variable the app reads, with the default that holds in both modes (`None`: required,
-/// or a default that depends on the mode; see the module documentation).
-pub const VARIABLES: &[(&str, Option<&str>)] = &[
-    ("HOST", None),
-    ("PORT", Some("8080")),
-    ("DATABASE_URL", None),
-    ("DATABASE_POOL_SIZE", Some("10")),
-    ("RUN_MIGRATIONS", Some("true")),
-    ("JWT_SECRET", None),
-    ("COOKIE_SECURE", None),
-    ("CORS_ORIGINS", Some("http://localhost:5173")),
-    ("LOG_FORMAT", None),
-    ("STRIPE_SECRET_KEY", None),
-    ("STRIPE_WEBHOOK_SECRET", None),
-    ("STRIPE_SUCCESS_URL", None),
-    ("STRIPE_CANCEL_URL", None),
-    ("STRIPE_API_BASE", Some("https://api.stripe.com")),
-    ("SANDBOX_PORT", None),
-    ("SEED_DEMO", None),
-    ("SHUTDOWN_TIMEOUT_SECS", Some("30")),
-    ("HTTP_WORKERS", None),
-];
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    /// Frontend origins allowed to call with credentials.
+    pub cors_origins: Vec<String>,
+    /// Mark the session cookie `Secure` and send HSTS.
+    pub cookie_secure: bool,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub shutdown_timeout: Duration,
+    /// Worker threads; `None` for one per core.
+    pub workers: Option<usize>,
+}
 
-/// Stripe-mode defaults of the frontend pages (a separately served frontend).
-pub const FRONTEND_SUCCESS_URL: &str =
-    "http://localhost:5173/payment/success?session_id={CHECKOUT_SESSION_ID}";
-pub const FRONTEND_CANCEL_URL: &str = "http://localhost:5173/payment/cancel";
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseSettings {
+    pub url: Database,
+    pub pool_size: u32,
+    pub run_migrations: bool,
+    pub statement_timeout: Duration,
+    pub lock_timeout: Duration,
+    pub idle_in_transaction_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// `None` only in demo mode: a random key is made for the run.
+    pub jwt_secret: Option<SessionKey>,
+}
+
+/// Parses `N/PERIOD` (`10/1m`, `30/60s`, `5/1h`) into the HTTP adapter's limit, or `off`.
+fn parse_rate_limit(variable: &'static str, raw: &str) -> Result<Option<RateLimit>> {
+    if raw.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let invalid = || {
+        ConfigError::new(
+            variable,
+            format!(
+                "must be N/PERIOD with N at least 1, such as 10/1m or 30/1h, or off; got {raw:?}"
+            ),
+        )
+    };
+    let (count, period) = raw.split_once('/').ok_or_else(invalid)?;
+    let count: u32 = count.trim().parse().map_err(|_| invalid())?;
+    let period = humantime::parse_duration(period.trim()).map_err(|_| invalid())?;
+    RateLimit::new(count, period).map(Some).ok_or_else(invalid)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitSettings {
+    /// Password hashes computed at once, and how long a request waits for its turn.
+    pub password_hashing: HashingLimits,
+    /// Sign-in and sign-up attempts per client and per e-mail.
+    pub rate_limits: RateLimits,
+}
+
+/// Everything the app is configured with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub limits: LimitSettings,
+    /// The use cases' own settings (e.g. how often a status poll may ask the gateway).
+    pub use_cases: lms_application::Settings,
+    pub log_format: LogFormat,
+}
+
+/// The file's shape: one table per concern, every value a string (numbers and booleans are
+/// accepted and read as their text), unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    mode: Option<String>,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    database: RawDatabase,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    stripe: RawStripe,
+    #[serde(default)]
+    sandbox: RawSandbox,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    host: Option<String>,
+    port: Option<String>,
+    cors_origins: Option<String>,
+    cookie_secure: Option<String>,
+    trusted_proxies: Option<String>,
+    shutdown_timeout_secs: Option<String>,
+    workers: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<String>,
+    pool_size: Option<String>,
+    run_migrations: Option<String>,
+    statement_timeout: Option<String>,
+    lock_timeout: Option<String>,
+    idle_in_transaction_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    jwt_secret: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStripe {
+    secret_key: Option<String>,
+    webhook_secret: Option<String>,
+    success_url: Option<String>,
+    cancel_url: Option<String>,
+    api_base: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSandbox {
+    port: Option<String>,
+    seed_demo: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    password_hash_concurrency: Option<String>,
+    password_hash_max_wait: Option<String>,
+    sign_in_per_ip: Option<String>,
+    sign_in_per_email: Option<String>,
+    sign_up_per_ip: Option<String>,
+    gateway_sync_min_interval: Option<String>,
+}
+
+/// Whether this binary carries the sandbox and the demo data.
+pub const DEMO_BUILT: bool = cfg!(feature = "demo");
 
 impl Settings {
     /// Reads the process environment and the optional file.
     ///
     /// # Errors
-    /// A message naming the first missing or invalid variable.
-    pub fn load() -> anyhow::Result<Self> {
-        let file = std::env::var("APP_CONFIG_FILE").ok().or_else(|| {
-            Path::new("config.toml")
-                .exists()
-                .then(|| "config.toml".to_owned())
-        });
+    /// The first [`ConfigError`].
+    pub fn load() -> Result<Self> {
+        let file = match std::env::var_os("APP_CONFIG_FILE") {
+            Some(path) if path.is_empty() => {
+                return Err(ConfigError::new(
+                    "APP_CONFIG_FILE",
+                    "is set but empty: unset it or name a TOML file",
+                ))
+            }
+            Some(path) => Some(PathBuf::from(path)),
+            None => Some(PathBuf::from("config.toml")).filter(|path| path.exists()),
+        };
         Self::from_sources(file.as_deref(), |name| std::env::var(name).ok())
     }
 
@@ -220,12 +449,12 @@ impl Settings {
     ///
     /// ```
     /// let settings = lms_app::Settings::from_pairs([("PORT", "0"), ("SANDBOX_PORT", "0")]).unwrap();
-    /// assert!(settings.payments.is_sandbox());
+    /// assert!(settings.mode.is_demo());
     /// ```
     ///
     /// # Errors
     /// As [`Settings::load`].
-    pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> anyhow::Result<Self>
+    pub fn from_pairs<K, V>(pairs: impl IntoIterator<Item = (K, V)>) -> Result<Self>
     where
         K: Into<String>,
         V: Into<String>,
@@ -237,544 +466,614 @@ impl Settings {
         Self::from_sources(None, |name| map.get(name).cloned())
     }
 
-    /// Builds settings from a file path and an environment lookup (tests pass a map).
+    /// Builds settings from a file and an environment lookup (tests pass a map).
     ///
     /// # Errors
     /// As [`Settings::load`].
-    pub fn from_sources(
-        file: Option<&str>,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> anyhow::Result<Self> {
-        let mut builder = Config::builder();
-        for (name, default) in VARIABLES {
-            if let Some(default) = default {
-                builder = builder.set_default(name.to_ascii_lowercase(), *default)?;
-            }
-        }
-        if let Some(path) = file {
-            builder = builder.add_source(File::new(path, FileFormat::Toml).required(true));
-        }
-        for (name, _) in VARIABLES {
-            if let Some(value) = env(name) {
-                builder = builder.set_override(name.to_ascii_lowercase(), value)?;
-            }
-        }
-        let config = builder
-            .build()
-            .with_context(|| format!("cannot read configuration file {}", file.unwrap_or("")))?;
-        Self::from_config(&config)
+    pub fn from_sources(file: Option<&Path>, env: impl Fn(&str) -> Option<String>) -> Result<Self> {
+        Self::resolve(file, env, DEMO_BUILT)
     }
 
-    #[allow(clippy::too_many_lines)] // one flat list of variables reads best
-    fn from_config(config: &Config) -> anyhow::Result<Self> {
-        // Set (possibly empty) or not set at all.
-        let optional = |name: &str| -> anyhow::Result<Option<String>> {
-            match config.get_string(&name.to_ascii_lowercase()) {
-                Ok(value) => {
-                    let value = value.trim().to_owned();
-                    if value.is_empty() {
-                        bail!("{name} is set but empty (unset it to use the default)");
-                    }
-                    Ok(Some(value))
-                }
-                Err(config::ConfigError::NotFound(_)) => Ok(None),
-                Err(_) => bail!("{name} must be a string"),
-            }
-        };
-        let required = |name: &str, why: &str| -> anyhow::Result<String> {
-            optional(name)?.ok_or_else(|| anyhow!("{name} is required{why} but not set"))
-        };
-        let text = |name: &str| required(name, "");
-        let parse_u64 = |name: &str, raw: &str| -> anyhow::Result<u64> {
-            raw.parse::<u64>()
-                .map_err(|_| anyhow!("{name} must be a non-negative integer, got {raw:?}"))
-        };
-        let parse_flag = |name: &str, raw: &str| -> anyhow::Result<bool> {
-            match raw.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => Ok(true),
-                "false" | "0" | "no" | "off" => Ok(false),
-                _ => bail!("{name} must be true or false, got {raw:?}"),
-            }
-        };
-        let parse_port = |name: &str, raw: &str| -> anyhow::Result<u16> {
-            u16::try_from(parse_u64(name, raw)?)
-                .map_err(|_| anyhow!("{name} must be at most 65535"))
-        };
-        let url = |name: &str, value: String| -> anyhow::Result<String> {
-            if !(value.starts_with("https://") || value.starts_with("http://"))
-                || value.contains(char::is_whitespace)
-            {
-                bail!("{name} must be an http(s) URL, got {value:?}");
-            }
-            Ok(value)
-        };
-        let optional_url = |name: &str| -> anyhow::Result<Option<String>> {
-            optional(name)?.map(|value| url(name, value)).transpose()
-        };
-
-        // The mode first: every mode-dependent default follows from it.
-        let payments = match optional("STRIPE_SECRET_KEY")? {
-            Some(secret_key) => {
-                if !(secret_key.starts_with("sk_") || secret_key.starts_with("rk_")) {
-                    bail!("STRIPE_SECRET_KEY must be a Stripe secret key (sk_... or rk_...)");
-                }
-                let webhook_secrets =
-                    required("STRIPE_WEBHOOK_SECRET", " when STRIPE_SECRET_KEY is set")?
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(|s| {
-                            if s.starts_with("whsec_") {
-                                Ok(Secret(s.to_owned()))
-                            } else {
-                                Err(anyhow!(
-                            "STRIPE_WEBHOOK_SECRET must hold whsec_... secrets, comma-separated"
-                        ))
-                            }
-                        })
-                        .collect::<anyhow::Result<Vec<_>>>()?;
-                if webhook_secrets.is_empty() {
-                    bail!("STRIPE_WEBHOOK_SECRET is required but empty");
-                }
-                Payments::Stripe {
-                    secret_key: Secret(secret_key),
-                    webhook_secrets,
-                    api_base: url("STRIPE_API_BASE", text("STRIPE_API_BASE")?)?,
-                }
-            }
-            // Half a Stripe configuration is a deployment mistake, not a wish for the sandbox.
-            None if optional("STRIPE_WEBHOOK_SECRET")?.is_some() => bail!(
-                "STRIPE_WEBHOOK_SECRET is set but STRIPE_SECRET_KEY is not: set both to take real payments, or neither to use the sandbox"
-            ),
-            None => Payments::Sandbox {
-                port: match optional("SANDBOX_PORT")? {
-                    Some(raw) => parse_port("SANDBOX_PORT", &raw)?,
-                    None => DEFAULT_SANDBOX_PORT,
-                },
-            },
-        };
-        let sandbox = payments.is_sandbox();
-
-        let port = parse_port("PORT", &text("PORT")?)?;
-        let database_pool_size = u32::try_from(parse_u64(
-            "DATABASE_POOL_SIZE",
-            &text("DATABASE_POOL_SIZE")?,
-        )?)
-        .ok()
-        .filter(|size| (1..=1000).contains(size))
-        .ok_or_else(|| anyhow!("DATABASE_POOL_SIZE must be between 1 and 1000"))?;
-
-        let database = match optional("DATABASE_URL")? {
-            Some(raw) => Database::parse(&raw)?,
-            None if sandbox => Database::parse(DEFAULT_SQLITE_URL)?,
-            None => bail!("DATABASE_URL is required when STRIPE_SECRET_KEY is set but not set"),
-        };
-
-        let jwt_secret = match optional("JWT_SECRET")? {
-            Some(secret) if secret.len() < 32 => bail!("JWT_SECRET must be at least 32 bytes long"),
-            Some(secret) => Some(Secret(secret)),
-            None if sandbox => None,
-            None => bail!("JWT_SECRET is required when STRIPE_SECRET_KEY is set but not set"),
-        };
-
-        let flag_or = |name: &str, default: bool| -> anyhow::Result<bool> {
-            optional(name)?.map_or(Ok(default), |raw| parse_flag(name, &raw))
-        };
-
-        let cors_origins = text("CORS_ORIGINS")?
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|origin| {
-                let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
-                match rest {
-                    Some(host) if !host.is_empty() && !host.contains('/') && !host.contains('*') => {
-                        Ok(origin.to_owned())
-                    }
-                    _ => Err(anyhow!(
-                        "CORS_ORIGINS must be comma-separated origins like https://app.example.com (no path, no wildcard), got {origin:?}"
-                    )),
-                }
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-
-        let log_format = match optional("LOG_FORMAT")?.map(|f| f.to_ascii_lowercase()) {
-            None if sandbox => LogFormat::Text,
-            None => LogFormat::Json,
-            Some(format) => match format.as_str() {
-                "json" => LogFormat::Json,
-                "text" => LogFormat::Text,
-                "pretty" => LogFormat::Pretty,
-                other => bail!("LOG_FORMAT must be json, text or pretty, got {other:?}"),
-            },
-        };
-
-        let frontend_default = |value: Option<String>, default: &str| {
-            value.or_else(|| (!sandbox).then(|| default.to_owned()))
-        };
-        let stripe_success_url =
-            frontend_default(optional_url("STRIPE_SUCCESS_URL")?, FRONTEND_SUCCESS_URL);
-        if let Some(success) = &stripe_success_url {
-            if !success.contains("{CHECKOUT_SESSION_ID}") {
-                bail!("STRIPE_SUCCESS_URL must contain the literal {{CHECKOUT_SESSION_ID}}");
+    fn resolve(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        demo_built: bool,
+    ) -> Result<Self> {
+        let mut builder = Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        }
+        for variable in VARIABLES {
+            if let Some(value) = env_value(variable, &env)? {
+                builder = builder
+                    .set_override(variable.key, value)
+                    .map_err(|e| ConfigError::new(variable.env, e.to_string()))?;
             }
         }
-        let stripe_cancel_url =
-            frontend_default(optional_url("STRIPE_CANCEL_URL")?, FRONTEND_CANCEL_URL);
-
-        let http_workers = match optional("HTTP_WORKERS")? {
-            None => None,
-            Some(raw) => Some(
-                usize::try_from(parse_u64("HTTP_WORKERS", &raw)?)
-                    .ok()
-                    .filter(|n| (1..=256).contains(n))
-                    .ok_or_else(|| anyhow!("HTTP_WORKERS must be between 1 and 256"))?,
-            ),
+        let file_error = |e: config::ConfigError| {
+            ConfigError::new(
+                "APP_CONFIG_FILE",
+                format!(
+                    "{} is unusable: {e} (keys are nested, e.g. [http] port = 8080; see .env.example)",
+                    file.map_or_else(|| "the configuration".into(), |p| p.display().to_string())
+                ),
+            )
         };
+        let raw: RawSettings = builder
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(file_error)?;
+        Resolver {
+            raw,
+            from_file: file.is_some(),
+            demo_built,
+        }
+        .settings()
+    }
+}
 
-        Ok(Self {
-            host: optional("HOST")?
-                .unwrap_or_else(|| if sandbox { "127.0.0.1" } else { "0.0.0.0" }.to_owned()),
-            port,
+/// The value of a variable from the environment, under its own name or an alias (the two
+/// disagreeing is an error: which one was meant is unknowable).
+fn env_value(variable: &Variable, env: &impl Fn(&str) -> Option<String>) -> Result<Option<String>> {
+    let own = env(variable.env);
+    for alias in variable.aliases {
+        if let Some(value) = env(alias) {
+            match &own {
+                Some(own) if own != &value => {
+                    return Err(ConfigError::new(
+                        variable.env,
+                        format!("{alias} is set too, to a different value: set only one of them"),
+                    ))
+                }
+                Some(_) => {}
+                None => return Ok(Some(value)),
+            }
+        }
+    }
+    Ok(own)
+}
+
+/// Turns the raw strings into typed settings, variable by variable.
+struct Resolver {
+    raw: RawSettings,
+    from_file: bool,
+    demo_built: bool,
+}
+
+/// A present value, trimmed; set-but-empty is an error.
+fn given(variable: &'static str, value: Option<&String>) -> Result<Option<String>> {
+    match value.map(|v| v.trim()) {
+        None => Ok(None),
+        Some("") => Err(ConfigError::new(
+            variable,
+            "is set but empty: unset it to use the default, or give a value",
+        )),
+        Some(value) => Ok(Some(value.to_owned())),
+    }
+}
+
+fn parse_number<T>(
+    variable: &'static str,
+    raw: &str,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display,
+{
+    raw.parse::<T>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            ConfigError::new(
+                variable,
+                format!(
+                    "must be a whole number from {} to {}, got {raw:?}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
+}
+
+fn parse_flag(variable: &'static str, raw: &str) -> Result<bool> {
+    match raw.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(
+            variable,
+            format!("must be true or false, got {raw:?}"),
+        )),
+    }
+}
+
+fn parse_duration(variable: &'static str, raw: &str) -> Result<Duration> {
+    humantime::parse_duration(raw).map_err(|_| {
+        ConfigError::new(
+            variable,
+            format!("must be a duration such as 500ms, 15s or 2m, got {raw:?}"),
+        )
+    })
+}
+
+fn parse_host(raw: &str) -> Result<IpAddr> {
+    if raw.eq_ignore_ascii_case("localhost") {
+        return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    }
+    raw.parse().map_err(|_| {
+        ConfigError::new(
+            "HOST",
+            format!("must be an IP address to listen on (127.0.0.1, 0.0.0.0, ::), got {raw:?}"),
+        )
+    })
+}
+
+fn parse_origins(variable: &'static str, raw: &str) -> Result<Vec<String>> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|origin| {
+            let rest = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            match rest {
+                Some(host) if !host.is_empty() && !host.contains(['/', '*']) => {
+                    Ok(origin.to_owned())
+                }
+                _ => Err(ConfigError::new(
+                    variable,
+                    format!("must be comma-separated origins like https://app.example.com (no path, no wildcard), got {origin:?}"),
+                )),
+            }
+        })
+        .collect()
+}
+
+fn parse_proxies(raw: &str) -> Result<Vec<ipnet::IpNet>> {
+    parse_networks(raw).map_err(|err| {
+        ConfigError::new(
+            "TRUSTED_PROXIES",
+            format!("{err}: give comma-separated IP addresses or networks such as 10.0.0.0/8"),
+        )
+    })
+}
+
+/// Whether a URL or origin points at this machine: fine for a laptop, a mistake with live money.
+fn is_loopback_url(url: &str) -> bool {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let host = parsed
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host.ends_with(".localhost")
+        || host
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+}
+
+/// The Stripe adapter's refusal, named by the variable that carries the bad value.
+fn stripe_error(err: lms_stripe_http::ConfigError) -> ConfigError {
+    use lms_stripe_http::ConfigError as E;
+    let variable = match &err {
+        E::InvalidSecretKey => "STRIPE_SECRET_KEY",
+        E::NoWebhookSecret | E::InvalidWebhookSecret => "STRIPE_WEBHOOK_SECRET",
+        E::SuccessUrlWithoutPlaceholder => "STRIPE_SUCCESS_URL",
+        E::InvalidUrl { field, .. } | E::Missing(field) => field,
+        E::InvalidRetryPolicy(_) => "STRIPE_API_BASE",
+    };
+    ConfigError::new(variable, format!("{err}"))
+}
+
+impl Resolver {
+    fn settings(self) -> Result<Settings> {
+        let mode = self.mode()?;
+        let demo = mode.is_demo();
+        let http = self.http(demo)?;
+        let database = self.database(demo)?;
+        let auth = AuthSettings {
+            jwt_secret: self.jwt_secret(demo)?,
+        };
+        let log_format = match given("LOG_FORMAT", self.raw.log.format.as_ref())?
+            .map(|f| f.to_ascii_lowercase())
+            .as_deref()
+        {
+            None if demo => LogFormat::Text,
+            None => LogFormat::Json,
+            Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("must be json, text or pretty, got {other:?}"),
+                ))
+            }
+        };
+        let settings = Settings {
+            limits: self.limits()?,
+            use_cases: self.use_cases()?,
+            mode,
+            http,
             database,
-            database_pool_size,
-            run_migrations: flag_or("RUN_MIGRATIONS", true)?,
-            jwt_secret,
-            cookie_secure: flag_or("COOKIE_SECURE", !sandbox)?,
-            cors_origins,
+            auth,
             log_format,
-            payments,
-            stripe_success_url,
-            stripe_cancel_url,
-            seed_demo: flag_or("SEED_DEMO", sandbox)?,
-            shutdown_timeout_secs: parse_u64(
-                "SHUTDOWN_TIMEOUT_SECS",
-                &text("SHUTDOWN_TIMEOUT_SECS")?,
-            )?,
-            http_workers,
+        };
+        check_live(&settings)?;
+        Ok(settings)
+    }
+
+    /// The payment mode, explicit or inferred; see the module documentation.
+    fn mode(&self) -> Result<Mode> {
+        let raw = &self.raw;
+        let key = given("STRIPE_SECRET_KEY", raw.stripe.secret_key.as_ref())?;
+        let explicit = given("APP_MODE", raw.mode.as_ref())?.map(|m| m.to_ascii_lowercase());
+        let demo = match (explicit.as_deref(), &key) {
+            (Some("stripe"), _) => false,
+            (Some("demo"), Some(_)) => {
+                return Err(ConfigError::new(
+                    "APP_MODE",
+                    "is demo but STRIPE_SECRET_KEY is set: unset the key for simulated payments, or set APP_MODE=stripe",
+                ))
+            }
+            (Some("demo"), None) => true,
+            (Some(other), _) => {
+                return Err(ConfigError::new(
+                    "APP_MODE",
+                    format!("must be stripe (real payments) or demo (simulated payments), got {other:?}"),
+                ))
+            }
+            (None, Some(_)) => false,
+            (None, None) => {
+                let production_like = self.production_like()?;
+                if !production_like.is_empty() {
+                    return Err(ConfigError::new(
+                        "APP_MODE",
+                        format!(
+                            "no payment mode chosen: STRIPE_SECRET_KEY is not set, but {} look like a deployment; set STRIPE_SECRET_KEY (and APP_MODE=stripe) for real payments, or APP_MODE=demo for simulated payments on purpose",
+                            production_like.join(", ")
+                        ),
+                    ));
+                }
+                true
+            }
+        };
+        if demo {
+            self.demo_mode().map(Mode::Demo)
+        } else {
+            self.stripe_mode(key)
+                .map(|config| Mode::Stripe(Box::new(config)))
+        }
+    }
+
+    /// What was configured that only a real deployment configures.
+    fn production_like(&self) -> Result<Vec<&'static str>> {
+        let raw = &self.raw;
+        let mut found = Vec::new();
+        if self.from_file {
+            found.push("a configuration file");
+        }
+        if let Some(url) = given("DATABASE_URL", raw.database.url.as_ref())? {
+            if matches!(Database::parse(&url), Ok(Database::Postgres(_))) {
+                found.push("DATABASE_URL (PostgreSQL)");
+            }
+        }
+        if let Some(host) = given("HOST", raw.http.host.as_ref())? {
+            if !parse_host(&host)?.is_loopback() {
+                found.push("HOST (not loopback)");
+            }
+        }
+        let set = [
+            ("JWT_SECRET", &raw.auth.jwt_secret),
+            ("STRIPE_WEBHOOK_SECRET", &raw.stripe.webhook_secret),
+            ("STRIPE_API_BASE", &raw.stripe.api_base),
+            ("COOKIE_SECURE", &raw.http.cookie_secure),
+            ("TRUSTED_PROXIES", &raw.http.trusted_proxies),
+        ];
+        found.extend(
+            set.iter()
+                .filter(|(_, v)| v.is_some())
+                .map(|(name, _)| *name),
+        );
+        Ok(found)
+    }
+
+    fn demo_mode(&self) -> Result<DemoSettings> {
+        if !self.demo_built {
+            return Err(ConfigError::new(
+                "APP_MODE",
+                "demo needs a build with the `demo` feature (the sandbox and the demo data), and this binary has none: set APP_MODE=stripe with STRIPE_SECRET_KEY, or run `cargo run --release` from the repository",
+            ));
+        }
+        let raw = &self.raw;
+        if raw.stripe.webhook_secret.is_some() {
+            return Err(ConfigError::new(
+                "STRIPE_WEBHOOK_SECRET",
+                "is set but the mode is demo (no STRIPE_SECRET_KEY): set both for real payments, or neither for simulated ones",
+            ));
+        }
+        let url = |variable, value: Option<&String>| -> Result<Option<String>> {
+            let Some(url) = given(variable, value)? else {
+                return Ok(None);
+            };
+            lms_stripe_http::check_return_url(variable, &url).map_err(stripe_error)?;
+            Ok(Some(url))
+        };
+        let success_url = url("STRIPE_SUCCESS_URL", raw.stripe.success_url.as_ref())?;
+        if let Some(success) = &success_url {
+            if !success.contains(lms_stripe_http::CHECKOUT_SESSION_ID_PLACEHOLDER) {
+                return Err(stripe_error(
+                    lms_stripe_http::ConfigError::SuccessUrlWithoutPlaceholder,
+                ));
+            }
+        }
+        Ok(DemoSettings {
+            sandbox_port: match given("SANDBOX_PORT", raw.sandbox.port.as_ref())? {
+                Some(port) => parse_number("SANDBOX_PORT", &port, 0..=u16::MAX)?,
+                None => DEFAULT_SANDBOX_PORT,
+            },
+            seed: match given("SEED_DEMO", raw.sandbox.seed_demo.as_ref())? {
+                Some(flag) => parse_flag("SEED_DEMO", &flag)?,
+                None => true,
+            },
+            success_url,
+            cancel_url: url("STRIPE_CANCEL_URL", raw.stripe.cancel_url.as_ref())?,
         })
     }
+
+    fn stripe_mode(&self, key: Option<String>) -> Result<StripeConfig> {
+        let raw = &self.raw;
+        let key = key.ok_or_else(|| {
+            ConfigError::new(
+                "STRIPE_SECRET_KEY",
+                "is required with APP_MODE=stripe: the secret key from the Stripe Dashboard (Developers -> API keys)",
+            )
+        })?;
+        let required = |variable, value: Option<&String>, what: &str| {
+            given(variable, value)?.ok_or_else(|| {
+                ConfigError::new(
+                    variable,
+                    format!("is required with Stripe payments: {what}"),
+                )
+            })
+        };
+        let webhook = required(
+            "STRIPE_WEBHOOK_SECRET",
+            raw.stripe.webhook_secret.as_ref(),
+            "the endpoint's signing secret (whsec_...), comma-separated while rotating",
+        )?;
+        for (variable, value) in [
+            ("SANDBOX_PORT", &raw.sandbox.port),
+            ("SEED_DEMO", &raw.sandbox.seed_demo),
+        ] {
+            if value.is_some() {
+                return Err(ConfigError::new(
+                    variable,
+                    "belongs to the offline demo (APP_MODE=demo) and is refused with Stripe payments: unset it",
+                ));
+            }
+        }
+        let success = given("STRIPE_SUCCESS_URL", raw.stripe.success_url.as_ref())?
+            .unwrap_or_else(|| FRONTEND_SUCCESS_URL.to_owned());
+        let cancel = given("STRIPE_CANCEL_URL", raw.stripe.cancel_url.as_ref())?
+            .unwrap_or_else(|| FRONTEND_CANCEL_URL.to_owned());
+        let mut config =
+            StripeConfig::new(&key, &webhook, &success, &cancel).map_err(stripe_error)?;
+        if let Some(base) = given("STRIPE_API_BASE", raw.stripe.api_base.as_ref())? {
+            config = config.with_api_base(&base).map_err(stripe_error)?;
+        }
+        Ok(config)
+    }
+
+    fn http(&self, demo: bool) -> Result<HttpSettings> {
+        let raw = &self.raw.http;
+        let host = match given("HOST", raw.host.as_ref())? {
+            Some(host) => parse_host(&host)?,
+            None if demo => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        Ok(HttpSettings {
+            host,
+            port: match given("PORT", raw.port.as_ref())? {
+                Some(port) => parse_number("PORT", &port, 0..=u16::MAX)?,
+                None => DEFAULT_PORT,
+            },
+            cors_origins: parse_origins(
+                "CORS_ORIGINS",
+                &given("CORS_ORIGINS", raw.cors_origins.as_ref())?
+                    .unwrap_or_else(|| DEFAULT_CORS_ORIGIN.to_owned()),
+            )?,
+            cookie_secure: match given("COOKIE_SECURE", raw.cookie_secure.as_ref())? {
+                Some(flag) => parse_flag("COOKIE_SECURE", &flag)?,
+                None => !demo,
+            },
+            trusted_proxies: match given("TRUSTED_PROXIES", raw.trusted_proxies.as_ref())? {
+                Some(list) => parse_proxies(&list)?,
+                None => Vec::new(),
+            },
+            shutdown_timeout: Duration::from_secs(
+                match given("SHUTDOWN_TIMEOUT_SECS", raw.shutdown_timeout_secs.as_ref())? {
+                    Some(secs) => parse_number("SHUTDOWN_TIMEOUT_SECS", &secs, 0..=3600)?,
+                    None => 30,
+                },
+            ),
+            workers: given("HTTP_WORKERS", raw.workers.as_ref())?
+                .map(|n| parse_number("HTTP_WORKERS", &n, 1..=256))
+                .transpose()?,
+        })
+    }
+
+    fn database(&self, demo: bool) -> Result<DatabaseSettings> {
+        let raw = &self.raw.database;
+        let url = match given("DATABASE_URL", raw.url.as_ref())? {
+            Some(url) => Database::parse(&url)?,
+            None if demo => Database::parse(DEFAULT_SQLITE_URL)?,
+            None => {
+                return Err(ConfigError::new(
+                    "DATABASE_URL",
+                    "is required with Stripe payments: postgres://user:password@host:5432/db (or sqlite:///path/lms.db for one instance)",
+                ))
+            }
+        };
+        if url.is_memory() && !demo {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "sqlite::memory: loses every purchase when the process ends and is only for APP_MODE=demo: use PostgreSQL or an SQLite file",
+            ));
+        }
+        let timeout = |variable, value: Option<&String>, default: Duration| -> Result<Duration> {
+            given(variable, value)?.map_or(Ok(default), |raw| parse_duration(variable, &raw))
+        };
+        let defaults = lms_postgres::PgConnectionOptions::default();
+        Ok(DatabaseSettings {
+            url,
+            pool_size: match given("DATABASE_POOL_SIZE", raw.pool_size.as_ref())? {
+                Some(size) => parse_number("DATABASE_POOL_SIZE", &size, 1..=1000)?,
+                None => 10,
+            },
+            run_migrations: match given("RUN_MIGRATIONS", raw.run_migrations.as_ref())? {
+                Some(flag) => parse_flag("RUN_MIGRATIONS", &flag)?,
+                None => true,
+            },
+            statement_timeout: timeout(
+                "DATABASE_STATEMENT_TIMEOUT",
+                raw.statement_timeout.as_ref(),
+                defaults.statement_timeout,
+            )?,
+            lock_timeout: timeout(
+                "DATABASE_LOCK_TIMEOUT",
+                raw.lock_timeout.as_ref(),
+                defaults.lock_timeout,
+            )?,
+            idle_in_transaction_timeout: timeout(
+                "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT",
+                raw.idle_in_transaction_timeout.as_ref(),
+                defaults.idle_in_transaction_timeout,
+            )?,
+        })
+    }
+
+    fn jwt_secret(&self, demo: bool) -> Result<Option<SessionKey>> {
+        match given("JWT_SECRET", self.raw.auth.jwt_secret.as_ref())? {
+            Some(raw) => SessionKey::parse(&raw)
+                .map(Some)
+                .map_err(|e| ConfigError::new("JWT_SECRET", format!("{e}; generate one with: openssl rand -hex 32"))),
+            None if demo => Ok(None),
+            None => Err(ConfigError::new(
+                "JWT_SECRET",
+                "is required with Stripe payments: at least 32 random bytes, e.g. openssl rand -hex 32",
+            )),
+        }
+    }
+
+    fn limits(&self) -> Result<LimitSettings> {
+        let raw = &self.raw.limits;
+        let defaults = RateLimits::default();
+        let limit = |variable, value: Option<&String>, default: Option<RateLimit>| {
+            given(variable, value)?.map_or(Ok(default), |raw| parse_rate_limit(variable, &raw))
+        };
+        let hashing = HashingLimits::default();
+        Ok(LimitSettings {
+            password_hashing: HashingLimits {
+                max_concurrent: match given(
+                    "PASSWORD_HASH_CONCURRENCY",
+                    raw.password_hash_concurrency.as_ref(),
+                )? {
+                    Some(n) => parse_number("PASSWORD_HASH_CONCURRENCY", &n, 1..=256)?,
+                    None => hashing.max_concurrent,
+                },
+                max_wait: match given(
+                    "PASSWORD_HASH_MAX_WAIT",
+                    raw.password_hash_max_wait.as_ref(),
+                )? {
+                    Some(wait) => parse_duration("PASSWORD_HASH_MAX_WAIT", &wait)?,
+                    None => hashing.max_wait,
+                },
+            },
+            rate_limits: RateLimits {
+                sign_in_per_ip: limit(
+                    "SIGN_IN_LIMIT_PER_IP",
+                    raw.sign_in_per_ip.as_ref(),
+                    defaults.sign_in_per_ip,
+                )?,
+                sign_in_per_email: limit(
+                    "SIGN_IN_LIMIT_PER_EMAIL",
+                    raw.sign_in_per_email.as_ref(),
+                    defaults.sign_in_per_email,
+                )?,
+                sign_up_per_ip: limit(
+                    "SIGN_UP_LIMIT_PER_IP",
+                    raw.sign_up_per_ip.as_ref(),
+                    defaults.sign_up_per_ip,
+                )?,
+                ..defaults
+            },
+        })
+    }
+
+    fn use_cases(&self) -> Result<lms_application::Settings> {
+        const VARIABLE: &str = "GATEWAY_SYNC_MIN_INTERVAL";
+        let defaults = lms_application::Settings::default();
+        let Some(raw) = given(VARIABLE, self.raw.limits.gateway_sync_min_interval.as_ref())? else {
+            return Ok(defaults);
+        };
+        let interval = time::Duration::try_from(parse_duration(VARIABLE, &raw)?)
+            .map_err(|_| ConfigError::new(VARIABLE, "is too long"))?;
+        defaults
+            .with_gateway_sync_min_interval(interval)
+            .map_err(|err| ConfigError::new(VARIABLE, err.to_string()))
+    }
+}
+
+/// A live key moves real money: return URLs, CORS origins and the API base must be real ones,
+/// and the session cookie must be `Secure`.
+fn check_live(settings: &Settings) -> Result<()> {
+    let Mode::Stripe(stripe) = &settings.mode else {
+        return Ok(());
+    };
+    if stripe.secret_key.mode() != KeyMode::Live {
+        return Ok(());
+    }
+    let fix = "a live Stripe key needs the public address of your frontend";
+    if is_loopback_url(&stripe.success_url) {
+        return Err(ConfigError::new(
+            "STRIPE_SUCCESS_URL",
+            format!("points at this machine (localhost): {fix}, e.g. https://learn.example.com/payment/success?session_id={{CHECKOUT_SESSION_ID}}"),
+        ));
+    }
+    if is_loopback_url(&stripe.cancel_url) {
+        return Err(ConfigError::new(
+            "STRIPE_CANCEL_URL",
+            format!("points at this machine (localhost): {fix}, e.g. https://learn.example.com/payment/cancel"),
+        ));
+    }
+    if let Some(origin) = settings
+        .http
+        .cors_origins
+        .iter()
+        .find(|o| is_loopback_url(o))
+    {
+        return Err(ConfigError::new(
+            "CORS_ORIGINS",
+            format!("{origin} is this machine (localhost): {fix}, e.g. https://learn.example.com"),
+        ));
+    }
+    if stripe.api_base.scheme() != "https" {
+        return Err(ConfigError::new(
+            "STRIPE_API_BASE",
+            "must be https with a live key (unset it to use https://api.stripe.com)",
+        ));
+    }
+    if !settings.http.cookie_secure {
+        return Err(ConfigError::new(
+            "COOKIE_SECURE",
+            "is false with a live Stripe key: serve the app over https and leave COOKIE_SECURE unset (true)",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |name| map.get(name).cloned()
-    }
-
-    /// A complete Stripe-mode configuration.
-    const STRIPE: &[(&str, &str)] = &[
-        ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/lms"),
-        ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-        ("STRIPE_SECRET_KEY", "sk_test_abc"),
-        ("STRIPE_WEBHOOK_SECRET", "whsec_old, whsec_new"),
-    ];
-
-    /// `base` with `overrides` replacing (or, with an empty value, removing) variables.
-    fn with(
-        base: &[(&'static str, &'static str)],
-        overrides: &[(&'static str, &'static str)],
-    ) -> Vec<(&'static str, &'static str)> {
-        let mut pairs: Vec<_> = base
-            .iter()
-            .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
-            .copied()
-            .collect();
-        pairs.extend(overrides.iter().filter(|(_, v)| !v.is_empty()).copied());
-        pairs
-    }
-
-    fn error(pairs: &[(&str, &str)]) -> String {
-        format!(
-            "{:#}",
-            Settings::from_sources(None, env(pairs)).unwrap_err()
-        )
-    }
-
-    #[test]
-    fn stripe_mode_keeps_the_production_defaults() {
-        let settings = Settings::from_sources(None, env(STRIPE)).unwrap();
-        assert_eq!(settings.host, "0.0.0.0");
-        assert_eq!(settings.port, 8080);
-        assert!(settings.run_migrations);
-        assert!(settings.cookie_secure);
-        assert!(!settings.seed_demo);
-        assert_eq!(settings.database_pool_size, 10);
-        assert_eq!(settings.log_format, LogFormat::Json);
-        assert!(matches!(settings.database, Database::Postgres(_)));
-        assert_eq!(
-            settings.cors_origins,
-            vec!["http://localhost:5173".to_owned()]
-        );
-        assert_eq!(
-            settings.stripe_success_url.as_deref(),
-            Some(FRONTEND_SUCCESS_URL)
-        );
-        assert_eq!(
-            settings.stripe_cancel_url.as_deref(),
-            Some(FRONTEND_CANCEL_URL)
-        );
-        let Payments::Stripe {
-            secret_key,
-            webhook_secrets,
-            api_base,
-        } = &settings.payments
-        else {
-            panic!("expected Stripe mode: {:?}", settings.payments);
-        };
-        assert_eq!(secret_key.expose(), "sk_test_abc");
-        assert_eq!(api_base, "https://api.stripe.com");
-        let secrets: Vec<_> = webhook_secrets.iter().map(Secret::expose).collect();
-        assert_eq!(secrets, ["whsec_old", "whsec_new"]);
-        assert_eq!(
-            settings.jwt_secret.as_ref().map(Secret::expose),
-            Some("0123456789abcdef0123456789abcdef")
-        );
-    }
-
-    #[test]
-    fn nothing_set_is_the_offline_demo() {
-        let settings = Settings::from_sources(None, env(&[])).unwrap();
-        assert_eq!(
-            settings.payments,
-            Payments::Sandbox {
-                port: DEFAULT_SANDBOX_PORT
-            }
-        );
-        assert_eq!(
-            settings.database,
-            Database::Sqlite("sqlite://data/lms.db".to_owned())
-        );
-        assert_eq!(settings.host, "127.0.0.1");
-        assert_eq!(settings.port, 8080);
-        assert!(settings.jwt_secret.is_none());
-        assert!(!settings.cookie_secure);
-        assert!(settings.seed_demo);
-        assert_eq!(settings.log_format, LogFormat::Text);
-        assert_eq!(settings.stripe_success_url, None);
-        assert_eq!(settings.stripe_cancel_url, None);
-    }
-
-    #[test]
-    fn sandbox_mode_takes_explicit_values() {
-        let settings = Settings::from_sources(
-            None,
-            env(&[
-                ("SANDBOX_PORT", "0"),
-                ("SEED_DEMO", "false"),
-                ("COOKIE_SECURE", "true"),
-                ("HOST", "0.0.0.0"),
-                ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-                (
-                    "STRIPE_SUCCESS_URL",
-                    "http://x.io/ok?s={CHECKOUT_SESSION_ID}",
-                ),
-                ("DATABASE_URL", "postgresql://u@h/db"),
-                ("HTTP_WORKERS", "2"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(settings.payments, Payments::Sandbox { port: 0 });
-        assert!(!settings.seed_demo);
-        assert!(settings.cookie_secure);
-        assert_eq!(settings.host, "0.0.0.0");
-        assert!(settings.jwt_secret.is_some());
-        assert_eq!(
-            settings.stripe_success_url.as_deref(),
-            Some("http://x.io/ok?s={CHECKOUT_SESSION_ID}")
-        );
-        assert!(matches!(settings.database, Database::Postgres(_)));
-        assert_eq!(settings.http_workers, Some(2));
-        // SEED_DEMO=true seeds in Stripe mode too.
-        let seeded = Settings::from_sources(None, env(&with(STRIPE, &[("SEED_DEMO", "true")])));
-        assert!(seeded.unwrap().seed_demo);
-    }
-
-    #[test]
-    fn database_url_chooses_the_store() {
-        let cases = [
-            ("postgres://u@h/db", None),
-            ("postgresql://u@h/db", None),
-            ("sqlite://data/lms.db", Some("sqlite://data/lms.db")),
-            ("sqlite:///tmp/x.db", Some("sqlite:///tmp/x.db")),
-            ("sqlite:data/lms.db", Some("data/lms.db")),
-            ("sqlite::memory:", Some(":memory:")),
-            (":memory:", Some(":memory:")),
-            ("data/lms.db", Some("data/lms.db")),
-            ("/var/lib/lms/lms.db", Some("/var/lib/lms/lms.db")),
-            ("file:lms.db", Some("file:lms.db")),
-        ];
-        for (raw, sqlite) in cases {
-            let parsed = Database::parse(raw).unwrap();
-            match sqlite {
-                Some(target) => assert_eq!(parsed, Database::Sqlite(target.to_owned()), "{raw}"),
-                None => assert!(matches!(parsed, Database::Postgres(_)), "{raw}"),
-            }
-        }
-        for raw in ["mysql://x/y", "redis:x", "sqlite://", "sqlite:"] {
-            let err = Database::parse(raw).unwrap_err().to_string();
-            assert!(err.contains("DATABASE_URL"), "{raw}: {err}");
-        }
-    }
-
-    #[test]
-    fn environment_overrides_defaults() {
-        let pairs = with(
-            STRIPE,
-            &[
-                ("PORT", "9000"),
-                ("RUN_MIGRATIONS", "false"),
-                ("LOG_FORMAT", "pretty"),
-                ("CORS_ORIGINS", "https://a.io, https://b.io"),
-            ],
-        );
-        let settings = Settings::from_sources(None, env(&pairs)).unwrap();
-        assert_eq!(settings.port, 9000);
-        assert!(!settings.run_migrations);
-        assert_eq!(settings.log_format, LogFormat::Pretty);
-        assert_eq!(
-            settings.cors_origins,
-            vec!["https://a.io".to_owned(), "https://b.io".to_owned()]
-        );
-    }
-
-    #[test]
-    fn file_sits_between_defaults_and_environment() {
-        let dir = std::env::temp_dir().join(format!("lms-config-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("config.toml");
-        std::fs::write(
-            &path,
-            "port = 7000\nlog_format = \"pretty\"\nsandbox_port = 7001\n",
-        )
-        .unwrap();
-        let path = path.to_str().unwrap();
-        let from_file = Settings::from_sources(Some(path), env(&[])).unwrap();
-        assert_eq!(from_file.port, 7000);
-        assert_eq!(from_file.log_format, LogFormat::Pretty);
-        assert_eq!(from_file.payments, Payments::Sandbox { port: 7001 });
-        let env_wins = Settings::from_sources(Some(path), env(&[("PORT", "7002")])).unwrap();
-        assert_eq!(env_wins.port, 7002);
-        std::fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn invalid_or_missing_values_name_the_variable() {
-        let stripe_cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("JWT_SECRET", "short")], "JWT_SECRET"),
-            (&[("JWT_SECRET", "")], "JWT_SECRET"),
-            (&[("DATABASE_URL", "")], "DATABASE_URL"),
-            (&[("DATABASE_URL", "mysql://x")], "DATABASE_URL"),
-            (&[("STRIPE_SECRET_KEY", "pk_test_x")], "STRIPE_SECRET_KEY"),
-            (
-                &[("STRIPE_WEBHOOK_SECRET", "secret")],
-                "STRIPE_WEBHOOK_SECRET",
-            ),
-            (&[("STRIPE_WEBHOOK_SECRET", "")], "STRIPE_WEBHOOK_SECRET"),
-            (&[("STRIPE_WEBHOOK_SECRET", " , ")], "STRIPE_WEBHOOK_SECRET"),
-            (&[("PORT", "eighty")], "PORT"),
-            (&[("PORT", "70000")], "PORT"),
-            (&[("DATABASE_POOL_SIZE", "0")], "DATABASE_POOL_SIZE"),
-            (&[("COOKIE_SECURE", "maybe")], "COOKIE_SECURE"),
-            (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
-            (&[("CORS_ORIGINS", "*")], "CORS_ORIGINS"),
-            (&[("STRIPE_SUCCESS_URL", "not a url")], "STRIPE_SUCCESS_URL"),
-            (
-                &[("STRIPE_SUCCESS_URL", "https://x.io/no-placeholder")],
-                "STRIPE_SUCCESS_URL",
-            ),
-            (&[("STRIPE_API_BASE", "ftp://x")], "STRIPE_API_BASE"),
-            (&[("HTTP_WORKERS", "0")], "HTTP_WORKERS"),
-        ];
-        for (overrides, variable) in stripe_cases {
-            let err = error(&with(STRIPE, overrides));
-            assert!(err.contains(variable), "{overrides:?}: {err}");
-        }
-        // Set but empty never falls back to the sandbox.
-        let err = error(
-            &with(STRIPE, &[])
-                .into_iter()
-                .map(|(k, v)| {
-                    if k == "STRIPE_SECRET_KEY" {
-                        (k, " ")
-                    } else {
-                        (k, v)
-                    }
-                })
-                .collect::<Vec<_>>(),
-        );
-        assert!(err.contains("STRIPE_SECRET_KEY"), "{err}");
-        let sandbox_cases: &[(&[(&str, &str)], &str)] = &[
-            (&[("STRIPE_WEBHOOK_SECRET", "whsec_x")], "STRIPE_SECRET_KEY"),
-            (&[("SANDBOX_PORT", "65536")], "SANDBOX_PORT"),
-            (&[("SANDBOX_PORT", "x")], "SANDBOX_PORT"),
-            (&[("SEED_DEMO", "sure")], "SEED_DEMO"),
-            (&[("DATABASE_URL", "mongodb://x")], "DATABASE_URL"),
-            (&[("JWT_SECRET", "short")], "JWT_SECRET"),
-            (&[("STRIPE_CANCEL_URL", "/cancel")], "STRIPE_CANCEL_URL"),
-        ];
-        for (pairs, variable) in sandbox_cases {
-            let err = error(pairs);
-            assert!(err.contains(variable), "{pairs:?}: {err}");
-        }
-    }
-
-    #[test]
-    fn a_stripe_key_makes_the_production_variables_required() {
-        for missing in ["STRIPE_WEBHOOK_SECRET", "JWT_SECRET", "DATABASE_URL"] {
-            let pairs: Vec<_> = STRIPE
-                .iter()
-                .filter(|(k, _)| *k != missing)
-                .copied()
-                .collect();
-            let err = error(&pairs);
-            assert!(err.contains(missing), "{missing}: {err}");
-            assert!(err.contains("required"), "{missing}: {err}");
-        }
-    }
-
-    #[test]
-    fn env_example_documents_every_variable_and_starts_offline() {
-        let example = include_str!("../../../.env.example");
-        for (name, _) in VARIABLES {
-            assert!(
-                example.contains(&format!("{name}=")),
-                "{name} is not in .env.example"
-            );
-        }
-        let pairs: Vec<(String, String)> = example
-            .lines()
-            .filter(|line| !line.trim_start().starts_with('#'))
-            .filter_map(|line| line.split_once('='))
-            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-            .collect();
-        assert!(!pairs.is_empty());
-        let settings = Settings::from_pairs(pairs).unwrap();
-        assert!(settings.payments.is_sandbox());
-        assert_eq!(
-            settings.database,
-            Database::Sqlite(DEFAULT_SQLITE_URL.to_owned())
-        );
-    }
-
-    #[test]
-    fn debug_output_never_shows_secrets() {
-        let settings = Settings::from_sources(None, env(STRIPE)).unwrap();
-        let debug = format!("{settings:?}");
-        for secret in [
-            "0123456789abcdef",
-            "sk_test_abc",
-            "whsec_old",
-            "postgres://postgres@",
-        ] {
-            assert!(!debug.contains(secret), "{debug}");
-        }
-    }
-}
+mod tests;

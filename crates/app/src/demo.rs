@@ -1,6 +1,7 @@
 //! Demo data for the offline mode: one instructor and two published courses, created through
 //! the use cases (so every business rule applies) the first time the app starts on a store.
 
+use crate::DemoSeed;
 use anyhow::Context;
 use lms_application::{AppError, CourseChanges, NewCourse, Services, SignUp};
 use lms_domain::Email;
@@ -15,17 +16,6 @@ pub const PAID_COURSE_TITLE: &str = "Rust for Web Developers";
 pub const PAID_COURSE_PRICE_CENTS: i64 = 1999;
 pub const PAID_COURSE_CURRENCY: &str = "USD";
 pub const FREE_COURSE_TITLE: &str = "Cargo in 20 Minutes";
-
-/// What seeding did at start-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DemoSeed {
-    /// Seeding is off (`SEED_DEMO=false`, or Stripe mode without `SEED_DEMO=true`).
-    Disabled,
-    /// The instructor and both courses were created now.
-    Created,
-    /// The demo instructor already existed: nothing was created.
-    AlreadyPresent,
-}
 
 fn courses() -> [NewCourse; 2] {
     [

@@ -1,47 +1,68 @@
-//! The LMS payments backend as a library: [`Application::build`] reads [`Settings`], opens the
-//! storage, starts the Stripe sandbox when no Stripe key is configured, seeds the demo data and
-//! builds the HTTP server; [`Application::run_until_stopped`] serves. The binary (`main.rs`)
-//! and the end-to-end tests start the app exactly the same way. No business rule lives here.
+//! The LMS payments backend as a library: [`Settings`] are read and validated first; then
+//! [`Application::build`] opens the storage, checks the database belongs to the configured
+//! payment mode, starts the Stripe sandbox in demo mode, seeds the demo data and builds the
+//! HTTP server; [`Application::run_until_stopped`] serves. The binary (`main.rs`) and the
+//! end-to-end tests start the app exactly the same way. No business rule lives here.
 //!
-//! # Offline mode
-//! Without `STRIPE_SECRET_KEY` everything runs in this one process: SQLite at
-//! `sqlite://data/lms.db` (unless `DATABASE_URL` says otherwise), the Stripe sandbox on
-//! `127.0.0.1:SANDBOX_PORT` (default 12111), driven through the real Stripe adapter
-//! (`lms-stripe-http`) with an API key and a webhook signing secret generated for each run, and
-//! signed webhooks delivered by the sandbox to this app's own webhook route. Only the machine
-//! running the app can reach the sandbox's payment page (it listens on loopback), so simulated
-//! payments cannot come from elsewhere even when `HOST` exposes the app.
+//! # Demo mode (the `demo` feature)
+//! Everything runs in this one process: SQLite at `sqlite://data/lms.db` (unless
+//! `DATABASE_URL` says otherwise), the Stripe sandbox on `127.0.0.1:SANDBOX_PORT` (default
+//! 12111), driven through the real Stripe adapter (`lms-stripe-http`) with an API key and a
+//! webhook signing secret generated for each run, and signed webhooks delivered by the sandbox
+//! to this app's own webhook route. Only the machine running the app can reach the sandbox's
+//! payment page (it listens on loopback), and each session's page needs the secret its URL
+//! carries. A build without the feature (the Docker image) has neither sandbox nor demo data.
 
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 
-pub use config::{Database, LogFormat, Payments, Secret, Settings};
-pub use demo::DemoSeed;
+pub use config::{
+    ConfigError, Database, DatabaseSettings, DemoSettings, HttpSettings, LimitSettings, LogFormat,
+    Mode, Secret, Settings, EX_CONFIG,
+};
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
-use lms_actix_api::{ApiSettings, ApiState};
+use lms_actix_api::{ApiSettings, ApiState, SessionKey};
 use lms_application::Services;
 use lms_password_argon2::Argon2Hasher;
-use lms_ports::{CourseRepo, PaymentGateway, PurchaseRepo, StorageHealth, SystemClock, UserRepo};
-use lms_postgres::{PgStore, DEFAULT_ACQUIRE_TIMEOUT};
+use lms_ports::{
+    CourseRepo, DeploymentClaim, DeploymentRegistry, PaymentGateway, PaymentsMode, PurchaseRepo,
+    StorageHealth, SystemClock, UserRepo,
+};
+use lms_postgres::{PgConnectionOptions, PgStore, DEFAULT_ACQUIRE_TIMEOUT};
 use lms_sqlite::{SqliteOptions, SqliteStore};
 use lms_stripe_http::{StripeConfig, StripeGateway};
+#[cfg(feature = "demo")]
 use lms_stripe_sandbox::{Sandbox, SandboxConfig};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+#[cfg(feature = "demo")]
 use std::sync::Arc;
-use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
-/// The webhook route the sandbox delivers to.
+/// The webhook route Stripe (or the sandbox) delivers to.
 pub const WEBHOOK_PATH: &str = "/api/v1/payments/webhook";
 
-/// A built application: listening, storage open and migrated, sandbox (if any) running, demo
-/// data seeded. Nothing is served until [`Application::run_until_stopped`] is polled.
+/// What seeding did at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoSeed {
+    /// Not seeded: Stripe mode, or `SEED_DEMO=false`.
+    Disabled,
+    /// The demo instructor and courses were created now.
+    Created,
+    /// The demo instructor already existed: nothing was created.
+    AlreadyPresent,
+}
+
+/// A built application: storage open and migrated, the payment mode checked against what the
+/// database remembers, listening, sandbox (if any) running, demo data seeded. Nothing is
+/// served until [`Application::run_until_stopped`] is polled.
 pub struct Application {
     port: u16,
     base_url: String,
     server: Server,
+    #[cfg(feature = "demo")]
     sandbox: Option<Arc<Sandbox>>,
     demo: DemoSeed,
 }
@@ -50,7 +71,6 @@ impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Application")
             .field("base_url", &self.base_url)
-            .field("sandbox", &self.sandbox)
             .field("demo", &self.demo)
             .finish_non_exhaustive()
     }
@@ -63,114 +83,113 @@ enum Store {
     Sqlite(SqliteStore),
 }
 
+impl Store {
+    async fn claim_payments_mode(&self, mode: PaymentsMode) -> anyhow::Result<DeploymentClaim> {
+        let claim = match self {
+            Self::Postgres(store) => store.claim_payments_mode(mode).await,
+            Self::Sqlite(store) => store.claim_payments_mode(mode).await,
+        };
+        claim.context(
+            "reading which payment mode this database belongs to (DATABASE_URL; with RUN_MIGRATIONS=false, run `lms-app migrate` first)",
+        )
+    }
+}
+
+/// Why the database refuses this start: it was written by another payment mode.
+#[derive(Debug, thiserror::Error)]
+#[error("DATABASE_URL: this database holds data of {recorded} and the app is configured for {configured}: {fix}")]
+pub struct ModeMismatch {
+    pub recorded: &'static str,
+    pub configured: &'static str,
+    fix: &'static str,
+}
+
+fn describe(mode: PaymentsMode) -> &'static str {
+    match mode {
+        PaymentsMode::Sandbox => "the offline demo (simulated payments)",
+        PaymentsMode::StripeTest => "Stripe test mode",
+        PaymentsMode::StripeLive => "Stripe live mode",
+    }
+}
+
 impl Application {
-    /// Binds `HOST:PORT` (port 0: any free port), opens the storage (running migrations when
-    /// `RUN_MIGRATIONS`), starts the in-process Stripe sandbox in sandbox mode, seeds the demo
-    /// data when enabled, and builds the server.
+    /// Opens the storage (running migrations when `RUN_MIGRATIONS`), checks that the database
+    /// belongs to this payment mode, binds `HOST:PORT` (port 0: any free port), starts the
+    /// in-process Stripe sandbox in demo mode, seeds the demo data when enabled, and builds the
+    /// server.
     ///
     /// Must be called inside a Tokio runtime (the sandbox and the server spawn tasks on it).
     ///
     /// # Errors
-    /// A message naming the setting at fault: the port taken (`HOST`/`PORT`,
-    /// `SANDBOX_PORT`), the database unusable (`DATABASE_URL`), an invalid Stripe setting, or
-    /// seeding failing.
+    /// A [`ModeMismatch`], or a message naming the setting at fault: the port taken
+    /// (`HOST`/`PORT`, `SANDBOX_PORT`), the database unusable (`DATABASE_URL`), or seeding failing.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let listener =
-            TcpListener::bind((settings.host.as_str(), settings.port)).with_context(|| {
-                format!(
-                    "cannot listen on {}:{} (HOST/PORT)",
-                    settings.host, settings.port
-                )
-            })?;
+        let store = open_store(&settings.database).await?;
+        let mode = settings.mode.payments_mode();
+        match store.claim_payments_mode(mode).await? {
+            DeploymentClaim::Recorded => {
+                tracing::info!(mode = mode.as_str(), "database now belongs to this payment mode");
+            }
+            DeploymentClaim::Matches => {}
+            DeploymentClaim::Conflict { recorded } => {
+                return Err(ModeMismatch {
+                    recorded: describe(recorded),
+                    configured: describe(mode),
+                    fix: "point DATABASE_URL at a database of its own for this mode (never mix simulated, test and live payments in one database)",
+                }
+                .into())
+            }
+        }
+
+        let http = &settings.http;
+        let listener = TcpListener::bind((http.host, http.port))
+            .with_context(|| format!("cannot listen on {}:{} (HOST/PORT)", http.host, http.port))?;
         let address = listener.local_addr()?;
-        let port = address.port();
         let base_url = public_base_url(address);
 
-        let store = open_store(&settings).await?;
-
-        let success_url = settings.stripe_success_url.clone().unwrap_or_else(|| {
-            format!("{base_url}/payment/success?session_id={{CHECKOUT_SESSION_ID}}")
-        });
-        let cancel_url = settings
-            .stripe_cancel_url
-            .clone()
-            .unwrap_or_else(|| format!("{base_url}/payment/cancel"));
-
-        let (gateway, sandbox) = match &settings.payments {
-            Payments::Stripe {
-                secret_key,
-                webhook_secrets,
-                api_base,
-            } => {
-                let secrets = webhook_secrets
-                    .iter()
-                    .map(Secret::expose)
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let config =
-                    StripeConfig::new(secret_key.expose(), &secrets, &success_url, &cancel_url)
-                        .and_then(|config| config.with_api_base(api_base))
-                        .context("invalid Stripe settings (STRIPE_*)")?;
-                (config, None)
-            }
-            Payments::Sandbox { port: sandbox_port } => {
-                let webhook_url = format!("http://{}{WEBHOOK_PATH}", loopback(address));
-                let (sandbox, webhook_secret) = start_sandbox(*sandbox_port, webhook_url).await?;
-                let config = StripeConfig::new(
-                    sandbox.secret_key(),
-                    &webhook_secret,
-                    &success_url,
-                    &cancel_url,
-                )
-                .and_then(|config| config.with_api_base(sandbox.base_url()))
-                .context("invalid Stripe settings (STRIPE_SUCCESS_URL/STRIPE_CANCEL_URL)")?;
-                tracing::warn!(
-                    sandbox = sandbox.base_url(),
-                    "PAYMENTS ARE SIMULATED: STRIPE_SECRET_KEY is not set, so checkout uses the in-process Stripe sandbox at {} (no real money moves; pay with card 4242 4242 4242 4242)",
-                    sandbox.base_url()
-                );
-                (config, Some(Arc::new(sandbox)))
-            }
-        };
-        let gateway: Arc<dyn PaymentGateway> =
-            Arc::new(StripeGateway::new(gateway).context("building the Stripe client")?);
-        let hasher = Argon2Hasher::new().context("building the password hasher")?;
-
+        let (stripe, sandbox) = payments(&settings.mode, address, &base_url).await?;
+        let gateway: std::sync::Arc<dyn PaymentGateway> =
+            std::sync::Arc::new(StripeGateway::new(stripe).context("building the Stripe client")?);
+        let limits = &settings.limits;
+        let hasher = Argon2Hasher::with_limits(limits.password_hashing)
+            .context("building the password hasher")?;
+        let use_cases = settings.use_cases;
         let services = match store {
-            Store::Postgres(store) => services_over(store, gateway, hasher),
-            Store::Sqlite(store) => services_over(store, gateway, hasher),
+            Store::Postgres(store) => services_over(store, gateway, hasher, use_cases),
+            Store::Sqlite(store) => services_over(store, gateway, hasher, use_cases),
         };
 
-        let demo = if settings.seed_demo {
-            demo::seed(&services)
-                .await
-                .context("seeding the demo data")?
-        } else {
-            DemoSeed::Disabled
-        };
+        let demo = seed_demo(&settings.mode, &services).await?;
 
-        let jwt_secret = match &settings.jwt_secret {
+        let jwt_secret = match &settings.auth.jwt_secret {
             Some(secret) => secret.clone(),
             None => {
                 tracing::warn!(
                     "JWT_SECRET is not set: using a random one for this run, so sign-ins end when the app restarts"
                 );
-                Secret::new(random_token())
+                SessionKey::generate()
             }
         };
 
+        let success_url = match &settings.mode {
+            Mode::Stripe(stripe) => stripe.success_url.clone(),
+            Mode::Demo(_) => demo_success_url(&settings.mode, &base_url),
+        };
         let mut api = ApiSettings::new(success_url);
-        api.cookie_secure = settings.cookie_secure;
-        api.cors_origins = settings.cors_origins.clone();
-        api.shutdown_timeout = Duration::from_secs(settings.shutdown_timeout_secs);
-        api.workers = settings.http_workers;
-        let state = ApiState::new(Arc::new(services), jwt_secret.expose().as_bytes(), api);
+        api.cookie_secure = http.cookie_secure;
+        api.cors_origins = http.cors_origins.clone();
+        api.shutdown_timeout = http.shutdown_timeout;
+        api.workers = http.workers;
+        api.trusted_proxies = http.trusted_proxies.clone();
+        api.rate_limits = limits.rate_limits;
+        let state = ApiState::new(std::sync::Arc::new(services), jwt_secret.as_bytes(), api);
         let server = lms_actix_api::run(listener, state).context("starting the HTTP server")?;
-        tracing::info!(%address, url = %base_url, database = %settings.database.describe(), "listening");
+        tracing::info!(%address, url = %base_url, database = %settings.database.url.describe(), "listening");
         Ok(Self {
-            port,
+            port: address.port(),
             base_url,
             server,
+            #[cfg(feature = "demo")]
             sandbox,
             demo,
         })
@@ -187,14 +206,24 @@ impl Application {
         self.base_url.clone()
     }
 
-    /// The in-process Stripe sandbox, in sandbox mode.
+    /// The in-process Stripe sandbox, in demo mode.
+    #[cfg(feature = "demo")]
     pub fn sandbox(&self) -> Option<&Sandbox> {
         self.sandbox.as_deref()
     }
 
     /// The sandbox, shareable past [`Application::run_until_stopped`] (which consumes `self`).
+    #[cfg(feature = "demo")]
     pub fn sandbox_handle(&self) -> Option<Arc<Sandbox>> {
         self.sandbox.clone()
+    }
+
+    /// Whether payments are simulated by the in-process sandbox.
+    pub fn is_simulated(&self) -> bool {
+        #[cfg(feature = "demo")]
+        return self.sandbox.is_some();
+        #[cfg(not(feature = "demo"))]
+        false
     }
 
     /// What seeding did.
@@ -214,6 +243,7 @@ impl Application {
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let outcome = self.server.await;
+        #[cfg(feature = "demo")]
         if let Some(sandbox) = self.sandbox {
             match Arc::try_unwrap(sandbox) {
                 Ok(sandbox) => sandbox.stop().await,
@@ -226,15 +256,92 @@ impl Application {
     }
 }
 
+/// The sandbox's own type where the build has one; nothing otherwise.
+#[cfg(feature = "demo")]
+type RunningSandbox = Option<Arc<Sandbox>>;
+#[cfg(not(feature = "demo"))]
+type RunningSandbox = ();
+
+/// The Stripe adapter's configuration, and the sandbox it talks to in demo mode.
+async fn payments(
+    mode: &Mode,
+    address: SocketAddr,
+    base_url: &str,
+) -> anyhow::Result<(StripeConfig, RunningSandbox)> {
+    match mode {
+        #[cfg(not(feature = "demo"))]
+        Mode::Stripe(config) => Ok((config.as_ref().clone(), ())),
+        #[cfg(feature = "demo")]
+        Mode::Stripe(config) => Ok((config.as_ref().clone(), None)),
+        #[cfg(not(feature = "demo"))]
+        Mode::Demo(_) => {
+            // Settings refuse demo mode in such a build; this is unreachable in practice.
+            let _ = (address, base_url);
+            anyhow::bail!("APP_MODE: demo needs a build with the `demo` feature")
+        }
+        #[cfg(feature = "demo")]
+        Mode::Demo(demo) => {
+            let webhook_url = format!("http://{}{WEBHOOK_PATH}", loopback(address));
+            let (sandbox, webhook_secret) = start_sandbox(demo.sandbox_port, webhook_url).await?;
+            let success_url = demo_success_url(mode, base_url);
+            let cancel_url = demo
+                .cancel_url
+                .clone()
+                .unwrap_or_else(|| format!("{base_url}/payment/cancel"));
+            let config = StripeConfig::new(
+                sandbox.secret_key(),
+                &webhook_secret,
+                &success_url,
+                &cancel_url,
+            )
+            .and_then(|config| config.with_api_base(sandbox.base_url()))
+            .context("configuring the Stripe adapter for the sandbox")?;
+            tracing::warn!(
+                sandbox = sandbox.base_url(),
+                "PAYMENTS ARE SIMULATED (APP_MODE=demo): checkout uses the in-process Stripe sandbox at {} (no real money moves; pay with card 4242 4242 4242 4242)",
+                sandbox.base_url()
+            );
+            Ok((config, Some(Arc::new(sandbox))))
+        }
+    }
+}
+
+/// The demo's success page: the configured one, else this app's own.
+fn demo_success_url(mode: &Mode, base_url: &str) -> String {
+    match mode {
+        Mode::Demo(DemoSettings {
+            success_url: Some(url),
+            ..
+        }) => url.clone(),
+        _ => format!("{base_url}/payment/success?session_id={{CHECKOUT_SESSION_ID}}"),
+    }
+}
+
+/// The demo data, only in demo mode: its password is public.
+async fn seed_demo(mode: &Mode, services: &Services) -> anyhow::Result<DemoSeed> {
+    match mode {
+        #[cfg(feature = "demo")]
+        Mode::Demo(DemoSettings { seed: true, .. }) => {
+            demo::seed(services).await.context("seeding the demo data")
+        }
+        _ => {
+            let _ = services;
+            Ok(DemoSeed::Disabled)
+        }
+    }
+}
+
 /// Applies the pending migrations of the configured database; returns the versions applied.
 ///
 /// # Errors
 /// When the database cannot be reached or a migration fails.
-pub async fn migrate(settings: &Settings) -> anyhow::Result<Vec<String>> {
-    match &settings.database {
-        Database::Postgres(url) => lms_postgres::run_migrations(url.expose())
-            .await
-            .context("running the PostgreSQL migrations (DATABASE_URL)"),
+pub async fn migrate(database: &DatabaseSettings) -> anyhow::Result<Vec<String>> {
+    match &database.url {
+        Database::Postgres(url) => {
+            lms_postgres::run_migrations_with(url.expose(), &pg_options(database))
+                .await
+                .context("running the PostgreSQL migrations (DATABASE_URL)")
+        }
         Database::Sqlite(target) => {
             let store = SqliteStore::open_with(
                 target,
@@ -273,18 +380,29 @@ pub fn init_tracing(format: LogFormat) {
     };
 }
 
-async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    match &settings.database {
+fn pg_options(database: &DatabaseSettings) -> PgConnectionOptions {
+    PgConnectionOptions {
+        statement_timeout: database.statement_timeout,
+        lock_timeout: database.lock_timeout,
+        idle_in_transaction_timeout: database.idle_in_transaction_timeout,
+        ..PgConnectionOptions::default()
+    }
+}
+
+async fn open_store(database: &DatabaseSettings) -> anyhow::Result<Store> {
+    match &database.url {
         Database::Postgres(url) => {
-            if settings.run_migrations {
-                let applied = migrate(settings).await?;
+            if database.run_migrations {
+                let applied = migrate(database).await?;
                 tracing::info!(count = applied.len(), versions = ?applied, "migrations applied");
             }
-            let store = PgStore::connect_lazy(
+            let store = PgStore::connect_lazy_with(
                 url.expose(),
-                settings.database_pool_size,
+                database.pool_size,
                 DEFAULT_ACQUIRE_TIMEOUT,
-            );
+                &pg_options(database),
+            )
+            .context("connecting to PostgreSQL (DATABASE_URL)")?;
             match store.ping().await {
                 Ok(detail) => tracing::info!(%detail, "database reachable"),
                 // Start anyway: the health check reports 503 until the database is back.
@@ -296,7 +414,7 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
             let store = SqliteStore::open_with(
                 target,
                 SqliteOptions {
-                    migrate: settings.run_migrations,
+                    migrate: database.run_migrations,
                     ..SqliteOptions::default()
                 },
             )
@@ -307,28 +425,41 @@ async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     }
 }
 
-fn services_over<S>(store: S, gateway: Arc<dyn PaymentGateway>, hasher: Argon2Hasher) -> Services
+fn services_over<S>(
+    store: S,
+    gateway: std::sync::Arc<dyn PaymentGateway>,
+    hasher: Argon2Hasher,
+    settings: lms_application::Settings,
+) -> Services
 where
     S: UserRepo + CourseRepo + PurchaseRepo + StorageHealth + Clone,
 {
     Services::with_store(
         store,
         gateway,
-        Arc::new(hasher),
-        Arc::new(SystemClock),
-        lms_application::Settings::default(),
+        std::sync::Arc::new(hasher),
+        std::sync::Arc::new(SystemClock),
+        settings,
     )
 }
 
 /// Starts the sandbox with a key and a webhook signing secret made for this run; returns the
 /// secret for the adapter that verifies the sandbox's webhooks (it is never logged).
+#[cfg(feature = "demo")]
 async fn start_sandbox(port: u16, webhook_url: String) -> anyhow::Result<(Sandbox, String)> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).with_context(|| {
         format!("cannot start the Stripe sandbox on 127.0.0.1:{port} (SANDBOX_PORT; 0 picks a free port)")
     })?;
-    let webhook_secret = format!("whsec_{}", random_token());
+    let random = || {
+        format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        )
+    };
+    let webhook_secret = format!("whsec_{}", random());
     let config = SandboxConfig {
-        secret_key: format!("sk_test_sandbox_{}", random_token()),
+        secret_key: format!("sk_test_sandbox_{}", random()),
         webhook_secrets: vec![webhook_secret.clone()],
         webhook_url: Some(webhook_url),
         ..SandboxConfig::default()
@@ -337,15 +468,6 @@ async fn start_sandbox(port: u16, webhook_url: String) -> anyhow::Result<(Sandbo
         .await
         .context("starting the Stripe sandbox (SANDBOX_PORT)")?;
     Ok((sandbox, webhook_secret))
-}
-
-/// 256 random bits (two v4 UUIDs from the OS generator) as 64 hex characters.
-fn random_token() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
 }
 
 /// The bound address as this machine reaches it (an unspecified address means loopback).

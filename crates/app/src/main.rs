@@ -2,10 +2,10 @@
 //! [`lms_app::Application`], run. No business rule lives here.
 //!
 //! Usage: `lms-app [serve|migrate]` (default `serve`). Configuration: see `.env.example`.
-//! With no configuration at all it runs offline: SQLite in `./data/lms.db`, the Stripe sandbox
-//! in-process, demo data seeded.
+//! With no configuration at all (and the `demo` feature) it runs the offline demo: SQLite in
+//! `./data/lms.db`, the Stripe sandbox in-process, demo data seeded.
 
-use lms_app::{Application, DemoSeed, Settings};
+use lms_app::{Application, DemoSeed, Settings, EX_CONFIG};
 use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,19 +37,25 @@ async fn main() -> ExitCode {
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(err) => {
-            eprintln!("configuration error: {err:#}");
-            return ExitCode::from(78); // EX_CONFIG
+            eprintln!("configuration error: {err}");
+            return ExitCode::from(EX_CONFIG);
         }
     };
     lms_app::init_tracing(settings.log_format);
     let outcome = match command {
-        Command::Migrate => lms_app::migrate(&settings).await.map(|applied| {
+        Command::Migrate => lms_app::migrate(&settings.database).await.map(|applied| {
             tracing::info!(count = applied.len(), versions = ?applied, "migrations applied");
         }),
         Command::Serve => serve(settings).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // The database belongs to another payment mode: a deployment mistake like a bad value.
+        Err(err) if err.is::<lms_app::ModeMismatch>() => {
+            tracing::error!(error = %err, "refusing to start");
+            eprintln!("configuration error: {err}");
+            ExitCode::from(EX_CONFIG)
+        }
         Err(err) => {
             tracing::error!(error = format!("{err:#}"), "fatal");
             eprintln!("error: {err:#}");
@@ -62,19 +68,22 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let application = Application::build(settings).await?;
     let demo = match application.demo_seed() {
         DemoSeed::Disabled => String::new(),
+        #[cfg(feature = "demo")]
         DemoSeed::Created | DemoSeed::AlreadyPresent => format!(
             "; demo instructor {} / {}",
             lms_app::demo::INSTRUCTOR_EMAIL,
             lms_app::demo::INSTRUCTOR_PASSWORD
         ),
+        #[cfg(not(feature = "demo"))]
+        DemoSeed::Created | DemoSeed::AlreadyPresent => String::new(),
     };
-    match application.sandbox() {
-        Some(sandbox) => tracing::warn!(
-            "ready: open {}/ in a browser; payments are SIMULATED by the Stripe sandbox at {} (card 4242 4242 4242 4242){demo}",
+    if application.is_simulated() {
+        tracing::warn!(
+            "ready: open {}/ in a browser; payments are SIMULATED by the in-process Stripe sandbox (card 4242 4242 4242 4242){demo}",
             application.base_url(),
-            sandbox.base_url(),
-        ),
-        None => tracing::info!("ready: open {}/ in a browser{demo}", application.base_url()),
+        );
+    } else {
+        tracing::info!("ready: open {}/ in a browser{demo}", application.base_url());
     }
     // actix handles SIGINT/SIGTERM: stop accepting, drain for up to the shutdown timeout.
     application.run_until_stopped().await?;

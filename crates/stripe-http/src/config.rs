@@ -23,6 +23,8 @@ pub enum ConfigError {
     InvalidSecretKey,
     #[error("at least one non-empty webhook secret is required")]
     NoWebhookSecret,
+    #[error("a webhook signing secret starts with whsec_ (copy it from the endpoint in the Stripe Dashboard, or from `stripe listen`)")]
+    InvalidWebhookSecret,
     #[error("the success URL must contain the literal {{CHECKOUT_SESSION_ID}}")]
     SuccessUrlWithoutPlaceholder,
     #[error("invalid URL for {field}: {reason}")]
@@ -100,25 +102,34 @@ pub struct WebhookSecret(String);
 
 impl WebhookSecret {
     /// # Errors
-    /// [`ConfigError::NoWebhookSecret`] for an empty secret.
+    /// [`ConfigError::NoWebhookSecret`] for an empty secret,
+    /// [`ConfigError::InvalidWebhookSecret`] for one that is not `whsec_` and a body (a key or
+    /// an id pasted by mistake would otherwise reject every webhook at run time).
     pub fn new(raw: &str) -> Result<Self, ConfigError> {
         let secret = raw.trim();
         if secret.is_empty() {
             return Err(ConfigError::NoWebhookSecret);
         }
-        Ok(Self(secret.to_owned()))
+        match secret.strip_prefix("whsec_") {
+            Some(body) if !body.is_empty() && body.bytes().all(|b| b.is_ascii_graphic()) => {
+                Ok(Self(secret.to_owned()))
+            }
+            _ => Err(ConfigError::InvalidWebhookSecret),
+        }
     }
 
     /// Parses a comma-separated list (`STRIPE_WEBHOOK_SECRET=whsec_old,whsec_new`), ignoring
     /// empty items.
     ///
     /// # Errors
-    /// [`ConfigError::NoWebhookSecret`] when the list holds no secret.
+    /// [`ConfigError::NoWebhookSecret`] when the list holds no secret,
+    /// [`ConfigError::InvalidWebhookSecret`] when any item is not a signing secret.
     pub fn parse_list(raw: &str) -> Result<Vec<Self>, ConfigError> {
         let secrets: Vec<Self> = raw
             .split(',')
-            .filter_map(|item| Self::new(item).ok())
-            .collect();
+            .filter(|item| !item.trim().is_empty())
+            .map(Self::new)
+            .collect::<Result<_, _>>()?;
         if secrets.is_empty() {
             return Err(ConfigError::NoWebhookSecret);
         }
@@ -362,6 +373,15 @@ fn parse_url(field: &'static str, raw: &str) -> Result<reqwest::Url, ConfigError
     Ok(url)
 }
 
+/// Checks a success or cancel URL the way [`StripeConfig::new`] does, for callers that hold
+/// one before the rest of the configuration exists.
+///
+/// # Errors
+/// [`ConfigError::InvalidUrl`] naming `field`.
+pub fn check_return_url(field: &'static str, raw: &str) -> Result<(), ConfigError> {
+    check_absolute_url(field, raw)
+}
+
 fn check_absolute_url(field: &'static str, raw: &str) -> Result<(), ConfigError> {
     // The placeholder's braces are not valid URL characters for every parser; check the rest.
     let candidate = raw.replace(CHECKOUT_SESSION_ID_PLACEHOLDER, "x");
@@ -432,6 +452,13 @@ mod tests {
     #[test]
     fn webhook_secret_list_is_comma_separated() {
         let secrets = WebhookSecret::parse_list("whsec_a,, whsec_b ,").unwrap();
+        for pasted_by_mistake in ["sk_test_abc", "whsec_", "whsec_a,we_123", "secret"] {
+            assert_eq!(
+                WebhookSecret::parse_list(pasted_by_mistake).unwrap_err(),
+                ConfigError::InvalidWebhookSecret,
+                "{pasted_by_mistake}"
+            );
+        }
         assert_eq!(secrets.len(), 2);
         assert_eq!(secrets[1].as_bytes(), b"whsec_b");
         assert_eq!(

@@ -15,7 +15,7 @@ mod objects;
 pub mod signature;
 
 pub use config::{
-    ConfigError, KeyMode, RetryPolicy, SecretKey, StripeConfig, WebhookSecret,
+    check_return_url, ConfigError, KeyMode, RetryPolicy, SecretKey, StripeConfig, WebhookSecret,
     CHECKOUT_SESSION_ID_PLACEHOLDER, DEFAULT_API_BASE, DEFAULT_API_VERSION,
     DEFAULT_WEBHOOK_TOLERANCE,
 };

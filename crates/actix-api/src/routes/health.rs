@@ -12,21 +12,28 @@ fn resident_memory_bytes() -> Option<u64> {
 }
 
 /// `GET /api/v1/healthcheck`: 200 when the store answers, 503 (same shape) when not.
+///
+/// The route is public, so it says only whether things work: no paths, URLs, versions or pool
+/// counts (the store's own detail goes to the log at start-up).
 pub async fn healthcheck(state: web::Data<ApiState>) -> HttpResponse {
     let report = state.services.health().await;
     let healthy = report.is_healthy();
+    let health = |ok: bool| if ok { "healthy" } else { "unhealthy" };
     let body = json!({
         "status": if healthy { "OK" } else { "ERROR" },
         "timeStamp": report.checked_at.format(&Rfc3339).unwrap_or_default(),
         "services": {
-            "database": {
-                "status": if healthy { "OK" } else { "DOWN" },
-                "details": report.database_detail,
+            "databases": {
+                "status": health(healthy),
+                "details": {
+                    "isConnected": healthy,
+                    "readyState": if healthy { "connected" } else { "disconnected" },
+                },
             },
             "server": {
-                "status": "OK",
+                "status": health(true),
                 "uptime": state.started_at.elapsed().as_secs_f64(),
-                "memoryUsage": resident_memory_bytes().map(|rss| json!({ "rss": rss })),
+                "memoryUsage": { "rss": resident_memory_bytes().unwrap_or(0) },
             },
         },
     });

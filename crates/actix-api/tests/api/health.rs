@@ -5,16 +5,42 @@ async fn healthcheck_reports_ok_then_503_when_the_database_is_down(app: TestApp)
     assert_eq!(ok.status, 200, "{}", ok.text);
     assert_eq!(ok.json["status"], "OK");
     assert!(ok.json["timeStamp"].is_string());
-    assert_eq!(ok.json["services"]["database"]["status"], "OK");
-    assert!(ok.json["services"]["database"]["details"].is_string());
-    assert_eq!(ok.json["services"]["server"]["status"], "OK");
+    let databases = &ok.json["services"]["databases"];
+    assert_eq!(databases["status"], "healthy", "{}", ok.text);
+    assert_eq!(databases["details"]["isConnected"], true);
+    assert_eq!(databases["details"]["readyState"], "connected");
+    assert_eq!(ok.json["services"]["server"]["status"], "healthy");
     assert!(ok.json["services"]["server"]["uptime"].is_number());
-    assert!(ok.json["services"]["server"].get("memoryUsage").is_some());
+    assert!(
+        ok.json["services"]["server"]["memoryUsage"]["rss"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+    // Public: nothing about the store's version, address or pool.
+    for internal in [
+        "postgres",
+        "sqlite",
+        "pool",
+        "version",
+        "://",
+        "/tmp",
+        "127.0.0.1",
+    ] {
+        assert!(
+            !ok.text.to_lowercase().contains(internal),
+            "{internal}: {}",
+            ok.text
+        );
+    }
 
     if app.break_store() {
         let down = app.get("/api/v1/healthcheck", None).await;
         assert_eq!(down.status, 503, "{}", down.text);
-        assert_eq!(down.json["services"]["database"]["status"], "DOWN");
+        let databases = &down.json["services"]["databases"];
+        assert_eq!(databases["status"], "unhealthy");
+        assert_eq!(databases["details"]["isConnected"], false);
+        assert_eq!(databases["details"]["readyState"], "disconnected");
         assert_ne!(down.json["status"], "OK");
         assert!(down.json["timeStamp"].is_string());
         assert!(
@@ -56,12 +82,15 @@ async fn an_unreachable_postgres_is_503_everywhere_with_generic_bodies() {
     let app = crate::helpers::spawn_app_with(crate::helpers::Wiring::DeadPostgres).await;
     let health = app.get("/api/v1/healthcheck", None).await;
     assert_eq!(health.status, 503, "{}", health.text);
-    assert_eq!(health.json["services"]["database"]["status"], "DOWN");
-    assert_eq!(health.json["services"]["server"]["status"], "OK");
+    assert_eq!(health.json["services"]["databases"]["status"], "unhealthy");
+    assert_eq!(health.json["services"]["server"]["status"], "healthy");
     assert!(health.json["timeStamp"].is_string());
     // The same shape as the 200: every key the seed frontend reads is there.
     assert!(health.json["status"].is_string());
-    assert!(health.json["services"]["database"].get("details").is_some());
+    assert_eq!(
+        health.json["services"]["databases"]["details"]["isConnected"],
+        false
+    );
     assert!(health.json["services"]["server"]["uptime"].is_number());
     assert!(health.json["services"]["server"]
         .get("memoryUsage")

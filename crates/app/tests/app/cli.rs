@@ -80,34 +80,143 @@ fn run(env: &[(&str, String)], args: &[&str]) -> Output {
 
 #[test]
 fn invalid_configuration_refuses_to_start_naming_the_variable_and_hiding_secrets() {
-    let mut env = base_env("postgres://postgres@127.0.0.1:5432/none");
-    env.retain(|(k, _)| *k != "JWT_SECRET");
-    env.push(("JWT_SECRET", "too-short".to_owned()));
-    let out = run(&env, &["serve"]);
-    assert_eq!(out.status.code(), Some(78));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("JWT_SECRET"), "{stderr}");
-    assert!(
-        !stderr.contains("sk_test_cli_secret") && !stderr.contains("whsec_cli_secret"),
-        "{stderr}"
-    );
-
-    // A Stripe key makes the webhook secret required (no fallback to the sandbox).
-    env.retain(|(k, _)| *k != "STRIPE_WEBHOOK_SECRET" && *k != "JWT_SECRET");
-    env.push(("JWT_SECRET", JWT.to_owned()));
-    let out = run(&env, &[]);
-    assert_eq!(out.status.code(), Some(78));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("STRIPE_WEBHOOK_SECRET"), "{stderr}");
-
-    // An unknown storage scheme is refused even in the offline mode.
-    let out = run(&[("DATABASE_URL", "mysql://x/y".to_owned())], &[]);
-    assert_eq!(out.status.code(), Some(78));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+    let port = free_port().to_string();
+    let stripe = |overrides: &[(&'static str, &str)]| {
+        let mut env = base_env("postgres://lms:db-password@127.0.0.1:5432/none");
+        env.push(("PORT", port.clone()));
+        for (key, value) in overrides {
+            env.retain(|(k, _)| k != key);
+            if !value.is_empty() {
+                env.push((key, (*value).to_owned()));
+            }
+        }
+        env
+    };
+    let live = [
+        ("STRIPE_SECRET_KEY", "sk_live_cli_secret"),
+        (
+            "STRIPE_SUCCESS_URL",
+            "https://learn.example.com/ok?session_id={CHECKOUT_SESSION_ID}",
+        ),
+        ("STRIPE_CANCEL_URL", "https://learn.example.com/cancel"),
+        ("CORS_ORIGINS", "https://learn.example.com"),
+    ];
+    let with_live = |extra: (&'static str, &'static str)| {
+        let mut pairs = live.to_vec();
+        pairs.retain(|(k, _)| *k != extra.0);
+        pairs.push(extra);
+        stripe(&pairs)
+    };
+    // (environment, variable the one line must name)
+    let cases: Vec<(Vec<(&str, String)>, &str)> = vec![
+        // The Stripe key went missing: no silent fallback to simulated payments.
+        (stripe(&[("STRIPE_SECRET_KEY", "")]), "APP_MODE"),
+        (
+            vec![("HOST", "0.0.0.0".to_owned()), ("PORT", port.clone())],
+            "APP_MODE",
+        ),
+        (
+            vec![("JWT_SECRET", JWT.to_owned()), ("PORT", port.clone())],
+            "APP_MODE",
+        ),
+        (
+            vec![("COOKIE_SECURE", "true".to_owned()), ("PORT", port.clone())],
+            "APP_MODE",
+        ),
+        (stripe(&[("APP_MODE", "demo")]), "APP_MODE"),
+        (
+            stripe(&[("STRIPE_WEBHOOK_SECRET", "")]),
+            "STRIPE_WEBHOOK_SECRET",
+        ),
+        (
+            stripe(&[("STRIPE_WEBHOOK_SECRET", "sk_test_pasted_by_mistake")]),
+            "STRIPE_WEBHOOK_SECRET",
+        ),
+        (
+            stripe(&[("STRIPE_SECRET_KEY", "pk_test_publishable")]),
+            "STRIPE_SECRET_KEY",
+        ),
+        // Quotes kept by `docker run --env-file`.
+        (
+            stripe(&[("DATABASE_URL", "\"postgres://lms:db-password@db:5432/lms\"")]),
+            "DATABASE_URL",
+        ),
+        (stripe(&[("DATABASE_URL", "data/lms.db")]), "DATABASE_URL"),
+        (
+            stripe(&[("DATABASE_URL", "sqlite::memory:")]),
+            "DATABASE_URL",
+        ),
+        (
+            vec![("DATABASE_URL", "mysql://x/y".to_owned())],
+            "DATABASE_URL",
+        ),
+        (stripe(&[("JWT_SECRET", "too-short")]), "JWT_SECRET"),
+        (
+            stripe(&[("JWT_SECRET", "change-me-change-me-change-me-change-me")]),
+            "JWT_SECRET",
+        ),
+        (
+            stripe(&[("JWT_SECRET", "abababababababababababababababababab")]),
+            "JWT_SECRET",
+        ),
+        (stripe(&[("SEED_DEMO", "true")]), "SEED_DEMO"),
+        (stripe(&[("PORT", "http")]), "PORT"),
+        (
+            stripe(&[("STRIPE_SECRET_KEY", "sk_live_cli_secret")]),
+            "STRIPE_SUCCESS_URL",
+        ),
+        (
+            with_live(("CORS_ORIGINS", "http://localhost:5173")),
+            "CORS_ORIGINS",
+        ),
+        (with_live(("COOKIE_SECURE", "false")), "COOKIE_SECURE"),
+        (
+            stripe(&[("SIGN_IN_LIMIT_PER_IP", "lots")]),
+            "SIGN_IN_LIMIT_PER_IP",
+        ),
+    ];
+    for (env, variable) in &cases {
+        let started = Instant::now();
+        let out = run(env, &["serve"]);
+        assert!(started.elapsed() < Duration::from_secs(20), "{env:?}");
+        assert_eq!(
+            out.status.code(),
+            Some(78),
+            "{env:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {stderr}");
+        assert!(
+            lines[0].contains(&format!("{variable}: ")),
+            "{variable}: {stderr}"
+        );
+        for secret in [
+            "sk_test_cli_secret",
+            "sk_live_cli_secret",
+            "whsec_cli_secret",
+            "db-password",
+            JWT,
+        ] {
+            assert!(!stderr.contains(secret), "{stderr}");
+        }
+        // It stopped before binding anything or logging that it listens.
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("listening"),
+            "{env:?}"
+        );
+    }
 
     let out = run(&base_env("postgres://x/y"), &["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .unwrap()
 }
 
 fn send_sigterm(child: &std::process::Child) {

@@ -50,7 +50,7 @@ pub(crate) fn offline_settings(
         pairs.retain(|(k, _)| k != key);
         pairs.push(((*key).to_owned(), (*value).to_owned()));
     }
-    Settings::from_pairs(pairs)
+    Ok(Settings::from_pairs(pairs)?)
 }
 
 /// What the binary does: settings, then build.
@@ -202,7 +202,10 @@ async fn a_student_buys_the_seeded_course_through_the_sandbox() {
     let session_id = session["id"].as_str().unwrap().to_owned();
     let page = session["url"].as_str().unwrap().to_owned();
     assert!(
-        page.starts_with(&format!("{}/checkout/pay/{session_id}/", sandbox.base_url())),
+        page.starts_with(&format!(
+            "{}/checkout/pay/{session_id}/",
+            sandbox.base_url()
+        )),
         "the hosted page's URL ends with the session's secret: {page}"
     );
     assert_eq!(session["amount_total"], PAID_COURSE_PRICE_CENTS);
@@ -338,7 +341,7 @@ async fn bad_settings_refuse_to_start_naming_the_variable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory_storage_works_too() {
-    let app = Application::build(offline_settings(":memory:", &[]).unwrap())
+    let app = Application::build(offline_settings("sqlite::memory:", &[]).unwrap())
         .await
         .unwrap();
     assert_eq!(app.demo_seed(), DemoSeed::Created);
@@ -357,19 +360,100 @@ async fn run_migrations_false_leaves_the_schema_to_the_migrate_command() {
         )
         .unwrap()
     };
-    // Not migrated: the tables do not exist, so a listing fails (generic 5xx, no SQL shown).
-    let app = Running::spawn(Application::build(no_migrations()).await.unwrap());
-    let (status, body) = app.get("/api/v1/courses/published", None).await;
-    assert!(status.is_server_error(), "{status} {body}");
-    assert!(!body.to_string().contains("no such table"), "{body}");
-    app.stop().await;
+    // Not migrated: the app cannot tell which payment mode the database belongs to, so it
+    // refuses to start and says what to run.
+    let err = format!(
+        "{:#}",
+        Application::build(no_migrations()).await.unwrap_err()
+    );
+    assert!(err.contains("lms-app migrate"), "{err}");
 
     // `migrate` applies the schema; a second run has nothing left to apply.
-    let applied = lms_app::migrate(&no_migrations()).await.unwrap();
+    let applied = lms_app::migrate(&no_migrations().database).await.unwrap();
     assert!(!applied.is_empty());
-    assert!(lms_app::migrate(&no_migrations()).await.unwrap().is_empty());
+    assert!(lms_app::migrate(&no_migrations().database)
+        .await
+        .unwrap()
+        .is_empty());
 
     let app = Running::spawn(Application::build(no_migrations()).await.unwrap());
     assert!(app.published().await.is_empty());
     app.stop().await;
+}
+
+/// The database remembers the payment mode that first used it: simulated payments never land in
+/// a Stripe database, nor test-mode purchases in a live one, whichever starts first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_refuses_a_payment_mode_other_than_its_own() {
+    let stripe = |key: &'static str, database_url: &str| {
+        Settings::from_pairs([
+            ("APP_MODE", "stripe"),
+            ("DATABASE_URL", database_url),
+            ("PORT", "0"),
+            ("JWT_SECRET", "3f9c2a7d1e8b4c6a9f0d2e5b7a1c3e8f"),
+            ("STRIPE_SECRET_KEY", key),
+            ("STRIPE_WEBHOOK_SECRET", "whsec_modes"),
+            (
+                "STRIPE_SUCCESS_URL",
+                "https://learn.example.com/ok?session_id={CHECKOUT_SESSION_ID}",
+            ),
+            ("STRIPE_CANCEL_URL", "https://learn.example.com/cancel"),
+            ("CORS_ORIGINS", "https://learn.example.com"),
+            ("HTTP_WORKERS", "1"),
+            ("SHUTDOWN_TIMEOUT_SECS", "1"),
+        ])
+        .unwrap()
+    };
+    let mismatch = |err: anyhow::Error| {
+        let message = err.to_string();
+        assert!(err.is::<lms_app::ModeMismatch>(), "{message}");
+        assert!(message.starts_with("DATABASE_URL: "), "{message}");
+        message
+    };
+
+    // A demo database: Stripe (test or live) is refused, the demo starts again.
+    let demo_db = TempDir::new();
+    let demo = Running::spawn(
+        Application::build(offline_settings(&demo_db.database_url(), &[]).unwrap())
+            .await
+            .unwrap(),
+    );
+    demo.stop().await;
+    for key in ["sk_test_modes", "sk_live_modes"] {
+        let err = Application::build(stripe(key, &demo_db.database_url()))
+            .await
+            .unwrap_err();
+        assert!(mismatch(err).contains("offline demo"));
+    }
+    let again = Application::build(offline_settings(&demo_db.database_url(), &[]).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(again.demo_seed(), DemoSeed::AlreadyPresent);
+    Running::spawn(again).stop().await;
+
+    // A Stripe test-mode database: a live key and the demo are refused.
+    let test_db = TempDir::new();
+    let test = Running::spawn(
+        Application::build(stripe("rk_test_modes", &test_db.database_url()))
+            .await
+            .unwrap(),
+    );
+    test.stop().await;
+    let err = Application::build(stripe("sk_live_modes", &test_db.database_url()))
+        .await
+        .unwrap_err();
+    assert!(mismatch(err).contains("Stripe test mode"));
+    let err = Application::build(offline_settings(&test_db.database_url(), &[]).unwrap())
+        .await
+        .unwrap_err();
+    let message = mismatch(err);
+    assert!(
+        message.contains("Stripe test mode") && message.contains("offline demo"),
+        "{message}"
+    );
+    // The same mode with another key of it is fine.
+    let test = Application::build(stripe("sk_test_other", &test_db.database_url()))
+        .await
+        .unwrap();
+    Running::spawn(test).stop().await;
 }

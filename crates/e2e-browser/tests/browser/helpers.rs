@@ -47,10 +47,7 @@ impl TestApp {
             ("SHUTDOWN_TIMEOUT_SECS", "1"),
         ])
         .expect("test settings");
-        assert!(
-            settings.payments.is_sandbox(),
-            "no Stripe key: sandbox mode"
-        );
+        assert!(settings.mode.is_demo(), "no Stripe key: demo mode");
         let app = Application::build(settings).await.expect("the app starts");
         let base = app.base_url();
         let stripe = app

@@ -1,0 +1,602 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+use super::*;
+
+fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+fn load(pairs: &[(&str, &str)]) -> Result<Settings> {
+    Settings::resolve(None, lookup(pairs), true)
+}
+
+/// A complete Stripe-mode configuration (test key).
+const STRIPE: &[(&str, &str)] = &[
+    ("DATABASE_URL", "postgres://postgres:pw@127.0.0.1:5432/lms"),
+    ("JWT_SECRET", "3f9c2a7d1e8b4c6a9f0d2e5b7a1c3e8f"),
+    ("STRIPE_SECRET_KEY", "sk_test_abc"),
+    ("STRIPE_WEBHOOK_SECRET", "whsec_old, whsec_new"),
+];
+
+/// A live-key configuration that passes every live-only check.
+const LIVE: &[(&str, &str)] = &[
+    ("DATABASE_URL", "postgres://lms:pw@db:5432/lms"),
+    ("JWT_SECRET", "3f9c2a7d1e8b4c6a9f0d2e5b7a1c3e8f"),
+    ("STRIPE_SECRET_KEY", "sk_live_abc"),
+    ("STRIPE_WEBHOOK_SECRET", "whsec_live"),
+    (
+        "STRIPE_SUCCESS_URL",
+        "https://learn.example.com/payment/success?session_id={CHECKOUT_SESSION_ID}",
+    ),
+    (
+        "STRIPE_CANCEL_URL",
+        "https://learn.example.com/payment/cancel",
+    ),
+    ("CORS_ORIGINS", "https://learn.example.com"),
+];
+
+/// `base` with `overrides` replacing variables (an empty override value removes one).
+fn with(
+    base: &[(&'static str, &'static str)],
+    overrides: &[(&'static str, &'static str)],
+) -> Vec<(&'static str, &'static str)> {
+    let mut pairs: Vec<_> = base
+        .iter()
+        .filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k))
+        .copied()
+        .collect();
+    pairs.extend(overrides.iter().filter(|(_, v)| !v.is_empty()).copied());
+    pairs
+}
+
+fn stripe_config(settings: &Settings) -> &StripeConfig {
+    match &settings.mode {
+        Mode::Stripe(config) => config,
+        Mode::Demo(_) => panic!("expected Stripe mode"),
+    }
+}
+
+#[test]
+fn stripe_mode_keeps_the_production_defaults() {
+    let settings = load(STRIPE).unwrap();
+    assert_eq!(settings.http.host, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    assert_eq!(settings.http.port, 8080);
+    assert!(settings.http.cookie_secure);
+    assert!(settings.database.run_migrations);
+    assert_eq!(settings.database.pool_size, 10);
+    assert_eq!(settings.log_format, LogFormat::Json);
+    assert!(matches!(settings.database.url, Database::Postgres(_)));
+    assert_eq!(
+        settings.http.cors_origins,
+        vec![DEFAULT_CORS_ORIGIN.to_owned()]
+    );
+    let stripe = stripe_config(&settings);
+    assert_eq!(stripe.success_url, FRONTEND_SUCCESS_URL);
+    assert_eq!(stripe.cancel_url, FRONTEND_CANCEL_URL);
+    assert_eq!(stripe.secret_key.mode(), KeyMode::Test);
+    assert_eq!(stripe.api_base.as_str(), "https://api.stripe.com/");
+    assert_eq!(stripe.webhook_secrets.len(), 2);
+    assert!(settings.auth.jwt_secret.is_some());
+    assert_eq!(
+        settings.mode.payments_mode(),
+        lms_ports::PaymentsMode::StripeTest
+    );
+    assert_eq!(settings.limits.rate_limits, RateLimits::default());
+    assert_eq!(settings.limits.password_hashing, HashingLimits::default());
+}
+
+#[test]
+fn nothing_set_is_the_offline_demo() {
+    let settings = load(&[]).unwrap();
+    let Mode::Demo(demo) = &settings.mode else {
+        panic!("expected the demo");
+    };
+    assert_eq!(demo.sandbox_port, DEFAULT_SANDBOX_PORT);
+    assert!(demo.seed);
+    assert_eq!(demo.success_url, None);
+    assert_eq!(
+        settings.database.url,
+        Database::Sqlite("sqlite://data/lms.db".to_owned())
+    );
+    assert_eq!(settings.http.host, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert!(settings.auth.jwt_secret.is_none());
+    assert!(!settings.http.cookie_secure);
+    assert_eq!(settings.log_format, LogFormat::Text);
+    assert_eq!(
+        settings.mode.payments_mode(),
+        lms_ports::PaymentsMode::Sandbox
+    );
+}
+
+#[test]
+fn an_explicit_demo_takes_production_like_values() {
+    let settings = load(&[
+        ("APP_MODE", "demo"),
+        ("SANDBOX_PORT", "0"),
+        ("SEED_DEMO", "false"),
+        ("COOKIE_SECURE", "true"),
+        ("HOST", "0.0.0.0"),
+        ("JWT_SECRET", "3f9c2a7d1e8b4c6a9f0d2e5b7a1c3e8f"),
+        (
+            "STRIPE_SUCCESS_URL",
+            "http://x.io/ok?s={CHECKOUT_SESSION_ID}",
+        ),
+        ("DATABASE_URL", "postgresql://u@h/db"),
+        ("HTTP_WORKERS", "2"),
+    ])
+    .unwrap();
+    let Mode::Demo(demo) = &settings.mode else {
+        panic!("expected the demo");
+    };
+    assert_eq!(demo.sandbox_port, 0);
+    assert!(!demo.seed);
+    assert!(settings.http.cookie_secure);
+    assert_eq!(settings.http.host, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    assert_eq!(
+        demo.success_url.as_deref(),
+        Some("http://x.io/ok?s={CHECKOUT_SESSION_ID}")
+    );
+    assert!(matches!(settings.database.url, Database::Postgres(_)));
+    assert_eq!(settings.http.workers, Some(2));
+}
+
+#[test]
+fn production_like_settings_without_a_key_refuse_to_guess_the_mode() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("DATABASE_URL", "postgres://lms:pw@db:5432/lms")],
+            "DATABASE_URL (PostgreSQL)",
+        ),
+        (&[("HOST", "0.0.0.0")], "HOST (not loopback)"),
+        (
+            &[("JWT_SECRET", "3f9c2a7d1e8b4c6a9f0d2e5b7a1c3e8f")],
+            "JWT_SECRET",
+        ),
+        (
+            &[("SECRET_KEY", "3f9c2a7d1e8b4c6a9f0d2e5b7a1c3e8f")],
+            "JWT_SECRET",
+        ),
+        (
+            &[("STRIPE_WEBHOOK_SECRET", "whsec_x")],
+            "STRIPE_WEBHOOK_SECRET",
+        ),
+        (&[("COOKIE_SECURE", "true")], "COOKIE_SECURE"),
+        (
+            &[("STRIPE_API_BASE", "https://api.stripe.com")],
+            "STRIPE_API_BASE",
+        ),
+        (&[("TRUSTED_PROXIES", "10.0.0.1")], "TRUSTED_PROXIES"),
+    ];
+    for (pairs, named) in cases {
+        let err = load(pairs).unwrap_err();
+        assert_eq!(err.variable, "APP_MODE", "{pairs:?}");
+        assert!(err.problem.contains(named), "{pairs:?}: {err}");
+        assert!(
+            err.problem.contains("APP_MODE=demo") && err.problem.contains("STRIPE_SECRET_KEY"),
+            "{err}"
+        );
+        assert!(
+            !err.to_string().contains("pw@"),
+            "the URL's password leaked: {err}"
+        );
+    }
+    // Loopback and SQLite are what a laptop has: still the demo.
+    for pairs in [
+        &[("HOST", "127.0.0.1")][..],
+        &[("DATABASE_URL", "sqlite://x.db")],
+        &[("PORT", "9000")],
+    ] {
+        assert!(load(pairs).unwrap().mode.is_demo(), "{pairs:?}");
+    }
+}
+
+#[test]
+fn a_config_file_is_production_like_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, "[http]\nport = 7000\n").unwrap();
+    let err = Settings::resolve(Some(&path), lookup(&[]), true).unwrap_err();
+    assert_eq!(err.variable, "APP_MODE");
+    assert!(err.problem.contains("a configuration file"), "{err}");
+}
+
+#[test]
+fn the_mode_switch_is_checked() {
+    type Case = (
+        Vec<(&'static str, &'static str)>,
+        &'static str,
+        &'static str,
+    );
+    let cases: &[Case] = &[
+        (
+            with(STRIPE, &[("APP_MODE", "demo")]),
+            "APP_MODE",
+            "STRIPE_SECRET_KEY is set",
+        ),
+        (
+            vec![("APP_MODE", "stripe")],
+            "STRIPE_SECRET_KEY",
+            "required",
+        ),
+        (vec![("APP_MODE", "production")], "APP_MODE", "stripe"),
+        (vec![("APP_MODE", "")], "APP_MODE", "empty"),
+        (
+            vec![("APP_MODE", "demo"), ("STRIPE_WEBHOOK_SECRET", "whsec_x")],
+            "STRIPE_WEBHOOK_SECRET",
+            "demo",
+        ),
+        (
+            with(STRIPE, &[("SEED_DEMO", "true")]),
+            "SEED_DEMO",
+            "APP_MODE=demo",
+        ),
+        (
+            with(STRIPE, &[("SANDBOX_PORT", "0")]),
+            "SANDBOX_PORT",
+            "APP_MODE=demo",
+        ),
+    ];
+    for (pairs, variable, says) in cases {
+        let err = load(pairs).unwrap_err();
+        assert_eq!(err.variable, *variable, "{pairs:?}: {err}");
+        assert!(err.problem.contains(says), "{pairs:?}: {err}");
+    }
+    assert!(!load(&with(STRIPE, &[("APP_MODE", "STRIPE")]))
+        .unwrap()
+        .mode
+        .is_demo());
+}
+
+#[test]
+fn a_build_without_the_demo_refuses_demo_mode() {
+    for pairs in [&[][..], &[("APP_MODE", "demo")]] {
+        let err = Settings::resolve(None, lookup(pairs), false).unwrap_err();
+        assert_eq!(err.variable, "APP_MODE");
+        assert!(err.problem.contains("`demo` feature"), "{err}");
+    }
+    assert!(Settings::resolve(None, lookup(STRIPE), false).is_ok());
+}
+
+#[test]
+fn database_urls_need_an_explicit_scheme() {
+    let cases = [
+        ("postgres://u@h/db", None),
+        ("postgresql://u@h/db", None),
+        ("sqlite://data/lms.db", Some("sqlite://data/lms.db")),
+        ("sqlite:///tmp/x.db", Some("sqlite:///tmp/x.db")),
+        ("sqlite::memory:", Some(":memory:")),
+    ];
+    for (raw, sqlite) in cases {
+        let parsed = Database::parse(raw).unwrap();
+        match sqlite {
+            Some(target) => assert_eq!(parsed, Database::Sqlite(target.to_owned()), "{raw}"),
+            None => assert!(matches!(parsed, Database::Postgres(_)), "{raw}"),
+        }
+    }
+    let refused = [
+        ("\"postgres://lms:pw@db:5432/lms\"", "quote"),
+        ("'postgres://lms:pw@db/lms'", "quote"),
+        ("postgres://lms:pw@db/lms\n", "white space"),
+        (" postgres://lms:pw@db/lms", "white space"),
+        ("data/lms.db", "must start with"),
+        (":memory:", "must start with"),
+        ("file:lms.db", "must start with"),
+        ("mysql://x/y", "must start with"),
+        ("sqlite://", "without a path"),
+    ];
+    for (raw, says) in refused {
+        let err = Database::parse(raw).unwrap_err();
+        assert_eq!(err.variable, "DATABASE_URL");
+        assert!(err.problem.contains(says), "{raw:?}: {err}");
+        assert!(!err.to_string().contains("pw@"), "{err}");
+    }
+    // A quoted URL read from the environment is refused before anything else looks at it.
+    let err = load(&with(
+        STRIPE,
+        &[("DATABASE_URL", "\"postgres://lms:pw@db:5432/lms\"")],
+    ))
+    .unwrap_err();
+    assert_eq!(err.variable, "DATABASE_URL");
+    // In memory only for the demo.
+    let err = load(&with(STRIPE, &[("DATABASE_URL", "sqlite::memory:")])).unwrap_err();
+    assert!(err.problem.contains("APP_MODE=demo"), "{err}");
+    assert!(load(&[("DATABASE_URL", "sqlite::memory:")])
+        .unwrap()
+        .database
+        .url
+        .is_memory());
+}
+
+#[test]
+fn weak_session_keys_are_refused() {
+    for weak in [
+        JWT_SECRET_PLACEHOLDER,
+        "short",
+        "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "abcdabcdabcdabcdabcdabcdabcdabcdabcd",
+    ] {
+        let err = load(&with(STRIPE, &[("JWT_SECRET", weak)])).unwrap_err();
+        assert_eq!(err.variable, "JWT_SECRET", "{weak}");
+        assert!(err.problem.contains("openssl rand"), "{err}");
+        assert!(!err.to_string().contains(weak), "the key was echoed: {err}");
+    }
+}
+
+#[test]
+fn a_live_key_refuses_local_addresses_and_plain_cookies() {
+    assert_eq!(
+        load(LIVE).unwrap().mode.payments_mode(),
+        lms_ports::PaymentsMode::StripeLive
+    );
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("STRIPE_SUCCESS_URL", "")], "STRIPE_SUCCESS_URL"),
+        (
+            &[(
+                "STRIPE_SUCCESS_URL",
+                "http://127.0.0.1:3000/ok?s={CHECKOUT_SESSION_ID}",
+            )],
+            "STRIPE_SUCCESS_URL",
+        ),
+        (
+            &[("STRIPE_CANCEL_URL", "http://localhost/cancel")],
+            "STRIPE_CANCEL_URL",
+        ),
+        (
+            &[(
+                "CORS_ORIGINS",
+                "https://learn.example.com,http://localhost:5173",
+            )],
+            "CORS_ORIGINS",
+        ),
+        (
+            &[("CLIENT_URL", "http://[::1]:5173"), ("CORS_ORIGINS", "")],
+            "CORS_ORIGINS",
+        ),
+        (
+            &[("STRIPE_API_BASE", "http://stripe.internal")],
+            "STRIPE_API_BASE",
+        ),
+        (&[("COOKIE_SECURE", "false")], "COOKIE_SECURE"),
+    ];
+    for (overrides, variable) in cases {
+        let err = load(&with(LIVE, overrides)).unwrap_err();
+        assert_eq!(err.variable, *variable, "{overrides:?}: {err}");
+    }
+    // The same local addresses are fine with a test key.
+    let test_key = with(
+        LIVE,
+        &[
+            ("STRIPE_SECRET_KEY", "rk_test_abc"),
+            ("CORS_ORIGINS", "http://localhost:5173"),
+        ],
+    );
+    assert!(load(&test_key).is_ok());
+}
+
+#[test]
+fn invalid_or_missing_values_name_the_variable() {
+    let stripe_cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("JWT_SECRET", "")], "JWT_SECRET"),
+        (
+            &[
+                ("JWT_SECRET", "3f9c2a7d1e8b4c6a9f0d2e5b7a1c3e8f"),
+                ("SECRET_KEY", "8f4d6b9a2c3f9c2a7d1e8b4c6a9f0d2e"),
+            ],
+            "JWT_SECRET",
+        ),
+        (&[("DATABASE_URL", "")], "DATABASE_URL"),
+        (&[("STRIPE_SECRET_KEY", "pk_test_x")], "STRIPE_SECRET_KEY"),
+        (&[("STRIPE_SECRET_KEY", " ")], "STRIPE_SECRET_KEY"),
+        (
+            &[("STRIPE_WEBHOOK_SECRET", "secret")],
+            "STRIPE_WEBHOOK_SECRET",
+        ),
+        (
+            &[("STRIPE_WEBHOOK_SECRET", "whsec_a,sk_test_b")],
+            "STRIPE_WEBHOOK_SECRET",
+        ),
+        (&[("STRIPE_WEBHOOK_SECRET", "")], "STRIPE_WEBHOOK_SECRET"),
+        (&[("STRIPE_WEBHOOK_SECRET", " , ")], "STRIPE_WEBHOOK_SECRET"),
+        (&[("PORT", "eighty")], "PORT"),
+        (&[("PORT", "70000")], "PORT"),
+        (&[("HOST", "my-host")], "HOST"),
+        (&[("DATABASE_POOL_SIZE", "0")], "DATABASE_POOL_SIZE"),
+        (
+            &[("DATABASE_STATEMENT_TIMEOUT", "fast")],
+            "DATABASE_STATEMENT_TIMEOUT",
+        ),
+        (&[("DATABASE_LOCK_TIMEOUT", "5")], "DATABASE_LOCK_TIMEOUT"),
+        (&[("COOKIE_SECURE", "maybe")], "COOKIE_SECURE"),
+        (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+        (&[("CORS_ORIGINS", "*")], "CORS_ORIGINS"),
+        (&[("TRUSTED_PROXIES", "10.0.0.0/33")], "TRUSTED_PROXIES"),
+        (&[("STRIPE_SUCCESS_URL", "not a url")], "STRIPE_SUCCESS_URL"),
+        (
+            &[("STRIPE_SUCCESS_URL", "https://x.io/no-placeholder")],
+            "STRIPE_SUCCESS_URL",
+        ),
+        (&[("STRIPE_API_BASE", "ftp://x")], "STRIPE_API_BASE"),
+        (&[("HTTP_WORKERS", "0")], "HTTP_WORKERS"),
+        (&[("SHUTDOWN_TIMEOUT_SECS", "-1")], "SHUTDOWN_TIMEOUT_SECS"),
+        (
+            &[("PASSWORD_HASH_CONCURRENCY", "0")],
+            "PASSWORD_HASH_CONCURRENCY",
+        ),
+        (
+            &[("PASSWORD_HASH_MAX_WAIT", "soon")],
+            "PASSWORD_HASH_MAX_WAIT",
+        ),
+        (&[("SIGN_IN_LIMIT_PER_IP", "10")], "SIGN_IN_LIMIT_PER_IP"),
+        (
+            &[("SIGN_IN_LIMIT_PER_EMAIL", "0/1m")],
+            "SIGN_IN_LIMIT_PER_EMAIL",
+        ),
+        (
+            &[("SIGN_UP_LIMIT_PER_IP", "5/never")],
+            "SIGN_UP_LIMIT_PER_IP",
+        ),
+        (
+            &[("GATEWAY_SYNC_MIN_INTERVAL", "x")],
+            "GATEWAY_SYNC_MIN_INTERVAL",
+        ),
+        (
+            &[("GATEWAY_SYNC_MIN_INTERVAL", "10m")],
+            "GATEWAY_SYNC_MIN_INTERVAL",
+        ),
+    ];
+    for (overrides, variable) in stripe_cases {
+        let err = load(&with(STRIPE, overrides)).unwrap_err();
+        assert_eq!(err.variable, *variable, "{overrides:?}: {err}");
+        let line = err.to_string();
+        assert!(!line.contains('\n'), "one line: {line}");
+        for secret in ["sk_test_abc", "whsec_old", "3f9c2a7d1e8b", "pw@"] {
+            assert!(!line.contains(secret), "{line}");
+        }
+    }
+    let demo_cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("SANDBOX_PORT", "65536")], "SANDBOX_PORT"),
+        (&[("SANDBOX_PORT", "x")], "SANDBOX_PORT"),
+        (&[("SEED_DEMO", "sure")], "SEED_DEMO"),
+        (&[("DATABASE_URL", "mongodb://x")], "DATABASE_URL"),
+        (&[("STRIPE_CANCEL_URL", "/cancel")], "STRIPE_CANCEL_URL"),
+        (
+            &[("APP_MODE", "demo"), ("JWT_SECRET", "short")],
+            "JWT_SECRET",
+        ),
+    ];
+    for (pairs, variable) in demo_cases {
+        let err = load(pairs).unwrap_err();
+        assert_eq!(err.variable, *variable, "{pairs:?}: {err}");
+    }
+}
+
+#[test]
+fn a_stripe_key_makes_the_production_variables_required() {
+    for missing in ["STRIPE_WEBHOOK_SECRET", "JWT_SECRET", "DATABASE_URL"] {
+        let pairs: Vec<_> = STRIPE
+            .iter()
+            .filter(|(k, _)| *k != missing)
+            .copied()
+            .collect();
+        let err = load(&pairs).unwrap_err();
+        assert_eq!(err.variable, missing);
+        assert!(err.problem.contains("required"), "{missing}: {err}");
+    }
+}
+
+#[test]
+fn environment_overrides_and_aliases() {
+    let pairs = with(
+        STRIPE,
+        &[
+            ("PORT", "9000"),
+            ("RUN_MIGRATIONS", "false"),
+            ("LOG_FORMAT", "pretty"),
+            ("CLIENT_URL", "https://a.io, https://b.io"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7"),
+            ("DATABASE_STATEMENT_TIMEOUT", "3s"),
+            ("SIGN_UP_LIMIT_PER_IP", "off"),
+            ("SIGN_IN_LIMIT_PER_IP", "5/30s"),
+        ],
+    );
+    let settings = load(&pairs).unwrap();
+    assert_eq!(settings.http.port, 9000);
+    assert!(!settings.database.run_migrations);
+    assert_eq!(settings.log_format, LogFormat::Pretty);
+    assert_eq!(
+        settings.http.cors_origins,
+        vec!["https://a.io".to_owned(), "https://b.io".to_owned()]
+    );
+    assert_eq!(settings.http.trusted_proxies.len(), 2);
+    assert_eq!(settings.database.statement_timeout, Duration::from_secs(3));
+    assert_eq!(settings.limits.rate_limits.sign_up_per_ip, None);
+    assert_eq!(
+        settings.limits.rate_limits.sign_in_per_ip,
+        RateLimit::new(5, Duration::from_secs(30))
+    );
+    // The same value under both names is fine.
+    let both = with(
+        STRIPE,
+        &[
+            ("CORS_ORIGINS", "https://a.io"),
+            ("CLIENT_URL", "https://a.io"),
+        ],
+    );
+    assert!(load(&both).is_ok());
+}
+
+#[test]
+fn the_file_sits_between_defaults_and_environment_and_refuses_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "mode = \"demo\"\n[http]\nport = 7000\ncookie_secure = true\n[log]\nformat = \"pretty\"\n[sandbox]\nport = 7001\n",
+    )
+    .unwrap();
+    let from_file = Settings::resolve(Some(&path), lookup(&[]), true).unwrap();
+    assert_eq!(from_file.http.port, 7000);
+    assert!(from_file.http.cookie_secure);
+    assert_eq!(from_file.log_format, LogFormat::Pretty);
+    assert!(matches!(&from_file.mode, Mode::Demo(demo) if demo.sandbox_port == 7001));
+    let env_wins = Settings::resolve(Some(&path), lookup(&[("PORT", "7002")]), true).unwrap();
+    assert_eq!(env_wins.http.port, 7002);
+
+    for unknown in [
+        "mode = \"demo\"\nprot = 1\n",
+        "mode = \"demo\"\n[http]\nprot = 1\n",
+        "port = 8080\n",
+    ] {
+        std::fs::write(&path, unknown).unwrap();
+        let err = Settings::resolve(Some(&path), lookup(&[]), true).unwrap_err();
+        assert_eq!(err.variable, "APP_CONFIG_FILE", "{unknown}");
+        assert!(err.problem.contains("unknown field"), "{unknown}: {err}");
+    }
+    let missing = dir.path().join("absent.toml");
+    let err = Settings::resolve(Some(&missing), lookup(&[]), true).unwrap_err();
+    assert_eq!(err.variable, "APP_CONFIG_FILE");
+}
+
+#[test]
+fn env_example_documents_every_variable_and_starts_offline() {
+    let example = include_str!("../../../../.env.example");
+    for variable in VARIABLES {
+        for name in std::iter::once(&variable.env).chain(variable.aliases) {
+            assert!(
+                example.contains(&format!("{name}=")),
+                "{name} is not in .env.example"
+            );
+        }
+    }
+    assert!(example.contains(JWT_SECRET_PLACEHOLDER));
+    let pairs: Vec<(String, String)> = example
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    assert!(!pairs.is_empty());
+    let settings = Settings::from_pairs(pairs).unwrap();
+    assert!(settings.mode.is_demo());
+    assert_eq!(
+        settings.database.url,
+        Database::Sqlite(DEFAULT_SQLITE_URL.to_owned())
+    );
+}
+
+#[test]
+fn debug_output_never_shows_secrets() {
+    let settings = load(STRIPE).unwrap();
+    let debug = format!("{settings:?}");
+    for secret in [
+        "3f9c2a7d1e8b",
+        "sk_test_abc",
+        "whsec_old",
+        "postgres://postgres:pw@",
+    ] {
+        assert!(!debug.contains(secret), "{debug}");
+    }
+}
