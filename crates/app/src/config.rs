@@ -190,6 +190,9 @@ impl Database {
             return fail("contains white space: remove it".to_owned());
         }
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            // The adapter's own reading (sslmode, sslrootcert, ...), before anything connects.
+            lms_postgres::check_database_url(raw)
+                .map_err(|err| ConfigError::new("DATABASE_URL", err.to_string()))?;
             return Ok(Self::Postgres(Secret(raw.to_owned())));
         }
         if raw == "sqlite::memory:" {

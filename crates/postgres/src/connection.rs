@@ -137,6 +137,16 @@ fn config_error(message: &str) -> RepoError {
     RepoError::Unexpected(format!("{URL_VARIABLE}: {message}"))
 }
 
+/// Checks a URL the way every connection will read it (syntax, `sslmode`, `sslrootcert`)
+/// without connecting, so configuration can refuse it before anything starts.
+///
+/// # Errors
+/// As [`ConnectSpec::parse`]: [`RepoError::Unexpected`] naming `DATABASE_URL`, never echoing
+/// the URL.
+pub fn check_database_url(url: &str) -> Result<(), RepoError> {
+    ConnectSpec::parse(url, &PgConnectionOptions::default(), Purpose::Pool).map(|_| ())
+}
+
 /// Everything needed to open one connection; parsed once, used for every connection of a
 /// pool.
 #[derive(Clone)]

@@ -37,7 +37,7 @@ use crate::error::{from_connection, from_diesel, from_pool, TxError};
 use crate::rows::{CourseRow, NewProcessedEvent, PurchaseRow, StateRow, UserRow};
 use crate::schema::{courses, deployment, processed_events, purchases, users};
 
-pub use crate::connection::PgConnectionOptions;
+pub use crate::connection::{check_database_url, PgConnectionOptions};
 pub use crate::migrate::{
     embedded_migration_versions, revert_all_migrations, run_migrations, run_migrations_with,
 };

@@ -265,6 +265,8 @@ fn database_urls_need_an_explicit_scheme() {
     let cases = [
         ("postgres://u@h/db", None),
         ("postgresql://u@h/db", None),
+        ("postgres://u:pw@h:5432/db?sslmode=require", None),
+        ("postgres://u:pw@h/db?sslmode=verify-full", None),
         ("sqlite://data/lms.db", Some("sqlite://data/lms.db")),
         ("sqlite:///tmp/x.db", Some("sqlite:///tmp/x.db")),
         ("sqlite::memory:", Some(":memory:")),
@@ -286,6 +288,11 @@ fn database_urls_need_an_explicit_scheme() {
         ("file:lms.db", "must start with"),
         ("mysql://x/y", "must start with"),
         ("sqlite://", "without a path"),
+        ("postgres://lms:pw@db/lms?sslmode=sometimes", "sslmode"),
+        (
+            "postgres://lms:pw@db/lms?sslmode=verify-full&sslrootcert=/nonexistent.pem",
+            "sslrootcert",
+        ),
     ];
     for (raw, says) in refused {
         let err = Database::parse(raw).unwrap_err();

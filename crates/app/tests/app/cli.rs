@@ -143,6 +143,13 @@ fn invalid_configuration_refuses_to_start_naming_the_variable_and_hiding_secrets
         ),
         (stripe(&[("DATABASE_URL", "data/lms.db")]), "DATABASE_URL"),
         (
+            stripe(&[(
+                "DATABASE_URL",
+                "postgres://lms:db-password@127.0.0.1:5432/none?sslmode=sometimes",
+            )]),
+            "DATABASE_URL",
+        ),
+        (
             stripe(&[("DATABASE_URL", "sqlite::memory:")]),
             "DATABASE_URL",
         ),
