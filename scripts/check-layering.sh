@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 forbidden='^(tokio|actix[a-z_-]*|diesel[a-z_-]*|reqwest|hyper|serde_json|sqlx|bb8|postgres|tokio-postgres)$'
 status=0
-for crate in ${LAYERING_CRATES:-lms-domain lms-ports lms-application}; do
+for crate in ${LAYERING_CRATES:-lms-domain lms-ports lms-use-cases}; do
     tree=$(cargo tree -p "$crate" -e normal --prefix none --format '{p}' --quiet)
     offenders=$(echo "$tree" | awk '{print $1}' | sort -u | grep -E "$forbidden" || true)
     if [ -n "$offenders" ]; then

@@ -302,7 +302,7 @@ async fn authenticate(req: HttpRequest) -> Result<Option<lms_domain::User>, ApiE
                 "Your session is invalid or has expired. Please sign in again.",
             ))
         }
-        Err(lms_application::AppError::NotFound(_)) => Err(ApiError::unauthorized(
+        Err(lms_use_cases::UseCaseError::NotFound(_)) => Err(ApiError::unauthorized(
             "Your session is invalid or has expired. Please sign in again.",
         )),
         Err(err) => Err(err.into()),

@@ -359,10 +359,10 @@ pub fn envelope_fallback<B: MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(res))
 }
 
-impl From<lms_application::AppError> for ApiError {
-    fn from(err: lms_application::AppError) -> Self {
-        use lms_application::AppError as E;
+impl From<lms_use_cases::UseCaseError> for ApiError {
+    fn from(err: lms_use_cases::UseCaseError) -> Self {
         use lms_ports::GatewayError as G;
+        use lms_use_cases::UseCaseError as E;
         match err {
             E::Validation(fields) => ApiError::validation(
                 fields

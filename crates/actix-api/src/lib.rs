@@ -20,7 +20,7 @@ use actix_web::{web, App, HttpServer};
 use auth::JwtKeys;
 use ipnet::IpNet;
 use limits::{LimiterClock, Limiters, RateLimits};
-use lms_application::Services;
+use lms_use_cases::Services;
 use std::fmt;
 use std::net::TcpListener;
 use std::sync::Arc;

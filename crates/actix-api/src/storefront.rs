@@ -64,13 +64,12 @@ async fn icon() -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use crate::{run, ApiSettings, ApiState};
-    use lms_application::{Services, Settings};
     use lms_in_memory::{FakeGateway, InMemoryStore, ManualClock};
     use lms_password_argon2::Argon2Hasher;
+    use lms_use_cases::{Services, UseCaseSettings};
     use std::net::TcpListener;
     use std::sync::Arc;
     use std::time::Duration;
@@ -83,7 +82,7 @@ mod tests {
             Arc::new(FakeGateway::new()),
             Arc::new(Argon2Hasher::fast_for_tests().unwrap()),
             Arc::new(ManualClock::new(time::OffsetDateTime::now_utc())),
-            Settings::default(),
+            UseCaseSettings::default(),
         );
         let mut settings = ApiSettings::new("http://localhost/payment/success");
         settings.workers = Some(1);

@@ -54,11 +54,11 @@ impl ConfigError {
 
 type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
-/// A secret string: `Debug` never shows it.
+/// A connection URL that may carry a password: `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct RedactedUrl(String);
 
-impl Secret {
+impl RedactedUrl {
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
@@ -68,7 +68,7 @@ impl Secret {
     }
 }
 
-impl fmt::Debug for Secret {
+impl fmt::Debug for RedactedUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
@@ -168,7 +168,7 @@ pub enum LogFormat {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
     /// `postgres://` or `postgresql://` (the URL may hold a password: redacted).
-    Postgres(Secret),
+    Postgres(RedactedUrl),
     /// What [`lms_sqlite::SqliteStore::open`] accepts: `sqlite://path` or `sqlite::memory:`.
     Sqlite(String),
 }
@@ -193,7 +193,7 @@ impl Database {
             // The adapter's own reading (sslmode, sslrootcert, ...), before anything connects.
             lms_postgres::check_database_url(raw)
                 .map_err(|err| ConfigError::new("DATABASE_URL", err.to_string()))?;
-            return Ok(Self::Postgres(Secret(raw.to_owned())));
+            return Ok(Self::Postgres(RedactedUrl(raw.to_owned())));
         }
         if raw == "sqlite::memory:" {
             return Ok(Self::Sqlite(":memory:".to_owned()));
@@ -337,7 +337,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub limits: LimitSettings,
     /// The use cases' own settings (e.g. how often a status poll may ask the gateway).
-    pub use_cases: lms_application::Settings,
+    pub use_cases: lms_use_cases::UseCaseSettings,
     pub log_format: LogFormat,
 }
 
@@ -1016,9 +1016,9 @@ impl Resolver {
         })
     }
 
-    fn use_cases(&self) -> Result<lms_application::Settings> {
+    fn use_cases(&self) -> Result<lms_use_cases::UseCaseSettings> {
         const VARIABLE: &str = "GATEWAY_SYNC_MIN_INTERVAL";
-        let defaults = lms_application::Settings::default();
+        let defaults = lms_use_cases::UseCaseSettings::default();
         let Some(raw) = given(VARIABLE, self.raw.limits.gateway_sync_min_interval.as_ref())? else {
             return Ok(defaults);
         };

@@ -3,8 +3,8 @@
 
 use crate::DemoSeed;
 use anyhow::Context;
-use lms_application::{AppError, CourseChanges, NewCourse, Services, SignUp};
 use lms_domain::Email;
+use lms_use_cases::{CourseChanges, NewCourse, Services, SignUp, UseCaseError};
 
 /// The demo instructor's sign-in. The password is public on purpose (it is in this file and
 /// printed in the log when created): never seed a store reachable by others.
@@ -75,7 +75,7 @@ pub async fn seed(services: &Services) -> anyhow::Result<DemoSeed> {
     {
         Ok(user) => user,
         // Another process sharing the store seeded it a moment ago.
-        Err(AppError::EmailTaken) => return Ok(DemoSeed::AlreadyPresent),
+        Err(UseCaseError::EmailTaken) => return Ok(DemoSeed::AlreadyPresent),
         Err(err) => return Err(err).context("creating the demo instructor"),
     };
     for new in courses() {

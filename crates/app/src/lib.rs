@@ -19,13 +19,12 @@ pub mod demo;
 
 pub use config::{
     ConfigError, Database, DatabaseSettings, DemoSettings, HttpSettings, LimitSettings, LogFormat,
-    Mode, Secret, Settings, EX_CONFIG,
+    Mode, RedactedUrl, Settings, EX_CONFIG,
 };
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
 use lms_actix_api::{ApiSettings, ApiState, SessionKey};
-use lms_application::Services;
 use lms_password_argon2::Argon2Hasher;
 use lms_ports::{
     CourseRepo, DeploymentClaim, DeploymentRegistry, PaymentGateway, PaymentsMode, PurchaseRepo,
@@ -36,6 +35,7 @@ use lms_sqlite::{SqliteOptions, SqliteStore};
 use lms_stripe_http::{StripeConfig, StripeGateway};
 #[cfg(feature = "demo")]
 use lms_stripe_sandbox::{Sandbox, SandboxConfig};
+use lms_use_cases::Services;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 #[cfg(feature = "demo")]
 use std::sync::Arc;
@@ -429,7 +429,7 @@ fn services_over<S>(
     store: S,
     gateway: std::sync::Arc<dyn PaymentGateway>,
     hasher: Argon2Hasher,
-    settings: lms_application::Settings,
+    settings: lms_use_cases::UseCaseSettings,
 ) -> Services
 where
     S: UserRepo + CourseRepo + PurchaseRepo + StorageHealth + Clone,

@@ -4,7 +4,7 @@
 //! the customer and to obtain a webhook the gateway itself signed) and instantiates the whole
 //! suite with [`gateway_contract_tests!`]. Each check panics with a message on violation.
 
-#![allow(
+#![expect(
     clippy::panic,
     clippy::unwrap_used,
     clippy::expect_used,

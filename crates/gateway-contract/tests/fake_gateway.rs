@@ -1,6 +1,6 @@
 //! The contract against the in-memory fake gateway used by the use-case and API tests.
 
-#![allow(clippy::expect_used, reason = "a failing expect is a failing test")]
+#![expect(clippy::expect_used, reason = "a failing expect is a failing test")]
 
 use async_trait::async_trait;
 use lms_gateway_contract::{gateway_contract_tests, GatewayWorld};

@@ -84,7 +84,6 @@ impl PasswordHasher for FakeHasher {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[tokio::test]

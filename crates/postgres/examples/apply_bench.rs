@@ -10,7 +10,10 @@
 //! the end).
 //! `BENCH_EVENTS` (default 2000) sets the events per scenario.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a benchmark whose set-up fails must stop loudly"
+)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -62,7 +65,10 @@ fn paid(purchase: &Purchase, event_id: String) -> lms_ports::FactUpdate {
 }
 
 fn report(label: &str, events: usize, elapsed: Duration) {
-    #[allow(clippy::cast_precision_loss)]
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "counts far below 2^52 convert exactly"
+    )]
     let rate = events as f64 / elapsed.as_secs_f64();
     println!(
         "{label:<48} {events:>6} events in {:>8.3}s = {rate:>9.0} events/s",

@@ -5,7 +5,7 @@
 //! `TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`, migrated, and
 //! dropped `WITH (FORCE)` when the test ends, passed or failed).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
 
 use std::time::Duration;
 

@@ -155,7 +155,7 @@ macro_rules! row {
         impl $row {
             /// # Errors
             /// As the record's `from_domain`.
-            #[allow(dead_code)]
+            #[allow(dead_code, reason = "each table mirror uses only the conversions its adapter needs")]
             pub fn from_domain(
                 value: &<$record as $crate::Record>::Domain,
             ) -> ::core::result::Result<Self, $crate::__private::RepoError> {
@@ -164,7 +164,7 @@ macro_rules! row {
 
             /// # Errors
             /// As the record's `into_domain`.
-            #[allow(dead_code)]
+            #[allow(dead_code, reason = "each table mirror uses only the conversions its adapter needs")]
             pub fn into_domain(
                 self,
             ) -> ::core::result::Result<<$record as $crate::Record>::Domain, $crate::__private::RepoError> {

@@ -358,7 +358,6 @@ pub fn unlocked<E: Encoding>(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
 
     use super::*;
     use crate::Native;

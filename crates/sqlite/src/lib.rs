@@ -701,7 +701,6 @@ impl StorageHealth for SqliteStore {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
 
     use super::*;
 
@@ -717,7 +716,10 @@ mod tests {
                         .values(row)
                         .execute(conn)?;
                     panic!("a bug");
-                    #[allow(unreachable_code)]
+                    #[expect(
+                        unreachable_code,
+                        reason = "the test panics inside the transaction on purpose"
+                    )]
                     Ok::<_, TxError>(())
                 })
                 .map_err(RepoError::from)

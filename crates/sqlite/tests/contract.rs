@@ -6,7 +6,7 @@
 //! Each test gets a fresh directory under the system temp dir, removed when the test ends,
 //! passed or failed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -17,7 +17,12 @@
 //! `timestamptz`: a store must round-trip them exactly.
 
 // A test-support library: a failed check is a panic, as in any test.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a failing unwrap is a failing test"
+)]
 
 use lms_domain::{
     CheckoutSession, Course, CourseId, CourseText, Currency, DisputeOutcome, Email, Money,

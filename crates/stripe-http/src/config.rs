@@ -390,7 +390,6 @@ fn check_absolute_url(field: &'static str, raw: &str) -> Result<(), ConfigError>
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     const SUCCESS: &str = "https://app.example/ok?session_id={CHECKOUT_SESSION_ID}";

@@ -1,7 +1,7 @@
 //! The sandbox's HTTP face: Stripe's REST subset (form-encoded, Bearer key, Stripe's error
 //! shape, Idempotency-Key replay) and the hosted checkout page.
 
-use crate::ledger::{ApiError, Params};
+use crate::ledger::{Params, StripeError};
 use crate::{lock, page, Inner, StoredResponse};
 use actix_web::dev::Server;
 use actix_web::http::StatusCode;
@@ -35,7 +35,7 @@ pub(crate) fn server(listener: TcpListener, inner: Arc<Inner>) -> std::io::Resul
             // A link without its secret is as unknown as a wrong one.
             .route("/checkout/pay/{id}", web::route().to(page::not_found))
             .default_service(web::to(|| async {
-                error_response(&ApiError {
+                error_response(&StripeError {
                     status: 404,
                     kind: "invalid_request_error",
                     code: Some("resource_missing"),
@@ -50,7 +50,7 @@ pub(crate) fn server(listener: TcpListener, inner: Arc<Inner>) -> std::io::Resul
     .run())
 }
 
-pub(crate) fn error_response(error: &ApiError) -> HttpResponse {
+pub(crate) fn error_response(error: &StripeError) -> HttpResponse {
     let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     HttpResponse::build(status).json(error.body())
 }
@@ -60,14 +60,14 @@ fn json_response(status: u16, body: &Value) -> HttpResponse {
 }
 
 /// Checks the API key and the chaos switches; `Err` is the response to send instead.
-fn admit(req: &HttpRequest, inner: &Inner) -> Result<(), ApiError> {
+fn admit(req: &HttpRequest, inner: &Inner) -> Result<(), StripeError> {
     let expected = format!("Bearer {}", inner.config.secret_key);
     let presented = req
         .headers()
         .get("Authorization")
         .and_then(|v| v.to_str().ok());
     if presented != Some(expected.as_str()) {
-        return Err(ApiError {
+        return Err(StripeError {
             status: 401,
             kind: "invalid_request_error",
             code: None,
@@ -91,7 +91,7 @@ fn admit(req: &HttpRequest, inner: &Inner) -> Result<(), ApiError> {
                 "An error occurred with our connection to Stripe. (sandbox chaos)",
             )
         };
-        return Err(ApiError {
+        return Err(StripeError {
             status,
             kind,
             code: None,
@@ -116,7 +116,7 @@ fn idempotent(
     req: &HttpRequest,
     inner: &Inner,
     params: &Params,
-    run: impl FnOnce() -> Result<Value, ApiError>,
+    run: impl FnOnce() -> Result<Value, StripeError>,
 ) -> HttpResponse {
     let Some(key) = req
         .headers()
@@ -130,7 +130,7 @@ fn idempotent(
         };
     };
     if key.len() > 255 {
-        return error_response(&ApiError::invalid(
+        return error_response(&StripeError::invalid(
             "idempotency_key_too_long",
             "Idempotency keys are at most 255 characters.",
             None,
@@ -142,7 +142,7 @@ fn idempotent(
     let mut store = lock(&inner.idempotency);
     if let Some(stored) = store.get(&scoped) {
         if stored.fingerprint != fingerprint {
-            return error_response(&ApiError {
+            return error_response(&StripeError {
                 status: 400,
                 kind: "idempotency_error",
                 code: Some("idempotency_key_in_use"),
@@ -228,7 +228,7 @@ async fn list_sessions(
         return error_response(&error);
     }
     let Some(payment_intent) = query.payment_intent.as_deref() else {
-        return error_response(&ApiError::invalid(
+        return error_response(&StripeError::invalid(
             "parameter_missing",
             "this sandbox lists sessions by payment_intent only",
             Some("payment_intent"),
@@ -296,7 +296,7 @@ async fn list_events(
     let start = match &query.starting_after {
         Some(cursor) => match events.iter().position(|e| e["id"] == cursor.as_str()) {
             Some(index) => index + 1,
-            None => return error_response(&ApiError::not_found("event", cursor)),
+            None => return error_response(&StripeError::not_found("event", cursor)),
         },
         None => 0,
     };

@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 /// A Stripe-shaped API error: HTTP status plus the `{"error": {...}}` body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {kind}: {message}")]
-pub struct ApiError {
+pub struct StripeError {
     pub status: u16,
     pub kind: &'static str,
     pub code: Option<&'static str>,
@@ -17,7 +17,7 @@ pub struct ApiError {
     pub param: Option<String>,
 }
 
-impl ApiError {
+impl StripeError {
     pub fn invalid(code: &'static str, message: impl Into<String>, param: Option<&str>) -> Self {
         Self {
             status: 400,
@@ -54,11 +54,11 @@ impl ApiError {
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
-    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+    pub fn parse(body: &[u8]) -> Result<Self, StripeError> {
         serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
             .map(Self)
             .map_err(|err| {
-                ApiError::invalid(
+                StripeError::invalid(
                     "parameter_invalid_string",
                     format!("malformed form body: {err}"),
                     None,
@@ -74,9 +74,9 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    fn required(&self, key: &str) -> Result<&str, ApiError> {
+    fn required(&self, key: &str) -> Result<&str, StripeError> {
         self.get(key).filter(|v| !v.is_empty()).ok_or_else(|| {
-            ApiError::invalid(
+            StripeError::invalid(
                 "parameter_missing",
                 format!("Missing required param: {key}."),
                 Some(key),
@@ -84,11 +84,11 @@ impl Params {
         })
     }
 
-    fn integer(&self, key: &str) -> Result<Option<i64>, ApiError> {
+    fn integer(&self, key: &str) -> Result<Option<i64>, StripeError> {
         self.get(key)
             .map(|v| {
                 v.parse::<i64>().map_err(|_| {
-                    ApiError::invalid(
+                    StripeError::invalid(
                         "parameter_invalid_integer",
                         format!("Invalid integer: {v}"),
                         Some(key),
@@ -99,7 +99,7 @@ impl Params {
     }
 
     /// `prefix[key]=value` pairs as a JSON object (Stripe metadata).
-    fn map(&self, prefix: &str) -> Result<Map<String, Value>, ApiError> {
+    fn map(&self, prefix: &str) -> Result<Map<String, Value>, StripeError> {
         let mut map = Map::new();
         for (key, value) in &self.0 {
             if let Some(inner) = key
@@ -108,7 +108,7 @@ impl Params {
                 .and_then(|rest| rest.strip_suffix(']'))
             {
                 if inner.len() > 40 || value.len() > 500 {
-                    return Err(ApiError::invalid(
+                    return Err(StripeError::invalid(
                         "parameter_invalid_string",
                         "metadata keys are at most 40 characters, values at most 500",
                         Some(key),
@@ -118,7 +118,7 @@ impl Params {
             }
         }
         if map.len() > 50 {
-            return Err(ApiError::invalid(
+            return Err(StripeError::invalid(
                 "parameter_invalid_string",
                 "at most 50 metadata keys",
                 Some(prefix),
@@ -231,10 +231,10 @@ impl Ledger {
         params: &Params,
         now: i64,
         page_base: &str,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, StripeError> {
         let mode = params.required("mode")?;
         if mode != "payment" {
-            return Err(ApiError::invalid(
+            return Err(StripeError::invalid(
                 "parameter_invalid_string",
                 "this sandbox supports mode=payment only",
                 Some("mode"),
@@ -244,14 +244,14 @@ impl Ledger {
             .required("line_items[0][price_data][currency]")?
             .to_owned();
         if currency != currency.to_ascii_lowercase() {
-            return Err(ApiError::invalid(
+            return Err(StripeError::invalid(
                 "parameter_invalid_string",
                 "currency must be lower case",
                 Some("line_items[0][price_data][currency]"),
             ));
         }
         let minimum = minimum_charge(&currency).ok_or_else(|| {
-            ApiError::invalid(
+            StripeError::invalid(
                 "parameter_invalid_string",
                 format!("Invalid currency: {currency}"),
                 Some("line_items[0][price_data][currency]"),
@@ -260,7 +260,7 @@ impl Ledger {
         let unit_amount = params
             .integer("line_items[0][price_data][unit_amount]")?
             .ok_or_else(|| {
-                ApiError::invalid(
+                StripeError::invalid(
                     "parameter_missing",
                     "Missing required param: line_items[0][price_data][unit_amount].",
                     Some("line_items[0][price_data][unit_amount]"),
@@ -274,17 +274,17 @@ impl Ledger {
             .checked_mul(quantity)
             .filter(|total| *total >= 0)
             .ok_or_else(|| {
-                ApiError::invalid(
+                StripeError::invalid(
                     "parameter_invalid_integer",
                     "amount overflows",
                     Some("line_items[0][quantity]"),
                 )
             })?;
         if amount_total < minimum {
-            return Err(ApiError::invalid("amount_too_small", format!("The Checkout Session's total amount due must add up to at least {minimum} {currency} minor units."), Some("line_items[0][price_data][unit_amount]")));
+            return Err(StripeError::invalid("amount_too_small", format!("The Checkout Session's total amount due must add up to at least {minimum} {currency} minor units."), Some("line_items[0][price_data][unit_amount]")));
         }
         if amount_total > 99_999_999 {
-            return Err(ApiError::invalid(
+            return Err(StripeError::invalid(
                 "amount_too_large",
                 "Amount must be no more than 99999999",
                 Some("line_items[0][price_data][unit_amount]"),
@@ -294,7 +294,7 @@ impl Ledger {
         let cancel_url = params.required("cancel_url")?.to_owned();
         let expires_at = params.integer("expires_at")?.unwrap_or(now + 24 * 3600);
         if expires_at < now + 30 * 60 || expires_at > now + 24 * 3600 {
-            return Err(ApiError::invalid(
+            return Err(StripeError::invalid(
                 "parameter_invalid_integer",
                 "expires_at must be between 30 minutes and 24 hours from now",
                 Some("expires_at"),
@@ -330,12 +330,12 @@ impl Ledger {
         Ok(public(session))
     }
 
-    pub fn session(&self, id: &str) -> Result<Value, ApiError> {
+    pub fn session(&self, id: &str) -> Result<Value, StripeError> {
         self.sessions
             .get(id)
             .cloned()
             .map(public)
-            .ok_or_else(|| ApiError::not_found("checkout.session", id))
+            .ok_or_else(|| StripeError::not_found("checkout.session", id))
     }
 
     /// The session with the product name and unit amount, for the hosted page, when
@@ -361,14 +361,14 @@ impl Ledger {
         found
     }
 
-    fn open_session(&mut self, id: &str, now: i64) -> Result<&mut Value, ApiError> {
+    fn open_session(&mut self, id: &str, now: i64) -> Result<&mut Value, StripeError> {
         self.expire_due(now);
         let session = self
             .sessions
             .get_mut(id)
-            .ok_or_else(|| ApiError::not_found("checkout.session", id))?;
+            .ok_or_else(|| StripeError::not_found("checkout.session", id))?;
         if session["status"] != "open" {
-            return Err(ApiError::invalid(
+            return Err(StripeError::invalid(
                 "checkout_session_not_open",
                 format!(
                     "This Checkout Session is {}.",
@@ -405,17 +405,17 @@ impl Ledger {
     }
 
     /// `POST /v1/checkout/sessions/{id}/expire`: only while open.
-    pub fn expire_session(&mut self, id: &str, now: i64) -> Result<Value, ApiError> {
+    pub fn expire_session(&mut self, id: &str, now: i64) -> Result<Value, StripeError> {
         self.open_session(id, now)?;
         self.close_expired(id, now);
         self.session(id)
     }
 
-    fn payment_intent_for(&mut self, session_id: &str, now: i64) -> Result<String, ApiError> {
+    fn payment_intent_for(&mut self, session_id: &str, now: i64) -> Result<String, StripeError> {
         let session = self
             .sessions
             .get(session_id)
-            .ok_or_else(|| ApiError::not_found("checkout.session", session_id))?;
+            .ok_or_else(|| StripeError::not_found("checkout.session", session_id))?;
         if let Some(existing) = session["payment_intent"].as_str() {
             return Ok(existing.to_owned());
         }
@@ -481,7 +481,7 @@ impl Ledger {
         session_id: &str,
         method: &PaymentMethod,
         now: i64,
-    ) -> Result<PaymentOutcome, ApiError> {
+    ) -> Result<PaymentOutcome, StripeError> {
         self.open_session(session_id, now)?;
         let payment_intent = self.payment_intent_for(session_id, now)?;
         match method {
@@ -524,13 +524,18 @@ impl Ledger {
     }
 
     /// A delayed (bank debit) payment settles, successfully or not.
-    pub fn settle(&mut self, session_id: &str, succeeded: bool, now: i64) -> Result<(), ApiError> {
+    pub fn settle(
+        &mut self,
+        session_id: &str,
+        succeeded: bool,
+        now: i64,
+    ) -> Result<(), StripeError> {
         let session = self
             .sessions
             .get(session_id)
-            .ok_or_else(|| ApiError::not_found("checkout.session", session_id))?;
+            .ok_or_else(|| StripeError::not_found("checkout.session", session_id))?;
         if session["status"] != "complete" || session["payment_status"] != "unpaid" {
-            return Err(ApiError::invalid(
+            return Err(StripeError::invalid(
                 "payment_intent_unexpected_state",
                 "nothing is settling for this session",
                 None,
@@ -558,19 +563,19 @@ impl Ledger {
         Ok(())
     }
 
-    fn captured_charge_mut(&mut self, payment_intent: &str) -> Result<&mut Value, ApiError> {
+    fn captured_charge_mut(&mut self, payment_intent: &str) -> Result<&mut Value, StripeError> {
         let charge_id = self
             .payment_intents
             .get(payment_intent)
             .and_then(|intent| intent["latest_charge"].as_str())
             .map(str::to_owned)
-            .ok_or_else(|| ApiError::not_found("payment_intent", payment_intent))?;
+            .ok_or_else(|| StripeError::not_found("payment_intent", payment_intent))?;
         let charge = self
             .charges
             .get_mut(&charge_id)
-            .ok_or_else(|| ApiError::not_found("charge", &charge_id))?;
+            .ok_or_else(|| StripeError::not_found("charge", &charge_id))?;
         if charge["status"] != "succeeded" {
-            return Err(ApiError::invalid(
+            return Err(StripeError::invalid(
                 "charge_not_captured",
                 "This PaymentIntent has no successful charge to refund.",
                 Some("payment_intent"),
@@ -580,13 +585,13 @@ impl Ledger {
     }
 
     /// `POST /v1/refunds`.
-    pub fn create_refund(&mut self, params: &Params, now: i64) -> Result<Value, ApiError> {
+    pub fn create_refund(&mut self, params: &Params, now: i64) -> Result<Value, StripeError> {
         let payment_intent = params.required("payment_intent")?.to_owned();
         let requested = params.integer("amount")?;
         let reason = params.get("reason").map(str::to_owned);
         if let Some(reason) = &reason {
             if !["duplicate", "fraudulent", "requested_by_customer"].contains(&reason.as_str()) {
-                return Err(ApiError::invalid(
+                return Err(StripeError::invalid(
                     "parameter_invalid_string",
                     format!("Invalid reason: {reason}"),
                     Some("reason"),
@@ -599,7 +604,7 @@ impl Ledger {
         let refunded = charge["amount_refunded"].as_i64().unwrap_or(0);
         let remaining = captured - refunded;
         if remaining == 0 {
-            return Err(ApiError::invalid(
+            return Err(StripeError::invalid(
                 "charge_already_refunded",
                 "Charge has already been refunded.",
                 None,
@@ -607,7 +612,7 @@ impl Ledger {
         }
         let amount = requested.unwrap_or(remaining);
         if amount < 1 || amount > remaining {
-            return Err(ApiError::invalid("amount_too_large", format!("Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})"), Some("amount")));
+            return Err(StripeError::invalid("amount_too_large", format!("Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})"), Some("amount")));
         }
         charge["amount_refunded"] = json!(refunded + amount);
         charge["refunded"] = json!(refunded + amount == captured);
@@ -625,7 +630,7 @@ impl Ledger {
     }
 
     /// The customer's bank opens a dispute on the payment.
-    pub fn open_dispute(&mut self, payment_intent: &str, now: i64) -> Result<Value, ApiError> {
+    pub fn open_dispute(&mut self, payment_intent: &str, now: i64) -> Result<Value, StripeError> {
         let charge = self.captured_charge_mut(payment_intent)?;
         charge["disputed"] = json!(true);
         let charge = charge.clone();
@@ -645,11 +650,11 @@ impl Ledger {
         dispute_id: &str,
         won: bool,
         now: i64,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, StripeError> {
         let dispute = self
             .disputes
             .get_mut(dispute_id)
-            .ok_or_else(|| ApiError::not_found("dispute", dispute_id))?;
+            .ok_or_else(|| StripeError::not_found("dispute", dispute_id))?;
         dispute["status"] = json!(if won { "won" } else { "lost" });
         let dispute = dispute.clone();
         self.emit("charge.dispute.closed", dispute.clone(), now);
@@ -661,9 +666,9 @@ impl Ledger {
 const PAGE_SECRET_BYTES: usize = 32;
 
 /// A fresh secret for a hosted page's URL, from the OS random source.
-fn page_secret() -> Result<String, ApiError> {
+fn page_secret() -> Result<String, StripeError> {
     let mut bytes = [0_u8; PAGE_SECRET_BYTES];
-    getrandom::fill(&mut bytes).map_err(|error| ApiError {
+    getrandom::fill(&mut bytes).map_err(|error| StripeError {
         status: 500,
         kind: "api_error",
         code: None,

@@ -15,7 +15,7 @@ mod page;
 pub mod signing;
 
 pub use delivery::{DeliveryConfig, DeliveryRecord};
-pub use ledger::{ApiError, PaymentMethod, PaymentOutcome};
+pub use ledger::{PaymentMethod, PaymentOutcome, StripeError};
 
 use ledger::Ledger;
 use serde_json::Value;
@@ -212,7 +212,7 @@ impl Sandbox {
         &self,
         session_id: &str,
         method: &PaymentMethod,
-    ) -> Result<PaymentOutcome, ApiError> {
+    ) -> Result<PaymentOutcome, StripeError> {
         let outcome = self
             .inner
             .ledger()
@@ -225,7 +225,7 @@ impl Sandbox {
     ///
     /// # Errors
     /// When nothing is settling for the session.
-    pub fn settle(&self, session_id: &str, succeeded: bool) -> Result<(), ApiError> {
+    pub fn settle(&self, session_id: &str, succeeded: bool) -> Result<(), StripeError> {
         let result = self
             .inner
             .ledger()
@@ -238,7 +238,7 @@ impl Sandbox {
     ///
     /// # Errors
     /// When the payment intent has no captured charge.
-    pub fn open_dispute(&self, payment_intent: &str) -> Result<String, ApiError> {
+    pub fn open_dispute(&self, payment_intent: &str) -> Result<String, StripeError> {
         let dispute = self
             .inner
             .ledger()
@@ -249,7 +249,7 @@ impl Sandbox {
 
     /// # Errors
     /// When the dispute is unknown.
-    pub fn close_dispute(&self, dispute_id: &str, won: bool) -> Result<(), ApiError> {
+    pub fn close_dispute(&self, dispute_id: &str, won: bool) -> Result<(), StripeError> {
         let result = self
             .inner
             .ledger()
@@ -262,7 +262,7 @@ impl Sandbox {
     ///
     /// # Errors
     /// When the session is unknown.
-    pub fn session(&self, id: &str) -> Result<Value, ApiError> {
+    pub fn session(&self, id: &str) -> Result<Value, StripeError> {
         self.inner.ledger().session(id)
     }
 

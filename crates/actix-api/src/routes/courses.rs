@@ -3,8 +3,8 @@ use crate::dto::CourseDto;
 use crate::error::ApiError;
 use crate::ApiState;
 use actix_web::{web, HttpResponse};
-use lms_application::{CourseChanges, NewCourse, PageRequest};
 use lms_domain::CourseId;
+use lms_use_cases::{CourseChanges, NewCourse, PageRequest};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -69,7 +69,7 @@ const DEFAULT_LIMIT: u32 = 10;
 /// A path id that is not a UUID names no course.
 pub(crate) fn course_id(raw: &str) -> Result<CourseId, ApiError> {
     raw.parse()
-        .map_err(|_| ApiError::from(lms_application::AppError::NotFound("course")))
+        .map_err(|_| ApiError::from(lms_use_cases::UseCaseError::NotFound("course")))
 }
 
 /// `POST /api/v1/courses`

@@ -4,9 +4,9 @@ use crate::error::ApiError;
 use crate::routes::courses::course_id;
 use crate::ApiState;
 use actix_web::{web, HttpRequest, HttpResponse};
-use lms_application::{AppError, CheckoutStarted};
 use lms_domain::{Purchase, PurchaseId};
 use lms_ports::GatewaySession;
+use lms_use_cases::{CheckoutStarted, UseCaseError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -187,7 +187,7 @@ pub async fn refund(
 ) -> Result<HttpResponse, ApiError> {
     let purchase_id: PurchaseId = path
         .parse()
-        .map_err(|_| ApiError::from(AppError::NotFound("purchase")))?;
+        .map_err(|_| ApiError::from(UseCaseError::NotFound("purchase")))?;
     let RefundBody {
         amount_cents,
         reason,

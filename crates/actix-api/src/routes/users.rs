@@ -3,8 +3,8 @@ use crate::dto::{CourseDto, UserDto};
 use crate::error::ApiError;
 use crate::ApiState;
 use actix_web::{web, HttpResponse};
-use lms_application::SignUp;
 use lms_domain::User;
+use lms_use_cases::SignUp;
 use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
@@ -103,7 +103,7 @@ pub async fn sign_out(
     if let MaybeUser(Some(user)) = actor {
         match state.services.sign_out(&user).await {
             // Deleted since its token was checked: no session of it is left to end.
-            Ok(_) | Err(lms_application::AppError::NotFound("user")) => {}
+            Ok(_) | Err(lms_use_cases::UseCaseError::NotFound("user")) => {}
             Err(err) => return Err(err.into()),
         }
     }

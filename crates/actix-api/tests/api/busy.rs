@@ -3,8 +3,8 @@
 
 use crate::helpers::{Resp, TestApp, JWT_SECRET, SUCCESS_URL};
 use lms_actix_api::{run, ApiSettings, ApiState};
-use lms_application::{Services, Settings};
 use lms_in_memory::{FakeGateway, FakeHasher, InMemoryStore, ManualClock};
+use lms_use_cases::{Services, UseCaseSettings};
 use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ fn spawn_with_hasher(hasher: &FakeHasher) -> BusyApp {
         Arc::new(FakeGateway::new()),
         Arc::new(hasher.clone()),
         Arc::new(ManualClock::default()),
-        Settings::default(),
+        UseCaseSettings::default(),
     );
     let mut settings = ApiSettings::new(SUCCESS_URL);
     settings.workers = Some(1);

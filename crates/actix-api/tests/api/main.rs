@@ -1,5 +1,9 @@
 //! The API test suite: the real server over HTTP, adapters swapped in by `spawn_app`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a failing unwrap is a failing test"
+)]
 
 mod busy;
 mod courses;

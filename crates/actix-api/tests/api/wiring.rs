@@ -2,12 +2,12 @@
 //! `lms_postgres::testing::TestDatabase`.
 
 use crate::stripe_stand_in::{StripeStandIn, SECRET_KEY, WEBHOOK_SECRET};
-use lms_application::{Services, Settings};
 use lms_in_memory::{FakeGateway, InMemoryStore, ManualClock};
 use lms_password_argon2::Argon2Hasher;
 use lms_postgres::testing::TestDatabase;
 use lms_postgres::PgStore;
 use lms_stripe_http::{RetryPolicy, StripeConfig, StripeGateway};
+use lms_use_cases::{Services, UseCaseSettings};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +21,7 @@ pub fn memory_services(
         Arc::new(gateway.clone()),
         Arc::new(Argon2Hasher::fast_for_tests().unwrap()),
         Arc::new(clock.clone()),
-        Settings::default(),
+        UseCaseSettings::default(),
     )
 }
 
@@ -49,7 +49,7 @@ pub fn postgres_stripe_services(
         Arc::new(gateway),
         Arc::new(Argon2Hasher::fast_for_tests().unwrap()),
         Arc::new(clock.clone()),
-        Settings::default(),
+        UseCaseSettings::default(),
     );
     (services, store)
 }
@@ -66,7 +66,7 @@ pub fn dead_postgres_services(gateway: &FakeGateway, clock: &ManualClock) -> (Se
         Arc::new(gateway.clone()),
         Arc::new(Argon2Hasher::fast_for_tests().unwrap()),
         Arc::new(clock.clone()),
-        Settings::default(),
+        UseCaseSettings::default(),
     );
     (services, store)
 }

@@ -1,6 +1,10 @@
 //! lms-app end to end: the library `Application` offline (SQLite + in-process Stripe sandbox)
 //! and the binary as an operator runs it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a failing unwrap is a failing test"
+)]
 
 mod chaos;
 mod cli;

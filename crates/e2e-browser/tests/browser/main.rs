@@ -5,7 +5,11 @@
 //!
 //! Needs /usr/bin/chromium and /usr/bin/chromedriver: run `scripts/ensure-chromium.sh`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a failing unwrap is a failing test"
+)]
 
 mod helpers;
 mod purchase;

@@ -1,5 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use super::*;
 use lms_domain::{CourseId, UserId};
 use time::macros::datetime;

@@ -1,5 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use super::*;
 use lms_domain::{CourseDraft, CourseText, Currency, Money, PaymentFact, Role, UserName};
 use lms_ports::EventReceipt;

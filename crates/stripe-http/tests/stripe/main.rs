@@ -1,5 +1,9 @@
 //! Integration tests of the Stripe adapter: one test binary, one module per concern.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a failing unwrap is a failing test"
+)]
 
 mod events;
 mod http;

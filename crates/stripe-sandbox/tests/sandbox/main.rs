@@ -1,6 +1,6 @@
 //! The sandbox over real HTTP: Stripe's REST semantics, the hosted page, webhook delivery.
 
-#![allow(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
+#![expect(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
 
 use lms_stripe_sandbox::{signing, Chaos, DeliveryConfig, PaymentMethod, Sandbox, SandboxConfig};
 use serde_json::Value;

@@ -1,14 +1,14 @@
 //! The test world: services wired to in-memory adapters, plus shortcuts.
 
-use lms_application::{
-    AppError, CheckoutStarted, CourseChanges, NewCourse, PurchaseStatusView, Services, Settings,
-    SignUp, WebhookOutcome,
-};
 use lms_domain::{
     Course, Currency, Email, Money, PaymentFact, Purchase, PurchaseId, Role, User, UserId, UserName,
 };
 use lms_in_memory::{FakeEvent, FakeGateway, FakeHasher, InMemoryStore, ManualClock};
 use lms_ports::{GatewaySession, PurchaseRepo};
+use lms_use_cases::{
+    CheckoutStarted, CourseChanges, NewCourse, PurchaseStatusView, Services, SignUp, UseCaseError,
+    UseCaseSettings, WebhookOutcome,
+};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -38,7 +38,7 @@ impl World {
             Arc::new(gateway.clone()),
             Arc::new(hasher.clone()),
             Arc::new(clock.clone()),
-            Settings::default(),
+            UseCaseSettings::default(),
         );
         Self {
             services,
@@ -196,7 +196,7 @@ impl World {
         self.store.get_purchase(id).await.unwrap().unwrap()
     }
 
-    pub async fn webhook(&self, event: &FakeEvent) -> Result<WebhookOutcome, AppError> {
+    pub async fn webhook(&self, event: &FakeEvent) -> Result<WebhookOutcome, UseCaseError> {
         let (body, signature) = FakeGateway::signed_event(event);
         self.services.handle_webhook(&body, Some(&signature)).await
     }

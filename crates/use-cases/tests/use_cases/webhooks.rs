@@ -1,12 +1,12 @@
 //! Every event type, duplicates, reorderings, locating, unmatched and rejected webhooks.
 
 use crate::support::{usd, World};
-use lms_application::{AppError, WebhookOutcome};
 use lms_domain::{
     Course, DisputeOutcome, PaymentFact, Purchase, PurchaseId, PurchaseStatus, ReviewReason, User,
 };
 use lms_in_memory::{FakeEvent, FakeGateway, GatewayCall};
 use lms_ports::{GatewayError, WebhookRejection};
+use lms_use_cases::{UseCaseError, WebhookOutcome};
 
 const PRICE: i64 = 1999;
 
@@ -228,7 +228,7 @@ async fn a_mismatched_amount_is_held_as_pending_and_does_not_unlock() {
     );
     assert_eq!(
         world.services.start_checkout(&buyer, course.id).await,
-        Err(AppError::PaymentInProgress)
+        Err(UseCaseError::PaymentInProgress)
     );
 }
 
@@ -361,7 +361,7 @@ async fn rejected_webhooks_write_nothing() {
 
     assert_eq!(
         world.services.handle_webhook(&body, None).await,
-        Err(AppError::WebhookRejected(
+        Err(UseCaseError::WebhookRejected(
             WebhookRejection::MissingSignature
         ))
     );
@@ -370,7 +370,7 @@ async fn rejected_webhooks_write_nothing() {
             .services
             .handle_webhook(&body, Some("fake-v1=deadbeef"))
             .await,
-        Err(AppError::WebhookRejected(
+        Err(UseCaseError::WebhookRejected(
             WebhookRejection::SignatureMismatch
         ))
     );
@@ -381,7 +381,7 @@ async fn rejected_webhooks_write_nothing() {
             .services
             .handle_webhook(&tampered, Some(&signature))
             .await,
-        Err(AppError::WebhookRejected(
+        Err(UseCaseError::WebhookRejected(
             WebhookRejection::SignatureMismatch
         ))
     );
@@ -391,9 +391,9 @@ async fn rejected_webhooks_write_nothing() {
             .services
             .handle_webhook(garbage, Some(&FakeGateway::signature_for(garbage)))
             .await,
-        Err(AppError::WebhookRejected(WebhookRejection::InvalidPayload(
-            _
-        )))
+        Err(UseCaseError::WebhookRejected(
+            WebhookRejection::InvalidPayload(_)
+        ))
     ));
     assert_eq!(world.purchase(purchase.id).await, before);
     assert!(world.store.recorded_event_ids().is_empty());
@@ -420,7 +420,7 @@ async fn processing_failures_are_errors_so_the_gateway_retries() {
         .with_fact(paid());
     assert!(matches!(
         world.webhook(&event).await,
-        Err(AppError::Unavailable(_))
+        Err(UseCaseError::Unavailable(_))
     ));
     world.store.set_unavailable(false);
     assert!(world.store.recorded_event_ids().is_empty());
@@ -439,7 +439,7 @@ async fn processing_failures_are_errors_so_the_gateway_retries() {
         .fail_next(1, GatewayError::Unavailable("down".to_owned()));
     assert_eq!(
         world.webhook(&by_intent).await,
-        Err(AppError::Gateway(GatewayError::Unavailable(
+        Err(UseCaseError::Gateway(GatewayError::Unavailable(
             "down".to_owned()
         )))
     );

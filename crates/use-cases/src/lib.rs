@@ -4,14 +4,14 @@
 //! accounts ([`Services::sign_up`], [`Services::sign_in`], ...), courses
 //! ([`Services::create_course`], ...), payments ([`Services::start_checkout`],
 //! [`Services::handle_webhook`], [`Services::purchase_status`], [`Services::refund`], ...) and
-//! [`Services::health`]. Errors are [`AppError`]s with business variants; the HTTP adapter
+//! [`Services::health`]. Errors are [`UseCaseError`]s with business variants; the HTTP adapter
 //! alone maps them to status codes.
 //!
 //! Depends only on the domain and the ports: no web framework, database or HTTP client.
 //!
 //! Deviations from the sketch of the API (all additive):
 //! - [`Services::with_store`] builds the services from one store implementing every storage port.
-//! - [`Settings::new`] validates the checkout TTL (30 min..=24 h); [`Settings::default`] is 24 h.
+//! - [`UseCaseSettings::new`] validates the checkout TTL (30 min..=24 h); [`UseCaseSettings::default`] is 24 h.
 //! - [`CheckoutStarted`] has accessors [`CheckoutStarted::purchase`] / [`CheckoutStarted::session`].
 //! - [`CourseChanges`] carries `currency` as well as `price_cents` (a price is an amount and a currency).
 //!
@@ -28,7 +28,7 @@
 //! - Refund idempotency key: `refund-<purchase id>-<refunded so far>-<amount>` (minor units).
 //! - [`Services::purchase_status`] asks the gateway about a session only while its purchase is
 //!   pending (completed, failed and refunded cannot change by a session retrieval), and at most
-//!   once per [`Settings::gateway_sync_min_interval`] per purchase; a throttled poll answers from
+//!   once per [`UseCaseSettings::gateway_sync_min_interval`] per purchase; a throttled poll answers from
 //!   storage.
 
 mod accounts;
@@ -38,7 +38,7 @@ mod payments;
 
 pub use accounts::SignUp;
 pub use courses::{CourseChanges, NewCourse};
-pub use error::{AppError, FieldError};
+pub use error::{FieldError, UseCaseError};
 pub use lms_ports::{Page, PageRequest, PurchasedCourse};
 pub use payments::{CheckoutStarted, PurchaseStatusView, WebhookOutcome};
 
@@ -53,7 +53,7 @@ use time::{Duration, OffsetDateTime};
 
 /// Tunables of the use cases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
+pub struct UseCaseSettings {
     /// How long a checkout session stays open (the gateway accepts 30 minutes to 24 hours).
     pub checkout_ttl: Duration,
     /// The least time between two checkout-session retrievals for one purchase on behalf of
@@ -62,7 +62,7 @@ pub struct Settings {
     pub gateway_sync_min_interval: Duration,
 }
 
-impl Settings {
+impl UseCaseSettings {
     pub const MIN_CHECKOUT_TTL: Duration = Duration::minutes(30);
     pub const MAX_CHECKOUT_TTL: Duration = Duration::hours(24);
     /// The default stays a few minutes inside the gateway's 24-hour limit: expiry counts from
@@ -74,10 +74,10 @@ impl Settings {
     pub const MAX_GATEWAY_SYNC_MIN_INTERVAL: Duration = Duration::minutes(5);
 
     /// # Errors
-    /// [`AppError::Validation`] on `checkoutTtl` when outside 30 minutes..=24 hours.
-    pub fn new(checkout_ttl: Duration) -> Result<Self, AppError> {
+    /// [`UseCaseError::Validation`] on `checkoutTtl` when outside 30 minutes..=24 hours.
+    pub fn new(checkout_ttl: Duration) -> Result<Self, UseCaseError> {
         if checkout_ttl < Self::MIN_CHECKOUT_TTL || checkout_ttl > Self::MAX_CHECKOUT_TTL {
-            return Err(AppError::field(
+            return Err(UseCaseError::field(
                 "checkoutTtl",
                 "must be between 30 minutes and 24 hours",
             ));
@@ -88,13 +88,16 @@ impl Settings {
         })
     }
 
-    /// Sets [`Settings::gateway_sync_min_interval`].
+    /// Sets [`UseCaseSettings::gateway_sync_min_interval`].
     ///
     /// # Errors
-    /// [`AppError::Validation`] on `gatewaySyncMinInterval` when negative or over 5 minutes.
-    pub fn with_gateway_sync_min_interval(mut self, interval: Duration) -> Result<Self, AppError> {
+    /// [`UseCaseError::Validation`] on `gatewaySyncMinInterval` when negative or over 5 minutes.
+    pub fn with_gateway_sync_min_interval(
+        mut self,
+        interval: Duration,
+    ) -> Result<Self, UseCaseError> {
         if interval.is_negative() || interval > Self::MAX_GATEWAY_SYNC_MIN_INTERVAL {
-            return Err(AppError::field(
+            return Err(UseCaseError::field(
                 "gatewaySyncMinInterval",
                 "must be between 0 seconds and 5 minutes",
             ));
@@ -104,7 +107,7 @@ impl Settings {
     }
 }
 
-impl Default for Settings {
+impl Default for UseCaseSettings {
     fn default() -> Self {
         Self {
             checkout_ttl: Self::DEFAULT_CHECKOUT_TTL,
@@ -123,7 +126,7 @@ pub struct Services {
     pub hasher: Arc<dyn PasswordHasher>,
     pub clock: Arc<dyn Clock>,
     pub health: Arc<dyn StorageHealth>,
-    pub settings: Settings,
+    pub settings: UseCaseSettings,
     /// When each purchase's session was last retrieved for a status poll; shared by clones.
     sync_throttle: Arc<SyncThrottle>,
 }
@@ -159,7 +162,7 @@ impl Services {
         gateway: Arc<dyn PaymentGateway>,
         hasher: Arc<dyn PasswordHasher>,
         clock: Arc<dyn Clock>,
-        settings: Settings,
+        settings: UseCaseSettings,
     ) -> Self
     where
         S: UserRepo + CourseRepo + PurchaseRepo + StorageHealth + Clone,

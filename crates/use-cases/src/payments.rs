@@ -1,6 +1,6 @@
 //! Checkout, webhooks, purchase status and refunds.
 
-use crate::{new_uuid, AppError, Services, Settings};
+use crate::{new_uuid, Services, UseCaseError, UseCaseSettings};
 use lms_domain::{
     CheckoutSession, Course, CourseId, DomainError, PaymentFact, Purchase, PurchaseId,
     PurchaseStatus, ReviewReason, Role, User,
@@ -180,11 +180,11 @@ fn stored_session_view(purchase: &Purchase, session: &CheckoutSession) -> Gatewa
     }
 }
 
-fn purchase_domain_error(err: DomainError) -> AppError {
+fn purchase_domain_error(err: DomainError) -> UseCaseError {
     match err {
-        DomainError::CourseNotPublished => AppError::NotFound("course"),
-        DomainError::OwnCourse => AppError::OwnCourse,
-        other => AppError::Unexpected(other.to_string()),
+        DomainError::CourseNotPublished => UseCaseError::NotFound("course"),
+        DomainError::OwnCourse => UseCaseError::OwnCourse,
+        other => UseCaseError::Unexpected(other.to_string()),
     }
 }
 
@@ -192,19 +192,19 @@ impl Services {
     /// Starts (or resumes) buying a course.
     ///
     /// # Errors
-    /// [`AppError::NotFound`]`("course")` (unknown or unpublished), [`AppError::OwnCourse`],
-    /// [`AppError::AlreadyPurchased`], [`AppError::PaymentInProgress`], [`AppError::Gateway`]
+    /// [`UseCaseError::NotFound`]`("course")` (unknown or unpublished), [`UseCaseError::OwnCourse`],
+    /// [`UseCaseError::AlreadyPurchased`], [`UseCaseError::PaymentInProgress`], [`UseCaseError::Gateway`]
     /// (no purchase is left holding the slot), storage errors.
     pub async fn start_checkout(
         &self,
         actor: &User,
         course_id: CourseId,
-    ) -> Result<CheckoutStarted, AppError> {
+    ) -> Result<CheckoutStarted, UseCaseError> {
         let course = self
             .courses
             .get_course(course_id)
             .await?
-            .ok_or(AppError::NotFound("course"))?;
+            .ok_or(UseCaseError::NotFound("course"))?;
         course
             .check_purchasable_by(actor.id)
             .map_err(purchase_domain_error)?;
@@ -214,7 +214,7 @@ impl Services {
                 .list_for_user_and_course(actor.id, course.id)
                 .await?;
             if purchases.iter().any(Purchase::unlocks_course) {
-                return Err(AppError::AlreadyPurchased);
+                return Err(UseCaseError::AlreadyPurchased);
             }
             if let Some(holder) = purchases.into_iter().find(|p| p.holds_active_slot) {
                 if let Some(answer) = self.resolve_slot_holder(actor, &course, holder).await {
@@ -226,7 +226,7 @@ impl Services {
                 return Ok(started);
             }
         }
-        Err(AppError::Unexpected(
+        Err(UseCaseError::Unexpected(
             "checkout kept losing the race for the purchase slot".to_owned(),
         ))
     }
@@ -238,7 +238,7 @@ impl Services {
         actor: &User,
         course: &Course,
         holder: Purchase,
-    ) -> Option<Result<CheckoutStarted, AppError>> {
+    ) -> Option<Result<CheckoutStarted, UseCaseError>> {
         let now = self.now();
         if let Some(session) = holder.reusable_checkout(now) {
             let session = stored_session_view(&holder, session);
@@ -249,7 +249,7 @@ impl Services {
             }));
         }
         if holder.awaits_settlement() {
-            return Some(Err(AppError::PaymentInProgress));
+            return Some(Err(UseCaseError::PaymentInProgress));
         }
         let Some(stored) = holder.checkout.clone() else {
             // Creation stopped between storing the purchase and attaching its session. While
@@ -258,7 +258,7 @@ impl Services {
             // close it: the customer was never sent to pay, and a late payment would still
             // complete it without taking the slot back.
             let resumable_until =
-                holder.created_at + self.settings.checkout_ttl - Settings::MIN_CHECKOUT_TTL;
+                holder.created_at + self.settings.checkout_ttl - UseCaseSettings::MIN_CHECKOUT_TTL;
             if now < resumable_until {
                 return Some(self.open_checkout(actor, course, holder).await);
             }
@@ -278,7 +278,7 @@ impl Services {
             Err(GatewayError::NotFound) => None,
             Err(err) => {
                 tracing::warn!(purchase_id = %holder.id, error = %err, "could not sync a stale checkout session");
-                return Some(Err(AppError::Gateway(err)));
+                return Some(Err(UseCaseError::Gateway(err)));
             }
         };
         let facts = session
@@ -290,9 +290,9 @@ impl Services {
             Err(err) => return Some(Err(err)),
         };
         if synced.unlocks_course() {
-            Some(Err(AppError::AlreadyPurchased))
+            Some(Err(UseCaseError::AlreadyPurchased))
         } else if synced.awaits_settlement() {
-            Some(Err(AppError::PaymentInProgress))
+            Some(Err(UseCaseError::PaymentInProgress))
         } else if !synced.holds_active_slot {
             None
         } else {
@@ -304,7 +304,7 @@ impl Services {
                         session,
                     }))
                 }
-                _ => Some(Err(AppError::PaymentInProgress)),
+                _ => Some(Err(UseCaseError::PaymentInProgress)),
             }
         }
     }
@@ -315,7 +315,7 @@ impl Services {
         &self,
         actor: &User,
         course: &Course,
-    ) -> Result<Option<CheckoutStarted>, AppError> {
+    ) -> Result<Option<CheckoutStarted>, UseCaseError> {
         let now = self.now();
         let id = PurchaseId::from_uuid(new_uuid());
         let purchase = if course.is_free() {
@@ -343,7 +343,7 @@ impl Services {
         actor: &User,
         course: &Course,
         purchase: Purchase,
-    ) -> Result<CheckoutStarted, AppError> {
+    ) -> Result<CheckoutStarted, UseCaseError> {
         let request = CheckoutRequest {
             purchase_id: purchase.id,
             course_id: course.id,
@@ -379,7 +379,7 @@ impl Services {
         {
             Ok(purchase) => purchase,
             Err(RepoError::NotFound) => {
-                return Err(AppError::Unexpected(
+                return Err(UseCaseError::Unexpected(
                     "purchase vanished during checkout".to_owned(),
                 ))
             }
@@ -390,7 +390,11 @@ impl Services {
     }
 
     /// Records that checkout could not start, freeing the slot, and returns the gateway error.
-    async fn checkout_not_started(&self, purchase_id: PurchaseId, err: GatewayError) -> AppError {
+    async fn checkout_not_started(
+        &self,
+        purchase_id: PurchaseId,
+        err: GatewayError,
+    ) -> UseCaseError {
         tracing::warn!(purchase_id = %purchase_id, error = %err, "payment provider could not start checkout");
         if let Err(store_err) = self
             .apply_sync(purchase_id, vec![PaymentFact::CheckoutNotStarted], None)
@@ -398,7 +402,7 @@ impl Services {
         {
             tracing::error!(purchase_id = %purchase_id, error = %store_err, "could not release the purchase slot");
         }
-        AppError::Gateway(err)
+        UseCaseError::Gateway(err)
     }
 
     /// Applies facts learned by asking the gateway (no event id).
@@ -407,7 +411,7 @@ impl Services {
         purchase_id: PurchaseId,
         facts: Vec<PaymentFact>,
         payment_intent_id: Option<String>,
-    ) -> Result<Purchase, AppError> {
+    ) -> Result<Purchase, UseCaseError> {
         let update = FactUpdate {
             purchase_id,
             facts,
@@ -421,8 +425,8 @@ impl Services {
                 .purchases
                 .get_purchase(purchase_id)
                 .await?
-                .ok_or(AppError::NotFound("purchase")),
-            Err(RepoError::NotFound) => Err(AppError::NotFound("purchase")),
+                .ok_or(UseCaseError::NotFound("purchase")),
+            Err(RepoError::NotFound) => Err(UseCaseError::NotFound("purchase")),
             Err(err) => Err(err.into()),
         }
     }
@@ -430,14 +434,14 @@ impl Services {
     /// Verifies a gateway webhook and applies its facts exactly once.
     ///
     /// # Errors
-    /// [`AppError::WebhookRejected`] (nothing written); [`AppError::Unavailable`] /
-    /// [`AppError::Unexpected`] / [`AppError::Gateway`] when it could not be processed (the
+    /// [`UseCaseError::WebhookRejected`] (nothing written); [`UseCaseError::Unavailable`] /
+    /// [`UseCaseError::Unexpected`] / [`UseCaseError::Gateway`] when it could not be processed (the
     /// gateway should retry).
     pub async fn handle_webhook(
         &self,
         payload: &[u8],
         signature: Option<&str>,
-    ) -> Result<WebhookOutcome, AppError> {
+    ) -> Result<WebhookOutcome, UseCaseError> {
         let event = match self.gateway.verify_webhook(payload, signature) {
             Ok(WebhookEvent::Relevant(event)) => event,
             Ok(WebhookEvent::Ignored { id, event_type }) => {
@@ -446,7 +450,7 @@ impl Services {
             }
             Err(rejection) => {
                 tracing::warn!(reason = %rejection, "webhook rejected");
-                return Err(AppError::WebhookRejected(rejection));
+                return Err(UseCaseError::WebhookRejected(rejection));
             }
         };
         let Some(purchase_id) = self.locate(&event).await? else {
@@ -502,7 +506,7 @@ impl Services {
 
     /// Which purchase an event is about: its purchase id, else its checkout session, else its
     /// payment intent (ours, then the gateway's session for it).
-    async fn locate(&self, event: &GatewayEvent) -> Result<Option<PurchaseId>, AppError> {
+    async fn locate(&self, event: &GatewayEvent) -> Result<Option<PurchaseId>, UseCaseError> {
         let locator = &event.locator;
         if let Some(id) = locator.purchase_id {
             return Ok(Some(id));
@@ -533,17 +537,17 @@ impl Services {
 
     /// Whether the actor's purchase of a course unlocks it; with `session_id`, first asks the
     /// gateway about that session (when it is one of the actor's for this course, its purchase
-    /// is still pending, and it was not asked within [`Settings::gateway_sync_min_interval`]).
+    /// is still pending, and it was not asked within [`UseCaseSettings::gateway_sync_min_interval`]).
     ///
     /// # Errors
-    /// [`AppError::NotFound`]`("course")` when unknown or hidden from the actor; storage
+    /// [`UseCaseError::NotFound`]`("course")` when unknown or hidden from the actor; storage
     /// errors. A gateway failure during the sync is logged, not returned.
     pub async fn purchase_status(
         &self,
         actor: &User,
         course_id: CourseId,
         session_id: Option<&str>,
-    ) -> Result<PurchaseStatusView, AppError> {
+    ) -> Result<PurchaseStatusView, UseCaseError> {
         let course = self.visible_course(Some(actor), course_id).await?;
         let mut purchases = self
             .purchases
@@ -615,28 +619,31 @@ impl Services {
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn purchased_courses(&self, actor: &User) -> Result<Vec<PurchasedCourse>, AppError> {
+    pub async fn purchased_courses(
+        &self,
+        actor: &User,
+    ) -> Result<Vec<PurchasedCourse>, UseCaseError> {
         Ok(self.purchases.list_unlocked_for_user(actor.id).await?)
     }
 
     /// Refunds all (`amount_cents: None`) or part of a completed purchase.
     ///
     /// # Errors
-    /// [`AppError::NotFound`]`("purchase")` when unknown or the actor is a stranger to it;
-    /// [`AppError::Forbidden`] for the buyer; [`AppError::NotRefundable`];
-    /// [`AppError::Validation`] on `amountCents`; [`AppError::Gateway`]; storage errors.
+    /// [`UseCaseError::NotFound`]`("purchase")` when unknown or the actor is a stranger to it;
+    /// [`UseCaseError::Forbidden`] for the buyer; [`UseCaseError::NotRefundable`];
+    /// [`UseCaseError::Validation`] on `amountCents`; [`UseCaseError::Gateway`]; storage errors.
     pub async fn refund(
         &self,
         actor: &User,
         purchase_id: PurchaseId,
         amount_cents: Option<i64>,
         reason: Option<String>,
-    ) -> Result<Purchase, AppError> {
+    ) -> Result<Purchase, UseCaseError> {
         let purchase = self
             .purchases
             .get_purchase(purchase_id)
             .await?
-            .ok_or(AppError::NotFound("purchase"))?;
+            .ok_or(UseCaseError::NotFound("purchase"))?;
         let course = self.courses.get_course(purchase.course_id).await?;
         let authorised = actor.role == Role::Admin
             || course
@@ -644,24 +651,24 @@ impl Services {
                 .is_some_and(|course| course.is_owned_by(actor.id));
         if !authorised {
             return Err(if purchase.user_id == actor.id {
-                AppError::Forbidden
+                UseCaseError::Forbidden
             } else {
-                AppError::NotFound("purchase")
+                UseCaseError::NotFound("purchase")
             });
         }
         let amount = purchase
             .plan_refund(amount_cents)
             .map_err(|err| match err {
                 DomainError::InvalidRefundAmount { .. } => {
-                    AppError::field("amountCents", err.to_string())
+                    UseCaseError::field("amountCents", err.to_string())
                 }
                 DomainError::NotRefundable | DomainError::NoPaymentToRefund => {
-                    AppError::NotRefundable(err.to_string())
+                    UseCaseError::NotRefundable(err.to_string())
                 }
-                other => AppError::Unexpected(other.to_string()),
+                other => UseCaseError::Unexpected(other.to_string()),
             })?;
         let Some(payment_intent_id) = purchase.payment_intent_id.clone() else {
-            return Err(AppError::NotRefundable(
+            return Err(UseCaseError::NotRefundable(
                 DomainError::NoPaymentToRefund.to_string(),
             ));
         };
@@ -675,7 +682,7 @@ impl Services {
         };
         let outcome = self.gateway.refund(&request).await.map_err(|err| {
             tracing::warn!(purchase_id = %purchase_id, error = %err, "refund failed at the payment provider");
-            AppError::Gateway(err)
+            UseCaseError::Gateway(err)
         })?;
         tracing::info!(
             purchase_id = %purchase_id, refund_id = %outcome.refund_id, amount = amount.minor(),
@@ -686,7 +693,7 @@ impl Services {
         }
         let total = so_far
             .checked_add(amount)
-            .map_err(|err| AppError::Unexpected(err.to_string()))?;
+            .map_err(|err| UseCaseError::Unexpected(err.to_string()))?;
         self.apply_sync(purchase_id, vec![PaymentFact::Refunded { total }], None)
             .await
     }

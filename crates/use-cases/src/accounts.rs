@@ -1,7 +1,7 @@
 //! Sign-up, sign-in, sign-out and the current user.
 
 use crate::error::FieldError;
-use crate::{new_uuid, AppError, Services};
+use crate::{new_uuid, Services, UseCaseError};
 use lms_domain::{DomainError, Email, Role, User, UserId, UserName};
 use lms_ports::{PurchasedCourse, RepoError};
 
@@ -28,10 +28,10 @@ impl Services {
     /// Registers a user.
     ///
     /// # Errors
-    /// [`AppError::Validation`] (fields `name`, `email`, `password`, `role`),
-    /// [`AppError::EmailTaken`], [`AppError::Busy`] when the password hasher is at its bound
+    /// [`UseCaseError::Validation`] (fields `name`, `email`, `password`, `role`),
+    /// [`UseCaseError::EmailTaken`], [`UseCaseError::Busy`] when the password hasher is at its bound
     /// (nothing is stored), storage errors.
-    pub async fn sign_up(&self, request: SignUp) -> Result<User, AppError> {
+    pub async fn sign_up(&self, request: SignUp) -> Result<User, UseCaseError> {
         let mut errors = Vec::new();
         let name = UserName::parse(&request.name)
             .map_err(|e| errors.push(FieldError::new("name", e.to_string())));
@@ -52,7 +52,7 @@ impl Services {
             errors.push(FieldError::new("role", message));
         });
         let (Ok(name), Ok(email), Ok(role), true) = (name, email, role, errors.is_empty()) else {
-            return Err(AppError::Validation(errors));
+            return Err(UseCaseError::Validation(errors));
         };
         let password_hash = self.hasher.hash(&request.password).await?;
         let user = User {
@@ -69,7 +69,7 @@ impl Services {
                 tracing::info!(user_id = %user.id, role = user.role.name(), "user signed up");
                 Ok(user)
             }
-            Err(RepoError::Duplicate("email")) => Err(AppError::EmailTaken),
+            Err(RepoError::Duplicate("email")) => Err(UseCaseError::EmailTaken),
             Err(err) => Err(err.into()),
         }
     }
@@ -77,10 +77,10 @@ impl Services {
     /// Checks credentials.
     ///
     /// # Errors
-    /// [`AppError::InvalidCredentials`] for an unknown email or a wrong password alike;
-    /// [`AppError::Busy`] when the password hasher is at its bound, for an unknown email too
+    /// [`UseCaseError::InvalidCredentials`] for an unknown email or a wrong password alike;
+    /// [`UseCaseError::Busy`] when the password hasher is at its bound, for an unknown email too
     /// (so a busy answer does not reveal whether the account exists); storage errors.
-    pub async fn sign_in(&self, email: &str, password: &str) -> Result<User, AppError> {
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<User, UseCaseError> {
         let user = match Email::parse(email) {
             Ok(email) => self.users.find_user_by_email(&email).await?,
             Err(_) => None,
@@ -90,14 +90,14 @@ impl Services {
                 if self.hasher.verify(password, &user.password_hash).await? {
                     Ok(user)
                 } else {
-                    Err(AppError::InvalidCredentials)
+                    Err(UseCaseError::InvalidCredentials)
                 }
             }
             None => {
                 // Spend the same effort as for a known user, so timing does not reveal accounts;
                 // it takes a hashing slot like any verification, so it honours the same bound.
                 self.hasher.verify(password, DUMMY_HASH).await?;
-                Err(AppError::InvalidCredentials)
+                Err(UseCaseError::InvalidCredentials)
             }
         }
     }
@@ -105,12 +105,12 @@ impl Services {
     /// The user a verified token names.
     ///
     /// # Errors
-    /// [`AppError::NotFound`]`("user")` when the account no longer exists; storage errors.
-    pub async fn current_user(&self, id: UserId) -> Result<User, AppError> {
+    /// [`UseCaseError::NotFound`]`("user")` when the account no longer exists; storage errors.
+    pub async fn current_user(&self, id: UserId) -> Result<User, UseCaseError> {
         self.users
             .get_user(id)
             .await?
-            .ok_or(AppError::NotFound("user"))
+            .ok_or(UseCaseError::NotFound("user"))
     }
 
     /// Signs the user out everywhere: ends every session of the account (every token issued
@@ -118,8 +118,8 @@ impl Services {
     /// the new session generation, which tokens issued from now on carry.
     ///
     /// # Errors
-    /// [`AppError::NotFound`]`("user")` when the account no longer exists; storage errors.
-    pub async fn sign_out(&self, actor: &User) -> Result<u32, AppError> {
+    /// [`UseCaseError::NotFound`]`("user")` when the account no longer exists; storage errors.
+    pub async fn sign_out(&self, actor: &User) -> Result<u32, UseCaseError> {
         match self.users.end_sessions(actor.id).await {
             Ok(generation) => {
                 tracing::info!(
@@ -129,7 +129,7 @@ impl Services {
                 );
                 Ok(generation)
             }
-            Err(RepoError::NotFound) => Err(AppError::NotFound("user")),
+            Err(RepoError::NotFound) => Err(UseCaseError::NotFound("user")),
             Err(err) => Err(err.into()),
         }
     }
@@ -138,7 +138,7 @@ impl Services {
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn profile(&self, actor: &User) -> Result<Vec<PurchasedCourse>, AppError> {
+    pub async fn profile(&self, actor: &User) -> Result<Vec<PurchasedCourse>, UseCaseError> {
         Ok(self.purchases.list_unlocked_for_user(actor.id).await?)
     }
 }

@@ -1,5 +1,9 @@
 //! Use-case tests over the in-memory store, the fake gateway and a manual clock.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a failing unwrap is a failing test"
+)]
 
 mod accounts;
 mod busy;

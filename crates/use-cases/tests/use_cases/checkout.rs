@@ -1,10 +1,10 @@
 //! Every guard and path of `start_checkout`.
 
 use crate::support::{usd, World};
-use lms_application::{AppError, CheckoutStarted, Settings};
 use lms_domain::{CourseId, PaymentFact, PurchaseStatus};
 use lms_in_memory::GatewayCall;
 use lms_ports::{Clock, GatewayError, PurchaseRepo};
+use lms_use_cases::{CheckoutStarted, UseCaseError, UseCaseSettings};
 use time::Duration;
 
 #[tokio::test]
@@ -35,9 +35,12 @@ async fn a_paid_checkout_stores_a_pending_purchase_and_opens_a_session() {
     assert_eq!(request.idempotency_key, format!("checkout-{}", purchase.id));
     assert_eq!(request.amount, usd(1999));
     assert_eq!(request.purchase_id, purchase.id);
-    assert_eq!(request.expires_at, now + Settings::DEFAULT_CHECKOUT_TTL);
+    assert_eq!(
+        request.expires_at,
+        now + UseCaseSettings::DEFAULT_CHECKOUT_TTL
+    );
     assert!(
-        Settings::DEFAULT_CHECKOUT_TTL < Duration::hours(24),
+        UseCaseSettings::DEFAULT_CHECKOUT_TTL < Duration::hours(24),
         "inside the gateway's limit"
     );
     assert_eq!(
@@ -55,11 +58,11 @@ async fn unknown_and_unpublished_courses_are_not_found_and_touch_nothing() {
     let unknown = CourseId::from_uuid(uuid::Uuid::new_v4());
     assert_eq!(
         world.services.start_checkout(&buyer, unknown).await,
-        Err(AppError::NotFound("course"))
+        Err(UseCaseError::NotFound("course"))
     );
     assert_eq!(
         world.services.start_checkout(&buyer, hidden.id).await,
-        Err(AppError::NotFound("course"))
+        Err(UseCaseError::NotFound("course"))
     );
     assert!(world.store.all_purchases().is_empty());
     assert_eq!(world.gateway.call_count(), 0);
@@ -72,7 +75,7 @@ async fn instructors_cannot_buy_their_own_course() {
     let course = world.course(&teacher, 1999, true).await;
     assert_eq!(
         world.services.start_checkout(&teacher, course.id).await,
-        Err(AppError::OwnCourse)
+        Err(UseCaseError::OwnCourse)
     );
     assert!(world.store.all_purchases().is_empty());
     assert_eq!(world.gateway.call_count(), 0);
@@ -129,7 +132,7 @@ async fn a_stale_session_that_was_paid_completes_the_purchase_instead() {
 
     assert_eq!(
         world.services.start_checkout(&buyer, course.id).await,
-        Err(AppError::AlreadyPurchased)
+        Err(UseCaseError::AlreadyPurchased)
     );
     let old = world.purchase(old.id).await;
     assert!(old.unlocks_course());
@@ -169,7 +172,7 @@ async fn a_settling_payment_blocks_a_new_checkout() {
 
     assert_eq!(
         world.services.start_checkout(&buyer, course.id).await,
-        Err(AppError::PaymentInProgress)
+        Err(UseCaseError::PaymentInProgress)
     );
     assert_eq!(world.gateway.call_count(), 1);
     assert_eq!(world.store.all_purchases().len(), 1);
@@ -184,7 +187,7 @@ async fn a_completed_purchase_refuses_another_checkout() {
 
     assert_eq!(
         world.services.start_checkout(&buyer, course.id).await,
-        Err(AppError::AlreadyPurchased)
+        Err(UseCaseError::AlreadyPurchased)
     );
     assert_eq!(world.gateway.call_count(), calls);
     assert_eq!(world.store.all_purchases().len(), 1);
@@ -212,7 +215,7 @@ async fn a_free_course_enrols_at_once_without_the_gateway() {
     assert_eq!(world.gateway.call_count(), 0);
     assert_eq!(
         world.services.start_checkout(&buyer, course.id).await,
-        Err(AppError::AlreadyPurchased)
+        Err(UseCaseError::AlreadyPurchased)
     );
     let unlocked = world.services.purchased_courses(&buyer).await.unwrap();
     assert_eq!(unlocked.len(), 1);
@@ -231,7 +234,7 @@ async fn a_gateway_failure_leaves_no_active_purchase_and_a_retry_succeeds() {
     let failed = world.services.start_checkout(&buyer, course.id).await;
     assert_eq!(
         failed,
-        Err(AppError::Gateway(GatewayError::Unavailable(
+        Err(UseCaseError::Gateway(GatewayError::Unavailable(
             "timeout".to_owned()
         )))
     );
@@ -259,7 +262,7 @@ async fn a_gateway_rejection_is_reported_as_such() {
     world.gateway.fail_next(1, rejection.clone());
     assert_eq!(
         world.services.start_checkout(&buyer, course.id).await,
-        Err(AppError::Gateway(rejection))
+        Err(UseCaseError::Gateway(rejection))
     );
     assert!(world
         .store
@@ -314,7 +317,7 @@ async fn storage_outage_is_reported_as_unavailable() {
     world.store.set_unavailable(true);
     assert!(matches!(
         world.services.start_checkout(&buyer, course.id).await,
-        Err(AppError::Unavailable(_))
+        Err(UseCaseError::Unavailable(_))
     ));
     world.store.set_unavailable(false);
     assert!(world.store.all_purchases().is_empty());
@@ -360,7 +363,7 @@ async fn an_old_purchase_whose_checkout_never_started_is_closed_not_resumed() {
     // Too late to open a session with the original expiry (less than 30 minutes left).
     world
         .clock
-        .advance(Settings::DEFAULT_CHECKOUT_TTL - Duration::minutes(29));
+        .advance(UseCaseSettings::DEFAULT_CHECKOUT_TTL - Duration::minutes(29));
 
     let (new, _) = world.checkout(&buyer, &course).await;
     assert_ne!(new.id, orphan.id);

@@ -1,8 +1,8 @@
 //! Course authoring, visibility and the catalogue.
 
 use crate::support::{usd, World};
-use lms_application::{AppError, CourseChanges, NewCourse, PageRequest};
 use lms_domain::{Currency, Money};
+use lms_use_cases::{CourseChanges, NewCourse, PageRequest, UseCaseError};
 
 fn new_course(title: &str, price_cents: i64, currency: Option<&str>) -> NewCourse {
     NewCourse {
@@ -16,9 +16,9 @@ fn new_course(title: &str, price_cents: i64, currency: Option<&str>) -> NewCours
     }
 }
 
-fn fields(err: AppError) -> Vec<&'static str> {
+fn fields(err: UseCaseError) -> Vec<&'static str> {
     match err {
-        AppError::Validation(errors) => errors.into_iter().map(|e| e.field).collect(),
+        UseCaseError::Validation(errors) => errors.into_iter().map(|e| e.field).collect(),
         other => panic!("expected a validation error, got {other:?}"),
     }
 }
@@ -74,7 +74,7 @@ async fn students_cannot_author_courses() {
             .services
             .create_course(&student, new_course("Rust", 1999, None))
             .await,
-        Err(AppError::Forbidden)
+        Err(UseCaseError::Forbidden)
     );
     assert!(world.store.all_courses().is_empty());
 }
@@ -126,7 +126,7 @@ async fn owners_and_admins_update_others_cannot() {
             .services
             .update_course(&rival, course.id, publish.clone())
             .await,
-        Err(AppError::NotFound("course"))
+        Err(UseCaseError::NotFound("course"))
     );
     let published = world
         .services
@@ -143,7 +143,7 @@ async fn owners_and_admins_update_others_cannot() {
             .services
             .update_course(&rival, course.id, retitle.clone())
             .await,
-        Err(AppError::Forbidden)
+        Err(UseCaseError::Forbidden)
     );
 
     let admin = world.admin().await;
@@ -187,11 +187,11 @@ async fn unpublished_courses_are_visible_only_to_owner_and_admins() {
     let (teacher, hidden, student) = world.shop(1999, false).await;
     assert_eq!(
         world.services.course(None, hidden.id).await,
-        Err(AppError::NotFound("course"))
+        Err(UseCaseError::NotFound("course"))
     );
     assert_eq!(
         world.services.course(Some(&student), hidden.id).await,
-        Err(AppError::NotFound("course"))
+        Err(UseCaseError::NotFound("course"))
     );
     assert_eq!(
         world

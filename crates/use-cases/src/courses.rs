@@ -1,7 +1,7 @@
 //! Course authoring and the catalogue.
 
 use crate::error::FieldError;
-use crate::{new_uuid, AppError, Services};
+use crate::{new_uuid, Services, UseCaseError};
 use lms_domain::course::validate_price;
 use lms_domain::{
     Course, CourseDraft, CourseId, CoursePatch, CourseText, Currency, DomainError, Money, Role,
@@ -82,11 +82,11 @@ impl Fields {
         }
     }
 
-    fn finish(self) -> Result<(), AppError> {
+    fn finish(self) -> Result<(), UseCaseError> {
         if self.0.is_empty() {
             Ok(())
         } else {
-            Err(AppError::Validation(self.0))
+            Err(UseCaseError::Validation(self.0))
         }
     }
 }
@@ -95,20 +95,24 @@ fn may_manage(actor: &User, course: &Course) -> bool {
     actor.role == Role::Admin || course.is_owned_by(actor.id)
 }
 
-fn price_error(err: DomainError) -> AppError {
-    AppError::field("priceCents", err.to_string())
+fn price_error(err: DomainError) -> UseCaseError {
+    UseCaseError::field("priceCents", err.to_string())
 }
 
 impl Services {
     /// Creates an unpublished course owned by `actor`.
     ///
     /// # Errors
-    /// [`AppError::Forbidden`] unless the actor may author courses; [`AppError::Validation`]
+    /// [`UseCaseError::Forbidden`] unless the actor may author courses; [`UseCaseError::Validation`]
     /// (`title`, `subtitle`, `description`, `category`, `level`, `priceCents`, `currency`);
     /// storage errors.
-    pub async fn create_course(&self, actor: &User, new: NewCourse) -> Result<Course, AppError> {
+    pub async fn create_course(
+        &self,
+        actor: &User,
+        new: NewCourse,
+    ) -> Result<Course, UseCaseError> {
         if !actor.role.can_author_courses() {
-            return Err(AppError::Forbidden);
+            return Err(UseCaseError::Forbidden);
         }
         let mut fields = Fields::default();
         let title = fields.text(Some(&new.title), CourseText::title, "title");
@@ -124,7 +128,7 @@ impl Services {
         let price = fields.price(new.price_cents, currency);
         fields.finish()?;
         let (Some(title), Some(price)) = (title, price) else {
-            return Err(AppError::Unexpected(
+            return Err(UseCaseError::Unexpected(
                 "validated course fields missing".to_owned(),
             ));
         };
@@ -146,18 +150,18 @@ impl Services {
     /// Changes a course (its owner or an admin).
     ///
     /// # Errors
-    /// [`AppError::NotFound`]`("course")` when unknown, or unpublished and not the actor's;
-    /// [`AppError::Forbidden`] for a published course the actor does not own;
-    /// [`AppError::Validation`]; storage errors.
+    /// [`UseCaseError::NotFound`]`("course")` when unknown, or unpublished and not the actor's;
+    /// [`UseCaseError::Forbidden`] for a published course the actor does not own;
+    /// [`UseCaseError::Validation`]; storage errors.
     pub async fn update_course(
         &self,
         actor: &User,
         id: CourseId,
         changes: CourseChanges,
-    ) -> Result<Course, AppError> {
+    ) -> Result<Course, UseCaseError> {
         let mut course = self.visible_course(Some(actor), id).await?;
         if !may_manage(actor, &course) {
-            return Err(AppError::Forbidden);
+            return Err(UseCaseError::Forbidden);
         }
         let mut fields = Fields::default();
         let patch = CoursePatch {
@@ -194,7 +198,7 @@ impl Services {
         course.apply(patch, self.now()).map_err(price_error)?;
         match self.courses.update_course(&course).await {
             Ok(()) => Ok(course),
-            Err(RepoError::NotFound) => Err(AppError::NotFound("course")),
+            Err(RepoError::NotFound) => Err(UseCaseError::NotFound("course")),
             Err(err) => Err(err.into()),
         }
     }
@@ -203,7 +207,7 @@ impl Services {
     ///
     /// # Errors
     /// Storage errors.
-    pub async fn published_courses(&self, page: PageRequest) -> Result<Page<Course>, AppError> {
+    pub async fn published_courses(&self, page: PageRequest) -> Result<Page<Course>, UseCaseError> {
         Ok(self
             .courses
             .list_published_courses(PageRequest::new(page.page, page.limit))
@@ -213,8 +217,8 @@ impl Services {
     /// One course: published ones for everyone, unpublished ones for their owner and admins.
     ///
     /// # Errors
-    /// [`AppError::NotFound`]`("course")` when unknown or hidden from the actor; storage errors.
-    pub async fn course(&self, actor: Option<&User>, id: CourseId) -> Result<Course, AppError> {
+    /// [`UseCaseError::NotFound`]`("course")` when unknown or hidden from the actor; storage errors.
+    pub async fn course(&self, actor: Option<&User>, id: CourseId) -> Result<Course, UseCaseError> {
         self.visible_course(actor, id).await
     }
 
@@ -222,16 +226,16 @@ impl Services {
         &self,
         actor: Option<&User>,
         id: CourseId,
-    ) -> Result<Course, AppError> {
+    ) -> Result<Course, UseCaseError> {
         let course = self
             .courses
             .get_course(id)
             .await?
-            .ok_or(AppError::NotFound("course"))?;
+            .ok_or(UseCaseError::NotFound("course"))?;
         if course.published || actor.is_some_and(|actor| may_manage(actor, &course)) {
             Ok(course)
         } else {
-            Err(AppError::NotFound("course"))
+            Err(UseCaseError::NotFound("course"))
         }
     }
 }

@@ -1,10 +1,10 @@
 //! Purchase status, with and without a session sync.
 
 use crate::support::{usd, World};
-use lms_application::{AppError, Settings};
 use lms_domain::{PaymentFact, PurchaseStatus};
 use lms_in_memory::GatewayCall;
 use lms_ports::GatewayError;
+use lms_use_cases::{UseCaseError, UseCaseSettings};
 use time::Duration;
 
 #[tokio::test]
@@ -29,7 +29,7 @@ async fn hidden_courses_are_not_found_except_for_their_owner_and_admins() {
             .services
             .purchase_status(&buyer, hidden.id, None)
             .await,
-        Err(AppError::NotFound("course"))
+        Err(UseCaseError::NotFound("course"))
     );
     assert_eq!(
         world
@@ -272,7 +272,7 @@ async fn the_interval_is_per_purchase_and_configurable() {
 
     // Zero: every poll asks.
     let mut eager = world.services.clone();
-    eager.settings = Settings::default()
+    eager.settings = UseCaseSettings::default()
         .with_gateway_sync_min_interval(Duration::ZERO)
         .unwrap();
     for _ in 0..2 {
@@ -286,20 +286,21 @@ async fn the_interval_is_per_purchase_and_configurable() {
 
 #[test]
 fn the_sync_interval_is_validated() {
-    let field = |interval| match Settings::default().with_gateway_sync_min_interval(interval) {
-        Err(AppError::Validation(fields)) => fields[0].field,
+    let field = |interval| match UseCaseSettings::default().with_gateway_sync_min_interval(interval)
+    {
+        Err(UseCaseError::Validation(fields)) => fields[0].field,
         other => panic!("expected a validation error, got {other:?}"),
     };
     assert_eq!(field(Duration::seconds(-1)), "gatewaySyncMinInterval");
     assert_eq!(field(Duration::minutes(6)), "gatewaySyncMinInterval");
-    let settings = Settings::default()
+    let settings = UseCaseSettings::default()
         .with_gateway_sync_min_interval(Duration::minutes(5))
         .unwrap();
     assert_eq!(settings.gateway_sync_min_interval, Duration::minutes(5));
     assert_eq!(
-        Settings::new(Duration::hours(1))
+        UseCaseSettings::new(Duration::hours(1))
             .unwrap()
             .gateway_sync_min_interval,
-        Settings::DEFAULT_GATEWAY_SYNC_MIN_INTERVAL
+        UseCaseSettings::DEFAULT_GATEWAY_SYNC_MIN_INTERVAL
     );
 }

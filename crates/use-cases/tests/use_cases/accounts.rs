@@ -1,8 +1,8 @@
 //! Sign-up, sign-in, current user, profile, health.
 
 use crate::support::{World, PASSWORD};
-use lms_application::{AppError, SignUp};
 use lms_domain::{Role, UserId};
+use lms_use_cases::{SignUp, UseCaseError};
 
 fn sign_up(name: &str, email: &str, password: &str, role: Option<&str>) -> SignUp {
     SignUp {
@@ -13,9 +13,9 @@ fn sign_up(name: &str, email: &str, password: &str, role: Option<&str>) -> SignU
     }
 }
 
-fn fields(err: AppError) -> Vec<&'static str> {
+fn fields(err: UseCaseError) -> Vec<&'static str> {
     match err {
-        AppError::Validation(errors) => errors.into_iter().map(|e| e.field).collect(),
+        UseCaseError::Validation(errors) => errors.into_iter().map(|e| e.field).collect(),
         other => panic!("expected a validation error, got {other:?}"),
     }
 }
@@ -88,7 +88,7 @@ async fn a_taken_email_is_refused_whatever_its_case() {
             .services
             .sign_up(sign_up("Other", "ADA@example.com", PASSWORD, None))
             .await,
-        Err(AppError::EmailTaken)
+        Err(UseCaseError::EmailTaken)
     );
     assert_eq!(world.store.user_count(), 1);
 }
@@ -115,13 +115,13 @@ async fn sign_in_checks_the_password_and_hides_which_part_was_wrong() {
             .services
             .sign_in("ada@example.com", "wrong password")
             .await,
-        Err(AppError::InvalidCredentials)
+        Err(UseCaseError::InvalidCredentials)
     );
 
     world.hasher.clear_verifications();
     assert_eq!(
         world.services.sign_in("nobody@example.com", PASSWORD).await,
-        Err(AppError::InvalidCredentials)
+        Err(UseCaseError::InvalidCredentials)
     );
     // An unknown email still costs one verification (against a dummy hash), like a known one.
     let verified = world.hasher.verified_against();
@@ -129,7 +129,7 @@ async fn sign_in_checks_the_password_and_hides_which_part_was_wrong() {
     assert!(verified[0].starts_with("$argon2id$"));
     assert_eq!(
         world.services.sign_in("garbage", PASSWORD).await,
-        Err(AppError::InvalidCredentials)
+        Err(UseCaseError::InvalidCredentials)
     );
 }
 
@@ -139,7 +139,7 @@ async fn current_user_of_a_vanished_account_is_not_found() {
     let ghost = UserId::from_uuid(uuid::Uuid::new_v4());
     assert_eq!(
         world.services.current_user(ghost).await,
-        Err(AppError::NotFound("user"))
+        Err(UseCaseError::NotFound("user"))
     );
 }
 
@@ -183,12 +183,12 @@ async fn sign_out_of_a_vanished_account_is_not_found_and_storage_errors_pass_thr
     ghost.id = UserId::from_uuid(uuid::Uuid::new_v4());
     assert_eq!(
         world.services.sign_out(&ghost).await,
-        Err(AppError::NotFound("user"))
+        Err(UseCaseError::NotFound("user"))
     );
     world.store.set_unavailable(true);
     assert!(matches!(
         world.services.sign_out(&user).await,
-        Err(AppError::Unavailable(_))
+        Err(UseCaseError::Unavailable(_))
     ));
     world.store.set_unavailable(false);
     let current = world.services.current_user(user.id).await.unwrap();

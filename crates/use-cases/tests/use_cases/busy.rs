@@ -2,13 +2,13 @@
 //! and do not reveal whether an email has an account.
 
 use crate::support::{World, PASSWORD};
-use lms_application::{AppError, SignUp};
+use lms_use_cases::{SignUp, UseCaseError};
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(3);
 
-fn busy() -> Result<(), AppError> {
-    Err(AppError::Busy { retry_after: WAIT })
+fn busy() -> Result<(), UseCaseError> {
+    Err(UseCaseError::Busy { retry_after: WAIT })
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ impl FieldError {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum AppError {
+pub enum UseCaseError {
     /// The input is invalid; every offending field is listed.
     #[error("invalid input: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
     Validation(Vec<FieldError>),
@@ -63,26 +63,26 @@ pub enum AppError {
     Unexpected(String),
 }
 
-impl AppError {
+impl UseCaseError {
     pub(crate) fn field(field: &'static str, message: impl Into<String>) -> Self {
-        AppError::Validation(vec![FieldError::new(field, message)])
+        UseCaseError::Validation(vec![FieldError::new(field, message)])
     }
 }
 
-impl From<RepoError> for AppError {
+impl From<RepoError> for UseCaseError {
     /// The generic mapping; use cases handle the business variants they expect before this.
     fn from(err: RepoError) -> Self {
         match err {
-            RepoError::Unavailable(detail) => AppError::Unavailable(detail),
-            other => AppError::Unexpected(other.to_string()),
+            RepoError::Unavailable(detail) => UseCaseError::Unavailable(detail),
+            other => UseCaseError::Unexpected(other.to_string()),
         }
     }
 }
 
-impl From<PasswordHashError> for AppError {
+impl From<PasswordHashError> for UseCaseError {
     fn from(err: PasswordHashError) -> Self {
         match err {
-            PasswordHashError::Busy { retry_after } => AppError::Busy { retry_after },
+            PasswordHashError::Busy { retry_after } => UseCaseError::Busy { retry_after },
             unexpected @ PasswordHashError::Unexpected(_) => {
                 // `Unexpected` holds text only: keep the whole cause chain in it.
                 let mut chain = unexpected.to_string();
@@ -92,20 +92,20 @@ impl From<PasswordHashError> for AppError {
                     chain.push_str(&cause.to_string());
                     source = cause.source();
                 }
-                AppError::Unexpected(chain)
+                UseCaseError::Unexpected(chain)
             }
         }
     }
 }
 
-impl From<GatewayError> for AppError {
+impl From<GatewayError> for UseCaseError {
     fn from(err: GatewayError) -> Self {
-        AppError::Gateway(err)
+        UseCaseError::Gateway(err)
     }
 }
 
-impl From<WebhookRejection> for AppError {
+impl From<WebhookRejection> for UseCaseError {
     fn from(rejection: WebhookRejection) -> Self {
-        AppError::WebhookRejected(rejection)
+        UseCaseError::WebhookRejected(rejection)
     }
 }

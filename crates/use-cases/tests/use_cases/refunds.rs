@@ -1,11 +1,11 @@
 //! Refund authorisation and effects.
 
 use crate::support::{usd, World};
-use lms_application::{AppError, FieldError};
 use lms_domain::PaymentFact;
 use lms_domain::{Course, Purchase, PurchaseId, PurchaseStatus, User};
 use lms_in_memory::FakeEvent;
 use lms_ports::{GatewayError, RefundStatus};
+use lms_use_cases::{FieldError, UseCaseError};
 
 async fn completed() -> (World, User, User, Course, Purchase) {
     let world = World::new();
@@ -81,7 +81,7 @@ async fn the_course_instructor_refunds_in_parts() {
             .services
             .refund(&teacher, purchase.id, None, None)
             .await,
-        Err(AppError::NotRefundable(_))
+        Err(UseCaseError::NotRefundable(_))
     ));
 }
 
@@ -119,24 +119,24 @@ async fn strangers_get_not_found_and_the_buyer_forbidden() {
             .services
             .refund(&other_teacher, purchase.id, None, None)
             .await,
-        Err(AppError::NotFound("purchase"))
+        Err(UseCaseError::NotFound("purchase"))
     );
     assert_eq!(
         world
             .services
             .refund(&other_student, purchase.id, None, None)
             .await,
-        Err(AppError::NotFound("purchase"))
+        Err(UseCaseError::NotFound("purchase"))
     );
     assert_eq!(
         world.services.refund(&buyer, purchase.id, None, None).await,
-        Err(AppError::Forbidden)
+        Err(UseCaseError::Forbidden)
     );
     let unknown = PurchaseId::from_uuid(uuid::Uuid::new_v4());
     let admin = world.admin().await;
     assert_eq!(
         world.services.refund(&admin, unknown, None, None).await,
-        Err(AppError::NotFound("purchase"))
+        Err(UseCaseError::NotFound("purchase"))
     );
     assert!(world.gateway.refunds().is_empty());
     assert_eq!(world.purchase(purchase.id).await, purchase);
@@ -150,7 +150,7 @@ async fn only_completed_purchases_within_their_amount_are_refundable() {
             .services
             .refund(&teacher, purchase.id, Some(2000), None)
             .await,
-        Err(AppError::Validation(vec![FieldError::new(
+        Err(UseCaseError::Validation(vec![FieldError::new(
             "amountCents",
             "refund amount must be between 1 and 1999 minor units"
         )]))
@@ -160,7 +160,7 @@ async fn only_completed_purchases_within_their_amount_are_refundable() {
             .services
             .refund(&teacher, purchase.id, Some(0), None)
             .await,
-        Err(AppError::Validation(_))
+        Err(UseCaseError::Validation(_))
     ));
 
     let other = world.student().await;
@@ -170,7 +170,7 @@ async fn only_completed_purchases_within_their_amount_are_refundable() {
             .services
             .refund(&teacher, pending.id, None, None)
             .await,
-        Err(AppError::NotRefundable(_))
+        Err(UseCaseError::NotRefundable(_))
     ));
 
     let free = world.course(&teacher, 0, true).await;
@@ -186,7 +186,7 @@ async fn only_completed_purchases_within_their_amount_are_refundable() {
             .services
             .refund(&teacher, enrolled.id, None, None)
             .await,
-        Err(AppError::NotRefundable(_))
+        Err(UseCaseError::NotRefundable(_))
     ));
     assert!(world.gateway.refunds().is_empty());
 }
@@ -202,7 +202,7 @@ async fn a_gateway_failure_changes_nothing() {
             .services
             .refund(&teacher, purchase.id, None, None)
             .await,
-        Err(AppError::Gateway(GatewayError::Unavailable(
+        Err(UseCaseError::Gateway(GatewayError::Unavailable(
             "down".to_owned()
         )))
     );
