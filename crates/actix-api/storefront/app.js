@@ -1,4 +1,4 @@
-// The demo storefront: a reference client of the REST contract (shared/API.md).
+// The demo storefront: a reference client of the REST contract (docs/API.md).
 // No framework, no build step, no inline script (the page's CSP is `default-src 'self'`).
 // Every text from the API is put in the page with textContent, never as HTML.
 "use strict";

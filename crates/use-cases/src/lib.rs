@@ -9,9 +9,9 @@
 //!
 //! Depends only on the domain and the ports: no web framework, database or HTTP client.
 //!
-//! Deviations from the sketch of the API (all additive):
+//! Shape of the API:
 //! - [`Services::with_store`] builds the services from one store implementing every storage port.
-//! - [`UseCaseSettings::new`] validates the checkout TTL (30 min..=24 h); [`UseCaseSettings::default`] is 24 h.
+//! - [`UseCaseSettings::new`] validates the checkout TTL (30 min..=24 h).
 //! - [`CheckoutStarted`] has accessors [`CheckoutStarted::purchase`] / [`CheckoutStarted::session`].
 //! - [`CourseChanges`] carries `currency` as well as `price_cents` (a price is an amount and a currency).
 //!
