@@ -14,6 +14,6 @@ RUN useradd --system --uid 10001 --home-dir /var/lib/lms --create-home lms
 COPY --from=build /src/target/release/lms-app /usr/local/bin/lms-app
 USER lms
 WORKDIR /var/lib/lms
-EXPOSE 8080
+EXPOSE 4000
 ENTRYPOINT ["lms-app"]
 CMD ["serve"]

@@ -1,7 +1,7 @@
 //! Settings, typed per concern and validated once, before anything binds a port or migrates.
 //!
 //! Sources, lowest first: built-in defaults < an optional TOML file (`APP_CONFIG_FILE`, else
-//! `./config.toml` when present; nested keys such as `[http] port = 8080`, unknown keys refused)
+//! `./config.toml` when present; nested keys such as `[http] port = 4000`, unknown keys refused)
 //! < environment variables (flat names, see [`VARIABLES`]). A value set but empty is an error,
 //! never "use the default". Every error is one [`ConfigError`] line naming the variable and the
 //! fix; the binary exits with [`EX_CONFIG`].
@@ -145,7 +145,7 @@ pub const VARIABLES: &[Variable] = &[
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://data/lms.db";
 /// The default port of the in-process Stripe sandbox (demo mode).
 pub const DEFAULT_SANDBOX_PORT: u16 = 12111;
-pub const DEFAULT_PORT: u16 = 8080;
+pub const DEFAULT_PORT: u16 = 4000;
 pub const DEFAULT_CORS_ORIGIN: &str = "http://localhost:5173";
 /// Stripe-mode defaults of the frontend pages (a separately served frontend).
 pub const FRONTEND_SUCCESS_URL: &str =
@@ -497,7 +497,7 @@ impl Settings {
             ConfigError::new(
                 "APP_CONFIG_FILE",
                 format!(
-                    "{} is unusable: {e} (keys are nested, e.g. [http] port = 8080; see .env.example)",
+                    "{} is unusable: {e} (keys are nested, e.g. [http] port = 4000; see .env.example)",
                     file.map_or_else(|| "the configuration".into(), |p| p.display().to_string())
                 ),
             )

@@ -200,7 +200,7 @@ impl Application {
         self.port
     }
 
-    /// Where a browser on this machine reaches the app, e.g. `http://localhost:8080` (no
+    /// Where a browser on this machine reaches the app, e.g. `http://localhost:4000` (no
     /// trailing slash). The default success and cancel pages live under it.
     pub fn base_url(&self) -> String {
         self.base_url.clone()

@@ -62,7 +62,7 @@ fn stripe_config(settings: &Settings) -> &StripeConfig {
 fn stripe_mode_keeps_the_production_defaults() {
     let settings = load(STRIPE).unwrap();
     assert_eq!(settings.http.host, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    assert_eq!(settings.http.port, 8080);
+    assert_eq!(settings.http.port, 4000);
     assert!(settings.http.cookie_secure);
     assert!(settings.database.run_migrations);
     assert_eq!(settings.database.pool_size, 10);
@@ -554,7 +554,7 @@ fn the_file_sits_between_defaults_and_environment_and_refuses_unknown_keys() {
     for unknown in [
         "mode = \"demo\"\nprot = 1\n",
         "mode = \"demo\"\n[http]\nprot = 1\n",
-        "port = 8080\n",
+        "port = 4000\n",
     ] {
         std::fs::write(&path, unknown).unwrap();
         let err = Settings::resolve(Some(&path), lookup(&[]), true).unwrap_err();

@@ -1,7 +1,7 @@
 //! Runs the Stripe sandbox on its own, e.g. to point a locally running app at it:
 //!
 //! ```text
-//! SANDBOX_WEBHOOK_URL=http://127.0.0.1:8080/api/v1/payments/webhook cargo run -p lms-stripe-sandbox
+//! SANDBOX_WEBHOOK_URL=http://127.0.0.1:4000/api/v1/payments/webhook cargo run -p lms-stripe-sandbox
 //! ```
 //! then start the app with `STRIPE_API_BASE=http://127.0.0.1:12111`,
 //! `STRIPE_SECRET_KEY=sk_test_sandbox` and `STRIPE_WEBHOOK_SECRET=whsec_sandbox`.
