@@ -1,11 +1,12 @@
-//! lms-app end to end: the library `Application` offline (SQLite + in-process Stripe sandbox)
-//! and the binary as an operator runs it.
+//! lms-app end to end: the REST contract on two wirings (`api`), the library `Application`
+//! offline (SQLite + in-process Stripe sandbox) and the binary as an operator runs it.
 #![expect(
     clippy::unwrap_used,
     clippy::panic,
     reason = "a failing unwrap is a failing test"
 )]
 
+mod api;
 mod chaos;
 mod cli;
 mod offline;

@@ -1,7 +1,7 @@
 //! A password hasher at its concurrency bound: sign-in and sign-up answer 503 `SERVER_BUSY`
 //! with a `Retry-After`, over the real server.
 
-use crate::helpers::{Resp, TestApp, JWT_SECRET, SUCCESS_URL};
+use crate::api::helpers::{Resp, TestApp, JWT_SECRET, SUCCESS_URL};
 use lms_actix_api::{run, ApiSettings, ApiState};
 use lms_in_memory::{FakeGateway, FakeHasher, InMemoryStore, ManualClock};
 use lms_use_cases::{Services, UseCaseSettings};

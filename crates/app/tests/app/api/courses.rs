@@ -1,4 +1,4 @@
-use crate::helpers::TestApp;
+use crate::api::helpers::TestApp;
 use serde_json::json;
 
 async fn instructor_creates_a_course_with_exact_json_and_students_get_403(app: TestApp) {

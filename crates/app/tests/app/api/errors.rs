@@ -1,4 +1,4 @@
-use crate::helpers::{TestApp, FRONTEND};
+use crate::api::helpers::{TestApp, FRONTEND};
 use serde_json::json;
 
 async fn unknown_routes_and_wrong_methods_get_the_envelope(app: TestApp) {

@@ -1,4 +1,4 @@
-use crate::helpers::TestApp;
+use crate::api::helpers::TestApp;
 
 async fn healthcheck_reports_ok_then_503_when_the_database_is_down(app: TestApp) {
     let ok = app.get("/api/v1/healthcheck", None).await;
@@ -79,7 +79,7 @@ crate::per_wiring!(
 /// route that needs the store answers a generic 5xx envelope (never the driver's error).
 #[tokio::test]
 async fn an_unreachable_postgres_is_503_everywhere_with_generic_bodies() {
-    let app = crate::helpers::spawn_app_with(crate::helpers::Wiring::DeadPostgres).await;
+    let app = crate::api::helpers::spawn_app_with(crate::api::helpers::Wiring::DeadPostgres).await;
     let health = app.get("/api/v1/healthcheck", None).await;
     assert_eq!(health.status, 503, "{}", health.text);
     assert_eq!(health.json["services"]["databases"]["status"], "unhealthy");
@@ -104,7 +104,7 @@ async fn an_unreachable_postgres_is_503_everywhere_with_generic_bodies() {
     let listing = app.get("/api/v1/courses/published", None).await;
     listing.assert_error(503, "SERVICE_UNAVAILABLE");
     // A genuine webhook that cannot be stored is a 5xx, so the gateway delivers it again.
-    let checkout = crate::helpers::Checkout {
+    let checkout = crate::api::helpers::Checkout {
         purchase_id: uuid::Uuid::new_v4().to_string(),
         session_id: "cs_fake_x".to_owned(),
         url: String::new(),

@@ -1,7 +1,7 @@
 //! `spawn_app()`: the real server on 127.0.0.1:0 over swappable adapters, with typed request
 //! helpers and handles on the adapters to assert stored state.
 
-use crate::stripe_stand_in::StripeStandIn;
+use crate::api::stripe_stand_in::StripeStandIn;
 use governor::clock::FakeRelativeClock;
 use lms_actix_api::limits::{LimiterClock, RateLimits};
 use lms_actix_api::{run, ApiSettings, ApiState};
@@ -132,7 +132,7 @@ pub async fn spawn_app_tuned(wiring: Wiring, tune: impl FnOnce(&mut ApiSettings)
         Wiring::Memory => {
             let store = InMemoryStore::new();
             let gateway = FakeGateway::new();
-            let services = crate::wiring::memory_services(&store, &gateway, &clock);
+            let services = crate::api::wiring::memory_services(&store, &gateway, &clock);
             let purchases: Arc<dyn PurchaseRepo> = Arc::new(store.clone());
             (
                 services,
@@ -144,14 +144,14 @@ pub async fn spawn_app_tuned(wiring: Wiring, tune: impl FnOnce(&mut ApiSettings)
         }
         Wiring::DeadPostgres => {
             let gateway = FakeGateway::new();
-            let (services, store) = crate::wiring::dead_postgres_services(&gateway, &clock);
+            let (services, store) = crate::api::wiring::dead_postgres_services(&gateway, &clock);
             let purchases: Arc<dyn PurchaseRepo> = Arc::new(store);
             (services, None, purchases, Gateway::Fake(gateway), None)
         }
         Wiring::PostgresStripe => {
             let db = TestDatabase::migrated("lms_api_test").await;
             let stand_in = StripeStandIn::start().await;
-            let (services, store) = crate::wiring::postgres_stripe_services(&db, &stand_in, &clock);
+            let (services, store) = crate::api::wiring::postgres_stripe_services(&db, &stand_in, &clock);
             let purchases: Arc<dyn PurchaseRepo> = Arc::new(store);
             (
                 services,
@@ -359,7 +359,7 @@ impl TestApp {
             Gateway::Stripe(_) => {
                 use lms_ports::Clock;
                 let now = self.clock.now().unix_timestamp();
-                crate::stripe_stand_in::signed_event(event_id, event_type, checkout, facts, now)
+                crate::api::stripe_stand_in::signed_event(event_id, event_type, checkout, facts, now)
             }
         }
     }
@@ -511,7 +511,7 @@ macro_rules! per_wiring {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::$name($crate::helpers::spawn_app_with($crate::helpers::Wiring::Memory).await).await;
+                    super::$name($crate::api::helpers::spawn_app_with($crate::api::helpers::Wiring::Memory).await).await;
                 }
             )*
         }
@@ -519,7 +519,7 @@ macro_rules! per_wiring {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    super::$name($crate::helpers::spawn_app_with($crate::helpers::Wiring::PostgresStripe).await).await;
+                    super::$name($crate::api::helpers::spawn_app_with($crate::api::helpers::Wiring::PostgresStripe).await).await;
                 }
             )*
         }

@@ -3,7 +3,7 @@
 //! Limiting lives in the HTTP adapter alone and reads no storage, so these run on the memory
 //! wiring only. A second client address is a real one: the test client binds 127.0.0.2.
 
-use crate::helpers::{spawn_app_tuned, Resp, TestApp, TestUser, Wiring};
+use crate::api::helpers::{spawn_app_tuned, Resp, TestApp, TestUser, Wiring};
 use lms_actix_api::limits::{parse_networks, RateLimit, RateLimits};
 use lms_actix_api::ApiSettings;
 use serde_json::json;

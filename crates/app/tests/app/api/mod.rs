@@ -1,9 +1,4 @@
 //! The API test suite: the real server over HTTP, adapters swapped in by `spawn_app`.
-#![expect(
-    clippy::unwrap_used,
-    clippy::panic,
-    reason = "a failing unwrap is a failing test"
-)]
 
 mod busy;
 mod courses;

@@ -1,4 +1,4 @@
-use crate::helpers::{Checkout, Outage, TestApp};
+use crate::api::helpers::{Checkout, Outage, TestApp};
 use lms_domain::PurchaseStatus;
 use serde_json::json;
 

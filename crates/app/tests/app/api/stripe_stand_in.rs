@@ -231,7 +231,7 @@ impl StripeStandIn {
 pub fn signed_event(
     event_id: &str,
     event_type: &str,
-    checkout: &crate::helpers::Checkout,
+    checkout: &crate::api::helpers::Checkout,
     facts: &[PaymentFact],
     now: i64,
 ) -> (Vec<u8>, String) {

@@ -1,4 +1,4 @@
-use crate::helpers::{TestApp, JWT_SECRET};
+use crate::api::helpers::{TestApp, JWT_SECRET};
 use lms_actix_api::auth::{JwtKeys, TokenSubject};
 use lms_domain::UserId;
 use serde_json::json;
@@ -160,7 +160,7 @@ fn subject(user_id: &str, session_generation: u32) -> TokenSubject {
 }
 
 /// `GET /api/v1/user/profile` with `token` as the session cookie.
-async fn profile_by_cookie(app: &TestApp, token: &str) -> crate::helpers::Resp {
+async fn profile_by_cookie(app: &TestApp, token: &str) -> crate::api::helpers::Resp {
     app.send(
         app.client
             .get(app.url("/api/v1/user/profile"))
@@ -169,7 +169,7 @@ async fn profile_by_cookie(app: &TestApp, token: &str) -> crate::helpers::Resp {
     .await
 }
 
-async fn sign_in(app: &TestApp, user: &crate::helpers::TestUser) -> String {
+async fn sign_in(app: &TestApp, user: &crate::api::helpers::TestUser) -> String {
     let resp = app
         .post(
             "/api/v1/user/signin",
@@ -228,7 +228,7 @@ async fn signout_ends_every_session_of_the_account_and_signing_in_again_works(ap
 
 async fn signout_without_a_live_token_answers_200_and_ends_nothing(app: TestApp) {
     let user = app.user("student").await;
-    let cleared = |resp: &crate::helpers::Resp| {
+    let cleared = |resp: &crate::api::helpers::Resp| {
         assert_eq!(resp.status, 200, "{}", resp.text);
         assert_eq!(resp.json["success"], true);
         let cookie = resp.set_cookie().unwrap();

@@ -1,8 +1,8 @@
-use crate::helpers::{Checkout, TestApp};
+use crate::api::helpers::{Checkout, TestApp};
 use lms_domain::PurchaseStatus;
 use serde_json::json;
 
-async fn pending_purchase(app: &TestApp) -> (String, Checkout, crate::helpers::TestUser) {
+async fn pending_purchase(app: &TestApp) -> (String, Checkout, crate::api::helpers::TestUser) {
     let instructor = app.user("instructor").await;
     let student = app.user("student").await;
     let course_id = app.published_course(&instructor, 1999).await;
@@ -180,7 +180,7 @@ crate::per_wiring!(
 /// so this runs on the PostgreSQL + Stripe wiring alone.
 #[tokio::test]
 async fn a_stale_or_future_signature_is_400_and_writes_nothing() {
-    let app = crate::helpers::spawn_app_with(crate::helpers::Wiring::PostgresStripe).await;
+    let app = crate::api::helpers::spawn_app_with(crate::api::helpers::Wiring::PostgresStripe).await;
     let (course_id, checkout, student) = pending_purchase(&app).await;
     let before = app.purchase(&checkout.purchase_id).await;
     // Signed now, by the app's clock.

@@ -1,7 +1,7 @@
 //! How each wiring builds its `Services`; the per-test PostgreSQL database is
 //! `lms_postgres::testing::TestDatabase`.
 
-use crate::stripe_stand_in::{StripeStandIn, SECRET_KEY, WEBHOOK_SECRET};
+use crate::api::stripe_stand_in::{StripeStandIn, SECRET_KEY, WEBHOOK_SECRET};
 use lms_in_memory::{FakeGateway, InMemoryStore, ManualClock};
 use lms_password_argon2::Argon2Hasher;
 use lms_postgres::testing::TestDatabase;
@@ -34,7 +34,7 @@ pub fn postgres_stripe_services(
     let config = StripeConfig::new(
         SECRET_KEY,
         WEBHOOK_SECRET,
-        crate::helpers::SUCCESS_URL,
+        crate::api::helpers::SUCCESS_URL,
         "http://localhost:5173/payment/cancel",
     )
     .unwrap()
