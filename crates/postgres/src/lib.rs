@@ -1,6 +1,6 @@
 //! PostgreSQL adapter of the storage ports: [`PgStore`] implements [`UserRepo`], [`CourseRepo`],
 //! [`PurchaseRepo`], [`DeploymentRegistry`] and [`StorageHealth`] with diesel + diesel-async over
-//! a bb8 pool (pure Rust, no libpq). The schema lives in `migrations/` at the workspace root
+//! a bb8 pool (pure Rust, no libpq). The schema lives in `migrations/postgres/` at the workspace root
 //! and is embedded here ([`run_migrations`], [`revert_all_migrations`]).
 //!
 //! Exactly-once webhook application is one transaction; see [`PgStore::apply_facts`]'s

@@ -1,4 +1,4 @@
-//! The embedded migrations of `migrations/` and the functions the app's `migrate` command uses.
+//! The embedded migrations of `migrations/postgres/` and the functions the app's `migrate` command uses.
 //!
 //! diesel_migrations is synchronous: it runs on a blocking thread over an
 //! [`AsyncConnectionWrapper`], so no libpq is needed. The connection is made like the
@@ -12,7 +12,7 @@ use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use lms_ports::RepoError;
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
 type SyncPg = AsyncConnectionWrapper<AsyncPgConnection>;
 

@@ -1,4 +1,4 @@
-//! Diesel's view of the tables created by `migrations/`.
+//! Diesel's view of the tables created by `migrations/postgres/`.
 
 diesel::table! {
     users (id) {

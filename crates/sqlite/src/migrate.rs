@@ -1,13 +1,13 @@
-//! The embedded migrations of `crates/sqlite/migrations/`. They run on the store's writer
-//! connection (the only connection of an in-memory database), so the store offers them as
-//! methods: [`crate::SqliteStore::run_migrations`], [`crate::SqliteStore::revert_all_migrations`].
+//! The embedded migrations of `migrations/sqlite/` at the workspace root (next to PostgreSQL's
+//! `migrations/postgres/`). They run on the store's writer connection (the only connection of
+//! an in-memory database), so the store offers them as methods: [`crate::SqliteStore::run_migrations`], [`crate::SqliteStore::revert_all_migrations`].
 
 use diesel::migration::MigrationSource;
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use lms_ports::RepoError;
 
-const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
 fn failed(error: &(dyn std::error::Error + Send + Sync)) -> RepoError {
     RepoError::Unexpected(format!("migration failed: {error}"))

@@ -1,4 +1,4 @@
-//! Diesel's view of the tables created by `crates/sqlite/migrations/`: the PostgreSQL schema
+//! Diesel's view of the tables created by `migrations/sqlite/`: the PostgreSQL schema
 //! with SQLite's types (uuid text, instants as unix nanoseconds, booleans as integers).
 
 diesel::table! {
