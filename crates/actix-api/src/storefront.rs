@@ -66,92 +66,92 @@ async fn icon() -> HttpResponse {
 mod tests {
 
     use super::*;
-    use crate::{run, ApiSettings, ApiState};
-    use lms_in_memory::{FakeGateway, InMemoryStore, ManualClock};
-    use lms_password_argon2::Argon2Hasher;
-    use lms_use_cases::{Services, UseCaseSettings};
-    use std::net::TcpListener;
-    use std::sync::Arc;
-    use std::time::Duration;
+    use crate::{error, middleware};
+    use actix_web::http::StatusCode;
+    use actix_web::middleware::ErrorHandlers;
+    use actix_web::test::{call_service, init_service, read_body, TestRequest};
+    use actix_web::App;
 
-    /// The real server (all middleware) on port 0 over in-memory adapters.
-    fn spawn() -> String {
-        let store = InMemoryStore::new();
-        let services = Services::with_store(
-            store,
-            Arc::new(FakeGateway::new()),
-            Arc::new(Argon2Hasher::fast_for_tests().unwrap()),
-            Arc::new(ManualClock::new(time::OffsetDateTime::now_utc())),
-            UseCaseSettings::default(),
-        );
-        let mut settings = ApiSettings::new("http://localhost/payment/success");
-        settings.workers = Some(1);
-        settings.shutdown_timeout = Duration::from_secs(1);
-        let state = ApiState::new(Arc::new(services), b"storefront-test-secret", settings);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(run(listener, state).unwrap());
-        base
+    /// A response, read whole.
+    struct Res {
+        status: StatusCode,
+        headers: header::HeaderMap,
+        body: String,
     }
 
-    fn header<'a>(res: &'a reqwest::Response, name: &str) -> &'a str {
-        res.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    }
-
-    #[tokio::test]
-    async fn pages_are_the_same_html_with_a_strict_csp() {
-        let base = spawn();
-        let http = reqwest::Client::new();
-        for path in PAGE_PATHS {
-            let res = http
-                .get(format!("{base}{path}?session_id=cs_test_1"))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(res.status(), 200, "{path}");
-            assert_eq!(
-                header(&res, "content-type"),
-                "text/html; charset=utf-8",
-                "{path}"
-            );
-            assert_eq!(header(&res, "content-security-policy"), PAGE_CSP);
-            assert_eq!(header(&res, "x-content-type-options"), "nosniff");
-            assert_eq!(header(&res, "x-frame-options"), "DENY");
-            let body = res.text().await.unwrap();
-            assert_eq!(body, INDEX_HTML, "{path}");
+    impl Res {
+        fn header(&self, name: &str) -> &str {
+            self.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
         }
     }
 
-    #[tokio::test]
+    /// The storefront inside what the server puts around it (the app's 404, the security
+    /// headers, the envelope fallback), with no use case behind it: it needs none. The whole
+    /// server serving it is checked by the app's API suite.
+    async fn call(request: TestRequest) -> Res {
+        let app = init_service(
+            App::new()
+                .configure(configure)
+                .default_service(web::to(error::not_found))
+                .wrap(middleware::security_headers(true))
+                .wrap(ErrorHandlers::new().default_handler(error::envelope_fallback)),
+        )
+        .await;
+        let res = call_service(&app, request.to_request()).await;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = String::from_utf8(read_body(res).await.to_vec()).unwrap();
+        Res {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    #[actix_web::test]
+    async fn pages_are_the_same_html_with_a_strict_csp() {
+        for path in PAGE_PATHS {
+            let res = call(TestRequest::get().uri(&format!("{path}?session_id=cs_test_1"))).await;
+            assert_eq!(res.status, 200, "{path}");
+            assert_eq!(
+                res.header("content-type"),
+                "text/html; charset=utf-8",
+                "{path}"
+            );
+            assert_eq!(res.header("content-security-policy"), PAGE_CSP);
+            assert_eq!(res.header("x-content-type-options"), "nosniff");
+            assert_eq!(res.header("x-frame-options"), "DENY");
+            assert_eq!(res.body, INDEX_HTML, "{path}");
+        }
+    }
+
+    #[actix_web::test]
     async fn assets_have_their_types_and_keep_the_api_csp() {
-        let base = spawn();
-        let http = reqwest::Client::new();
         for (path, content_type, body) in [
             (SCRIPT_PATH, "text/javascript; charset=utf-8", APP_JS),
             (STYLE_PATH, "text/css; charset=utf-8", STYLE_CSS),
             (ICON_PATH, "image/svg+xml", FAVICON_SVG),
         ] {
-            let res = http.get(format!("{base}{path}")).send().await.unwrap();
-            assert_eq!(res.status(), 200, "{path}");
-            assert_eq!(header(&res, "content-type"), content_type);
+            let res = call(TestRequest::get().uri(path)).await;
+            assert_eq!(res.status, 200, "{path}");
+            assert_eq!(res.header("content-type"), content_type);
             assert_eq!(
-                header(&res, "content-security-policy"),
+                res.header("content-security-policy"),
                 "default-src 'none'; frame-ancestors 'none'"
             );
-            assert_eq!(res.text().await.unwrap(), body);
+            assert_eq!(res.body, body);
         }
     }
 
-    #[tokio::test]
+    #[actix_web::test]
     async fn unknown_storefront_file_is_the_404_envelope() {
-        let base = spawn();
-        let res = reqwest::get(format!("{base}/storefront/x")).await.unwrap();
-        assert_eq!(res.status(), 404);
-        assert!(header(&res, "content-type").starts_with("application/json"));
-        let body: serde_json::Value = res.json().await.unwrap();
+        let res = call(TestRequest::get().uri("/storefront/x")).await;
+        assert_eq!(res.status, 404);
+        assert!(res.header("content-type").starts_with("application/json"));
+        let body: serde_json::Value = serde_json::from_str(&res.body).unwrap();
         assert_eq!(
             body,
             serde_json::json!({
@@ -163,16 +163,11 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[actix_web::test]
     async fn wrong_method_on_the_page_is_the_405_envelope() {
-        let base = spawn();
-        let res = reqwest::Client::new()
-            .post(format!("{base}/"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 405);
-        let body: serde_json::Value = res.json().await.unwrap();
+        let res = call(TestRequest::post().uri("/")).await;
+        assert_eq!(res.status, 405);
+        let body: serde_json::Value = serde_json::from_str(&res.body).unwrap();
         assert_eq!(body["code"], "METHOD_NOT_ALLOWED");
     }
 

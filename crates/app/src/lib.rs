@@ -24,20 +24,20 @@ pub use config::{
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
+use lms_actix_api::limits::LimiterClock;
 use lms_actix_api::{ApiSettings, ApiState, SessionKey};
 use lms_password_argon2::Argon2Hasher;
 use lms_ports::{
-    CourseRepo, DeploymentClaim, DeploymentRegistry, PaymentGateway, PaymentsMode, PurchaseRepo,
-    StorageHealth, SystemClock, UserRepo,
+    Clock, CourseRepo, DeploymentClaim, DeploymentRegistry, PasswordHasher, PaymentGateway,
+    PaymentsMode, PurchaseRepo, StorageHealth, SystemClock, UserRepo,
 };
 use lms_postgres::{PgConnectionOptions, PgStore, DEFAULT_ACQUIRE_TIMEOUT};
 use lms_sqlite::{SqliteOptions, SqliteStore};
 use lms_stripe_http::{StripeConfig, StripeGateway};
 #[cfg(feature = "demo")]
 use lms_stripe_sandbox::{Sandbox, SandboxConfig};
-use lms_use_cases::Services;
+use lms_use_cases::{Services, UseCaseSettings};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
-#[cfg(feature = "demo")]
 use std::sync::Arc;
 use tracing_subscriber::EnvFilter;
 
@@ -73,6 +73,57 @@ impl std::fmt::Debug for Application {
             .field("base_url", &self.base_url)
             .field("demo", &self.demo)
             .finish_non_exhaustive()
+    }
+}
+
+/// What an application is assembled from: the adapters behind every port and the settings of
+/// the use cases and the HTTP layer. [`Application::build`] makes them from configuration; a
+/// test makes them from in-memory storage, a fake gateway and manual clocks, and both hand them
+/// to [`Application::assemble`].
+pub struct AppParts<S> {
+    /// One store implementing every storage port.
+    pub store: S,
+    pub gateway: Arc<dyn PaymentGateway>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub clock: Arc<dyn Clock>,
+    pub use_cases: UseCaseSettings,
+    pub api: ApiSettings,
+    pub jwt_secret: SessionKey,
+    /// The rate limiters' time: [`LimiterClock::monotonic`] outside tests.
+    pub limiter_clock: LimiterClock,
+    /// Seed the demo data before serving (a build with the `demo` feature only).
+    pub seed_demo: bool,
+    /// Bound already, so that the caller knows the address before anything is assembled.
+    pub listener: TcpListener,
+}
+
+impl<S> std::fmt::Debug for AppParts<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The adapters are trait objects and the key is secret: settings and address only.
+        f.debug_struct("AppParts")
+            .field("use_cases", &self.use_cases)
+            .field("api", &self.api)
+            .field("seed_demo", &self.seed_demo)
+            .field("listener", &self.listener.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> AppParts<S> {
+    /// The same parts over another store.
+    pub fn with_store<T>(self, store: T) -> AppParts<T> {
+        AppParts {
+            store,
+            gateway: self.gateway,
+            hasher: self.hasher,
+            clock: self.clock,
+            use_cases: self.use_cases,
+            api: self.api,
+            jwt_secret: self.jwt_secret,
+            limiter_clock: self.limiter_clock,
+            seed_demo: self.seed_demo,
+            listener: self.listener,
+        }
     }
 }
 
@@ -148,18 +199,11 @@ impl Application {
         let base_url = public_base_url(address);
 
         let (stripe, sandbox) = payments(&settings.mode, address, &base_url).await?;
-        let gateway: std::sync::Arc<dyn PaymentGateway> =
-            std::sync::Arc::new(StripeGateway::new(stripe).context("building the Stripe client")?);
+        let gateway: Arc<dyn PaymentGateway> =
+            Arc::new(StripeGateway::new(stripe).context("building the Stripe client")?);
         let limits = &settings.limits;
         let hasher = Argon2Hasher::with_limits(limits.password_hashing)
             .context("building the password hasher")?;
-        let use_cases = settings.use_cases;
-        let services = match store {
-            Store::Postgres(store) => services_over(store, gateway, hasher, use_cases),
-            Store::Sqlite(store) => services_over(store, gateway, hasher, use_cases),
-        };
-
-        let demo = seed_demo(&settings.mode, &services).await?;
 
         let jwt_secret = match &settings.auth.jwt_secret {
             Some(secret) => secret.clone(),
@@ -182,15 +226,64 @@ impl Application {
         api.workers = http.workers;
         api.trusted_proxies = http.trusted_proxies.clone();
         api.rate_limits = limits.rate_limits;
-        let state = ApiState::new(std::sync::Arc::new(services), jwt_secret.as_bytes(), api);
-        let server = lms_actix_api::run(listener, state).context("starting the HTTP server")?;
+        let parts = AppParts {
+            store: (),
+            gateway,
+            hasher: Arc::new(hasher),
+            clock: Arc::new(SystemClock),
+            use_cases: settings.use_cases,
+            api,
+            jwt_secret,
+            limiter_clock: LimiterClock::monotonic(),
+            seed_demo: matches!(settings.mode, Mode::Demo(DemoSettings { seed: true, .. })),
+            listener,
+        };
+        let app = match store {
+            Store::Postgres(store) => Self::assemble(parts.with_store(store)).await?,
+            Store::Sqlite(store) => Self::assemble(parts.with_store(store)).await?,
+        };
+        #[cfg(feature = "demo")]
+        let app = Self { sandbox, ..app };
+        #[cfg(not(feature = "demo"))]
+        let () = sandbox;
         tracing::info!(%address, url = %base_url, database = %settings.database.url.describe(), "listening");
+        Ok(app)
+    }
+
+    /// The one place adapters become the use cases, the HTTP state and a server: builds the
+    /// [`Services`] over the parts, seeds the demo data when asked, and builds the server on
+    /// the parts' listener. [`Application::build`] calls it with the configured adapters; the
+    /// API tests call it with theirs. No sandbox is attached (`build` attaches its own).
+    ///
+    /// Must be called inside a Tokio runtime; nothing is served until
+    /// [`Application::run_until_stopped`] is polled.
+    ///
+    /// # Errors
+    /// When seeding fails, `seed_demo` is asked of a build without the `demo` feature, or the
+    /// listener cannot be used.
+    pub async fn assemble<S>(parts: AppParts<S>) -> anyhow::Result<Self>
+    where
+        S: UserRepo + CourseRepo + PurchaseRepo + StorageHealth + Clone,
+    {
+        let services = Services::with_store(
+            parts.store,
+            parts.gateway,
+            parts.hasher,
+            parts.clock,
+            parts.use_cases,
+        );
+        let demo = seed_demo(parts.seed_demo, &services).await?;
+        let address = parts.listener.local_addr()?;
+        let state = ApiState::new(Arc::new(services), parts.jwt_secret.as_bytes(), parts.api)
+            .with_limiter_clock(parts.limiter_clock);
+        let server =
+            lms_actix_api::run(parts.listener, state).context("starting the HTTP server")?;
         Ok(Self {
             port: address.port(),
-            base_url,
+            base_url: public_base_url(address),
             server,
             #[cfg(feature = "demo")]
-            sandbox,
+            sandbox: None,
             demo,
         })
     }
@@ -317,17 +410,17 @@ fn demo_success_url(mode: &Mode, base_url: &str) -> String {
     }
 }
 
-/// The demo data, only in demo mode: its password is public.
-async fn seed_demo(mode: &Mode, services: &Services) -> anyhow::Result<DemoSeed> {
-    match mode {
-        #[cfg(feature = "demo")]
-        Mode::Demo(DemoSettings { seed: true, .. }) => {
-            demo::seed(services).await.context("seeding the demo data")
-        }
-        _ => {
-            let _ = services;
-            Ok(DemoSeed::Disabled)
-        }
+/// The demo data, only when asked (demo mode): its password is public.
+async fn seed_demo(seed: bool, services: &Services) -> anyhow::Result<DemoSeed> {
+    if !seed {
+        return Ok(DemoSeed::Disabled);
+    }
+    #[cfg(feature = "demo")]
+    return demo::seed(services).await.context("seeding the demo data");
+    #[cfg(not(feature = "demo"))]
+    {
+        let _ = services;
+        anyhow::bail!("SEED_DEMO: the demo data needs a build with the `demo` feature")
     }
 }
 
@@ -423,24 +516,6 @@ async fn open_store(database: &DatabaseSettings) -> anyhow::Result<Store> {
             Ok(Store::Sqlite(store))
         }
     }
-}
-
-fn services_over<S>(
-    store: S,
-    gateway: std::sync::Arc<dyn PaymentGateway>,
-    hasher: Argon2Hasher,
-    settings: lms_use_cases::UseCaseSettings,
-) -> Services
-where
-    S: UserRepo + CourseRepo + PurchaseRepo + StorageHealth + Clone,
-{
-    Services::with_store(
-        store,
-        gateway,
-        std::sync::Arc::new(hasher),
-        std::sync::Arc::new(SystemClock),
-        settings,
-    )
 }
 
 /// Starts the sandbox with a key and a webhook signing secret made for this run; returns the

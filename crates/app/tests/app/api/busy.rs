@@ -1,12 +1,12 @@
 //! A password hasher at its concurrency bound: sign-in and sign-up answer 503 `SERVER_BUSY`
 //! with a `Retry-After`, over the real server.
 
-use crate::api::helpers::{Resp, TestApp, JWT_SECRET, SUCCESS_URL};
-use lms_actix_api::{run, ApiSettings, ApiState};
+use crate::api::helpers::{Resp, TestApp, SUCCESS_URL};
+use crate::api::wiring;
+use lms_actix_api::limits::LimiterClock;
+use lms_actix_api::ApiSettings;
 use lms_in_memory::{FakeGateway, FakeHasher, InMemoryStore, ManualClock};
-use lms_use_cases::{Services, UseCaseSettings};
 use serde_json::{json, Value};
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,23 +23,20 @@ impl BusyApp {
     }
 }
 
-fn spawn_with_hasher(hasher: &FakeHasher) -> BusyApp {
-    let services = Services::with_store(
-        InMemoryStore::new(),
-        Arc::new(FakeGateway::new()),
-        Arc::new(hasher.clone()),
-        Arc::new(ManualClock::default()),
-        UseCaseSettings::default(),
-    );
+async fn spawn_with_hasher(hasher: &FakeHasher) -> BusyApp {
     let mut settings = ApiSettings::new(SUCCESS_URL);
     settings.workers = Some(1);
     settings.shutdown_timeout = Duration::from_secs(1);
-    let state = ApiState::new(Arc::new(services), JWT_SECRET.as_bytes(), settings);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(run(listener, state).unwrap());
+    let parts = wiring::parts(
+        InMemoryStore::new(),
+        Arc::new(FakeGateway::new()),
+        Arc::new(hasher.clone()),
+        &ManualClock::default(),
+        settings,
+        LimiterClock::monotonic(),
+    );
     BusyApp {
-        base: format!("http://127.0.0.1:{port}"),
+        base: wiring::serve(parts).await,
         client: reqwest::Client::new(),
     }
 }
@@ -47,7 +44,7 @@ fn spawn_with_hasher(hasher: &FakeHasher) -> BusyApp {
 #[tokio::test]
 async fn a_busy_hasher_answers_503_with_retry_after_for_sign_in_and_sign_up() {
     let hasher = FakeHasher::new();
-    let app = spawn_with_hasher(&hasher);
+    let app = spawn_with_hasher(&hasher).await;
     let credentials = json!({"email": "ada@example.com", "password": "correct horse battery"});
     let created = app
         .post(

@@ -1,18 +1,22 @@
-//! `spawn_app()`: the real server on 127.0.0.1:0 over swappable adapters, with typed request
-//! helpers and handles on the adapters to assert stored state.
+//! `spawn_app()`: the real server on 127.0.0.1:0, assembled by `Application::assemble` over
+//! swappable adapters, with typed request helpers and handles on the adapters to assert stored
+//! state.
 
-use crate::api::stripe_stand_in::StripeStandIn;
+use crate::api::wiring::{self, CountingGateway};
 use governor::clock::FakeRelativeClock;
 use lms_actix_api::limits::{LimiterClock, RateLimits};
-use lms_actix_api::{run, ApiSettings, ApiState};
+use lms_actix_api::ApiSettings;
 use lms_domain::{Currency, Money, PaymentFact, Purchase, PurchaseId};
 use lms_in_memory::{FakeEvent, FakeGateway, InMemoryStore, ManualClock};
-use lms_ports::{GatewayError, PurchaseRepo, RefundStatus};
+use lms_ports::{GatewayError, PaymentGateway, PurchaseRepo, RefundStatus};
 use lms_postgres::testing::TestDatabase;
+use lms_postgres::PgStore;
+use lms_stripe_sandbox::Sandbox;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
-use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -26,7 +30,7 @@ pub const FRONTEND: &str = "http://localhost:5173";
 pub enum Wiring {
     /// InMemoryStore + FakeGateway.
     Memory,
-    /// PgStore on a fresh database + the Stripe adapter against a wiremock stand-in.
+    /// PgStore on a fresh database + the Stripe adapter against the Stripe sandbox.
     PostgresStripe,
     /// PgStore pointed at a port where no database listens (+ the fake gateway).
     DeadPostgres,
@@ -35,7 +39,11 @@ pub enum Wiring {
 /// The gateway handle a test can script and inspect.
 pub enum Gateway {
     Fake(FakeGateway),
-    Stripe(StripeStandIn),
+    Stripe {
+        sandbox: Arc<Sandbox>,
+        /// Calls that reached the gateway port.
+        calls: Arc<AtomicUsize>,
+    },
 }
 
 /// A gateway failure to script, in terms both wirings can produce.
@@ -128,56 +136,64 @@ pub async fn spawn_app_with(wiring: Wiring) -> TestApp {
 /// off unless `tune` sets them, so tests of other behaviour sign up and in freely.
 pub async fn spawn_app_tuned(wiring: Wiring, tune: impl FnOnce(&mut ApiSettings)) -> TestApp {
     let clock = ManualClock::new(OffsetDateTime::now_utc());
-    let (services, memory, purchases, gateway, db) = match wiring {
+    let mut api = ApiSettings::new(SUCCESS_URL);
+    api.cookie_secure = true;
+    api.cors_origins = vec![FRONTEND.to_owned()];
+    api.workers = Some(1);
+    api.shutdown_timeout = Duration::from_secs(1);
+    api.rate_limits = RateLimits::off();
+    tune(&mut api);
+    let limiter_clock = FakeRelativeClock::default();
+    let parts = |store, gateway| {
+        wiring::parts(
+            store,
+            gateway,
+            wiring::fast_hasher(),
+            &clock,
+            api,
+            LimiterClock::manual(limiter_clock.clone()),
+        )
+    };
+    let (base, memory, purchases, gateway, db): (_, _, Arc<dyn PurchaseRepo>, _, _) = match wiring {
         Wiring::Memory => {
             let store = InMemoryStore::new();
             let gateway = FakeGateway::new();
-            let services = crate::api::wiring::memory_services(&store, &gateway, &clock);
-            let purchases: Arc<dyn PurchaseRepo> = Arc::new(store.clone());
-            (
-                services,
-                Some(store),
-                purchases,
-                Gateway::Fake(gateway),
-                None,
-            )
+            let base =
+                wiring::serve(parts((), Arc::new(gateway.clone())).with_store(store.clone())).await;
+            let purchases = Arc::new(store.clone());
+            (base, Some(store), purchases, Gateway::Fake(gateway), None)
         }
         Wiring::DeadPostgres => {
+            // Nothing listens on port 1.
+            let store = PgStore::connect_lazy(
+                "postgres://postgres@127.0.0.1:1/none",
+                1,
+                Duration::from_millis(500),
+            );
             let gateway = FakeGateway::new();
-            let (services, store) = crate::api::wiring::dead_postgres_services(&gateway, &clock);
-            let purchases: Arc<dyn PurchaseRepo> = Arc::new(store);
-            (services, None, purchases, Gateway::Fake(gateway), None)
+            let base =
+                wiring::serve(parts((), Arc::new(gateway.clone())).with_store(store.clone())).await;
+            (base, None, Arc::new(store), Gateway::Fake(gateway), None)
         }
         Wiring::PostgresStripe => {
             let db = TestDatabase::migrated("lms_api_test").await;
-            let stand_in = StripeStandIn::start().await;
-            let (services, store) = crate::api::wiring::postgres_stripe_services(&db, &stand_in, &clock);
-            let purchases: Arc<dyn PurchaseRepo> = Arc::new(store);
+            let store = PgStore::connect_lazy(db.url(), 5, Duration::from_secs(10));
+            let sandbox = Arc::new(wiring::sandbox().await);
+            let stripe: Arc<dyn PaymentGateway> =
+                Arc::new(wiring::stripe_gateway(&sandbox, &clock));
+            let (counting, calls) = CountingGateway::new(stripe);
+            let base = wiring::serve(parts((), Arc::new(counting)).with_store(store.clone())).await;
             (
-                services,
+                base,
                 None,
-                purchases,
-                Gateway::Stripe(stand_in),
+                Arc::new(store),
+                Gateway::Stripe { sandbox, calls },
                 Some(db),
             )
         }
     };
-    let mut settings = ApiSettings::new(SUCCESS_URL);
-    settings.cookie_secure = true;
-    settings.cors_origins = vec![FRONTEND.to_owned()];
-    settings.workers = Some(1);
-    settings.shutdown_timeout = std::time::Duration::from_secs(1);
-    settings.rate_limits = RateLimits::off();
-    tune(&mut settings);
-    let limiter_clock = FakeRelativeClock::default();
-    let state = ApiState::new(Arc::new(services), JWT_SECRET.as_bytes(), settings)
-        .with_limiter_clock(LimiterClock::manual(limiter_clock.clone()));
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let server = run(listener, state).unwrap();
-    tokio::spawn(server);
     TestApp {
-        base: format!("http://127.0.0.1:{port}"),
+        base,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -356,10 +372,12 @@ impl TestApp {
                 }
                 FakeGateway::signed_event(&event)
             }
-            Gateway::Stripe(_) => {
+            Gateway::Stripe { sandbox, .. } => {
                 use lms_ports::Clock;
                 let now = self.clock.now().unix_timestamp();
-                crate::api::stripe_stand_in::signed_event(event_id, event_type, checkout, facts, now)
+                crate::api::stripe_events::signed_event(
+                    sandbox, event_id, event_type, checkout, facts, now,
+                )
             }
         }
     }
@@ -466,15 +484,22 @@ impl TestApp {
                     GatewayError::Misconfigured("401 invalid api key sk_test_123".into()),
                 );
             }
-            (Gateway::Stripe(stand_in), Outage::Unavailable) => stand_in.fail_next(count, 503),
-            (Gateway::Stripe(stand_in), Outage::Misconfigured) => stand_in.fail_next(count, 401),
+            (Gateway::Stripe { sandbox, .. }, outage) => {
+                let status = match outage {
+                    Outage::Unavailable => 503,
+                    Outage::Misconfigured => 401,
+                };
+                let mut chaos = sandbox.chaos();
+                chaos.fail_next.extend(std::iter::repeat_n(status, count));
+                sandbox.set_chaos(chaos);
+            }
         }
     }
 
     pub fn gateway_calls(&self) -> usize {
         match &self.gateway {
             Gateway::Fake(fake) => fake.call_count(),
-            Gateway::Stripe(stand_in) => stand_in.call_count(),
+            Gateway::Stripe { calls, .. } => calls.load(Ordering::SeqCst),
         }
     }
 
@@ -482,23 +507,33 @@ impl TestApp {
     pub fn gateway_refunds(&self) -> Vec<i64> {
         match &self.gateway {
             Gateway::Fake(fake) => fake.refunds().iter().map(|r| r.amount.minor()).collect(),
-            Gateway::Stripe(stand_in) => stand_in.refunds(),
+            Gateway::Stripe { sandbox, .. } => sandbox
+                .events_of_type("refund.created")
+                .iter()
+                .map(|event| event["data"]["object"]["amount"].as_i64().unwrap())
+                .collect(),
         }
     }
 
-    /// Refunds are accepted but not yet confirmed (the webhook will confirm).
-    pub fn set_refund_pending(&self) {
+    /// Refunds are accepted but not yet confirmed (the webhook will confirm). Only the fake
+    /// gateway can be told so; the sandbox, like Stripe for cards, confirms a refund at once.
+    /// Returns whether refunds are now pending.
+    pub fn set_refund_pending(&self) -> bool {
         match &self.gateway {
-            Gateway::Fake(fake) => fake.set_refund_status(RefundStatus::Pending),
-            Gateway::Stripe(stand_in) => stand_in.set_refund_pending(),
+            Gateway::Fake(fake) => {
+                fake.set_refund_status(RefundStatus::Pending);
+                true
+            }
+            Gateway::Stripe { .. } => false,
         }
     }
 
-    /// The customer pays on the hosted page; no webhook is sent.
+    /// The customer pays on the hosted page; no webhook is sent. The sandbox names the
+    /// payment intent itself; the fake gateway takes `payment_intent`.
     pub fn pay_session(&self, session_id: &str, payment_intent: &str) -> bool {
         match &self.gateway {
             Gateway::Fake(fake) => fake.pay_session(session_id, payment_intent),
-            Gateway::Stripe(stand_in) => stand_in.pay_session(session_id, payment_intent),
+            Gateway::Stripe { sandbox, .. } => crate::api::stripe_events::pay(sandbox, session_id),
         }
     }
 }

@@ -7,7 +7,7 @@ mod health;
 mod helpers;
 mod limits;
 mod payments;
-mod stripe_stand_in;
+mod stripe_events;
 mod users;
 mod webhooks;
 mod wiring;

@@ -180,7 +180,8 @@ crate::per_wiring!(
 /// so this runs on the PostgreSQL + Stripe wiring alone.
 #[tokio::test]
 async fn a_stale_or_future_signature_is_400_and_writes_nothing() {
-    let app = crate::api::helpers::spawn_app_with(crate::api::helpers::Wiring::PostgresStripe).await;
+    let app =
+        crate::api::helpers::spawn_app_with(crate::api::helpers::Wiring::PostgresStripe).await;
     let (course_id, checkout, student) = pending_purchase(&app).await;
     let before = app.purchase(&checkout.purchase_id).await;
     // Signed now, by the app's clock.

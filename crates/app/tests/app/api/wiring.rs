@@ -1,36 +1,87 @@
-//! How each wiring builds its `Services`; the per-test PostgreSQL database is
-//! `lms_postgres::testing::TestDatabase`.
+//! What each wiring puts behind the API. Every wiring is assembled by
+//! `lms_app::Application::assemble`, the composition root the binary uses too; only the parts
+//! differ. The per-test PostgreSQL database is `lms_postgres::testing::TestDatabase`.
 
-use crate::api::stripe_stand_in::{StripeStandIn, SECRET_KEY, WEBHOOK_SECRET};
-use lms_in_memory::{FakeGateway, InMemoryStore, ManualClock};
+use async_trait::async_trait;
+use lms_actix_api::limits::LimiterClock;
+use lms_actix_api::{ApiSettings, SessionKey};
+use lms_app::{AppParts, Application};
+use lms_in_memory::ManualClock;
 use lms_password_argon2::Argon2Hasher;
-use lms_postgres::testing::TestDatabase;
-use lms_postgres::PgStore;
+use lms_ports::{
+    CheckoutRequest, CourseRepo, GatewayError, GatewaySession, PasswordHasher, PaymentGateway,
+    PurchaseRepo, RefundOutcome, RefundRequest, StorageHealth, UserRepo, WebhookEvent,
+    WebhookRejection,
+};
 use lms_stripe_http::{RetryPolicy, StripeConfig, StripeGateway};
-use lms_use_cases::{Services, UseCaseSettings};
+use lms_stripe_sandbox::{Sandbox, SandboxConfig};
+use lms_use_cases::UseCaseSettings;
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-pub fn memory_services(
-    store: &InMemoryStore,
-    gateway: &FakeGateway,
+pub const SECRET_KEY: &str = "sk_test_api_suite";
+pub const WEBHOOK_SECRET: &str = "whsec_api_suite";
+/// Where the sandbox's hosted pages claim to live: the frontend only ever redirects there,
+/// and the suite checks that the API hands out an `https://` link untouched.
+pub const SANDBOX_PAGE_BASE: &str = "https://checkout.sandbox.test";
+
+/// The parts every wiring shares; the store, gateway and hasher are the wiring's.
+pub fn parts<S>(
+    store: S,
+    gateway: Arc<dyn PaymentGateway>,
+    hasher: Arc<dyn PasswordHasher>,
     clock: &ManualClock,
-) -> Services {
-    Services::with_store(
-        store.clone(),
-        Arc::new(gateway.clone()),
-        Arc::new(Argon2Hasher::fast_for_tests().unwrap()),
-        Arc::new(clock.clone()),
-        UseCaseSettings::default(),
-    )
+    api: ApiSettings,
+    limiter_clock: LimiterClock,
+) -> AppParts<S> {
+    AppParts {
+        store,
+        gateway,
+        hasher,
+        clock: Arc::new(clock.clone()),
+        use_cases: UseCaseSettings::default(),
+        api,
+        jwt_secret: SessionKey::parse(crate::api::helpers::JWT_SECRET).unwrap(),
+        limiter_clock,
+        seed_demo: false,
+        listener: TcpListener::bind("127.0.0.1:0").unwrap(),
+    }
 }
 
-pub fn postgres_stripe_services(
-    db: &TestDatabase,
-    stand_in: &StripeStandIn,
-    clock: &ManualClock,
-) -> (Services, PgStore) {
-    let store = PgStore::connect_lazy(db.url(), 5, Duration::from_secs(10));
+pub fn fast_hasher() -> Arc<dyn PasswordHasher> {
+    Arc::new(Argon2Hasher::fast_for_tests().unwrap())
+}
+
+/// Assembles the app and serves it in the background; returns its address.
+pub async fn serve<S>(parts: AppParts<S>) -> String
+where
+    S: UserRepo + CourseRepo + PurchaseRepo + StorageHealth + Clone,
+{
+    let app = Application::assemble(parts).await.unwrap();
+    // Its own address rather than `base_url` (`localhost` may resolve to IPv6 first).
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    base
+}
+
+/// The Stripe sandbox the adapter talks to. It delivers no webhooks itself: each test sends
+/// the events it is about, in the order it wants.
+pub async fn sandbox() -> Sandbox {
+    let sandbox = Sandbox::start(SandboxConfig {
+        secret_key: SECRET_KEY.to_owned(),
+        webhook_secrets: vec![WEBHOOK_SECRET.to_owned()],
+        webhook_url: None,
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    sandbox.set_page_base(SANDBOX_PAGE_BASE);
+    sandbox
+}
+
+/// The real Stripe adapter against the sandbox, on the test's clock.
+pub fn stripe_gateway(sandbox: &Sandbox, clock: &ManualClock) -> StripeGateway {
     let config = StripeConfig::new(
         SECRET_KEY,
         WEBHOOK_SECRET,
@@ -38,35 +89,74 @@ pub fn postgres_stripe_services(
         "http://localhost:5173/payment/cancel",
     )
     .unwrap()
-    .with_api_base(&stand_in.uri())
+    .with_api_base(sandbox.base_url())
     .unwrap()
     .with_clock(Arc::new(clock.clone()))
-    // Scripted failures must reach the API, not be retried away.
+    // Injected failures must reach the API, not be retried away.
     .with_retry(RetryPolicy::none());
-    let gateway = StripeGateway::new(config).unwrap();
-    let services = Services::with_store(
-        store.clone(),
-        Arc::new(gateway),
-        Arc::new(Argon2Hasher::fast_for_tests().unwrap()),
-        Arc::new(clock.clone()),
-        UseCaseSettings::default(),
-    );
-    (services, store)
+    StripeGateway::new(config).unwrap()
 }
 
-/// A PgStore whose database never answers (nothing listens on port 1).
-pub fn dead_postgres_services(gateway: &FakeGateway, clock: &ManualClock) -> (Services, PgStore) {
-    let store = PgStore::connect_lazy(
-        "postgres://postgres@127.0.0.1:1/none",
-        1,
-        Duration::from_millis(500),
-    );
-    let services = Services::with_store(
-        store.clone(),
-        Arc::new(gateway.clone()),
-        Arc::new(Argon2Hasher::fast_for_tests().unwrap()),
-        Arc::new(clock.clone()),
-        UseCaseSettings::default(),
-    );
-    (services, store)
+/// Counts the calls that reach the gateway port (every method but `verify_webhook`, as the
+/// fake gateway counts them), so that "the gateway was not asked" is checked on this wiring too.
+pub struct CountingGateway {
+    inner: Arc<dyn PaymentGateway>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl CountingGateway {
+    pub fn new(inner: Arc<dyn PaymentGateway>) -> (Self, Arc<AtomicUsize>) {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let gateway = Self {
+            inner,
+            calls: Arc::clone(&calls),
+        };
+        (gateway, calls)
+    }
+
+    fn count(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for CountingGateway {
+    async fn create_checkout_session(
+        &self,
+        request: &CheckoutRequest,
+    ) -> Result<GatewaySession, GatewayError> {
+        self.count();
+        self.inner.create_checkout_session(request).await
+    }
+
+    async fn retrieve_checkout_session(
+        &self,
+        session_id: &str,
+    ) -> Result<GatewaySession, GatewayError> {
+        self.count();
+        self.inner.retrieve_checkout_session(session_id).await
+    }
+
+    async fn find_session_by_payment_intent(
+        &self,
+        payment_intent_id: &str,
+    ) -> Result<Option<GatewaySession>, GatewayError> {
+        self.count();
+        self.inner
+            .find_session_by_payment_intent(payment_intent_id)
+            .await
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
+        self.count();
+        self.inner.refund(request).await
+    }
+
+    fn verify_webhook(
+        &self,
+        payload: &[u8],
+        signature_header: Option<&str>,
+    ) -> Result<WebhookEvent, WebhookRejection> {
+        self.inner.verify_webhook(payload, signature_header)
+    }
 }
