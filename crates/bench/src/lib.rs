@@ -9,7 +9,7 @@
 
 use anyhow::{anyhow, bail, ensure, Context};
 use lms_app::{Application, Settings};
-use lms_postgres::testing::TestDatabase;
+use lms_test_db::TestDatabase;
 use lms_stripe_sandbox::{Chaos, Sandbox};
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -5,9 +5,9 @@
 //! cargo run -p lms-postgres --example apply_bench --release
 //! ```
 //!
-//! Uses a scratch database `lms_bench_<uuid>` ([`TestDatabase`]: created through
-//! `TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`, and dropped at
-//! the end).
+//! Uses a scratch database `lms_tdb_bench_..` (lms-test-db's [`TestDatabase`]: cloned from the
+//! migrated template through `TEST_DATABASE_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`, and dropped at the end).
 //! `BENCH_EVENTS` (default 2000) sets the events per scenario.
 
 #![expect(
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use lms_domain::{PaymentFact, Purchase, PurchaseId};
 use lms_ports::{Applied, PurchaseRepo};
-use lms_postgres::testing::TestDatabase;
+use lms_test_db::TestDatabase;
 use lms_postgres::PgStore;
 use lms_storage_contract as fixtures;
 use uuid::Uuid;

@@ -576,10 +576,9 @@ impl bb8::ErrorSink<PoolError> for LogConnectionErrors {
     }
 }
 
-#[cfg(feature = "testing")]
 impl crate::PgStore {
-    /// A connection from the store's own pool, to look at the session it was given (tests
-    /// only: the `testing` feature).
+    /// A connection from the store's own pool, configured like every other (TLS, session
+    /// limits): for statements the ports do not offer, such as looking at the session itself.
     ///
     /// # Errors
     /// As any store call that needs a connection.

@@ -11,6 +11,7 @@ mod error;
 mod migrate;
 mod rows;
 mod schema;
+// Until the API suite uses lms-test-db; then this module and the feature go.
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -39,7 +40,8 @@ use crate::schema::{courses, deployment, processed_events, purchases, users};
 
 pub use crate::connection::{check_database_url, PgConnectionOptions};
 pub use crate::migrate::{
-    embedded_migration_versions, revert_all_migrations, run_migrations, run_migrations_with,
+    embedded_migration_versions, migrations_fingerprint, revert_all_migrations, run_migrations,
+    run_migrations_with,
 };
 
 /// How long a request waits for a pooled connection (or for the database to accept one)

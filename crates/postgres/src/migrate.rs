@@ -79,6 +79,13 @@ pub async fn revert_all_migrations(url: &str) -> Result<Vec<String>, RepoError> 
     .await
 }
 
+/// A fingerprint (16 hex digits) of the migrations embedded in this build: their file names
+/// and contents. Two builds with the same fingerprint create the same schema, so a database
+/// migrated by one (a test template, say) can stand in for a fresh migration by the other.
+pub fn migrations_fingerprint() -> &'static str {
+    env!("LMS_POSTGRES_MIGRATIONS_FINGERPRINT")
+}
+
 /// The versions of the migrations embedded in this build, oldest first.
 pub fn embedded_migration_versions() -> Vec<String> {
     use diesel::migration::MigrationSource;

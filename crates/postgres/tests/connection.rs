@@ -13,7 +13,7 @@ use diesel::sql_types::{Bool, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use lms_domain::UserId;
 use lms_ports::{RepoError, UserRepo};
-use lms_postgres::testing::{maintenance_url, TestDatabase};
+use lms_test_db::{maintenance_url, TestDatabase};
 use lms_postgres::{run_migrations_with, PgConnectionOptions, PgStore};
 use uuid::Uuid;
 

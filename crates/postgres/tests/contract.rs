@@ -1,9 +1,10 @@
 //! PgStore against the shared storage contract, plus the PostgreSQL-specific checks
 //! (migrations, row-level "nothing written", error mapping when the database is away).
 //!
-//! Each test gets its own database `lms_test_<uuid>` ([`TestDatabase`]: created through
-//! `TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`, migrated, and
-//! dropped `WITH (FORCE)` when the test ends, passed or failed).
+//! Each test gets its own database `lms_tdb_test_..` (lms-test-db's [`TestDatabase`]: cloned
+//! through `TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`, from a
+//! template migrated once per migration set, and dropped `WITH (FORCE)` when the test ends,
+//! passed or failed).
 
 #![expect(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
 
@@ -17,7 +18,7 @@ use lms_ports::{
     Applied, DeploymentClaim, DeploymentRegistry, FactUpdate, PaymentsMode, PurchaseRepo,
     RepoError, StorageHealth, UserRepo,
 };
-use lms_postgres::testing::{maintenance_url, TestDatabase};
+use lms_test_db::{maintenance_url, TestDatabase};
 use lms_postgres::{embedded_migration_versions, revert_all_migrations, run_migrations, PgStore};
 use lms_storage_contract as contract;
 use uuid::Uuid;
