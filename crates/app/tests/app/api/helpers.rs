@@ -9,7 +9,7 @@ use lms_actix_api::ApiSettings;
 use lms_domain::{Currency, Money, PaymentFact, Purchase, PurchaseId};
 use lms_in_memory::{FakeEvent, FakeGateway, InMemoryStore, ManualClock};
 use lms_ports::{GatewayError, PaymentGateway, PurchaseRepo, RefundStatus};
-use lms_postgres::testing::TestDatabase;
+use lms_test_db::TestDatabase;
 use lms_postgres::PgStore;
 use lms_stripe_sandbox::Sandbox;
 use reqwest::header::HeaderMap;

@@ -1,6 +1,6 @@
 //! What each wiring puts behind the API. Every wiring is assembled by
 //! `lms_app::Application::assemble`, the composition root the binary uses too; only the parts
-//! differ. The per-test PostgreSQL database is `lms_postgres::testing::TestDatabase`.
+//! differ. The per-test PostgreSQL database is `lms_test_db::TestDatabase`.
 
 use async_trait::async_trait;
 use lms_actix_api::limits::LimiterClock;
