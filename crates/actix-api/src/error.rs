@@ -1,7 +1,8 @@
 //! The one JSON error envelope, and the only place where errors become status codes.
 //!
 //! `{"success": false, "status": "fail"|"error", "message", "code"}` (+ `errors` for validation).
-//! `fail` for 4xx, `error` for 5xx. A 5xx body is always generic; its cause goes to the log.
+//! `fail` for 4xx, `error` for 5xx. A 5xx body is always generic; its cause chain goes to the
+//! log, once, each level in `error.chain` (outermost first), when the response is built.
 //! The one exception, a 5xx asking the client to wait (503 `SERVER_BUSY`), carries a fixed
 //! message saying so, with `Retry-After` and `retryAfter`.
 
@@ -12,24 +13,13 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use lms_ports::{BoxError, WebhookRejection};
 use serde::Serialize;
 use std::fmt;
 
-/// One invalid input field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+/// One invalid input field: the use cases' own, so a field the HTTP layer finds wrong (a body
+/// serde cannot read) and one a use case refuses are the same thing on the wire.
+pub use lms_use_cases::FieldError;
 
 /// An error as the client sees it.
 #[derive(Debug)]
@@ -41,8 +31,8 @@ pub struct ApiError {
     /// never from a cause, it tells the client what the wait is for.
     pub message: String,
     pub errors: Vec<FieldError>,
-    /// The cause, logged for 5xx and never sent.
-    pub cause: Option<String>,
+    /// The cause, its whole chain logged for a 5xx and never sent.
+    pub cause: Option<BoxError>,
     /// For 429 and 503 that will clear by themselves: whole seconds the client should wait,
     /// sent as the `Retry-After` header and as `retryAfter` in the envelope.
     pub retry_after: Option<u64>,
@@ -115,9 +105,9 @@ impl ApiError {
     }
 
     /// A 500 whose cause is logged, never shown.
-    pub fn internal(cause: impl fmt::Display) -> Self {
+    pub fn internal(cause: impl Into<BoxError>) -> Self {
         Self {
-            cause: Some(cause.to_string()),
+            cause: Some(cause.into()),
             ..Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_ERROR",
@@ -127,16 +117,24 @@ impl ApiError {
     }
 
     /// Retryable: a dependency is down.
-    pub fn unavailable(code: &'static str, cause: impl fmt::Display) -> Self {
+    pub fn unavailable(code: &'static str, cause: impl Into<BoxError>) -> Self {
         Self {
-            cause: Some(cause.to_string()),
+            cause: Some(cause.into()),
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, GENERIC_5XX)
         }
     }
 
-    pub fn with_cause(mut self, cause: impl fmt::Display) -> Self {
-        self.cause = Some(cause.to_string());
+    pub fn with_cause(mut self, cause: impl Into<BoxError>) -> Self {
+        self.cause = Some(cause.into());
         self
+    }
+
+    /// Each level of the cause chain, outermost first; empty without a cause.
+    pub fn cause_chain(&self) -> Vec<String> {
+        self.cause.as_deref().map_or_else(Vec::new, |cause| {
+            let cause: &(dyn std::error::Error + 'static) = cause;
+            lms_ports::chain(cause).map(ToString::to_string).collect()
+        })
     }
 
     /// The envelope body for a status, code and message.
@@ -156,7 +154,7 @@ impl ApiError {
             errors: if self.errors.is_empty() {
                 None
             } else {
-                Some(&self.errors)
+                Some(self.errors.iter().map(FieldBody::from).collect())
             },
             retry_after: self.retry_after,
         }
@@ -171,11 +169,32 @@ impl fmt::Display for ApiError {
             self.status.as_u16(),
             self.code,
             self.message
-        )?;
-        if let Some(cause) = &self.cause {
-            write!(f, " (cause: {cause})")?;
+        )
+    }
+}
+
+/// The cause is this error's source: whoever walks the chain sees it.
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|cause| cause as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// A [`FieldError`] as the envelope spells it.
+#[derive(Debug, Serialize)]
+struct FieldBody<'a> {
+    field: &'a str,
+    message: &'a str,
+}
+
+impl<'a> From<&'a FieldError> for FieldBody<'a> {
+    fn from(error: &'a FieldError) -> Self {
+        Self {
+            field: &error.field,
+            message: &error.message,
         }
-        Ok(())
     }
 }
 
@@ -186,7 +205,7 @@ struct Envelope<'a> {
     message: &'a str,
     code: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<&'a [FieldError]>,
+    errors: Option<Vec<FieldBody<'a>>>,
     #[serde(rename = "retryAfter", skip_serializing_if = "Option::is_none")]
     retry_after: Option<u64>,
 }
@@ -198,7 +217,15 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse<BoxBody> {
         if self.status.is_server_error() {
-            tracing::error!(status = self.status.as_u16(), code = self.code, cause = ?self.cause, "request failed");
+            // The one place a 5xx is logged: every level of its cause, never in the body.
+            let chain = self.cause_chain();
+            tracing::error!(
+                status = self.status.as_u16(),
+                code = self.code,
+                error = chain.first().map(String::as_str),
+                error.chain = ?chain,
+                "request failed"
+            );
         } else {
             tracing::debug!(
                 status = self.status.as_u16(),
@@ -242,11 +269,13 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
 }
 
 /// serde_json names the field in messages like "missing field `title`"; pull it out.
-fn field_of(err: &serde_json::Error) -> String {
+fn field_of(err: &serde_json::Error) -> std::borrow::Cow<'static, str> {
     let text = err.to_string();
     text.split('`')
         .nth(1)
-        .map_or_else(|| "body".to_owned(), str::to_owned)
+        .map_or(std::borrow::Cow::Borrowed("body"), |field| {
+            std::borrow::Cow::Owned(field.to_owned())
+        })
 }
 
 fn payload_too_large() -> ApiError {
@@ -362,14 +391,9 @@ pub fn envelope_fallback<B: MessageBody + 'static>(
 impl From<lms_use_cases::UseCaseError> for ApiError {
     fn from(err: lms_use_cases::UseCaseError) -> Self {
         use lms_ports::GatewayError as G;
-        use lms_use_cases::UseCaseError as E;
+        use lms_use_cases::{Resource, UseCaseError as E};
         match err {
-            E::Validation(fields) => ApiError::validation(
-                fields
-                    .into_iter()
-                    .map(|f| FieldError::new(f.field, f.message))
-                    .collect(),
-            ),
+            E::Validation(fields) => ApiError::validation(fields),
             E::InvalidCredentials => ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "INVALID_CREDENTIALS",
@@ -379,17 +403,17 @@ impl From<lms_use_cases::UseCaseError> for ApiError {
                 ApiError::conflict("EMAIL_TAKEN", "An account with this email already exists.")
             }
             E::Forbidden => ApiError::forbidden("You are not allowed to do this."),
-            E::NotFound("course") => ApiError::new(
+            E::NotFound(Resource::Course) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "COURSE_NOT_FOUND",
                 "Course not found.",
             ),
-            E::NotFound("purchase") => ApiError::new(
+            E::NotFound(Resource::Purchase) => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "PURCHASE_NOT_FOUND",
                 "Purchase not found.",
             ),
-            E::NotFound(what) => ApiError::not_found(format!("{} not found.", capitalise(what))),
+            E::NotFound(Resource::User) => ApiError::not_found("User not found."),
             E::AlreadyPurchased => ApiError::conflict(
                 "ALREADY_PURCHASED",
                 "You have already purchased this course.",
@@ -406,37 +430,42 @@ impl From<lms_use_cases::UseCaseError> for ApiError {
                 format!("This purchase cannot be refunded: {reason}."),
             ),
             E::WebhookRejected(rejection) => {
-                ApiError::bad_request("INVALID_WEBHOOK", format!("Webhook rejected: {rejection}."))
+                ApiError::bad_request("INVALID_WEBHOOK", webhook_rejected(&rejection))
             }
-            E::Gateway(gateway) => {
-                let cause = gateway.to_string();
-                match gateway {
-                    G::Unavailable(_) => {
-                        ApiError::unavailable("PAYMENT_PROVIDER_UNAVAILABLE", cause)
-                    }
-                    G::Rejected { .. } | G::NotFound | G::Misconfigured(_) | G::Unexpected(_) => {
-                        ApiError::new(
-                            StatusCode::BAD_GATEWAY,
-                            "PAYMENT_PROVIDER_ERROR",
-                            GENERIC_5XX,
-                        )
-                        .with_cause(cause)
-                    }
+            E::Gateway(gateway) => match gateway {
+                G::Unavailable(_) => ApiError::unavailable("PAYMENT_PROVIDER_UNAVAILABLE", gateway),
+                G::Rejected { .. } | G::NotFound | G::Misconfigured(_) | G::Unexpected(_) => {
+                    ApiError::new(
+                        StatusCode::BAD_GATEWAY,
+                        "PAYMENT_PROVIDER_ERROR",
+                        GENERIC_5XX,
+                    )
+                    .with_cause(gateway)
                 }
-            }
+            },
             E::Busy { retry_after } => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "SERVER_BUSY", BUSY_MESSAGE)
                     .retry_after(retry_after)
             }
-            E::Unavailable(detail) => ApiError::unavailable("SERVICE_UNAVAILABLE", detail),
-            E::Unexpected(detail) => ApiError::internal(detail),
+            // The use case's error itself is the cause: the log reads from the top.
+            unavailable @ E::Unavailable(_) => {
+                ApiError::unavailable("SERVICE_UNAVAILABLE", unavailable)
+            }
+            unexpected @ E::Unexpected(_) => ApiError::internal(unexpected),
         }
     }
 }
 
-fn capitalise(word: &str) -> String {
-    let mut chars = word.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_uppercase().chain(chars).collect()
-    })
+/// What the sender of a refused webhook reads. A malformed one also says what was wrong: its
+/// reasons are about the sender's bytes (a serde message, an unreadable header), not about us.
+fn webhook_rejected(rejection: &WebhookRejection) -> String {
+    let reasons: Vec<String> = lms_ports::chain(rejection)
+        .skip(1)
+        .map(ToString::to_string)
+        .collect();
+    if reasons.is_empty() {
+        format!("Webhook rejected: {rejection}.")
+    } else {
+        format!("Webhook rejected: {rejection} ({}).", reasons.join(": "))
+    }
 }

@@ -17,9 +17,9 @@
 use async_trait::async_trait;
 use lms_domain::{Currency, DisputeOutcome, Money, PaymentFact, PurchaseId};
 use lms_ports::{
-    CheckoutRequest, GatewayError, GatewayEvent, GatewaySession, PaymentGateway, PurchaseLocator,
-    RefundOutcome, RefundRequest, RefundStatus, SessionPaymentStatus, SessionStatus, WebhookEvent,
-    WebhookRejection,
+    CheckoutRequest, Context, GatewayError, GatewayEvent, GatewaySession, PaymentGateway,
+    PurchaseLocator, RefundOutcome, RefundRequest, RefundStatus, SessionPaymentStatus,
+    SessionStatus, WebhookEvent, WebhookRejection,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -76,11 +76,9 @@ impl From<PaymentFact> for FakeFact {
 }
 
 impl FakeFact {
-    fn to_fact(&self) -> Result<PaymentFact, String> {
+    fn to_fact(&self) -> Result<PaymentFact, lms_domain::DomainError> {
         let money = |minor: i64, code: &str| {
-            Currency::parse(code)
-                .and_then(|currency| Money::new(minor, currency))
-                .map_err(|err| err.to_string())
+            Currency::parse(code).and_then(|currency| Money::new(minor, currency))
         };
         Ok(match self {
             FakeFact::PaymentSucceeded {
@@ -181,6 +179,66 @@ pub enum GatewayCall {
     Refund(RefundRequest),
 }
 
+/// A scripted failure, replayable any number of times: an error's cause cannot be cloned, so
+/// it is shared, and each replay is a fresh [`GatewayError`] of the same variant whose source
+/// reads (and chains) as the scripted one did.
+#[derive(Debug, Clone)]
+enum Scripted {
+    Rejected {
+        code: Option<String>,
+        message: String,
+    },
+    NotFound,
+    Unavailable(SharedCause),
+    Misconfigured(SharedCause),
+    Unexpected(SharedCause),
+}
+
+impl From<GatewayError> for Scripted {
+    fn from(error: GatewayError) -> Self {
+        match error {
+            GatewayError::Rejected { code, message } => Scripted::Rejected { code, message },
+            GatewayError::NotFound => Scripted::NotFound,
+            GatewayError::Unavailable(cause) => Scripted::Unavailable(SharedCause(cause.into())),
+            GatewayError::Misconfigured(cause) => {
+                Scripted::Misconfigured(SharedCause(cause.into()))
+            }
+            GatewayError::Unexpected(cause) => Scripted::Unexpected(SharedCause(cause.into())),
+        }
+    }
+}
+
+impl Scripted {
+    fn error(&self) -> GatewayError {
+        match self {
+            Scripted::Rejected { code, message } => GatewayError::Rejected {
+                code: code.clone(),
+                message: message.clone(),
+            },
+            Scripted::NotFound => GatewayError::NotFound,
+            Scripted::Unavailable(cause) => GatewayError::unavailable(cause.clone()),
+            Scripted::Misconfigured(cause) => GatewayError::misconfigured(cause.clone()),
+            Scripted::Unexpected(cause) => GatewayError::unexpected(cause.clone()),
+        }
+    }
+}
+
+/// One scripted cause, shared by its replays: reads as the cause, with the cause's sources.
+#[derive(Debug, Clone)]
+struct SharedCause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for SharedCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
 #[derive(Debug)]
 struct State {
     sessions: HashMap<String, GatewaySession>,
@@ -189,7 +247,7 @@ struct State {
     /// Idempotency key -> (request, outcome).
     refund_keys: HashMap<String, (RefundRequest, RefundOutcome)>,
     calls: Vec<GatewayCall>,
-    failures: VecDeque<GatewayError>,
+    failures: VecDeque<Scripted>,
     refund_status: RefundStatus,
     refunds: Vec<RefundRequest>,
     /// Payment intent -> minor units refunded so far (succeeded or pending refunds).
@@ -233,7 +291,10 @@ impl FakeGateway {
     /// Records the call, then fails it if a failure is queued.
     fn begin_call(state: &mut State, call: GatewayCall) -> Result<(), GatewayError> {
         state.calls.push(call);
-        state.failures.pop_front().map_or(Ok(()), Err)
+        state
+            .failures
+            .pop_front()
+            .map_or(Ok(()), |failure| Err(failure.error()))
     }
 
     // ---- Webhooks -------------------------------------------------------------------------
@@ -257,8 +318,9 @@ impl FakeGateway {
 
     /// Makes the next `count` gateway calls (any method but `verify_webhook`) fail with `error`.
     pub fn fail_next(&self, count: usize, error: GatewayError) {
+        let failure = Scripted::from(error);
         let mut state = self.state();
-        state.failures.extend(std::iter::repeat_n(error, count));
+        state.failures.extend(std::iter::repeat_n(failure, count));
     }
 
     /// How refunds made from now on end (default [`RefundStatus::Succeeded`]).
@@ -454,7 +516,7 @@ impl PaymentGateway for FakeGateway {
         let captured = match (session, state.announced.get(&request.payment_intent_id)) {
             (Some(session), _) if session.payment_status == SessionPaymentStatus::Paid => {
                 Money::new(session.amount_total, session.currency)
-                    .map_err(|err| GatewayError::Unexpected(err.to_string()))?
+                    .map_err(GatewayError::unexpected)?
             }
             (_, Some(announced)) => *announced,
             (Some(_), None) => {
@@ -516,13 +578,13 @@ impl PaymentGateway for FakeGateway {
         payload: &[u8],
         signature_header: Option<&str>,
     ) -> Result<WebhookEvent, WebhookRejection> {
-        let header = signature_header.ok_or(WebhookRejection::MissingSignature)?;
+        let header = signature_header.ok_or(WebhookRejection::BadSignature)?;
         let expected = Self::signature_for(payload);
         if header.trim().as_bytes() != expected.as_bytes() {
-            return Err(WebhookRejection::SignatureMismatch);
+            return Err(WebhookRejection::BadSignature);
         }
-        let event: FakeEvent = serde_json::from_slice(payload)
-            .map_err(|err| WebhookRejection::InvalidPayload(err.to_string()))?;
+        let event: FakeEvent =
+            serde_json::from_slice(payload).map_err(WebhookRejection::malformed)?;
         if event.facts.is_empty() {
             return Ok(WebhookEvent::Ignored {
                 id: event.id,
@@ -534,15 +596,15 @@ impl PaymentGateway for FakeGateway {
             .iter()
             .map(FakeFact::to_fact)
             .collect::<Result<Vec<_>, _>>()
-            .map_err(WebhookRejection::InvalidPayload)?;
+            .map_err(WebhookRejection::malformed)?;
         let purchase_id = event
             .purchase_id
             .as_deref()
             .map(str::parse::<PurchaseId>)
             .transpose()
-            .map_err(|err| WebhookRejection::InvalidPayload(format!("purchaseId: {err}")))?;
+            .map_err(|err| WebhookRejection::malformed(Context::new("purchaseId", err)))?;
         let created = OffsetDateTime::from_unix_timestamp(event.created)
-            .map_err(|err| WebhookRejection::InvalidPayload(format!("created: {err}")))?;
+            .map_err(|err| WebhookRejection::malformed(Context::new("created", err)))?;
         if let Some(intent) = &event.payment_intent_id {
             for fact in &facts {
                 if let PaymentFact::PaymentSucceeded { amount } = fact {

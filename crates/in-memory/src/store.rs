@@ -109,13 +109,11 @@ impl InMemoryStore {
     /// Takes the lock for one operation, or fails as the switch says.
     fn lock(&self) -> Result<MutexGuard<'_, State>, RepoError> {
         if self.unavailable.load(Ordering::SeqCst) {
-            return Err(RepoError::Unavailable(
-                "in-memory store switched off".to_owned(),
-            ));
+            return Err(RepoError::unavailable("in-memory store switched off"));
         }
         self.state
             .lock()
-            .map_err(|_| RepoError::Unexpected("in-memory store lock poisoned".to_owned()))
+            .map_err(|_| RepoError::unexpected("in-memory store lock poisoned"))
     }
 }
 
@@ -159,7 +157,7 @@ impl UserRepo for InMemoryStore {
         user.session_generation = user
             .session_generation
             .checked_add(1)
-            .ok_or_else(|| RepoError::Unexpected("session generation would overflow".to_owned()))?;
+            .ok_or_else(|| RepoError::unexpected("session generation would overflow"))?;
         Ok(user.session_generation)
     }
 }

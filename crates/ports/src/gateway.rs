@@ -4,6 +4,7 @@
 //! [`PaymentFact`]s. The HTTP adapter hands raw webhook bytes and the signature header to
 //! [`PaymentGateway::verify_webhook`] and never learns the signature format.
 
+use crate::error::{same_cause, BoxError};
 use async_trait::async_trait;
 use lms_domain::{CourseId, Currency, Money, PaymentFact, PurchaseId, UserId};
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use thiserror::Error;
 use time::OffsetDateTime;
 
 /// Why a gateway call failed.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Error)]
 pub enum GatewayError {
     /// The gateway refused the request as made (bad parameters, card declined, idempotency
     /// key reused with other parameters). Not retryable unchanged. `code` is the gateway's
@@ -26,13 +27,52 @@ pub enum GatewayError {
     NotFound,
     /// Retryable: connection failure, timeout, rate limit or gateway 5xx, after the adapter's
     /// own bounded retries.
-    #[error("payment provider unavailable: {0}")]
-    Unavailable(String),
+    #[error("payment provider unavailable")]
+    Unavailable(#[source] BoxError),
     /// Our credentials or setup are wrong (e.g. 401/403): an operator must act.
-    #[error("payment provider misconfigured: {0}")]
-    Misconfigured(String),
-    #[error("unexpected payment provider error: {0}")]
-    Unexpected(String),
+    #[error("payment provider misconfigured")]
+    Misconfigured(#[source] BoxError),
+    /// Anything else (an answer we cannot read, a broken invariant).
+    #[error("unexpected payment provider error")]
+    Unexpected(#[source] BoxError),
+}
+
+impl GatewayError {
+    /// A retryable failure keeping `cause` as its source.
+    pub fn unavailable(cause: impl Into<BoxError>) -> Self {
+        Self::Unavailable(cause.into())
+    }
+
+    /// A setup failure keeping `cause` as its source.
+    pub fn misconfigured(cause: impl Into<BoxError>) -> Self {
+        Self::Misconfigured(cause.into())
+    }
+
+    /// An opaque failure keeping `cause` as its source.
+    pub fn unexpected(cause: impl Into<BoxError>) -> Self {
+        Self::Unexpected(cause.into())
+    }
+}
+
+/// Business variants compare by value; opaque ones when they are the same variant with causes
+/// that read the same at every level.
+impl PartialEq for GatewayError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Self::Rejected { code, message },
+                Self::Rejected {
+                    code: other_code,
+                    message: other_message,
+                },
+            ) => code == other_code && message == other_message,
+            (Self::NotFound, Self::NotFound) => true,
+            (Self::Unavailable(a), Self::Unavailable(b))
+            | (Self::Misconfigured(a), Self::Misconfigured(b))
+            | (Self::Unexpected(a), Self::Unexpected(b)) => same_cause(a, b),
+            _ => false,
+        }
+    }
 }
 
 /// What to sell in one hosted checkout.
@@ -182,23 +222,46 @@ pub enum WebhookEvent {
     Ignored { id: String, event_type: String },
 }
 
-/// Why a webhook was refused. Nothing is written for a refused webhook.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+/// Why a webhook was refused, in terms of what a webhook is (a signed, timely event of our
+/// payment mode), whatever the gateway's signature format. Nothing is written for a refused
+/// webhook; every rejection is the sender's problem, never retryable as sent.
+#[derive(Debug, Error)]
 pub enum WebhookRejection {
-    #[error("missing signature header")]
-    MissingSignature,
-    #[error("malformed signature header")]
-    MalformedSignature,
-    #[error("signature header has no v1 signature")]
-    NoV1Signature,
-    #[error("signature timestamp is outside the tolerance")]
-    TimestampOutsideTolerance,
-    #[error("no signature matches")]
-    SignatureMismatch,
-    #[error("event body is not a valid event: {0}")]
-    InvalidPayload(String),
-    #[error("event livemode does not match the configured key")]
-    LivemodeMismatch,
+    /// No signature, or none that matches the body under any configured secret.
+    #[error("the signature is missing or does not match")]
+    BadSignature,
+    /// Authentically signed, but at an instant outside the accepted tolerance (a replay, or
+    /// a clock far off).
+    #[error("the signature is too old or too far in the future")]
+    Stale,
+    /// Authentic, but from the other payment mode (a test event at a live deployment, or
+    /// the reverse).
+    #[error("the event is from the other payment mode")]
+    WrongMode,
+    /// The signature cannot be read, or the body is not an event the gateway sends; the
+    /// source says what was wrong, in words safe to show the sender.
+    #[error("the webhook is malformed")]
+    Malformed(#[source] BoxError),
+}
+
+impl WebhookRejection {
+    /// A malformed webhook, `reason` saying how.
+    pub fn malformed(reason: impl Into<BoxError>) -> Self {
+        Self::Malformed(reason.into())
+    }
+}
+
+/// Equal when the same variant, with reasons that read the same for [`WebhookRejection::Malformed`].
+impl PartialEq for WebhookRejection {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::BadSignature, Self::BadSignature)
+            | (Self::Stale, Self::Stale)
+            | (Self::WrongMode, Self::WrongMode) => true,
+            (Self::Malformed(a), Self::Malformed(b)) => same_cause(a, b),
+            _ => false,
+        }
+    }
 }
 
 #[async_trait]

@@ -4,15 +4,16 @@
 //! Every method returns [`RepoError`]. Besides the business variants each method names,
 //! any method may fail with [`RepoError::Unavailable`] (the store cannot be reached or timed
 //! out: retrying later may succeed, and nothing was written) or [`RepoError::Unexpected`]
-//! (anything else; nothing was written). No adapter type (diesel, sqlx, ...) crosses this
-//! boundary.
+//! (anything else; nothing was written). Both keep their cause as their source. No adapter
+//! type (diesel, sqlx, ...) crosses this boundary.
 
+use crate::error::{same_cause, BoxError};
 use async_trait::async_trait;
 use lms_domain::{Course, CourseId, Email, PaymentFact, Purchase, PurchaseId, User, UserId};
 use thiserror::Error;
 use time::OffsetDateTime;
 
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Error)]
 pub enum RepoError {
     /// A unique field is already taken; names the field (`"email"`, `"checkout_session_id"`).
     #[error("a record with this {0} already exists")]
@@ -23,11 +24,41 @@ pub enum RepoError {
     /// The record to change does not exist.
     #[error("record not found")]
     NotFound,
-    /// Retryable: the store could not be reached or timed out.
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
-    #[error("unexpected storage error: {0}")]
-    Unexpected(String),
+    /// Retryable: the store could not be reached, was busy, or a connection, statement or lock
+    /// wait timed out. Nothing was written; the same call later may succeed.
+    #[error("storage unavailable")]
+    Unavailable(#[source] BoxError),
+    /// Anything else (a broken invariant, a corrupt record, an unknown database error); nothing
+    /// was written.
+    #[error("unexpected storage error")]
+    Unexpected(#[source] BoxError),
+}
+
+impl RepoError {
+    /// A retryable failure keeping `cause` as its source.
+    pub fn unavailable(cause: impl Into<BoxError>) -> Self {
+        Self::Unavailable(cause.into())
+    }
+
+    /// An opaque failure keeping `cause` as its source.
+    pub fn unexpected(cause: impl Into<BoxError>) -> Self {
+        Self::Unexpected(cause.into())
+    }
+}
+
+/// Business variants compare by value. Opaque ones have no equality of their own: they are
+/// equal when they are the same variant with causes that read the same at every level.
+impl PartialEq for RepoError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Duplicate(a), Self::Duplicate(b)) => a == b,
+            (Self::ActivePurchaseExists, Self::ActivePurchaseExists)
+            | (Self::NotFound, Self::NotFound) => true,
+            (Self::Unavailable(a), Self::Unavailable(b))
+            | (Self::Unexpected(a), Self::Unexpected(b)) => same_cause(a, b),
+            _ => false,
+        }
+    }
 }
 
 /// One page of a listing, 1-based.

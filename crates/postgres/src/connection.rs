@@ -28,7 +28,7 @@ use diesel::connection::InstrumentationEvent;
 use diesel::ConnectionError;
 use diesel_async::pooled_connection::PoolError;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
-use lms_ports::RepoError;
+use lms_ports::{Context, RepoError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -134,7 +134,7 @@ impl SslMode {
 }
 
 fn config_error(message: &str) -> RepoError {
-    RepoError::Unexpected(format!("{URL_VARIABLE}: {message}"))
+    RepoError::unexpected(format!("{URL_VARIABLE}: {message}"))
 }
 
 /// Checks a URL the way every connection will read it (syntax, `sslmode`, `sslrootcert`)
@@ -258,7 +258,9 @@ impl ConnectSpec {
     }
 }
 
-/// An error and its causes on one line (tokio-postgres's own message names only the kind).
+/// An error and its causes on one line (tokio-postgres's own message names only the kind):
+/// diesel's `ConnectionError::BadConnection`, which the pool's manager must return, holds
+/// only text, so this is the one place a chain is written out rather than kept.
 fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = error.to_string();
     let mut cause = error.source();
@@ -431,7 +433,7 @@ fn client_config(mode: SslMode, sslrootcert: Option<&str>) -> Result<ClientConfi
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|e| RepoError::Unexpected(format!("TLS set-up failed: {e}")))?;
+        .map_err(|e| RepoError::unexpected(Context::new("TLS set-up failed", e)))?;
     let config = match mode {
         SslMode::Disable | SslMode::Prefer | SslMode::Require => builder
             .dangerous()
@@ -602,7 +604,7 @@ mod tests {
 
     fn message(error: RepoError) -> String {
         match error {
-            RepoError::Unexpected(message) => message,
+            RepoError::Unexpected(cause) => lms_ports::chain_text(&*cause),
             other => format!("not Unexpected: {other:?}"),
         }
     }

@@ -89,7 +89,7 @@ impl PgStore {
         let spec = ConnectSpec::parse(url, options, Purpose::Pool)?;
         // One connection outside the pool first: the pool retries until its timeout and
         // then says only that it timed out, while this says why (refused, certificate, ...).
-        drop(spec.establish().await.map_err(|e| from_connection(&e))?);
+        drop(spec.establish().await.map_err(from_connection)?);
         let store = Self::pool(Some(spec), pool_size, DEFAULT_ACQUIRE_TIMEOUT);
         store.ping().await?;
         Ok(store)
@@ -534,7 +534,7 @@ impl StorageHealth for PgStore {
             .execute(&mut conn)
             .await
             .map_err(|e| match from_diesel(e) {
-                RepoError::Unexpected(message) => RepoError::Unavailable(message),
+                RepoError::Unexpected(cause) => RepoError::Unavailable(cause),
                 other => other,
             })?;
         drop(conn);

@@ -10,7 +10,7 @@ use crate::error::from_connection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use lms_ports::RepoError;
+use lms_ports::{BoxError, Context, RepoError};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
 
@@ -26,15 +26,15 @@ where
     F: FnOnce(&mut SyncPg) -> Result<T, RepoError> + Send + 'static,
 {
     let spec = ConnectSpec::parse(url, options, Purpose::Migration)?;
-    let connection = spec.establish().await.map_err(|e| from_connection(&e))?;
+    let connection = spec.establish().await.map_err(from_connection)?;
     // The wrapper blocks on this runtime's handle, which a blocking thread may do.
     tokio::task::spawn_blocking(move || work(&mut SyncPg::from(connection)))
         .await
-        .map_err(|e| RepoError::Unexpected(format!("migration task failed: {e}")))?
+        .map_err(|e| RepoError::unexpected(Context::new("migration task failed", e)))?
 }
 
-fn failed(error: &(dyn std::error::Error + Send + Sync)) -> RepoError {
-    RepoError::Unexpected(format!("migration failed: {error}"))
+fn failed(error: BoxError) -> RepoError {
+    RepoError::unexpected(Context::new("migration failed", error))
 }
 
 /// [`run_migrations_with`] the default [`PgConnectionOptions`].
@@ -59,7 +59,7 @@ pub async fn run_migrations_with(
     with_sync_connection(url, options, |connection| {
         let applied = connection
             .run_pending_migrations(MIGRATIONS)
-            .map_err(|e| failed(&*e))?;
+            .map_err(failed)?;
         Ok(applied.iter().map(ToString::to_string).collect())
     })
     .await
@@ -73,7 +73,7 @@ pub async fn revert_all_migrations(url: &str) -> Result<Vec<String>, RepoError> 
     with_sync_connection(url, &PgConnectionOptions::default(), |connection| {
         let reverted = connection
             .revert_all_migrations(MIGRATIONS)
-            .map_err(|e| failed(&*e))?;
+            .map_err(failed)?;
         Ok(reverted.iter().map(ToString::to_string).collect())
     })
     .await

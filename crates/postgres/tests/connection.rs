@@ -13,8 +13,8 @@ use diesel::sql_types::{Bool, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use lms_domain::UserId;
 use lms_ports::{RepoError, UserRepo};
-use lms_test_db::{maintenance_url, TestDatabase};
 use lms_postgres::{run_migrations_with, PgConnectionOptions, PgStore};
+use lms_test_db::{maintenance_url, TestDatabase};
 use uuid::Uuid;
 
 #[derive(QueryableByName)]
@@ -107,16 +107,17 @@ async fn verify_full_refuses_a_certificate_no_trusted_root_vouches_for() {
     let url = with_param(db.url(), "sslmode=verify-full");
     let options = PgConnectionOptions::default();
 
-    let Err(RepoError::Unavailable(message)) = PgStore::connect_with(&url, 1, &options).await
-    else {
+    let Err(RepoError::Unavailable(cause)) = PgStore::connect_with(&url, 1, &options).await else {
         panic!("a self-signed server certificate must not pass verify-full");
     };
+    let message = lms_ports::chain_text(&*cause);
     assert!(message.contains("certificate"), "{message}");
 
     // Migrations connect the same way.
-    let Err(RepoError::Unavailable(message)) = run_migrations_with(&url, &options).await else {
+    let Err(RepoError::Unavailable(cause)) = run_migrations_with(&url, &options).await else {
         panic!("migrations must verify the server like the store");
     };
+    let message = lms_ports::chain_text(&*cause);
     assert!(message.contains("certificate"), "{message}");
 }
 
@@ -154,16 +155,17 @@ async fn verify_ca_accepts_the_servers_certificate_given_as_the_root() {
 async fn a_bogus_sslmode_is_refused_before_any_connection() {
     let url = with_param(&maintenance_url(), "sslmode=sometimes");
     let options = PgConnectionOptions::default();
-    let Err(RepoError::Unexpected(message)) =
+    let Err(RepoError::Unexpected(cause)) =
         PgStore::connect_lazy_with(&url, 1, Duration::from_secs(1), &options)
     else {
         panic!("a bogus sslmode must be refused");
     };
+    let message = lms_ports::chain_text(&*cause);
     assert!(message.contains("DATABASE_URL"), "{message}");
     assert!(message.contains("sslmode"), "{message}");
     assert!(matches!(
         run_migrations_with(&url, &options).await,
-        Err(RepoError::Unexpected(message)) if message.contains("sslmode")
+        Err(RepoError::Unexpected(cause)) if lms_ports::chain_text(&*cause).contains("sslmode")
     ));
 }
 
@@ -231,7 +233,7 @@ async fn lock_users(url: &str) -> AsyncPgConnection {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_call_stuck_behind_a_lock_fails_with_a_repo_error() {
+async fn a_store_call_stuck_behind_a_lock_fails_as_unavailable_keeping_the_server_message() {
     let db = TestDatabase::migrated("lms_conn").await;
     let _holder = lock_users(db.url()).await;
     let user = UserId::from_uuid(Uuid::new_v4());
@@ -245,9 +247,10 @@ async fn a_store_call_stuck_behind_a_lock_fails_with_a_repo_error() {
         },
     );
     let started = Instant::now();
-    let Err(RepoError::Unexpected(message)) = by_lock.get_user(user).await else {
+    let Err(RepoError::Unavailable(cause)) = by_lock.get_user(user).await else {
         panic!("a lock wait past lock_timeout must fail");
     };
+    let message = lms_ports::chain_text(&*cause);
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(message.contains("lock timeout"), "{message}");
 
@@ -261,9 +264,10 @@ async fn a_store_call_stuck_behind_a_lock_fails_with_a_repo_error() {
         },
     );
     let started = Instant::now();
-    let Err(RepoError::Unexpected(message)) = by_statement.get_user(user).await else {
+    let Err(RepoError::Unavailable(cause)) = by_statement.get_user(user).await else {
         panic!("a statement past statement_timeout must fail");
     };
+    let message = lms_ports::chain_text(&*cause);
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(message.contains("statement timeout"), "{message}");
 }
@@ -290,9 +294,10 @@ async fn a_migration_waiting_for_a_lock_fails_within_lock_timeout() {
         ..PgConnectionOptions::default()
     };
     let started = Instant::now();
-    let Err(RepoError::Unexpected(message)) = run_migrations_with(db.url(), &options).await else {
+    let Err(RepoError::Unexpected(cause)) = run_migrations_with(db.url(), &options).await else {
         panic!("a migration waiting past lock_timeout must fail");
     };
+    let message = lms_ports::chain_text(&*cause);
     assert!(started.elapsed() < Duration::from_secs(10), "{message}");
     assert!(message.contains("lock timeout"), "{message}");
 }

@@ -24,7 +24,10 @@ pub fn deployment_claim(
     match PaymentsMode::parse(recorded) {
         Some(mode) if mode == wanted => Ok(DeploymentClaim::Matches),
         Some(mode) => Ok(DeploymentClaim::Conflict { recorded: mode }),
-        None => Err(corrupt("payments mode", recorded)),
+        None => Err(corrupt(
+            "payments mode",
+            format!("{recorded:?} names no mode this build knows"),
+        )),
     }
 }
 

@@ -90,9 +90,13 @@ pub mod __private {
     pub use lms_ports::RepoError;
 }
 
-/// The error for a stored value the domain refuses.
-pub fn corrupt(what: &str, detail: impl std::fmt::Display) -> RepoError {
-    RepoError::Unexpected(format!("stored {what} is invalid: {detail}"))
+/// The error for a stored value the domain refuses; `cause` is the refusal (the parser's
+/// error, or what is wrong in words).
+pub fn corrupt(what: &str, cause: impl Into<lms_ports::BoxError>) -> RepoError {
+    RepoError::unexpected(lms_ports::Context::new(
+        format!("stored {what} is invalid"),
+        cause,
+    ))
 }
 
 /// Declares a diesel row struct and the field moves between it and its record (`From` both

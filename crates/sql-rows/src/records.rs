@@ -112,7 +112,8 @@ impl<E: Encoding> Record for UserRecord<E> {
             id: UserId::from_uuid(E::load_id(self.id, "user id")?),
             name: UserName::parse(&self.name).map_err(|e| corrupt("user name", e))?,
             email: Email::parse(&self.email).map_err(|e| corrupt("email", e))?,
-            role: Role::from_name(&self.role).ok_or_else(|| corrupt("role", &self.role))?,
+            role: Role::from_name(&self.role)
+                .ok_or_else(|| corrupt("role", format!("unknown role {:?}", self.role)))?,
             password_hash: self.password_hash,
             session_generation: session_generation(self.session_generation)?,
             created_at: E::load_instant(self.created_at, "user creation time")?,

@@ -8,17 +8,16 @@
 
 use diesel::result::{ConnectionError, DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::PoolError;
-use lms_ports::RepoError;
+use lms_ports::{Context, RepoError};
 use lms_sql_rows::unique_constraint_meaning;
 
-/// The business error a unique violation means, from what SQLite reports about it.
-fn unique_violation(message: &str) -> RepoError {
+/// The business error a unique violation means, from what SQLite reports about it; `None`
+/// for a constraint with no business meaning.
+fn unique_violation(message: &str) -> Option<RepoError> {
     let target = message
         .strip_prefix("UNIQUE constraint failed: ")
         .unwrap_or(message);
-    postgres_name(target)
-        .and_then(unique_constraint_meaning)
-        .unwrap_or_else(|| RepoError::Unexpected(format!("unique violation on {target}")))
+    postgres_name(target).and_then(unique_constraint_meaning)
 }
 
 /// The PostgreSQL name of the unique index a SQLite violation `target` names: its meaning is
@@ -50,51 +49,51 @@ fn is_unavailable(message: &str) -> bool {
 }
 
 pub(crate) fn from_diesel(error: DieselError) -> RepoError {
-    match error {
-        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
-            unique_violation(info.message())
+    let DieselError::DatabaseError(kind, info) = &error else {
+        return RepoError::unexpected(error);
+    };
+    match kind {
+        DatabaseErrorKind::UniqueViolation => match unique_violation(info.message()) {
+            Some(meaning) => meaning,
+            None => RepoError::unexpected(Context::new(
+                "unique violation on a constraint with no business meaning",
+                error,
+            )),
+        },
+        DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => {
+            RepoError::unavailable(error)
         }
-        DieselError::DatabaseError(
-            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-            info,
-        ) => RepoError::Unavailable(info.message().to_owned()),
-        DieselError::DatabaseError(_, info) if is_unavailable(info.message()) => {
-            RepoError::Unavailable(info.message().to_owned())
-        }
-        DieselError::DatabaseError(kind, info) => {
-            RepoError::Unexpected(format!("database error ({kind:?}): {}", info.message()))
-        }
-        other => RepoError::Unexpected(other.to_string()),
+        _ if is_unavailable(info.message()) => RepoError::unavailable(error),
+        other => RepoError::unexpected(Context::new(format!("database error ({other:?})"), error)),
     }
 }
 
-pub(crate) fn from_connection(error: &ConnectionError) -> RepoError {
+pub(crate) fn from_connection(error: ConnectionError) -> RepoError {
     match error {
         ConnectionError::InvalidConnectionUrl(_) => {
-            RepoError::Unexpected("invalid SQLite database path".to_owned())
+            RepoError::unexpected("invalid SQLite database path")
         }
-        ConnectionError::CouldntSetupConfiguration(error) => from_diesel_ref(error),
-        other => RepoError::Unavailable(format!("cannot open the SQLite database: {other}")),
-    }
-}
-
-fn from_diesel_ref(error: &DieselError) -> RepoError {
-    match error {
-        DieselError::DatabaseError(_, info) if is_unavailable(info.message()) => {
-            RepoError::Unavailable(info.message().to_owned())
-        }
-        other => RepoError::Unexpected(format!("cannot configure the SQLite connection: {other}")),
+        ConnectionError::CouldntSetupConfiguration(error) => match &error {
+            DieselError::DatabaseError(_, info) if is_unavailable(info.message()) => {
+                RepoError::unavailable(error)
+            }
+            _ => RepoError::unexpected(Context::new(
+                "cannot configure the SQLite connection",
+                error,
+            )),
+        },
+        other => RepoError::unavailable(Context::new("cannot open the SQLite database", other)),
     }
 }
 
 pub(crate) fn from_pool(error: bb8::RunError<PoolError>) -> RepoError {
     match error {
         bb8::RunError::TimedOut => {
-            RepoError::Unavailable("timed out waiting for a SQLite read connection".to_owned())
+            RepoError::unavailable("timed out waiting for a SQLite read connection")
         }
-        bb8::RunError::User(PoolError::ConnectionError(error)) => from_connection(&error),
+        bb8::RunError::User(PoolError::ConnectionError(error)) => from_connection(error),
         bb8::RunError::User(PoolError::QueryError(error)) => {
-            RepoError::Unavailable(format!("SQLite connection check failed: {error}"))
+            RepoError::unavailable(Context::new("SQLite connection check failed", error))
         }
     }
 }

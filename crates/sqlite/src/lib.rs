@@ -167,11 +167,7 @@ where
 {
     conn.spawn_blocking(move |conn| {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
-            .unwrap_or_else(|_| {
-                Err(RepoError::Unexpected(
-                    "a storage operation panicked".to_owned(),
-                ))
-            });
+            .unwrap_or_else(|_| Err(RepoError::unexpected("a storage operation panicked")));
         close_dangling_transaction(conn);
         Ok(outcome)
     })
@@ -212,7 +208,7 @@ impl SqliteStore {
         target.ensure_directory()?;
         let mut writer = Conn::establish(&target.url)
             .await
-            .map_err(|e| from_connection(&e))?;
+            .map_err(from_connection)?;
         writer
             .batch_execute(&writer_setup(options.busy_timeout))
             .await
@@ -261,9 +257,7 @@ impl SqliteStore {
     {
         let mut writer = tokio::time::timeout(self.inner.acquire_timeout, self.inner.writer.lock())
             .await
-            .map_err(|_| {
-                RepoError::Unavailable("timed out waiting for the SQLite writer".to_owned())
-            })?;
+            .map_err(|_| RepoError::unavailable("timed out waiting for the SQLite writer"))?;
         on(&mut writer, work).await
     }
 
@@ -687,7 +681,7 @@ impl StorageHealth for SqliteStore {
                 ))
                 .get_result(conn)
                 .map_err(|e| match from_diesel(e) {
-                    RepoError::Unexpected(message) => RepoError::Unavailable(message),
+                    RepoError::Unexpected(cause) => RepoError::Unavailable(cause),
                     other => other,
                 })
             })

@@ -5,19 +5,19 @@
 use diesel::migration::MigrationSource;
 use diesel::sqlite::{Sqlite, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use lms_ports::RepoError;
+use lms_ports::{BoxError, Context, RepoError};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
-fn failed(error: &(dyn std::error::Error + Send + Sync)) -> RepoError {
-    RepoError::Unexpected(format!("migration failed: {error}"))
+fn failed(error: BoxError) -> RepoError {
+    RepoError::unexpected(Context::new("migration failed", error))
 }
 
 /// Applies every pending migration, each in its own transaction; returns the versions applied.
 pub(crate) fn run_pending(connection: &mut SqliteConnection) -> Result<Vec<String>, RepoError> {
     let applied = connection
         .run_pending_migrations(MIGRATIONS)
-        .map_err(|e| failed(&*e))?;
+        .map_err(failed)?;
     Ok(applied.iter().map(ToString::to_string).collect())
 }
 
@@ -25,7 +25,7 @@ pub(crate) fn run_pending(connection: &mut SqliteConnection) -> Result<Vec<Strin
 pub(crate) fn revert_all(connection: &mut SqliteConnection) -> Result<Vec<String>, RepoError> {
     let reverted = connection
         .revert_all_migrations(MIGRATIONS)
-        .map_err(|e| failed(&*e))?;
+        .map_err(failed)?;
     Ok(reverted.iter().map(ToString::to_string).collect())
 }
 

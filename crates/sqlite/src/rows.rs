@@ -54,9 +54,12 @@ fn parse_id(raw: &str, what: &str) -> Result<Uuid, RepoError> {
 /// # Errors
 /// [`RepoError::Unexpected`] for an instant outside years 1677 to 2262.
 pub(crate) fn nanos(at: OffsetDateTime) -> Result<i64, RepoError> {
-    i64::try_from(at.unix_timestamp_nanos()).map_err(|_| {
-        RepoError::Unexpected(format!(
-            "instant {at} is outside the range the SQLite store holds (years 1677 to 2262)"
+    i64::try_from(at.unix_timestamp_nanos()).map_err(|e| {
+        RepoError::unexpected(lms_ports::Context::new(
+            format!(
+                "instant {at} is outside the range the SQLite store holds (years 1677 to 2262)"
+            ),
+            e,
         ))
     })
 }

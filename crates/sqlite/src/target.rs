@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lms_ports::RepoError;
+use lms_ports::{Context, RepoError};
 
 /// A parsed database location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,9 +39,7 @@ impl Target {
             None => (raw, false),
         };
         if path.is_empty() && !in_memory_mode {
-            return Err(RepoError::Unexpected(
-                "the SQLite database path is empty".to_owned(),
-            ));
+            return Err(RepoError::unexpected("the SQLite database path is empty"));
         }
         let file = if in_memory_mode || path == ":memory:" {
             None
@@ -79,9 +77,12 @@ impl Target {
             return Ok(());
         }
         std::fs::create_dir_all(parent).map_err(|e| {
-            RepoError::Unavailable(format!(
-                "cannot create the directory {} of the SQLite database: {e}",
-                parent.display()
+            RepoError::unavailable(Context::new(
+                format!(
+                    "cannot create the directory {} of the SQLite database",
+                    parent.display()
+                ),
+                e,
             ))
         })
     }

@@ -51,17 +51,18 @@ struct RawData {
 /// matches the key's mode.
 ///
 /// # Errors
-/// [`WebhookRejection::InvalidPayload`] when the body is not an event (or a relevant event
-/// lacks a field it needs), [`WebhookRejection::LivemodeMismatch`].
+/// [`WebhookRejection::Malformed`] when the body is not an event (or a relevant event
+/// lacks a field it needs), [`WebhookRejection::WrongMode`] when its `livemode` is not the
+/// key's.
 pub fn parse_event(
     payload: &[u8],
     expect_livemode: bool,
 ) -> Result<WebhookEvent, WebhookRejection> {
     let text = std::str::from_utf8(payload).map_err(|_| invalid("body is not UTF-8"))?;
     let raw: RawEvent =
-        serde_json::from_str(text).map_err(|error| invalid(format!("not an event: {error}")))?;
+        serde_json::from_str(text).map_err(|error| invalid_because("not an event", error))?;
     if raw.livemode != expect_livemode {
-        return Err(WebhookRejection::LivemodeMismatch);
+        return Err(WebhookRejection::WrongMode);
     }
     let created = OffsetDateTime::from_unix_timestamp(raw.created)
         .map_err(|_| invalid("created is out of range"))?;
@@ -147,7 +148,7 @@ fn map_object(
 fn decode<T: serde::de::DeserializeOwned>(
     object: &serde_json::Value,
 ) -> Result<T, WebhookRejection> {
-    T::deserialize(object).map_err(|error| invalid(format!("unexpected data.object: {error}")))
+    T::deserialize(object).map_err(|error| invalid_because("unexpected data.object", error))
 }
 
 fn map_session(
@@ -281,5 +282,9 @@ fn money(amount: i64, currency: &str, event_id: &str) -> Option<Money> {
 }
 
 fn invalid(reason: impl Into<String>) -> WebhookRejection {
-    WebhookRejection::InvalidPayload(reason.into())
+    WebhookRejection::malformed(reason.into())
+}
+
+fn invalid_because(reason: &'static str, error: serde_json::Error) -> WebhookRejection {
+    WebhookRejection::malformed(lms_ports::Context::new(reason, error))
 }

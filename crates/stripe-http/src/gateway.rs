@@ -7,8 +7,8 @@ use crate::signature::verify_signature;
 use async_trait::async_trait;
 use lms_domain::{Currency, Money};
 use lms_ports::{
-    CheckoutRequest, GatewayError, GatewaySession, PaymentGateway, RefundOutcome, RefundRequest,
-    RefundStatus, WebhookEvent, WebhookRejection,
+    CheckoutRequest, Context, GatewayError, GatewaySession, PaymentGateway, RefundOutcome,
+    RefundRequest, RefundStatus, WebhookEvent, WebhookRejection,
 };
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
@@ -42,8 +42,8 @@ impl fmt::Debug for StripeGateway {
 pub enum BuildError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot build the HTTP client: {0}")]
-    Http(String),
+    #[error("cannot build the HTTP client")]
+    Http(#[source] reqwest::Error),
 }
 
 /// How one attempt ended, before deciding whether to retry.
@@ -58,7 +58,8 @@ enum Attempt {
     },
     Transport {
         timeout: bool,
-        detail: String,
+        /// Without its URL: a path may carry ids, and the error reaches the log.
+        error: reqwest::Error,
     },
 }
 
@@ -74,7 +75,7 @@ impl StripeGateway {
             // Stripe never redirects; following one could carry the key somewhere else.
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|error| BuildError::Http(error.to_string()))?;
+            .map_err(BuildError::Http)?;
         Ok(Self { config, http })
     }
 
@@ -86,7 +87,7 @@ impl StripeGateway {
         let mut url = self.config.api_base.clone();
         {
             let mut path = url.path_segments_mut().map_err(|()| {
-                GatewayError::Misconfigured("the Stripe API base cannot hold a path".to_owned())
+                GatewayError::misconfigured("the Stripe API base cannot hold a path")
             })?;
             path.pop_if_empty();
             // Each segment is percent-encoded: an id can never escape its path position.
@@ -99,29 +100,29 @@ impl StripeGateway {
         let mut headers = HeaderMap::new();
         let mut auth = HeaderValue::try_from(format!("Bearer {}", self.config.secret_key.expose()))
             .map_err(|_| {
-                GatewayError::Misconfigured(
-                    "the Stripe secret key is not a valid header value".to_owned(),
-                )
+                GatewayError::misconfigured("the Stripe secret key is not a valid header value")
             })?;
         auth.set_sensitive(true);
         headers.insert(AUTHORIZATION, auth);
         headers.insert(
             "Stripe-Version",
-            HeaderValue::try_from(self.config.api_version.as_str())
-                .map_err(|_| GatewayError::Misconfigured("invalid Stripe-Version".to_owned()))?,
+            HeaderValue::try_from(self.config.api_version.as_str()).map_err(|error| {
+                GatewayError::misconfigured(Context::new("invalid Stripe-Version", error))
+            })?,
         );
         if let Some(key) = idempotency_key {
             if key.is_empty() || key.len() > 255 {
-                return Err(GatewayError::Unexpected(
-                    "idempotency key must be 1 to 255 characters".to_owned(),
+                return Err(GatewayError::unexpected(
+                    "idempotency key must be 1 to 255 characters",
                 ));
             }
             headers.insert(
                 "Idempotency-Key",
-                HeaderValue::try_from(key).map_err(|_| {
-                    GatewayError::Unexpected(
-                        "idempotency key is not a valid header value".to_owned(),
-                    )
+                HeaderValue::try_from(key).map_err(|error| {
+                    GatewayError::unexpected(Context::new(
+                        "idempotency key is not a valid header value",
+                        error,
+                    ))
                 })?,
             );
         }
@@ -142,7 +143,7 @@ impl StripeGateway {
             .map(serde_urlencoded::to_string)
             .transpose()
             .map_err(|error| {
-                GatewayError::Unexpected(format!("cannot encode the form: {error}"))
+                GatewayError::unexpected(Context::new("cannot encode the form", error))
             })?;
         let policy = self.config.retry;
         let started = Instant::now();
@@ -259,7 +260,7 @@ impl StripeGateway {
             Err(error) => {
                 return Attempt::Transport {
                     timeout: error.is_timeout(),
-                    detail: describe(&error),
+                    error: error.without_url(),
                 }
             }
         };
@@ -288,63 +289,39 @@ impl StripeGateway {
             },
             Err(error) => Attempt::Transport {
                 timeout: error.is_timeout(),
-                detail: describe(&error),
+                error: error.without_url(),
             },
         }
     }
 
     fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, GatewayError> {
         serde_json::from_slice(bytes).map_err(|error| {
-            GatewayError::Unexpected(format!("unexpected Stripe response: {error}"))
+            GatewayError::unexpected(Context::new("unexpected Stripe response", error))
         })
     }
 
     /// Maps the last attempt to the port's error, never leaking the secret key.
     fn final_error(&self, attempt: Attempt) -> GatewayError {
-        let error = match attempt {
-            Attempt::Success(_) => {
-                GatewayError::Unexpected("success treated as failure".to_owned())
-            }
+        match attempt {
+            Attempt::Success(_) => GatewayError::unexpected("success treated as failure"),
             Attempt::Transport {
                 timeout: true,
-                detail,
-            } => GatewayError::Unavailable(format!("request to Stripe timed out ({detail})")),
+                error,
+            } => GatewayError::unavailable(Context::new("request to Stripe timed out", error)),
             Attempt::Transport {
                 timeout: false,
-                detail,
-            } => GatewayError::Unavailable(format!("cannot reach Stripe ({detail})")),
-            Attempt::Status { status, body, .. } => map_status(status, &body),
-        };
-        self.scrub(error)
-    }
-
-    /// Removes the secret key from any text a gateway error carries (Stripe echoes a masked
-    /// key in 401 messages; a stand-in might echo it whole).
-    fn scrub(&self, error: GatewayError) -> GatewayError {
-        let key = self.config.secret_key.expose();
-        let clean = |text: String| {
-            if text.contains(key) {
-                text.replace(key, "[redacted]")
-            } else {
-                text
+                error,
+            } => GatewayError::unavailable(Context::new("cannot reach Stripe", error)),
+            Attempt::Status { status, body, .. } => {
+                map_status(status, &body, self.config.secret_key.expose())
             }
-        };
-        match error {
-            GatewayError::Rejected { code, message } => GatewayError::Rejected {
-                code: code.map(clean),
-                message: clean(message),
-            },
-            GatewayError::NotFound => GatewayError::NotFound,
-            GatewayError::Unavailable(text) => GatewayError::Unavailable(clean(text)),
-            GatewayError::Misconfigured(text) => GatewayError::Misconfigured(clean(text)),
-            GatewayError::Unexpected(text) => GatewayError::Unexpected(clean(text)),
         }
     }
 
     fn session(&self, session: StripeSession) -> Result<GatewaySession, GatewayError> {
         session
             .into_gateway_session()
-            .map_err(GatewayError::Unexpected)
+            .map_err(GatewayError::unexpected)
     }
 
     /// The form Stripe receives for a checkout session (exposed for inspection in tests).
@@ -431,46 +408,67 @@ fn is_retryable(status: StatusCode, should_retry: Option<bool>) -> bool {
     should_retry.unwrap_or(matches!(status.as_u16(), 409 | 429) || status.is_server_error())
 }
 
-fn map_status(status: StatusCode, body: &[u8]) -> GatewayError {
+/// What Stripe answered to a request that failed: the cause of the port's error. Its message
+/// is Stripe's, with the secret key removed.
+#[derive(Debug, thiserror::Error)]
+#[error("Stripe answered HTTP {status}: {message}")]
+struct StripeAnswer {
+    status: u16,
+    message: String,
+}
+
+/// Maps a failed answer to the port's error. Stripe echoes a masked key in 401 messages (a
+/// stand-in might echo it whole), so every text taken from the body loses `secret_key` first.
+fn map_status(status: StatusCode, body: &[u8], secret_key: &str) -> GatewayError {
+    let scrub = |text: String| {
+        if !secret_key.is_empty() && text.contains(secret_key) {
+            text.replace(secret_key, "[redacted]")
+        } else {
+            text
+        }
+    };
     let detail = serde_json::from_slice::<StripeErrorBody>(body)
         .unwrap_or_default()
         .error;
-    let message = detail
-        .message
-        .clone()
-        .unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
+    let message = scrub(
+        detail
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("HTTP {}", status.as_u16())),
+    );
     let code = detail
         .code
         .clone()
         .or_else(|| detail.decline_code.clone())
-        .or_else(|| detail.kind.clone());
+        .or_else(|| detail.kind.clone())
+        .map(scrub);
+    let answer = || StripeAnswer {
+        status: status.as_u16(),
+        message: message.clone(),
+    };
     match status.as_u16() {
         404 => GatewayError::NotFound,
         401 | 403 => {
-            GatewayError::Misconfigured(format!("Stripe refused our credentials: {message}"))
+            GatewayError::misconfigured(Context::new("Stripe refused our credentials", answer()))
         }
-        429 => GatewayError::Unavailable(format!("rate limited by Stripe: {message}")),
-        424 => GatewayError::Unavailable(format!("Stripe dependency failed: {message}")),
-        300..=399 => {
-            GatewayError::Unexpected(format!("unexpected redirect (HTTP {})", status.as_u16()))
-        }
-        500..=599 => {
-            GatewayError::Unavailable(format!("Stripe error {}: {message}", status.as_u16()))
-        }
+        429 => GatewayError::unavailable(Context::new("rate limited by Stripe", answer())),
+        424 => GatewayError::unavailable(Context::new("Stripe dependency failed", answer())),
+        300..=399 => GatewayError::unexpected(Context::new("unexpected redirect", answer())),
+        500..=599 => GatewayError::unavailable(answer()),
         _ => GatewayError::Rejected { code, message },
     }
 }
 
 /// A transport error's description without the URL's query (which may carry ids) or headers.
-fn describe(error: &reqwest::Error) -> String {
+fn describe(error: &reqwest::Error) -> &'static str {
     if error.is_timeout() {
-        "timeout".to_owned()
+        "timeout"
     } else if error.is_connect() {
-        "connection failed".to_owned()
+        "connection failed"
     } else if error.is_body() || error.is_decode() {
-        "response body interrupted".to_owned()
+        "response body interrupted"
     } else {
-        "request failed".to_owned()
+        "request failed"
     }
 }
 
@@ -499,7 +497,7 @@ impl Attempt {
         match self {
             Attempt::Success(_) => "success".to_owned(),
             Attempt::Status { status, .. } => format!("HTTP {}", status.as_u16()),
-            Attempt::Transport { detail, .. } => detail.clone(),
+            Attempt::Transport { error, .. } => describe(error).to_owned(),
         }
     }
 }
@@ -579,11 +577,15 @@ impl PaymentGateway for StripeGateway {
         let refund: StripeRefund = self
             .post(&["v1", "refunds"], &form, &request.idempotency_key)
             .await?;
-        let currency = Currency::parse(&refund.currency).map_err(|_| {
-            GatewayError::Unexpected(format!("unsupported refund currency {:?}", refund.currency))
+        let currency = Currency::parse(&refund.currency).map_err(|error| {
+            GatewayError::unexpected(Context::new(
+                format!("unsupported refund currency {:?}", refund.currency),
+                error,
+            ))
         })?;
-        let amount = Money::new(refund.amount, currency)
-            .map_err(|_| GatewayError::Unexpected("negative refund amount".to_owned()))?;
+        let amount = Money::new(refund.amount, currency).map_err(|error| {
+            GatewayError::unexpected(Context::new("unusable refund amount", error))
+        })?;
         let status = match refund.status.as_deref() {
             Some("succeeded") => RefundStatus::Succeeded,
             Some("failed") => RefundStatus::Failed,
@@ -621,10 +623,10 @@ impl PaymentGateway for StripeGateway {
 /// unsupported currency, no amount).
 pub fn session_from_json(json: &[u8]) -> Result<GatewaySession, GatewayError> {
     let session: StripeSession = serde_json::from_slice(json)
-        .map_err(|error| GatewayError::Unexpected(format!("not a checkout session: {error}")))?;
+        .map_err(|error| GatewayError::unexpected(Context::new("not a checkout session", error)))?;
     session
         .into_gateway_session()
-        .map_err(GatewayError::Unexpected)
+        .map_err(GatewayError::unexpected)
 }
 
 #[cfg(test)]
@@ -673,30 +675,52 @@ mod tests {
         }
     }
 
+    const KEY: &str = "sk_test_secret_key_for_tests";
+
+    #[test]
+    fn stripe_answers_stay_the_source_with_the_key_scrubbed() {
+        let body = format!(
+            r#"{{"error":{{"type":"invalid_request_error","message":"Invalid API Key provided: {KEY}"}}}}"#
+        );
+        let error = map_status(StatusCode::UNAUTHORIZED, body.as_bytes(), KEY);
+        assert!(matches!(error, GatewayError::Misconfigured(_)));
+        let chain = lms_ports::chain_text(&error);
+        assert_eq!(
+            chain,
+            "payment provider misconfigured: Stripe refused our credentials: Stripe answered HTTP 401: Invalid API Key provided: [redacted]"
+        );
+        let rejected = map_status(
+            StatusCode::BAD_REQUEST,
+            format!(r#"{{"error":{{"code":"{KEY}","message":"bad {KEY}"}}}}"#).as_bytes(),
+            KEY,
+        );
+        assert!(!format!("{rejected:?}").contains(KEY), "{rejected:?}");
+    }
+
     #[test]
     fn status_mapping_reads_stripe_error_bodies() {
         let body = br#"{"error":{"type":"card_error","code":"card_declined","decline_code":"insufficient_funds","message":"Your card was declined."}}"#;
         assert_eq!(
-            map_status(StatusCode::PAYMENT_REQUIRED, body),
+            map_status(StatusCode::PAYMENT_REQUIRED, body, KEY),
             GatewayError::Rejected {
                 code: Some("card_declined".into()),
                 message: "Your card was declined.".into()
             }
         );
         assert_eq!(
-            map_status(StatusCode::NOT_FOUND, b"not json"),
+            map_status(StatusCode::NOT_FOUND, b"not json", KEY),
             GatewayError::NotFound
         );
         assert!(matches!(
-            map_status(StatusCode::UNAUTHORIZED, b""),
+            map_status(StatusCode::UNAUTHORIZED, b"", KEY),
             GatewayError::Misconfigured(_)
         ));
         assert!(matches!(
-            map_status(StatusCode::BAD_GATEWAY, b"<html>"),
+            map_status(StatusCode::BAD_GATEWAY, b"<html>", KEY),
             GatewayError::Unavailable(_)
         ));
         assert_eq!(
-            map_status(StatusCode::CONFLICT, b"{}"),
+            map_status(StatusCode::CONFLICT, b"{}", KEY),
             GatewayError::Rejected {
                 code: None,
                 message: "HTTP 409".into()

@@ -21,4 +21,6 @@ pub use config::{
 };
 pub use events::parse_event;
 pub use gateway::{session_from_json, BuildError, StripeGateway};
-pub use signature::{compute_signature, parse_signature_header, verify_signature, SignatureHeader};
+pub use signature::{
+    compute_signature, parse_signature_header, verify_signature, SignatureError, SignatureHeader,
+};

@@ -12,6 +12,35 @@ use time::OffsetDateTime;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// What is wrong with a `Stripe-Signature`, in Stripe's terms. The port hears it as a
+/// [`WebhookRejection`] (`From`), which knows nothing of `t=` or `v1=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("no Stripe-Signature header")]
+    MissingHeader,
+    /// Empty, no `t`, several `t`, or a `t` that is not a decimal integer.
+    #[error("the Stripe-Signature header is unreadable")]
+    UnreadableHeader,
+    #[error("the Stripe-Signature header has no v1 signature")]
+    NoV1Signature,
+    #[error("no v1 signature matches under any webhook secret")]
+    Mismatch,
+    #[error("the Stripe-Signature timestamp is outside the tolerance")]
+    OutsideTolerance,
+}
+
+impl From<SignatureError> for WebhookRejection {
+    fn from(error: SignatureError) -> Self {
+        match error {
+            SignatureError::MissingHeader
+            | SignatureError::NoV1Signature
+            | SignatureError::Mismatch => WebhookRejection::BadSignature,
+            SignatureError::OutsideTolerance => WebhookRejection::Stale,
+            SignatureError::UnreadableHeader => WebhookRejection::malformed(error),
+        }
+    }
+}
+
 /// A parsed `Stripe-Signature` header: the timestamp exactly as sent, and every `v1`
 /// signature (hex-decoded; items that are not 32 bytes of hex can never match and are dropped).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,10 +55,10 @@ pub struct SignatureHeader<'a> {
 /// decoy) and items without `=` are ignored; whitespace around items is tolerated.
 ///
 /// # Errors
-/// - [`WebhookRejection::MalformedSignature`]: empty header, no `t`, several `t`, or a `t`
-///   that is not a decimal integer;
-/// - [`WebhookRejection::NoV1Signature`]: no `v1` item at all.
-pub fn parse_signature_header(header: &str) -> Result<SignatureHeader<'_>, WebhookRejection> {
+/// - [`SignatureError::UnreadableHeader`]: empty header, no `t`, several `t`, or a `t` that is
+///   not a decimal integer;
+/// - [`SignatureError::NoV1Signature`]: no `v1` item at all.
+pub fn parse_signature_header(header: &str) -> Result<SignatureHeader<'_>, SignatureError> {
     let mut timestamp: Option<&str> = None;
     let mut v1_items = 0_usize;
     let mut v1 = Vec::new();
@@ -39,7 +68,7 @@ pub fn parse_signature_header(header: &str) -> Result<SignatureHeader<'_>, Webho
         };
         match key.trim() {
             // Two timestamps: which one was signed is ambiguous, so refuse.
-            "t" if timestamp.is_some() => return Err(WebhookRejection::MalformedSignature),
+            "t" if timestamp.is_some() => return Err(SignatureError::UnreadableHeader),
             "t" => timestamp = Some(value.trim()),
             "v1" => {
                 v1_items += 1;
@@ -51,18 +80,18 @@ pub fn parse_signature_header(header: &str) -> Result<SignatureHeader<'_>, Webho
             _ => {}
         }
     }
-    let timestamp_text = timestamp.ok_or(WebhookRejection::MalformedSignature)?;
+    let timestamp_text = timestamp.ok_or(SignatureError::UnreadableHeader)?;
     let all_digits = !timestamp_text.is_empty()
         && timestamp_text.len() <= 18
         && timestamp_text.bytes().all(|b| b.is_ascii_digit());
     if !all_digits {
-        return Err(WebhookRejection::MalformedSignature);
+        return Err(SignatureError::UnreadableHeader);
     }
     let timestamp = timestamp_text
         .parse::<i64>()
-        .map_err(|_| WebhookRejection::MalformedSignature)?;
+        .map_err(|_| SignatureError::UnreadableHeader)?;
     if v1_items == 0 {
-        return Err(WebhookRejection::NoV1Signature);
+        return Err(SignatureError::NoV1Signature);
     }
     Ok(SignatureHeader {
         timestamp_text,
@@ -96,17 +125,17 @@ fn signed_mac(secret: &[u8], timestamp_text: &str, payload: &[u8]) -> Option<Hma
 /// past (replay) and in the future (clock skew or forgery).
 ///
 /// # Errors
-/// [`WebhookRejection::MissingSignature`], [`WebhookRejection::MalformedSignature`],
-/// [`WebhookRejection::NoV1Signature`], [`WebhookRejection::SignatureMismatch`],
-/// [`WebhookRejection::TimestampOutsideTolerance`].
+/// Each [`SignatureError`]: [`SignatureError::MissingHeader`],
+/// [`SignatureError::UnreadableHeader`], [`SignatureError::NoV1Signature`],
+/// [`SignatureError::Mismatch`], [`SignatureError::OutsideTolerance`].
 pub fn verify_signature(
     payload: &[u8],
     header: Option<&str>,
     secrets: &[WebhookSecret],
     tolerance: Duration,
     now: OffsetDateTime,
-) -> Result<(), WebhookRejection> {
-    let header = header.ok_or(WebhookRejection::MissingSignature)?;
+) -> Result<(), SignatureError> {
+    let header = header.ok_or(SignatureError::MissingHeader)?;
     let parsed = parse_signature_header(header)?;
     let mut matched = false;
     for secret in secrets {
@@ -119,12 +148,12 @@ pub fn verify_signature(
         }
     }
     if !matched {
-        return Err(WebhookRejection::SignatureMismatch);
+        return Err(SignatureError::Mismatch);
     }
     let age = i128::from(now.unix_timestamp()) - i128::from(parsed.timestamp);
     let tolerance = i128::from(tolerance.as_secs());
     if age.abs() > tolerance {
-        return Err(WebhookRejection::TimestampOutsideTolerance);
+        return Err(SignatureError::OutsideTolerance);
     }
     Ok(())
 }
@@ -151,18 +180,39 @@ mod tests {
     }
 
     #[test]
+    fn the_port_hears_bad_signature_stale_or_malformed_and_no_header_word() {
+        use SignatureError::*;
+        for (error, rejection) in [
+            (MissingHeader, WebhookRejection::BadSignature),
+            (NoV1Signature, WebhookRejection::BadSignature),
+            (Mismatch, WebhookRejection::BadSignature),
+            (OutsideTolerance, WebhookRejection::Stale),
+            (
+                UnreadableHeader,
+                WebhookRejection::malformed(UnreadableHeader),
+            ),
+        ] {
+            assert_eq!(WebhookRejection::from(error), rejection, "{error:?}");
+        }
+        let unreadable = WebhookRejection::from(UnreadableHeader);
+        let source = std::error::Error::source(&unreadable)
+            .and_then(|source| source.downcast_ref::<SignatureError>());
+        assert_eq!(source, Some(&UnreadableHeader));
+    }
+
+    #[test]
     fn malformed_headers_are_typed() {
-        use WebhookRejection::*;
+        use SignatureError::*;
         let v1 = format!("v1={}", "a".repeat(64));
         let cases = [
-            (String::new(), MalformedSignature),
-            ("garbage".to_owned(), MalformedSignature),
-            (v1.clone(), MalformedSignature),
-            (format!("t=abc,{v1}"), MalformedSignature),
-            (format!("t=-5,{v1}"), MalformedSignature),
-            (format!("t=,{v1}"), MalformedSignature),
-            (format!("t=1,t=2,{v1}"), MalformedSignature),
-            (format!("t=99999999999999999999,{v1}"), MalformedSignature),
+            (String::new(), UnreadableHeader),
+            ("garbage".to_owned(), UnreadableHeader),
+            (v1.clone(), UnreadableHeader),
+            (format!("t=abc,{v1}"), UnreadableHeader),
+            (format!("t=-5,{v1}"), UnreadableHeader),
+            (format!("t=,{v1}"), UnreadableHeader),
+            (format!("t=1,t=2,{v1}"), UnreadableHeader),
+            (format!("t=99999999999999999999,{v1}"), UnreadableHeader),
             (format!("t=1,v0={}", "a".repeat(64)), NoV1Signature),
             ("t=1".to_owned(), NoV1Signature),
         ];

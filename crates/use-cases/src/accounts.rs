@@ -1,6 +1,6 @@
 //! Sign-up, sign-in, sign-out and the current user.
 
-use crate::error::FieldError;
+use crate::error::{FieldError, Resource};
 use crate::{new_uuid, Services, UseCaseError};
 use lms_domain::{DomainError, Email, Role, User, UserId, UserName};
 use lms_ports::{PurchasedCourse, RepoError};
@@ -105,12 +105,12 @@ impl Services {
     /// The user a verified token names.
     ///
     /// # Errors
-    /// [`UseCaseError::NotFound`]`("user")` when the account no longer exists; storage errors.
+    /// [`UseCaseError::NotFound`]`(User)` when the account no longer exists; storage errors.
     pub async fn current_user(&self, id: UserId) -> Result<User, UseCaseError> {
         self.users
             .get_user(id)
             .await?
-            .ok_or(UseCaseError::NotFound("user"))
+            .ok_or(UseCaseError::NotFound(Resource::User))
     }
 
     /// Signs the user out everywhere: ends every session of the account (every token issued
@@ -118,7 +118,7 @@ impl Services {
     /// the new session generation, which tokens issued from now on carry.
     ///
     /// # Errors
-    /// [`UseCaseError::NotFound`]`("user")` when the account no longer exists; storage errors.
+    /// [`UseCaseError::NotFound`]`(User)` when the account no longer exists; storage errors.
     pub async fn sign_out(&self, actor: &User) -> Result<u32, UseCaseError> {
         match self.users.end_sessions(actor.id).await {
             Ok(generation) => {
@@ -129,7 +129,7 @@ impl Services {
                 );
                 Ok(generation)
             }
-            Err(RepoError::NotFound) => Err(UseCaseError::NotFound("user")),
+            Err(RepoError::NotFound) => Err(UseCaseError::NotFound(Resource::User)),
             Err(err) => Err(err.into()),
         }
     }

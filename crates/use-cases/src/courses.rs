@@ -1,6 +1,6 @@
 //! Course authoring and the catalogue.
 
-use crate::error::FieldError;
+use crate::error::{FieldError, Resource};
 use crate::{new_uuid, Services, UseCaseError};
 use lms_domain::course::validate_price;
 use lms_domain::{
@@ -128,9 +128,7 @@ impl Services {
         let price = fields.price(new.price_cents, currency);
         fields.finish()?;
         let (Some(title), Some(price)) = (title, price) else {
-            return Err(UseCaseError::Unexpected(
-                "validated course fields missing".to_owned(),
-            ));
+            return Err(UseCaseError::unexpected("validated course fields missing"));
         };
         let draft = CourseDraft {
             title,
@@ -150,7 +148,7 @@ impl Services {
     /// Changes a course (its owner or an admin).
     ///
     /// # Errors
-    /// [`UseCaseError::NotFound`]`("course")` when unknown, or unpublished and not the actor's;
+    /// [`UseCaseError::NotFound`]`(Course)` when unknown, or unpublished and not the actor's;
     /// [`UseCaseError::Forbidden`] for a published course the actor does not own;
     /// [`UseCaseError::Validation`]; storage errors.
     pub async fn update_course(
@@ -198,7 +196,7 @@ impl Services {
         course.apply(patch, self.now()).map_err(price_error)?;
         match self.courses.update_course(&course).await {
             Ok(()) => Ok(course),
-            Err(RepoError::NotFound) => Err(UseCaseError::NotFound("course")),
+            Err(RepoError::NotFound) => Err(UseCaseError::NotFound(Resource::Course)),
             Err(err) => Err(err.into()),
         }
     }
@@ -217,7 +215,7 @@ impl Services {
     /// One course: published ones for everyone, unpublished ones for their owner and admins.
     ///
     /// # Errors
-    /// [`UseCaseError::NotFound`]`("course")` when unknown or hidden from the actor; storage errors.
+    /// [`UseCaseError::NotFound`]`(Course)` when unknown or hidden from the actor; storage errors.
     pub async fn course(&self, actor: Option<&User>, id: CourseId) -> Result<Course, UseCaseError> {
         self.visible_course(actor, id).await
     }
@@ -231,11 +229,11 @@ impl Services {
             .courses
             .get_course(id)
             .await?
-            .ok_or(UseCaseError::NotFound("course"))?;
+            .ok_or(UseCaseError::NotFound(Resource::Course))?;
         if course.published || actor.is_some_and(|actor| may_manage(actor, &course)) {
             Ok(course)
         } else {
-            Err(UseCaseError::NotFound("course"))
+            Err(UseCaseError::NotFound(Resource::Course))
         }
     }
 }

@@ -1,26 +1,57 @@
-//! The application's error: business outcomes the HTTP adapter maps to status codes.
+//! The use cases' error: business outcomes the HTTP adapter maps to status codes, and two
+//! opaque variants that keep their cause (the policy: `lms_ports`' "Errors" section).
 
-use lms_ports::{GatewayError, PasswordHashError, RepoError, WebhookRejection};
+use lms_ports::{BoxError, GatewayError, PasswordHashError, RepoError, WebhookRejection};
+use std::borrow::Cow;
+use std::fmt;
 use std::time::Duration;
 use thiserror::Error;
 
 /// One invalid input field, named by its camelCase wire name (`email`, `priceCents`, ...).
+///
+/// The one field error of the workspace: the HTTP adapter names fields with it too (those of
+/// a body it could not deserialise), so its name may be built at run time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
-    pub field: &'static str,
+    pub field: Cow<'static, str>,
     pub message: String,
 }
 
 impl FieldError {
-    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(field: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
         Self {
-            field,
+            field: field.into(),
             message: message.into(),
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+/// What a [`UseCaseError::NotFound`] could not find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Course,
+    Purchase,
+    User,
+}
+
+impl Resource {
+    /// The lowercase noun: `course`, `purchase`, `user`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Resource::Course => "course",
+            Resource::Purchase => "purchase",
+            Resource::User => "user",
+        }
+    }
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Error)]
 pub enum UseCaseError {
     /// The input is invalid; every offending field is listed.
     #[error("invalid input: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
@@ -33,9 +64,9 @@ pub enum UseCaseError {
     /// Authenticated, but not allowed to do this.
     #[error("not allowed")]
     Forbidden,
-    /// Names what was not found (`"course"`, `"purchase"`, `"user"`).
+    /// Names what was not found.
     #[error("{0} not found")]
-    NotFound(&'static str),
+    NotFound(Resource),
     #[error("the course is already purchased")]
     AlreadyPurchased,
     #[error("instructors cannot buy their own course")]
@@ -56,25 +87,60 @@ pub enum UseCaseError {
     /// rather than queue it; nothing was done. Clears by itself after about `retry_after`.
     #[error("the server is busy; retry after {retry_after:?}")]
     Busy { retry_after: Duration },
-    /// Retryable: the store could not be reached.
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
-    #[error("unexpected error: {0}")]
-    Unexpected(String),
+    /// Retryable: a dependency (the store) could not be reached or timed out; its error is the
+    /// source.
+    #[error("a dependency is unavailable")]
+    Unavailable(#[source] BoxError),
+    /// Anything else; the source says what.
+    #[error("unexpected error")]
+    Unexpected(#[source] BoxError),
 }
 
 impl UseCaseError {
     pub(crate) fn field(field: &'static str, message: impl Into<String>) -> Self {
         UseCaseError::Validation(vec![FieldError::new(field, message)])
     }
+
+    /// An opaque failure keeping `cause` as its source.
+    pub fn unexpected(cause: impl Into<BoxError>) -> Self {
+        UseCaseError::Unexpected(cause.into())
+    }
+}
+
+/// Business variants compare by value; opaque ones when they are the same variant with causes
+/// that read the same at every level (causes have no equality of their own).
+impl PartialEq for UseCaseError {
+    fn eq(&self, other: &Self) -> bool {
+        use UseCaseError as E;
+        match (self, other) {
+            (E::Validation(a), E::Validation(b)) => a == b,
+            (E::InvalidCredentials, E::InvalidCredentials)
+            | (E::EmailTaken, E::EmailTaken)
+            | (E::Forbidden, E::Forbidden)
+            | (E::AlreadyPurchased, E::AlreadyPurchased)
+            | (E::OwnCourse, E::OwnCourse)
+            | (E::PaymentInProgress, E::PaymentInProgress) => true,
+            (E::NotFound(a), E::NotFound(b)) => a == b,
+            (E::NotRefundable(a), E::NotRefundable(b)) => a == b,
+            (E::WebhookRejected(a), E::WebhookRejected(b)) => a == b,
+            (E::Gateway(a), E::Gateway(b)) => a == b,
+            (E::Busy { retry_after: a }, E::Busy { retry_after: b }) => a == b,
+            (E::Unavailable(a), E::Unavailable(b)) | (E::Unexpected(a), E::Unexpected(b)) => {
+                lms_ports::error::same_cause(a, b)
+            }
+            _ => false,
+        }
+    }
 }
 
 impl From<RepoError> for UseCaseError {
     /// The generic mapping; use cases handle the business variants they expect before this.
+    /// The storage error itself becomes the source: the log then reads which layer failed,
+    /// then why.
     fn from(err: RepoError) -> Self {
         match err {
-            RepoError::Unavailable(detail) => UseCaseError::Unavailable(detail),
-            other => UseCaseError::Unexpected(other.to_string()),
+            RepoError::Unavailable(_) => UseCaseError::Unavailable(Box::new(err)),
+            other => UseCaseError::Unexpected(Box::new(other)),
         }
     }
 }
@@ -84,15 +150,7 @@ impl From<PasswordHashError> for UseCaseError {
         match err {
             PasswordHashError::Busy { retry_after } => UseCaseError::Busy { retry_after },
             unexpected @ PasswordHashError::Unexpected(_) => {
-                // `Unexpected` holds text only: keep the whole cause chain in it.
-                let mut chain = unexpected.to_string();
-                let mut source = std::error::Error::source(&unexpected);
-                while let Some(cause) = source {
-                    chain.push_str(": ");
-                    chain.push_str(&cause.to_string());
-                    source = cause.source();
-                }
-                UseCaseError::Unexpected(chain)
+                UseCaseError::Unexpected(Box::new(unexpected))
             }
         }
     }
@@ -107,5 +165,40 @@ impl From<GatewayError> for UseCaseError {
 impl From<WebhookRejection> for UseCaseError {
     fn from(rejection: WebhookRejection) -> Self {
         UseCaseError::WebhookRejected(rejection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_errors_become_the_source_with_their_whole_chain() {
+        let unavailable: UseCaseError =
+            RepoError::unavailable(lms_ports::Context::new("pool timed out", "no connection"))
+                .into();
+        assert!(matches!(unavailable, UseCaseError::Unavailable(_)));
+        assert_eq!(
+            lms_ports::chain_text(&unavailable),
+            "a dependency is unavailable: storage unavailable: pool timed out: no connection"
+        );
+        let source = std::error::Error::source(&unavailable)
+            .and_then(|source| source.downcast_ref::<RepoError>());
+        assert!(matches!(source, Some(RepoError::Unavailable(_))));
+
+        let unexpected: UseCaseError = RepoError::Duplicate("email").into();
+        assert_eq!(
+            lms_ports::chain_text(&unexpected),
+            "unexpected error: a record with this email already exists"
+        );
+    }
+
+    #[test]
+    fn a_failed_hasher_stays_the_source() {
+        let err: UseCaseError = PasswordHashError::unexpected("task panicked").into();
+        assert_eq!(
+            lms_ports::chain_text(&err),
+            "unexpected error: password hashing failed: task panicked"
+        );
     }
 }

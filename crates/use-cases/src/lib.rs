@@ -38,7 +38,7 @@ mod payments;
 
 pub use accounts::SignUp;
 pub use courses::{CourseChanges, NewCourse};
-pub use error::{FieldError, UseCaseError};
+pub use error::{FieldError, Resource, UseCaseError};
 pub use lms_ports::{Page, PageRequest, PurchasedCourse};
 pub use payments::{CheckoutStarted, PurchaseStatusView, WebhookOutcome};
 
@@ -190,7 +190,7 @@ impl Services {
                 checked_at,
             },
             Err(err) => {
-                tracing::error!(error = %err, "storage health check failed");
+                tracing::error!(error = %lms_ports::chain_text(&err), "storage health check failed");
                 HealthReport {
                     database_ok: false,
                     database_detail: "unreachable".to_owned(),

@@ -1,5 +1,6 @@
 //! Checkout, webhooks, purchase status and refunds.
 
+use crate::error::Resource;
 use crate::{new_uuid, Services, UseCaseError, UseCaseSettings};
 use lms_domain::{
     CheckoutSession, Course, CourseId, DomainError, PaymentFact, Purchase, PurchaseId,
@@ -182,9 +183,9 @@ fn stored_session_view(purchase: &Purchase, session: &CheckoutSession) -> Gatewa
 
 fn purchase_domain_error(err: DomainError) -> UseCaseError {
     match err {
-        DomainError::CourseNotPublished => UseCaseError::NotFound("course"),
+        DomainError::CourseNotPublished => UseCaseError::NotFound(Resource::Course),
         DomainError::OwnCourse => UseCaseError::OwnCourse,
-        other => UseCaseError::Unexpected(other.to_string()),
+        other => UseCaseError::unexpected(other),
     }
 }
 
@@ -192,7 +193,7 @@ impl Services {
     /// Starts (or resumes) buying a course.
     ///
     /// # Errors
-    /// [`UseCaseError::NotFound`]`("course")` (unknown or unpublished), [`UseCaseError::OwnCourse`],
+    /// [`UseCaseError::NotFound`]`(Course)` (unknown or unpublished), [`UseCaseError::OwnCourse`],
     /// [`UseCaseError::AlreadyPurchased`], [`UseCaseError::PaymentInProgress`], [`UseCaseError::Gateway`]
     /// (no purchase is left holding the slot), storage errors.
     pub async fn start_checkout(
@@ -204,7 +205,7 @@ impl Services {
             .courses
             .get_course(course_id)
             .await?
-            .ok_or(UseCaseError::NotFound("course"))?;
+            .ok_or(UseCaseError::NotFound(Resource::Course))?;
         course
             .check_purchasable_by(actor.id)
             .map_err(purchase_domain_error)?;
@@ -226,8 +227,8 @@ impl Services {
                 return Ok(started);
             }
         }
-        Err(UseCaseError::Unexpected(
-            "checkout kept losing the race for the purchase slot".to_owned(),
+        Err(UseCaseError::unexpected(
+            "checkout kept losing the race for the purchase slot",
         ))
     }
 
@@ -360,8 +361,7 @@ impl Services {
             Ok(session) => match session.url.clone() {
                 Some(url) => (session, url),
                 None => {
-                    let err =
-                        GatewayError::Unexpected("checkout session has no payment page".to_owned());
+                    let err = GatewayError::unexpected("checkout session has no payment page");
                     return Err(self.checkout_not_started(purchase.id, err).await);
                 }
             },
@@ -379,8 +379,8 @@ impl Services {
         {
             Ok(purchase) => purchase,
             Err(RepoError::NotFound) => {
-                return Err(UseCaseError::Unexpected(
-                    "purchase vanished during checkout".to_owned(),
+                return Err(UseCaseError::unexpected(
+                    "purchase vanished during checkout",
                 ))
             }
             Err(err) => return Err(err.into()),
@@ -400,7 +400,8 @@ impl Services {
             .apply_sync(purchase_id, vec![PaymentFact::CheckoutNotStarted], None)
             .await
         {
-            tracing::error!(purchase_id = %purchase_id, error = %store_err, "could not release the purchase slot");
+            // Not returned, so logged here, with its whole chain.
+            tracing::error!(purchase_id = %purchase_id, error = %lms_ports::chain_text(&store_err), "could not release the purchase slot");
         }
         UseCaseError::Gateway(err)
     }
@@ -425,8 +426,8 @@ impl Services {
                 .purchases
                 .get_purchase(purchase_id)
                 .await?
-                .ok_or(UseCaseError::NotFound("purchase")),
-            Err(RepoError::NotFound) => Err(UseCaseError::NotFound("purchase")),
+                .ok_or(UseCaseError::NotFound(Resource::Purchase)),
+            Err(RepoError::NotFound) => Err(UseCaseError::NotFound(Resource::Purchase)),
             Err(err) => Err(err.into()),
         }
     }
@@ -540,7 +541,7 @@ impl Services {
     /// is still pending, and it was not asked within [`UseCaseSettings::gateway_sync_min_interval`]).
     ///
     /// # Errors
-    /// [`UseCaseError::NotFound`]`("course")` when unknown or hidden from the actor; storage
+    /// [`UseCaseError::NotFound`]`(Course)` when unknown or hidden from the actor; storage
     /// errors. A gateway failure during the sync is logged, not returned.
     pub async fn purchase_status(
         &self,
@@ -601,7 +602,8 @@ impl Services {
                     }
                 }
                 Err(err) => {
-                    tracing::warn!(purchase_id = %purchase_id, error = %err, "session sync failed; answering from stored state");
+                    // Not returned, so logged here, with its whole chain.
+                    tracing::warn!(purchase_id = %purchase_id, error = %lms_ports::chain_text(&err), "session sync failed; answering from stored state");
                 }
             }
         }
@@ -629,7 +631,7 @@ impl Services {
     /// Refunds all (`amount_cents: None`) or part of a completed purchase.
     ///
     /// # Errors
-    /// [`UseCaseError::NotFound`]`("purchase")` when unknown or the actor is a stranger to it;
+    /// [`UseCaseError::NotFound`]`(Purchase)` when unknown or the actor is a stranger to it;
     /// [`UseCaseError::Forbidden`] for the buyer; [`UseCaseError::NotRefundable`];
     /// [`UseCaseError::Validation`] on `amountCents`; [`UseCaseError::Gateway`]; storage errors.
     pub async fn refund(
@@ -643,7 +645,7 @@ impl Services {
             .purchases
             .get_purchase(purchase_id)
             .await?
-            .ok_or(UseCaseError::NotFound("purchase"))?;
+            .ok_or(UseCaseError::NotFound(Resource::Purchase))?;
         let course = self.courses.get_course(purchase.course_id).await?;
         let authorised = actor.role == Role::Admin
             || course
@@ -653,7 +655,7 @@ impl Services {
             return Err(if purchase.user_id == actor.id {
                 UseCaseError::Forbidden
             } else {
-                UseCaseError::NotFound("purchase")
+                UseCaseError::NotFound(Resource::Purchase)
             });
         }
         let amount = purchase
@@ -665,7 +667,7 @@ impl Services {
                 DomainError::NotRefundable | DomainError::NoPaymentToRefund => {
                     UseCaseError::NotRefundable(err.to_string())
                 }
-                other => UseCaseError::Unexpected(other.to_string()),
+                other => UseCaseError::unexpected(other),
             })?;
         let Some(payment_intent_id) = purchase.payment_intent_id.clone() else {
             return Err(UseCaseError::NotRefundable(
@@ -693,7 +695,7 @@ impl Services {
         }
         let total = so_far
             .checked_add(amount)
-            .map_err(|err| UseCaseError::Unexpected(err.to_string()))?;
+            .map_err(UseCaseError::unexpected)?;
         self.apply_sync(purchase_id, vec![PaymentFact::Refunded { total }], None)
             .await
     }

@@ -68,8 +68,11 @@ const DEFAULT_LIMIT: u32 = 10;
 
 /// A path id that is not a UUID names no course.
 pub(crate) fn course_id(raw: &str) -> Result<CourseId, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::from(lms_use_cases::UseCaseError::NotFound("course")))
+    raw.parse().map_err(|_| {
+        ApiError::from(lms_use_cases::UseCaseError::NotFound(
+            lms_use_cases::Resource::Course,
+        ))
+    })
 }
 
 /// `POST /api/v1/courses`

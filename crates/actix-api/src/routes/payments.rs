@@ -187,7 +187,7 @@ pub async fn refund(
 ) -> Result<HttpResponse, ApiError> {
     let purchase_id: PurchaseId = path
         .parse()
-        .map_err(|_| ApiError::from(UseCaseError::NotFound("purchase")))?;
+        .map_err(|_| ApiError::from(UseCaseError::NotFound(lms_use_cases::Resource::Purchase)))?;
     let RefundBody {
         amount_cents,
         reason,

@@ -103,7 +103,7 @@ pub async fn sign_out(
     if let MaybeUser(Some(user)) = actor {
         match state.services.sign_out(&user).await {
             // Deleted since its token was checked: no session of it is left to end.
-            Ok(_) | Err(lms_use_cases::UseCaseError::NotFound("user")) => {}
+            Ok(_) | Err(lms_use_cases::UseCaseError::NotFound(lms_use_cases::Resource::User)) => {}
             Err(err) => return Err(err.into()),
         }
     }

@@ -88,14 +88,14 @@ async fn sessions_are_created_remembered_and_idempotent() {
 #[tokio::test]
 async fn queued_failures_hit_the_next_calls_and_are_recorded() {
     let gateway = FakeGateway::new();
-    gateway.fail_next(2, GatewayError::Unavailable("down".to_owned()));
+    gateway.fail_next(2, GatewayError::unavailable("down"));
     assert_eq!(
         gateway.create_checkout_session(&request("k1", 1999)).await,
-        Err(GatewayError::Unavailable("down".to_owned()))
+        Err(GatewayError::unavailable("down"))
     );
     assert_eq!(
         gateway.retrieve_checkout_session("cs_x").await,
-        Err(GatewayError::Unavailable("down".to_owned()))
+        Err(GatewayError::unavailable("down"))
     );
     assert!(gateway
         .create_checkout_session(&request("k1", 1999))
@@ -197,22 +197,22 @@ fn bad_webhooks_are_rejected_with_the_right_reason() {
     let (body, signature) = FakeGateway::signed_event(&event);
     assert_eq!(
         gateway.verify_webhook(&body, None),
-        Err(WebhookRejection::MissingSignature)
+        Err(WebhookRejection::BadSignature)
     );
     let mut tampered = body.clone();
     tampered.extend_from_slice(b" ");
     assert_eq!(
         gateway.verify_webhook(&tampered, Some(&signature)),
-        Err(WebhookRejection::SignatureMismatch)
+        Err(WebhookRejection::BadSignature)
     );
     assert_eq!(
         gateway.verify_webhook(&body, Some("fake-v1=00")),
-        Err(WebhookRejection::SignatureMismatch)
+        Err(WebhookRejection::BadSignature)
     );
     let garbage = b"not json";
     assert!(matches!(
         gateway.verify_webhook(garbage, Some(&FakeGateway::signature_for(garbage))),
-        Err(WebhookRejection::InvalidPayload(_))
+        Err(WebhookRejection::Malformed(_))
     ));
     let bad_currency = br#"{"id":"evt_2","type":"x","facts":[{"kind":"refunded","totalCents":5,"currency":"ZZZ"}]}"#;
     assert!(matches!(
@@ -220,7 +220,7 @@ fn bad_webhooks_are_rejected_with_the_right_reason() {
             bad_currency,
             Some(&FakeGateway::signature_for(bad_currency))
         ),
-        Err(WebhookRejection::InvalidPayload(_))
+        Err(WebhookRejection::Malformed(_))
     ));
 }
 

@@ -2,7 +2,7 @@
 
 use crate::support::{World, PASSWORD};
 use lms_domain::{Role, UserId};
-use lms_use_cases::{SignUp, UseCaseError};
+use lms_use_cases::{Resource, SignUp, UseCaseError};
 
 fn sign_up(name: &str, email: &str, password: &str, role: Option<&str>) -> SignUp {
     SignUp {
@@ -13,9 +13,9 @@ fn sign_up(name: &str, email: &str, password: &str, role: Option<&str>) -> SignU
     }
 }
 
-fn fields(err: UseCaseError) -> Vec<&'static str> {
+fn fields(err: UseCaseError) -> Vec<String> {
     match err {
-        UseCaseError::Validation(errors) => errors.into_iter().map(|e| e.field).collect(),
+        UseCaseError::Validation(errors) => errors.into_iter().map(|e| e.field.into_owned()).collect(),
         other => panic!("expected a validation error, got {other:?}"),
     }
 }
@@ -139,7 +139,7 @@ async fn current_user_of_a_vanished_account_is_not_found() {
     let ghost = UserId::from_uuid(uuid::Uuid::new_v4());
     assert_eq!(
         world.services.current_user(ghost).await,
-        Err(UseCaseError::NotFound("user"))
+        Err(UseCaseError::NotFound(Resource::User))
     );
 }
 
@@ -183,7 +183,7 @@ async fn sign_out_of_a_vanished_account_is_not_found_and_storage_errors_pass_thr
     ghost.id = UserId::from_uuid(uuid::Uuid::new_v4());
     assert_eq!(
         world.services.sign_out(&ghost).await,
-        Err(UseCaseError::NotFound("user"))
+        Err(UseCaseError::NotFound(Resource::User))
     );
     world.store.set_unavailable(true);
     assert!(matches!(

@@ -4,7 +4,7 @@ use crate::support::{usd, World};
 use lms_domain::{CourseId, PaymentFact, PurchaseStatus};
 use lms_in_memory::GatewayCall;
 use lms_ports::{Clock, GatewayError, PurchaseRepo};
-use lms_use_cases::{CheckoutStarted, UseCaseError, UseCaseSettings};
+use lms_use_cases::{CheckoutStarted, Resource, UseCaseError, UseCaseSettings};
 use time::Duration;
 
 #[tokio::test]
@@ -58,11 +58,11 @@ async fn unknown_and_unpublished_courses_are_not_found_and_touch_nothing() {
     let unknown = CourseId::from_uuid(uuid::Uuid::new_v4());
     assert_eq!(
         world.services.start_checkout(&buyer, unknown).await,
-        Err(UseCaseError::NotFound("course"))
+        Err(UseCaseError::NotFound(Resource::Course))
     );
     assert_eq!(
         world.services.start_checkout(&buyer, hidden.id).await,
-        Err(UseCaseError::NotFound("course"))
+        Err(UseCaseError::NotFound(Resource::Course))
     );
     assert!(world.store.all_purchases().is_empty());
     assert_eq!(world.gateway.call_count(), 0);
@@ -229,14 +229,12 @@ async fn a_gateway_failure_leaves_no_active_purchase_and_a_retry_succeeds() {
     let (_, course, buyer) = world.shop(1999, true).await;
     world
         .gateway
-        .fail_next(1, GatewayError::Unavailable("timeout".to_owned()));
+        .fail_next(1, GatewayError::unavailable("timeout"));
 
     let failed = world.services.start_checkout(&buyer, course.id).await;
     assert_eq!(
         failed,
-        Err(UseCaseError::Gateway(GatewayError::Unavailable(
-            "timeout".to_owned()
-        )))
+        Err(UseCaseError::Gateway(GatewayError::unavailable("timeout")))
     );
     let purchases = world.store.all_purchases();
     assert_eq!(purchases.len(), 1);
@@ -255,14 +253,14 @@ async fn a_gateway_failure_leaves_no_active_purchase_and_a_retry_succeeds() {
 async fn a_gateway_rejection_is_reported_as_such() {
     let world = World::new();
     let (_, course, buyer) = world.shop(1999, true).await;
-    let rejection = GatewayError::Rejected {
+    let rejection = || GatewayError::Rejected {
         code: Some("amount_too_small".to_owned()),
         message: "no".to_owned(),
     };
-    world.gateway.fail_next(1, rejection.clone());
+    world.gateway.fail_next(1, rejection());
     assert_eq!(
         world.services.start_checkout(&buyer, course.id).await,
-        Err(UseCaseError::Gateway(rejection))
+        Err(UseCaseError::Gateway(rejection()))
     );
     assert!(world
         .store

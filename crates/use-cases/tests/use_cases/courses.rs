@@ -2,7 +2,7 @@
 
 use crate::support::{usd, World};
 use lms_domain::{Currency, Money};
-use lms_use_cases::{CourseChanges, NewCourse, PageRequest, UseCaseError};
+use lms_use_cases::{CourseChanges, NewCourse, PageRequest, Resource, UseCaseError};
 
 fn new_course(title: &str, price_cents: i64, currency: Option<&str>) -> NewCourse {
     NewCourse {
@@ -16,9 +16,9 @@ fn new_course(title: &str, price_cents: i64, currency: Option<&str>) -> NewCours
     }
 }
 
-fn fields(err: UseCaseError) -> Vec<&'static str> {
+fn fields(err: UseCaseError) -> Vec<String> {
     match err {
-        UseCaseError::Validation(errors) => errors.into_iter().map(|e| e.field).collect(),
+        UseCaseError::Validation(errors) => errors.into_iter().map(|e| e.field.into_owned()).collect(),
         other => panic!("expected a validation error, got {other:?}"),
     }
 }
@@ -126,7 +126,7 @@ async fn owners_and_admins_update_others_cannot() {
             .services
             .update_course(&rival, course.id, publish.clone())
             .await,
-        Err(UseCaseError::NotFound("course"))
+        Err(UseCaseError::NotFound(Resource::Course))
     );
     let published = world
         .services
@@ -187,11 +187,11 @@ async fn unpublished_courses_are_visible_only_to_owner_and_admins() {
     let (teacher, hidden, student) = world.shop(1999, false).await;
     assert_eq!(
         world.services.course(None, hidden.id).await,
-        Err(UseCaseError::NotFound("course"))
+        Err(UseCaseError::NotFound(Resource::Course))
     );
     assert_eq!(
         world.services.course(Some(&student), hidden.id).await,
-        Err(UseCaseError::NotFound("course"))
+        Err(UseCaseError::NotFound(Resource::Course))
     );
     assert_eq!(
         world

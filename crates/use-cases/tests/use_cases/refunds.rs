@@ -5,7 +5,7 @@ use lms_domain::PaymentFact;
 use lms_domain::{Course, Purchase, PurchaseId, PurchaseStatus, User};
 use lms_in_memory::FakeEvent;
 use lms_ports::{GatewayError, RefundStatus};
-use lms_use_cases::{FieldError, UseCaseError};
+use lms_use_cases::{FieldError, Resource, UseCaseError};
 
 async fn completed() -> (World, User, User, Course, Purchase) {
     let world = World::new();
@@ -119,14 +119,14 @@ async fn strangers_get_not_found_and_the_buyer_forbidden() {
             .services
             .refund(&other_teacher, purchase.id, None, None)
             .await,
-        Err(UseCaseError::NotFound("purchase"))
+        Err(UseCaseError::NotFound(Resource::Purchase))
     );
     assert_eq!(
         world
             .services
             .refund(&other_student, purchase.id, None, None)
             .await,
-        Err(UseCaseError::NotFound("purchase"))
+        Err(UseCaseError::NotFound(Resource::Purchase))
     );
     assert_eq!(
         world.services.refund(&buyer, purchase.id, None, None).await,
@@ -136,7 +136,7 @@ async fn strangers_get_not_found_and_the_buyer_forbidden() {
     let admin = world.admin().await;
     assert_eq!(
         world.services.refund(&admin, unknown, None, None).await,
-        Err(UseCaseError::NotFound("purchase"))
+        Err(UseCaseError::NotFound(Resource::Purchase))
     );
     assert!(world.gateway.refunds().is_empty());
     assert_eq!(world.purchase(purchase.id).await, purchase);
@@ -196,15 +196,13 @@ async fn a_gateway_failure_changes_nothing() {
     let (world, teacher, _, _, purchase) = completed().await;
     world
         .gateway
-        .fail_next(1, GatewayError::Unavailable("down".to_owned()));
+        .fail_next(1, GatewayError::unavailable("down"));
     assert_eq!(
         world
             .services
             .refund(&teacher, purchase.id, None, None)
             .await,
-        Err(UseCaseError::Gateway(GatewayError::Unavailable(
-            "down".to_owned()
-        )))
+        Err(UseCaseError::Gateway(GatewayError::unavailable("down")))
     );
     assert_eq!(world.purchase(purchase.id).await, purchase);
     // The retry uses the same idempotency key and succeeds.

@@ -4,7 +4,7 @@ use crate::support::{usd, World};
 use lms_domain::{PaymentFact, PurchaseStatus};
 use lms_in_memory::GatewayCall;
 use lms_ports::GatewayError;
-use lms_use_cases::{UseCaseError, UseCaseSettings};
+use lms_use_cases::{Resource, UseCaseError, UseCaseSettings};
 use time::Duration;
 
 #[tokio::test]
@@ -29,7 +29,7 @@ async fn hidden_courses_are_not_found_except_for_their_owner_and_admins() {
             .services
             .purchase_status(&buyer, hidden.id, None)
             .await,
-        Err(UseCaseError::NotFound("course"))
+        Err(UseCaseError::NotFound(Resource::Course))
     );
     assert_eq!(
         world
@@ -100,7 +100,7 @@ async fn a_gateway_failure_during_sync_falls_back_to_stored_state() {
     world.gateway.pay_session(&session.id, "pi_x");
     world
         .gateway
-        .fail_next(1, GatewayError::Unavailable("timeout".to_owned()));
+        .fail_next(1, GatewayError::unavailable("timeout"));
 
     let view = world.status_view(&buyer, &course, Some(&session.id)).await;
     assert_eq!(
@@ -250,7 +250,7 @@ async fn a_failed_retrieval_counts_so_a_down_gateway_is_not_asked_harder() {
     let (_, session) = world.checkout(&buyer, &course).await;
     world
         .gateway
-        .fail_next(1, GatewayError::Unavailable("timeout".to_owned()));
+        .fail_next(1, GatewayError::unavailable("timeout"));
     world.status_view(&buyer, &course, Some(&session.id)).await;
     world.status_view(&buyer, &course, Some(&session.id)).await;
     assert_eq!(retrievals(&world), 1);
@@ -288,7 +288,7 @@ async fn the_interval_is_per_purchase_and_configurable() {
 fn the_sync_interval_is_validated() {
     let field = |interval| match UseCaseSettings::default().with_gateway_sync_min_interval(interval)
     {
-        Err(UseCaseError::Validation(fields)) => fields[0].field,
+        Err(UseCaseError::Validation(fields)) => fields[0].field.clone(),
         other => panic!("expected a validation error, got {other:?}"),
     };
     assert_eq!(field(Duration::seconds(-1)), "gatewaySyncMinInterval");

@@ -362,7 +362,7 @@ async fn rejected_webhooks_write_nothing() {
     assert_eq!(
         world.services.handle_webhook(&body, None).await,
         Err(UseCaseError::WebhookRejected(
-            WebhookRejection::MissingSignature
+            WebhookRejection::BadSignature
         ))
     );
     assert_eq!(
@@ -371,7 +371,7 @@ async fn rejected_webhooks_write_nothing() {
             .handle_webhook(&body, Some("fake-v1=deadbeef"))
             .await,
         Err(UseCaseError::WebhookRejected(
-            WebhookRejection::SignatureMismatch
+            WebhookRejection::BadSignature
         ))
     );
     let mut tampered = body.clone();
@@ -382,7 +382,7 @@ async fn rejected_webhooks_write_nothing() {
             .handle_webhook(&tampered, Some(&signature))
             .await,
         Err(UseCaseError::WebhookRejected(
-            WebhookRejection::SignatureMismatch
+            WebhookRejection::BadSignature
         ))
     );
     let garbage = b"{not json";
@@ -392,7 +392,7 @@ async fn rejected_webhooks_write_nothing() {
             .handle_webhook(garbage, Some(&FakeGateway::signature_for(garbage)))
             .await,
         Err(UseCaseError::WebhookRejected(
-            WebhookRejection::InvalidPayload(_)
+            WebhookRejection::Malformed(_)
         ))
     ));
     assert_eq!(world.purchase(purchase.id).await, before);
@@ -436,12 +436,10 @@ async fn processing_failures_are_errors_so_the_gateway_retries() {
         .with_fact(refunded(1));
     world
         .gateway
-        .fail_next(1, GatewayError::Unavailable("down".to_owned()));
+        .fail_next(1, GatewayError::unavailable("down"));
     assert_eq!(
         world.webhook(&by_intent).await,
-        Err(UseCaseError::Gateway(GatewayError::Unavailable(
-            "down".to_owned()
-        )))
+        Err(UseCaseError::Gateway(GatewayError::unavailable("down")))
     );
 }
 
