@@ -1,4 +1,6 @@
-use crate::api::helpers::TestApp;
+use crate::api::helpers::{spawn_app_with, TestApp, Wiring};
+use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
 
 async fn healthcheck_reports_ok_then_503_when_the_database_is_down(app: TestApp) {
     let ok = app.get("/api/v1/healthcheck", None).await;
@@ -131,4 +133,86 @@ async fn an_unreachable_postgres_is_503_everywhere_with_generic_bodies() {
             health.text
         );
     }
+}
+
+/// Everything the JSON log writes while a test runs.
+#[derive(Clone, Default)]
+struct LogLines(Arc<Mutex<Vec<u8>>>);
+
+impl LogLines {
+    fn lines(&self) -> Vec<serde_json::Value> {
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+}
+
+impl Write for LogLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogLines {
+    type Writer = LogLines;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_logs_its_whole_cause_chain_once_and_sends_none_of_it() {
+    let logs = LogLines::default();
+    // Global: the server answers on threads of its own. Only this test installs one.
+    tracing::subscriber::set_global_default(
+        tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::ERROR)
+            .with_writer(logs.clone())
+            .finish(),
+    )
+    .unwrap();
+    let app = spawn_app_with(Wiring::Memory).await;
+    let user = app.user("student").await;
+    assert!(app.break_store());
+
+    let resp = app.get("/api/v1/user/profile", Some(&user.token)).await;
+    resp.assert_error(503, "SERVICE_UNAVAILABLE");
+
+    let levels = [
+        "a dependency is unavailable",
+        "storage unavailable",
+        "in-memory store switched off",
+    ];
+    let failed: Vec<_> = logs
+        .lines()
+        .into_iter()
+        .filter(|line| line["fields"]["message"] == "request failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "logged once: {failed:?}");
+    let fields = &failed[0]["fields"];
+    assert_eq!(fields["status"], 503);
+    assert_eq!(fields["code"], "SERVICE_UNAVAILABLE");
+    assert_eq!(fields["error"], levels[0]);
+    let chain = fields["error.chain"].as_str().unwrap();
+    assert_eq!(chain, format!("{levels:?}"), "each level, outermost first");
+    for level in levels {
+        assert!(!resp.text.contains(level), "{level:?} sent: {}", resp.text);
+    }
+    assert_eq!(resp.json["message"], lms_actix_api::error::GENERIC_5XX);
 }
