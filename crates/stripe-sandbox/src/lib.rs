@@ -20,7 +20,7 @@ pub use ledger::{PaymentMethod, PaymentOutcome, StripeError};
 use ledger::Ledger;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -41,6 +41,10 @@ pub struct SandboxConfig {
     pub delivery: DeliveryConfig,
     /// How long a bank debit takes to settle after checkout.
     pub settlement_delay: Duration,
+    /// The address a browser reaches the sandbox at, when it is not the one it listens on (a
+    /// container's published port, a proxy): hosted pages' links start with it. `None`:
+    /// [`Sandbox::base_url`]. An `http://` or `https://` origin, optionally with a path prefix.
+    pub public_base_url: Option<String>,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -48,6 +52,7 @@ impl std::fmt::Debug for SandboxConfig {
         f.debug_struct("SandboxConfig")
             .field("webhook_url", &self.webhook_url)
             .field("delivery", &self.delivery)
+            .field("public_base_url", &self.public_base_url)
             .finish_non_exhaustive()
     }
 }
@@ -60,6 +65,7 @@ impl Default for SandboxConfig {
             webhook_url: None,
             delivery: DeliveryConfig::default(),
             settlement_delay: Duration::from_secs(2),
+            public_base_url: None,
         }
     }
 }
@@ -138,12 +144,19 @@ impl Sandbox {
         Self::start_on(TcpListener::bind("127.0.0.1:0")?, config).await
     }
 
-    /// Starts on the given listener (the `stripe-sandbox` binary binds a fixed port).
+    /// Starts on the given listener (the `stripe-sandbox` binary binds a fixed port). A
+    /// listener on every interface (`0.0.0.0`, `::`) is reached over loopback by
+    /// [`Sandbox::base_url`]; browsers elsewhere need [`SandboxConfig::public_base_url`].
     ///
     /// # Errors
-    /// When the server cannot be started on the listener.
+    /// When the server cannot be started on the listener, or `public_base_url` is not an
+    /// `http(s)://` URL without query or fragment ([`std::io::ErrorKind::InvalidInput`]).
     pub async fn start_on(listener: TcpListener, config: SandboxConfig) -> std::io::Result<Self> {
-        let base_url = format!("http://{}", listener.local_addr()?);
+        let base_url = format!("http://{}", reachable(listener.local_addr()?));
+        let page_base = match &config.public_base_url {
+            Some(url) => public_base(url)?,
+            None => base_url.clone(),
+        };
         let inner = Arc::new(Inner {
             config,
             ledger: Mutex::new(Ledger::default()),
@@ -152,7 +165,7 @@ impl Sandbox {
             deliveries: Mutex::new(Vec::new()),
             clock_offset_secs: AtomicI64::new(0),
             new_events: Notify::new(),
-            page_base: Mutex::new(base_url.clone()),
+            page_base: Mutex::new(page_base),
             stopped: AtomicBool::new(false),
         });
         let server = http::server(listener, Arc::clone(&inner))?;
@@ -168,9 +181,16 @@ impl Sandbox {
         })
     }
 
-    /// The API base URL to configure the Stripe adapter with (`http://127.0.0.1:PORT`).
+    /// The API base URL to configure the Stripe adapter with (`http://127.0.0.1:PORT`), from
+    /// this machine.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// Where hosted checkout pages' links start: [`SandboxConfig::public_base_url`] (or what
+    /// [`Sandbox::set_page_base`] set), else [`Sandbox::base_url`].
+    pub fn page_base(&self) -> String {
+        lock(&self.inner.page_base).clone()
     }
 
     /// The key the sandbox accepts.
@@ -178,8 +198,9 @@ impl Sandbox {
         &self.inner.config.secret_key
     }
 
-    /// Where hosted checkout pages link to, when the sandbox is reached under another address
-    /// (e.g. mounted behind the app). Defaults to [`Sandbox::base_url`].
+    /// Where hosted checkout pages link to from now on, when the sandbox is reached under
+    /// another address (e.g. mounted behind the app). Replaces
+    /// [`SandboxConfig::public_base_url`]; defaults to [`Sandbox::base_url`].
     pub fn set_page_base(&self, base: &str) {
         *lock(&self.inner.page_base) = base.trim_end_matches('/').to_owned();
     }
@@ -322,6 +343,40 @@ impl Sandbox {
     pub async fn stop(self) {
         self.server.stop(true).await;
     }
+}
+
+/// The listener's address as this machine connects to it: an unspecified address (every
+/// interface) is not one a client can dial everywhere, its loopback is.
+fn reachable(address: SocketAddr) -> SocketAddr {
+    let ip = match address.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, address.port())
+}
+
+/// A public base URL as pages' links use it: `http(s)://host[:port][/prefix]`, no trailing
+/// slash. Anything else would hand the browser a link that cannot work.
+fn public_base(url: &str) -> std::io::Result<String> {
+    let invalid = |why: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("public base URL {url:?} {why}"),
+        )
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| invalid("must start with http:// or https://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(invalid("has no host"));
+    }
+    if url.contains(['?', '#']) || url.contains(char::is_whitespace) {
+        return Err(invalid("must hold no query, fragment or white space"));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 impl Drop for Sandbox {

@@ -5,9 +5,13 @@
 //! ```
 //! then start the app with `STRIPE_API_BASE=http://127.0.0.1:12111`,
 //! `STRIPE_SECRET_KEY=sk_test_sandbox` and `STRIPE_WEBHOOK_SECRET=whsec_sandbox`.
+//!
+//! `SANDBOX_HOST` (default `127.0.0.1`) is the address to listen on; `SANDBOX_PUBLIC_URL` is
+//! where a browser reaches it when that differs (a published container port), for the hosted
+//! pages' links.
 
 use lms_stripe_sandbox::{Sandbox, SandboxConfig};
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name)
@@ -23,6 +27,12 @@ async fn main() -> std::io::Result<()> {
             .map_err(|_| std::io::Error::other("SANDBOX_PORT must be a port number"))?,
         None => 12111,
     };
+    let host: IpAddr = match env("SANDBOX_HOST") {
+        Some(host) => host.parse().map_err(|_| {
+            std::io::Error::other("SANDBOX_HOST must be an IP address (e.g. 0.0.0.0)")
+        })?,
+        None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
     let defaults = SandboxConfig::default();
     let config = SandboxConfig {
         secret_key: env("STRIPE_SECRET_KEY").unwrap_or(defaults.secret_key.clone()),
@@ -30,11 +40,18 @@ async fn main() -> std::io::Result<()> {
             .map(|secrets| secrets.split(',').map(|s| s.trim().to_owned()).collect())
             .unwrap_or(defaults.webhook_secrets.clone()),
         webhook_url: env("SANDBOX_WEBHOOK_URL"),
+        public_base_url: env("SANDBOX_PUBLIC_URL"),
         ..defaults
     };
     let webhook_url = config.webhook_url.clone();
-    let sandbox = Sandbox::start_on(TcpListener::bind(("127.0.0.1", port))?, config).await?;
-    println!("Stripe sandbox listening on {}", sandbox.base_url());
+    let listener = TcpListener::bind((host, port))?;
+    let address = listener.local_addr()?;
+    let sandbox = Sandbox::start_on(listener, config).await?;
+    println!(
+        "Stripe sandbox listening on {address}, API at {}, hosted pages at {}",
+        sandbox.base_url(),
+        sandbox.page_base()
+    );
     match webhook_url {
         Some(url) => println!("delivering signed webhooks to {url}"),
         None => println!("SANDBOX_WEBHOOK_URL is not set: events are kept, not delivered"),

@@ -576,3 +576,49 @@ async fn create_concurrently(
     }
     tasks.join_all().await
 }
+
+#[tokio::test]
+async fn hosted_pages_link_to_the_public_url_while_the_api_stays_on_loopback() {
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = SandboxConfig {
+        public_base_url: Some("http://localhost:8080/".into()),
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::start_on(listener, config).await.unwrap();
+    assert_eq!(
+        sandbox.base_url(),
+        format!("http://127.0.0.1:{port}"),
+        "every interface is dialled over loopback"
+    );
+    assert_eq!(sandbox.page_base(), "http://localhost:8080");
+    let session = open_session(&sandbox).await;
+    let url = session["url"].as_str().unwrap();
+    let prefix = "http://localhost:8080/checkout/pay/";
+    assert!(url.starts_with(prefix), "{url} starts with the public base");
+    let path = &url[prefix.len()..];
+    let page = reqwest::get(format!("{}/checkout/pay/{path}", sandbox.base_url()))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "the link's path is served");
+}
+
+#[tokio::test]
+async fn a_public_url_that_cannot_be_a_link_base_is_refused_at_start() {
+    for url in [
+        "localhost:8080",
+        "ftp://localhost",
+        "http://",
+        "http://localhost/?a=b",
+        "https://localhost/#top",
+        "http://local host",
+    ] {
+        let config = SandboxConfig {
+            public_base_url: Some(url.into()),
+            ..SandboxConfig::default()
+        };
+        let err = Sandbox::start(config).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{url}");
+        assert!(err.to_string().contains(url), "{err}");
+    }
+}
