@@ -8,6 +8,10 @@
 use lms_app::{Application, DemoSeed, Settings, EX_CONFIG};
 use std::process::ExitCode;
 
+// jemalloc returns the password hasher's freed 19 MiB buffers to the kernel; glibc keeps them.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Command {
     Serve,

@@ -7,11 +7,14 @@
 //! Hashing costs tens of milliseconds of CPU and, at production parameters, 19 MiB of memory,
 //! so both operations run on tokio's blocking pool (`spawn_blocking`), never on the async
 //! worker that awaits them, and both are bounded ([`HashingLimits`]): at most `max_concurrent`
-//! run at once, each in one of as many memory buffers that are allocated on first use and then
-//! reused for the life of the hasher. A call that finds every slot taken waits at most
-//! `max_wait`, then fails with [`PasswordHashError::Busy`]. So the memory hashing takes is
-//! `max_concurrent` buffers however many requests arrive, and nothing is allocated and freed per
-//! hash (freed 19 MiB buffers are what kept the process's memory high after bursts).
+//! run at once, each in one of as many memory buffers, allocated on first use and reused while
+//! hashing goes on. A call that finds every slot taken waits at most `max_wait`, then fails with
+//! [`PasswordHashError::Busy`]. So the memory hashing takes is at most `max_concurrent` buffers
+//! however many requests arrive, and a burst allocates nothing per hash. A buffer left unused
+//! for [`HashingLimits::IDLE_RELEASE`] is freed, so a quiet service holds no hashing memory.
+//! Whether the process's resident memory then shrinks is the allocator's business: glibc's
+//! malloc may keep a freed block of this size for reuse; the `lms-app` binary uses one that
+//! gives it back.
 //!
 //! Verification honours the parameters stored in the PHC string, computed in a pooled buffer.
 //! A stored hash needing more memory than the hasher's bound (the larger of its own memory
@@ -50,6 +53,12 @@ pub struct HashingLimits {
 impl HashingLimits {
     /// The default wait for a free slot.
     pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(2);
+
+    /// How long a memory buffer may stay unused before it is freed. Within a burst a buffer is
+    /// idle for microseconds (the next waiter takes it), so only a pause in hashing releases
+    /// memory; the cost is one allocation (a few milliseconds at 19 MiB) for the first hash
+    /// after the pause, against tens of milliseconds for the hash.
+    pub const IDLE_RELEASE: Duration = Duration::from_secs(1);
 }
 
 impl Default for HashingLimits {
@@ -135,8 +144,23 @@ impl Argon2Hasher {
             params,
             limits,
             max_blocks,
-            pool: Arc::new(MemoryPool::new(limits.max_concurrent, limits.max_wait)),
+            pool: Arc::new(MemoryPool::new(
+                limits.max_concurrent,
+                limits.max_wait,
+                HashingLimits::IDLE_RELEASE,
+            )),
         })
+    }
+
+    /// The same hasher with its own pool, releasing idle buffers after `idle_release`.
+    #[cfg(test)]
+    fn with_idle_release(mut self, idle_release: Duration) -> Self {
+        self.pool = Arc::new(MemoryPool::new(
+            self.limits.max_concurrent,
+            self.limits.max_wait,
+            idle_release,
+        ));
+        self
     }
 
     /// The limits this hasher enforces.
@@ -263,7 +287,6 @@ impl PasswordHasher for Argon2Hasher {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use std::sync::mpsc;
 
@@ -371,12 +394,30 @@ mod tests {
         }
     }
 
+    /// Tiny parameters, the given limits, and buffers kept an hour: the tests counting
+    /// buffers on the real clock must not see one released under them.
     fn limited(max_concurrent: usize, max_wait: Duration) -> Argon2Hasher {
+        releasing(max_concurrent, max_wait, Duration::from_secs(3600))
+    }
+
+    fn releasing(max_concurrent: usize, max_wait: Duration, idle: Duration) -> Argon2Hasher {
         let limits = HashingLimits {
             max_concurrent,
             max_wait,
         };
-        Argon2Hasher::with_params_and_limits(Params::MIN_M_COST.max(8), 1, 1, limits).unwrap()
+        Argon2Hasher::with_params_and_limits(Params::MIN_M_COST.max(8), 1, 1, limits)
+            .unwrap()
+            .with_idle_release(idle)
+    }
+
+    /// Waits (on tokio's clock, paused or not) until `condition` holds, failing if that takes
+    /// longer than `within`.
+    async fn within(what: &str, within: Duration, condition: impl Fn() -> bool) {
+        let begun = tokio::time::Instant::now();
+        while !condition() {
+            assert!(begun.elapsed() <= within, "not within {within:?}: {what}");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// Occupies one slot with blocking work that lasts until the returned sender is dropped or
@@ -402,6 +443,28 @@ mod tests {
         (release, started, task)
     }
 
+    /// [`occupy`] for a current-thread runtime: returns once the work has started.
+    async fn occupied(
+        hasher: &Argon2Hasher,
+    ) -> (
+        mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<(), PasswordHashError>>,
+    ) {
+        let (release, wait) = mpsc::channel::<()>();
+        let (started_tx, started) = tokio::sync::oneshot::channel::<()>();
+        let hasher = hasher.clone();
+        let task = tokio::spawn(async move {
+            hasher
+                .run_bounded(8, move |_memory| {
+                    let _ = started_tx.send(());
+                    let _ = wait.recv();
+                })
+                .await
+        });
+        started.await.unwrap();
+        (release, task)
+    }
+
     async fn eventually(what: &str, condition: impl Fn() -> bool) {
         for _ in 0..500 {
             if condition() {
@@ -421,6 +484,130 @@ mod tests {
         );
         assert_eq!(limits.max_wait, Duration::from_secs(2));
         assert_eq!(Argon2Hasher::new().unwrap().limits(), limits);
+    }
+
+    /// Paused time: the clock moves only when every task waits, so the release is seen at
+    /// its deadline, not around it.
+    #[tokio::test(start_paused = true)]
+    async fn idle_buffers_are_freed_after_the_idle_time_and_busy_ones_never() {
+        let hasher = releasing(2, Duration::from_secs(10), Duration::from_secs(1));
+        // Two hashes at once: two buffers.
+        let (release_a, holder_a) = occupied(&hasher).await;
+        let (release_b, holder_b) = occupied(&hasher).await;
+        // Leased buffers are in use, however long: never released. (`advance`, because a
+        // running blocking task stops paused time from moving by itself.)
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert_eq!(hasher.pool.live_buffers(), 2);
+        release_a.send(()).unwrap();
+        release_b.send(()).unwrap();
+        holder_a.await.unwrap().unwrap();
+        holder_b.await.unwrap().unwrap();
+        assert_eq!(hasher.pool.idle_buffers(), 2);
+
+        tokio::time::sleep(Duration::from_millis(999)).await;
+        assert_eq!(hasher.pool.live_buffers(), 2, "released too early");
+        within("both buffers freed", Duration::from_millis(10), || {
+            hasher.pool.live_buffers() == 0
+        })
+        .await;
+        assert_eq!(hasher.pool.idle_buffers(), 0);
+        assert_eq!(hasher.pool.available_permits(), 2);
+
+        // The next hash allocates afresh and works.
+        let hash = hasher.hash("pw").await.unwrap();
+        assert!(hasher.verify("pw", &hash).await.unwrap());
+        assert_eq!(hasher.pool.buffers_created(), 3);
+        assert_eq!(hasher.pool.live_buffers(), 1);
+        within("freed again", Duration::from_millis(1010), || {
+            hasher.pool.live_buffers() == 0
+        })
+        .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn hashes_closer_than_the_idle_time_keep_reusing_one_buffer() {
+        let hasher = releasing(2, Duration::from_secs(10), Duration::from_secs(1));
+        for i in 0..20 {
+            let password = format!("pw{i}");
+            let hash = hasher.hash(&password).await.unwrap();
+            assert!(hasher.verify(&password, &hash).await.unwrap());
+            tokio::time::sleep(Duration::from_millis(900)).await;
+        }
+        assert_eq!(hasher.pool.buffers_created(), 1, "allocated under load");
+        assert_eq!(hasher.pool.live_buffers(), 1);
+        within("freed once idle", Duration::from_millis(110), || {
+            hasher.pool.live_buffers() == 0
+        })
+        .await;
+    }
+
+    /// A burst keeps every slot's buffer circulating; the surplus after it ages out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_allocates_at_most_one_buffer_per_slot_then_frees_them() {
+        let hasher = releasing(2, Duration::from_secs(30), Duration::from_millis(200));
+        let calls: Vec<_> = (0..24)
+            .map(|i| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move {
+                    let password = format!("pw{i}");
+                    let hash = hasher.hash(&password).await.unwrap();
+                    hasher.verify(&password, &hash).await.unwrap()
+                })
+            })
+            .collect();
+        for call in calls {
+            assert!(call.await.unwrap());
+        }
+        assert!(hasher.pool.buffers_created() <= 2);
+        within("freed after the burst", Duration::from_secs(5), || {
+            hasher.pool.live_buffers() == 0
+        })
+        .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_idle_time_nothing_is_kept() {
+        let hasher = releasing(1, Duration::from_secs(10), Duration::ZERO);
+        for _ in 0..3 {
+            hasher.hash("pw").await.unwrap();
+            assert_eq!(hasher.pool.live_buffers(), 0);
+        }
+        assert_eq!(hasher.pool.buffers_created(), 3);
+    }
+
+    /// Without a runtime there is no sweeper: an expired buffer is freed by the next return.
+    #[test]
+    fn outside_a_runtime_expired_buffers_go_at_the_next_return() {
+        let hasher = releasing(2, Duration::from_secs(1), Duration::from_millis(20));
+        let first = block_on(hasher.pool.lease()).unwrap();
+        let second = block_on(hasher.pool.lease()).unwrap();
+        assert_eq!(hasher.pool.live_buffers(), 2);
+        drop(first);
+        std::thread::sleep(Duration::from_millis(40));
+        drop(second);
+        assert_eq!(hasher.pool.live_buffers(), 1, "the expired one was freed");
+        assert_eq!(hasher.pool.idle_buffers(), 1);
+        assert_eq!(hasher.pool.available_permits(), 2);
+        // And the kept one is what the next hash uses.
+        let hash = block_on(hasher.hash("pw")).unwrap();
+        assert!(block_on(hasher.verify("pw", &hash)).unwrap());
+        assert_eq!(hasher.pool.buffers_created(), 2);
+    }
+
+    #[test]
+    fn dropping_the_hasher_frees_its_idle_buffers_without_waiting_for_the_sweeper() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let hasher = limited(1, Duration::from_secs(1));
+        let pool = Arc::downgrade(&hasher.pool);
+        runtime.block_on(async {
+            hasher.hash("pw").await.unwrap();
+        });
+        drop(hasher);
+        // The sweeper holds the pool weakly: it does not keep it (and its buffers) alive.
+        assert!(pool.upgrade().is_none());
     }
 
     #[test]

@@ -17,11 +17,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: auth_pressure [--sign-ins N] [--sign-ups N] [--known-users N] [--idle-secs S] [--app-bin PATH] [--keep-rate-limits]
+const USAGE: &str = "usage: auth_pressure [--sign-ins N] [--sign-ups N] [--known-users N] [--idle-secs S] [--rounds N] [--app-bin PATH] [--keep-rate-limits]
   --sign-ins N        concurrent sign-ins in one burst, half unknown e-mails, half known (default 500)
   --sign-ups N        concurrent sign-ups in one burst (default 500)
   --known-users N     accounts created (one at a time, untimed) before the bursts (default 10)
-  --idle-secs S       idle time after the bursts before the final RSS (default 5)
+  --idle-secs S       idle time after the set-up and after each round, before reading RSS (default 5)
+  --rounds N          rounds of (sign-in burst, sign-up burst, idle) (default 1)
   --app-bin PATH      run this lms-app binary instead of this binary's --serve-child mode
   --keep-rate-limits  leave the sign-in/sign-up rate limits on (by default they are off, so
                       every request reaches the password hasher)
@@ -42,6 +43,7 @@ struct Args {
     sign_ups: usize,
     known_users: usize,
     idle: Duration,
+    rounds: usize,
     app_bin: Option<PathBuf>,
     rate_limits: bool,
 }
@@ -52,6 +54,7 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
         sign_ups: 500,
         known_users: 10,
         idle: Duration::from_secs(5),
+        rounds: 1,
         app_bin: None,
         rate_limits: false,
     };
@@ -76,6 +79,7 @@ fn parse_args() -> anyhow::Result<Option<Args>> {
             "--sign-ups" => args.sign_ups = number(value()?)?,
             "--known-users" => args.known_users = number(value()?)?.max(1),
             "--idle-secs" => args.idle = Duration::from_secs(number(value()?)? as u64),
+            "--rounds" => args.rounds = number(value()?)?.max(1),
             "--app-bin" => args.app_bin = Some(PathBuf::from(value()?)),
             "--keep-rate-limits" => args.rate_limits = true,
             "--help" | "-h" => {
@@ -410,20 +414,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "release"
         }
     );
-    println!(
-        "arguments: --sign-ins {} --sign-ups {} --known-users {} --idle-secs {}{}",
-        args.sign_ins,
-        args.sign_ups,
-        args.known_users,
-        args.idle.as_secs(),
-        if args.rate_limits {
-            " --keep-rate-limits"
-        } else {
-            ""
+    println!("arguments: {}", reproduce_args(&args));
+    for variable in ["MALLOC_ARENA_MAX", "PASSWORD_HASH_CONCURRENCY"] {
+        if let Some(value) = std::env::var_os(variable) {
+            println!("{variable}={}", value.to_string_lossy());
         }
-    );
-    if let Some(arena) = std::env::var_os("MALLOC_ARENA_MAX") {
-        println!("MALLOC_ARENA_MAX={}", arena.to_string_lossy());
     }
 
     let app = start_app(&args).await?;
@@ -452,46 +447,56 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let after_setup = read_memory(app.pid)?;
-
-    let sign_ins = (0..args.sign_ins)
-        .map(|i| {
-            let email = if i % 2 == 0 {
-                format!("nobody-{i}@example.com")
-            } else {
-                known[i % known.len()].clone()
-            };
-            (
-                "/api/v1/user/signin",
-                json!({"email": email, "password": PASSWORD}),
-            )
-        })
-        .collect();
-    let sign_in_burst = burst("sign-in burst", &app, sign_ins).await?;
-    let sign_ups = (0..args.sign_ups)
-        .map(|i| {
-            let email = format!("new-{i}-{}@example.com", uuid::Uuid::new_v4().simple());
-            (
-                "/api/v1/user/signup",
-                json!({"name": "New User", "email": email, "password": PASSWORD}),
-            )
-        })
-        .collect();
-    let sign_up_burst = burst("sign-up burst", &app, sign_ups).await?;
-
+    // Idle before the bursts too: what the app holds when nothing is asked of it.
     tokio::time::sleep(args.idle).await;
-    let last = read_memory(app.pid)?;
+    let idle_before = read_memory(app.pid)?;
 
+    let mut rounds = Vec::with_capacity(args.rounds);
+    for _ in 0..args.rounds {
+        let sign_ins = (0..args.sign_ins)
+            .map(|i| {
+                let email = if i % 2 == 0 {
+                    format!("nobody-{i}@example.com")
+                } else {
+                    known[i % known.len()].clone()
+                };
+                (
+                    "/api/v1/user/signin",
+                    json!({"email": email, "password": PASSWORD}),
+                )
+            })
+            .collect();
+        let sign_in_burst = burst("sign-in burst", &app, sign_ins).await?;
+        let sign_ups = (0..args.sign_ups)
+            .map(|i| {
+                let email = format!("new-{i}-{}@example.com", uuid::Uuid::new_v4().simple());
+                (
+                    "/api/v1/user/signup",
+                    json!({"name": "New User", "email": email, "password": PASSWORD}),
+                )
+            })
+            .collect();
+        let sign_up_burst = burst("sign-up burst", &app, sign_ups).await?;
+        tokio::time::sleep(args.idle).await;
+        let after = read_memory(app.pid)?;
+        rounds.push(([sign_in_burst, sign_up_burst], after));
+    }
+    let last = rounds.last().map_or(idle_before, |(_, after)| *after);
+
+    let idle_row = |label: String, memory: &Memory| {
+        println!(
+            "{:<28}  {:>7}  {:>12}  {:>7}  {:>6}  -",
+            label,
+            mib(memory.rss_kib),
+            "-",
+            memory.threads,
+            "-"
+        );
+    };
     println!();
     println!("phase                         RSS MiB  peak RSS MiB  threads  wall s  answers");
     println!("----------------------------  -------  ------------  -------  ------  -------");
-    println!(
-        "{:<28}  {:>7}  {:>12}  {:>7}  {:>6}  -",
-        "started (healthy)",
-        mib(started.rss_kib),
-        "-",
-        started.threads,
-        "-"
-    );
+    idle_row("started (healthy)".to_owned(), &started);
     println!(
         "{:<28}  {:>7}  {:>12}  {:>7}  {:>6}  {} x 201",
         format!("after {} set-up sign-ups", args.known_users),
@@ -501,37 +506,41 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "-",
         args.known_users
     );
-    for b in [&sign_in_burst, &sign_up_burst] {
-        println!(
-            "{:<28}  {:>7}  {:>12}  {:>7}  {:>6.1}  {}",
-            format!("{} ({})", b.name, b.requests),
-            mib(b.after.rss_kib),
-            mib(b.peak_rss_kib),
-            b.peak_threads,
-            b.wall.as_secs_f64(),
-            statuses(b)
-        );
+    let idle_secs = args.idle.as_secs();
+    idle_row(format!("idle {idle_secs} s before bursts"), &idle_before);
+    for (round, (bursts, after)) in rounds.iter().enumerate() {
+        let prefix = if args.rounds > 1 {
+            format!("{}: ", round + 1)
+        } else {
+            String::new()
+        };
+        for b in bursts {
+            println!(
+                "{:<28}  {:>7}  {:>12}  {:>7}  {:>6.1}  {}",
+                format!("{prefix}{} ({})", b.name, b.requests),
+                mib(b.after.rss_kib),
+                mib(b.peak_rss_kib),
+                b.peak_threads,
+                b.wall.as_secs_f64(),
+                statuses(b)
+            );
+        }
+        idle_row(format!("{prefix}idle {idle_secs} s after bursts"), after);
     }
-    println!(
-        "{:<28}  {:>7}  {:>12}  {:>7}  {:>6}  -",
-        format!("idle {} s after the bursts", args.idle.as_secs()),
-        mib(last.rss_kib),
-        "-",
-        last.threads,
-        "-"
-    );
     println!();
     println!(
-        "peak RSS (VmHWM, whole run): {} MiB; final RSS: {} MiB",
+        "peak RSS (VmHWM, whole run): {} MiB; idle RSS before the bursts: {} MiB; final RSS: {} MiB",
         mib(last.hwm_kib),
+        mib(idle_before.rss_kib),
         mib(last.rss_kib)
     );
-    let missing = sign_in_burst.retry_after_missing + sign_up_burst.retry_after_missing;
+    let all: Vec<&Burst> = rounds.iter().flat_map(|(bursts, _)| bursts).collect();
+    let missing: usize = all.iter().map(|b| b.retry_after_missing).sum();
     ensure!(
         missing == 0,
         "{missing} answers 503 came without Retry-After"
     );
-    let unanswered: usize = [&sign_in_burst, &sign_up_burst]
+    let unanswered: usize = all
         .iter()
         .map(|b| b.statuses.get(&0).copied().unwrap_or(0))
         .sum();
@@ -545,11 +554,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
 fn reproduce_args(args: &Args) -> String {
     let mut line = format!(
-        "--sign-ins {} --sign-ups {} --known-users {} --idle-secs {}",
+        "--sign-ins {} --sign-ups {} --known-users {} --idle-secs {} --rounds {}",
         args.sign_ins,
         args.sign_ups,
         args.known_users,
-        args.idle.as_secs()
+        args.idle.as_secs(),
+        args.rounds
     );
     if let Some(bin) = &args.app_bin {
         line.push_str(&format!(" --app-bin {}", bin.display()));
