@@ -11,9 +11,6 @@ mod error;
 mod migrate;
 mod rows;
 mod schema;
-// Until the API suite uses lms-test-db; then this module and the feature go.
-#[cfg(feature = "testing")]
-pub mod testing;
 
 use std::fmt;
 use std::sync::Arc;
