@@ -24,10 +24,15 @@ fail() {
 }
 
 # Crate names in the tree of `$1` (extra cargo tree arguments follow), without `$1` itself.
+# A tree cargo cannot resolve stops the whole check: an empty tree would prove nothing.
 tree_of() {
-    local crate=$1
+    local crate=$1 tree
     shift
-    cargo tree -p "$crate" "$@" --prefix none --format '{p}' --quiet | awk '{print $1}' | sort -u | grep -vx "$crate" || true
+    if ! tree=$(cargo tree -p "$crate" "$@" --prefix none --format '{p}' --quiet); then
+        echo "layering check: cargo tree -p $crate $* failed" >&2
+        exit 1
+    fi
+    echo "$tree" | awk '{print $1}' | sort -u | grep -vx "$crate" || true
 }
 
 # Workspace crates (lms-*) among `$2`, minus those in the space-separated list `$1`.
@@ -50,10 +55,12 @@ for crate in $inner; do
 done
 
 for crate in $adapters; do
-    normal=$(lms_outside "$allowed_for_adapters" "$(tree_of "$crate" -e normal)" | tr '\n' ' ')
+    normal_tree=$(tree_of "$crate" -e normal)
     # Dev-dependencies: the direct ones only (a test-support crate may itself use adapters).
+    dev_tree=$(tree_of "$crate" -e dev --depth 1)
+    normal=$(lms_outside "$allowed_for_adapters" "$normal_tree" | tr '\n' ' ')
     dev=$(lms_outside "$allowed_for_adapters lms-storage-contract lms-gateway-contract lms-test-db" \
-        "$(tree_of "$crate" -e dev --depth 1)" | tr '\n' ' ')
+        "$dev_tree" | tr '\n' ' ')
     [ -z "$normal" ] || fail "$crate (an adapter) depends on $normal"
     [ -z "$dev" ] || fail "$crate (an adapter) has dev-dependencies on adapters: $dev"
     [ -n "$normal$dev" ] || echo "layering ok: $crate depends on no other adapter"
