@@ -1,15 +1,62 @@
 //! Wire shapes (camelCase JSON). Built from domain values; never carry secrets.
+//!
+//! They also derive [`ToSchema`]: the OpenAPI document (`crate::openapi`) describes these very
+//! types, so a field added here shows up there.
 
-use lms_domain::{Course, Purchase, ReviewReason, User};
+use crate::error::ApiError;
+use actix_web::{HttpResponse, HttpResponseBuilder};
+use lms_domain::{Course, Purchase, PurchaseStatus, ReviewReason, Role, User};
 use serde::Serialize;
 use time::OffsetDateTime;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+/// A JSON response body, serialised through [`serde_json::Value`] as the hand-written `json!`
+/// bodies were: object keys come out sorted whatever the field order of the types, so typed
+/// bodies send the same bytes the `json!` ones did.
+///
+/// # Errors
+/// A body that cannot become JSON (none of ours: they hold strings, numbers and maps).
+pub fn json_response(
+    mut builder: HttpResponseBuilder,
+    body: &impl Serialize,
+) -> Result<HttpResponse, ApiError> {
+    let value = serde_json::to_value(body).map_err(ApiError::internal)?;
+    Ok(builder.json(value))
+}
+
+/// A string schema limited to the given wire names, so the document lists exactly the values
+/// the domain's own `as_str`/`name` produce.
+pub(crate) fn wire_names(names: impl IntoIterator<Item = &'static str>, example: &str) -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(names))
+        .examples([example])
+        .build()
+}
+
+fn role_schema() -> Object {
+    let roles = [Role::Student, Role::Instructor, Role::Admin];
+    wire_names(roles.map(Role::name), Role::Student.name())
+}
+
+pub(crate) fn purchase_status_schema() -> Object {
+    use PurchaseStatus as S;
+    let statuses = [S::Pending, S::Completed, S::Failed, S::Refunded];
+    wire_names(statuses.map(S::as_str), S::Completed.as_str())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = User)]
 pub struct UserDto {
+    #[schema(format = Uuid, example = "0b5f8a4e-4c1e-4d0a-9a57-3f1c2b7d9e10")]
     pub id: String,
+    #[schema(example = "Ada Lovelace")]
     pub name: String,
+    #[schema(format = Email, example = "ada@example.com")]
     pub email: String,
+    #[schema(schema_with = role_schema)]
     pub role: &'static str,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -28,20 +75,29 @@ impl From<&User> for UserDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Course)]
 pub struct CourseDto {
+    #[schema(format = Uuid, example = "5d2c1f0e-8a3b-4c6d-9e7f-1a2b3c4d5e6f")]
     pub id: String,
+    #[schema(example = "Rust for web backends")]
     pub title: String,
     pub subtitle: Option<String>,
     pub description: Option<String>,
     pub category: Option<String>,
     pub level: Option<String>,
+    /// The price in integer minor units of `currency` (0 is a free course).
+    #[schema(example = 1999)]
     pub price_cents: i64,
     /// Decimal major units, for display only.
+    #[schema(example = "19.99")]
     pub price: String,
+    /// ISO 4217, upper case.
+    #[schema(example = "USD")]
     pub currency: &'static str,
     pub is_published: bool,
+    #[schema(format = Uuid)]
     pub instructor_id: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -70,18 +126,31 @@ impl From<&Course> for CourseDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Purchase)]
 pub struct PurchaseDto {
+    #[schema(format = Uuid, example = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d")]
     pub id: String,
+    #[schema(format = Uuid)]
     pub course_id: String,
+    #[schema(format = Uuid)]
     pub user_id: String,
+    /// `completed` unlocks the course; `refunded` locks it again.
+    #[schema(schema_with = purchase_status_schema)]
     pub status: &'static str,
+    /// The price paid, in integer minor units of `currency`.
+    #[schema(example = 1999)]
     pub amount_cents: i64,
+    #[schema(example = "USD")]
     pub currency: &'static str,
+    /// Refunded so far, in minor units.
+    #[schema(example = 0)]
     pub refunded_cents: i64,
+    /// Present while a payment is held for review (amount or currency mismatch).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review_reason: Option<String>,
+    /// Present when the purchase failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<&'static str>,
     #[serde(with = "time::serde::rfc3339")]

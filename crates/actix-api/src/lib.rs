@@ -8,6 +8,7 @@ pub mod dto;
 pub mod error;
 pub mod limits;
 pub mod middleware;
+pub mod openapi;
 pub mod routes;
 pub mod session_key;
 pub mod storefront;

@@ -1,9 +1,10 @@
 //! The route table. Every resource answers a wrong method with the 405 envelope.
 
-mod courses;
-mod health;
-mod payments;
-mod users;
+// Visible to the crate so `crate::openapi` can list the handlers' documentation.
+pub(crate) mod courses;
+pub(crate) mod health;
+pub(crate) mod payments;
+pub(crate) mod users;
 
 use crate::error::method_not_allowed;
 use crate::ApiSettings;
@@ -15,6 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &ApiSettings) {
     cfg.service(
         web::scope("/api/v1")
             .service(resource("/healthcheck").route(web::get().to(health::healthcheck)))
+            .service(resource("/openapi.json").route(web::get().to(crate::openapi::serve)))
             .service(resource("/user/signup").route(web::post().to(users::sign_up)))
             .service(resource("/user/signin").route(web::post().to(users::sign_in)))
             .service(resource("/user/signout").route(web::post().to(users::sign_out)))

@@ -1,71 +1,286 @@
 use crate::auth::AuthenticatedUser;
-use crate::dto::{CourseDto, PurchaseDto};
+use crate::dto::{json_response, purchase_status_schema, wire_names, CourseDto, PurchaseDto};
 use crate::error::ApiError;
+use crate::openapi::{self as doc, ErrorEnvelope};
 use crate::routes::courses::course_id;
 use crate::ApiState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use lms_domain::{Purchase, PurchaseId};
-use lms_ports::GatewaySession;
+use lms_ports::{GatewaySession, SessionPaymentStatus, SessionStatus};
 use lms_use_cases::{CheckoutStarted, UseCaseError};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use time::format_description::well_known::Rfc3339;
+use utoipa::openapi::schema::Object;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"courseId": "5d2c1f0e-8a3b-4c6d-9e7f-1a2b3c4d5e6f"}))]
 pub struct CheckoutBody {
+    #[schema(format = Uuid)]
     course_id: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatusQuery {
+    /// The checkout session the buyer came back from (`cs_...`): while the purchase is pending
+    /// the server asks the payment provider about it first, at most once every few seconds.
+    #[param(example = "cs_test_a1b2c3")]
     session_id: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(example = json!({"amountCents": 500, "reason": "requested_by_customer"}))]
 pub struct RefundBody {
+    /// Minor units; the whole remaining amount when absent.
     amount_cents: Option<i64>,
     reason: Option<String>,
 }
 
+fn session_status_schema() -> Object {
+    let all = [
+        SessionStatus::Open,
+        SessionStatus::Complete,
+        SessionStatus::Expired,
+    ];
+    wire_names(all.map(SessionStatus::as_str), SessionStatus::Open.as_str())
+}
+
+fn session_payment_status_schema() -> Object {
+    use SessionPaymentStatus as P;
+    let all = [P::Paid, P::Unpaid, P::NoPaymentRequired];
+    wire_names(all.map(P::as_str), P::Unpaid.as_str())
+}
+
+fn wire_status_schema() -> Object {
+    let mut schema = purchase_status_schema();
+    schema
+        .enum_values
+        .get_or_insert_with(Vec::new)
+        .push("not purchased".into());
+    schema
+}
+
+/// The checkout session as Stripe spells it (snake_case keys, lower-case currency, unix
+/// seconds). The frontend redirects to `url`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "cs_test_a1b2c3",
+    "url": "https://checkout.stripe.com/c/pay/cs_test_a1b2c3",
+    "status": "open",
+    "payment_status": "unpaid",
+    "amount_total": 1999,
+    "currency": "usd",
+    "expires_at": 1_735_732_800,
+    "metadata": {
+        "purchase_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+        "course_id": "5d2c1f0e-8a3b-4c6d-9e7f-1a2b3c4d5e6f",
+        "user_id": "0b5f8a4e-4c1e-4d0a-9a57-3f1c2b7d9e10"
+    },
+    "client_reference_id": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+}))]
+pub struct CheckoutSessionBody {
+    /// `null` for a free enrolment (no session).
+    id: Option<String>,
+    /// Where to send the buyer: the hosted payment page, or the success page of a free course.
+    url: Option<String>,
+    #[schema(schema_with = session_status_schema)]
+    status: &'static str,
+    #[schema(schema_with = session_payment_status_schema)]
+    payment_status: &'static str,
+    /// Minor units.
+    amount_total: i64,
+    /// ISO 4217, lower case.
+    currency: String,
+    /// Unix seconds; `null` for a free enrolment.
+    expires_at: Option<i64>,
+    metadata: BTreeMap<String, String>,
+    /// The purchase's id.
+    client_reference_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckoutData {
+    session: CheckoutSessionBody,
+    purchase: PurchaseDto,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckoutResponse {
+    #[schema(example = true)]
+    success: bool,
+    #[schema(example = "Stripe checkout initiated successfully.")]
+    message: &'static str,
+    data: CheckoutData,
+}
+
+/// What the webhook answers once the event is stored (or is a duplicate, or is ignored).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookAck {
+    #[schema(example = true)]
+    received: bool,
+}
+
+/// A Stripe event as it arrives; documentation only: the body is verified as raw bytes
+/// against `Stripe-Signature` before anything parses it.
+#[derive(Debug, ToSchema)]
+#[schema(example = json!({
+    "id": "evt_1a2b3c",
+    "object": "event",
+    "type": "checkout.session.completed",
+    "created": 1_735_732_800,
+    "livemode": false,
+    "data": {"object": {"id": "cs_test_a1b2c3", "object": "checkout.session"}}
+}))]
+#[expect(
+    dead_code,
+    reason = "describes the request body for the OpenAPI document only"
+)]
+pub struct StripeEvent {
+    #[schema(example = "evt_1a2b3c")]
+    id: String,
+    /// `checkout.session.*`, `charge.*` and `charge.dispute.*` are applied; other types are
+    /// acknowledged and ignored.
+    #[schema(rename = "type", example = "checkout.session.completed")]
+    kind: String,
+    /// Unix seconds.
+    created: i64,
+    livemode: bool,
+    /// `{"object": {...}}`: the session, charge or dispute the event is about.
+    #[schema(value_type = Object)]
+    data: (),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurchaseStatusData {
+    course: CourseDto,
+    /// True exactly when the course is unlocked.
+    is_purchased: bool,
+    #[schema(schema_with = wire_status_schema)]
+    purchase_status: &'static str,
+    /// The latest purchase of the course by this user, if any.
+    purchase: Option<PurchaseDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PurchaseStatusResponse {
+    #[schema(example = true)]
+    success: bool,
+    data: PurchaseStatusData,
+}
+
+/// A course the user unlocked: the course's fields, with `currency` the currency paid, and the
+/// purchase's.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PurchasedCourse {
+    #[serde(flatten)]
+    course: CourseDto,
+    #[schema(format = Uuid)]
+    purchase_id: String,
+    /// What was paid, in minor units of `currency`.
+    #[schema(example = 1999)]
+    amount_cents: i64,
+    /// RFC 3339: when checkout started.
+    #[schema(format = DateTime)]
+    purchased_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PurchasedCoursesResponse {
+    #[schema(example = true)]
+    success: bool,
+    /// Newest first.
+    data: Vec<PurchasedCourse>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundData {
+    purchase: PurchaseDto,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundResponse {
+    #[schema(example = true)]
+    success: bool,
+    #[schema(example = "Refund requested.")]
+    message: &'static str,
+    data: RefundData,
+}
+
 /// The session as Stripe spells it (snake_case keys, lower-case currency, unix seconds): the
 /// seed frontend reads `data.session.url`.
-fn session_json(session: &GatewaySession) -> Value {
-    json!({
-        "id": session.id,
-        "url": session.url,
-        "status": session.status.as_str(),
-        "payment_status": session.payment_status.as_str(),
-        "amount_total": session.amount_total,
-        "currency": session.currency.code().to_ascii_lowercase(),
-        "expires_at": session.expires_at.unix_timestamp(),
-        "metadata": session.metadata,
-        "client_reference_id": session.purchase_id.map(|id| id.to_string()),
-    })
+fn session_json(session: &GatewaySession) -> CheckoutSessionBody {
+    CheckoutSessionBody {
+        id: Some(session.id.clone()),
+        url: session.url.clone(),
+        status: session.status.as_str(),
+        payment_status: session.payment_status.as_str(),
+        amount_total: session.amount_total,
+        currency: session.currency.code().to_ascii_lowercase(),
+        expires_at: Some(session.expires_at.unix_timestamp()),
+        metadata: session.metadata.clone(),
+        client_reference_id: session.purchase_id.map(|id| id.to_string()),
+    }
 }
 
 /// A free enrolment, in the same shape: nothing to pay, straight to the success page.
-fn free_session_json(purchase: &Purchase, success_url: String) -> Value {
-    json!({
-        "id": Value::Null,
-        "url": success_url,
-        "status": "complete",
-        "payment_status": "no_payment_required",
-        "amount_total": 0,
-        "currency": purchase.price.currency().code().to_ascii_lowercase(),
-        "expires_at": Value::Null,
-        "metadata": {
-            "purchase_id": purchase.id.to_string(),
-            "course_id": purchase.course_id.to_string(),
-            "user_id": purchase.user_id.to_string(),
-        },
-        "client_reference_id": purchase.id.to_string(),
-    })
+fn free_session_json(purchase: &Purchase, success_url: String) -> CheckoutSessionBody {
+    CheckoutSessionBody {
+        id: None,
+        url: Some(success_url),
+        status: "complete",
+        payment_status: "no_payment_required",
+        amount_total: 0,
+        currency: purchase.price.currency().code().to_ascii_lowercase(),
+        expires_at: None,
+        metadata: BTreeMap::from([
+            ("purchase_id".to_owned(), purchase.id.to_string()),
+            ("course_id".to_owned(), purchase.course_id.to_string()),
+            ("user_id".to_owned(), purchase.user_id.to_string()),
+        ]),
+        client_reference_id: Some(purchase.id.to_string()),
+    }
 }
 
 /// `POST /api/v1/payments/create-checkout-session`: 201 for a new session (or a free
 /// enrolment), 200 when the user's open session is handed out again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments/create-checkout-session",
+    tag = "payments",
+    summary = "Start a checkout",
+    description = "Opens a Stripe Checkout session for a published course; the frontend \
+        redirects to `data.session.url`. The user's open, unexpired session of the same course \
+        is handed out again. A free course completes at once without Stripe.",
+    security(("cookie_token" = []), ("bearer_jwt" = [])),
+    request_body = CheckoutBody,
+    responses(
+        (status = 200, description = "The user's open session of this course, handed out again.",
+            body = CheckoutResponse),
+        (status = 201, description = "A new session, or a free enrolment.",
+            body = CheckoutResponse),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::CourseNotFound),
+        (status = 409, description = "The course cannot be bought now.", body = ErrorEnvelope,
+            examples(
+                ("ALREADY_PURCHASED" = (value = json!(doc::example(409, "ALREADY_PURCHASED", "You have already purchased this course.")))),
+                ("OWN_COURSE" = (value = json!(doc::example(409, "OWN_COURSE", "Instructors cannot buy their own course.")))),
+                ("PAYMENT_IN_PROGRESS" = (value = json!(doc::example(409, "PAYMENT_IN_PROGRESS", "A payment for this course is already in progress. Please wait for it to complete.")))),
+            )),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 422, response = doc::ValidationFailed),
+        (status = 500, response = doc::InternalError),
+        (status = 502, response = doc::PaymentProviderError),
+        (status = 503, response = doc::UnavailableOrProvider),
+    ),
+)]
 pub async fn create_checkout_session(
     state: web::Data<ApiState>,
     actor: AuthenticatedUser,
@@ -73,7 +288,7 @@ pub async fn create_checkout_session(
 ) -> Result<HttpResponse, ApiError> {
     let course = course_id(&body.course_id)?;
     let started = state.services.start_checkout(&actor.0, course).await?;
-    let (mut response, message, session) = match &started {
+    let (response, message, session) = match &started {
         CheckoutStarted::Created { session, .. } => (
             HttpResponse::Created(),
             "Stripe checkout initiated successfully.",
@@ -90,19 +305,47 @@ pub async fn create_checkout_session(
             free_session_json(purchase, state.settings.success_url_without_session()),
         ),
     };
-    Ok(response.json(json!({
-        "success": true,
-        "message": message,
-        "data": {
-            "session": session,
-            "purchase": PurchaseDto::from(started.purchase()),
+    json_response(
+        response,
+        &CheckoutResponse {
+            success: true,
+            message,
+            data: CheckoutData {
+                session,
+                purchase: PurchaseDto::from(started.purchase()),
+            },
         },
-    })))
+    )
 }
 
 /// `POST /api/v1/payments/webhook`: the raw body and the signature header go to the use case,
 /// which verifies before parsing. 2xx only once the event is safely stored (or is a duplicate,
 /// ignored or not ours); 400 on a bad signature; 5xx otherwise so the gateway retries.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments/webhook",
+    tag = "payments",
+    summary = "Stripe webhook",
+    description = "Stripe's events, verified over the raw body (256 KiB at most) against \
+        `Stripe-Signature` before any parsing. 200 once the event is stored, or is a duplicate \
+        or of an ignored type; 400 for any verification failure (nothing is stored); 5xx when \
+        it cannot be stored, so Stripe delivers it again. Events apply exactly once, in any order.",
+    params(("Stripe-Signature" = String, Header,
+        description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.body\">` (several `v1` while a secret is rolled).",
+        example = "t=1735732800,v1=5257a869e7ecebeda32affa62cdca3fa51cad7e77a0e56ff536d0ce8e108d8bd")),
+    request_body(content = StripeEvent, content_type = "application/json",
+        description = "The event exactly as Stripe sent it: the signature covers these bytes, so \
+            nothing between Stripe and this server may re-encode the JSON."),
+    responses(
+        (status = 200, description = "Stored, a duplicate, or ignored.", body = WebhookAck),
+        (status = 400, description = "Verification failed: a bad or missing signature, a stale \
+            timestamp, the other payment mode, or a malformed event.", body = ErrorEnvelope,
+            example = json!(doc::example(400, "INVALID_WEBHOOK", "Webhook rejected: the signature is missing or does not match."))),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 500, response = doc::InternalError),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn webhook(
     state: web::Data<ApiState>,
     req: HttpRequest,
@@ -114,10 +357,34 @@ pub async fn webhook(
         .and_then(|value| value.to_str().ok());
     let outcome = state.services.handle_webhook(&body, signature).await?;
     tracing::debug!(?outcome, "webhook acknowledged");
-    Ok(HttpResponse::Ok().json(json!({"received": true})))
+    json_response(HttpResponse::Ok(), &WebhookAck { received: true })
 }
 
 /// `GET /api/v1/payments/courses/{courseId}/purchase-status?session_id=`
+#[utoipa::path(
+    get,
+    path = "/api/v1/payments/courses/{courseId}/purchase-status",
+    tag = "payments",
+    summary = "Whether a course is unlocked",
+    description = "`purchaseStatus` is `pending`, `completed`, `failed`, `refunded` or \
+        `not purchased`; `isPurchased` is true exactly when the course is unlocked. An expired \
+        session shows `failed`; a payment held for review shows `pending` and does not unlock; \
+        a full refund or a lost dispute shows `refunded` and locks.",
+    security(("cookie_token" = []), ("bearer_jwt" = [])),
+    params(
+        ("courseId" = String, Path, format = Uuid, description = "The course's id; one that is not a UUID is not found."),
+        StatusQuery,
+    ),
+    responses(
+        (status = 200, description = "The course and the user's purchase of it.", body = PurchaseStatusResponse),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::CourseNotFound),
+        (status = 422, response = doc::ValidationFailed),
+        (status = 500, response = doc::InternalError),
+        (status = 502, response = doc::PaymentProviderError),
+        (status = 503, response = doc::UnavailableOrProvider),
+    ),
+)]
 pub async fn purchase_status(
     state: web::Data<ApiState>,
     actor: AuthenticatedUser,
@@ -134,51 +401,94 @@ pub async fn purchase_status(
         .services
         .purchase_status(&actor.0, course, session_id)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "success": true,
-        "data": {
-            "course": CourseDto::from(&view.course),
-            "isPurchased": view.is_purchased(),
-            "purchaseStatus": view.wire_status(),
-            "purchase": view.purchase.as_ref().map(PurchaseDto::from),
+    json_response(
+        HttpResponse::Ok(),
+        &PurchaseStatusResponse {
+            success: true,
+            data: PurchaseStatusData {
+                course: CourseDto::from(&view.course),
+                is_purchased: view.is_purchased(),
+                purchase_status: view.wire_status(),
+                purchase: view.purchase.as_ref().map(PurchaseDto::from),
+            },
         },
-    })))
+    )
 }
 
 /// `GET /api/v1/payments/purchased-courses`: the course fields plus the purchase's.
+#[utoipa::path(
+    get,
+    path = "/api/v1/payments/purchased-courses",
+    tag = "payments",
+    summary = "Unlocked courses",
+    description = "What unlocks a course for the signed-in user, newest first.",
+    security(("cookie_token" = []), ("bearer_jwt" = [])),
+    responses(
+        (status = 200, description = "The unlocked courses.", body = PurchasedCoursesResponse),
+        (status = 401, response = doc::Unauthorized),
+        (status = 500, response = doc::InternalError),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
 pub async fn purchased_courses(
     state: web::Data<ApiState>,
     actor: AuthenticatedUser,
 ) -> Result<HttpResponse, ApiError> {
     let items = state.services.purchased_courses(&actor.0).await?;
-    let mut data = Vec::with_capacity(items.len());
-    for item in &items {
-        let mut entry =
-            serde_json::to_value(CourseDto::from(&item.course)).map_err(ApiError::internal)?;
-        if let Some(object) = entry.as_object_mut() {
-            object.insert("purchaseId".to_owned(), json!(item.purchase.id.to_string()));
-            object.insert("amountCents".to_owned(), json!(item.purchase.price.minor()));
-            // What was paid, in the currency paid (the course price may have changed since).
-            object.insert(
-                "currency".to_owned(),
-                json!(item.purchase.price.currency().code()),
-            );
-            object.insert(
-                "purchasedAt".to_owned(),
-                json!(item
-                    .purchase
-                    .created_at
-                    .format(&Rfc3339)
-                    .unwrap_or_default()),
-            );
-        }
-        data.push(entry);
-    }
-    Ok(HttpResponse::Ok().json(json!({"success": true, "data": data})))
+    let data = items
+        .iter()
+        .map(|item| PurchasedCourse {
+            course: CourseDto {
+                // What was paid, in the currency paid (the course price may have changed since).
+                currency: item.purchase.price.currency().code(),
+                ..CourseDto::from(&item.course)
+            },
+            purchase_id: item.purchase.id.to_string(),
+            amount_cents: item.purchase.price.minor(),
+            purchased_at: item
+                .purchase
+                .created_at
+                .format(&Rfc3339)
+                .unwrap_or_default(),
+        })
+        .collect();
+    json_response(
+        HttpResponse::Ok(),
+        &PurchasedCoursesResponse {
+            success: true,
+            data,
+        },
+    )
 }
 
 /// `POST /api/v1/payments/purchases/{purchaseId}/refund`: 202, the purchase turns `refunded`
 /// when the gateway confirms.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments/purchases/{purchaseId}/refund",
+    tag = "payments",
+    summary = "Refund a purchase",
+    description = "An admin or the course's instructor asks Stripe for a refund (the remaining \
+        amount when `amountCents` is absent). The purchase turns `refunded` when Stripe confirms.",
+    security(("cookie_token" = []), ("bearer_jwt" = [])),
+    params(("purchaseId" = String, Path, format = Uuid, description = "The purchase's id; one that is not a UUID is not found.")),
+    request_body = RefundBody,
+    responses(
+        (status = 202, description = "Requested from Stripe.", body = RefundResponse),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 403, response = doc::Forbidden),
+        (status = 404, response = doc::PurchaseNotFound),
+        (status = 409, description = "Nothing (more) to refund.", body = ErrorEnvelope,
+            example = json!(doc::example(409, "NOT_REFUNDABLE", "This purchase cannot be refunded: only completed purchases can be refunded."))),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 422, response = doc::ValidationFailed),
+        (status = 500, response = doc::InternalError),
+        (status = 502, response = doc::PaymentProviderError),
+        (status = 503, response = doc::UnavailableOrProvider),
+    ),
+)]
 pub async fn refund(
     state: web::Data<ApiState>,
     actor: AuthenticatedUser,
@@ -196,9 +506,14 @@ pub async fn refund(
         .services
         .refund(&actor.0, purchase_id, amount_cents, reason)
         .await?;
-    Ok(HttpResponse::Accepted().json(json!({
-        "success": true,
-        "message": "Refund requested.",
-        "data": { "purchase": PurchaseDto::from(&purchase) },
-    })))
+    json_response(
+        HttpResponse::Accepted(),
+        &RefundResponse {
+            success: true,
+            message: "Refund requested.",
+            data: RefundData {
+                purchase: PurchaseDto::from(&purchase),
+            },
+        },
+    )
 }
