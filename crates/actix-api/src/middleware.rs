@@ -1,4 +1,5 @@
-//! Cross-cutting HTTP concerns: request ids with tracing spans, security headers, CORS.
+//! Cross-cutting HTTP concerns: request ids with tracing spans, request metrics, security
+//! headers, CORS.
 
 use actix_cors::Cors;
 use actix_web::body::{BoxBody, MessageBody};
@@ -7,7 +8,7 @@ use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::HttpMessage;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 /// The request id header, read from the client when sane and always returned.
@@ -27,7 +28,8 @@ fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
     sane.then(|| value.to_owned())
 }
 
-/// Opens a span per request carrying `request_id`, logs its outcome, and returns the id as
+/// Opens a span per request carrying `request_id`, logs its outcome, counts it in
+/// `lms_http_requests_total` and `lms_http_request_duration_seconds`, and returns the id as
 /// `x-request-id`.
 ///
 /// # Errors
@@ -44,18 +46,30 @@ pub async fn request_id(
         path = %req.path(),
     );
     req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().clone();
     let started = Instant::now();
     // Inner layers turn errors into responses (handlers, `ErrorHandlers`); an `Err` here is
     // passed on for actix to render. The request must not be cloned before routing.
-    let mut res = next
-        .call(req)
-        .instrument(span.clone())
-        .await?
-        .map_into_boxed_body();
+    let mut res = match next.call(req).instrument(span.clone()).await {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(err) => {
+            // No route pattern is known here: the request went with the error.
+            let status = err.as_response_error().status_code();
+            record_request(&method, None, status, started.elapsed());
+            return Err(err);
+        }
+    };
+    let elapsed = started.elapsed();
+    record_request(
+        &method,
+        res.request().match_pattern().as_deref(),
+        res.status(),
+        elapsed,
+    );
     span.in_scope(|| {
         tracing::info!(
             status = res.status().as_u16(),
-            latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            latency_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             "request completed"
         );
     });
@@ -63,6 +77,35 @@ pub async fn request_id(
         res.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(res)
+}
+
+/// The route label of a request that matched no route (404s of unknown paths): raw paths
+/// would give every scanner's guess a time series of its own.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Counts the request under its route pattern (`/api/v1/courses/{courseId}`, never the raw
+/// path) and status, and observes its latency in seconds.
+fn record_request(
+    method: &Method,
+    pattern: Option<&str>,
+    status: actix_web::http::StatusCode,
+    elapsed: Duration,
+) {
+    let route = pattern.unwrap_or(UNMATCHED_ROUTE).to_owned();
+    let method = method.as_str().to_owned();
+    metrics::counter!(
+        "lms_http_requests_total",
+        "method" => method.clone(),
+        "route" => route.clone(),
+        "status" => status.as_u16().to_string(),
+    )
+    .increment(1);
+    metrics::histogram!(
+        "lms_http_request_duration_seconds",
+        "method" => method,
+        "route" => route,
+    )
+    .record(elapsed.as_secs_f64());
 }
 
 /// Headers every response carries.

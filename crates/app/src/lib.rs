@@ -16,6 +16,7 @@
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod metrics;
 
 pub use config::{
     ConfigError, Database, DatabaseSettings, DemoSettings, HttpSettings, LimitSettings, LogFormat,

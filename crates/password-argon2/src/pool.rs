@@ -60,6 +60,7 @@ impl fmt::Debug for MemoryPool {
 
 impl MemoryPool {
     pub(crate) fn new(max_concurrent: usize, max_wait: Duration, idle_release: Duration) -> Self {
+        metrics::gauge!("lms_password_hash_slots").set(max_concurrent as f64);
         Self {
             permits: Arc::new(Semaphore::new(max_concurrent)),
             idle: Mutex::new(Idle {
@@ -74,6 +75,7 @@ impl MemoryPool {
     }
 
     fn busy(&self) -> PasswordHashError {
+        metrics::counter!("lms_password_hash_busy_total").increment(1);
         PasswordHashError::Busy {
             retry_after: self.max_wait,
         }
@@ -92,6 +94,7 @@ impl MemoryPool {
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(TryAcquireError::NoPermits) if Handle::try_current().is_ok() => {
+                let _waiting = Waiting::start();
                 match tokio::time::timeout(self.max_wait, self.permits.clone().acquire_owned())
                     .await
                 {
@@ -114,6 +117,7 @@ impl MemoryPool {
             },
             |(_, memory)| memory,
         );
+        metrics::gauge!("lms_password_hash_slots_in_use").increment(1.0);
         Ok(Lease {
             memory,
             pool: Arc::clone(self),
@@ -245,6 +249,23 @@ impl Drop for Sweeping {
     }
 }
 
+/// A caller waiting for a slot, counted in `lms_password_hash_waiting` until it has one, gives
+/// up, or its future is dropped.
+struct Waiting;
+
+impl Waiting {
+    fn start() -> Self {
+        metrics::gauge!("lms_password_hash_waiting").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        metrics::gauge!("lms_password_hash_waiting").decrement(1.0);
+    }
+}
+
 /// One slot: the right to run one hash, and the memory to run it in.
 pub(crate) struct Lease {
     memory: Vec<Block>,
@@ -278,5 +299,6 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let memory = std::mem::take(&mut self.memory);
         self.pool.put_back(memory);
+        metrics::gauge!("lms_password_hash_slots_in_use").decrement(1.0);
     }
 }

@@ -63,6 +63,22 @@ impl fmt::Debug for PgStore {
 }
 
 impl PgStore {
+    /// Sets the pool gauges (`lms_db_pool_connections`, `lms_db_pool_idle_connections`,
+    /// `lms_db_pool_max_connections`, `lms_db_pool_waiting`, labelled `pool="postgres"`) from the pool's state now; the
+    /// metrics listener calls it at each scrape so the values are never stale.
+    pub fn record_pool_metrics(&self) {
+        let state = self.pool.state();
+        let max = self.pool.config().max_size;
+        metrics::gauge!("lms_db_pool_connections", "pool" => "postgres")
+            .set(f64::from(state.connections));
+        metrics::gauge!("lms_db_pool_idle_connections", "pool" => "postgres")
+            .set(f64::from(state.idle_connections));
+        metrics::gauge!("lms_db_pool_max_connections", "pool" => "postgres").set(f64::from(max));
+        // Requests waiting for a connection right now: a full pool shows here first.
+        let waiting = state.statistics.pending_gets() as f64;
+        metrics::gauge!("lms_db_pool_waiting", "pool" => "postgres").set(waiting);
+    }
+
     /// Builds the pool with the default [`PgConnectionOptions`] and checks that the database
     /// answers.
     ///

@@ -148,6 +148,7 @@ impl StripeGateway {
         let policy = self.config.retry;
         let started = Instant::now();
         let path = url.path().to_owned();
+        let operation = operation(&method, &path);
         let mut attempt_number = 1_u32;
         loop {
             let remaining = policy.total_budget.saturating_sub(started.elapsed());
@@ -160,8 +161,17 @@ impl StripeGateway {
                     remaining,
                 )
                 .await;
+            metrics::counter!(
+                "lms_stripe_requests_total",
+                "operation" => operation,
+                "status" => attempt.status_label(),
+            )
+            .increment(1);
             let retryable = match &attempt {
-                Attempt::Success(bytes) => return self.decode(bytes),
+                Attempt::Success(bytes) => {
+                    record_call(operation, "ok", started.elapsed());
+                    return self.decode(bytes);
+                }
                 Attempt::Status {
                     status,
                     should_retry,
@@ -186,6 +196,8 @@ impl StripeGateway {
                         outcome = %attempt.summary(),
                         "retrying Stripe request"
                     );
+                    metrics::counter!("lms_stripe_retries_total", "operation" => operation)
+                        .increment(1);
                     tokio::time::sleep(wait).await;
                     attempt_number += 1;
                     continue;
@@ -203,6 +215,7 @@ impl StripeGateway {
                 Attempt::Success(_) | Attempt::Transport { .. } => None,
             };
             let error = self.final_error(attempt);
+            record_call(operation, "error", started.elapsed());
             let status = detail.as_ref().map(|(status, _)| *status);
             let detail = detail.map(|(_, detail)| detail).unwrap_or_default();
             tracing::warn!(
@@ -397,6 +410,31 @@ impl StripeGateway {
     }
 }
 
+/// The `operation` label of the Stripe metrics, from the request's shape: never the path
+/// itself, which carries ids.
+fn operation(method: &Method, path: &str) -> &'static str {
+    let resource = path.find("/v1/").map_or(path, |at| &path[at + 4..]);
+    let segments: Vec<&str> = resource.split('/').filter(|s| !s.is_empty()).collect();
+    match (method.as_str(), segments.as_slice()) {
+        ("POST", ["checkout", "sessions"]) => "create_checkout_session",
+        ("GET", ["checkout", "sessions"]) => "list_checkout_sessions",
+        ("GET", ["checkout", "sessions", _]) => "retrieve_checkout_session",
+        ("POST", ["refunds"]) => "create_refund",
+        _ => "other",
+    }
+}
+
+/// Observes one logical call (every attempt and wait included) in
+/// `lms_stripe_call_duration_seconds`.
+fn record_call(operation: &'static str, outcome: &'static str, elapsed: Duration) {
+    metrics::histogram!(
+        "lms_stripe_call_duration_seconds",
+        "operation" => operation,
+        "outcome" => outcome,
+    )
+    .record(elapsed.as_secs_f64());
+}
+
 /// Decides whether a failed status is worth another attempt with the same key.
 /// 400/401/402/403/404 are never retried (the request would fail the same way). Otherwise
 /// Stripe's `Stripe-Should-Retry` header decides when present; without it, 409 (idempotent
@@ -490,6 +528,17 @@ impl Attempt {
         match self {
             Attempt::Status { retry_after, .. } => *retry_after,
             Attempt::Success(_) | Attempt::Transport { .. } => None,
+        }
+    }
+
+    /// The `status` label of `lms_stripe_requests_total`: the HTTP status, or how the
+    /// transport failed.
+    fn status_label(&self) -> String {
+        match self {
+            Attempt::Success(_) => "200".to_owned(),
+            Attempt::Status { status, .. } => status.as_u16().to_string(),
+            Attempt::Transport { timeout: true, .. } => "timeout".to_owned(),
+            Attempt::Transport { timeout: false, .. } => "transport_error".to_owned(),
         }
     }
 
@@ -632,6 +681,25 @@ pub fn session_from_json(json: &[u8]) -> Result<GatewaySession, GatewayError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operations_are_named_without_ids() {
+        let op = |method: Method, path: &str| operation(&method, path);
+        assert_eq!(
+            op(Method::POST, "/v1/checkout/sessions"),
+            "create_checkout_session"
+        );
+        assert_eq!(
+            op(Method::GET, "/v1/checkout/sessions"),
+            "list_checkout_sessions"
+        );
+        assert_eq!(
+            op(Method::GET, "/stripe/v1/checkout/sessions/cs_test_1"),
+            "retrieve_checkout_session"
+        );
+        assert_eq!(op(Method::POST, "/v1/refunds"), "create_refund");
+        assert_eq!(op(Method::DELETE, "/v1/customers/cus_1"), "other");
+    }
 
     #[test]
     fn retry_rules() {

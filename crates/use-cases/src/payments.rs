@@ -14,6 +14,7 @@ use lms_ports::{
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 use time::{Duration, OffsetDateTime};
+use tracing::Instrument;
 
 /// What [`Services::start_checkout`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,6 +182,28 @@ fn stored_session_view(purchase: &Purchase, session: &CheckoutSession) -> Gatewa
     }
 }
 
+/// Counts a checkout in `lms_checkouts_started_total` by kind (`created`, `reused`, `free`).
+fn counted(started: CheckoutStarted) -> CheckoutStarted {
+    let kind = match &started {
+        CheckoutStarted::Created { .. } => "created",
+        CheckoutStarted::Reused { .. } => "reused",
+        CheckoutStarted::FreeEnrollment { .. } => "free",
+    };
+    metrics::counter!("lms_checkouts_started_total", "kind" => kind).increment(1);
+    started
+}
+
+/// Counts one webhook delivery. Event types come from verified events only, and the
+/// gateway's set of them is small, so the label stays bounded.
+fn record_webhook(event_type: &str, outcome: &'static str) {
+    metrics::counter!(
+        "lms_webhook_deliveries_total",
+        "event_type" => event_type.to_owned(),
+        "outcome" => outcome,
+    )
+    .increment(1);
+}
+
 fn purchase_domain_error(err: DomainError) -> UseCaseError {
     match err {
         DomainError::CourseNotPublished => UseCaseError::NotFound(Resource::Course),
@@ -219,12 +242,12 @@ impl Services {
             }
             if let Some(holder) = purchases.into_iter().find(|p| p.holds_active_slot) {
                 if let Some(answer) = self.resolve_slot_holder(actor, &course, holder).await {
-                    return answer;
+                    return answer.map(counted);
                 }
             }
             // `None`: another request took the slot meanwhile; re-read and answer as above.
             if let Some(started) = self.begin_purchase(actor, &course).await? {
-                return Ok(started);
+                return Ok(counted(started));
             }
         }
         Err(UseCaseError::unexpected(
@@ -432,7 +455,9 @@ impl Services {
         }
     }
 
-    /// Verifies a gateway webhook and applies its facts exactly once.
+    /// Verifies a gateway webhook and applies its facts exactly once; counts the delivery in
+    /// `lms_webhook_deliveries_total` by event type and outcome (`applied`, `held`,
+    /// `duplicate`, `ignored`, `unmatched`, `failed`, `bad_signature`).
     ///
     /// # Errors
     /// [`UseCaseError::WebhookRejected`] (nothing written); [`UseCaseError::Unavailable`] /
@@ -447,17 +472,42 @@ impl Services {
             Ok(WebhookEvent::Relevant(event)) => event,
             Ok(WebhookEvent::Ignored { id, event_type }) => {
                 tracing::debug!(event_id = %id, event_type = %event_type, "webhook ignored");
+                record_webhook(&event_type, "ignored");
                 return Ok(WebhookOutcome::Ignored);
             }
             Err(rejection) => {
                 tracing::warn!(reason = %rejection, "webhook rejected");
+                // Nothing of an unverified payload is trusted, not even as a metric label.
+                record_webhook("unknown", "bad_signature");
                 return Err(UseCaseError::WebhookRejected(rejection));
             }
         };
-        let Some(purchase_id) = self.locate(&event).await? else {
-            tracing::warn!(event_id = %event.id, event_type = %event.event_type, "webhook matches no purchase");
-            return Ok(WebhookOutcome::Unmatched);
+        let span = tracing::info_span!(
+            "webhook",
+            event_id = %event.id,
+            event_type = %event.event_type,
+            purchase_id = tracing::field::Empty,
+        );
+        let (result, outcome) = self.apply_webhook(&event).instrument(span).await;
+        record_webhook(&event.event_type, outcome);
+        result
+    }
+
+    /// The verified event's facts applied to its purchase, and the outcome's metric label.
+    async fn apply_webhook(
+        &self,
+        event: &GatewayEvent,
+    ) -> (Result<WebhookOutcome, UseCaseError>, &'static str) {
+        let purchase_id = match self.locate(event).await {
+            Ok(Some(purchase_id)) => purchase_id,
+            Ok(None) => {
+                tracing::warn!(event_id = %event.id, event_type = %event.event_type, "webhook matches no purchase");
+                return (Ok(WebhookOutcome::Unmatched), "unmatched");
+            }
+            // Logged with its cause chain where it becomes a 5xx.
+            Err(err) => return (Err(err), "failed"),
         };
+        tracing::Span::current().record("purchase_id", tracing::field::display(purchase_id));
         let update = FactUpdate {
             purchase_id,
             facts: event.facts.clone(),
@@ -472,6 +522,7 @@ impl Services {
         match self.purchases.apply_facts(&update).await {
             Ok(Applied::Applied(purchase)) => {
                 let status = purchase.status();
+                let mut outcome = "applied";
                 if let Some(ReviewReason::AmountMismatch { expected, received }) =
                     purchase.review_reason()
                 {
@@ -480,27 +531,34 @@ impl Services {
                         event_id = %event.id, purchase_id = %purchase_id, %expected, %received,
                         "payment held for review: amount or currency differs from the price"
                     );
+                    outcome = "held";
                 }
                 tracing::info!(
                     event_id = %event.id, event_type = %event.event_type, purchase_id = %purchase_id,
                     status = status.as_str(), "webhook applied"
                 );
-                Ok(WebhookOutcome::Applied {
-                    purchase_id,
-                    status,
-                })
+                // The status each applied event left the purchase in (not a count of purchases).
+                metrics::counter!("lms_purchase_updates_total", "status" => status.as_str())
+                    .increment(1);
+                (
+                    Ok(WebhookOutcome::Applied {
+                        purchase_id,
+                        status,
+                    }),
+                    outcome,
+                )
             }
             Ok(Applied::DuplicateEvent) => {
                 tracing::info!(event_id = %event.id, purchase_id = %purchase_id, "duplicate webhook");
-                Ok(WebhookOutcome::Duplicate)
+                (Ok(WebhookOutcome::Duplicate), "duplicate")
             }
             Err(RepoError::NotFound) => {
                 tracing::warn!(event_id = %event.id, purchase_id = %purchase_id, "webhook names an unknown purchase");
-                Ok(WebhookOutcome::Unmatched)
+                (Ok(WebhookOutcome::Unmatched), "unmatched")
             }
             Err(err) => {
                 tracing::error!(event_id = %event.id, purchase_id = %purchase_id, error = %err, "webhook not applied");
-                Err(err.into())
+                (Err(err.into()), "failed")
             }
         }
     }

@@ -9,5 +9,7 @@
 mod api;
 mod chaos;
 mod cli;
+mod logs;
+mod metrics;
 mod offline;
 mod stripe_mode;
