@@ -9,8 +9,8 @@
 
 use anyhow::{anyhow, bail, ensure, Context};
 use lms_app::{Application, Settings};
-use lms_test_db::TestDatabase;
 use lms_stripe_sandbox::{Chaos, Sandbox};
+use lms_test_db::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::path::PathBuf;

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use lms_domain::{PaymentFact, Purchase, PurchaseId};
 use lms_ports::{Applied, PurchaseRepo};
-use lms_test_db::TestDatabase;
 use lms_postgres::PgStore;
 use lms_storage_contract as fixtures;
+use lms_test_db::TestDatabase;
 use uuid::Uuid;
 
 async fn seed(store: &PgStore, count: usize) -> Vec<Purchase> {

@@ -18,9 +18,9 @@ use lms_ports::{
     Applied, DeploymentClaim, DeploymentRegistry, FactUpdate, PaymentsMode, PurchaseRepo,
     RepoError, StorageHealth, UserRepo,
 };
-use lms_test_db::{maintenance_url, TestDatabase};
 use lms_postgres::{embedded_migration_versions, revert_all_migrations, run_migrations, PgStore};
 use lms_storage_contract as contract;
+use lms_test_db::{maintenance_url, TestDatabase};
 use uuid::Uuid;
 
 async fn fresh_store() -> (PgStore, TestDatabase) {

@@ -15,7 +15,9 @@ fn sign_up(name: &str, email: &str, password: &str, role: Option<&str>) -> SignU
 
 fn fields(err: UseCaseError) -> Vec<String> {
     match err {
-        UseCaseError::Validation(errors) => errors.into_iter().map(|e| e.field.into_owned()).collect(),
+        UseCaseError::Validation(errors) => {
+            errors.into_iter().map(|e| e.field.into_owned()).collect()
+        }
         other => panic!("expected a validation error, got {other:?}"),
     }
 }

@@ -18,7 +18,9 @@ fn new_course(title: &str, price_cents: i64, currency: Option<&str>) -> NewCours
 
 fn fields(err: UseCaseError) -> Vec<String> {
     match err {
-        UseCaseError::Validation(errors) => errors.into_iter().map(|e| e.field.into_owned()).collect(),
+        UseCaseError::Validation(errors) => {
+            errors.into_iter().map(|e| e.field.into_owned()).collect()
+        }
         other => panic!("expected a validation error, got {other:?}"),
     }
 }

@@ -391,9 +391,9 @@ async fn rejected_webhooks_write_nothing() {
             .services
             .handle_webhook(garbage, Some(&FakeGateway::signature_for(garbage)))
             .await,
-        Err(UseCaseError::WebhookRejected(
-            WebhookRejection::Malformed(_)
-        ))
+        Err(UseCaseError::WebhookRejected(WebhookRejection::Malformed(
+            _
+        )))
     ));
     assert_eq!(world.purchase(purchase.id).await, before);
     assert!(world.store.recorded_event_ids().is_empty());
