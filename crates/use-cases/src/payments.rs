@@ -204,6 +204,14 @@ fn record_webhook(event_type: &str, outcome: &'static str) {
     .increment(1);
 }
 
+/// What a purchase already holding the checkout slot means for a new checkout.
+enum SlotHolder {
+    /// This is the answer (its open session handed out again, or its checkout resumed).
+    Answer(Box<CheckoutStarted>),
+    /// The holder turned out to be finished and let the slot go: start a new purchase.
+    Freed,
+}
+
 fn purchase_domain_error(err: DomainError) -> UseCaseError {
     match err {
         DomainError::CourseNotPublished => UseCaseError::NotFound(Resource::Course),
@@ -241,11 +249,12 @@ impl Services {
                 return Err(UseCaseError::AlreadyPurchased);
             }
             if let Some(holder) = purchases.into_iter().find(|p| p.holds_active_slot) {
-                if let Some(answer) = self.resolve_slot_holder(actor, &course, holder).await {
-                    return answer.map(counted);
+                match self.resolve_slot_holder(actor, &course, holder).await? {
+                    SlotHolder::Answer(started) => return Ok(counted(*started)),
+                    SlotHolder::Freed => {}
                 }
             }
-            // `None`: another request took the slot meanwhile; re-read and answer as above.
+            // Another request may take the slot meanwhile (`None`); re-read and answer as above.
             if let Some(started) = self.begin_purchase(actor, &course).await? {
                 return Ok(counted(started));
             }
@@ -255,81 +264,95 @@ impl Services {
         ))
     }
 
-    /// The user already has a pending purchase holding the slot: reuse, refuse, or sync it.
-    /// `Some` is the answer; `None` means the slot was just freed: start a new purchase.
+    /// The user already has a pending purchase holding the slot: hand its session out again,
+    /// refuse while a payment settles, or find out what became of it.
     async fn resolve_slot_holder(
         &self,
         actor: &User,
         course: &Course,
         holder: Purchase,
-    ) -> Option<Result<CheckoutStarted, UseCaseError>> {
-        let now = self.now();
-        if let Some(session) = holder.reusable_checkout(now) {
+    ) -> Result<SlotHolder, UseCaseError> {
+        if let Some(session) = holder.reusable_checkout(self.now()) {
             let session = stored_session_view(&holder, session);
             tracing::info!(purchase_id = %holder.id, "reusing open checkout session");
-            return Some(Ok(CheckoutStarted::Reused {
+            return Ok(SlotHolder::Answer(Box::new(CheckoutStarted::Reused {
                 purchase: holder,
                 session,
-            }));
+            })));
         }
         if holder.awaits_settlement() {
-            return Some(Err(UseCaseError::PaymentInProgress));
+            return Err(UseCaseError::PaymentInProgress);
         }
-        let Some(stored) = holder.checkout.clone() else {
-            // Creation stopped between storing the purchase and attaching its session. While
-            // its session could still be opened with the same parameters, resume it with the
-            // same idempotency key (the gateway returns the session if it exists). Once too old,
-            // close it: the customer was never sent to pay, and a late payment would still
-            // complete it without taking the slot back.
-            let resumable_until =
-                holder.created_at + self.settings.checkout_ttl - UseCaseSettings::MIN_CHECKOUT_TTL;
-            if now < resumable_until {
-                return Some(self.open_checkout(actor, course, holder).await);
-            }
-            tracing::warn!(purchase_id = %holder.id, "closing a purchase whose checkout never started");
-            return match self
-                .apply_sync(holder.id, vec![PaymentFact::CheckoutNotStarted], None)
+        match holder.checkout.clone() {
+            None => self.resume_unstarted_checkout(actor, course, holder).await,
+            Some(stored) => self.sync_stale_checkout(holder, &stored.id).await,
+        }
+    }
+
+    /// Creation stopped between storing the purchase and attaching its session. While its
+    /// session could still be opened with the same parameters, resume it with the same
+    /// idempotency key (the gateway returns the session if it exists). Once too old, close it:
+    /// the customer was never sent to pay, and a late payment would still complete it without
+    /// taking the slot back.
+    async fn resume_unstarted_checkout(
+        &self,
+        actor: &User,
+        course: &Course,
+        holder: Purchase,
+    ) -> Result<SlotHolder, UseCaseError> {
+        let resumable_until =
+            holder.created_at + self.settings.checkout_ttl - UseCaseSettings::MIN_CHECKOUT_TTL;
+        if self.now() < resumable_until {
+            return self
+                .open_checkout(actor, course, holder)
                 .await
-            {
-                Ok(_) => None,
-                Err(err) => Some(Err(err)),
-            };
-        };
-        // The stored session is (nearly) expired: ask the gateway what became of it.
-        let session = match self.gateway.retrieve_checkout_session(&stored.id).await {
+                .map(|started| SlotHolder::Answer(Box::new(started)));
+        }
+        tracing::warn!(purchase_id = %holder.id, "closing a purchase whose checkout never started");
+        self.apply_sync(holder.id, vec![PaymentFact::CheckoutNotStarted], None)
+            .await?;
+        Ok(SlotHolder::Freed)
+    }
+
+    /// The stored session is (nearly) expired: ask the gateway what became of it, record that,
+    /// and answer from the result.
+    async fn sync_stale_checkout(
+        &self,
+        holder: Purchase,
+        session_id: &str,
+    ) -> Result<SlotHolder, UseCaseError> {
+        let session = match self.gateway.retrieve_checkout_session(session_id).await {
             Ok(session) => Some(session),
             // Gone at the gateway: nobody can pay it any more.
             Err(GatewayError::NotFound) => None,
             Err(err) => {
                 tracing::warn!(purchase_id = %holder.id, error = %err, "could not sync a stale checkout session");
-                return Some(Err(UseCaseError::Gateway(err)));
+                return Err(UseCaseError::Gateway(err));
             }
         };
         let facts = session
             .as_ref()
             .map_or_else(|| vec![PaymentFact::CheckoutExpired], GatewaySession::facts);
         let intent = session.as_ref().and_then(|s| s.payment_intent_id.clone());
-        let synced = match self.apply_sync(holder.id, facts, intent).await {
-            Ok(purchase) => purchase,
-            Err(err) => return Some(Err(err)),
-        };
+        let synced = self.apply_sync(holder.id, facts, intent).await?;
         if synced.unlocks_course() {
-            Some(Err(UseCaseError::AlreadyPurchased))
-        } else if synced.awaits_settlement() {
-            Some(Err(UseCaseError::PaymentInProgress))
-        } else if !synced.holds_active_slot {
-            None
-        } else {
-            match session {
-                // Still open at the gateway, only close to expiry: the customer may still pay there.
-                Some(session) if session.status == SessionStatus::Open && session.url.is_some() => {
-                    Some(Ok(CheckoutStarted::Reused {
-                        purchase: synced,
-                        session,
-                    }))
-                }
-                _ => Some(Err(UseCaseError::PaymentInProgress)),
+            return Err(UseCaseError::AlreadyPurchased);
+        }
+        if synced.awaits_settlement() {
+            return Err(UseCaseError::PaymentInProgress);
+        }
+        if !synced.holds_active_slot {
+            return Ok(SlotHolder::Freed);
+        }
+        match session {
+            // Still open at the gateway, only close to expiry: the customer may still pay there.
+            Some(session) if session.status == SessionStatus::Open && session.url.is_some() => {
+                Ok(SlotHolder::Answer(Box::new(CheckoutStarted::Reused {
+                    purchase: synced,
+                    session,
+                })))
             }
+            _ => Err(UseCaseError::PaymentInProgress),
         }
     }
 
