@@ -52,6 +52,10 @@ pub(crate) fn purchase_status_schema() -> Object {
 pub struct UserDto {
     #[schema(format = Uuid, example = "0b5f8a4e-4c1e-4d0a-9a57-3f1c2b7d9e10")]
     pub id: String,
+    /// The same value as `id`, under the name the original backend's frontend reads.
+    #[serde(rename = "_id")]
+    #[schema(format = Uuid, example = "0b5f8a4e-4c1e-4d0a-9a57-3f1c2b7d9e10")]
+    pub legacy_id: String,
     #[schema(example = "Ada Lovelace")]
     pub name: String,
     #[schema(format = Email, example = "ada@example.com")]
@@ -67,6 +71,7 @@ impl From<&User> for UserDto {
         // The password hash is deliberately not a field here.
         Self {
             id: user.id.to_string(),
+            legacy_id: user.id.to_string(),
             name: user.name.as_str().to_owned(),
             email: user.email.as_str().to_owned(),
             role: user.role.name(),
@@ -81,6 +86,10 @@ impl From<&User> for UserDto {
 pub struct CourseDto {
     #[schema(format = Uuid, example = "5d2c1f0e-8a3b-4c6d-9e7f-1a2b3c4d5e6f")]
     pub id: String,
+    /// The same value as `id`, under the name the original backend's frontend reads.
+    #[serde(rename = "_id")]
+    #[schema(format = Uuid, example = "5d2c1f0e-8a3b-4c6d-9e7f-1a2b3c4d5e6f")]
+    pub legacy_id: String,
     #[schema(example = "Rust for web backends")]
     pub title: String,
     pub subtitle: Option<String>,
@@ -90,15 +99,18 @@ pub struct CourseDto {
     /// The price in integer minor units of `currency` (0 is a free course).
     #[schema(example = 1999)]
     pub price_cents: i64,
-    /// Decimal major units, for display only.
-    #[schema(example = "19.99")]
-    pub price: String,
+    /// Major units as a JSON number (19.99), for display only: arithmetic uses `priceCents`.
+    #[schema(example = 19.99)]
+    pub price: f64,
     /// ISO 4217, upper case.
     #[schema(example = "USD")]
     pub currency: &'static str,
     pub is_published: bool,
     #[schema(format = Uuid)]
     pub instructor_id: String,
+    /// The same value as `instructorId`, under the original backend's name.
+    #[schema(format = Uuid)]
+    pub instructor: String,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -110,20 +122,33 @@ impl From<&Course> for CourseDto {
         let text = |t: &Option<lms_domain::CourseText>| t.as_ref().map(|t| t.as_str().to_owned());
         Self {
             id: course.id.to_string(),
+            legacy_id: course.id.to_string(),
             title: course.title.as_str().to_owned(),
             subtitle: text(&course.subtitle),
             description: text(&course.description),
             category: text(&course.category),
             level: text(&course.level),
             price_cents: course.price.minor(),
-            price: course.price.major_display(),
+            price: display_major(course.price),
             currency: course.price.currency().code(),
             is_published: course.published,
             instructor_id: course.instructor_id.to_string(),
+            instructor: course.instructor_id.to_string(),
             created_at: course.created_at,
             updated_at: course.updated_at,
         }
     }
+}
+
+/// An amount in major units for display (`1999` USD cents is `19.99`). Prices are far below
+/// 2^53 minor units, where `f64` is exact, and the division rounds to the nearest display value.
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "display only; amounts stay integer minor units everywhere else"
+)]
+fn display_major(money: lms_domain::Money) -> f64 {
+    let scale = 10_f64.powi(i32::from(money.currency().exponent()));
+    money.minor() as f64 / scale
 }
 
 #[derive(Debug, Serialize, ToSchema)]

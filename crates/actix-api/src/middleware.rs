@@ -76,7 +76,47 @@ pub async fn request_id(
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
+    if res.status().is_client_error() || res.status().is_server_error() {
+        res = with_request_id_in_envelope(res, &id).await;
+    }
     Ok(res)
+}
+
+/// Adds `"requestId"` to an error envelope, so a user reporting an error can quote the id
+/// the logs carry. Only error answers pay for re-reading the body; anything that is not a
+/// JSON object (it always is, by `ErrorHandlers`) is passed on untouched.
+async fn with_request_id_in_envelope(
+    res: ServiceResponse<BoxBody>,
+    id: &str,
+) -> ServiceResponse<BoxBody> {
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return res;
+    }
+    let (req, response) = res.into_parts();
+    let (head, body) = response.into_parts();
+    let bytes = match actix_web::body::to_bytes(body).await {
+        Ok(bytes) => bytes,
+        // An unreadable error body: say so in the log and send an empty one rather than fail.
+        Err(_) => {
+            tracing::warn!("an error body could not be read to add its request id");
+            return ServiceResponse::new(req, head.set_body(BoxBody::new(())));
+        }
+    };
+    let body = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(mut envelope)) => {
+            envelope.insert("requestId".to_owned(), serde_json::Value::from(id));
+            serde_json::to_vec(&envelope).map_or(bytes, actix_web::web::Bytes::from)
+        }
+        _ => bytes,
+    };
+    let mut response = head.set_body(BoxBody::new(body));
+    response.headers_mut().remove(header::CONTENT_LENGTH);
+    ServiceResponse::new(req, response)
 }
 
 /// The route label of a request that matched no route (404s of unknown paths): raw paths

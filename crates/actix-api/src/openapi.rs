@@ -163,6 +163,10 @@ pub struct ErrorEnvelope {
     /// seconds as the `Retry-After` header.
     #[schema(rename = "retryAfter", minimum = 1, nullable = false)]
     retry_after: Option<u64>,
+    /// The request's id, as in the `x-request-id` header and the logs: quote it when reporting
+    /// an error.
+    #[schema(rename = "requestId", example = "7c1e9a52-3b8d-4f0e-9a61-2d4c5b6e7f80")]
+    request_id: String,
 }
 
 fn envelope_status_schema() -> utoipa::openapi::schema::Object {
@@ -345,7 +349,7 @@ mod tests {
     use crate::ApiSettings;
     use actix_web::http::{Method, StatusCode};
     use actix_web::test::{call_service, init_service, read_body, TestRequest};
-    use actix_web::{App, ResponseError};
+    use actix_web::App;
     use std::collections::BTreeSet;
     use std::path::PathBuf;
 
@@ -437,14 +441,34 @@ mod tests {
     /// The documented envelope has exactly the keys the real one can carry.
     #[actix_web::test]
     async fn the_documented_envelope_is_the_real_one() {
-        let error = ApiError::validation(vec![FieldError::new("title", "missing")])
-            .retry_after(std::time::Duration::from_secs(3));
-        let body = read_body(actix_web::dev::ServiceResponse::new(
-            TestRequest::default().to_http_request(),
-            error.error_response(),
-        ))
+        // Through the request-id middleware, which adds `requestId` to every error envelope.
+        let app = init_service(
+            App::new()
+                .wrap(actix_web::middleware::from_fn(
+                    crate::middleware::request_id,
+                ))
+                .route(
+                    "/fails",
+                    actix_web::web::get().to(|| async {
+                        Err::<actix_web::HttpResponse, _>(
+                            ApiError::validation(vec![FieldError::new("title", "missing")])
+                                .retry_after(std::time::Duration::from_secs(3)),
+                        )
+                    }),
+                ),
+        )
         .await;
+        let res = call_service(
+            &app,
+            TestRequest::get()
+                .uri("/fails")
+                .insert_header(("x-request-id", "req-42"))
+                .to_request(),
+        )
+        .await;
+        let body = read_body(res).await;
         let real: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(real["requestId"], "req-42");
         let doc: Value = serde_json::from_str(&document_json()).unwrap();
         let schema = &doc["components"]["schemas"];
         let keys = |value: &Value| -> BTreeSet<String> {

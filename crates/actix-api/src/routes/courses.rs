@@ -73,7 +73,7 @@ pub struct CourseResponse {
     #[schema(example = true)]
     success: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = "Course created successfully.")]
+    #[schema(example = "Course created successfully")]
     message: Option<&'static str>,
     course: CourseDto,
 }
@@ -158,7 +158,7 @@ pub async fn create(
         HttpResponse::Created(),
         &CourseResponse {
             success: true,
-            message: Some("Course created successfully."),
+            message: Some("Course created successfully"),
             course: CourseDto::from(&course),
         },
     )

@@ -247,8 +247,8 @@ fn free_session_json(purchase: &Purchase, success_url: String) -> CheckoutSessio
     }
 }
 
-/// `POST /api/v1/payments/create-checkout-session`: 201 for a new session (or a free
-/// enrolment), 200 when the user's open session is handed out again.
+/// `POST /api/v1/payments/create-checkout-session`: 201 for a new session, a free enrolment,
+/// and (as the original backend answered) the user's open session handed out again.
 #[utoipa::path(
     post,
     path = "/api/v1/payments/create-checkout-session",
@@ -260,9 +260,7 @@ fn free_session_json(purchase: &Purchase, success_url: String) -> CheckoutSessio
     security(("cookie_token" = []), ("bearer_jwt" = [])),
     request_body = CheckoutBody,
     responses(
-        (status = 200, description = "The user's open session of this course, handed out again.",
-            body = CheckoutResponse),
-        (status = 201, description = "A new session, or a free enrolment.",
+        (status = 201, description = "A new session, the open one again, or a free enrolment.",
             body = CheckoutResponse),
         (status = 400, response = doc::BadRequest),
         (status = 401, response = doc::Unauthorized),
@@ -295,7 +293,7 @@ pub async fn create_checkout_session(
             session_json(session),
         ),
         CheckoutStarted::Reused { session, .. } => (
-            HttpResponse::Ok(),
+            HttpResponse::Created(),
             "Stripe checkout initiated successfully.",
             session_json(session),
         ),

@@ -171,7 +171,7 @@ pub async fn sign_up(
             headers(("Set-Cookie" = String, description = "`token=<JWT>; HttpOnly; SameSite=Strict; Path=/`")),
             example = json!({
                 "success": true,
-                "message": "Signed in successfully.",
+                "message": "Welcome back Ada Lovelace",
                 "token": "eyJhbGciOiJIUzI1NiJ9.eyJ1c2VySWQiOiIuLi4ifQ.c2lnbmF0dXJl",
                 "user": doc::user_example(),
             })),
@@ -197,7 +197,8 @@ pub async fn sign_in(
         .check_sign_in(state.client_ip(&req), &body.email)?;
     let user = state.services.sign_in(&body.email, &body.password).await?;
     state.limits.sign_in_succeeded(&body.email);
-    signed_in(&state, &user, false, "Signed in successfully.")
+    let welcome = format!("Welcome back {}", user.name.as_str());
+    signed_in(&state, &user, false, &welcome)
 }
 
 /// `POST /api/v1/user/signout`: with a valid token (cookie or Bearer), ends every session of

@@ -12,10 +12,15 @@ async fn instructor_creates_a_course_with_exact_json_and_students_get_403(app: T
         .await;
     assert_eq!(resp.status, 201, "{}", resp.text);
     assert_eq!(resp.json["success"], true);
+    assert_eq!(resp.json["message"], "Course created successfully");
     let course = &resp.json["course"];
     assert_eq!(course["title"], "Rust");
     assert_eq!(course["priceCents"], 1999);
-    assert_eq!(course["price"], "19.99");
+    assert_eq!(course["price"], 19.99);
+    // The original backend's names: `_id` beside `id`, `instructor` beside `instructorId`.
+    assert_eq!(course["_id"], course["id"]);
+    assert_eq!(course["instructor"], course["instructorId"]);
+    assert!(course["instructor"].is_string());
     assert_eq!(course["currency"], "EUR");
     assert_eq!(course["isPublished"], false);
     assert_eq!(course["instructorId"], instructor.id.as_str());
@@ -121,7 +126,7 @@ async fn only_the_owner_patches_and_unpublished_courses_stay_hidden(app: TestApp
         .assert_error(403, "FORBIDDEN");
     let public = app.get(&path, None).await;
     assert_eq!(public.status, 200, "{}", public.text);
-    assert_eq!(public.json["course"]["price"], "25.00");
+    assert_eq!(public.json["course"]["price"], 25.0);
 
     let unknown = format!("/api/v1/courses/{}", uuid::Uuid::new_v4());
     app.get(&unknown, None)

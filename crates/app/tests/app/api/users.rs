@@ -80,7 +80,9 @@ async fn signin_sets_cookie_and_wrong_credentials_are_one_generic_401(app: TestA
         .await;
     assert_eq!(ok.status, 200, "{}", ok.text);
     assert_eq!(ok.json["success"], true);
+    assert_eq!(ok.json["message"], "Welcome back A student");
     assert_eq!(ok.json["user"]["id"], user.id.as_str());
+    assert_eq!(ok.json["user"]["_id"], user.id.as_str());
     assert!(ok.set_cookie().unwrap().contains("HttpOnly"));
 
     let wrong = app
