@@ -27,6 +27,7 @@ use lms_password_argon2::HashingLimits;
 use lms_stripe_http::{KeyMode, StripeConfig};
 use serde::Deserialize;
 use std::collections::HashMap;
+use std::error::Error as _;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -106,6 +107,7 @@ pub const VARIABLES: &[Variable] = &[
     var("SHUTDOWN_TIMEOUT_SECS", "http.shutdown_timeout_secs"),
     var("HTTP_WORKERS", "http.workers"),
     var("LOG_FORMAT", "log.format"),
+    var("METRICS_ADDR", "metrics.addr"),
     var("DATABASE_URL", "database.url"),
     var("DATABASE_POOL_SIZE", "database.pool_size"),
     var("RUN_MIGRATIONS", "database.run_migrations"),
@@ -126,6 +128,8 @@ pub const VARIABLES: &[Variable] = &[
     var("STRIPE_CANCEL_URL", "stripe.cancel_url"),
     var("STRIPE_API_BASE", "stripe.api_base"),
     var("SANDBOX_PORT", "sandbox.port"),
+    var("SANDBOX_HOST", "sandbox.host"),
+    var("SANDBOX_PUBLIC_URL", "sandbox.public_url"),
     var("SEED_DEMO", "sandbox.seed_demo"),
     var(
         "PASSWORD_HASH_CONCURRENCY",
@@ -191,8 +195,13 @@ impl Database {
         }
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
             // The adapter's own reading (sslmode, sslrootcert, ...), before anything connects.
-            lms_postgres::check_database_url(raw)
-                .map_err(|err| ConfigError::new("DATABASE_URL", err.to_string()))?;
+            lms_postgres::check_database_url(raw).map_err(|err| {
+                // The adapter's reason is in the cause chain; the URL itself never is.
+                let reason = err
+                    .source()
+                    .map_or_else(|| err.to_string(), lms_ports::chain_text);
+                ConfigError::new("DATABASE_URL", reason)
+            })?;
             return Ok(Self::Postgres(RedactedUrl(raw.to_owned())));
         }
         if raw == "sqlite::memory:" {
@@ -260,8 +269,13 @@ impl Mode {
 /// The offline demo's own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemoSettings {
-    /// The sandbox's port on loopback (0: any free port).
+    /// The sandbox's port (0: any free port).
     pub sandbox_port: u16,
+    /// Where the sandbox listens: loopback unless a container publishes its port.
+    pub sandbox_host: IpAddr,
+    /// The sandbox's address as the customer's browser reaches it, for the payment page's
+    /// links; `None`: the address it listens on.
+    pub sandbox_public_url: Option<String>,
     /// Create the demo instructor and courses when absent.
     pub seed: bool,
     /// `None`: this app's own `/payment/success?session_id=...` page.
@@ -339,7 +353,12 @@ pub struct Settings {
     /// The use cases' own settings (e.g. how often a status poll may ask the gateway).
     pub use_cases: lms_use_cases::UseCaseSettings,
     pub log_format: LogFormat,
+    /// Where Prometheus scrapes `/metrics` (a listener of its own); `None`: no metrics.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
+
+/// The default metrics listener: loopback only, since the metrics are not for the public.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
 /// The file's shape: one table per concern, every value a string (numbers and booleans are
 /// accepted and read as their text), unknown keys refused.
@@ -351,6 +370,8 @@ struct RawSettings {
     http: RawHttp,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    metrics: RawMetrics,
     #[serde(default)]
     database: RawDatabase,
     #[serde(default)]
@@ -379,6 +400,12 @@ struct RawHttp {
 #[serde(deny_unknown_fields)]
 struct RawLog {
     format: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    addr: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -412,6 +439,8 @@ struct RawStripe {
 #[serde(deny_unknown_fields)]
 struct RawSandbox {
     port: Option<String>,
+    host: Option<String>,
+    public_url: Option<String>,
     seed_demo: Option<String>,
 }
 
@@ -599,15 +628,43 @@ fn parse_duration(variable: &'static str, raw: &str) -> Result<Duration> {
 }
 
 fn parse_host(raw: &str) -> Result<IpAddr> {
+    parse_listen_address("HOST", raw)
+}
+
+fn parse_listen_address(variable: &'static str, raw: &str) -> Result<IpAddr> {
     if raw.eq_ignore_ascii_case("localhost") {
         return Ok(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
     raw.parse().map_err(|_| {
         ConfigError::new(
-            "HOST",
+            variable,
             format!("must be an IP address to listen on (127.0.0.1, 0.0.0.0, ::), got {raw:?}"),
         )
     })
+}
+
+/// `SANDBOX_PUBLIC_URL`: an `http(s)://` origin, optionally with a path prefix, that links can
+/// be built on (no query, no fragment); a trailing `/` is dropped.
+fn parse_public_url(raw: &str) -> Result<String> {
+    let fail = |problem: &str| {
+        Err(ConfigError::new(
+            "SANDBOX_PUBLIC_URL",
+            format!("{problem}, e.g. http://localhost:12111, got {raw:?}"),
+        ))
+    };
+    let Some(rest) = raw
+        .strip_prefix("http://")
+        .or_else(|| raw.strip_prefix("https://"))
+    else {
+        return fail("must start with http:// or https://");
+    };
+    if rest.split('/').next().unwrap_or_default().is_empty() {
+        return fail("must name a host");
+    }
+    if raw.contains(['?', '#']) || raw.contains(char::is_whitespace) {
+        return fail("must hold no query, fragment or white space");
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
 }
 
 fn parse_origins(variable: &'static str, raw: &str) -> Result<Vec<String>> {
@@ -698,6 +755,7 @@ impl Resolver {
         let settings = Settings {
             limits: self.limits()?,
             use_cases: self.use_cases()?,
+            metrics_addr: self.metrics_addr()?,
             mode,
             http,
             database,
@@ -768,6 +826,11 @@ impl Resolver {
                 found.push("HOST (not loopback)");
             }
         }
+        if let Some(host) = given("SANDBOX_HOST", raw.sandbox.host.as_ref())? {
+            if !parse_listen_address("SANDBOX_HOST", &host)?.is_loopback() {
+                found.push("SANDBOX_HOST (not loopback)");
+            }
+        }
         let set = [
             ("JWT_SECRET", &raw.auth.jwt_secret),
             ("STRIPE_WEBHOOK_SECRET", &raw.stripe.webhook_secret),
@@ -817,6 +880,13 @@ impl Resolver {
                 Some(port) => parse_number("SANDBOX_PORT", &port, 0..=u16::MAX)?,
                 None => DEFAULT_SANDBOX_PORT,
             },
+            sandbox_host: match given("SANDBOX_HOST", raw.sandbox.host.as_ref())? {
+                Some(host) => parse_listen_address("SANDBOX_HOST", &host)?,
+                None => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            },
+            sandbox_public_url: given("SANDBOX_PUBLIC_URL", raw.sandbox.public_url.as_ref())?
+                .map(|url| parse_public_url(&url))
+                .transpose()?,
             seed: match given("SEED_DEMO", raw.sandbox.seed_demo.as_ref())? {
                 Some(flag) => parse_flag("SEED_DEMO", &flag)?,
                 None => true,
@@ -849,6 +919,8 @@ impl Resolver {
         )?;
         for (variable, value) in [
             ("SANDBOX_PORT", &raw.sandbox.port),
+            ("SANDBOX_HOST", &raw.sandbox.host),
+            ("SANDBOX_PUBLIC_URL", &raw.sandbox.public_url),
             ("SEED_DEMO", &raw.sandbox.seed_demo),
         ] {
             if value.is_some() {
@@ -1013,6 +1085,23 @@ impl Resolver {
                 )?,
                 ..defaults
             },
+        })
+    }
+
+    /// `METRICS_ADDR`: an address to listen on; empty or `off` turns metrics off.
+    fn metrics_addr(&self) -> Result<Option<std::net::SocketAddr>> {
+        let raw = match self.raw.metrics.addr.as_deref().map(str::trim) {
+            None => DEFAULT_METRICS_ADDR,
+            Some(off) if off.is_empty() || off.eq_ignore_ascii_case("off") => return Ok(None),
+            Some(addr) => addr,
+        };
+        raw.parse().map(Some).map_err(|_| {
+            ConfigError::new(
+                "METRICS_ADDR",
+                format!(
+                    "must be an address to listen on such as 127.0.0.1:9464, or off; got {raw:?}"
+                ),
+            )
         })
     }
 

@@ -10,18 +10,22 @@
 //! 12111), driven through the real Stripe adapter (`lms-stripe-http`) with an API key and a
 //! webhook signing secret generated for each run, and signed webhooks delivered by the sandbox
 //! to this app's own webhook route. Only the machine running the app can reach the sandbox's
-//! payment page (it listens on loopback), and each session's page needs the secret its URL
-//! carries. A build without the feature (the Docker image) has neither sandbox nor demo data.
+//! payment page (it listens on loopback unless `SANDBOX_HOST` says otherwise, and its links
+//! start with `SANDBOX_PUBLIC_URL` when set, for a container's published port), and each
+//! session's page needs the secret its URL carries. A build without the feature (the default
+//! Docker image) has neither sandbox nor demo data.
 
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod metrics;
+pub mod probe;
 
 pub use config::{
     ConfigError, Database, DatabaseSettings, DemoSettings, HttpSettings, LimitSettings, LogFormat,
     Mode, RedactedUrl, Settings, EX_CONFIG,
 };
+pub use probe::{healthcheck_url, probe};
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
@@ -376,7 +380,7 @@ async fn payments(
         #[cfg(feature = "demo")]
         Mode::Demo(demo) => {
             let webhook_url = format!("http://{}{WEBHOOK_PATH}", loopback(address));
-            let (sandbox, webhook_secret) = start_sandbox(demo.sandbox_port, webhook_url).await?;
+            let (sandbox, webhook_secret) = start_sandbox(demo, webhook_url).await?;
             let success_url = demo_success_url(mode, base_url);
             let cancel_url = demo
                 .cancel_url
@@ -392,6 +396,7 @@ async fn payments(
             .context("configuring the Stripe adapter for the sandbox")?;
             tracing::warn!(
                 sandbox = sandbox.base_url(),
+                payment_pages = %sandbox.page_base(),
                 "PAYMENTS ARE SIMULATED (APP_MODE=demo): checkout uses the in-process Stripe sandbox at {} (no real money moves; pay with card 4242 4242 4242 4242)",
                 sandbox.base_url()
             );
@@ -497,6 +502,10 @@ async fn open_store(database: &DatabaseSettings) -> anyhow::Result<Store> {
                 &pg_options(database),
             )
             .context("connecting to PostgreSQL (DATABASE_URL)")?;
+            {
+                let store = store.clone();
+                metrics::on_scrape(move || store.record_pool_metrics());
+            }
             match store.ping().await {
                 Ok(detail) => tracing::info!(%detail, "database reachable"),
                 // Start anyway: the health check reports 503 until the database is back.
@@ -522,9 +531,13 @@ async fn open_store(database: &DatabaseSettings) -> anyhow::Result<Store> {
 /// Starts the sandbox with a key and a webhook signing secret made for this run; returns the
 /// secret for the adapter that verifies the sandbox's webhooks (it is never logged).
 #[cfg(feature = "demo")]
-async fn start_sandbox(port: u16, webhook_url: String) -> anyhow::Result<(Sandbox, String)> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).with_context(|| {
-        format!("cannot start the Stripe sandbox on 127.0.0.1:{port} (SANDBOX_PORT; 0 picks a free port)")
+async fn start_sandbox(
+    demo: &DemoSettings,
+    webhook_url: String,
+) -> anyhow::Result<(Sandbox, String)> {
+    let address = SocketAddr::new(demo.sandbox_host, demo.sandbox_port);
+    let listener = TcpListener::bind(address).with_context(|| {
+        format!("cannot start the Stripe sandbox on {address} (SANDBOX_HOST, SANDBOX_PORT; port 0 picks a free one)")
     })?;
     let random = || {
         format!(
@@ -538,6 +551,7 @@ async fn start_sandbox(port: u16, webhook_url: String) -> anyhow::Result<(Sandbo
         secret_key: format!("sk_test_sandbox_{}", random()),
         webhook_secrets: vec![webhook_secret.clone()],
         webhook_url: Some(webhook_url),
+        public_base_url: demo.sandbox_public_url.clone(),
         ..SandboxConfig::default()
     };
     let sandbox = Sandbox::start_on(listener, config)

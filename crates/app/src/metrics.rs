@@ -91,7 +91,7 @@ impl MetricsServer {
         self.server.handle()
     }
 
-    /// Serves until stopped (SIGINT/SIGTERM, like the API, or [`MetricsServer::handle`]).
+    /// Serves until stopped through [`MetricsServer::handle`] (it does not react to signals).
     ///
     /// # Errors
     /// When the server fails.
@@ -121,6 +121,9 @@ pub fn serve(addr: SocketAddr) -> anyhow::Result<MetricsServer> {
     })
     .workers(1)
     .shutdown_timeout(1)
+    // The API server owns SIGTERM/SIGINT (it drains in-flight requests); this listener is
+    // stopped through its handle once the API server is done.
+    .disable_signals()
     .listen(listener)
     .context("starting the metrics listener (METRICS_ADDR)")?
     .run();

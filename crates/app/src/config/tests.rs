@@ -84,6 +84,25 @@ fn stripe_mode_keeps_the_production_defaults() {
         lms_ports::PaymentsMode::StripeTest
     );
     assert_eq!(settings.limits.rate_limits, RateLimits::default());
+    assert_eq!(settings.metrics_addr, DEFAULT_METRICS_ADDR.parse().ok());
+    for off in ["", "off", "OFF"] {
+        assert_eq!(
+            load(
+                &with(STRIPE, &[("METRICS_ADDR", "x")])
+                    .into_iter()
+                    .map(|(k, v)| if k == "METRICS_ADDR" {
+                        (k, off)
+                    } else {
+                        (k, v)
+                    })
+                    .collect::<Vec<_>>()
+            )
+            .unwrap()
+            .metrics_addr,
+            None,
+            "{off:?}"
+        );
+    }
     assert_eq!(settings.limits.password_hashing, HashingLimits::default());
 }
 
@@ -94,6 +113,8 @@ fn nothing_set_is_the_offline_demo() {
         panic!("expected the demo");
     };
     assert_eq!(demo.sandbox_port, DEFAULT_SANDBOX_PORT);
+    assert_eq!(demo.sandbox_host, IpAddr::V4(Ipv4Addr::LOCALHOST));
+    assert_eq!(demo.sandbox_public_url, None);
     assert!(demo.seed);
     assert_eq!(demo.success_url, None);
     assert_eq!(
@@ -150,6 +171,10 @@ fn production_like_settings_without_a_key_refuse_to_guess_the_mode() {
             "DATABASE_URL (PostgreSQL)",
         ),
         (&[("HOST", "0.0.0.0")], "HOST (not loopback)"),
+        (
+            &[("SANDBOX_HOST", "0.0.0.0")],
+            "SANDBOX_HOST (not loopback)",
+        ),
         (
             &[("JWT_SECRET", "3f9c2a7d1e8b4c6a9f0d2e5b7a1c3e8f")],
             "JWT_SECRET",
@@ -235,6 +260,16 @@ fn the_mode_switch_is_checked() {
         (
             with(STRIPE, &[("SANDBOX_PORT", "0")]),
             "SANDBOX_PORT",
+            "APP_MODE=demo",
+        ),
+        (
+            with(STRIPE, &[("SANDBOX_HOST", "127.0.0.1")]),
+            "SANDBOX_HOST",
+            "APP_MODE=demo",
+        ),
+        (
+            with(STRIPE, &[("SANDBOX_PUBLIC_URL", "http://localhost:12111")]),
+            "SANDBOX_PUBLIC_URL",
             "APP_MODE=demo",
         ),
     ];
@@ -465,6 +500,27 @@ fn invalid_or_missing_values_name_the_variable() {
     let demo_cases: &[(&[(&str, &str)], &str)] = &[
         (&[("SANDBOX_PORT", "65536")], "SANDBOX_PORT"),
         (&[("SANDBOX_PORT", "x")], "SANDBOX_PORT"),
+        (
+            &[("APP_MODE", "demo"), ("SANDBOX_HOST", "everywhere")],
+            "SANDBOX_HOST",
+        ),
+        (
+            &[("SANDBOX_PUBLIC_URL", "localhost:12111")],
+            "SANDBOX_PUBLIC_URL",
+        ),
+        (
+            &[("SANDBOX_PUBLIC_URL", "ftp://localhost")],
+            "SANDBOX_PUBLIC_URL",
+        ),
+        (&[("SANDBOX_PUBLIC_URL", "http://")], "SANDBOX_PUBLIC_URL"),
+        (
+            &[("SANDBOX_PUBLIC_URL", "http://localhost/?a=b")],
+            "SANDBOX_PUBLIC_URL",
+        ),
+        (
+            &[("SANDBOX_PUBLIC_URL", "http://localhost/#x")],
+            "SANDBOX_PUBLIC_URL",
+        ),
         (&[("SEED_DEMO", "sure")], "SEED_DEMO"),
         (&[("DATABASE_URL", "mongodb://x")], "DATABASE_URL"),
         (&[("STRIPE_CANCEL_URL", "/cancel")], "STRIPE_CANCEL_URL"),
@@ -605,4 +661,23 @@ fn debug_output_never_shows_secrets() {
     ] {
         assert!(!debug.contains(secret), "{debug}");
     }
+}
+
+#[test]
+fn the_demo_sandbox_can_listen_everywhere_and_link_to_its_published_address() {
+    let settings = load(&[
+        ("APP_MODE", "demo"),
+        ("HOST", "0.0.0.0"),
+        ("SANDBOX_HOST", "0.0.0.0"),
+        ("SANDBOX_PUBLIC_URL", "http://localhost:12111/"),
+    ])
+    .unwrap();
+    let Mode::Demo(demo) = &settings.mode else {
+        panic!("expected the demo");
+    };
+    assert_eq!(demo.sandbox_host, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    assert_eq!(
+        demo.sandbox_public_url.as_deref(),
+        Some("http://localhost:12111")
+    );
 }

@@ -57,6 +57,8 @@ fn command(env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
     // No stray configuration: empty environment, and a directory without config.toml.
     cmd.env_clear().current_dir(std::env::temp_dir());
+    // Tests run side by side: each metrics listener on a free port, unless the test says.
+    cmd.env("METRICS_ADDR", "127.0.0.1:0");
     for (key, value) in env {
         cmd.env(key, value);
     }
@@ -219,6 +221,31 @@ fn invalid_configuration_refuses_to_start_naming_the_variable_and_hiding_secrets
     assert_eq!(out.status.code(), Some(2));
 }
 
+#[test]
+fn help_and_version_describe_every_command() {
+    let help = command(&[]).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for needle in [
+        "serve",
+        "migrate",
+        "healthcheck",
+        "--version",
+        ".env.example",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    for sub in ["serve", "migrate", "healthcheck"] {
+        let help = command(&[]).args([sub, "--help"]).output().unwrap();
+        assert!(help.status.success(), "{sub}");
+    }
+    let version = command(&[]).arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("lms-app {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -311,6 +338,22 @@ async fn migrate_then_serve_then_stop_gracefully_on_sigterm() {
         health.to_ascii_lowercase().contains("x-request-id:"),
         "{health}"
     );
+
+    // The container probe: healthy against this instance (same configuration), unhealthy
+    // against a port nobody listens on.
+    let probe = command(&pairs).arg("healthcheck").output().unwrap();
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let nobody = format!("http://127.0.0.1:{}/api/v1/healthcheck", free_port());
+    let probe = command(&[])
+        .args(["healthcheck", "--timeout", "2s", "--url", nobody.as_str()])
+        .output()
+        .unwrap();
+    assert_eq!(probe.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&probe.stderr).contains("unhealthy"));
 
     // A request in flight when SIGTERM arrives is finished, not cut: half of its body is sent
     // before the signal and the rest after it.

@@ -51,6 +51,8 @@ impl Demo {
                 ("SHUTDOWN_TIMEOUT_SECS", "2"),
                 ("LOG_FORMAT", "json"),
                 ("RUST_LOG", "info"),
+                // Beside other tests: the metrics listener on a free port.
+                ("METRICS_ADDR", "127.0.0.1:0"),
             ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
