@@ -38,7 +38,7 @@ use crate::schema::{courses, deployment, processed_events, purchases, users};
 pub use crate::connection::{check_database_url, PgConnectionOptions};
 pub use crate::migrate::{
     embedded_migration_versions, migrations_fingerprint, revert_all_migrations, run_migrations,
-    run_migrations_with,
+    run_migrations_with, MIGRATION_LOCK,
 };
 
 /// How long a request waits for a pooled connection (or for the database to accept one)

@@ -16,6 +16,10 @@ const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postg
 
 type SyncPg = AsyncConnectionWrapper<AsyncPgConnection>;
 
+/// The advisory lock key (`lms_migr` in ASCII) that makes instances starting together migrate
+/// one after the other: the first applies the pending migrations, the others find none left.
+pub const MIGRATION_LOCK: i64 = 0x6c6d_735f_6d69_6772;
+
 async fn with_sync_connection<T, F>(
     url: &str,
     options: &PgConnectionOptions,
@@ -56,13 +60,44 @@ pub async fn run_migrations_with(
     url: &str,
     options: &PgConnectionOptions,
 ) -> Result<Vec<String>, RepoError> {
-    with_sync_connection(url, options, |connection| {
-        let applied = connection
-            .run_pending_migrations(MIGRATIONS)
-            .map_err(failed)?;
-        Ok(applied.iter().map(ToString::to_string).collect())
+    let wait = options.migration_statement_timeout;
+    with_sync_connection(url, options, move |connection| {
+        holding_migration_lock(connection, wait, |connection| {
+            let applied = connection
+                .run_pending_migrations(MIGRATIONS)
+                .map_err(failed)?;
+            Ok(applied.iter().map(ToString::to_string).collect())
+        })
     })
     .await
+}
+
+/// Runs `work` holding the migration lock. Waiting for another instance's migrations may take
+/// as long as they may run (`wait`, not the session's short `lock_timeout`); the migrations
+/// themselves then run under the session's own limits again.
+fn holding_migration_lock<T>(
+    connection: &mut SyncPg,
+    wait: std::time::Duration,
+    work: impl FnOnce(&mut SyncPg) -> Result<T, RepoError>,
+) -> Result<T, RepoError> {
+    use diesel::connection::SimpleConnection;
+    let lock_failed = |e: diesel::result::Error| {
+        RepoError::unexpected(Context::new("taking the migration lock", e))
+    };
+    connection
+        .batch_execute(&format!(
+            "SET lock_timeout = {}; SELECT pg_advisory_lock({MIGRATION_LOCK}); RESET lock_timeout",
+            wait.as_millis()
+        ))
+        .map_err(lock_failed)?;
+    let outcome = work(connection);
+    // Closing the connection would release it too; unlocking says so explicitly.
+    let unlocked = connection
+        .batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+        .map_err(lock_failed);
+    let value = outcome?;
+    unlocked?;
+    Ok(value)
 }
 
 /// Reverts every applied migration, newest first; returns the versions reverted.

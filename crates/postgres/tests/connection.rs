@@ -301,3 +301,70 @@ async fn a_migration_waiting_for_a_lock_fails_within_lock_timeout() {
     assert!(started.elapsed() < Duration::from_secs(10), "{message}");
     assert!(message.contains("lock timeout"), "{message}");
 }
+
+/// Instances that start together on one database migrate one after the other: exactly one
+/// applies the migrations, the others wait for it and find nothing left, and none fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_migrating_at_once_apply_each_migration_once() {
+    let db = TestDatabase::create("lms_conn").await;
+    let options = PgConnectionOptions::default();
+    let runs = (0..4).map(|_| {
+        let (url, options) = (db.url().to_owned(), options.clone());
+        tokio::spawn(async move { run_migrations_with(&url, &options).await })
+    });
+    let mut applied: Vec<Vec<String>> = Vec::new();
+    for run in runs {
+        applied.push(run.await.unwrap().unwrap());
+    }
+    let expected = lms_postgres::embedded_migration_versions();
+    assert!(!expected.is_empty());
+    let nonempty: Vec<_> = applied.iter().filter(|a| !a.is_empty()).collect();
+    assert_eq!(nonempty.len(), 1, "{applied:?}");
+    assert_eq!(nonempty[0].len(), expected.len(), "{applied:?}");
+    assert!(run_migrations_with(db.url(), &options)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+/// The migration lock is real: while another session holds it, a migration waits (and
+/// creates nothing); once released, it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_waits_for_the_instance_holding_the_migration_lock() {
+    let db = TestDatabase::create("lms_conn").await;
+    let mut holder = AsyncPgConnection::establish(db.url()).await.unwrap();
+    holder
+        .batch_execute(&format!(
+            "SELECT pg_advisory_lock({})",
+            lms_postgres::MIGRATION_LOCK
+        ))
+        .await
+        .unwrap();
+    let url = db.url().to_owned();
+    let migration =
+        tokio::spawn(
+            async move { run_migrations_with(&url, &PgConnectionOptions::default()).await },
+        );
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !migration.is_finished(),
+        "the migration must wait for the lock"
+    );
+    let mut probe = AsyncPgConnection::establish(db.url()).await.unwrap();
+    let tables: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public')",
+    ))
+    .get_result(&mut probe)
+    .await
+    .unwrap();
+    assert_eq!(tables, 0, "nothing migrated while the lock is held");
+    holder
+        .batch_execute(&format!(
+            "SELECT pg_advisory_unlock({})",
+            lms_postgres::MIGRATION_LOCK
+        ))
+        .await
+        .unwrap();
+    let applied = migration.await.unwrap().unwrap();
+    assert_eq!(applied, lms_postgres::embedded_migration_versions());
+}
