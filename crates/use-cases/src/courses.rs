@@ -4,8 +4,8 @@ use crate::error::{FieldError, Resource};
 use crate::{new_uuid, Services, UseCaseError};
 use lms_domain::course::validate_price;
 use lms_domain::{
-    Course, CourseDraft, CourseId, CoursePatch, CourseText, Currency, DomainError, Money, Role,
-    User,
+    Course, CourseDraft, CourseId, CoursePatch, CourseText, Currency, DomainError, Money, Purchase,
+    Role, User,
 };
 use lms_ports::{Page, PageRequest, RepoError};
 
@@ -95,6 +95,24 @@ fn may_manage(actor: &User, course: &Course) -> bool {
     actor.role == Role::Admin || course.is_owned_by(actor.id)
 }
 
+/// Whether the actor sees the course whatever they bought: it is published, or theirs to manage.
+/// Decided without storage, so a published course costs no purchase look-up.
+fn visible_regardless_of_purchases(actor: Option<&User>, course: &Course) -> bool {
+    course.published || actor.is_some_and(|actor| may_manage(actor, course))
+}
+
+/// Whether `actor` sees `course`, given their purchases of it: besides the published and managed
+/// cases, a buyer whose purchase unlocks the course keeps it after it is unpublished, because
+/// unpublishing only stops new sales and must not take away what was paid for.
+pub(crate) fn course_visible_to(actor: &User, course: &Course, purchases: &[Purchase]) -> bool {
+    visible_regardless_of_purchases(Some(actor), course)
+        || purchases.iter().any(|purchase| {
+            purchase.user_id == actor.id
+                && purchase.course_id == course.id
+                && purchase.unlocks_course()
+        })
+}
+
 fn price_error(err: DomainError) -> UseCaseError {
     UseCaseError::field("priceCents", err.to_string())
 }
@@ -148,8 +166,9 @@ impl Services {
     /// Changes a course (its owner or an admin).
     ///
     /// # Errors
-    /// [`UseCaseError::NotFound`]`(Course)` when unknown, or unpublished and not the actor's;
-    /// [`UseCaseError::Forbidden`] for a published course the actor does not own;
+    /// [`UseCaseError::NotFound`]`(Course)` when unknown or hidden from the actor (as in
+    /// [`Services::course`]); [`UseCaseError::Forbidden`] for a visible course the actor does not
+    /// manage;
     /// [`UseCaseError::Validation`]; storage errors.
     pub async fn update_course(
         &self,
@@ -212,7 +231,8 @@ impl Services {
             .await?)
     }
 
-    /// One course: published ones for everyone, unpublished ones for their owner and admins.
+    /// One course: published ones for everyone, unpublished ones for their owner, admins and the
+    /// buyers whose purchase unlocks it.
     ///
     /// # Errors
     /// [`UseCaseError::NotFound`]`(Course)` when unknown or hidden from the actor; storage errors.
@@ -225,15 +245,27 @@ impl Services {
         actor: Option<&User>,
         id: CourseId,
     ) -> Result<Course, UseCaseError> {
-        let course = self
-            .courses
+        let course = self.stored_course(id).await?;
+        if visible_regardless_of_purchases(actor, &course) {
+            return Ok(course);
+        }
+        if let Some(actor) = actor {
+            let purchases = self
+                .purchases
+                .list_for_user_and_course(actor.id, course.id)
+                .await?;
+            if course_visible_to(actor, &course, &purchases) {
+                return Ok(course);
+            }
+        }
+        Err(UseCaseError::NotFound(Resource::Course))
+    }
+
+    /// The course, whoever may see it.
+    pub(crate) async fn stored_course(&self, id: CourseId) -> Result<Course, UseCaseError> {
+        self.courses
             .get_course(id)
             .await?
-            .ok_or(UseCaseError::NotFound(Resource::Course))?;
-        if course.published || actor.is_some_and(|actor| may_manage(actor, &course)) {
-            Ok(course)
-        } else {
-            Err(UseCaseError::NotFound(Resource::Course))
-        }
+            .ok_or(UseCaseError::NotFound(Resource::Course))
     }
 }

@@ -1,5 +1,6 @@
 //! Checkout, webhooks, purchase status and refunds.
 
+use crate::courses::course_visible_to;
 use crate::error::Resource;
 use crate::{new_uuid, Services, UseCaseError, UseCaseSettings};
 use lms_domain::{
@@ -620,6 +621,7 @@ impl Services {
     /// Whether the actor's purchase of a course unlocks it; with `session_id`, first asks the
     /// gateway about that session (when it is one of the actor's for this course, its purchase
     /// is still pending, and it was not asked within [`UseCaseSettings::gateway_sync_min_interval`]).
+    /// An unpublished course is answered to its owner, admins and the buyers it is unlocked for.
     ///
     /// # Errors
     /// [`UseCaseError::NotFound`]`(Course)` when unknown or hidden from the actor; storage
@@ -630,7 +632,9 @@ impl Services {
         course_id: CourseId,
         session_id: Option<&str>,
     ) -> Result<PurchaseStatusView, UseCaseError> {
-        let course = self.visible_course(Some(actor), course_id).await?;
+        // Visibility is decided below from the purchases this reads anyway, so an unpublished
+        // course costs no further query.
+        let course = self.stored_course(course_id).await?;
         let mut purchases = self
             .purchases
             .list_for_user_and_course(actor.id, course.id)
@@ -687,6 +691,12 @@ impl Services {
                     tracing::warn!(purchase_id = %purchase_id, error = %lms_ports::chain_text(&err), "session sync failed; answering from stored state");
                 }
             }
+        }
+        // After the sync: a buyer who paid just before the course was unpublished, and whose
+        // webhook has not arrived yet, is a buyer it stays unlocked for. Only the actor's own
+        // purchase of this course is ever synced, so a stranger causes no gateway call.
+        if !course_visible_to(actor, &course, &purchases) {
+            return Err(UseCaseError::NotFound(Resource::Course));
         }
         let shown = match purchases.iter().position(Purchase::unlocks_course) {
             Some(index) => Some(purchases.swap_remove(index)),

@@ -1,7 +1,7 @@
 //! Course authoring, visibility and the catalogue.
 
 use crate::support::{usd, World};
-use lms_domain::{Currency, Money};
+use lms_domain::{Currency, Money, PaymentFact};
 use lms_use_cases::{CourseChanges, NewCourse, PageRequest, Resource, UseCaseError};
 
 fn new_course(title: &str, price_cents: i64, currency: Option<&str>) -> NewCourse {
@@ -239,4 +239,69 @@ async fn the_catalogue_lists_published_courses_newest_first_in_pages() {
         second.items.iter().map(|c| c.id).collect::<Vec<_>>(),
         vec![published[0]]
     );
+}
+
+#[tokio::test]
+async fn an_unpublished_course_stays_visible_to_its_buyers_only() {
+    let world = World::new();
+    let (teacher, course, buyer) = world.shop(1999, true).await;
+    let paid = world.paid_purchase(&buyer, &course, "pi_kept").await;
+    let refunded_buyer = world.student().await;
+    let refunded = world
+        .paid_purchase(&refunded_buyer, &course, "pi_given_back")
+        .await;
+    world
+        .event(
+            "evt_refund_all",
+            &refunded,
+            &[PaymentFact::Refunded { total: usd(1999) }],
+        )
+        .await;
+    let stranger = world.student().await;
+    let hidden = world
+        .services
+        .update_course(
+            &teacher,
+            course.id,
+            CourseChanges {
+                is_published: Some(false),
+                ..CourseChanges::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!hidden.published);
+
+    assert_eq!(
+        world.services.course(Some(&buyer), course.id).await,
+        Ok(hidden.clone())
+    );
+    // Seeing it is not managing it.
+    assert_eq!(
+        world
+            .services
+            .update_course(
+                &buyer,
+                course.id,
+                CourseChanges {
+                    is_published: Some(true),
+                    ..CourseChanges::default()
+                },
+            )
+            .await,
+        Err(UseCaseError::Forbidden)
+    );
+    for other in [Some(&refunded_buyer), Some(&stranger), None] {
+        assert_eq!(
+            world.services.course(other, course.id).await,
+            Err(UseCaseError::NotFound(Resource::Course))
+        );
+    }
+    // Only new sales stop: the unpublished course is not found for checkout.
+    assert_eq!(
+        world.services.start_checkout(&stranger, course.id).await,
+        Err(UseCaseError::NotFound(Resource::Course))
+    );
+    assert_eq!(world.store.all_courses(), vec![hidden]);
+    assert!(world.purchase(paid.id).await.unlocks_course());
 }

@@ -1,10 +1,10 @@
 //! Purchase status, with and without a session sync.
 
 use crate::support::{usd, World};
-use lms_domain::{PaymentFact, PurchaseStatus};
+use lms_domain::{Course, PaymentFact, PurchaseStatus, User};
 use lms_in_memory::GatewayCall;
 use lms_ports::GatewayError;
-use lms_use_cases::{Resource, UseCaseError, UseCaseSettings};
+use lms_use_cases::{CourseChanges, Resource, UseCaseError, UseCaseSettings};
 use time::Duration;
 
 #[tokio::test]
@@ -303,4 +303,85 @@ fn the_sync_interval_is_validated() {
             .gateway_sync_min_interval,
         UseCaseSettings::DEFAULT_GATEWAY_SYNC_MIN_INTERVAL
     );
+}
+
+/// The instructor withdraws the course from sale.
+async fn unpublish(world: &World, teacher: &User, course: &Course) {
+    let changes = CourseChanges {
+        is_published: Some(false),
+        ..CourseChanges::default()
+    };
+    let hidden = world
+        .services
+        .update_course(teacher, course.id, changes)
+        .await
+        .unwrap();
+    assert!(!hidden.published);
+}
+
+#[tokio::test]
+async fn a_buyer_keeps_the_status_of_an_unpublished_course_others_do_not() {
+    let world = World::new();
+    let (teacher, course, buyer) = world.shop(1999, true).await;
+    let paid = world.paid_purchase(&buyer, &course, "pi_kept").await;
+    let refunded_buyer = world.student().await;
+    let refunded = world
+        .paid_purchase(&refunded_buyer, &course, "pi_given_back")
+        .await;
+    world
+        .event(
+            "evt_refund_all",
+            &refunded,
+            &[PaymentFact::Refunded { total: usd(1999) }],
+        )
+        .await;
+    let stranger = world.student().await;
+    unpublish(&world, &teacher, &course).await;
+
+    let view = world.status_view(&buyer, &course, None).await;
+    assert_eq!(view.course.id, course.id);
+    assert!(!view.course.published);
+    assert_eq!(view.purchase.as_ref().map(|p| p.id), Some(paid.id));
+    assert_eq!(
+        (view.wire_status(), view.is_purchased()),
+        ("completed", true)
+    );
+    for other in [&refunded_buyer, &stranger] {
+        assert_eq!(
+            world.services.purchase_status(other, course.id, None).await,
+            Err(UseCaseError::NotFound(Resource::Course))
+        );
+    }
+    // A refunded buyer may not buy it again while it is withdrawn.
+    assert_eq!(
+        world
+            .services
+            .start_checkout(&refunded_buyer, course.id)
+            .await,
+        Err(UseCaseError::NotFound(Resource::Course))
+    );
+}
+
+#[tokio::test]
+async fn a_payment_made_before_the_course_was_unpublished_is_found_by_the_sync() {
+    let world = World::new();
+    let (teacher, course, buyer) = world.shop(1999, true).await;
+    let (purchase, session) = world.checkout(&buyer, &course).await;
+    world.gateway.pay_session(&session.id, "pi_just_in_time");
+    unpublish(&world, &teacher, &course).await;
+
+    // Without the sync the stored purchase is still pending: nothing unlocks the course yet.
+    assert_eq!(
+        world
+            .services
+            .purchase_status(&buyer, course.id, None)
+            .await,
+        Err(UseCaseError::NotFound(Resource::Course))
+    );
+    let view = world.status_view(&buyer, &course, Some(&session.id)).await;
+    assert_eq!(
+        (view.wire_status(), view.is_purchased()),
+        ("completed", true)
+    );
+    assert!(world.purchase(purchase.id).await.unlocks_course());
 }

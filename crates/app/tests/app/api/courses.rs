@@ -192,9 +192,47 @@ async fn published_listing_paginates_and_hides_drafts(app: TestApp) {
     assert_eq!(blank.json["data"].as_array().unwrap().len(), 3);
 }
 
+async fn buyers_keep_an_unpublished_course_others_get_404(app: TestApp) {
+    let owner = app.user("instructor").await;
+    let buyer = app.user("student").await;
+    let other = app.user("student").await;
+    let id = app.published_course(&owner, 1999).await;
+    app.buy(&buyer, &id).await;
+    let path = format!("/api/v1/courses/{id}");
+    let unpublished = app
+        .patch(&path, Some(&owner.token), &json!({"isPublished": false}))
+        .await;
+    assert_eq!(unpublished.status, 200, "{}", unpublished.text);
+    assert_eq!(unpublished.json["course"]["isPublished"], false);
+
+    let course = app.get(&path, Some(&buyer.token)).await;
+    assert_eq!(course.status, 200, "{}", course.text);
+    assert_eq!(course.json["course"]["id"], id.as_str());
+    assert_eq!(course.json["course"]["isPublished"], false);
+    let status = app.status_of(&buyer, &id).await;
+    assert_eq!(status.status, 200, "{}", status.text);
+    assert_eq!(status.json["data"]["course"]["id"], id.as_str());
+    assert_eq!(status.json["data"]["isPurchased"], true);
+    assert_eq!(status.json["data"]["purchaseStatus"], "completed");
+
+    app.get(&path, Some(&other.token))
+        .await
+        .assert_error(404, "COURSE_NOT_FOUND");
+    app.get(&path, None)
+        .await
+        .assert_error(404, "COURSE_NOT_FOUND");
+    app.status_of(&other, &id)
+        .await
+        .assert_error(404, "COURSE_NOT_FOUND");
+    app.checkout_raw(&other, &id)
+        .await
+        .assert_error(404, "COURSE_NOT_FOUND");
+}
+
 crate::per_wiring!(
     instructor_creates_a_course_with_exact_json_and_students_get_403,
     invalid_course_input_is_a_validation_error_naming_the_field,
     only_the_owner_patches_and_unpublished_courses_stay_hidden,
-    published_listing_paginates_and_hides_drafts
+    published_listing_paginates_and_hides_drafts,
+    buyers_keep_an_unpublished_course_others_get_404
 );
