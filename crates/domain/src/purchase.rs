@@ -3,7 +3,8 @@
 //! Webhooks arrive at least once and in any order, so a purchase does not move through
 //! states by "transition from X to Y". It accumulates [`PaymentFact`]s into
 //! [`PaymentFacts`], a join-semilattice: every field only ever grows (a flag turns on, an
-//! amount takes the larger value), so merging is commutative, associative and idempotent.
+//! amount takes the larger value, the time of payment the earlier one), so merging is
+//! commutative, associative and idempotent.
 //! The status is a pure function of the facts and the price. Consequences:
 //!
 //! - a duplicate event changes nothing;
@@ -32,8 +33,12 @@ pub enum DisputeOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PaymentFact {
     /// Money was captured (`checkout.session.completed` paid, `async_payment_succeeded`,
-    /// `charge.succeeded`, or a paid session found by sync).
-    PaymentSucceeded { amount: Money },
+    /// `charge.succeeded`, or a paid session found by sync). `at` is when the gateway says
+    /// the payment completed; `None` when the report does not say (a session found by sync).
+    PaymentSucceeded {
+        amount: Money,
+        at: Option<OffsetDateTime>,
+    },
     /// A payment attempt failed. Not final: the customer may retry in the same session.
     PaymentAttemptFailed,
     /// Checkout completed with a delayed payment method (bank debit) that is still settling.
@@ -60,6 +65,10 @@ pub enum PaymentFact {
 pub struct PaymentFacts {
     /// A payment of exactly the purchase's price and currency was captured.
     pub paid_in_full: bool,
+    /// The earliest completion time reported for a payment in full. Several reports of one
+    /// payment (the session's event, the charge's) may carry slightly different times; the
+    /// earliest is kept so that the result does not depend on which arrived first.
+    pub paid_at: Option<OffsetDateTime>,
     /// A captured payment whose amount or currency differs from the price (held for review).
     /// Of several, the largest by (currency, amount) is kept, so the result is order-free.
     pub mismatched_payment: Option<Money>,
@@ -75,6 +84,13 @@ pub struct PaymentFacts {
     pub dispute_lost: bool,
 }
 
+fn earliest(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 fn larger(a: Option<Money>, b: Money) -> Money {
     match a {
         Some(a) if (a.currency(), a.minor()) >= (b.currency(), b.minor()) => a,
@@ -88,8 +104,12 @@ impl PaymentFacts {
     pub fn record(&mut self, fact: PaymentFact, price: Money) -> bool {
         let before = self.clone();
         match fact {
-            PaymentFact::PaymentSucceeded { amount } if amount == price => self.paid_in_full = true,
-            PaymentFact::PaymentSucceeded { amount } => {
+            PaymentFact::PaymentSucceeded { amount, at } if amount == price => {
+                self.paid_in_full = true;
+                self.paid_at = earliest(self.paid_at, at);
+            }
+            // A mismatched payment does not pay for the course, so its time is not kept.
+            PaymentFact::PaymentSucceeded { amount, .. } => {
                 self.mismatched_payment = Some(larger(self.mismatched_payment, amount));
             }
             PaymentFact::PaymentAttemptFailed => self.attempt_failed = true,
@@ -282,6 +302,12 @@ impl Purchase {
         } else {
             PurchaseStatus::Pending
         }
+    }
+
+    /// When the purchase was paid in full, as the gateway reported it; the creation time when
+    /// no report said (a free enrolment, or a purchase stored before times were kept).
+    pub fn paid_at(&self) -> OffsetDateTime {
+        self.facts.paid_at.unwrap_or(self.created_at)
     }
 
     /// The course is unlocked exactly when the purchase is completed.

@@ -155,7 +155,8 @@ pub async fn a_paid_session_proves_the_payment(world: &dyn GatewayWorld) {
     assert_eq!(
         paid.facts(),
         vec![PaymentFact::PaymentSucceeded {
-            amount: request.amount
+            amount: request.amount,
+            at: None
         }]
     );
     let payment_intent = paid.payment_intent_id.clone().expect("payment intent");
@@ -235,10 +236,12 @@ pub async fn a_signed_completion_webhook_carries_the_payment(world: &dyn Gateway
         event.locator.checkout_session_id.as_deref(),
         Some(session.id.as_str())
     );
+    // With the time the payment completed: what a buyer's purchase is dated by.
     assert!(
-        event.facts.contains(&PaymentFact::PaymentSucceeded {
-            amount: request.amount
-        }),
+        event.facts.iter().any(|fact| matches!(
+            fact,
+            PaymentFact::PaymentSucceeded { amount, at: Some(_) } if *amount == request.amount
+        )),
         "{:?}",
         event.facts
     );

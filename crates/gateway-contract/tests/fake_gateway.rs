@@ -26,7 +26,8 @@ impl GatewayWorld for FakeWorld {
     async fn completion_webhook(&self, session_id: &str) -> (Vec<u8>, String) {
         let session = self.gateway.session(session_id).expect("session exists");
         let mut event = FakeEvent::new(format!("evt_{session_id}"), "checkout.session.completed")
-            .with_session(session_id);
+            .with_session(session_id)
+            .created_at(time::OffsetDateTime::now_utc());
         if let Some(purchase_id) = session.purchase_id {
             event = event.for_purchase(purchase_id);
         }

@@ -3,7 +3,9 @@
 //! # Webhook format
 //! The body is the JSON of a [`FakeEvent`]:
 //! `{"id": "evt_..", "type": "...", "purchaseId"?, "checkoutSessionId"?, "paymentIntentId"?,
-//! "created"?, "facts": [{"kind": "payment_succeeded", "amountCents": 1999, "currency": "USD"}, ...]}`.
+//! "created"?, "facts": [{"kind": "payment_succeeded", "amountCents": 1999, "currency": "USD",
+//! "paidAt"?}, ...]}`. A payment's time is its `paidAt` (RFC 3339), else the event's `created`
+//! (Unix seconds), as Stripe's payment events are stamped; with neither it has no time.
 //! The signature header is [`FakeGateway::signature_for`] of the exact body bytes:
 //! `fake-v1=` + hex(SHA-256(secret ‖ body)). An event without facts is `Ignored`.
 //!
@@ -40,13 +42,25 @@ const SIGNATURE_PREFIX: &str = "fake-v1=";
     rename_all_fields = "camelCase"
 )]
 pub enum FakeFact {
-    PaymentSucceeded { amount_cents: i64, currency: String },
+    PaymentSucceeded {
+        amount_cents: i64,
+        currency: String,
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "time::serde::rfc3339::option"
+        )]
+        paid_at: Option<OffsetDateTime>,
+    },
     PaymentAttemptFailed,
     PaymentProcessing,
     AsyncPaymentFailed,
     CheckoutExpired,
     CheckoutNotStarted,
-    Refunded { total_cents: i64, currency: String },
+    Refunded {
+        total_cents: i64,
+        currency: String,
+    },
     DisputeOpened,
     DisputeWon,
     DisputeLost,
@@ -55,9 +69,10 @@ pub enum FakeFact {
 impl From<PaymentFact> for FakeFact {
     fn from(fact: PaymentFact) -> Self {
         match fact {
-            PaymentFact::PaymentSucceeded { amount } => FakeFact::PaymentSucceeded {
+            PaymentFact::PaymentSucceeded { amount, at } => FakeFact::PaymentSucceeded {
                 amount_cents: amount.minor(),
                 currency: amount.currency().code().to_owned(),
+                paid_at: at,
             },
             PaymentFact::PaymentAttemptFailed => FakeFact::PaymentAttemptFailed,
             PaymentFact::PaymentProcessing => FakeFact::PaymentProcessing,
@@ -76,7 +91,11 @@ impl From<PaymentFact> for FakeFact {
 }
 
 impl FakeFact {
-    fn to_fact(&self) -> Result<PaymentFact, lms_domain::DomainError> {
+    /// The fact, a payment without a time of its own taking `created`, the event's.
+    fn to_fact(
+        &self,
+        created: Option<OffsetDateTime>,
+    ) -> Result<PaymentFact, lms_domain::DomainError> {
         let money = |minor: i64, code: &str| {
             Currency::parse(code).and_then(|currency| Money::new(minor, currency))
         };
@@ -84,8 +103,10 @@ impl FakeFact {
             FakeFact::PaymentSucceeded {
                 amount_cents,
                 currency,
+                paid_at,
             } => PaymentFact::PaymentSucceeded {
                 amount: money(*amount_cents, currency)?,
+                at: paid_at.or(created),
             },
             FakeFact::PaymentAttemptFailed => PaymentFact::PaymentAttemptFailed,
             FakeFact::PaymentProcessing => PaymentFact::PaymentProcessing,
@@ -119,9 +140,10 @@ pub struct FakeEvent {
     pub checkout_session_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_intent_id: Option<String>,
-    /// Unix seconds; defaults to 0.
-    #[serde(default)]
-    pub created: i64,
+    /// Unix seconds. Absent, the event reads as created at 0 and its payments carry no time
+    /// (as when the gateway does not say), so tests that do not care see no invented time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<i64>,
     #[serde(default)]
     pub facts: Vec<FakeFact>,
 }
@@ -134,7 +156,7 @@ impl FakeEvent {
             purchase_id: None,
             checkout_session_id: None,
             payment_intent_id: None,
-            created: 0,
+            created: None,
             facts: Vec::new(),
         }
     }
@@ -154,6 +176,13 @@ impl FakeEvent {
     #[must_use]
     pub fn with_payment_intent(mut self, payment_intent_id: impl Into<String>) -> Self {
         self.payment_intent_id = Some(payment_intent_id.into());
+        self
+    }
+
+    /// Stamps the event with the gateway's time of creation (whole seconds, as Stripe's).
+    #[must_use]
+    pub fn created_at(mut self, at: OffsetDateTime) -> Self {
+        self.created = Some(at.unix_timestamp());
         self
     }
 
@@ -591,10 +620,15 @@ impl PaymentGateway for FakeGateway {
                 event_type: event.event_type,
             });
         }
+        let stamped = event
+            .created
+            .map(OffsetDateTime::from_unix_timestamp)
+            .transpose()
+            .map_err(|err| WebhookRejection::malformed(Context::new("created", err)))?;
         let facts = event
             .facts
             .iter()
-            .map(FakeFact::to_fact)
+            .map(|fact| fact.to_fact(stamped))
             .collect::<Result<Vec<_>, _>>()
             .map_err(WebhookRejection::malformed)?;
         let purchase_id = event
@@ -603,11 +637,10 @@ impl PaymentGateway for FakeGateway {
             .map(str::parse::<PurchaseId>)
             .transpose()
             .map_err(|err| WebhookRejection::malformed(Context::new("purchaseId", err)))?;
-        let created = OffsetDateTime::from_unix_timestamp(event.created)
-            .map_err(|err| WebhookRejection::malformed(Context::new("created", err)))?;
+        let created = stamped.unwrap_or(OffsetDateTime::UNIX_EPOCH);
         if let Some(intent) = &event.payment_intent_id {
             for fact in &facts {
-                if let PaymentFact::PaymentSucceeded { amount } = fact {
+                if let PaymentFact::PaymentSucceeded { amount, .. } = fact {
                     self.state().announced.insert(intent.clone(), *amount);
                 }
             }

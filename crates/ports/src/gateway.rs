@@ -146,11 +146,13 @@ pub struct GatewaySession {
 impl GatewaySession {
     /// The facts this session state proves: paid -> succeeded with the amount charged;
     /// complete but unpaid -> a delayed payment is settling; expired -> closed unpaid.
+    /// A session's state does not say when it was paid, so its payment carries no time
+    /// (the webhook's does).
     pub fn facts(&self) -> Vec<PaymentFact> {
         match (self.status, self.payment_status) {
             (SessionStatus::Complete | SessionStatus::Open, SessionPaymentStatus::Paid) => {
                 match Money::new(self.amount_total, self.currency) {
-                    Ok(amount) => vec![PaymentFact::PaymentSucceeded { amount }],
+                    Ok(amount) => vec![PaymentFact::PaymentSucceeded { amount, at: None }],
                     Err(_) => Vec::new(),
                 }
             }

@@ -58,6 +58,7 @@ fn paid(purchase: &Purchase, event_id: String) -> lms_ports::FactUpdate {
         purchase.id,
         vec![PaymentFact::PaymentSucceeded {
             amount: purchase.price,
+            at: Some(fixtures::at(9)),
         }],
         Some(&event_id),
         fixtures::at(10),

@@ -70,6 +70,7 @@ lms_sql_rows::row! {
         pub status: String,
         pub payment_intent_id: Option<String>,
         pub paid_in_full: bool,
+        pub paid_at: Option<OffsetDateTime>,
         pub mismatched_payment_cents: Option<i64>,
         pub mismatched_payment_currency: Option<String>,
         pub attempt_failed: bool,

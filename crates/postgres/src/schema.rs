@@ -57,6 +57,7 @@ diesel::table! {
         holds_active_slot -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        paid_at -> Nullable<Timestamptz>,
     }
 }
 

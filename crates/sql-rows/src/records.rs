@@ -201,6 +201,8 @@ pub struct StateRecord<E: Encoding> {
     pub status: String,
     pub payment_intent_id: Option<String>,
     pub paid_in_full: bool,
+    /// `NULL` for a purchase paid without a reported time, or stored before times were kept.
+    pub paid_at: Option<E::Instant>,
     pub mismatched_payment_cents: Option<i64>,
     pub mismatched_payment_currency: Option<String>,
     pub attempt_failed: bool,
@@ -241,6 +243,7 @@ impl<E: Encoding> Record for PurchaseRecord<E> {
             .map(|c| E::store_instant(c.expires_at))
             .transpose()?;
         let created_at = E::store_instant(purchase.created_at)?;
+        let paid_at = facts.paid_at.map(E::store_instant).transpose()?;
         Ok(Self {
             id: E::store_id(purchase.id.as_uuid()),
             user_id: E::store_id(purchase.user_id.as_uuid()),
@@ -254,6 +257,7 @@ impl<E: Encoding> Record for PurchaseRecord<E> {
                 status: purchase.status().as_str().to_owned(),
                 payment_intent_id: purchase.payment_intent_id.clone(),
                 paid_in_full: facts.paid_in_full,
+                paid_at,
                 mismatched_payment_cents,
                 mismatched_payment_currency,
                 attempt_failed: facts.attempt_failed,
@@ -295,6 +299,10 @@ impl<E: Encoding> Record for PurchaseRecord<E> {
         let state = self.state;
         let facts = PaymentFacts {
             paid_in_full: state.paid_in_full,
+            paid_at: state
+                .paid_at
+                .map(|at| E::load_instant(at, "purchase payment time"))
+                .transpose()?,
             mismatched_payment: optional_money(
                 state.mismatched_payment_cents,
                 state.mismatched_payment_currency.as_deref(),

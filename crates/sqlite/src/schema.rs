@@ -58,6 +58,7 @@ diesel::table! {
         holds_active_slot -> Bool,
         created_at -> BigInt,
         updated_at -> BigInt,
+        paid_at -> Nullable<BigInt>,
     }
 }
 

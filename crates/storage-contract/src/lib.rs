@@ -79,6 +79,7 @@ macro_rules! storage_contract_tests {
             apply_facts_returns_the_saved_purchase,
             apply_facts_links_the_first_payment_intent,
             apply_facts_duplicate_payment_intent_writes_nothing,
+            apply_facts_keeps_the_earliest_payment_time,
             unlocked_lists_completed_purchases_with_their_courses,
             concurrent_deliveries_of_one_event_apply_once,
             concurrent_checkouts_of_one_course_let_exactly_one_win,
@@ -240,7 +241,10 @@ pub fn begin(buyer: &User, course: &Course, now: OffsetDateTime) -> Purchase {
 
 /// The one fact that pays a seeded course (USD 19.99) in full.
 pub fn paid_in_full() -> Vec<PaymentFact> {
-    vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]
+    vec![PaymentFact::PaymentSucceeded {
+        amount: usd(1999),
+        at: None,
+    }]
 }
 
 pub fn session(id: &str, expires_at: OffsetDateTime) -> CheckoutSession {
@@ -576,6 +580,7 @@ pub async fn purchases_round_trip_every_field<S: Store>(store: S) {
         payment_intent_id: Some("pi_round_trip".to_owned()),
         facts: PaymentFacts {
             paid_in_full: true,
+            paid_at: Some(at(7)),
             mismatched_payment: Some(money(1500, "EUR")),
             attempt_failed: true,
             processing: true,
@@ -608,6 +613,7 @@ pub async fn purchases_round_trip_every_field<S: Store>(store: S) {
     // Single-field variants: each fact survives on its own.
     let variants: Vec<fn(&mut PaymentFacts)> = vec![
         |f| f.paid_in_full = true,
+        |f| f.paid_at = Some(at(9)),
         |f| f.mismatched_payment = Some(usd(1)),
         |f| f.attempt_failed = true,
         |f| f.processing = true,
@@ -1004,6 +1010,59 @@ pub async fn apply_facts_without_event_is_idempotent<S: Store>(store: S) {
     assert_eq!(empty, once);
 }
 
+pub async fn apply_facts_keeps_the_earliest_payment_time<S: Store>(store: S) {
+    let Seeded {
+        buyer, purchase, ..
+    } = seed_purchase(&store).await;
+    let paid = |seconds: Option<i64>| {
+        vec![PaymentFact::PaymentSucceeded {
+            amount: usd(1999),
+            at: seconds.map(at),
+        }]
+    };
+
+    // The charge's report (later) arrives before the session's (earlier), then a sync that
+    // knows no time: the earliest time stays, whatever the order.
+    let first = apply(
+        &store,
+        purchase.id,
+        paid(Some(40)),
+        Some("evt_charge"),
+        at(50),
+    )
+    .await;
+    assert_eq!(first.facts.paid_at, Some(at(40)));
+    let second = apply(
+        &store,
+        purchase.id,
+        paid(Some(30)),
+        Some("evt_session"),
+        at(51),
+    )
+    .await;
+    assert_eq!(second.facts.paid_at, Some(at(30)));
+    let third = apply(&store, purchase.id, paid(None), None, at(52)).await;
+    assert_eq!(third.facts.paid_at, Some(at(30)));
+    assert_eq!(
+        third.updated_at,
+        at(51),
+        "a report adding nothing is not a change"
+    );
+
+    let stored = get(&store, purchase.id).await;
+    assert_eq!(stored, third);
+    assert_eq!(stored.paid_at(), at(30));
+    assert_eq!(stored.created_at, at(1));
+    let unlocked = store.list_unlocked_for_user(buyer.id).await.unwrap();
+    assert_eq!(
+        unlocked
+            .iter()
+            .map(|item| item.purchase.paid_at())
+            .collect::<Vec<_>>(),
+        vec![at(30)]
+    );
+}
+
 pub async fn apply_facts_returns_the_saved_purchase<S: Store>(store: S) {
     let purchase = seed_purchase(&store).await.purchase;
     store
@@ -1015,6 +1074,7 @@ pub async fn apply_facts_returns_the_saved_purchase<S: Store>(store: S) {
         PaymentFact::PaymentAttemptFailed,
         PaymentFact::PaymentSucceeded {
             amount: money(2500, "EUR"),
+            at: Some(at(1)),
         },
         PaymentFact::Refunded {
             total: money(100, "EUR"),
@@ -1148,7 +1208,7 @@ pub async fn unlocked_lists_completed_purchases_with_their_courses<S: Store>(sto
         apply(
             &store,
             id,
-            vec![PaymentFact::PaymentSucceeded { amount }],
+            vec![PaymentFact::PaymentSucceeded { amount, at: None }],
             None,
             at(50),
         )
@@ -1328,7 +1388,10 @@ pub async fn concurrent_events_of_one_purchase_lose_no_fact<S: Store>(store: S) 
 
     // Twenty different events, each with a different fact: the result is their join.
     let mut facts = vec![
-        PaymentFact::PaymentSucceeded { amount: usd(1999) },
+        PaymentFact::PaymentSucceeded {
+            amount: usd(1999),
+            at: None,
+        },
         PaymentFact::PaymentAttemptFailed,
         PaymentFact::DisputeOpened,
         PaymentFact::DisputeClosed(DisputeOutcome::Won),

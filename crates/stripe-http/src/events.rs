@@ -2,11 +2,11 @@
 //!
 //! | Stripe event type                           | facts                                          |
 //! |---------------------------------------------|------------------------------------------------|
-//! | `checkout.session.completed`                | paid: `PaymentSucceeded{amount_total}`; unpaid: `PaymentProcessing`; no_payment_required: none |
-//! | `checkout.session.async_payment_succeeded`  | `PaymentSucceeded{amount_total}`               |
+//! | `checkout.session.completed`                | paid: `PaymentSucceeded{amount_total, created}`; unpaid: `PaymentProcessing`; no_payment_required: none |
+//! | `checkout.session.async_payment_succeeded`  | `PaymentSucceeded{amount_total, created}`      |
 //! | `checkout.session.async_payment_failed`     | `AsyncPaymentFailed`                           |
 //! | `checkout.session.expired`                  | `CheckoutExpired`                              |
-//! | `charge.succeeded`                          | `PaymentSucceeded{amount_captured, else amount}` |
+//! | `charge.succeeded`                          | `PaymentSucceeded{amount_captured, else amount; created}` |
 //! | `charge.failed`                             | `PaymentAttemptFailed`                         |
 //! | `charge.refunded`                           | `Refunded{total: amount_refunded}`             |
 //! | `charge.dispute.created`                    | `DisputeOpened`                                |
@@ -15,6 +15,8 @@
 //!
 //! Decisions:
 //! - Only the fields used are required; unknown fields are ignored.
+//! - A payment's time is the event's `created`: Stripe emits these events when the payment
+//!   completes, and every event has one, while the session object has no completion time.
 //! - A money amount in a currency the domain does not support (or a negative amount) cannot
 //!   become a `Money`. Such an event is authentic and about one of our purchases, so it is still
 //!   `Relevant` (stored for audit, correlated) but carries no money fact, and a warning is
@@ -78,7 +80,7 @@ pub fn parse_event(
         .as_ref()
         .map(|data| &data.object)
         .ok_or_else(|| invalid("event has no data.object"))?;
-    let Some((locator, facts)) = map_object(kind, object, &raw.id)? else {
+    let Some((locator, facts)) = map_object(kind, object, &raw.id, created)? else {
         return Ok(ignored());
     };
     if locator == PurchaseLocator::default() {
@@ -130,15 +132,20 @@ fn map_object(
     kind: RelevantKind,
     object: &serde_json::Value,
     event_id: &str,
+    created: OffsetDateTime,
 ) -> Result<Mapped, WebhookRejection> {
     match kind {
         RelevantKind::SessionCompleted
         | RelevantKind::SessionAsyncSucceeded
         | RelevantKind::SessionAsyncFailed
-        | RelevantKind::SessionExpired => map_session(kind, decode(object)?, event_id).map(Some),
+        | RelevantKind::SessionExpired => {
+            map_session(kind, decode(object)?, event_id, created).map(Some)
+        }
         RelevantKind::ChargeSucceeded
         | RelevantKind::ChargeFailed
-        | RelevantKind::ChargeRefunded => map_charge(kind, decode(object)?, event_id).map(Some),
+        | RelevantKind::ChargeRefunded => {
+            map_charge(kind, decode(object)?, event_id, created).map(Some)
+        }
         RelevantKind::DisputeCreated | RelevantKind::DisputeClosed => {
             Ok(map_dispute(kind, decode(object)?))
         }
@@ -155,6 +162,7 @@ fn map_session(
     kind: RelevantKind,
     session: StripeSession,
     event_id: &str,
+    created: OffsetDateTime,
 ) -> Result<(PurchaseLocator, Vec<PaymentFact>), WebhookRejection> {
     let paid = |session: &StripeSession| -> Result<Vec<PaymentFact>, WebhookRejection> {
         let amount = session
@@ -165,7 +173,10 @@ fn map_session(
             .as_deref()
             .ok_or_else(|| invalid("paid session has no currency"))?;
         Ok(money(amount, currency, event_id)
-            .map(|amount| PaymentFact::PaymentSucceeded { amount })
+            .map(|amount| PaymentFact::PaymentSucceeded {
+                amount,
+                at: Some(created),
+            })
             .into_iter()
             .collect())
     };
@@ -195,6 +206,7 @@ fn map_charge(
     kind: RelevantKind,
     charge: StripeCharge,
     event_id: &str,
+    created: OffsetDateTime,
 ) -> Result<(PurchaseLocator, Vec<PaymentFact>), WebhookRejection> {
     let currency = || {
         charge
@@ -210,7 +222,10 @@ fn map_charge(
                 .or(charge.amount)
                 .ok_or_else(|| invalid("charge has no amount"))?;
             money(amount, currency()?, event_id)
-                .map(|amount| PaymentFact::PaymentSucceeded { amount })
+                .map(|amount| PaymentFact::PaymentSucceeded {
+                    amount,
+                    at: Some(created),
+                })
                 .into_iter()
                 .collect()
         }

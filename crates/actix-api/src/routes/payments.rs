@@ -185,7 +185,8 @@ pub struct PurchasedCourse {
     /// What was paid, in minor units of `currency`.
     #[schema(example = 1999)]
     amount_cents: i64,
-    /// RFC 3339: when checkout started.
+    /// RFC 3339: when the payment completed, as the payment provider reported it; when
+    /// checkout started for a free course, or a purchase whose report carried no time.
     #[schema(format = DateTime)]
     purchased_at: String,
 }
@@ -443,11 +444,7 @@ pub async fn purchased_courses(
             },
             purchase_id: item.purchase.id.to_string(),
             amount_cents: item.purchase.price.minor(),
-            purchased_at: item
-                .purchase
-                .created_at
-                .format(&Rfc3339)
-                .unwrap_or_default(),
+            purchased_at: item.purchase.paid_at().format(&Rfc3339).unwrap_or_default(),
         })
         .collect();
     json_response(

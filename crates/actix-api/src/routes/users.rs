@@ -59,7 +59,8 @@ pub struct SignedOutResponse {
 #[serde(rename_all = "camelCase")]
 pub struct Enrolment {
     course: CourseDto,
-    /// RFC 3339: when checkout started.
+    /// RFC 3339: when the payment completed, as the payment provider reported it; when
+    /// checkout started for a free course, or a purchase whose report carried no time.
     #[schema(format = DateTime)]
     enrolled_at: String,
 }
@@ -270,11 +271,7 @@ pub async fn profile(
         .iter()
         .map(|item| Enrolment {
             course: CourseDto::from(&item.course),
-            enrolled_at: item
-                .purchase
-                .created_at
-                .format(&Rfc3339)
-                .unwrap_or_default(),
+            enrolled_at: item.purchase.paid_at().format(&Rfc3339).unwrap_or_default(),
         })
         .collect();
     json_response(

@@ -76,23 +76,87 @@ fn a_new_purchase_is_pending_and_locked() {
 
 #[test]
 fn paying_the_price_completes() {
-    let purchase = with_facts(&[PaymentSucceeded { amount: usd(1999) }]);
+    let purchase = with_facts(&[PaymentSucceeded {
+        amount: usd(1999),
+        at: None,
+    }]);
     assert_eq!(purchase.status(), PurchaseStatus::Completed);
     assert!(purchase.unlocks_course());
+}
+
+#[test]
+fn the_payment_time_is_the_earliest_reported_whatever_the_order() {
+    let later = T0 + Duration::minutes(3);
+    let earlier = T0 + Duration::minutes(2);
+    let reports = [
+        PaymentSucceeded {
+            amount: usd(1999),
+            at: Some(later),
+        },
+        PaymentSucceeded {
+            amount: usd(1999),
+            at: None,
+        },
+        PaymentSucceeded {
+            amount: usd(1999),
+            at: Some(earlier),
+        },
+    ];
+    let mut purchase = purchase_of(usd(1999));
+    assert!(purchase.record(reports[0], T0));
+    assert!(
+        !purchase.record(reports[1], T0),
+        "a report without a time adds nothing"
+    );
+    assert!(purchase.record(reports[2], T0), "an earlier time is news");
+    assert!(!purchase.record(reports[0], T0), "a later one is not");
+    assert_eq!(purchase.paid_at(), earlier);
+    let mut reversed = reports;
+    reversed.reverse();
+    assert_eq!(with_facts(&reversed).facts, purchase.facts);
+}
+
+#[test]
+fn without_a_reported_time_paid_at_is_the_creation_time() {
+    let purchase = with_facts(&[PaymentSucceeded {
+        amount: usd(1999),
+        at: None,
+    }]);
+    assert_eq!(purchase.facts.paid_at, None);
+    assert_eq!(purchase.paid_at(), purchase.created_at);
+}
+
+#[test]
+fn a_mismatched_payment_leaves_no_payment_time() {
+    let at = Some(T0 + Duration::minutes(1));
+    let purchase = with_facts(&[PaymentSucceeded {
+        amount: usd(100),
+        at,
+    }]);
+    assert_eq!(purchase.facts.paid_at, None);
 }
 
 #[test]
 fn a_failed_attempt_is_not_final() {
     let failed_once = with_facts(&[PaymentAttemptFailed]);
     assert_eq!(failed_once.status(), PurchaseStatus::Pending);
-    let then_paid = with_facts(&[PaymentAttemptFailed, PaymentSucceeded { amount: usd(1999) }]);
+    let then_paid = with_facts(&[
+        PaymentAttemptFailed,
+        PaymentSucceeded {
+            amount: usd(1999),
+            at: None,
+        },
+    ]);
     assert_eq!(then_paid.status(), PurchaseStatus::Completed);
 }
 
 #[test]
 fn a_stale_failure_after_success_changes_nothing_visible() {
     let purchase = with_facts(&[
-        PaymentSucceeded { amount: usd(1999) },
+        PaymentSucceeded {
+            amount: usd(1999),
+            at: None,
+        },
         PaymentAttemptFailed,
         CheckoutExpired,
     ]);
@@ -116,7 +180,13 @@ fn expiry_and_async_failure_fail_the_purchase_and_free_the_slot() {
 
 #[test]
 fn a_late_payment_completes_a_failed_purchase_without_retaking_the_slot() {
-    let purchase = with_facts(&[CheckoutExpired, PaymentSucceeded { amount: usd(1999) }]);
+    let purchase = with_facts(&[
+        CheckoutExpired,
+        PaymentSucceeded {
+            amount: usd(1999),
+            at: None,
+        },
+    ]);
     assert_eq!(purchase.status(), PurchaseStatus::Completed);
     assert!(
         !purchase.holds_active_slot,
@@ -134,7 +204,10 @@ fn settling_bank_debits_stay_pending() {
 #[test]
 fn a_mismatched_payment_is_held_for_review_and_does_not_unlock() {
     for received in [usd(100), eur(1999)] {
-        let purchase = with_facts(&[PaymentSucceeded { amount: received }]);
+        let purchase = with_facts(&[PaymentSucceeded {
+            amount: received,
+            at: None,
+        }]);
         assert_eq!(purchase.status(), PurchaseStatus::Pending);
         assert!(!purchase.unlocks_course());
         assert!(purchase.awaits_settlement());
@@ -150,7 +223,10 @@ fn a_mismatched_payment_is_held_for_review_and_does_not_unlock() {
 
 #[test]
 fn a_full_refund_locks_the_course_and_a_partial_one_does_not() {
-    let paid = PaymentSucceeded { amount: usd(1999) };
+    let paid = PaymentSucceeded {
+        amount: usd(1999),
+        at: None,
+    };
     let partial = with_facts(&[paid, Refunded { total: usd(500) }]);
     assert_eq!(partial.status(), PurchaseStatus::Completed);
     assert_eq!(partial.refunded_amount(), usd(500));
@@ -170,7 +246,10 @@ fn a_refund_that_arrives_before_its_payment_is_not_lost() {
     assert_eq!(purchase.status(), PurchaseStatus::Pending);
     let purchase = with_facts(&[
         Refunded { total: usd(1999) },
-        PaymentSucceeded { amount: usd(1999) },
+        PaymentSucceeded {
+            amount: usd(1999),
+            at: None,
+        },
     ]);
     assert_eq!(purchase.status(), PurchaseStatus::Refunded);
 }
@@ -178,7 +257,10 @@ fn a_refund_that_arrives_before_its_payment_is_not_lost() {
 #[test]
 fn refunding_a_mismatched_payment_closes_it_as_refunded() {
     let purchase = with_facts(&[
-        PaymentSucceeded { amount: usd(100) },
+        PaymentSucceeded {
+            amount: usd(100),
+            at: None,
+        },
         Refunded { total: usd(100) },
     ]);
     assert_eq!(purchase.status(), PurchaseStatus::Refunded);
@@ -186,7 +268,10 @@ fn refunding_a_mismatched_payment_closes_it_as_refunded() {
 
 #[test]
 fn disputes_lock_only_when_lost() {
-    let paid = PaymentSucceeded { amount: usd(1999) };
+    let paid = PaymentSucceeded {
+        amount: usd(1999),
+        at: None,
+    };
     assert_eq!(
         with_facts(&[paid, DisputeOpened]).status(),
         PurchaseStatus::Completed
@@ -204,8 +289,20 @@ fn disputes_lock_only_when_lost() {
 #[test]
 fn duplicates_report_no_change() {
     let mut purchase = purchase_of(usd(1999));
-    assert!(purchase.record(PaymentSucceeded { amount: usd(1999) }, T0));
-    assert!(!purchase.record(PaymentSucceeded { amount: usd(1999) }, T0));
+    assert!(purchase.record(
+        PaymentSucceeded {
+            amount: usd(1999),
+            at: None
+        },
+        T0
+    ));
+    assert!(!purchase.record(
+        PaymentSucceeded {
+            amount: usd(1999),
+            at: None
+        },
+        T0
+    ));
     assert!(purchase.record(Refunded { total: usd(10) }, T0));
     assert!(
         !purchase.record(Refunded { total: usd(5) }, T0),
@@ -274,7 +371,10 @@ fn open_sessions_are_reused_until_close_to_expiry() {
 
 #[test]
 fn refunds_are_planned_within_what_remains() {
-    let mut purchase = with_facts(&[PaymentSucceeded { amount: usd(1999) }]);
+    let mut purchase = with_facts(&[PaymentSucceeded {
+        amount: usd(1999),
+        at: None,
+    }]);
     assert_eq!(
         purchase.plan_refund(None),
         Err(DomainError::NoPaymentToRefund),
@@ -304,7 +404,10 @@ fn refunds_are_planned_within_what_remains() {
 #[test]
 fn absorbing_a_report_says_whether_anything_changed() {
     let mut purchase = purchase_of(usd(1999));
-    let paid = [PaymentSucceeded { amount: usd(1999) }];
+    let paid = [PaymentSucceeded {
+        amount: usd(1999),
+        at: None,
+    }];
     assert!(purchase.absorb(&paid, Some("pi_1"), T0));
     assert_eq!(purchase.payment_intent_id.as_deref(), Some("pi_1"));
     assert!(
@@ -341,9 +444,17 @@ fn any_money() -> impl Strategy<Value = Money> {
     ]
 }
 
+fn any_paid_time() -> impl Strategy<Value = Option<OffsetDateTime>> {
+    // Few distinct instants, so that reports of one payment at different times are common.
+    prop_oneof![
+        1 => Just(None),
+        3 => (0_i64..4).prop_map(|seconds| Some(T0 + Duration::seconds(seconds))),
+    ]
+}
+
 fn any_fact() -> impl Strategy<Value = PaymentFact> {
     prop_oneof![
-        any_money().prop_map(|amount| PaymentSucceeded { amount }),
+        (any_money(), any_paid_time()).prop_map(|(amount, at)| PaymentSucceeded { amount, at }),
         Just(PaymentAttemptFailed),
         Just(PaymentProcessing),
         Just(AsyncPaymentFailed),
@@ -382,6 +493,7 @@ proptest! {
         prop_assert_eq!(delivered.review_reason(), in_order.review_reason());
         prop_assert_eq!(delivered.failure_reason(), in_order.failure_reason());
         prop_assert_eq!(delivered.refunded_amount(), in_order.refunded_amount());
+        prop_assert_eq!(delivered.paid_at(), in_order.paid_at());
     }
 
     #[test]
@@ -403,6 +515,20 @@ proptest! {
             prop_assert!(!twice.record(*fact, T0));
         }
         prop_assert_eq!(twice, once);
+    }
+
+    #[test]
+    fn paid_at_is_the_earliest_time_reported_for_a_payment_in_full(facts in prop::collection::vec(any_fact(), 0..8)) {
+        let purchase = with_facts(&facts);
+        let earliest = facts
+            .iter()
+            .filter_map(|fact| match fact {
+                PaymentSucceeded { amount, at } if *amount == usd(1999) => *at,
+                _ => None,
+            })
+            .min();
+        prop_assert_eq!(purchase.facts.paid_at, earliest);
+        prop_assert_eq!(purchase.paid_at(), earliest.unwrap_or(purchase.created_at));
     }
 
     #[test]

@@ -59,7 +59,8 @@ async fn sessions_are_created_remembered_and_idempotent() {
     assert_eq!(
         paid.facts(),
         vec![PaymentFact::PaymentSucceeded {
-            amount: Money::new(1999, Currency::USD).unwrap()
+            amount: Money::new(1999, Currency::USD).unwrap(),
+            at: None
         }]
     );
     assert_eq!(
@@ -161,7 +162,10 @@ fn signed_events_verify_into_typed_events() {
         .for_purchase(purchase_id)
         .with_session("cs_1")
         .with_payment_intent("pi_1")
-        .with_fact(PaymentFact::PaymentSucceeded { amount: usd(1999) })
+        .with_fact(PaymentFact::PaymentSucceeded {
+            amount: usd(1999),
+            at: None,
+        })
         .with_fact(PaymentFact::Refunded { total: usd(100) })
         .with_fact(PaymentFact::DisputeClosed(DisputeOutcome::Lost));
     let (body, signature) = FakeGateway::signed_event(&event);
@@ -182,7 +186,10 @@ fn signed_events_verify_into_typed_events() {
     assert_eq!(
         verified.facts,
         vec![
-            PaymentFact::PaymentSucceeded { amount: usd(1999) },
+            PaymentFact::PaymentSucceeded {
+                amount: usd(1999),
+                at: None
+            },
             PaymentFact::Refunded { total: usd(100) },
             PaymentFact::DisputeClosed(DisputeOutcome::Lost),
         ]
@@ -241,13 +248,19 @@ async fn payments_announced_by_verified_events_can_be_refunded() {
     );
     let event = FakeEvent::new("evt_1", "charge.succeeded")
         .with_payment_intent("pi_announced")
-        .with_fact(PaymentFact::PaymentSucceeded { amount: usd(700) });
+        .with_fact(PaymentFact::PaymentSucceeded {
+            amount: usd(700),
+            at: None,
+        });
     let (body, signature) = FakeGateway::signed_event(&event);
     gateway.verify_webhook(&body, Some(&signature)).unwrap();
     // A forged (badly signed) announcement teaches the fake nothing.
     let forged = FakeEvent::new("evt_2", "charge.succeeded")
         .with_payment_intent("pi_forged")
-        .with_fact(PaymentFact::PaymentSucceeded { amount: usd(700) });
+        .with_fact(PaymentFact::PaymentSucceeded {
+            amount: usd(700),
+            at: None,
+        });
     assert!(gateway
         .verify_webhook(&forged.to_body(), Some("fake-v1=00"))
         .is_err());
@@ -280,5 +293,46 @@ fn events_without_facts_are_ignored() {
             id: "evt_9".to_owned(),
             event_type: "customer.created".to_owned()
         })
+    );
+}
+
+#[test]
+fn a_payment_takes_its_own_time_else_the_events() {
+    let gateway = FakeGateway::new();
+    let usd = Money::new(1999, Currency::USD).unwrap();
+    let created = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+    let own = created - time::Duration::seconds(30);
+    let facts_of = |event: &FakeEvent| {
+        let (body, signature) = FakeGateway::signed_event(event);
+        match gateway.verify_webhook(&body, Some(&signature)).unwrap() {
+            WebhookEvent::Relevant(verified) => verified.facts,
+            other => panic!("expected a relevant event, got {other:?}"),
+        }
+    };
+    let unstamped = |at| {
+        FakeEvent::new("evt_1", "charge.succeeded")
+            .with_fact(PaymentFact::PaymentSucceeded { amount: usd, at })
+    };
+    assert_eq!(
+        facts_of(&unstamped(None)),
+        vec![PaymentFact::PaymentSucceeded {
+            amount: usd,
+            at: None
+        }],
+        "neither the payment nor the event says when"
+    );
+    assert_eq!(
+        facts_of(&unstamped(None).created_at(created)),
+        vec![PaymentFact::PaymentSucceeded {
+            amount: usd,
+            at: Some(created)
+        }]
+    );
+    assert_eq!(
+        facts_of(&unstamped(Some(own)).created_at(created)),
+        vec![PaymentFact::PaymentSucceeded {
+            amount: usd,
+            at: Some(own)
+        }]
     );
 }

@@ -295,7 +295,10 @@ async fn apply_facts_is_exactly_once_per_event_id() {
 
     let paid = update(
         p.id,
-        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+        vec![PaymentFact::PaymentSucceeded {
+            amount: usd(1999),
+            at: None,
+        }],
         Some("evt_1"),
     );
     let Applied::Applied(after) = store.apply_facts(&paid).await.unwrap() else {
@@ -320,7 +323,10 @@ async fn apply_facts_is_exactly_once_per_event_id() {
     // Updates without an event are applied every time (idempotent by their facts).
     let sync = update(
         p.id,
-        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+        vec![PaymentFact::PaymentSucceeded {
+            amount: usd(1999),
+            at: None,
+        }],
         None,
     );
     assert_eq!(store.apply_facts(&sync).await, Ok(Applied::Applied(after)));
@@ -337,7 +343,10 @@ async fn concurrent_duplicate_deliveries_apply_once() {
         let store = store.clone();
         let up = update(
             p.id,
-            vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+            vec![PaymentFact::PaymentSucceeded {
+                amount: usd(1999),
+                at: None,
+            }],
             Some("evt_same"),
         );
         handles.push(tokio::spawn(async move {
@@ -401,7 +410,10 @@ async fn payment_intents_link_once_and_belong_to_one_purchase() {
     store.create_purchase(&second).await.unwrap();
     let mut stolen = update(
         second.id,
-        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+        vec![PaymentFact::PaymentSucceeded {
+            amount: usd(1999),
+            at: None,
+        }],
         Some("evt_x"),
     );
     stolen.payment_intent_id = Some("pi_1".to_owned());
@@ -432,7 +444,10 @@ async fn unlocked_listing_has_only_completed_purchases_with_their_courses() {
         store
             .apply_facts(&update(
                 p.id,
-                vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+                vec![PaymentFact::PaymentSucceeded {
+                    amount: usd(1999),
+                    at: None,
+                }],
                 None,
             ))
             .await
@@ -445,7 +460,10 @@ async fn unlocked_listing_has_only_completed_purchases_with_their_courses() {
     store
         .apply_facts(&update(
             theirs.id,
-            vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+            vec![PaymentFact::PaymentSucceeded {
+                amount: usd(1999),
+                at: None,
+            }],
             None,
         ))
         .await

@@ -24,6 +24,14 @@ fn relevant(event_type: &str, object: Value) -> GatewayEvent {
     }
 }
 
+/// A payment as these events report it: at the event's `created`.
+fn paid(amount: Money) -> PaymentFact {
+    PaymentFact::PaymentSucceeded {
+        amount,
+        at: Some(time::OffsetDateTime::from_unix_timestamp(NOW - 5).unwrap()),
+    }
+}
+
 fn outcome(event_type: &str, object: Value) -> Result<WebhookEvent, WebhookRejection> {
     let (gateway, _) = webhook_gateway(WEBHOOK_SECRET, SECRET_KEY);
     deliver(&gateway, &event("evt_2", event_type, object, false))
@@ -58,11 +66,7 @@ fn completed_and_paid_or_async_succeeded_is_a_success_with_the_amount() {
         "checkout.session.async_payment_succeeded",
     ] {
         let event = relevant(event_type, our_session(purchase_id(1), "complete", "paid"));
-        assert_eq!(
-            event.facts,
-            vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }],
-            "{event_type}"
-        );
+        assert_eq!(event.facts, vec![paid(usd(1999))], "{event_type}");
         assert_eq!(event.locator, session_locator(1), "{event_type}");
     }
 }
@@ -133,12 +137,7 @@ fn a_jpy_payment_keeps_its_zero_decimal_amount() {
     );
     let event = relevant("checkout.session.completed", session);
     let jpy = Currency::parse("JPY").unwrap();
-    assert_eq!(
-        event.facts,
-        vec![PaymentFact::PaymentSucceeded {
-            amount: Money::new(2500, jpy).unwrap()
-        }]
-    );
+    assert_eq!(event.facts, vec![paid(Money::new(2500, jpy).unwrap())]);
 }
 
 #[test]
@@ -179,10 +178,7 @@ fn a_paid_session_without_its_amount_is_an_invalid_payload() {
 #[test]
 fn charge_succeeded_uses_amount_captured_else_amount() {
     let event = relevant("charge.succeeded", our_charge(json!({})));
-    assert_eq!(
-        event.facts,
-        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]
-    );
+    assert_eq!(event.facts, vec![paid(usd(1999))]);
     assert_eq!(
         event.locator,
         PurchaseLocator {
@@ -195,16 +191,13 @@ fn charge_succeeded_uses_amount_captured_else_amount() {
         "charge.succeeded",
         our_charge(json!({"amount_captured": 0, "amount": 1500})),
     );
-    assert_eq!(
-        uncaptured.facts,
-        vec![PaymentFact::PaymentSucceeded { amount: usd(1500) }]
-    );
+    assert_eq!(uncaptured.facts, vec![paid(usd(1500))]);
     let missing = our_charge(json!({}));
     let mut missing = missing;
     missing.as_object_mut().unwrap().remove("amount_captured");
     assert_eq!(
         relevant("charge.succeeded", missing).facts,
-        vec![PaymentFact::PaymentSucceeded { amount: usd(1999) }]
+        vec![paid(usd(1999))]
     );
 }
 

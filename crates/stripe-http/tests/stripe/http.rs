@@ -606,7 +606,10 @@ async fn retrieve_reads_the_session_and_maps_it() {
     );
     assert_eq!(
         session.facts(),
-        vec![lms_domain::PaymentFact::PaymentSucceeded { amount: usd(1999) }]
+        vec![lms_domain::PaymentFact::PaymentSucceeded {
+            amount: usd(1999),
+            at: None
+        }]
     );
     let received = requests(&server).await;
     assert_eq!(

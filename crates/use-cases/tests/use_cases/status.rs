@@ -76,7 +76,10 @@ async fn returning_before_the_webhook_syncs_the_session_and_completes() {
         .event(
             "evt_late",
             &stored,
-            &[PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+            &[PaymentFact::PaymentSucceeded {
+                amount: usd(1999),
+                at: None,
+            }],
         )
         .await;
     assert_eq!(world.purchase(purchase.id).await.facts, stored.facts);
@@ -144,7 +147,10 @@ async fn the_unlocking_purchase_is_shown_over_a_newer_one() {
         .event(
             "evt_late_pay",
             &first,
-            &[PaymentFact::PaymentSucceeded { amount: usd(1999) }],
+            &[PaymentFact::PaymentSucceeded {
+                amount: usd(1999),
+                at: None,
+            }],
         )
         .await;
     let view = world.status_view(&buyer, &course, None).await;

@@ -224,6 +224,7 @@ impl World {
             .with_payment_intent(intent)
             .with_fact(PaymentFact::PaymentSucceeded {
                 amount: course.price,
+                at: None,
             });
         self.webhook(&event).await.unwrap();
         let purchase = self.purchase(purchase.id).await;

@@ -11,7 +11,10 @@ use lms_use_cases::{UseCaseError, WebhookOutcome};
 const PRICE: i64 = 1999;
 
 fn paid() -> PaymentFact {
-    PaymentFact::PaymentSucceeded { amount: usd(PRICE) }
+    PaymentFact::PaymentSucceeded {
+        amount: usd(PRICE),
+        at: None,
+    }
 }
 
 fn refunded(total: i64) -> PaymentFact {
@@ -204,7 +207,10 @@ async fn disputes_keep_access_while_open_or_won_and_lock_it_when_lost() {
 #[tokio::test]
 async fn a_mismatched_amount_is_held_as_pending_and_does_not_unlock() {
     let (world, buyer, course, purchase) = pending().await;
-    let short = PaymentFact::PaymentSucceeded { amount: usd(999) };
+    let short = PaymentFact::PaymentSucceeded {
+        amount: usd(999),
+        at: None,
+    };
     let outcome = world.event("evt_short", &purchase, &[short]).await;
     assert_eq!(
         outcome,
@@ -569,7 +575,10 @@ async fn every_order_with_redeliveries_ends_in_the_same_state() {
         (
             "pending",
             vec![
-                PaymentFact::PaymentSucceeded { amount: usd(5) },
+                PaymentFact::PaymentSucceeded {
+                    amount: usd(5),
+                    at: None,
+                },
                 PaymentFact::PaymentAttemptFailed,
                 PaymentFact::CheckoutExpired,
                 PaymentFact::DisputeClosed(DisputeOutcome::Won),

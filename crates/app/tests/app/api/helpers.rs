@@ -363,7 +363,10 @@ impl TestApp {
     ) -> (Vec<u8>, String) {
         match &self.gateway {
             Gateway::Fake(_) => {
+                use lms_ports::Clock;
+                // Stamped like the sandbox's events, so both wirings date payments alike.
                 let mut event = FakeEvent::new(event_id, event_type)
+                    .created_at(self.clock.now())
                     .for_purchase(checkout.purchase_id.parse().unwrap())
                     .with_session(checkout.session_id.clone())
                     .with_payment_intent(Self::payment_intent_of(checkout));
@@ -407,7 +410,8 @@ impl TestApp {
             event_id,
             event_type,
             checkout,
-            &[PaymentFact::PaymentSucceeded { amount }],
+            // No time of its own: the event's is the payment's, at Stripe as in the fake.
+            &[PaymentFact::PaymentSucceeded { amount, at: None }],
         )
     }
 

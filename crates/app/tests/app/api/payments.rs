@@ -379,8 +379,50 @@ async fn refund_amounts_are_validated(app: TestApp) {
     );
 }
 
+/// The purchase is dated by when the payment completed (the paid event's time), not by when
+/// checkout started.
+async fn purchased_at_and_enrolled_at_are_when_the_payment_completed(app: TestApp) {
+    use lms_ports::Clock;
+    use time::format_description::well_known::Rfc3339;
+    let instructor = app.user("instructor").await;
+    let student = app.user("student").await;
+    let course_id = app.published_course(&instructor, 1999).await;
+    let checkout = app.checkout(&student, &course_id).await;
+    let started = app.purchase(&checkout.purchase_id).await.created_at;
+
+    app.clock.advance(time::Duration::minutes(7));
+    let paid_at = app.clock.now().replace_nanosecond(0).unwrap();
+    let (body, signature) = app.paid_event("evt_paid_later", &checkout);
+    assert_eq!(app.webhook(body, Some(&signature)).await.status, 200);
+    assert!(paid_at - started > time::Duration::minutes(6));
+    let expected = paid_at.format(&Rfc3339).unwrap();
+
+    let listed = app
+        .get("/api/v1/payments/purchased-courses", Some(&student.token))
+        .await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(listed.json["data"][0]["purchasedAt"], expected.as_str());
+    let profile = app.get("/api/v1/user/profile", Some(&student.token)).await;
+    assert_eq!(
+        profile.json["user"]["enrolledCourses"][0]["enrolledAt"],
+        expected.as_str(),
+        "{}",
+        profile.text
+    );
+
+    // A later report of the same payment (the charge's) does not move the date.
+    app.clock.advance(time::Duration::minutes(1));
+    let (body, signature) = app.charge_succeeded_event("evt_charge_later", &checkout);
+    assert_eq!(app.webhook(body, Some(&signature)).await.status, 200);
+    let listed = app
+        .get("/api/v1/payments/purchased-courses", Some(&student.token))
+        .await;
+    assert_eq!(listed.json["data"][0]["purchasedAt"], expected.as_str());
+}
+
 crate::per_wiring!(
     end_to_end_purchase_refund_and_relock,
+    purchased_at_and_enrolled_at_are_when_the_payment_completed,
     a_charge_succeeded_alone_unlocks_the_course,
     checkout_guards,
     an_expired_session_shows_failed_and_allows_a_new_checkout,

@@ -67,7 +67,7 @@ pub fn signed_event(
     now: i64,
 ) -> (Vec<u8>, String) {
     let object = match facts {
-        [PaymentFact::PaymentSucceeded { amount }] if event_type.starts_with("charge.") => {
+        [PaymentFact::PaymentSucceeded { amount, .. }] if event_type.starts_with("charge.") => {
             pay(sandbox, &checkout.session_id);
             let mut charge = charge_of(sandbox, &session_of(sandbox, checkout, now));
             charge["amount"] = json!(amount.minor());
@@ -75,7 +75,7 @@ pub fn signed_event(
             charge["status"] = json!("succeeded");
             charge
         }
-        [PaymentFact::PaymentSucceeded { amount }] => {
+        [PaymentFact::PaymentSucceeded { amount, .. }] => {
             pay(sandbox, &checkout.session_id);
             let mut session = session_of(sandbox, checkout, now);
             session["status"] = json!("complete");

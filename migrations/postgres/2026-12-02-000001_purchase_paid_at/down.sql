@@ -1,0 +1,2 @@
+-- Undoes up.sql.
+ALTER TABLE purchases DROP COLUMN paid_at;
