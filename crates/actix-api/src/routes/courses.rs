@@ -250,14 +250,16 @@ pub async fn published(
     )
 }
 
-/// `GET /api/v1/courses/{courseId}`: unpublished courses only for their owner or an admin.
+/// `GET /api/v1/courses/{courseId}`: unpublished courses only for their owner, an admin, or a
+/// buyer whose purchase unlocks it.
 #[utoipa::path(
     get,
     path = "/api/v1/courses/{courseId}",
     tag = "courses",
     summary = "One course",
-    description = "Public for a published course; an unpublished one only for its owner or an \
-        admin (404 for others). A stale token is treated as none.",
+    description = "Public for a published course; an unpublished one only for its owner, an \
+        admin, or a buyer whose purchase unlocks it (404 for others). A stale token is treated \
+        as none.",
     security((), ("cookie_token" = []), ("bearer_jwt" = [])),
     params(("courseId" = String, Path, format = Uuid, description = "The course's id; one that is not a UUID is not found.")),
     responses(
