@@ -1,7 +1,7 @@
 //! Course authoring, visibility and the catalogue.
 
-use crate::support::{usd, World};
-use lms_domain::{Currency, Money, PaymentFact};
+use crate::support::{usd, WithdrawnCourse, World};
+use lms_domain::{Currency, Money};
 use lms_use_cases::{CourseChanges, NewCourse, PageRequest, Resource, UseCaseError};
 
 fn new_course(title: &str, price_cents: i64, currency: Option<&str>) -> NewCourse {
@@ -244,33 +244,14 @@ async fn the_catalogue_lists_published_courses_newest_first_in_pages() {
 #[tokio::test]
 async fn an_unpublished_course_stays_visible_to_its_buyers_only() {
     let world = World::new();
-    let (teacher, course, buyer) = world.shop(1999, true).await;
-    let paid = world.paid_purchase(&buyer, &course, "pi_kept").await;
-    let refunded_buyer = world.student().await;
-    let refunded = world
-        .paid_purchase(&refunded_buyer, &course, "pi_given_back")
-        .await;
-    world
-        .event(
-            "evt_refund_all",
-            &refunded,
-            &[PaymentFact::Refunded { total: usd(1999) }],
-        )
-        .await;
-    let stranger = world.student().await;
-    let hidden = world
-        .services
-        .update_course(
-            &teacher,
-            course.id,
-            CourseChanges {
-                is_published: Some(false),
-                ..CourseChanges::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert!(!hidden.published);
+    let WithdrawnCourse {
+        course: hidden,
+        buyer,
+        paid,
+        refunded_buyer,
+        stranger,
+    } = world.withdrawn_course().await;
+    let course = hidden.clone();
 
     assert_eq!(
         world.services.course(Some(&buyer), course.id).await,

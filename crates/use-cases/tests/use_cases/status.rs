@@ -1,10 +1,10 @@
 //! Purchase status, with and without a session sync.
 
-use crate::support::{usd, World};
-use lms_domain::{Course, PaymentFact, PurchaseStatus, User};
+use crate::support::{usd, WithdrawnCourse, World};
+use lms_domain::{PaymentFact, PurchaseStatus};
 use lms_in_memory::GatewayCall;
 use lms_ports::GatewayError;
-use lms_use_cases::{CourseChanges, Resource, UseCaseError, UseCaseSettings};
+use lms_use_cases::{Resource, UseCaseError, UseCaseSettings};
 use time::Duration;
 
 #[tokio::test]
@@ -312,37 +312,17 @@ fn the_sync_interval_is_validated() {
 }
 
 /// The instructor withdraws the course from sale.
-async fn unpublish(world: &World, teacher: &User, course: &Course) {
-    let changes = CourseChanges {
-        is_published: Some(false),
-        ..CourseChanges::default()
-    };
-    let hidden = world
-        .services
-        .update_course(teacher, course.id, changes)
-        .await
-        .unwrap();
-    assert!(!hidden.published);
-}
 
 #[tokio::test]
 async fn a_buyer_keeps_the_status_of_an_unpublished_course_others_do_not() {
     let world = World::new();
-    let (teacher, course, buyer) = world.shop(1999, true).await;
-    let paid = world.paid_purchase(&buyer, &course, "pi_kept").await;
-    let refunded_buyer = world.student().await;
-    let refunded = world
-        .paid_purchase(&refunded_buyer, &course, "pi_given_back")
-        .await;
-    world
-        .event(
-            "evt_refund_all",
-            &refunded,
-            &[PaymentFact::Refunded { total: usd(1999) }],
-        )
-        .await;
-    let stranger = world.student().await;
-    unpublish(&world, &teacher, &course).await;
+    let WithdrawnCourse {
+        course,
+        buyer,
+        paid,
+        refunded_buyer,
+        stranger,
+    } = world.withdrawn_course().await;
 
     let view = world.status_view(&buyer, &course, None).await;
     assert_eq!(view.course.id, course.id);
@@ -374,7 +354,7 @@ async fn a_payment_made_before_the_course_was_unpublished_is_found_by_the_sync()
     let (teacher, course, buyer) = world.shop(1999, true).await;
     let (purchase, session) = world.checkout(&buyer, &course).await;
     world.gateway.pay_session(&session.id, "pi_just_in_time");
-    unpublish(&world, &teacher, &course).await;
+    world.unpublish(&teacher, &course).await;
 
     // Without the sync the stored purchase is still pending: nothing unlocks the course yet.
     assert_eq!(

@@ -231,4 +231,58 @@ impl World {
         assert!(purchase.unlocks_course());
         purchase
     }
+
+    /// A course with one buyer who keeps it, one whose payment was refunded in full and one
+    /// stranger, then unpublished by its instructor: who may still see it?
+    pub async fn withdrawn_course(&self) -> WithdrawnCourse {
+        let (teacher, course, buyer) = self.shop(1999, true).await;
+        let paid = self.paid_purchase(&buyer, &course, "pi_kept").await;
+        let refunded_buyer = self.student().await;
+        let refunded = self
+            .paid_purchase(&refunded_buyer, &course, "pi_given_back")
+            .await;
+        self.event(
+            "evt_refund_all",
+            &refunded,
+            &[PaymentFact::Refunded { total: usd(1999) }],
+        )
+        .await;
+        let stranger = self.student().await;
+        let course = self.unpublish(&teacher, &course).await;
+        WithdrawnCourse {
+            course,
+            buyer,
+            paid,
+            refunded_buyer,
+            stranger,
+        }
+    }
+
+    /// The course, unpublished by `teacher`.
+    pub async fn unpublish(&self, teacher: &User, course: &Course) -> Course {
+        let changes = CourseChanges {
+            is_published: Some(false),
+            ..CourseChanges::default()
+        };
+        let hidden = self
+            .services
+            .update_course(teacher, course.id, changes)
+            .await
+            .unwrap();
+        assert!(!hidden.published);
+        hidden
+    }
+}
+
+/// What [`World::withdrawn_course`] sets up.
+pub struct WithdrawnCourse {
+    /// Unpublished now.
+    pub course: Course,
+    /// Paid in full and kept.
+    pub buyer: User,
+    pub paid: Purchase,
+    /// Paid, then refunded in full: no longer unlocks it.
+    pub refunded_buyer: User,
+    /// Never bought it.
+    pub stranger: User,
 }
