@@ -10,18 +10,6 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-async fn sign_up(app: &Running, email: &str) -> String {
-    let (status, body) = app
-        .post(
-            "/api/v1/user/signup",
-            None,
-            &json!({"name": "Chaos Student", "email": email, "password": "correct horse battery"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["token"].as_str().unwrap().to_owned()
-}
-
 async fn checkout(app: &Running, token: &str, course_id: &str) -> String {
     let (status, body) = app
         .post(
@@ -78,7 +66,9 @@ async fn duplicated_shuffled_webhooks_and_a_flaky_gateway_end_in_the_right_state
         .to_owned();
 
     // Alice pays by card after a decline: her checkout survives the two failed API calls.
-    let alice = sign_up(&app, "alice@example.com").await;
+    let alice = app
+        .sign_up("Chaos Student", "alice@example.com", "student")
+        .await;
     let alice_session = checkout(&app, &alice, &course).await;
     assert!(
         sandbox.chaos().fail_next.is_empty(),
@@ -101,7 +91,9 @@ async fn duplicated_shuffled_webhooks_and_a_flaky_gateway_end_in_the_right_state
         )
         .unwrap();
     // Bob pays by bank debit, which settles later.
-    let bob = sign_up(&app, "bob@example.com").await;
+    let bob = app
+        .sign_up("Chaos Student", "bob@example.com", "student")
+        .await;
     let bob_session = checkout(&app, &bob, &course).await;
     sandbox
         .pay(&bob_session, &PaymentMethod::BankDebit)

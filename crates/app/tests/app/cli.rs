@@ -1,6 +1,7 @@
 //! The binary as an operator runs it: configuration errors, `migrate`, `serve` + SIGTERM, and
 //! the offline demo started with no configuration at all.
 
+use crate::offline::free_port;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -244,13 +245,6 @@ fn help_and_version_describe_every_command() {
         String::from_utf8_lossy(&version.stdout).trim(),
         format!("lms-app {}", env!("CARGO_PKG_VERSION"))
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .unwrap()
 }
 
 fn send_sigterm(child: &std::process::Child) {

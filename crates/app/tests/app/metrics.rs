@@ -111,15 +111,9 @@ async fn a_purchase_moves_each_counter_by_what_happened() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (status, body) = app
-        .post(
-            "/api/v1/user/signup",
-            None,
-            &json!({"name": "Ada Student", "email": "ada@example.com", "password": "correct horse battery"}),
-        )
+    let token = app
+        .sign_up("Ada Student", "ada@example.com", "student")
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let token = body["token"].as_str().unwrap().to_owned();
 
     // A course that does not exist: a 404 under the route's pattern, not under its id.
     let missing = uuid::Uuid::new_v4();

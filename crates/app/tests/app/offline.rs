@@ -65,7 +65,28 @@ pub(crate) struct Running {
     stop: actix_web::dev::ServerHandle,
 }
 
+/// A port nobody listens on at the moment of asking.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .unwrap()
+}
+
 impl Running {
+    /// Signs a new user up (`role`: `student` or `instructor`); returns the session token.
+    pub(crate) async fn sign_up(&self, name: &str, email: &str, role: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/api/v1/user/signup",
+                None,
+                &json!({"name": name, "email": email, "password": "correct horse battery", "role": role}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
     pub(crate) fn spawn(app: Application) -> Self {
         let base_url = app.base_url();
         let stop = app.server_handle();
@@ -180,15 +201,9 @@ async fn a_student_buys_the_seeded_course_through_the_sandbox() {
     assert_eq!(body["user"]["role"], "instructor");
     assert_eq!(body["user"]["id"], paid["instructorId"]);
 
-    let (status, body) = app
-        .post(
-            "/api/v1/user/signup",
-            None,
-            &json!({"name": "Ada Student", "email": "ada@example.com", "password": "correct horse battery"}),
-        )
+    let token = app
+        .sign_up("Ada Student", "ada@example.com", "student")
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let token = body["token"].as_str().unwrap().to_owned();
 
     let (status, body) = app
         .post(

@@ -2,7 +2,7 @@
 //! to an external Stripe stand-in (the sandbox started on its own, as a local emulator would
 //! be) through STRIPE_API_BASE, and verifies its webhooks against STRIPE_WEBHOOK_SECRET.
 
-use crate::offline::{Running, TempDir};
+use crate::offline::{free_port, Running, TempDir};
 use lms_app::{Application, DemoSeed, Settings};
 use lms_stripe_sandbox::{DeliveryConfig, PaymentMethod, Sandbox, SandboxConfig};
 use reqwest::StatusCode;
@@ -11,26 +11,6 @@ use std::time::{Duration, Instant};
 
 const KEY: &str = "sk_test_stripe_mode_key";
 const WEBHOOK_SECRET: &str = "whsec_stripe_mode";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn sign_up(app: &Running, email: &str, role: &str) -> String {
-    let (status, body) = app
-        .post(
-            "/api/v1/user/signup",
-            None,
-            &json!({"name": "Stripe Mode", "email": email, "password": "correct horse battery", "role": role}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["token"].as_str().unwrap().to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_key_the_app_uses_the_configured_api_base_and_webhook_secrets() {
@@ -76,7 +56,9 @@ async fn with_a_key_the_app_uses_the_configured_api_base_and_webhook_secrets() {
     );
     let app = Running::spawn(app);
 
-    let instructor = sign_up(&app, "teacher@example.com", "instructor").await;
+    let instructor = app
+        .sign_up("Stripe Mode", "teacher@example.com", "instructor")
+        .await;
     let (status, body) = app
         .post(
             "/api/v1/courses",
@@ -104,7 +86,9 @@ async fn with_a_key_the_app_uses_the_configured_api_base_and_webhook_secrets() {
         .unwrap();
     assert_eq!(published.status(), StatusCode::OK);
 
-    let student = sign_up(&app, "learner@example.com", "student").await;
+    let student = app
+        .sign_up("Stripe Mode", "learner@example.com", "student")
+        .await;
     let (status, body) = app
         .post(
             "/api/v1/payments/create-checkout-session",
