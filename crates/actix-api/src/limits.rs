@@ -112,6 +112,20 @@ impl RateLimits {
         }
     }
 
+    /// Exactly these limits, every other one off.
+    pub fn only(
+        sign_in_per_ip: Option<RateLimit>,
+        sign_in_per_email: Option<RateLimit>,
+        sign_up_per_ip: Option<RateLimit>,
+    ) -> Self {
+        Self {
+            sign_in_per_ip,
+            sign_in_per_email,
+            sign_up_per_ip,
+            ..Self::off()
+        }
+    }
+
     pub fn is_off(&self) -> bool {
         self.sign_in_per_ip.is_none()
             && self.sign_in_per_email.is_none()
@@ -504,19 +518,6 @@ mod tests {
         )
     }
 
-    fn only(
-        sign_in_per_ip: Option<RateLimit>,
-        sign_in_per_email: Option<RateLimit>,
-        sign_up_per_ip: Option<RateLimit>,
-    ) -> RateLimits {
-        RateLimits {
-            sign_in_per_ip,
-            sign_in_per_email,
-            sign_up_per_ip,
-            ..RateLimits::off()
-        }
-    }
-
     #[test]
     fn defaults_are_on_and_off_is_off() {
         let limits = RateLimits::default();
@@ -537,7 +538,7 @@ mod tests {
 
     #[test]
     fn an_email_is_refused_after_its_budget_with_the_wait_until_the_next_attempt() {
-        let (limits, clock) = limiters(only(None, RateLimit::per_minute(3), None));
+        let (limits, clock) = limiters(RateLimits::only(None, RateLimit::per_minute(3), None));
         for _ in 0..3 {
             assert!(limits.check_sign_in(ip("192.0.2.1"), "Ann@X.io").is_ok());
         }
@@ -562,7 +563,7 @@ mod tests {
 
     #[test]
     fn a_successful_sign_in_forgives_the_emails_failures() {
-        let (limits, _) = limiters(only(None, RateLimit::per_minute(2), None));
+        let (limits, _) = limiters(RateLimits::only(None, RateLimit::per_minute(2), None));
         assert!(limits.check_sign_in(ip("192.0.2.1"), "ann@x.io").is_ok());
         assert!(limits.check_sign_in(ip("192.0.2.1"), "ann@x.io").is_ok());
         limits.sign_in_succeeded(" ANN@x.io");
@@ -573,7 +574,7 @@ mod tests {
 
     #[test]
     fn the_ip_limit_refuses_first_and_spends_nothing_of_the_email() {
-        let (limits, _) = limiters(only(
+        let (limits, _) = limiters(RateLimits::only(
             RateLimit::per_minute(2),
             RateLimit::per_minute(3),
             None,
@@ -597,7 +598,7 @@ mod tests {
 
     #[test]
     fn ipv6_clients_share_their_64_and_mapped_ipv4_is_ipv4() {
-        let (limits, _) = limiters(only(None, None, RateLimit::per_hour(1)));
+        let (limits, _) = limiters(RateLimits::only(None, None, RateLimit::per_hour(1)));
         assert!(limits.check_sign_up(ip("2001:db8:1:2::1")).is_ok());
         assert!(limits.check_sign_up(ip("2001:db8:1:2:ffff::9")).is_err());
         assert!(limits.check_sign_up(ip("2001:db8:1:3::1")).is_ok());
@@ -609,7 +610,7 @@ mod tests {
     fn stale_keys_are_swept_at_the_threshold_so_memory_stays_bounded() {
         let limits = RateLimits {
             housekeeping_threshold: 100,
-            ..only(None, RateLimit::per_minute(1), None)
+            ..RateLimits::only(None, RateLimit::per_minute(1), None)
         };
         let (limits, clock) = limiters(limits);
         for n in 0..99 {

@@ -10,18 +10,6 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-async fn checkout(app: &Running, token: &str, course_id: &str) -> String {
-    let (status, body) = app
-        .post(
-            "/api/v1/payments/create-checkout-session",
-            Some(token),
-            &json!({"courseId": course_id}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["data"]["session"]["id"].as_str().unwrap().to_owned()
-}
-
 /// Polls purchase-status (without a session hint: only webhooks move it) until `expected`.
 async fn wait_for_status(app: &Running, token: &str, course_id: &str, expected: &str) -> bool {
     let path = format!("/api/v1/payments/courses/{course_id}/purchase-status");
@@ -69,7 +57,10 @@ async fn duplicated_shuffled_webhooks_and_a_flaky_gateway_end_in_the_right_state
     let alice = app
         .sign_up("Chaos Student", "alice@example.com", "student")
         .await;
-    let alice_session = checkout(&app, &alice, &course).await;
+    let alice_session = app.checkout(&alice, &course).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(
         sandbox.chaos().fail_next.is_empty(),
         "both injected failures were served and retried"
@@ -94,7 +85,10 @@ async fn duplicated_shuffled_webhooks_and_a_flaky_gateway_end_in_the_right_state
     let bob = app
         .sign_up("Chaos Student", "bob@example.com", "student")
         .await;
-    let bob_session = checkout(&app, &bob, &course).await;
+    let bob_session = app.checkout(&bob, &course).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     sandbox
         .pay(&bob_session, &PaymentMethod::BankDebit)
         .unwrap();

@@ -8,7 +8,6 @@ use crate::offline::{course_titled, offline_settings, Running, TempDir};
 use lms_app::demo::PAID_COURSE_TITLE;
 use lms_app::Application;
 use reqwest::StatusCode;
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -123,15 +122,8 @@ async fn a_purchase_moves_each_counter_by_what_happened() {
     let (status, _) = app.get("/api/v1/no-such-route", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    let (status, body) = app
-        .post(
-            "/api/v1/payments/create-checkout-session",
-            Some(&token),
-            &json!({"courseId": paid_id}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let page = body["data"]["session"]["url"].as_str().unwrap().to_owned();
+    let session = app.checkout(&token, &paid_id).await;
+    let page = session["url"].as_str().unwrap().to_owned();
     let paid = app
         .client
         .post(&page)

@@ -87,6 +87,19 @@ impl Running {
         body["token"].as_str().unwrap().to_owned()
     }
 
+    /// Starts checkout of a course (201 expected); returns `data.session`.
+    pub(crate) async fn checkout(&self, token: &str, course_id: &str) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/payments/create-checkout-session",
+                Some(token),
+                &json!({"courseId": course_id}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["data"]["session"].clone()
+    }
+
     pub(crate) fn spawn(app: Application) -> Self {
         let base_url = app.base_url();
         let stop = app.server_handle();
@@ -205,15 +218,7 @@ async fn a_student_buys_the_seeded_course_through_the_sandbox() {
         .sign_up("Ada Student", "ada@example.com", "student")
         .await;
 
-    let (status, body) = app
-        .post(
-            "/api/v1/payments/create-checkout-session",
-            Some(&token),
-            &json!({"courseId": paid_id}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let session = &body["data"]["session"];
+    let session = &app.checkout(&token, &paid_id).await;
     let session_id = session["id"].as_str().unwrap().to_owned();
     let page = session["url"].as_str().unwrap().to_owned();
     assert!(

@@ -89,15 +89,7 @@ async fn with_a_key_the_app_uses_the_configured_api_base_and_webhook_secrets() {
     let student = app
         .sign_up("Stripe Mode", "learner@example.com", "student")
         .await;
-    let (status, body) = app
-        .post(
-            "/api/v1/payments/create-checkout-session",
-            Some(&student),
-            &json!({"courseId": course}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let session = &body["data"]["session"];
+    let session = &app.checkout(&student, &course).await;
     assert_eq!(session["amount_total"], 4200);
     assert_eq!(session["currency"], "eur");
     let url = session["url"].as_str().unwrap();

@@ -20,19 +20,6 @@ async fn spawn(limits: RateLimits, tune: impl FnOnce(&mut ApiSettings)) -> TestA
     .await
 }
 
-fn limits(
-    sign_in_per_ip: Option<RateLimit>,
-    sign_in_per_email: Option<RateLimit>,
-    sign_up_per_ip: Option<RateLimit>,
-) -> RateLimits {
-    RateLimits {
-        sign_in_per_ip,
-        sign_in_per_email,
-        sign_up_per_ip,
-        ..RateLimits::off()
-    }
-}
-
 /// A client whose connections come from `source` (any 127/8 address is local on Linux).
 fn client_from(source: &str) -> reqwest::Client {
     reqwest::Client::builder()
@@ -93,7 +80,11 @@ async fn student(app: &TestApp) -> TestUser {
 
 #[tokio::test]
 async fn failed_sign_ins_for_one_email_end_in_429_even_with_the_right_password() {
-    let app = spawn(limits(None, RateLimit::per_minute(3), None), |_| {}).await;
+    let app = spawn(
+        RateLimits::only(None, RateLimit::per_minute(3), None),
+        |_| {},
+    )
+    .await;
     let ada = student(&app).await;
     for _ in 0..3 {
         sign_in(&app, &ada.email, "wrong password")
@@ -121,7 +112,11 @@ async fn failed_sign_ins_for_one_email_end_in_429_even_with_the_right_password()
 
 #[tokio::test]
 async fn an_email_is_let_in_again_after_the_window_and_a_success_forgives_its_failures() {
-    let app = spawn(limits(None, RateLimit::per_minute(3), None), |_| {}).await;
+    let app = spawn(
+        RateLimits::only(None, RateLimit::per_minute(3), None),
+        |_| {},
+    )
+    .await;
     let ada = student(&app).await;
     for _ in 0..3 {
         sign_in(&app, &ada.email, "wrong password").await;
@@ -152,7 +147,11 @@ async fn an_email_is_let_in_again_after_the_window_and_a_success_forgives_its_fa
 
 #[tokio::test]
 async fn one_address_is_limited_across_emails_and_a_spoofed_forwarded_for_does_not_dodge_it() {
-    let app = spawn(limits(RateLimit::per_minute(3), None, None), |_| {}).await;
+    let app = spawn(
+        RateLimits::only(RateLimit::per_minute(3), None, None),
+        |_| {},
+    )
+    .await;
     for n in 0..3 {
         sign_in(&app, &format!("nobody{n}@example.com"), "whatever")
             .await
@@ -178,7 +177,7 @@ async fn one_address_is_limited_across_emails_and_a_spoofed_forwarded_for_does_n
 
 #[tokio::test]
 async fn sign_ups_are_limited_per_address_and_come_back_as_the_window_passes() {
-    let app = spawn(limits(None, None, RateLimit::per_hour(2)), |_| {}).await;
+    let app = spawn(RateLimits::only(None, None, RateLimit::per_hour(2)), |_| {}).await;
     for _ in 0..2 {
         let resp = sign_up_via(&app, &app.client, None).await;
         assert_eq!(resp.status, 201, "{}", resp.text);
@@ -199,9 +198,12 @@ async fn sign_ups_are_limited_per_address_and_come_back_as_the_window_passes() {
 
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
-    let app = spawn(limits(RateLimit::per_minute(2), None, None), |settings| {
-        settings.trusted_proxies = parse_networks("127.0.0.1").unwrap();
-    })
+    let app = spawn(
+        RateLimits::only(RateLimit::per_minute(2), None, None),
+        |settings| {
+            settings.trusted_proxies = parse_networks("127.0.0.1").unwrap();
+        },
+    )
     .await;
     let via_proxy = |chain: &'static str| {
         let app = &app;
