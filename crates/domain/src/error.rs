@@ -39,4 +39,6 @@ pub enum DomainError {
     InvalidRefundAmount { remaining: i64 },
     #[error("the purchase has no captured payment to refund")]
     NoPaymentToRefund,
+    #[error("the purchase is not held for review")]
+    NotHeldForReview,
 }

@@ -55,6 +55,9 @@ pub enum PaymentFact {
     DisputeOpened,
     /// A dispute was closed.
     DisputeClosed(DisputeOutcome),
+    /// An operator reviewed a payment that does not match the price and accepted it as
+    /// paying for the course. Means nothing without such a payment.
+    AcceptedByOperator,
 }
 
 /// Everything known about a purchase's payment: the join of all facts received.
@@ -82,6 +85,8 @@ pub struct PaymentFacts {
     pub dispute_opened: bool,
     pub dispute_won: bool,
     pub dispute_lost: bool,
+    /// An operator accepted a mismatched payment as paying for the course.
+    pub accepted_by_operator: bool,
 }
 
 fn earliest(a: Option<OffsetDateTime>, b: Option<OffsetDateTime>) -> Option<OffsetDateTime> {
@@ -121,6 +126,7 @@ impl PaymentFacts {
             PaymentFact::DisputeOpened => self.dispute_opened = true,
             PaymentFact::DisputeClosed(DisputeOutcome::Won) => self.dispute_won = true,
             PaymentFact::DisputeClosed(DisputeOutcome::Lost) => self.dispute_lost = true,
+            PaymentFact::AcceptedByOperator => self.accepted_by_operator = true,
         }
         *self != before
     }
@@ -132,6 +138,12 @@ impl PaymentFacts {
         } else {
             self.mismatched_payment
         }
+    }
+
+    /// Whether the captured payment pays for the course: the price in full, or a mismatched
+    /// payment an operator accepted.
+    fn pays_for_course(&self) -> bool {
+        self.paid_in_full || (self.mismatched_payment.is_some() && self.accepted_by_operator)
     }
 
     fn refunded_in(&self, currency: crate::money::Currency) -> i64 {
@@ -297,7 +309,7 @@ impl Purchase {
         let fully_refunded = refunded > 0 && refunded >= captured.minor();
         if self.facts.dispute_lost || fully_refunded {
             PurchaseStatus::Refunded
-        } else if self.facts.paid_in_full {
+        } else if self.facts.pays_for_course() {
             PurchaseStatus::Completed
         } else {
             PurchaseStatus::Pending
@@ -315,9 +327,14 @@ impl Purchase {
         self.status() == PurchaseStatus::Completed
     }
 
+    /// Why the purchase waits for an operator: a captured payment that does not match the
+    /// price, neither accepted nor refunded yet.
     pub fn review_reason(&self) -> Option<ReviewReason> {
+        if self.status() != PurchaseStatus::Pending {
+            return None;
+        }
         match self.facts.mismatched_payment {
-            Some(received) if !self.facts.paid_in_full => Some(ReviewReason::AmountMismatch {
+            Some(received) if !self.facts.pays_for_course() => Some(ReviewReason::AmountMismatch {
                 expected: self.price,
                 received,
             }),
@@ -340,13 +357,17 @@ impl Purchase {
         }
     }
 
-    /// The amount refunded so far in the purchase's currency.
+    /// The payment captured for this purchase: the price when paid in full, else a
+    /// mismatched payment; `None` when nothing was captured.
+    pub fn captured(&self) -> Option<Money> {
+        self.facts.captured(self.price)
+    }
+
+    /// The amount refunded so far, in the captured payment's currency (the price's when
+    /// nothing was captured).
     pub fn refunded_amount(&self) -> Money {
-        Money::new(
-            self.facts.refunded_in(self.price.currency()),
-            self.price.currency(),
-        )
-        .unwrap_or(Money::zero(self.price.currency()))
+        let currency = self.captured().unwrap_or(self.price).currency();
+        Money::new(self.facts.refunded_in(currency), currency).unwrap_or(Money::zero(currency))
     }
 
     /// Records a gateway fact. Returns whether anything changed.
@@ -418,6 +439,7 @@ impl Purchase {
     }
 
     /// Decides how much to refund: the requested amount, or everything not yet refunded.
+    /// Refunds are bounded by what was captured, in its currency.
     ///
     /// # Errors
     /// [`DomainError::NotRefundable`] unless completed, [`DomainError::NoPaymentToRefund`] for a
@@ -427,17 +449,49 @@ impl Purchase {
         if self.status() != PurchaseStatus::Completed {
             return Err(DomainError::NotRefundable);
         }
-        if self.price.is_zero() || self.payment_intent_id.is_none() {
+        self.plan_refund_of_captured(requested_minor)
+    }
+
+    /// Decides the refund that resolves a purchase held for review: everything captured and
+    /// not yet refunded, which leaves it refunded.
+    ///
+    /// # Errors
+    /// [`DomainError::NotHeldForReview`] unless held; [`DomainError::NoPaymentToRefund`] without
+    /// a known payment.
+    pub fn plan_review_refund(&self) -> Result<Money, DomainError> {
+        if self.review_reason().is_none() {
+            return Err(DomainError::NotHeldForReview);
+        }
+        self.plan_refund_of_captured(None)
+    }
+
+    /// Records an operator's acceptance of the mismatched payment a held purchase received:
+    /// it then unlocks the course. Returns whether anything changed.
+    ///
+    /// # Errors
+    /// [`DomainError::NotHeldForReview`] unless held.
+    pub fn accept_held(&mut self, now: OffsetDateTime) -> Result<bool, DomainError> {
+        if self.review_reason().is_none() {
+            return Err(DomainError::NotHeldForReview);
+        }
+        Ok(self.record(PaymentFact::AcceptedByOperator, now))
+    }
+
+    fn plan_refund_of_captured(&self, requested_minor: Option<i64>) -> Result<Money, DomainError> {
+        let Some(captured) = self.captured() else {
+            return Err(DomainError::NoPaymentToRefund);
+        };
+        if captured.is_zero() || self.payment_intent_id.is_none() {
             return Err(DomainError::NoPaymentToRefund);
         }
-        let remaining = self.price.checked_sub(self.refunded_amount())?;
+        let remaining = captured.checked_sub(self.refunded_amount())?;
         let amount = requested_minor.unwrap_or(remaining.minor());
         if amount < 1 || amount > remaining.minor() {
             return Err(DomainError::InvalidRefundAmount {
                 remaining: remaining.minor(),
             });
         }
-        Ok(Money::new(amount, self.price.currency())?)
+        Ok(Money::new(amount, captured.currency())?)
     }
 }
 

@@ -202,26 +202,67 @@ pub struct PurchaseLocator {
     pub payment_intent_id: Option<String>,
 }
 
-/// A verified webhook event that carries facts about a purchase.
+/// What every verified event carries, whatever it is about: what the event inbox keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewayEvent {
+pub struct EventEnvelope {
     /// The deduplication key (`evt_...`).
     pub id: String,
     pub event_type: String,
+    /// Whether the gateway sent it in live mode (real money) or test mode.
+    pub livemode: bool,
+    /// When the gateway created the event.
     pub created: OffsetDateTime,
-    pub locator: PurchaseLocator,
-    pub facts: Vec<PaymentFact>,
-    /// The raw body, kept for audit.
+    /// The raw body, kept for audit and replay.
     pub payload: String,
 }
 
-/// The result of verifying a webhook.
+/// A verified webhook event that carries facts about a purchase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayEvent {
+    pub envelope: EventEnvelope,
+    pub locator: PurchaseLocator,
+    pub facts: Vec<PaymentFact>,
+}
+
+/// The result of verifying a webhook (or decoding a stored or listed event).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WebhookEvent {
     /// Authentic and about purchases.
     Relevant(GatewayEvent),
-    /// Authentic, but of a type this product does not act on (acknowledged, not stored).
-    Ignored { id: String, event_type: String },
+    /// Authentic, but of a type this product does not act on, or naming nothing it could
+    /// correlate: acknowledged and recorded as ignored.
+    Ignored(EventEnvelope),
+}
+
+impl WebhookEvent {
+    /// The envelope, whichever kind the event is.
+    pub fn envelope(&self) -> &EventEnvelope {
+        match self {
+            WebhookEvent::Relevant(event) => &event.envelope,
+            WebhookEvent::Ignored(envelope) => envelope,
+        }
+    }
+}
+
+/// Which page of the gateway's event history to read: events created at or after
+/// `created_from`, newest first, after the cursor `starting_after` (an event id from the
+/// previous page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventQuery {
+    pub created_from: OffsetDateTime,
+    pub starting_after: Option<String>,
+    /// 1..=100.
+    pub limit: u32,
+}
+
+/// One page of the gateway's event history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPage {
+    /// Newest first. Only events of types the adapter acts on are asked for; each is decoded
+    /// as a verified webhook would be.
+    pub events: Vec<WebhookEvent>,
+    /// Whether older events remain; the next page starts after the last event here.
+    pub has_more: bool,
 }
 
 /// Why a webhook was refused, in terms of what a webhook is (a signed, timely event of our
@@ -301,6 +342,32 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// [`GatewayError::Rejected`] (e.g. already fully refunded), [`GatewayError::NotFound`]
     /// for an unknown payment; otherwise as above.
     async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError>;
+
+    /// Closes an open checkout session so that it can no longer be paid; returns it as closed.
+    ///
+    /// # Errors
+    /// [`GatewayError::NotFound`] for an unknown id; [`GatewayError::Rejected`] when the
+    /// session is not open (already paid or expired); otherwise as above.
+    async fn expire_checkout_session(
+        &self,
+        session_id: &str,
+    ) -> Result<GatewaySession, GatewayError>;
+
+    /// One page of the gateway's event history, for backfilling deliveries that never came.
+    /// The events are authentic by construction (read from the gateway over its API).
+    ///
+    /// # Errors
+    /// As [`PaymentGateway::create_checkout_session`]; an event the adapter cannot decode is
+    /// [`GatewayError::Unexpected`].
+    async fn list_events(&self, query: &EventQuery) -> Result<EventPage, GatewayError>;
+
+    /// Decodes an event body that was verified when it was received and kept since (the
+    /// inbox's payload), exactly as [`PaymentGateway::verify_webhook`] would after checking
+    /// the signature. Pure computation.
+    ///
+    /// # Errors
+    /// [`WebhookRejection::Malformed`] or [`WebhookRejection::WrongMode`], as for a webhook.
+    fn decode_stored_event(&self, payload: &[u8]) -> Result<WebhookEvent, WebhookRejection>;
 
     /// Verifies a webhook's signature over the raw body and turns it into a typed event.
     /// Pure computation against the adapter's secrets and clock: no network.

@@ -58,12 +58,14 @@ pub mod storage;
 pub use clock::{Clock, SystemClock};
 pub use error::{chain, chain_text, BoxError, Context};
 pub use gateway::{
-    CheckoutRequest, GatewayError, GatewayEvent, GatewaySession, PaymentGateway, PurchaseLocator,
-    RefundOutcome, RefundRequest, RefundStatus, SessionPaymentStatus, SessionStatus, WebhookEvent,
-    WebhookRejection,
+    CheckoutRequest, EventEnvelope, EventPage, EventQuery, GatewayError, GatewayEvent,
+    GatewaySession, PaymentGateway, PurchaseLocator, RefundOutcome, RefundRequest, RefundStatus,
+    SessionPaymentStatus, SessionStatus, WebhookEvent, WebhookRejection,
 };
 pub use password::{PasswordHashError, PasswordHasher};
 pub use storage::{
-    Applied, CourseRepo, DeploymentClaim, DeploymentRegistry, EventReceipt, FactUpdate, Page,
-    PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, RepoError, StorageHealth, UserRepo,
+    Applied, AuditActor, AuditAction, AuditEntry, AuditLog, CourseRepo, DeliveryKind,
+    DeploymentClaim, DeploymentRegistry, EventDelivery, EventFilter, EventInbox, EventOutcome,
+    FactUpdate, InboxRecord, Page, PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse,
+    Recorded, RepoError, StorageHealth, Unapplied, UserRepo,
 };

@@ -9,7 +9,10 @@
 
 use crate::error::{same_cause, BoxError};
 use async_trait::async_trait;
-use lms_domain::{Course, CourseId, Email, PaymentFact, Purchase, PurchaseId, User, UserId};
+use crate::gateway::EventEnvelope;
+use lms_domain::{
+    Course, CourseId, Email, Money, PaymentFact, Purchase, PurchaseId, Role, User, UserId,
+};
 use thiserror::Error;
 use time::OffsetDateTime;
 
@@ -105,6 +108,12 @@ pub trait UserRepo: Send + Sync + 'static {
     /// Only the shared ones; an unknown email is `Ok(None)`.
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, RepoError>;
 
+    /// Sets the role of the user with this email and returns the user as saved.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when no user has this email.
+    async fn set_role(&self, email: &Email, role: Role) -> Result<User, RepoError>;
+
     /// Ends every session of the user: atomically adds one to its
     /// [`User::session_generation`] and returns the new value. Of concurrent calls none is
     /// lost: `n` calls on a user at generation `g` leave it at `g + n`, each call returning a
@@ -140,14 +149,133 @@ pub trait CourseRepo: Send + Sync + 'static {
     async fn list_published_courses(&self, page: PageRequest) -> Result<Page<Course>, RepoError>;
 }
 
-/// The event a fact update comes from, recorded so that it is applied at most once.
+/// How an event reached processing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryKind {
+    /// Delivered by the gateway (a webhook, or read from its event history by a sync): the
+    /// first delivery records it, later ones only count.
+    Delivered,
+    /// An operator re-runs a stored event: it is processed again unless it was already
+    /// applied or held.
+    Replayed,
+}
+
+/// A verified event being processed, as the inbox records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventReceipt {
-    /// The gateway's event id (`evt_...`): the deduplication key.
+pub struct EventDelivery {
+    pub envelope: EventEnvelope,
+    pub kind: DeliveryKind,
+}
+
+/// What became of a verified event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventOutcome {
+    /// Its facts were merged into its purchase.
+    Applied,
+    /// Its facts were merged, and its purchase is held for review (a payment that does not
+    /// match the price).
+    Held,
+    /// A type this product does not act on.
+    Ignored,
+    /// About no purchase of ours.
+    Unmatched,
+    /// Could not be applied for a reason retrying will not fix (the error says which); an
+    /// operator replays it once the cause is fixed.
+    Failed,
+}
+
+impl EventOutcome {
+    pub const ALL: [EventOutcome; 5] = [
+        EventOutcome::Applied,
+        EventOutcome::Held,
+        EventOutcome::Ignored,
+        EventOutcome::Unmatched,
+        EventOutcome::Failed,
+    ];
+
+    /// The stored name: `applied`, `held`, `ignored`, `unmatched`, `failed`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventOutcome::Applied => "applied",
+            EventOutcome::Held => "held",
+            EventOutcome::Ignored => "ignored",
+            EventOutcome::Unmatched => "unmatched",
+            EventOutcome::Failed => "failed",
+        }
+    }
+
+    /// The outcome a stored name (exactly as [`EventOutcome::as_str`] writes it) means.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|outcome| outcome.as_str() == stored)
+    }
+
+    /// The outcome of an event whose facts were merged into `purchase`.
+    pub fn of_applied(purchase: &Purchase) -> Self {
+        if purchase.review_reason().is_some() {
+            EventOutcome::Held
+        } else {
+            EventOutcome::Applied
+        }
+    }
+
+    /// Applied and held events changed their purchase; a replay leaves them alone.
+    pub const fn is_settled(self) -> bool {
+        matches!(self, EventOutcome::Applied | EventOutcome::Held)
+    }
+}
+
+impl std::fmt::Display for EventOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An outcome that changed no purchase, for [`EventInbox::record_event`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unapplied {
+    /// [`EventOutcome::Ignored`], [`EventOutcome::Unmatched`] or [`EventOutcome::Failed`].
+    pub outcome: EventOutcome,
+    /// Why it failed, in words safe to show an operator (no secret).
+    pub error: Option<String>,
+    /// The purchase it concerns, when known.
+    pub purchase_id: Option<PurchaseId>,
+}
+
+/// What [`EventInbox::record_event`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// The outcome was written (a new event, or a replay of an unsettled one).
+    Written,
+    /// A redelivery: only its delivery count and last receipt time changed. Or a replay of an
+    /// event already applied or held: nothing changed.
+    Duplicate,
+}
+
+/// One event in the inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxRecord {
     pub event_id: String,
     pub event_type: String,
-    /// The raw event JSON, kept for audit and replay.
-    pub payload: String,
+    pub livemode: bool,
+    /// When the gateway created it.
+    pub created: OffsetDateTime,
+    pub first_received_at: OffsetDateTime,
+    pub last_received_at: OffsetDateTime,
+    /// How many times the gateway delivered it (replays do not count).
+    pub delivery_count: u32,
+    pub outcome: EventOutcome,
+    pub error: Option<String>,
+    pub purchase_id: Option<PurchaseId>,
+    /// `None` once pruned by [`EventInbox::prune_payloads`].
+    pub payload: Option<String>,
+}
+
+/// Which inbox events to list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub outcome: Option<EventOutcome>,
+    /// Only events first received at or after this instant.
+    pub since: Option<OffsetDateTime>,
 }
 
 /// Facts to merge into one purchase, atomically.
@@ -157,9 +285,11 @@ pub struct FactUpdate {
     pub facts: Vec<PaymentFact>,
     /// The gateway payment this update revealed, linked if the purchase has none yet.
     pub payment_intent_id: Option<String>,
-    /// `Some` for a webhook event (applied at most once per event id); `None` for facts
-    /// learned by asking the gateway, which are idempotent by nature.
-    pub event: Option<EventReceipt>,
+    /// `Some` for an event (applied at most once per event id, and recorded in the inbox with
+    /// its outcome in the same atomic unit); `None` for facts learned by asking the gateway or
+    /// decided by an operator, which are idempotent by nature.
+    pub event: Option<EventDelivery>,
+    /// When it happens: the receipt time of an event.
     pub at: OffsetDateTime,
 }
 
@@ -173,7 +303,8 @@ pub enum Applied {
     /// The update was applied; the purchase as saved (possibly unchanged, if the facts were
     /// already known).
     Applied(Purchase),
-    /// The event id was already recorded: nothing was written.
+    /// The event was already recorded: a redelivery only counted (delivery count and last
+    /// receipt time), a replay of an applied or held event changed nothing.
     DuplicateEvent,
 }
 
@@ -207,15 +338,24 @@ pub trait PurchaseRepo: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> Result<Purchase, RepoError>;
 
-    /// Applies facts exactly once: in one atomic unit, records the event id (if any), loads
-    /// and locks the purchase, merges the facts, links the payment intent, saves. A
-    /// redelivered or concurrent duplicate event writes nothing and returns
-    /// [`Applied::DuplicateEvent`].
+    /// Applies facts exactly once: in one atomic unit, records the event in the inbox (if
+    /// any), loads and locks the purchase, merges the facts, links the payment intent, saves.
+    ///
+    /// The event's inbox row is written with outcome [`EventOutcome::of_applied`] of the
+    /// saved purchase, `purchase_id` set, no error, and (for a first delivery) delivery count
+    /// 1 and both receipt times `update.at`.
+    /// - A redelivered or concurrent duplicate of a [`DeliveryKind::Delivered`] event only adds
+    ///   one to the row's delivery count and sets its last receipt time (whatever its
+    ///   outcome), merges nothing and returns [`Applied::DuplicateEvent`].
+    /// - A [`DeliveryKind::Replayed`] event whose row is applied or held changes nothing and
+    ///   returns [`Applied::DuplicateEvent`]; one whose row is ignored, unmatched or failed
+    ///   (or that has no row) is applied, and its row's outcome, error and purchase are
+    ///   overwritten (receipt times and delivery count stay). Concurrent replays apply once.
     ///
     /// # Errors
     /// [`RepoError::NotFound`] for an unknown purchase (nothing is recorded, not even the
-    /// event id); [`RepoError::Duplicate`]`("payment_intent_id")` when another purchase is
-    /// linked to that payment intent.
+    /// event); [`RepoError::Duplicate`]`("payment_intent_id")` when another purchase is
+    /// linked to that payment intent (nothing is recorded).
     async fn apply_facts(&self, update: &FactUpdate) -> Result<Applied, RepoError>;
 
     /// # Errors
@@ -246,6 +386,30 @@ pub trait PurchaseRepo: Send + Sync + 'static {
         course: CourseId,
     ) -> Result<Vec<Purchase>, RepoError>;
 
+    /// Claims up to `limit` pending purchases created before `created_before` for one
+    /// reconciliation pass, oldest first: those not held for review (no mismatched payment)
+    /// whose previous claim ran out (`now` is at or past it, or never claimed). Each claimed
+    /// purchase is not claimed again before `claimed_until`, so instances running
+    /// concurrently get disjoint batches and a purchase the gateway cannot settle yet is
+    /// asked about again only after its lease. Only the claim is written.
+    ///
+    /// # Errors
+    /// Only the shared ones.
+    async fn claim_for_reconciliation(
+        &self,
+        created_before: OffsetDateTime,
+        now: OffsetDateTime,
+        claimed_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Purchase>, RepoError>;
+
+    /// Pending purchases held for review (a captured payment that does not match the price,
+    /// not accepted by an operator), oldest first (ties broken by id).
+    ///
+    /// # Errors
+    /// Only the shared ones.
+    async fn list_held(&self, page: PageRequest) -> Result<Page<Purchase>, RepoError>;
+
     /// The user's purchases that unlock their course (status completed), with the course,
     /// newest first (ties broken by id). One round trip: no query per purchase.
     ///
@@ -253,6 +417,165 @@ pub trait PurchaseRepo: Send + Sync + 'static {
     /// Only the shared ones.
     async fn list_unlocked_for_user(&self, user: UserId)
         -> Result<Vec<PurchasedCourse>, RepoError>;
+}
+
+/// The durable record of every verified gateway event and what became of it. Events whose
+/// facts were merged are recorded by [`PurchaseRepo::apply_facts`] in the same atomic unit;
+/// this port records the rest and reads them all back.
+#[async_trait]
+pub trait EventInbox: Send + Sync + 'static {
+    /// Records an event that changed no purchase.
+    /// - [`DeliveryKind::Delivered`]: a new event id is inserted with `outcome`, delivery count
+    ///   1 and both receipt times `at` ([`Recorded::Written`]); a known one only gets one more
+    ///   delivery and `at` as its last receipt time ([`Recorded::Duplicate`]), whatever its
+    ///   outcome.
+    /// - [`DeliveryKind::Replayed`]: a row that is not applied or held gets `outcome`, error and
+    ///   purchase overwritten ([`Recorded::Written`]; inserted as for a delivery if missing); an
+    ///   applied or held one is left alone ([`Recorded::Duplicate`]).
+    ///
+    /// # Errors
+    /// [`RepoError::Unexpected`] when `outcome.outcome` is applied or held (those are written
+    /// by [`PurchaseRepo::apply_facts`] only); nothing is written.
+    async fn record_event(
+        &self,
+        delivery: &EventDelivery,
+        outcome: &Unapplied,
+        at: OffsetDateTime,
+    ) -> Result<Recorded, RepoError>;
+
+    /// Marks a recorded event failed with `error`, whatever its outcome: its facts were
+    /// applied, but what had to follow them did not happen (an automatic refund the gateway
+    /// refused). A replay then runs it again (facts merge idempotently) and retries what
+    /// followed. Delivery count and receipt times stay.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when no event has this id.
+    async fn mark_failed(&self, event_id: &str, error: &str) -> Result<(), RepoError>;
+
+    /// # Errors
+    /// Only the shared ones; unknown is `Ok(None)`.
+    async fn get_event(&self, event_id: &str) -> Result<Option<InboxRecord>, RepoError>;
+
+    /// Events matching `filter`, most recently first received first (ties broken by id).
+    ///
+    /// # Errors
+    /// Only the shared ones.
+    async fn list_events(
+        &self,
+        filter: EventFilter,
+        page: PageRequest,
+    ) -> Result<Page<InboxRecord>, RepoError>;
+
+    /// Which of `event_ids` the inbox holds, in any order.
+    ///
+    /// # Errors
+    /// Only the shared ones.
+    async fn known_event_ids(&self, event_ids: &[String]) -> Result<Vec<String>, RepoError>;
+
+    /// Drops the payload of up to `limit` events first received before `received_before`
+    /// (oldest first); their rows and outcomes stay. Returns how many were pruned, so a caller
+    /// repeats while it gets `limit`.
+    ///
+    /// # Errors
+    /// Only the shared ones.
+    async fn prune_payloads(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, RepoError>;
+}
+
+/// Who did something an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditActor {
+    /// A signed-in user (an admin or the course's instructor).
+    User(UserId),
+    /// The operator at the command line (`lms-app ...`).
+    Operator,
+    /// The service itself (an automatic refund).
+    System,
+}
+
+/// What an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    /// A refund asked of the gateway (by an admin or instructor, or by the buyer).
+    Refund,
+    /// A purchase held for review accepted: it unlocks.
+    AcceptHeld,
+    /// A purchase held for review refunded.
+    RefundHeld,
+    /// A second payment for a course the buyer already owned, refunded automatically.
+    RefundDoublePayment,
+    /// A stored event processed again.
+    ReplayEvent,
+    /// A user made admin.
+    GrantAdmin,
+    /// A user's admin role taken back.
+    RevokeAdmin,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 7] = [
+        AuditAction::Refund,
+        AuditAction::AcceptHeld,
+        AuditAction::RefundHeld,
+        AuditAction::RefundDoublePayment,
+        AuditAction::ReplayEvent,
+        AuditAction::GrantAdmin,
+        AuditAction::RevokeAdmin,
+    ];
+
+    /// The stored name: `refund`, `accept_held`, `refund_held`, `refund_double_payment`,
+    /// `replay_event`, `grant_admin`, `revoke_admin`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Refund => "refund",
+            AuditAction::AcceptHeld => "accept_held",
+            AuditAction::RefundHeld => "refund_held",
+            AuditAction::RefundDoublePayment => "refund_double_payment",
+            AuditAction::ReplayEvent => "replay_event",
+            AuditAction::GrantAdmin => "grant_admin",
+            AuditAction::RevokeAdmin => "revoke_admin",
+        }
+    }
+
+    /// The action a stored name (exactly as [`AuditAction::as_str`] writes it) means.
+    pub fn parse(stored: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|action| action.as_str() == stored)
+    }
+}
+
+/// One line of the audit trail: who did what, when, to what, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: OffsetDateTime,
+    pub actor: AuditActor,
+    pub action: AuditAction,
+    pub purchase_id: Option<PurchaseId>,
+    pub event_id: Option<String>,
+    /// A user the action concerned (a role granted), when not a purchase's.
+    pub subject_user_id: Option<UserId>,
+    /// The money moved (a refund's amount), when any.
+    pub amount: Option<Money>,
+    /// Why, in the actor's words (or the system's).
+    pub reason: String,
+}
+
+/// The append-only audit trail of refunds, review decisions and role changes.
+#[async_trait]
+pub trait AuditLog: Send + Sync + 'static {
+    /// Appends an entry.
+    ///
+    /// # Errors
+    /// Only the shared ones.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), RepoError>;
+
+    /// Entries newest first (ties: the later appended first).
+    ///
+    /// # Errors
+    /// Only the shared ones.
+    async fn list_audit(&self, page: PageRequest) -> Result<Page<AuditEntry>, RepoError>;
 }
 
 /// How the app takes payments. A database remembers the first mode that served it

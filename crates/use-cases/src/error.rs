@@ -32,6 +32,8 @@ pub enum Resource {
     Course,
     Purchase,
     User,
+    /// An event in the inbox.
+    Event,
 }
 
 impl Resource {
@@ -41,6 +43,7 @@ impl Resource {
             Resource::Course => "course",
             Resource::Purchase => "purchase",
             Resource::User => "user",
+            Resource::Event => "event",
         }
     }
 }
@@ -77,6 +80,12 @@ pub enum UseCaseError {
     /// The purchase cannot be refunded (not completed, nothing captured, ...).
     #[error("the purchase cannot be refunded: {0}")]
     NotRefundable(String),
+    /// The purchase is not held for review (never was, or already resolved).
+    #[error("the purchase is not held for review")]
+    NotHeld,
+    /// The stored event cannot be processed again; says why.
+    #[error("the event cannot be replayed: {0}")]
+    NotReplayable(String),
     /// The webhook failed verification; nothing was written.
     #[error("webhook rejected: {0}")]
     WebhookRejected(WebhookRejection),
@@ -119,7 +128,9 @@ impl PartialEq for UseCaseError {
             | (E::Forbidden, E::Forbidden)
             | (E::AlreadyPurchased, E::AlreadyPurchased)
             | (E::OwnCourse, E::OwnCourse)
-            | (E::PaymentInProgress, E::PaymentInProgress) => true,
+            | (E::PaymentInProgress, E::PaymentInProgress)
+            | (E::NotHeld, E::NotHeld) => true,
+            (E::NotReplayable(a), E::NotReplayable(b)) => a == b,
             (E::NotFound(a), E::NotFound(b)) => a == b,
             (E::NotRefundable(a), E::NotRefundable(b)) => a == b,
             (E::WebhookRejected(a), E::WebhookRejected(b)) => a == b,

@@ -34,18 +34,23 @@
 mod accounts;
 mod courses;
 mod error;
+mod events;
+mod operations;
 mod payments;
 
 pub use accounts::SignUp;
 pub use courses::{CourseChanges, NewCourse};
 pub use error::{FieldError, Resource, UseCaseError};
 pub use lms_ports::{Page, PageRequest, PurchasedCourse};
-pub use payments::{CheckoutStarted, PurchaseStatusView, WebhookOutcome};
+pub use events::{OutcomeTally, RunProgress, WebhookOutcome, EVENT_HISTORY};
+pub use operations::{Operator, Reconciled, RECONCILE_LEASE};
+pub use payments::{CheckoutStarted, PurchaseStatusView};
 
 use payments::SyncThrottle;
 
 use lms_ports::{
-    Clock, CourseRepo, PasswordHasher, PaymentGateway, PurchaseRepo, StorageHealth, UserRepo,
+    AuditLog, Clock, CourseRepo, EventInbox, PasswordHasher, PaymentGateway, PurchaseRepo,
+    StorageHealth, UserRepo,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -60,6 +65,10 @@ pub struct UseCaseSettings {
     /// [`Services::purchase_status`]: a success page polling every second must not become a
     /// gateway call per poll. Zero asks every time. Default 5 seconds.
     pub gateway_sync_min_interval: Duration,
+    /// Whether a second payment for a course the buyer already owns (two tabs, a late
+    /// payment of an expired checkout) is refunded automatically. Default on; off, it is
+    /// logged as an error and left to an operator.
+    pub auto_refund_double_payments: bool,
 }
 
 impl UseCaseSettings {
@@ -105,6 +114,12 @@ impl UseCaseSettings {
         self.gateway_sync_min_interval = interval;
         Ok(self)
     }
+
+    /// Sets [`UseCaseSettings::auto_refund_double_payments`].
+    pub fn with_auto_refund_double_payments(mut self, on: bool) -> Self {
+        self.auto_refund_double_payments = on;
+        self
+    }
 }
 
 impl Default for UseCaseSettings {
@@ -112,6 +127,7 @@ impl Default for UseCaseSettings {
         Self {
             checkout_ttl: Self::DEFAULT_CHECKOUT_TTL,
             gateway_sync_min_interval: Self::DEFAULT_GATEWAY_SYNC_MIN_INTERVAL,
+            auto_refund_double_payments: true,
         }
     }
 }
@@ -122,6 +138,8 @@ pub struct Services {
     pub users: Arc<dyn UserRepo>,
     pub courses: Arc<dyn CourseRepo>,
     pub purchases: Arc<dyn PurchaseRepo>,
+    pub inbox: Arc<dyn EventInbox>,
+    pub audit: Arc<dyn AuditLog>,
     pub gateway: Arc<dyn PaymentGateway>,
     pub hasher: Arc<dyn PasswordHasher>,
     pub clock: Arc<dyn Clock>,
@@ -165,12 +183,14 @@ impl Services {
         settings: UseCaseSettings,
     ) -> Self
     where
-        S: UserRepo + CourseRepo + PurchaseRepo + StorageHealth + Clone,
+        S: UserRepo + CourseRepo + PurchaseRepo + EventInbox + AuditLog + StorageHealth + Clone,
     {
         Self {
             users: Arc::new(store.clone()),
             courses: Arc::new(store.clone()),
             purchases: Arc::new(store.clone()),
+            inbox: Arc::new(store.clone()),
+            audit: Arc::new(store.clone()),
             health: Arc::new(store),
             gateway,
             hasher,

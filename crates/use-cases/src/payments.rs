@@ -5,17 +5,15 @@ use crate::error::Resource;
 use crate::{new_uuid, Services, UseCaseError, UseCaseSettings};
 use lms_domain::{
     CheckoutSession, Course, CourseId, DomainError, PaymentFact, Purchase, PurchaseId,
-    PurchaseStatus, ReviewReason, Role, User,
+    PurchaseStatus, Role, User,
 };
 use lms_ports::{
-    Applied, CheckoutRequest, EventReceipt, FactUpdate, GatewayError, GatewayEvent, GatewaySession,
-    PurchasedCourse, RefundRequest, RefundStatus, RepoError, SessionPaymentStatus, SessionStatus,
-    WebhookEvent,
+    Applied, AuditAction, AuditActor, AuditEntry, CheckoutRequest, FactUpdate, GatewayError,
+    GatewaySession, PurchasedCourse, RepoError, SessionPaymentStatus, SessionStatus,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 use time::{Duration, OffsetDateTime};
-use tracing::Instrument;
 
 /// What [`Services::start_checkout`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,22 +50,6 @@ impl CheckoutStarted {
             CheckoutStarted::FreeEnrollment { .. } => None,
         }
     }
-}
-
-/// What [`Services::handle_webhook`] did. Every outcome is acknowledged with a 2xx.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WebhookOutcome {
-    /// The event's facts were merged into the purchase.
-    Applied {
-        purchase_id: PurchaseId,
-        status: PurchaseStatus,
-    },
-    /// The event id was already processed: nothing was written.
-    Duplicate,
-    /// An authentic event of a type this product does not act on.
-    Ignored,
-    /// An authentic event about no purchase of ours.
-    Unmatched,
 }
 
 /// A course and the user's purchase of it to show.
@@ -192,17 +174,6 @@ fn counted(started: CheckoutStarted) -> CheckoutStarted {
     };
     metrics::counter!("lms_checkouts_started_total", "kind" => kind).increment(1);
     started
-}
-
-/// Counts one webhook delivery. Event types come from verified events only, and the
-/// gateway's set of them is small, so the label stays bounded.
-fn record_webhook(event_type: &str, outcome: &'static str) {
-    metrics::counter!(
-        "lms_webhook_deliveries_total",
-        "event_type" => event_type.to_owned(),
-        "outcome" => outcome,
-    )
-    .increment(1);
 }
 
 /// What a purchase already holding the checkout slot means for a new checkout.
@@ -454,7 +425,7 @@ impl Services {
     }
 
     /// Applies facts learned by asking the gateway (no event id).
-    async fn apply_sync(
+    pub(crate) async fn apply_sync(
         &self,
         purchase_id: PurchaseId,
         facts: Vec<PaymentFact>,
@@ -477,145 +448,6 @@ impl Services {
             Err(RepoError::NotFound) => Err(UseCaseError::NotFound(Resource::Purchase)),
             Err(err) => Err(err.into()),
         }
-    }
-
-    /// Verifies a gateway webhook and applies its facts exactly once; counts the delivery in
-    /// `lms_webhook_deliveries_total` by event type and outcome (`applied`, `held`,
-    /// `duplicate`, `ignored`, `unmatched`, `failed`, `bad_signature`).
-    ///
-    /// # Errors
-    /// [`UseCaseError::WebhookRejected`] (nothing written); [`UseCaseError::Unavailable`] /
-    /// [`UseCaseError::Unexpected`] / [`UseCaseError::Gateway`] when it could not be processed (the
-    /// gateway should retry).
-    pub async fn handle_webhook(
-        &self,
-        payload: &[u8],
-        signature: Option<&str>,
-    ) -> Result<WebhookOutcome, UseCaseError> {
-        let event = match self.gateway.verify_webhook(payload, signature) {
-            Ok(WebhookEvent::Relevant(event)) => event,
-            Ok(WebhookEvent::Ignored { id, event_type }) => {
-                tracing::debug!(event_id = %id, event_type = %event_type, "webhook ignored");
-                record_webhook(&event_type, "ignored");
-                return Ok(WebhookOutcome::Ignored);
-            }
-            Err(rejection) => {
-                tracing::warn!(reason = %rejection, "webhook rejected");
-                // Nothing of an unverified payload is trusted, not even as a metric label.
-                record_webhook("unknown", "bad_signature");
-                return Err(UseCaseError::WebhookRejected(rejection));
-            }
-        };
-        let span = tracing::info_span!(
-            "webhook",
-            event_id = %event.id,
-            event_type = %event.event_type,
-            purchase_id = tracing::field::Empty,
-        );
-        let (result, outcome) = self.apply_webhook(&event).instrument(span).await;
-        record_webhook(&event.event_type, outcome);
-        result
-    }
-
-    /// The verified event's facts applied to its purchase, and the outcome's metric label.
-    async fn apply_webhook(
-        &self,
-        event: &GatewayEvent,
-    ) -> (Result<WebhookOutcome, UseCaseError>, &'static str) {
-        let purchase_id = match self.locate(event).await {
-            Ok(Some(purchase_id)) => purchase_id,
-            Ok(None) => {
-                tracing::warn!(event_id = %event.id, event_type = %event.event_type, "webhook matches no purchase");
-                return (Ok(WebhookOutcome::Unmatched), "unmatched");
-            }
-            // Logged with its cause chain where it becomes a 5xx.
-            Err(err) => return (Err(err), "failed"),
-        };
-        tracing::Span::current().record("purchase_id", tracing::field::display(purchase_id));
-        let update = FactUpdate {
-            purchase_id,
-            facts: event.facts.clone(),
-            payment_intent_id: event.locator.payment_intent_id.clone(),
-            event: Some(EventReceipt {
-                event_id: event.id.clone(),
-                event_type: event.event_type.clone(),
-                payload: event.payload.clone(),
-            }),
-            at: self.now(),
-        };
-        match self.purchases.apply_facts(&update).await {
-            Ok(Applied::Applied(purchase)) => {
-                let status = purchase.status();
-                let mut outcome = "applied";
-                if let Some(ReviewReason::AmountMismatch { expected, received }) =
-                    purchase.review_reason()
-                {
-                    // Kept pending and locked; an operator must look at it.
-                    tracing::warn!(
-                        event_id = %event.id, purchase_id = %purchase_id, %expected, %received,
-                        "payment held for review: amount or currency differs from the price"
-                    );
-                    outcome = "held";
-                }
-                tracing::info!(
-                    event_id = %event.id, event_type = %event.event_type, purchase_id = %purchase_id,
-                    status = status.as_str(), "webhook applied"
-                );
-                // The status each applied event left the purchase in (not a count of purchases).
-                metrics::counter!("lms_purchase_updates_total", "status" => status.as_str())
-                    .increment(1);
-                (
-                    Ok(WebhookOutcome::Applied {
-                        purchase_id,
-                        status,
-                    }),
-                    outcome,
-                )
-            }
-            Ok(Applied::DuplicateEvent) => {
-                tracing::info!(event_id = %event.id, purchase_id = %purchase_id, "duplicate webhook");
-                (Ok(WebhookOutcome::Duplicate), "duplicate")
-            }
-            Err(RepoError::NotFound) => {
-                tracing::warn!(event_id = %event.id, purchase_id = %purchase_id, "webhook names an unknown purchase");
-                (Ok(WebhookOutcome::Unmatched), "unmatched")
-            }
-            Err(err) => {
-                tracing::error!(event_id = %event.id, purchase_id = %purchase_id, error = %err, "webhook not applied");
-                (Err(err.into()), "failed")
-            }
-        }
-    }
-
-    /// Which purchase an event is about: its purchase id, else its checkout session, else its
-    /// payment intent (ours, then the gateway's session for it).
-    async fn locate(&self, event: &GatewayEvent) -> Result<Option<PurchaseId>, UseCaseError> {
-        let locator = &event.locator;
-        if let Some(id) = locator.purchase_id {
-            return Ok(Some(id));
-        }
-        if let Some(session_id) = &locator.checkout_session_id {
-            if let Some(purchase) = self.purchases.find_by_checkout_session(session_id).await? {
-                return Ok(Some(purchase.id));
-            }
-        }
-        let Some(intent) = &locator.payment_intent_id else {
-            return Ok(None);
-        };
-        if let Some(purchase) = self.purchases.find_by_payment_intent(intent).await? {
-            return Ok(Some(purchase.id));
-        }
-        let Some(session) = self.gateway.find_session_by_payment_intent(intent).await? else {
-            return Ok(None);
-        };
-        if let Some(id) = session.purchase_id {
-            return Ok(Some(id));
-        }
-        Ok(self
-            .purchases
-            .find_by_checkout_session(&session.id)
-            .await?
-            .map(|p| p.id))
     }
 
     /// Whether the actor's purchase of a course unlocks it; with `session_id`, first asks the
@@ -760,35 +592,22 @@ impl Services {
                 }
                 other => UseCaseError::unexpected(other),
             })?;
-        let Some(payment_intent_id) = purchase.payment_intent_id.clone() else {
-            return Err(UseCaseError::NotRefundable(
-                DomainError::NoPaymentToRefund.to_string(),
-            ));
-        };
-        let so_far = purchase.refunded_amount();
-        let request = RefundRequest {
-            purchase_id,
-            payment_intent_id,
-            amount,
-            reason,
-            idempotency_key: format!("refund-{purchase_id}-{}-{}", so_far.minor(), amount.minor()),
-        };
-        let outcome = self.gateway.refund(&request).await.map_err(|err| {
-            tracing::warn!(purchase_id = %purchase_id, error = %err, "refund failed at the payment provider");
-            UseCaseError::Gateway(err)
-        })?;
-        tracing::info!(
-            purchase_id = %purchase_id, refund_id = %outcome.refund_id, amount = amount.minor(),
-            status = ?outcome.status, "refund requested"
-        );
-        if outcome.status != RefundStatus::Succeeded {
-            return Ok(purchase);
-        }
-        let total = so_far
-            .checked_add(amount)
-            .map_err(UseCaseError::unexpected)?;
-        self.apply_sync(purchase_id, vec![PaymentFact::Refunded { total }], None)
-            .await
+        let refunded = self
+            .refund_through_gateway(&purchase, amount, "refund", reason.clone())
+            .await?;
+        self.audit
+            .append_audit(&AuditEntry {
+                at: self.now(),
+                actor: AuditActor::User(actor.id),
+                action: AuditAction::Refund,
+                purchase_id: Some(purchase_id),
+                event_id: None,
+                subject_user_id: None,
+                amount: Some(amount),
+                reason: reason.unwrap_or_default(),
+            })
+            .await?;
+        Ok(refunded)
     }
 }
 

@@ -464,6 +464,7 @@ fn any_fact() -> impl Strategy<Value = PaymentFact> {
         Just(DisputeOpened),
         Just(DisputeClosed(DisputeOutcome::Won)),
         Just(DisputeClosed(DisputeOutcome::Lost)),
+        Just(AcceptedByOperator),
     ]
 }
 
@@ -537,4 +538,62 @@ proptest! {
         let taken_back = purchase.facts.dispute_lost || purchase.refunded_amount().minor() >= 1999;
         prop_assert_eq!(purchase.unlocks_course(), purchase.facts.paid_in_full && !taken_back);
     }
+}
+
+#[test]
+fn a_held_payment_accepted_by_an_operator_unlocks_and_refunds_stay_within_it() {
+    let mut purchase = with_facts(&[PaymentSucceeded {
+        amount: usd(1500),
+        at: None,
+    }]);
+    purchase.payment_intent_id = Some("pi_1".to_owned());
+    assert!(purchase.review_reason().is_some());
+    assert_eq!(purchase.status(), PurchaseStatus::Pending);
+    assert_eq!(purchase.accept_held(T0), Ok(true));
+    assert_eq!(purchase.status(), PurchaseStatus::Completed);
+    assert_eq!(purchase.review_reason(), None);
+    assert_eq!(purchase.accept_held(T0), Err(DomainError::NotHeldForReview));
+    // Bounded by the 15.00 captured, not the 19.99 price.
+    assert_eq!(
+        purchase.plan_refund(Some(1501)),
+        Err(DomainError::InvalidRefundAmount { remaining: 1500 })
+    );
+    assert_eq!(purchase.plan_refund(None), Ok(usd(1500)));
+}
+
+#[test]
+fn acceptance_alone_or_of_a_full_payment_changes_nothing_that_shows() {
+    let accepted_only = with_facts(&[AcceptedByOperator]);
+    assert_eq!(accepted_only.status(), PurchaseStatus::Pending);
+    let paid = with_facts(&[
+        PaymentSucceeded {
+            amount: usd(1999),
+            at: None,
+        },
+        AcceptedByOperator,
+    ]);
+    assert_eq!(paid.status(), PurchaseStatus::Completed);
+    let mut not_held = purchase_of(usd(1999));
+    assert_eq!(
+        not_held.accept_held(T0),
+        Err(DomainError::NotHeldForReview)
+    );
+}
+
+#[test]
+fn a_held_payment_is_resolved_by_refunding_all_of_it() {
+    let mut purchase = with_facts(&[PaymentSucceeded {
+        amount: usd(2500),
+        at: None,
+    }]);
+    purchase.payment_intent_id = Some("pi_1".to_owned());
+    assert_eq!(purchase.plan_refund(None), Err(DomainError::NotRefundable));
+    assert_eq!(purchase.plan_review_refund(), Ok(usd(2500)));
+    purchase.record(Refunded { total: usd(2500) }, T0);
+    assert_eq!(purchase.status(), PurchaseStatus::Refunded);
+    assert_eq!(purchase.review_reason(), None);
+    assert_eq!(
+        purchase.plan_review_refund(),
+        Err(DomainError::NotHeldForReview)
+    );
 }
