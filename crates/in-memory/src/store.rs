@@ -1,22 +1,29 @@
 //! The in-memory store: every storage port over one mutex-guarded state.
 //!
 //! Each method takes the lock once and does all its checks and writes under it, which is what
-//! makes "check then insert" atomic here (the Postgres adapter gets the same from unique
-//! indexes and transactions).
+//! makes "check then insert" atomic here (the SQL adapters get the same from unique indexes,
+//! row locks and transactions). It is the reference reading of the storage contract.
 
 use async_trait::async_trait;
-use lms_domain::{CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, User, UserId};
+use lms_domain::{
+    CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, PurchaseStatus, Role, User,
+    UserId,
+};
 use lms_ports::{
-    Applied, CourseRepo, DeploymentClaim, DeploymentRegistry, FactUpdate, Page, PageRequest,
-    PaymentsMode, PurchaseRepo, PurchasedCourse, RepoError, StorageHealth, UserRepo,
+    Applied, AuditEntry, AuditLog, CourseRepo, DeliveryKind, DeploymentClaim, DeploymentRegistry,
+    EventDelivery, EventEnvelope, EventFilter, EventInbox, EventOutcome, FactUpdate, InboxRecord,
+    Page, PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, Recorded, RepoError,
+    StorageHealth, Unapplied, UserRepo,
 };
 use std::cmp::Reverse;
-use std::collections::{HashMap, HashSet};
+use std::collections::{hash_map::Entry, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use time::OffsetDateTime;
 
-/// A webhook event recorded by [`PurchaseRepo::apply_facts`], in arrival order.
+/// An event whose facts [`PurchaseRepo::apply_facts`] merged (a first delivery, or a replay
+/// that applied), in the order they were merged. The inbox itself is read through
+/// [`EventInbox`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedEvent {
     pub event_id: String,
@@ -31,8 +38,13 @@ struct State {
     users: HashMap<UserId, User>,
     courses: HashMap<CourseId, Course>,
     purchases: HashMap<PurchaseId, Purchase>,
-    event_ids: HashSet<String>,
+    /// The event inbox, by event id.
+    inbox: HashMap<String, InboxRecord>,
     events: Vec<RecordedEvent>,
+    /// Until when each purchase is claimed by a reconciliation pass.
+    claimed_until: HashMap<PurchaseId, OffsetDateTime>,
+    /// The audit trail, in append order.
+    audit: Vec<AuditEntry>,
     payments_mode: Option<PaymentsMode>,
 }
 
@@ -48,6 +60,50 @@ fn newest_first<T, I: Ord>(items: &mut [T], key: impl Fn(&T) -> (OffsetDateTime,
     items.sort_by_key(|item| Reverse(key(item)));
 }
 
+/// The page `page` (clamped as [`PageRequest::new`] does) of `items`, already in order.
+fn page_of<T: Clone>(items: &[T], page: PageRequest) -> Page<T> {
+    let page = PageRequest::new(page.page, page.limit);
+    let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
+    Page {
+        items: items
+            .iter()
+            .skip(offset)
+            .take(page.limit as usize)
+            .cloned()
+            .collect(),
+        total: items.len() as u64,
+    }
+}
+
+/// The inbox row a first delivery of `envelope` at `at` writes.
+fn first_row(
+    envelope: &EventEnvelope,
+    at: OffsetDateTime,
+    outcome: EventOutcome,
+    error: Option<String>,
+    purchase_id: Option<PurchaseId>,
+) -> InboxRecord {
+    InboxRecord {
+        event_id: envelope.id.clone(),
+        event_type: envelope.event_type.clone(),
+        livemode: envelope.livemode,
+        created: envelope.created,
+        first_received_at: at,
+        last_received_at: at,
+        delivery_count: 1,
+        outcome,
+        error,
+        purchase_id,
+        payload: Some(envelope.payload.clone()),
+    }
+}
+
+/// One more delivery of a known event.
+fn count_delivery(row: &mut InboxRecord, at: OffsetDateTime) {
+    row.delivery_count = row.delivery_count.saturating_add(1);
+    row.last_received_at = at;
+}
+
 impl InMemoryStore {
     pub fn new() -> Self {
         Self::default()
@@ -59,7 +115,8 @@ impl InMemoryStore {
         self.unavailable.store(unavailable, Ordering::SeqCst);
     }
 
-    /// The webhook event ids recorded so far, in arrival order.
+    /// The ids of the events whose facts were merged so far, in that order (see
+    /// [`RecordedEvent`]).
     pub fn recorded_event_ids(&self) -> Vec<String> {
         self.snapshot(|state| {
             state
@@ -70,9 +127,19 @@ impl InMemoryStore {
         })
     }
 
-    /// The webhook events recorded so far, in arrival order.
+    /// The events whose facts were merged so far, in that order.
     pub fn recorded_events(&self) -> Vec<RecordedEvent> {
         self.snapshot(|state| state.events.clone())
+    }
+
+    /// Forgets the payment intent linked to a purchase, as an operator repairing a wrong link
+    /// by hand would (test set-up for replaying an event that failed on that link; ignores
+    /// the unavailable switch).
+    pub fn unlink_payment_intent(&self, id: PurchaseId) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(purchase) = state.purchases.get_mut(&id) {
+            purchase.payment_intent_id = None;
+        }
     }
 
     /// Every purchase, newest first (test inspection; ignores the unavailable switch).
@@ -151,6 +218,17 @@ impl UserRepo for InMemoryStore {
             .cloned())
     }
 
+    async fn set_role(&self, email: &Email, role: Role) -> Result<User, RepoError> {
+        let mut state = self.lock()?;
+        let user = state
+            .users
+            .values_mut()
+            .find(|user| user.email.as_str().eq_ignore_ascii_case(email.as_str()))
+            .ok_or(RepoError::NotFound)?;
+        user.role = role;
+        Ok(user.clone())
+    }
+
     async fn end_sessions(&self, id: UserId) -> Result<u32, RepoError> {
         let mut state = self.lock()?;
         let user = state.users.get_mut(&id).ok_or(RepoError::NotFound)?;
@@ -188,19 +266,14 @@ impl CourseRepo for InMemoryStore {
     }
 
     async fn list_published_courses(&self, page: PageRequest) -> Result<Page<Course>, RepoError> {
-        let page = PageRequest::new(page.page, page.limit);
         let state = self.lock()?;
         let mut published: Vec<&Course> = state.courses.values().filter(|c| c.published).collect();
         newest_first(&mut published, |c| (c.created_at, c.id));
-        let total = published.len() as u64;
-        let offset = usize::try_from(page.offset()).unwrap_or(usize::MAX);
-        let items = published
-            .into_iter()
-            .skip(offset)
-            .take(page.limit as usize)
-            .cloned()
-            .collect();
-        Ok(Page { items, total })
+        let page = page_of(&published, page);
+        Ok(Page {
+            items: page.items.into_iter().cloned().collect(),
+            total: page.total,
+        })
     }
 }
 
@@ -266,9 +339,19 @@ impl PurchaseRepo for InMemoryStore {
 
     async fn apply_facts(&self, update: &FactUpdate) -> Result<Applied, RepoError> {
         let mut state = self.lock()?;
-        if let Some(event) = &update.event {
-            if state.event_ids.contains(&event.event_id) {
-                return Ok(Applied::DuplicateEvent);
+        if let Some(delivery) = &update.event {
+            if let Some(row) = state.inbox.get_mut(&delivery.envelope.id) {
+                match delivery.kind {
+                    DeliveryKind::Delivered => {
+                        count_delivery(row, update.at);
+                        return Ok(Applied::DuplicateEvent);
+                    }
+                    DeliveryKind::Replayed if row.outcome.is_settled() => {
+                        return Ok(Applied::DuplicateEvent);
+                    }
+                    // Ignored, unmatched or failed: applied now, its outcome overwritten below.
+                    DeliveryKind::Replayed => {}
+                }
             }
         }
         let mut purchase = state
@@ -291,13 +374,30 @@ impl PurchaseRepo for InMemoryStore {
             update.payment_intent_id.as_deref(),
             update.at,
         );
-        if let Some(event) = &update.event {
-            state.event_ids.insert(event.event_id.clone());
+        if let Some(EventDelivery { envelope, .. }) = &update.event {
+            let outcome = EventOutcome::of_applied(&purchase);
+            match state.inbox.entry(envelope.id.clone()) {
+                Entry::Occupied(mut row) => {
+                    let row = row.get_mut();
+                    row.outcome = outcome;
+                    row.error = None;
+                    row.purchase_id = Some(purchase.id);
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(first_row(
+                        envelope,
+                        update.at,
+                        outcome,
+                        None,
+                        Some(purchase.id),
+                    ));
+                }
+            }
             state.events.push(RecordedEvent {
-                event_id: event.event_id.clone(),
-                event_type: event.event_type.clone(),
+                event_id: envelope.id.clone(),
+                event_type: envelope.event_type.clone(),
                 purchase_id: purchase.id,
-                payload: event.payload.clone(),
+                payload: envelope.payload.clone(),
                 received_at: update.at,
             });
         }
@@ -349,6 +449,51 @@ impl PurchaseRepo for InMemoryStore {
         Ok(purchases)
     }
 
+    async fn claim_for_reconciliation(
+        &self,
+        created_before: OffsetDateTime,
+        now: OffsetDateTime,
+        claimed_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Purchase>, RepoError> {
+        let mut state = self.lock()?;
+        let mut claimable: Vec<&Purchase> = state
+            .purchases
+            .values()
+            .filter(|p| {
+                p.created_at < created_before
+                    && p.status() == PurchaseStatus::Pending
+                    && p.review_reason().is_none()
+                    && state
+                        .claimed_until
+                        .get(&p.id)
+                        .is_none_or(|until| *until <= now)
+            })
+            .collect();
+        claimable.sort_by_key(|p| (p.created_at, p.id));
+        let claimed: Vec<Purchase> = claimable
+            .into_iter()
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        for purchase in &claimed {
+            state.claimed_until.insert(purchase.id, claimed_until);
+        }
+        Ok(claimed)
+    }
+
+    async fn list_held(&self, page: PageRequest) -> Result<Page<Purchase>, RepoError> {
+        let state = self.lock()?;
+        let mut held: Vec<Purchase> = state
+            .purchases
+            .values()
+            .filter(|p| p.review_reason().is_some())
+            .cloned()
+            .collect();
+        held.sort_by_key(|p| (p.created_at, p.id));
+        Ok(page_of(&held, page))
+    }
+
     async fn list_unlocked_for_user(
         &self,
         user: UserId,
@@ -370,6 +515,143 @@ impl PurchaseRepo for InMemoryStore {
             .collect();
         newest_first(&mut unlocked, |pc| (pc.purchase.created_at, pc.purchase.id));
         Ok(unlocked)
+    }
+}
+
+#[async_trait]
+impl EventInbox for InMemoryStore {
+    async fn record_event(
+        &self,
+        delivery: &EventDelivery,
+        outcome: &Unapplied,
+        at: OffsetDateTime,
+    ) -> Result<Recorded, RepoError> {
+        let mut state = self.lock()?;
+        if outcome.outcome.is_settled() {
+            return Err(RepoError::unexpected(format!(
+                "record_event takes no {} outcome: only apply_facts writes it",
+                outcome.outcome
+            )));
+        }
+        let envelope = &delivery.envelope;
+        let Some(row) = state.inbox.get_mut(&envelope.id) else {
+            let row = first_row(
+                envelope,
+                at,
+                outcome.outcome,
+                outcome.error.clone(),
+                outcome.purchase_id,
+            );
+            state.inbox.insert(envelope.id.clone(), row);
+            return Ok(Recorded::Written);
+        };
+        Ok(match delivery.kind {
+            DeliveryKind::Delivered => {
+                count_delivery(row, at);
+                Recorded::Duplicate
+            }
+            DeliveryKind::Replayed if row.outcome.is_settled() => Recorded::Duplicate,
+            DeliveryKind::Replayed => {
+                row.outcome = outcome.outcome;
+                row.error.clone_from(&outcome.error);
+                row.purchase_id = outcome.purchase_id;
+                Recorded::Written
+            }
+        })
+    }
+
+    async fn mark_failed(&self, event_id: &str, error: &str) -> Result<(), RepoError> {
+        let mut state = self.lock()?;
+        let row = state.inbox.get_mut(event_id).ok_or(RepoError::NotFound)?;
+        row.outcome = EventOutcome::Failed;
+        row.error = Some(error.to_owned());
+        Ok(())
+    }
+
+    async fn get_event(&self, event_id: &str) -> Result<Option<InboxRecord>, RepoError> {
+        Ok(self.lock()?.inbox.get(event_id).cloned())
+    }
+
+    async fn list_events(
+        &self,
+        filter: EventFilter,
+        page: PageRequest,
+    ) -> Result<Page<InboxRecord>, RepoError> {
+        let state = self.lock()?;
+        let mut matching: Vec<&InboxRecord> = state
+            .inbox
+            .values()
+            .filter(|row| filter.outcome.is_none_or(|outcome| row.outcome == outcome))
+            .filter(|row| {
+                filter
+                    .since
+                    .is_none_or(|since| row.first_received_at >= since)
+            })
+            .collect();
+        newest_first(&mut matching, |row| {
+            (row.first_received_at, row.event_id.clone())
+        });
+        let page = page_of(&matching, page);
+        Ok(Page {
+            items: page.items.into_iter().cloned().collect(),
+            total: page.total,
+        })
+    }
+
+    async fn known_event_ids(&self, event_ids: &[String]) -> Result<Vec<String>, RepoError> {
+        let state = self.lock()?;
+        let mut seen = HashSet::new();
+        Ok(event_ids
+            .iter()
+            .filter(|id| state.inbox.contains_key(*id) && seen.insert(*id))
+            .cloned()
+            .collect())
+    }
+
+    async fn prune_payloads(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, RepoError> {
+        let mut state = self.lock()?;
+        let mut old: Vec<(OffsetDateTime, String)> = state
+            .inbox
+            .values()
+            .filter(|row| row.payload.is_some() && row.first_received_at < received_before)
+            .map(|row| (row.first_received_at, row.event_id.clone()))
+            .collect();
+        old.sort_unstable();
+        old.truncate(limit as usize);
+        for (_, event_id) in &old {
+            if let Some(row) = state.inbox.get_mut(event_id) {
+                row.payload = None;
+            }
+        }
+        Ok(old.len() as u64)
+    }
+}
+
+#[async_trait]
+impl AuditLog for InMemoryStore {
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), RepoError> {
+        self.lock()?.audit.push(entry.clone());
+        Ok(())
+    }
+
+    async fn list_audit(&self, page: PageRequest) -> Result<Page<AuditEntry>, RepoError> {
+        let state = self.lock()?;
+        let mut entries: Vec<(usize, &AuditEntry)> = state.audit.iter().enumerate().collect();
+        // Newest first; of one instant, the later appended first.
+        newest_first(&mut entries, |(index, entry)| (entry.at, *index));
+        let page = page_of(&entries, page);
+        Ok(Page {
+            items: page
+                .items
+                .into_iter()
+                .map(|(_, entry)| entry.clone())
+                .collect(),
+            total: page.total,
+        })
     }
 }
 

@@ -29,20 +29,43 @@ use lms_domain::{
     PaymentFact, PaymentFacts, Purchase, PurchaseId, PurchaseStatus, Role, User, UserId, UserName,
 };
 use lms_ports::{
-    Applied, CourseRepo, DeploymentClaim, DeploymentRegistry, EventReceipt, FactUpdate,
-    PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, RepoError, StorageHealth, UserRepo,
+    Applied, AuditLog, CourseRepo, DeliveryKind, DeploymentClaim, DeploymentRegistry,
+    EventDelivery, EventEnvelope, EventInbox, EventOutcome, FactUpdate, InboxRecord, PageRequest,
+    PaymentsMode, PurchaseRepo, PurchasedCourse, RepoError, StorageHealth, Unapplied, UserRepo,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+mod audit;
+mod inbox;
+mod reconciliation;
+
+pub use audit::*;
+pub use inbox::*;
+pub use reconciliation::*;
+
 /// Everything the suite needs from a store.
 pub trait Store:
-    UserRepo + CourseRepo + PurchaseRepo + DeploymentRegistry + StorageHealth + Clone
+    UserRepo
+    + CourseRepo
+    + PurchaseRepo
+    + EventInbox
+    + AuditLog
+    + DeploymentRegistry
+    + StorageHealth
+    + Clone
 {
 }
 
-impl<S: UserRepo + CourseRepo + PurchaseRepo + DeploymentRegistry + StorageHealth + Clone> Store
-    for S
+impl<S> Store for S where
+    S: UserRepo
+        + CourseRepo
+        + PurchaseRepo
+        + EventInbox
+        + AuditLog
+        + DeploymentRegistry
+        + StorageHealth
+        + Clone
 {
 }
 
@@ -59,6 +82,8 @@ macro_rules! storage_contract_tests {
             users_emails_are_unique_case_insensitively,
             users_session_generation_starts_at_zero_and_each_end_adds_one,
             users_end_sessions_of_unknown_is_not_found,
+            users_set_role_round_trips,
+            users_set_role_of_unknown_is_not_found,
             courses_round_trip_exactly,
             courses_ids_are_unique,
             courses_update_overwrites_every_field,
@@ -80,8 +105,33 @@ macro_rules! storage_contract_tests {
             apply_facts_links_the_first_payment_intent,
             apply_facts_duplicate_payment_intent_writes_nothing,
             apply_facts_keeps_the_earliest_payment_time,
+            apply_facts_records_a_delivered_event_in_the_inbox,
+            apply_facts_records_a_mismatched_payment_as_held,
+            apply_facts_redelivery_only_counts,
+            apply_facts_redelivery_of_an_unsettled_event_only_counts,
+            apply_facts_replay_of_a_settled_event_changes_nothing,
+            apply_facts_replay_of_an_unsettled_event_applies_and_overwrites_its_outcome,
+            apply_facts_replay_of_an_event_not_in_the_inbox_applies_and_records_it,
+            apply_facts_refused_replay_records_nothing,
+            record_event_inserts_a_new_event_with_its_outcome,
+            record_event_redelivery_only_counts_whatever_the_outcome,
+            record_event_refuses_applied_and_held_outcomes,
+            record_event_replay_overwrites_an_unsettled_outcome,
+            record_event_replay_leaves_a_settled_event_alone,
+            mark_failed_marks_any_event_failed_and_a_replay_applies_it_again,
+            inbox_lists_most_recently_received_first_ties_by_id_and_paged,
+            inbox_lists_filtered_by_outcome_and_since,
+            inbox_knows_which_event_ids_it_holds,
+            inbox_prunes_only_old_payloads_oldest_first_up_to_the_limit,
+            reconciliation_claims_pending_unheld_purchases_created_before_the_cutoff_oldest_first,
+            reconciliation_claims_are_leased_until_claimed_until,
+            held_lists_purchases_held_for_review_oldest_first_ties_by_id_and_paged,
+            audit_entries_round_trip_every_field,
+            audit_lists_newest_first_ties_by_append_order_and_paged,
             unlocked_lists_completed_purchases_with_their_courses,
             concurrent_deliveries_of_one_event_apply_once,
+            concurrent_replays_of_one_failed_event_apply_once,
+            concurrent_reconciliation_claims_are_disjoint,
             concurrent_checkouts_of_one_course_let_exactly_one_win,
             concurrent_events_of_one_purchase_lose_no_fact,
             concurrent_session_ends_lose_no_increment,
@@ -224,10 +274,15 @@ pub async fn record_payload_events<S: Store>(store: &S, purchase: PurchaseId) {
             purchase_id: purchase,
             facts: vec![],
             payment_intent_id: None,
-            event: Some(EventReceipt {
-                event_id: id.to_owned(),
-                event_type: "charge.refunded".to_owned(),
-                payload: payload.to_owned(),
+            event: Some(EventDelivery {
+                envelope: EventEnvelope {
+                    id: id.to_owned(),
+                    event_type: "charge.refunded".to_owned(),
+                    livemode: false,
+                    created: at(1),
+                    payload: payload.to_owned(),
+                },
+                kind: DeliveryKind::Delivered,
             }),
             at: at(2),
         };
@@ -255,11 +310,67 @@ pub fn session(id: &str, expires_at: OffsetDateTime) -> CheckoutSession {
     }
 }
 
-pub fn event(id: &str) -> EventReceipt {
-    EventReceipt {
-        event_id: id.to_owned(),
+/// A test-mode `checkout.session.completed` event `id`, created by the gateway at `at(-60)`,
+/// with a JSON payload naming it.
+pub fn envelope(id: &str) -> EventEnvelope {
+    EventEnvelope {
+        id: id.to_owned(),
         event_type: "checkout.session.completed".to_owned(),
+        livemode: false,
+        created: at(-60),
         payload: format!(r#"{{"id":"{id}","object":"event","type":"checkout.session.completed"}}"#),
+    }
+}
+
+/// The [`envelope`] `id` delivered by the gateway.
+pub fn event(id: &str) -> EventDelivery {
+    EventDelivery {
+        envelope: envelope(id),
+        kind: DeliveryKind::Delivered,
+    }
+}
+
+/// The [`envelope`] `id` replayed by an operator.
+pub fn replayed(id: &str) -> EventDelivery {
+    EventDelivery {
+        envelope: envelope(id),
+        kind: DeliveryKind::Replayed,
+    }
+}
+
+/// An outcome for [`EventInbox::record_event`].
+pub fn unapplied(
+    outcome: EventOutcome,
+    error: Option<&str>,
+    purchase_id: Option<PurchaseId>,
+) -> Unapplied {
+    Unapplied {
+        outcome,
+        error: error.map(str::to_owned),
+        purchase_id,
+    }
+}
+
+/// The inbox row a first delivery of `envelope` at `received` writes.
+pub fn first_row(
+    envelope: &EventEnvelope,
+    received: OffsetDateTime,
+    outcome: EventOutcome,
+    error: Option<&str>,
+    purchase_id: Option<PurchaseId>,
+) -> InboxRecord {
+    InboxRecord {
+        event_id: envelope.id.clone(),
+        event_type: envelope.event_type.clone(),
+        livemode: envelope.livemode,
+        created: envelope.created,
+        first_received_at: received,
+        last_received_at: received,
+        delivery_count: 1,
+        outcome,
+        error: error.map(str::to_owned),
+        purchase_id,
+        payload: Some(envelope.payload.clone()),
     }
 }
 
@@ -307,6 +418,15 @@ async fn get<S: Store>(store: &S, id: PurchaseId) -> Purchase {
         .await
         .unwrap()
         .expect("the purchase exists")
+}
+
+/// The inbox row of `event_id`, which must exist.
+async fn row<S: Store>(store: &S, event_id: &str) -> InboxRecord {
+    store
+        .get_event(event_id)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{event_id} is in the inbox"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -428,6 +548,59 @@ pub async fn users_end_sessions_of_unknown_is_not_found<S: Store>(store: S) {
         Err(RepoError::NotFound)
     );
     assert_eq!(store.get_user(buyer.id).await.unwrap(), Some(buyer));
+}
+
+pub async fn users_set_role_round_trips<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let admin = store.set_role(&buyer.email, Role::Admin).await.unwrap();
+    assert_eq!(
+        admin,
+        User {
+            role: Role::Admin,
+            ..buyer.clone()
+        }
+    );
+    assert_eq!(store.get_user(buyer.id).await.unwrap(), Some(admin.clone()));
+    let shouted = Email::parse(&buyer.email.as_str().to_uppercase()).unwrap();
+    assert_eq!(
+        store.find_user_by_email(&shouted).await.unwrap(),
+        Some(admin)
+    );
+    // Only that user changed.
+    assert_eq!(
+        store.get_user(instructor.id).await.unwrap(),
+        Some(instructor.clone())
+    );
+
+    // And back; the role it already has is no change.
+    assert_eq!(
+        store.set_role(&shouted, Role::Student).await,
+        Ok(buyer.clone())
+    );
+    assert_eq!(store.get_user(buyer.id).await.unwrap(), Some(buyer));
+    assert_eq!(
+        store.set_role(&instructor.email, Role::Instructor).await,
+        Ok(instructor.clone())
+    );
+    assert_eq!(
+        store.get_user(instructor.id).await.unwrap(),
+        Some(instructor)
+    );
+}
+
+pub async fn users_set_role_of_unknown_is_not_found<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let nobody = Email::parse("nobody@example.com").unwrap();
+    assert_eq!(
+        store.set_role(&nobody, Role::Admin).await,
+        Err(RepoError::NotFound)
+    );
+    assert_eq!(store.find_user_by_email(&nobody).await.unwrap(), None);
+    assert_eq!(store.get_user(buyer.id).await.unwrap(), Some(buyer));
+    assert_eq!(
+        store.get_user(instructor.id).await.unwrap(),
+        Some(instructor)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -591,6 +764,7 @@ pub async fn purchases_round_trip_every_field<S: Store>(store: S) {
             dispute_opened: true,
             dispute_won: true,
             dispute_lost: true,
+            accepted_by_operator: true,
         },
         holds_active_slot: false,
         created_at: at(1),
@@ -624,6 +798,7 @@ pub async fn purchases_round_trip_every_field<S: Store>(store: S) {
         |f| f.dispute_opened = true,
         |f| f.dispute_won = true,
         |f| f.dispute_lost = true,
+        |f| f.accepted_by_operator = true,
     ];
     for (i, set) in variants.into_iter().enumerate() {
         let mut purchase = begin(&buyer, &course, at(10 + i64::try_from(i).unwrap()));
@@ -944,6 +1119,21 @@ pub async fn apply_facts_applies_an_event_exactly_once<S: Store>(store: S) {
         Applied::DuplicateEvent
     );
     assert_eq!(get(&store, other.id).await, other);
+    // Each duplicate was only counted; the row still names the purchase it was applied to.
+    assert_eq!(
+        row(&store, "evt_once").await,
+        InboxRecord {
+            last_received_at: at(5),
+            delivery_count: 4,
+            ..first_row(
+                &envelope("evt_once"),
+                at(2),
+                EventOutcome::Applied,
+                None,
+                Some(purchase.id)
+            )
+        }
+    );
 
     // A new event applies.
     let refunded = apply(
@@ -975,7 +1165,8 @@ pub async fn apply_facts_unknown_purchase_is_not_found_and_records_no_event<S: S
         Err(RepoError::NotFound)
     );
 
-    // The event id was not recorded: the same event applies to a real purchase afterwards.
+    // The event was not recorded: the same event applies to a real purchase afterwards.
+    assert_eq!(store.get_event("evt_orphan").await.unwrap(), None);
     let purchase = begin(&buyer, &course, at(2));
     store.create_purchase(&purchase).await.unwrap();
     let result = apply(&store, purchase.id, paid, Some("evt_orphan"), at(3)).await;
@@ -1179,6 +1370,7 @@ pub async fn apply_facts_duplicate_payment_intent_writes_nothing<S: Store>(store
     );
     // Neither the facts nor the event were recorded.
     assert_eq!(get(&store, second.id).await, second);
+    assert_eq!(store.get_event("evt_second").await.unwrap(), None);
     assert_eq!(
         store.find_by_payment_intent("pi_taken").await.unwrap(),
         Some(owner)
@@ -1356,6 +1548,20 @@ pub async fn concurrent_deliveries_of_one_event_apply_once<S: Store>(store: S) {
     let saved = get(&store, purchase.id).await;
     assert_eq!(saved.status(), PurchaseStatus::Completed);
     assert_eq!(saved.updated_at, at(2));
+    // Every delivery was counted, none lost to a race.
+    assert_eq!(
+        row(&store, "evt_storm").await,
+        InboxRecord {
+            delivery_count: 50,
+            ..first_row(
+                &envelope("evt_storm"),
+                at(2),
+                EventOutcome::Applied,
+                None,
+                Some(purchase.id)
+            )
+        }
+    );
 }
 
 pub async fn concurrent_checkouts_of_one_course_let_exactly_one_win<S: Store>(store: S) {

@@ -17,9 +17,8 @@ use crate::{Services, UseCaseError};
 use lms_domain::{PaymentFact, Purchase, PurchaseId, PurchaseStatus};
 use lms_ports::{
     Applied, AuditAction, AuditActor, AuditEntry, DeliveryKind, EventDelivery, EventFilter,
-    EventOutcome, EventQuery, FactUpdate, GatewayEvent, InboxRecord,
-    Page, PageRequest, PurchaseLocator, Recorded, RefundRequest, RefundStatus, RepoError,
-    Unapplied, WebhookEvent,
+    EventOutcome, EventQuery, FactUpdate, GatewayEvent, InboxRecord, Page, PageRequest,
+    PurchaseLocator, Recorded, RefundRequest, RefundStatus, RepoError, Unapplied, WebhookEvent,
 };
 use std::collections::{BTreeMap, HashSet};
 use time::{Duration, OffsetDateTime};
@@ -500,7 +499,10 @@ impl Services {
         for page_number in 1.. {
             let page = self
                 .inbox
-                .list_events(filter, PageRequest::new(page_number, PageRequest::MAX_LIMIT))
+                .list_events(
+                    filter,
+                    PageRequest::new(page_number, PageRequest::MAX_LIMIT),
+                )
                 .await?;
             let full = page.items.len() == PageRequest::MAX_LIMIT as usize;
             ids.extend(page.items.into_iter().map(|record| record.event_id));

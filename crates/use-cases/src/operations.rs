@@ -3,7 +3,9 @@
 
 use crate::error::Resource;
 use crate::{Services, UseCaseError};
-use lms_domain::{DomainError, Email, PaymentFact, Purchase, PurchaseId, PurchaseStatus, Role, User};
+use lms_domain::{
+    DomainError, Email, PaymentFact, Purchase, PurchaseId, PurchaseStatus, Role, User,
+};
 use lms_ports::{
     AuditAction, AuditActor, AuditEntry, GatewayError, Page, PageRequest, RefundRequest,
     RefundStatus, RepoError, SessionStatus,
@@ -333,11 +335,9 @@ impl Services {
                         Some(closed)
                     }
                     // Paid or closed meanwhile: what it is now decides.
-                    Err(GatewayError::Rejected { .. }) => Some(
-                        self.gateway
-                            .retrieve_checkout_session(&stored.id)
-                            .await?,
-                    ),
+                    Err(GatewayError::Rejected { .. }) => {
+                        Some(self.gateway.retrieve_checkout_session(&stored.id).await?)
+                    }
                     Err(GatewayError::NotFound) => None,
                     Err(err) => return Err(err.into()),
                 }

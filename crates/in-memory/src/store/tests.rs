@@ -1,6 +1,6 @@
 use super::*;
 use lms_domain::{CourseDraft, CourseText, Currency, Money, PaymentFact, Role, UserName};
-use lms_ports::EventReceipt;
+use lms_ports::{AuditAction, AuditActor, EventEnvelope};
 use time::macros::datetime;
 use time::Duration;
 use uuid::Uuid;
@@ -58,12 +58,29 @@ fn update(purchase: PurchaseId, facts: Vec<PaymentFact>, event: Option<&str>) ->
         purchase_id: purchase,
         facts,
         payment_intent_id: None,
-        event: event.map(|id| EventReceipt {
-            event_id: id.to_owned(),
-            event_type: "test.event".to_owned(),
-            payload: "{}".to_owned(),
-        }),
+        event: event.map(|id| delivery(id, DeliveryKind::Delivered)),
         at: T0 + Duration::minutes(1),
+    }
+}
+
+fn delivery(id: &str, kind: DeliveryKind) -> EventDelivery {
+    EventDelivery {
+        envelope: EventEnvelope {
+            id: id.to_owned(),
+            event_type: "test.event".to_owned(),
+            livemode: false,
+            created: T0,
+            payload: "{}".to_owned(),
+        },
+        kind,
+    }
+}
+
+fn failed() -> Unapplied {
+    Unapplied {
+        outcome: EventOutcome::Failed,
+        error: Some("broken".to_owned()),
+        purchase_id: None,
     }
 }
 
@@ -563,5 +580,149 @@ async fn the_unavailable_switch_fails_every_call_and_writes_nothing() {
     assert_eq!(
         store.get_user(buyer.id).await.unwrap().map(|u| u.id),
         Some(buyer.id)
+    );
+}
+
+#[tokio::test]
+async fn recorded_events_lists_the_events_whose_facts_were_merged_in_that_order() {
+    let (store, buyer, course) = seeded().await;
+    let p = purchase(100, &buyer, &course, T0);
+    store.create_purchase(&p).await.unwrap();
+    let paid = vec![PaymentFact::PaymentSucceeded {
+        amount: usd(1999),
+        at: None,
+    }];
+
+    // Recorded without merging (failed), then delivered again: not listed.
+    store
+        .record_event(
+            &delivery("evt_failed", DeliveryKind::Delivered),
+            &failed(),
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .apply_facts(&update(p.id, paid.clone(), Some("evt_failed")))
+            .await,
+        Ok(Applied::DuplicateEvent)
+    );
+    assert!(store.recorded_event_ids().is_empty());
+
+    store
+        .apply_facts(&update(p.id, vec![], Some("evt_first")))
+        .await
+        .unwrap();
+    // Replayed once fixed: merged now, so listed.
+    let replay = FactUpdate {
+        event: Some(delivery("evt_failed", DeliveryKind::Replayed)),
+        ..update(p.id, paid, None)
+    };
+    assert!(matches!(
+        store.apply_facts(&replay).await,
+        Ok(Applied::Applied(_))
+    ));
+    assert_eq!(
+        store.apply_facts(&replay).await,
+        Ok(Applied::DuplicateEvent)
+    );
+    assert_eq!(
+        store.recorded_event_ids(),
+        vec!["evt_first".to_owned(), "evt_failed".to_owned()]
+    );
+    let last = store.recorded_events().pop().unwrap();
+    assert_eq!(
+        last,
+        RecordedEvent {
+            event_id: "evt_failed".to_owned(),
+            event_type: "test.event".to_owned(),
+            purchase_id: p.id,
+            payload: "{}".to_owned(),
+            received_at: replay.at,
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_unavailable_switch_covers_the_inbox_the_audit_trail_and_the_new_queries() {
+    let (store, buyer, course) = seeded().await;
+    let p = purchase(100, &buyer, &course, T0);
+    store.create_purchase(&p).await.unwrap();
+    let page = PageRequest::new(1, 10);
+    let entry = AuditEntry {
+        at: T0,
+        actor: AuditActor::System,
+        action: AuditAction::Refund,
+        purchase_id: Some(p.id),
+        event_id: None,
+        subject_user_id: None,
+        amount: Some(usd(1999)),
+        reason: "test".to_owned(),
+    };
+    let unavailable = |result: Result<(), RepoError>| {
+        assert!(
+            matches!(result, Err(RepoError::Unavailable(_))),
+            "{result:?}"
+        );
+    };
+
+    store.set_unavailable(true);
+    let ev = delivery("evt_1", DeliveryKind::Delivered);
+    unavailable(store.record_event(&ev, &failed(), T0).await.map(drop));
+    unavailable(store.mark_failed("evt_1", "x").await);
+    unavailable(store.get_event("evt_1").await.map(drop));
+    unavailable(
+        store
+            .list_events(EventFilter::default(), page)
+            .await
+            .map(drop),
+    );
+    unavailable(store.known_event_ids(&["evt_1".to_owned()]).await.map(drop));
+    unavailable(store.prune_payloads(T0, 10).await.map(drop));
+    unavailable(store.append_audit(&entry).await);
+    unavailable(store.list_audit(page).await.map(drop));
+    let later = T0 + Duration::hours(1);
+    unavailable(
+        store
+            .claim_for_reconciliation(later, later, later, 10)
+            .await
+            .map(drop),
+    );
+    unavailable(store.list_held(page).await.map(drop));
+    unavailable(store.set_role(&buyer.email, Role::Admin).await.map(drop));
+    store.set_unavailable(false);
+
+    // Nothing was written: the event is unknown, the trail empty, the role and the claim
+    // unchanged.
+    assert_eq!(store.get_event("evt_1").await, Ok(None));
+    assert_eq!(store.list_audit(page).await.unwrap().total, 0);
+    assert_eq!(
+        store.get_user(buyer.id).await.unwrap().map(|u| u.role),
+        Some(Role::Student)
+    );
+    let claimed = store
+        .claim_for_reconciliation(later, later, later, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.iter().map(|p| p.id).collect::<Vec<_>>(), vec![p.id]);
+}
+
+#[tokio::test]
+async fn a_claim_of_limit_zero_claims_nothing() {
+    let (store, buyer, course) = seeded().await;
+    let p = purchase(100, &buyer, &course, T0);
+    store.create_purchase(&p).await.unwrap();
+    let later = T0 + Duration::hours(1);
+    assert_eq!(
+        store.claim_for_reconciliation(later, later, later, 0).await,
+        Ok(vec![])
+    );
+    assert_eq!(
+        store
+            .claim_for_reconciliation(later, later, later + Duration::hours(1), 5)
+            .await
+            .map(|claimed| claimed.len()),
+        Ok(1)
     );
 }

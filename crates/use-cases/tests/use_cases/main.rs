@@ -9,6 +9,8 @@ mod accounts;
 mod busy;
 mod checkout;
 mod courses;
+mod inbox;
+mod operations;
 mod refunds;
 mod status;
 mod support;

@@ -29,16 +29,21 @@ pub struct World {
 
 impl World {
     pub fn new() -> Self {
+        Self::with_settings(UseCaseSettings::default())
+    }
+
+    pub fn with_settings(settings: UseCaseSettings) -> Self {
         let store = InMemoryStore::new();
-        let gateway = FakeGateway::new();
         let clock = ManualClock::default();
+        // The events the fake emits carry the test's time, as the gateway's history would.
+        let gateway = FakeGateway::new().with_clock(Arc::new(clock.clone()));
         let hasher = FakeHasher::new();
         let services = Services::with_store(
             store.clone(),
             Arc::new(gateway.clone()),
             Arc::new(hasher.clone()),
             Arc::new(clock.clone()),
-            UseCaseSettings::default(),
+            settings,
         );
         Self {
             services,
