@@ -14,8 +14,8 @@
 use async_trait::async_trait;
 use lms_domain::{CourseId, Currency, Money, PaymentFact, PurchaseId, UserId};
 use lms_ports::{
-    CheckoutRequest, GatewayError, GatewaySession, PaymentGateway, RefundRequest, RefundStatus,
-    SessionPaymentStatus, SessionStatus, WebhookEvent, WebhookRejection,
+    CheckoutRequest, EventQuery, GatewayError, GatewaySession, PaymentGateway, RefundRequest,
+    RefundStatus, SessionPaymentStatus, SessionStatus, WebhookEvent, WebhookRejection,
 };
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -230,7 +230,11 @@ pub async fn a_signed_completion_webhook_carries_the_payment(world: &dyn Gateway
     else {
         panic!("a completed checkout is relevant");
     };
-    assert!(!event.id.is_empty());
+    assert!(!event.envelope.id.is_empty());
+    assert!(
+        !event.envelope.livemode,
+        "a test deployment hears test events"
+    );
     assert_eq!(event.locator.purchase_id, Some(request.purchase_id));
     assert_eq!(
         event.locator.checkout_session_id.as_deref(),
@@ -245,7 +249,7 @@ pub async fn a_signed_completion_webhook_carries_the_payment(world: &dyn Gateway
         "{:?}",
         event.facts
     );
-    assert_eq!(event.payload.as_bytes(), body.as_slice());
+    assert_eq!(event.envelope.payload.as_bytes(), body.as_slice());
 }
 
 pub async fn tampered_or_unsigned_webhooks_are_rejected(world: &dyn GatewayWorld) {
@@ -269,6 +273,224 @@ pub async fn tampered_or_unsigned_webhooks_are_rejected(world: &dyn GatewayWorld
     );
 }
 
+pub async fn an_open_session_can_be_expired_once(world: &dyn GatewayWorld) {
+    let since = OffsetDateTime::now_utc() - Duration::minutes(1);
+    let (request, session) = open_session(world, 1999).await;
+    let closed = world
+        .gateway()
+        .expire_checkout_session(&session.id)
+        .await
+        .unwrap();
+    assert_eq!(closed.id, session.id);
+    assert_eq!(closed.status, SessionStatus::Expired);
+    assert_eq!(closed.payment_status, SessionPaymentStatus::Unpaid);
+    assert_eq!(closed.url, None, "a closed session has no payment page");
+    assert_eq!(closed.purchase_id, Some(request.purchase_id));
+    assert_eq!(closed.facts(), vec![PaymentFact::CheckoutExpired]);
+    let retrieved = retrieve(world, &session.id).await;
+    assert_eq!(retrieved.status, SessionStatus::Expired);
+    assert_eq!(retrieved.facts(), vec![PaymentFact::CheckoutExpired]);
+    let again = world
+        .gateway()
+        .expire_checkout_session(&session.id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, GatewayError::Rejected { .. }),
+        "a second expiry: {again:?}"
+    );
+    // The gateway tells of the expiry like of any other change.
+    let expiries: Vec<_> = list_all(world, since, 100)
+        .await
+        .into_iter()
+        .filter_map(|event| match event {
+            WebhookEvent::Relevant(event)
+                if event.locator.checkout_session_id.as_deref() == Some(session.id.as_str()) =>
+            {
+                Some(event)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(expiries.len(), 1, "{expiries:?}");
+    assert_eq!(expiries[0].facts, vec![PaymentFact::CheckoutExpired]);
+    assert_eq!(expiries[0].locator.purchase_id, Some(request.purchase_id));
+}
+
+pub async fn a_paid_session_cannot_be_expired(world: &dyn GatewayWorld) {
+    let (_request, session) = paid_session(world, 1999).await;
+    let error = world
+        .gateway()
+        .expire_checkout_session(&session.id)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, GatewayError::Rejected { .. }),
+        "expiring a paid session: {error:?}"
+    );
+    let still = retrieve(world, &session.id).await;
+    assert_eq!(
+        (still.status, still.payment_status),
+        (SessionStatus::Complete, SessionPaymentStatus::Paid)
+    );
+}
+
+pub async fn expiring_an_unknown_session_is_not_found(world: &dyn GatewayWorld) {
+    assert_eq!(
+        world
+            .gateway()
+            .expire_checkout_session("cs_test_does_not_exist")
+            .await
+            .unwrap_err(),
+        GatewayError::NotFound
+    );
+}
+
+/// Every event created at or after `since`, page by page (`limit` a page), newest first;
+/// checks that each page but the last says more remain.
+async fn list_all(
+    world: &dyn GatewayWorld,
+    since: OffsetDateTime,
+    limit: u32,
+) -> Vec<WebhookEvent> {
+    let mut events = Vec::new();
+    let mut starting_after: Option<String> = None;
+    for _ in 0..100 {
+        let page = world
+            .gateway()
+            .list_events(&EventQuery {
+                created_from: since,
+                starting_after: starting_after.take(),
+                limit,
+            })
+            .await
+            .unwrap();
+        assert!(
+            page.events.len() <= limit as usize,
+            "a page holds at most its limit"
+        );
+        starting_after = page.events.last().map(|event| event.envelope().id.clone());
+        events.extend(page.events);
+        if !page.has_more {
+            return events;
+        }
+        assert!(starting_after.is_some(), "more remain after an empty page");
+    }
+    panic!("the event history never ended");
+}
+
+pub async fn the_events_of_a_paid_checkout_are_listed_newest_first(world: &dyn GatewayWorld) {
+    let since = OffsetDateTime::now_utc() - Duration::minutes(1);
+    let (request, session) = paid_session(world, 2100).await;
+    let events = list_all(world, since, 100).await;
+    assert!(!events.is_empty(), "a paid checkout leaves events");
+    for pair in events.windows(2) {
+        assert!(
+            pair[0].envelope().created >= pair[1].envelope().created,
+            "newest first: {:?}",
+            events
+                .iter()
+                .map(|e| e.envelope().created)
+                .collect::<Vec<_>>()
+        );
+    }
+    let mut completions = 0;
+    for event in &events {
+        // Only the types the adapter acts on are asked for, and these are all about our
+        // purchase: nothing listed here is ignored.
+        let WebhookEvent::Relevant(event) = event else {
+            panic!("an event the adapter does not act on was listed: {event:?}");
+        };
+        assert!(event.envelope.created >= since - Duration::seconds(1));
+        assert!(!event.envelope.livemode);
+        let ours = event.locator.purchase_id == Some(request.purchase_id)
+            || event.locator.checkout_session_id.as_deref() == Some(session.id.as_str());
+        assert!(ours, "an event of another purchase: {event:?}");
+        if event.locator.checkout_session_id.as_deref() == Some(session.id.as_str())
+            && event.facts.iter().any(|fact| {
+                matches!(fact, PaymentFact::PaymentSucceeded { amount, at: Some(_) } if *amount == request.amount)
+            })
+        {
+            completions += 1;
+        }
+    }
+    assert_eq!(completions, 1, "the session's completion, once: {events:?}");
+}
+
+pub async fn the_event_history_pages_with_a_cursor(world: &dyn GatewayWorld) {
+    let since = OffsetDateTime::now_utc() - Duration::minutes(1);
+    paid_session(world, 1999).await;
+    paid_session(world, 2999).await;
+    let (_, open) = open_session(world, 3999).await;
+    world
+        .gateway()
+        .expire_checkout_session(&open.id)
+        .await
+        .unwrap();
+    let at_once = list_all(world, since, 100).await;
+    assert!(
+        at_once.len() >= 3,
+        "two payments and an expiry: {at_once:?}"
+    );
+    let ids = |events: &[WebhookEvent]| -> Vec<String> {
+        events
+            .iter()
+            .map(|event| event.envelope().id.clone())
+            .collect()
+    };
+    let one_by_one = list_all(world, since, 1).await;
+    assert_eq!(ids(&one_by_one), ids(&at_once));
+    let two_by_two = list_all(world, since, 2).await;
+    assert_eq!(ids(&two_by_two), ids(&at_once));
+    let mut unique = ids(&at_once);
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), at_once.len(), "no event is listed twice");
+}
+
+pub async fn no_events_are_listed_from_the_future(world: &dyn GatewayWorld) {
+    paid_session(world, 1999).await;
+    let page = world
+        .gateway()
+        .list_events(&EventQuery {
+            created_from: OffsetDateTime::now_utc() + Duration::hours(1),
+            starting_after: None,
+            limit: 100,
+        })
+        .await
+        .unwrap();
+    assert!(page.events.is_empty(), "{:?}", page.events);
+    assert!(!page.has_more);
+}
+
+pub async fn a_listed_or_delivered_event_decodes_again_from_its_payload(world: &dyn GatewayWorld) {
+    let since = OffsetDateTime::now_utc() - Duration::minutes(1);
+    let (_request, session) = paid_session(world, 1999).await;
+    let events = list_all(world, since, 100).await;
+    assert!(!events.is_empty());
+    for event in &events {
+        assert_eq!(
+            world
+                .gateway()
+                .decode_stored_event(event.envelope().payload.as_bytes())
+                .as_ref(),
+            Ok(event),
+            "the payload kept decodes to the event listed"
+        );
+    }
+    // A delivered webhook, kept and decoded again much later, is the event it was.
+    let (body, signature) = world.completion_webhook(&session.id).await;
+    let verified = world
+        .gateway()
+        .verify_webhook(&body, Some(&signature))
+        .unwrap();
+    assert_eq!(world.gateway().decode_stored_event(&body), Ok(verified));
+    assert!(matches!(
+        world.gateway().decode_stored_event(b"not an event"),
+        Err(WebhookRejection::Malformed(_))
+    ));
+}
+
 /// Expands to one `#[tokio::test]` per contract check; `$world` is an async expression
 /// building a fresh [`GatewayWorld`] for each test.
 #[macro_export]
@@ -283,6 +505,13 @@ macro_rules! gateway_contract_tests {
             refunding_an_unknown_payment_is_not_found,
             a_signed_completion_webhook_carries_the_payment,
             tampered_or_unsigned_webhooks_are_rejected,
+            an_open_session_can_be_expired_once,
+            a_paid_session_cannot_be_expired,
+            expiring_an_unknown_session_is_not_found,
+            the_events_of_a_paid_checkout_are_listed_newest_first,
+            the_event_history_pages_with_a_cursor,
+            no_events_are_listed_from_the_future,
+            a_listed_or_delivered_event_decodes_again_from_its_payload,
         );
     };
     (@each $world:expr; $($check:ident),+ $(,)?) => {

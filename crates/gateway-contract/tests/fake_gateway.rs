@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use lms_gateway_contract::{gateway_contract_tests, GatewayWorld};
-use lms_in_memory::{FakeEvent, FakeGateway};
+use lms_in_memory::FakeGateway;
 use lms_ports::PaymentGateway;
 
 struct FakeWorld {
@@ -24,16 +24,17 @@ impl GatewayWorld for FakeWorld {
     }
 
     async fn completion_webhook(&self, session_id: &str) -> (Vec<u8>, String) {
-        let session = self.gateway.session(session_id).expect("session exists");
-        let mut event = FakeEvent::new(format!("evt_{session_id}"), "checkout.session.completed")
-            .with_session(session_id)
-            .created_at(time::OffsetDateTime::now_utc());
-        if let Some(purchase_id) = session.purchase_id {
-            event = event.for_purchase(purchase_id);
-        }
-        for fact in session.facts() {
-            event = event.with_fact(fact);
-        }
+        // The event the fake emitted when the customer paid, as the Stripe world takes the
+        // sandbox's.
+        let event = self
+            .gateway
+            .events()
+            .into_iter()
+            .find(|event| {
+                event.event_type == "checkout.session.completed"
+                    && event.checkout_session_id.as_deref() == Some(session_id)
+            })
+            .expect("the fake emitted the completion event");
         FakeGateway::signed_event(&event)
     }
 }

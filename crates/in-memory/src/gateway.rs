@@ -3,11 +3,24 @@
 //! # Webhook format
 //! The body is the JSON of a [`FakeEvent`]:
 //! `{"id": "evt_..", "type": "...", "purchaseId"?, "checkoutSessionId"?, "paymentIntentId"?,
-//! "created"?, "facts": [{"kind": "payment_succeeded", "amountCents": 1999, "currency": "USD",
-//! "paidAt"?}, ...]}`. A payment's time is its `paidAt` (RFC 3339), else the event's `created`
-//! (Unix seconds), as Stripe's payment events are stamped; with neither it has no time.
-//! The signature header is [`FakeGateway::signature_for`] of the exact body bytes:
-//! `fake-v1=` + hex(SHA-256(secret ‖ body)). An event without facts is `Ignored`.
+//! "created"?, "livemode"?, "facts": [{"kind": "payment_succeeded", "amountCents": 1999,
+//! "currency": "USD", "paidAt"?}, ...]}`. A payment's time is its `paidAt` (RFC 3339), else the
+//! event's `created` (Unix seconds), as Stripe's payment events are stamped; with neither it has
+//! no time. The signature header is [`FakeGateway::signature_for`] of the exact body bytes:
+//! `fake-v1=` + hex(SHA-256(secret ‖ body)). An event without facts is `Ignored`. The fake runs
+//! in test mode unless made [`FakeGateway::in_live_mode`]; an event of the other mode
+//! (`livemode`, absent meaning test) is refused as [`WebhookRejection::WrongMode`].
+//!
+//! # Event history
+//! The fake keeps every event it emits, as a real gateway does, for
+//! [`PaymentGateway::list_events`] (newest first, by `created` in whole seconds then by order of
+//! emission). It emits on its own what a gateway would: `checkout.session.completed` when a
+//! session is paid ([`FakeGateway::pay_session`]) or completes unpaid
+//! ([`FakeGateway::complete_session_unpaid`]), `checkout.session.expired` when a session closes
+//! ([`FakeGateway::expire_session`], [`PaymentGateway::expire_checkout_session`]); a test emits
+//! any other with [`FakeGateway::emit`]. Events are stamped with the fake's clock
+//! ([`FakeGateway::with_clock`], the system clock by default). Events only signed with
+//! [`FakeGateway::signed_event`] are not in the history: they were never emitted.
 //!
 //! # Payments the fake knows
 //! Refunds are checked against the payments the fake knows: sessions paid through
@@ -19,9 +32,9 @@
 use async_trait::async_trait;
 use lms_domain::{Currency, DisputeOutcome, Money, PaymentFact, PurchaseId};
 use lms_ports::{
-    CheckoutRequest, Context, GatewayError, GatewayEvent, GatewaySession, PaymentGateway,
-    PurchaseLocator, RefundOutcome, RefundRequest, RefundStatus, SessionPaymentStatus,
-    SessionStatus, WebhookEvent, WebhookRejection,
+    CheckoutRequest, Clock, Context, EventEnvelope, EventPage, EventQuery, GatewayError,
+    GatewayEvent, GatewaySession, PaymentGateway, PurchaseLocator, RefundOutcome, RefundRequest,
+    RefundStatus, SessionPaymentStatus, SessionStatus, SystemClock, WebhookEvent, WebhookRejection,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -33,6 +46,8 @@ use uuid::Uuid;
 /// The fixed secret the fake signs webhooks with.
 const FAKE_WEBHOOK_SECRET: &str = "fake-webhook-secret";
 const SIGNATURE_PREFIX: &str = "fake-v1=";
+/// The page size a listing accepts, as Stripe's: 1 to 100.
+const MAX_EVENTS_PAGE: u32 = 100;
 
 /// One fact in the fake webhook format.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +79,9 @@ pub enum FakeFact {
     DisputeOpened,
     DisputeWon,
     DisputeLost,
+    /// An operator's decision, which no gateway reports; scriptable all the same so that
+    /// every fact has a form here.
+    AcceptedByOperator,
 }
 
 impl From<PaymentFact> for FakeFact {
@@ -86,6 +104,7 @@ impl From<PaymentFact> for FakeFact {
             PaymentFact::DisputeOpened => FakeFact::DisputeOpened,
             PaymentFact::DisputeClosed(DisputeOutcome::Won) => FakeFact::DisputeWon,
             PaymentFact::DisputeClosed(DisputeOutcome::Lost) => FakeFact::DisputeLost,
+            PaymentFact::AcceptedByOperator => FakeFact::AcceptedByOperator,
         }
     }
 }
@@ -122,6 +141,7 @@ impl FakeFact {
             FakeFact::DisputeOpened => PaymentFact::DisputeOpened,
             FakeFact::DisputeWon => PaymentFact::DisputeClosed(DisputeOutcome::Won),
             FakeFact::DisputeLost => PaymentFact::DisputeClosed(DisputeOutcome::Lost),
+            FakeFact::AcceptedByOperator => PaymentFact::AcceptedByOperator,
         })
     }
 }
@@ -144,6 +164,9 @@ pub struct FakeEvent {
     /// (as when the gateway does not say), so tests that do not care see no invented time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created: Option<i64>,
+    /// Sent in live mode; absent (and false) is test mode, so existing bodies stay as they were.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub livemode: bool,
     #[serde(default)]
     pub facts: Vec<FakeFact>,
 }
@@ -157,8 +180,16 @@ impl FakeEvent {
             checkout_session_id: None,
             payment_intent_id: None,
             created: None,
+            livemode: false,
             facts: Vec::new(),
         }
+    }
+
+    /// Marks the event as sent in live mode (real money).
+    #[must_use]
+    pub fn in_live_mode(mut self) -> Self {
+        self.livemode = true;
+        self
     }
 
     #[must_use]
@@ -206,6 +237,8 @@ pub enum GatewayCall {
     RetrieveCheckoutSession(String),
     FindSessionByPaymentIntent(String),
     Refund(RefundRequest),
+    ExpireCheckoutSession(String),
+    ListEvents(EventQuery),
 }
 
 /// A scripted failure, replayable any number of times: an error's cause cannot be cloned, so
@@ -268,6 +301,20 @@ impl std::error::Error for SharedCause {
     }
 }
 
+/// An event the fake emitted, in its history.
+#[derive(Debug, Clone)]
+struct Emitted {
+    event: FakeEvent,
+    /// Exactly the bytes a delivery would carry (and `list_events` hands out).
+    body: Vec<u8>,
+}
+
+impl Emitted {
+    fn created(&self) -> i64 {
+        self.event.created.unwrap_or(0)
+    }
+}
+
 #[derive(Debug)]
 struct State {
     sessions: HashMap<String, GatewaySession>,
@@ -281,8 +328,13 @@ struct State {
     refunds: Vec<RefundRequest>,
     /// Payment intent -> minor units refunded so far (succeeded or pending refunds).
     refunded: HashMap<String, i64>,
-    /// Payments announced by verified webhooks: payment intent -> amount captured.
+    /// Payments announced by verified webhooks or emitted events: payment intent -> amount
+    /// captured.
     announced: HashMap<String, Money>,
+    /// Every event emitted, oldest first.
+    events: Vec<Emitted>,
+    /// Whether the fake is a live-mode gateway (real money); test mode by default.
+    livemode: bool,
 }
 
 impl Default for State {
@@ -297,20 +349,55 @@ impl Default for State {
             refunds: Vec::new(),
             refunded: HashMap::new(),
             announced: HashMap::new(),
+            events: Vec::new(),
+            livemode: false,
         }
     }
 }
 
 /// A scriptable [`PaymentGateway`]. Clones share state, so a test can keep one handle and give
 /// another to the services.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub struct FakeGateway {
     state: Arc<Mutex<State>>,
+    /// What stamps the events the fake emits.
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for FakeGateway {
+    fn default() -> Self {
+        Self {
+            state: Arc::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl std::fmt::Debug for FakeGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeGateway")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FakeGateway {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Stamps the events the fake emits from now on with `clock` (shared by clones made after).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Makes the fake a live-mode gateway: it emits live events and refuses test ones.
+    #[must_use]
+    pub fn in_live_mode(self) -> Self {
+        self.state().livemode = true;
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -336,16 +423,75 @@ impl FakeGateway {
         format!("{SIGNATURE_PREFIX}{}", hex::encode(hasher.finalize()))
     }
 
-    /// The body and the matching signature header of an event.
+    /// The body and the matching signature header of an event. The event is not emitted: it
+    /// stays out of the history ([`FakeGateway::emit`] puts it there).
     pub fn signed_event(event: &FakeEvent) -> (Vec<u8>, String) {
         let body = event.to_body();
         let signature = Self::signature_for(&body);
         (body, signature)
     }
 
+    /// The gateway emits `event`: it joins the history [`PaymentGateway::list_events`] reads,
+    /// stamped with the fake's clock unless it has a `created` of its own, and a payment it
+    /// announces becomes refundable. Returns the body and signature header a delivery of it
+    /// carries. The event is kept as given: one the fake cannot decode (another mode, a bad
+    /// fact) makes a listing that reaches it fail as [`GatewayError::Unexpected`].
+    pub fn emit(&self, mut event: FakeEvent) -> (Vec<u8>, String) {
+        let now = self.clock.now().unix_timestamp();
+        let mut state = self.state();
+        event.created.get_or_insert(now);
+        Self::record(&mut state, event)
+    }
+
+    fn record(state: &mut State, event: FakeEvent) -> (Vec<u8>, String) {
+        let body = event.to_body();
+        // An event the fake cannot decode announces nothing; it is listed all the same, as a
+        // gateway lists what it sent.
+        if let Ok(decoded) = decode(&body, event.livemode) {
+            announce(state, &decoded);
+        }
+        state.events.push(Emitted {
+            event,
+            body: body.clone(),
+        });
+        let signature = Self::signature_for(&body);
+        (body, signature)
+    }
+
+    /// Every event emitted so far, oldest first.
+    pub fn events(&self) -> Vec<FakeEvent> {
+        self.state()
+            .events
+            .iter()
+            .map(|emitted| emitted.event.clone())
+            .collect()
+    }
+
+    /// Changes a session and emits the event that change makes a gateway send (its facts are
+    /// the session's, as [`GatewaySession::facts`] reads them); false when there is no such
+    /// session.
+    fn transition(
+        &self,
+        session_id: &str,
+        event_type: &str,
+        change: impl FnOnce(&mut GatewaySession),
+    ) -> bool {
+        let now = self.clock.now().unix_timestamp();
+        let mut state = self.state();
+        let livemode = state.livemode;
+        let Some(session) = state.sessions.get_mut(session_id) else {
+            return false;
+        };
+        change(session);
+        let event = session_event(session, event_type, now, livemode);
+        Self::record(&mut state, event);
+        true
+    }
+
     // ---- Scripting ------------------------------------------------------------------------
 
-    /// Makes the next `count` gateway calls (any method but `verify_webhook`) fail with `error`.
+    /// Makes the next `count` gateway calls (any method but the pure `verify_webhook` and
+    /// `decode_stored_event`) fail with `error`.
     pub fn fail_next(&self, count: usize, error: GatewayError) {
         let failure = Scripted::from(error);
         let mut state = self.state();
@@ -357,12 +503,12 @@ impl FakeGateway {
         self.state().refund_status = status;
     }
 
-    /// Adds or replaces a session, as if created elsewhere.
+    /// Adds or replaces a session, as if created elsewhere (no event is emitted).
     pub fn insert_session(&self, session: GatewaySession) {
         self.state().sessions.insert(session.id.clone(), session);
     }
 
-    /// Changes a stored session; false when there is no such session.
+    /// Changes a stored session, emitting nothing; false when there is no such session.
     pub fn update_session(
         &self,
         session_id: &str,
@@ -375,9 +521,10 @@ impl FakeGateway {
             .is_some()
     }
 
-    /// The customer paid: complete, paid, with this payment intent.
+    /// The customer paid: complete, paid, with this payment intent; emits
+    /// `checkout.session.completed` with the payment.
     pub fn pay_session(&self, session_id: &str, payment_intent_id: &str) -> bool {
-        self.update_session(session_id, |session| {
+        self.transition(session_id, "checkout.session.completed", |session| {
             session.status = SessionStatus::Complete;
             session.payment_status = SessionPaymentStatus::Paid;
             session.url = None;
@@ -385,9 +532,10 @@ impl FakeGateway {
         })
     }
 
-    /// Checkout completed with a delayed payment method still settling.
+    /// Checkout completed with a delayed payment method still settling; emits
+    /// `checkout.session.completed` (processing).
     pub fn complete_session_unpaid(&self, session_id: &str, payment_intent_id: &str) -> bool {
-        self.update_session(session_id, |session| {
+        self.transition(session_id, "checkout.session.completed", |session| {
             session.status = SessionStatus::Complete;
             session.payment_status = SessionPaymentStatus::Unpaid;
             session.url = None;
@@ -395,12 +543,10 @@ impl FakeGateway {
         })
     }
 
-    /// The session closed without payment.
+    /// The session closed without payment (whatever its state: a script may force it); emits
+    /// `checkout.session.expired`.
     pub fn expire_session(&self, session_id: &str) -> bool {
-        self.update_session(session_id, |session| {
-            session.status = SessionStatus::Expired;
-            session.url = None;
-        })
+        self.transition(session_id, "checkout.session.expired", close_session)
     }
 
     // ---- Inspection -----------------------------------------------------------------------
@@ -602,6 +748,81 @@ impl PaymentGateway for FakeGateway {
         Ok(outcome)
     }
 
+    async fn expire_checkout_session(
+        &self,
+        session_id: &str,
+    ) -> Result<GatewaySession, GatewayError> {
+        let now = self.clock.now().unix_timestamp();
+        let mut state = self.state();
+        Self::begin_call(
+            &mut state,
+            GatewayCall::ExpireCheckoutSession(session_id.to_owned()),
+        )?;
+        let livemode = state.livemode;
+        let session = state
+            .sessions
+            .get_mut(session_id)
+            .ok_or(GatewayError::NotFound)?;
+        if session.status != SessionStatus::Open {
+            return Err(GatewayError::Rejected {
+                code: Some("checkout_session_not_open".to_owned()),
+                message: format!(
+                    "only an open session can be expired; this one is {}",
+                    session.status.as_str()
+                ),
+            });
+        }
+        close_session(session);
+        let closed = session.clone();
+        let event = session_event(&closed, "checkout.session.expired", now, livemode);
+        Self::record(&mut state, event);
+        Ok(closed)
+    }
+
+    async fn list_events(&self, query: &EventQuery) -> Result<EventPage, GatewayError> {
+        let mut state = self.state();
+        Self::begin_call(&mut state, GatewayCall::ListEvents(query.clone()))?;
+        // Newest first; within one second, the later emitted first (a stable sort of the
+        // history read backwards).
+        let mut history: Vec<&Emitted> = state.events.iter().rev().collect();
+        history.sort_by_key(|emitted| std::cmp::Reverse(emitted.created()));
+        let start = match query.starting_after.as_deref().filter(|id| !id.is_empty()) {
+            Some(cursor) => {
+                history
+                    .iter()
+                    .position(|emitted| emitted.event.id == cursor)
+                    .ok_or(GatewayError::NotFound)?
+                    + 1
+            }
+            None => 0,
+        };
+        // Whole seconds, as the gateway's `created` (and the Stripe adapter's filter) are.
+        let from = query.created_from.unix_timestamp();
+        let limit = usize::try_from(query.limit.clamp(1, MAX_EVENTS_PAGE)).unwrap_or(1);
+        let mut matching = history[start..]
+            .iter()
+            .filter(|emitted| emitted.created() >= from);
+        let events = matching
+            .by_ref()
+            .take(limit)
+            .map(|emitted| {
+                decode(&emitted.body, state.livemode).map_err(|rejection| {
+                    GatewayError::unexpected(Context::new(
+                        "the fake emitted an event it cannot decode",
+                        rejection,
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let has_more = matching.next().is_some();
+        Ok(EventPage { events, has_more })
+    }
+
+    fn decode_stored_event(&self, payload: &[u8]) -> Result<WebhookEvent, WebhookRejection> {
+        let livemode = self.state().livemode;
+        decode(payload, livemode)
+    }
+
     fn verify_webhook(
         &self,
         payload: &[u8],
@@ -612,52 +833,96 @@ impl PaymentGateway for FakeGateway {
         if header.trim().as_bytes() != expected.as_bytes() {
             return Err(WebhookRejection::BadSignature);
         }
-        let event: FakeEvent =
-            serde_json::from_slice(payload).map_err(WebhookRejection::malformed)?;
-        if event.facts.is_empty() {
-            return Ok(WebhookEvent::Ignored {
-                id: event.id,
-                event_type: event.event_type,
-            });
-        }
-        let stamped = event
-            .created
-            .map(OffsetDateTime::from_unix_timestamp)
-            .transpose()
-            .map_err(|err| WebhookRejection::malformed(Context::new("created", err)))?;
-        let facts = event
-            .facts
-            .iter()
-            .map(|fact| fact.to_fact(stamped))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(WebhookRejection::malformed)?;
-        let purchase_id = event
-            .purchase_id
-            .as_deref()
-            .map(str::parse::<PurchaseId>)
-            .transpose()
-            .map_err(|err| WebhookRejection::malformed(Context::new("purchaseId", err)))?;
-        let created = stamped.unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        if let Some(intent) = &event.payment_intent_id {
-            for fact in &facts {
-                if let PaymentFact::PaymentSucceeded { amount, .. } = fact {
-                    self.state().announced.insert(intent.clone(), *amount);
-                }
-            }
-        }
-        Ok(WebhookEvent::Relevant(GatewayEvent {
-            id: event.id,
-            event_type: event.event_type,
-            created,
-            locator: PurchaseLocator {
-                purchase_id,
-                checkout_session_id: event.checkout_session_id,
-                payment_intent_id: event.payment_intent_id,
-            },
-            facts,
-            payload: String::from_utf8_lossy(payload).into_owned(),
-        }))
+        let mut state = self.state();
+        let event = decode(payload, state.livemode)?;
+        announce(&mut state, &event);
+        Ok(event)
     }
+}
+
+/// Closes a session unpaid: no payment page any more.
+fn close_session(session: &mut GatewaySession) {
+    session.status = SessionStatus::Expired;
+    session.url = None;
+}
+
+/// The event a gateway sends about a session in its current state.
+fn session_event(
+    session: &GatewaySession,
+    event_type: &str,
+    created: i64,
+    livemode: bool,
+) -> FakeEvent {
+    let mut event = FakeEvent::new(format!("evt_fake_{}", Uuid::new_v4().simple()), event_type)
+        .with_session(session.id.clone());
+    event.created = Some(created);
+    event.livemode = livemode;
+    event.purchase_id = session.purchase_id.map(|id| id.to_string());
+    event
+        .payment_intent_id
+        .clone_from(&session.payment_intent_id);
+    event.facts = session.facts().into_iter().map(FakeFact::from).collect();
+    event
+}
+
+/// Remembers the payment a verified or emitted event announces, so that it can be refunded.
+fn announce(state: &mut State, event: &WebhookEvent) {
+    let WebhookEvent::Relevant(event) = event else {
+        return;
+    };
+    let Some(intent) = &event.locator.payment_intent_id else {
+        return;
+    };
+    for fact in &event.facts {
+        if let PaymentFact::PaymentSucceeded { amount, .. } = fact {
+            state.announced.insert(intent.clone(), *amount);
+        }
+    }
+}
+
+/// Decodes an authentic body in the fake format: what `verify_webhook` does once the signature
+/// matched, `decode_stored_event` for a kept body and `list_events` for the history.
+fn decode(payload: &[u8], expect_livemode: bool) -> Result<WebhookEvent, WebhookRejection> {
+    let event: FakeEvent = serde_json::from_slice(payload).map_err(WebhookRejection::malformed)?;
+    if event.livemode != expect_livemode {
+        return Err(WebhookRejection::WrongMode);
+    }
+    let stamped = event
+        .created
+        .map(OffsetDateTime::from_unix_timestamp)
+        .transpose()
+        .map_err(|err| WebhookRejection::malformed(Context::new("created", err)))?;
+    let envelope = EventEnvelope {
+        id: event.id,
+        event_type: event.event_type,
+        livemode: event.livemode,
+        created: stamped.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        payload: String::from_utf8_lossy(payload).into_owned(),
+    };
+    if event.facts.is_empty() {
+        return Ok(WebhookEvent::Ignored(envelope));
+    }
+    let facts = event
+        .facts
+        .iter()
+        .map(|fact| fact.to_fact(stamped))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(WebhookRejection::malformed)?;
+    let purchase_id = event
+        .purchase_id
+        .as_deref()
+        .map(str::parse::<PurchaseId>)
+        .transpose()
+        .map_err(|err| WebhookRejection::malformed(Context::new("purchaseId", err)))?;
+    Ok(WebhookEvent::Relevant(GatewayEvent {
+        envelope,
+        locator: PurchaseLocator {
+            purchase_id,
+            checkout_session_id: event.checkout_session_id,
+            payment_intent_id: event.payment_intent_id,
+        },
+        facts,
+    }))
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //!   honouring the port contracts (uniqueness, the one-active-slot rule, exactly-once events)
 //!   under one lock, with switches for tests (make every call fail, inspect recorded events).
 //! - [`FakeGateway`]: a scriptable [`lms_ports::PaymentGateway`] with its own simple signed
-//!   webhook format (no Stripe knowledge), recording every request.
+//!   webhook format (no Stripe knowledge), recording every request and keeping the events it
+//!   emits for `list_events`.
 //! - [`ManualClock`]: a settable, advanceable [`lms_ports::Clock`].
 //! - [`FakeHasher`]: an instant [`lms_ports::PasswordHasher`] that records what it verified.
 

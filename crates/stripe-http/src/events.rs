@@ -13,6 +13,9 @@
 //! | `charge.dispute.closed`                     | won/lost: `DisputeClosed(..)`; other statuses: ignored |
 //! | anything else                               | [`WebhookEvent::Ignored`]                      |
 //!
+//! The types above are what [`relevant_event_types`] names: the adapter asks `GET /v1/events`
+//! for exactly those when it backfills.
+//!
 //! Decisions:
 //! - Only the fields used are required; unknown fields are ignored.
 //! - A payment's time is the event's `created`: Stripe emits these events when the payment
@@ -23,13 +26,15 @@
 //!   logged. Rejecting it as `InvalidPayload` would make Stripe redeliver it for days to no avail.
 //! - An event of a relevant type that carries no identifier we could correlate (no purchase id,
 //!   session or payment intent) cannot be about our purchases: it is `Ignored`.
+//! - Every decoded event, relevant or ignored, carries its envelope: id, type, `livemode`,
+//!   `created` and the exact text it was decoded from (the inbox keeps it for audit and replay).
 //! - Disputes carry `payment_intent` and `charge`; the port's locator has no charge field, so
 //!   the charge is used only when Stripe expanded it (its `metadata.purchase_id` and
 //!   `payment_intent`).
 
 use crate::objects::{purchase_id_from, Expandable, StripeCharge, StripeDispute, StripeSession};
 use lms_domain::{Currency, DisputeOutcome, Money, PaymentFact};
-use lms_ports::{GatewayEvent, PurchaseLocator, WebhookEvent, WebhookRejection};
+use lms_ports::{EventEnvelope, GatewayEvent, PurchaseLocator, WebhookEvent, WebhookRejection};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -49,8 +54,9 @@ struct RawData {
     object: serde_json::Value,
 }
 
-/// Parses an event body that has ALREADY been authenticated, checking that its `livemode`
-/// matches the key's mode.
+/// Parses an event body that has ALREADY been authenticated (a verified webhook, a stored
+/// one, or one read from `GET /v1/events`), checking that its `livemode` matches the key's
+/// mode.
 ///
 /// # Errors
 /// [`WebhookRejection::Malformed`] when the body is not an event (or a relevant event
@@ -68,32 +74,36 @@ pub fn parse_event(
     }
     let created = OffsetDateTime::from_unix_timestamp(raw.created)
         .map_err(|_| invalid("created is out of range"))?;
-    let ignored = || WebhookEvent::Ignored {
-        id: raw.id.clone(),
-        event_type: raw.event_type.clone(),
-    };
-    let Some(kind) = RelevantKind::of(&raw.event_type) else {
-        return Ok(ignored());
-    };
-    let object = raw
-        .data
-        .as_ref()
-        .map(|data| &data.object)
-        .ok_or_else(|| invalid("event has no data.object"))?;
-    let Some((locator, facts)) = map_object(kind, object, &raw.id, created)? else {
-        return Ok(ignored());
-    };
-    if locator == PurchaseLocator::default() {
-        return Ok(ignored());
-    }
-    Ok(WebhookEvent::Relevant(GatewayEvent {
+    let kind = RelevantKind::of(&raw.event_type);
+    let object = raw.data.map(|data| data.object);
+    let envelope = EventEnvelope {
         id: raw.id,
         event_type: raw.event_type,
+        livemode: raw.livemode,
         created,
+        payload: text.to_owned(),
+    };
+    let Some(kind) = kind else {
+        return Ok(WebhookEvent::Ignored(envelope));
+    };
+    let object = object.ok_or_else(|| invalid("event has no data.object"))?;
+    let Some((locator, facts)) = map_object(kind, &object, &envelope.id, created)? else {
+        return Ok(WebhookEvent::Ignored(envelope));
+    };
+    if locator == PurchaseLocator::default() {
+        return Ok(WebhookEvent::Ignored(envelope));
+    }
+    Ok(WebhookEvent::Relevant(GatewayEvent {
+        envelope,
         locator,
         facts,
-        payload: text.to_owned(),
     }))
+}
+
+/// The Stripe event types this adapter acts on (the table above), in a fixed order: what a
+/// backfill asks `GET /v1/events` for (`types[]`), so that nothing else is paged through.
+pub fn relevant_event_types() -> impl ExactSizeIterator<Item = &'static str> {
+    RELEVANT_KINDS.iter().map(|(event_type, _)| *event_type)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,20 +119,31 @@ enum RelevantKind {
     DisputeClosed,
 }
 
+/// One table for both directions (decoding and asking), so they cannot drift apart.
+const RELEVANT_KINDS: [(&str, RelevantKind); 9] = [
+    ("checkout.session.completed", RelevantKind::SessionCompleted),
+    (
+        "checkout.session.async_payment_succeeded",
+        RelevantKind::SessionAsyncSucceeded,
+    ),
+    (
+        "checkout.session.async_payment_failed",
+        RelevantKind::SessionAsyncFailed,
+    ),
+    ("checkout.session.expired", RelevantKind::SessionExpired),
+    ("charge.succeeded", RelevantKind::ChargeSucceeded),
+    ("charge.failed", RelevantKind::ChargeFailed),
+    ("charge.refunded", RelevantKind::ChargeRefunded),
+    ("charge.dispute.created", RelevantKind::DisputeCreated),
+    ("charge.dispute.closed", RelevantKind::DisputeClosed),
+];
+
 impl RelevantKind {
     fn of(event_type: &str) -> Option<Self> {
-        Some(match event_type {
-            "checkout.session.completed" => Self::SessionCompleted,
-            "checkout.session.async_payment_succeeded" => Self::SessionAsyncSucceeded,
-            "checkout.session.async_payment_failed" => Self::SessionAsyncFailed,
-            "checkout.session.expired" => Self::SessionExpired,
-            "charge.succeeded" => Self::ChargeSucceeded,
-            "charge.failed" => Self::ChargeFailed,
-            "charge.refunded" => Self::ChargeRefunded,
-            "charge.dispute.created" => Self::DisputeCreated,
-            "charge.dispute.closed" => Self::DisputeClosed,
-            _ => return None,
-        })
+        RELEVANT_KINDS
+            .iter()
+            .find(|(name, _)| *name == event_type)
+            .map(|(_, kind)| *kind)
     }
 }
 

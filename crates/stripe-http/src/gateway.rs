@@ -1,14 +1,14 @@
 //! The [`PaymentGateway`] adapter for Stripe over HTTP.
 
 use crate::config::{ConfigError, StripeConfig};
-use crate::events::parse_event;
-use crate::objects::{StripeErrorBody, StripeList, StripeRefund, StripeSession};
+use crate::events::{parse_event, relevant_event_types};
+use crate::objects::{StripeErrorBody, StripeEventList, StripeList, StripeRefund, StripeSession};
 use crate::signature::verify_signature;
 use async_trait::async_trait;
 use lms_domain::{Currency, Money};
 use lms_ports::{
-    CheckoutRequest, Context, GatewayError, GatewaySession, PaymentGateway, RefundOutcome,
-    RefundRequest, RefundStatus, WebhookEvent, WebhookRejection,
+    CheckoutRequest, Context, EventPage, EventQuery, GatewayError, GatewaySession, PaymentGateway,
+    RefundOutcome, RefundRequest, RefundStatus, WebhookEvent, WebhookRejection,
 };
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
@@ -21,6 +21,9 @@ use tokio::time::Instant;
 
 /// Refund reasons Stripe understands; any other reason goes to `metadata[reason]`.
 const STRIPE_REFUND_REASONS: [&str; 3] = ["duplicate", "fraudulent", "requested_by_customer"];
+
+/// The page size `GET /v1/events` accepts: 1 to 100.
+const MAX_EVENTS_PAGE: u32 = 100;
 
 /// The Stripe adapter. Cheap to clone (the HTTP client is shared).
 #[derive(Clone)]
@@ -337,6 +340,39 @@ impl StripeGateway {
             .map_err(GatewayError::unexpected)
     }
 
+    /// Whether events must say `livemode: true`: the key's mode decides.
+    fn expects_livemode(&self) -> bool {
+        self.config.secret_key.mode().is_live()
+    }
+
+    /// The `GET /v1/events` URL for one page of `query`, asking only for the event types this
+    /// adapter acts on.
+    fn events_url(&self, query: &EventQuery) -> Result<Url, GatewayError> {
+        let mut url = self.url(&["v1", "events"])?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            // Stripe's `created` is whole seconds: flooring keeps an event created in the
+            // same second as `created_from` (a duplicate costs nothing, a gap would).
+            pairs.append_pair(
+                "created[gte]",
+                &query.created_from.unix_timestamp().to_string(),
+            );
+            // Outside 1..=100 Stripe refuses the whole request; the page says whether more remain.
+            pairs.append_pair("limit", &query.limit.clamp(1, MAX_EVENTS_PAGE).to_string());
+            if let Some(cursor) = query
+                .starting_after
+                .as_deref()
+                .filter(|cursor| !cursor.is_empty())
+            {
+                pairs.append_pair("starting_after", cursor);
+            }
+            for event_type in relevant_event_types() {
+                pairs.append_pair("types[]", event_type);
+            }
+        }
+        Ok(url)
+    }
+
     /// The form Stripe receives for a checkout session (exposed for inspection in tests).
     pub fn checkout_form(&self, request: &CheckoutRequest) -> Vec<(String, String)> {
         let purchase_id = request.purchase_id.to_string();
@@ -419,7 +455,9 @@ fn operation(method: &Method, path: &str) -> &'static str {
         ("POST", ["checkout", "sessions"]) => "create_checkout_session",
         ("GET", ["checkout", "sessions"]) => "list_checkout_sessions",
         ("GET", ["checkout", "sessions", _]) => "retrieve_checkout_session",
+        ("POST", ["checkout", "sessions", _, "expire"]) => "expire_checkout_session",
         ("POST", ["refunds"]) => "create_refund",
+        ("GET", ["events"]) => "list_events",
         _ => "other",
     }
 }
@@ -649,6 +687,59 @@ impl PaymentGateway for StripeGateway {
         })
     }
 
+    #[tracing::instrument(skip(self))]
+    async fn expire_checkout_session(
+        &self,
+        session_id: &str,
+    ) -> Result<GatewaySession, GatewayError> {
+        if session_id.is_empty() {
+            return Err(GatewayError::NotFound);
+        }
+        // One key per call, kept across its retries: a retry whose first attempt did expire
+        // the session gets that answer replayed, while a later call asks afresh and hears
+        // that the session is no longer open (a key derived from the session id would replay
+        // the first success to every later call for a day).
+        let idempotency_key = format!("expire-{:016x}{:016x}", random_u64(), random_u64());
+        let session: StripeSession = self
+            .post(
+                &["v1", "checkout", "sessions", session_id, "expire"],
+                &[],
+                &idempotency_key,
+            )
+            .await?;
+        self.session(session)
+    }
+
+    #[tracing::instrument(skip_all, fields(starting_after = query.starting_after.as_deref()))]
+    async fn list_events(&self, query: &EventQuery) -> Result<EventPage, GatewayError> {
+        let url = self.events_url(query)?;
+        let list: StripeEventList = self.call(Method::GET, url, None, None).await?;
+        let expect_livemode = self.expects_livemode();
+        let events = list
+            .data
+            .iter()
+            .map(|event| {
+                // The event's own text, as a webhook would have carried it: what the inbox
+                // keeps and what `decode_stored_event` reads back.
+                parse_event(event.get().as_bytes(), expect_livemode).map_err(|rejection| {
+                    GatewayError::unexpected(Context::new(
+                        "Stripe listed an event this adapter cannot decode",
+                        rejection,
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(EventPage {
+            events,
+            has_more: list.has_more,
+        })
+    }
+
+    fn decode_stored_event(&self, payload: &[u8]) -> Result<WebhookEvent, WebhookRejection> {
+        // The signature was checked when the body arrived; its timestamp is long stale by now.
+        parse_event(payload, self.expects_livemode())
+    }
+
     fn verify_webhook(
         &self,
         payload: &[u8],
@@ -661,7 +752,7 @@ impl PaymentGateway for StripeGateway {
             self.config.webhook_tolerance,
             self.config.clock.now(),
         )?;
-        parse_event(payload, self.config.secret_key.mode().is_live())
+        parse_event(payload, self.expects_livemode())
     }
 }
 
@@ -697,7 +788,12 @@ mod tests {
             op(Method::GET, "/stripe/v1/checkout/sessions/cs_test_1"),
             "retrieve_checkout_session"
         );
+        assert_eq!(
+            op(Method::POST, "/v1/checkout/sessions/cs_test_1/expire"),
+            "expire_checkout_session"
+        );
         assert_eq!(op(Method::POST, "/v1/refunds"), "create_refund");
+        assert_eq!(op(Method::GET, "/v1/events"), "list_events");
         assert_eq!(op(Method::DELETE, "/v1/customers/cus_1"), "other");
     }
 

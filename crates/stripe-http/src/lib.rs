@@ -1,11 +1,13 @@
 //! The Stripe adapter of the [`lms_ports::PaymentGateway`] port.
 //!
-//! - [`StripeGateway`] creates and reads hosted Checkout Sessions and refunds over Stripe's
+//! - [`StripeGateway`] creates, reads and expires hosted Checkout Sessions, makes refunds and
+//!   pages through the event history (`GET /v1/events`, for backfills) over Stripe's
 //!   form-encoded HTTP API (reqwest + rustls), with bounded, jittered retries that reuse the
 //!   same `Idempotency-Key`, and maps Stripe's error bodies to [`lms_ports::GatewayError`].
 //! - Webhooks are verified by hand ([`signature`]): HMAC-SHA256 over `"<t>.<raw body>"`, any
 //!   `v1` against any configured secret (rotation), constant-time comparison, a tolerance in both
-//!   directions against the injected clock; only then is the JSON parsed ([`events`]).
+//!   directions against the injected clock; only then is the JSON parsed ([`events`]). A stored
+//!   or listed event is parsed the same way, without the signature.
 //! - [`StripeConfig`] holds the settings; its secrets never appear in `Debug` output or errors.
 
 pub mod config;
@@ -19,7 +21,7 @@ pub use config::{
     CHECKOUT_SESSION_ID_PLACEHOLDER, DEFAULT_API_BASE, DEFAULT_API_VERSION,
     DEFAULT_WEBHOOK_TOLERANCE,
 };
-pub use events::parse_event;
+pub use events::{parse_event, relevant_event_types};
 pub use gateway::{session_from_json, BuildError, StripeGateway};
 pub use signature::{
     compute_signature, parse_signature_header, verify_signature, SignatureError, SignatureHeader,

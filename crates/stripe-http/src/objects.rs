@@ -143,6 +143,15 @@ pub(crate) struct StripeList<T> {
     pub data: Vec<T>,
 }
 
+/// A page of `GET /v1/events`. Each event stays the exact JSON text Stripe sent, so that its
+/// payload reads as the webhook carrying it would have.
+#[derive(Debug, Deserialize)]
+pub(crate) struct StripeEventList {
+    pub data: Vec<Box<serde_json::value::RawValue>>,
+    /// Required: a page that does not say whether more remain could end a backfill early.
+    pub has_more: bool,
+}
+
 /// `charge`
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct StripeCharge {

@@ -54,7 +54,24 @@ pub(crate) async fn run(inner: Arc<Inner>) {
     let mut cursor = 0;
     while !inner.stopped.load(Ordering::Relaxed) {
         let batch: Vec<Value> = inner.ledger().events()[cursor..].to_vec();
+        let first = cursor;
         cursor += batch.len();
+        // Emitted while delivery was off: lost for good, as the switch promises.
+        let batch: Vec<Value> = batch
+            .into_iter()
+            .enumerate()
+            .filter(|(offset, event)| {
+                let dropped = inner.is_dropped(first + offset);
+                if dropped {
+                    tracing::debug!(
+                        event_id = event["id"].as_str().unwrap_or_default(),
+                        "sandbox webhook delivery is off: event dropped"
+                    );
+                }
+                !dropped
+            })
+            .map(|(_, event)| event)
+            .collect();
         let chaos = lock(&inner.chaos).clone();
         let mut batch: Vec<Value> = batch
             .into_iter()

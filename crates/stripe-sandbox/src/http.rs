@@ -274,25 +274,149 @@ async fn create_refund(req: HttpRequest, body: web::Bytes, inner: State) -> Http
     response
 }
 
-#[derive(serde::Deserialize)]
+/// What `GET /v1/events` was asked for, as Stripe reads it.
+#[derive(Debug, Default)]
 struct EventsQuery {
     limit: Option<usize>,
     starting_after: Option<String>,
-    #[serde(rename = "created[gte]")]
+    /// `types[]=...` (or `types[0]=...`), repeated: exact event types.
+    types: Vec<String>,
+    /// `type=...`: one type, or a group with `*` as a wildcard (`checkout.session.*`).
+    type_pattern: Option<String>,
+    /// `created[gt|gte|lt|lte]=<unix>`, or `created=<unix>` for one second.
+    created_gt: Option<i64>,
     created_gte: Option<i64>,
+    created_lt: Option<i64>,
+    created_lte: Option<i64>,
 }
 
-/// `GET /v1/events`: newest first, cursor pagination with `starting_after`.
-async fn list_events(
-    req: HttpRequest,
-    query: web::Query<EventsQuery>,
-    inner: State,
-) -> HttpResponse {
+/// Stripe accepts at most this many `types[]`.
+const MAX_EVENT_TYPES: usize = 20;
+
+impl EventsQuery {
+    /// Reads the query string as Stripe does: repeated `types[]`, bracketed `created` bounds,
+    /// and a 400 for a parameter it does not know (rather than silently listing everything).
+    fn parse(query: &str) -> Result<Self, StripeError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).map_err(|err| {
+            StripeError::invalid(
+                "parameter_invalid_string",
+                format!("malformed query string: {err}"),
+                None,
+            )
+        })?;
+        let integer = |key: &str, value: &str| {
+            value.parse::<i64>().map_err(|_| {
+                StripeError::invalid(
+                    "parameter_invalid_integer",
+                    format!("Invalid integer: {value}"),
+                    Some(key),
+                )
+            })
+        };
+        let mut parsed = Self::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "limit" => {
+                    let limit = integer(&key, &value)?;
+                    parsed.limit = Some(usize::try_from(limit.clamp(1, 100)).unwrap_or(1));
+                }
+                "starting_after" => parsed.starting_after = Some(value),
+                "type" => parsed.type_pattern = Some(value),
+                "created" => {
+                    let at = integer(&key, &value)?;
+                    (parsed.created_gte, parsed.created_lte) = (Some(at), Some(at));
+                }
+                "created[gt]" => parsed.created_gt = Some(integer(&key, &value)?),
+                "created[gte]" => parsed.created_gte = Some(integer(&key, &value)?),
+                "created[lt]" => parsed.created_lt = Some(integer(&key, &value)?),
+                "created[lte]" => parsed.created_lte = Some(integer(&key, &value)?),
+                _ if is_types_item(&key) => {
+                    if !value.is_empty() {
+                        parsed.types.push(value);
+                    }
+                }
+                _ => {
+                    return Err(StripeError::invalid(
+                        "parameter_unknown",
+                        format!("Received unknown parameter: {key}"),
+                        Some(&key),
+                    ))
+                }
+            }
+        }
+        if parsed.type_pattern.is_some() && !parsed.types.is_empty() {
+            return Err(StripeError::invalid(
+                "parameter_invalid_string",
+                "You may pass either type or types, but not both.",
+                Some("types"),
+            ));
+        }
+        if parsed.types.len() > MAX_EVENT_TYPES {
+            return Err(StripeError::invalid(
+                "parameter_invalid_array",
+                format!("types may hold at most {MAX_EVENT_TYPES} event types."),
+                Some("types"),
+            ));
+        }
+        Ok(parsed)
+    }
+
+    /// Whether the filters (not the cursor) keep `event`.
+    fn matches(&self, event: &Value) -> bool {
+        let event_type = event["type"].as_str().unwrap_or_default();
+        let created = event["created"].as_i64().unwrap_or(0);
+        let type_ok = match &self.type_pattern {
+            Some(pattern) => type_matches(pattern, event_type),
+            None => self.types.is_empty() || self.types.iter().any(|t| t == event_type),
+        };
+        type_ok
+            && self.created_gt.is_none_or(|gt| created > gt)
+            && self.created_gte.is_none_or(|gte| created >= gte)
+            && self.created_lt.is_none_or(|lt| created < lt)
+            && self.created_lte.is_none_or(|lte| created <= lte)
+    }
+}
+
+/// `types[]` or an indexed `types[N]`: both are how form encoders write an array.
+fn is_types_item(key: &str) -> bool {
+    key.strip_prefix("types[")
+        .and_then(|rest| rest.strip_suffix(']'))
+        .is_some_and(|index| index.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Stripe's `type` filter: `*` stands for any run of characters (`checkout.session.*`).
+fn type_matches(pattern: &str, event_type: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = event_type.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// `GET /v1/events`: newest first, cursor pagination with `starting_after`, filtered by
+/// `types[]` or `type` and by `created` bounds.
+async fn list_events(req: HttpRequest, inner: State) -> HttpResponse {
     if let Err(error) = admit(&req, &inner) {
         return error_response(&error);
     }
-    let limit = query.limit.unwrap_or(10).clamp(1, 100);
+    let query = match EventsQuery::parse(req.query_string()) {
+        Ok(query) => query,
+        Err(error) => return error_response(&error),
+    };
+    let limit = query.limit.unwrap_or(10);
     let events: Vec<Value> = inner.ledger().events().iter().rev().cloned().collect();
+    // The cursor is a place in the whole history, whatever the filters keep.
     let start = match &query.starting_after {
         Some(cursor) => match events.iter().position(|e| e["id"] == cursor.as_str()) {
             Some(index) => index + 1,
@@ -300,17 +424,9 @@ async fn list_events(
         },
         None => 0,
     };
-    let matching: Vec<Value> = events[start..]
-        .iter()
-        .filter(|e| {
-            query
-                .created_gte
-                .is_none_or(|gte| e["created"].as_i64().unwrap_or(0) >= gte)
-        })
-        .cloned()
-        .collect();
-    let has_more = matching.len() > limit;
-    let data: Vec<Value> = matching.into_iter().take(limit).collect();
+    let mut matching = events[start..].iter().filter(|e| query.matches(e));
+    let data: Vec<Value> = matching.by_ref().take(limit).cloned().collect();
+    let has_more = matching.next().is_some();
     json_response(
         200,
         &json!({"object": "list", "data": data, "has_more": has_more, "url": "/v1/events"}),

@@ -4,7 +4,10 @@
 //! subset can be paid on its hosted checkout page (or from a test), and the events Stripe
 //! would send are signed like Stripe signs them and delivered at least once, with retries,
 //! to a configured endpoint. Chaos switches make it duplicate and shuffle deliveries and fail
-//! API calls, so the product's idempotency and retry logic are exercised for real.
+//! API calls, so the product's idempotency and retry logic are exercised for real; turning
+//! webhook delivery off ([`Sandbox::set_webhook_delivery`]) loses deliveries for good while
+//! `GET /v1/events` keeps listing the events, so a backfill from the event history can be
+//! exercised too.
 //!
 //! Run it in-process with [`Sandbox::start`], or as the `stripe-sandbox` binary.
 
@@ -95,6 +98,9 @@ pub(crate) struct Inner {
     idempotency: Mutex<HashMap<String, StoredResponse>>,
     chaos: Mutex<Chaos>,
     deliveries: Mutex<Vec<DeliveryRecord>>,
+    /// Ranges of event indexes (the ledger's order) emitted while webhook delivery was off:
+    /// never delivered. The last one is open (`None`) while delivery is still off.
+    undelivered: Mutex<Vec<(usize, Option<usize>)>>,
     clock_offset_secs: AtomicI64,
     new_events: Notify,
     page_base: Mutex<String>,
@@ -117,6 +123,13 @@ impl Inner {
 
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
         lock(&self.ledger)
+    }
+
+    /// Whether the event at `index` was emitted while webhook delivery was off.
+    fn is_dropped(&self, index: usize) -> bool {
+        lock(&self.undelivered)
+            .iter()
+            .any(|(start, end)| index >= *start && end.is_none_or(|end| index < end))
     }
 }
 
@@ -163,6 +176,7 @@ impl Sandbox {
             idempotency: Mutex::new(HashMap::new()),
             chaos: Mutex::new(Chaos::default()),
             deliveries: Mutex::new(Vec::new()),
+            undelivered: Mutex::new(Vec::new()),
             clock_offset_secs: AtomicI64::new(0),
             new_events: Notify::new(),
             page_base: Mutex::new(page_base),
@@ -212,6 +226,39 @@ impl Sandbox {
     /// The chaos switches as they stand (`fail_next` shrinks as injected failures are served).
     pub fn chaos(&self) -> Chaos {
         lock(&self.inner.chaos).clone()
+    }
+
+    /// Turns webhook delivery off (`false`) or back on (`true`; the default). Every event
+    /// emitted while it is off is dropped: never delivered, not even once delivery is back on
+    /// (deliveries lost for good, or an endpoint disabled meanwhile), yet listed by
+    /// `GET /v1/events` like any other, so a backfill from the event history can find it.
+    /// Deliveries already under way finish. Without a webhook URL nothing is delivered anyway.
+    pub fn set_webhook_delivery(&self, on: bool) {
+        // Read where the history stands under the ledger's lock, so that no event is emitted
+        // between reading it and switching: an event is dropped iff emitted while off.
+        let ledger = self.inner.ledger();
+        let emitted = ledger.events().len();
+        let mut undelivered = lock(&self.inner.undelivered);
+        match (on, undelivered.last_mut()) {
+            (false, Some((_, None))) | (true, None | Some((_, Some(_)))) => {}
+            (false, _) => undelivered.push((emitted, None)),
+            (true, Some((_, end @ None))) => *end = Some(emitted),
+        }
+    }
+
+    /// Whether webhook delivery is on ([`Sandbox::set_webhook_delivery`]).
+    pub fn webhook_delivery(&self) -> bool {
+        !matches!(lock(&self.inner.undelivered).last(), Some((_, None)))
+    }
+
+    /// The ids of the events emitted while webhook delivery was off, oldest first.
+    pub fn dropped_events(&self) -> Vec<String> {
+        self.events()
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| self.inner.is_dropped(*index))
+            .filter_map(|(_, event)| event["id"].as_str().map(str::to_owned))
+            .collect()
     }
 
     /// Moves the sandbox's clock (session expiry) forward.
@@ -313,7 +360,8 @@ impl Sandbox {
         lock(&self.inner.deliveries).clone()
     }
 
-    /// Waits until every event emitted so far has been delivered with a 2xx, or the timeout passes.
+    /// Waits until every event emitted so far has been delivered with a 2xx (those dropped
+    /// while delivery was off excepted: they never will be), or the timeout passes.
     /// Returns whether everything was delivered.
     pub async fn wait_for_deliveries(&self, timeout: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -321,7 +369,9 @@ impl Sandbox {
             let events: Vec<String> = self
                 .events()
                 .iter()
-                .filter_map(|e| e["id"].as_str().map(str::to_owned))
+                .enumerate()
+                .filter(|(index, _)| !self.inner.is_dropped(*index))
+                .filter_map(|(_, e)| e["id"].as_str().map(str::to_owned))
                 .collect();
             let delivered = self.deliveries();
             let all = events.iter().all(|id| {

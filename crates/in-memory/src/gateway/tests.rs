@@ -1,6 +1,8 @@
 use super::*;
+use crate::ManualClock;
 use lms_domain::{CourseId, UserId};
 use time::macros::datetime;
+use time::Duration;
 
 fn request(key: &str, minor: i64) -> CheckoutRequest {
     CheckoutRequest {
@@ -173,8 +175,10 @@ fn signed_events_verify_into_typed_events() {
     else {
         panic!("expected a relevant event")
     };
-    assert_eq!(verified.id, "evt_1");
-    assert_eq!(verified.event_type, "checkout.session.completed");
+    assert_eq!(verified.envelope.id, "evt_1");
+    assert_eq!(verified.envelope.event_type, "checkout.session.completed");
+    assert!(!verified.envelope.livemode);
+    assert_eq!(verified.envelope.created, OffsetDateTime::UNIX_EPOCH);
     assert_eq!(
         verified.locator,
         PurchaseLocator {
@@ -194,7 +198,7 @@ fn signed_events_verify_into_typed_events() {
             PaymentFact::DisputeClosed(DisputeOutcome::Lost),
         ]
     );
-    assert_eq!(verified.payload.as_bytes(), body.as_slice());
+    assert_eq!(verified.envelope.payload.as_bytes(), body.as_slice());
 }
 
 #[test]
@@ -289,10 +293,13 @@ fn events_without_facts_are_ignored() {
     let (body, signature) = FakeGateway::signed_event(&FakeEvent::new("evt_9", "customer.created"));
     assert_eq!(
         gateway.verify_webhook(&body, Some(&signature)),
-        Ok(WebhookEvent::Ignored {
+        Ok(WebhookEvent::Ignored(EventEnvelope {
             id: "evt_9".to_owned(),
-            event_type: "customer.created".to_owned()
-        })
+            event_type: "customer.created".to_owned(),
+            livemode: false,
+            created: OffsetDateTime::UNIX_EPOCH,
+            payload: String::from_utf8(body.clone()).unwrap(),
+        }))
     );
 }
 
@@ -334,5 +341,358 @@ fn a_payment_takes_its_own_time_else_the_events() {
             amount: usd,
             at: Some(own)
         }]
+    );
+}
+
+/// A fake whose events are stamped by a clock the test moves.
+fn clocked() -> (FakeGateway, ManualClock) {
+    let clock = ManualClock::new(datetime!(2026-03-01 12:00 UTC));
+    let gateway = FakeGateway::new().with_clock(Arc::new(clock.clone()));
+    (gateway, clock)
+}
+
+fn since(at: OffsetDateTime, starting_after: Option<&str>, limit: u32) -> EventQuery {
+    EventQuery {
+        created_from: at,
+        starting_after: starting_after.map(str::to_owned),
+        limit,
+    }
+}
+
+fn ids(page: &EventPage) -> Vec<String> {
+    page.events
+        .iter()
+        .map(|event| event.envelope().id.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn expire_closes_an_open_session_once_and_emits_its_event() {
+    let (gateway, clock) = clocked();
+    let session = gateway
+        .create_checkout_session(&request("k1", 1999))
+        .await
+        .unwrap();
+    let closed = gateway.expire_checkout_session(&session.id).await.unwrap();
+    assert_eq!(closed.status, SessionStatus::Expired);
+    assert_eq!(closed.url, None);
+    assert_eq!(
+        gateway.retrieve_checkout_session(&session.id).await,
+        Ok(closed.clone())
+    );
+    assert!(matches!(
+        gateway.expire_checkout_session(&session.id).await,
+        Err(GatewayError::Rejected { code: Some(code), .. }) if code == "checkout_session_not_open"
+    ));
+    assert_eq!(
+        gateway.expire_checkout_session("cs_unknown").await,
+        Err(GatewayError::NotFound)
+    );
+    let paid = gateway
+        .create_checkout_session(&request("k2", 1999))
+        .await
+        .unwrap();
+    gateway.pay_session(&paid.id, "pi_1");
+    assert!(matches!(
+        gateway.expire_checkout_session(&paid.id).await,
+        Err(GatewayError::Rejected { .. })
+    ));
+    assert_eq!(
+        gateway.session(&paid.id).unwrap().status,
+        SessionStatus::Complete,
+        "a refused expiry changes nothing"
+    );
+
+    let expiries: Vec<FakeEvent> = gateway
+        .events()
+        .into_iter()
+        .filter(|event| event.event_type == "checkout.session.expired")
+        .collect();
+    assert_eq!(expiries.len(), 1, "one expiry, one event");
+    assert_eq!(
+        expiries[0].checkout_session_id.as_deref(),
+        Some(session.id.as_str())
+    );
+    assert_eq!(expiries[0].created, Some(clock.now().unix_timestamp()));
+    assert_eq!(expiries[0].facts, vec![FakeFact::CheckoutExpired]);
+    assert_eq!(
+        gateway
+            .calls()
+            .iter()
+            .filter(|call| matches!(call, GatewayCall::ExpireCheckoutSession(_)))
+            .count(),
+        4
+    );
+}
+
+#[tokio::test]
+async fn a_paid_session_emits_its_completion_and_the_history_lists_it() {
+    let (gateway, clock) = clocked();
+    let session = gateway
+        .create_checkout_session(&request("k1", 1999))
+        .await
+        .unwrap();
+    let before = clock.now();
+    clock.advance(Duration::seconds(10));
+    assert!(gateway.pay_session(&session.id, "pi_1"));
+    assert!(
+        !gateway.pay_session("cs_unknown", "pi_2"),
+        "nothing emitted"
+    );
+
+    let page = gateway.list_events(&since(before, None, 10)).await.unwrap();
+    assert!(!page.has_more);
+    let [WebhookEvent::Relevant(event)] = page.events.as_slice() else {
+        panic!("one completion event: {:?}", page.events);
+    };
+    assert_eq!(event.envelope.event_type, "checkout.session.completed");
+    assert_eq!(event.envelope.created, clock.now());
+    assert_eq!(
+        event.locator,
+        PurchaseLocator {
+            purchase_id: Some(PurchaseId::from_uuid(Uuid::from_u128(1))),
+            checkout_session_id: Some(session.id.clone()),
+            payment_intent_id: Some("pi_1".to_owned()),
+        }
+    );
+    assert_eq!(
+        event.facts,
+        vec![PaymentFact::PaymentSucceeded {
+            amount: Money::new(1999, Currency::USD).unwrap(),
+            at: Some(clock.now())
+        }]
+    );
+    // What is listed is what a delivery would carry, and decodes again to the same event.
+    assert_eq!(
+        gateway.decode_stored_event(event.envelope.payload.as_bytes()),
+        Ok(page.events[0].clone())
+    );
+    let other = gateway
+        .create_checkout_session(&request("k2", 2999))
+        .await
+        .unwrap();
+    gateway.complete_session_unpaid(&other.id, "pi_2");
+    let page = gateway.list_events(&since(before, None, 10)).await.unwrap();
+    let WebhookEvent::Relevant(processing) = &page.events[0] else {
+        panic!("newest first: the unpaid completion");
+    };
+    assert_eq!(processing.facts, vec![PaymentFact::PaymentProcessing]);
+}
+
+#[tokio::test]
+async fn the_history_is_newest_first_paged_by_cursor_and_filtered_by_creation_time() {
+    let (gateway, clock) = clocked();
+    let start = clock.now();
+    let expired = |id: &str| FakeEvent::new(id, "checkout.session.expired").with_session("cs_1");
+    gateway.emit(expired("evt_a"));
+    clock.advance(Duration::seconds(1));
+    gateway.emit(expired("evt_b"));
+    // Within the same second (the gateway's precision): the later emitted is newer.
+    clock.advance(Duration::milliseconds(400));
+    gateway.emit(expired("evt_c"));
+    clock.advance(Duration::seconds(1));
+    gateway.emit(expired("evt_d"));
+    // A test may stamp an event in the past: it takes its place by time, not by emission.
+    gateway.emit(expired("evt_early").created_at(start - Duration::seconds(5)));
+
+    let everything = gateway
+        .list_events(&since(start - Duration::hours(1), None, 100))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&everything),
+        ["evt_d", "evt_c", "evt_b", "evt_a", "evt_early"]
+    );
+    assert!(!everything.has_more);
+
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = gateway
+            .list_events(&since(start, cursor.as_deref(), 2))
+            .await
+            .unwrap();
+        paged.extend(ids(&page));
+        if !page.has_more {
+            break;
+        }
+        cursor = paged.last().cloned();
+    }
+    assert_eq!(
+        paged,
+        ["evt_d", "evt_c", "evt_b", "evt_a"],
+        "evt_early is before start"
+    );
+
+    // `created_from` counts in whole seconds, as the gateway stamps.
+    let from_b = gateway
+        .list_events(&since(start + Duration::milliseconds(1_900), None, 10))
+        .await
+        .unwrap();
+    assert_eq!(ids(&from_b), ["evt_d", "evt_c", "evt_b"]);
+    let future = gateway
+        .list_events(&since(clock.now() + Duration::hours(1), None, 10))
+        .await
+        .unwrap();
+    assert_eq!((future.events.len(), future.has_more), (0, false));
+    let one = gateway.list_events(&since(start, None, 0)).await.unwrap();
+    assert_eq!((ids(&one), one.has_more), (vec!["evt_d".to_owned()], true));
+    assert_eq!(
+        gateway
+            .list_events(&since(start, Some("evt_unknown"), 10))
+            .await,
+        Err(GatewayError::NotFound)
+    );
+}
+
+#[tokio::test]
+async fn emitting_stamps_unstamped_events_announces_payments_and_signs() {
+    let (gateway, clock) = clocked();
+    let usd = |minor| Money::new(minor, Currency::USD).unwrap();
+    let (body, signature) = gateway.emit(
+        FakeEvent::new("evt_charge", "charge.succeeded")
+            .with_payment_intent("pi_emitted")
+            .with_fact(PaymentFact::PaymentSucceeded {
+                amount: usd(700),
+                at: None,
+            }),
+    );
+    let WebhookEvent::Relevant(event) = gateway.verify_webhook(&body, Some(&signature)).unwrap()
+    else {
+        panic!("a payment is relevant");
+    };
+    assert_eq!(event.envelope.created, clock.now());
+    assert_eq!(
+        gateway.events()[0].created,
+        Some(clock.now().unix_timestamp())
+    );
+    let refund = RefundRequest {
+        purchase_id: PurchaseId::from_uuid(Uuid::from_u128(1)),
+        payment_intent_id: "pi_emitted".to_owned(),
+        amount: usd(700),
+        reason: None,
+        idempotency_key: "r1".to_owned(),
+    };
+    assert_eq!(gateway.refund(&refund).await.unwrap().amount, usd(700));
+
+    // Signed without being emitted: never in the history.
+    let _ = FakeGateway::signed_event(&FakeEvent::new("evt_unsent", "customer.created"));
+    assert_eq!(
+        gateway
+            .events()
+            .iter()
+            .map(|event| event.id.as_str())
+            .collect::<Vec<_>>(),
+        ["evt_charge"]
+    );
+}
+
+#[test]
+fn a_stored_event_decodes_as_its_webhook_did_without_a_signature() {
+    let gateway = FakeGateway::new();
+    let purchase_id = PurchaseId::from_uuid(Uuid::from_u128(7));
+    for event in [
+        FakeEvent::new("evt_1", "checkout.session.completed")
+            .for_purchase(purchase_id)
+            .with_session("cs_1")
+            .created_at(datetime!(2026-01-01 00:00 UTC))
+            .with_fact(PaymentFact::CheckoutExpired),
+        FakeEvent::new("evt_2", "customer.created"),
+    ] {
+        let (body, signature) = FakeGateway::signed_event(&event);
+        let verified = gateway.verify_webhook(&body, Some(&signature)).unwrap();
+        assert_eq!(gateway.decode_stored_event(&body), Ok(verified));
+    }
+    for malformed in [
+        b"not json".as_slice(),
+        b"{}",
+        br#"{"id":"evt_3","type":"x","facts":[{"kind":"refunded","totalCents":5,"currency":"ZZZ"}]}"#,
+        br#"{"id":"evt_4","type":"x","purchaseId":"nope","facts":[{"kind":"dispute_opened"}]}"#,
+    ] {
+        assert!(
+            matches!(
+                gateway.decode_stored_event(malformed),
+                Err(WebhookRejection::Malformed(_))
+            ),
+            "{}",
+            String::from_utf8_lossy(malformed)
+        );
+    }
+}
+
+#[test]
+fn the_mode_of_an_event_must_be_the_fakes() {
+    let test_fake = FakeGateway::new();
+    let live_fake = FakeGateway::new().in_live_mode();
+    let test_event = FakeEvent::new("evt_test", "x").with_fact(PaymentFact::DisputeOpened);
+    let live_event = test_event.clone().in_live_mode();
+    let (test_body, test_signature) = FakeGateway::signed_event(&test_event);
+    let (live_body, live_signature) = FakeGateway::signed_event(&live_event);
+    assert!(!String::from_utf8(test_body.clone())
+        .unwrap()
+        .contains("livemode"));
+    for (fake, body, signature) in [
+        (&test_fake, &live_body, &live_signature),
+        (&live_fake, &test_body, &test_signature),
+    ] {
+        assert_eq!(
+            fake.verify_webhook(body, Some(signature)),
+            Err(WebhookRejection::WrongMode)
+        );
+        assert_eq!(
+            fake.decode_stored_event(body),
+            Err(WebhookRejection::WrongMode)
+        );
+    }
+    let WebhookEvent::Relevant(event) = live_fake.decode_stored_event(&live_body).unwrap() else {
+        panic!("a live event at a live fake is relevant");
+    };
+    assert!(event.envelope.livemode);
+}
+
+#[tokio::test]
+async fn a_live_fake_emits_live_events() {
+    let gateway = FakeGateway::new().in_live_mode();
+    let session = gateway
+        .create_checkout_session(&request("k1", 1999))
+        .await
+        .unwrap();
+    gateway.expire_checkout_session(&session.id).await.unwrap();
+    let page = gateway
+        .list_events(&since(OffsetDateTime::UNIX_EPOCH, None, 10))
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1);
+    assert!(page.events[0].envelope().livemode);
+}
+
+#[tokio::test]
+async fn queued_failures_hit_expiry_and_listing_too() {
+    let gateway = FakeGateway::new();
+    let session = gateway
+        .create_checkout_session(&request("k1", 1999))
+        .await
+        .unwrap();
+    gateway.fail_next(2, GatewayError::unavailable("down"));
+    assert_eq!(
+        gateway.expire_checkout_session(&session.id).await,
+        Err(GatewayError::unavailable("down"))
+    );
+    let query = since(OffsetDateTime::UNIX_EPOCH, None, 10);
+    assert_eq!(
+        gateway.list_events(&query).await,
+        Err(GatewayError::unavailable("down"))
+    );
+    assert_eq!(
+        gateway.session(&session.id).unwrap().status,
+        SessionStatus::Open,
+        "a failed expiry closes nothing"
+    );
+    assert_eq!(
+        gateway.calls()[1..],
+        [
+            GatewayCall::ExpireCheckoutSession(session.id.clone()),
+            GatewayCall::ListEvents(query),
+        ]
     );
 }

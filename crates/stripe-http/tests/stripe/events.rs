@@ -2,7 +2,10 @@
 
 use crate::support::*;
 use lms_domain::{Currency, DisputeOutcome, Money, PaymentFact};
-use lms_ports::{GatewayError, GatewayEvent, PurchaseLocator, WebhookEvent, WebhookRejection};
+use lms_ports::{
+    EventEnvelope, GatewayError, GatewayEvent, PaymentGateway, PurchaseLocator, WebhookEvent,
+    WebhookRejection,
+};
 use lms_stripe_http::session_from_json;
 use serde_json::{json, Value};
 
@@ -14,10 +17,14 @@ fn relevant(event_type: &str, object: Value) -> GatewayEvent {
     let body = event("evt_1", event_type, object, false);
     match deliver(&gateway, &body) {
         Ok(WebhookEvent::Relevant(event)) => {
-            assert_eq!(event.id, "evt_1");
-            assert_eq!(event.event_type, event_type);
-            assert_eq!(event.created.unix_timestamp(), NOW - 5);
-            assert_eq!(event.payload, body, "the raw body is kept verbatim");
+            assert_eq!(event.envelope.id, "evt_1");
+            assert_eq!(event.envelope.event_type, event_type);
+            assert!(!event.envelope.livemode);
+            assert_eq!(event.envelope.created.unix_timestamp(), NOW - 5);
+            assert_eq!(
+                event.envelope.payload, body,
+                "the raw body is kept verbatim"
+            );
             event
         }
         other => panic!("{event_type}: expected a relevant event, got {other:?}"),
@@ -35,6 +42,23 @@ fn paid(amount: Money) -> PaymentFact {
 fn outcome(event_type: &str, object: Value) -> Result<WebhookEvent, WebhookRejection> {
     let (gateway, _) = webhook_gateway(WEBHOOK_SECRET, SECRET_KEY);
     deliver(&gateway, &event("evt_2", event_type, object, false))
+}
+
+/// Asserts that the event is authentic but ignored, its whole envelope kept for the inbox.
+fn assert_ignored(event_type: &str, object: Value) {
+    let (gateway, _) = webhook_gateway(WEBHOOK_SECRET, SECRET_KEY);
+    let body = event("evt_2", event_type, object, false);
+    assert_eq!(
+        deliver(&gateway, &body),
+        Ok(WebhookEvent::Ignored(EventEnvelope {
+            id: "evt_2".to_owned(),
+            event_type: event_type.to_owned(),
+            livemode: false,
+            created: time::OffsetDateTime::from_unix_timestamp(NOW - 5).unwrap(),
+            payload: body.clone(),
+        })),
+        "{event_type}"
+    );
 }
 
 fn session_locator(purchase: u128) -> PurchaseLocator {
@@ -221,13 +245,7 @@ fn charges_correlate_by_payment_intent_when_metadata_is_missing() {
 #[test]
 fn a_charge_with_nothing_to_correlate_is_not_ours() {
     // The fixture as Stripe publishes it: no metadata, no payment intent.
-    assert_eq!(
-        outcome("charge.succeeded", fixture("charge")),
-        Ok(WebhookEvent::Ignored {
-            id: "evt_2".to_owned(),
-            event_type: "charge.succeeded".to_owned()
-        })
-    );
+    assert_ignored("charge.succeeded", fixture("charge"));
 }
 
 #[test]
@@ -264,13 +282,7 @@ fn disputes_open_and_close() {
         relevant("charge.dispute.closed", dispute("lost")).facts,
         vec![PaymentFact::DisputeClosed(DisputeOutcome::Lost)]
     );
-    assert_eq!(
-        outcome("charge.dispute.closed", dispute("warning_closed")),
-        Ok(WebhookEvent::Ignored {
-            id: "evt_2".to_owned(),
-            event_type: "charge.dispute.closed".to_owned()
-        })
-    );
+    assert_ignored("charge.dispute.closed", dispute("warning_closed"));
 }
 
 #[test]
@@ -289,10 +301,7 @@ fn a_dispute_on_an_expanded_charge_correlates_through_it() {
         }
     );
     // The fixture as published: a charge id only and no payment intent: nothing to correlate.
-    assert!(matches!(
-        outcome("charge.dispute.created", fixture("dispute")),
-        Ok(WebhookEvent::Ignored { .. })
-    ));
+    assert_ignored("charge.dispute.created", fixture("dispute"));
 }
 
 #[test]
@@ -306,14 +315,7 @@ fn other_event_types_are_ignored() {
             our_session(purchase_id(1), "open", "unpaid"),
         ),
     ] {
-        assert_eq!(
-            outcome(event_type, object),
-            Ok(WebhookEvent::Ignored {
-                id: "evt_2".to_owned(),
-                event_type: event_type.to_owned()
-            }),
-            "{event_type}"
-        );
+        assert_ignored(event_type, object);
     }
 }
 
@@ -323,10 +325,13 @@ fn the_raw_fixture_event_is_ignored_and_unknown_fields_are_tolerated() {
     let body = serde_json::to_string(&fixture("event")).unwrap();
     assert_eq!(
         deliver(&gateway, &body),
-        Ok(WebhookEvent::Ignored {
+        Ok(WebhookEvent::Ignored(EventEnvelope {
             id: "evt_1Pgc76B7WZ01zgkWwyRHS12y".to_owned(),
-            event_type: "plan.created".to_owned()
-        })
+            event_type: "plan.created".to_owned(),
+            livemode: false,
+            created: time::OffsetDateTime::from_unix_timestamp(1_234_567_890).unwrap(),
+            payload: body.clone(),
+        }))
     );
     let mut extra = our_session(purchase_id(1), "complete", "paid");
     extra["brand_new_field"] = json!({"nested": [1, 2, 3]});
@@ -408,4 +413,140 @@ fn session_json_maps_to_the_port_session() {
         session_from_json(&odd_status),
         Err(GatewayError::Unexpected(_))
     ));
+}
+
+#[test]
+fn the_types_asked_for_are_the_types_acted_on() {
+    assert_eq!(
+        lms_stripe_http::relevant_event_types().collect::<Vec<_>>(),
+        [
+            "checkout.session.completed",
+            "checkout.session.async_payment_succeeded",
+            "checkout.session.async_payment_failed",
+            "checkout.session.expired",
+            "charge.succeeded",
+            "charge.failed",
+            "charge.refunded",
+            "charge.dispute.created",
+            "charge.dispute.closed",
+        ]
+    );
+    // Each of them, about one of our purchases, is acted on.
+    let session = our_session(purchase_id(1), "complete", "paid");
+    let dispute = with(
+        fixture("dispute"),
+        json!({"status": "won", "payment_intent": PI}),
+    );
+    for event_type in lms_stripe_http::relevant_event_types() {
+        let object = match event_type.split('.').nth(1) {
+            Some("session") => session.clone(),
+            Some("dispute") => dispute.clone(),
+            _ => our_charge(json!({"amount_refunded": 100})),
+        };
+        relevant(event_type, object);
+    }
+}
+
+/// A gateway whose clock is a month past the events: no signature would still be fresh.
+fn gateway_a_month_later(key: &str) -> lms_stripe_http::StripeGateway {
+    let (gateway, clock) = webhook_gateway(WEBHOOK_SECRET, key);
+    clock.set(NOW + 30 * 24 * 3600);
+    gateway
+}
+
+#[test]
+fn a_stored_event_decodes_as_its_verified_webhook_did_without_a_signature() {
+    let (at_arrival, _) = webhook_gateway(WEBHOOK_SECRET, SECRET_KEY);
+    let later = gateway_a_month_later(SECRET_KEY);
+    for body in [
+        event(
+            "evt_paid",
+            "checkout.session.completed",
+            our_session(purchase_id(1), "complete", "paid"),
+            false,
+        ),
+        event(
+            "evt_other",
+            "payment_intent.succeeded",
+            fixture("payment_intent"),
+            false,
+        ),
+        event(
+            "evt_uncorrelated",
+            "charge.succeeded",
+            fixture("charge"),
+            false,
+        ),
+    ] {
+        let verified = deliver(&at_arrival, &body).unwrap();
+        assert_eq!(
+            later.decode_stored_event(body.as_bytes()),
+            Ok(verified.clone())
+        );
+        assert_eq!(verified.envelope().payload, body);
+    }
+    // A paid session's facts, dated by the event, not by when it is decoded again.
+    let body = event(
+        "evt_paid",
+        "checkout.session.completed",
+        our_session(purchase_id(1), "complete", "paid"),
+        false,
+    );
+    let Ok(WebhookEvent::Relevant(decoded)) = later.decode_stored_event(body.as_bytes()) else {
+        panic!("a paid session is relevant");
+    };
+    assert_eq!(decoded.facts, vec![paid(usd(1999))]);
+    assert_eq!(decoded.locator, session_locator(1));
+}
+
+#[test]
+fn a_stored_event_of_the_other_mode_is_refused() {
+    let object = our_session(purchase_id(1), "complete", "paid");
+    let live = event(
+        "evt_live",
+        "checkout.session.completed",
+        object.clone(),
+        true,
+    );
+    let test = event("evt_test", "checkout.session.completed", object, false);
+    assert_eq!(
+        gateway_a_month_later(SECRET_KEY).decode_stored_event(live.as_bytes()),
+        Err(WebhookRejection::WrongMode)
+    );
+    let live_gateway = gateway_a_month_later(LIVE_KEY);
+    assert_eq!(
+        live_gateway.decode_stored_event(test.as_bytes()),
+        Err(WebhookRejection::WrongMode)
+    );
+    let Ok(WebhookEvent::Relevant(decoded)) = live_gateway.decode_stored_event(live.as_bytes())
+    else {
+        panic!("a live event decodes at a live deployment");
+    };
+    assert!(decoded.envelope.livemode);
+}
+
+#[test]
+fn a_malformed_stored_event_is_refused() {
+    let gateway = gateway_a_month_later(SECRET_KEY);
+    let mut unpaid_amount = our_session(purchase_id(1), "complete", "paid");
+    unpaid_amount["amount_total"] = Value::Null;
+    let broken = event("evt_4", "checkout.session.completed", unpaid_amount, false);
+    let not_utf8 = [b'{', 0xff, 0xfe, b'}'];
+    for body in [
+        b"".as_slice(),
+        b"not json",
+        b"{}",
+        br#"{"id":"evt_5","type":"charge.succeeded","created":1,"livemode":false}"#,
+        broken.as_bytes(),
+        &not_utf8,
+    ] {
+        assert!(
+            matches!(
+                gateway.decode_stored_event(body),
+                Err(WebhookRejection::Malformed(_))
+            ),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
 }

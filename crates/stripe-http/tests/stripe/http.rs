@@ -3,8 +3,8 @@
 use crate::support::*;
 use lms_domain::{CourseId, UserId};
 use lms_ports::{
-    CheckoutRequest, GatewayError, PaymentGateway, RefundRequest, RefundStatus,
-    SessionPaymentStatus, SessionStatus,
+    CheckoutRequest, EventQuery, GatewayError, PaymentGateway, RefundRequest, RefundStatus,
+    SessionPaymentStatus, SessionStatus, WebhookEvent,
 };
 use lms_stripe_http::{RetryPolicy, StripeConfig, StripeGateway, DEFAULT_API_VERSION};
 use serde_json::{json, Value};
@@ -933,4 +933,374 @@ async fn failures_log_stripes_typed_error_and_never_the_key() {
         "the key leaked into the log: {text}"
     );
     assert!(!format!("{error:?}").contains(SECRET_KEY));
+}
+
+// ---- Expiring a session ---------------------------------------------------------------------
+
+const EXPIRE: &str = "/v1/checkout/sessions/cs_test_1/expire";
+
+fn expired_session() -> ResponseTemplate {
+    let mut body = our_session(purchase_id(0xabc), "expired", "unpaid");
+    body["url"] = Value::Null;
+    ResponseTemplate::new(200).set_body_json(body)
+}
+
+#[tokio::test]
+async fn expire_posts_to_the_session_and_returns_it_closed() {
+    let server = MockServer::start().await;
+    respond_always(&server, "POST", EXPIRE, expired_session()).await;
+    let gateway = gateway(&server.uri());
+    let session = gateway.expire_checkout_session("cs_test_1").await.unwrap();
+    assert_eq!(session.status, SessionStatus::Expired);
+    assert_eq!(session.url, None);
+    assert_eq!(session.purchase_id, Some(purchase_id(0xabc)));
+    assert_eq!(
+        session.facts(),
+        vec![lms_domain::PaymentFact::CheckoutExpired]
+    );
+    gateway.expire_checkout_session("cs_test_1").await.unwrap();
+
+    let received = requests(&server).await;
+    assert_eq!(received.len(), 2);
+    for request in &received {
+        assert_eq!(request.method.as_str(), "POST");
+        assert!(request.body.is_empty(), "expire takes no parameters");
+        assert_eq!(
+            header(request, "authorization"),
+            Some(format!("Bearer {SECRET_KEY}").as_str())
+        );
+        assert_eq!(header(request, "stripe-version"), Some(DEFAULT_API_VERSION));
+        assert!(
+            header(request, "idempotency-key").is_some_and(|key| key.starts_with("expire-")),
+            "a POST always carries an idempotency key"
+        );
+    }
+    assert_ne!(
+        header(&received[0], "idempotency-key"),
+        header(&received[1], "idempotency-key"),
+        "two calls are two requests: the second must not replay the first's answer"
+    );
+}
+
+#[tokio::test]
+async fn expire_retries_a_5xx_with_the_same_idempotency_key() {
+    let server = MockServer::start().await;
+    respond_once(&server, "POST", EXPIRE, ResponseTemplate::new(503)).await;
+    respond_always(&server, "POST", EXPIRE, expired_session()).await;
+    let session = gateway(&server.uri())
+        .expire_checkout_session("cs_test_1")
+        .await
+        .unwrap();
+    assert_eq!(session.status, SessionStatus::Expired);
+    let received = requests(&server).await;
+    assert_eq!(received.len(), 2);
+    assert!(header(&received[0], "idempotency-key").is_some());
+    assert_eq!(
+        header(&received[0], "idempotency-key"),
+        header(&received[1], "idempotency-key")
+    );
+}
+
+#[tokio::test]
+async fn expiring_a_closed_session_is_rejected_and_an_unknown_one_is_not_found() {
+    let server = MockServer::start().await;
+    // What Stripe answers for a session that is no longer open.
+    respond_always(
+        &server,
+        "POST",
+        EXPIRE,
+        ResponseTemplate::new(400).set_body_json(json!({"error": {
+            "message": "Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout Session has a status of `complete`.",
+            "request_log_url": "https://dashboard.stripe.com/test/logs/req_1",
+            "type": "invalid_request_error",
+        }})),
+    )
+    .await;
+    respond_always(
+        &server,
+        "POST",
+        "/v1/checkout/sessions/cs_unknown/expire",
+        ResponseTemplate::new(404).set_body_json(stripe_error(
+            "invalid_request_error",
+            "resource_missing",
+            "No such checkout.session: 'cs_unknown'",
+        )),
+    )
+    .await;
+    let gateway = gateway(&server.uri());
+    let error = gateway
+        .expire_checkout_session("cs_test_1")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, GatewayError::Rejected { message, .. } if message.contains("can be expired")),
+        "{error:?}"
+    );
+    assert_eq!(
+        gateway.expire_checkout_session("cs_unknown").await,
+        Err(GatewayError::NotFound)
+    );
+    assert_eq!(requests(&server).await.len(), 2, "4xx are not retried");
+    assert_eq!(
+        gateway.expire_checkout_session("").await,
+        Err(GatewayError::NotFound)
+    );
+    assert_eq!(requests(&server).await.len(), 2, "no id, no request");
+}
+
+// ---- Listing events -------------------------------------------------------------------------
+
+const EVENTS: &str = "/v1/events";
+
+/// An event's text as it sits in a pretty-printed list, one level deeper than on its own.
+fn as_listed(event: &str) -> String {
+    event.replace('\n', "\n    ")
+}
+
+/// A `GET /v1/events` answer holding these events, pretty-printed as Stripe does.
+fn event_list(events: &[&str], has_more: bool) -> ResponseTemplate {
+    let data = events
+        .iter()
+        .map(|event| as_listed(event))
+        .collect::<Vec<_>>()
+        .join(",\n    ");
+    let body = format!(
+        "{{\n  \"object\": \"list\",\n  \"data\": [\n    {data}\n  ],\n  \"has_more\": {has_more},\n  \"url\": \"/v1/events\"\n}}"
+    );
+    ResponseTemplate::new(200).set_body_raw(body, "application/json")
+}
+
+fn query(created_from: i64, starting_after: Option<&str>, limit: u32) -> EventQuery {
+    EventQuery {
+        created_from: OffsetDateTime::from_unix_timestamp(created_from).unwrap(),
+        starting_after: starting_after.map(str::to_owned),
+        limit,
+    }
+}
+
+fn query_pairs(request: &Request) -> Vec<(String, String)> {
+    request
+        .url
+        .query_pairs()
+        .map(|(key, value)| (key.into_owned(), value.into_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn list_events_asks_for_the_types_acted_on_since_a_time_and_keeps_each_events_text() {
+    let server = MockServer::start().await;
+    let paid = event(
+        "evt_paid",
+        "checkout.session.completed",
+        our_session(purchase_id(1), "complete", "paid"),
+        false,
+    );
+    // A type acted on, but about no purchase of ours: listed and ignored, like its webhook.
+    let foreign = event("evt_foreign", "charge.succeeded", fixture("charge"), false);
+    respond_always(&server, "GET", EVENTS, event_list(&[&paid, &foreign], true)).await;
+    let page = gateway(&server.uri())
+        .list_events(&query(NOW - 3600, None, 2))
+        .await
+        .unwrap();
+
+    let received = requests(&server).await;
+    assert_eq!(received.len(), 1);
+    let expected: Vec<(String, String)> = [
+        ("created[gte]", (NOW - 3600).to_string()),
+        ("limit", "2".to_owned()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .chain(
+        lms_stripe_http::relevant_event_types()
+            .map(|event_type| ("types[]".to_owned(), event_type.to_owned())),
+    )
+    .collect();
+    assert_eq!(query_pairs(&received[0]), expected);
+    assert_eq!(header(&received[0], "idempotency-key"), None);
+    assert!(
+        received[0]
+            .url
+            .query()
+            .unwrap()
+            .contains("types%5B%5D=checkout.session.completed&"),
+        "{:?}",
+        received[0].url.query()
+    );
+
+    assert!(page.has_more);
+    assert_eq!(page.events.len(), 2);
+    let WebhookEvent::Relevant(first) = &page.events[0] else {
+        panic!("a paid session of ours is relevant: {:?}", page.events[0]);
+    };
+    assert_eq!(first.envelope.id, "evt_paid");
+    assert_eq!(
+        first.envelope.payload,
+        as_listed(&paid),
+        "the event's exact text, as Stripe sent it"
+    );
+    assert_eq!(first.locator.purchase_id, Some(purchase_id(1)));
+    assert_eq!(
+        first.facts,
+        vec![lms_domain::PaymentFact::PaymentSucceeded {
+            amount: usd(1999),
+            at: Some(OffsetDateTime::from_unix_timestamp(NOW - 5).unwrap())
+        }]
+    );
+    let WebhookEvent::Ignored(second) = &page.events[1] else {
+        panic!("nothing to correlate: {:?}", page.events[1]);
+    };
+    assert_eq!(second.id, "evt_foreign");
+    assert_eq!(second.payload, as_listed(&foreign));
+    // Each listed event decodes again, from its payload, to itself.
+    for listed in &page.events {
+        assert_eq!(
+            gateway(&server.uri()).decode_stored_event(listed.envelope().payload.as_bytes()),
+            Ok(listed.clone())
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_events_pages_with_the_cursor_until_nothing_remains() {
+    let server = MockServer::start().await;
+    let refunded = |id: &str| {
+        event(
+            id,
+            "charge.refunded",
+            with(
+                fixture("charge"),
+                json!({"payment_intent": "pi_1", "amount_refunded": 100, "currency": "usd"}),
+            ),
+            false,
+        )
+    };
+    let (c, b, a) = (refunded("evt_c"), refunded("evt_b"), refunded("evt_a"));
+    Mock::given(method("GET"))
+        .and(path(EVENTS))
+        .and(wiremock::matchers::query_param_is_missing("starting_after"))
+        .respond_with(event_list(&[&c, &b], true))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(EVENTS))
+        .and(query_param("starting_after", "evt_b"))
+        .respond_with(event_list(&[&a], false))
+        .mount(&server)
+        .await;
+    let gateway = gateway(&server.uri());
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = gateway
+            .list_events(&query(NOW - 60, cursor.as_deref(), 2))
+            .await
+            .unwrap();
+        ids.extend(page.events.iter().map(|event| event.envelope().id.clone()));
+        if !page.has_more {
+            break;
+        }
+        cursor = page.events.last().map(|event| event.envelope().id.clone());
+    }
+    assert_eq!(ids, ["evt_c", "evt_b", "evt_a"]);
+    let received = requests(&server).await;
+    assert_eq!(received.len(), 2);
+    assert!(query_pairs(&received[1]).contains(&("starting_after".into(), "evt_b".into())));
+    assert!(query_pairs(&received[1]).contains(&("created[gte]".into(), (NOW - 60).to_string())));
+}
+
+#[tokio::test]
+async fn list_events_keeps_the_page_size_within_stripes_bounds() {
+    let server = MockServer::start().await;
+    respond_always(&server, "GET", EVENTS, event_list(&[], false)).await;
+    let gateway = gateway(&server.uri());
+    for (asked, sent) in [(0, "1"), (1, "1"), (100, "100"), (5000, "100")] {
+        let page = gateway
+            .list_events(&query(NOW, Some(""), asked))
+            .await
+            .unwrap();
+        assert_eq!(page.events, vec![]);
+        assert!(!page.has_more);
+        let received = requests(&server).await;
+        let pairs = query_pairs(received.last().unwrap());
+        assert!(
+            pairs.contains(&("limit".into(), sent.into())),
+            "{asked}: {pairs:?}"
+        );
+        assert!(
+            pairs.iter().all(|(key, _)| key != "starting_after"),
+            "an empty cursor is no cursor"
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_events_retries_a_5xx_and_maps_errors_like_every_call() {
+    let server = MockServer::start().await;
+    respond_once(&server, "GET", EVENTS, ResponseTemplate::new(500)).await;
+    respond_always(&server, "GET", EVENTS, event_list(&[], false)).await;
+    let retrying = gateway(&server.uri());
+    assert!(retrying.list_events(&query(NOW, None, 10)).await.is_ok());
+    assert_eq!(requests(&server).await.len(), 2);
+
+    let server = MockServer::start().await;
+    respond_always(
+        &server,
+        "GET",
+        EVENTS,
+        ResponseTemplate::new(404).set_body_json(stripe_error(
+            "invalid_request_error",
+            "resource_missing",
+            "No such event: 'evt_gone'",
+        )),
+    )
+    .await;
+    assert_eq!(
+        gateway(&server.uri())
+            .list_events(&query(NOW, Some("evt_gone"), 10))
+            .await,
+        Err(GatewayError::NotFound)
+    );
+}
+
+#[tokio::test]
+async fn a_listed_event_that_cannot_be_decoded_is_unexpected() {
+    let mut unpaid_amount = our_session(purchase_id(1), "complete", "paid");
+    unpaid_amount["amount_total"] = Value::Null;
+    let good = event(
+        "evt_good",
+        "checkout.session.expired",
+        our_session(purchase_id(1), "expired", "unpaid"),
+        false,
+    );
+    let other_mode = event(
+        "evt_live",
+        "checkout.session.expired",
+        our_session(purchase_id(1), "expired", "unpaid"),
+        true,
+    );
+    let broken = event(
+        "evt_broken",
+        "checkout.session.completed",
+        unpaid_amount,
+        false,
+    );
+    let no_has_more = ResponseTemplate::new(200).set_body_raw(
+        format!("{{\"object\":\"list\",\"data\":[{good}]}}"),
+        "application/json",
+    );
+    for answer in [
+        event_list(&[&good, &other_mode], false),
+        event_list(&[&broken, &good], false),
+        no_has_more,
+    ] {
+        let server = MockServer::start().await;
+        respond_always(&server, "GET", EVENTS, answer).await;
+        let error = gateway(&server.uri())
+            .list_events(&query(NOW, None, 10))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, GatewayError::Unexpected(_)), "{error:?}");
+        assert_eq!(requests(&server).await.len(), 1, "a 2xx is never retried");
+    }
 }

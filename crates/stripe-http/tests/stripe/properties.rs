@@ -137,14 +137,38 @@ proptest! {
         match parse_event(body.as_bytes(), false) {
             Ok(WebhookEvent::Relevant(event)) => {
                 prop_assert!(!livemode);
-                prop_assert_eq!(event.payload, body);
+                prop_assert_eq!(event.envelope.payload, body);
+                prop_assert!(!event.envelope.livemode);
                 prop_assert!(event.locator != lms_ports::PurchaseLocator::default());
             }
-            Ok(WebhookEvent::Ignored { id, .. }) => prop_assert_eq!(id, "evt_prop"),
+            Ok(WebhookEvent::Ignored(envelope)) => {
+                prop_assert_eq!(envelope.id, "evt_prop");
+                prop_assert_eq!(envelope.payload, body);
+                prop_assert!(!envelope.livemode);
+            }
             Err(WebhookRejection::Malformed(_)) => {}
             Err(WebhookRejection::WrongMode) => prop_assert!(livemode),
             Err(other) => prop_assert!(false, "unexpected rejection {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_verified_body_decodes_again_from_storage_to_the_same_result(
+        event_type in event_type(),
+        object in arbitrary_json(),
+        livemode in any::<bool>(),
+    ) {
+        let body = json!({
+            "id": "evt_prop", "object": "event", "type": event_type, "created": NOW,
+            "livemode": livemode, "data": {"object": object},
+        })
+        .to_string();
+        let (gateway, _) = webhook_gateway(WEBHOOK_SECRET, SECRET_KEY);
+        let header = format!("t={NOW},v1={}", compute_signature(WEBHOOK_SECRET.as_bytes(), NOW, body.as_bytes()));
+        prop_assert_eq!(
+            gateway.decode_stored_event(body.as_bytes()),
+            gateway.verify_webhook(body.as_bytes(), Some(&header))
+        );
     }
 
     #[test]

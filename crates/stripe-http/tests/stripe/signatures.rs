@@ -2,7 +2,7 @@
 //! headers, livemode.
 
 use crate::support::*;
-use lms_ports::{PaymentGateway, WebhookEvent, WebhookRejection};
+use lms_ports::{EventEnvelope, PaymentGateway, WebhookEvent, WebhookRejection};
 use lms_stripe_http::{compute_signature, verify_signature, SignatureError, WebhookSecret};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -76,10 +76,13 @@ fn the_gateway_accepts_a_python_signed_event() {
     let header = format!("t=1700000000,v1={KAT_EVENT_SIG}");
     assert_eq!(
         gateway.verify_webhook(KAT_EVENT.as_bytes(), Some(&header)),
-        Ok(WebhookEvent::Ignored {
+        Ok(WebhookEvent::Ignored(EventEnvelope {
             id: "evt_kat".to_owned(),
-            event_type: "plan.created".to_owned()
-        })
+            event_type: "plan.created".to_owned(),
+            livemode: false,
+            created: OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
+            payload: KAT_EVENT.to_owned(),
+        }))
     );
 }
 
@@ -286,7 +289,7 @@ fn livemode_must_match_the_key() {
     );
     assert!(matches!(
         deliver(&test_gateway, &test_event),
-        Ok(WebhookEvent::Ignored { .. })
+        Ok(WebhookEvent::Ignored(_))
     ));
 
     for live_key in [LIVE_KEY, "rk_live_restricted"] {
@@ -297,7 +300,7 @@ fn livemode_must_match_the_key() {
         );
         assert!(matches!(
             deliver(&live_gateway, &live_event),
-            Ok(WebhookEvent::Ignored { .. })
+            Ok(WebhookEvent::Ignored(_))
         ));
     }
     let (restricted_test, _) = webhook_gateway(WEBHOOK_SECRET, "rk_test_restricted");

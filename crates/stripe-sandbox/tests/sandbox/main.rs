@@ -622,3 +622,263 @@ async fn a_public_url_that_cannot_be_a_link_base_is_refused_at_start() {
         assert!(err.to_string().contains(url), "{err}");
     }
 }
+
+/// The ids of a `GET /v1/events` answer, in order.
+fn listed_ids(list: &Value) -> Vec<String> {
+    list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The ids of the sandbox's events of these types, newest first (as the list gives them).
+fn newest_first_of(sandbox: &Sandbox, types: &[&str]) -> Vec<String> {
+    sandbox
+        .events()
+        .iter()
+        .rev()
+        .filter(|event| types.iter().any(|t| event["type"] == *t))
+        .map(|event| event["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_events_list_filters_by_types_like_stripe() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let session = open_session(&sandbox).await;
+    pay_with_a_good_card(&sandbox, &session);
+    // charge.succeeded, payment_intent.succeeded, checkout.session.completed
+    let ours = newest_first_of(
+        &sandbox,
+        &["checkout.session.completed", "charge.succeeded"],
+    );
+    assert_eq!(ours.len(), 2);
+
+    for query in [
+        "types[]=checkout.session.completed&types[]=charge.succeeded",
+        // Brackets percent-encoded, as form encoders (the Stripe adapter's included) send them.
+        "types%5B%5D=checkout.session.completed&types%5B%5D=charge.succeeded",
+        // Indexed, as Stripe's own SDKs send arrays.
+        "types[0]=charge.succeeded&types[1]=checkout.session.completed",
+        // A type no event has changes nothing; an empty one is no filter item.
+        "types[]=charge.succeeded&types[]=charge.refunded&types[]=&types[]=checkout.session.completed",
+    ] {
+        let (status, list) = get_json(&sandbox, &format!("/v1/events?{query}")).await;
+        assert_eq!(status, 200, "{query}: {list}");
+        assert_eq!(listed_ids(&list), ours, "{query}");
+        assert_eq!(list["has_more"], false, "{query}");
+    }
+
+    // The cursor steps over what the filter leaves out (payment_intent.succeeded).
+    let (_, first) = get_json(
+        &sandbox,
+        "/v1/events?limit=1&types[]=checkout.session.completed&types[]=charge.succeeded",
+    )
+    .await;
+    assert_eq!(listed_ids(&first), ours[..1]);
+    assert_eq!(first["has_more"], true);
+    let (_, second) = get_json(
+        &sandbox,
+        &format!(
+            "/v1/events?limit=1&starting_after={}&types[]=checkout.session.completed&types[]=charge.succeeded",
+            ours[0]
+        ),
+    )
+    .await;
+    assert_eq!(listed_ids(&second), ours[1..]);
+    assert_eq!(second["has_more"], false);
+
+    // `type`: one type, or a group with a wildcard.
+    for (pattern, types) in [
+        ("charge.succeeded", vec!["charge.succeeded"]),
+        ("checkout.session.*", vec!["checkout.session.completed"]),
+        (
+            "*.succeeded",
+            vec!["charge.succeeded", "payment_intent.succeeded"],
+        ),
+        (
+            "*",
+            vec![
+                "charge.succeeded",
+                "payment_intent.succeeded",
+                "checkout.session.completed",
+            ],
+        ),
+        ("charge", vec![]),
+    ] {
+        let (status, list) = get_json(&sandbox, &format!("/v1/events?type={pattern}")).await;
+        assert_eq!(status, 200, "{pattern}");
+        assert_eq!(
+            listed_ids(&list),
+            newest_first_of(&sandbox, &types),
+            "{pattern}"
+        );
+    }
+}
+
+/// Stripe's refusals, plus any parameter the sandbox does not know: silently listing everything
+/// would hide a client's mistake.
+#[tokio::test]
+async fn the_events_list_refuses_bad_or_unknown_parameters() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let too_many: String = (0..21)
+        .map(|n| format!("types[]=type.{n}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    for (query, param) in [
+        ("type=charge.succeeded&types[]=charge.failed", "types"),
+        (too_many.as_str(), "types"),
+        ("created[gte]=yesterday", "created[gte]"),
+        ("typo[]=charge.succeeded", "typo[]"),
+    ] {
+        let (status, body) = get_json(&sandbox, &format!("/v1/events?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert_eq!(body["error"]["type"], "invalid_request_error", "{query}");
+        assert_eq!(body["error"]["param"], param, "{query}");
+    }
+    let (_, unknown) = get_json(&sandbox, "/v1/events?typo[]=x").await;
+    assert_eq!(unknown["error"]["code"], "parameter_unknown");
+}
+
+#[tokio::test]
+async fn the_events_list_filters_by_creation_bounds() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let paid = open_session(&sandbox).await;
+    let unpaid: Value = create(&sandbox, "k2", &session_form("p2"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    pay_with_a_good_card(&sandbox, &paid);
+    let paid_at = sandbox.events()[0]["created"].as_i64().unwrap();
+    // A day later the unpaid session expires: one event, far from the three others.
+    sandbox.advance_clock(Duration::from_secs(25 * 3600));
+    let expiry = sandbox.events_of_type("checkout.session.expired");
+    assert_eq!(expiry.len(), 1);
+    assert_eq!(expiry[0]["data"]["object"]["id"], unpaid["id"]);
+    let expiry_id = expiry[0]["id"].as_str().unwrap().to_owned();
+    let payment = newest_first_of(
+        &sandbox,
+        &[
+            "checkout.session.completed",
+            "payment_intent.succeeded",
+            "charge.succeeded",
+        ],
+    );
+    assert_eq!(payment.len(), 3);
+    let mut everything = vec![expiry_id.clone()];
+    everything.extend(payment.iter().cloned());
+
+    let after = paid_at + 1;
+    for (query, expected) in [
+        (format!("created[gte]={paid_at}"), everything.clone()),
+        (format!("created[gte]={after}"), vec![expiry_id.clone()]),
+        (format!("created[gt]={paid_at}"), vec![expiry_id.clone()]),
+        (format!("created[lt]={after}"), payment.clone()),
+        (format!("created[lte]={paid_at}"), payment.clone()),
+        (format!("created[lt]={paid_at}"), vec![]),
+        (format!("created={paid_at}"), payment.clone()),
+        (
+            format!("created[gte]={paid_at}&created[lt]={after}&types[]=charge.succeeded"),
+            newest_first_of(&sandbox, &["charge.succeeded"]),
+        ),
+        (
+            format!("created[gte]={after}&types[]=checkout.session.completed"),
+            vec![],
+        ),
+    ] {
+        let (status, list) = get_json(&sandbox, &format!("/v1/events?{query}")).await;
+        assert_eq!(status, 200, "{query}: {list}");
+        assert_eq!(listed_ids(&list), expected, "{query}");
+    }
+    // Bounds and the cursor together: after the expiry, from the payment's second on.
+    let (_, page) = get_json(
+        &sandbox,
+        &format!("/v1/events?created[gte]={paid_at}&starting_after={expiry_id}&limit=2"),
+    )
+    .await;
+    assert_eq!(listed_ids(&page), payment[..2]);
+    assert_eq!(page["has_more"], true);
+}
+
+#[tokio::test]
+async fn with_webhook_delivery_off_events_are_listed_but_never_delivered() {
+    let endpoint = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&endpoint)
+        .await;
+    let config = SandboxConfig {
+        webhook_url: Some(endpoint.uri()),
+        ..SandboxConfig::default()
+    };
+    let sandbox = Sandbox::start(config).await.unwrap();
+    assert!(sandbox.webhook_delivery(), "on by default");
+    sandbox.set_webhook_delivery(false);
+    sandbox.set_webhook_delivery(false);
+    assert!(!sandbox.webhook_delivery());
+
+    let session = open_session(&sandbox).await;
+    pay_with_a_good_card(&sandbox, &session);
+    let emitted: Vec<String> = sandbox
+        .events()
+        .iter()
+        .map(|event| event["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(emitted.len(), 3);
+    assert_eq!(sandbox.dropped_events(), emitted);
+    assert!(
+        sandbox.wait_for_deliveries(Duration::from_secs(5)).await,
+        "nothing is pending: the dropped events will never be delivered"
+    );
+    // Longer than the delivery worker's idle wake-up: it has seen the events and dropped them.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(endpoint.received_requests().await.unwrap().is_empty());
+    assert!(sandbox.deliveries().is_empty());
+    let (_, list) = get_json(&sandbox, "/v1/events").await;
+    assert_eq!(listed_ids(&list).len(), 3, "the history still has them");
+
+    // Back on: what is emitted from now on is delivered, the dropped events still are not.
+    sandbox.set_webhook_delivery(true);
+    assert!(sandbox.webhook_delivery());
+    let id = session["id"].as_str().unwrap();
+    let pi = sandbox.session(id).unwrap()["payment_intent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refund = post_form(
+        &sandbox,
+        "/v1/refunds",
+        Some("refund-1"),
+        &[("payment_intent", pi.as_str())],
+    )
+    .await;
+    assert_eq!(refund.status(), 200);
+    assert!(sandbox.wait_for_deliveries(Duration::from_secs(10)).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let delivered: Vec<String> = endpoint
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|request| {
+            serde_json::from_slice::<Value>(&request.body).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let refund_events: Vec<String> = sandbox.events()[3..]
+        .iter()
+        .map(|event| event["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(refund_events.len(), 2, "charge.refunded, refund.created");
+    let mut sorted = delivered.clone();
+    sorted.sort();
+    let mut expected = refund_events.clone();
+    expected.sort();
+    assert_eq!(sorted, expected);
+    assert_eq!(sandbox.dropped_events(), emitted);
+}
