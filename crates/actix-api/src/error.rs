@@ -414,6 +414,9 @@ impl From<lms_use_cases::UseCaseError> for ApiError {
                 "Purchase not found.",
             ),
             E::NotFound(Resource::User) => ApiError::not_found("User not found."),
+            E::NotFound(Resource::Event) => {
+                ApiError::new(StatusCode::NOT_FOUND, "EVENT_NOT_FOUND", "Event not found.")
+            }
             E::AlreadyPurchased => ApiError::conflict(
                 "ALREADY_PURCHASED",
                 "You have already purchased this course.",
@@ -428,6 +431,16 @@ impl From<lms_use_cases::UseCaseError> for ApiError {
             E::NotRefundable(reason) => ApiError::conflict(
                 "NOT_REFUNDABLE",
                 format!("This purchase cannot be refunded: {reason}."),
+            ),
+            E::NotHeld => ApiError::conflict(
+                "NOT_HELD",
+                "This purchase is not held for review: it never was, or it was already resolved.",
+            ),
+            // Admin-only: the reason is about the stored event (pruned, undecodable), not about
+            // the server, and the operator needs it to decide what to do instead.
+            E::NotReplayable(reason) => ApiError::conflict(
+                "NOT_REPLAYABLE",
+                format!("This event cannot be replayed: {reason}."),
             ),
             E::WebhookRejected(rejection) => {
                 ApiError::bad_request("INVALID_WEBHOOK", webhook_rejected(&rejection))

@@ -45,6 +45,13 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
         routes::payments::purchase_status,
         routes::payments::purchased_courses,
         routes::payments::refund,
+        routes::admin::events,
+        routes::admin::event,
+        routes::admin::replay,
+        routes::admin::held_purchases,
+        routes::admin::accept_held,
+        routes::admin::refund_held,
+        routes::admin::audit,
         serve,
     ),
     components(
@@ -55,6 +62,8 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
             Forbidden,
             CourseNotFound,
             PurchaseNotFound,
+            EventNotFound,
+            NotHeld,
             PayloadTooLarge,
             UnsupportedMediaType,
             ValidationFailed,
@@ -72,6 +81,8 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
         (name = "users", description = "Accounts and sessions."),
         (name = "courses", description = "Courses and their publication."),
         (name = "payments", description = "Checkout, Stripe's webhook, unlocking and refunds."),
+        (name = "admin", description = "Operations, for admins only: the event inbox and \
+            its replay, purchases held for review and their resolution, the audit trail."),
         (name = "meta", description = "This document."),
     ),
 )]
@@ -261,6 +272,20 @@ pub struct CourseNotFound(#[expect(dead_code, reason = "documentation only")] Er
 #[derive(Debug, ToResponse)]
 #[response(example = json!(example(404, "PURCHASE_NOT_FOUND", "Purchase not found.")))]
 pub struct PurchaseNotFound(#[expect(dead_code, reason = "documentation only")] ErrorEnvelope);
+
+/// No such event in the inbox.
+#[derive(Debug, ToResponse)]
+#[response(example = json!(example(404, "EVENT_NOT_FOUND", "Event not found.")))]
+pub struct EventNotFound(#[expect(dead_code, reason = "documentation only")] ErrorEnvelope);
+
+/// The purchase is not held for review: it never was, or it was already resolved.
+#[derive(Debug, ToResponse)]
+#[response(example = json!(example(
+    409,
+    "NOT_HELD",
+    "This purchase is not held for review: it never was, or it was already resolved.",
+)))]
+pub struct NotHeld(#[expect(dead_code, reason = "documentation only")] ErrorEnvelope);
 
 /// JSON over 16 KiB, a webhook over 256 KiB.
 #[derive(Debug, ToResponse)]
@@ -509,7 +534,8 @@ mod tests {
         for (method, path) in &documented {
             let uri = path
                 .replace("{courseId}", "00000000-0000-4000-8000-000000000000")
-                .replace("{purchaseId}", "00000000-0000-4000-8000-000000000000");
+                .replace("{purchaseId}", "00000000-0000-4000-8000-000000000000")
+                .replace("{eventId}", "evt_test");
             for other in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
                 let request = TestRequest::default()
                     .method(Method::from_bytes(other.as_bytes()).unwrap())

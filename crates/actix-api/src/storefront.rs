@@ -1,8 +1,8 @@
 //! The demo storefront: a static page and its script and style, the reference client of the REST
 //! contract. Embedded in the binary (`include_str!`), no build step, no CDN, no inline script.
 //!
-//! `GET /`, `/payment/success` and `/payment/cancel` all serve the same page; the script decides
-//! what to show from the path. The page gets its own CSP (`default-src 'self'` and nothing
+//! `GET /`, `/payment/success`, `/payment/cancel` and `/operations` (admins' review queue) all
+//! serve the same page; the script decides what to show from the path. The page gets its own CSP (`default-src 'self'` and nothing
 //! looser); every other response keeps the API's `default-src 'none'` from the middleware, which
 //! only adds a header a response does not set itself.
 
@@ -20,7 +20,7 @@ pub const PAGE_CSP: &str =
     "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
 
 /// Paths that serve the page.
-pub const PAGE_PATHS: [&str; 3] = ["/", "/payment/success", "/payment/cancel"];
+pub const PAGE_PATHS: [&str; 4] = ["/", "/payment/success", "/payment/cancel", "/operations"];
 pub const SCRIPT_PATH: &str = "/storefront/app.js";
 pub const STYLE_PATH: &str = "/storefront/style.css";
 pub const ICON_PATH: &str = "/storefront/favicon.svg";
@@ -196,6 +196,10 @@ mod tests {
             "courses",
             "purchase-status",
             "my-courses",
+            "operations",
+            "held-purchases",
+            "ops-events",
+            "audit-trail",
         ] {
             assert!(INDEX_HTML.contains(&format!("id=\"{id}\"")), "{id}");
         }

@@ -127,14 +127,28 @@
   // ---- rendering ----
   let owned = new Set();
 
+  function isAdmin() {
+    const user = session.user();
+    return Boolean(session.token() && user && user.role === "admin");
+  }
+
   function renderSession() {
     const user = session.user();
     const signedIn = Boolean(session.token() && user);
+    const operations = isOperationsPage();
     $("whoami").textContent = signedIn ? "Signed in as " + user.name + " (" + user.email + ")" : "Not signed in";
     $("whoami").dataset.role = signedIn ? user.role : "";
     $("signout").hidden = !signedIn;
     $("auth").hidden = signedIn;
-    $("mine").hidden = !signedIn;
+    $("mine").hidden = !signedIn || operations;
+    $("catalogue").hidden = operations;
+    document.body.classList.toggle("wide", operations);
+    // The role comes from the profile, refreshed at every page load: a grant or a revocation
+    // shows at the next visit. The API refuses non-admins anyway; this only hides what they
+    // could not use.
+    $("ops-link").hidden = !isAdmin() || operations;
+    $("operations").hidden = !(operations && isAdmin());
+    $("ops-denied").hidden = !(operations && signedIn && !isAdmin());
     if (!signedIn) {
       owned = new Set();
       $("my-courses").replaceChildren();
@@ -258,6 +272,7 @@
       showMessage("Welcome, " + json.user.name + ".");
       await loadMyCourses();
       if (isSuccessPage()) await showPurchaseStatus();
+      if (isOperationsPage() && isAdmin()) await loadOperations();
     } catch (err) {
       showError(err);
     } finally {
@@ -310,6 +325,7 @@
   }
 
   // ---- payment result pages ----
+  function isOperationsPage() { return window.location.pathname === "/operations"; }
   function isSuccessPage() { return window.location.pathname === "/payment/success"; }
   function isCancelPage() { return window.location.pathname === "/payment/cancel"; }
 
@@ -403,6 +419,292 @@
     sessionStorage.removeItem(PENDING_KEY);
   }
 
+  // ---- operations (admins only) ----
+  const OPS_EVENT_OUTCOMES = ["failed", "unmatched"];
+  const AUDIT_LIMIT = 20;
+  let auditPage = 1;
+
+  const OUTCOME_TEXT = {
+    applied: "applied: its facts were merged into the purchase",
+    held: "held: the purchase is held for review",
+    duplicate: "already applied: nothing changed",
+    ignored: "ignored: a type this shop does not act on",
+    unmatched: "unmatched: it is about no purchase known here",
+    failed: "failed again",
+  };
+
+  const ACTION_TEXT = {
+    refund: "Refund",
+    accept_held: "Accepted a held payment",
+    refund_held: "Refunded a held payment",
+    refund_double_payment: "Refunded a double payment",
+    replay_event: "Replayed an event",
+    grant_admin: "Made admin",
+    revoke_admin: "Admin role taken back",
+  };
+
+  function cell(text, className) {
+    const td = document.createElement("td");
+    td.textContent = text === null || text === undefined ? "" : String(text);
+    if (className) td.className = className;
+    return td;
+  }
+
+  // An id cell: the start of the id, the whole of it on hover and for copying.
+  function idCell(id) {
+    const td = document.createElement("td");
+    const code = document.createElement("code");
+    code.className = "short";
+    code.textContent = id ? String(id).slice(0, 8) + "\u2026" : "";
+    code.title = id || "";
+    td.append(code);
+    return td;
+  }
+
+  // A provider id in full, breakable anywhere so that it never widens the table.
+  function codeCell(text) {
+    const td = document.createElement("td");
+    const code = document.createElement("code");
+    code.textContent = text;
+    td.append(code);
+    return td;
+  }
+
+  function when(iso) {
+    const date = iso ? new Date(iso) : null;
+    return date && !isNaN(date) ? date.toLocaleString() : "";
+  }
+
+  function button(text, data, onClick, className) {
+    const el = document.createElement("button");
+    el.type = "button";
+    el.textContent = text;
+    for (const [key, value] of Object.entries(data)) el.dataset[key] = value;
+    if (className) el.className = className;
+    el.addEventListener("click", onClick);
+    return el;
+  }
+
+  // An empty table is left out, frame and all; its "nothing here" line shows instead.
+  function showTable(id, shown) {
+    $(id).closest(".table-wrap").hidden = !shown;
+  }
+
+  async function loadOperations() {
+    if (!isAdmin()) return;
+    await Promise.all([loadHeld(), loadOpsEvents(), loadAudit()]);
+    $("operations").dataset.loaded = "true";
+  }
+
+  async function loadHeld() {
+    const body = $("held-purchases").tBodies[0];
+    try {
+      const json = await api("GET", "/admin/purchases/held?page=1&limit=100");
+      const items = Array.isArray(json.data) ? json.data : [];
+      body.replaceChildren(...items.map(heldRow));
+      $("held-empty").hidden = items.length > 0;
+      showTable("held-purchases", items.length > 0);
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  function heldRow(purchase) {
+    const row = document.createElement("tr");
+    row.dataset.purchaseId = purchase.id;
+    row.append(
+      idCell(purchase.id),
+      idCell(purchase.userId),
+      idCell(purchase.courseId),
+      cell(formatMoney(purchase.amountCents, purchase.currency), "money"),
+      cell(purchase.receivedCents === null || purchase.receivedCents === undefined
+        ? "?" : formatMoney(purchase.receivedCents, purchase.receivedCurrency), "money received"),
+      codeCell(purchase.paymentIntentId || ""),
+      cell(when(purchase.updatedAt)),
+    );
+    const decision = document.createElement("td");
+    decision.className = "decision";
+    showDecisionButtons(decision, purchase);
+    row.append(decision);
+    return row;
+  }
+
+  function showDecisionButtons(decision, purchase) {
+    decision.replaceChildren(
+      button("Accept", { accept: purchase.id }, () => askReason(decision, purchase, "accept")),
+      button("Refund", { refund: purchase.id }, () => askReason(decision, purchase, "refund"), "danger"),
+    );
+  }
+
+  // Asks for the reason in place (no modal dialog): the audit trail keeps it.
+  function askReason(decision, purchase, action) {
+    clearNotices();
+    const form = document.createElement("form");
+    form.className = "reason-form";
+    form.dataset.action = action;
+    const label = document.createElement("label");
+    const inputId = "reason-" + action + "-" + purchase.id;
+    label.htmlFor = inputId;
+    label.textContent = action === "accept"
+      ? "Why accept " + formatMoney(purchase.receivedCents, purchase.receivedCurrency) + " for this course?"
+      : "Why refund " + formatMoney(purchase.receivedCents, purchase.receivedCurrency) + "?";
+    const input = document.createElement("input");
+    input.id = inputId;
+    input.required = true;
+    input.maxLength = 500;
+    input.dataset.reasonFor = purchase.id;
+    const confirm = document.createElement("button");
+    confirm.type = "submit";
+    confirm.dataset.confirm = purchase.id;
+    confirm.textContent = action === "accept" ? "Accept payment" : "Refund payment";
+    if (action === "refund") confirm.className = "danger";
+    const cancel = button("Cancel", { cancel: purchase.id }, () => showDecisionButtons(decision, purchase), "link");
+    form.append(label, input, confirm, cancel);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      resolveHeld(purchase, action, input.value, form);
+    });
+    decision.replaceChildren(form);
+    input.focus();
+  }
+
+  async function resolveHeld(purchase, action, reason, form) {
+    clearNotices();
+    if (!reason.trim()) {
+      showError(new ApiError("Give a reason: it is kept in the audit trail.", 0, "REASON_REQUIRED"));
+      return;
+    }
+    for (const control of form.elements) control.disabled = true;
+    try {
+      const json = await api("POST", "/admin/purchases/" + encodeURIComponent(purchase.id) + "/" + action, { reason: reason.trim() });
+      const result = (json.data && json.data.purchase) || {};
+      showMessage((action === "accept" ? "Accepted" : "Refund requested for") + " purchase "
+        + purchase.id + ": it is now " + (result.status || "updated") + ".");
+      await Promise.all([loadHeld(), loadAudit(1)]);
+    } catch (err) {
+      for (const control of form.elements) control.disabled = false;
+      showError(err);
+      // Someone else resolved it meanwhile: show the list as it is now.
+      if (err.code === "NOT_HELD" || err.code === "PURCHASE_NOT_FOUND") await loadHeld();
+    }
+  }
+
+  async function loadOpsEvents() {
+    const body = $("ops-events").tBodies[0];
+    try {
+      const pages = await Promise.all(OPS_EVENT_OUTCOMES.map((outcome) =>
+        api("GET", "/admin/events?outcome=" + outcome + "&page=1&limit=100")));
+      const events = pages.flatMap((json) => (Array.isArray(json.data) ? json.data : []));
+      events.sort((a, b) => String(b.lastReceivedAt).localeCompare(String(a.lastReceivedAt)));
+      body.replaceChildren(...events.map(eventRow));
+      $("ops-events-empty").hidden = events.length > 0;
+      showTable("ops-events", events.length > 0);
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  function eventRow(event) {
+    const row = document.createElement("tr");
+    row.dataset.eventId = event.eventId;
+    row.dataset.outcome = event.outcome;
+    const outcome = cell(event.outcome, "outcome");
+    outcome.dataset.outcome = event.outcome;
+    const actions = document.createElement("td");
+    actions.className = "decision";
+    const replayButton = button("Replay", { replay: event.eventId }, () => replay(event, replayButton));
+    if (!event.hasPayload) {
+      replayButton.disabled = true;
+      replayButton.title = "Its payload was pruned after the retention period.";
+    }
+    actions.append(replayButton, button("Details", { showEvent: event.eventId }, () => showEvent(event.eventId), "link"));
+    row.append(codeCell(event.eventId), cell(event.type), outcome, cell(event.error || ""), cell(event.deliveryCount),
+      cell(when(event.lastReceivedAt)), actions);
+    return row;
+  }
+
+  async function replay(event, replayButton) {
+    clearNotices();
+    replayButton.disabled = true;
+    try {
+      const json = await api("POST", "/admin/events/" + encodeURIComponent(event.eventId) + "/replay");
+      const data = json.data || {};
+      let text = "Replayed " + event.eventId + ": " + (OUTCOME_TEXT[data.outcome] || data.outcome);
+      if (data.error) text += " (" + data.error + ")";
+      showMessage(text + ".");
+      $("message").dataset.outcome = data.outcome || "";
+      await Promise.all([loadOpsEvents(), loadHeld(), loadAudit(1)]);
+    } catch (err) {
+      replayButton.disabled = false;
+      showError(err);
+    }
+  }
+
+  async function showEvent(eventId) {
+    clearNotices();
+    try {
+      const json = await api("GET", "/admin/events/" + encodeURIComponent(eventId));
+      const data = json.data || {};
+      $("event-detail-id").textContent = eventId;
+      $("event-detail-payload").textContent = data.payload === null || data.payload === undefined
+        ? "The payload was pruned after the retention period."
+        : JSON.stringify(data.payload, null, 2);
+      $("event-detail").hidden = false;
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  function actorText(actor) {
+    if (!actor) return "";
+    if (actor.kind === "user") {
+      const me = session.user();
+      return me && me.id === actor.userId ? "you" : "admin " + String(actor.userId || "").slice(0, 8) + "\u2026";
+    }
+    return actor.kind === "operator" ? "operator (command line)" : "system";
+  }
+
+  function auditRow(entry) {
+    const row = document.createElement("tr");
+    row.dataset.action = entry.action;
+    if (entry.purchaseId) row.dataset.purchaseId = entry.purchaseId;
+    if (entry.eventId) row.dataset.eventId = entry.eventId;
+    const about = [];
+    if (entry.eventId) about.push("event " + entry.eventId);
+    if (entry.purchaseId) about.push("purchase " + entry.purchaseId);
+    if (entry.subjectUserId) about.push("user " + entry.subjectUserId);
+    const who = cell(actorText(entry.actor));
+    who.dataset.actor = entry.actor ? entry.actor.kind : "";
+    row.append(
+      cell(when(entry.at)),
+      who,
+      cell(ACTION_TEXT[entry.action] || entry.action, "action"),
+      cell(about.join(", "), "about"),
+      cell(entry.amount ? formatMoney(entry.amount.cents, entry.amount.currency) : "", "money"),
+      cell(entry.reason, "reason"),
+    );
+    return row;
+  }
+
+  async function loadAudit(page) {
+    if (page) auditPage = page;
+    const body = $("audit-trail").tBodies[0];
+    try {
+      const json = await api("GET", "/admin/audit?page=" + auditPage + "&limit=" + AUDIT_LIMIT);
+      const items = Array.isArray(json.data) ? json.data : [];
+      const pagination = json.pagination || {};
+      body.replaceChildren(...items.map(auditRow));
+      $("audit-empty").hidden = items.length > 0;
+      showTable("audit-trail", items.length > 0);
+      $("audit-newer").disabled = !pagination.hasPrevPage;
+      $("audit-older").disabled = !pagination.hasNextPage;
+      $("audit-page").textContent = pagination.totalPages > 1
+        ? "page " + pagination.page + " of " + pagination.totalPages : "";
+    } catch (err) {
+      showError(err);
+    }
+  }
+
   // ---- start ----
   async function refreshProfile() {
     if (!session.token()) return;
@@ -421,9 +723,17 @@
     $("signout").addEventListener("click", signOut);
     $("refresh-my-courses").addEventListener("click", loadMyCourses);
     $("check-again").addEventListener("click", showPurchaseStatus);
+    $("ops-refresh").addEventListener("click", () => { clearNotices(); loadOperations(); });
+    $("event-detail-close").addEventListener("click", () => { $("event-detail").hidden = true; });
+    $("audit-newer").addEventListener("click", () => loadAudit(Math.max(1, auditPage - 1)));
+    $("audit-older").addEventListener("click", () => loadAudit(auditPage + 1));
     renderSession();
     await refreshProfile();
-    await Promise.all([loadCatalogue(), loadMyCourses()]);
+    if (isOperationsPage()) {
+      if (isAdmin()) await loadOperations();
+    } else {
+      await Promise.all([loadCatalogue(), loadMyCourses()]);
+    }
     if (isSuccessPage()) await showPurchaseStatus();
     if (isCancelPage()) showCancelled();
     document.body.dataset.ready = "true";

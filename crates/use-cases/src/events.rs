@@ -432,6 +432,23 @@ impl Services {
         Ok(self.inbox.list_events(filter, page).await?)
     }
 
+    /// One inbox event, with its payload while kept.
+    ///
+    /// # Errors
+    /// [`UseCaseError::Forbidden`] unless an admin or the operator;
+    /// [`UseCaseError::NotFound`]`(Event)`; storage errors.
+    pub async fn event(
+        &self,
+        operator: Operator<'_>,
+        event_id: &str,
+    ) -> Result<InboxRecord, UseCaseError> {
+        operator.authorise()?;
+        self.inbox
+            .get_event(event_id)
+            .await?
+            .ok_or(UseCaseError::NotFound(Resource::Event))
+    }
+
     /// Processes a stored event again from its payload, through the same exactly-once path:
     /// an event already applied or held is left alone ([`WebhookOutcome::Duplicate`]).
     /// Written to the audit trail.

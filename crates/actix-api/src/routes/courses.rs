@@ -101,8 +101,23 @@ pub struct PublishedCoursesResponse {
     pagination: Pagination,
 }
 
+impl Pagination {
+    /// The pagination block of `page` in a listing of `total` items.
+    pub(crate) fn of(page: PageRequest, total: u64) -> Self {
+        let total_pages = total.div_ceil(u64::from(page.limit));
+        Self {
+            page: page.page,
+            limit: page.limit,
+            total,
+            total_pages,
+            has_next_page: u64::from(page.page) < total_pages,
+            has_prev_page: page.page > 1,
+        }
+    }
+}
+
 /// `?page=&limit=` (a form's empty fields) means the defaults; anything else must be a number.
-fn blank_as_none<'de, D: serde::Deserializer<'de>>(
+pub(crate) fn blank_as_none<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<u32>, D::Error> {
     let raw: Option<String> = Option::deserialize(deserializer)?;
@@ -231,21 +246,13 @@ pub async fn published(
         query.limit.unwrap_or(DEFAULT_LIMIT),
     );
     let result = state.services.published_courses(page).await?;
-    let total_pages = result.total.div_ceil(u64::from(page.limit));
     let courses: Vec<CourseDto> = result.items.iter().map(CourseDto::from).collect();
     json_response(
         HttpResponse::Ok(),
         &PublishedCoursesResponse {
             success: true,
             data: courses,
-            pagination: Pagination {
-                page: page.page,
-                limit: page.limit,
-                total: result.total,
-                total_pages,
-                has_next_page: u64::from(page.page) < total_pages,
-                has_prev_page: page.page > 1,
-            },
+            pagination: Pagination::of(page, result.total),
         },
     )
 }

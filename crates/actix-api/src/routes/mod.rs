@@ -1,6 +1,7 @@
 //! The route table. Every resource answers a wrong method with the 405 envelope.
 
 // Visible to the crate so `crate::openapi` can list the handlers' documentation.
+pub(crate) mod admin;
 pub(crate) mod courses;
 pub(crate) mod health;
 pub(crate) mod payments;
@@ -49,6 +50,21 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &ApiSettings) {
             .service(
                 resource("/payments/purchases/{purchaseId}/refund")
                     .route(web::post().to(payments::refund)),
-            ),
+            )
+            .service(resource("/admin/events").route(web::get().to(admin::events)))
+            .service(resource("/admin/events/{eventId}").route(web::get().to(admin::event)))
+            .service(
+                resource("/admin/events/{eventId}/replay").route(web::post().to(admin::replay)),
+            )
+            .service(resource("/admin/purchases/held").route(web::get().to(admin::held_purchases)))
+            .service(
+                resource("/admin/purchases/{purchaseId}/accept")
+                    .route(web::post().to(admin::accept_held)),
+            )
+            .service(
+                resource("/admin/purchases/{purchaseId}/refund")
+                    .route(web::post().to(admin::refund_held)),
+            )
+            .service(resource("/admin/audit").route(web::get().to(admin::audit))),
     );
 }

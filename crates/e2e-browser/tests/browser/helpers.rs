@@ -3,6 +3,7 @@
 use anyhow::Context;
 use lms_app::demo::{FREE_COURSE_TITLE, PAID_COURSE_TITLE};
 use lms_app::{Application, Settings};
+use lms_domain::Role;
 use lms_e2e_browser::fantoccini::Locator;
 use lms_e2e_browser::Browser;
 use lms_stripe_sandbox::Sandbox;
@@ -22,6 +23,8 @@ pub struct TestApp {
     pub sandbox: String,
     /// The running sandbox, for chaos switches.
     pub stripe: Arc<Sandbox>,
+    /// What the app was configured with, for the operator's commands (`lms-app admin grant`).
+    settings: Settings,
     server: actix_web::dev::ServerHandle,
     serving: JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
@@ -48,7 +51,9 @@ impl TestApp {
         ])
         .expect("test settings");
         assert!(settings.mode.is_demo(), "no Stripe key: demo mode");
-        let app = Application::build(settings).await.expect("the app starts");
+        let app = Application::build(settings.clone())
+            .await
+            .expect("the app starts");
         let base = app.base_url();
         let stripe = app
             .sandbox_handle()
@@ -60,10 +65,20 @@ impl TestApp {
             base,
             sandbox,
             stripe,
+            settings,
             server,
             serving,
             _dir: dir,
         }
+    }
+
+    /// Makes the user with `email` an admin, as the operator does (`lms-app admin grant`):
+    /// through the command's own code, over the app's database.
+    pub async fn grant_admin(&self, email: &str) -> anyhow::Result<()> {
+        use lms_app::commands::{self, Provider};
+        let services = commands::open(&self.settings, Provider::Unused).await?;
+        let mut out = Vec::new();
+        commands::set_admin(&services, email, true, Role::Student, &mut out).await
     }
 
     pub fn url(&self, path: &str) -> String {

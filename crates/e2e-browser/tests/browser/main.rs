@@ -12,5 +12,6 @@
 )]
 
 mod helpers;
+mod operations;
 mod purchase;
 mod storefront;
