@@ -33,7 +33,7 @@ pub(crate) fn from_diesel(error: DieselError) -> RepoError {
         }
         // Recording an event for a purchase that does not exist.
         DatabaseErrorKind::ForeignKeyViolation
-            if info.constraint_name() == Some("processed_events_purchase_id_fkey") =>
+            if info.constraint_name() == Some("webhook_events_purchase_id_fkey") =>
         {
             RepoError::NotFound
         }

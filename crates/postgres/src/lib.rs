@@ -1,10 +1,11 @@
 //! PostgreSQL adapter of the storage ports: [`PgStore`] implements [`UserRepo`], [`CourseRepo`],
-//! [`PurchaseRepo`], [`DeploymentRegistry`] and [`StorageHealth`] with diesel + diesel-async over
-//! a bb8 pool (pure Rust, no libpq). The schema lives in `migrations/postgres/` at the workspace root
-//! and is embedded here ([`run_migrations`], [`revert_all_migrations`]).
+//! [`PurchaseRepo`], [`EventInbox`], [`AuditLog`], [`DeploymentRegistry`] and [`StorageHealth`]
+//! with diesel + diesel-async over a bb8 pool (pure Rust, no libpq). The schema lives in
+//! `migrations/postgres/` at the workspace root and is embedded here ([`run_migrations`],
+//! [`revert_all_migrations`]).
 //!
-//! Exactly-once webhook application is one transaction; see [`PgStore::apply_facts`]'s
-//! implementation for the statements it costs.
+//! Exactly-once webhook application, with the event's inbox row, is one transaction; see
+//! [`PgStore::apply_facts`]'s implementation for the statements it costs.
 
 mod connection;
 mod error;
@@ -19,21 +20,28 @@ use std::time::Duration;
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel::query_builder::InsertStatement;
+use diesel::sql_types::{BigInt, Timestamptz};
+use diesel::upsert::excluded;
 use diesel_async::methods::ExecuteDsl;
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use lms_domain::{CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, User, UserId};
+use lms_domain::{
+    CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, PurchaseStatus, Role, User,
+    UserId,
+};
 use lms_ports::{
-    Applied, CourseRepo, DeploymentClaim, DeploymentRegistry, FactUpdate, Page, PageRequest,
-    PaymentsMode, PurchaseRepo, PurchasedCourse, RepoError, StorageHealth, UserRepo,
+    Applied, AuditEntry, AuditLog, CourseRepo, DeliveryKind, DeploymentClaim, DeploymentRegistry,
+    EventDelivery, EventFilter, EventInbox, EventOutcome, FactUpdate, InboxRecord, Page,
+    PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, Recorded, RepoError, StorageHealth,
+    Unapplied, UserRepo,
 };
 use time::OffsetDateTime;
 
 use crate::connection::{ConnectSpec, LogConnectionErrors, Purpose};
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
-use crate::rows::{CourseRow, NewProcessedEvent, PurchaseRow, StateRow, UserRow};
-use crate::schema::{courses, deployment, processed_events, purchases, users};
+use crate::rows::{AuditRow, CourseRow, PurchaseRow, StateRow, UserRow, WebhookEventRow};
+use crate::schema::{audit_log, courses, deployment, purchases, users, webhook_events};
 
 pub use crate::connection::{check_database_url, PgConnectionOptions};
 pub use crate::migrate::{
@@ -209,6 +217,11 @@ fn found<R, T>(
         .transpose()
 }
 
+/// A page's total, as the ports count it.
+fn total(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or(0)
+}
+
 #[async_trait]
 impl UserRepo for PgStore {
     async fn create_user(&self, user: &User) -> Result<(), RepoError> {
@@ -234,6 +247,21 @@ impl UserRepo for PgStore {
             .first(&mut conn)
             .await;
         found(row, UserRow::into_domain)
+    }
+
+    async fn set_role(&self, email: &Email, role: Role) -> Result<User, RepoError> {
+        let mut conn = self.conn().await?;
+        // One statement, by the same `lower(email)` as find_user_by_email (users_email_key).
+        let row = diesel::update(
+            users::table.filter(lower(users::email).eq(email.as_str().to_lowercase())),
+        )
+        .set(users::role.eq(role.name()))
+        .returning(UserRow::as_returning())
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(from_diesel)?;
+        row.ok_or(RepoError::NotFound)?.into_domain()
     }
 
     async fn end_sessions(&self, id: UserId) -> Result<u32, RepoError> {
@@ -285,12 +313,12 @@ impl CourseRepo for PgStore {
         let (limit, offset) = lms_sql_rows::limit_offset(page);
         let mut conn = self.conn().await?;
         // Count and page from one snapshot, so the total matches the items.
-        let (total, rows) = conn
+        let (count, rows) = conn
             .build_transaction()
             .read_only()
             .repeatable_read()
             .run(async |conn| {
-                let total: i64 = courses::table
+                let count: i64 = courses::table
                     .filter(courses::published.eq(true))
                     .count()
                     .get_result(conn)
@@ -303,7 +331,7 @@ impl CourseRepo for PgStore {
                     .select(CourseRow::as_select())
                     .load(conn)
                     .await?;
-                Ok::<_, diesel::result::Error>((total, rows))
+                Ok::<_, diesel::result::Error>((count, rows))
             })
             .await
             .map_err(from_diesel)?;
@@ -313,14 +341,14 @@ impl CourseRepo for PgStore {
             .collect::<Result<_, _>>()?;
         Ok(Page {
             items,
-            total: u64::try_from(total).unwrap_or(0),
+            total: total(count),
         })
     }
 }
 
 /// Loads and locks one purchase for the rest of the transaction. `FOR NO KEY UPDATE` (not
 /// `FOR UPDATE`): it serialises fact updates of the purchase, yet does not conflict with the
-/// `FOR KEY SHARE` lock the foreign key check of a concurrent `processed_events` insert takes,
+/// `FOR KEY SHARE` lock the foreign key check of a concurrent `webhook_events` insert takes,
 /// which would deadlock two different events of one purchase.
 async fn lock_purchase(
     conn: &mut AsyncPgConnection,
@@ -336,35 +364,89 @@ async fn lock_purchase(
     Ok(row.map(PurchaseRow::into_domain).transpose()?)
 }
 
+/// The outcomes a replay leaves alone ([`EventOutcome::is_settled`]).
+const SETTLED: [&str; 2] = [EventOutcome::Applied.as_str(), EventOutcome::Held.as_str()];
+
+/// The inbox upsert of `lms_sql_rows`' inbox module, for an event that comes as `kind`; `row` is
+/// what a first delivery writes. One statement: `INSERT INTO webhook_events .. ON CONFLICT
+/// (event_id) DO UPDATE SET .. [WHERE ..] RETURNING delivery_count`.
+async fn upsert_event(
+    conn: &mut AsyncPgConnection,
+    kind: DeliveryKind,
+    row: WebhookEventRow,
+) -> QueryResult<Recorded> {
+    let upsert = diesel::insert_into(webhook_events::table)
+        .values(row)
+        .on_conflict(webhook_events::event_id)
+        .do_update();
+    let written = match kind {
+        DeliveryKind::Delivered => {
+            let count: i32 = upsert
+                .set((
+                    webhook_events::delivery_count.eq(webhook_events::delivery_count + 1),
+                    webhook_events::last_received_at.eq(excluded(webhook_events::last_received_at)),
+                ))
+                .returning(webhook_events::delivery_count)
+                .get_result(conn)
+                .await?;
+            // Inserted rows count one delivery; a counted redelivery, two or more.
+            count == 1
+        }
+        // `FilterDsl::filter` by name: on an upsert it is the `DO UPDATE .. WHERE`.
+        DeliveryKind::Replayed => diesel::query_dsl::methods::FilterDsl::filter(
+            upsert.set((
+                webhook_events::outcome.eq(excluded(webhook_events::outcome)),
+                webhook_events::error.eq(excluded(webhook_events::error)),
+                webhook_events::purchase_id.eq(excluded(webhook_events::purchase_id)),
+            )),
+            webhook_events::outcome.ne_all(SETTLED),
+        )
+        .returning(webhook_events::delivery_count)
+        .get_result::<i32>(conn)
+        .await
+        .optional()?
+        .is_some(),
+    };
+    Ok(if written {
+        Recorded::Written
+    } else {
+        Recorded::Duplicate
+    })
+}
+
 /// The body of [`PgStore::apply_facts`]'s transaction. Statements, in order:
-/// 1. (webhook events only) `INSERT INTO processed_events .. ON CONFLICT (event_id) DO NOTHING`:
-///    0 rows means a duplicate (a concurrent duplicate waits here for the first to commit);
-///    an unknown purchase fails its foreign key, which rolls back as `NotFound`;
+/// 1. (events only) the inbox upsert ([`upsert_event`]) of a row saying `applied`, with the
+///    purchase and no error. A redelivery only counts (delivery count, last receipt time) and
+///    stops here, committed: [`Applied::DuplicateEvent`]. A replay of an applied or held event
+///    changes nothing and stops here too. A concurrent duplicate waits here for the first to
+///    commit or roll back. An unknown purchase fails the foreign key (of the inserted row, or
+///    of the purchase a replay sets), which rolls back as `NotFound`;
 /// 2. `SELECT .. FROM purchases WHERE id = $1 FOR NO KEY UPDATE`;
 /// 3. (only if the merge changed anything) `UPDATE purchases SET <facts, status, slot,
-///    payment intent, updated_at> WHERE id = $1`.
+///    payment intent, updated_at> WHERE id = $1`;
+/// 4. (events only, and only when the saved purchase is held for review)
+///    `UPDATE webhook_events SET outcome = 'held' WHERE event_id = $1`: the outcome depends on
+///    the merge, and writing the row first is what lets a duplicate stop at statement 1.
 ///
-/// Plus BEGIN and COMMIT: at most five round trips, one transaction.
+/// Plus BEGIN and COMMIT: a first delivery costs five round trips (six when it leaves its
+/// purchase held), a redelivery three, in one transaction.
 async fn apply_in_transaction(
     conn: &mut AsyncPgConnection,
     update: &FactUpdate,
 ) -> Result<Applied, TxError> {
+    let at = stored_precision(update.at);
     if let Some(event) = &update.event {
-        let recorded = diesel::insert_into(processed_events::table)
-            .values(NewProcessedEvent::new(
-                event,
-                update.purchase_id,
-                stored_precision(update.at),
-            ))
-            .on_conflict(processed_events::event_id)
-            .do_nothing()
-            .execute(conn)
-            .await?;
-        if recorded == 0 {
+        let row = WebhookEventRow::from_domain(&lms_sql_rows::first_delivery(
+            &event.envelope,
+            EventOutcome::Applied,
+            None,
+            Some(update.purchase_id),
+            at,
+        ))?;
+        if upsert_event(conn, event.kind, row).await? == Recorded::Duplicate {
             return Ok(Applied::DuplicateEvent);
         }
     }
-    let at = stored_precision(update.at);
     let mut purchase = lock_purchase(conn, update.purchase_id)
         .await?
         .ok_or(RepoError::NotFound)?;
@@ -374,6 +456,15 @@ async fn apply_in_transaction(
             .set(StateRow::from_domain(&purchase)?)
             .execute(conn)
             .await?;
+    }
+    if let Some(event) = &update.event {
+        let outcome = EventOutcome::of_applied(&purchase);
+        if outcome != EventOutcome::Applied {
+            diesel::update(webhook_events::table.find(&event.envelope.id))
+                .set(webhook_events::outcome.eq(outcome.as_str()))
+                .execute(conn)
+                .await?;
+        }
     }
     Ok(Applied::Applied(purchase))
 }
@@ -388,6 +479,31 @@ where
     let rows: Vec<PurchaseRow> = query.load(conn).await.map_err(from_diesel)?;
     rows.into_iter().map(PurchaseRow::into_domain).collect()
 }
+
+/// [`PurchaseRepo::claim_for_reconciliation`] in one statement (SQL text: diesel's query
+/// builder cannot express a subquery on the table being updated). Binds: `created_before`,
+/// `now`, `claimed_until`, `limit`. A row another instance is claiming (or a webhook is
+/// updating) is locked, so it is skipped rather than waited for: concurrent claims get
+/// disjoint batches. A row claimed and committed meanwhile is re-checked against the lease
+/// when locked, and left out. Held purchases (pending with a mismatched payment) wait for an
+/// operator instead. Served by purchases_pending_created_idx.
+const CLAIM_FOR_RECONCILIATION: &str = "\
+    UPDATE purchases SET reconcile_after = $3 \
+    WHERE id IN (SELECT id FROM purchases \
+                 WHERE status = 'pending' AND mismatched_payment_cents IS NULL \
+                   AND created_at < $1 AND (reconcile_after IS NULL OR reconcile_after <= $2) \
+                 ORDER BY created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+    RETURNING *";
+
+/// [`EventInbox::prune_payloads`] in one statement, as [`CLAIM_FOR_RECONCILIATION`]. Binds:
+/// `received_before`, `limit`. Rows locked by a concurrent prune (or a redelivery being
+/// counted) are skipped, not waited for: each prune clears a batch of its own, and the next
+/// pass gets the rest. Served by webhook_events_prune_idx.
+const PRUNE_PAYLOADS: &str = "\
+    UPDATE webhook_events SET payload = NULL \
+    WHERE event_id IN (SELECT event_id FROM webhook_events \
+                       WHERE payload IS NOT NULL AND first_received_at < $1 \
+                       ORDER BY first_received_at, event_id LIMIT $2 FOR UPDATE SKIP LOCKED)";
 
 #[async_trait]
 impl PurchaseRepo for PgStore {
@@ -423,7 +539,7 @@ impl PurchaseRepo for PgStore {
     #[tracing::instrument(
         level = "debug",
         skip_all,
-        fields(purchase_id = %update.purchase_id, event_id = update.event.as_ref().map(|e| e.event_id.as_str()))
+        fields(purchase_id = %update.purchase_id, event_id = update.event.as_ref().map(|e| e.envelope.id.as_str()))
     )]
     async fn apply_facts(&self, update: &FactUpdate) -> Result<Applied, RepoError> {
         let mut conn = self.conn().await?;
@@ -433,7 +549,7 @@ impl PurchaseRepo for PgStore {
         if let Applied::Applied(purchase) = &applied {
             tracing::debug!(status = purchase.status().as_str(), "facts applied");
         } else {
-            tracing::debug!("duplicate event: nothing written");
+            tracing::debug!("duplicate event: only counted, nothing merged");
         }
         Ok(applied)
     }
@@ -488,6 +604,67 @@ impl PurchaseRepo for PgStore {
         load_purchases(&mut conn, query).await
     }
 
+    async fn claim_for_reconciliation(
+        &self,
+        created_before: OffsetDateTime,
+        now: OffsetDateTime,
+        claimed_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Purchase>, RepoError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<PurchaseRow> = diesel::sql_query(CLAIM_FOR_RECONCILIATION)
+            .bind::<Timestamptz, _>(created_before)
+            .bind::<Timestamptz, _>(now)
+            .bind::<Timestamptz, _>(claimed_until)
+            .bind::<BigInt, _>(i64::from(limit))
+            .load(&mut conn)
+            .await
+            .map_err(from_diesel)?;
+        let mut claimed = rows
+            .into_iter()
+            .map(PurchaseRow::into_domain)
+            .collect::<Result<Vec<_>, _>>()?;
+        // RETURNING follows no order.
+        claimed.sort_by_key(|purchase| (purchase.created_at, purchase.id.as_uuid()));
+        Ok(claimed)
+    }
+
+    async fn list_held(&self, page: PageRequest) -> Result<Page<Purchase>, RepoError> {
+        let (limit, offset) = lms_sql_rows::limit_offset(page);
+        // Held: pending with a mismatched payment (not accepted, or it would be completed).
+        let held = || {
+            purchases::table
+                .filter(purchases::status.eq(PurchaseStatus::Pending.as_str()))
+                .filter(purchases::mismatched_payment_cents.is_not_null())
+                .filter(purchases::accepted_by_operator.eq(false))
+        };
+        let mut conn = self.conn().await?;
+        let (count, rows) = conn
+            .build_transaction()
+            .read_only()
+            .repeatable_read()
+            .run(async |conn| {
+                let count: i64 = held().count().get_result(conn).await?;
+                let rows: Vec<PurchaseRow> = held()
+                    .order((purchases::created_at, purchases::id))
+                    .limit(limit)
+                    .offset(offset)
+                    .select(PurchaseRow::as_select())
+                    .load(conn)
+                    .await?;
+                Ok::<_, diesel::result::Error>((count, rows))
+            })
+            .await
+            .map_err(from_diesel)?;
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(PurchaseRow::into_domain)
+                .collect::<Result<_, _>>()?,
+            total: total(count),
+        })
+    }
+
     async fn list_unlocked_for_user(
         &self,
         user: UserId,
@@ -506,6 +683,177 @@ impl PurchaseRepo for PgStore {
             .await
             .map_err(from_diesel)?;
         lms_sql_rows::unlocked(rows.into_iter().map(|(p, c)| (p.into(), c.into())))
+    }
+}
+
+/// The inbox rows `filter` selects.
+fn filtered_events(filter: EventFilter) -> webhook_events::BoxedQuery<'static, diesel::pg::Pg> {
+    let mut query = webhook_events::table.into_boxed();
+    if let Some(outcome) = filter.outcome {
+        query = query.filter(webhook_events::outcome.eq(outcome.as_str()));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(webhook_events::first_received_at.ge(since));
+    }
+    query
+}
+
+#[async_trait]
+impl EventInbox for PgStore {
+    async fn record_event(
+        &self,
+        delivery: &EventDelivery,
+        outcome: &Unapplied,
+        at: OffsetDateTime,
+    ) -> Result<Recorded, RepoError> {
+        if outcome.outcome.is_settled() {
+            return Err(RepoError::unexpected(format!(
+                "an event {} is recorded by apply_facts, with its facts",
+                outcome.outcome
+            )));
+        }
+        let row = WebhookEventRow::from_domain(&lms_sql_rows::first_delivery(
+            &delivery.envelope,
+            outcome.outcome,
+            outcome.error.clone(),
+            outcome.purchase_id,
+            at,
+        ))?;
+        let mut conn = self.conn().await?;
+        // One autocommit statement.
+        upsert_event(&mut conn, delivery.kind, row)
+            .await
+            .map_err(from_diesel)
+    }
+
+    async fn mark_failed(&self, event_id: &str, error: &str) -> Result<(), RepoError> {
+        let mut conn = self.conn().await?;
+        let marked = diesel::update(webhook_events::table.find(event_id))
+            .set((
+                webhook_events::outcome.eq(EventOutcome::Failed.as_str()),
+                webhook_events::error.eq(error),
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(from_diesel)?;
+        if marked == 0 {
+            return Err(RepoError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn get_event(&self, event_id: &str) -> Result<Option<InboxRecord>, RepoError> {
+        let mut conn = self.conn().await?;
+        let row = webhook_events::table
+            .find(event_id)
+            .select(WebhookEventRow::as_select())
+            .first(&mut conn)
+            .await;
+        found(row, WebhookEventRow::into_domain)
+    }
+
+    async fn list_events(
+        &self,
+        filter: EventFilter,
+        page: PageRequest,
+    ) -> Result<Page<InboxRecord>, RepoError> {
+        let (limit, offset) = lms_sql_rows::limit_offset(page);
+        let mut conn = self.conn().await?;
+        // Count and page from one snapshot, so the total matches the items.
+        let (count, rows) = conn
+            .build_transaction()
+            .read_only()
+            .repeatable_read()
+            .run(async |conn| {
+                let count: i64 = filtered_events(filter).count().get_result(conn).await?;
+                let rows: Vec<WebhookEventRow> = filtered_events(filter)
+                    .order((
+                        webhook_events::first_received_at.desc(),
+                        webhook_events::event_id.desc(),
+                    ))
+                    .limit(limit)
+                    .offset(offset)
+                    .select(WebhookEventRow::as_select())
+                    .load(conn)
+                    .await?;
+                Ok::<_, diesel::result::Error>((count, rows))
+            })
+            .await
+            .map_err(from_diesel)?;
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(WebhookEventRow::into_domain)
+                .collect::<Result<_, _>>()?,
+            total: total(count),
+        })
+    }
+
+    async fn known_event_ids(&self, event_ids: &[String]) -> Result<Vec<String>, RepoError> {
+        if event_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn().await?;
+        // `event_id = ANY($1)`: one parameter, however many ids.
+        webhook_events::table
+            .filter(webhook_events::event_id.eq_any(event_ids))
+            .select(webhook_events::event_id)
+            .load(&mut conn)
+            .await
+            .map_err(from_diesel)
+    }
+
+    async fn prune_payloads(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, RepoError> {
+        let mut conn = self.conn().await?;
+        let pruned = diesel::sql_query(PRUNE_PAYLOADS)
+            .bind::<Timestamptz, _>(received_before)
+            .bind::<BigInt, _>(i64::from(limit))
+            .execute(&mut conn)
+            .await
+            .map_err(from_diesel)?;
+        Ok(u64::try_from(pruned).unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl AuditLog for PgStore {
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), RepoError> {
+        self.insert(audit_log::table, AuditRow::from_domain(entry)?)
+            .await
+    }
+
+    async fn list_audit(&self, page: PageRequest) -> Result<Page<AuditEntry>, RepoError> {
+        let (limit, offset) = lms_sql_rows::limit_offset(page);
+        let mut conn = self.conn().await?;
+        let (count, rows) = conn
+            .build_transaction()
+            .read_only()
+            .repeatable_read()
+            .run(async |conn| {
+                let count: i64 = audit_log::table.count().get_result(conn).await?;
+                // The id is the append order: the later appended first among equal times.
+                let rows: Vec<AuditRow> = audit_log::table
+                    .order((audit_log::at.desc(), audit_log::id.desc()))
+                    .limit(limit)
+                    .offset(offset)
+                    .select(AuditRow::as_select())
+                    .load(conn)
+                    .await?;
+                Ok::<_, diesel::result::Error>((count, rows))
+            })
+            .await
+            .map_err(from_diesel)?;
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(AuditRow::into_domain)
+                .collect::<Result<_, _>>()?,
+            total: total(count),
+        })
     }
 }
 
@@ -562,6 +910,12 @@ impl StorageHealth for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sql_text_statements_name_the_stored_pending_status() {
+        let pending = format!("status = '{}'", PurchaseStatus::Pending.as_str());
+        assert!(CLAIM_FOR_RECONCILIATION.contains(&pending));
+    }
 
     #[test]
     fn timestamps_keep_microseconds_and_drop_the_rest() {

@@ -2,11 +2,19 @@
 //! with the SQLite adapter); a row here only moves its fields to and from that crate's
 //! records. PostgreSQL stores ids and instants natively ([`Native`]).
 
-use crate::schema::{courses, processed_events, purchases, users};
+use std::io::Write as _;
+
+use crate::schema::{audit_log, courses, purchases, users, webhook_events};
+use diesel::deserialize::{self, FromSql, FromSqlRow};
+use diesel::expression::AsExpression;
+use diesel::pg::{Pg, PgValue};
 use diesel::prelude::*;
-use lms_domain::{Purchase, PurchaseId};
-use lms_ports::{EventReceipt, RepoError};
-use lms_sql_rows::{CourseRecord, Native, PurchaseRecord, StateRecord, UserRecord};
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use lms_domain::Purchase;
+use lms_ports::RepoError;
+use lms_sql_rows::{
+    AuditRecord, CourseRecord, Native, PurchaseRecord, StateRecord, UserRecord, WebhookEventRecord,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -44,8 +52,8 @@ lms_sql_rows::row! {
 }
 
 lms_sql_rows::row! {
-    /// A whole purchase row; see [`PurchaseRecord`].
-    #[derive(Debug, Queryable, Selectable, Insertable)]
+    /// A whole purchase row; see [`PurchaseRecord`]. By name too, for the SQL-text claim.
+    #[derive(Debug, Queryable, QueryableByName, Selectable, Insertable)]
     #[diesel(table_name = purchases, check_for_backend(diesel::pg::Pg))]
     pub(crate) struct PurchaseRow as PurchaseRecord<Native> {
         pub id: Uuid,
@@ -64,7 +72,7 @@ lms_sql_rows::row! {
 
 lms_sql_rows::row! {
     /// The columns a fact update may change (its `UPDATE` sets them all); see [`StateRecord`].
-    #[derive(Debug, Queryable, Selectable, Insertable, AsChangeset)]
+    #[derive(Debug, Queryable, QueryableByName, Selectable, Insertable, AsChangeset)]
     #[diesel(table_name = purchases, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
     pub(crate) struct StateRow mirrors StateRecord<Native> {
         pub status: String,
@@ -83,6 +91,7 @@ lms_sql_rows::row! {
         pub dispute_opened: bool,
         pub dispute_won: bool,
         pub dispute_lost: bool,
+        pub accepted_by_operator: bool,
         pub holds_active_slot: bool,
         pub updated_at: OffsetDateTime,
     }
@@ -94,27 +103,72 @@ impl StateRow {
     }
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = processed_events)]
-pub(crate) struct NewProcessedEvent {
-    pub event_id: String,
-    pub event_type: String,
-    pub purchase_id: Uuid,
-    pub received_at: OffsetDateTime,
-    pub payload: serde_json::Value,
+/// An event payload as the `json` column keeps it: the JSON text byte for byte. Read and
+/// written as text (`json`'s binary wire format is its text), never through a JSON value, so
+/// that the inbox gives back exactly the body received (see `lms_sql_rows::payload`).
+#[derive(Debug, Clone, PartialEq, Eq, AsExpression, FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Json)]
+pub(crate) struct JsonText(String);
+
+impl From<String> for JsonText {
+    fn from(text: String) -> Self {
+        Self(text)
+    }
 }
 
-impl NewProcessedEvent {
-    pub fn new(event: &EventReceipt, purchase_id: PurchaseId, received_at: OffsetDateTime) -> Self {
-        // The gateway sends JSON; anything else is still kept for audit, as a JSON string.
-        let payload = serde_json::from_str(&event.payload)
-            .unwrap_or_else(|_| serde_json::Value::String(event.payload.clone()));
-        Self {
-            event_id: event.event_id.clone(),
-            event_type: event.event_type.clone(),
-            purchase_id: purchase_id.as_uuid(),
-            received_at,
-            payload,
-        }
+impl From<JsonText> for String {
+    fn from(json: JsonText) -> Self {
+        json.0
+    }
+}
+
+impl FromSql<diesel::sql_types::Json, Pg> for JsonText {
+    fn from_sql(value: PgValue<'_>) -> deserialize::Result<Self> {
+        Ok(Self(String::from_utf8(value.as_bytes().to_vec())?))
+    }
+}
+
+impl ToSql<diesel::sql_types::Json, Pg> for JsonText {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        out.write_all(self.0.as_bytes())?;
+        Ok(IsNull::No)
+    }
+}
+
+lms_sql_rows::row! {
+    /// An event inbox row; see [`WebhookEventRecord`].
+    #[derive(Debug, Queryable, Selectable, Insertable)]
+    #[diesel(table_name = webhook_events, check_for_backend(diesel::pg::Pg))]
+    pub(crate) struct WebhookEventRow as WebhookEventRecord<Native<JsonText>> {
+        pub event_id: String,
+        pub event_type: String,
+        pub purchase_id: Option<Uuid>,
+        pub first_received_at: OffsetDateTime,
+        pub payload: Option<JsonText>,
+        pub livemode: bool,
+        pub created: OffsetDateTime,
+        pub last_received_at: OffsetDateTime,
+        pub delivery_count: i32,
+        pub outcome: String,
+        pub error: Option<String>,
+    }
+}
+
+lms_sql_rows::row! {
+    /// An audit entry without its id (assigned by the database in append order); see
+    /// [`AuditRecord`].
+    #[derive(Debug, Queryable, Selectable, Insertable)]
+    #[diesel(table_name = audit_log, check_for_backend(diesel::pg::Pg))]
+    pub(crate) struct AuditRow as AuditRecord<Native> {
+        pub at: OffsetDateTime,
+        pub actor_kind: String,
+        pub actor_user_id: Option<Uuid>,
+        pub action: String,
+        pub purchase_id: Option<Uuid>,
+        pub event_id: Option<String>,
+        pub subject_user_id: Option<Uuid>,
+        pub amount_cents: Option<i64>,
+        pub currency: Option<String>,
+        pub reason: String,
     }
 }

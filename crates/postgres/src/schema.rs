@@ -58,16 +58,43 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         paid_at -> Nullable<Timestamptz>,
+        accepted_by_operator -> Bool,
+        /// The reconciliation lease (no part of the purchase).
+        reconcile_after -> Nullable<Timestamptz>,
     }
 }
 
 diesel::table! {
-    processed_events (event_id) {
+    /// The event inbox: every verified gateway event and what became of it.
+    webhook_events (event_id) {
         event_id -> Text,
         event_type -> Text,
-        purchase_id -> Uuid,
-        received_at -> Timestamptz,
-        payload -> Jsonb,
+        purchase_id -> Nullable<Uuid>,
+        first_received_at -> Timestamptz,
+        payload -> Nullable<Json>,
+        livemode -> Bool,
+        created -> Timestamptz,
+        last_received_at -> Timestamptz,
+        delivery_count -> Int4,
+        outcome -> Text,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// The append-only audit trail; `id` is the append order.
+    audit_log (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        actor_kind -> Text,
+        actor_user_id -> Nullable<Uuid>,
+        action -> Text,
+        purchase_id -> Nullable<Uuid>,
+        event_id -> Nullable<Text>,
+        subject_user_id -> Nullable<Uuid>,
+        amount_cents -> Nullable<Int8>,
+        currency -> Nullable<Text>,
+        reason -> Text,
     }
 }
 
@@ -82,6 +109,6 @@ diesel::table! {
 
 diesel::joinable!(courses -> users (instructor_id));
 diesel::joinable!(purchases -> courses (course_id));
-diesel::joinable!(processed_events -> purchases (purchase_id));
+diesel::joinable!(webhook_events -> purchases (purchase_id));
 
-diesel::allow_tables_to_appear_in_same_query!(users, courses, purchases, processed_events);
+diesel::allow_tables_to_appear_in_same_query!(users, courses, purchases, webhook_events);

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use lms_domain::{PaymentFact, Purchase, Role};
 use lms_ports::{
-    Applied, DeploymentClaim, DeploymentRegistry, FactUpdate, PaymentsMode, PurchaseRepo,
-    RepoError, StorageHealth, UserRepo,
+    Applied, DeploymentClaim, DeploymentRegistry, EventInbox, FactUpdate, PaymentsMode,
+    PurchaseRepo, RepoError, StorageHealth, UserRepo,
 };
 use lms_postgres::{embedded_migration_versions, revert_all_migrations, run_migrations, PgStore};
 use lms_storage_contract as contract;
@@ -88,10 +88,11 @@ async fn migrations_go_up_down_and_up_again() {
     let tables = count(
         &mut conn,
         "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'public' \
-         AND tablename IN ('users', 'courses', 'purchases', 'processed_events', 'deployment')",
+         AND tablename IN ('users', 'courses', 'purchases', 'webhook_events', 'deployment', \
+                           'audit_log')",
     )
     .await;
-    assert_eq!(tables, 5);
+    assert_eq!(tables, 6);
     assert!(
         our_objects(&mut conn).await > 4,
         "tables, indexes, row types"
@@ -247,7 +248,16 @@ async fn a_duplicate_event_or_a_known_fact_does_not_touch_the_row() {
     assert_eq!(row_version(&mut conn, &purchase).await, version);
 
     assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM processed_events").await,
+        count(&mut conn, "SELECT count(*) AS n FROM webhook_events").await,
+        2
+    );
+    // The redelivery was counted on its row.
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT delivery_count::bigint AS n FROM webhook_events WHERE event_id = 'evt_1'"
+        )
+        .await,
         2
     );
     let status = text(
@@ -269,22 +279,30 @@ async fn events_are_kept_with_their_payload() {
     let mut conn = db.connection().await;
     let amount = text(
         &mut conn,
-        "SELECT (payload -> 'data' ->> 'amount') AS value FROM processed_events WHERE event_id = 'evt_json'",
+        "SELECT (payload -> 'data' ->> 'amount') AS value FROM webhook_events WHERE event_id = 'evt_json'",
     )
     .await;
     assert_eq!(amount, "1999");
+    // A json column, not jsonb: the body is kept byte for byte, key order included.
+    let body = text(
+        &mut conn,
+        "SELECT payload::text AS value FROM webhook_events WHERE event_id = 'evt_json'",
+    )
+    .await;
+    assert_eq!(body, r#"{"id":"evt_json","data":{"amount":1999}}"#);
     let raw = text(
         &mut conn,
-        "SELECT (payload #>> '{}') AS value FROM processed_events WHERE event_id = 'evt_text'",
+        "SELECT (payload #>> '{}') AS value FROM webhook_events WHERE event_id = 'evt_text'",
     )
     .await;
     assert_eq!(raw, "not json");
     let event = text(
         &mut conn,
-        "SELECT event_type || ' ' || purchase_id::text AS value FROM processed_events WHERE event_id = 'evt_json'",
+        "SELECT event_type || ' ' || purchase_id::text || ' ' || outcome || ' ' || delivery_count \
+         AS value FROM webhook_events WHERE event_id = 'evt_json'",
     )
     .await;
-    assert_eq!(event, format!("charge.refunded {}", purchase.id));
+    assert_eq!(event, format!("charge.refunded {} applied 1", purchase.id));
 }
 
 /// A port nothing listens on.
@@ -431,16 +449,23 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
         [
             "<begin>",
             "BEGIN",
-            "INSERT INTO \"processed_events\"",
+            "INSERT INTO \"webhook_events\"",
             "SELECT \"purchases\".\"id\", \"purchases\".\"user_id\",",
             "UPDATE \"purchases\" SET",
             "<commit>",
             "COMMIT",
         ]
     );
+    // One upsert records the event or counts a redelivery, and says which.
+    assert!(
+        sent[2].contains("ON CONFLICT (\"event_id\") DO UPDATE SET")
+            && sent[2].contains("RETURNING \"webhook_events\".\"delivery_count\""),
+        "{}",
+        sent[2]
+    );
     assert!(sent[3].contains("FOR NO KEY UPDATE"));
 
-    // A redelivery stops after the insert.
+    // A redelivery stops after the upsert, which counted it.
     assert_eq!(
         store.apply_facts(&paid).await.unwrap(),
         Applied::DuplicateEvent
@@ -450,7 +475,26 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
         [
             "<begin>",
             "BEGIN",
-            "INSERT INTO \"processed_events\"",
+            "INSERT INTO \"webhook_events\"",
+            "<commit>",
+            "COMMIT"
+        ]
+    );
+    // So does a replay of the applied event, which changes nothing.
+    let replay = FactUpdate {
+        event: Some(contract::replayed("evt_counted")),
+        ..paid.clone()
+    };
+    assert_eq!(
+        store.apply_facts(&replay).await.unwrap(),
+        Applied::DuplicateEvent
+    );
+    assert_eq!(
+        shape(&next()),
+        [
+            "<begin>",
+            "BEGIN",
+            "INSERT INTO \"webhook_events\"",
             "<commit>",
             "COMMIT"
         ]
@@ -469,9 +513,40 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
         [
             "<begin>",
             "BEGIN",
-            "INSERT INTO \"processed_events\"",
+            "INSERT INTO \"webhook_events\"",
             "<rollback>",
             "ROLLBACK"
+        ]
+    );
+
+    // A payment that does not match the price leaves the purchase held: one more statement
+    // writes the event's outcome, known only after the merge.
+    let other = contract::seed_purchase(&store).await.purchase;
+    next();
+    let short = contract::update(
+        other.id,
+        vec![PaymentFact::PaymentSucceeded {
+            amount: contract::usd(1500),
+            at: None,
+        }],
+        Some("evt_short"),
+        contract::at(4),
+    );
+    let Applied::Applied(held) = store.apply_facts(&short).await.unwrap() else {
+        panic!("expected Applied");
+    };
+    assert!(held.review_reason().is_some());
+    assert_eq!(
+        shape(&next()),
+        [
+            "<begin>",
+            "BEGIN",
+            "INSERT INTO \"webhook_events\"",
+            "SELECT \"purchases\".\"id\", \"purchases\".\"user_id\",",
+            "UPDATE \"purchases\" SET",
+            "UPDATE \"webhook_events\" SET",
+            "<commit>",
+            "COMMIT",
         ]
     );
 }
@@ -573,7 +648,32 @@ async fn every_lookup_is_served_by_an_index() {
              WHERE purchases.user_id = '{id}' AND purchases.paid_in_full = true \
              ORDER BY purchases.created_at DESC, purchases.id DESC"
         ),
-        "SELECT * FROM processed_events WHERE event_id = 'evt_1'".to_owned(),
+        "SELECT * FROM webhook_events WHERE event_id = 'evt_1'".to_owned(),
+        "SELECT event_id FROM webhook_events WHERE event_id = ANY('{evt_1,evt_2}')".to_owned(),
+        // list_events, unfiltered, by outcome and since.
+        "SELECT * FROM webhook_events ORDER BY first_received_at DESC, event_id DESC \
+         LIMIT 20 OFFSET 40"
+            .to_owned(),
+        "SELECT * FROM webhook_events WHERE outcome = 'failed' \
+         ORDER BY first_received_at DESC, event_id DESC LIMIT 20"
+            .to_owned(),
+        "SELECT * FROM webhook_events WHERE first_received_at >= now() \
+         ORDER BY first_received_at DESC, event_id DESC LIMIT 20"
+            .to_owned(),
+        // The batch prune_payloads and claim_for_reconciliation select.
+        "SELECT event_id FROM webhook_events WHERE payload IS NOT NULL AND first_received_at < now() \
+         ORDER BY first_received_at, event_id LIMIT 100 FOR UPDATE SKIP LOCKED"
+            .to_owned(),
+        "SELECT id FROM purchases WHERE status = 'pending' AND mismatched_payment_cents IS NULL \
+         AND created_at < now() AND (reconcile_after IS NULL OR reconcile_after <= now()) \
+         ORDER BY created_at, id LIMIT 100 FOR UPDATE SKIP LOCKED"
+            .to_owned(),
+        // list_held.
+        "SELECT * FROM purchases WHERE status = 'pending' \
+         AND mismatched_payment_cents IS NOT NULL AND accepted_by_operator = false \
+         ORDER BY created_at, id LIMIT 20 OFFSET 40"
+            .to_owned(),
+        "SELECT * FROM audit_log ORDER BY at DESC, id DESC LIMIT 20 OFFSET 40".to_owned(),
     ];
     for lookup in lookups {
         let plan: Vec<String> = diesel::sql_query(format!("EXPLAIN {lookup}"))
@@ -589,4 +689,82 @@ async fn every_lookup_is_served_by_an_index() {
             plan.join("\n")
         );
     }
+}
+
+/// Events applied before the inbox existed stay recorded: as applied events delivered once,
+/// received first and last when they were applied, with their mode and creation time read
+/// from the payload (test mode and the receipt time when it does not say). Their redelivery
+/// is still a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_applied_before_the_inbox_become_applied_inbox_rows() {
+    let (store, db) = fresh_store().await;
+    let purchase = contract::seed_purchase(&store).await.purchase;
+    // Back to the schema before the inbox, as if the database had been written then.
+    let inbox = embedded_migration_versions().pop().unwrap();
+    let mut conn = db.connection().await;
+    conn.batch_execute(include_str!(
+        "../../../migrations/postgres/2026-12-06-000001_event_inbox/down.sql"
+    ))
+    .await
+    .unwrap();
+    diesel::sql_query(format!(
+        "DELETE FROM __diesel_schema_migrations WHERE version = '{inbox}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    diesel::sql_query(format!(
+        "INSERT INTO processed_events (event_id, event_type, purchase_id, received_at, payload) \
+         VALUES ('evt_live', 'charge.succeeded', '{id}', '2026-06-01T10:00:00.5Z', \
+                 '{{\"id\":\"evt_live\",\"livemode\":true,\"created\":1780000000}}'), \
+                ('evt_text', 'charge.refunded', '{id}', '2026-06-01T11:00:00Z', '\"not json\"')",
+        id = purchase.id
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    assert_eq!(run_migrations(db.url()).await.unwrap(), [inbox]);
+
+    let received = time::macros::datetime!(2026-06-01 10:00:00.5 UTC);
+    let live = store.get_event("evt_live").await.unwrap().unwrap();
+    // jsonb had normalised the text: the same JSON, not the same bytes.
+    let body: serde_json::Value = serde_json::from_str(live.payload.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"id": "evt_live", "livemode": true, "created": 1_780_000_000})
+    );
+    assert_eq!(
+        live,
+        lms_ports::InboxRecord {
+            event_id: "evt_live".to_owned(),
+            event_type: "charge.succeeded".to_owned(),
+            livemode: true,
+            created: time::OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap(),
+            first_received_at: received,
+            last_received_at: received,
+            delivery_count: 1,
+            outcome: lms_ports::EventOutcome::Applied,
+            error: None,
+            purchase_id: Some(purchase.id),
+            payload: live.payload.clone(),
+        }
+    );
+    let text = store.get_event("evt_text").await.unwrap().unwrap();
+    let received = time::macros::datetime!(2026-06-01 11:00 UTC);
+    assert_eq!(
+        (text.livemode, text.created, text.payload.as_deref()),
+        (false, received, Some("not json"))
+    );
+
+    let redelivery = contract::update(purchase.id, vec![], Some("evt_live"), contract::at(9));
+    assert_eq!(
+        store.apply_facts(&redelivery).await,
+        Ok(Applied::DuplicateEvent)
+    );
+    let counted = store.get_event("evt_live").await.unwrap().unwrap();
+    assert_eq!(
+        (counted.delivery_count, counted.last_received_at),
+        (2, contract::at(9))
+    );
 }

@@ -14,7 +14,8 @@ pub fn unique_constraint_meaning(constraint: &str) -> Option<RepoError> {
         "purchases_active_slot_key" => RepoError::ActivePurchaseExists,
         "purchases_checkout_session_id_key" => RepoError::Duplicate("checkout_session_id"),
         "purchases_payment_intent_id_key" => RepoError::Duplicate("payment_intent_id"),
-        "processed_events_pkey" => RepoError::Duplicate("event_id"),
+        // The event inbox's deduplication key (its writes upsert, so only a plain insert hits it).
+        "webhook_events_pkey" => RepoError::Duplicate("event_id"),
         _ => return None,
     })
 }
@@ -46,7 +47,7 @@ mod tests {
             assert_eq!(meaning(key), Some(RepoError::Duplicate("id")));
         }
         assert_eq!(
-            meaning("processed_events_pkey"),
+            meaning("webhook_events_pkey"),
             Some(RepoError::Duplicate("event_id"))
         );
         assert_eq!(meaning("some_other_key"), None);

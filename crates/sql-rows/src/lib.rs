@@ -1,12 +1,14 @@
 //! The backend-neutral half of the SQL storage adapters (`lms-postgres`, `lms-sqlite`).
 //!
-//! Both adapters store the same rows; they differ only in how an id and an instant are
-//! written (PostgreSQL: `uuid` and `timestamptz`; SQLite: uuid text and `i64` nanoseconds) and
-//! in how their errors name a constraint. So what does not depend on the backend lives here
-//! once, with no database dependency:
+//! Both adapters store the same rows; they differ only in how an id and an instant are written
+//! (PostgreSQL: `uuid` and `timestamptz`; SQLite: uuid text and `i64` nanoseconds), in the type
+//! of their JSON column (both keep JSON text; see [`payload`]) and in how their errors name a
+//! constraint. So what does not depend on the backend lives here once, with no database
+//! dependency:
 //! * the translation between domain values and stored records ([`UserRecord`],
 //!   [`CourseRecord`], [`PurchaseRecord`] and its [`StateRecord`], what a fact update
-//!   writes), generic over an [`Encoding`] of ids and instants;
+//!   writes; the event inbox's [`WebhookEventRecord`] and the audit trail's [`AuditRecord`]),
+//!   generic over an [`Encoding`] of ids, instants and event payloads;
 //! * what each unique constraint means ([`unique_constraint_meaning`]);
 //! * what a claim of the payments mode found ([`deployment_claim`]);
 //! * small query-side rules: which purchases unlock a course ([`unlocked`]), paging
@@ -21,28 +23,38 @@
 //! `Currency::parse`, ...): a record the domain would not accept is reported as
 //! [`RepoError::Unexpected`] instead of being smuggled in.
 
+mod audit;
 mod constraints;
 mod deployment;
+mod inbox;
+pub mod payload;
 mod records;
 
+pub use crate::audit::AuditRecord;
 pub use crate::constraints::unique_constraint_meaning;
 pub use crate::deployment::{deployment_claim, DEPLOYMENT_ROW_ID};
+pub use crate::inbox::{event_outcome, first_delivery, WebhookEventRecord};
 pub use crate::records::{
     limit_offset, session_generation, unlocked, CourseRecord, PurchaseRecord, Record, StateRecord,
     UserRecord,
 };
 
+use std::marker::PhantomData;
+
 use lms_ports::RepoError;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// How a backend stores ids and instants. `what` names the stored value in the error a
-/// corrupt one is reported with.
+/// How a backend stores ids, instants and event payloads. `what` names the stored value in
+/// the error a corrupt one is reported with.
 pub trait Encoding {
     /// The stored form of an id.
     type Id;
     /// The stored form of an instant.
     type Instant;
+    /// The stored form of an event payload: JSON text (see [`payload`]), in the type the
+    /// backend's JSON column takes.
+    type Json: From<String> + Into<String>;
 
     fn store_id(id: Uuid) -> Self::Id;
 
@@ -60,12 +72,14 @@ pub trait Encoding {
 }
 
 /// A backend with native `uuid` and timestamp types (PostgreSQL): both are stored as they are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Native {}
+/// `J` is the adapter's type for its JSON column's text. Never constructed: a type-level name.
+#[derive(Debug)]
+pub struct Native<J = String>(PhantomData<J>);
 
-impl Encoding for Native {
+impl<J: From<String> + Into<String>> Encoding for Native<J> {
     type Id = Uuid;
     type Instant = OffsetDateTime;
+    type Json = J;
 
     fn store_id(id: Uuid) -> Uuid {
         id

@@ -14,7 +14,7 @@ fn money(cents: i64, currency: &str, what: &str) -> Result<Money, RepoError> {
     Money::new(cents, currency).map_err(|e| corrupt(what, e))
 }
 
-fn optional_money(
+pub(crate) fn optional_money(
     cents: Option<i64>,
     currency: Option<&str>,
     what: &str,
@@ -29,7 +29,7 @@ fn optional_money(
     }
 }
 
-fn split_money(money: Option<Money>) -> (Option<i64>, Option<String>) {
+pub(crate) fn split_money(money: Option<Money>) -> (Option<i64>, Option<String>) {
     match money {
         Some(money) => (
             Some(money.minor()),
@@ -193,9 +193,10 @@ pub struct PurchaseRecord<E: Encoding> {
 }
 
 /// The columns of a `purchases` row a fact update may change: the facts, the derived status,
-/// the slot, the payment intent and `updated_at` (never the ids, the price or the checkout
-/// session). `status` is written for humans and indexes; on load the status is derived from
-/// the facts by the domain, never read back.
+/// the slot, the payment intent and `updated_at` (never the ids, the price, the checkout
+/// session, or the reconciliation lease `reconcile_after`, which is no part of the purchase).
+/// `status` is written for humans and indexes; on load the status is derived from the facts
+/// by the domain, never read back.
 #[derive(Debug)]
 pub struct StateRecord<E: Encoding> {
     pub status: String,
@@ -215,6 +216,7 @@ pub struct StateRecord<E: Encoding> {
     pub dispute_opened: bool,
     pub dispute_won: bool,
     pub dispute_lost: bool,
+    pub accepted_by_operator: bool,
     pub holds_active_slot: bool,
     pub updated_at: E::Instant,
 }
@@ -270,6 +272,7 @@ impl<E: Encoding> Record for PurchaseRecord<E> {
                 dispute_opened: facts.dispute_opened,
                 dispute_won: facts.dispute_won,
                 dispute_lost: facts.dispute_lost,
+                accepted_by_operator: facts.accepted_by_operator,
                 holds_active_slot: purchase.holds_active_slot,
                 updated_at: E::store_instant(purchase.updated_at)?,
             },
@@ -321,6 +324,7 @@ impl<E: Encoding> Record for PurchaseRecord<E> {
             dispute_opened: state.dispute_opened,
             dispute_won: state.dispute_won,
             dispute_lost: state.dispute_lost,
+            accepted_by_operator: state.accepted_by_operator,
         };
         Ok(Purchase {
             id: PurchaseId::from_uuid(E::load_id(self.id, "purchase id")?),

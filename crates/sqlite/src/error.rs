@@ -34,7 +34,7 @@ fn postgres_name(target: &str) -> Option<&'static str> {
         "purchases.user_id, purchases.course_id" => "purchases_active_slot_key",
         "purchases.checkout_session_id" => "purchases_checkout_session_id_key",
         "purchases.payment_intent_id" => "purchases_payment_intent_id_key",
-        "processed_events.event_id" => "processed_events_pkey",
+        "webhook_events.event_id" => "webhook_events_pkey",
         _ => return None,
     })
 }

@@ -1,7 +1,8 @@
 //! Embedded SQLite adapter of the storage ports: [`SqliteStore`] implements [`UserRepo`],
-//! [`CourseRepo`], [`PurchaseRepo`], [`DeploymentRegistry`] and [`StorageHealth`] exactly as the
-//! PostgreSQL adapter does (same schema, same constraint meanings, same contract suite), in one
-//! local file and with SQLite compiled in: nothing to install or start on a fresh machine.
+//! [`CourseRepo`], [`PurchaseRepo`], [`EventInbox`], [`AuditLog`], [`DeploymentRegistry`] and
+//! [`StorageHealth`] exactly as the PostgreSQL adapter does (same schema, same constraint
+//! meanings, same contract suite), in one local file and with SQLite compiled in: nothing to
+//! install or start on a fresh machine.
 //!
 //! # Connections and concurrency
 //! SQLite allows one writer at a time. The store keeps
@@ -47,23 +48,32 @@ use diesel::prelude::*;
 use diesel::query_builder::InsertStatement;
 use diesel::query_dsl::methods::ExecuteDsl;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::BigInt;
 use diesel::sqlite::SqliteConnection;
+use diesel::upsert::excluded;
 use diesel_async::pooled_connection::bb8::Pool;
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use diesel_async::{AsyncConnection, SimpleAsyncConnection};
-use lms_domain::{CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, User, UserId};
+use lms_domain::{
+    CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, PurchaseStatus, Role, User,
+    UserId,
+};
 use lms_ports::{
-    Applied, CourseRepo, DeploymentClaim, DeploymentRegistry, FactUpdate, Page, PageRequest,
-    PaymentsMode, PurchaseRepo, PurchasedCourse, RepoError, StorageHealth, UserRepo,
+    Applied, AuditEntry, AuditLog, CourseRepo, DeliveryKind, DeploymentClaim, DeploymentRegistry,
+    EventDelivery, EventFilter, EventInbox, EventOutcome, FactUpdate, InboxRecord, Page,
+    PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, Recorded, RepoError, StorageHealth,
+    Unapplied, UserRepo,
 };
 use time::OffsetDateTime;
 
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
-use crate::rows::{id_text, nanos, CourseRow, NewProcessedEvent, PurchaseRow, StateRow, UserRow};
-use crate::schema::{courses, deployment, processed_events, purchases, users};
+use crate::rows::{
+    id_text, nanos, AuditRow, CourseRow, PurchaseRow, StateRow, UserRow, WebhookEventRow,
+};
+use crate::schema::{audit_log, courses, deployment, purchases, users, webhook_events};
 use crate::target::Target;
 
 pub use crate::migrate::embedded_migration_versions;
@@ -329,6 +339,16 @@ fn found<R, T>(
         .transpose()
 }
 
+/// A page's total, as the ports count it.
+fn total(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or(0)
+}
+
+/// `lower(email)`, as the unique index users_email_key has it.
+fn lower_email() -> diesel::expression::SqlLiteral<diesel::sql_types::Text> {
+    diesel::dsl::sql::<diesel::sql_types::Text>("lower(email)")
+}
+
 #[async_trait]
 impl UserRepo for SqliteStore {
     async fn create_user(&self, user: &User) -> Result<(), RepoError> {
@@ -352,10 +372,26 @@ impl UserRepo for SqliteStore {
         self.read(move |conn| {
             // `lower(email)` matches the unique index users_email_key.
             let row = users::table
-                .filter(diesel::dsl::sql::<diesel::sql_types::Text>("lower(email)").eq(email))
+                .filter(lower_email().eq(email))
                 .select(UserRow::as_select())
                 .first(conn);
             found(row, UserRow::into_domain)
+        })
+        .await
+    }
+
+    async fn set_role(&self, email: &Email, role: Role) -> Result<User, RepoError> {
+        let email = email.as_str().to_lowercase();
+        self.write(move |conn| {
+            // One statement, by the same `lower(email)` as find_user_by_email.
+            diesel::update(users::table.filter(lower_email().eq(email)))
+                .set(users::role.eq(role.name()))
+                .returning(UserRow::as_returning())
+                .get_result(conn)
+                .optional()
+                .map_err(from_diesel)?
+                .ok_or(RepoError::NotFound)?
+                .into_domain()
         })
         .await
     }
@@ -413,12 +449,12 @@ impl CourseRepo for SqliteStore {
 
     async fn list_published_courses(&self, page: PageRequest) -> Result<Page<Course>, RepoError> {
         let (limit, offset) = lms_sql_rows::limit_offset(page);
-        let (total, rows) = self
+        let (count, rows) = self
             .read(move |conn| {
                 // Count and page in one read transaction (one snapshot), so the total
                 // matches the items.
                 conn.transaction(|conn| {
-                    let total: i64 = courses::table
+                    let count: i64 = courses::table
                         .filter(courses::published.eq(true))
                         .count()
                         .get_result(conn)?;
@@ -429,7 +465,7 @@ impl CourseRepo for SqliteStore {
                         .offset(offset)
                         .select(CourseRow::as_select())
                         .load(conn)?;
-                    Ok::<_, DieselError>((total, rows))
+                    Ok::<_, DieselError>((count, rows))
                 })
                 .map_err(from_diesel)
             })
@@ -440,7 +476,7 @@ impl CourseRepo for SqliteStore {
             .collect::<Result<_, _>>()?;
         Ok(Page {
             items,
-            total: u64::try_from(total).unwrap_or(0),
+            total: total(count),
         })
     }
 }
@@ -454,37 +490,86 @@ fn load_purchase(conn: &mut SqliteConnection, id: &str) -> Result<Option<Purchas
     Ok(row.map(PurchaseRow::into_domain).transpose()?)
 }
 
+/// The outcomes a replay leaves alone ([`EventOutcome::is_settled`]).
+const SETTLED: [&str; 2] = [EventOutcome::Applied.as_str(), EventOutcome::Held.as_str()];
+
+/// The inbox upsert of `lms_sql_rows`' inbox module, for an event that comes as `kind`; `row` is
+/// what a first delivery writes. One statement: `INSERT INTO webhook_events .. ON CONFLICT
+/// (event_id) DO UPDATE SET .. [WHERE ..] RETURNING delivery_count`. An unknown purchase (of
+/// the inserted row, or the one a replay sets) fails webhook_events_purchase_id_fkey, the
+/// table's only foreign key: [`RepoError::NotFound`].
+fn upsert_event(
+    conn: &mut SqliteConnection,
+    kind: DeliveryKind,
+    row: WebhookEventRow,
+) -> Result<Recorded, TxError> {
+    let upsert = diesel::insert_into(webhook_events::table)
+        .values(row)
+        .on_conflict(webhook_events::event_id)
+        .do_update();
+    let written = match kind {
+        DeliveryKind::Delivered => {
+            let count: Result<i32, DieselError> = upsert
+                .set((
+                    webhook_events::delivery_count.eq(webhook_events::delivery_count + 1),
+                    webhook_events::last_received_at.eq(excluded(webhook_events::last_received_at)),
+                ))
+                .returning(webhook_events::delivery_count)
+                .get_result(conn);
+            // Inserted rows count one delivery; a counted redelivery, two or more.
+            count.map(|count| count == 1)
+        }
+        // `FilterDsl::filter` by name: on an upsert it is the `DO UPDATE .. WHERE`.
+        DeliveryKind::Replayed => diesel::query_dsl::methods::FilterDsl::filter(
+            upsert.set((
+                webhook_events::outcome.eq(excluded(webhook_events::outcome)),
+                webhook_events::error.eq(excluded(webhook_events::error)),
+                webhook_events::purchase_id.eq(excluded(webhook_events::purchase_id)),
+            )),
+            webhook_events::outcome.ne_all(SETTLED),
+        )
+        .returning(webhook_events::delivery_count)
+        .get_result::<i32>(conn)
+        .optional()
+        .map(|replayed| replayed.is_some()),
+    };
+    match written {
+        Ok(true) => Ok(Recorded::Written),
+        Ok(false) => Ok(Recorded::Duplicate),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _)) => {
+            Err(TxError::Repo(RepoError::NotFound))
+        }
+        Err(other) => Err(TxError::Db(other)),
+    }
+}
+
 /// The body of [`SqliteStore::apply_facts`]'s `BEGIN IMMEDIATE` transaction (which holds the
 /// database's write lock from its first statement, so nothing interleaves). Statements:
-/// 1. (webhook events only) `INSERT INTO processed_events .. ON CONFLICT (event_id) DO NOTHING`:
-///    0 rows means a duplicate; an unknown purchase fails the foreign key, which rolls back
-///    as `NotFound`;
+/// 1. (events only) the inbox upsert ([`upsert_event`]) of a row saying `applied`, with the
+///    purchase and no error. A redelivery only counts (delivery count, last receipt time) and
+///    stops here, committed: [`Applied::DuplicateEvent`]. A replay of an applied or held event
+///    changes nothing and stops here too. An unknown purchase fails the foreign key, which
+///    rolls back as `NotFound`;
 /// 2. `SELECT .. FROM purchases WHERE id = ?`;
 /// 3. (only if the merge changed anything) `UPDATE purchases SET <facts, status, slot,
-///    payment intent, updated_at> WHERE id = ?`.
+///    payment intent, updated_at> WHERE id = ?`;
+/// 4. (events only, and only when the saved purchase is held for review)
+///    `UPDATE webhook_events SET outcome = 'held' WHERE event_id = ?`: the outcome depends on
+///    the merge, and writing the row first is what lets a duplicate stop at statement 1.
 fn apply_in_transaction(
     conn: &mut SqliteConnection,
     update: &FactUpdate,
 ) -> Result<Applied, TxError> {
     let purchase_id = id_text(update.purchase_id.as_uuid());
     if let Some(event) = &update.event {
-        let recorded = diesel::insert_into(processed_events::table)
-            .values(NewProcessedEvent::new(
-                event,
-                update.purchase_id,
-                update.at,
-            )?)
-            .on_conflict(processed_events::event_id)
-            .do_nothing()
-            .execute(conn)
-            .map_err(|error| match error {
-                // processed_events_purchase_id_fkey: the only foreign key of the table.
-                DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, _) => {
-                    TxError::Repo(RepoError::NotFound)
-                }
-                other => TxError::Db(other),
-            })?;
-        if recorded == 0 {
+        let row = WebhookEventRow::from_domain(&lms_sql_rows::first_delivery(
+            &event.envelope,
+            EventOutcome::Applied,
+            None,
+            Some(update.purchase_id),
+            update.at,
+        ))?;
+        if upsert_event(conn, event.kind, row)? == Recorded::Duplicate {
             return Ok(Applied::DuplicateEvent);
         }
     }
@@ -499,8 +584,38 @@ fn apply_in_transaction(
             .set(StateRow::from_domain(&purchase)?)
             .execute(conn)?;
     }
+    if let Some(event) = &update.event {
+        let outcome = EventOutcome::of_applied(&purchase);
+        if outcome != EventOutcome::Applied {
+            diesel::update(webhook_events::table.find(&event.envelope.id))
+                .set(webhook_events::outcome.eq(outcome.as_str()))
+                .execute(conn)?;
+        }
+    }
     Ok(Applied::Applied(purchase))
 }
+
+/// [`PurchaseRepo::claim_for_reconciliation`] in one statement (SQL text: diesel's query
+/// builder cannot express a subquery on the table being updated). Binds: `created_before`,
+/// `now`, `claimed_until`, `limit`. The single writer runs it whole, so concurrent claims
+/// (other stores on the file included: the statement takes the write lock) get disjoint
+/// batches. Held purchases (pending with a mismatched payment) wait for an operator instead.
+/// Served by purchases_pending_created_idx.
+const CLAIM_FOR_RECONCILIATION: &str = "\
+    UPDATE purchases SET reconcile_after = ?3 \
+    WHERE id IN (SELECT id FROM purchases \
+                 WHERE status = 'pending' AND mismatched_payment_cents IS NULL \
+                   AND created_at < ?1 AND (reconcile_after IS NULL OR reconcile_after <= ?2) \
+                 ORDER BY created_at, id LIMIT ?4) \
+    RETURNING *";
+
+/// [`EventInbox::prune_payloads`] in one statement, as [`CLAIM_FOR_RECONCILIATION`]. Binds:
+/// `received_before`, `limit`. Served by webhook_events_prune_idx.
+const PRUNE_PAYLOADS: &str = "\
+    UPDATE webhook_events SET payload = NULL \
+    WHERE event_id IN (SELECT event_id FROM webhook_events \
+                       WHERE payload IS NOT NULL AND first_received_at < ?1 \
+                       ORDER BY first_received_at, event_id LIMIT ?2)";
 
 fn load_purchases<Q>(conn: &mut SqliteConnection, query: Q) -> Result<Vec<Purchase>, RepoError>
 where
@@ -615,6 +730,69 @@ impl PurchaseRepo for SqliteStore {
         .await
     }
 
+    async fn claim_for_reconciliation(
+        &self,
+        created_before: OffsetDateTime,
+        now: OffsetDateTime,
+        claimed_until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Purchase>, RepoError> {
+        let (created_before, now, claimed_until) =
+            (nanos(created_before)?, nanos(now)?, nanos(claimed_until)?);
+        let rows: Vec<PurchaseRow> = self
+            .write(move |conn| {
+                diesel::sql_query(CLAIM_FOR_RECONCILIATION)
+                    .bind::<BigInt, _>(created_before)
+                    .bind::<BigInt, _>(now)
+                    .bind::<BigInt, _>(claimed_until)
+                    .bind::<BigInt, _>(i64::from(limit))
+                    .load(conn)
+                    .map_err(from_diesel)
+            })
+            .await?;
+        let mut claimed = rows
+            .into_iter()
+            .map(PurchaseRow::into_domain)
+            .collect::<Result<Vec<_>, _>>()?;
+        // RETURNING follows no order.
+        claimed.sort_by_key(|purchase| (purchase.created_at, purchase.id.as_uuid()));
+        Ok(claimed)
+    }
+
+    async fn list_held(&self, page: PageRequest) -> Result<Page<Purchase>, RepoError> {
+        let (limit, offset) = lms_sql_rows::limit_offset(page);
+        // Held: pending with a mismatched payment (not accepted, or it would be completed).
+        let held = || {
+            purchases::table
+                .filter(purchases::status.eq(PurchaseStatus::Pending.as_str()))
+                .filter(purchases::mismatched_payment_cents.is_not_null())
+                .filter(purchases::accepted_by_operator.eq(false))
+        };
+        let (count, rows) = self
+            .read(move |conn| {
+                // Count and page in one read transaction (one snapshot).
+                conn.transaction(|conn| {
+                    let count: i64 = held().count().get_result(conn)?;
+                    let rows: Vec<PurchaseRow> = held()
+                        .order((purchases::created_at, purchases::id))
+                        .limit(limit)
+                        .offset(offset)
+                        .select(PurchaseRow::as_select())
+                        .load(conn)?;
+                    Ok::<_, DieselError>((count, rows))
+                })
+                .map_err(from_diesel)
+            })
+            .await?;
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(PurchaseRow::into_domain)
+                .collect::<Result<_, _>>()?,
+            total: total(count),
+        })
+    }
+
     async fn list_unlocked_for_user(
         &self,
         user: UserId,
@@ -636,6 +814,191 @@ impl PurchaseRepo for SqliteStore {
             })
             .await?;
         lms_sql_rows::unlocked(rows.into_iter().map(|(p, c)| (p.into(), c.into())))
+    }
+}
+
+/// The inbox rows `filter` selects.
+fn filtered_events(
+    filter: EventFilter,
+) -> Result<webhook_events::BoxedQuery<'static, diesel::sqlite::Sqlite>, RepoError> {
+    let mut query = webhook_events::table.into_boxed();
+    if let Some(outcome) = filter.outcome {
+        query = query.filter(webhook_events::outcome.eq(outcome.as_str()));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(webhook_events::first_received_at.ge(nanos(since)?));
+    }
+    Ok(query)
+}
+
+/// Event ids per `IN (..)` list: far below SQLite's limit on bound parameters.
+const IDS_PER_QUERY: usize = 500;
+
+#[async_trait]
+impl EventInbox for SqliteStore {
+    async fn record_event(
+        &self,
+        delivery: &EventDelivery,
+        outcome: &Unapplied,
+        at: OffsetDateTime,
+    ) -> Result<Recorded, RepoError> {
+        if outcome.outcome.is_settled() {
+            return Err(RepoError::unexpected(format!(
+                "an event {} is recorded by apply_facts, with its facts",
+                outcome.outcome
+            )));
+        }
+        let row = WebhookEventRow::from_domain(&lms_sql_rows::first_delivery(
+            &delivery.envelope,
+            outcome.outcome,
+            outcome.error.clone(),
+            outcome.purchase_id,
+            at,
+        ))?;
+        let kind = delivery.kind;
+        // One statement on the writer.
+        self.write(move |conn| upsert_event(conn, kind, row).map_err(RepoError::from))
+            .await
+    }
+
+    async fn mark_failed(&self, event_id: &str, error: &str) -> Result<(), RepoError> {
+        let (event_id, error) = (event_id.to_owned(), error.to_owned());
+        self.write(move |conn| {
+            let marked = diesel::update(webhook_events::table.find(event_id))
+                .set((
+                    webhook_events::outcome.eq(EventOutcome::Failed.as_str()),
+                    webhook_events::error.eq(error),
+                ))
+                .execute(conn)
+                .map_err(from_diesel)?;
+            if marked == 0 {
+                return Err(RepoError::NotFound);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_event(&self, event_id: &str) -> Result<Option<InboxRecord>, RepoError> {
+        let event_id = event_id.to_owned();
+        self.read(move |conn| {
+            let row = webhook_events::table
+                .find(event_id)
+                .select(WebhookEventRow::as_select())
+                .first(conn);
+            found(row, WebhookEventRow::into_domain)
+        })
+        .await
+    }
+
+    async fn list_events(
+        &self,
+        filter: EventFilter,
+        page: PageRequest,
+    ) -> Result<Page<InboxRecord>, RepoError> {
+        let (limit, offset) = lms_sql_rows::limit_offset(page);
+        // Checked before reading: an instant the store cannot hold is refused.
+        filtered_events(filter)?;
+        let (count, rows) = self
+            .read(move |conn| {
+                // Count and page in one read transaction (one snapshot), so the total
+                // matches the items.
+                conn.transaction(|conn| {
+                    let count: i64 = filtered_events(filter)?.count().get_result(conn)?;
+                    let rows: Vec<WebhookEventRow> = filtered_events(filter)?
+                        .order((
+                            webhook_events::first_received_at.desc(),
+                            webhook_events::event_id.desc(),
+                        ))
+                        .limit(limit)
+                        .offset(offset)
+                        .select(WebhookEventRow::as_select())
+                        .load(conn)?;
+                    Ok::<_, TxError>((count, rows))
+                })
+                .map_err(RepoError::from)
+            })
+            .await?;
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(WebhookEventRow::into_domain)
+                .collect::<Result<_, _>>()?,
+            total: total(count),
+        })
+    }
+
+    async fn known_event_ids(&self, event_ids: &[String]) -> Result<Vec<String>, RepoError> {
+        if event_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let event_ids = event_ids.to_vec();
+        self.read(move |conn| {
+            let mut known = Vec::new();
+            for chunk in event_ids.chunks(IDS_PER_QUERY) {
+                let found: Vec<String> = webhook_events::table
+                    .filter(webhook_events::event_id.eq_any(chunk))
+                    .select(webhook_events::event_id)
+                    .load(conn)
+                    .map_err(from_diesel)?;
+                known.extend(found);
+            }
+            Ok(known)
+        })
+        .await
+    }
+
+    async fn prune_payloads(
+        &self,
+        received_before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, RepoError> {
+        let received_before = nanos(received_before)?;
+        let pruned = self
+            .write(move |conn| {
+                diesel::sql_query(PRUNE_PAYLOADS)
+                    .bind::<BigInt, _>(received_before)
+                    .bind::<BigInt, _>(i64::from(limit))
+                    .execute(conn)
+                    .map_err(from_diesel)
+            })
+            .await?;
+        Ok(u64::try_from(pruned).unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl AuditLog for SqliteStore {
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<(), RepoError> {
+        self.insert(audit_log::table, AuditRow::from_domain(entry)?)
+            .await
+    }
+
+    async fn list_audit(&self, page: PageRequest) -> Result<Page<AuditEntry>, RepoError> {
+        let (limit, offset) = lms_sql_rows::limit_offset(page);
+        let (count, rows) = self
+            .read(move |conn| {
+                conn.transaction(|conn| {
+                    let count: i64 = audit_log::table.count().get_result(conn)?;
+                    // The id is the append order: the later appended first among equal times.
+                    let rows: Vec<AuditRow> = audit_log::table
+                        .order((audit_log::at.desc(), audit_log::id.desc()))
+                        .limit(limit)
+                        .offset(offset)
+                        .select(AuditRow::as_select())
+                        .load(conn)?;
+                    Ok::<_, DieselError>((count, rows))
+                })
+                .map_err(from_diesel)
+            })
+            .await?;
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(AuditRow::into_domain)
+                .collect::<Result<_, _>>()?,
+            total: total(count),
+        })
     }
 }
 
@@ -759,6 +1122,12 @@ mod tests {
         assert_eq!(store.get_user(user.id).await.unwrap(), None);
         drop(store);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_sql_text_statements_name_the_stored_pending_status() {
+        let pending = format!("status = '{}'", PurchaseStatus::Pending.as_str());
+        assert!(CLAIM_FOR_RECONCILIATION.contains(&pending));
     }
 
     #[test]

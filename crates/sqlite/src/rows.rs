@@ -4,24 +4,28 @@
 //!
 //! Same rows as the PostgreSQL adapter, with SQLite's representations ([`TextAndNanos`]): ids
 //! are lower-case hyphenated uuid text, instants are `i64` nanoseconds since the Unix epoch
-//! (UTC). Writing an instant outside what an `i64` of nanoseconds holds (years 1677 to 2262)
+//! (UTC), event payloads JSON text (`lms_sql_rows::payload`). Writing an instant outside what an `i64` of nanoseconds holds (years 1677 to 2262)
 //! is refused as [`RepoError::Unexpected`], like a stored row the domain refuses.
 
-use crate::schema::{courses, processed_events, purchases, users};
+use crate::schema::{audit_log, courses, purchases, users, webhook_events};
 use diesel::prelude::*;
-use lms_domain::{Purchase, PurchaseId};
-use lms_ports::{EventReceipt, RepoError};
-use lms_sql_rows::{corrupt, CourseRecord, Encoding, PurchaseRecord, StateRecord, UserRecord};
+use lms_domain::Purchase;
+use lms_ports::RepoError;
+use lms_sql_rows::{
+    corrupt, AuditRecord, CourseRecord, Encoding, PurchaseRecord, StateRecord, UserRecord,
+    WebhookEventRecord,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Uuid text and `i64` nanoseconds.
+/// Uuid text, `i64` nanoseconds and JSON text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TextAndNanos {}
 
 impl Encoding for TextAndNanos {
     type Id = String;
     type Instant = i64;
+    type Json = String;
 
     fn store_id(id: Uuid) -> String {
         id_text(id)
@@ -102,8 +106,8 @@ lms_sql_rows::row! {
 }
 
 lms_sql_rows::row! {
-    /// A whole purchase row; see [`PurchaseRecord`].
-    #[derive(Debug, Queryable, Selectable, Insertable)]
+    /// A whole purchase row; see [`PurchaseRecord`]. By name too, for the SQL-text claim.
+    #[derive(Debug, Queryable, QueryableByName, Selectable, Insertable)]
     #[diesel(table_name = purchases, check_for_backend(diesel::sqlite::Sqlite))]
     pub(crate) struct PurchaseRow as PurchaseRecord<TextAndNanos> {
         pub id: String,
@@ -122,7 +126,7 @@ lms_sql_rows::row! {
 
 lms_sql_rows::row! {
     /// The columns a fact update may change (its `UPDATE` sets them all); see [`StateRecord`].
-    #[derive(Debug, Queryable, Selectable, Insertable, AsChangeset)]
+    #[derive(Debug, Queryable, QueryableByName, Selectable, Insertable, AsChangeset)]
     #[diesel(table_name = purchases, check_for_backend(diesel::sqlite::Sqlite), treat_none_as_null = true)]
     pub(crate) struct StateRow mirrors StateRecord<TextAndNanos> {
         pub status: String,
@@ -141,6 +145,7 @@ lms_sql_rows::row! {
         pub dispute_opened: bool,
         pub dispute_won: bool,
         pub dispute_lost: bool,
+        pub accepted_by_operator: bool,
         pub holds_active_slot: bool,
         pub updated_at: i64,
     }
@@ -152,39 +157,41 @@ impl StateRow {
     }
 }
 
-#[derive(Debug, Insertable)]
-#[diesel(table_name = processed_events)]
-pub(crate) struct NewProcessedEvent {
-    pub event_id: String,
-    pub event_type: String,
-    pub purchase_id: String,
-    pub received_at: i64,
-    pub payload: String,
-}
-
-impl NewProcessedEvent {
-    pub fn new(
-        event: &EventReceipt,
-        purchase_id: PurchaseId,
-        received_at: OffsetDateTime,
-    ) -> Result<Self, RepoError> {
-        Ok(Self {
-            event_id: event.event_id.clone(),
-            event_type: event.event_type.clone(),
-            purchase_id: id_text(purchase_id.as_uuid()),
-            received_at: nanos(received_at)?,
-            payload: json_payload(&event.payload),
-        })
+lms_sql_rows::row! {
+    /// An event inbox row; see [`WebhookEventRecord`].
+    #[derive(Debug, Queryable, Selectable, Insertable)]
+    #[diesel(table_name = webhook_events, check_for_backend(diesel::sqlite::Sqlite))]
+    pub(crate) struct WebhookEventRow as WebhookEventRecord<TextAndNanos> {
+        pub event_id: String,
+        pub event_type: String,
+        pub purchase_id: Option<String>,
+        pub first_received_at: i64,
+        pub payload: Option<String>,
+        pub livemode: bool,
+        pub created: i64,
+        pub last_received_at: i64,
+        pub delivery_count: i32,
+        pub outcome: String,
+        pub error: Option<String>,
     }
 }
 
-/// The payload as stored: the gateway's JSON byte for byte; anything else is still kept for
-/// audit, as a JSON string (the column only holds JSON, as Postgres' `jsonb` column does).
-fn json_payload(raw: &str) -> String {
-    if serde_json::from_str::<serde_json::Value>(raw).is_ok() {
-        raw.to_owned()
-    } else {
-        serde_json::Value::String(raw.to_owned()).to_string()
+lms_sql_rows::row! {
+    /// An audit entry without its id (assigned by SQLite in append order); see
+    /// [`AuditRecord`].
+    #[derive(Debug, Queryable, Selectable, Insertable)]
+    #[diesel(table_name = audit_log, check_for_backend(diesel::sqlite::Sqlite))]
+    pub(crate) struct AuditRow as AuditRecord<TextAndNanos> {
+        pub at: i64,
+        pub actor_kind: String,
+        pub actor_user_id: Option<String>,
+        pub action: String,
+        pub purchase_id: Option<String>,
+        pub event_id: Option<String>,
+        pub subject_user_id: Option<String>,
+        pub amount_cents: Option<i64>,
+        pub currency: Option<String>,
+        pub reason: String,
     }
 }
 
@@ -222,13 +229,6 @@ mod tests {
             id_text(Uuid::from_u128(0xABCD)),
             "00000000-0000-0000-0000-00000000abcd"
         );
-    }
-
-    #[test]
-    fn payloads_are_always_json() {
-        assert_eq!(json_payload(r#"{"id":"evt_1"}"#), r#"{"id":"evt_1"}"#);
-        assert_eq!(json_payload("not json"), r#""not json""#);
-        assert_eq!(json_payload(r#"say "hi""#), r#""say \"hi\"""#);
     }
 
     #[test]

@@ -59,16 +59,43 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         paid_at -> Nullable<BigInt>,
+        accepted_by_operator -> Bool,
+        /// The reconciliation lease (no part of the purchase).
+        reconcile_after -> Nullable<BigInt>,
     }
 }
 
 diesel::table! {
-    processed_events (event_id) {
+    /// The event inbox: every verified gateway event and what became of it.
+    webhook_events (event_id) {
         event_id -> Text,
         event_type -> Text,
-        purchase_id -> Text,
-        received_at -> BigInt,
-        payload -> Text,
+        purchase_id -> Nullable<Text>,
+        first_received_at -> BigInt,
+        payload -> Nullable<Text>,
+        livemode -> Bool,
+        created -> BigInt,
+        last_received_at -> BigInt,
+        delivery_count -> Integer,
+        outcome -> Text,
+        error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    /// The append-only audit trail; `id` is the append order.
+    audit_log (id) {
+        id -> BigInt,
+        at -> BigInt,
+        actor_kind -> Text,
+        actor_user_id -> Nullable<Text>,
+        action -> Text,
+        purchase_id -> Nullable<Text>,
+        event_id -> Nullable<Text>,
+        subject_user_id -> Nullable<Text>,
+        amount_cents -> Nullable<BigInt>,
+        currency -> Nullable<Text>,
+        reason -> Text,
     }
 }
 
@@ -83,6 +110,6 @@ diesel::table! {
 
 diesel::joinable!(courses -> users (instructor_id));
 diesel::joinable!(purchases -> courses (course_id));
-diesel::joinable!(processed_events -> purchases (purchase_id));
+diesel::joinable!(webhook_events -> purchases (purchase_id));
 
-diesel::allow_tables_to_appear_in_same_query!(users, courses, purchases, processed_events);
+diesel::allow_tables_to_appear_in_same_query!(users, courses, purchases, webhook_events);

@@ -15,8 +15,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use lms_domain::{PaymentFact, Role};
 use lms_ports::{
-    Applied, CourseRepo, DeploymentClaim, DeploymentRegistry, PaymentsMode, PurchaseRepo,
-    RepoError, StorageHealth, UserRepo,
+    Applied, CourseRepo, DeploymentClaim, DeploymentRegistry, EventInbox, PaymentsMode,
+    PurchaseRepo, RepoError, StorageHealth, UserRepo,
 };
 use lms_sqlite::{embedded_migration_versions, SqliteOptions, SqliteStore};
 use lms_storage_contract as contract;
@@ -156,9 +156,9 @@ async fn migrations_go_up_down_and_up_again() {
     let tables = count(
         &mut conn,
         "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' \
-         AND name IN ('users', 'courses', 'purchases', 'processed_events', 'deployment')",
+         AND name IN ('users', 'courses', 'purchases', 'webhook_events', 'deployment', 'audit_log')",
     );
-    assert_eq!(tables, 5);
+    assert_eq!(tables, 6);
     assert!(our_objects(&mut conn) > 4, "tables and indexes");
 
     let mut reverted = store.revert_all_migrations().await.unwrap();
@@ -317,21 +317,25 @@ async fn events_are_kept_with_their_payload_and_a_known_fact_does_not_rewrite_th
     let amount = text(
         &mut conn,
         "SELECT CAST(json_extract(payload, '$.data.amount') AS TEXT) AS value \
-         FROM processed_events WHERE event_id = 'evt_json'",
+         FROM webhook_events WHERE event_id = 'evt_json'",
     );
     assert_eq!(amount, "1999");
     let raw = text(
         &mut conn,
-        "SELECT json_extract(payload, '$') AS value FROM processed_events WHERE event_id = 'evt_text'",
+        "SELECT json_extract(payload, '$') AS value FROM webhook_events WHERE event_id = 'evt_text'",
     );
     assert_eq!(raw, "not json");
     let event = text(
         &mut conn,
-        "SELECT event_type || ' ' || purchase_id AS value FROM processed_events WHERE event_id = 'evt_json'",
+        "SELECT event_type || ' ' || purchase_id || ' ' || outcome || ' ' || delivery_count \
+         || ' ' || typeof(first_received_at) AS value FROM webhook_events WHERE event_id = 'evt_json'",
     );
     assert_eq!(
         event,
-        format!("charge.refunded {}", purchase.id.as_uuid().hyphenated())
+        format!(
+            "charge.refunded {} applied 1 integer",
+            purchase.id.as_uuid().hyphenated()
+        )
     );
 
     // The status column follows the facts; a redelivery or a known fact writes nothing to
@@ -365,8 +369,16 @@ async fn events_are_kept_with_their_payload_and_a_known_fact_does_not_rewrite_th
     ));
     assert_eq!(count(&mut conn, "SELECT n FROM purchase_updates"), 1);
     assert_eq!(
-        count(&mut conn, "SELECT count(*) AS n FROM processed_events"),
+        count(&mut conn, "SELECT count(*) AS n FROM webhook_events"),
         4
+    );
+    // The redelivery was counted on its row.
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT delivery_count AS n FROM webhook_events WHERE event_id = 'evt_paid'"
+        ),
+        2
     );
     let status = text(&mut conn, "SELECT status AS value FROM purchases");
     assert_eq!(status, "completed");
@@ -605,7 +617,7 @@ async fn cancelled_writes_leave_the_writer_usable_and_every_event_whole() {
     let recorded = count(
         &mut conn,
         "SELECT coalesce(max(CAST(substr(event_id, 12) AS integer)), 0) AS n \
-         FROM processed_events WHERE event_id LIKE 'evt_refund_%'",
+         FROM webhook_events WHERE event_id LIKE 'evt_refund_%'",
     );
     let saved = store.get_purchase(purchase.id).await.unwrap().unwrap();
     let refunded = saved.facts.refunded.map_or(0, |money| money.minor());
@@ -646,4 +658,74 @@ async fn the_unlocked_listing_follows_the_facts_not_a_stale_status_column() {
         }
     })
     .await;
+}
+
+/// Events applied before the inbox existed stay recorded: as applied events delivered once,
+/// received first and last when they were applied, with their mode and creation time read
+/// from the payload (test mode and the receipt time when it does not say). Their redelivery
+/// is still a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_applied_before_the_inbox_become_applied_inbox_rows() {
+    let (store, dir) = fresh_file_store().await;
+    let purchase = contract::seed_purchase(&store).await.purchase;
+    // Back to the schema before the inbox, as if the file had been written then.
+    let inbox = embedded_migration_versions().pop().unwrap();
+    let mut conn = raw_connection(&dir);
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut conn,
+        include_str!("../../../migrations/sqlite/2026-12-06-000001_event_inbox/down.sql"),
+    )
+    .unwrap();
+    diesel::sql_query(format!(
+        "DELETE FROM __diesel_schema_migrations WHERE version = '{inbox}'"
+    ))
+    .execute(&mut conn)
+    .unwrap();
+    let received = contract::at(5);
+    let nanos = received.unix_timestamp_nanos();
+    diesel::sql_query(format!(
+        "INSERT INTO processed_events (event_id, event_type, purchase_id, received_at, payload) \
+         VALUES ('evt_live', 'charge.succeeded', '{id}', {nanos}, \
+                 '{{\"id\":\"evt_live\",\"livemode\":true,\"created\":1780000000}}'), \
+                ('evt_text', 'charge.refunded', '{id}', {nanos}, '\"not json\"')",
+        id = purchase.id.as_uuid().hyphenated()
+    ))
+    .execute(&mut conn)
+    .unwrap();
+
+    assert_eq!(store.run_migrations().await.unwrap(), [inbox]);
+
+    let live = store.get_event("evt_live").await.unwrap().unwrap();
+    assert_eq!(
+        live,
+        lms_ports::InboxRecord {
+            event_id: "evt_live".to_owned(),
+            event_type: "charge.succeeded".to_owned(),
+            livemode: true,
+            created: time::OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap(),
+            first_received_at: received,
+            last_received_at: received,
+            delivery_count: 1,
+            outcome: lms_ports::EventOutcome::Applied,
+            error: None,
+            purchase_id: Some(purchase.id),
+            payload: Some(r#"{"id":"evt_live","livemode":true,"created":1780000000}"#.to_owned()),
+        }
+    );
+    let text = store.get_event("evt_text").await.unwrap().unwrap();
+    assert_eq!(
+        (text.livemode, text.created, text.payload.as_deref()),
+        (false, received, Some("not json"))
+    );
+
+    let redelivery = contract::update(purchase.id, vec![], Some("evt_live"), contract::at(9));
+    assert_eq!(
+        store.apply_facts(&redelivery).await,
+        Ok(Applied::DuplicateEvent)
+    );
+    let counted = store.get_event("evt_live").await.unwrap().unwrap();
+    assert_eq!(
+        (counted.delivery_count, counted.last_received_at),
+        (2, contract::at(9))
+    );
 }
