@@ -20,6 +20,7 @@
 //! file, ...) stops start-up: a deployment whose key went missing must not take simulated
 //! payments on a real database.
 
+use crate::workers::{ReconcileRun, WorkerSettings};
 use config::{Config, File, FileFormat};
 use lms_actix_api::limits::{parse_networks, RateLimit, RateLimits};
 use lms_actix_api::SessionKey;
@@ -45,7 +46,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(variable: &'static str, problem: impl Into<String>) -> Self {
         Self {
             variable,
             problem: problem.into(),
@@ -142,6 +143,18 @@ pub const VARIABLES: &[Variable] = &[
     var(
         "GATEWAY_SYNC_MIN_INTERVAL",
         "limits.gateway_sync_min_interval",
+    ),
+    var("RECONCILE_INTERVAL", "operations.reconcile_interval"),
+    var("RECONCILE_OLDER_THAN", "operations.reconcile_older_than"),
+    var("RECONCILE_BATCH", "operations.reconcile_batch"),
+    var("RECONCILE_RATE", "operations.reconcile_rate"),
+    var(
+        "EVENT_PAYLOAD_RETENTION_DAYS",
+        "operations.event_payload_retention_days",
+    ),
+    var(
+        "AUTO_REFUND_DOUBLE_PAYMENTS",
+        "operations.auto_refund_double_payments",
     ),
 ];
 
@@ -350,8 +363,11 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
     pub limits: LimitSettings,
-    /// The use cases' own settings (e.g. how often a status poll may ask the gateway).
+    /// The use cases' own settings (e.g. how often a status poll may ask the gateway, whether
+    /// a double payment is refunded automatically).
     pub use_cases: lms_use_cases::UseCaseSettings,
+    /// The background workers (reconciler, payload pruner) and how a reconciliation pass runs.
+    pub workers: WorkerSettings,
     pub log_format: LogFormat,
     /// Where Prometheus scrapes `/metrics` (a listener of its own); `None`: no metrics.
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -382,6 +398,8 @@ struct RawSettings {
     sandbox: RawSandbox,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    operations: RawOperations,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -453,6 +471,17 @@ struct RawLimits {
     sign_in_per_email: Option<String>,
     sign_up_per_ip: Option<String>,
     gateway_sync_min_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOperations {
+    reconcile_interval: Option<String>,
+    reconcile_older_than: Option<String>,
+    reconcile_batch: Option<String>,
+    reconcile_rate: Option<String>,
+    event_payload_retention_days: Option<String>,
+    auto_refund_double_payments: Option<String>,
 }
 
 /// Whether this binary carries the sandbox and the demo data.
@@ -627,6 +656,28 @@ fn parse_duration(variable: &'static str, raw: &str) -> Result<Duration> {
     })
 }
 
+/// A duration within `range`; `example` completes "must be a duration from A to B ...".
+fn parse_bounded_duration(
+    variable: &'static str,
+    raw: &str,
+    range: std::ops::RangeInclusive<Duration>,
+    example: &str,
+) -> Result<Duration> {
+    humantime::parse_duration(raw)
+        .ok()
+        .filter(|duration| range.contains(duration))
+        .ok_or_else(|| {
+            ConfigError::new(
+                variable,
+                format!(
+                    "must be a duration from {} to {} {example}, got {raw:?}",
+                    humantime::format_duration(*range.start()),
+                    humantime::format_duration(*range.end()),
+                ),
+            )
+        })
+}
+
 fn parse_host(raw: &str) -> Result<IpAddr> {
     parse_listen_address("HOST", raw)
 }
@@ -755,6 +806,7 @@ impl Resolver {
         let settings = Settings {
             limits: self.limits()?,
             use_cases: self.use_cases()?,
+            workers: self.workers()?,
             metrics_addr: self.metrics_addr()?,
             mode,
             http,
@@ -1107,15 +1159,76 @@ impl Resolver {
 
     fn use_cases(&self) -> Result<lms_use_cases::UseCaseSettings> {
         const VARIABLE: &str = "GATEWAY_SYNC_MIN_INTERVAL";
-        let defaults = lms_use_cases::UseCaseSettings::default();
-        let Some(raw) = given(VARIABLE, self.raw.limits.gateway_sync_min_interval.as_ref())? else {
-            return Ok(defaults);
+        let mut settings = lms_use_cases::UseCaseSettings::default();
+        if let Some(raw) = given(VARIABLE, self.raw.limits.gateway_sync_min_interval.as_ref())? {
+            let interval = time::Duration::try_from(parse_duration(VARIABLE, &raw)?)
+                .map_err(|_| ConfigError::new(VARIABLE, "is too long"))?;
+            settings = settings
+                .with_gateway_sync_min_interval(interval)
+                .map_err(|err| ConfigError::new(VARIABLE, err.to_string()))?;
+        }
+        const REFUND: &str = "AUTO_REFUND_DOUBLE_PAYMENTS";
+        if let Some(flag) = given(
+            REFUND,
+            self.raw.operations.auto_refund_double_payments.as_ref(),
+        )? {
+            settings = settings.with_auto_refund_double_payments(parse_flag(REFUND, &flag)?);
+        }
+        Ok(settings)
+    }
+
+    /// The reconciler and the payload pruner: on by default in both modes (in the demo the
+    /// reconciler asks the in-process sandbox, the production code path).
+    fn workers(&self) -> Result<WorkerSettings> {
+        let raw = &self.raw.operations;
+        let defaults = WorkerSettings::default();
+        let reconcile_every = match given("RECONCILE_INTERVAL", raw.reconcile_interval.as_ref())? {
+            None => defaults.reconcile_every,
+            Some(off) if off.eq_ignore_ascii_case("off") => None,
+            Some(every) => Some(parse_bounded_duration(
+                "RECONCILE_INTERVAL",
+                &every,
+                Duration::from_secs(1)..=Duration::from_secs(24 * 60 * 60),
+                "such as 5m, or off to run no background reconciler",
+            )?),
         };
-        let interval = time::Duration::try_from(parse_duration(VARIABLE, &raw)?)
-            .map_err(|_| ConfigError::new(VARIABLE, "is too long"))?;
-        defaults
-            .with_gateway_sync_min_interval(interval)
-            .map_err(|err| ConfigError::new(VARIABLE, err.to_string()))
+        let older_than = match given("RECONCILE_OLDER_THAN", raw.reconcile_older_than.as_ref())? {
+            None => ReconcileRun::DEFAULT_OLDER_THAN,
+            Some(age) => parse_bounded_duration(
+                "RECONCILE_OLDER_THAN",
+                &age,
+                Duration::ZERO..=crate::workers::days(7),
+                "such as 30m (how long a purchase stays pending before Stripe is asked about it)",
+            )?,
+        };
+        let batch = match given("RECONCILE_BATCH", raw.reconcile_batch.as_ref())? {
+            None => ReconcileRun::DEFAULT_BATCH,
+            Some(batch) => parse_number("RECONCILE_BATCH", &batch, 1..=ReconcileRun::MAX_BATCH)?,
+        };
+        let rate = match given("RECONCILE_RATE", raw.reconcile_rate.as_ref())? {
+            None => ReconcileRun::DEFAULT_RATE,
+            Some(rate) => {
+                let rate = parse_number("RECONCILE_RATE", &rate, 1..=ReconcileRun::MAX_RATE)?;
+                std::num::NonZeroU32::new(rate).unwrap_or(ReconcileRun::DEFAULT_RATE)
+            }
+        };
+        let retention_days = match given(
+            "EVENT_PAYLOAD_RETENTION_DAYS",
+            raw.event_payload_retention_days.as_ref(),
+        )? {
+            None => WorkerSettings::DEFAULT_PAYLOAD_RETENTION_DAYS,
+            Some(days) => parse_number("EVENT_PAYLOAD_RETENTION_DAYS", &days, 1..=3650)?,
+        };
+        Ok(WorkerSettings {
+            reconcile_every,
+            reconcile: ReconcileRun {
+                older_than,
+                batch,
+                rate,
+            },
+            prune_every: defaults.prune_every,
+            payload_retention: crate::workers::days(retention_days),
+        })
     }
 }
 

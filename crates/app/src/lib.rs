@@ -1,8 +1,12 @@
 //! The LMS payments backend as a library: [`Settings`] are read and validated first; then
 //! [`Application::build`] opens the storage, checks the database belongs to the configured
 //! payment mode, starts the Stripe sandbox in demo mode, seeds the demo data and builds the
-//! HTTP server; [`Application::run_until_stopped`] serves. The binary (`main.rs`) and the
-//! end-to-end tests start the app exactly the same way. No business rule lives here.
+//! HTTP server; [`Application::run_until_stopped`] serves, with the background workers
+//! ([`workers`]: the reconciler and the payload pruner) running beside the server until it
+//! stops. The binary (`main.rs`) and the end-to-end tests start the app exactly the same way.
+//! The operator's one-off commands ([`commands`]) open the same storage and Stripe client
+//! without a server. No business rule lives here: the workers and commands schedule, pace and
+//! print; the use cases decide.
 //!
 //! # Demo mode (the `demo` feature)
 //! Everything runs in this one process: SQLite at `sqlite://data/lms.db` (unless
@@ -15,17 +19,22 @@
 //! session's page needs the secret its URL carries. A build without the feature (the default
 //! Docker image) has neither sandbox nor demo data.
 
+pub mod commands;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod metrics;
+mod pacing;
 pub mod probe;
+mod progress;
+pub mod workers;
 
 pub use config::{
     ConfigError, Database, DatabaseSettings, DemoSettings, HttpSettings, LimitSettings, LogFormat,
     Mode, RedactedUrl, Settings, EX_CONFIG,
 };
 pub use probe::{healthcheck_url, probe};
+pub use workers::{ReconcileRun, ReconcileTally, Reconciler, WorkerSettings};
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;
@@ -33,8 +42,8 @@ use lms_actix_api::limits::LimiterClock;
 use lms_actix_api::{ApiSettings, ApiState, SessionKey};
 use lms_password_argon2::Argon2Hasher;
 use lms_ports::{
-    Clock, CourseRepo, DeploymentClaim, DeploymentRegistry, PasswordHasher, PaymentGateway,
-    PaymentsMode, PurchaseRepo, StorageHealth, SystemClock, UserRepo,
+    AuditLog, Clock, CourseRepo, DeploymentClaim, DeploymentRegistry, EventInbox, PasswordHasher,
+    PaymentGateway, PaymentsMode, PurchaseRepo, StorageHealth, SystemClock, UserRepo,
 };
 use lms_postgres::{PgConnectionOptions, PgStore, DEFAULT_ACQUIRE_TIMEOUT};
 use lms_sqlite::{SqliteOptions, SqliteStore};
@@ -44,7 +53,9 @@ use lms_stripe_sandbox::{Sandbox, SandboxConfig};
 use lms_use_cases::{Services, UseCaseSettings};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 use tracing_subscriber::EnvFilter;
+use workers::Workers;
 
 /// The webhook route Stripe (or the sandbox) delivers to.
 pub const WEBHOOK_PATH: &str = "/api/v1/payments/webhook";
@@ -70,6 +81,11 @@ pub struct Application {
     #[cfg(feature = "demo")]
     sandbox: Option<Arc<Sandbox>>,
     demo: DemoSeed,
+    /// What the background workers run on, and which of them run.
+    services: Services,
+    workers: WorkerSettings,
+    /// How long the workers get to finish their item at hand when the server stops.
+    shutdown_timeout: Duration,
 }
 
 impl std::fmt::Debug for Application {
@@ -77,6 +93,7 @@ impl std::fmt::Debug for Application {
         f.debug_struct("Application")
             .field("base_url", &self.base_url)
             .field("demo", &self.demo)
+            .field("workers", &self.workers)
             .finish_non_exhaustive()
     }
 }
@@ -98,6 +115,8 @@ pub struct AppParts<S> {
     pub limiter_clock: LimiterClock,
     /// Seed the demo data before serving (a build with the `demo` feature only).
     pub seed_demo: bool,
+    /// The background workers to run while serving ([`WorkerSettings::off`] for none).
+    pub workers: WorkerSettings,
     /// Bound already, so that the caller knows the address before anything is assembled.
     pub listener: TcpListener,
 }
@@ -109,6 +128,7 @@ impl<S> std::fmt::Debug for AppParts<S> {
             .field("use_cases", &self.use_cases)
             .field("api", &self.api)
             .field("seed_demo", &self.seed_demo)
+            .field("workers", &self.workers)
             .field("listener", &self.listener.local_addr().ok())
             .finish_non_exhaustive()
     }
@@ -127,6 +147,7 @@ impl<S> AppParts<S> {
             jwt_secret: self.jwt_secret,
             limiter_clock: self.limiter_clock,
             seed_demo: self.seed_demo,
+            workers: self.workers,
             listener: self.listener,
         }
     }
@@ -148,6 +169,42 @@ impl Store {
         claim.context(
             "reading which payment mode this database belongs to (DATABASE_URL; with RUN_MIGRATIONS=false, run `lms-app migrate` first)",
         )
+    }
+
+    /// Opens the configured storage (migrating when `RUN_MIGRATIONS`) and checks that the
+    /// database belongs to the configured payment mode, recording it on first use.
+    async fn open_checked(settings: &Settings) -> anyhow::Result<Self> {
+        let store = open_store(&settings.database).await?;
+        let mode = settings.mode.payments_mode();
+        match store.claim_payments_mode(mode).await? {
+            DeploymentClaim::Recorded => {
+                tracing::info!(mode = mode.as_str(), "database now belongs to this payment mode");
+            }
+            DeploymentClaim::Matches => {}
+            DeploymentClaim::Conflict { recorded } => {
+                return Err(ModeMismatch {
+                    recorded: describe(recorded),
+                    configured: describe(mode),
+                    fix: "point DATABASE_URL at a database of its own for this mode (never mix simulated, test and live payments in one database)",
+                }
+                .into())
+            }
+        }
+        Ok(store)
+    }
+
+    /// The use cases over this store.
+    fn services(
+        self,
+        gateway: Arc<dyn PaymentGateway>,
+        hasher: Arc<dyn PasswordHasher>,
+        clock: Arc<dyn Clock>,
+        settings: UseCaseSettings,
+    ) -> Services {
+        match self {
+            Self::Postgres(store) => Services::with_store(store, gateway, hasher, clock, settings),
+            Self::Sqlite(store) => Services::with_store(store, gateway, hasher, clock, settings),
+        }
     }
 }
 
@@ -180,22 +237,7 @@ impl Application {
     /// A [`ModeMismatch`], or a message naming the setting at fault: the port taken
     /// (`HOST`/`PORT`, `SANDBOX_PORT`), the database unusable (`DATABASE_URL`), or seeding failing.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let store = open_store(&settings.database).await?;
-        let mode = settings.mode.payments_mode();
-        match store.claim_payments_mode(mode).await? {
-            DeploymentClaim::Recorded => {
-                tracing::info!(mode = mode.as_str(), "database now belongs to this payment mode");
-            }
-            DeploymentClaim::Matches => {}
-            DeploymentClaim::Conflict { recorded } => {
-                return Err(ModeMismatch {
-                    recorded: describe(recorded),
-                    configured: describe(mode),
-                    fix: "point DATABASE_URL at a database of its own for this mode (never mix simulated, test and live payments in one database)",
-                }
-                .into())
-            }
-        }
+        let store = Store::open_checked(&settings).await?;
 
         let http = &settings.http;
         let listener = TcpListener::bind((http.host, http.port))
@@ -241,6 +283,7 @@ impl Application {
             jwt_secret,
             limiter_clock: LimiterClock::monotonic(),
             seed_demo: matches!(settings.mode, Mode::Demo(DemoSettings { seed: true, .. })),
+            workers: settings.workers,
             listener,
         };
         let app = match store {
@@ -257,7 +300,7 @@ impl Application {
 
     /// The one place adapters become the use cases, the HTTP state and a server: builds the
     /// [`Services`] over the parts, seeds the demo data when asked, and builds the server on
-    /// the parts' listener. [`Application::build`] calls it with the configured adapters; the
+    /// the parts' listener; the parts' workers start when it is served. [`Application::build`] calls it with the configured adapters; the
     /// API tests call it with theirs. No sandbox is attached (`build` attaches its own).
     ///
     /// Must be called inside a Tokio runtime; nothing is served until
@@ -268,7 +311,7 @@ impl Application {
     /// listener cannot be used.
     pub async fn assemble<S>(parts: AppParts<S>) -> anyhow::Result<Self>
     where
-        S: UserRepo + CourseRepo + PurchaseRepo + StorageHealth + Clone,
+        S: UserRepo + CourseRepo + PurchaseRepo + EventInbox + AuditLog + StorageHealth + Clone,
     {
         let services = Services::with_store(
             parts.store,
@@ -279,8 +322,13 @@ impl Application {
         );
         let demo = seed_demo(parts.seed_demo, &services).await?;
         let address = parts.listener.local_addr()?;
-        let state = ApiState::new(Arc::new(services), parts.jwt_secret.as_bytes(), parts.api)
-            .with_limiter_clock(parts.limiter_clock);
+        let shutdown_timeout = parts.api.shutdown_timeout;
+        let state = ApiState::new(
+            Arc::new(services.clone()),
+            parts.jwt_secret.as_bytes(),
+            parts.api,
+        )
+        .with_limiter_clock(parts.limiter_clock);
         let server =
             lms_actix_api::run(parts.listener, state).context("starting the HTTP server")?;
         Ok(Self {
@@ -290,6 +338,9 @@ impl Application {
             #[cfg(feature = "demo")]
             sandbox: None,
             demo,
+            services,
+            workers: parts.workers,
+            shutdown_timeout,
         })
     }
 
@@ -334,13 +385,21 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped (SIGINT/SIGTERM, or [`Application::server_handle`]), then stops
-    /// the sandbox.
+    /// The background workers this application runs while served.
+    pub fn workers(&self) -> &WorkerSettings {
+        &self.workers
+    }
+
+    /// Starts the background workers, serves until stopped (SIGINT/SIGTERM, or
+    /// [`Application::server_handle`]), then stops the workers (each finishes the item at hand,
+    /// for at most the shutdown timeout) and the sandbox.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let workers = Workers::start(&self.services, &self.workers);
         let outcome = self.server.await;
+        workers.stop(self.shutdown_timeout).await;
         #[cfg(feature = "demo")]
         if let Some(sandbox) = self.sandbox {
             match Arc::try_unwrap(sandbox) {
@@ -459,14 +518,31 @@ pub async fn migrate(database: &DatabaseSettings) -> anyhow::Result<Vec<String>>
     }
 }
 
-/// Installs the global tracing subscriber (`RUST_LOG` filter, default `info`). A second call
-/// is a no-op.
+/// Installs the global tracing subscriber (`RUST_LOG` filter, default `info`) writing to
+/// stdout, for `serve` and `migrate`. A second call is a no-op.
 pub fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: piped or redirected logs stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    install_tracing(format, filter, ansi, std::io::stdout);
+}
+
+/// The tracing subscriber of the operator's commands: stderr (stdout carries their results),
+/// above any progress bar, `RUST_LOG` filter with default `warn` (the summary says what
+/// happened; the log only what went wrong). A second call is a no-op.
+pub fn init_command_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    install_tracing(format, filter, ansi, progress::StderrAboveProgress);
+}
+
+fn install_tracing<W>(format: LogFormat, filter: EnvFilter, ansi: bool, writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(writer)
         .with_ansi(ansi);
     let _ = match format {
         LogFormat::Json => builder

@@ -487,6 +487,29 @@ fn invalid_or_missing_values_name_the_variable() {
             &[("GATEWAY_SYNC_MIN_INTERVAL", "10m")],
             "GATEWAY_SYNC_MIN_INTERVAL",
         ),
+        (&[("RECONCILE_INTERVAL", "sometimes")], "RECONCILE_INTERVAL"),
+        (&[("RECONCILE_INTERVAL", "0s")], "RECONCILE_INTERVAL"),
+        (&[("RECONCILE_INTERVAL", "2days")], "RECONCILE_INTERVAL"),
+        (&[("RECONCILE_OLDER_THAN", "-1m")], "RECONCILE_OLDER_THAN"),
+        (&[("RECONCILE_OLDER_THAN", "8days")], "RECONCILE_OLDER_THAN"),
+        (&[("RECONCILE_OLDER_THAN", "off")], "RECONCILE_OLDER_THAN"),
+        (&[("RECONCILE_BATCH", "0")], "RECONCILE_BATCH"),
+        (&[("RECONCILE_BATCH", "501")], "RECONCILE_BATCH"),
+        (&[("RECONCILE_RATE", "0")], "RECONCILE_RATE"),
+        (&[("RECONCILE_RATE", "101")], "RECONCILE_RATE"),
+        (&[("RECONCILE_RATE", "5/s")], "RECONCILE_RATE"),
+        (
+            &[("EVENT_PAYLOAD_RETENTION_DAYS", "0")],
+            "EVENT_PAYLOAD_RETENTION_DAYS",
+        ),
+        (
+            &[("EVENT_PAYLOAD_RETENTION_DAYS", "90d")],
+            "EVENT_PAYLOAD_RETENTION_DAYS",
+        ),
+        (
+            &[("AUTO_REFUND_DOUBLE_PAYMENTS", "maybe")],
+            "AUTO_REFUND_DOUBLE_PAYMENTS",
+        ),
     ];
     for (overrides, variable) in stripe_cases {
         let err = load(&with(STRIPE, overrides)).unwrap_err();
@@ -679,5 +702,92 @@ fn the_demo_sandbox_can_listen_everywhere_and_link_to_its_published_address() {
     assert_eq!(
         demo.sandbox_public_url.as_deref(),
         Some("http://localhost:12111")
+    );
+}
+
+#[test]
+fn the_workers_default_on_in_both_modes_with_the_documented_values() {
+    for settings in [load(STRIPE).unwrap(), load(&[]).unwrap()] {
+        let workers = settings.workers;
+        assert_eq!(workers, WorkerSettings::default());
+        assert_eq!(workers.reconcile_every, Some(Duration::from_secs(5 * 60)));
+        assert_eq!(workers.reconcile.older_than, Duration::from_secs(30 * 60));
+        assert_eq!(workers.reconcile.batch, 50);
+        assert_eq!(workers.reconcile.rate.get(), 5);
+        assert_eq!(workers.prune_every, Some(Duration::from_secs(60 * 60)));
+        assert_eq!(
+            workers.payload_retention,
+            Duration::from_secs(90 * 24 * 3600)
+        );
+        assert!(settings.use_cases.auto_refund_double_payments);
+    }
+}
+
+#[test]
+fn the_workers_and_double_payment_refunds_are_configurable() {
+    let settings = load(&with(
+        STRIPE,
+        &[
+            ("RECONCILE_INTERVAL", "30s"),
+            ("RECONCILE_OLDER_THAN", "0s"),
+            ("RECONCILE_BATCH", "500"),
+            ("RECONCILE_RATE", "100"),
+            ("EVENT_PAYLOAD_RETENTION_DAYS", "1"),
+            ("AUTO_REFUND_DOUBLE_PAYMENTS", "false"),
+            ("GATEWAY_SYNC_MIN_INTERVAL", "1s"),
+        ],
+    ))
+    .unwrap();
+    let workers = settings.workers;
+    assert_eq!(workers.reconcile_every, Some(Duration::from_secs(30)));
+    assert_eq!(workers.reconcile.older_than, Duration::ZERO);
+    assert_eq!(workers.reconcile.batch, 500);
+    assert_eq!(workers.reconcile.rate.get(), 100);
+    assert_eq!(workers.payload_retention, Duration::from_secs(24 * 3600));
+    assert!(!settings.use_cases.auto_refund_double_payments);
+    // Both use-case settings at once: neither undoes the other.
+    assert_eq!(
+        settings.use_cases.gateway_sync_min_interval,
+        time::Duration::seconds(1)
+    );
+    for off in ["off", "OFF"] {
+        let settings = load(&with(STRIPE, &[("RECONCILE_INTERVAL", off)])).unwrap();
+        assert_eq!(settings.workers.reconcile_every, None, "{off}");
+        // A one-off `lms-app reconcile` still has its run settings.
+        assert_eq!(settings.workers.reconcile, ReconcileRun::default());
+    }
+    let demo = load(&[("RECONCILE_INTERVAL", "off"), ("RECONCILE_RATE", "2")]).unwrap();
+    assert!(demo.mode.is_demo());
+    assert_eq!(demo.workers.reconcile_every, None);
+    assert_eq!(demo.workers.reconcile.rate.get(), 2);
+
+    // The file's [operations] table, overridden by the environment.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "mode = \"demo\"\n[operations]\nreconcile_interval = \"off\"\nreconcile_batch = 7\nauto_refund_double_payments = false\n",
+    )
+    .unwrap();
+    let from_file = Settings::resolve(Some(&path), lookup(&[]), true).unwrap();
+    assert_eq!(from_file.workers.reconcile_every, None);
+    assert_eq!(from_file.workers.reconcile.batch, 7);
+    assert!(!from_file.use_cases.auto_refund_double_payments);
+    let env_wins =
+        Settings::resolve(Some(&path), lookup(&[("RECONCILE_BATCH", "9")]), true).unwrap();
+    assert_eq!(env_wins.workers.reconcile.batch, 9);
+}
+
+#[test]
+fn a_bad_worker_setting_says_what_is_accepted() {
+    let err = load(&with(STRIPE, &[("RECONCILE_INTERVAL", "0s")])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "RECONCILE_INTERVAL: must be a duration from 1s to 1day such as 5m, or off to run no background reconciler, got \"0s\""
+    );
+    let err = load(&with(STRIPE, &[("RECONCILE_RATE", "0")])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "RECONCILE_RATE: must be a whole number from 1 to 100, got \"0\""
     );
 }

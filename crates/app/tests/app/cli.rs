@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_lms-app");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_lms-app");
 const JWT: &str = "0123456789abcdef0123456789abcdef-jwt";
 
 fn maintenance_url() -> String {
@@ -54,7 +54,7 @@ impl Db {
     }
 }
 
-fn command(env: &[(&str, &str)]) -> Command {
+pub(crate) fn command(env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
     // No stray configuration: empty environment, and a directory without config.toml.
     cmd.env_clear().current_dir(std::env::temp_dir());
@@ -231,14 +231,41 @@ fn help_and_version_describe_every_command() {
         "serve",
         "migrate",
         "healthcheck",
+        "events",
+        "reconcile",
+        "admin",
         "--version",
         ".env.example",
     ] {
         assert!(text.contains(needle), "{needle}: {text}");
     }
-    for sub in ["serve", "migrate", "healthcheck"] {
-        let help = command(&[]).args([sub, "--help"]).output().unwrap();
-        assert!(help.status.success(), "{sub}");
+    // The README shows this very text.
+    let readme = include_str!("../../../../README.md");
+    assert!(
+        readme.contains(text.trim_end()),
+        "README.md's `lms-app --help` block differs from the binary's:\n{text}"
+    );
+    // Every command and subcommand has help, naming its options.
+    let commands: &[(&[&str], &[&str])] = &[
+        (&["serve"], &[]),
+        (&["migrate"], &[]),
+        (&["healthcheck"], &["--url", "--timeout"]),
+        (&["events"], &["list", "replay", "sync"]),
+        (&["events", "list"], &["--outcome", "--since", "unmatched"]),
+        (&["events", "replay"], &["--failed", "EVT_ID"]),
+        (&["events", "sync"], &["--since", "RFC 3339"]),
+        (&["reconcile"], &["--older-than"]),
+        (&["admin"], &["grant", "revoke"]),
+        (&["admin", "grant"], &["EMAIL"]),
+        (&["admin", "revoke"], &["EMAIL", "--role"]),
+    ];
+    for (sub, needles) in commands {
+        let help = command(&[]).args(*sub).arg("--help").output().unwrap();
+        assert!(help.status.success(), "{sub:?}");
+        let text = String::from_utf8_lossy(&help.stdout);
+        for needle in *needles {
+            assert!(text.contains(needle), "{sub:?} {needle}: {text}");
+        }
     }
     let version = command(&[]).arg("--version").output().unwrap();
     assert_eq!(
@@ -247,7 +274,7 @@ fn help_and_version_describe_every_command() {
     );
 }
 
-fn send_sigterm(child: &std::process::Child) {
+pub(crate) fn send_sigterm(child: &std::process::Child) {
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -256,7 +283,7 @@ fn send_sigterm(child: &std::process::Child) {
 }
 
 /// Waits (at most 10 s) for the process to stop by itself.
-fn wait_for_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+pub(crate) fn wait_for_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -271,7 +298,7 @@ fn wait_for_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
 }
 
 /// Sends SIGTERM and waits for the process to stop by itself.
-fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+pub(crate) fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
     send_sigterm(child);
     wait_for_exit(child)
 }

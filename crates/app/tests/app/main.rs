@@ -9,7 +9,10 @@
 mod api;
 mod chaos;
 mod cli;
+mod instances;
 mod logs;
 mod metrics;
 mod offline;
+mod operator;
+mod reconciler;
 mod stripe_mode;

@@ -6,12 +6,17 @@ use crate::api::wiring::{self, CountingGateway};
 use governor::clock::FakeRelativeClock;
 use lms_actix_api::limits::{LimiterClock, RateLimits};
 use lms_actix_api::ApiSettings;
+use lms_app::{AppParts, WorkerSettings};
 use lms_domain::{Currency, Money, PaymentFact, Purchase, PurchaseId};
 use lms_in_memory::{FakeEvent, FakeGateway, InMemoryStore, ManualClock};
-use lms_ports::{GatewayError, PaymentGateway, PurchaseRepo, RefundStatus};
+use lms_ports::{
+    AuditLog, CourseRepo, EventInbox, GatewayError, PaymentGateway, PurchaseRepo, RefundStatus,
+    StorageHealth, UserRepo,
+};
 use lms_postgres::PgStore;
 use lms_stripe_sandbox::Sandbox;
 use lms_test_db::TestDatabase;
+use lms_use_cases::Services;
 use reqwest::header::HeaderMap;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,6 +65,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub memory: Option<InMemoryStore>,
     pub purchases: Arc<dyn PurchaseRepo>,
+    /// The use cases over the server's own adapters, for what only the operator may do (make a
+    /// user admin: `Operator::CommandLine`).
+    pub services: Services,
     pub gateway: Gateway,
     pub clock: ManualClock,
     /// The rate limiters' time: advance it to let a limited client in again.
@@ -135,6 +143,20 @@ pub async fn spawn_app_with(wiring: Wiring) -> TestApp {
 /// As [`spawn_app_with`], with the API settings adjusted by `tune` first. The abuse limits are
 /// off unless `tune` sets them, so tests of other behaviour sign up and in freely.
 pub async fn spawn_app_tuned(wiring: Wiring, tune: impl FnOnce(&mut ApiSettings)) -> TestApp {
+    spawn_app_running(wiring, tune, WorkerSettings::off()).await
+}
+
+/// As [`spawn_app_with`], with the background `workers` running while the app serves (on the
+/// test's manual clock; their intervals are real time).
+pub async fn spawn_app_with_workers(wiring: Wiring, workers: WorkerSettings) -> TestApp {
+    spawn_app_running(wiring, |_| {}, workers).await
+}
+
+async fn spawn_app_running(
+    wiring: Wiring,
+    tune: impl FnOnce(&mut ApiSettings),
+    workers: WorkerSettings,
+) -> TestApp {
     let clock = ManualClock::new(OffsetDateTime::now_utc());
     let mut api = ApiSettings::new(SUCCESS_URL);
     api.cookie_secure = true;
@@ -144,8 +166,9 @@ pub async fn spawn_app_tuned(wiring: Wiring, tune: impl FnOnce(&mut ApiSettings)
     api.rate_limits = RateLimits::off();
     tune(&mut api);
     let limiter_clock = FakeRelativeClock::default();
-    let parts = |store, gateway| {
-        wiring::parts(
+    let parts = |store, gateway| AppParts {
+        workers,
+        ..wiring::parts(
             store,
             gateway,
             wiring::fast_hasher(),
@@ -154,12 +177,14 @@ pub async fn spawn_app_tuned(wiring: Wiring, tune: impl FnOnce(&mut ApiSettings)
             LimiterClock::manual(limiter_clock.clone()),
         )
     };
+    let services;
     let (base, memory, purchases, gateway, db): (_, _, Arc<dyn PurchaseRepo>, _, _) = match wiring {
         Wiring::Memory => {
             let store = InMemoryStore::new();
             let gateway = FakeGateway::new();
-            let base =
-                wiring::serve(parts((), Arc::new(gateway.clone())).with_store(store.clone())).await;
+            let app_parts = parts((), Arc::new(gateway.clone())).with_store(store.clone());
+            services = services_over(&app_parts);
+            let base = wiring::serve(app_parts).await;
             let purchases = Arc::new(store.clone());
             (base, Some(store), purchases, Gateway::Fake(gateway), None)
         }
@@ -171,8 +196,9 @@ pub async fn spawn_app_tuned(wiring: Wiring, tune: impl FnOnce(&mut ApiSettings)
                 Duration::from_millis(500),
             );
             let gateway = FakeGateway::new();
-            let base =
-                wiring::serve(parts((), Arc::new(gateway.clone())).with_store(store.clone())).await;
+            let app_parts = parts((), Arc::new(gateway.clone())).with_store(store.clone());
+            services = services_over(&app_parts);
+            let base = wiring::serve(app_parts).await;
             (base, None, Arc::new(store), Gateway::Fake(gateway), None)
         }
         Wiring::PostgresStripe => {
@@ -182,7 +208,9 @@ pub async fn spawn_app_tuned(wiring: Wiring, tune: impl FnOnce(&mut ApiSettings)
             let stripe: Arc<dyn PaymentGateway> =
                 Arc::new(wiring::stripe_gateway(&sandbox, &clock));
             let (counting, calls) = CountingGateway::new(stripe);
-            let base = wiring::serve(parts((), Arc::new(counting)).with_store(store.clone())).await;
+            let app_parts = parts((), Arc::new(counting)).with_store(store.clone());
+            services = services_over(&app_parts);
+            let base = wiring::serve(app_parts).await;
             (
                 base,
                 None,
@@ -200,11 +228,27 @@ pub async fn spawn_app_tuned(wiring: Wiring, tune: impl FnOnce(&mut ApiSettings)
             .unwrap(),
         memory,
         purchases,
+        services,
         gateway,
         clock,
         limiter_clock,
         _db: db,
     }
+}
+
+/// The use cases over the same adapters as the server assembled from `parts` (clones of a
+/// store share its data).
+fn services_over<S>(parts: &AppParts<S>) -> Services
+where
+    S: UserRepo + CourseRepo + PurchaseRepo + EventInbox + AuditLog + StorageHealth + Clone,
+{
+    Services::with_store(
+        parts.store.clone(),
+        Arc::clone(&parts.gateway),
+        Arc::clone(&parts.hasher),
+        Arc::clone(&parts.clock),
+        parts.use_cases,
+    )
 }
 
 impl TestApp {

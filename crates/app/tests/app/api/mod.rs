@@ -1,13 +1,14 @@
 //! The API test suite: the real server over HTTP, adapters swapped in by `spawn_app`.
 
+mod admin;
 mod busy;
 mod courses;
 mod errors;
 mod health;
-mod helpers;
+pub(crate) mod helpers;
 mod limits;
 mod payments;
-mod stripe_events;
+pub(crate) mod stripe_events;
 mod users;
 mod webhooks;
 mod wiring;

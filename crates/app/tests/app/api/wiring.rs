@@ -5,13 +5,13 @@
 use async_trait::async_trait;
 use lms_actix_api::limits::LimiterClock;
 use lms_actix_api::{ApiSettings, SessionKey};
-use lms_app::{AppParts, Application};
+use lms_app::{AppParts, Application, WorkerSettings};
 use lms_in_memory::ManualClock;
 use lms_password_argon2::Argon2Hasher;
 use lms_ports::{
-    CheckoutRequest, CourseRepo, GatewayError, GatewaySession, PasswordHasher, PaymentGateway,
-    PurchaseRepo, RefundOutcome, RefundRequest, StorageHealth, UserRepo, WebhookEvent,
-    WebhookRejection,
+    AuditLog, CheckoutRequest, CourseRepo, EventInbox, EventPage, EventQuery, GatewayError,
+    GatewaySession, PasswordHasher, PaymentGateway, PurchaseRepo, RefundOutcome, RefundRequest,
+    StorageHealth, UserRepo, WebhookEvent, WebhookRejection,
 };
 use lms_stripe_http::{RetryPolicy, StripeConfig, StripeGateway};
 use lms_stripe_sandbox::{Sandbox, SandboxConfig};
@@ -45,6 +45,8 @@ pub fn parts<S>(
         jwt_secret: SessionKey::parse(crate::api::helpers::JWT_SECRET).unwrap(),
         limiter_clock,
         seed_demo: false,
+        // The tests drive time themselves; a test that wants a worker turns it on.
+        workers: WorkerSettings::off(),
         listener: TcpListener::bind("127.0.0.1:0").unwrap(),
     }
 }
@@ -56,7 +58,7 @@ pub fn fast_hasher() -> Arc<dyn PasswordHasher> {
 /// Assembles the app and serves it in the background; returns its address.
 pub async fn serve<S>(parts: AppParts<S>) -> String
 where
-    S: UserRepo + CourseRepo + PurchaseRepo + StorageHealth + Clone,
+    S: UserRepo + CourseRepo + PurchaseRepo + EventInbox + AuditLog + StorageHealth + Clone,
 {
     let app = Application::assemble(parts).await.unwrap();
     // Its own address rather than `base_url` (`localhost` may resolve to IPv6 first).
@@ -150,6 +152,23 @@ impl PaymentGateway for CountingGateway {
     async fn refund(&self, request: &RefundRequest) -> Result<RefundOutcome, GatewayError> {
         self.count();
         self.inner.refund(request).await
+    }
+
+    async fn expire_checkout_session(
+        &self,
+        session_id: &str,
+    ) -> Result<GatewaySession, GatewayError> {
+        self.count();
+        self.inner.expire_checkout_session(session_id).await
+    }
+
+    async fn list_events(&self, query: &EventQuery) -> Result<EventPage, GatewayError> {
+        self.count();
+        self.inner.list_events(query).await
+    }
+
+    fn decode_stored_event(&self, payload: &[u8]) -> Result<WebhookEvent, WebhookRejection> {
+        self.inner.decode_stored_event(payload)
     }
 
     fn verify_webhook(
