@@ -136,7 +136,10 @@ impl InMemoryStore {
     /// by hand would (test set-up for replaying an event that failed on that link; ignores
     /// the unavailable switch).
     pub fn unlink_payment_intent(&self, id: PurchaseId) {
-        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(purchase) = state.purchases.get_mut(&id) {
             purchase.payment_intent_id = None;
         }

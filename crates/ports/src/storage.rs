@@ -8,8 +8,8 @@
 //! type (diesel, sqlx, ...) crosses this boundary.
 
 use crate::error::{same_cause, BoxError};
-use async_trait::async_trait;
 use crate::gateway::EventEnvelope;
+use async_trait::async_trait;
 use lms_domain::{
     Course, CourseId, Email, Money, PaymentFact, Purchase, PurchaseId, Role, User, UserId,
 };
@@ -206,7 +206,9 @@ impl EventOutcome {
 
     /// The outcome a stored name (exactly as [`EventOutcome::as_str`] writes it) means.
     pub fn parse(stored: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|outcome| outcome.as_str() == stored)
+        Self::ALL
+            .into_iter()
+            .find(|outcome| outcome.as_str() == stored)
     }
 
     /// The outcome of an event whose facts were merged into `purchase`.
@@ -542,7 +544,9 @@ impl AuditAction {
 
     /// The action a stored name (exactly as [`AuditAction::as_str`] writes it) means.
     pub fn parse(stored: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|action| action.as_str() == stored)
+        Self::ALL
+            .into_iter()
+            .find(|action| action.as_str() == stored)
     }
 }
 

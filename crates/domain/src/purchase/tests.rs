@@ -574,10 +574,7 @@ fn acceptance_alone_or_of_a_full_payment_changes_nothing_that_shows() {
     ]);
     assert_eq!(paid.status(), PurchaseStatus::Completed);
     let mut not_held = purchase_of(usd(1999));
-    assert_eq!(
-        not_held.accept_held(T0),
-        Err(DomainError::NotHeldForReview)
-    );
+    assert_eq!(not_held.accept_held(T0), Err(DomainError::NotHeldForReview));
 }
 
 #[test]

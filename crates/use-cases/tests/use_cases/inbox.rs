@@ -416,3 +416,30 @@ async fn a_sync_starts_within_the_gateway_history_and_not_in_the_future() {
     }
     assert!(world.gateway.calls().is_empty());
 }
+
+#[tokio::test]
+async fn a_forged_request_is_never_stored() {
+    let world = World::new();
+    let purchase = pending(&world).await;
+    let event = FakeEvent::new("evt_forged", "checkout.session.completed")
+        .for_purchase(purchase.id)
+        .with_fact(paid(PRICE));
+    let body = event.to_body();
+    for signature in [None, Some("fake-v1=00"), Some("garbage")] {
+        assert!(matches!(
+            world.services.handle_webhook(&body, signature).await,
+            Err(UseCaseError::WebhookRejected(_))
+        ));
+    }
+    assert!(world.store.get_event("evt_forged").await.unwrap().is_none());
+    let everything = world
+        .store
+        .list_events(EventFilter::default(), PageRequest::new(1, 10))
+        .await
+        .unwrap();
+    assert_eq!(everything.total, 0);
+    assert_eq!(
+        world.purchase(purchase.id).await.status(),
+        PurchaseStatus::Pending
+    );
+}
