@@ -1,16 +1,23 @@
 //! The harness shared by the benchmark binaries in `src/bin/`: command-line arguments, the
 //! application started exactly as `lms-app` starts it (SQLite in a temporary directory, or a
 //! scratch PostgreSQL database; the in-process Stripe sandbox standing in for Stripe), the
-//! untimed HTTP set-up (accounts, published courses), a closed-loop load driver with C
-//! concurrent clients, latency percentiles and the plain table every binary prints.
+//! untimed HTTP set-up ([`Api`]: accounts, published courses, checkouts), a closed-loop load
+//! driver with C concurrent clients of any kind ([`closed_loop_with`]), latency percentiles,
+//! the event inbox counted behind the app's back ([`InboxCounts`]) and the plain table every
+//! binary prints. [`process`]: the app as a separate process and what `/proc/<pid>` says about
+//! it; [`compare`]: the app against a baseline of its own SQL.
 //!
 //! Nothing here asserts on timing; set-up steps and sanity checks fail loudly instead of
 //! printing numbers for work that did not happen.
+
+pub mod compare;
+pub mod process;
 
 use anyhow::{anyhow, bail, ensure, Context};
 use lms_app::{Application, Settings};
 use lms_stripe_sandbox::{Chaos, Sandbox};
 use lms_test_db::TestDatabase;
+use process::TempDir;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -117,31 +124,6 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("building the Tokio runtime")
 }
 
-/// A temporary directory, removed at the end.
-#[derive(Debug)]
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> anyhow::Result<Self> {
-        let path =
-            std::env::temp_dir().join(format!("lms-bench-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Self(path))
-    }
-}
-
-impl TempDir {
-    fn sqlite_file(&self) -> PathBuf {
-        self.0.join("lms.db")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Where the data lives for one run; held only to be dropped at the end (directory removed,
 /// database dropped).
 #[derive(Debug)]
@@ -150,12 +132,11 @@ enum Storage {
     Postgres { db: TestDatabase },
 }
 
-/// The application serving on a free port, with its sandbox.
+/// The application serving on a free port, with its sandbox. Its HTTP set-up helpers are
+/// [`Api`]'s (through `Deref`).
 pub struct Bench {
-    pub base_url: String,
+    api: Api,
     pub sandbox: Arc<Sandbox>,
-    /// For set-up and checks (never timed).
-    pub client: reqwest::Client,
     pub storage: String,
     stop: actix_web::dev::ServerHandle,
     data: Storage,
@@ -164,10 +145,28 @@ pub struct Bench {
 impl std::fmt::Debug for Bench {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bench")
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.api.base_url)
             .field("storage", &self.storage)
             .finish_non_exhaustive()
     }
+}
+
+impl std::ops::Deref for Bench {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+/// The app's REST API at `base_url`, for untimed set-up and checks: accounts, courses,
+/// checkouts, purchase status. Works against the app in this process ([`Bench`]) or in
+/// another one.
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub base_url: String,
+    /// For set-up and checks (never timed).
+    pub client: reqwest::Client,
 }
 
 /// A client that keeps its connections open and does not follow redirects.
@@ -197,8 +196,8 @@ impl Bench {
             let label = format!("PostgreSQL (scratch database {})", db.name());
             (Storage::Postgres { db }, url, label)
         } else {
-            let dir = TempDir::new()?;
-            let url = format!("sqlite://{}", dir.sqlite_file().display());
+            let dir = TempDir::new("lms-bench")?;
+            let url = format!("sqlite://{}", dir.path().join("lms.db").display());
             (
                 Storage::Sqlite { dir },
                 url,
@@ -232,9 +231,8 @@ impl Bench {
         let stop = app.server_handle();
         tokio::spawn(app.run_until_stopped());
         let bench = Self {
-            base_url,
+            api: Api::new(base_url)?,
             sandbox,
-            client: client()?,
             storage: label,
             stop,
             data: storage,
@@ -242,6 +240,39 @@ impl Bench {
         let (status, body) = bench.get("/api/v1/healthcheck", None).await?;
         ensure!(status == StatusCode::OK, "healthcheck: {status} {body}");
         Ok(bench)
+    }
+
+    /// The event inbox as it stands, read over a connection of its own. A check, never timed.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or queried.
+    pub async fn inbox(&self) -> anyhow::Result<InboxCounts> {
+        match &self.data {
+            Storage::Sqlite { dir } => {
+                InboxCounts::read(&Data::Sqlite(dir.path().join("lms.db"))).await
+            }
+            Storage::Postgres { db } => {
+                InboxCounts::read(&Data::Postgres(db.url().to_owned())).await
+            }
+        }
+    }
+
+    /// Stops the server (draining), then the sandbox and the storage go with `self`.
+    pub async fn stop(self) {
+        self.stop.stop(true).await;
+    }
+}
+
+impl Api {
+    /// A client for the API at `base_url` (`http://host:port`).
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built.
+    pub fn new(base_url: String) -> anyhow::Result<Self> {
+        Ok(Self {
+            base_url,
+            client: client()?,
+        })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -399,41 +430,111 @@ impl Bench {
         ensure!(status == StatusCode::OK, "purchase-status: {status} {body}");
         text(&body["data"]["purchaseStatus"], "purchaseStatus")
     }
+}
 
-    /// How many webhook events the storage has recorded as processed (`processed_events`
-    /// rows), read over a connection of its own. A check, never timed.
+/// Where a run's data lives, to look at it behind the app's back.
+#[derive(Debug, Clone)]
+pub enum Data {
+    /// The SQLite file.
+    Sqlite(PathBuf),
+    /// The PostgreSQL database's URL.
+    Postgres(String),
+}
+
+impl Data {
+    /// The rows of one query (SQL text valid on both databases), over a connection of its
+    /// own. A check, never timed.
     ///
     /// # Errors
     /// When the database cannot be opened or queried.
-    pub async fn processed_events(&self) -> anyhow::Result<i64> {
+    pub async fn load<T>(&self, query: String) -> anyhow::Result<Vec<T>>
+    where
+        T: diesel::QueryableByName<diesel::pg::Pg>
+            + diesel::QueryableByName<diesel::sqlite::Sqlite>
+            + Send
+            + 'static,
+    {
+        match self {
+            Self::Sqlite(file) => {
+                let file = file.display().to_string();
+                tokio::task::spawn_blocking(move || {
+                    use diesel::{Connection, RunQueryDsl};
+                    let mut conn = diesel::SqliteConnection::establish(&file)?;
+                    Ok::<_, anyhow::Error>(diesel::sql_query(query).load(&mut conn)?)
+                })
+                .await?
+            }
+            Self::Postgres(url) => {
+                use diesel_async::AsyncConnection;
+                let mut conn = diesel_async::AsyncPgConnection::establish(url).await?;
+                Ok(diesel_async::RunQueryDsl::load(diesel::sql_query(query), &mut conn).await?)
+            }
+        }
+    }
+
+    /// How many purchases are `completed`.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or queried.
+    pub async fn completed_purchases(&self) -> anyhow::Result<i64> {
         #[derive(diesel::QueryableByName)]
         struct Count {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
-        const QUERY: &str = "SELECT count(*) AS n FROM processed_events";
-        let count = match &self.data {
-            Storage::Sqlite { dir } => {
-                let file = dir.sqlite_file().display().to_string();
-                tokio::task::spawn_blocking(move || {
-                    use diesel::{Connection, RunQueryDsl};
-                    let mut conn = diesel::SqliteConnection::establish(&file)?;
-                    Ok::<_, anyhow::Error>(diesel::sql_query(QUERY).get_result::<Count>(&mut conn)?)
-                })
-                .await??
-            }
-            Storage::Postgres { db } => {
-                let mut conn = db.connection().await;
-                diesel_async::RunQueryDsl::get_result::<Count>(diesel::sql_query(QUERY), &mut conn)
-                    .await?
-            }
-        };
-        Ok(count.n)
+        let rows: Vec<Count> = self
+            .load("SELECT count(*) AS n FROM purchases WHERE status = 'completed'".to_owned())
+            .await?;
+        Ok(rows.first().map_or(0, |c| c.n))
+    }
+}
+
+/// The event inbox (`webhook_events`) counted: rows, by delivery count and by outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, diesel::QueryableByName)]
+pub struct InboxCounts {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub rows: i64,
+    /// Rows delivered once, and twice.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub once: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub twice: i64,
+    /// Rows whose outcome is `applied`, and `ignored` (a type the app does not act on).
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub applied: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub ignored: i64,
+}
+
+impl InboxCounts {
+    const QUERY: &'static str = "SELECT count(*) AS rows, \
+         coalesce(sum(CASE WHEN delivery_count = 1 THEN 1 ELSE 0 END), 0) AS once, \
+         coalesce(sum(CASE WHEN delivery_count = 2 THEN 1 ELSE 0 END), 0) AS twice, \
+         coalesce(sum(CASE WHEN outcome = 'applied' THEN 1 ELSE 0 END), 0) AS applied, \
+         coalesce(sum(CASE WHEN outcome = 'ignored' THEN 1 ELSE 0 END), 0) AS ignored \
+         FROM webhook_events";
+
+    /// Counts the inbox of `data` over a connection of its own.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or queried.
+    pub async fn read(data: &Data) -> anyhow::Result<Self> {
+        data.load(Self::QUERY.to_owned())
+            .await?
+            .pop()
+            .ok_or_else(|| anyhow!("no answer to the inbox count"))
     }
 
-    /// Stops the server (draining), then the sandbox and the storage go with `self`.
-    pub async fn stop(self) {
-        self.stop.stop(true).await;
+    /// What changed since `before` (each count's difference).
+    #[must_use]
+    pub fn since(&self, before: &Self) -> Self {
+        Self {
+            rows: self.rows - before.rows,
+            once: self.once - before.once,
+            twice: self.twice - before.twice,
+            applied: self.applied - before.applied,
+            ignored: self.ignored - before.ignored,
+        }
     }
 }
 
@@ -554,39 +655,70 @@ where
     let requests = items.len();
     let items = Arc::new(items);
     let build = Arc::new(build);
-    let next = Arc::new(AtomicUsize::new(0));
     let mut clients = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
         clients.push(client()?);
     }
+    closed_loop_with(clients, requests, move |client, i| {
+        let request = build(&client, &items[i]);
+        async move {
+            let outcome = match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    match response.bytes().await {
+                        Ok(_) if status == expected => Ok(()),
+                        Ok(body) => Err(format!(
+                            "{status} {}",
+                            String::from_utf8_lossy(&body[..body.len().min(300)])
+                        )),
+                        Err(err) => Err(format!("{status}, body: {err}")),
+                    }
+                }
+                Err(err) => Err(err.to_string()),
+            };
+            (client, outcome)
+        }
+    })
+    .await
+}
+
+/// The closed loop of [`closed_loop`] over any kind of client: each of `workers` (one per
+/// concurrent client: an HTTP client, a database connection, ...) takes the next of
+/// `requests` item indexes as soon as its previous one is done, by calling `op(worker, index)`,
+/// which hands the worker back with the outcome (`Err`: what went wrong). Latency is the
+/// time `op`'s future takes; the wall time covers the whole batch.
+///
+/// # Errors
+/// When a task panics.
+pub async fn closed_loop_with<W, F, Fut>(
+    workers: Vec<W>,
+    requests: usize,
+    op: F,
+) -> anyhow::Result<Run>
+where
+    W: Send + 'static,
+    F: Fn(W, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = (W, Result<(), String>)> + Send + 'static,
+{
+    let concurrency = workers.len();
+    let op = Arc::new(op);
+    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for client in clients {
-        let (items, build, next) = (Arc::clone(&items), Arc::clone(&build), Arc::clone(&next));
+    for worker in workers {
+        let (op, next) = (Arc::clone(&op), Arc::clone(&next));
         tasks.spawn(async move {
+            let mut worker = worker;
             let mut latencies = Vec::new();
             let mut first_error = None;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(i) else {
+                if i >= requests {
                     break (latencies, first_error);
-                };
-                let request = build(&client, item);
+                }
                 let sent = Instant::now();
-                let outcome = match request.send().await {
-                    Ok(response) => {
-                        let status = response.status();
-                        match response.bytes().await {
-                            Ok(_) if status == expected => Ok(()),
-                            Ok(body) => Err(format!(
-                                "{status} {}",
-                                String::from_utf8_lossy(&body[..body.len().min(300)])
-                            )),
-                            Err(err) => Err(format!("{status}, body: {err}")),
-                        }
-                    }
-                    Err(err) => Err(err.to_string()),
-                };
+                let (back, outcome) = op(worker, i).await;
+                worker = back;
                 latencies.push((i, sent.elapsed(), outcome.is_err()));
                 if let Err(err) = outcome {
                     first_error.get_or_insert(err);

@@ -9,11 +9,11 @@
 //! global allocator and start-up are what is measured. Linux only (`/proc`).
 
 use anyhow::{anyhow, bail, ensure, Context};
+use lms_bench::process::{free_port, mib, read_memory, AppProcess, Memory, Sampler, TempDir};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -130,53 +130,16 @@ fn serve_child(args: &[String]) -> anyhow::Result<()> {
     })
 }
 
-/// The app process, killed when dropped.
-struct AppProcess {
-    child: Child,
-    pid: u32,
-    base_url: String,
-    label: String,
-    _dir: TempDir,
-}
-
-impl Drop for AppProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Debug)]
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 async fn start_app(args: &Args) -> anyhow::Result<AppProcess> {
-    let dir = std::env::temp_dir().join(format!(
-        "lms-auth-pressure-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dir = TempDir(dir);
-    let database_url = format!("sqlite://{}", dir.0.join("x.db").display());
+    let dir = TempDir::new("lms-auth-pressure")?;
+    let database_url = format!("sqlite://{}", dir.path().join("x.db").display());
     let port = free_port()?;
     let extra: Vec<(&str, &str)> = if args.rate_limits {
         Vec::new()
     } else {
         NO_RATE_LIMITS.to_vec()
     };
-    let log = std::fs::File::create(dir.0.join("app.log"))?;
-    let (mut command, label) = match &args.app_bin {
+    let (command, label) = match &args.app_bin {
         Some(bin) => {
             let mut command = Command::new(bin);
             command
@@ -207,111 +170,7 @@ async fn start_app(args: &Args) -> anyhow::Result<AppProcess> {
             )
         }
     };
-    let child = command
-        .current_dir(&dir.0)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting the app: {label}"))?;
-    let pid = child.id();
-    let mut app = AppProcess {
-        child,
-        pid,
-        base_url: format!("http://127.0.0.1:{port}"),
-        label,
-        _dir: dir,
-    };
-    let client = lms_bench::client()?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = app.child.try_wait()? {
-            let log = std::fs::read_to_string(app._dir.0.join("app.log")).unwrap_or_default();
-            bail!("the app exited ({status}) before serving:\n{log}");
-        }
-        let health = client
-            .get(format!("{}/api/v1/healthcheck", app.base_url))
-            .send()
-            .await;
-        if health.is_ok_and(|r| r.status().is_success()) {
-            return Ok(app);
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "the app did not answer its healthcheck within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// One `/proc/<pid>/status` reading: resident set now, its peak, threads.
-#[derive(Debug, Clone, Copy, Default)]
-struct Memory {
-    rss_kib: u64,
-    hwm_kib: u64,
-    threads: u64,
-}
-
-fn read_memory(pid: u32) -> anyhow::Result<Memory> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("reading /proc/{pid}/status (Linux only)"))?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|n| n.parse::<u64>().ok())
-            .ok_or_else(|| anyhow!("no {name} in /proc/{pid}/status"))
-    };
-    Ok(Memory {
-        rss_kib: field("VmRSS:")?,
-        hwm_kib: field("VmHWM:")?,
-        threads: field("Threads:")?,
-    })
-}
-
-/// Samples the app's RSS every 10 ms until stopped; the largest sample and thread count.
-struct Sampler {
-    stop: Arc<AtomicBool>,
-    peak_rss: Arc<AtomicU64>,
-    peak_threads: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Sampler {
-    fn start(pid: u32) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak_rss = Arc::new(AtomicU64::new(0));
-        let peak_threads = Arc::new(AtomicU64::new(0));
-        let task = tokio::spawn({
-            let (stop, peak_rss, peak_threads) =
-                (stop.clone(), peak_rss.clone(), peak_threads.clone());
-            async move {
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(m) = read_memory(pid) {
-                        peak_rss.fetch_max(m.rss_kib, Ordering::Relaxed);
-                        peak_threads.fetch_max(m.threads, Ordering::Relaxed);
-                    }
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        });
-        Self {
-            stop,
-            peak_rss,
-            peak_threads,
-            task,
-        }
-    }
-
-    async fn finish(self) -> (u64, u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.task.await;
-        (
-            self.peak_rss.load(Ordering::Relaxed),
-            self.peak_threads.load(Ordering::Relaxed),
-        )
-    }
+    AppProcess::spawn(command, label, port, dir).await
 }
 
 /// What one burst saw.
@@ -383,10 +242,6 @@ async fn burst(
         peak_threads,
         after: read_memory(app.pid)?,
     })
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1}", kib as f64 / 1024.0)
 }
 
 fn statuses(burst: &Burst) -> String {

@@ -17,7 +17,9 @@
 
 use anyhow::{ensure, Context};
 use lms_app::WEBHOOK_PATH;
-use lms_bench::{check_errors, closed_loop, print_header, Args, Bench, Buyer, Run, Table};
+use lms_bench::{
+    check_errors, closed_loop, print_header, Args, Bench, Buyer, InboxCounts, Run, Table,
+};
 use lms_stripe_sandbox::{PaymentMethod, PaymentOutcome};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -108,7 +110,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut runs: Vec<(String, Run)> = Vec::new();
     for level in &levels {
         // Signed just before the round, as Stripe signs at send time (the timestamp is checked).
-        let stored_before = bench.processed_events().await?;
+        let inbox_before = bench.inbox().await?;
         let first = replay(&bench, &url, &level.events, level.concurrency).await?;
         let completed = completed(&bench, &level.buyers).await?;
         ensure!(
@@ -116,24 +118,43 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "after the first deliveries only {completed} of {} purchases are completed",
             level.buyers.len()
         );
-        // Every event the app acts on is recorded once; the one it ignores is not.
-        let relevant = level
-            .events
-            .iter()
-            .filter(|e| e["type"] != "payment_intent.succeeded")
-            .count();
-        let stored_first = bench.processed_events().await?;
+        // The inbox records every verified event once, with its outcome: the ones the app acts
+        // on as applied, payment_intent.succeeded (a type it does not act on) as ignored.
+        let events = i64::try_from(level.events.len())?;
+        let ignored = i64::try_from(
+            level
+                .events
+                .iter()
+                .filter(|e| e["type"] == "payment_intent.succeeded")
+                .count(),
+        )?;
+        let inbox_first = bench.inbox().await?;
+        let added = inbox_first.since(&inbox_before);
+        let expected = InboxCounts {
+            rows: events,
+            once: events,
+            twice: 0,
+            applied: events - ignored,
+            ignored,
+        };
         ensure!(
-            usize::try_from(stored_first - stored_before) == Ok(relevant),
-            "the first deliveries recorded {} events, expected {relevant}",
-            stored_first - stored_before
+            added == expected,
+            "the first deliveries changed the inbox by {added:?}, expected {expected:?}"
         );
         let duplicate = replay(&bench, &url, &level.events, level.concurrency).await?;
-        let stored_duplicate = bench.processed_events().await?;
+        // A redelivery adds no row and changes nothing but the count: every row of the round
+        // now says two deliveries.
+        let added = bench.inbox().await?.since(&inbox_first);
+        let expected = InboxCounts {
+            rows: 0,
+            once: -events,
+            twice: events,
+            applied: 0,
+            ignored: 0,
+        };
         ensure!(
-            stored_duplicate == stored_first,
-            "the duplicate redeliveries recorded {} more events",
-            stored_duplicate - stored_first
+            added == expected,
+            "the duplicate redeliveries changed the inbox by {added:?}, expected {expected:?}"
         );
         table.push("webhook, first delivery", &first);
         // The same round split by event type (no rate: the types were interleaved).
@@ -177,7 +198,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!();
     println!("{}", lms_bench::LEGEND);
     println!(
-        "checks: every purchase completed after its first-delivery round, which recorded each charge.succeeded and checkout.session.completed once in processed_events; duplicates recorded nothing; the sandbox itself delivered {deliveries} events (held back)"
+        "checks: every purchase completed after its first-delivery round, which added one webhook_events row per event (applied, payment_intent.succeeded ignored), delivered once; the duplicate round added no row and left every one of them delivered twice; the sandbox itself delivered {deliveries} events (held back)"
     );
     check_errors(
         &runs

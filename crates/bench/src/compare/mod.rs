@@ -1,0 +1,869 @@
+//! `compare`: the app against a baseline of its own SQL, in one run, on one database.
+//!
+//! The app runs as a separate process (the release `lms-app`), in Stripe mode against a Stripe
+//! sandbox this process owns ([`setup`]), so that its CPU time and resident memory can be read
+//! from `/proc/<pid>` ([`crate::process`]) and the bench can pay sessions and sign events
+//! itself. Three workloads at fixed concurrency, each run against the app over HTTP and then
+//! as the baseline, straight against the same database ([`pg`], [`sqlite`]):
+//!
+//! - **first delivery**: `checkout.session.completed` for N distinct purchases, each delivered
+//!   for the first time (the app's purchases and the baseline's are different ones, paid the
+//!   same way);
+//! - **duplicate**: the same events again;
+//! - **purchase-status read**: one buyer's status of one course (JWT, course, purchase).
+//!
+//! The baseline runs the statements the app runs for each workload ([`sql`]), checked against
+//! what the app really runs before anything is measured ([`check`]). Nothing here asserts on
+//! timing; every round is checked to have done its work (rows in the inbox, purchases
+//! completed, the same end state for the app's purchases and the baseline's).
+
+pub mod capture;
+pub mod check;
+pub mod pg;
+pub mod setup;
+pub mod sql;
+pub mod sqlite;
+pub mod workload;
+
+use crate::process::{
+    clock_ticks_per_second, free_port, load_average, mib, read_cpu_ticks, read_memory, AppProcess,
+    Sampler, TempDir,
+};
+use crate::{check_errors, closed_loop, Api, Data, InboxCounts, Run};
+use anyhow::{anyhow, bail, ensure, Context};
+use lms_app::WEBHOOK_PATH;
+use lms_stripe_sandbox::Sandbox;
+use lms_test_db::TestDatabase;
+use reqwest::StatusCode;
+use setup::Paid;
+use sql::{Backend, Statements};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use workload::{Item, Round, State};
+
+pub const USAGE: &str = "usage: compare [--postgres] [--events N] [--reads N] [--webhook-concurrency C] [--read-concurrency C] [--app-bin PATH] [--idle-secs S] [--no-sql-check] [--print-sql]
+  --postgres                PostgreSQL in a scratch database (also when BENCH_DATABASE_URL is set;
+                            it then names the server) instead of SQLite
+  --events N                purchases whose first delivery (then duplicate) is sent to the app,
+                            and as many others for the baseline (default 3000)
+  --reads N                 purchase-status reads, app and baseline each (default 20000)
+  --webhook-concurrency C   concurrent clients for deliveries and duplicates (default 16)
+  --read-concurrency C      concurrent clients for reads (default 32)
+  --app-bin PATH            the lms-app binary to run (default: $CARGO_TARGET_DIR/release/lms-app,
+                            else target/release/lms-app of this workspace)
+  --idle-secs S             pause before each workload on the app, after which its idle RSS is
+                            read (default 2)
+  --no-sql-check            run even if the app's statements no longer match the baseline's
+  --print-sql               print the statements the app runs for each workload
+Build first: cargo build --release -p lms-app -p lms-bench. Variables such as HTTP_WORKERS,
+DATABASE_POOL_SIZE, RUST_LOG and MALLOC_CONF reach the app process.";
+
+/// What the command line asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub events: usize,
+    pub reads: usize,
+    pub webhook_concurrency: usize,
+    pub read_concurrency: usize,
+    pub postgres: bool,
+    pub app_bin: Option<PathBuf>,
+    pub idle: Duration,
+    pub sql_check: bool,
+    pub print_sql: bool,
+}
+
+impl Options {
+    /// Parses the command line; `Ok(None)` when `--help` was asked for (usage printed).
+    ///
+    /// # Errors
+    /// An unknown argument or a bad value.
+    pub fn parse() -> anyhow::Result<Option<Self>> {
+        let mut options = Self {
+            events: 3000,
+            reads: 20_000,
+            webhook_concurrency: 16,
+            read_concurrency: 32,
+            postgres: std::env::var_os("BENCH_DATABASE_URL").is_some(),
+            app_bin: None,
+            idle: Duration::from_secs(2),
+            sql_check: true,
+            print_sql: false,
+        };
+        let mut raw = std::env::args().skip(1);
+        while let Some(arg) = raw.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+                None => (arg.clone(), None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| raw.next())
+                    .ok_or_else(|| anyhow!("{name} needs a value\n{USAGE}"))
+            };
+            let positive = |raw: String| {
+                raw.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| anyhow!("{name} takes a positive whole number, got {raw:?}"))
+            };
+            match name.as_str() {
+                "--postgres" => options.postgres = true,
+                "--events" | "-n" => options.events = positive(value()?)?,
+                "--reads" => options.reads = positive(value()?)?,
+                "--webhook-concurrency" => options.webhook_concurrency = positive(value()?)?,
+                "--read-concurrency" => options.read_concurrency = positive(value()?)?,
+                "--app-bin" => options.app_bin = Some(PathBuf::from(value()?)),
+                "--idle-secs" => {
+                    let raw = value()?;
+                    let secs = raw
+                        .parse::<u64>()
+                        .map_err(|_| anyhow!("--idle-secs takes whole seconds, got {raw:?}"))?;
+                    options.idle = Duration::from_secs(secs);
+                }
+                "--no-sql-check" => options.sql_check = false,
+                "--print-sql" => options.print_sql = true,
+                "--help" | "-h" => {
+                    println!("{USAGE}");
+                    return Ok(None);
+                }
+                other => bail!("unknown argument {other:?}\n{USAGE}"),
+            }
+        }
+        Ok(Some(options))
+    }
+
+    /// The arguments that reproduce this run (the app binary's path aside).
+    fn reproduce_args(&self) -> String {
+        let mut args = vec![
+            format!("--events {}", self.events),
+            format!("--reads {}", self.reads),
+            format!("--webhook-concurrency {}", self.webhook_concurrency),
+            format!("--read-concurrency {}", self.read_concurrency),
+            format!("--idle-secs {}", self.idle.as_secs()),
+        ];
+        if self.postgres {
+            args.insert(0, "--postgres".to_owned());
+        }
+        if !self.sql_check {
+            args.push("--no-sql-check".to_owned());
+        }
+        args.join(" ")
+    }
+}
+
+/// The release `lms-app` to run: `--app-bin`, else `$CARGO_TARGET_DIR/release/lms-app`, else
+/// the workspace's `target/release/lms-app`.
+fn app_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given {
+        ensure!(
+            path.is_file(),
+            "--app-bin {}: no such file (build it: cargo build --release -p lms-app)",
+            path.display()
+        );
+        return Ok(path.to_owned());
+    }
+    let mut candidates = Vec::new();
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        candidates.push(PathBuf::from(dir).join("release").join("lms-app"));
+    }
+    candidates.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/release/lms-app")
+            .components()
+            .collect(),
+    );
+    candidates
+        .iter()
+        .find(|path| path.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            anyhow!(
+                "no release lms-app at {}: build it with `cargo build --release -p lms-app` (same CARGO_TARGET_DIR), or pass --app-bin PATH",
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            )
+        })
+}
+
+/// `url` with one more query parameter.
+fn with_param(url: &str, param: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{param}")
+}
+
+/// CPU time this process (the load generator, the baseline's client, the idle sandbox) uses
+/// running `work`, per request, microseconds.
+async fn with_client_cpu<F>(ticks_per_second: u64, work: F) -> anyhow::Result<(Run, f64)>
+where
+    F: std::future::Future<Output = anyhow::Result<Run>>,
+{
+    let me = std::process::id();
+    let before = read_cpu_ticks(me)?;
+    let run = work.await?;
+    let after = read_cpu_ticks(me)?;
+    let per_request = per_request_us(after.saturating_sub(before), ticks_per_second, run.requests);
+    Ok((run, per_request))
+}
+
+/// What the app process used during one workload.
+#[derive(Debug, Clone, Copy)]
+struct Resources {
+    /// CPU time (user + system, all threads) per request, microseconds.
+    cpu_us: f64,
+    idle_rss_kib: u64,
+    peak_rss_kib: u64,
+}
+
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "tick and request counts far below 2^52 convert exactly"
+)]
+fn per_request_us(ticks: u64, ticks_per_second: u64, requests: usize) -> f64 {
+    ticks as f64 * 1e6 / ticks_per_second as f64 / requests.max(1) as f64
+}
+
+/// Runs `work` against the app after an idle pause, reading the app's RSS before it, its CPU
+/// time around it and its RSS every 10 ms during it.
+async fn measure_app<F>(
+    app: &AppProcess,
+    ticks_per_second: u64,
+    idle: Duration,
+    work: F,
+) -> anyhow::Result<(Run, Resources, f64)>
+where
+    F: std::future::Future<Output = anyhow::Result<Run>>,
+{
+    tokio::time::sleep(idle).await;
+    let idle_rss = read_memory(app.pid)?.rss_kib;
+    let cpu_before = read_cpu_ticks(app.pid)?;
+    let sampler = Sampler::start(app.pid);
+    let run = with_client_cpu(ticks_per_second, work).await;
+    let cpu_after = read_cpu_ticks(app.pid)?;
+    let (peak_rss, _) = sampler.finish().await;
+    let (run, client_cpu_us) = run?;
+    let resources = Resources {
+        cpu_us: per_request_us(
+            cpu_after.saturating_sub(cpu_before),
+            ticks_per_second,
+            run.requests,
+        ),
+        idle_rss_kib: idle_rss,
+        peak_rss_kib: peak_rss.max(idle_rss),
+    };
+    Ok((run, resources, client_cpu_us))
+}
+
+/// POSTs each purchase's event once, signed now (as Stripe signs at send time), from
+/// `concurrency` clients; each must answer 200.
+async fn deliver_all(
+    api: &Api,
+    sandbox: &Sandbox,
+    paid: &[Paid],
+    concurrency: usize,
+) -> anyhow::Result<Run> {
+    let signed: Vec<(Vec<u8>, String)> = paid.iter().map(|p| sandbox.signed(&p.event)).collect();
+    let url = Arc::new(api.url(WEBHOOK_PATH));
+    closed_loop(
+        signed,
+        concurrency,
+        StatusCode::OK,
+        move |client, (body, signature)| {
+            client
+                .post(url.as_str())
+                .header("Content-Type", "application/json; charset=utf-8")
+                .header("Stripe-Signature", signature)
+                .body(body.clone())
+        },
+    )
+    .await
+}
+
+/// `requests` purchase-status reads cycling over the buyers of `paid`.
+async fn read_all(
+    api: &Api,
+    paid: &[Paid],
+    requests: usize,
+    concurrency: usize,
+) -> anyhow::Result<Run> {
+    let items: Vec<(String, String)> = paid
+        .iter()
+        .cycle()
+        .take(requests)
+        .map(|p| (api.url(&p.buyer.status_path()), p.buyer.token.clone()))
+        .collect();
+    closed_loop(
+        items,
+        concurrency,
+        StatusCode::OK,
+        |client, (url, token)| client.get(url).bearer_auth(token),
+    )
+    .await
+}
+
+/// The baseline: one round on `data`'s database; also returns this process's CPU per request.
+async fn baseline(data: &Data, round: Round, ticks_per_second: u64) -> anyhow::Result<(Run, f64)> {
+    match data {
+        Data::Postgres(url) => {
+            let workers = pg::connect(url, round.sequence, round.concurrency).await?;
+            with_client_cpu(ticks_per_second, pg::run(workers, round)).await
+        }
+        Data::Sqlite(file) => {
+            let store = Arc::new(sqlite::Store::open(file)?);
+            with_client_cpu(ticks_per_second, sqlite::run(store, round)).await
+        }
+    }
+}
+
+/// What a webhook round must have changed in the inbox and the purchases.
+async fn check_round(
+    data: &Data,
+    what: &str,
+    inbox_before: &InboxCounts,
+    completed_before: i64,
+    expected: InboxCounts,
+    completed: i64,
+) -> anyhow::Result<(InboxCounts, i64)> {
+    let inbox = InboxCounts::read(data).await?;
+    let changed = inbox.since(inbox_before);
+    ensure!(
+        changed == expected,
+        "{what} changed the inbox by {changed:?}, expected {expected:?}"
+    );
+    let now_completed = data.completed_purchases().await?;
+    ensure!(
+        now_completed - completed_before == completed,
+        "{what} completed {} purchases, expected {completed}",
+        now_completed - completed_before
+    );
+    Ok((inbox, now_completed))
+}
+
+/// One text value from the database (a check or a fact, never timed).
+async fn text_value(data: &Data, query: &str) -> anyhow::Result<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Text {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    let rows: Vec<Text> = data.load(query.to_owned()).await?;
+    rows.into_iter()
+        .next()
+        .map(|t| t.value)
+        .ok_or_else(|| anyhow!("no answer to {query}"))
+}
+
+/// One table row.
+struct Row {
+    workload: &'static str,
+    backend: &'static str,
+    run: Run,
+    resources: Option<Resources>,
+    /// This process's CPU per request (load generator or baseline client).
+    client_cpu_us: f64,
+    /// App rate over baseline rate (app rows).
+    ratio: Option<f64>,
+}
+
+fn render(rows: &[Row]) -> String {
+    let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
+    let dash = || "-".to_owned();
+    let mut table: Vec<Vec<String>> = vec![[
+        "workload",
+        "backend",
+        "C",
+        "requests",
+        "errors",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "app CPU us/req",
+        "client CPU us/req",
+        "RSS MiB idle",
+        "RSS MiB peak",
+        "app/baseline",
+    ]
+    .map(str::to_owned)
+    .to_vec()];
+    for row in rows {
+        table.push(vec![
+            row.workload.to_owned(),
+            row.backend.to_owned(),
+            row.run.concurrency.to_string(),
+            row.run.requests.to_string(),
+            row.run.errors.to_string(),
+            format!("{:.0}", row.run.per_second()),
+            ms(row.run.percentile(50)),
+            ms(row.run.percentile(99)),
+            row.resources
+                .map_or_else(dash, |r| format!("{:.0}", r.cpu_us)),
+            format!("{:.0}", row.client_cpu_us),
+            row.resources.map_or_else(dash, |r| mib(r.idle_rss_kib)),
+            row.resources.map_or_else(dash, |r| mib(r.peak_rss_kib)),
+            row.ratio.map_or_else(dash, |r| format!("{r:.2}x")),
+        ]);
+    }
+    let widths: Vec<usize> = (0..table[0].len())
+        .map(|c| table.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (i, row) in table.iter().enumerate() {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (cell, width))| {
+                if c < 2 {
+                    format!("{cell:<width$}")
+                } else {
+                    format!("{cell:>width$}")
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+        if i == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+            out.push_str(&rule.join("  "));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn age(path: &Path) -> String {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|modified| SystemTime::now().duration_since(modified).ok())
+        .map_or_else(
+            || "age unknown".to_owned(),
+            |age| format!("built {} min ago", age.as_secs() / 60),
+        )
+}
+
+/// Runs the whole comparison and prints its table.
+///
+/// # Errors
+/// A bad set-up, a failed request, a failed check, or SQL that no longer matches.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one linear script: set-up, three workloads twice, checks, report"
+)]
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let app_bin = app_binary(options.app_bin.as_deref())?;
+    let load_before = load_average();
+    let n = options.events;
+    let dir = TempDir::new("lms-bench-compare")?;
+    let (db, data, url, backend) = if options.postgres {
+        let db = TestDatabase::create("lms_bench_compare").await;
+        // No TLS on either side: the server offers it, and the app's default (`prefer`)
+        // would take it while the baseline's client would not.
+        let url = with_param(db.url(), "sslmode=disable");
+        (
+            Some(db),
+            Data::Postgres(url.clone()),
+            url,
+            Backend::Postgres,
+        )
+    } else {
+        let file = dir.path().join("lms.db");
+        let url = format!("sqlite://{}", file.display());
+        (None, Data::Sqlite(file), url, Backend::Sqlite)
+    };
+    let statements = Statements::of(backend);
+    let sandbox = setup::sandbox().await?;
+
+    // The statements first: nothing is measured against a stale baseline.
+    let sql_check = if options.sql_check || options.print_sql {
+        let observed = check::observe(&url, &sandbox)
+            .await
+            .context("recording the app's statements")?;
+        if options.print_sql {
+            println!("# the statements the app ran for one request of each workload\n");
+            println!("{}", check::listing(&observed));
+        }
+        let problems = check::differences(&observed, backend);
+        if problems.is_empty() {
+            format!(
+                "the app ran the baseline's statements (first delivery {}, duplicate {}, read {}; recorded through diesel's instrumentation in this process)",
+                statements.first_delivery.len(),
+                statements.duplicate.len(),
+                statements.status_read.len()
+            )
+        } else if options.sql_check {
+            bail!(
+                "the app's SQL no longer matches the baseline's (crates/bench/src/compare/sql.rs); update it (--print-sql shows what the app runs), or run with --no-sql-check:\n{}",
+                problems.join("\n")
+            );
+        } else {
+            eprintln!(
+                "warning: the app's SQL no longer matches the baseline's:\n{}",
+                problems.join("\n")
+            );
+            "MISMATCH (--no-sql-check): see the warning above".to_owned()
+        }
+    } else {
+        "skipped (--no-sql-check)".to_owned()
+    };
+
+    let port = free_port()?;
+    let metrics_port = free_port()?;
+    let mut command = Command::new(&app_bin);
+    command.arg("serve");
+    for (key, value) in setup::app_settings(
+        &url,
+        port,
+        sandbox.base_url(),
+        &setup::jwt_secret(),
+        Some(metrics_port),
+    ) {
+        command.env(key, value);
+    }
+    let app = AppProcess::spawn(command, app_bin.display().to_string(), port, dir).await?;
+    let started = read_memory(app.pid)?;
+    let (ticks_per_second, ticks_source) = clock_ticks_per_second();
+
+    let api = Api::new(app.base_url.clone())?;
+    let setup_started = Instant::now();
+    let warm_up = 2 * options.webhook_concurrency;
+    let paid = setup::paid_purchases(&api, &sandbox, warm_up + 2 * n)
+        .await
+        .context("setting up purchases")?;
+    let (warm_paid, paid) = paid.split_at(warm_up);
+    let (app_paid, base_paid) = paid.split_at(n);
+    // Warm-up (untimed): the app's pool grows to what the concurrency needs and each of its
+    // connections prepares its statements, as the baseline's do before its clock starts.
+    for _ in 0..2 {
+        let run = deliver_all(&api, &sandbox, warm_paid, options.webhook_concurrency).await?;
+        check_errors(&[("warm-up delivery", &run)])?;
+    }
+    let run = read_all(
+        &api,
+        warm_paid,
+        10 * options.read_concurrency,
+        options.read_concurrency,
+    )
+    .await?;
+    check_errors(&[("warm-up read", &run)])?;
+    let setup_secs = setup_started.elapsed().as_secs_f64();
+    let app_items: Arc<Vec<Item>> = Arc::new(
+        app_paid
+            .iter()
+            .map(Item::from_paid)
+            .collect::<anyhow::Result<_>>()?,
+    );
+    let base_items: Arc<Vec<Item>> = Arc::new(
+        base_paid
+            .iter()
+            .map(Item::from_paid)
+            .collect::<anyhow::Result<_>>()?,
+    );
+    let after_setup = read_memory(app.pid)?;
+
+    // The facts.
+    let storage = match backend {
+        Backend::Postgres => format!(
+            "PostgreSQL {} (synchronous_commit={}; scratch database {}; no TLS: sslmode=disable for both)",
+            text_value(&data, "SELECT current_setting('server_version') AS value").await?,
+            text_value(&data, "SELECT current_setting('synchronous_commit') AS value").await?,
+            db.as_ref().map_or("?", TestDatabase::name)
+        ),
+        Backend::Sqlite => format!(
+            "SQLite {} (bundled, the app's library), a file in a temporary directory, WAL, synchronous=FULL",
+            text_value(&data, "SELECT sqlite_version() AS value").await?
+        ),
+    };
+    let passed: Vec<String> = [
+        "HTTP_WORKERS",
+        "DATABASE_POOL_SIZE",
+        "RUST_LOG",
+        "LOG_FORMAT",
+        "MALLOC_CONF",
+        "MALLOC_ARENA_MAX",
+    ]
+    .iter()
+    .filter_map(|name| {
+        std::env::var(name)
+            .ok()
+            .map(|value| format!("{name}={value}"))
+    })
+    .collect();
+    let command_line: Vec<String> = std::env::args().collect();
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    println!("# compare: the app against a baseline of its own SQL");
+    println!("command      : {}", command_line.join(" "));
+    println!(
+        "reproduce    : cargo build --release -p lms-app -p lms-bench && $CARGO_TARGET_DIR/release/compare {}",
+        options.reproduce_args()
+    );
+    println!(
+        "bench build  : {}",
+        if cfg!(debug_assertions) {
+            "dev profile (the baseline client and the load generator are not optimised: use release)"
+        } else {
+            "release"
+        }
+    );
+    println!(
+        "cores        : {cores} (std::thread::available_parallelism); cpu: {}",
+        cpu_model()
+    );
+    println!(
+        "os/arch      : {}/{}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    );
+    println!("load average : {load_before} (1, 5, 15 min; before the run)");
+    println!("storage      : {storage}");
+    println!(
+        "app          : {} ({}), pid {}, Stripe mode against this process's Stripe sandbox; HTTP workers, pool size, logging (info, JSON, to a file) at their defaults{}",
+        app_bin.display(),
+        age(&app_bin),
+        app.pid,
+        if passed.is_empty() {
+            String::new()
+        } else {
+            format!("; from the environment: {}", passed.join(" "))
+        }
+    );
+    println!("clients      : this process, on the same machine: reqwest for the app (one keep-alive connection per client), for the baseline {}", match backend {
+        Backend::Postgres => "tokio-postgres (one connection per client)".to_owned(),
+        Backend::Sqlite => format!("diesel's SqliteConnection (one writer behind a FIFO mutex, {} readers), as the app's store", sqlite::READERS),
+    });
+    println!("cpu time     : /proc/<pid>/stat utime+stime of the app process, {ticks_per_second} ticks/s ({ticks_source})");
+    println!("SQL check    : {sql_check}");
+    println!(
+        "set-up       : {} purchases paid in the sandbox, then a warm-up of the app, in {setup_secs:.1}s (untimed; {} for the app, {} for the baseline, {warm_up} delivered twice and read {} times at the workloads' concurrency to warm the app up); app RSS {} MiB at start, {} MiB after set-up",
+        warm_up + paid.len(),
+        app_paid.len(),
+        base_paid.len(),
+        10 * options.read_concurrency,
+        mib(started.rss_kib),
+        mib(after_setup.rss_kib)
+    );
+    println!();
+
+    let mut rows = Vec::new();
+    let mut inbox = InboxCounts::read(&data).await?;
+    let mut completed = data.completed_purchases().await?;
+    let events = i64::try_from(n)?;
+    let first_expected = InboxCounts {
+        rows: events,
+        once: events,
+        twice: 0,
+        applied: events,
+        ignored: 0,
+    };
+    let duplicate_expected = InboxCounts {
+        rows: 0,
+        once: -events,
+        twice: events,
+        applied: 0,
+        ignored: 0,
+    };
+
+    // First deliveries.
+    let (run, resources, client_cpu_us) = measure_app(
+        &app,
+        ticks_per_second,
+        options.idle,
+        deliver_all(&api, &sandbox, app_paid, options.webhook_concurrency),
+    )
+    .await?;
+    (inbox, completed) = check_round(
+        &data,
+        "the app's first deliveries",
+        &inbox,
+        completed,
+        first_expected,
+        events,
+    )
+    .await?;
+    rows.push(Row {
+        workload: "first delivery",
+        backend: "app",
+        run,
+        resources: Some(resources),
+        client_cpu_us,
+        ratio: None,
+    });
+    // What the app's first delivery left is what the baseline's UPDATE writes.
+    let state = Arc::new(State::of(&data, app_items[0].purchase_id).await?);
+    let (run, client_cpu_us) = baseline(
+        &data,
+        Round {
+            sequence: statements.first_delivery,
+            items: Arc::clone(&base_items),
+            requests: n,
+            concurrency: options.webhook_concurrency,
+            state: Arc::clone(&state),
+            delivery_count: 1,
+        },
+        ticks_per_second,
+    )
+    .await?;
+    (inbox, completed) = check_round(
+        &data,
+        "the baseline's first deliveries",
+        &inbox,
+        completed,
+        first_expected,
+        events,
+    )
+    .await?;
+    rows.push(Row {
+        workload: "first delivery",
+        backend: "baseline",
+        run,
+        resources: None,
+        client_cpu_us,
+        ratio: None,
+    });
+
+    // Duplicates.
+    let (run, resources, client_cpu_us) = measure_app(
+        &app,
+        ticks_per_second,
+        options.idle,
+        deliver_all(&api, &sandbox, app_paid, options.webhook_concurrency),
+    )
+    .await?;
+    (inbox, completed) = check_round(
+        &data,
+        "the app's duplicates",
+        &inbox,
+        completed,
+        duplicate_expected,
+        0,
+    )
+    .await?;
+    rows.push(Row {
+        workload: "duplicate",
+        backend: "app",
+        run,
+        resources: Some(resources),
+        client_cpu_us,
+        ratio: None,
+    });
+    let (run, client_cpu_us) = baseline(
+        &data,
+        Round {
+            sequence: statements.duplicate,
+            items: Arc::clone(&base_items),
+            requests: n,
+            concurrency: options.webhook_concurrency,
+            state: Arc::clone(&state),
+            delivery_count: 2,
+        },
+        ticks_per_second,
+    )
+    .await?;
+    (_, _) = check_round(
+        &data,
+        "the baseline's duplicates",
+        &inbox,
+        completed,
+        duplicate_expected,
+        0,
+    )
+    .await?;
+    rows.push(Row {
+        workload: "duplicate",
+        backend: "baseline",
+        run,
+        resources: None,
+        client_cpu_us,
+        ratio: None,
+    });
+
+    // Purchase-status reads, over the app's (completed) purchases.
+    let (run, resources, client_cpu_us) = measure_app(
+        &app,
+        ticks_per_second,
+        options.idle,
+        read_all(&api, app_paid, options.reads, options.read_concurrency),
+    )
+    .await?;
+    rows.push(Row {
+        workload: "purchase-status read",
+        backend: "app",
+        run,
+        resources: Some(resources),
+        client_cpu_us,
+        ratio: None,
+    });
+    let (run, client_cpu_us) = baseline(
+        &data,
+        Round {
+            sequence: statements.status_read,
+            items: Arc::clone(&app_items),
+            requests: options.reads,
+            concurrency: options.read_concurrency,
+            state: Arc::clone(&state),
+            delivery_count: 0,
+        },
+        ticks_per_second,
+    )
+    .await?;
+    rows.push(Row {
+        workload: "purchase-status read",
+        backend: "baseline",
+        run,
+        resources: None,
+        client_cpu_us,
+        ratio: None,
+    });
+    let load_after = load_average();
+    let end = read_memory(app.pid)?;
+
+    for pair in rows.chunks_mut(2) {
+        if let [app_row, baseline_row] = pair {
+            let baseline_rate = baseline_row.run.per_second();
+            if baseline_rate > 0.0 {
+                app_row.ratio = Some(app_row.run.per_second() / baseline_rate);
+            }
+        }
+    }
+    print!("{}", render(&rows));
+    println!();
+    println!("req/s: requests answered per second of wall time (one event per webhook request; a baseline request is the app's statements for one request). p50/p99: nearest-rank latency of one request, from sending it to the end of its answer (baseline: its statements, in order).");
+    println!("app CPU us/req: the app process's CPU time (user + system, all threads) during the workload over its requests. client CPU us/req: this process's (the HTTP load generator for the app; the baseline's database client), which shares the machine's cores with the app and the database. RSS MiB: the app's VmRSS after an idle pause of {} s before the workload, and the largest one sampled every 10 ms during it. app/baseline: the app's req/s over the baseline's.", options.idle.as_secs());
+    println!(
+        "app memory   : VmHWM (peak RSS over the whole run, set-up sign-ups included) {} MiB; RSS at the end {} MiB",
+        mib(end.hwm_kib),
+        mib(end.rss_kib)
+    );
+    println!("load average : {load_after} (after the run; before: {load_before})");
+    let (purchases, inbox_rows) =
+        workload::same_end_state(&data, &state, setup::EVENT_TYPE).await?;
+    println!(
+        "checks       : each first-delivery round added {n} inbox rows (applied, delivered once) and completed {n} purchases; each duplicate round added none and left them delivered twice; in the end all {purchases} purchases are in the state the app's first delivery left and all {inbox_rows} inbox rows are {} applied, delivered twice",
+        setup::EVENT_TYPE
+    );
+    check_errors(
+        &rows
+            .iter()
+            .map(|row| (row.workload, &row.run))
+            .collect::<Vec<_>>(),
+    )?;
+    drop(app);
+    drop(db);
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! The SQL the app issues for each workload, as text, for the baselines to run straight
+//! against the database. Each statement is written as the storage adapters' diesel queries
+//! render it (white space aside: statements are compared and run with white space collapsed,
+//! [`super::capture::normalize`]); `compare` checks at start-up that a request of each
+//! workload still runs exactly these, in this order ([`super::check`]), and stops otherwise,
+//! listing the difference (`--print-sql` prints what the app runs now).
+//!
+//! Where they come from:
+//! - `SELECT $1` (bind: 1): diesel-async's bb8 pool checks each PostgreSQL connection it hands
+//!   out (`RecyclingMethod::Verified`, the default `PgStore` keeps): one per repository call.
+//!   The SQLite store's readers use `RecyclingMethod::Fast` (no check) and its writer is not
+//!   pooled.
+//! - First delivery and duplicate: `Services::handle_webhook` (`crates/use-cases/src/events.rs`)
+//!   locates the purchase from the event's metadata (no query), then `PurchaseRepo::apply_facts`
+//!   (`crates/postgres/src/lib.rs` `apply_in_transaction`, `crates/sqlite/src/lib.rs` the
+//!   same): in one transaction, the inbox upsert (`upsert_event`, `DeliveryKind::Delivered`:
+//!   a duplicate stops there and commits), the purchase locked (`lock_purchase`; SQLite's
+//!   `BEGIN IMMEDIATE` already holds the write lock, so a plain `load_purchase`) and its new
+//!   state saved (`StateRow`). After an applied payment, `refund_double_payments` lists the
+//!   buyer's purchases of the course (`list_for_user_and_course`) to find a double payment.
+//! - Purchase-status read: the JWT extractor loads the user (`UserRepo::get_user`,
+//!   `crates/actix-api/src/auth.rs`), then `Services::purchase_status`
+//!   (`crates/use-cases/src/payments.rs`) loads the course (`CourseRepo::get_course`) and the
+//!   buyer's purchases of it (`list_for_user_and_course`).
+
+use super::capture::normalize;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// One statement of a workload; its text depends on the backend ([`Stmt::sql`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stmt {
+    /// The pool's check of a PostgreSQL connection before handing it out.
+    Ping,
+    Begin,
+    Commit,
+    /// The inbox upsert of a gateway delivery; returns the delivery count (1: inserted).
+    UpsertEvent,
+    /// The purchase, locked on PostgreSQL.
+    LockPurchase,
+    /// Every column a fact update may change.
+    UpdatePurchase,
+    /// The buyer's purchases of one course, newest first.
+    ListPurchases,
+    GetUser,
+    GetCourse,
+}
+
+/// Which database's SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Stmt {
+    pub const ALL: [Self; 9] = [
+        Self::Ping,
+        Self::Begin,
+        Self::Commit,
+        Self::UpsertEvent,
+        Self::LockPurchase,
+        Self::UpdatePurchase,
+        Self::ListPurchases,
+        Self::GetUser,
+        Self::GetCourse,
+    ];
+
+    /// The statement's text on `backend` as sent: white space collapsed
+    /// ([`super::capture::normalize`]), which gives the text diesel generates.
+    pub fn text(self, backend: Backend) -> &'static str {
+        static TEXTS: OnceLock<HashMap<(Stmt, Backend), String>> = OnceLock::new();
+        TEXTS
+            .get_or_init(|| {
+                Self::ALL
+                    .iter()
+                    .flat_map(|&stmt| {
+                        [Backend::Postgres, Backend::Sqlite]
+                            .map(|backend| ((stmt, backend), normalize(stmt.sql(backend))))
+                    })
+                    .collect()
+            })
+            .get(&(self, backend))
+            .map_or("", String::as_str)
+    }
+
+    /// The statement's text on `backend`, as written here (not yet normalized).
+    pub fn sql(self, backend: Backend) -> &'static str {
+        match backend {
+            Backend::Postgres => match self {
+                Self::Ping => "SELECT $1",
+                Self::Begin => "BEGIN",
+                Self::Commit => "COMMIT",
+                Self::UpsertEvent => PG_UPSERT_EVENT,
+                Self::LockPurchase => PG_LOCK_PURCHASE,
+                Self::UpdatePurchase => PG_UPDATE_PURCHASE,
+                Self::ListPurchases => PG_LIST_PURCHASES,
+                Self::GetUser => PG_GET_USER,
+                Self::GetCourse => PG_GET_COURSE,
+            },
+            Backend::Sqlite => match self {
+                // Never issued on SQLite (see the module's documentation).
+                Self::Ping => "SELECT ?",
+                Self::Begin => "BEGIN IMMEDIATE",
+                Self::Commit => "COMMIT",
+                Self::UpsertEvent => SQLITE_UPSERT_EVENT,
+                Self::LockPurchase => SQLITE_LOAD_PURCHASE,
+                Self::UpdatePurchase => SQLITE_UPDATE_PURCHASE,
+                Self::ListPurchases => SQLITE_LIST_PURCHASES,
+                Self::GetUser => SQLITE_GET_USER,
+                Self::GetCourse => SQLITE_GET_COURSE,
+            },
+        }
+    }
+}
+
+/// The statements of one request of each workload, in order.
+#[derive(Debug, Clone, Copy)]
+pub struct Statements {
+    pub first_delivery: &'static [Stmt],
+    pub duplicate: &'static [Stmt],
+    pub status_read: &'static [Stmt],
+}
+
+/// PostgreSQL: every repository call checks out a pooled connection (`SELECT $1` first).
+pub const POSTGRES: Statements = Statements {
+    first_delivery: &[
+        Stmt::Ping,
+        Stmt::Begin,
+        Stmt::UpsertEvent,
+        Stmt::LockPurchase,
+        Stmt::UpdatePurchase,
+        Stmt::Commit,
+        Stmt::Ping,
+        Stmt::ListPurchases,
+    ],
+    duplicate: &[Stmt::Ping, Stmt::Begin, Stmt::UpsertEvent, Stmt::Commit],
+    status_read: &[
+        Stmt::Ping,
+        Stmt::GetUser,
+        Stmt::Ping,
+        Stmt::GetCourse,
+        Stmt::Ping,
+        Stmt::ListPurchases,
+    ],
+};
+
+/// SQLite: a transaction on the single writer, every other read on a reader connection.
+pub const SQLITE: Statements = Statements {
+    first_delivery: &[
+        Stmt::Begin,
+        Stmt::UpsertEvent,
+        Stmt::LockPurchase,
+        Stmt::UpdatePurchase,
+        Stmt::Commit,
+        Stmt::ListPurchases,
+    ],
+    duplicate: &[Stmt::Begin, Stmt::UpsertEvent, Stmt::Commit],
+    status_read: &[Stmt::GetUser, Stmt::GetCourse, Stmt::ListPurchases],
+};
+
+impl Statements {
+    pub fn of(backend: Backend) -> Self {
+        match backend {
+            Backend::Postgres => POSTGRES,
+            Backend::Sqlite => SQLITE,
+        }
+    }
+}
+
+// ---- PostgreSQL (`crates/postgres/src/lib.rs`, diesel's `Pg` query builder) ----
+
+/// `upsert_event`, `DeliveryKind::Delivered`. Binds: event id, type, purchase id, received at,
+/// payload (json), livemode, created, received at again, 1 (delivery count), `applied`, then
+/// the 1 added to the count of a redelivery. `error` is None, so `DEFAULT`.
+const PG_UPSERT_EVENT: &str = r#"INSERT INTO "webhook_events" ("event_id", "event_type",
+    "purchase_id", "first_received_at", "payload", "livemode", "created", "last_received_at",
+    "delivery_count", "outcome", "error") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+    DEFAULT) ON CONFLICT ("event_id") DO UPDATE SET "delivery_count" =
+    ("webhook_events"."delivery_count" + $11), "last_received_at" = excluded."last_received_at"
+    RETURNING "webhook_events"."delivery_count""#;
+
+/// `lock_purchase`: `.find(id).for_no_key_update().first()`. Binds: purchase id, 1 (limit).
+const PG_LOCK_PURCHASE: &str = r#"SELECT "purchases"."id", "purchases"."user_id",
+    "purchases"."course_id", "purchases"."price_cents", "purchases"."currency",
+    "purchases"."checkout_session_id", "purchases"."checkout_url",
+    "purchases"."checkout_expires_at", "purchases"."status", "purchases"."payment_intent_id",
+    "purchases"."paid_in_full", "purchases"."paid_at", "purchases"."mismatched_payment_cents",
+    "purchases"."mismatched_payment_currency", "purchases"."attempt_failed",
+    "purchases"."processing", "purchases"."async_payment_failed", "purchases"."checkout_expired",
+    "purchases"."checkout_not_started", "purchases"."refunded_cents",
+    "purchases"."refunded_currency", "purchases"."dispute_opened", "purchases"."dispute_won",
+    "purchases"."dispute_lost", "purchases"."accepted_by_operator",
+    "purchases"."holds_active_slot", "purchases"."updated_at", "purchases"."created_at" FROM
+    "purchases" WHERE ("purchases"."id" = $1) LIMIT $2 FOR NO KEY UPDATE"#;
+
+/// `diesel::update(purchases.find(id)).set(StateRow)`. Binds: the state's 19 columns in this
+/// order, then the purchase id.
+const PG_UPDATE_PURCHASE: &str = r#"UPDATE "purchases" SET "status" = $1,
+    "payment_intent_id" = $2, "paid_in_full" = $3, "paid_at" = $4,
+    "mismatched_payment_cents" = $5, "mismatched_payment_currency" = $6, "attempt_failed" = $7,
+    "processing" = $8, "async_payment_failed" = $9, "checkout_expired" = $10,
+    "checkout_not_started" = $11, "refunded_cents" = $12, "refunded_currency" = $13,
+    "dispute_opened" = $14, "dispute_won" = $15, "dispute_lost" = $16,
+    "accepted_by_operator" = $17, "holds_active_slot" = $18, "updated_at" = $19 WHERE
+    ("purchases"."id" = $20)"#;
+
+/// `list_for_user_and_course`. Binds: user id, course id.
+const PG_LIST_PURCHASES: &str = r#"SELECT "purchases"."id", "purchases"."user_id",
+    "purchases"."course_id", "purchases"."price_cents", "purchases"."currency",
+    "purchases"."checkout_session_id", "purchases"."checkout_url",
+    "purchases"."checkout_expires_at", "purchases"."status", "purchases"."payment_intent_id",
+    "purchases"."paid_in_full", "purchases"."paid_at", "purchases"."mismatched_payment_cents",
+    "purchases"."mismatched_payment_currency", "purchases"."attempt_failed",
+    "purchases"."processing", "purchases"."async_payment_failed", "purchases"."checkout_expired",
+    "purchases"."checkout_not_started", "purchases"."refunded_cents",
+    "purchases"."refunded_currency", "purchases"."dispute_opened", "purchases"."dispute_won",
+    "purchases"."dispute_lost", "purchases"."accepted_by_operator",
+    "purchases"."holds_active_slot", "purchases"."updated_at", "purchases"."created_at" FROM
+    "purchases" WHERE (("purchases"."user_id" = $1) AND ("purchases"."course_id" = $2)) ORDER BY
+    "purchases"."created_at" DESC, "purchases"."id" DESC"#;
+
+/// `get_user`. Binds: user id, 1 (limit).
+const PG_GET_USER: &str = r#"SELECT "users"."id", "users"."name", "users"."email",
+    "users"."role", "users"."password_hash", "users"."session_generation", "users"."created_at"
+    FROM "users" WHERE ("users"."id" = $1) LIMIT $2"#;
+
+/// `get_course`. Binds: course id, 1 (limit).
+const PG_GET_COURSE: &str = r#"SELECT "courses"."id", "courses"."instructor_id",
+    "courses"."title", "courses"."subtitle", "courses"."description", "courses"."category",
+    "courses"."level", "courses"."price_cents", "courses"."currency", "courses"."published",
+    "courses"."created_at", "courses"."updated_at" FROM "courses" WHERE ("courses"."id" = $1)
+    LIMIT $2"#;
+
+// ---- SQLite (`crates/sqlite/src/lib.rs`, diesel's `Sqlite` query builder) ----
+
+/// `upsert_event`, as on PostgreSQL; SQLite's insert leaves the `None` error column out.
+const SQLITE_UPSERT_EVENT: &str = "INSERT INTO `webhook_events` (`event_id`, `event_type`,
+    `purchase_id`, `first_received_at`, `payload`, `livemode`, `created`, `last_received_at`,
+    `delivery_count`, `outcome`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (`event_id`)
+    DO UPDATE SET `delivery_count` = (`webhook_events`.`delivery_count` + ?),
+    `last_received_at` = excluded.`last_received_at` RETURNING `delivery_count`";
+
+/// `load_purchase` (no row lock: the transaction holds the database's write lock).
+const SQLITE_LOAD_PURCHASE: &str = "SELECT `purchases`.`id`, `purchases`.`user_id`,
+    `purchases`.`course_id`, `purchases`.`price_cents`, `purchases`.`currency`,
+    `purchases`.`checkout_session_id`, `purchases`.`checkout_url`,
+    `purchases`.`checkout_expires_at`, `purchases`.`status`, `purchases`.`payment_intent_id`,
+    `purchases`.`paid_in_full`, `purchases`.`paid_at`, `purchases`.`mismatched_payment_cents`,
+    `purchases`.`mismatched_payment_currency`, `purchases`.`attempt_failed`,
+    `purchases`.`processing`, `purchases`.`async_payment_failed`, `purchases`.`checkout_expired`,
+    `purchases`.`checkout_not_started`, `purchases`.`refunded_cents`,
+    `purchases`.`refunded_currency`, `purchases`.`dispute_opened`, `purchases`.`dispute_won`,
+    `purchases`.`dispute_lost`, `purchases`.`accepted_by_operator`,
+    `purchases`.`holds_active_slot`, `purchases`.`updated_at`, `purchases`.`created_at` FROM
+    `purchases` WHERE (`purchases`.`id` = ?) LIMIT ?";
+
+const SQLITE_UPDATE_PURCHASE: &str = "UPDATE `purchases` SET `status` = ?,
+    `payment_intent_id` = ?, `paid_in_full` = ?, `paid_at` = ?, `mismatched_payment_cents` = ?,
+    `mismatched_payment_currency` = ?, `attempt_failed` = ?, `processing` = ?,
+    `async_payment_failed` = ?, `checkout_expired` = ?, `checkout_not_started` = ?,
+    `refunded_cents` = ?, `refunded_currency` = ?, `dispute_opened` = ?, `dispute_won` = ?,
+    `dispute_lost` = ?, `accepted_by_operator` = ?, `holds_active_slot` = ?, `updated_at` = ?
+    WHERE (`purchases`.`id` = ?)";
+
+const SQLITE_LIST_PURCHASES: &str = "SELECT `purchases`.`id`, `purchases`.`user_id`,
+    `purchases`.`course_id`, `purchases`.`price_cents`, `purchases`.`currency`,
+    `purchases`.`checkout_session_id`, `purchases`.`checkout_url`,
+    `purchases`.`checkout_expires_at`, `purchases`.`status`, `purchases`.`payment_intent_id`,
+    `purchases`.`paid_in_full`, `purchases`.`paid_at`, `purchases`.`mismatched_payment_cents`,
+    `purchases`.`mismatched_payment_currency`, `purchases`.`attempt_failed`,
+    `purchases`.`processing`, `purchases`.`async_payment_failed`, `purchases`.`checkout_expired`,
+    `purchases`.`checkout_not_started`, `purchases`.`refunded_cents`,
+    `purchases`.`refunded_currency`, `purchases`.`dispute_opened`, `purchases`.`dispute_won`,
+    `purchases`.`dispute_lost`, `purchases`.`accepted_by_operator`,
+    `purchases`.`holds_active_slot`, `purchases`.`updated_at`, `purchases`.`created_at` FROM
+    `purchases` WHERE ((`purchases`.`user_id` = ?) AND (`purchases`.`course_id` = ?)) ORDER BY
+    `purchases`.`created_at` DESC, `purchases`.`id` DESC";
+
+const SQLITE_GET_USER: &str = "SELECT `users`.`id`, `users`.`name`, `users`.`email`,
+    `users`.`role`, `users`.`password_hash`, `users`.`session_generation`, `users`.`created_at`
+    FROM `users` WHERE (`users`.`id` = ?) LIMIT ?";
+
+const SQLITE_GET_COURSE: &str = "SELECT `courses`.`id`, `courses`.`instructor_id`,
+    `courses`.`title`, `courses`.`subtitle`, `courses`.`description`, `courses`.`category`,
+    `courses`.`level`, `courses`.`price_cents`, `courses`.`currency`, `courses`.`published`,
+    `courses`.`created_at`, `courses`.`updated_at` FROM `courses` WHERE (`courses`.`id` = ?)
+    LIMIT ?";
