@@ -150,6 +150,10 @@ impl PgStore {
     /// `None`: the settings were invalid, and every connection attempt says so.
     fn pool(spec: Option<ConnectSpec>, pool_size: u32, acquire_timeout: Duration) -> Self {
         let spec = spec.map(Arc::new);
+        // The default recycling check runs `SELECT 1` before each use: a round trip per
+        // checkout, but the only way a connection the server closed while idle (a restart, an
+        // idle timeout) is noticed before a request fails on it
+        // (`a_pooled_connection_the_server_closed_is_replaced_without_failing_a_call`).
         let mut config = ManagerConfig::<AsyncPgConnection>::default();
         config.custom_setup = Box::new(move |_url| {
             let spec = spec.clone();

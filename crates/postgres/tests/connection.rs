@@ -368,3 +368,47 @@ async fn a_migration_waits_for_the_instance_holding_the_migration_lock() {
     let applied = migration.await.unwrap().unwrap();
     assert_eq!(applied, lms_postgres::embedded_migration_versions());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_connection_the_server_closed_is_replaced_without_failing_a_call() {
+    let db = TestDatabase::migrated("lms_conn").await;
+    let store = PgStore::connect_lazy_with(
+        db.url(),
+        1,
+        Duration::from_secs(10),
+        &PgConnectionOptions::default(),
+    )
+    .unwrap();
+    let pid_of = |store: &PgStore| {
+        let store = store.clone();
+        async move {
+            #[derive(QueryableByName)]
+            struct Pid {
+                #[diesel(sql_type = diesel::sql_types::Integer)]
+                pid: i32,
+            }
+            let mut conn = store.pooled_connection().await.unwrap();
+            diesel::sql_query("SELECT pg_backend_pid() AS pid")
+                .get_result::<Pid>(&mut conn)
+                .await
+                .unwrap()
+                .pid
+        }
+    };
+    let first = pid_of(&store).await;
+    let mut admin = AsyncPgConnection::establish(db.url()).await.unwrap();
+    diesel::sql_query(format!("SELECT pg_terminate_backend({first})"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    // The client notices the closed socket on its own; give it a moment.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // The pool's only connection is gone: the next call gets a new one and succeeds.
+    assert!(store
+        .get_user(UserId::from_uuid(Uuid::new_v4()))
+        .await
+        .unwrap()
+        .is_none());
+    assert_ne!(pid_of(&store).await, first);
+}
