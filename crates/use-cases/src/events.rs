@@ -16,9 +16,9 @@ use crate::operations::Operator;
 use crate::{Services, UseCaseError};
 use lms_domain::{PaymentFact, Purchase, PurchaseId, PurchaseStatus};
 use lms_ports::{
-    Applied, AuditAction, AuditActor, AuditEntry, DeliveryKind, EventDelivery, EventFilter,
-    EventOutcome, EventQuery, FactUpdate, GatewayEvent, InboxRecord, Page, PageRequest,
-    PurchaseLocator, Recorded, RefundRequest, RefundStatus, RepoError, Unapplied, WebhookEvent,
+    Applied, AuditAction, AuditActor, DeliveryKind, EventDelivery, EventFilter, EventOutcome,
+    EventQuery, FactUpdate, GatewayEvent, InboxRecord, Page, PageRequest, PurchaseLocator,
+    Recorded, RefundRequest, RefundStatus, RepoError, Unapplied, WebhookEvent,
 };
 use std::collections::{BTreeMap, HashSet};
 use time::{Duration, OffsetDateTime};
@@ -403,18 +403,15 @@ impl Services {
             self.apply_sync(extra.id, vec![PaymentFact::Refunded { total }], None)
                 .await?;
         }
-        self.audit
-            .append_audit(&AuditEntry {
-                at: self.now(),
-                actor: AuditActor::System,
-                action: AuditAction::RefundDoublePayment,
-                purchase_id: Some(extra.id),
-                event_id: None,
-                subject_user_id: None,
-                amount: Some(amount),
-                reason: "a second payment for a course the buyer already owned".to_owned(),
-            })
-            .await?;
+        self.audit_purchase(
+            AuditActor::System,
+            AuditAction::RefundDoublePayment,
+            Some(extra.id),
+            None,
+            Some(amount),
+            "a second payment for a course the buyer already owned".to_owned(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -481,18 +478,15 @@ impl Services {
             })?;
         let outcome = self.process_event(event, DeliveryKind::Replayed).await?;
         tracing::info!(event_id, outcome = outcome.label(), "event replayed");
-        self.audit
-            .append_audit(&AuditEntry {
-                at: self.now(),
-                actor,
-                action: AuditAction::ReplayEvent,
-                purchase_id: record.purchase_id,
-                event_id: Some(event_id.to_owned()),
-                subject_user_id: None,
-                amount: None,
-                reason: format!("was {}, now {}", record.outcome, outcome.label()),
-            })
-            .await?;
+        self.audit_purchase(
+            actor,
+            AuditAction::ReplayEvent,
+            record.purchase_id,
+            Some(event_id),
+            None,
+            format!("was {}, now {}", record.outcome, outcome.label()),
+        )
+        .await?;
         Ok(outcome)
     }
 

@@ -69,6 +69,29 @@ fn reason_given(reason: &str) -> Result<String, UseCaseError> {
 }
 
 impl Services {
+    /// Appends what `actor` did to a purchase (or an event) to the audit trail, now.
+    pub(crate) async fn audit_purchase(
+        &self,
+        actor: AuditActor,
+        action: AuditAction,
+        purchase_id: Option<PurchaseId>,
+        event_id: Option<&str>,
+        amount: Option<lms_domain::Money>,
+        reason: String,
+    ) -> Result<(), UseCaseError> {
+        let entry = AuditEntry {
+            at: self.now(),
+            actor,
+            action,
+            purchase_id,
+            event_id: event_id.map(str::to_owned),
+            subject_user_id: None,
+            amount,
+            reason,
+        };
+        Ok(self.audit.append_audit(&entry).await?)
+    }
+
     /// Purchases held for review, oldest first.
     ///
     /// # Errors
@@ -117,18 +140,15 @@ impl Services {
         let accepted = self
             .apply_sync(purchase_id, vec![PaymentFact::AcceptedByOperator], None)
             .await?;
-        self.audit
-            .append_audit(&AuditEntry {
-                at: self.now(),
-                actor,
-                action: AuditAction::AcceptHeld,
-                purchase_id: Some(purchase_id),
-                event_id: None,
-                subject_user_id: None,
-                amount: captured,
-                reason,
-            })
-            .await?;
+        self.audit_purchase(
+            actor,
+            AuditAction::AcceptHeld,
+            Some(purchase_id),
+            None,
+            captured,
+            reason,
+        )
+        .await?;
         tracing::info!(purchase_id = %purchase_id, status = accepted.status().as_str(), "held purchase accepted");
         Ok(accepted)
     }
@@ -155,18 +175,15 @@ impl Services {
         let refunded = self
             .refund_through_gateway(&purchase, amount, "review-refund", None)
             .await?;
-        self.audit
-            .append_audit(&AuditEntry {
-                at: self.now(),
-                actor,
-                action: AuditAction::RefundHeld,
-                purchase_id: Some(purchase_id),
-                event_id: None,
-                subject_user_id: None,
-                amount: Some(amount),
-                reason,
-            })
-            .await?;
+        self.audit_purchase(
+            actor,
+            AuditAction::RefundHeld,
+            Some(purchase_id),
+            None,
+            Some(amount),
+            reason,
+        )
+        .await?;
         Ok(refunded)
     }
 

@@ -8,8 +8,8 @@ use lms_domain::{
     PurchaseStatus, Role, User,
 };
 use lms_ports::{
-    Applied, AuditAction, AuditActor, AuditEntry, CheckoutRequest, FactUpdate, GatewayError,
-    GatewaySession, PurchasedCourse, RepoError, SessionPaymentStatus, SessionStatus,
+    Applied, AuditAction, AuditActor, CheckoutRequest, FactUpdate, GatewayError, GatewaySession,
+    PurchasedCourse, RepoError, SessionPaymentStatus, SessionStatus,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
@@ -595,18 +595,15 @@ impl Services {
         let refunded = self
             .refund_through_gateway(&purchase, amount, "refund", reason.clone())
             .await?;
-        self.audit
-            .append_audit(&AuditEntry {
-                at: self.now(),
-                actor: AuditActor::User(actor.id),
-                action: AuditAction::Refund,
-                purchase_id: Some(purchase_id),
-                event_id: None,
-                subject_user_id: None,
-                amount: Some(amount),
-                reason: reason.unwrap_or_default(),
-            })
-            .await?;
+        self.audit_purchase(
+            AuditActor::User(actor.id),
+            AuditAction::Refund,
+            Some(purchase_id),
+            None,
+            Some(amount),
+            reason.unwrap_or_default(),
+        )
+        .await?;
         Ok(refunded)
     }
 }
