@@ -308,7 +308,7 @@ pub struct HttpSettings {
     /// Peers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub shutdown_timeout: Duration,
-    /// Worker threads; `None` for one per core.
+    /// Worker threads; `None` for half the cores (at least one).
     pub workers: Option<usize>,
 }
 
