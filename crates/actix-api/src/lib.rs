@@ -152,7 +152,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: &ApiState) {
 /// When the listener cannot be used.
 pub fn run(listener: TcpListener, state: ApiState) -> std::io::Result<Server> {
     let settings = Arc::clone(&state.settings);
-    let mut server = HttpServer::new(move || {
+    let server = HttpServer::new(move || {
         App::new()
             .configure(|cfg| configure(cfg, &state))
             .wrap(middleware::cors(&state.settings.cors_origins))

@@ -24,7 +24,9 @@ use diesel::sql_types::{BigInt, Timestamptz};
 use diesel::upsert::excluded;
 use diesel_async::methods::ExecuteDsl;
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use lms_domain::{
     CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, PurchaseStatus, Role, User,
@@ -150,11 +152,21 @@ impl PgStore {
     /// `None`: the settings were invalid, and every connection attempt says so.
     fn pool(spec: Option<ConnectSpec>, pool_size: u32, acquire_timeout: Duration) -> Self {
         let spec = spec.map(Arc::new);
-        // The default recycling check runs `SELECT 1` before each use: a round trip per
-        // checkout, but the only way a connection the server closed while idle (a restart, an
-        // idle timeout) is noticed before a request fails on it
-        // (`a_pooled_connection_the_server_closed_is_replaced_without_failing_a_call`).
         let mut config = ManagerConfig::<AsyncPgConnection>::default();
+        // Before each use, ask the connection whether it is still open instead of sending
+        // `SELECT 1` (the default): the client learns that the server closed it (a restart, an
+        // idle timeout, a terminated backend) as soon as its socket ends, so the check costs
+        // no round trip, where the query cost one per checkout (three per status read).
+        // `a_pooled_connection_the_server_closed_is_replaced_without_failing_a_call`.
+        config.recycling_method = RecyclingMethod::CustomFunction(Box::new(|conn| {
+            Box::pin(async move {
+                if PoolableConnection::is_broken(conn) {
+                    Err(diesel::result::Error::BrokenTransactionManager)
+                } else {
+                    Ok(())
+                }
+            })
+        }));
         config.custom_setup = Box::new(move |_url| {
             let spec = spec.clone();
             Box::pin(async move {
@@ -687,6 +699,54 @@ impl PurchaseRepo for PgStore {
             .await
             .map_err(from_diesel)?;
         lms_sql_rows::unlocked(rows.into_iter().map(|(p, c)| (p.into(), c.into())))
+    }
+
+    async fn list_for_user(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> Result<Page<PurchasedCourse>, RepoError> {
+        let (limit, offset) = lms_sql_rows::limit_offset(page);
+        let mine = || purchases::table.filter(purchases::user_id.eq(user.as_uuid()));
+        let mut conn = self.conn().await?;
+        // One query, served by purchases_user_created_idx: the page with the count of every
+        // row it was cut from (a window over the whole filtered join, taken before LIMIT).
+        let rows: Vec<(PurchaseRow, CourseRow, i64)> = mine()
+            .inner_join(courses::table)
+            .order((purchases::created_at.desc(), purchases::id.desc()))
+            .limit(limit)
+            .offset(offset)
+            .select((
+                PurchaseRow::as_select(),
+                CourseRow::as_select(),
+                diesel::dsl::sql::<BigInt>("count(*) OVER ()"),
+            ))
+            .load(&mut conn)
+            .await
+            .map_err(from_diesel)?;
+        let count = match rows.as_slice().first() {
+            Some((_, _, count)) => *count,
+            // An empty page carries no count: only a page past the end asks again.
+            None if offset == 0 => 0,
+            None => mine()
+                .count()
+                .get_result(&mut conn)
+                .await
+                .map_err(from_diesel)?,
+        };
+        let items = rows
+            .into_iter()
+            .map(|(purchase, course, _)| {
+                Ok(PurchasedCourse {
+                    purchase: purchase.into_domain()?,
+                    course: course.into_domain()?,
+                })
+            })
+            .collect::<Result<_, RepoError>>()?;
+        Ok(Page {
+            items,
+            total: total(count),
+        })
     }
 }
 
