@@ -44,6 +44,7 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
         routes::payments::webhook,
         routes::payments::purchase_status,
         routes::payments::purchased_courses,
+        routes::payments::purchase_history,
         routes::payments::refund,
         routes::admin::events,
         routes::admin::event,

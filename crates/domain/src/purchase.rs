@@ -322,6 +322,12 @@ impl Purchase {
         self.facts.paid_at.unwrap_or(self.created_at)
     }
 
+    /// Whether a captured payment paid for the course (the price in full, or a mismatched
+    /// payment an operator accepted), whatever happened since (a refund, a dispute).
+    pub fn was_paid(&self) -> bool {
+        self.facts.pays_for_course()
+    }
+
     /// The course is unlocked exactly when the purchase is completed.
     pub fn unlocks_course(&self) -> bool {
         self.status() == PurchaseStatus::Completed

@@ -519,6 +519,31 @@ impl PurchaseRepo for InMemoryStore {
         newest_first(&mut unlocked, |pc| (pc.purchase.created_at, pc.purchase.id));
         Ok(unlocked)
     }
+
+    async fn list_for_user(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> Result<Page<PurchasedCourse>, RepoError> {
+        let state = self.lock()?;
+        let mut bought = state
+            .purchases
+            .values()
+            .filter(|p| p.user_id == user)
+            .map(|p| {
+                // The foreign key of the SQL stores: a purchase always has its course.
+                let course = state.courses.get(&p.course_id).ok_or_else(|| {
+                    RepoError::unexpected(format!("purchase {} has no course", p.id))
+                })?;
+                Ok(PurchasedCourse {
+                    purchase: p.clone(),
+                    course: course.clone(),
+                })
+            })
+            .collect::<Result<Vec<_>, RepoError>>()?;
+        newest_first(&mut bought, |pc| (pc.purchase.created_at, pc.purchase.id));
+        Ok(page_of(&bought, page))
+    }
 }
 
 #[async_trait]

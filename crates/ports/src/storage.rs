@@ -310,7 +310,7 @@ pub enum Applied {
     DuplicateEvent,
 }
 
-/// A completed purchase with its course, for listings.
+/// A purchase with its course, for listings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurchasedCourse {
     pub purchase: Purchase,
@@ -419,6 +419,19 @@ pub trait PurchaseRepo: Send + Sync + 'static {
     /// Only the shared ones.
     async fn list_unlocked_for_user(&self, user: UserId)
         -> Result<Vec<PurchasedCourse>, RepoError>;
+
+    /// Every purchase of `user`, whatever its status, with its course (as it is now), newest
+    /// first (ties broken by id), one page of them; `total` counts them all. One round trip
+    /// for the page and its count: no query per purchase. A page past the end is empty and
+    /// still carries the total.
+    ///
+    /// # Errors
+    /// Only the shared ones.
+    async fn list_for_user(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> Result<Page<PurchasedCourse>, RepoError>;
 }
 
 /// The durable record of every verified gateway event and what became of it. Events whose

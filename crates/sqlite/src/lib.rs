@@ -815,6 +815,57 @@ impl PurchaseRepo for SqliteStore {
             .await?;
         lms_sql_rows::unlocked(rows.into_iter().map(|(p, c)| (p.into(), c.into())))
     }
+
+    async fn list_for_user(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> Result<Page<PurchasedCourse>, RepoError> {
+        let (limit, offset) = lms_sql_rows::limit_offset(page);
+        let user = id_text(user.as_uuid());
+        let (count, rows) = self
+            .read(move |conn| {
+                let mine = || purchases::table.filter(purchases::user_id.eq(user.clone()));
+                // One read transaction (one snapshot), one query in the usual case, served by
+                // purchases_user_created_idx: the page with the count of every row it was cut
+                // from (a window over the whole filtered join, taken before LIMIT).
+                conn.transaction(|conn| {
+                    let rows: Vec<(PurchaseRow, CourseRow, i64)> = mine()
+                        .inner_join(courses::table)
+                        .order((purchases::created_at.desc(), purchases::id.desc()))
+                        .limit(limit)
+                        .offset(offset)
+                        .select((
+                            PurchaseRow::as_select(),
+                            CourseRow::as_select(),
+                            diesel::dsl::sql::<diesel::sql_types::BigInt>("count(*) OVER ()"),
+                        ))
+                        .load(conn)?;
+                    let count = match rows.as_slice().first() {
+                        Some((_, _, count)) => *count,
+                        // An empty page carries no count: only a page past the end asks again.
+                        None if offset == 0 => 0,
+                        None => mine().count().get_result(conn)?,
+                    };
+                    Ok::<_, DieselError>((count, rows))
+                })
+                .map_err(from_diesel)
+            })
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(|(purchase, course, _)| {
+                Ok(PurchasedCourse {
+                    purchase: purchase.into_domain()?,
+                    course: course.into_domain()?,
+                })
+            })
+            .collect::<Result<_, RepoError>>()?;
+        Ok(Page {
+            items,
+            total: total(count),
+        })
+    }
 }
 
 /// The inbox rows `filter` selects.

@@ -129,6 +129,7 @@ macro_rules! storage_contract_tests {
             audit_entries_round_trip_every_field,
             audit_lists_newest_first_ties_by_append_order_and_paged,
             unlocked_lists_completed_purchases_with_their_courses,
+            history_lists_every_purchase_of_the_user_newest_first_ties_by_id_and_paged,
             concurrent_deliveries_of_one_event_apply_once,
             concurrent_replays_of_one_failed_event_apply_once,
             concurrent_reconciliation_claims_are_disjoint,
@@ -1466,6 +1467,150 @@ pub async fn unlocked_lists_completed_purchases_with_their_courses<S: Store>(sto
     let theirs_listed = store.list_unlocked_for_user(other_buyer.id).await.unwrap();
     assert_eq!(theirs_listed.len(), 1);
     assert_eq!(theirs_listed[0].purchase.id, theirs.id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Order history
+// ---------------------------------------------------------------------------------------------
+
+pub async fn history_lists_every_purchase_of_the_user_newest_first_ties_by_id_and_paged<
+    S: Store,
+>(
+    store: S,
+) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let other_buyer = new_user("someone-else@example.com", Role::Student);
+    store.create_user(&other_buyer).await.unwrap();
+    let mut courses = Vec::new();
+    for i in 0..5 {
+        courses.push(seed_course(&store, &instructor, at(i)).await);
+    }
+    let pay = |id, amount| {
+        apply(
+            &store,
+            id,
+            vec![PaymentFact::PaymentSucceeded { amount, at: None }],
+            None,
+            at(60),
+        )
+    };
+
+    // Every status: completed (two at the same instant), pending, failed then bought again,
+    // refunded, held for review.
+    let mut mine = Vec::new();
+    for index in [0, 1] {
+        let purchase = begin(&buyer, &courses[index], at(10));
+        store.create_purchase(&purchase).await.unwrap();
+        mine.push(pay(purchase.id, usd(1999)).await);
+    }
+    let pending = begin(&buyer, &courses[2], at(20));
+    store.create_purchase(&pending).await.unwrap();
+    mine.push(pending);
+    let failed = begin(&buyer, &courses[3], at(21));
+    store.create_purchase(&failed).await.unwrap();
+    let failure = vec![PaymentFact::AsyncPaymentFailed];
+    mine.push(apply(&store, failed.id, failure, None, at(22)).await);
+    let again = begin(&buyer, &courses[3], at(23));
+    store.create_purchase(&again).await.unwrap();
+    mine.push(again);
+    let refunded = begin(&buyer, &courses[4], at(24));
+    store.create_purchase(&refunded).await.unwrap();
+    pay(refunded.id, usd(1999)).await;
+    let full_refund = vec![PaymentFact::Refunded { total: usd(1999) }];
+    mine.push(apply(&store, refunded.id, full_refund, None, at(61)).await);
+    // Paid the wrong amount: held for review, still pending.
+    let held_course = seed_course(&store, &instructor, at(5)).await;
+    let held = begin(&buyer, &held_course, at(5));
+    store.create_purchase(&held).await.unwrap();
+    mine.push(pay(held.id, usd(5)).await);
+    // Another user's purchases are never listed.
+    for index in [0, 2] {
+        let theirs = begin(&other_buyer, &courses[index], at(30));
+        store.create_purchase(&theirs).await.unwrap();
+    }
+
+    // The course as it is now, not as it was when bought.
+    let mut renamed = courses[1].clone();
+    renamed.title = CourseText::title("Renamed").unwrap();
+    store.update_course(&renamed).await.unwrap();
+    let course_of = |purchase: &Purchase| {
+        if purchase.course_id == renamed.id {
+            renamed.clone()
+        } else if purchase.course_id == held_course.id {
+            held_course.clone()
+        } else {
+            courses
+                .iter()
+                .find(|c| c.id == purchase.course_id)
+                .unwrap()
+                .clone()
+        }
+    };
+    let mut expected: Vec<PurchasedCourse> = mine
+        .iter()
+        .map(|purchase| PurchasedCourse {
+            purchase: purchase.clone(),
+            course: course_of(purchase),
+        })
+        .collect();
+    expected.sort_by_key(|pc| std::cmp::Reverse((pc.purchase.created_at, pc.purchase.id)));
+    let statuses: Vec<PurchaseStatus> = expected.iter().map(|pc| pc.purchase.status()).collect();
+    for status in [
+        PurchaseStatus::Completed,
+        PurchaseStatus::Pending,
+        PurchaseStatus::Failed,
+        PurchaseStatus::Refunded,
+    ] {
+        assert!(
+            statuses.contains(&status),
+            "the fixture has a {status:?} one"
+        );
+    }
+    assert!(expected
+        .iter()
+        .any(|pc| pc.purchase.review_reason().is_some()));
+
+    let all = store
+        .list_for_user(buyer.id, PageRequest::new(1, 100))
+        .await
+        .unwrap();
+    assert_eq!(all.total, 7);
+    assert_eq!(all.items, expected);
+
+    let mut paged = Vec::new();
+    for page in 1..=3 {
+        let got = store
+            .list_for_user(buyer.id, PageRequest::new(page, 3))
+            .await
+            .unwrap();
+        assert_eq!(got.total, 7, "page {page}");
+        assert_eq!(got.items.len(), if page < 3 { 3 } else { 1 }, "page {page}");
+        paged.extend(got.items);
+    }
+    assert_eq!(paged, expected, "pages neither overlap nor skip");
+
+    let beyond = store
+        .list_for_user(buyer.id, PageRequest::new(4, 3))
+        .await
+        .unwrap();
+    assert_eq!(beyond.total, 7);
+    assert!(beyond.items.is_empty());
+
+    let theirs = store
+        .list_for_user(other_buyer.id, PageRequest::new(1, 100))
+        .await
+        .unwrap();
+    assert_eq!(theirs.total, 2);
+    assert!(theirs
+        .items
+        .iter()
+        .all(|pc| pc.purchase.user_id == other_buyer.id));
+    let none = store
+        .list_for_user(instructor.id, PageRequest::new(1, 10))
+        .await
+        .unwrap();
+    assert_eq!(none.total, 0);
+    assert!(none.items.is_empty());
 }
 
 /// Not in [`storage_contract_tests!`]: the stored `status` column is derived, and only the

@@ -9,7 +9,7 @@ use lms_domain::{
 };
 use lms_ports::{
     Applied, AuditAction, AuditActor, CheckoutRequest, FactUpdate, GatewayError, GatewaySession,
-    PurchasedCourse, RepoError, SessionPaymentStatus, SessionStatus,
+    Page, PageRequest, PurchasedCourse, RepoError, SessionPaymentStatus, SessionStatus,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
@@ -549,6 +549,22 @@ impl Services {
         actor: &User,
     ) -> Result<Vec<PurchasedCourse>, UseCaseError> {
         Ok(self.purchases.list_unlocked_for_user(actor.id).await?)
+    }
+
+    /// One page of the actor's order history: every purchase of theirs, whatever its status,
+    /// with its course, newest first (ties broken by id).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn purchase_history(
+        &self,
+        actor: &User,
+        page: PageRequest,
+    ) -> Result<Page<PurchasedCourse>, UseCaseError> {
+        Ok(self
+            .purchases
+            .list_for_user(actor.id, PageRequest::new(page.page, page.limit))
+            .await?)
     }
 
     /// Refunds all (`amount_cents: None`) or part of a completed purchase.

@@ -130,7 +130,8 @@ pub(crate) fn blank_as_none<'de, D: serde::Deserializer<'de>>(
     }
 }
 
-const DEFAULT_LIMIT: u32 = 10;
+/// The page size of a listing paged like the catalogue when `limit` is absent.
+pub(crate) const DEFAULT_LIMIT: u32 = 10;
 
 /// A path id that is not a UUID names no course.
 pub(crate) fn course_id(raw: &str) -> Result<CourseId, ApiError> {

@@ -48,6 +48,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &ApiSettings) {
                     .route(web::get().to(payments::purchased_courses)),
             )
             .service(
+                resource("/payments/purchases").route(web::get().to(payments::purchase_history)),
+            )
+            .service(
                 resource("/payments/purchases/{purchaseId}/refund")
                     .route(web::post().to(payments::refund)),
             )

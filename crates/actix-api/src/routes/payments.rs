@@ -2,15 +2,16 @@ use crate::auth::AuthenticatedUser;
 use crate::dto::{json_response, purchase_status_schema, wire_names, CourseDto, PurchaseDto};
 use crate::error::ApiError;
 use crate::openapi::{self as doc, ErrorEnvelope};
-use crate::routes::courses::course_id;
+use crate::routes::courses::{blank_as_none, course_id, Pagination, DEFAULT_LIMIT};
 use crate::ApiState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use lms_domain::{Purchase, PurchaseId};
-use lms_ports::{GatewaySession, SessionPaymentStatus, SessionStatus};
+use lms_ports::{GatewaySession, PageRequest, SessionPaymentStatus, SessionStatus};
 use lms_use_cases::{CheckoutStarted, UseCaseError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 use utoipa::openapi::schema::Object;
 use utoipa::{IntoParams, ToSchema};
 
@@ -29,6 +30,20 @@ pub struct StatusQuery {
     /// the server asks the payment provider about it first, at most once every few seconds.
     #[param(example = "cs_test_a1b2c3")]
     session_id: Option<String>,
+}
+
+/// `?page=&limit=` of the order history, as the published courses take them.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// 1-based; 1 when absent or empty.
+    #[serde(default, deserialize_with = "blank_as_none")]
+    #[param(minimum = 1, example = 1)]
+    page: Option<u32>,
+    /// Purchases per page, clamped to 1..=100; 10 when absent or empty.
+    #[serde(default, deserialize_with = "blank_as_none")]
+    #[param(minimum = 1, maximum = 100, example = 10)]
+    limit: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -197,6 +212,75 @@ pub struct PurchasedCoursesResponse {
     success: bool,
     /// Newest first.
     data: Vec<PurchasedCourse>,
+}
+
+/// The course of a purchase in the order history, as it is now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryCourse {
+    #[schema(format = Uuid, example = "5d2c1f0e-8a3b-4c6d-9e7f-1a2b3c4d5e6f")]
+    id: String,
+    #[schema(example = "Rust for the web")]
+    title: String,
+}
+
+/// One purchase in the buyer's order history, whatever its status.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryPurchase {
+    #[schema(format = Uuid, example = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d")]
+    id: String,
+    course: HistoryCourse,
+    #[schema(schema_with = purchase_status_schema)]
+    status: &'static str,
+    /// The price of the purchase, in integer minor units of `currency`.
+    #[schema(example = 1999)]
+    amount_cents: i64,
+    #[schema(example = "USD")]
+    currency: &'static str,
+    /// Refunded so far, in minor units.
+    #[schema(example = 0)]
+    refunded_cents: i64,
+    /// RFC 3339: when the payment completed, as the payment provider reported it (when
+    /// checkout started for a free course, or a payment whose report carried no time);
+    /// `null` for a purchase never paid.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    purchased_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    updated_at: OffsetDateTime,
+}
+
+impl From<&lms_ports::PurchasedCourse> for HistoryPurchase {
+    fn from(item: &lms_ports::PurchasedCourse) -> Self {
+        let purchase = &item.purchase;
+        Self {
+            id: purchase.id.to_string(),
+            course: HistoryCourse {
+                id: item.course.id.to_string(),
+                title: item.course.title.as_str().to_owned(),
+            },
+            status: purchase.status().as_str(),
+            amount_cents: purchase.price.minor(),
+            currency: purchase.price.currency().code(),
+            refunded_cents: purchase.refunded_amount().minor(),
+            purchased_at: purchase.was_paid().then(|| purchase.paid_at()),
+            created_at: purchase.created_at,
+            updated_at: purchase.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PurchaseHistoryResponse {
+    #[schema(example = true)]
+    success: bool,
+    /// Newest first (by when checkout started).
+    data: Vec<HistoryPurchase>,
+    pagination: Pagination,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -452,6 +536,44 @@ pub async fn purchased_courses(
         &PurchasedCoursesResponse {
             success: true,
             data,
+        },
+    )
+}
+
+/// `GET /api/v1/payments/purchases?page=&limit=`: the caller's order history.
+#[utoipa::path(
+    get,
+    path = "/api/v1/payments/purchases",
+    tag = "payments",
+    summary = "Order history",
+    description = "Every purchase of the signed-in user, whatever its status, newest first \
+        (by when checkout started), one page at a time.",
+    security(("cookie_token" = []), ("bearer_jwt" = [])),
+    params(HistoryQuery),
+    responses(
+        (status = 200, description = "One page of the user's purchases.", body = PurchaseHistoryResponse),
+        (status = 401, response = doc::Unauthorized),
+        (status = 422, response = doc::ValidationFailed),
+        (status = 500, response = doc::InternalError),
+        (status = 503, response = doc::Unavailable),
+    ),
+)]
+pub async fn purchase_history(
+    state: web::Data<ApiState>,
+    actor: AuthenticatedUser,
+    query: web::Query<HistoryQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = PageRequest::new(
+        query.page.unwrap_or(1),
+        query.limit.unwrap_or(DEFAULT_LIMIT),
+    );
+    let result = state.services.purchase_history(&actor.0, page).await?;
+    json_response(
+        HttpResponse::Ok(),
+        &PurchaseHistoryResponse {
+            success: true,
+            data: result.items.iter().map(HistoryPurchase::from).collect(),
+            pagination: Pagination::of(page, result.total),
         },
     )
 }

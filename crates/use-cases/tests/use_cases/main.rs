@@ -9,6 +9,7 @@ mod accounts;
 mod busy;
 mod checkout;
 mod courses;
+mod history;
 mod inbox;
 mod operations;
 mod refunds;

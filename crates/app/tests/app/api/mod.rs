@@ -6,6 +6,7 @@ mod courses;
 mod errors;
 mod health;
 pub(crate) mod helpers;
+mod history;
 mod limits;
 mod payments;
 pub(crate) mod stripe_events;
