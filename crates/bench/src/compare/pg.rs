@@ -76,14 +76,9 @@ impl Worker {
             }
             let sql = stmt.text(Backend::Postgres).to_owned();
             // diesel declares each bind's type; the server infers the same ones from the
-            // columns, except for the pool check's bare `SELECT $1` (an integer for diesel).
-            let types: &[Type] = if stmt == Stmt::Ping {
-                &[Type::INT4]
-            } else {
-                &[]
-            };
+            // columns.
             let statement = client
-                .prepare_typed(&sql, types)
+                .prepare_typed(&sql, &[])
                 .await
                 .with_context(|| format!("preparing {sql}"))?;
             prepared.insert(stmt, statement);
@@ -119,12 +114,6 @@ impl Worker {
                     .batch_execute(stmt.text(Backend::Postgres))
                     .await
                     .map_err(|e| failed(stmt, &e))?,
-                Stmt::Ping => {
-                    self.client
-                        .query_one(self.statement(stmt)?, &[&1_i32])
-                        .await
-                        .map_err(|e| failed(stmt, &e))?;
-                }
                 Stmt::UpsertEvent => {
                     let row = self
                         .client

@@ -6,10 +6,9 @@
 //! listing the difference (`--print-sql` prints what the app runs now).
 //!
 //! Where they come from:
-//! - `SELECT $1` (bind: 1): diesel-async's bb8 pool checks each PostgreSQL connection it hands
-//!   out (`RecyclingMethod::Verified`, the default `PgStore` keeps): one per repository call.
-//!   The SQLite store's readers use `RecyclingMethod::Fast` (no check) and its writer is not
-//!   pooled.
+//! - No pool check: `PgStore`'s pool asks a connection whether it is closed before handing it
+//!   out, without a statement (it used to send `SELECT $1` per repository call); the SQLite
+//!   store's readers use `RecyclingMethod::Fast` and its writer is not pooled.
 //! - First delivery and duplicate: `Services::handle_webhook` (`crates/use-cases/src/events.rs`)
 //!   locates the purchase from the event's metadata (no query), then `PurchaseRepo::apply_facts`
 //!   (`crates/postgres/src/lib.rs` `apply_in_transaction`, `crates/sqlite/src/lib.rs` the
@@ -30,8 +29,6 @@ use std::sync::OnceLock;
 /// One statement of a workload; its text depends on the backend ([`Stmt::sql`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stmt {
-    /// The pool's check of a PostgreSQL connection before handing it out.
-    Ping,
     Begin,
     Commit,
     /// The inbox upsert of a gateway delivery; returns the delivery count (1: inserted).
@@ -54,8 +51,7 @@ pub enum Backend {
 }
 
 impl Stmt {
-    pub const ALL: [Self; 9] = [
-        Self::Ping,
+    pub const ALL: [Self; 8] = [
         Self::Begin,
         Self::Commit,
         Self::UpsertEvent,
@@ -88,7 +84,6 @@ impl Stmt {
     pub fn sql(self, backend: Backend) -> &'static str {
         match backend {
             Backend::Postgres => match self {
-                Self::Ping => "SELECT $1",
                 Self::Begin => "BEGIN",
                 Self::Commit => "COMMIT",
                 Self::UpsertEvent => PG_UPSERT_EVENT,
@@ -99,8 +94,6 @@ impl Stmt {
                 Self::GetCourse => PG_GET_COURSE,
             },
             Backend::Sqlite => match self {
-                // Never issued on SQLite (see the module's documentation).
-                Self::Ping => "SELECT ?",
                 Self::Begin => "BEGIN IMMEDIATE",
                 Self::Commit => "COMMIT",
                 Self::UpsertEvent => SQLITE_UPSERT_EVENT,
@@ -122,27 +115,18 @@ pub struct Statements {
     pub status_read: &'static [Stmt],
 }
 
-/// PostgreSQL: every repository call checks out a pooled connection (`SELECT $1` first).
+/// PostgreSQL: every repository call checks out a pooled connection (no statement for that).
 pub const POSTGRES: Statements = Statements {
     first_delivery: &[
-        Stmt::Ping,
         Stmt::Begin,
         Stmt::UpsertEvent,
         Stmt::LockPurchase,
         Stmt::UpdatePurchase,
         Stmt::Commit,
-        Stmt::Ping,
         Stmt::ListPurchases,
     ],
-    duplicate: &[Stmt::Ping, Stmt::Begin, Stmt::UpsertEvent, Stmt::Commit],
-    status_read: &[
-        Stmt::Ping,
-        Stmt::GetUser,
-        Stmt::Ping,
-        Stmt::GetCourse,
-        Stmt::Ping,
-        Stmt::ListPurchases,
-    ],
+    duplicate: &[Stmt::Begin, Stmt::UpsertEvent, Stmt::Commit],
+    status_read: &[Stmt::GetUser, Stmt::GetCourse, Stmt::ListPurchases],
 };
 
 /// SQLite: a transaction on the single writer, every other read on a reader connection.

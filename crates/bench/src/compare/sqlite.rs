@@ -197,7 +197,6 @@ fn execute(conn: &mut SqliteConnection, stmt: Stmt, request: &Request) -> Result
     };
     match stmt {
         Stmt::Begin | Stmt::Commit => conn.batch_execute(sql).map_err(failed),
-        Stmt::Ping => Err("the SQLite store has no pool check".to_owned()),
         Stmt::UpsertEvent => {
             let count: Count = diesel::sql_query(sql)
                 .bind::<Text, _>(&item.event_id)
