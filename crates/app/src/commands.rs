@@ -22,7 +22,7 @@ use lms_ports::{
     WebhookRejection,
 };
 use lms_stripe_http::StripeGateway;
-use lms_use_cases::{Operator, OutcomeTally, Resource, Services, UseCaseError, WebhookOutcome};
+use lms_use_cases::{Operator, Resource, Services, Tally, UseCaseError, WebhookOutcome};
 use std::io::Write;
 use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;
@@ -186,7 +186,7 @@ fn describe(outcome: &WebhookOutcome) -> String {
 }
 
 /// A hint after a run in which events ended `failed`.
-fn failed_hint(tally: &OutcomeTally) {
+fn failed_hint(tally: &Tally) {
     let failed = tally.count("failed");
     if failed > 0 {
         eprintln!(
@@ -207,13 +207,13 @@ pub async fn replay_events(
     event_ids: &[String],
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let mut tally = OutcomeTally::default();
+    let mut tally = Tally::events();
     let mut refused = Vec::new();
     for id in event_ids {
         match services.replay_event(Operator::CommandLine, id).await {
             Ok(outcome) => {
                 writeln!(out, "{id}: {}", describe(&outcome))?;
-                tally.add(&outcome);
+                tally.add(outcome.label());
             }
             Err(UseCaseError::NotFound(Resource::Event)) => {
                 refused.push(format!(

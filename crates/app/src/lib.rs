@@ -34,7 +34,7 @@ pub use config::{
     Mode, RedactedUrl, Settings, EX_CONFIG,
 };
 pub use probe::{healthcheck_url, probe};
-pub use workers::{ReconcileRun, ReconcileTally, Reconciler, WorkerSettings};
+pub use workers::{ReconcileRun, Reconciler, WorkerSettings};
 
 use actix_web::dev::{Server, ServerHandle};
 use anyhow::Context;

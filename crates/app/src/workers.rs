@@ -17,9 +17,7 @@
 
 use crate::pacing::PacedGateway;
 use lms_domain::PurchaseId;
-use lms_use_cases::{Reconciled, Services, UseCaseError};
-use std::collections::BTreeMap;
-use std::fmt;
+use lms_use_cases::{Reconciled, Services, Tally, UseCaseError};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,45 +101,11 @@ pub(crate) const fn days(days: u32) -> Duration {
 /// Payloads dropped per statement by the pruner.
 const PRUNE_BATCH: u32 = 500;
 
-/// How many purchases a reconciliation pass left in each state ([`Reconciled::label`]), and
-/// how many it could not reconcile (`error`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReconcileTally {
-    counts: BTreeMap<&'static str, u64>,
-}
-
-impl ReconcileTally {
-    pub fn add(&mut self, result: &Result<Reconciled, UseCaseError>) {
-        let label = match result {
-            Ok(reconciled) => reconciled.label(),
-            Err(_) => "error",
-        };
-        *self.counts.entry(label).or_default() += 1;
-    }
-
-    /// How many ended with this label (`completed`, `expired`, `failed`, `pending`,
-    /// `refunded`, `error`).
-    pub fn count(&self, label: &str) -> u64 {
-        self.counts.get(label).copied().unwrap_or(0)
-    }
-
-    pub fn total(&self) -> u64 {
-        self.counts.values().sum()
-    }
-}
-
-/// `3 purchases: completed 1, error 1, expired 1` (only what occurred, alphabetically), like
-/// [`lms_use_cases::OutcomeTally`]'s summary of events.
-impl fmt::Display for ReconcileTally {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let total = self.total();
-        write!(f, "{total} purchase{}", if total == 1 { "" } else { "s" })?;
-        let mut separator = ": ";
-        for (label, count) in &self.counts {
-            write!(f, "{separator}{label} {count}")?;
-            separator = ", ";
-        }
-        Ok(())
+/// A reconciliation's summary word ([`Reconciled::label`]), `error` when it failed.
+fn result_label(result: &Result<Reconciled, UseCaseError>) -> &'static str {
+    match result {
+        Ok(reconciled) => reconciled.label(),
+        Err(_) => "error",
     }
 }
 
@@ -172,10 +136,10 @@ impl Reconciler {
         &self,
         stopping: &(dyn Fn() -> bool + Sync),
         each: &mut (dyn FnMut(PurchaseId, &Result<Reconciled, UseCaseError>) + Send),
-    ) -> Result<ReconcileTally, UseCaseError> {
+    ) -> Result<Tally, UseCaseError> {
         let older_than =
             time::Duration::try_from(self.run.older_than).map_err(UseCaseError::unexpected)?;
-        let mut tally = ReconcileTally::default();
+        let mut tally = Tally::of("purchase");
         loop {
             if stopping() {
                 break;
@@ -190,7 +154,7 @@ impl Reconciler {
                     return Ok(tally);
                 }
                 let result = self.services.reconcile_purchase(purchase).await;
-                tally.add(&result);
+                tally.add(result_label(&result));
                 each(purchase.id, &result);
             }
             if !full {
@@ -349,13 +313,13 @@ mod tests {
 
     #[test]
     fn the_tally_reads_as_one_line_by_result() {
-        let mut tally = ReconcileTally::default();
+        let mut tally = Tally::of("purchase");
         assert_eq!(tally.to_string(), "0 purchases");
-        tally.add(&reconciled(PurchaseStatus::Completed, false));
+        tally.add(result_label(&reconciled(PurchaseStatus::Completed, false)));
         assert_eq!(tally.to_string(), "1 purchase: completed 1");
-        tally.add(&reconciled(PurchaseStatus::Failed, true));
-        tally.add(&reconciled(PurchaseStatus::Completed, false));
-        tally.add(&Err(UseCaseError::unexpected("down")));
+        tally.add(result_label(&reconciled(PurchaseStatus::Failed, true)));
+        tally.add(result_label(&reconciled(PurchaseStatus::Completed, false)));
+        tally.add(result_label(&Err(UseCaseError::unexpected("down"))));
         assert_eq!(
             tally.to_string(),
             "4 purchases: completed 2, error 1, expired 1"

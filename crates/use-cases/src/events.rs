@@ -60,18 +60,34 @@ impl WebhookOutcome {
     }
 }
 
-/// How many events of a run (`sync`, `replay --failed`) ended in each outcome.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct OutcomeTally {
+/// How many items of a long run (events of a `sync` or `replay --failed`, purchases of a
+/// reconciliation) ended with each label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// What is counted, singular: `event`, `purchase`.
+    noun: &'static str,
     counts: BTreeMap<&'static str, u64>,
 }
 
-impl OutcomeTally {
-    pub fn add(&mut self, outcome: &WebhookOutcome) {
-        *self.counts.entry(outcome.label()).or_default() += 1;
+impl Tally {
+    /// Counts events by [`WebhookOutcome::label`].
+    pub fn events() -> Self {
+        Self::of("event")
     }
 
-    /// How many ended with this label ([`WebhookOutcome::label`]).
+    /// Counts `noun`s (singular) by label.
+    pub fn of(noun: &'static str) -> Self {
+        Self {
+            noun,
+            counts: BTreeMap::new(),
+        }
+    }
+
+    pub fn add(&mut self, label: &'static str) {
+        *self.counts.entry(label).or_default() += 1;
+    }
+
+    /// How many ended with this label.
     pub fn count(&self, label: &str) -> u64 {
         self.counts.get(label).copied().unwrap_or(0)
     }
@@ -81,11 +97,12 @@ impl OutcomeTally {
     }
 }
 
-/// `3 events: applied 2, unmatched 1` (only the outcomes that occurred, alphabetically).
-impl std::fmt::Display for OutcomeTally {
+/// `3 events: applied 2, unmatched 1` (only the labels that occurred, alphabetically).
+impl std::fmt::Display for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let total = self.total();
-        write!(f, "{total} event{}", if total == 1 { "" } else { "s" })?;
+        let plural = if total == 1 { "" } else { "s" };
+        write!(f, "{total} {}{plural}", self.noun)?;
         let mut separator = ": ";
         for (label, count) in &self.counts {
             write!(f, "{separator}{label} {count}")?;
@@ -498,7 +515,7 @@ impl Services {
         &self,
         operator: Operator<'_>,
         progress: &mut (dyn FnMut(RunProgress) + Send),
-    ) -> Result<OutcomeTally, UseCaseError> {
+    ) -> Result<Tally, UseCaseError> {
         operator.authorise()?;
         // Ids first: a replayed event leaves the failed list, so paging while replaying would
         // skip some.
@@ -522,10 +539,10 @@ impl Services {
             }
         }
         let total = Some(ids.len() as u64);
-        let mut tally = OutcomeTally::default();
+        let mut tally = Tally::events();
         for (done, id) in ids.iter().enumerate() {
             let outcome = self.replay_event(operator, id).await?;
-            tally.add(&outcome);
+            tally.add(outcome.label());
             progress(RunProgress {
                 seen: done as u64 + 1,
                 total,
@@ -546,7 +563,7 @@ impl Services {
         &self,
         since: OffsetDateTime,
         progress: &mut (dyn FnMut(RunProgress) + Send),
-    ) -> Result<OutcomeTally, UseCaseError> {
+    ) -> Result<Tally, UseCaseError> {
         let now = self.now();
         if since > now {
             return Err(UseCaseError::field("since", "must not be in the future"));
@@ -557,7 +574,7 @@ impl Services {
                 "the payment provider keeps events for 30 days: start within them",
             ));
         }
-        let mut tally = OutcomeTally::default();
+        let mut tally = Tally::events();
         let mut seen = 0_u64;
         let mut starting_after = None;
         loop {
@@ -585,7 +602,7 @@ impl Services {
                     continue;
                 }
                 let outcome = self.process_event(event, DeliveryKind::Delivered).await?;
-                tally.add(&outcome);
+                tally.add(outcome.label());
             }
             progress(RunProgress { seen, total: None });
             if !page.has_more || starting_after.is_none() {

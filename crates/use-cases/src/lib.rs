@@ -41,7 +41,7 @@ mod payments;
 pub use accounts::SignUp;
 pub use courses::{CourseChanges, NewCourse};
 pub use error::{FieldError, Resource, UseCaseError};
-pub use events::{OutcomeTally, RunProgress, WebhookOutcome, EVENT_HISTORY};
+pub use events::{RunProgress, Tally, WebhookOutcome, EVENT_HISTORY};
 pub use lms_ports::{Page, PageRequest, PurchasedCourse};
 pub use operations::{Operator, Reconciled, RECONCILE_LEASE};
 pub use payments::{CheckoutStarted, PurchaseStatusView};
