@@ -234,10 +234,6 @@ fn found<R, T>(
 }
 
 /// A page's total, as the ports count it.
-fn total(count: i64) -> u64 {
-    u64::try_from(count).unwrap_or(0)
-}
-
 #[async_trait]
 impl UserRepo for PgStore {
     async fn create_user(&self, user: &User) -> Result<(), RepoError> {
@@ -351,14 +347,7 @@ impl CourseRepo for PgStore {
             })
             .await
             .map_err(from_diesel)?;
-        let items = rows
-            .into_iter()
-            .map(CourseRow::into_domain)
-            .collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total: total(count),
-        })
+        lms_sql_rows::page(rows, count, CourseRow::into_domain)
     }
 }
 
@@ -672,13 +661,7 @@ impl PurchaseRepo for PgStore {
             })
             .await
             .map_err(from_diesel)?;
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(PurchaseRow::into_domain)
-                .collect::<Result<_, _>>()?,
-            total: total(count),
-        })
+        lms_sql_rows::page(rows, count, PurchaseRow::into_domain)
     }
 
     async fn list_unlocked_for_user(
@@ -745,7 +728,7 @@ impl PurchaseRepo for PgStore {
             .collect::<Result<_, RepoError>>()?;
         Ok(Page {
             items,
-            total: total(count),
+            total: lms_sql_rows::total(count),
         })
     }
 }
@@ -844,13 +827,7 @@ impl EventInbox for PgStore {
             })
             .await
             .map_err(from_diesel)?;
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(WebhookEventRow::into_domain)
-                .collect::<Result<_, _>>()?,
-            total: total(count),
-        })
+        lms_sql_rows::page(rows, count, WebhookEventRow::into_domain)
     }
 
     async fn known_event_ids(&self, event_ids: &[String]) -> Result<Vec<String>, RepoError> {
@@ -911,13 +888,7 @@ impl AuditLog for PgStore {
             })
             .await
             .map_err(from_diesel)?;
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(AuditRow::into_domain)
-                .collect::<Result<_, _>>()?,
-            total: total(count),
-        })
+        lms_sql_rows::page(rows, count, AuditRow::into_domain)
     }
 }
 

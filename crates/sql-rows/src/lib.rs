@@ -35,8 +35,8 @@ pub use crate::constraints::unique_constraint_meaning;
 pub use crate::deployment::{deployment_claim, DEPLOYMENT_ROW_ID};
 pub use crate::inbox::{event_outcome, first_delivery, WebhookEventRecord};
 pub use crate::records::{
-    limit_offset, session_generation, unlocked, CourseRecord, PurchaseRecord, Record, StateRecord,
-    UserRecord,
+    limit_offset, page, session_generation, total, unlocked, CourseRecord, PurchaseRecord, Record,
+    StateRecord, UserRecord,
 };
 
 use std::marker::PhantomData;

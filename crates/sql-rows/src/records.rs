@@ -5,7 +5,7 @@ use lms_domain::{
     CheckoutSession, Course, CourseId, CourseText, Currency, Email, Money, PaymentFacts, Purchase,
     PurchaseId, Role, User, UserId, UserName,
 };
-use lms_ports::{PageRequest, PurchasedCourse, RepoError};
+use lms_ports::{Page, PageRequest, PurchasedCourse, RepoError};
 
 use crate::{corrupt, Encoding};
 
@@ -342,6 +342,29 @@ impl<E: Encoding> Record for PurchaseRecord<E> {
 }
 
 /// `LIMIT` and `OFFSET` of a page (an offset beyond `i64` is clamped: it selects nothing).
+/// A SQL `count(*)` as a page's total (a count is never negative).
+pub fn total(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or(0)
+}
+
+/// One page of a listing: `rows` turned into domain values, with the listing's `count`.
+///
+/// # Errors
+/// The first row `into_domain` refuses.
+pub fn page<R, T>(
+    rows: Vec<R>,
+    count: i64,
+    into_domain: impl Fn(R) -> Result<T, RepoError>,
+) -> Result<Page<T>, RepoError> {
+    Ok(Page {
+        items: rows
+            .into_iter()
+            .map(into_domain)
+            .collect::<Result<_, _>>()?,
+        total: total(count),
+    })
+}
+
 pub fn limit_offset(page: PageRequest) -> (i64, i64) {
     let offset = i64::try_from(page.offset()).unwrap_or(i64::MAX);
     (i64::from(page.limit), offset)

@@ -340,10 +340,6 @@ fn found<R, T>(
 }
 
 /// A page's total, as the ports count it.
-fn total(count: i64) -> u64 {
-    u64::try_from(count).unwrap_or(0)
-}
-
 /// `lower(email)`, as the unique index users_email_key has it.
 fn lower_email() -> diesel::expression::SqlLiteral<diesel::sql_types::Text> {
     diesel::dsl::sql::<diesel::sql_types::Text>("lower(email)")
@@ -470,14 +466,7 @@ impl CourseRepo for SqliteStore {
                 .map_err(from_diesel)
             })
             .await?;
-        let items = rows
-            .into_iter()
-            .map(CourseRow::into_domain)
-            .collect::<Result<_, _>>()?;
-        Ok(Page {
-            items,
-            total: total(count),
-        })
+        lms_sql_rows::page(rows, count, CourseRow::into_domain)
     }
 }
 
@@ -784,13 +773,7 @@ impl PurchaseRepo for SqliteStore {
                 .map_err(from_diesel)
             })
             .await?;
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(PurchaseRow::into_domain)
-                .collect::<Result<_, _>>()?,
-            total: total(count),
-        })
+        lms_sql_rows::page(rows, count, PurchaseRow::into_domain)
     }
 
     async fn list_unlocked_for_user(
@@ -863,7 +846,7 @@ impl PurchaseRepo for SqliteStore {
             .collect::<Result<_, RepoError>>()?;
         Ok(Page {
             items,
-            total: total(count),
+            total: lms_sql_rows::total(count),
         })
     }
 }
@@ -970,13 +953,7 @@ impl EventInbox for SqliteStore {
                 .map_err(RepoError::from)
             })
             .await?;
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(WebhookEventRow::into_domain)
-                .collect::<Result<_, _>>()?,
-            total: total(count),
-        })
+        lms_sql_rows::page(rows, count, WebhookEventRow::into_domain)
     }
 
     async fn known_event_ids(&self, event_ids: &[String]) -> Result<Vec<String>, RepoError> {
@@ -1043,13 +1020,7 @@ impl AuditLog for SqliteStore {
                 .map_err(from_diesel)
             })
             .await?;
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(AuditRow::into_domain)
-                .collect::<Result<_, _>>()?,
-            total: total(count),
-        })
+        lms_sql_rows::page(rows, count, AuditRow::into_domain)
     }
 }
 
