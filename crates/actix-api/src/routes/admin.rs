@@ -662,15 +662,10 @@ pub async fn accept_held(
         .services
         .accept_held(Operator::Admin(&actor.0), id, &body.reason)
         .await?;
-    json_response(
+    resolved(
         HttpResponse::Ok(),
-        &ResolvedResponse {
-            success: true,
-            message: "Held purchase accepted: the course is unlocked.",
-            data: ResolvedData {
-                purchase: PurchaseDto::from(&purchase),
-            },
-        },
+        "Held purchase accepted: the course is unlocked.",
+        &purchase,
     )
 }
 
@@ -728,13 +723,26 @@ pub async fn refund_held(
         .services
         .refund_held(Operator::Admin(&actor.0), id, &body.reason)
         .await?;
-    json_response(
+    resolved(
         HttpResponse::Accepted(),
+        "Held purchase refunded.",
+        &purchase,
+    )
+}
+
+/// The answer to a resolution of a held purchase: the purchase as it is now.
+fn resolved(
+    status: actix_web::HttpResponseBuilder,
+    message: &'static str,
+    purchase: &Purchase,
+) -> Result<HttpResponse, ApiError> {
+    json_response(
+        status,
         &ResolvedResponse {
             success: true,
-            message: "Held purchase refunded.",
+            message,
             data: ResolvedData {
-                purchase: PurchaseDto::from(&purchase),
+                purchase: PurchaseDto::from(purchase),
             },
         },
     )
