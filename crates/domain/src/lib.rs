@@ -8,6 +8,7 @@
 //! payment gateway and derives its status from the set of facts, so duplicate
 //! and reordered webhooks cannot change the outcome.
 
+pub mod bill;
 pub mod course;
 pub mod error;
 pub mod ids;
@@ -15,12 +16,13 @@ pub mod money;
 pub mod purchase;
 pub mod user;
 
+pub use bill::{Bill, Conversion, Sale};
 pub use course::{Course, CourseDraft, CoursePatch, CourseText};
 pub use error::DomainError;
 pub use ids::{CourseId, PurchaseId, UserId};
 pub use money::{Currency, Money, MoneyError, MAX_CHARGE_MINOR};
 pub use purchase::{
-    CheckoutSession, DisputeOutcome, FailureReason, PaymentFact, PaymentFacts, Purchase,
-    PurchaseStatus, ReviewReason,
+    CheckoutSession, DisputeOutcome, FailureReason, PaymentDetails, PaymentFact, PaymentFacts,
+    Purchase, PurchaseStatus, ReviewReason,
 };
 pub use user::{Email, Role, User, UserName};

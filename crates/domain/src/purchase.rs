@@ -16,6 +16,7 @@
 //! The property tests at the bottom check the central claim: for any set of facts, every
 //! order with any duplication yields the same purchase.
 
+use crate::bill::{Bill, Sale};
 use crate::course::Course;
 use crate::error::DomainError;
 use crate::ids::{CourseId, PurchaseId, UserId};
@@ -33,12 +34,16 @@ pub enum DisputeOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PaymentFact {
     /// Money was captured (`checkout.session.completed` paid, `async_payment_succeeded`,
-    /// `charge.succeeded`, or a paid session found by sync). `at` is when the gateway says
-    /// the payment completed; `None` when the report does not say (a session found by sync).
+    /// `charge.succeeded`, or a paid session found by sync); zero when a promotion code took
+    /// the whole price off. `at` is when the gateway says the payment completed; `None` when
+    /// the report does not say (a session found by sync).
     PaymentSucceeded {
         amount: Money,
         at: Option<OffsetDateTime>,
     },
+    /// What the gateway computed the customer owed for the checkout (subtotal, discount,
+    /// tax, total, and the amounts in the price's currency when presented in another one).
+    Billed(Bill),
     /// A payment attempt failed. Not final: the customer may retry in the same session.
     PaymentAttemptFailed,
     /// Checkout completed with a delayed payment method (bank debit) that is still settling.
@@ -66,15 +71,18 @@ pub enum PaymentFact {
 /// public for adapters to persist; only [`PaymentFacts::record`] should grow them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct PaymentFacts {
-    /// A payment of exactly the purchase's price and currency was captured.
-    pub paid_in_full: bool,
-    /// The earliest completion time reported for a payment in full. Several reports of one
+    /// The payment captured, in the currency the customer paid in. One checkout captures one
+    /// payment, reported by several events; should reports ever disagree, the largest by
+    /// (currency, amount) is kept, so the result is order-free.
+    pub captured: Option<Money>,
+    /// The earliest completion time reported for the captured payment. Several reports of one
     /// payment (the session's event, the charge's) may carry slightly different times; the
     /// earliest is kept so that the result does not depend on which arrived first.
     pub paid_at: Option<OffsetDateTime>,
-    /// A captured payment whose amount or currency differs from the price (held for review).
-    /// Of several, the largest by (currency, amount) is kept, so the result is order-free.
-    pub mismatched_payment: Option<Money>,
+    /// What the gateway billed. Whether the captured payment pays for the course is decided
+    /// against it when known (so a charge reported before its bill is judged again once the
+    /// bill arrives); of contradictory bills, the largest is kept.
+    pub bill: Option<Bill>,
     pub attempt_failed: bool,
     pub processing: bool,
     pub async_payment_failed: bool,
@@ -103,20 +111,24 @@ fn larger(a: Option<Money>, b: Money) -> Money {
     }
 }
 
+fn larger_bill(a: Option<Bill>, b: Bill) -> Bill {
+    match a {
+        Some(a) if a.order_key() >= b.order_key() => a,
+        _ => b,
+    }
+}
+
 impl PaymentFacts {
-    /// Merges one fact in; `price` decides whether a payment matches. Returns whether
-    /// anything changed (false for a duplicate or an already-implied fact).
-    pub fn record(&mut self, fact: PaymentFact, price: Money) -> bool {
+    /// Merges one fact in. Returns whether anything changed (false for a duplicate or an
+    /// already-implied fact).
+    pub fn record(&mut self, fact: PaymentFact) -> bool {
         let before = self.clone();
         match fact {
-            PaymentFact::PaymentSucceeded { amount, at } if amount == price => {
-                self.paid_in_full = true;
+            PaymentFact::PaymentSucceeded { amount, at } => {
+                self.captured = Some(larger(self.captured, amount));
                 self.paid_at = earliest(self.paid_at, at);
             }
-            // A mismatched payment does not pay for the course, so its time is not kept.
-            PaymentFact::PaymentSucceeded { amount, .. } => {
-                self.mismatched_payment = Some(larger(self.mismatched_payment, amount));
-            }
+            PaymentFact::Billed(bill) => self.bill = Some(larger_bill(self.bill, bill)),
             PaymentFact::PaymentAttemptFailed => self.attempt_failed = true,
             PaymentFact::PaymentProcessing => self.processing = true,
             PaymentFact::AsyncPaymentFailed => self.async_payment_failed = true,
@@ -131,19 +143,27 @@ impl PaymentFacts {
         *self != before
     }
 
-    /// The captured payment, if any: the price when paid in full, else the mismatched one.
-    fn captured(&self, price: Money) -> Option<Money> {
-        if self.paid_in_full {
-            Some(price)
-        } else {
-            self.mismatched_payment
+    /// What the customer owed for a course at `price`: the total billed when the bill is for
+    /// that price, the price itself when no bill is known (a gateway that reports none, or a
+    /// charge reported before its checkout), nothing a payment could match when the gateway
+    /// billed another price.
+    fn owed(&self, price: Money) -> Option<Money> {
+        match self.bill {
+            None => Some(price),
+            Some(bill) if bill.bills_price(price) => Some(bill.total()),
+            Some(_) => None,
         }
     }
 
-    /// Whether the captured payment pays for the course: the price in full, or a mismatched
+    /// Whether the captured payment is exactly what was owed.
+    fn paid_as_billed(&self, price: Money) -> bool {
+        self.captured.is_some() && self.captured == self.owed(price)
+    }
+
+    /// Whether the captured payment pays for the course: exactly what was owed, or another
     /// payment an operator accepted.
-    fn pays_for_course(&self) -> bool {
-        self.paid_in_full || (self.mismatched_payment.is_some() && self.accepted_by_operator)
+    fn pays_for_course(&self, price: Money) -> bool {
+        self.paid_as_billed(price) || (self.captured.is_some() && self.accepted_by_operator)
     }
 
     fn refunded_in(&self, currency: crate::money::Currency) -> i64 {
@@ -191,7 +211,11 @@ impl PurchaseStatus {
 /// Why a pending purchase is held for a human to look at instead of unlocking the course.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReviewReason {
+    /// The payment captured is not what was owed: the total billed, or the price when no
+    /// bill is known.
     AmountMismatch { expected: Money, received: Money },
+    /// The gateway billed a list price other than the course's (in the price's currency).
+    PriceMismatch { price: Money, billed: Money },
 }
 
 /// Why a purchase failed.
@@ -220,6 +244,33 @@ pub struct CheckoutSession {
     pub expires_at: OffsetDateTime,
 }
 
+/// What the gateway said about a payment that decides nothing about its status, kept to show
+/// the buyer. Each field keeps the first value learned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PaymentDetails {
+    /// The gateway's receipt page for the charge.
+    pub receipt_url: Option<String>,
+    /// The gateway's id of the promotion code applied at checkout.
+    pub promotion_code: Option<String>,
+}
+
+impl PaymentDetails {
+    /// Fills each field still unknown from `learned`; returns whether anything changed.
+    pub fn merge(&mut self, learned: &PaymentDetails) -> bool {
+        let mut changed = false;
+        for (known, learned) in [
+            (&mut self.receipt_url, &learned.receipt_url),
+            (&mut self.promotion_code, &learned.promotion_code),
+        ] {
+            if known.is_none() && learned.is_some() {
+                known.clone_from(learned);
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
 /// One attempt of a user to buy a course.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Purchase {
@@ -231,6 +282,7 @@ pub struct Purchase {
     pub checkout: Option<CheckoutSession>,
     pub payment_intent_id: Option<String>,
     pub facts: PaymentFacts,
+    pub details: PaymentDetails,
     /// Whether this purchase still holds the user's one active slot for the course. Set at
     /// creation, cleared for good once the status leaves pending/completed: a payment that
     /// arrives late for a failed purchase completes it without taking the slot back from a
@@ -278,7 +330,7 @@ impl Purchase {
             return Err(DomainError::CourseIsPaid);
         }
         let mut purchase = Self::new(id, buyer, course, now);
-        purchase.facts.paid_in_full = true;
+        purchase.facts.captured = Some(course.price);
         Ok(purchase)
     }
 
@@ -291,6 +343,7 @@ impl Purchase {
             checkout: None,
             payment_intent_id: None,
             facts: PaymentFacts::default(),
+            details: PaymentDetails::default(),
             holds_active_slot: true,
             created_at: now,
             updated_at: now,
@@ -298,7 +351,7 @@ impl Purchase {
     }
 
     pub fn status(&self) -> PurchaseStatus {
-        let Some(captured) = self.facts.captured(self.price) else {
+        let Some(captured) = self.facts.captured else {
             return if self.failure_reason().is_some() {
                 PurchaseStatus::Failed
             } else {
@@ -309,15 +362,15 @@ impl Purchase {
         let fully_refunded = refunded > 0 && refunded >= captured.minor();
         if self.facts.dispute_lost || fully_refunded {
             PurchaseStatus::Refunded
-        } else if self.facts.pays_for_course() {
+        } else if self.facts.pays_for_course(self.price) {
             PurchaseStatus::Completed
         } else {
             PurchaseStatus::Pending
         }
     }
 
-    /// When the purchase was paid in full, as the gateway reported it; the creation time when
-    /// no report said (a free enrolment, or a purchase stored before times were kept).
+    /// When the payment was captured, as the gateway reported it; the creation time when no
+    /// report said (a free enrolment, or a purchase stored before times were kept).
     pub fn paid_at(&self) -> OffsetDateTime {
         self.facts.paid_at.unwrap_or(self.created_at)
     }
@@ -325,7 +378,28 @@ impl Purchase {
     /// Whether a captured payment paid for the course (the price in full, or a mismatched
     /// payment an operator accepted), whatever happened since (a refund, a dispute).
     pub fn was_paid(&self) -> bool {
-        self.facts.pays_for_course()
+        self.facts.pays_for_course(self.price)
+    }
+
+    /// What the purchase earned, for the revenue report: `None` unless a captured payment paid
+    /// for the course (free enrolments, held and unpaid purchases earn nothing).
+    pub fn sale(&self) -> Option<Sale> {
+        let paid = self.facts.captured?;
+        if !self.was_paid() || self.price.is_zero() {
+            return None;
+        }
+        Some(Sale::of(
+            paid,
+            self.facts.bill,
+            self.facts.refunded_in(paid.currency()),
+            self.facts.dispute_lost,
+            self.paid_at(),
+        ))
+    }
+
+    /// What the gateway billed, when it said.
+    pub fn bill(&self) -> Option<Bill> {
+        self.facts.bill
     }
 
     /// The course is unlocked exactly when the purchase is completed.
@@ -339,18 +413,22 @@ impl Purchase {
         if self.status() != PurchaseStatus::Pending {
             return None;
         }
-        match self.facts.mismatched_payment {
-            Some(received) if !self.facts.pays_for_course() => Some(ReviewReason::AmountMismatch {
-                expected: self.price,
-                received,
-            }),
-            _ => None,
+        let received = self.facts.captured?;
+        if self.facts.pays_for_course(self.price) {
+            return None;
         }
+        Some(match self.facts.owed(self.price) {
+            Some(expected) => ReviewReason::AmountMismatch { expected, received },
+            None => ReviewReason::PriceMismatch {
+                price: self.price,
+                billed: self.facts.bill.map_or(received, |bill| bill.list_price()),
+            },
+        })
     }
 
     /// Why the purchase failed, when it closed without a captured payment.
     pub fn failure_reason(&self) -> Option<FailureReason> {
-        if self.facts.captured(self.price).is_some() {
+        if self.facts.captured.is_some() {
             None
         } else if self.facts.async_payment_failed {
             Some(FailureReason::AsyncPaymentFailed)
@@ -363,10 +441,10 @@ impl Purchase {
         }
     }
 
-    /// The payment captured for this purchase: the price when paid in full, else a
-    /// mismatched payment; `None` when nothing was captured.
+    /// The payment captured for this purchase, in the currency the customer paid in (zero
+    /// for a free enrolment or a 100%-off promotion code); `None` when nothing was captured.
     pub fn captured(&self) -> Option<Money> {
-        self.facts.captured(self.price)
+        self.facts.captured
     }
 
     /// The amount refunded so far, in the captured payment's currency (the price's when
@@ -378,7 +456,7 @@ impl Purchase {
 
     /// Records a gateway fact. Returns whether anything changed.
     pub fn record(&mut self, fact: PaymentFact, now: OffsetDateTime) -> bool {
-        let changed = self.facts.record(fact, self.price);
+        let changed = self.facts.record(fact);
         if changed {
             self.holds_active_slot &= self.status().is_active();
             self.updated_at = now;
@@ -386,18 +464,23 @@ impl Purchase {
         changed
     }
 
-    /// Merges what one gateway report revealed: its facts and, if the purchase has none yet,
-    /// the payment id. Returns whether anything changed (false for a replay), so storage can
-    /// skip the write.
+    /// Merges what one gateway report revealed: its facts, its details and, if the purchase
+    /// has none yet, the payment id. Returns whether anything changed (false for a replay),
+    /// so storage can skip the write.
     pub fn absorb(
         &mut self,
         facts: &[PaymentFact],
         payment_intent_id: Option<&str>,
+        details: &PaymentDetails,
         now: OffsetDateTime,
     ) -> bool {
         let mut changed = false;
         for fact in facts {
             changed |= self.record(*fact, now);
+        }
+        if self.details.merge(details) {
+            self.updated_at = now;
+            changed = true;
         }
         if let Some(payment_intent_id) = payment_intent_id {
             // Keeps the first intent learned; a different one later is ignored.
@@ -431,7 +514,7 @@ impl Purchase {
     pub fn reusable_checkout(&self, now: OffsetDateTime) -> Option<&CheckoutSession> {
         let untouched = self.status() == PurchaseStatus::Pending
             && !self.facts.processing
-            && self.facts.captured(self.price).is_none();
+            && self.facts.captured.is_none();
         self.checkout
             .as_ref()
             .filter(|session| untouched && session.expires_at - REUSE_MARGIN > now)
@@ -441,7 +524,7 @@ impl Purchase {
     /// and must not be sent to pay again.
     pub fn awaits_settlement(&self) -> bool {
         self.status() == PurchaseStatus::Pending
-            && (self.facts.processing || self.facts.captured(self.price).is_some())
+            && (self.facts.processing || self.facts.captured.is_some())
     }
 
     /// Decides how much to refund: the requested amount, or everything not yet refunded.

@@ -6,7 +6,9 @@
 
 use crate::error::{same_cause, BoxError};
 use async_trait::async_trait;
-use lms_domain::{CourseId, Currency, Money, PaymentFact, PurchaseId, UserId};
+use lms_domain::{
+    Bill, CourseId, Currency, Money, PaymentDetails, PaymentFact, PurchaseId, UserId,
+};
 use std::collections::BTreeMap;
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -85,6 +87,10 @@ pub struct CheckoutRequest {
     pub course_title: String,
     /// Never zero: free courses do not reach the gateway.
     pub amount: Money,
+    /// The buyer's customer at the gateway ([`PaymentGateway::create_customer`]), so that the
+    /// gateway groups a student's payments and sends its receipts; when set, the e-mail is
+    /// the customer's and `customer_email` is not sent.
+    pub customer_id: Option<String>,
     pub customer_email: Option<String>,
     /// When the session closes if unpaid.
     pub expires_at: OffsetDateTime,
@@ -126,6 +132,17 @@ impl SessionPaymentStatus {
     }
 }
 
+/// A customer to create at the gateway: one per user, reused for every checkout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerRequest {
+    pub user_id: UserId,
+    pub email: String,
+    pub name: String,
+    /// Derived from the user id, so that concurrent or retried creations for one user yield
+    /// one customer.
+    pub idempotency_key: String,
+}
+
 /// A hosted checkout session as the gateway reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewaySession {
@@ -136,6 +153,10 @@ pub struct GatewaySession {
     pub payment_status: SessionPaymentStatus,
     pub amount_total: i64,
     pub currency: Currency,
+    /// What the gateway computed the customer owes (subtotal, discount, tax, total, and any
+    /// currency conversion); `None` when it did not say, or said in a form the domain cannot
+    /// hold.
+    pub bill: Option<Bill>,
     pub expires_at: OffsetDateTime,
     pub metadata: BTreeMap<String, String>,
     /// Our purchase id, echoed back (`client_reference_id`).
@@ -145,23 +166,30 @@ pub struct GatewaySession {
 
 impl GatewaySession {
     /// The facts this session state proves: paid -> succeeded with the amount charged;
-    /// complete but unpaid -> a delayed payment is settling; expired -> closed unpaid.
-    /// A session's state does not say when it was paid, so its payment carries no time
-    /// (the webhook's does).
+    /// complete with no payment required (a 100%-off promotion code) -> succeeded with
+    /// nothing charged; complete but unpaid -> a delayed payment is settling; expired ->
+    /// closed unpaid. A completed session also proves its bill. A session's state does not
+    /// say when it was paid, so its payment carries no time (the webhook's does).
     pub fn facts(&self) -> Vec<PaymentFact> {
-        match (self.status, self.payment_status) {
+        let succeeded = |amount_total: i64| match Money::new(amount_total, self.currency) {
+            Ok(amount) => vec![PaymentFact::PaymentSucceeded { amount, at: None }],
+            Err(_) => Vec::new(),
+        };
+        let mut facts = match (self.status, self.payment_status) {
             (SessionStatus::Complete | SessionStatus::Open, SessionPaymentStatus::Paid) => {
-                match Money::new(self.amount_total, self.currency) {
-                    Ok(amount) => vec![PaymentFact::PaymentSucceeded { amount, at: None }],
-                    Err(_) => Vec::new(),
-                }
+                succeeded(self.amount_total)
             }
+            (SessionStatus::Complete, SessionPaymentStatus::NoPaymentRequired) => succeeded(0),
             (SessionStatus::Complete, SessionPaymentStatus::Unpaid) => {
                 vec![PaymentFact::PaymentProcessing]
             }
-            (SessionStatus::Expired, _) => vec![PaymentFact::CheckoutExpired],
+            (SessionStatus::Expired, _) => return vec![PaymentFact::CheckoutExpired],
             _ => Vec::new(),
+        };
+        if !facts.is_empty() {
+            facts.extend(self.bill.map(PaymentFact::Billed));
         }
+        facts
     }
 }
 
@@ -222,6 +250,9 @@ pub struct GatewayEvent {
     pub envelope: EventEnvelope,
     pub locator: PurchaseLocator,
     pub facts: Vec<PaymentFact>,
+    /// What the event says that decides nothing: a charge's receipt page, a checkout's
+    /// promotion code.
+    pub details: PaymentDetails,
 }
 
 /// The result of verifying a webhook (or decoding a stored or listed event).
@@ -319,6 +350,13 @@ pub trait PaymentGateway: Send + Sync + 'static {
         &self,
         request: &CheckoutRequest,
     ) -> Result<GatewaySession, GatewayError>;
+
+    /// Creates the gateway's customer for one of our users and returns its id. Retrying with
+    /// the same idempotency key returns the same customer.
+    ///
+    /// # Errors
+    /// As [`PaymentGateway::create_checkout_session`].
+    async fn create_customer(&self, request: &CustomerRequest) -> Result<String, GatewayError>;
 
     /// # Errors
     /// [`GatewayError::NotFound`] for an unknown id; otherwise as above.

@@ -58,14 +58,15 @@ pub mod storage;
 pub use clock::{Clock, SystemClock};
 pub use error::{chain, chain_text, BoxError, Context};
 pub use gateway::{
-    CheckoutRequest, EventEnvelope, EventPage, EventQuery, GatewayError, GatewayEvent,
-    GatewaySession, PaymentGateway, PurchaseLocator, RefundOutcome, RefundRequest, RefundStatus,
-    SessionPaymentStatus, SessionStatus, WebhookEvent, WebhookRejection,
+    CheckoutRequest, CustomerRequest, EventEnvelope, EventPage, EventQuery, GatewayError,
+    GatewayEvent, GatewaySession, PaymentGateway, PurchaseLocator, RefundOutcome, RefundRequest,
+    RefundStatus, SessionPaymentStatus, SessionStatus, WebhookEvent, WebhookRejection,
 };
 pub use password::{PasswordHashError, PasswordHasher};
 pub use storage::{
     Applied, AuditAction, AuditActor, AuditEntry, AuditLog, CourseRepo, DeliveryKind,
     DeploymentClaim, DeploymentRegistry, EventDelivery, EventFilter, EventInbox, EventOutcome,
     FactUpdate, InboxRecord, Page, PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse,
-    Recorded, RepoError, StorageHealth, Unapplied, UserRepo,
+    Recorded, RefundLease, RepoError, RevenueLine, RevenueQuery, StorageHealth, Unapplied,
+    UserRepo,
 };

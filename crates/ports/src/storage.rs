@@ -11,7 +11,8 @@ use crate::error::{same_cause, BoxError};
 use crate::gateway::EventEnvelope;
 use async_trait::async_trait;
 use lms_domain::{
-    Course, CourseId, Email, Money, PaymentFact, Purchase, PurchaseId, Role, User, UserId,
+    Course, CourseId, Currency, Email, Money, PaymentDetails, PaymentFact, Purchase, PurchaseId,
+    Role, User, UserId,
 };
 use thiserror::Error;
 use time::OffsetDateTime;
@@ -124,6 +125,24 @@ pub trait UserRepo: Send + Sync + 'static {
     /// [`RepoError::Unexpected`] when the generation is already `u32::MAX` (four billion
     /// sign-outs; nothing is written).
     async fn end_sessions(&self, id: UserId) -> Result<u32, RepoError>;
+
+    /// The user's customer at the payment gateway, once linked.
+    ///
+    /// # Errors
+    /// Only the shared ones; an unknown user, like one never linked, is `Ok(None)`.
+    async fn gateway_customer(&self, id: UserId) -> Result<Option<String>, RepoError>;
+
+    /// Links the user to a customer at the payment gateway, unless already linked, and
+    /// returns the customer now linked: the first link stays, so of concurrent links all
+    /// callers get the same customer.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when no user has this id (nothing is written).
+    async fn link_gateway_customer(
+        &self,
+        id: UserId,
+        customer_id: &str,
+    ) -> Result<String, RepoError>;
 }
 
 #[async_trait]
@@ -287,6 +306,9 @@ pub struct FactUpdate {
     pub facts: Vec<PaymentFact>,
     /// The gateway payment this update revealed, linked if the purchase has none yet.
     pub payment_intent_id: Option<String>,
+    /// Receipt page and promotion code this update revealed; each kept if the purchase has
+    /// none yet ([`Purchase::absorb`]).
+    pub details: PaymentDetails,
     /// `Some` for an event (applied at most once per event id, and recorded in the inbox with
     /// its outcome in the same atomic unit); `None` for facts learned by asking the gateway or
     /// decided by an operator, which are idempotent by nature.
@@ -308,6 +330,47 @@ pub enum Applied {
     /// The event was already recorded: a redelivery only counted (delivery count and last
     /// receipt time), a replay of an applied or held event changed nothing.
     DuplicateEvent,
+}
+
+/// What [`PurchaseRepo::lease_refund`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "returned once per refund; boxing buys nothing"
+)]
+pub enum RefundLease {
+    /// The lease is ours until the time asked for: the purchase as stored when taken.
+    Granted(Purchase),
+    /// Another refund of this purchase holds the lease until then.
+    Busy { until: OffsetDateTime },
+}
+
+/// Which sales the revenue report sums: those of one instructor's courses (all courses when
+/// `None`), sold in `[sold_from, sold_before)` (unbounded where `None`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RevenueQuery {
+    pub instructor: Option<UserId>,
+    pub sold_from: Option<OffsetDateTime>,
+    pub sold_before: Option<OffsetDateTime>,
+}
+
+/// The sales of one course in one currency: the sums of their [`lms_domain::Sale`]s, in
+/// minor units of `currency`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevenueLine {
+    pub course_id: CourseId,
+    pub course_title: String,
+    pub instructor_id: UserId,
+    pub currency: Currency,
+    /// How many purchases paid for the course.
+    pub purchases: u64,
+    pub gross: i64,
+    pub discounts: i64,
+    pub tax: i64,
+    pub paid: i64,
+    pub refunds: i64,
+    pub disputes_lost: i64,
+    pub net: i64,
 }
 
 /// A purchase with its course, for listings.
@@ -432,6 +495,35 @@ pub trait PurchaseRepo: Send + Sync + 'static {
         user: UserId,
         page: PageRequest,
     ) -> Result<Page<PurchasedCourse>, RepoError>;
+
+    /// Takes the refund lease of a purchase, so that refunds of one purchase are planned and
+    /// made one at a time: granted when no lease is held or the last one ran out (`now` is at
+    /// or past it), and then held until `until` or [`PurchaseRepo::release_refund`]. Of
+    /// concurrent takers exactly one is granted. A lease that is never released (a crash
+    /// mid-refund) runs out by itself. Only the lease is written.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] for an unknown purchase.
+    async fn lease_refund(
+        &self,
+        id: PurchaseId,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<RefundLease, RepoError>;
+
+    /// Gives the refund lease back (whoever holds it; a purchase without one is left as is).
+    ///
+    /// # Errors
+    /// Only the shared ones; an unknown purchase is not an error.
+    async fn release_refund(&self, id: PurchaseId) -> Result<(), RepoError>;
+
+    /// The revenue report: per course and currency, the sums of the [`Purchase::sale`] of
+    /// every purchase the query selects (by the sale's time), ordered by course title, course
+    /// id and currency. Courses without sales in the range are left out. One round trip.
+    ///
+    /// # Errors
+    /// Only the shared ones.
+    async fn revenue(&self, query: &RevenueQuery) -> Result<Vec<RevenueLine>, RepoError>;
 }
 
 /// The durable record of every verified gateway event and what became of it. Events whose

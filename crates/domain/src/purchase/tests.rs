@@ -127,13 +127,14 @@ fn without_a_reported_time_paid_at_is_the_creation_time() {
 }
 
 #[test]
-fn a_mismatched_payment_leaves_no_payment_time() {
+fn a_mismatched_payment_keeps_its_time_for_when_a_bill_or_an_operator_accepts_it() {
     let at = Some(T0 + Duration::minutes(1));
     let purchase = with_facts(&[PaymentSucceeded {
         amount: usd(100),
         at,
     }]);
-    assert_eq!(purchase.facts.paid_at, None);
+    assert_eq!(purchase.facts.paid_at, at);
+    assert_eq!(purchase.status(), PurchaseStatus::Pending);
 }
 
 #[test]
@@ -408,18 +409,38 @@ fn absorbing_a_report_says_whether_anything_changed() {
         amount: usd(1999),
         at: None,
     }];
-    assert!(purchase.absorb(&paid, Some("pi_1"), T0));
+    let none = PaymentDetails::default();
+    assert!(purchase.absorb(&paid, Some("pi_1"), &none, T0));
     assert_eq!(purchase.payment_intent_id.as_deref(), Some("pi_1"));
     assert!(
-        !purchase.absorb(&paid, Some("pi_1"), T0),
+        !purchase.absorb(&paid, Some("pi_1"), &none, T0),
         "a replay changes nothing"
     );
     assert!(
-        !purchase.absorb(&[], Some("pi_2"), T0),
+        !purchase.absorb(&[], Some("pi_2"), &none, T0),
         "the first payment intent is kept"
     );
     assert_eq!(purchase.payment_intent_id.as_deref(), Some("pi_1"));
-    assert!(purchase.absorb(&[Refunded { total: usd(1) }], None, T0));
+    assert!(purchase.absorb(&[Refunded { total: usd(1) }], None, &none, T0));
+    let receipt = PaymentDetails {
+        receipt_url: Some("https://pay.example/receipts/1".to_owned()),
+        promotion_code: None,
+    };
+    assert!(purchase.absorb(&[], None, &receipt, T0));
+    assert!(!purchase.absorb(&[], None, &receipt, T0));
+    let other = PaymentDetails {
+        receipt_url: Some("https://pay.example/receipts/2".to_owned()),
+        promotion_code: Some("promo_1".to_owned()),
+    };
+    assert!(purchase.absorb(&[], None, &other, T0), "the code was new");
+    assert_eq!(
+        purchase.details,
+        PaymentDetails {
+            receipt_url: receipt.receipt_url,
+            promotion_code: Some("promo_1".to_owned()),
+        },
+        "the first receipt learned is kept"
+    );
 }
 
 #[test]
@@ -452,9 +473,21 @@ fn any_paid_time() -> impl Strategy<Value = Option<OffsetDateTime>> {
     ]
 }
 
+fn any_bill() -> impl Strategy<Value = Bill> {
+    // The price billed as is, discounted, taxed, presented in euros, or another price.
+    prop_oneof![
+        Just(Bill::of_price(usd(1999))),
+        (0_i64..=1999).prop_map(|discount| billed(1999, discount, 0, 1999 - discount)),
+        (0_i64..400).prop_map(|tax| billed(1999, 0, tax, 1999 + tax)),
+        (1_i64..3000).prop_map(|total| in_euros(total, 1999)),
+        (0_i64..3000).prop_map(|price| Bill::of_price(usd(price))),
+    ]
+}
+
 fn any_fact() -> impl Strategy<Value = PaymentFact> {
     prop_oneof![
         (any_money(), any_paid_time()).prop_map(|(amount, at)| PaymentSucceeded { amount, at }),
+        any_bill().prop_map(Billed),
         Just(PaymentAttemptFailed),
         Just(PaymentProcessing),
         Just(AsyncPaymentFailed),
@@ -495,6 +528,7 @@ proptest! {
         prop_assert_eq!(delivered.failure_reason(), in_order.failure_reason());
         prop_assert_eq!(delivered.refunded_amount(), in_order.refunded_amount());
         prop_assert_eq!(delivered.paid_at(), in_order.paid_at());
+        prop_assert_eq!(delivered.sale(), in_order.sale());
     }
 
     #[test]
@@ -519,12 +553,12 @@ proptest! {
     }
 
     #[test]
-    fn paid_at_is_the_earliest_time_reported_for_a_payment_in_full(facts in prop::collection::vec(any_fact(), 0..8)) {
+    fn paid_at_is_the_earliest_time_reported_for_a_payment(facts in prop::collection::vec(any_fact(), 0..8)) {
         let purchase = with_facts(&facts);
         let earliest = facts
             .iter()
             .filter_map(|fact| match fact {
-                PaymentSucceeded { amount, at } if *amount == usd(1999) => *at,
+                PaymentSucceeded { at, .. } => *at,
                 _ => None,
             })
             .min();
@@ -535,9 +569,16 @@ proptest! {
     #[test]
     fn unlocked_exactly_when_paid_for_and_not_taken_back(facts in prop::collection::vec(any_fact(), 0..8)) {
         let purchase = with_facts(&facts);
-        // Paid for: the price in full, or another amount an operator accepted.
-        let paid_for = purchase.facts.paid_in_full
-            || (purchase.facts.mismatched_payment.is_some() && purchase.facts.accepted_by_operator);
+        // Paid for: what was owed (the total of a bill for the price, else the price), or
+        // another amount an operator accepted.
+        let owed = match purchase.facts.bill {
+            None => Some(usd(1999)),
+            Some(bill) if bill.list_price() == usd(1999) => Some(bill.total()),
+            Some(_) => None,
+        };
+        let captured = purchase.facts.captured;
+        let paid_for = (captured.is_some() && captured == owed)
+            || (captured.is_some() && purchase.facts.accepted_by_operator);
         // Taken back: a lost dispute, or refunds reaching what was captured.
         let refunded = purchase.refunded_amount().minor();
         let taken_back = purchase.facts.dispute_lost
@@ -599,4 +640,139 @@ fn a_held_payment_is_resolved_by_refunding_all_of_it() {
         purchase.plan_review_refund(),
         Err(DomainError::NotHeldForReview)
     );
+}
+
+fn billed(subtotal: i64, discount: i64, tax: i64, total: i64) -> Bill {
+    Bill::new(usd(subtotal), usd(discount), usd(tax), usd(total), None).unwrap()
+}
+
+/// A checkout of a USD `price` presented in euros (Adaptive Pricing), charging `total` euro cents.
+fn in_euros(total: i64, price: i64) -> Bill {
+    let conversion = crate::bill::Conversion::new(usd(price), usd(price)).unwrap();
+    Bill::new(eur(total), eur(0), eur(0), eur(total), Some(conversion)).unwrap()
+}
+
+fn paid(amount: Money) -> PaymentFact {
+    PaymentSucceeded {
+        amount,
+        at: Some(T0 + Duration::minutes(1)),
+    }
+}
+
+#[test]
+fn a_discounted_payment_of_the_billed_total_unlocks_whichever_report_comes_first() {
+    let bill = Billed(billed(1999, 500, 0, 1499));
+    for facts in [[bill, paid(usd(1499))], [paid(usd(1499)), bill]] {
+        let purchase = with_facts(&facts);
+        assert_eq!(purchase.status(), PurchaseStatus::Completed, "{facts:?}");
+        assert_eq!(purchase.captured(), Some(usd(1499)));
+        assert_eq!(purchase.paid_at(), T0 + Duration::minutes(1));
+    }
+    // Before its bill arrives, the charge alone does not match the price: held, not lost.
+    let early = with_facts(&[paid(usd(1499))]);
+    assert_eq!(
+        early.review_reason(),
+        Some(ReviewReason::AmountMismatch {
+            expected: usd(1999),
+            received: usd(1499)
+        })
+    );
+}
+
+#[test]
+fn a_bill_for_another_price_is_held_whatever_was_paid() {
+    let purchase = with_facts(&[Billed(billed(999, 0, 0, 999)), paid(usd(999))]);
+    assert_eq!(purchase.status(), PurchaseStatus::Pending);
+    assert_eq!(
+        purchase.review_reason(),
+        Some(ReviewReason::PriceMismatch {
+            price: usd(1999),
+            billed: usd(999)
+        })
+    );
+    assert_eq!(purchase.sale(), None);
+}
+
+#[test]
+fn a_payment_short_of_the_billed_total_is_held() {
+    let purchase = with_facts(&[Billed(billed(1999, 0, 400, 2399)), paid(usd(1999))]);
+    assert_eq!(
+        purchase.review_reason(),
+        Some(ReviewReason::AmountMismatch {
+            expected: usd(2399),
+            received: usd(1999)
+        })
+    );
+}
+
+#[test]
+fn exclusive_tax_is_paid_on_top_and_recorded() {
+    let mut purchase = with_facts(&[Billed(billed(1999, 0, 400, 2399)), paid(usd(2399))]);
+    assert_eq!(purchase.status(), PurchaseStatus::Completed);
+    assert_eq!(purchase.bill().map(|bill| bill.tax()), Some(usd(400)));
+    purchase.payment_intent_id = Some("pi_1".to_owned());
+    assert_eq!(
+        purchase.plan_refund(None),
+        Ok(usd(2399)),
+        "refunds cover the tax paid"
+    );
+    assert_eq!(
+        purchase.plan_refund(Some(2400)),
+        Err(DomainError::InvalidRefundAmount { remaining: 2399 })
+    );
+}
+
+#[test]
+fn a_100_percent_off_code_completes_without_a_charge_and_nothing_can_be_refunded() {
+    let mut purchase = with_facts(&[Billed(billed(1999, 1999, 0, 0)), paid(usd(0))]);
+    assert_eq!(purchase.status(), PurchaseStatus::Completed);
+    purchase.payment_intent_id = Some("pi_1".to_owned());
+    assert_eq!(
+        purchase.plan_refund(None),
+        Err(DomainError::NoPaymentToRefund)
+    );
+    let sale = purchase.sale().unwrap();
+    assert_eq!(
+        (sale.gross, sale.discount, sale.paid, sale.net),
+        (1999, 1999, 0, 0)
+    );
+}
+
+#[test]
+fn a_payment_presented_in_another_currency_is_checked_in_the_prices_and_refunded_in_its_own() {
+    let mut purchase = with_facts(&[paid(eur(1850)), Billed(in_euros(1850, 1999))]);
+    assert_eq!(purchase.status(), PurchaseStatus::Completed);
+    assert_eq!(purchase.captured(), Some(eur(1850)));
+    purchase.payment_intent_id = Some("pi_1".to_owned());
+    assert_eq!(purchase.plan_refund(Some(850)), Ok(eur(850)));
+    assert_eq!(
+        purchase.plan_refund(Some(1851)),
+        Err(DomainError::InvalidRefundAmount { remaining: 1850 })
+    );
+    assert!(purchase.record(Refunded { total: eur(1850) }, T0));
+    assert_eq!(purchase.status(), PurchaseStatus::Refunded);
+    // The euro price alone would not have matched the dollar price.
+    assert_eq!(
+        with_facts(&[paid(eur(1850))]).status(),
+        PurchaseStatus::Pending
+    );
+}
+
+#[test]
+fn only_paid_purchases_of_priced_courses_are_sales() {
+    assert_eq!(with_facts(&[]).sale(), None);
+    assert_eq!(with_facts(&[paid(usd(5))]).sale(), None, "held");
+    let sale = with_facts(&[paid(usd(1999)), Refunded { total: usd(999) }])
+        .sale()
+        .unwrap();
+    assert_eq!((sale.paid, sale.refunded, sale.net), (1999, 999, 1000));
+    assert_eq!(sale.sold_at, T0 + Duration::minutes(1));
+    let free = Purchase::enroll_free(
+        PurchaseId::from_uuid(Uuid::from_u128(4)),
+        buyer(),
+        &course_priced(usd(0)),
+        T0,
+    )
+    .unwrap();
+    assert_eq!(free.sale(), None);
 }
