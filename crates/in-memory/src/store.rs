@@ -6,17 +6,17 @@
 
 use async_trait::async_trait;
 use lms_domain::{
-    CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, PurchaseStatus, Role, User,
-    UserId,
+    CheckoutSession, Course, CourseId, Currency, Email, Purchase, PurchaseId, PurchaseStatus, Role,
+    User, UserId,
 };
 use lms_ports::{
     Applied, AuditEntry, AuditLog, CourseRepo, DeliveryKind, DeploymentClaim, DeploymentRegistry,
     EventDelivery, EventEnvelope, EventFilter, EventInbox, EventOutcome, FactUpdate, InboxRecord,
-    Page, PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, Recorded, RepoError,
-    StorageHealth, Unapplied, UserRepo,
+    Page, PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, Recorded, RefundLease,
+    RepoError, RevenueLine, RevenueQuery, StorageHealth, Unapplied, UserRepo,
 };
 use std::cmp::Reverse;
-use std::collections::{hash_map::Entry, HashMap, HashSet};
+use std::collections::{btree_map, hash_map::Entry, BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use time::OffsetDateTime;
@@ -43,6 +43,10 @@ struct State {
     events: Vec<RecordedEvent>,
     /// Until when each purchase is claimed by a reconciliation pass.
     claimed_until: HashMap<PurchaseId, OffsetDateTime>,
+    /// Until when each purchase's refund lease is held (absent: never taken, or released).
+    refund_leased_until: HashMap<PurchaseId, OffsetDateTime>,
+    /// Each linked user's customer at the payment gateway.
+    gateway_customers: HashMap<UserId, String>,
     /// The audit trail, in append order.
     audit: Vec<AuditEntry>,
     payments_mode: Option<PaymentsMode>,
@@ -241,6 +245,27 @@ impl UserRepo for InMemoryStore {
             .ok_or_else(|| RepoError::unexpected("session generation would overflow"))?;
         Ok(user.session_generation)
     }
+
+    async fn gateway_customer(&self, id: UserId) -> Result<Option<String>, RepoError> {
+        Ok(self.lock()?.gateway_customers.get(&id).cloned())
+    }
+
+    async fn link_gateway_customer(
+        &self,
+        id: UserId,
+        customer_id: &str,
+    ) -> Result<String, RepoError> {
+        let mut state = self.lock()?;
+        if !state.users.contains_key(&id) {
+            return Err(RepoError::NotFound);
+        }
+        // The first link stays: a later one only reads it back.
+        Ok(state
+            .gateway_customers
+            .entry(id)
+            .or_insert_with(|| customer_id.to_owned())
+            .clone())
+    }
 }
 
 #[async_trait]
@@ -375,6 +400,7 @@ impl PurchaseRepo for InMemoryStore {
         purchase.absorb(
             &update.facts,
             update.payment_intent_id.as_deref(),
+            &update.details,
             update.at,
         );
         if let Some(EventDelivery { envelope, .. }) = &update.event {
@@ -464,9 +490,11 @@ impl PurchaseRepo for InMemoryStore {
             .purchases
             .values()
             .filter(|p| {
+                // Not held for review: nothing captured yet (a captured payment that left
+                // the purchase pending is one an operator has to look at).
                 p.created_at < created_before
                     && p.status() == PurchaseStatus::Pending
-                    && p.review_reason().is_none()
+                    && p.captured().is_none()
                     && state
                         .claimed_until
                         .get(&p.id)
@@ -490,7 +518,7 @@ impl PurchaseRepo for InMemoryStore {
         let mut held: Vec<Purchase> = state
             .purchases
             .values()
-            .filter(|p| p.review_reason().is_some())
+            .filter(|p| p.status() == PurchaseStatus::Pending && p.captured().is_some())
             .cloned()
             .collect();
         held.sort_by_key(|p| (p.created_at, p.id));
@@ -543,6 +571,94 @@ impl PurchaseRepo for InMemoryStore {
             .collect::<Result<Vec<_>, RepoError>>()?;
         newest_first(&mut bought, |pc| (pc.purchase.created_at, pc.purchase.id));
         Ok(page_of(&bought, page))
+    }
+
+    async fn lease_refund(
+        &self,
+        id: PurchaseId,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<RefundLease, RepoError> {
+        let mut state = self.lock()?;
+        let purchase = state
+            .purchases
+            .get(&id)
+            .cloned()
+            .ok_or(RepoError::NotFound)?;
+        match state.refund_leased_until.get(&id) {
+            Some(held_until) if *held_until > now => Ok(RefundLease::Busy { until: *held_until }),
+            _ => {
+                state.refund_leased_until.insert(id, until);
+                Ok(RefundLease::Granted(purchase))
+            }
+        }
+    }
+
+    async fn release_refund(&self, id: PurchaseId) -> Result<(), RepoError> {
+        self.lock()?.refund_leased_until.remove(&id);
+        Ok(())
+    }
+
+    async fn revenue(&self, query: &RevenueQuery) -> Result<Vec<RevenueLine>, RepoError> {
+        let state = self.lock()?;
+        let mut lines: BTreeMap<(String, CourseId, &'static str), RevenueLine> = BTreeMap::new();
+        for purchase in state.purchases.values() {
+            let Some(sale) = purchase.sale() else {
+                continue;
+            };
+            let in_range = query.sold_from.is_none_or(|from| sale.sold_at >= from)
+                && query.sold_before.is_none_or(|before| sale.sold_at < before);
+            if !in_range {
+                continue;
+            }
+            // The foreign key of the SQL stores: a purchase always has its course.
+            let course = state.courses.get(&purchase.course_id).ok_or_else(|| {
+                RepoError::unexpected(format!("purchase {} has no course", purchase.id))
+            })?;
+            if query
+                .instructor
+                .is_some_and(|instructor| course.instructor_id != instructor)
+            {
+                continue;
+            }
+            let key = (
+                course.title.as_str().to_owned(),
+                course.id,
+                sale.currency.code(),
+            );
+            let line = match lines.entry(key) {
+                btree_map::Entry::Occupied(line) => line.into_mut(),
+                btree_map::Entry::Vacant(slot) => slot.insert(empty_line(course, sale.currency)),
+            };
+            line.purchases += 1;
+            line.gross += sale.gross;
+            line.discounts += sale.discount;
+            line.tax += sale.tax;
+            line.paid += sale.paid;
+            line.refunds += sale.refunded;
+            line.disputes_lost += sale.disputes_lost;
+            line.net += sale.net;
+        }
+        // The map's order is the report's: course title, course id, currency code.
+        Ok(lines.into_values().collect())
+    }
+}
+
+/// A revenue line of `course` in `currency` before any sale is added.
+fn empty_line(course: &Course, currency: Currency) -> RevenueLine {
+    RevenueLine {
+        course_id: course.id,
+        course_title: course.title.as_str().to_owned(),
+        instructor_id: course.instructor_id,
+        currency,
+        purchases: 0,
+        gross: 0,
+        discounts: 0,
+        tax: 0,
+        paid: 0,
+        refunds: 0,
+        disputes_lost: 0,
+        net: 0,
     }
 }
 

@@ -58,6 +58,7 @@ fn update(purchase: PurchaseId, facts: Vec<PaymentFact>, event: Option<&str>) ->
         purchase_id: purchase,
         facts,
         payment_intent_id: None,
+        details: lms_domain::PaymentDetails::default(),
         event: event.map(|id| delivery(id, DeliveryKind::Delivered)),
         at: T0 + Duration::minutes(1),
     }
@@ -691,10 +692,30 @@ async fn the_unavailable_switch_covers_the_inbox_the_audit_trail_and_the_new_que
     );
     unavailable(store.list_held(page).await.map(drop));
     unavailable(store.set_role(&buyer.email, Role::Admin).await.map(drop));
+    unavailable(store.gateway_customer(buyer.id).await.map(drop));
+    unavailable(
+        store
+            .link_gateway_customer(buyer.id, "cus_1")
+            .await
+            .map(drop),
+    );
+    unavailable(store.lease_refund(p.id, T0, later).await.map(drop));
+    unavailable(store.release_refund(p.id).await);
+    unavailable(
+        store
+            .revenue(&lms_ports::RevenueQuery::default())
+            .await
+            .map(drop),
+    );
     store.set_unavailable(false);
 
-    // Nothing was written: the event is unknown, the trail empty, the role and the claim
-    // unchanged.
+    // Nothing was written: the event is unknown, the trail empty, the role, the customer,
+    // the refund lease and the claim unchanged.
+    assert_eq!(store.gateway_customer(buyer.id).await, Ok(None));
+    assert!(matches!(
+        store.lease_refund(p.id, T0, later).await,
+        Ok(lms_ports::RefundLease::Granted(_))
+    ));
     assert_eq!(store.get_event("evt_1").await, Ok(None));
     assert_eq!(store.list_audit(page).await.unwrap().total, 0);
     assert_eq!(
