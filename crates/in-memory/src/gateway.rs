@@ -4,9 +4,12 @@
 //! The body is the JSON of a [`FakeEvent`]:
 //! `{"id": "evt_..", "type": "...", "purchaseId"?, "checkoutSessionId"?, "paymentIntentId"?,
 //! "created"?, "livemode"?, "facts": [{"kind": "payment_succeeded", "amountCents": 1999,
-//! "currency": "USD", "paidAt"?}, ...]}`. A payment's time is its `paidAt` (RFC 3339), else the
-//! event's `created` (Unix seconds), as Stripe's payment events are stamped; with neither it has
-//! no time. The signature header is [`FakeGateway::signature_for`] of the exact body bytes:
+//! "currency": "USD", "paidAt"?}, ...], "receiptUrl"?, "promotionCode"?}`. A payment's time is
+//! its `paidAt` (RFC 3339), else the event's `created` (Unix seconds), as Stripe's payment events
+//! are stamped; with neither it has no time. A bill is the fact `{"kind": "billed", "currency",
+//! "subtotalCents", "discountCents", "taxCents", "totalCents", "conversion"?: {"currency",
+//! "subtotalCents", "totalCents"}}`; `receiptUrl` and `promotionCode` are the event's
+//! [`PaymentDetails`]. The signature header is [`FakeGateway::signature_for`] of the exact body bytes:
 //! `fake-v1=` + hex(SHA-256(secret ‖ body)). An event without facts is `Ignored`. The fake runs
 //! in test mode unless made [`FakeGateway::in_live_mode`]; an event of the other mode
 //! (`livemode`, absent meaning test) is refused as [`WebhookRejection::WrongMode`].
@@ -22,6 +25,15 @@
 //! ([`FakeGateway::with_clock`], the system clock by default). Events only signed with
 //! [`FakeGateway::signed_event`] are not in the history: they were never emitted.
 //!
+//! # Bills, promotion codes and customers
+//! A session is created billing exactly its price ([`Bill::of_price`]); [`FakeGateway::pay_session`]
+//! pays that bill. [`FakeGateway::pay_session_billed`] pays another one (a discount, tax, a
+//! presentment currency with its conversion), [`FakeGateway::complete_session_without_payment`]
+//! completes a session a 100%-off code made free (no payment intent, nothing charged), and
+//! [`FakeGateway::apply_promotion_code`] makes every later event about the session name the code.
+//! Customers ([`PaymentGateway::create_customer`]) are one per idempotency key, as the
+//! gateway's are; [`FakeGateway::customers`] lists them.
+//!
 //! # Payments the fake knows
 //! Refunds are checked against the payments the fake knows: sessions paid through
 //! [`FakeGateway::pay_session`], and payments it announced itself, i.e. a verified event with a
@@ -30,11 +42,14 @@
 //! remains is [`GatewayError::Rejected`].
 
 use async_trait::async_trait;
-use lms_domain::{Currency, DisputeOutcome, Money, PaymentFact, PurchaseId};
+use lms_domain::{
+    Bill, Conversion, Currency, DisputeOutcome, Money, PaymentDetails, PaymentFact, PurchaseId,
+};
 use lms_ports::{
-    CheckoutRequest, Clock, Context, EventEnvelope, EventPage, EventQuery, GatewayError,
-    GatewayEvent, GatewaySession, PaymentGateway, PurchaseLocator, RefundOutcome, RefundRequest,
-    RefundStatus, SessionPaymentStatus, SessionStatus, SystemClock, WebhookEvent, WebhookRejection,
+    CheckoutRequest, Clock, Context, CustomerRequest, EventEnvelope, EventPage, EventQuery,
+    GatewayError, GatewayEvent, GatewaySession, PaymentGateway, PurchaseLocator, RefundOutcome,
+    RefundRequest, RefundStatus, SessionPaymentStatus, SessionStatus, SystemClock, WebhookEvent,
+    WebhookRejection,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -67,6 +82,16 @@ pub enum FakeFact {
         )]
         paid_at: Option<OffsetDateTime>,
     },
+    /// What the gateway billed, in the currency the checkout was presented in.
+    Billed {
+        currency: String,
+        subtotal_cents: i64,
+        discount_cents: i64,
+        tax_cents: i64,
+        total_cents: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        conversion: Option<FakeConversion>,
+    },
     PaymentAttemptFailed,
     PaymentProcessing,
     AsyncPaymentFailed,
@@ -84,6 +109,32 @@ pub enum FakeFact {
     AcceptedByOperator,
 }
 
+/// A bill's amounts in the price's own currency, in the fake webhook format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FakeConversion {
+    pub currency: String,
+    pub subtotal_cents: i64,
+    pub total_cents: i64,
+}
+
+impl From<Bill> for FakeFact {
+    fn from(bill: Bill) -> Self {
+        FakeFact::Billed {
+            currency: bill.currency().code().to_owned(),
+            subtotal_cents: bill.subtotal().minor(),
+            discount_cents: bill.discount().minor(),
+            tax_cents: bill.tax().minor(),
+            total_cents: bill.total().minor(),
+            conversion: bill.conversion().map(|conversion| FakeConversion {
+                currency: conversion.subtotal.currency().code().to_owned(),
+                subtotal_cents: conversion.subtotal.minor(),
+                total_cents: conversion.total.minor(),
+            }),
+        }
+    }
+}
+
 impl From<PaymentFact> for FakeFact {
     fn from(fact: PaymentFact) -> Self {
         match fact {
@@ -92,6 +143,7 @@ impl From<PaymentFact> for FakeFact {
                 currency: amount.currency().code().to_owned(),
                 paid_at: at,
             },
+            PaymentFact::Billed(bill) => bill.into(),
             PaymentFact::PaymentAttemptFailed => FakeFact::PaymentAttemptFailed,
             PaymentFact::PaymentProcessing => FakeFact::PaymentProcessing,
             PaymentFact::AsyncPaymentFailed => FakeFact::AsyncPaymentFailed,
@@ -127,6 +179,31 @@ impl FakeFact {
                 amount: money(*amount_cents, currency)?,
                 at: paid_at.or(created),
             },
+            FakeFact::Billed {
+                currency,
+                subtotal_cents,
+                discount_cents,
+                tax_cents,
+                total_cents,
+                conversion,
+            } => {
+                let conversion = conversion
+                    .as_ref()
+                    .map(|conversion| {
+                        Conversion::new(
+                            money(conversion.subtotal_cents, &conversion.currency)?,
+                            money(conversion.total_cents, &conversion.currency)?,
+                        )
+                    })
+                    .transpose()?;
+                PaymentFact::Billed(Bill::new(
+                    money(*subtotal_cents, currency)?,
+                    money(*discount_cents, currency)?,
+                    money(*tax_cents, currency)?,
+                    money(*total_cents, currency)?,
+                    conversion,
+                )?)
+            }
             FakeFact::PaymentAttemptFailed => PaymentFact::PaymentAttemptFailed,
             FakeFact::PaymentProcessing => PaymentFact::PaymentProcessing,
             FakeFact::AsyncPaymentFailed => PaymentFact::AsyncPaymentFailed,
@@ -169,6 +246,12 @@ pub struct FakeEvent {
     pub livemode: bool,
     #[serde(default)]
     pub facts: Vec<FakeFact>,
+    /// The receipt page of the charge the event is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt_url: Option<String>,
+    /// The promotion code applied at checkout (`promo_...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion_code: Option<String>,
 }
 
 impl FakeEvent {
@@ -182,6 +265,8 @@ impl FakeEvent {
             created: None,
             livemode: false,
             facts: Vec::new(),
+            receipt_url: None,
+            promotion_code: None,
         }
     }
 
@@ -223,6 +308,40 @@ impl FakeEvent {
         self
     }
 
+    /// Names the receipt page of the charge the event is about.
+    #[must_use]
+    pub fn with_receipt_url(mut self, receipt_url: impl Into<String>) -> Self {
+        self.receipt_url = Some(receipt_url.into());
+        self
+    }
+
+    /// Names the promotion code applied at checkout.
+    #[must_use]
+    pub fn with_promotion_code(mut self, promotion_code: impl Into<String>) -> Self {
+        self.promotion_code = Some(promotion_code.into());
+        self
+    }
+
+    /// Carries `details` (each field the event already names is replaced when `details` has one).
+    #[must_use]
+    pub fn with_details(mut self, details: &PaymentDetails) -> Self {
+        if details.receipt_url.is_some() {
+            self.receipt_url.clone_from(&details.receipt_url);
+        }
+        if details.promotion_code.is_some() {
+            self.promotion_code.clone_from(&details.promotion_code);
+        }
+        self
+    }
+
+    /// What the event says beside its facts.
+    pub fn details(&self) -> PaymentDetails {
+        PaymentDetails {
+            receipt_url: self.receipt_url.clone(),
+            promotion_code: self.promotion_code.clone(),
+        }
+    }
+
     /// The JSON body of this event.
     pub fn to_body(&self) -> Vec<u8> {
         // Serialising plain strings, integers and enums cannot fail.
@@ -234,6 +353,7 @@ impl FakeEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GatewayCall {
     CreateCheckoutSession(CheckoutRequest),
+    CreateCustomer(CustomerRequest),
     RetrieveCheckoutSession(String),
     FindSessionByPaymentIntent(String),
     Refund(RefundRequest),
@@ -315,11 +435,24 @@ impl Emitted {
     }
 }
 
+/// A customer the fake created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeCustomer {
+    /// `cus_fake_...`.
+    pub id: String,
+    /// The request that created it.
+    pub request: CustomerRequest,
+}
+
 #[derive(Debug)]
 struct State {
     sessions: HashMap<String, GatewaySession>,
     /// Idempotency key -> (request, session id).
     checkout_keys: HashMap<String, (CheckoutRequest, String)>,
+    /// The customers created, oldest first.
+    customers: Vec<FakeCustomer>,
+    /// Session id -> the promotion code its events name.
+    promotion_codes: HashMap<String, String>,
     /// Idempotency key -> (request, outcome).
     refund_keys: HashMap<String, (RefundRequest, RefundOutcome)>,
     calls: Vec<GatewayCall>,
@@ -342,6 +475,8 @@ impl Default for State {
         Self {
             sessions: HashMap::new(),
             checkout_keys: HashMap::new(),
+            customers: Vec::new(),
+            promotion_codes: HashMap::new(),
             refund_keys: HashMap::new(),
             calls: Vec::new(),
             failures: VecDeque::new(),
@@ -479,11 +614,13 @@ impl FakeGateway {
         let now = self.clock.now().unix_timestamp();
         let mut state = self.state();
         let livemode = state.livemode;
+        let promotion_code = state.promotion_codes.get(session_id).cloned();
         let Some(session) = state.sessions.get_mut(session_id) else {
             return false;
         };
         change(session);
-        let event = session_event(session, event_type, now, livemode);
+        let mut event = session_event(session, event_type, now, livemode);
+        event.promotion_code = promotion_code;
         Self::record(&mut state, event);
         true
     }
@@ -521,8 +658,8 @@ impl FakeGateway {
             .is_some()
     }
 
-    /// The customer paid: complete, paid, with this payment intent; emits
-    /// `checkout.session.completed` with the payment.
+    /// The customer paid the session's bill (its price, unless changed): complete, paid, with
+    /// this payment intent; emits `checkout.session.completed` with the payment and the bill.
     pub fn pay_session(&self, session_id: &str, payment_intent_id: &str) -> bool {
         self.transition(session_id, "checkout.session.completed", |session| {
             session.status = SessionStatus::Complete;
@@ -530,6 +667,51 @@ impl FakeGateway {
             session.url = None;
             session.payment_intent_id = Some(payment_intent_id.to_owned());
         })
+    }
+
+    /// The customer paid `bill` (discounted, taxed, or presented in another currency with its
+    /// conversion): as [`FakeGateway::pay_session`], the session now charging the bill's
+    /// total in the bill's currency.
+    pub fn pay_session_billed(
+        &self,
+        session_id: &str,
+        payment_intent_id: &str,
+        bill: Bill,
+    ) -> bool {
+        self.transition(session_id, "checkout.session.completed", |session| {
+            charge_bill(session, bill);
+            session.status = SessionStatus::Complete;
+            session.payment_status = SessionPaymentStatus::Paid;
+            session.url = None;
+            session.payment_intent_id = Some(payment_intent_id.to_owned());
+        })
+    }
+
+    /// A 100%-off promotion code left nothing to pay: the session completes with `bill` (whose
+    /// total is zero), no payment required and no payment intent; emits
+    /// `checkout.session.completed`, which proves a payment of zero and the bill.
+    pub fn complete_session_without_payment(&self, session_id: &str, bill: Bill) -> bool {
+        self.transition(session_id, "checkout.session.completed", |session| {
+            charge_bill(session, bill);
+            session.status = SessionStatus::Complete;
+            session.payment_status = SessionPaymentStatus::NoPaymentRequired;
+            session.url = None;
+            session.payment_intent_id = None;
+        })
+    }
+
+    /// The customer entered a promotion code on the session's page: every event about the
+    /// session emitted from now on names `promotion_code` (a `promo_...` id); false when there
+    /// is no such session. Emits nothing and changes no amount (pay with a bill for that).
+    pub fn apply_promotion_code(&self, session_id: &str, promotion_code: &str) -> bool {
+        let mut state = self.state();
+        if !state.sessions.contains_key(session_id) {
+            return false;
+        }
+        state
+            .promotion_codes
+            .insert(session_id.to_owned(), promotion_code.to_owned());
+        true
     }
 
     /// Checkout completed with a delayed payment method still settling; emits
@@ -584,6 +766,16 @@ impl FakeGateway {
     pub fn session_count(&self) -> usize {
         self.state().sessions.len()
     }
+
+    /// The customers created (one per distinct idempotency key), oldest first.
+    pub fn customers(&self) -> Vec<FakeCustomer> {
+        self.state().customers.clone()
+    }
+
+    /// How many distinct customers exist.
+    pub fn customer_count(&self) -> usize {
+        self.state().customers.len()
+    }
 }
 
 #[async_trait]
@@ -624,6 +816,7 @@ impl PaymentGateway for FakeGateway {
             payment_status: SessionPaymentStatus::Unpaid,
             amount_total: request.amount.minor(),
             currency: request.amount.currency(),
+            bill: Some(Bill::of_price(request.amount)),
             expires_at: request.expires_at,
             metadata,
             purchase_id: Some(request.purchase_id),
@@ -635,6 +828,30 @@ impl PaymentGateway for FakeGateway {
         );
         state.sessions.insert(id, session.clone());
         Ok(session)
+    }
+
+    async fn create_customer(&self, request: &CustomerRequest) -> Result<String, GatewayError> {
+        let mut state = self.state();
+        Self::begin_call(&mut state, GatewayCall::CreateCustomer(request.clone()))?;
+        if let Some(earlier) = state
+            .customers
+            .iter()
+            .find(|customer| customer.request.idempotency_key == request.idempotency_key)
+        {
+            if earlier.request != *request {
+                return Err(GatewayError::Rejected {
+                    code: Some("idempotency_key_in_use".to_owned()),
+                    message: "idempotency key reused with different parameters".to_owned(),
+                });
+            }
+            return Ok(earlier.id.clone());
+        }
+        let id = format!("cus_fake_{}", Uuid::new_v4().simple());
+        state.customers.push(FakeCustomer {
+            id: id.clone(),
+            request: request.clone(),
+        });
+        Ok(id)
     }
 
     async fn retrieve_checkout_session(
@@ -774,7 +991,8 @@ impl PaymentGateway for FakeGateway {
         }
         close_session(session);
         let closed = session.clone();
-        let event = session_event(&closed, "checkout.session.expired", now, livemode);
+        let mut event = session_event(&closed, "checkout.session.expired", now, livemode);
+        event.promotion_code = state.promotion_codes.get(session_id).cloned();
         Self::record(&mut state, event);
         Ok(closed)
     }
@@ -840,6 +1058,13 @@ impl PaymentGateway for FakeGateway {
     }
 }
 
+/// Makes a session charge `bill`: its total, in its currency.
+fn charge_bill(session: &mut GatewaySession, bill: Bill) {
+    session.amount_total = bill.total().minor();
+    session.currency = bill.currency();
+    session.bill = Some(bill);
+}
+
 /// Closes a session unpaid: no payment page any more.
 fn close_session(session: &mut GatewaySession) {
     session.status = SessionStatus::Expired;
@@ -892,6 +1117,7 @@ fn decode(payload: &[u8], expect_livemode: bool) -> Result<WebhookEvent, Webhook
         .map(OffsetDateTime::from_unix_timestamp)
         .transpose()
         .map_err(|err| WebhookRejection::malformed(Context::new("created", err)))?;
+    let details = event.details();
     let envelope = EventEnvelope {
         id: event.id,
         event_type: event.event_type,
@@ -922,6 +1148,7 @@ fn decode(payload: &[u8], expect_livemode: bool) -> Result<WebhookEvent, Webhook
             payment_intent_id: event.payment_intent_id,
         },
         facts,
+        details,
     }))
 }
 

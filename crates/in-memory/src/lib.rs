@@ -16,6 +16,6 @@ mod hasher;
 mod store;
 
 pub use clock::ManualClock;
-pub use gateway::{FakeEvent, FakeFact, FakeGateway, GatewayCall};
+pub use gateway::{FakeConversion, FakeCustomer, FakeEvent, FakeFact, FakeGateway, GatewayCall};
 pub use hasher::FakeHasher;
 pub use store::{InMemoryStore, RecordedEvent};

@@ -11,6 +11,7 @@ fn request(key: &str, minor: i64) -> CheckoutRequest {
         user_id: UserId::from_uuid(Uuid::from_u128(3)),
         course_title: "Rust".to_owned(),
         amount: Money::new(minor, Currency::USD).unwrap(),
+        customer_id: None,
         customer_email: None,
         expires_at: datetime!(2026-01-02 00:00 UTC),
         idempotency_key: key.to_owned(),
@@ -58,12 +59,16 @@ async fn sessions_are_created_remembered_and_idempotent() {
 
     assert!(gateway.pay_session(&first.id, "pi_1"));
     let paid = gateway.retrieve_checkout_session(&first.id).await.unwrap();
+    let price = Money::new(1999, Currency::USD).unwrap();
     assert_eq!(
         paid.facts(),
-        vec![PaymentFact::PaymentSucceeded {
-            amount: Money::new(1999, Currency::USD).unwrap(),
-            at: None
-        }]
+        vec![
+            PaymentFact::PaymentSucceeded {
+                amount: price,
+                at: None
+            },
+            PaymentFact::Billed(Bill::of_price(price)),
+        ]
     );
     assert_eq!(
         gateway
@@ -455,12 +460,16 @@ async fn a_paid_session_emits_its_completion_and_the_history_lists_it() {
             payment_intent_id: Some("pi_1".to_owned()),
         }
     );
+    let price = Money::new(1999, Currency::USD).unwrap();
     assert_eq!(
         event.facts,
-        vec![PaymentFact::PaymentSucceeded {
-            amount: Money::new(1999, Currency::USD).unwrap(),
-            at: Some(clock.now())
-        }]
+        vec![
+            PaymentFact::PaymentSucceeded {
+                amount: price,
+                at: Some(clock.now())
+            },
+            PaymentFact::Billed(Bill::of_price(price)),
+        ]
     );
     // What is listed is what a delivery would carry, and decodes again to the same event.
     assert_eq!(
@@ -476,7 +485,13 @@ async fn a_paid_session_emits_its_completion_and_the_history_lists_it() {
     let WebhookEvent::Relevant(processing) = &page.events[0] else {
         panic!("newest first: the unpaid completion");
     };
-    assert_eq!(processing.facts, vec![PaymentFact::PaymentProcessing]);
+    assert_eq!(
+        processing.facts,
+        vec![
+            PaymentFact::PaymentProcessing,
+            PaymentFact::Billed(Bill::of_price(Money::new(2999, Currency::USD).unwrap())),
+        ]
+    );
 }
 
 #[tokio::test]
@@ -695,4 +710,282 @@ async fn queued_failures_hit_expiry_and_listing_too() {
             GatewayCall::ListEvents(query),
         ]
     );
+}
+
+fn customer_request(key: &str, email: &str) -> CustomerRequest {
+    CustomerRequest {
+        user_id: UserId::from_uuid(Uuid::from_u128(3)),
+        email: email.to_owned(),
+        name: "Ada".to_owned(),
+        idempotency_key: key.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn customers_are_one_per_idempotency_key_and_recorded() {
+    let gateway = FakeGateway::new();
+    let first = gateway
+        .create_customer(&customer_request("customer-3", "ada@example.com"))
+        .await
+        .unwrap();
+    assert!(first.starts_with("cus_fake_"), "{first}");
+    let again = gateway
+        .create_customer(&customer_request("customer-3", "ada@example.com"))
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(gateway.customer_count(), 1);
+    assert!(matches!(
+        gateway
+            .create_customer(&customer_request("customer-3", "other@example.com"))
+            .await,
+        Err(GatewayError::Rejected { code: Some(code), .. }) if code == "idempotency_key_in_use"
+    ));
+    let other = gateway
+        .create_customer(&customer_request("customer-4", "bo@example.com"))
+        .await
+        .unwrap();
+    assert_ne!(other, first);
+    assert_eq!(
+        gateway.customers(),
+        vec![
+            FakeCustomer {
+                id: first,
+                request: customer_request("customer-3", "ada@example.com"),
+            },
+            FakeCustomer {
+                id: other,
+                request: customer_request("customer-4", "bo@example.com"),
+            },
+        ]
+    );
+    assert_eq!(gateway.call_count(), 4, "the refused call is recorded too");
+
+    gateway.fail_next(1, GatewayError::NotFound);
+    assert_eq!(
+        gateway
+            .create_customer(&customer_request("customer-5", "cy@example.com"))
+            .await,
+        Err(GatewayError::NotFound)
+    );
+    assert_eq!(gateway.customer_count(), 2);
+}
+
+#[tokio::test]
+async fn a_checkout_for_a_customer_records_it() {
+    let gateway = FakeGateway::new();
+    let with_customer = CheckoutRequest {
+        customer_id: Some("cus_fake_1".to_owned()),
+        ..request("k1", 1999)
+    };
+    let session = gateway
+        .create_checkout_session(&with_customer)
+        .await
+        .unwrap();
+    assert_eq!(
+        session.bill,
+        Some(Bill::of_price(Money::new(1999, Currency::USD).unwrap())),
+        "a new session bills its price"
+    );
+    assert_eq!(
+        gateway.checkout_requests()[0].customer_id.as_deref(),
+        Some("cus_fake_1")
+    );
+    // The customer is part of what the idempotency key stands for.
+    assert!(matches!(
+        gateway.create_checkout_session(&request("k1", 1999)).await,
+        Err(GatewayError::Rejected { .. })
+    ));
+}
+
+fn money(minor: i64, code: &str) -> Money {
+    Money::new(minor, Currency::parse(code).unwrap()).unwrap()
+}
+
+/// The facts and details of the newest event the fake emitted, decoded as a delivery would be.
+async fn newest_event(gateway: &FakeGateway) -> GatewayEvent {
+    let page = gateway
+        .list_events(&EventQuery {
+            created_from: OffsetDateTime::UNIX_EPOCH,
+            starting_after: None,
+            limit: 1,
+        })
+        .await
+        .unwrap();
+    match page.events.into_iter().next() {
+        Some(WebhookEvent::Relevant(event)) => event,
+        other => panic!("expected a relevant event, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_session_paid_with_a_discounted_taxed_converted_bill_charges_and_reports_it() {
+    let (gateway, clock) = clocked();
+    let session = gateway
+        .create_checkout_session(&request("k1", 2000))
+        .await
+        .unwrap();
+    // Presented in EUR: 1850 list, 25% off, 10% tax on the rest; 2000 / 1665 in USD.
+    let bill = Bill::new(
+        money(1850, "EUR"),
+        money(463, "EUR"),
+        money(139, "EUR"),
+        money(1526, "EUR"),
+        Some(Conversion::new(money(2000, "USD"), money(1650, "USD")).unwrap()),
+    )
+    .unwrap();
+    assert!(gateway.apply_promotion_code(&session.id, "promo_spring25"));
+    assert!(!gateway.apply_promotion_code("cs_unknown", "promo_spring25"));
+    assert!(gateway.pay_session_billed(&session.id, "pi_1", bill));
+
+    let paid = gateway
+        .retrieve_checkout_session(&session.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (paid.amount_total, paid.currency, paid.bill),
+        (1526, money(0, "EUR").currency(), Some(bill))
+    );
+    let event = newest_event(&gateway).await;
+    assert_eq!(
+        event.facts,
+        vec![
+            PaymentFact::PaymentSucceeded {
+                amount: money(1526, "EUR"),
+                at: Some(clock.now())
+            },
+            PaymentFact::Billed(bill),
+        ]
+    );
+    assert_eq!(
+        event.details,
+        PaymentDetails {
+            receipt_url: None,
+            promotion_code: Some("promo_spring25".to_owned()),
+        }
+    );
+
+    // What was charged is what can be refunded, in the currency paid.
+    let refund = |minor: i64, code: &str, key: &str| RefundRequest {
+        purchase_id: PurchaseId::from_uuid(Uuid::from_u128(1)),
+        payment_intent_id: "pi_1".to_owned(),
+        amount: money(minor, code),
+        reason: None,
+        idempotency_key: key.to_owned(),
+    };
+    assert!(matches!(
+        gateway.refund(&refund(100, "USD", "r1")).await,
+        Err(GatewayError::Rejected { code: Some(code), .. }) if code == "currency_mismatch"
+    ));
+    assert!(gateway.refund(&refund(1527, "EUR", "r2")).await.is_err());
+    assert_eq!(
+        gateway
+            .refund(&refund(1526, "EUR", "r3"))
+            .await
+            .unwrap()
+            .amount,
+        money(1526, "EUR")
+    );
+}
+
+#[tokio::test]
+async fn a_session_made_free_by_a_code_completes_without_a_payment() {
+    let (gateway, clock) = clocked();
+    let session = gateway
+        .create_checkout_session(&request("k1", 2000))
+        .await
+        .unwrap();
+    let free = Bill::new(
+        money(2000, "USD"),
+        money(2000, "USD"),
+        money(0, "USD"),
+        money(0, "USD"),
+        None,
+    )
+    .unwrap();
+    gateway.apply_promotion_code(&session.id, "promo_free");
+    assert!(gateway.complete_session_without_payment(&session.id, free));
+    let completed = gateway
+        .retrieve_checkout_session(&session.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            completed.status,
+            completed.payment_status,
+            completed.payment_intent_id.as_deref(),
+            completed.amount_total
+        ),
+        (
+            SessionStatus::Complete,
+            SessionPaymentStatus::NoPaymentRequired,
+            None,
+            0
+        )
+    );
+    let event = newest_event(&gateway).await;
+    assert_eq!(event.locator.payment_intent_id, None);
+    assert_eq!(
+        event.facts,
+        vec![
+            PaymentFact::PaymentSucceeded {
+                amount: money(0, "USD"),
+                at: Some(clock.now())
+            },
+            PaymentFact::Billed(free),
+        ]
+    );
+    assert_eq!(event.details.promotion_code.as_deref(), Some("promo_free"));
+}
+
+#[test]
+fn events_carry_bills_receipts_and_promotion_codes() {
+    let gateway = FakeGateway::new();
+    let bill = Bill::new(
+        money(1000, "JPY"),
+        money(100, "JPY"),
+        money(90, "JPY"),
+        money(990, "JPY"),
+        Some(Conversion::new(money(700, "USD"), money(693, "USD")).unwrap()),
+    )
+    .unwrap();
+    let event = FakeEvent::new("evt_1", "charge.succeeded")
+        .with_payment_intent("pi_1")
+        .with_fact(PaymentFact::Billed(bill))
+        .with_receipt_url("https://pay.fake.test/receipts/ch_1")
+        .with_details(&PaymentDetails {
+            receipt_url: None,
+            promotion_code: Some("promo_tenoff".to_owned()),
+        });
+    let (body, signature) = FakeGateway::signed_event(&event);
+    let text = String::from_utf8(body.clone()).unwrap();
+    assert!(
+        text.contains(r#""kind":"billed","currency":"JPY","subtotalCents":1000"#)
+            && text.contains(
+                r#""conversion":{"currency":"USD","subtotalCents":700,"totalCents":693}"#
+            )
+            && text.contains(r#""receiptUrl":"https://pay.fake.test/receipts/ch_1""#)
+            && text.contains(r#""promotionCode":"promo_tenoff""#),
+        "{text}"
+    );
+    let WebhookEvent::Relevant(verified) = gateway.verify_webhook(&body, Some(&signature)).unwrap()
+    else {
+        panic!("expected a relevant event")
+    };
+    assert_eq!(verified.facts, vec![PaymentFact::Billed(bill)]);
+    assert_eq!(
+        verified.details,
+        PaymentDetails {
+            receipt_url: Some("https://pay.fake.test/receipts/ch_1".to_owned()),
+            promotion_code: Some("promo_tenoff".to_owned()),
+        }
+    );
+    assert_eq!(verified.details, event.details());
+
+    // A bill with a negative amount is malformed.
+    let mixed = br#"{"id":"evt_2","type":"x","facts":[{"kind":"billed","currency":"USD","subtotalCents":5,"discountCents":0,"taxCents":0,"totalCents":5,"conversion":{"currency":"EUR","subtotalCents":5,"totalCents":-1}}]}"#;
+    assert!(matches!(
+        gateway.verify_webhook(mixed, Some(&FakeGateway::signature_for(mixed))),
+        Err(WebhookRejection::Malformed(_))
+    ));
 }
