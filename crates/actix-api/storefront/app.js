@@ -11,9 +11,17 @@
   // How long the success page waits for a pending payment: POLL_TRIES checks, POLL_MS apart.
   const POLL_TRIES = 10;
   const POLL_MS = 1500;
-  // ISO 4217 currencies without minor units (the others the API accepts have two).
+  // ISO 4217 currencies without minor units, and those with three; the others have two.
+  // Prices are in the currencies the API accepts (JPY is its only zero-decimal one), but a
+  // payment presented in the customer's currency (Stripe's Adaptive Pricing) may be in any.
   const ZERO_DECIMAL = new Set(["BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG",
     "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"]);
+  const THREE_DECIMAL = new Set(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"]);
+  // Rows a page of the order history shows.
+  const ORDERS_LIMIT = 20;
+  // How many pages of the order history the success page reads looking for its purchase
+  // (newest first, so it is nearly always on the first).
+  const ORDER_SEARCH_PAGES = 5;
 
   const $ = (id) => document.getElementById(id);
 
@@ -34,10 +42,15 @@
   };
 
   // ---- money: integer minor units to text, with string arithmetic only ----
+  function currencyExponent(code) {
+    if (ZERO_DECIMAL.has(code)) return 0;
+    return THREE_DECIMAL.has(code) ? 3 : 2;
+  }
+
   function formatMoney(minor, currency) {
     const code = String(currency || "").toUpperCase();
     if (!Number.isSafeInteger(minor)) return "? " + code;
-    const exponent = ZERO_DECIMAL.has(code) ? 0 : 2;
+    const exponent = currencyExponent(code);
     const negative = minor < 0;
     let digits = String(Math.abs(minor));
     let fraction = "";
@@ -64,8 +77,9 @@
     }
   }
 
-  async function api(method, path, body) {
-    const headers = { Accept: "application/json" };
+  // Sends a request with the session's bearer token; a network failure is an ApiError.
+  async function send(method, path, body, accept) {
+    const headers = { Accept: accept || "application/json" };
     const token = session.token();
     if (token) headers.Authorization = "Bearer " + token;
     const init = { method, headers, credentials: "same-origin" };
@@ -73,23 +87,29 @@
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    let response;
     try {
-      response = await fetch(API + path, init);
+      return { response: await fetch(API + path, init), token };
     } catch (_) {
       throw new ApiError("The server cannot be reached. Check your connection and try again.", 0, "NETWORK");
     }
+  }
+
+  // The ApiError of a failed answer, from its JSON envelope when it has one.
+  function failure(response, json, token) {
+    const message = (json && json.message) || ("Request failed (HTTP " + response.status + ").");
+    if (response.status === 401 && token) {
+      // Expired or revoked session: forget it so the page offers to sign in again.
+      session.clear();
+      renderSession();
+    }
+    return new ApiError(message, response.status, json && json.code, json && json.errors);
+  }
+
+  async function api(method, path, body) {
+    const { response, token } = await send(method, path, body);
     let json = null;
     try { json = await response.json(); } catch (_) { json = null; }
-    if (!response.ok || (json && json.success === false)) {
-      const message = (json && json.message) || ("Request failed (HTTP " + response.status + ").");
-      if (response.status === 401 && token) {
-        // Expired or revoked session: forget it so the page offers to sign in again.
-        session.clear();
-        renderSession();
-      }
-      throw new ApiError(message, response.status, json && json.code, json && json.errors);
-    }
+    if (!response.ok || (json && json.success === false)) throw failure(response, json, token);
     return json || {};
   }
 
@@ -132,26 +152,43 @@
     return Boolean(session.token() && user && user.role === "admin");
   }
 
+  // Instructors see what their own courses earned, admins what every course did.
+  function seesRevenue() {
+    const user = session.user();
+    return Boolean(session.token() && user && (user.role === "instructor" || user.role === "admin"));
+  }
+
   function renderSession() {
     const user = session.user();
     const signedIn = Boolean(session.token() && user);
-    const operations = isOperationsPage();
+    const page = pageName();
+    const store = page === "store";
     $("whoami").textContent = signedIn ? "Signed in as " + user.name + " (" + user.email + ")" : "Not signed in";
     $("whoami").dataset.role = signedIn ? user.role : "";
     $("signout").hidden = !signedIn;
     $("auth").hidden = signedIn;
-    $("mine").hidden = !signedIn || operations;
-    $("catalogue").hidden = operations;
-    document.body.classList.toggle("wide", operations);
+    $("mine").hidden = !signedIn || !store;
+    $("catalogue").hidden = !store;
+    document.body.classList.toggle("wide", !store);
     // The role comes from the profile, refreshed at every page load: a grant or a revocation
-    // shows at the next visit. The API refuses non-admins anyway; this only hides what they
+    // shows at the next visit. The API refuses the others anyway; this only hides what they
     // could not use.
-    $("ops-link").hidden = !isAdmin() || operations;
-    $("operations").hidden = !(operations && isAdmin());
-    $("ops-denied").hidden = !(operations && signedIn && !isAdmin());
+    $("orders-link").hidden = !signedIn || page === "orders";
+    $("revenue-link").hidden = !seesRevenue() || page === "revenue";
+    $("ops-link").hidden = !isAdmin() || page === "operations";
+    $("operations").hidden = !(page === "operations" && isAdmin());
+    $("ops-denied").hidden = !(page === "operations" && signedIn && !isAdmin());
+    $("orders").hidden = !(page === "orders" && signedIn);
+    $("orders-signin").hidden = !(page === "orders" && !signedIn);
+    $("revenue").hidden = !(page === "revenue" && seesRevenue());
+    $("revenue-denied").hidden = !(page === "revenue" && signedIn && !seesRevenue());
+    $("revenue-instructor-field").hidden = !isAdmin();
     if (!signedIn) {
       owned = new Set();
       $("my-courses").replaceChildren();
+      $("order-history").tBodies[0].replaceChildren();
+      $("revenue-lines").tBodies[0].replaceChildren();
+      $("revenue-lines").tFoot.replaceChildren();
     }
   }
 
@@ -226,7 +263,9 @@
         const paid = document.createElement("p");
         paid.className = "paid";
         const when = course.purchasedAt ? new Date(course.purchasedAt) : null;
-        paid.textContent = (course.amountCents === 0 ? "Free enrolment" : "Paid " + formatMoney(course.amountCents, course.currency))
+        // `amountCents` is the course's price, not what was paid (a promotion code may have
+        // lowered it): the Orders page shows the bill.
+        paid.textContent = (course.amountCents === 0 ? "Free enrolment" : "Bought")
           + (when && !isNaN(when) ? " on " + when.toLocaleDateString() : "");
         item.append(paid);
         list.append(item);
@@ -270,9 +309,8 @@
       form.reset();
       renderSession();
       showMessage("Welcome, " + json.user.name + ".");
-      await loadMyCourses();
+      await loadPage();
       if (isSuccessPage()) await showPurchaseStatus();
-      if (isOperationsPage() && isAdmin()) await loadOperations();
     } catch (err) {
       showError(err);
     } finally {
@@ -324,8 +362,30 @@
     }
   }
 
+  // ---- pages ----
+  const PAGES = { "/operations": "operations", "/orders": "orders", "/revenue": "revenue" };
+
+  // "operations", "orders", "revenue", or "store" (the courses, and the payment result pages).
+  function pageName() { return PAGES[window.location.pathname] || "store"; }
+
+  // Loads what the current page shows for the signed-in user.
+  async function loadPage() {
+    switch (pageName()) {
+      case "operations":
+        if (isAdmin()) await loadOperations();
+        break;
+      case "orders":
+        await loadOrders(1);
+        break;
+      case "revenue":
+        if (seesRevenue()) await loadRevenue();
+        break;
+      default:
+        await loadMyCourses();
+    }
+  }
+
   // ---- payment result pages ----
-  function isOperationsPage() { return window.location.pathname === "/operations"; }
   function isSuccessPage() { return window.location.pathname === "/payment/success"; }
   function isCancelPage() { return window.location.pathname === "/payment/cancel"; }
 
@@ -391,7 +451,8 @@
           if (status === "completed" || status === "failed" || status === "refunded") {
             sessionStorage.removeItem(PENDING_KEY);
           }
-          await loadMyCourses();
+          const purchaseId = data.purchase && data.purchase.id;
+          await Promise.all([loadMyCourses(), status === "completed" ? showCharged(purchaseId) : null]);
           return;
         }
         setStatus("pending", "Waiting for the payment provider (check " + attempt + " of " + POLL_TRIES + ").");
@@ -408,6 +469,69 @@
     } finally {
       polling = false;
     }
+  }
+
+  // The purchase `purchaseId` as the order history shows it (with its bill), or null.
+  async function findOrder(purchaseId) {
+    for (let page = 1; page <= ORDER_SEARCH_PAGES; page += 1) {
+      const json = await api("GET", "/payments/purchases?page=" + page + "&limit=100");
+      const items = Array.isArray(json.data) ? json.data : [];
+      const found = items.find((item) => item.id === purchaseId);
+      if (found) return found;
+      if (!(json.pagination && json.pagination.hasNextPage)) break;
+    }
+    return null;
+  }
+
+  // What a completed purchase charged: the bill's total (after any promotion code, with tax)
+  // when the payment provider reported the bill, else the amount captured.
+  async function showCharged(purchaseId) {
+    const box = $("payment-charged");
+    box.hidden = true;
+    if (!purchaseId) return;
+    let order;
+    try {
+      order = await findOrder(purchaseId);
+    } catch (_) {
+      // The status above is what matters; the amount is a courtesy.
+      return;
+    }
+    if (!order) return;
+    const amount = $("charged-amount");
+    const bill = order.bill;
+    if (bill) {
+      amount.textContent = formatMoney(bill.totalCents, bill.currency) + conversionNote(bill, "totalCents");
+      amount.dataset.cents = String(bill.totalCents);
+      amount.dataset.currency = String(bill.currency).toUpperCase();
+      $("charged-breakdown").textContent = billBreakdown(order);
+    } else if (order.paidCents !== null && order.paidCents !== undefined) {
+      amount.textContent = formatMoney(order.paidCents, order.paidCurrency);
+      amount.dataset.cents = String(order.paidCents);
+      amount.dataset.currency = String(order.paidCurrency).toUpperCase();
+      $("charged-breakdown").textContent = "";
+    } else {
+      return;
+    }
+    box.hidden = false;
+  }
+
+  // " (14.99 USD)": a presented amount in the price's currency, when Stripe converted it.
+  function conversionNote(bill, field) {
+    const conversion = bill.conversion;
+    if (!conversion || conversion[field] === null || conversion[field] === undefined) return "";
+    return " (" + formatMoney(conversion[field], conversion.currency) + ")";
+  }
+
+  // "Price 19.99 USD, discount -5.00 USD (promotion code promo_...), tax 0.00 USD."
+  function billBreakdown(order) {
+    const bill = order.bill;
+    let text = "Price " + formatMoney(bill.subtotalCents, bill.currency);
+    if (bill.discountCents > 0) {
+      text += ", discount " + formatMoney(-bill.discountCents, bill.currency);
+      if (order.promotionCode) text += " (promotion code " + order.promotionCode + ")";
+    }
+    if (bill.taxCents > 0) text += ", tax " + formatMoney(bill.taxCents, bill.currency);
+    return text + ".";
   }
 
   function showCancelled() {
@@ -705,6 +829,323 @@
     }
   }
 
+  // ---- orders (the signed-in user's purchases) ----
+  let ordersPage = 1;
+
+  const ORDER_STATUS_TEXT = {
+    completed: "paid",
+    pending: "pending",
+    failed: "failed",
+    refunded: "refunded",
+  };
+
+  async function loadOrders(page) {
+    if (!session.token()) return;
+    if (page) ordersPage = page;
+    const body = $("order-history").tBodies[0];
+    try {
+      const json = await api("GET", "/payments/purchases?page=" + ordersPage + "&limit=" + ORDERS_LIMIT);
+      const items = Array.isArray(json.data) ? json.data : [];
+      const pagination = json.pagination || {};
+      body.replaceChildren(...items.map(orderRow));
+      $("orders-empty").hidden = items.length > 0;
+      showTable("order-history", items.length > 0);
+      $("orders-newer").disabled = !pagination.hasPrevPage;
+      $("orders-older").disabled = !pagination.hasNextPage;
+      $("orders-page").textContent = pagination.totalPages > 1
+        ? "page " + pagination.page + " of " + pagination.totalPages : "";
+      $("orders").dataset.loaded = "true";
+    } catch (err) {
+      showError(err);
+    }
+  }
+
+  const NONE = "\u2014";
+
+  function present(value) { return value !== null && value !== undefined; }
+
+  // A money cell; `note` (a conversion) goes on a line of its own.
+  function moneyCell(text, className, note) {
+    const td = cell(text, "money " + className);
+    if (note) {
+      const small = document.createElement("span");
+      small.className = "conversion";
+      small.textContent = note;
+      small.title = "In the course's own currency, at the payment provider's rate";
+      td.append(document.createElement("br"), small);
+    }
+    return td;
+  }
+
+  function orderRow(order) {
+    const row = document.createElement("tr");
+    row.dataset.purchaseId = order.id;
+    row.dataset.status = order.status;
+    const course = document.createElement("th");
+    course.scope = "row";
+    course.textContent = (order.course && order.course.title) || "";
+    if (order.course) course.dataset.courseId = order.course.id;
+    const status = cell(ORDER_STATUS_TEXT[order.status] || order.status, "status");
+    status.dataset.status = order.status;
+    row.append(course, cell(day(order.createdAt)), status, ...billCells(order));
+
+    const paid = present(order.paidCents) ? formatMoney(order.paidCents, order.paidCurrency) : NONE;
+    const refunded = order.refundedCents > 0
+      ? formatMoney(order.refundedCents, order.paidCurrency || order.currency) : NONE;
+    row.append(moneyCell(paid, "paid"), moneyCell(refunded, "refunded"));
+
+    const code = document.createElement("td");
+    code.className = "promotion-code";
+    if (order.promotionCode) {
+      const text = document.createElement("code");
+      text.textContent = order.promotionCode;
+      code.append(text);
+    } else {
+      code.textContent = NONE;
+    }
+    row.append(code, receiptCell(order));
+
+    const refund = document.createElement("td");
+    refund.className = "decision";
+    showRefundButton(refund, order);
+    row.append(refund);
+    return row;
+  }
+
+  // Subtotal, discount, tax and total: the bill when the payment provider reported one, else
+  // the price alone (a free enrolment, a checkout never paid, a payment from before bills).
+  function billCells(order) {
+    const bill = order.bill;
+    if (!bill) {
+      const price = order.amountCents === 0 ? "Free" : formatMoney(order.amountCents, order.currency);
+      return [moneyCell(price, "subtotal"), moneyCell(NONE, "discount"), moneyCell(NONE, "tax"),
+        moneyCell(NONE, "total")];
+    }
+    const discount = bill.discountCents > 0 ? formatMoney(-bill.discountCents, bill.currency) : formatMoney(0, bill.currency);
+    return [
+      moneyCell(formatMoney(bill.subtotalCents, bill.currency), "subtotal", conversionNote(bill, "subtotalCents").trim()),
+      moneyCell(discount, "discount"),
+      moneyCell(formatMoney(bill.taxCents, bill.currency), "tax"),
+      moneyCell(formatMoney(bill.totalCents, bill.currency), "total", conversionNote(bill, "totalCents").trim()),
+    ];
+  }
+
+  function receiptCell(order) {
+    const td = document.createElement("td");
+    td.className = "receipt";
+    let target = null;
+    try {
+      target = order.receiptUrl ? new URL(String(order.receiptUrl)) : null;
+    } catch (_) {
+      target = null;
+    }
+    // Only a web address becomes a link (never a script URL).
+    if (!target || (target.protocol !== "https:" && target.protocol !== "http:")) {
+      td.textContent = NONE;
+      return td;
+    }
+    const link = document.createElement("a");
+    link.href = target.href;
+    link.target = "_blank";
+    link.rel = "noopener";
+    link.textContent = "Receipt";
+    link.setAttribute("aria-label", "Receipt for " + ((order.course && order.course.title) || "this order") + " (opens in a new tab)");
+    td.append(link);
+    return td;
+  }
+
+  function day(iso) {
+    const date = iso ? new Date(iso) : null;
+    return date && !isNaN(date) ? date.toLocaleDateString() : "";
+  }
+
+  // The refund the buyer may ask for: what was captured and not refunded yet.
+  function refundable(order) {
+    if (!present(order.paidCents)) return null;
+    return formatMoney(order.paidCents - (order.refundedCents || 0), order.paidCurrency);
+  }
+
+  function showRefundButton(td, order) {
+    td.replaceChildren();
+    if (!order.selfRefundUntil) return;
+    td.append(button("Request refund", { refundRequest: order.id }, () => askRefund(td, order), "danger"));
+    const until = document.createElement("span");
+    until.className = "hint until";
+    until.textContent = " until " + when(order.selfRefundUntil);
+    td.append(until);
+  }
+
+  // Asks in place (no modal dialog) before sending: a refund cannot be taken back.
+  function askRefund(td, order) {
+    clearNotices();
+    const form = document.createElement("form");
+    form.className = "reason-form";
+    const title = (order.course && order.course.title) || "this course";
+    const amount = refundable(order);
+    const question = document.createElement("p");
+    question.className = "question";
+    question.textContent = "Refund " + (amount ? amount + " " : "") + "for " + title
+      + "? The course locks once the refund goes through.";
+    const label = document.createElement("label");
+    const inputId = "refund-reason-" + order.id;
+    label.htmlFor = inputId;
+    label.textContent = "Reason (optional)";
+    const input = document.createElement("input");
+    input.id = inputId;
+    input.maxLength = 500;
+    input.dataset.refundReasonFor = order.id;
+    const confirm = document.createElement("button");
+    confirm.type = "submit";
+    confirm.className = "danger";
+    confirm.dataset.confirmRefund = order.id;
+    confirm.textContent = "Yes, refund";
+    const cancel = button("Cancel", { cancelRefund: order.id }, () => showRefundButton(td, order), "link");
+    form.append(question, label, input, confirm, cancel);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      requestRefund(order, input.value.trim(), form);
+    });
+    td.replaceChildren(form);
+    confirm.focus();
+  }
+
+  async function requestRefund(order, reason, form) {
+    clearNotices();
+    for (const control of form.elements) control.disabled = true;
+    try {
+      const json = await api("POST", "/payments/purchases/" + encodeURIComponent(order.id) + "/refund-request",
+        reason ? { reason } : undefined);
+      const result = (json.data && json.data.purchase) || {};
+      showMessage((json.message || "Refund requested.")
+        + (result.status ? " The purchase is now " + (ORDER_STATUS_TEXT[result.status] || result.status) + "." : ""));
+      $("message").dataset.refundOf = order.id;
+      await loadOrders();
+    } catch (err) {
+      for (const control of form.elements) control.disabled = false;
+      showError(err);
+      // The window may have closed, or someone refunded meanwhile: show the orders as they are.
+      if (err.status === 409 || err.status === 404) await loadOrders();
+    }
+  }
+
+  // ---- revenue (instructors and admins) ----
+  const REVENUE_AMOUNTS = [
+    ["grossCents", "gross"],
+    ["discountCents", "discounts"],
+    ["taxCents", "tax"],
+    ["paidCents", "paid"],
+    ["refundCents", "refunds"],
+    ["disputesLostCents", "disputes-lost"],
+    ["netCents", "net"],
+  ];
+
+  // The report's path with the form's period (and instructor, for admins).
+  function revenuePath(format) {
+    const params = new URLSearchParams();
+    const from = $("revenue-from").value;
+    const to = $("revenue-to").value;
+    const instructor = isAdmin() ? $("revenue-instructor").value.trim() : "";
+    if (from) params.set("from", from);
+    if (to) params.set("to", to);
+    if (instructor) params.set("instructorId", instructor);
+    if (format) params.set("format", format);
+    const query = params.toString();
+    return "/instructor/revenue" + (query ? "?" + query : "");
+  }
+
+  async function loadRevenue() {
+    const body = $("revenue-lines").tBodies[0];
+    const foot = $("revenue-lines").tFoot;
+    const submit = $("revenue-submit");
+    submit.disabled = true;
+    try {
+      const json = await api("GET", revenuePath());
+      const data = json.data || {};
+      const lines = Array.isArray(data.lines) ? data.lines : [];
+      const totals = Array.isArray(data.totals) ? data.totals : [];
+      body.replaceChildren(...lines.map(revenueRow));
+      foot.replaceChildren(...totals.map(revenueTotalRow));
+      $("revenue-empty").hidden = lines.length > 0;
+      showTable("revenue-lines", lines.length > 0);
+      $("revenue-period").textContent = "Sales from " + (data.from ? when(data.from) : "the first one")
+        + " to " + (data.to ? "before " + when(data.to) : "now") + ".";
+      $("revenue").dataset.loaded = "true";
+    } catch (err) {
+      showError(err);
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  function revenueAmounts(row, figures) {
+    row.dataset.currency = String(figures.currency || "").toUpperCase();
+    row.append(cell(row.dataset.currency, "currency"), cell(figures.purchases, "purchases"));
+    for (const [field, name] of REVENUE_AMOUNTS) {
+      row.append(cell(formatMoney(figures[field], figures.currency), "money " + name));
+    }
+    return row;
+  }
+
+  function revenueRow(line) {
+    const row = document.createElement("tr");
+    row.dataset.courseId = line.courseId;
+    const course = document.createElement("th");
+    course.scope = "row";
+    course.textContent = line.courseTitle;
+    row.append(course);
+    return revenueAmounts(row, line);
+  }
+
+  function revenueTotalRow(total) {
+    const row = document.createElement("tr");
+    row.className = "total";
+    const label = document.createElement("th");
+    label.scope = "row";
+    label.textContent = "Total";
+    row.append(label);
+    return revenueAmounts(row, total);
+  }
+
+  // The CSV needs the session's bearer token, which a plain link cannot send: fetch it and
+  // hand the browser the bytes as a download.
+  async function downloadRevenueCsv() {
+    clearNotices();
+    const trigger = $("revenue-csv");
+    trigger.disabled = true;
+    try {
+      const { response, token } = await send("GET", revenuePath("csv"), undefined, "text/csv");
+      if (!response.ok) {
+        let json = null;
+        try { json = await response.json(); } catch (_) { json = null; }
+        throw failure(response, json, token);
+      }
+      const blob = await response.blob();
+      const name = attachmentName(response.headers.get("Content-Disposition")) || "revenue.csv";
+      const url = URL.createObjectURL(blob);
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = name;
+      link.hidden = true;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      // The download has its bytes once it started; the URL only needs to outlive the click.
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      showMessage("Downloaded " + name + ".");
+      $("message").dataset.download = name;
+    } catch (err) {
+      showError(err);
+    } finally {
+      trigger.disabled = false;
+    }
+  }
+
+  // `attachment; filename="revenue.csv"` -> `revenue.csv` (a plain name only).
+  function attachmentName(disposition) {
+    const match = /filename="?([A-Za-z0-9._-]+)"?/.exec(disposition || "");
+    return match ? match[1] : null;
+  }
+
   // ---- start ----
   async function refreshProfile() {
     if (!session.token()) return;
@@ -727,12 +1168,21 @@
     $("event-detail-close").addEventListener("click", () => { $("event-detail").hidden = true; });
     $("audit-newer").addEventListener("click", () => loadAudit(Math.max(1, auditPage - 1)));
     $("audit-older").addEventListener("click", () => loadAudit(auditPage + 1));
+    $("orders-refresh").addEventListener("click", () => { clearNotices(); loadOrders(); });
+    $("orders-newer").addEventListener("click", () => loadOrders(Math.max(1, ordersPage - 1)));
+    $("orders-older").addEventListener("click", () => loadOrders(ordersPage + 1));
+    $("revenue-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      clearNotices();
+      loadRevenue();
+    });
+    $("revenue-csv").addEventListener("click", downloadRevenueCsv);
     renderSession();
     await refreshProfile();
-    if (isOperationsPage()) {
-      if (isAdmin()) await loadOperations();
+    if (pageName() === "store") {
+      await Promise.all([loadCatalogue(), loadPage()]);
     } else {
-      await Promise.all([loadCatalogue(), loadMyCourses()]);
+      await loadPage();
     }
     if (isSuccessPage()) await showPurchaseStatus();
     if (isCancelPage()) showCancelled();
