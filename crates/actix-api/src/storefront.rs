@@ -1,8 +1,9 @@
 //! The demo storefront: a static page and its script and style, the reference client of the REST
 //! contract. Embedded in the binary (`include_str!`), no build step, no CDN, no inline script.
 //!
-//! `GET /`, `/payment/success`, `/payment/cancel` and `/operations` (admins' review queue) all
-//! serve the same page; the script decides what to show from the path. The page gets its own CSP (`default-src 'self'` and nothing
+//! `GET /`, `/payment/success`, `/payment/cancel`, `/orders` (the buyer's order history),
+//! `/revenue` (instructors' and admins' revenue report) and `/operations` (admins' review queue)
+//! all serve the same page; the script decides what to show from the path. The page gets its own CSP (`default-src 'self'` and nothing
 //! looser); every other response keeps the API's `default-src 'none'` from the middleware, which
 //! only adds a header a response does not set itself.
 
@@ -20,7 +21,14 @@ pub const PAGE_CSP: &str =
     "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'";
 
 /// Paths that serve the page.
-pub const PAGE_PATHS: [&str; 4] = ["/", "/payment/success", "/payment/cancel", "/operations"];
+pub const PAGE_PATHS: [&str; 6] = [
+    "/",
+    "/payment/success",
+    "/payment/cancel",
+    "/orders",
+    "/revenue",
+    "/operations",
+];
 pub const SCRIPT_PATH: &str = "/storefront/app.js";
 pub const STYLE_PATH: &str = "/storefront/style.css";
 pub const ICON_PATH: &str = "/storefront/favicon.svg";
@@ -200,6 +208,8 @@ mod tests {
             "held-purchases",
             "ops-events",
             "audit-trail",
+            "order-history",
+            "revenue-lines",
         ] {
             assert!(INDEX_HTML.contains(&format!("id=\"{id}\"")), "{id}");
         }
