@@ -223,6 +223,134 @@ impl RetryPolicy {
     }
 }
 
+/// How Stripe Tax treats the price sent with a checkout
+/// (`line_items[0][price_data][tax_behavior]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaxBehavior {
+    /// Tax is added on top of the price.
+    Exclusive,
+    /// The price includes its tax.
+    Inclusive,
+}
+
+impl TaxBehavior {
+    /// Stripe's name for it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TaxBehavior::Exclusive => "exclusive",
+            TaxBehavior::Inclusive => "inclusive",
+        }
+    }
+}
+
+/// Whether Adaptive Pricing may present a checkout in the customer's currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AdaptivePricing {
+    /// The Stripe account's setting decides (nothing is sent); a converted checkout is judged
+    /// in the price's currency through its `currency_conversion`.
+    #[default]
+    Auto,
+    /// Every checkout is in the price's currency (`adaptive_pricing[enabled]=false`).
+    Off,
+}
+
+/// What every checkout session is created with, beyond the purchase itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CheckoutOptions {
+    /// The payment page offers a promotion code field (`allow_promotion_codes=true`).
+    pub allow_promotion_codes: bool,
+    /// Stripe Tax computes tax from the customer's address (`automatic_tax[enabled]=true`),
+    /// treating the price as this says; `None`: no automatic tax.
+    pub automatic_tax: Option<TaxBehavior>,
+    pub adaptive_pricing: AdaptivePricing,
+}
+
+/// A checkout setting refused, named by its variable.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{variable}: {problem}")]
+pub struct CheckoutSettingError {
+    /// The environment variable that carries the bad value.
+    pub variable: &'static str,
+    /// What is wrong and how to fix it.
+    pub problem: String,
+}
+
+impl CheckoutOptions {
+    /// Reads `STRIPE_ALLOW_PROMOTION_CODES` (`true|false`, default false),
+    /// `STRIPE_AUTOMATIC_TAX` (`true|false`, default false), `STRIPE_TAX_BEHAVIOR`
+    /// (`exclusive|inclusive`, default exclusive; only with automatic tax) and
+    /// `STRIPE_ADAPTIVE_PRICING` (`auto|off`, default auto) through `lookup` (e.g.
+    /// `|name| std::env::var(name).ok()`); an absent variable takes its default. Flags also
+    /// read `1|0`, `yes|no` and `on|off`; values are case-insensitive and trimmed.
+    ///
+    /// # Errors
+    /// A [`CheckoutSettingError`] naming the first variable that is set but empty, holds an
+    /// unknown value, or (`STRIPE_TAX_BEHAVIOR`) is set without automatic tax.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, CheckoutSettingError> {
+        let read = |variable: &'static str| -> Result<Option<String>, CheckoutSettingError> {
+            match lookup(variable) {
+                None => Ok(None),
+                Some(value) if value.trim().is_empty() => Err(CheckoutSettingError {
+                    variable,
+                    problem: "is set but empty: unset it to use the default, or give a value"
+                        .to_owned(),
+                }),
+                Some(value) => Ok(Some(value.trim().to_ascii_lowercase())),
+            }
+        };
+        let flag = |variable: &'static str| -> Result<bool, CheckoutSettingError> {
+            match read(variable)?.as_deref() {
+                None | Some("false" | "0" | "no" | "off") => Ok(false),
+                Some("true" | "1" | "yes" | "on") => Ok(true),
+                Some(other) => Err(CheckoutSettingError {
+                    variable,
+                    problem: format!("must be true or false, got {other:?}"),
+                }),
+            }
+        };
+        let allow_promotion_codes = flag("STRIPE_ALLOW_PROMOTION_CODES")?;
+        let automatic_tax = flag("STRIPE_AUTOMATIC_TAX")?;
+        let tax_behavior = match read("STRIPE_TAX_BEHAVIOR")?.as_deref() {
+            None => None,
+            Some("exclusive") => Some(TaxBehavior::Exclusive),
+            Some("inclusive") => Some(TaxBehavior::Inclusive),
+            Some(other) => {
+                return Err(CheckoutSettingError {
+                    variable: "STRIPE_TAX_BEHAVIOR",
+                    problem: format!("must be exclusive or inclusive, got {other:?}"),
+                })
+            }
+        };
+        if tax_behavior.is_some() && !automatic_tax {
+            return Err(CheckoutSettingError {
+                variable: "STRIPE_TAX_BEHAVIOR",
+                problem:
+                    "only applies with automatic tax: set STRIPE_AUTOMATIC_TAX=true, or unset it"
+                        .to_owned(),
+            });
+        }
+        let adaptive_pricing = match read("STRIPE_ADAPTIVE_PRICING")?.as_deref() {
+            None | Some("auto") => AdaptivePricing::Auto,
+            Some("off") => AdaptivePricing::Off,
+            Some(other) => {
+                return Err(CheckoutSettingError {
+                    variable: "STRIPE_ADAPTIVE_PRICING",
+                    problem: format!(
+                        "must be auto (the Stripe account's setting decides) or off (always the price's currency), got {other:?}"
+                    ),
+                })
+            }
+        };
+        Ok(Self {
+            allow_promotion_codes,
+            automatic_tax: automatic_tax.then(|| tax_behavior.unwrap_or(TaxBehavior::Exclusive)),
+            adaptive_pricing,
+        })
+    }
+}
+
 /// Everything the Stripe adapter needs. Build with [`StripeConfig::new`] (or
 /// [`StripeConfig::from_lookup`] for environment variables), then adjust the public fields.
 #[derive(Clone)]
@@ -243,6 +371,9 @@ pub struct StripeConfig {
     pub webhook_secrets: Vec<WebhookSecret>,
     pub webhook_tolerance: Duration,
     pub clock: Arc<dyn Clock>,
+    /// Promotion codes, automatic tax and Adaptive Pricing of every checkout (all off by
+    /// default: the price is charged as it is).
+    pub checkout: CheckoutOptions,
 }
 
 impl StripeConfig {
@@ -269,6 +400,7 @@ impl StripeConfig {
             webhook_secrets: WebhookSecret::parse_list(webhook_secrets)?,
             webhook_tolerance: DEFAULT_WEBHOOK_TOLERANCE,
             clock: Arc::new(SystemClock),
+            checkout: CheckoutOptions::default(),
         };
         config.validate()?;
         Ok(config)
@@ -309,6 +441,12 @@ impl StripeConfig {
     #[must_use]
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    #[must_use]
+    pub fn with_checkout(mut self, checkout: CheckoutOptions) -> Self {
+        self.checkout = checkout;
         self
     }
 
@@ -355,6 +493,7 @@ impl fmt::Debug for StripeConfig {
             .field("cancel_url", &self.cancel_url)
             .field("webhook_secrets", &self.webhook_secrets)
             .field("webhook_tolerance", &self.webhook_tolerance)
+            .field("checkout", &self.checkout)
             .finish_non_exhaustive()
     }
 }
@@ -496,6 +635,116 @@ mod tests {
             StripeConfig::from_lookup(|_| None).unwrap_err(),
             ConfigError::Missing("STRIPE_SECRET_KEY")
         );
+    }
+
+    fn checkout_options(pairs: &[(&str, &str)]) -> Result<CheckoutOptions, CheckoutSettingError> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        CheckoutOptions::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(variable, _)| variable == name)
+                .map(|(_, value)| value.clone())
+        })
+    }
+
+    #[test]
+    fn checkout_options_default_to_charging_the_price_as_it_is() {
+        assert_eq!(
+            checkout_options(&[]),
+            Ok(CheckoutOptions {
+                allow_promotion_codes: false,
+                automatic_tax: None,
+                adaptive_pricing: AdaptivePricing::Auto,
+            })
+        );
+        assert_eq!(
+            checkout_options(&[]),
+            Ok(CheckoutOptions::default()),
+            "the default is what no variable means"
+        );
+    }
+
+    #[test]
+    fn checkout_options_read_their_variables() {
+        assert_eq!(
+            checkout_options(&[
+                ("STRIPE_ALLOW_PROMOTION_CODES", "true"),
+                ("STRIPE_AUTOMATIC_TAX", " TRUE "),
+                ("STRIPE_TAX_BEHAVIOR", "Inclusive"),
+                ("STRIPE_ADAPTIVE_PRICING", "off"),
+            ]),
+            Ok(CheckoutOptions {
+                allow_promotion_codes: true,
+                automatic_tax: Some(TaxBehavior::Inclusive),
+                adaptive_pricing: AdaptivePricing::Off,
+            })
+        );
+        assert_eq!(
+            checkout_options(&[("STRIPE_AUTOMATIC_TAX", "1")])
+                .unwrap()
+                .automatic_tax,
+            Some(TaxBehavior::Exclusive),
+            "automatic tax treats the price as exclusive unless told"
+        );
+        assert_eq!(
+            checkout_options(&[
+                ("STRIPE_ALLOW_PROMOTION_CODES", "false"),
+                ("STRIPE_AUTOMATIC_TAX", "no"),
+                ("STRIPE_ADAPTIVE_PRICING", "auto"),
+            ]),
+            Ok(CheckoutOptions::default())
+        );
+    }
+
+    #[test]
+    fn a_bad_checkout_setting_names_its_variable() {
+        let refused = |pairs: &[(&str, &str)]| checkout_options(pairs).unwrap_err();
+        for (pairs, variable, problem) in [
+            (
+                &[("STRIPE_ALLOW_PROMOTION_CODES", "maybe")][..],
+                "STRIPE_ALLOW_PROMOTION_CODES",
+                "must be true or false",
+            ),
+            (
+                &[("STRIPE_AUTOMATIC_TAX", " ")][..],
+                "STRIPE_AUTOMATIC_TAX",
+                "is set but empty",
+            ),
+            (
+                &[
+                    ("STRIPE_AUTOMATIC_TAX", "true"),
+                    ("STRIPE_TAX_BEHAVIOR", "both"),
+                ][..],
+                "STRIPE_TAX_BEHAVIOR",
+                "must be exclusive or inclusive",
+            ),
+            (
+                &[("STRIPE_TAX_BEHAVIOR", "inclusive")][..],
+                "STRIPE_TAX_BEHAVIOR",
+                "only applies with automatic tax",
+            ),
+            (
+                &[
+                    ("STRIPE_AUTOMATIC_TAX", "false"),
+                    ("STRIPE_TAX_BEHAVIOR", "exclusive"),
+                ][..],
+                "STRIPE_TAX_BEHAVIOR",
+                "only applies with automatic tax",
+            ),
+            (
+                &[("STRIPE_ADAPTIVE_PRICING", "on")][..],
+                "STRIPE_ADAPTIVE_PRICING",
+                "must be auto",
+            ),
+        ] {
+            let error = refused(pairs);
+            assert_eq!(error.variable, variable, "{pairs:?}");
+            assert!(error.problem.starts_with(problem), "{pairs:?}: {error}");
+            assert!(error.to_string().starts_with(&format!("{variable}: ")));
+        }
     }
 
     #[test]

@@ -1,17 +1,24 @@
 //! Turning a verified Stripe event body into the port's [`WebhookEvent`].
 //!
-//! | Stripe event type                           | facts                                          |
-//! |---------------------------------------------|------------------------------------------------|
-//! | `checkout.session.completed`                | paid: `PaymentSucceeded{amount_total, created}`; unpaid: `PaymentProcessing`; no_payment_required: none |
-//! | `checkout.session.async_payment_succeeded`  | `PaymentSucceeded{amount_total, created}`      |
-//! | `checkout.session.async_payment_failed`     | `AsyncPaymentFailed`                           |
-//! | `checkout.session.expired`                  | `CheckoutExpired`                              |
-//! | `charge.succeeded`                          | `PaymentSucceeded{amount_captured, else amount; created}` |
-//! | `charge.failed`                             | `PaymentAttemptFailed`                         |
-//! | `charge.refunded`                           | `Refunded{total: amount_refunded}`             |
-//! | `charge.dispute.created`                    | `DisputeOpened`                                |
-//! | `charge.dispute.closed`                     | won/lost: `DisputeClosed(..)`; other statuses: ignored |
-//! | anything else                               | [`WebhookEvent::Ignored`]                      |
+//! | Stripe event type                           | facts                                          | details |
+//! |---------------------------------------------|------------------------------------------------|---------|
+//! | `checkout.session.completed`                | paid: `PaymentSucceeded{amount_total, created}`; unpaid: `PaymentProcessing`; no_payment_required (a 100%-off code): `PaymentSucceeded{0, created}`; each with `Billed` | promotion code |
+//! | `checkout.session.async_payment_succeeded`  | `PaymentSucceeded{amount_total, created}`, `Billed` | promotion code |
+//! | `checkout.session.async_payment_failed`     | `AsyncPaymentFailed`, `Billed`                 | promotion code |
+//! | `checkout.session.expired`                  | `CheckoutExpired`                              | promotion code |
+//! | `charge.succeeded`                          | `PaymentSucceeded{amount_captured, else amount; created}` | receipt URL |
+//! | `charge.failed`                             | `PaymentAttemptFailed`                         | none |
+//! | `charge.refunded`                           | `Refunded{total: amount_refunded}`             | receipt URL |
+//! | `charge.dispute.created`                    | `DisputeOpened`                                | none |
+//! | `charge.dispute.closed`                     | won/lost: `DisputeClosed(..)`; other statuses: ignored | none |
+//! | anything else                               | [`WebhookEvent::Ignored`]                      | |
+//!
+//! `Billed` is the session's bill: `amount_subtotal`, `total_details.amount_discount`,
+//! `total_details.amount_tax` and `amount_total` in `currency` (the presentment currency),
+//! with `currency_conversion`'s `amount_subtotal` and `amount_total` in its `source_currency`
+//! (the price's) when Adaptive Pricing converted the session. The promotion code is the first
+//! of `discounts[].promotion_code` (an id, or the expanded object's id); the receipt URL is
+//! the charge's `receipt_url`.
 //!
 //! The types above are what [`relevant_event_types`] names: the adapter asks `GET /v1/events`
 //! for exactly those when it backfills.
@@ -24,6 +31,8 @@
 //!   become a `Money`. Such an event is authentic and about one of our purchases, so it is still
 //!   `Relevant` (stored for audit, correlated) but carries no money fact, and a warning is
 //!   logged. Rejecting it as `InvalidPayload` would make Stripe redeliver it for days to no avail.
+//!   A bill that cannot be represented (a part missing, an unsupported currency in the session
+//!   or its conversion) is left out the same way: the payment is then judged against the price.
 //! - An event of a relevant type that carries no identifier we could correlate (no purchase id,
 //!   session or payment intent) cannot be about our purchases: it is `Ignored`.
 //! - Every decoded event, relevant or ignored, carries its envelope: id, type, `livemode`,
@@ -33,8 +42,11 @@
 //!   `payment_intent`).
 
 use crate::objects::{purchase_id_from, Expandable, StripeCharge, StripeDispute, StripeSession};
-use lms_domain::{Currency, DisputeOutcome, Money, PaymentFact};
-use lms_ports::{EventEnvelope, GatewayEvent, PurchaseLocator, WebhookEvent, WebhookRejection};
+use lms_domain::{Currency, DisputeOutcome, Money, PaymentDetails, PaymentFact};
+use lms_ports::{
+    EventEnvelope, GatewayEvent, PurchaseLocator, SessionPaymentStatus, WebhookEvent,
+    WebhookRejection,
+};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -87,7 +99,12 @@ pub fn parse_event(
         return Ok(WebhookEvent::Ignored(envelope));
     };
     let object = object.ok_or_else(|| invalid("event has no data.object"))?;
-    let Some((locator, facts)) = map_object(kind, &object, &envelope.id, created)? else {
+    let Some(Decoded {
+        locator,
+        facts,
+        details,
+    }) = map_object(kind, &object, &envelope.id, created)?
+    else {
         return Ok(WebhookEvent::Ignored(envelope));
     };
     if locator == PurchaseLocator::default() {
@@ -97,6 +114,7 @@ pub fn parse_event(
         envelope,
         locator,
         facts,
+        details,
     }))
 }
 
@@ -147,7 +165,14 @@ impl RelevantKind {
     }
 }
 
-type Mapped = Option<(PurchaseLocator, Vec<PaymentFact>)>;
+/// What one event's object says about a purchase.
+struct Decoded {
+    locator: PurchaseLocator,
+    facts: Vec<PaymentFact>,
+    details: PaymentDetails,
+}
+
+type Mapped = Option<Decoded>;
 
 fn map_object(
     kind: RelevantKind,
@@ -184,11 +209,9 @@ fn map_session(
     session: StripeSession,
     event_id: &str,
     created: OffsetDateTime,
-) -> Result<(PurchaseLocator, Vec<PaymentFact>), WebhookRejection> {
-    let paid = |session: &StripeSession| -> Result<Vec<PaymentFact>, WebhookRejection> {
-        let amount = session
-            .amount_total
-            .ok_or_else(|| invalid("paid session has no amount_total"))?;
+) -> Result<Decoded, WebhookRejection> {
+    let succeeded = |amount: Option<i64>| -> Result<Vec<PaymentFact>, WebhookRejection> {
+        let amount = amount.ok_or_else(|| invalid("paid session has no amount_total"))?;
         let currency = session
             .currency
             .as_deref()
@@ -201,26 +224,47 @@ fn map_session(
             .into_iter()
             .collect())
     };
-    let facts = match kind {
+    let mut facts = match kind {
         RelevantKind::SessionCompleted => {
             match crate::objects::parse_payment_status(session.payment_status.as_deref())
                 .map_err(invalid)?
             {
-                lms_ports::SessionPaymentStatus::Paid => paid(&session)?,
-                lms_ports::SessionPaymentStatus::Unpaid => vec![PaymentFact::PaymentProcessing],
-                lms_ports::SessionPaymentStatus::NoPaymentRequired => Vec::new(),
+                SessionPaymentStatus::Paid => succeeded(session.amount_total)?,
+                SessionPaymentStatus::Unpaid => vec![PaymentFact::PaymentProcessing],
+                // A 100%-off promotion code: the checkout completed and nothing was charged.
+                SessionPaymentStatus::NoPaymentRequired => succeeded(Some(0))?,
             }
         }
-        RelevantKind::SessionAsyncSucceeded => paid(&session)?,
+        RelevantKind::SessionAsyncSucceeded => succeeded(session.amount_total)?,
         RelevantKind::SessionAsyncFailed => vec![PaymentFact::AsyncPaymentFailed],
         _ => vec![PaymentFact::CheckoutExpired],
     };
+    // A completed checkout proves what it billed (as `GatewaySession::facts` reads it); an
+    // expired one billed nothing.
+    if kind != RelevantKind::SessionExpired {
+        match session.bill() {
+            Ok(bill) => facts.push(PaymentFact::Billed(bill)),
+            Err(reason) => tracing::warn!(
+                event_id,
+                reason,
+                "webhook bill cannot be represented; event kept without it"
+            ),
+        }
+    }
     let locator = PurchaseLocator {
         purchase_id: session.purchase_id(),
         checkout_session_id: Some(session.id.clone()),
         payment_intent_id: session.payment_intent_id(),
     };
-    Ok((locator, facts))
+    let details = PaymentDetails {
+        receipt_url: None,
+        promotion_code: session.promotion_code(),
+    };
+    Ok(Decoded {
+        locator,
+        facts,
+        details,
+    })
 }
 
 fn map_charge(
@@ -228,7 +272,7 @@ fn map_charge(
     charge: StripeCharge,
     event_id: &str,
     created: OffsetDateTime,
-) -> Result<(PurchaseLocator, Vec<PaymentFact>), WebhookRejection> {
+) -> Result<Decoded, WebhookRejection> {
     let currency = || {
         charge
             .currency
@@ -266,7 +310,21 @@ fn map_charge(
         checkout_session_id: None,
         payment_intent_id: charge.payment_intent.as_ref().and_then(Expandable::id),
     };
-    Ok((locator, facts))
+    // A failed attempt's receipt is no receipt of the purchase.
+    let receipt_url = match kind {
+        RelevantKind::ChargeSucceeded | RelevantKind::ChargeRefunded => {
+            charge.receipt_url.filter(|url| !url.trim().is_empty())
+        }
+        _ => None,
+    };
+    Ok(Decoded {
+        locator,
+        facts,
+        details: PaymentDetails {
+            receipt_url,
+            promotion_code: None,
+        },
+    })
 }
 
 fn map_dispute(kind: RelevantKind, dispute: StripeDispute) -> Mapped {
@@ -298,7 +356,11 @@ fn map_dispute(kind: RelevantKind, dispute: StripeDispute) -> Mapped {
             .and_then(Expandable::id)
             .or_else(|| charge_field("payment_intent")),
     };
-    Some((locator, facts))
+    Some(Decoded {
+        locator,
+        facts,
+        details: PaymentDetails::default(),
+    })
 }
 
 /// A `Money`, or `None` (with a warning) for an unsupported currency or a negative amount.

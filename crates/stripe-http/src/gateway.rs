@@ -1,14 +1,16 @@
 //! The [`PaymentGateway`] adapter for Stripe over HTTP.
 
-use crate::config::{ConfigError, StripeConfig};
+use crate::config::{AdaptivePricing, ConfigError, StripeConfig};
 use crate::events::{parse_event, relevant_event_types};
-use crate::objects::{StripeErrorBody, StripeEventList, StripeList, StripeRefund, StripeSession};
+use crate::objects::{
+    StripeCustomer, StripeErrorBody, StripeEventList, StripeList, StripeRefund, StripeSession,
+};
 use crate::signature::verify_signature;
 use async_trait::async_trait;
 use lms_domain::{Currency, Money};
 use lms_ports::{
-    CheckoutRequest, Context, EventPage, EventQuery, GatewayError, GatewaySession, PaymentGateway,
-    RefundOutcome, RefundRequest, RefundStatus, WebhookEvent, WebhookRejection,
+    CheckoutRequest, Context, CustomerRequest, EventPage, EventQuery, GatewayError, GatewaySession,
+    PaymentGateway, RefundOutcome, RefundRequest, RefundStatus, WebhookEvent, WebhookRejection,
 };
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
@@ -373,9 +375,11 @@ impl StripeGateway {
         Ok(url)
     }
 
-    /// The form Stripe receives for a checkout session (exposed for inspection in tests).
+    /// The form Stripe receives for a checkout session (exposed for inspection in tests): the
+    /// purchase, and the checkout options of the configuration.
     pub fn checkout_form(&self, request: &CheckoutRequest) -> Vec<(String, String)> {
         let purchase_id = request.purchase_id.to_string();
+        let options = self.config.checkout;
         let mut form = vec![
             ("mode", "payment".to_owned()),
             (
@@ -390,6 +394,14 @@ impl StripeGateway {
                 "line_items[0][price_data][product_data][name]",
                 request.course_title.clone(),
             ),
+        ];
+        if let Some(behavior) = options.automatic_tax {
+            form.push((
+                "line_items[0][price_data][tax_behavior]",
+                behavior.as_str().to_owned(),
+            ));
+        }
+        form.extend([
             ("line_items[0][quantity]", "1".to_owned()),
             ("success_url", self.config.success_url.clone()),
             ("cancel_url", self.config.cancel_url.clone()),
@@ -402,17 +414,49 @@ impl StripeGateway {
                 "expires_at",
                 request.expires_at.unix_timestamp().to_string(),
             ),
-        ];
-        if let Some(email) = request
+        ]);
+        let customer = request
+            .customer_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|customer| !customer.is_empty());
+        if let Some(customer) = customer {
+            // The customer's own e-mail receives the receipt; Stripe refuses both at once.
+            form.push(("customer", customer.to_owned()));
+            if options.automatic_tax.is_some() {
+                // Tax needs the customer's address: Stripe refuses a customer without one
+                // unless Checkout may save the address it collects.
+                form.push(("customer_update[address]", "auto".to_owned()));
+            }
+        } else if let Some(email) = request
             .customer_email
             .as_deref()
             .filter(|email| !email.trim().is_empty())
         {
             form.push(("customer_email", email.trim().to_owned()));
         }
+        if options.allow_promotion_codes {
+            form.push(("allow_promotion_codes", "true".to_owned()));
+        }
+        if options.automatic_tax.is_some() {
+            form.push(("automatic_tax[enabled]", "true".to_owned()));
+        }
+        if options.adaptive_pricing == AdaptivePricing::Off {
+            form.push(("adaptive_pricing[enabled]", "false".to_owned()));
+        }
         form.into_iter()
             .map(|(key, value)| (key.to_owned(), value))
             .collect()
+    }
+
+    /// The form Stripe receives for a customer (exposed for inspection in tests).
+    pub fn customer_form(request: &CustomerRequest) -> Vec<(String, String)> {
+        let mut form = vec![("email".to_owned(), request.email.trim().to_owned())];
+        if !request.name.trim().is_empty() {
+            form.push(("name".to_owned(), request.name.trim().to_owned()));
+        }
+        form.push(("metadata[user_id]".to_owned(), request.user_id.to_string()));
+        form
     }
 
     /// The form Stripe receives for a refund (exposed for inspection in tests).
@@ -457,6 +501,7 @@ fn operation(method: &Method, path: &str) -> &'static str {
         ("GET", ["checkout", "sessions", _]) => "retrieve_checkout_session",
         ("POST", ["checkout", "sessions", _, "expire"]) => "expire_checkout_session",
         ("POST", ["refunds"]) => "create_refund",
+        ("POST", ["customers"]) => "create_customer",
         ("GET", ["events"]) => "list_events",
         _ => "other",
     }
@@ -623,6 +668,20 @@ impl PaymentGateway for StripeGateway {
             )
             .await?;
         self.session(session)
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %request.user_id))]
+    async fn create_customer(&self, request: &CustomerRequest) -> Result<String, GatewayError> {
+        let form = Self::customer_form(request);
+        let customer: StripeCustomer = self
+            .post(&["v1", "customers"], &form, &request.idempotency_key)
+            .await?;
+        if customer.id.is_empty() {
+            return Err(GatewayError::unexpected(
+                "Stripe created a customer without an id",
+            ));
+        }
+        Ok(customer.id)
     }
 
     #[tracing::instrument(skip(self))]
@@ -794,6 +853,7 @@ mod tests {
         );
         assert_eq!(op(Method::POST, "/v1/refunds"), "create_refund");
         assert_eq!(op(Method::GET, "/v1/events"), "list_events");
+        assert_eq!(op(Method::POST, "/v1/customers"), "create_customer");
         assert_eq!(op(Method::DELETE, "/v1/customers/cus_1"), "other");
     }
 

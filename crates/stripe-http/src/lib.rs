@@ -1,7 +1,8 @@
 //! The Stripe adapter of the [`lms_ports::PaymentGateway`] port.
 //!
-//! - [`StripeGateway`] creates, reads and expires hosted Checkout Sessions, makes refunds and
-//!   pages through the event history (`GET /v1/events`, for backfills) over Stripe's
+//! - [`StripeGateway`] creates customers, creates, reads and expires hosted Checkout Sessions
+//!   (with the [`CheckoutOptions`]: promotion codes, automatic tax, Adaptive Pricing), makes
+//!   refunds and pages through the event history (`GET /v1/events`, for backfills) over Stripe's
 //!   form-encoded HTTP API (reqwest + rustls), with bounded, jittered retries that reuse the
 //!   same `Idempotency-Key`, and maps Stripe's error bodies to [`lms_ports::GatewayError`].
 //! - Webhooks are verified by hand ([`signature`]): HMAC-SHA256 over `"<t>.<raw body>"`, any
@@ -17,7 +18,8 @@ mod objects;
 pub mod signature;
 
 pub use config::{
-    check_return_url, ConfigError, KeyMode, RetryPolicy, SecretKey, StripeConfig, WebhookSecret,
+    check_return_url, AdaptivePricing, CheckoutOptions, CheckoutSettingError, ConfigError, KeyMode,
+    RetryPolicy, SecretKey, StripeConfig, TaxBehavior, WebhookSecret,
     CHECKOUT_SESSION_ID_PLACEHOLDER, DEFAULT_API_BASE, DEFAULT_API_VERSION,
     DEFAULT_WEBHOOK_TOLERANCE,
 };

@@ -1,7 +1,7 @@
 //! The Stripe objects this adapter reads, with only the fields it uses. Unknown fields are
 //! ignored; fields Stripe documents as nullable are `Option`s and checked where used.
 
-use lms_domain::{Currency, PurchaseId};
+use lms_domain::{Bill, Conversion, Currency, Money, PurchaseId};
 use lms_ports::{GatewaySession, SessionPaymentStatus, SessionStatus};
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
@@ -76,9 +76,112 @@ pub(crate) struct StripeSession {
     pub client_reference_id: Option<String>,
     #[serde(default)]
     pub payment_intent: Option<Expandable>,
+    /// Before discounts and tax, in the session's (presentment) currency.
+    #[serde(default)]
+    pub amount_subtotal: Option<i64>,
+    #[serde(default)]
+    pub total_details: Option<StripeTotalDetails>,
+    /// Present when Adaptive Pricing presented the session in another currency than the
+    /// price's: the amounts in the price's currency (`source_currency`).
+    #[serde(default)]
+    pub currency_conversion: Option<StripeCurrencyConversion>,
+    /// The discounts applied (a promotion code the customer entered, or a coupon).
+    #[serde(default)]
+    pub discounts: Option<Vec<StripeDiscount>>,
+}
+
+/// `checkout.session.total_details`
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct StripeTotalDetails {
+    #[serde(default)]
+    pub amount_discount: Option<i64>,
+    #[serde(default)]
+    pub amount_tax: Option<i64>,
+}
+
+/// `checkout.session.currency_conversion`
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct StripeCurrencyConversion {
+    #[serde(default)]
+    pub amount_subtotal: Option<i64>,
+    #[serde(default)]
+    pub amount_total: Option<i64>,
+    #[serde(default)]
+    pub source_currency: Option<String>,
+}
+
+/// One of `checkout.session.discounts`.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct StripeDiscount {
+    #[serde(default)]
+    pub promotion_code: Option<Expandable>,
+}
+
+/// An amount of a currency named by Stripe's lower-case code.
+fn stripe_money(what: &str, amount: Option<i64>, currency: &str) -> Result<Money, String> {
+    let amount = amount.ok_or_else(|| format!("no {what}"))?;
+    let currency =
+        Currency::parse(currency).map_err(|_| format!("unsupported currency {currency:?}"))?;
+    Money::new(amount, currency).map_err(|error| format!("{what}: {error}"))
 }
 
 impl StripeSession {
+    /// What Stripe computed the customer owes: `amount_subtotal`, `total_details`'
+    /// `amount_discount` and `amount_tax`, `amount_total` in `currency`, and
+    /// `currency_conversion` (the amounts in `source_currency`) when present.
+    ///
+    /// # Errors
+    /// Why the session's amounts do not make a bill the domain can hold: a part missing, an
+    /// unsupported currency, a negative amount.
+    pub(crate) fn bill(&self) -> Result<Bill, String> {
+        let currency = self.currency.as_deref().ok_or("no currency")?;
+        let details = self.total_details.as_ref().ok_or("no total_details")?;
+        let conversion = self
+            .currency_conversion
+            .as_ref()
+            .map(|conversion| {
+                let source = conversion
+                    .source_currency
+                    .as_deref()
+                    .ok_or("no currency_conversion.source_currency")?;
+                Conversion::new(
+                    stripe_money(
+                        "currency_conversion.amount_subtotal",
+                        conversion.amount_subtotal,
+                        source,
+                    )?,
+                    stripe_money(
+                        "currency_conversion.amount_total",
+                        conversion.amount_total,
+                        source,
+                    )?,
+                )
+                .map_err(|error| error.to_string())
+            })
+            .transpose()?;
+        Bill::new(
+            stripe_money("amount_subtotal", self.amount_subtotal, currency)?,
+            stripe_money(
+                "total_details.amount_discount",
+                details.amount_discount,
+                currency,
+            )?,
+            stripe_money("total_details.amount_tax", details.amount_tax, currency)?,
+            stripe_money("amount_total", self.amount_total, currency)?,
+            conversion,
+        )
+        .map_err(|error| error.to_string())
+    }
+
+    /// The promotion code the customer entered (`promo_...`): the first discount's, whether
+    /// Stripe sent its id or the expanded object.
+    pub(crate) fn promotion_code(&self) -> Option<String> {
+        self.discounts
+            .iter()
+            .flatten()
+            .find_map(|discount| discount.promotion_code.as_ref().and_then(Expandable::id))
+    }
+
     /// Our purchase id: `client_reference_id` when it is one, else `metadata.purchase_id`.
     pub(crate) fn purchase_id(&self) -> Option<PurchaseId> {
         self.client_reference_id
@@ -113,6 +216,17 @@ impl StripeSession {
             .ok_or("session has no valid expires_at")?;
         let purchase_id = self.purchase_id();
         let payment_intent_id = self.payment_intent_id();
+        let bill = match self.bill() {
+            Ok(bill) => Some(bill),
+            Err(reason) => {
+                tracing::warn!(
+                    session_id = self.id,
+                    reason,
+                    "session's bill cannot be represented; session kept without it"
+                );
+                None
+            }
+        };
         Ok(GatewaySession {
             id: self.id,
             url: self.url,
@@ -120,6 +234,7 @@ impl StripeSession {
             payment_status,
             amount_total,
             currency,
+            bill,
             expires_at,
             metadata: self.metadata,
             purchase_id,
@@ -167,6 +282,15 @@ pub(crate) struct StripeCharge {
     pub metadata: BTreeMap<String, String>,
     #[serde(default)]
     pub payment_intent: Option<Expandable>,
+    /// The charge's receipt page (Stripe hosts it; it shows refunds too).
+    #[serde(default)]
+    pub receipt_url: Option<String>,
+}
+
+/// `customer`
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct StripeCustomer {
+    pub id: String,
 }
 
 /// `dispute`

@@ -1,7 +1,7 @@
 //! Event mapping, from Stripe's own example objects wrapped in the event envelope.
 
 use crate::support::*;
-use lms_domain::{Currency, DisputeOutcome, Money, PaymentFact};
+use lms_domain::{Bill, Conversion, Currency, DisputeOutcome, Money, PaymentDetails, PaymentFact};
 use lms_ports::{
     EventEnvelope, GatewayError, GatewayEvent, PaymentGateway, PurchaseLocator, WebhookEvent,
     WebhookRejection,
@@ -90,7 +90,11 @@ fn completed_and_paid_or_async_succeeded_is_a_success_with_the_amount() {
         "checkout.session.async_payment_succeeded",
     ] {
         let event = relevant(event_type, our_session(purchase_id(1), "complete", "paid"));
-        assert_eq!(event.facts, vec![paid(usd(1999))], "{event_type}");
+        assert_eq!(
+            event.facts,
+            vec![paid(usd(1999)), bill_of(usd(1999))],
+            "{event_type}"
+        );
         assert_eq!(event.locator, session_locator(1), "{event_type}");
     }
 }
@@ -101,16 +105,10 @@ fn completed_but_unpaid_is_processing() {
         "checkout.session.completed",
         our_session(purchase_id(1), "complete", "unpaid"),
     );
-    assert_eq!(event.facts, vec![PaymentFact::PaymentProcessing]);
-}
-
-#[test]
-fn completed_with_no_payment_required_carries_no_fact() {
-    let event = relevant(
-        "checkout.session.completed",
-        our_session(purchase_id(1), "complete", "no_payment_required"),
+    assert_eq!(
+        event.facts,
+        vec![PaymentFact::PaymentProcessing, bill_of(usd(1999))]
     );
-    assert!(event.facts.is_empty());
 }
 
 #[test]
@@ -144,7 +142,10 @@ fn async_payment_failure_and_expiry() {
         "checkout.session.async_payment_failed",
         our_session(purchase_id(1), "complete", "unpaid"),
     );
-    assert_eq!(failed.facts, vec![PaymentFact::AsyncPaymentFailed]);
+    assert_eq!(
+        failed.facts,
+        vec![PaymentFact::AsyncPaymentFailed, bill_of(usd(1999))]
+    );
     let mut expired_session = our_session(purchase_id(1), "expired", "unpaid");
     expired_session["payment_intent"] = Value::Null;
     let expired = relevant("checkout.session.expired", expired_session);
@@ -157,11 +158,11 @@ fn async_payment_failure_and_expiry() {
 fn a_jpy_payment_keeps_its_zero_decimal_amount() {
     let session = with(
         our_session(purchase_id(1), "complete", "paid"),
-        json!({"amount_total": 2500, "currency": "jpy"}),
+        json!({"amount_total": 2500, "amount_subtotal": 2500, "currency": "jpy"}),
     );
     let event = relevant("checkout.session.completed", session);
-    let jpy = Currency::parse("JPY").unwrap();
-    assert_eq!(event.facts, vec![paid(Money::new(2500, jpy).unwrap())]);
+    let jpy = Money::new(2500, Currency::parse("JPY").unwrap()).unwrap();
+    assert_eq!(event.facts, vec![paid(jpy), bill_of(jpy)]);
 }
 
 #[test]
@@ -335,7 +336,7 @@ fn the_raw_fixture_event_is_ignored_and_unknown_fields_are_tolerated() {
     );
     let mut extra = our_session(purchase_id(1), "complete", "paid");
     extra["brand_new_field"] = json!({"nested": [1, 2, 3]});
-    assert_eq!(relevant("checkout.session.completed", extra).facts.len(), 1);
+    assert_eq!(relevant("checkout.session.completed", extra).facts.len(), 2);
 }
 
 #[test]
@@ -495,7 +496,7 @@ fn a_stored_event_decodes_as_its_verified_webhook_did_without_a_signature() {
     let Ok(WebhookEvent::Relevant(decoded)) = later.decode_stored_event(body.as_bytes()) else {
         panic!("a paid session is relevant");
     };
-    assert_eq!(decoded.facts, vec![paid(usd(1999))]);
+    assert_eq!(decoded.facts, vec![paid(usd(1999)), bill_of(usd(1999))]);
     assert_eq!(decoded.locator, session_locator(1));
 }
 
@@ -549,4 +550,247 @@ fn a_malformed_stored_event_is_refused() {
             String::from_utf8_lossy(body)
         );
     }
+}
+
+fn money(minor: i64, code: &str) -> Money {
+    Money::new(minor, Currency::parse(code).unwrap()).unwrap()
+}
+
+fn usd_bill(subtotal: i64, discount: i64, tax: i64, total: i64) -> PaymentFact {
+    PaymentFact::Billed(
+        Bill::new(usd(subtotal), usd(discount), usd(tax), usd(total), None).unwrap(),
+    )
+}
+
+/// One of our sessions, 20.00 USD, with a 25% promotion code and 10% exclusive tax.
+fn discounted_taxed_session(promotion_code: Value) -> Value {
+    with(
+        our_session(purchase_id(1), "complete", "paid"),
+        json!({
+            "amount_subtotal": 2000,
+            "total_details": {"amount_discount": 500, "amount_shipping": 0, "amount_tax": 150},
+            "amount_total": 1650,
+            "discounts": [{"coupon": "Z4OV52SU", "promotion_code": promotion_code}],
+        }),
+    )
+}
+
+#[test]
+fn a_discounted_taxed_session_reports_its_bill_and_promotion_code() {
+    let event = relevant(
+        "checkout.session.completed",
+        discounted_taxed_session(json!("promo_1QSpring25")),
+    );
+    assert_eq!(
+        event.facts,
+        vec![paid(usd(1650)), usd_bill(2000, 500, 150, 1650)]
+    );
+    assert_eq!(
+        event.details,
+        PaymentDetails {
+            receipt_url: None,
+            promotion_code: Some("promo_1QSpring25".to_owned()),
+        }
+    );
+    // Expanded, the promotion code is an object whose id is the code's.
+    let expanded = relevant(
+        "checkout.session.async_payment_succeeded",
+        discounted_taxed_session(json!({
+            "id": "promo_1QSpring25",
+            "object": "promotion_code",
+            "code": "SPRING25",
+            "active": true,
+        })),
+    );
+    assert_eq!(
+        expanded.details.promotion_code.as_deref(),
+        Some("promo_1QSpring25")
+    );
+    assert_eq!(expanded.facts, event.facts);
+    // A coupon applied without a code names none.
+    let coupon_only = relevant(
+        "checkout.session.completed",
+        discounted_taxed_session(Value::Null),
+    );
+    assert_eq!(coupon_only.details, PaymentDetails::default());
+}
+
+#[test]
+fn a_converted_session_bills_in_the_presented_currency_with_the_price_beside() {
+    // Stripe's published session as it is, with its `total_details` and `currency_conversion`
+    // (source: usd), presented in EUR; only what the fixture leaves null is filled in.
+    let session = with(
+        fixture("checkout_session"),
+        json!({
+            "status": "complete",
+            "payment_status": "paid",
+            "currency": "eur",
+            "amount_subtotal": 1_431_000_000,
+            "amount_total": 1_028_000_000,
+            "client_reference_id": purchase_id(1).to_string(),
+        }),
+    );
+    assert_eq!(
+        session["currency_conversion"],
+        json!({"amount_subtotal": 1_555_417_355_i64, "amount_total": 1_117_121_693_i64, "fx_rate": "291452898", "source_currency": "usd"})
+    );
+    let event = relevant("checkout.session.completed", session);
+    let bill = Bill::new(
+        money(1_431_000_000, "EUR"),
+        money(406_046_392, "EUR"),
+        money(1_424_534_716, "EUR"),
+        money(1_028_000_000, "EUR"),
+        Some(Conversion::new(usd(1_555_417_355), usd(1_117_121_693)).unwrap()),
+    )
+    .unwrap();
+    assert_eq!(
+        event.facts,
+        vec![paid(money(1_028_000_000, "EUR")), PaymentFact::Billed(bill)]
+    );
+    assert_eq!(event.locator, session_locator(1));
+}
+
+#[test]
+fn a_session_made_free_by_a_code_is_a_payment_of_nothing_with_its_bill() {
+    let session = with(
+        our_session(purchase_id(1), "complete", "no_payment_required"),
+        json!({
+            "amount_subtotal": 2000,
+            "total_details": {"amount_discount": 2000, "amount_shipping": 0, "amount_tax": 0},
+            "amount_total": 0,
+            "payment_intent": null,
+            "discounts": [{"coupon": "FREE", "promotion_code": "promo_1QFree"}],
+        }),
+    );
+    let event = relevant("checkout.session.completed", session);
+    assert_eq!(event.facts, vec![paid(usd(0)), usd_bill(2000, 2000, 0, 0)]);
+    assert_eq!(event.locator.payment_intent_id, None);
+    assert_eq!(
+        event.details.promotion_code.as_deref(),
+        Some("promo_1QFree")
+    );
+}
+
+#[test]
+fn a_bill_that_cannot_be_represented_is_left_out_and_the_payment_kept() {
+    let base = our_session(purchase_id(1), "complete", "paid");
+    let mut without_details = base.clone();
+    without_details
+        .as_object_mut()
+        .unwrap()
+        .remove("total_details");
+    let mut without_subtotal = base.clone();
+    without_subtotal["amount_subtotal"] = Value::Null;
+    for (what, session) in [
+        (
+            "an unsupported source currency",
+            with(
+                base.clone(),
+                json!({"currency_conversion": {"amount_subtotal": 1_000_000, "amount_total": 1_000_000, "fx_rate": "0.001", "source_currency": "xof"}}),
+            ),
+        ),
+        (
+            "a conversion without its currency",
+            with(
+                base.clone(),
+                json!({"currency_conversion": {"amount_subtotal": 1999, "amount_total": 1999}}),
+            ),
+        ),
+        (
+            "a negative tax",
+            with(
+                base.clone(),
+                json!({"total_details": {"amount_discount": 0, "amount_tax": -1}}),
+            ),
+        ),
+        ("no total_details", without_details),
+        ("no amount_subtotal", without_subtotal),
+    ] {
+        let event = relevant("checkout.session.completed", session);
+        assert_eq!(event.facts, vec![paid(usd(1999))], "{what}");
+    }
+}
+
+#[test]
+fn an_expired_session_bills_nothing_but_names_its_code() {
+    let session = with(
+        our_session(purchase_id(1), "expired", "unpaid"),
+        json!({"discounts": [{"promotion_code": "promo_1QSpring25"}]}),
+    );
+    let event = relevant("checkout.session.expired", session);
+    assert_eq!(event.facts, vec![PaymentFact::CheckoutExpired]);
+    assert_eq!(
+        event.details.promotion_code.as_deref(),
+        Some("promo_1QSpring25")
+    );
+}
+
+#[test]
+fn a_charge_names_its_receipt_page() {
+    let receipt = fixture("charge")["receipt_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(receipt.starts_with("https://"), "the fixture has one");
+    for event_type in ["charge.succeeded", "charge.refunded"] {
+        let event = relevant(event_type, our_charge(json!({"amount_refunded": 100})));
+        assert_eq!(
+            event.details,
+            PaymentDetails {
+                receipt_url: Some(receipt.clone()),
+                promotion_code: None,
+            },
+            "{event_type}"
+        );
+    }
+    let failed = relevant("charge.failed", our_charge(json!({"status": "failed"})));
+    assert_eq!(failed.details, PaymentDetails::default());
+    let without = relevant("charge.succeeded", our_charge(json!({"receipt_url": null})));
+    assert_eq!(without.details, PaymentDetails::default());
+}
+
+#[test]
+fn a_retrieved_session_carries_its_bill() {
+    let open = session_from_json(
+        &serde_json::to_vec(&our_session(purchase_id(8), "open", "unpaid")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(open.bill, Some(Bill::of_price(usd(1999))));
+    assert!(open.facts().is_empty(), "an open session proves nothing");
+
+    let discounted = session_from_json(
+        &serde_json::to_vec(&discounted_taxed_session(json!("promo_1"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        discounted.facts(),
+        vec![
+            PaymentFact::PaymentSucceeded {
+                amount: usd(1650),
+                at: None
+            },
+            usd_bill(2000, 500, 150, 1650),
+        ]
+    );
+    let converted = with(
+        our_session(purchase_id(8), "open", "unpaid"),
+        json!({
+            "currency": "eur",
+            "amount_subtotal": 1850,
+            "amount_total": 1850,
+            "currency_conversion": {"amount_subtotal": 1999, "amount_total": 1999, "fx_rate": "0.925", "source_currency": "usd"},
+        }),
+    );
+    let converted = session_from_json(&serde_json::to_vec(&converted).unwrap()).unwrap();
+    let bill = converted.bill.unwrap();
+    assert_eq!(bill.currency().code(), "EUR");
+    assert_eq!(bill.list_price(), usd(1999));
+    assert!(bill.bills_price(usd(1999)));
+
+    let unrepresentable = with(
+        our_session(purchase_id(8), "open", "unpaid"),
+        json!({"total_details": null}),
+    );
+    let session = session_from_json(&serde_json::to_vec(&unrepresentable).unwrap()).unwrap();
+    assert_eq!(session.bill, None, "the session is kept without a bill");
 }

@@ -3,10 +3,13 @@
 use crate::support::*;
 use lms_domain::{CourseId, UserId};
 use lms_ports::{
-    CheckoutRequest, EventQuery, GatewayError, PaymentGateway, RefundRequest, RefundStatus,
-    SessionPaymentStatus, SessionStatus, WebhookEvent,
+    CheckoutRequest, CustomerRequest, EventQuery, GatewayError, PaymentGateway, RefundRequest,
+    RefundStatus, SessionPaymentStatus, SessionStatus, WebhookEvent,
 };
-use lms_stripe_http::{RetryPolicy, StripeConfig, StripeGateway, DEFAULT_API_VERSION};
+use lms_stripe_http::{
+    AdaptivePricing, CheckoutOptions, RetryPolicy, StripeConfig, StripeGateway, TaxBehavior,
+    DEFAULT_API_VERSION,
+};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -23,6 +26,7 @@ fn checkout_request() -> CheckoutRequest {
         user_id: UserId::from_uuid(Uuid::from_u128(0xa1)),
         course_title: "Rust & Async: the {hard} parts".to_owned(),
         amount: usd(1999),
+        customer_id: None,
         customer_email: Some("student+1@example.com".to_owned()),
         expires_at: OffsetDateTime::from_unix_timestamp(NOW + 3600).unwrap(),
         idempotency_key: "checkout-00000000-0000-0000-0000-000000000abc".to_owned(),
@@ -606,10 +610,13 @@ async fn retrieve_reads_the_session_and_maps_it() {
     );
     assert_eq!(
         session.facts(),
-        vec![lms_domain::PaymentFact::PaymentSucceeded {
-            amount: usd(1999),
-            at: None
-        }]
+        vec![
+            lms_domain::PaymentFact::PaymentSucceeded {
+                amount: usd(1999),
+                at: None
+            },
+            bill_of(usd(1999)),
+        ]
     );
     let received = requests(&server).await;
     assert_eq!(
@@ -1142,10 +1149,13 @@ async fn list_events_asks_for_the_types_acted_on_since_a_time_and_keeps_each_eve
     assert_eq!(first.locator.purchase_id, Some(purchase_id(1)));
     assert_eq!(
         first.facts,
-        vec![lms_domain::PaymentFact::PaymentSucceeded {
-            amount: usd(1999),
-            at: Some(OffsetDateTime::from_unix_timestamp(NOW - 5).unwrap())
-        }]
+        vec![
+            lms_domain::PaymentFact::PaymentSucceeded {
+                amount: usd(1999),
+                at: Some(OffsetDateTime::from_unix_timestamp(NOW - 5).unwrap())
+            },
+            bill_of(usd(1999)),
+        ]
     );
     let WebhookEvent::Ignored(second) = &page.events[1] else {
         panic!("nothing to correlate: {:?}", page.events[1]);
@@ -1303,4 +1313,245 @@ async fn a_listed_event_that_cannot_be_decoded_is_unexpected() {
         assert!(matches!(error, GatewayError::Unexpected(_)), "{error:?}");
         assert_eq!(requests(&server).await.len(), 1, "a 2xx is never retried");
     }
+}
+
+// ---- Customers and checkout options ---------------------------------------------------------
+
+const CUSTOMERS: &str = "/v1/customers";
+
+fn customer_request() -> CustomerRequest {
+    CustomerRequest {
+        user_id: UserId::from_uuid(Uuid::from_u128(0xa1)),
+        email: "student+1@example.com".to_owned(),
+        name: "Ada Lovelace".to_owned(),
+        idempotency_key: "customer-00000000-0000-0000-0000-0000000000a1".to_owned(),
+    }
+}
+
+fn ok_customer() -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": "cus_NffrFeUfNV2Hib",
+        "object": "customer",
+        "email": "student+1@example.com",
+        "name": "Ada Lovelace",
+        "metadata": {"user_id": "00000000-0000-0000-0000-0000000000a1"},
+        "livemode": false,
+    }))
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_customer_is_created_with_its_user_and_idempotency_key() {
+    let server = MockServer::start().await;
+    respond_once(
+        &server,
+        "POST",
+        CUSTOMERS,
+        ResponseTemplate::new(500).set_body_json(stripe_error("api_error", "", "try again")),
+    )
+    .await;
+    respond_always(&server, "POST", CUSTOMERS, ok_customer()).await;
+    let id = gateway(&server.uri())
+        .create_customer(&customer_request())
+        .await
+        .unwrap();
+    assert_eq!(id, "cus_NffrFeUfNV2Hib");
+    let received = requests(&server).await;
+    assert_eq!(received.len(), 2, "a 500 is retried");
+    for request in &received {
+        assert_eq!(
+            header(request, "idempotency-key"),
+            Some("customer-00000000-0000-0000-0000-0000000000a1")
+        );
+        assert_eq!(
+            header(request, "authorization"),
+            Some(format!("Bearer {SECRET_KEY}").as_str())
+        );
+        assert_eq!(
+            form(request),
+            pairs(&[
+                ("email", "student+1@example.com"),
+                ("name", "Ada Lovelace"),
+                ("metadata[user_id]", "00000000-0000-0000-0000-0000000000a1"),
+            ])
+        );
+    }
+}
+
+#[tokio::test]
+async fn customer_errors_are_mapped_like_every_call() {
+    let server = MockServer::start().await;
+    respond_always(
+        &server,
+        "POST",
+        CUSTOMERS,
+        ResponseTemplate::new(400).set_body_json(stripe_error(
+            "invalid_request_error",
+            "email_invalid",
+            "Invalid email address: student",
+        )),
+    )
+    .await;
+    assert_eq!(
+        gateway(&server.uri())
+            .create_customer(&customer_request())
+            .await,
+        Err(GatewayError::Rejected {
+            code: Some("email_invalid".to_owned()),
+            message: "Invalid email address: student".to_owned(),
+        })
+    );
+    assert_eq!(requests(&server).await.len(), 1, "a 400 is not retried");
+
+    let unauthorized = MockServer::start().await;
+    respond_always(&unauthorized, "POST", CUSTOMERS, ResponseTemplate::new(401)).await;
+    assert!(matches!(
+        gateway(&unauthorized.uri())
+            .create_customer(&customer_request())
+            .await,
+        Err(GatewayError::Misconfigured(_))
+    ));
+    // A nameless user sends no empty name.
+    let anonymous = MockServer::start().await;
+    respond_always(&anonymous, "POST", CUSTOMERS, ok_customer()).await;
+    let nameless = CustomerRequest {
+        name: " ".to_owned(),
+        ..customer_request()
+    };
+    gateway(&anonymous.uri())
+        .create_customer(&nameless)
+        .await
+        .unwrap();
+    let sent = form(&requests(&anonymous).await[0]);
+    assert!(sent.iter().all(|(key, _)| key != "name"), "{sent:?}");
+}
+
+#[tokio::test]
+async fn a_checkout_for_a_customer_names_it_instead_of_the_email() {
+    let server = MockServer::start().await;
+    respond_always(&server, "POST", SESSIONS, ok_session()).await;
+    let request = CheckoutRequest {
+        customer_id: Some("cus_NffrFeUfNV2Hib".to_owned()),
+        ..checkout_request()
+    };
+    gateway(&server.uri())
+        .create_checkout_session(&request)
+        .await
+        .unwrap();
+    let sent = form(&requests(&server).await[0]);
+    assert!(sent.contains(&("customer".to_owned(), "cus_NffrFeUfNV2Hib".to_owned())));
+    assert!(
+        sent.iter()
+            .all(|(key, _)| key != "customer_email" && key != "customer_update[address]"),
+        "{sent:?}"
+    );
+}
+
+fn gateway_with(api_base: &str, checkout: CheckoutOptions) -> StripeGateway {
+    StripeGateway::new(config(api_base).with_checkout(checkout)).unwrap()
+}
+
+#[test]
+fn checkout_options_shape_the_form() {
+    let pid = "00000000-0000-0000-0000-000000000abc";
+    let all_on = CheckoutOptions {
+        allow_promotion_codes: true,
+        automatic_tax: Some(TaxBehavior::Inclusive),
+        adaptive_pricing: AdaptivePricing::Off,
+    };
+    let request = CheckoutRequest {
+        customer_id: Some("cus_1".to_owned()),
+        ..checkout_request()
+    };
+    assert_eq!(
+        gateway_with("http://127.0.0.1:9", all_on).checkout_form(&request),
+        pairs(&[
+            ("mode", "payment"),
+            ("line_items[0][price_data][currency]", "usd"),
+            ("line_items[0][price_data][unit_amount]", "1999"),
+            (
+                "line_items[0][price_data][product_data][name]",
+                "Rust & Async: the {hard} parts",
+            ),
+            ("line_items[0][price_data][tax_behavior]", "inclusive"),
+            ("line_items[0][quantity]", "1"),
+            ("success_url", SUCCESS_URL),
+            ("cancel_url", CANCEL_URL),
+            ("client_reference_id", pid),
+            ("metadata[purchase_id]", pid),
+            (
+                "metadata[course_id]",
+                "00000000-0000-0000-0000-0000000000c1",
+            ),
+            ("metadata[user_id]", "00000000-0000-0000-0000-0000000000a1"),
+            ("payment_intent_data[metadata][purchase_id]", pid),
+            ("expires_at", "1700003600"),
+            ("customer", "cus_1"),
+            ("customer_update[address]", "auto"),
+            ("allow_promotion_codes", "true"),
+            ("automatic_tax[enabled]", "true"),
+            ("adaptive_pricing[enabled]", "false"),
+        ])
+    );
+    // Exclusive tax for a buyer without a customer: nothing to save the address to.
+    let exclusive = CheckoutOptions {
+        allow_promotion_codes: false,
+        automatic_tax: Some(TaxBehavior::Exclusive),
+        adaptive_pricing: AdaptivePricing::Auto,
+    };
+    let form = gateway_with("http://127.0.0.1:9", exclusive).checkout_form(&checkout_request());
+    let tail: Vec<(String, String)> = form[form.len() - 2..].to_vec();
+    assert_eq!(
+        tail,
+        pairs(&[
+            ("customer_email", "student+1@example.com"),
+            ("automatic_tax[enabled]", "true"),
+        ])
+    );
+    assert!(form.contains(&(
+        "line_items[0][price_data][tax_behavior]".to_owned(),
+        "exclusive".to_owned()
+    )));
+    // The defaults send none of them, as before the options existed.
+    let plain =
+        gateway_with("http://127.0.0.1:9", CheckoutOptions::default()).checkout_form(&request);
+    for key in [
+        "line_items[0][price_data][tax_behavior]",
+        "customer_update[address]",
+        "allow_promotion_codes",
+        "automatic_tax[enabled]",
+        "adaptive_pricing[enabled]",
+    ] {
+        assert!(
+            plain.iter().all(|(sent, _)| sent != key),
+            "{key}: {plain:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_options_reach_stripe_on_the_wire() {
+    let server = MockServer::start().await;
+    respond_always(&server, "POST", SESSIONS, ok_session()).await;
+    let options = CheckoutOptions {
+        allow_promotion_codes: true,
+        automatic_tax: None,
+        adaptive_pricing: AdaptivePricing::Off,
+    };
+    gateway_with(&server.uri(), options)
+        .create_checkout_session(&checkout_request())
+        .await
+        .unwrap();
+    let raw = String::from_utf8(requests(&server).await[0].body.clone()).unwrap();
+    assert!(raw.contains("&allow_promotion_codes=true"), "{raw}");
+    assert!(
+        raw.ends_with("&adaptive_pricing%5Benabled%5D=false"),
+        "{raw}"
+    );
 }

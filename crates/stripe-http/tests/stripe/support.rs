@@ -1,6 +1,6 @@
 //! Shared helpers: a settable clock, configs pointed at a stand-in server, fixtures, signing.
 
-use lms_domain::{Currency, Money, PurchaseId};
+use lms_domain::{Bill, Currency, Money, PaymentFact, PurchaseId};
 use lms_ports::{Clock, PaymentGateway, WebhookEvent, WebhookRejection};
 use lms_stripe_http::{compute_signature, RetryPolicy, StripeConfig, StripeGateway};
 use serde_json::{json, Value};
@@ -131,7 +131,14 @@ pub fn usd(minor: i64) -> Money {
     Money::new(minor, Currency::USD).unwrap()
 }
 
-/// The fixture session, shaped like one of ours.
+/// The bill of a session that charged exactly `price`.
+pub fn bill_of(price: Money) -> PaymentFact {
+    PaymentFact::Billed(Bill::of_price(price))
+}
+
+/// The fixture session, shaped like one of ours: 19.99 USD, no discount, no tax, no
+/// conversion (the fixture's own `total_details` and `currency_conversion` are Stripe's
+/// placeholder numbers).
 pub fn our_session(purchase: PurchaseId, status: &str, payment_status: &str) -> Value {
     with(
         fixture("checkout_session"),
@@ -140,6 +147,9 @@ pub fn our_session(purchase: PurchaseId, status: &str, payment_status: &str) -> 
             "payment_status": payment_status,
             "amount_total": 1999,
             "amount_subtotal": 1999,
+            "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+            "currency_conversion": null,
+            "discounts": [],
             "currency": "usd",
             "expires_at": NOW + 3600,
             "client_reference_id": purchase.to_string(),
