@@ -189,6 +189,8 @@
       $("order-history").tBodies[0].replaceChildren();
       $("revenue-lines").tBodies[0].replaceChildren();
       $("revenue-lines").tFoot.replaceChildren();
+      delete $("orders").dataset.loaded;
+      delete $("revenue").dataset.loaded;
     }
   }
 
@@ -854,6 +856,7 @@
       $("orders-older").disabled = !pagination.hasNextPage;
       $("orders-page").textContent = pagination.totalPages > 1
         ? "page " + pagination.page + " of " + pagination.totalPages : "";
+      $("orders-pager").hidden = !(pagination.totalPages > 1);
       $("orders").dataset.loaded = "true";
     } catch (err) {
       showError(err);
@@ -968,16 +971,24 @@
   function showRefundButton(td, order) {
     td.replaceChildren();
     if (!order.selfRefundUntil) return;
-    td.append(button("Request refund", { refundRequest: order.id }, () => askRefund(td, order), "danger"));
+    const ask = button("Request refund", { refundRequest: order.id }, () => askRefund(td, ask, order), "danger");
     const until = document.createElement("span");
     until.className = "hint until";
-    until.textContent = " until " + when(order.selfRefundUntil);
-    td.append(until);
+    until.textContent = "until " + day(order.selfRefundUntil);
+    until.title = when(order.selfRefundUntil);
+    td.append(ask, until);
   }
 
-  // Asks in place (no modal dialog) before sending: a refund cannot be taken back.
-  function askRefund(td, order) {
+  // Asks before sending, in a row of its own under the order (no modal dialog): a refund
+  // cannot be taken back.
+  function askRefund(td, ask, order) {
     clearNotices();
+    const row = td.closest("tr");
+    const confirmRow = document.createElement("tr");
+    confirmRow.className = "refund-confirm";
+    confirmRow.dataset.refundFor = order.id;
+    const cellEl = document.createElement("td");
+    cellEl.colSpan = row.cells.length;
     const form = document.createElement("form");
     form.className = "reason-form";
     const title = (order.course && order.course.title) || "this course";
@@ -999,13 +1010,20 @@
     confirm.className = "danger";
     confirm.dataset.confirmRefund = order.id;
     confirm.textContent = "Yes, refund";
-    const cancel = button("Cancel", { cancelRefund: order.id }, () => showRefundButton(td, order), "link");
+    const cancel = button("Cancel", { cancelRefund: order.id }, () => {
+      confirmRow.remove();
+      ask.disabled = false;
+      ask.focus();
+    }, "link");
     form.append(question, label, input, confirm, cancel);
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       requestRefund(order, input.value.trim(), form);
     });
-    td.replaceChildren(form);
+    cellEl.append(form);
+    confirmRow.append(cellEl);
+    row.after(confirmRow);
+    ask.disabled = true;
     confirm.focus();
   }
 
