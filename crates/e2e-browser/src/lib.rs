@@ -2,8 +2,9 @@
 //!
 //! [`Browser::launch`] starts `chromedriver` on a free local port (its own process group, killed
 //! on drop together with the Chromium it started), opens a session with a fresh profile in a
-//! temporary directory, and offers the few page helpers the scenarios need, each with a bounded
-//! wait whose failure message says what the page showed instead.
+//! temporary directory (downloads go to another one, [`Browser::downloaded`]), and offers the
+//! few page helpers the scenarios need, each with a bounded wait whose failure message says what
+//! the page showed instead.
 //!
 //! Binaries: `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian packages `chromium` and
 //! `chromium-driver`), or `CHROMIUM_BIN` / `CHROMEDRIVER_BIN`. When they are missing the
@@ -200,9 +201,11 @@ impl Drop for ChromeDriver {
 /// A WebDriver session in a fresh headless Chromium.
 pub struct Browser {
     client: Client,
-    // Field order is drop order: the session's profile outlives nothing that uses it.
+    // Field order is drop order: the session's profile and downloads outlive nothing that
+    // uses them.
     driver: ChromeDriver,
     profile: tempfile::TempDir,
+    downloads: tempfile::TempDir,
 }
 
 impl fmt::Debug for Browser {
@@ -210,6 +213,7 @@ impl fmt::Debug for Browser {
         f.debug_struct("Browser")
             .field("driver", &self.driver)
             .field("profile", &self.profile.path())
+            .field("downloads", &self.downloads.path())
             .finish_non_exhaustive()
     }
 }
@@ -225,6 +229,10 @@ impl Browser {
             .prefix("lms-e2e-chromium-")
             .tempdir()
             .context("creating the Chromium profile directory")?;
+        let downloads = tempfile::Builder::new()
+            .prefix("lms-e2e-downloads-")
+            .tempdir()
+            .context("creating the downloads directory")?;
         let driver = ChromeDriver::start(&paths, None).await?;
         let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| (*s).to_owned()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
@@ -236,7 +244,17 @@ impl Browser {
         capabilities.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
         capabilities.insert(
             "goog:chromeOptions".into(),
-            json!({ "binary": paths.chromium, "args": args }),
+            json!({
+                "binary": paths.chromium,
+                "args": args,
+                // Downloads land in a directory of this session without asking; chromedriver
+                // passes the directory on to a headless Chromium too.
+                "prefs": {
+                    "download.default_directory": downloads.path(),
+                    "download.prompt_for_download": false,
+                    "download.directory_upgrade": true,
+                },
+            }),
         );
         let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
@@ -252,6 +270,7 @@ impl Browser {
             client,
             driver,
             profile,
+            downloads,
         })
     }
 
@@ -454,6 +473,36 @@ impl Browser {
             .collect())
     }
 
+    /// Waits until the browser has finished downloading a file named `name` (Chromium writes
+    /// `name.crdownload` first and renames it when done); returns its bytes.
+    ///
+    /// # Errors
+    /// On timeout (naming the files that did arrive), or when the file cannot be read.
+    pub async fn downloaded(&self, name: &str, timeout: Duration) -> anyhow::Result<Vec<u8>> {
+        let path = self.downloads.path().join(name);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if path.is_file() {
+                return std::fs::read(&path).with_context(|| format!("reading {}", path.display()));
+            }
+            if Instant::now() >= deadline {
+                let present: Vec<String> = std::fs::read_dir(self.downloads.path())
+                    .map(|entries| {
+                        entries
+                            .filter_map(Result::ok)
+                            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                bail!(
+                    "no download {name} after {timeout:?}; the downloads directory holds {present:?}\npage text:\n{}",
+                    self.visible_text().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Saves a PNG screenshot of the viewport to `path` (creating its folder); returns its size.
     ///
     /// # Errors
@@ -483,6 +532,7 @@ impl Browser {
             client,
             driver,
             profile,
+            downloads,
         } = self;
         let closed = client
             .close()
@@ -490,6 +540,7 @@ impl Browser {
             .context("closing the WebDriver session");
         drop(driver);
         drop(profile);
+        drop(downloads);
         closed
     }
 }

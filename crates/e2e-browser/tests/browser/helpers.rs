@@ -32,6 +32,12 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// As [`TestApp::spawn`], with further settings (`STRIPE_ALLOW_PROMOTION_CODES`, ...) as
+    /// the environment would give them.
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
@@ -41,15 +47,16 @@ impl TestApp {
             .try_init();
         let dir = tempfile::tempdir().unwrap();
         let database = format!("sqlite://{}", dir.path().join("lms.db").display());
-        let settings = Settings::from_pairs([
+        let base = [
             ("HOST", "127.0.0.1"),
             ("PORT", "0"),
             ("SANDBOX_PORT", "0"),
             ("DATABASE_URL", database.as_str()),
             ("HTTP_WORKERS", "2"),
             ("SHUTDOWN_TIMEOUT_SECS", "1"),
-        ])
-        .expect("test settings");
+        ];
+        let settings = Settings::from_pairs(base.into_iter().chain(extra.iter().copied()))
+            .expect("test settings");
         assert!(settings.mode.is_demo(), "no Stripe key: demo mode");
         let app = Application::build(settings.clone())
             .await
@@ -101,7 +108,15 @@ pub async fn with_app_and_browser<F>(scenario: F)
 where
     F: AsyncFnOnce(&TestApp, &Browser) -> anyhow::Result<()>,
 {
-    let app = TestApp::spawn().await;
+    with_configured_app_and_browser(&[], scenario).await;
+}
+
+/// As [`with_app_and_browser`], the app started with further settings.
+pub async fn with_configured_app_and_browser<F>(settings: &[(&str, &str)], scenario: F)
+where
+    F: AsyncFnOnce(&TestApp, &Browser) -> anyhow::Result<()>,
+{
+    let app = TestApp::spawn_with(settings).await;
     let browser = Browser::launch()
         .await
         .expect("a headless Chromium (run scripts/ensure-chromium.sh)");
@@ -159,8 +174,12 @@ pub async fn sign_up(browser: &Browser, name: &str, email: &str) -> anyhow::Resu
 }
 
 pub async fn sign_in(browser: &Browser, email: &str) -> anyhow::Result<()> {
+    sign_in_with(browser, email, PASSWORD).await
+}
+
+pub async fn sign_in_with(browser: &Browser, email: &str, password: &str) -> anyhow::Result<()> {
     browser.fill("#signin-email", email).await?;
-    browser.fill("#signin-password", PASSWORD).await?;
+    browser.fill("#signin-password", password).await?;
     browser.click("#signin-submit").await?;
     browser.wait_for_text("#whoami", email).await?;
     Ok(())

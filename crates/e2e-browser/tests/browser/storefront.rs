@@ -102,6 +102,10 @@ async fn prices_are_formatted_from_minor_units_with_string_arithmetic() {
             (123_456_789, "EUR", "1,234,567.89 EUR"),
             (-250, "USD", "-2.50 USD"),
             (100_000, "JPY", "100,000 JPY"),
+            (1499, "jpy", "1,499 JPY"),
+            // Three-decimal currencies appear only as a customer's presentment currency.
+            (12_345, "KWD", "12.345 KWD"),
+            (7, "BHD", "0.007 BHD"),
             // 0.1 + 0.2 style float errors would show here.
             (30, "USD", "0.30 USD"),
             (9_007_199_254_740_991, "USD", "90,071,992,547,409.91 USD"),
