@@ -31,11 +31,7 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    pub async fn spawn() -> Self {
-        Self::spawn_with(&[]).await
-    }
-
-    /// As [`TestApp::spawn`], with further settings (`STRIPE_ALLOW_PROMOTION_CODES`, ...) as
+    /// The app with the test settings plus `extra` (`STRIPE_ALLOW_PROMOTION_CODES`, ...), as
     /// the environment would give them.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> Self {
         let _ = tracing_subscriber::fmt()
