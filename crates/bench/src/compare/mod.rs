@@ -13,12 +13,16 @@
 //! - **purchase-status read**: one buyer's status of one course (JWT, course, purchase).
 //!
 //! The baseline runs the statements the app runs for each workload ([`sql`]), checked against
-//! what the app really runs before anything is measured ([`check`]). Nothing here asserts on
-//! timing; every round is checked to have done its work (rows in the inbox, purchases
-//! completed, the same end state for the app's purchases and the baseline's).
+//! what the app really runs before anything is measured ([`check`]). With PostgreSQL the same
+//! workloads also run against the peer ([`peer`]): the same job hand-written in Express +
+//! stripe-node + pg, a `node` process whose CPU time and memory are read like the app's.
+//! Nothing here asserts on timing; every round is checked to have done its work (rows in the
+//! inbox, purchases completed, duplicates not applied again, the same end state for the app's
+//! purchases and the baseline's).
 
 pub mod capture;
 pub mod check;
+pub mod peer;
 pub mod pg;
 pub mod setup;
 pub mod sql;
@@ -43,19 +47,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use workload::{Item, Round, State};
 
-pub const USAGE: &str = "usage: compare [--postgres] [--events N] [--reads N] [--webhook-concurrency C] [--read-concurrency C] [--app-bin PATH] [--idle-secs S] [--no-sql-check] [--print-sql]
+pub const USAGE: &str = "usage: compare [--postgres] [--peer | --no-peer] [--events N] [--reads N] [--webhook-concurrency C] [--read-concurrency C] [--app-bin PATH] [--idle-secs S] [--no-sql-check] [--print-sql]
   --postgres                PostgreSQL in a scratch database (also when BENCH_DATABASE_URL is set;
                             it then names the server) instead of SQLite
+  --peer                    also run the peer (Express + stripe-node + pg, crates/bench/peer) and
+                            fail if it cannot run; by default it runs with --postgres when `node`
+                            (20+) is found, after `npm ci` there if node_modules is missing
+  --no-peer                 do not run the peer
   --events N                purchases whose first delivery (then duplicate) is sent to the app,
-                            and as many others for the baseline (default 3000)
-  --reads N                 purchase-status reads, app and baseline each (default 20000)
+                            and as many others for the baseline, and for the peer (default 3000)
+  --reads N                 purchase-status reads, app, baseline and peer each (default 20000)
   --webhook-concurrency C   concurrent clients for deliveries and duplicates (default 16)
   --read-concurrency C      concurrent clients for reads (default 32)
   --app-bin PATH            the lms-app binary to run (default: $CARGO_TARGET_DIR/release/lms-app,
                             else target/release/lms-app of this workspace)
   --idle-secs S             pause before each workload on the app, after which its idle RSS is
                             read (default 2)
-  --no-sql-check            run even if the app's statements no longer match the baseline's
+  --no-sql-check            run even if the app's statements no longer match the baseline's (or
+                            the peer's status answer the app's)
   --print-sql               print the statements the app runs for each workload
 Build first: cargo build --release -p lms-app -p lms-bench. Variables such as HTTP_WORKERS,
 DATABASE_POOL_SIZE, RUST_LOG and MALLOC_CONF reach the app process.";
@@ -72,6 +81,7 @@ pub struct Options {
     pub idle: Duration,
     pub sql_check: bool,
     pub print_sql: bool,
+    pub peer: peer::Choice,
 }
 
 impl Options {
@@ -90,6 +100,7 @@ impl Options {
             idle: Duration::from_secs(2),
             sql_check: true,
             print_sql: false,
+            peer: peer::Choice::Auto,
         };
         let mut raw = std::env::args().skip(1);
         while let Some(arg) = raw.next() {
@@ -125,6 +136,8 @@ impl Options {
                 }
                 "--no-sql-check" => options.sql_check = false,
                 "--print-sql" => options.print_sql = true,
+                "--peer" => options.peer = peer::Choice::On,
+                "--no-peer" => options.peer = peer::Choice::Off,
                 "--help" | "-h" => {
                     println!("{USAGE}");
                     return Ok(None);
@@ -146,6 +159,11 @@ impl Options {
         ];
         if self.postgres {
             args.insert(0, "--postgres".to_owned());
+        }
+        match self.peer {
+            peer::Choice::Auto => {}
+            peer::Choice::On => args.push("--peer".to_owned()),
+            peer::Choice::Off => args.push("--no-peer".to_owned()),
         }
         if !self.sql_check {
             args.push("--no-sql-check".to_owned());
@@ -361,16 +379,79 @@ async fn text_value(data: &Data, query: &str) -> anyhow::Result<String> {
 /// One table row.
 struct Row {
     workload: &'static str,
+    /// `app`, `baseline` or `peer`.
     backend: &'static str,
     run: Run,
+    /// The server process's (the app's or the peer's).
     resources: Option<Resources>,
     /// This process's CPU per request (load generator or baseline client).
     client_cpu_us: f64,
     /// App rate over baseline rate (app rows).
     ratio: Option<f64>,
+    /// App rate over peer rate (app rows, when the peer ran).
+    peer_ratio: Option<f64>,
 }
 
-fn render(rows: &[Row]) -> String {
+impl Row {
+    fn server(
+        workload: &'static str,
+        backend: &'static str,
+        measured: (Run, Resources, f64),
+    ) -> Self {
+        let (run, resources, client_cpu_us) = measured;
+        Self {
+            workload,
+            backend,
+            run,
+            resources: Some(resources),
+            client_cpu_us,
+            ratio: None,
+            peer_ratio: None,
+        }
+    }
+
+    fn baseline(workload: &'static str, measured: (Run, f64)) -> Self {
+        let (run, client_cpu_us) = measured;
+        Self {
+            workload,
+            backend: "baseline",
+            run,
+            resources: None,
+            client_cpu_us,
+            ratio: None,
+            peer_ratio: None,
+        }
+    }
+}
+
+/// Fills the app rows' ratios from the baseline and peer rows of the same workload.
+fn fill_ratios(rows: &mut [Row]) {
+    let rate = |rows: &[Row], workload: &str, backend: &str| {
+        rows.iter()
+            .find(|r| r.workload == workload && r.backend == backend)
+            .map(|r| r.run.per_second())
+            .filter(|rate| *rate > 0.0)
+    };
+    let ratios: Vec<(Option<f64>, Option<f64>)> = rows
+        .iter()
+        .map(|row| {
+            if row.backend != "app" {
+                return (None, None);
+            }
+            let app = row.run.per_second();
+            (
+                rate(rows, row.workload, "baseline").map(|b| app / b),
+                rate(rows, row.workload, "peer").map(|p| app / p),
+            )
+        })
+        .collect();
+    for (row, (ratio, peer_ratio)) in rows.iter_mut().zip(ratios) {
+        row.ratio = ratio;
+        row.peer_ratio = peer_ratio;
+    }
+}
+
+fn render(rows: &[Row], with_peer: bool) -> String {
     let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
     let dash = || "-".to_owned();
     let mut table: Vec<Vec<String>> = vec![[
@@ -382,14 +463,18 @@ fn render(rows: &[Row]) -> String {
         "req/s",
         "p50 ms",
         "p99 ms",
-        "app CPU us/req",
+        "server CPU us/req",
         "client CPU us/req",
         "RSS MiB idle",
         "RSS MiB peak",
         "app/baseline",
+        "app/peer",
     ]
     .map(str::to_owned)
     .to_vec()];
+    if !with_peer {
+        table[0].pop();
+    }
     for row in rows {
         table.push(vec![
             row.workload.to_owned(),
@@ -407,6 +492,11 @@ fn render(rows: &[Row]) -> String {
             row.resources.map_or_else(dash, |r| mib(r.peak_rss_kib)),
             row.ratio.map_or_else(dash, |r| format!("{r:.2}x")),
         ]);
+        if with_peer {
+            if let Some(cells) = table.last_mut() {
+                cells.push(row.peer_ratio.map_or_else(dash, |r| format!("{r:.2}x")));
+            }
+        }
     }
     let widths: Vec<usize> = (0..table[0].len())
         .map(|c| table.iter().map(|r| r[c].len()).max().unwrap_or(0))
@@ -464,10 +554,17 @@ fn age(path: &Path) -> String {
 /// A bad set-up, a failed request, a failed check, or SQL that no longer matches.
 #[expect(
     clippy::too_many_lines,
-    reason = "one linear script: set-up, three workloads twice, checks, report"
+    reason = "one linear script: set-up, three workloads on two or three sides, checks, report"
 )]
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let app_bin = app_binary(options.app_bin.as_deref())?;
+    // Before anything slow: `npm ci` if the peer's dependencies are missing.
+    let peer_plan = peer::prepare(options.peer, options.postgres)?;
+    if let peer::Prepared::Skip(reason) = &peer_plan {
+        if options.peer == peer::Choice::Auto && options.postgres {
+            eprintln!("compare: the peer does not run: {reason}");
+        }
+    }
     let load_before = load_average();
     let n = options.events;
     let dir = TempDir::new("lms-bench-compare")?;
@@ -525,13 +622,15 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 
     let port = free_port()?;
     let metrics_port = free_port()?;
+    // One key for the app and the peer: the tokens the app issues are the peer's tokens too.
+    let jwt_secret = setup::jwt_secret();
     let mut command = Command::new(&app_bin);
     command.arg("serve");
     for (key, value) in setup::app_settings(
         &url,
         port,
         sandbox.base_url(),
-        &setup::jwt_secret(),
+        &jwt_secret,
         Some(metrics_port),
     ) {
         command.env(key, value);
@@ -539,15 +638,29 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let app = AppProcess::spawn(command, app_bin.display().to_string(), port, dir).await?;
     let started = read_memory(app.pid)?;
     let (ticks_per_second, ticks_source) = clock_ticks_per_second();
+    let peer_process = match &peer_plan {
+        peer::Prepared::Run(_) => Some(peer::start(&url, &jwt_secret).await?),
+        peer::Prepared::Skip(_) => None,
+    };
+    let peer_started = peer_process
+        .as_ref()
+        .map(|p| read_memory(p.pid))
+        .transpose()?;
+    let peer_api = peer_process
+        .as_ref()
+        .map(|p| Api::new(p.base_url.clone()))
+        .transpose()?;
 
     let api = Api::new(app.base_url.clone())?;
     let setup_started = Instant::now();
     let warm_up = 2 * options.webhook_concurrency;
-    let paid = setup::paid_purchases(&api, &sandbox, warm_up + 2 * n)
+    let peer_n = if peer_process.is_some() { n } else { 0 };
+    let paid = setup::paid_purchases(&api, &sandbox, warm_up + 2 * n + peer_n)
         .await
         .context("setting up purchases")?;
     let (warm_paid, paid) = paid.split_at(warm_up);
-    let (app_paid, base_paid) = paid.split_at(n);
+    let (app_paid, rest) = paid.split_at(n);
+    let (base_paid, peer_paid) = rest.split_at(n);
     // Warm-up (untimed): the app's pool grows to what the concurrency needs and each of its
     // connections prepares its statements, as the baseline's do before its clock starts.
     for _ in 0..2 {
@@ -562,6 +675,47 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     )
     .await?;
     check_errors(&[("warm-up read", &run)])?;
+    // The peer: its tables filled (the warm-up purchases and its own), then the same warm-up
+    // (its pool grows, V8 compiles the hot paths), then its answer compared with the app's.
+    let mut read_answer = String::new();
+    if let Some(peer_api) = &peer_api {
+        let seeded: Vec<setup::Paid> = warm_paid.iter().chain(peer_paid).cloned().collect();
+        peer::seed(&url, &seeded)
+            .await
+            .context("filling the peer's tables")?;
+        for _ in 0..2 {
+            let run =
+                deliver_all(peer_api, &sandbox, warm_paid, options.webhook_concurrency).await?;
+            check_errors(&[("peer warm-up delivery", &run)])?;
+        }
+        let run = read_all(
+            peer_api,
+            warm_paid,
+            10 * options.read_concurrency,
+            options.read_concurrency,
+        )
+        .await?;
+        check_errors(&[("peer warm-up read", &run)])?;
+        let (app_answer, peer_answer) = peer::answers(&api, peer_api, &warm_paid[0]).await?;
+        let problems = peer::answer_differences(&app_answer, &peer_answer, &peer::OWN_TIMES);
+        read_answer = if problems.is_empty() {
+            format!(
+                "the peer answered one buyer's purchase-status read with the app's keys and values (timestamps to the millisecond, but {}: each server's own)",
+                peer::OWN_TIMES.join(" and ")
+            )
+        } else if options.sql_check {
+            bail!(
+                "the peer's purchase-status answer differs from the app's (update crates/bench/peer/server.js, or run with --no-sql-check):\n{}\napp:  {app_answer}\npeer: {peer_answer}",
+                problems.join("\n")
+            );
+        } else {
+            eprintln!(
+                "warning: the peer's purchase-status answer differs from the app's:\n{}",
+                problems.join("\n")
+            );
+            "MISMATCH (--no-sql-check): see the warning above".to_owned()
+        };
+    }
     let setup_secs = setup_started.elapsed().as_secs_f64();
     let app_items: Arc<Vec<Item>> = Arc::new(
         app_paid
@@ -576,13 +730,21 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             .collect::<anyhow::Result<_>>()?,
     );
     let after_setup = read_memory(app.pid)?;
+    let peer_after_setup = peer_process
+        .as_ref()
+        .map(|p| read_memory(p.pid))
+        .transpose()?;
 
     // The facts.
     let storage = match backend {
         Backend::Postgres => format!(
             "PostgreSQL {} (synchronous_commit={}; scratch database {}; no TLS: sslmode=disable for both)",
             text_value(&data, "SELECT current_setting('server_version') AS value").await?,
-            text_value(&data, "SELECT current_setting('synchronous_commit') AS value").await?,
+            text_value(
+                &data,
+                "SELECT current_setting('synchronous_commit') AS value"
+            )
+            .await?,
             db.as_ref().map_or("?", TestDatabase::name)
         ),
         Backend::Sqlite => format!(
@@ -607,7 +769,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     .collect();
     let command_line: Vec<String> = std::env::args().collect();
     let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
-    println!("# compare: the app against a baseline of its own SQL");
+    println!(
+        "# compare: the app against a baseline of its own SQL{}",
+        if peer_process.is_some() {
+            " and against the peer (Express + stripe-node + pg, same job)"
+        } else {
+            ""
+        }
+    );
     println!("command      : {}", command_line.join(" "));
     println!(
         "reproduce    : cargo build --release -p lms-app -p lms-bench && $CARGO_TARGET_DIR/release/compare {}",
@@ -643,20 +812,71 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             format!("; from the environment: {}", passed.join(" "))
         }
     );
-    println!("clients      : this process, on the same machine: reqwest for the app (one keep-alive connection per client), for the baseline {}", match backend {
-        Backend::Postgres => "tokio-postgres (one connection per client)".to_owned(),
-        Backend::Sqlite => format!("diesel's SqliteConnection (one writer behind a FIFO mutex, {} readers), as the app's store", sqlite::READERS),
-    });
-    println!("cpu time     : /proc/<pid>/stat utime+stime of the app process, {ticks_per_second} ticks/s ({ticks_source})");
-    println!("SQL check    : {sql_check}");
+    match (&peer_plan, &peer_process) {
+        (peer::Prepared::Run(node), Some(process)) => println!(
+            "peer         : node {} {}/server.js ({}), pid {}: one process, a pg pool of {}, NODE_ENV=production, no request logging; its own tables (peer_*) in the same database, the app's users and courses copied in, its purchases paid in the same sandbox, events signed with the same secret",
+            node.version,
+            peer::dir().display(),
+            node.packages.join(", "),
+            process.pid,
+            peer::pool_size()
+        ),
+        (peer::Prepared::Skip(reason), _) => println!("peer         : not run: {reason}"),
+        (peer::Prepared::Run(_), None) => {}
+    }
     println!(
-        "set-up       : {} purchases paid in the sandbox, then a warm-up of the app, in {setup_secs:.1}s (untimed; {} for the app, {} for the baseline, {warm_up} delivered twice and read {} times at the workloads' concurrency to warm the app up); app RSS {} MiB at start, {} MiB after set-up",
+        "clients      : this process, on the same machine: reqwest for the app{} (one keep-alive connection per client), for the baseline {}",
+        if peer_process.is_some() {
+            " and the peer"
+        } else {
+            ""
+        },
+        match backend {
+            Backend::Postgres => "tokio-postgres (one connection per client)".to_owned(),
+            Backend::Sqlite => format!(
+                "diesel's SqliteConnection (one writer behind a FIFO mutex, {} readers), as the app's store",
+                sqlite::READERS
+            ),
+        }
+    );
+    println!(
+        "cpu time     : /proc/<pid>/stat utime+stime of the app{} process, {ticks_per_second} ticks/s ({ticks_source})",
+        if peer_process.is_some() {
+            " and the peer"
+        } else {
+            ""
+        }
+    );
+    println!("SQL check    : {sql_check}");
+    if !read_answer.is_empty() {
+        println!("read answer  : {read_answer}");
+    }
+    println!(
+        "set-up       : {} purchases paid in the sandbox, then a warm-up of the app{}, in {setup_secs:.1}s (untimed; {} for the app, {} for the baseline{}, {warm_up} delivered twice and read {} times at the workloads' concurrency to warm the app up); app RSS {} MiB at start, {} MiB after set-up{}",
         warm_up + paid.len(),
+        if peer_process.is_some() {
+            " and the peer"
+        } else {
+            ""
+        },
         app_paid.len(),
         base_paid.len(),
+        if peer_process.is_some() {
+            format!(", {} for the peer", peer_paid.len())
+        } else {
+            String::new()
+        },
         10 * options.read_concurrency,
         mib(started.rss_kib),
-        mib(after_setup.rss_kib)
+        mib(after_setup.rss_kib),
+        match (peer_started, peer_after_setup) {
+            (Some(start), Some(after)) => format!(
+                "; peer RSS {} MiB at start, {} MiB after set-up",
+                mib(start.rss_kib),
+                mib(after.rss_kib)
+            ),
+            _ => String::new(),
+        }
     );
     println!();
 
@@ -678,9 +898,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         applied: 0,
         ignored: 0,
     };
+    let peer_side = peer_process.as_ref().zip(peer_api.as_ref());
 
     // First deliveries.
-    let (run, resources, client_cpu_us) = measure_app(
+    let measured = measure_app(
         &app,
         ticks_per_second,
         options.idle,
@@ -696,17 +917,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         events,
     )
     .await?;
-    rows.push(Row {
-        workload: "first delivery",
-        backend: "app",
-        run,
-        resources: Some(resources),
-        client_cpu_us,
-        ratio: None,
-    });
+    rows.push(Row::server("first delivery", "app", measured));
     // What the app's first delivery left is what the baseline's UPDATE writes.
     let state = Arc::new(State::of(&data, app_items[0].purchase_id).await?);
-    let (run, client_cpu_us) = baseline(
+    let measured = baseline(
         &data,
         Round {
             sequence: statements.first_delivery,
@@ -728,17 +942,22 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         events,
     )
     .await?;
-    rows.push(Row {
-        workload: "first delivery",
-        backend: "baseline",
-        run,
-        resources: None,
-        client_cpu_us,
-        ratio: None,
-    });
+    rows.push(Row::baseline("first delivery", measured));
+    if let Some((process, peer_api)) = peer_side {
+        let before = peer::Tally::read(&url, peer_paid).await?;
+        let measured = measure_app(
+            process,
+            ticks_per_second,
+            options.idle,
+            deliver_all(peer_api, &sandbox, peer_paid, options.webhook_concurrency),
+        )
+        .await?;
+        peer::check_first(&before, &peer::Tally::read(&url, peer_paid).await?, n)?;
+        rows.push(Row::server("first delivery", "peer", measured));
+    }
 
     // Duplicates.
-    let (run, resources, client_cpu_us) = measure_app(
+    let measured = measure_app(
         &app,
         ticks_per_second,
         options.idle,
@@ -754,15 +973,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         0,
     )
     .await?;
-    rows.push(Row {
-        workload: "duplicate",
-        backend: "app",
-        run,
-        resources: Some(resources),
-        client_cpu_us,
-        ratio: None,
-    });
-    let (run, client_cpu_us) = baseline(
+    rows.push(Row::server("duplicate", "app", measured));
+    let measured = baseline(
         &data,
         Round {
             sequence: statements.duplicate,
@@ -784,32 +996,30 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         0,
     )
     .await?;
-    rows.push(Row {
-        workload: "duplicate",
-        backend: "baseline",
-        run,
-        resources: None,
-        client_cpu_us,
-        ratio: None,
-    });
+    rows.push(Row::baseline("duplicate", measured));
+    if let Some((process, peer_api)) = peer_side {
+        let before = peer::Tally::read(&url, peer_paid).await?;
+        let measured = measure_app(
+            process,
+            ticks_per_second,
+            options.idle,
+            deliver_all(peer_api, &sandbox, peer_paid, options.webhook_concurrency),
+        )
+        .await?;
+        peer::check_duplicate(&before, &peer::Tally::read(&url, peer_paid).await?)?;
+        rows.push(Row::server("duplicate", "peer", measured));
+    }
 
     // Purchase-status reads, over the app's (completed) purchases.
-    let (run, resources, client_cpu_us) = measure_app(
+    let measured = measure_app(
         &app,
         ticks_per_second,
         options.idle,
         read_all(&api, app_paid, options.reads, options.read_concurrency),
     )
     .await?;
-    rows.push(Row {
-        workload: "purchase-status read",
-        backend: "app",
-        run,
-        resources: Some(resources),
-        client_cpu_us,
-        ratio: None,
-    });
-    let (run, client_cpu_us) = baseline(
+    rows.push(Row::server("purchase-status read", "app", measured));
+    let measured = baseline(
         &data,
         Round {
             sequence: statements.status_read,
@@ -822,47 +1032,66 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         ticks_per_second,
     )
     .await?;
-    rows.push(Row {
-        workload: "purchase-status read",
-        backend: "baseline",
-        run,
-        resources: None,
-        client_cpu_us,
-        ratio: None,
-    });
+    rows.push(Row::baseline("purchase-status read", measured));
+    if let Some((process, peer_api)) = peer_side {
+        let measured = measure_app(
+            process,
+            ticks_per_second,
+            options.idle,
+            read_all(peer_api, peer_paid, options.reads, options.read_concurrency),
+        )
+        .await?;
+        rows.push(Row::server("purchase-status read", "peer", measured));
+    }
     let load_after = load_average();
     let end = read_memory(app.pid)?;
+    let peer_end = peer_process
+        .as_ref()
+        .map(|p| read_memory(p.pid))
+        .transpose()?;
 
-    for pair in rows.chunks_mut(2) {
-        if let [app_row, baseline_row] = pair {
-            let baseline_rate = baseline_row.run.per_second();
-            if baseline_rate > 0.0 {
-                app_row.ratio = Some(app_row.run.per_second() / baseline_rate);
-            }
-        }
-    }
-    print!("{}", render(&rows));
+    fill_ratios(&mut rows);
+    print!("{}", render(&rows, peer_process.is_some()));
     println!();
-    println!("req/s: requests answered per second of wall time (one event per webhook request; a baseline request is the app's statements for one request). p50/p99: nearest-rank latency of one request, from sending it to the end of its answer (baseline: its statements, in order).");
-    println!("app CPU us/req: the app process's CPU time (user + system, all threads) during the workload over its requests. client CPU us/req: this process's (the HTTP load generator for the app; the baseline's database client), which shares the machine's cores with the app and the database. RSS MiB: the app's VmRSS after an idle pause of {} s before the workload, and the largest one sampled every 10 ms during it. app/baseline: the app's req/s over the baseline's.", options.idle.as_secs());
+    println!(
+        "req/s: requests answered per second of wall time (one event per webhook request; a baseline request is the app's statements for one request). p50/p99: nearest-rank latency of one request, from sending it to the end of its answer (baseline: its statements, in order)."
+    );
+    println!(
+        "server CPU us/req: the server process's CPU time (user + system, all threads; the app's, or the peer's node process) during the workload over its requests. client CPU us/req: this process's (the HTTP load generator for the app and the peer; the baseline's database client), which shares the machine's cores with the servers and the database. RSS MiB: the server's VmRSS after an idle pause of {} s before the workload, and the largest one sampled every 10 ms during it. app/baseline, app/peer: the app's req/s over the baseline's, over the peer's.",
+        options.idle.as_secs()
+    );
     println!(
         "app memory   : VmHWM (peak RSS over the whole run, set-up sign-ups included) {} MiB; RSS at the end {} MiB",
         mib(end.hwm_kib),
         mib(end.rss_kib)
     );
+    if let Some(peer_end) = peer_end {
+        println!(
+            "peer memory  : VmHWM (peak RSS over the whole run) {} MiB; RSS at the end {} MiB",
+            mib(peer_end.hwm_kib),
+            mib(peer_end.rss_kib)
+        );
+    }
     println!("load average : {load_after} (after the run; before: {load_before})");
     let (purchases, inbox_rows) =
-        workload::same_end_state(&data, &state, setup::EVENT_TYPE).await?;
+        workload::same_end_state(&data, &state, setup::EVENT_TYPE, peer_process.is_some()).await?;
     println!(
         "checks       : each first-delivery round added {n} inbox rows (applied, delivered once) and completed {n} purchases; each duplicate round added none and left them delivered twice; in the end all {purchases} purchases are in the state the app's first delivery left and all {inbox_rows} inbox rows are {} applied, delivered twice",
         setup::EVENT_TYPE
     );
+    if peer_process.is_some() {
+        let (peer_purchases, peer_events) = peer::end_state(&url).await?;
+        println!(
+            "peer checks  : its first-delivery round recorded the {n} events once and completed their {n} purchases with their payment intents; its duplicate round recorded nothing and wrote no purchase; in the end all {peer_purchases} of its purchases are completed, with {peer_events} events recorded, one each"
+        );
+    }
     check_errors(
         &rows
             .iter()
             .map(|row| (row.workload, &row.run))
             .collect::<Vec<_>>(),
     )?;
+    drop(peer_process);
     drop(app);
     drop(db);
     Ok(())
