@@ -29,9 +29,12 @@ pub(crate) fn server(listener: TcpListener, inner: Arc<Inner>) -> std::io::Resul
                 web::post().to(expire_session),
             )
             .route("/v1/refunds", web::post().to(create_refund))
+            .route("/v1/customers", web::post().to(create_customer))
+            .route("/v1/customers/{id}", web::get().to(retrieve_customer))
             .route("/v1/events", web::get().to(list_events))
             .route("/checkout/pay/{id}/{secret}", web::get().to(page::show))
             .route("/checkout/pay/{id}/{secret}", web::post().to(page::submit))
+            .route("/receipts/payment/{token}", web::get().to(page::receipt))
             // A link without its secret is as unknown as a wrong one.
             .route("/checkout/pay/{id}", web::route().to(page::not_found))
             .default_service(web::to(|| async {
@@ -199,6 +202,33 @@ async fn create_session(req: HttpRequest, body: web::Bytes, inner: State) -> Htt
     });
     inner.new_events.notify_one();
     response
+}
+
+async fn create_customer(req: HttpRequest, body: web::Bytes, inner: State) -> HttpResponse {
+    if let Err(error) = admit(&req, &inner) {
+        return error_response(&error);
+    }
+    let params = match Params::parse(&body) {
+        Ok(params) => params,
+        Err(error) => return error_response(&error),
+    };
+    idempotent(&req, &inner, &params, || {
+        inner.ledger().create_customer(&params, inner.now())
+    })
+}
+
+async fn retrieve_customer(
+    req: HttpRequest,
+    path: web::Path<String>,
+    inner: State,
+) -> HttpResponse {
+    if let Err(error) = admit(&req, &inner) {
+        return error_response(&error);
+    }
+    match inner.ledger().customer(&path) {
+        Ok(customer) => json_response(200, &customer),
+        Err(error) => error_response(&error),
+    }
 }
 
 async fn retrieve_session(req: HttpRequest, path: web::Path<String>, inner: State) -> HttpResponse {

@@ -2,6 +2,11 @@
 //! events they emit. Synchronous and deterministic given its inputs (ids aside), so every rule
 //! can be tested without a server.
 
+mod pricing;
+
+pub use pricing::{Discount, Presentment, PromotionCode, TaxBehavior, PROMOTION_CODES};
+
+use pricing::Pricing;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
@@ -82,6 +87,21 @@ impl Params {
                 Some(key),
             )
         })
+    }
+
+    /// A boolean parameter (`true`/`false`), as Stripe's form encoding writes it.
+    fn boolean(&self, key: &str) -> Result<Option<bool>, StripeError> {
+        self.get(key)
+            .map(|v| match v {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(StripeError::invalid(
+                    "parameter_invalid_boolean",
+                    format!("Invalid boolean: {v}"),
+                    Some(key),
+                )),
+            })
+            .transpose()
     }
 
     fn integer(&self, key: &str) -> Result<Option<i64>, StripeError> {
@@ -167,6 +187,21 @@ pub enum PaymentOutcome {
     Paid,
     Declined(String),
     Processing,
+    /// A promotion code left nothing to pay: the session completed without a payment
+    /// (whatever method was offered), as Stripe's page completes it with no card asked.
+    NoPaymentRequired,
+}
+
+/// The sandbox-wide settings that decide what sessions bill.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerSettings {
+    /// The flat tax rate, in basis points (0 to 10000), of sessions created with
+    /// `automatic_tax[enabled]=true`.
+    pub tax_rate_bps: u32,
+    /// Present every session whose price is in another currency in this one, as Adaptive
+    /// Pricing does for a customer abroad, unless it was created with
+    /// `adaptive_pricing[enabled]=false`.
+    pub presentment: Option<Presentment>,
 }
 
 /// Stripe's test cards this sandbox knows. Any other well-formed number is declined as
@@ -186,7 +221,16 @@ fn card_verdict(number: &str) -> Result<(), &'static str> {
 
 #[derive(Debug, Default)]
 pub struct Ledger {
+    settings: LedgerSettings,
     sessions: HashMap<String, Value>,
+    /// Per session, what it bills (the price, its code, tax and presentment).
+    pricing: HashMap<String, Pricing>,
+    /// Per session, where its hosted pages (and its charges' receipts) are linked from.
+    page_bases: HashMap<String, String>,
+    /// Customers, oldest first.
+    customers: Vec<Value>,
+    /// Receipt token (in a charge's `receipt_url`) -> charge id.
+    receipts: HashMap<String, String>,
     session_pi_metadata: HashMap<String, Map<String, Value>>,
     /// Per session, the secret its hosted page's URL carries (hex). Kept apart from the
     /// session object so that no API answer other than `url` can show it.
@@ -200,6 +244,14 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// An empty ledger billing with `settings`.
+    pub fn new(settings: LedgerSettings) -> Self {
+        Self {
+            settings,
+            ..Self::default()
+        }
+    }
+
     fn next_id(&mut self, prefix: &str) -> String {
         self.sequence += 1;
         let random = uuid::Uuid::new_v4().simple().to_string();
@@ -300,34 +352,209 @@ impl Ledger {
                 Some("expires_at"),
             ));
         }
+        let allow_promotion_codes = params.boolean("allow_promotion_codes")?.unwrap_or(false);
+        let automatic_tax = params.boolean("automatic_tax[enabled]")?.unwrap_or(false);
+        let adaptive_pricing = params.boolean("adaptive_pricing[enabled]")?.unwrap_or(true);
+        let tax_behavior = tax_behavior(params, automatic_tax)?;
+        let customer = self.checkout_customer(params, automatic_tax)?;
+        let metadata = params.map("metadata")?;
+        let payment_intent_metadata = params.map("payment_intent_data[metadata]")?;
+        let pricing = Pricing {
+            subtotal: amount_total,
+            currency: currency.clone(),
+            tax: tax_behavior.map(|behavior| (behavior, self.settings.tax_rate_bps)),
+            presentment: self
+                .settings
+                .presentment
+                .clone()
+                .filter(|_| adaptive_pricing),
+            promotion: None,
+        };
         let id = self.next_id("cs");
         let secret = page_secret()?;
-        let session = json!({
+        let mut session = json!({
             "id": id,
             "object": "checkout.session",
             "mode": "payment",
             "status": "open",
             "payment_status": "unpaid",
-            "amount_subtotal": amount_total,
-            "amount_total": amount_total,
-            "currency": currency,
             "created": now,
             "expires_at": expires_at,
             "url": format!("{page_base}/checkout/pay/{id}/{secret}"),
             "success_url": success_url,
             "cancel_url": cancel_url,
             "client_reference_id": params.get("client_reference_id"),
+            "customer": customer,
             "customer_email": params.get("customer_email"),
-            "metadata": params.map("metadata")?,
+            "allow_promotion_codes": allow_promotion_codes.then_some(true),
+            "automatic_tax": {
+                "enabled": automatic_tax,
+                "liability": automatic_tax.then(|| json!({"type": "self"})),
+                "status": automatic_tax.then_some("complete"),
+            },
+            "adaptive_pricing": {"enabled": adaptive_pricing},
+            "metadata": metadata,
             "payment_intent": null,
             "livemode": false,
-            "line_items_sandbox": {"name": name, "unit_amount": unit_amount, "quantity": quantity},
+            "line_items_sandbox": {
+                "name": name,
+                "unit_amount": unit_amount,
+                "quantity": quantity,
+                "tax_behavior": tax_behavior.map(|behavior| match behavior {
+                    TaxBehavior::Exclusive => "exclusive",
+                    TaxBehavior::Inclusive => "inclusive",
+                }),
+            },
         });
+        pricing.write_into(&mut session);
         self.session_pi_metadata
-            .insert(id.clone(), params.map("payment_intent_data[metadata]")?);
+            .insert(id.clone(), payment_intent_metadata);
         self.page_secrets.insert(id.clone(), secret);
+        self.page_bases.insert(id.clone(), page_base.to_owned());
+        self.pricing.insert(id.clone(), pricing);
         self.sessions.insert(id, session.clone());
         Ok(public(session))
+    }
+
+    /// The customer a checkout is for (`customer`), checked as Stripe checks it: it exists,
+    /// comes without `customer_email`, and with automatic tax lets Checkout save the address
+    /// it collects (`customer_update[address]=auto`), since the sandbox's customers have none.
+    fn checkout_customer(
+        &self,
+        params: &Params,
+        automatic_tax: bool,
+    ) -> Result<Option<String>, StripeError> {
+        let Some(customer) = params.get("customer").filter(|id| !id.is_empty()) else {
+            return Ok(None);
+        };
+        if params.get("customer_email").is_some() {
+            return Err(StripeError::invalid(
+                "parameter_invalid_string",
+                "You may only specify one of these parameters: customer, customer_email.",
+                Some("customer_email"),
+            ));
+        }
+        if self.customer(customer).is_err() {
+            return Err(StripeError::invalid(
+                "resource_missing",
+                format!("No such customer: '{customer}'"),
+                Some("customer"),
+            ));
+        }
+        if automatic_tax && params.get("customer_update[address]") != Some("auto") {
+            return Err(StripeError::invalid(
+                "customer_tax_location_invalid",
+                "Automatic tax calculation in Checkout requires a valid address on the Customer. Add a valid address to the Customer or set `customer_update[address]` to 'auto' to save the address entered in Checkout to the Customer.",
+                Some("customer_update[address]"),
+            ));
+        }
+        Ok(Some(customer.to_owned()))
+    }
+
+    /// `POST /v1/customers`: `email`, `name` and `metadata[...]`, all optional.
+    pub fn create_customer(&mut self, params: &Params, now: i64) -> Result<Value, StripeError> {
+        let metadata = params.map("metadata")?;
+        let id = self.next_id("cus");
+        let customer = json!({
+            "id": id,
+            "object": "customer",
+            "email": params.get("email"),
+            "name": params.get("name"),
+            "metadata": metadata,
+            "created": now,
+            "livemode": false,
+        });
+        self.customers.push(customer.clone());
+        Ok(customer)
+    }
+
+    /// `GET /v1/customers/{id}`.
+    pub fn customer(&self, id: &str) -> Result<Value, StripeError> {
+        self.customers
+            .iter()
+            .find(|customer| customer["id"] == id)
+            .cloned()
+            .ok_or_else(|| StripeError::not_found("customer", id))
+    }
+
+    /// Every customer, oldest first.
+    pub fn customers(&self) -> &[Value] {
+        &self.customers
+    }
+
+    /// The customer typed `code` on the hosted page of an open session that allows
+    /// promotion codes: the code replaces any applied before, and the session (and its payment
+    /// intent, if an attempt made one) bills the discounted amounts.
+    ///
+    /// # Errors
+    /// An unknown or closed session; a session created without `allow_promotion_codes`; an
+    /// unknown code (`promotion_code_invalid`); a code that would leave less than the
+    /// currency's minimum charge but more than nothing (`amount_too_small`). Nothing changes.
+    pub fn apply_promotion_code(
+        &mut self,
+        session_id: &str,
+        code: &str,
+        now: i64,
+    ) -> Result<Value, StripeError> {
+        let session = self.open_session(session_id, now)?;
+        if session["allow_promotion_codes"] != true {
+            return Err(StripeError::invalid(
+                "promotion_codes_not_allowed",
+                "This Checkout Session does not accept promotion codes.",
+                None,
+            ));
+        }
+        let promotion = PromotionCode::find(code).ok_or_else(|| {
+            StripeError::invalid(
+                "promotion_code_invalid",
+                "This code is invalid.",
+                Some("promotion_code"),
+            )
+        })?;
+        let mut pricing = self
+            .pricing
+            .get(session_id)
+            .cloned()
+            .ok_or_else(|| StripeError::not_found("checkout.session", session_id))?;
+        pricing.promotion = Some(promotion);
+        let amounts = pricing.amounts();
+        let minimum = minimum_charge(&amounts.currency).unwrap_or(0);
+        if amounts.total > 0 && amounts.total < minimum {
+            return Err(StripeError::invalid(
+                "amount_too_small",
+                format!(
+                    "This code cannot be applied: it would leave less than the minimum charge of {minimum} {} minor units.",
+                    amounts.currency
+                ),
+                Some("promotion_code"),
+            ));
+        }
+        let session = self
+            .sessions
+            .get_mut(session_id)
+            .ok_or_else(|| StripeError::not_found("checkout.session", session_id))?;
+        pricing.write_into(session);
+        let payment_intent = session["payment_intent"].as_str().map(str::to_owned);
+        self.pricing.insert(session_id.to_owned(), pricing);
+        if let Some(intent) = payment_intent.and_then(|id| self.payment_intents.get_mut(&id)) {
+            intent["amount"] = json!(amounts.total);
+            intent["currency"] = json!(amounts.currency);
+        }
+        self.session(session_id)
+    }
+
+    /// The charge a receipt link shows, with the name of what was bought; `None` for a
+    /// token no charge has.
+    pub fn receipt(&self, token: &str) -> Option<(Value, String)> {
+        let charge = self.charges.get(self.receipts.get(token)?)?.clone();
+        let name = self
+            .sessions
+            .values()
+            .find(|session| session["payment_intent"] == charge["payment_intent"])
+            .and_then(|session| session["line_items_sandbox"]["name"].as_str())
+            .unwrap_or("Your purchase")
+            .to_owned();
+        Some((charge, name))
     }
 
     pub fn session(&self, id: &str) -> Result<Value, StripeError> {
@@ -442,11 +669,12 @@ impl Ledger {
 
     fn charge(
         &mut self,
+        session_id: &str,
         payment_intent: &str,
         succeeded: bool,
         failure: Option<&str>,
         now: i64,
-    ) -> Value {
+    ) -> Result<Value, StripeError> {
         let intent = self
             .payment_intents
             .get(payment_intent)
@@ -454,6 +682,15 @@ impl Ledger {
             .unwrap_or(Value::Null);
         let id = self.next_id("ch");
         let amount = intent["amount"].as_i64().unwrap_or(0);
+        // A successful charge has a receipt page, at an unguessable address as at Stripe.
+        let receipt_url = if succeeded {
+            let token = page_secret()?;
+            let base = self.page_bases.get(session_id).cloned().unwrap_or_default();
+            self.receipts.insert(token.clone(), id.clone());
+            Some(format!("{base}/receipts/payment/{token}"))
+        } else {
+            None
+        };
         let charge = json!({
             "id": id, "object": "charge", "amount": amount,
             "amount_captured": if succeeded { amount } else { 0 },
@@ -461,7 +698,7 @@ impl Ledger {
             "currency": intent["currency"], "payment_intent": payment_intent,
             "metadata": intent["metadata"], "status": if succeeded { "succeeded" } else { "failed" },
             "failure_message": failure, "failure_code": failure.map(|_| "card_declined"),
-            "disputed": false, "created": now, "livemode": false,
+            "disputed": false, "created": now, "livemode": false, "receipt_url": receipt_url,
         });
         self.charges.insert(id.clone(), charge.clone());
         if let Some(intent) = self.payment_intents.get_mut(payment_intent) {
@@ -472,7 +709,7 @@ impl Ledger {
                 "requires_payment_method"
             });
         }
-        charge
+        Ok(charge)
     }
 
     /// The customer submits the hosted page.
@@ -482,12 +719,16 @@ impl Ledger {
         method: &PaymentMethod,
         now: i64,
     ) -> Result<PaymentOutcome, StripeError> {
-        self.open_session(session_id, now)?;
+        let session = self.open_session(session_id, now)?;
+        if session["amount_total"] == 0 {
+            self.complete_without_payment(session_id, now);
+            return Ok(PaymentOutcome::NoPaymentRequired);
+        }
         let payment_intent = self.payment_intent_for(session_id, now)?;
         match method {
             PaymentMethod::Card(number) => match card_verdict(number) {
                 Ok(()) => {
-                    let charge = self.charge(&payment_intent, true, None, now);
+                    let charge = self.charge(session_id, &payment_intent, true, None, now)?;
                     self.emit("charge.succeeded", charge, now);
                     self.emit(
                         "payment_intent.succeeded",
@@ -498,7 +739,8 @@ impl Ledger {
                     Ok(PaymentOutcome::Paid)
                 }
                 Err(message) => {
-                    let charge = self.charge(&payment_intent, false, Some(message), now);
+                    let charge =
+                        self.charge(session_id, &payment_intent, false, Some(message), now)?;
                     self.emit("charge.failed", charge, now);
                     Ok(PaymentOutcome::Declined(message.to_owned()))
                 }
@@ -511,6 +753,20 @@ impl Ledger {
                 Ok(PaymentOutcome::Processing)
             }
         }
+    }
+
+    /// A promotion code took the whole price off: the session completes with no payment
+    /// required and no payment intent (one made by an earlier attempt is canceled), and only
+    /// `checkout.session.completed` is emitted: nothing was charged.
+    fn complete_without_payment(&mut self, session_id: &str, now: i64) {
+        let earlier_intent = self
+            .sessions
+            .get_mut(session_id)
+            .and_then(|session| session["payment_intent"].take().as_str().map(str::to_owned));
+        if let Some(intent) = earlier_intent.and_then(|id| self.payment_intents.get_mut(&id)) {
+            intent["status"] = json!("canceled");
+        }
+        self.complete_session(session_id, "no_payment_required", now);
     }
 
     fn complete_session(&mut self, session_id: &str, payment_status: &str, now: i64) {
@@ -543,11 +799,12 @@ impl Ledger {
         }
         let payment_intent = self.payment_intent_for(session_id, now)?;
         let charge = self.charge(
+            session_id,
             &payment_intent,
             succeeded,
             (!succeeded).then_some("The bank debit failed."),
             now,
-        );
+        )?;
         if succeeded {
             self.emit("charge.succeeded", charge, now);
             if let Some(session) = self.sessions.get_mut(session_id) {
@@ -659,6 +916,33 @@ impl Ledger {
         let dispute = dispute.clone();
         self.emit("charge.dispute.closed", dispute.clone(), now);
         Ok(dispute)
+    }
+}
+
+/// The line item's `tax_behavior`: required with automatic tax (the sandbox is an account
+/// without a default tax behavior), ignored without.
+fn tax_behavior(params: &Params, automatic_tax: bool) -> Result<Option<TaxBehavior>, StripeError> {
+    const KEY: &str = "line_items[0][price_data][tax_behavior]";
+    let behavior = match params.get(KEY) {
+        None | Some("unspecified") => None,
+        Some("exclusive") => Some(TaxBehavior::Exclusive),
+        Some("inclusive") => Some(TaxBehavior::Inclusive),
+        Some(other) => {
+            return Err(StripeError::invalid(
+                "parameter_invalid_string",
+                format!("Invalid tax_behavior: must be one of exclusive, inclusive, or unspecified; got {other}"),
+                Some(KEY),
+            ))
+        }
+    };
+    match (automatic_tax, behavior) {
+        (false, _) => Ok(None),
+        (true, Some(behavior)) => Ok(Some(behavior)),
+        (true, None) => Err(StripeError::invalid(
+            "tax_behavior_required",
+            "Automatic tax needs the price's tax_behavior (exclusive or inclusive): this account has no default.",
+            Some(KEY),
+        )),
     }
 }
 

@@ -10,6 +10,51 @@
 //! exercised too.
 //!
 //! Run it in-process with [`Sandbox::start`], or as the `stripe-sandbox` binary.
+//!
+//! # REST subset
+//! `POST /v1/checkout/sessions`, `GET /v1/checkout/sessions/{id}`,
+//! `GET /v1/checkout/sessions?payment_intent=`, `POST /v1/checkout/sessions/{id}/expire`,
+//! `POST /v1/refunds`, `GET /v1/events`, `POST /v1/customers` (`email`, `name`,
+//! `metadata[...]`; `cus_...`, replayed per `Idempotency-Key` like every POST) and
+//! `GET /v1/customers/{id}`. Customers emit no event (an endpoint enabled for the events the
+//! product handles receives none from Stripe either). [`Sandbox::customers`] and
+//! [`Sandbox::customer_count`] let a test count them.
+//!
+//! # Checkout settings the sandbox honours
+//! - `customer=cus_...`: an existing customer (else 400 `resource_missing`), never together
+//!   with `customer_email`; with automatic tax also `customer_update[address]=auto`, since the
+//!   sandbox's customers have no address (Stripe refuses the same way). The session shows it
+//!   in `customer`.
+//! - `allow_promotion_codes=true`: the hosted page offers a promotion code field.
+//! - `automatic_tax[enabled]=true` with `line_items[0][price_data][tax_behavior]` `exclusive`
+//!   or `inclusive` (required: the sandbox is an account without a default tax behavior): a
+//!   flat rate of [`SandboxConfig::tax_rate_bps`] basis points (`SANDBOX_TAX_RATE_BPS`,
+//!   default 0) on what remains after the discount, rounded half-up; exclusive adds it,
+//!   inclusive takes `amount - round(amount * 10000 / (10000 + bps))` out of the amount.
+//! - `adaptive_pricing[enabled]=false`: never presented in [`SandboxConfig::presentment`].
+//!
+//! # Promotion codes
+//! Fixed, case-insensitive, on sessions created with `allow_promotion_codes=true`
+//! ([`PROMOTION_CODES`]):
+//!
+//! | code | takes off | promotion code id |
+//! |------|-----------|-------------------|
+//! | `SPRING25` | 25% of the price (half-up) | `promo_sandbox_spring25` |
+//! | `TENOFF` | 1000 minor units of the price's currency (10.00; JPY 1000), at most the price | `promo_sandbox_tenoff` |
+//! | `FREECOURSE` | 100% | `promo_sandbox_freecourse` |
+//!
+//! A wrong code shows an error on the page and changes nothing; a code that would leave less
+//! than the currency's minimum charge (but more than nothing) is refused the same way. A
+//! session made free completes with `payment_status: no_payment_required` and
+//! `payment_intent: null`: no charge, no charge events, only `checkout.session.completed`.
+//!
+//! # What sessions and events carry
+//! Sessions (and the events about them) carry Stripe's `amount_subtotal`, `amount_total`,
+//! `total_details {amount_discount, amount_shipping, amount_tax}`, `discounts [{coupon,
+//! promotion_code}]` and, when presented in another currency, `currency` and the amounts in
+//! it with `currency_conversion {amount_subtotal, amount_total, fx_rate, source_currency}` in
+//! the price's currency. A successful charge has a `receipt_url` under the page base that
+//! serves a simple receipt (amount paid, refunded).
 
 mod delivery;
 mod http;
@@ -18,9 +63,12 @@ mod page;
 pub mod signing;
 
 pub use delivery::{DeliveryConfig, DeliveryRecord};
-pub use ledger::{PaymentMethod, PaymentOutcome, StripeError};
+pub use ledger::{
+    Discount, PaymentMethod, PaymentOutcome, Presentment, PromotionCode, StripeError,
+    PROMOTION_CODES,
+};
 
-use ledger::Ledger;
+use ledger::{Ledger, LedgerSettings};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
@@ -48,6 +96,15 @@ pub struct SandboxConfig {
     /// container's published port, a proxy): hosted pages' links start with it. `None`:
     /// [`Sandbox::base_url`]. An `http://` or `https://` origin, optionally with a path prefix.
     pub public_base_url: Option<String>,
+    /// The flat tax rate, in basis points (0 to 10000; 825 = 8.25%), of sessions created with
+    /// `automatic_tax[enabled]=true` (exclusive or inclusive per the line item's
+    /// `tax_behavior`). The binary reads `SANDBOX_TAX_RATE_BPS` ([`parse_tax_rate_bps`]).
+    pub tax_rate_bps: u32,
+    /// Present every session whose price is in another currency in this one, at a fixed rate,
+    /// with Stripe's `currency_conversion`, as Adaptive Pricing does for a customer abroad
+    /// (unless the session was created with `adaptive_pricing[enabled]=false`). `None`: every
+    /// session is in its price's currency.
+    pub presentment: Option<Presentment>,
 }
 
 impl std::fmt::Debug for SandboxConfig {
@@ -56,6 +113,8 @@ impl std::fmt::Debug for SandboxConfig {
             .field("webhook_url", &self.webhook_url)
             .field("delivery", &self.delivery)
             .field("public_base_url", &self.public_base_url)
+            .field("tax_rate_bps", &self.tax_rate_bps)
+            .field("presentment", &self.presentment)
             .finish_non_exhaustive()
     }
 }
@@ -69,8 +128,30 @@ impl Default for SandboxConfig {
             delivery: DeliveryConfig::default(),
             settlement_delay: Duration::from_secs(2),
             public_base_url: None,
+            tax_rate_bps: 0,
+            presentment: None,
         }
     }
+}
+
+/// The largest flat tax rate the sandbox accepts: 100%.
+pub const MAX_TAX_RATE_BPS: u32 = 10_000;
+
+/// Reads a tax rate in basis points (`SANDBOX_TAX_RATE_BPS`): a whole number from 0 to
+/// [`MAX_TAX_RATE_BPS`].
+///
+/// # Errors
+/// A sentence saying what is wrong, to follow the variable's name.
+pub fn parse_tax_rate_bps(raw: &str) -> Result<u32, String> {
+    raw.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|bps| *bps <= MAX_TAX_RATE_BPS)
+        .ok_or_else(|| {
+            format!(
+                "must be a tax rate in basis points from 0 to {MAX_TAX_RATE_BPS} (825 = 8.25%), got {raw:?}"
+            )
+        })
 }
 
 /// Switches that make the sandbox misbehave the way the real network does.
@@ -170,9 +251,22 @@ impl Sandbox {
             Some(url) => public_base(url)?,
             None => base_url.clone(),
         };
+        if config.tax_rate_bps > MAX_TAX_RATE_BPS {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "tax rate of {} basis points is above {MAX_TAX_RATE_BPS}",
+                    config.tax_rate_bps
+                ),
+            ));
+        }
+        let ledger = Ledger::new(LedgerSettings {
+            tax_rate_bps: config.tax_rate_bps,
+            presentment: config.presentment.clone(),
+        });
         let inner = Arc::new(Inner {
             config,
-            ledger: Mutex::new(Ledger::default()),
+            ledger: Mutex::new(ledger),
             idempotency: Mutex::new(HashMap::new()),
             chaos: Mutex::new(Chaos::default()),
             deliveries: Mutex::new(Vec::new()),
@@ -272,7 +366,9 @@ impl Sandbox {
         self.inner.new_events.notify_one();
     }
 
-    /// Pays (or fails to pay) a session as the customer would on the hosted page.
+    /// Pays (or fails to pay) a session as the customer would on the hosted page. A session a
+    /// promotion code made free completes without a payment, whatever the method
+    /// ([`PaymentOutcome::NoPaymentRequired`]).
     ///
     /// # Errors
     /// When the session is unknown or no longer open.
@@ -287,6 +383,28 @@ impl Sandbox {
             .pay(session_id, method, self.inner.now());
         self.inner.new_events.notify_one();
         outcome
+    }
+
+    /// Applies a promotion code to an open session as the customer would on the hosted page
+    /// ([`PROMOTION_CODES`]); returns the session as the API now shows it.
+    ///
+    /// # Errors
+    /// When the session is unknown, closed or created without `allow_promotion_codes`, the
+    /// code is unknown, or it would leave less than the minimum charge (but not nothing).
+    pub fn apply_promotion_code(&self, session_id: &str, code: &str) -> Result<Value, StripeError> {
+        self.inner
+            .ledger()
+            .apply_promotion_code(session_id, code, self.inner.now())
+    }
+
+    /// Every customer created (`POST /v1/customers`), oldest first.
+    pub fn customers(&self) -> Vec<Value> {
+        self.inner.ledger().customers().to_vec()
+    }
+
+    /// How many customers exist.
+    pub fn customer_count(&self) -> usize {
+        self.inner.ledger().customers().len()
     }
 
     /// Settles a bank debit now, successfully or not.

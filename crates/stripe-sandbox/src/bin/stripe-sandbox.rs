@@ -8,9 +8,12 @@
 //!
 //! `SANDBOX_HOST` (default `127.0.0.1`) is the address to listen on; `SANDBOX_PUBLIC_URL` is
 //! where a browser reaches it when that differs (a published container port), for the hosted
-//! pages' links.
+//! pages' links. `SANDBOX_TAX_RATE_BPS` (default 0) is the flat tax rate, in basis points, of
+//! sessions created with automatic tax; `SANDBOX_PRESENTMENT_CURRENCY` with `SANDBOX_FX_RATE`
+//! (e.g. `eur` and `0.925`) presents sessions priced in another currency in that one, as
+//! Adaptive Pricing would.
 
-use lms_stripe_sandbox::{Sandbox, SandboxConfig};
+use lms_stripe_sandbox::{parse_tax_rate_bps, Presentment, Sandbox, SandboxConfig};
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 
 fn env(name: &str) -> Option<String> {
@@ -33,6 +36,25 @@ async fn main() -> std::io::Result<()> {
         })?,
         None => IpAddr::V4(Ipv4Addr::LOCALHOST),
     };
+    let tax_rate_bps = match env("SANDBOX_TAX_RATE_BPS") {
+        Some(raw) => parse_tax_rate_bps(&raw)
+            .map_err(|problem| std::io::Error::other(format!("SANDBOX_TAX_RATE_BPS {problem}")))?,
+        None => 0,
+    };
+    let presentment =
+        match (env("SANDBOX_PRESENTMENT_CURRENCY"), env("SANDBOX_FX_RATE")) {
+            (None, None) => None,
+            (Some(currency), Some(rate)) => {
+                Some(Presentment::parse(&currency, &rate).map_err(|problem| {
+                    std::io::Error::other(format!(
+                        "SANDBOX_PRESENTMENT_CURRENCY, SANDBOX_FX_RATE: {problem}"
+                    ))
+                })?)
+            }
+            _ => return Err(std::io::Error::other(
+                "SANDBOX_PRESENTMENT_CURRENCY and SANDBOX_FX_RATE go together: set both or neither",
+            )),
+        };
     let defaults = SandboxConfig::default();
     let config = SandboxConfig {
         secret_key: env("STRIPE_SECRET_KEY").unwrap_or(defaults.secret_key.clone()),
@@ -41,6 +63,8 @@ async fn main() -> std::io::Result<()> {
             .unwrap_or(defaults.webhook_secrets.clone()),
         webhook_url: env("SANDBOX_WEBHOOK_URL"),
         public_base_url: env("SANDBOX_PUBLIC_URL"),
+        tax_rate_bps,
+        presentment,
         ..defaults
     };
     let webhook_url = config.webhook_url.clone();

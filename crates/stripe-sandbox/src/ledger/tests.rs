@@ -308,3 +308,375 @@ fn fingerprints_ignore_parameter_order() {
         params(&[("a", "1"), ("b", "3")]).fingerprint()
     );
 }
+
+/// [`session_params`] with more parameters.
+fn with_params(base: Params, more: &[(&str, &str)]) -> Params {
+    let mut all = base;
+    all.0
+        .extend(more.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    all
+}
+
+fn create(ledger: &mut Ledger, params: &Params) -> Value {
+    ledger
+        .create_session(params, NOW, "http://sandbox")
+        .unwrap()
+}
+
+fn id_of(session: &Value) -> String {
+    session["id"].as_str().unwrap().to_owned()
+}
+
+fn good_card() -> PaymentMethod {
+    PaymentMethod::Card("4242424242424242".into())
+}
+
+#[test]
+fn a_plain_session_bills_its_price_in_stripes_shape() {
+    let (ledger, id) = open_session();
+    let session = ledger.session(&id).unwrap();
+    assert_eq!(session["amount_subtotal"], 1999);
+    assert_eq!(session["amount_total"], 1999);
+    assert_eq!(
+        session["total_details"],
+        json!({"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0})
+    );
+    assert_eq!(session["currency_conversion"], Value::Null);
+    assert_eq!(session["discounts"], json!([]));
+    assert_eq!(session["allow_promotion_codes"], Value::Null);
+    assert_eq!(session["automatic_tax"]["enabled"], false);
+    assert_eq!(session["adaptive_pricing"]["enabled"], true);
+    assert_eq!(session["customer"], Value::Null);
+}
+
+#[test]
+fn automatic_tax_applies_the_flat_rate_per_the_tax_behavior() {
+    let mut ledger = Ledger::new(LedgerSettings {
+        tax_rate_bps: 1000,
+        presentment: None,
+    });
+    let taxed = |behavior: &str| {
+        with_params(
+            session_params("2000"),
+            &[
+                ("automatic_tax[enabled]", "true"),
+                ("line_items[0][price_data][tax_behavior]", behavior),
+            ],
+        )
+    };
+    let exclusive = create(&mut ledger, &taxed("exclusive"));
+    assert_eq!(
+        (
+            &exclusive["amount_subtotal"],
+            &exclusive["total_details"]["amount_tax"],
+            &exclusive["amount_total"]
+        ),
+        (&json!(2000), &json!(200), &json!(2200))
+    );
+    assert_eq!(exclusive["automatic_tax"]["enabled"], true);
+    let inclusive = create(&mut ledger, &taxed("inclusive"));
+    assert_eq!(inclusive["total_details"]["amount_tax"], 182);
+    assert_eq!(inclusive["amount_total"], 2000);
+    // Without automatic tax the rate does not apply, whatever the tax behavior says.
+    let untaxed = create(
+        &mut ledger,
+        &with_params(
+            session_params("2000"),
+            &[("line_items[0][price_data][tax_behavior]", "exclusive")],
+        ),
+    );
+    assert_eq!(untaxed["amount_total"], 2000);
+    // The tax behavior is required with automatic tax, and must be a known one.
+    for behavior in ["unspecified", "both"] {
+        let refused = ledger
+            .create_session(&taxed(behavior), NOW, "")
+            .unwrap_err();
+        assert_eq!(
+            refused.param.as_deref(),
+            Some("line_items[0][price_data][tax_behavior]"),
+            "{behavior}"
+        );
+    }
+    let without = with_params(
+        session_params("2000"),
+        &[("automatic_tax[enabled]", "true")],
+    );
+    assert_eq!(
+        ledger.create_session(&without, NOW, "").unwrap_err().code,
+        Some("tax_behavior_required")
+    );
+    let not_a_boolean = with_params(session_params("2000"), &[("automatic_tax[enabled]", "yes")]);
+    assert_eq!(
+        ledger
+            .create_session(&not_a_boolean, NOW, "")
+            .unwrap_err()
+            .code,
+        Some("parameter_invalid_boolean")
+    );
+}
+
+#[test]
+fn customers_are_created_and_named_by_checkouts_as_stripe_allows() {
+    let mut ledger = Ledger::default();
+    let customer = ledger
+        .create_customer(
+            &params(&[
+                ("email", "ada@example.com"),
+                ("name", "Ada"),
+                ("metadata[user_id]", "user-1"),
+            ]),
+            NOW,
+        )
+        .unwrap();
+    let customer_id = customer["id"].as_str().unwrap().to_owned();
+    assert!(customer_id.starts_with("cus_test_"), "{customer_id}");
+    assert_eq!(customer["email"], "ada@example.com");
+    assert_eq!(customer["metadata"]["user_id"], "user-1");
+    assert_eq!(ledger.customer(&customer_id).unwrap(), customer);
+    assert_eq!(ledger.customer("cus_unknown").unwrap_err().status, 404);
+    assert_eq!(ledger.customers().len(), 1);
+
+    let for_customer = with_params(session_params("1999"), &[("customer", &customer_id)]);
+    let session = create(&mut ledger, &for_customer);
+    assert_eq!(session["customer"], customer_id.as_str());
+    assert_eq!(session["customer_email"], Value::Null);
+
+    let unknown = with_params(session_params("1999"), &[("customer", "cus_unknown")]);
+    assert_eq!(
+        ledger
+            .create_session(&unknown, NOW, "")
+            .unwrap_err()
+            .param
+            .as_deref(),
+        Some("customer")
+    );
+    let both = with_params(
+        session_params("1999"),
+        &[
+            ("customer", &customer_id),
+            ("customer_email", "ada@example.com"),
+        ],
+    );
+    assert_eq!(
+        ledger
+            .create_session(&both, NOW, "")
+            .unwrap_err()
+            .param
+            .as_deref(),
+        Some("customer_email")
+    );
+    // Automatic tax needs the address Checkout collects saved to the customer.
+    let taxed = with_params(
+        for_customer.clone(),
+        &[
+            ("automatic_tax[enabled]", "true"),
+            ("line_items[0][price_data][tax_behavior]", "exclusive"),
+        ],
+    );
+    assert_eq!(
+        ledger.create_session(&taxed, NOW, "").unwrap_err().code,
+        Some("customer_tax_location_invalid")
+    );
+    let saving = with_params(taxed, &[("customer_update[address]", "auto")]);
+    assert_eq!(
+        create(&mut ledger, &saving)["customer"],
+        customer_id.as_str()
+    );
+}
+
+fn codes_allowed(amount: &str) -> Params {
+    with_params(session_params(amount), &[("allow_promotion_codes", "true")])
+}
+
+#[test]
+fn a_promotion_code_discounts_the_session_and_its_payment() {
+    let mut ledger = Ledger::default();
+    let id = id_of(&create(&mut ledger, &codes_allowed("2000")));
+    // A declined attempt made a payment intent for the full price first.
+    ledger
+        .pay(&id, &PaymentMethod::Card("4000000000000002".into()), NOW)
+        .unwrap();
+    let session = ledger.apply_promotion_code(&id, " spring25", NOW).unwrap();
+    assert_eq!(session["amount_subtotal"], 2000);
+    assert_eq!(session["total_details"]["amount_discount"], 500);
+    assert_eq!(session["amount_total"], 1500);
+    assert_eq!(
+        session["discounts"],
+        json!([{"coupon": "sandbox_25_percent_off", "promotion_code": "promo_sandbox_spring25"}])
+    );
+    assert_eq!(
+        ledger.pay(&id, &good_card(), NOW).unwrap(),
+        PaymentOutcome::Paid
+    );
+    let charge = ledger
+        .events()
+        .iter()
+        .find(|e| e["type"] == "charge.succeeded")
+        .unwrap()["data"]["object"]
+        .clone();
+    assert_eq!(
+        charge["amount"], 1500,
+        "the payment intent was discounted too"
+    );
+    let completed = ledger.events().last().unwrap();
+    assert_eq!(completed["type"], "checkout.session.completed");
+    assert_eq!(completed["data"]["object"]["amount_total"], 1500);
+    assert_eq!(
+        completed["data"]["object"]["discounts"][0]["promotion_code"],
+        "promo_sandbox_spring25"
+    );
+}
+
+#[test]
+fn a_code_is_refused_without_changing_anything() {
+    let mut ledger = Ledger::default();
+    let plain = id_of(&create(&mut ledger, &session_params("2000")));
+    assert_eq!(
+        ledger
+            .apply_promotion_code(&plain, "SPRING25", NOW)
+            .unwrap_err()
+            .code,
+        Some("promotion_codes_not_allowed")
+    );
+    let id = id_of(&create(&mut ledger, &codes_allowed("2000")));
+    let before = ledger.session(&id).unwrap();
+    assert_eq!(
+        ledger
+            .apply_promotion_code(&id, "SPRING2", NOW)
+            .unwrap_err()
+            .code,
+        Some("promotion_code_invalid")
+    );
+    assert_eq!(ledger.session(&id).unwrap(), before);
+    // 10.00 off 10.30 would leave 0.30, below the 0.50 minimum.
+    let small = id_of(&create(&mut ledger, &codes_allowed("1030")));
+    assert_eq!(
+        ledger
+            .apply_promotion_code(&small, "TENOFF", NOW)
+            .unwrap_err()
+            .code,
+        Some("amount_too_small")
+    );
+    assert_eq!(ledger.session(&small).unwrap()["amount_total"], 1030);
+    // A closed session takes no code.
+    ledger.expire_session(&id, NOW).unwrap();
+    assert_eq!(
+        ledger
+            .apply_promotion_code(&id, "SPRING25", NOW)
+            .unwrap_err()
+            .code,
+        Some("checkout_session_not_open")
+    );
+    assert_eq!(types(&ledger), ["checkout.session.expired"]);
+}
+
+#[test]
+fn a_later_code_replaces_the_earlier_one() {
+    let mut ledger = Ledger::default();
+    let id = id_of(&create(&mut ledger, &codes_allowed("2000")));
+    ledger.apply_promotion_code(&id, "SPRING25", NOW).unwrap();
+    let session = ledger.apply_promotion_code(&id, "TENOFF", NOW).unwrap();
+    assert_eq!(session["total_details"]["amount_discount"], 1000);
+    assert_eq!(session["amount_total"], 1000);
+    assert_eq!(session["discounts"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_free_session_completes_without_a_payment_or_charge() {
+    let mut ledger = Ledger::default();
+    let id = id_of(&create(&mut ledger, &codes_allowed("2000")));
+    ledger
+        .pay(&id, &PaymentMethod::Card("4000000000000002".into()), NOW)
+        .unwrap();
+    let earlier_intent = ledger.session(&id).unwrap()["payment_intent"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let session = ledger.apply_promotion_code(&id, "freecourse", NOW).unwrap();
+    assert_eq!(session["amount_total"], 0);
+    assert_eq!(
+        ledger.pay(&id, &PaymentMethod::BankDebit, NOW).unwrap(),
+        PaymentOutcome::NoPaymentRequired
+    );
+    let session = ledger.session(&id).unwrap();
+    assert_eq!(session["status"], "complete");
+    assert_eq!(session["payment_status"], "no_payment_required");
+    assert_eq!(session["payment_intent"], Value::Null);
+    assert_eq!(
+        ledger.payment_intents[&earlier_intent]["status"],
+        "canceled"
+    );
+    assert_eq!(
+        types(&ledger),
+        ["charge.failed", "checkout.session.completed"]
+    );
+    let completed = &ledger.events()[1]["data"]["object"];
+    assert_eq!(completed["payment_status"], "no_payment_required");
+    assert_eq!(completed["payment_intent"], Value::Null);
+    assert_eq!(completed["total_details"]["amount_discount"], 2000);
+}
+
+#[test]
+fn a_successful_charge_links_its_receipt() {
+    let mut ledger = Ledger::default();
+    let id = id_of(&create(&mut ledger, &session_params("1999")));
+    ledger.pay(&id, &good_card(), NOW).unwrap();
+    let charge = &ledger.events()[0]["data"]["object"];
+    let url = charge["receipt_url"].as_str().unwrap();
+    let token = url
+        .strip_prefix("http://sandbox/receipts/payment/")
+        .unwrap();
+    assert_eq!(token.len(), 64);
+    let (receipted, name) = ledger.receipt(token).unwrap();
+    assert_eq!(receipted["id"], charge["id"]);
+    assert_eq!(name, "Rust for LMS");
+    assert!(ledger.receipt("nope").is_none());
+    // A declined attempt has no receipt.
+    let mut declined = Ledger::default();
+    let id = id_of(&create(&mut declined, &session_params("1999")));
+    declined
+        .pay(&id, &PaymentMethod::Card("4000000000000002".into()), NOW)
+        .unwrap();
+    assert_eq!(
+        declined.events()[0]["data"]["object"]["receipt_url"],
+        Value::Null
+    );
+}
+
+#[test]
+fn a_presented_session_carries_its_currency_conversion() {
+    let mut ledger = Ledger::new(LedgerSettings {
+        tax_rate_bps: 0,
+        presentment: Some(Presentment::parse("eur", "0.925").unwrap()),
+    });
+    let session = create(&mut ledger, &codes_allowed("2000"));
+    assert_eq!(session["currency"], "eur");
+    assert_eq!(session["amount_subtotal"], 1850);
+    assert_eq!(session["amount_total"], 1850);
+    assert_eq!(
+        session["currency_conversion"],
+        json!({"amount_subtotal": 2000, "amount_total": 2000, "fx_rate": "0.925", "source_currency": "usd"})
+    );
+    let id = id_of(&session);
+    let discounted = ledger.apply_promotion_code(&id, "SPRING25", NOW).unwrap();
+    assert_eq!(discounted["amount_total"], 1387, "1850 - round(462.5)");
+    assert_eq!(discounted["currency_conversion"]["amount_total"], 1500);
+    ledger.pay(&id, &good_card(), NOW).unwrap();
+    let charge = &ledger.events()[0]["data"]["object"];
+    assert_eq!(
+        (&charge["amount"], &charge["currency"]),
+        (&json!(1387), &json!("eur"))
+    );
+
+    // Adaptive Pricing turned off for the session: the price's own currency.
+    let off = create(
+        &mut ledger,
+        &with_params(
+            session_params("2000"),
+            &[("adaptive_pricing[enabled]", "false")],
+        ),
+    );
+    assert_eq!(off["currency"], "usd");
+    assert_eq!(off["currency_conversion"], Value::Null);
+    assert_eq!(off["adaptive_pricing"]["enabled"], false);
+}

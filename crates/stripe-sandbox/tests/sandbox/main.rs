@@ -8,6 +8,8 @@ use std::time::Duration;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+mod commerce;
+
 fn session_form(purchase: &str) -> Vec<(&'static str, String)> {
     vec![
         ("mode", "payment".into()),
