@@ -3,6 +3,11 @@
 //! An adapter's test binary implements [`GatewayWorld`] (the gateway plus the means to act as
 //! the customer and to obtain a webhook the gateway itself signed) and instantiates the whole
 //! suite with [`gateway_contract_tests!`]. Each check panics with a message on violation.
+//!
+//! Bills: every world's gateway accepts a 25%-off and a 100%-off promotion code
+//! ([`Promotion`]) on the sessions it opens, and can open a session on which it charges tax at
+//! [`CONTRACT_TAX_RATE_BPS`] on top of the price. How a world gets there differs (the fake is
+//! scripted, the sandbox configured); what the gateway then reports must not.
 
 #![expect(
     clippy::panic,
@@ -12,11 +17,25 @@
 )]
 
 use async_trait::async_trait;
-use lms_domain::{CourseId, Currency, Money, PaymentFact, PurchaseId, UserId};
+use lms_domain::{Bill, CourseId, Currency, Money, PaymentFact, PurchaseId, UserId};
 use lms_ports::{
-    CheckoutRequest, EventQuery, GatewayError, GatewaySession, PaymentGateway, RefundRequest,
-    RefundStatus, SessionPaymentStatus, SessionStatus, WebhookEvent, WebhookRejection,
+    CheckoutRequest, CustomerRequest, EventQuery, GatewayError, GatewayEvent, GatewaySession,
+    PaymentGateway, RefundRequest, RefundStatus, SessionPaymentStatus, SessionStatus, WebhookEvent,
+    WebhookRejection,
 };
+
+/// The tax rate of a session opened with [`GatewayWorld::open_taxed_session`], in basis
+/// points, exclusive (added on top of what remains after any discount, rounded half-up).
+pub const CONTRACT_TAX_RATE_BPS: i64 = 1000;
+
+/// A promotion code every world's gateway accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Promotion {
+    /// 25% of the price off (half-up).
+    QuarterOff,
+    /// The whole price off: nothing to pay.
+    Free,
+}
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -31,6 +50,21 @@ pub trait GatewayWorld: Send + Sync {
     /// The `checkout.session.completed`-like webhook (body, signature header) the gateway sent
     /// for a session the customer paid, signed as the gateway signs it.
     async fn completion_webhook(&self, session_id: &str) -> (Vec<u8>, String);
+
+    /// Opens a checkout for `request` on which the gateway charges tax at
+    /// [`CONTRACT_TAX_RATE_BPS`], exclusive.
+    async fn open_taxed_session(&self, request: &CheckoutRequest) -> GatewaySession;
+
+    /// The customer enters `promotion`'s code on the open session's payment page; returns
+    /// the gateway's id of that promotion code. When [`GatewayWorld::customer_pays`] then
+    /// finds nothing due, the customer completes the order without paying.
+    async fn customer_applies_code(&self, session_id: &str, promotion: Promotion) -> String;
+
+    /// How many customers exist at the gateway.
+    async fn customer_count(&self) -> usize;
+
+    /// The customer the gateway opened a session for, as the gateway records it.
+    async fn session_customer(&self, session_id: &str) -> Option<String>;
 }
 
 fn request(amount_minor: i64) -> CheckoutRequest {
@@ -41,6 +75,7 @@ fn request(amount_minor: i64) -> CheckoutRequest {
         user_id: UserId::from_uuid(Uuid::new_v4()),
         course_title: "Contract testing in Rust".into(),
         amount: Money::new(amount_minor, Currency::USD).unwrap(),
+        customer_id: None,
         customer_email: Some("student@example.com".into()),
         // Whole seconds: gateways keep unix seconds.
         expires_at: OffsetDateTime::from_unix_timestamp(
@@ -120,6 +155,11 @@ pub async fn a_new_session_is_open_unpaid_and_echoes_the_purchase(world: &dyn Ga
         session.metadata.get("user_id"),
         Some(&request.user_id.to_string())
     );
+    assert_eq!(
+        session.bill,
+        Some(Bill::of_price(request.amount)),
+        "without a code or tax, the price is billed as it is"
+    );
     assert!(
         session.facts().is_empty(),
         "an open unpaid session proves nothing yet"
@@ -154,10 +194,13 @@ pub async fn a_paid_session_proves_the_payment(world: &dyn GatewayWorld) {
     assert_eq!(paid.payment_status, SessionPaymentStatus::Paid);
     assert_eq!(
         paid.facts(),
-        vec![PaymentFact::PaymentSucceeded {
-            amount: request.amount,
-            at: None
-        }]
+        vec![
+            PaymentFact::PaymentSucceeded {
+                amount: request.amount,
+                at: None
+            },
+            PaymentFact::Billed(Bill::of_price(request.amount)),
+        ]
     );
     let payment_intent = paid.payment_intent_id.clone().expect("payment intent");
     let found = world
@@ -491,6 +534,237 @@ pub async fn a_listed_or_delivered_event_decodes_again_from_its_payload(world: &
     ));
 }
 
+fn usd(minor: i64) -> Money {
+    Money::new(minor, Currency::USD).unwrap()
+}
+
+fn usd_bill(subtotal: i64, discount: i64, tax: i64, total: i64) -> Bill {
+    Bill::new(usd(subtotal), usd(discount), usd(tax), usd(total), None).unwrap()
+}
+
+fn customer_request(user_id: UserId) -> CustomerRequest {
+    CustomerRequest {
+        user_id,
+        email: format!("{user_id}@example.com"),
+        name: "Ada Lovelace".into(),
+        idempotency_key: format!("customer-{user_id}"),
+    }
+}
+
+pub async fn customers_are_created_once_per_idempotency_key(world: &dyn GatewayWorld) {
+    let user = UserId::from_uuid(Uuid::new_v4());
+    let first = world
+        .gateway()
+        .create_customer(&customer_request(user))
+        .await
+        .unwrap();
+    assert!(!first.is_empty());
+    let again = world
+        .gateway()
+        .create_customer(&customer_request(user))
+        .await
+        .unwrap();
+    assert_eq!(again, first, "a retried creation returns the same customer");
+    assert_eq!(
+        world.customer_count().await,
+        1,
+        "one customer at the gateway"
+    );
+    let other = world
+        .gateway()
+        .create_customer(&customer_request(UserId::from_uuid(Uuid::new_v4())))
+        .await
+        .unwrap();
+    assert_ne!(other, first, "another user gets another customer");
+    assert_eq!(world.customer_count().await, 2);
+}
+
+pub async fn a_checkout_for_a_customer_is_the_customers(world: &dyn GatewayWorld) {
+    let customer = world
+        .gateway()
+        .create_customer(&customer_request(UserId::from_uuid(Uuid::new_v4())))
+        .await
+        .unwrap();
+    // The e-mail stays in the request: the adapter knows not to send both.
+    let request = CheckoutRequest {
+        customer_id: Some(customer.clone()),
+        ..request(1999)
+    };
+    let session = world
+        .gateway()
+        .create_checkout_session(&request)
+        .await
+        .unwrap();
+    assert_eq!(world.session_customer(&session.id).await, Some(customer));
+    let (_, plain) = open_session(world, 1999).await;
+    assert_eq!(world.session_customer(&plain.id).await, None);
+}
+
+/// The webhook the gateway sent when the session completed, verified.
+async fn completion_event(world: &dyn GatewayWorld, session_id: &str) -> GatewayEvent {
+    let (body, signature) = world.completion_webhook(session_id).await;
+    match world
+        .gateway()
+        .verify_webhook(&body, Some(&signature))
+        .unwrap()
+    {
+        WebhookEvent::Relevant(event) => event,
+        other => panic!("a completed checkout is relevant: {other:?}"),
+    }
+}
+
+/// Checks that the session, retrieved after payment, and its completion webhook both report
+/// `bill`, a payment of its total, and `promotion_code`.
+async fn assert_billed(
+    world: &dyn GatewayWorld,
+    session_id: &str,
+    bill: Bill,
+    promotion_code: Option<&str>,
+) {
+    let session = retrieve(world, session_id).await;
+    assert_eq!(session.status, SessionStatus::Complete);
+    assert_eq!(session.bill, Some(bill));
+    assert_eq!(session.amount_total, bill.total().minor());
+    assert_eq!(
+        session.facts(),
+        vec![
+            PaymentFact::PaymentSucceeded {
+                amount: bill.total(),
+                at: None
+            },
+            PaymentFact::Billed(bill),
+        ]
+    );
+    let event = completion_event(world, session_id).await;
+    assert!(
+        event.facts.iter().any(|fact| matches!(
+            fact,
+            PaymentFact::PaymentSucceeded { amount, at: Some(_) } if *amount == bill.total()
+        )),
+        "{:?}",
+        event.facts
+    );
+    assert!(
+        event.facts.contains(&PaymentFact::Billed(bill)),
+        "{:?}",
+        event.facts
+    );
+    assert_eq!(event.details.promotion_code.as_deref(), promotion_code);
+}
+
+pub async fn a_discounted_checkout_reports_its_bill_and_code(world: &dyn GatewayWorld) {
+    let (_request, session) = open_session(world, 2000).await;
+    let code = world
+        .customer_applies_code(&session.id, Promotion::QuarterOff)
+        .await;
+    assert!(!code.is_empty());
+    let discounted = retrieve(world, &session.id).await;
+    assert_eq!(discounted.bill, Some(usd_bill(2000, 500, 0, 1500)));
+    assert_eq!(discounted.amount_total, 1500);
+    world.customer_pays(&session.id).await;
+    assert_billed(
+        world,
+        &session.id,
+        usd_bill(2000, 500, 0, 1500),
+        Some(&code),
+    )
+    .await;
+    // What can be refunded is what was paid.
+    let payment_intent = retrieve(world, &session.id)
+        .await
+        .payment_intent_id
+        .expect("a paid session names its payment intent");
+    let refund = |amount: i64, key: &str| RefundRequest {
+        purchase_id: PurchaseId::from_uuid(Uuid::new_v4()),
+        payment_intent_id: payment_intent.clone(),
+        amount: usd(amount),
+        reason: None,
+        idempotency_key: format!("refund-{}-{key}", session.id),
+    };
+    assert!(matches!(
+        world.gateway().refund(&refund(1501, "a")).await,
+        Err(GatewayError::Rejected { .. })
+    ));
+    assert_eq!(
+        world
+            .gateway()
+            .refund(&refund(1500, "b"))
+            .await
+            .unwrap()
+            .amount,
+        usd(1500)
+    );
+}
+
+pub async fn a_taxed_checkout_reports_its_tax(world: &dyn GatewayWorld) {
+    let request = request(2000);
+    let session = world.open_taxed_session(&request).await;
+    let tax = 2000 * CONTRACT_TAX_RATE_BPS / 10_000;
+    assert_eq!(session.bill, Some(usd_bill(2000, 0, tax, 2000 + tax)));
+    assert_eq!(session.amount_total, 2000 + tax);
+    assert_eq!(session.purchase_id, Some(request.purchase_id));
+    world.customer_pays(&session.id).await;
+    assert_billed(world, &session.id, usd_bill(2000, 0, tax, 2000 + tax), None).await;
+}
+
+pub async fn a_discount_is_taken_before_the_tax(world: &dyn GatewayWorld) {
+    let session = world.open_taxed_session(&request(2000)).await;
+    let code = world
+        .customer_applies_code(&session.id, Promotion::QuarterOff)
+        .await;
+    world.customer_pays(&session.id).await;
+    let tax = 1500 * CONTRACT_TAX_RATE_BPS / 10_000;
+    assert_billed(
+        world,
+        &session.id,
+        usd_bill(2000, 500, tax, 1500 + tax),
+        Some(&code),
+    )
+    .await;
+}
+
+pub async fn a_checkout_made_free_completes_without_a_payment(world: &dyn GatewayWorld) {
+    let (request, session) = open_session(world, 2000).await;
+    let code = world
+        .customer_applies_code(&session.id, Promotion::Free)
+        .await;
+    world.customer_pays(&session.id).await;
+    let free = usd_bill(2000, 2000, 0, 0);
+    let completed = retrieve(world, &session.id).await;
+    assert_eq!(
+        (completed.status, completed.payment_status),
+        (
+            SessionStatus::Complete,
+            SessionPaymentStatus::NoPaymentRequired
+        )
+    );
+    assert_eq!(completed.payment_intent_id, None, "nothing was charged");
+    assert_eq!(completed.bill, Some(free));
+    assert_eq!(
+        completed.facts(),
+        vec![
+            PaymentFact::PaymentSucceeded {
+                amount: usd(0),
+                at: None
+            },
+            PaymentFact::Billed(free),
+        ]
+    );
+    let event = completion_event(world, &session.id).await;
+    assert_eq!(event.locator.purchase_id, Some(request.purchase_id));
+    assert_eq!(event.locator.payment_intent_id, None);
+    assert!(
+        event.facts.iter().any(|fact| matches!(
+            fact,
+            PaymentFact::PaymentSucceeded { amount, at: Some(_) } if *amount == usd(0)
+        )),
+        "{:?}",
+        event.facts
+    );
+    assert!(event.facts.contains(&PaymentFact::Billed(free)));
+    assert_eq!(event.details.promotion_code.as_deref(), Some(code.as_str()));
+}
+
 /// Expands to one `#[tokio::test]` per contract check; `$world` is an async expression
 /// building a fresh [`GatewayWorld`] for each test.
 #[macro_export]
@@ -512,6 +786,12 @@ macro_rules! gateway_contract_tests {
             the_event_history_pages_with_a_cursor,
             no_events_are_listed_from_the_future,
             a_listed_or_delivered_event_decodes_again_from_its_payload,
+            customers_are_created_once_per_idempotency_key,
+            a_checkout_for_a_customer_is_the_customers,
+            a_discounted_checkout_reports_its_bill_and_code,
+            a_taxed_checkout_reports_its_tax,
+            a_discount_is_taken_before_the_tax,
+            a_checkout_made_free_completes_without_a_payment,
         );
     };
     (@each $world:expr; $($check:ident),+ $(,)?) => {
