@@ -35,14 +35,17 @@ use lms_domain::{
 use lms_ports::{
     Applied, AuditEntry, AuditLog, CourseRepo, DeliveryKind, DeploymentClaim, DeploymentRegistry,
     EventDelivery, EventFilter, EventInbox, EventOutcome, FactUpdate, InboxRecord, Page,
-    PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, Recorded, RepoError, StorageHealth,
-    Unapplied, UserRepo,
+    PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, Recorded, RefundLease, RepoError,
+    RevenueLine, RevenueQuery, StorageHealth, Unapplied, UserRepo,
 };
+use lms_sql_rows::RefundLeaseMiss;
 use time::OffsetDateTime;
 
 use crate::connection::{ConnectSpec, LogConnectionErrors, Purpose};
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
-use crate::rows::{AuditRow, CourseRow, PurchaseRow, StateRow, UserRow, WebhookEventRow};
+use crate::rows::{
+    AuditRow, CourseRow, PurchaseRow, RevenueRow, StateRow, UserRow, WebhookEventRow,
+};
 use crate::schema::{audit_log, courses, deployment, purchases, users, webhook_events};
 
 pub use crate::connection::{check_database_url, PgConnectionOptions};
@@ -289,6 +292,51 @@ impl UserRepo for PgStore {
             .map_err(from_diesel)?;
         lms_sql_rows::session_generation(generation.ok_or(RepoError::NotFound)?)
     }
+
+    async fn gateway_customer(&self, id: UserId) -> Result<Option<String>, RepoError> {
+        let mut conn = self.conn().await?;
+        let customer: Option<Option<String>> = users::table
+            .find(id.as_uuid())
+            .select(users::gateway_customer_id)
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?;
+        Ok(customer.flatten())
+    }
+
+    async fn link_gateway_customer(
+        &self,
+        id: UserId,
+        customer_id: &str,
+    ) -> Result<String, RepoError> {
+        let mut conn = self.conn().await?;
+        // One statement links, first link wins: a concurrent link waits for the row lock and
+        // then finds the customer set, so it writes nothing (lms_sql_rows' commerce module).
+        let linked: Option<Option<String>> = diesel::update(
+            users::table
+                .find(id.as_uuid())
+                .filter(users::gateway_customer_id.is_null()),
+        )
+        .set(users::gateway_customer_id.eq(customer_id))
+        .returning(users::gateway_customer_id)
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(from_diesel)?;
+        if let Some(Some(linked)) = linked {
+            return Ok(linked);
+        }
+        // Already linked (or no such user): a statement of its own sees the committed link.
+        let found: Option<Option<String>> = users::table
+            .find(id.as_uuid())
+            .select(users::gateway_customer_id)
+            .first(&mut conn)
+            .await
+            .optional()
+            .map_err(from_diesel)?;
+        lms_sql_rows::linked_gateway_customer(found)
+    }
 }
 
 #[async_trait]
@@ -427,8 +475,8 @@ async fn upsert_event(
 ///    commit or roll back. An unknown purchase fails the foreign key (of the inserted row, or
 ///    of the purchase a replay sets), which rolls back as `NotFound`;
 /// 2. `SELECT .. FROM purchases WHERE id = $1 FOR NO KEY UPDATE`;
-/// 3. (only if the merge changed anything) `UPDATE purchases SET <facts, status, slot,
-///    payment intent, updated_at> WHERE id = $1`;
+/// 3. (only if the merge changed anything) `UPDATE purchases SET <facts, details, status,
+///    sale, slot, payment intent, updated_at> WHERE id = $1`;
 /// 4. (events only, and only when the saved purchase is held for review)
 ///    `UPDATE webhook_events SET outcome = 'held' WHERE event_id = $1`: the outcome depends on
 ///    the merge, and writing the row first is what lets a duplicate stop at statement 1.
@@ -455,7 +503,12 @@ async fn apply_in_transaction(
     let mut purchase = lock_purchase(conn, update.purchase_id)
         .await?
         .ok_or(RepoError::NotFound)?;
-    let changed = purchase.absorb(&update.facts, update.payment_intent_id.as_deref(), at);
+    let changed = purchase.absorb(
+        &update.facts,
+        update.payment_intent_id.as_deref(),
+        &update.details,
+        at,
+    );
     if changed {
         diesel::update(purchases::table.find(update.purchase_id.as_uuid()))
             .set(StateRow::from_domain(&purchase)?)
@@ -490,12 +543,12 @@ where
 /// `now`, `claimed_until`, `limit`. A row another instance is claiming (or a webhook is
 /// updating) is locked, so it is skipped rather than waited for: concurrent claims get
 /// disjoint batches. A row claimed and committed meanwhile is re-checked against the lease
-/// when locked, and left out. Held purchases (pending with a mismatched payment) wait for an
+/// when locked, and left out. Held purchases (pending with a captured payment) wait for an
 /// operator instead. Served by purchases_pending_created_idx.
 const CLAIM_FOR_RECONCILIATION: &str = "\
     UPDATE purchases SET reconcile_after = $3 \
     WHERE id IN (SELECT id FROM purchases \
-                 WHERE status = 'pending' AND mismatched_payment_cents IS NULL \
+                 WHERE status = 'pending' AND captured_cents IS NULL \
                    AND created_at < $1 AND (reconcile_after IS NULL OR reconcile_after <= $2) \
                  ORDER BY created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
     RETURNING *";
@@ -509,6 +562,69 @@ const PRUNE_PAYLOADS: &str = "\
     WHERE event_id IN (SELECT event_id FROM webhook_events \
                        WHERE payload IS NOT NULL AND first_received_at < $1 \
                        ORDER BY first_received_at, event_id LIMIT $2 FOR UPDATE SKIP LOCKED)";
+
+/// [`PurchaseRepo::revenue`]: the sums of the `sale_*` columns the domain derived, per course
+/// and currency, in one statement (SQL text: diesel's query builder cannot group by a table's
+/// key and select its other columns). [`revenue_statement`] adds the query's filters between
+/// [`REVENUE_SELECT`] and [`REVENUE_GROUPED`]. `sum(bigint)` is `numeric`: cast back (a sum
+/// past `bigint` fails rather than wraps). Titles sort byte-wise (`COLLATE "C"`), as every
+/// store sorts them, whatever the database's collation. Served by purchases_sold_course_idx
+/// (one instructor: their courses by courses_instructor_idx, then each course's sales in the
+/// range) or purchases_sold_at_idx (every course, by date range).
+const REVENUE_SELECT: &str = "\
+    SELECT courses.id AS course_id, courses.title AS course_title, \
+           courses.instructor_id AS instructor_id, purchases.sale_currency AS currency, \
+           count(*) AS purchases, \
+           sum(purchases.sale_gross_cents)::bigint AS gross, \
+           sum(purchases.sale_discount_cents)::bigint AS discounts, \
+           sum(purchases.sale_tax_cents)::bigint AS tax, \
+           sum(purchases.sale_paid_cents)::bigint AS paid, \
+           sum(purchases.sale_refunded_cents)::bigint AS refunds, \
+           sum(purchases.sale_disputes_lost_cents)::bigint AS disputes_lost, \
+           sum(purchases.sale_net_cents)::bigint AS net \
+    FROM purchases INNER JOIN courses ON courses.id = purchases.course_id \
+    WHERE purchases.sold_at IS NOT NULL";
+
+/// The end of [`REVENUE_SELECT`]: grouped by course (its key, so its title and instructor
+/// follow) and currency, ordered by title, course id and currency code.
+const REVENUE_GROUPED: &str = " \
+    GROUP BY courses.id, purchases.sale_currency \
+    ORDER BY courses.title COLLATE \"C\", courses.id, purchases.sale_currency COLLATE \"C\"";
+
+/// The revenue statement of `query`: only the filters it sets, each with its bind, so that
+/// the planner sees the real bounds and picks the index that serves them.
+fn revenue_statement(
+    query: &RevenueQuery,
+) -> diesel::query_builder::BoxedSqlQuery<'static, diesel::pg::Pg, diesel::query_builder::SqlQuery>
+{
+    let mut sql = String::from(REVENUE_SELECT);
+    let mut binds = 0;
+    let mut placeholder = || {
+        binds += 1;
+        format!("${binds}")
+    };
+    if query.instructor.is_some() {
+        sql += &format!(" AND courses.instructor_id = {}", placeholder());
+    }
+    if query.sold_from.is_some() {
+        sql += &format!(" AND purchases.sold_at >= {}", placeholder());
+    }
+    if query.sold_before.is_some() {
+        sql += &format!(" AND purchases.sold_at < {}", placeholder());
+    }
+    sql += REVENUE_GROUPED;
+    let mut statement = diesel::sql_query(sql).into_boxed();
+    if let Some(instructor) = query.instructor {
+        statement = statement.bind::<diesel::sql_types::Uuid, _>(instructor.as_uuid());
+    }
+    if let Some(from) = query.sold_from {
+        statement = statement.bind::<Timestamptz, _>(from);
+    }
+    if let Some(before) = query.sold_before {
+        statement = statement.bind::<Timestamptz, _>(before);
+    }
+    statement
+}
 
 #[async_trait]
 impl PurchaseRepo for PgStore {
@@ -636,12 +752,12 @@ impl PurchaseRepo for PgStore {
 
     async fn list_held(&self, page: PageRequest) -> Result<Page<Purchase>, RepoError> {
         let (limit, offset) = lms_sql_rows::limit_offset(page);
-        // Held: pending with a mismatched payment (not accepted, or it would be completed).
+        // Held: pending with a captured payment (one that paid for the course, as billed or
+        // accepted by an operator, would have completed it).
         let held = || {
             purchases::table
                 .filter(purchases::status.eq(PurchaseStatus::Pending.as_str()))
-                .filter(purchases::mismatched_payment_cents.is_not_null())
-                .filter(purchases::accepted_by_operator.eq(false))
+                .filter(purchases::captured_cents.is_not_null())
         };
         let mut conn = self.conn().await?;
         let (count, rows) = conn
@@ -670,12 +786,12 @@ impl PurchaseRepo for PgStore {
     ) -> Result<Vec<PurchasedCourse>, RepoError> {
         let mut conn = self.conn().await?;
         // One query. It narrows on a recorded fact, not on the stored status column (derived,
-        // kept for humans): being paid in full is necessary to unlock, and the domain decides
+        // kept for humans): a captured payment is necessary to unlock, and the domain decides
         // the rest, so the listing cannot drift from the status the domain derives.
         let rows: Vec<(PurchaseRow, CourseRow)> = purchases::table
             .inner_join(courses::table)
             .filter(purchases::user_id.eq(user.as_uuid()))
-            .filter(purchases::paid_in_full.eq(true))
+            .filter(purchases::captured_cents.is_not_null())
             .order((purchases::created_at.desc(), purchases::id.desc()))
             .select((PurchaseRow::as_select(), CourseRow::as_select()))
             .load(&mut conn)
@@ -730,6 +846,72 @@ impl PurchaseRepo for PgStore {
             items,
             total: lms_sql_rows::total(count),
         })
+    }
+
+    async fn lease_refund(
+        &self,
+        id: PurchaseId,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<RefundLease, RepoError> {
+        let mut conn = self.conn().await?;
+        // lms_sql_rows' commerce module: one atomic UPDATE takes the lease (of concurrent
+        // takers, the row lock lets one through and the others re-check and miss); a miss is
+        // read to tell an unknown purchase from a busy one.
+        for _ in 0..lms_sql_rows::REFUND_LEASE_ATTEMPTS {
+            let free = purchases::refund_lease_until
+                .is_null()
+                .or(purchases::refund_lease_until.le(now));
+            let taken = diesel::update(purchases::table.find(id.as_uuid()).filter(free))
+                .set(purchases::refund_lease_until.eq(until))
+                .returning(PurchaseRow::as_returning())
+                .get_result(&mut conn)
+                .await
+                .optional()
+                .map_err(from_diesel)?;
+            if let Some(row) = taken {
+                return Ok(RefundLease::Granted(row.into_domain()?));
+            }
+            let held: Option<Option<OffsetDateTime>> = purchases::table
+                .find(id.as_uuid())
+                .select(purchases::refund_lease_until)
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(from_diesel)?;
+            match RefundLeaseMiss::of(held, now) {
+                RefundLeaseMiss::NotFound => return Err(RepoError::NotFound),
+                RefundLeaseMiss::Busy { until } => return Ok(RefundLease::Busy { until }),
+                RefundLeaseMiss::Retry => {}
+            }
+        }
+        Err(lms_sql_rows::refund_lease_contended())
+    }
+
+    async fn release_refund(&self, id: PurchaseId) -> Result<(), RepoError> {
+        let mut conn = self.conn().await?;
+        // A purchase holding no lease is not written at all.
+        diesel::update(
+            purchases::table
+                .find(id.as_uuid())
+                .filter(purchases::refund_lease_until.is_not_null()),
+        )
+        .set(purchases::refund_lease_until.eq(None::<OffsetDateTime>))
+        .execute(&mut conn)
+        .await
+        .map(drop)
+        .map_err(from_diesel)
+    }
+
+    async fn revenue(&self, query: &RevenueQuery) -> Result<Vec<RevenueLine>, RepoError> {
+        let mut conn = self.conn().await?;
+        let rows: Vec<RevenueRow> = revenue_statement(query)
+            .load(&mut conn)
+            .await
+            .map_err(from_diesel)?;
+        rows.into_iter()
+            .map(|row| lms_sql_rows::RevenueRecord::from(row).into_line())
+            .collect()
     }
 }
 

@@ -13,7 +13,8 @@ use diesel::serialize::{self, IsNull, Output, ToSql};
 use lms_domain::Purchase;
 use lms_ports::RepoError;
 use lms_sql_rows::{
-    AuditRecord, CourseRecord, Native, PurchaseRecord, StateRecord, UserRecord, WebhookEventRecord,
+    AuditRecord, CourseRecord, Native, PurchaseRecord, RevenueRecord, StateRecord, UserRecord,
+    WebhookEventRecord,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -77,10 +78,17 @@ lms_sql_rows::row! {
     pub(crate) struct StateRow mirrors StateRecord<Native> {
         pub status: String,
         pub payment_intent_id: Option<String>,
-        pub paid_in_full: bool,
+        pub captured_cents: Option<i64>,
+        pub captured_currency: Option<String>,
         pub paid_at: Option<OffsetDateTime>,
-        pub mismatched_payment_cents: Option<i64>,
-        pub mismatched_payment_currency: Option<String>,
+        pub bill_currency: Option<String>,
+        pub bill_subtotal_cents: Option<i64>,
+        pub bill_discount_cents: Option<i64>,
+        pub bill_tax_cents: Option<i64>,
+        pub bill_total_cents: Option<i64>,
+        pub conversion_currency: Option<String>,
+        pub conversion_subtotal_cents: Option<i64>,
+        pub conversion_total_cents: Option<i64>,
         pub attempt_failed: bool,
         pub processing: bool,
         pub async_payment_failed: bool,
@@ -92,6 +100,17 @@ lms_sql_rows::row! {
         pub dispute_won: bool,
         pub dispute_lost: bool,
         pub accepted_by_operator: bool,
+        pub receipt_url: Option<String>,
+        pub promotion_code: Option<String>,
+        pub sale_currency: Option<String>,
+        pub sale_gross_cents: Option<i64>,
+        pub sale_discount_cents: Option<i64>,
+        pub sale_tax_cents: Option<i64>,
+        pub sale_paid_cents: Option<i64>,
+        pub sale_refunded_cents: Option<i64>,
+        pub sale_disputes_lost_cents: Option<i64>,
+        pub sale_net_cents: Option<i64>,
+        pub sold_at: Option<OffsetDateTime>,
         pub holds_active_slot: bool,
         pub updated_at: OffsetDateTime,
     }
@@ -170,5 +189,37 @@ lms_sql_rows::row! {
         pub amount_cents: Option<i64>,
         pub currency: Option<String>,
         pub reason: String,
+    }
+}
+
+lms_sql_rows::row! {
+    /// One line of the revenue report, read by column name (the report is SQL text); see
+    /// [`RevenueRecord`].
+    #[derive(Debug, QueryableByName)]
+    pub(crate) struct RevenueRow mirrors RevenueRecord<Native> {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        pub course_id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pub course_title: String,
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        pub instructor_id: Uuid,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pub currency: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub purchases: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub gross: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub discounts: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub tax: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub paid: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub refunds: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub disputes_lost: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub net: i64,
     }
 }

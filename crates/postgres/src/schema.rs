@@ -9,6 +9,7 @@ diesel::table! {
         password_hash -> Text,
         created_at -> Timestamptz,
         session_generation -> Int8,
+        gateway_customer_id -> Nullable<Text>,
     }
 }
 
@@ -41,9 +42,6 @@ diesel::table! {
         checkout_url -> Nullable<Text>,
         checkout_expires_at -> Nullable<Timestamptz>,
         payment_intent_id -> Nullable<Text>,
-        paid_in_full -> Bool,
-        mismatched_payment_cents -> Nullable<Int8>,
-        mismatched_payment_currency -> Nullable<Text>,
         attempt_failed -> Bool,
         processing -> Bool,
         async_payment_failed -> Bool,
@@ -61,6 +59,30 @@ diesel::table! {
         accepted_by_operator -> Bool,
         /// The reconciliation lease (no part of the purchase).
         reconcile_after -> Nullable<Timestamptz>,
+        captured_cents -> Nullable<Int8>,
+        captured_currency -> Nullable<Text>,
+        bill_currency -> Nullable<Text>,
+        bill_subtotal_cents -> Nullable<Int8>,
+        bill_discount_cents -> Nullable<Int8>,
+        bill_tax_cents -> Nullable<Int8>,
+        bill_total_cents -> Nullable<Int8>,
+        conversion_currency -> Nullable<Text>,
+        conversion_subtotal_cents -> Nullable<Int8>,
+        conversion_total_cents -> Nullable<Int8>,
+        receipt_url -> Nullable<Text>,
+        promotion_code -> Nullable<Text>,
+        /// The refund lease (no part of the purchase).
+        refund_lease_until -> Nullable<Timestamptz>,
+        /// The sale, derived by the domain on every write (never read back).
+        sale_currency -> Nullable<Text>,
+        sale_gross_cents -> Nullable<Int8>,
+        sale_discount_cents -> Nullable<Int8>,
+        sale_tax_cents -> Nullable<Int8>,
+        sale_paid_cents -> Nullable<Int8>,
+        sale_refunded_cents -> Nullable<Int8>,
+        sale_disputes_lost_cents -> Nullable<Int8>,
+        sale_net_cents -> Nullable<Int8>,
+        sold_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -9,6 +9,8 @@ pub fn unique_constraint_meaning(constraint: &str) -> Option<RepoError> {
     Some(match constraint {
         // On lower(email).
         "users_email_key" => RepoError::Duplicate("email"),
+        // Partial: WHERE gateway_customer_id IS NOT NULL (a customer is one user's).
+        "users_gateway_customer_id_key" => RepoError::Duplicate("gateway_customer_id"),
         "users_pkey" | "courses_pkey" | "purchases_pkey" => RepoError::Duplicate("id"),
         // Partial: (user_id, course_id) WHERE holds_active_slot.
         "purchases_active_slot_key" => RepoError::ActivePurchaseExists,
@@ -30,6 +32,10 @@ mod tests {
         assert_eq!(
             meaning("users_email_key"),
             Some(RepoError::Duplicate("email"))
+        );
+        assert_eq!(
+            meaning("users_gateway_customer_id_key"),
+            Some(RepoError::Duplicate("gateway_customer_id"))
         );
         assert_eq!(
             meaning("purchases_active_slot_key"),

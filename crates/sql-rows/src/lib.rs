@@ -7,10 +7,13 @@
 //! dependency:
 //! * the translation between domain values and stored records ([`UserRecord`],
 //!   [`CourseRecord`], [`PurchaseRecord`] and its [`StateRecord`], what a fact update
-//!   writes; the event inbox's [`WebhookEventRecord`] and the audit trail's [`AuditRecord`]),
+//!   writes, the payment details and the derived sale; the event inbox's [`WebhookEventRecord`] and the audit trail's [`AuditRecord`]),
 //!   generic over an [`Encoding`] of ids, instants and event payloads;
 //! * what each unique constraint means ([`unique_constraint_meaning`]);
 //! * what a claim of the payments mode found ([`deployment_claim`]);
+//! * the commerce queries' shared half: the revenue report's rows ([`RevenueRecord`]), and
+//!   how a refund lease or a gateway customer link that wrote nothing is read
+//!   ([`RefundLeaseMiss`], [`linked_gateway_customer`]);
 //! * small query-side rules: which purchases unlock a course ([`unlocked`]), paging
 //!   ([`limit_offset`]);
 //! * the adapters' plumbing: [`row!`] declares a diesel row struct and generates its field
@@ -24,6 +27,7 @@
 //! [`RepoError::Unexpected`] instead of being smuggled in.
 
 mod audit;
+mod commerce;
 mod constraints;
 mod deployment;
 mod inbox;
@@ -31,6 +35,10 @@ pub mod payload;
 mod records;
 
 pub use crate::audit::AuditRecord;
+pub use crate::commerce::{
+    linked_gateway_customer, refund_lease_contended, RefundLeaseMiss, RevenueRecord,
+    REFUND_LEASE_ATTEMPTS,
+};
 pub use crate::constraints::unique_constraint_meaning;
 pub use crate::deployment::{deployment_claim, DEPLOYMENT_ROW_ID};
 pub use crate::inbox::{event_outcome, first_delivery, WebhookEventRecord};

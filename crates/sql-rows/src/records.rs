@@ -2,8 +2,8 @@
 //! values.
 
 use lms_domain::{
-    CheckoutSession, Course, CourseId, CourseText, Currency, Email, Money, PaymentFacts, Purchase,
-    PurchaseId, Role, User, UserId, UserName,
+    Bill, CheckoutSession, Conversion, Course, CourseId, CourseText, Currency, Email, Money,
+    PaymentDetails, PaymentFacts, Purchase, PurchaseId, Role, Sale, User, UserId, UserName,
 };
 use lms_ports::{Page, PageRequest, PurchasedCourse, RepoError};
 
@@ -192,20 +192,31 @@ pub struct PurchaseRecord<E: Encoding> {
     pub created_at: E::Instant,
 }
 
-/// The columns of a `purchases` row a fact update may change: the facts, the derived status,
-/// the slot, the payment intent and `updated_at` (never the ids, the price, the checkout
-/// session, or the reconciliation lease `reconcile_after`, which is no part of the purchase).
-/// `status` is written for humans and indexes; on load the status is derived from the facts
-/// by the domain, never read back.
+/// The columns of a `purchases` row a fact update may change: the facts, the payment details,
+/// the derived status and sale, the slot, the payment intent and `updated_at` (never the ids,
+/// the price, the checkout session, or the leases `reconcile_after` and `refund_lease_until`,
+/// which are no part of the purchase). `status` and the `sale_*` columns are written for
+/// humans, indexes and the revenue report; on load they are derived from the facts by the
+/// domain, never read back.
 #[derive(Debug)]
 pub struct StateRecord<E: Encoding> {
     pub status: String,
     pub payment_intent_id: Option<String>,
-    pub paid_in_full: bool,
-    /// `NULL` for a purchase paid without a reported time, or stored before times were kept.
+    /// [`PaymentFacts::captured`]; `NULL` while nothing was captured.
+    pub captured_cents: Option<i64>,
+    pub captured_currency: Option<String>,
+    /// `NULL` for a payment without a reported time, or stored before times were kept.
     pub paid_at: Option<E::Instant>,
-    pub mismatched_payment_cents: Option<i64>,
-    pub mismatched_payment_currency: Option<String>,
+    /// [`PaymentFacts::bill`]: its amounts share `bill_currency`; all `NULL` when none is known.
+    pub bill_currency: Option<String>,
+    pub bill_subtotal_cents: Option<i64>,
+    pub bill_discount_cents: Option<i64>,
+    pub bill_tax_cents: Option<i64>,
+    pub bill_total_cents: Option<i64>,
+    /// The bill's [`Conversion`], in the price's currency; all `NULL` when there is none.
+    pub conversion_currency: Option<String>,
+    pub conversion_subtotal_cents: Option<i64>,
+    pub conversion_total_cents: Option<i64>,
     pub attempt_failed: bool,
     pub processing: bool,
     pub async_payment_failed: bool,
@@ -217,6 +228,19 @@ pub struct StateRecord<E: Encoding> {
     pub dispute_won: bool,
     pub dispute_lost: bool,
     pub accepted_by_operator: bool,
+    /// [`PaymentDetails`].
+    pub receipt_url: Option<String>,
+    pub promotion_code: Option<String>,
+    /// [`Purchase::sale`], derived (all `NULL` when the purchase earned nothing).
+    pub sale_currency: Option<String>,
+    pub sale_gross_cents: Option<i64>,
+    pub sale_discount_cents: Option<i64>,
+    pub sale_tax_cents: Option<i64>,
+    pub sale_paid_cents: Option<i64>,
+    pub sale_refunded_cents: Option<i64>,
+    pub sale_disputes_lost_cents: Option<i64>,
+    pub sale_net_cents: Option<i64>,
+    pub sold_at: Option<E::Instant>,
     pub holds_active_slot: bool,
     pub updated_at: E::Instant,
 }
@@ -237,9 +261,10 @@ impl<E: Encoding> Record for PurchaseRecord<E> {
 
     fn from_domain(purchase: &Purchase) -> Result<Self, RepoError> {
         let facts = &purchase.facts;
-        let (mismatched_payment_cents, mismatched_payment_currency) =
-            split_money(facts.mismatched_payment);
+        let (captured_cents, captured_currency) = split_money(facts.captured);
         let (refunded_cents, refunded_currency) = split_money(facts.refunded);
+        let bill = BillColumns::of(facts.bill);
+        let sale = SaleColumns::<E>::of(purchase.sale())?;
         let checkout = purchase.checkout.as_ref();
         let checkout_expires_at = checkout
             .map(|c| E::store_instant(c.expires_at))
@@ -258,10 +283,17 @@ impl<E: Encoding> Record for PurchaseRecord<E> {
             state: StateRecord {
                 status: purchase.status().as_str().to_owned(),
                 payment_intent_id: purchase.payment_intent_id.clone(),
-                paid_in_full: facts.paid_in_full,
+                captured_cents,
+                captured_currency,
                 paid_at,
-                mismatched_payment_cents,
-                mismatched_payment_currency,
+                bill_currency: bill.currency,
+                bill_subtotal_cents: bill.subtotal,
+                bill_discount_cents: bill.discount,
+                bill_tax_cents: bill.tax,
+                bill_total_cents: bill.total,
+                conversion_currency: bill.conversion_currency,
+                conversion_subtotal_cents: bill.conversion_subtotal,
+                conversion_total_cents: bill.conversion_total,
                 attempt_failed: facts.attempt_failed,
                 processing: facts.processing,
                 async_payment_failed: facts.async_payment_failed,
@@ -273,6 +305,17 @@ impl<E: Encoding> Record for PurchaseRecord<E> {
                 dispute_won: facts.dispute_won,
                 dispute_lost: facts.dispute_lost,
                 accepted_by_operator: facts.accepted_by_operator,
+                receipt_url: purchase.details.receipt_url.clone(),
+                promotion_code: purchase.details.promotion_code.clone(),
+                sale_currency: sale.currency,
+                sale_gross_cents: sale.gross,
+                sale_discount_cents: sale.discount,
+                sale_tax_cents: sale.tax,
+                sale_paid_cents: sale.paid,
+                sale_refunded_cents: sale.refunded,
+                sale_disputes_lost_cents: sale.disputes_lost,
+                sale_net_cents: sale.net,
+                sold_at: sale.sold_at,
                 holds_active_slot: purchase.holds_active_slot,
                 updated_at: E::store_instant(purchase.updated_at)?,
             },
@@ -300,17 +343,27 @@ impl<E: Encoding> Record for PurchaseRecord<E> {
             }
         };
         let state = self.state;
+        let bill = BillColumns {
+            currency: state.bill_currency,
+            subtotal: state.bill_subtotal_cents,
+            discount: state.bill_discount_cents,
+            tax: state.bill_tax_cents,
+            total: state.bill_total_cents,
+            conversion_currency: state.conversion_currency,
+            conversion_subtotal: state.conversion_subtotal_cents,
+            conversion_total: state.conversion_total_cents,
+        };
         let facts = PaymentFacts {
-            paid_in_full: state.paid_in_full,
+            captured: optional_money(
+                state.captured_cents,
+                state.captured_currency.as_deref(),
+                "captured payment",
+            )?,
             paid_at: state
                 .paid_at
                 .map(|at| E::load_instant(at, "purchase payment time"))
                 .transpose()?,
-            mismatched_payment: optional_money(
-                state.mismatched_payment_cents,
-                state.mismatched_payment_currency.as_deref(),
-                "mismatched payment",
-            )?,
+            bill: bill.into_bill()?,
             attempt_failed: state.attempt_failed,
             processing: state.processing,
             async_payment_failed: state.async_payment_failed,
@@ -334,9 +387,123 @@ impl<E: Encoding> Record for PurchaseRecord<E> {
             checkout,
             payment_intent_id: state.payment_intent_id,
             facts,
+            details: PaymentDetails {
+                receipt_url: state.receipt_url,
+                promotion_code: state.promotion_code,
+            },
             holds_active_slot: state.holds_active_slot,
             created_at: E::load_instant(self.created_at, "purchase creation time")?,
             updated_at: E::load_instant(state.updated_at, "purchase update time")?,
+        })
+    }
+}
+
+/// A bill as its columns hold it: amounts in `currency`, the conversion's in
+/// `conversion_currency`.
+struct BillColumns {
+    currency: Option<String>,
+    subtotal: Option<i64>,
+    discount: Option<i64>,
+    tax: Option<i64>,
+    total: Option<i64>,
+    conversion_currency: Option<String>,
+    conversion_subtotal: Option<i64>,
+    conversion_total: Option<i64>,
+}
+
+impl BillColumns {
+    fn of(bill: Option<Bill>) -> Self {
+        let code = |money: Money| money.currency().code().to_owned();
+        let conversion = bill.and_then(|bill| bill.conversion());
+        Self {
+            currency: bill.map(|bill| code(bill.total())),
+            subtotal: bill.map(|bill| bill.subtotal().minor()),
+            discount: bill.map(|bill| bill.discount().minor()),
+            tax: bill.map(|bill| bill.tax().minor()),
+            total: bill.map(|bill| bill.total().minor()),
+            conversion_currency: conversion.map(|conversion| code(conversion.total)),
+            conversion_subtotal: conversion.map(|conversion| conversion.subtotal.minor()),
+            conversion_total: conversion.map(|conversion| conversion.total.minor()),
+        }
+    }
+
+    fn into_bill(self) -> Result<Option<Bill>, RepoError> {
+        let conversion = match (
+            self.conversion_currency,
+            self.conversion_subtotal,
+            self.conversion_total,
+        ) {
+            (Some(currency), Some(subtotal), Some(total)) => Some(
+                Conversion::new(
+                    money(subtotal, &currency, "bill conversion")?,
+                    money(total, &currency, "bill conversion")?,
+                )
+                .map_err(|e| corrupt("bill conversion", e))?,
+            ),
+            (None, None, None) => None,
+            _ => {
+                return Err(corrupt(
+                    "bill conversion",
+                    "currency, subtotal and total must be set together",
+                ))
+            }
+        };
+        match (
+            self.currency,
+            self.subtotal,
+            self.discount,
+            self.tax,
+            self.total,
+        ) {
+            (Some(currency), Some(subtotal), Some(discount), Some(tax), Some(total)) => {
+                let amount = |minor| money(minor, &currency, "bill");
+                Bill::new(
+                    amount(subtotal)?,
+                    amount(discount)?,
+                    amount(tax)?,
+                    amount(total)?,
+                    conversion,
+                )
+                .map(Some)
+                .map_err(|e| corrupt("bill", e))
+            }
+            (None, None, None, None, None) if conversion.is_none() => Ok(None),
+            _ => Err(corrupt(
+                "bill",
+                "currency, subtotal, discount, tax and total must be set together, and a \
+                 conversion needs a bill",
+            )),
+        }
+    }
+}
+
+/// A purchase's [`Sale`] as its columns hold it (all `None` when it earned nothing).
+struct SaleColumns<E: Encoding> {
+    currency: Option<String>,
+    gross: Option<i64>,
+    discount: Option<i64>,
+    tax: Option<i64>,
+    paid: Option<i64>,
+    refunded: Option<i64>,
+    disputes_lost: Option<i64>,
+    net: Option<i64>,
+    sold_at: Option<E::Instant>,
+}
+
+impl<E: Encoding> SaleColumns<E> {
+    fn of(sale: Option<Sale>) -> Result<Self, RepoError> {
+        Ok(Self {
+            currency: sale.map(|sale| sale.currency.code().to_owned()),
+            gross: sale.map(|sale| sale.gross),
+            discount: sale.map(|sale| sale.discount),
+            tax: sale.map(|sale| sale.tax),
+            paid: sale.map(|sale| sale.paid),
+            refunded: sale.map(|sale| sale.refunded),
+            disputes_lost: sale.map(|sale| sale.disputes_lost),
+            net: sale.map(|sale| sale.net),
+            sold_at: sale
+                .map(|sale| E::store_instant(sale.sold_at))
+                .transpose()?,
         })
     }
 }
@@ -370,8 +537,8 @@ pub fn limit_offset(page: PageRequest) -> (i64, i64) {
     (i64::from(page.limit), offset)
 }
 
-/// The purchases among `rows` (candidates, each with its course: the adapters select those paid
-/// in full, a fact every unlocking purchase has) that unlock their course as the domain derives
+/// The purchases among `rows` (candidates, each with its course: the adapters select those with
+/// a captured payment, a fact every unlocking purchase has) that unlock their course as the domain derives
 /// it, in the order given. The stored status column plays no part.
 ///
 /// # Errors
@@ -439,6 +606,65 @@ mod tests {
     fn pages_become_limit_and_offset() {
         assert_eq!(limit_offset(PageRequest::new(3, 20)), (20, 40));
         assert_eq!(limit_offset(PageRequest::new(1, 1)), (1, 0));
+    }
+
+    fn usd(minor: i64) -> Money {
+        money(minor, "USD", "test").unwrap()
+    }
+
+    fn eur(minor: i64) -> Money {
+        money(minor, "EUR", "test").unwrap()
+    }
+
+    #[test]
+    fn bills_round_trip_through_their_columns_with_and_without_a_conversion() {
+        let plain = Bill::new(usd(2000), usd(500), usd(150), usd(1650), None).unwrap();
+        let converted = Bill::new(
+            eur(1850),
+            eur(0),
+            eur(0),
+            eur(1850),
+            Some(Conversion::new(usd(2000), usd(2000)).unwrap()),
+        )
+        .unwrap();
+        for bill in [None, Some(plain), Some(converted)] {
+            assert_eq!(BillColumns::of(bill).into_bill().unwrap(), bill);
+        }
+        let columns = BillColumns::of(Some(converted));
+        assert_eq!(
+            (
+                columns.currency.as_deref(),
+                columns.conversion_currency.as_deref()
+            ),
+            (Some("EUR"), Some("USD"))
+        );
+    }
+
+    #[test]
+    fn a_partial_bill_or_a_conversion_without_a_bill_is_corrupt() {
+        let converted = Bill::new(
+            eur(1850),
+            eur(0),
+            eur(0),
+            eur(1850),
+            Some(Conversion::new(usd(2000), usd(2000)).unwrap()),
+        )
+        .unwrap();
+        let mut no_total = BillColumns::of(Some(converted));
+        no_total.total = None;
+        let mut no_conversion_total = BillColumns::of(Some(converted));
+        no_conversion_total.conversion_total = None;
+        let mut conversion_alone = BillColumns::of(Some(converted));
+        conversion_alone.currency = None;
+        conversion_alone.subtotal = None;
+        conversion_alone.discount = None;
+        conversion_alone.tax = None;
+        conversion_alone.total = None;
+        let mut negative = BillColumns::of(Some(converted));
+        negative.tax = Some(-1);
+        for columns in [no_total, no_conversion_total, conversion_alone, negative] {
+            assert!(matches!(columns.into_bill(), Err(RepoError::Unexpected(_))));
+        }
     }
 
     #[test]

@@ -26,6 +26,8 @@ fn postgres_name(target: &str) -> Option<&'static str> {
     Some(match target {
         // users_email_key, on lower(email).
         "index 'users_email_key'" => "users_email_key",
+        // users_gateway_customer_id_key, partial: WHERE gateway_customer_id IS NOT NULL.
+        "users.gateway_customer_id" => "users_gateway_customer_id_key",
         // The primary keys.
         "users.id" => "users_pkey",
         "courses.id" => "courses_pkey",
@@ -116,6 +118,10 @@ mod tests {
         assert_eq!(
             unique("UNIQUE constraint failed: index 'users_email_key'"),
             RepoError::Duplicate("email")
+        );
+        assert_eq!(
+            unique("UNIQUE constraint failed: users.gateway_customer_id"),
+            RepoError::Duplicate("gateway_customer_id")
         );
         assert_eq!(
             unique("UNIQUE constraint failed: purchases.user_id, purchases.course_id"),

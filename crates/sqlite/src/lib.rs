@@ -64,14 +64,16 @@ use lms_domain::{
 use lms_ports::{
     Applied, AuditEntry, AuditLog, CourseRepo, DeliveryKind, DeploymentClaim, DeploymentRegistry,
     EventDelivery, EventFilter, EventInbox, EventOutcome, FactUpdate, InboxRecord, Page,
-    PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, Recorded, RepoError, StorageHealth,
-    Unapplied, UserRepo,
+    PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, Recorded, RefundLease, RepoError,
+    RevenueLine, RevenueQuery, StorageHealth, Unapplied, UserRepo,
 };
+use lms_sql_rows::RefundLeaseMiss;
 use time::OffsetDateTime;
 
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
 use crate::rows::{
-    id_text, nanos, AuditRow, CourseRow, PurchaseRow, StateRow, UserRow, WebhookEventRow,
+    id_text, instant, nanos, AuditRow, CourseRow, PurchaseRow, RevenueRow, StateRow, UserRow,
+    WebhookEventRow,
 };
 use crate::schema::{audit_log, courses, deployment, purchases, users, webhook_events};
 use crate::target::Target;
@@ -407,6 +409,53 @@ impl UserRepo for SqliteStore {
         })
         .await
     }
+
+    async fn gateway_customer(&self, id: UserId) -> Result<Option<String>, RepoError> {
+        let id = id_text(id.as_uuid());
+        self.read(move |conn| {
+            let customer: Option<Option<String>> = users::table
+                .find(id)
+                .select(users::gateway_customer_id)
+                .first(conn)
+                .optional()
+                .map_err(from_diesel)?;
+            Ok(customer.flatten())
+        })
+        .await
+    }
+
+    async fn link_gateway_customer(
+        &self,
+        id: UserId,
+        customer_id: &str,
+    ) -> Result<String, RepoError> {
+        let (id, customer_id) = (id_text(id.as_uuid()), customer_id.to_owned());
+        self.write(move |conn| {
+            // One statement links, first link wins (lms_sql_rows' commerce module); when it
+            // writes nothing, the customer already linked is read back.
+            let linked: Option<Option<String>> = diesel::update(
+                users::table
+                    .find(&id)
+                    .filter(users::gateway_customer_id.is_null()),
+            )
+            .set(users::gateway_customer_id.eq(customer_id))
+            .returning(users::gateway_customer_id)
+            .get_result(conn)
+            .optional()
+            .map_err(from_diesel)?;
+            if let Some(Some(linked)) = linked {
+                return Ok(linked);
+            }
+            let found: Option<Option<String>> = users::table
+                .find(&id)
+                .select(users::gateway_customer_id)
+                .first(conn)
+                .optional()
+                .map_err(from_diesel)?;
+            lms_sql_rows::linked_gateway_customer(found)
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -540,8 +589,8 @@ fn upsert_event(
 ///    changes nothing and stops here too. An unknown purchase fails the foreign key, which
 ///    rolls back as `NotFound`;
 /// 2. `SELECT .. FROM purchases WHERE id = ?`;
-/// 3. (only if the merge changed anything) `UPDATE purchases SET <facts, status, slot,
-///    payment intent, updated_at> WHERE id = ?`;
+/// 3. (only if the merge changed anything) `UPDATE purchases SET <facts, details, status,
+///    sale, slot, payment intent, updated_at> WHERE id = ?`;
 /// 4. (events only, and only when the saved purchase is held for review)
 ///    `UPDATE webhook_events SET outcome = 'held' WHERE event_id = ?`: the outcome depends on
 ///    the merge, and writing the row first is what lets a duplicate stop at statement 1.
@@ -566,6 +615,7 @@ fn apply_in_transaction(
     let changed = purchase.absorb(
         &update.facts,
         update.payment_intent_id.as_deref(),
+        &update.details,
         update.at,
     );
     if changed {
@@ -588,12 +638,12 @@ fn apply_in_transaction(
 /// builder cannot express a subquery on the table being updated). Binds: `created_before`,
 /// `now`, `claimed_until`, `limit`. The single writer runs it whole, so concurrent claims
 /// (other stores on the file included: the statement takes the write lock) get disjoint
-/// batches. Held purchases (pending with a mismatched payment) wait for an operator instead.
+/// batches. Held purchases (pending with a captured payment) wait for an operator instead.
 /// Served by purchases_pending_created_idx.
 const CLAIM_FOR_RECONCILIATION: &str = "\
     UPDATE purchases SET reconcile_after = ?3 \
     WHERE id IN (SELECT id FROM purchases \
-                 WHERE status = 'pending' AND mismatched_payment_cents IS NULL \
+                 WHERE status = 'pending' AND captured_cents IS NULL \
                    AND created_at < ?1 AND (reconcile_after IS NULL OR reconcile_after <= ?2) \
                  ORDER BY created_at, id LIMIT ?4) \
     RETURNING *";
@@ -605,6 +655,66 @@ const PRUNE_PAYLOADS: &str = "\
     WHERE event_id IN (SELECT event_id FROM webhook_events \
                        WHERE payload IS NOT NULL AND first_received_at < ?1 \
                        ORDER BY first_received_at, event_id LIMIT ?2)";
+
+/// [`PurchaseRepo::revenue`]: the sums of the `sale_*` columns the domain derived, per course
+/// and currency, in one statement, as on PostgreSQL. [`revenue_statement`] adds the query's
+/// filters between [`REVENUE_SELECT`] and [`REVENUE_GROUPED`]. Titles sort byte-wise
+/// (SQLite's `BINARY`), as every store sorts them. Served by purchases_sold_course_idx or
+/// purchases_sold_at_idx.
+const REVENUE_SELECT: &str = "\
+    SELECT courses.id AS course_id, courses.title AS course_title, \
+           courses.instructor_id AS instructor_id, purchases.sale_currency AS currency, \
+           count(*) AS purchases, \
+           sum(purchases.sale_gross_cents) AS gross, \
+           sum(purchases.sale_discount_cents) AS discounts, \
+           sum(purchases.sale_tax_cents) AS tax, \
+           sum(purchases.sale_paid_cents) AS paid, \
+           sum(purchases.sale_refunded_cents) AS refunds, \
+           sum(purchases.sale_disputes_lost_cents) AS disputes_lost, \
+           sum(purchases.sale_net_cents) AS net \
+    FROM purchases INNER JOIN courses ON courses.id = purchases.course_id \
+    WHERE purchases.sold_at IS NOT NULL";
+
+/// The end of [`REVENUE_SELECT`]: grouped by course and currency, ordered by title, course id
+/// and currency code.
+const REVENUE_GROUPED: &str = " \
+    GROUP BY courses.id, purchases.sale_currency \
+    ORDER BY courses.title, courses.id, purchases.sale_currency";
+
+/// The revenue statement of `query` (its instants already in nanoseconds): only the filters it
+/// sets, each with its bind.
+fn revenue_statement(
+    instructor: Option<String>,
+    sold_from: Option<i64>,
+    sold_before: Option<i64>,
+) -> diesel::query_builder::BoxedSqlQuery<
+    'static,
+    diesel::sqlite::Sqlite,
+    diesel::query_builder::SqlQuery,
+> {
+    let mut sql = String::from(REVENUE_SELECT);
+    if instructor.is_some() {
+        sql += " AND courses.instructor_id = ?";
+    }
+    if sold_from.is_some() {
+        sql += " AND purchases.sold_at >= ?";
+    }
+    if sold_before.is_some() {
+        sql += " AND purchases.sold_at < ?";
+    }
+    sql += REVENUE_GROUPED;
+    let mut statement = diesel::sql_query(sql).into_boxed();
+    if let Some(instructor) = instructor {
+        statement = statement.bind::<diesel::sql_types::Text, _>(instructor);
+    }
+    if let Some(from) = sold_from {
+        statement = statement.bind::<BigInt, _>(from);
+    }
+    if let Some(before) = sold_before {
+        statement = statement.bind::<BigInt, _>(before);
+    }
+    statement
+}
 
 fn load_purchases<Q>(conn: &mut SqliteConnection, query: Q) -> Result<Vec<Purchase>, RepoError>
 where
@@ -750,12 +860,12 @@ impl PurchaseRepo for SqliteStore {
 
     async fn list_held(&self, page: PageRequest) -> Result<Page<Purchase>, RepoError> {
         let (limit, offset) = lms_sql_rows::limit_offset(page);
-        // Held: pending with a mismatched payment (not accepted, or it would be completed).
+        // Held: pending with a captured payment (one that paid for the course, as billed or
+        // accepted by an operator, would have completed it).
         let held = || {
             purchases::table
                 .filter(purchases::status.eq(PurchaseStatus::Pending.as_str()))
-                .filter(purchases::mismatched_payment_cents.is_not_null())
-                .filter(purchases::accepted_by_operator.eq(false))
+                .filter(purchases::captured_cents.is_not_null())
         };
         let (count, rows) = self
             .read(move |conn| {
@@ -783,13 +893,14 @@ impl PurchaseRepo for SqliteStore {
         let user = id_text(user.as_uuid());
         let rows: Vec<(PurchaseRow, CourseRow)> = self
             .read(move |conn| {
-                // One query. It narrows on a recorded fact, not on the stored status column (derived,
-                // kept for humans): being paid in full is necessary to unlock, and the domain decides
-                // the rest, so the listing cannot drift from the status the domain derives.
+                // One query. It narrows on a recorded fact, not on the stored status column
+                // (derived, kept for humans): a captured payment is necessary to unlock, and the
+                // domain decides the rest, so the listing cannot drift from the status the
+                // domain derives.
                 purchases::table
                     .inner_join(courses::table)
                     .filter(purchases::user_id.eq(user))
-                    .filter(purchases::paid_in_full.eq(true))
+                    .filter(purchases::captured_cents.is_not_null())
                     .order((purchases::created_at.desc(), purchases::id.desc()))
                     .select((PurchaseRow::as_select(), CourseRow::as_select()))
                     .load(conn)
@@ -848,6 +959,88 @@ impl PurchaseRepo for SqliteStore {
             items,
             total: lms_sql_rows::total(count),
         })
+    }
+
+    async fn lease_refund(
+        &self,
+        id: PurchaseId,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<RefundLease, RepoError> {
+        let id = id_text(id.as_uuid());
+        let (now_nanos, until_nanos) = (nanos(now)?, nanos(until)?);
+        self.write(move |conn| {
+            // lms_sql_rows' commerce module: one atomic UPDATE takes the lease; a miss is read
+            // to tell an unknown purchase from a busy one. On the one writer nothing comes
+            // between the two, except another process sharing the file.
+            for _ in 0..lms_sql_rows::REFUND_LEASE_ATTEMPTS {
+                let free = purchases::refund_lease_until
+                    .is_null()
+                    .or(purchases::refund_lease_until.le(now_nanos));
+                let taken = diesel::update(purchases::table.find(&id).filter(free))
+                    .set(purchases::refund_lease_until.eq(until_nanos))
+                    .returning(PurchaseRow::as_returning())
+                    .get_result(conn)
+                    .optional()
+                    .map_err(from_diesel)?;
+                if let Some(row) = taken {
+                    return Ok(RefundLease::Granted(row.into_domain()?));
+                }
+                let held: Option<Option<i64>> = purchases::table
+                    .find(&id)
+                    .select(purchases::refund_lease_until)
+                    .first(conn)
+                    .optional()
+                    .map_err(from_diesel)?;
+                let held = held
+                    .map(|lease| {
+                        lease
+                            .map(|until| instant(until, "refund lease"))
+                            .transpose()
+                    })
+                    .transpose()?;
+                match RefundLeaseMiss::of(held, now) {
+                    RefundLeaseMiss::NotFound => return Err(RepoError::NotFound),
+                    RefundLeaseMiss::Busy { until } => return Ok(RefundLease::Busy { until }),
+                    RefundLeaseMiss::Retry => {}
+                }
+            }
+            Err(lms_sql_rows::refund_lease_contended())
+        })
+        .await
+    }
+
+    async fn release_refund(&self, id: PurchaseId) -> Result<(), RepoError> {
+        let id = id_text(id.as_uuid());
+        self.write(move |conn| {
+            // A purchase holding no lease is not written at all.
+            diesel::update(
+                purchases::table
+                    .find(id)
+                    .filter(purchases::refund_lease_until.is_not_null()),
+            )
+            .set(purchases::refund_lease_until.eq(None::<i64>))
+            .execute(conn)
+            .map(drop)
+            .map_err(from_diesel)
+        })
+        .await
+    }
+
+    async fn revenue(&self, query: &RevenueQuery) -> Result<Vec<RevenueLine>, RepoError> {
+        let instructor = query.instructor.map(|id| id_text(id.as_uuid()));
+        let sold_from = query.sold_from.map(nanos).transpose()?;
+        let sold_before = query.sold_before.map(nanos).transpose()?;
+        let rows: Vec<RevenueRow> = self
+            .read(move |conn| {
+                revenue_statement(instructor, sold_from, sold_before)
+                    .load(conn)
+                    .map_err(from_diesel)
+            })
+            .await?;
+        rows.into_iter()
+            .map(|row| lms_sql_rows::RevenueRecord::from(row).into_line())
+            .collect()
     }
 }
 

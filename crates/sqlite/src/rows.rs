@@ -12,8 +12,8 @@ use diesel::prelude::*;
 use lms_domain::Purchase;
 use lms_ports::RepoError;
 use lms_sql_rows::{
-    corrupt, AuditRecord, CourseRecord, Encoding, PurchaseRecord, StateRecord, UserRecord,
-    WebhookEventRecord,
+    corrupt, AuditRecord, CourseRecord, Encoding, PurchaseRecord, RevenueRecord, StateRecord,
+    UserRecord, WebhookEventRecord,
 };
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -68,7 +68,7 @@ pub(crate) fn nanos(at: OffsetDateTime) -> Result<i64, RepoError> {
     })
 }
 
-fn instant(nanos: i64, what: &str) -> Result<OffsetDateTime, RepoError> {
+pub(crate) fn instant(nanos: i64, what: &str) -> Result<OffsetDateTime, RepoError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)).map_err(|e| corrupt(what, e))
 }
 
@@ -131,10 +131,17 @@ lms_sql_rows::row! {
     pub(crate) struct StateRow mirrors StateRecord<TextAndNanos> {
         pub status: String,
         pub payment_intent_id: Option<String>,
-        pub paid_in_full: bool,
+        pub captured_cents: Option<i64>,
+        pub captured_currency: Option<String>,
         pub paid_at: Option<i64>,
-        pub mismatched_payment_cents: Option<i64>,
-        pub mismatched_payment_currency: Option<String>,
+        pub bill_currency: Option<String>,
+        pub bill_subtotal_cents: Option<i64>,
+        pub bill_discount_cents: Option<i64>,
+        pub bill_tax_cents: Option<i64>,
+        pub bill_total_cents: Option<i64>,
+        pub conversion_currency: Option<String>,
+        pub conversion_subtotal_cents: Option<i64>,
+        pub conversion_total_cents: Option<i64>,
         pub attempt_failed: bool,
         pub processing: bool,
         pub async_payment_failed: bool,
@@ -146,6 +153,17 @@ lms_sql_rows::row! {
         pub dispute_won: bool,
         pub dispute_lost: bool,
         pub accepted_by_operator: bool,
+        pub receipt_url: Option<String>,
+        pub promotion_code: Option<String>,
+        pub sale_currency: Option<String>,
+        pub sale_gross_cents: Option<i64>,
+        pub sale_discount_cents: Option<i64>,
+        pub sale_tax_cents: Option<i64>,
+        pub sale_paid_cents: Option<i64>,
+        pub sale_refunded_cents: Option<i64>,
+        pub sale_disputes_lost_cents: Option<i64>,
+        pub sale_net_cents: Option<i64>,
+        pub sold_at: Option<i64>,
         pub holds_active_slot: bool,
         pub updated_at: i64,
     }
@@ -243,5 +261,37 @@ mod tests {
             created_at: 0,
         };
         assert!(matches!(row.into_domain(), Err(RepoError::Unexpected(_))));
+    }
+}
+
+lms_sql_rows::row! {
+    /// One line of the revenue report, read by column name (the report is SQL text); see
+    /// [`RevenueRecord`].
+    #[derive(Debug, QueryableByName)]
+    pub(crate) struct RevenueRow mirrors RevenueRecord<TextAndNanos> {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pub course_id: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pub course_title: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pub instructor_id: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pub currency: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub purchases: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub gross: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub discounts: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub tax: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub paid: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub refunds: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub disputes_lost: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pub net: i64,
     }
 }

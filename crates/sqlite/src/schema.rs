@@ -10,6 +10,7 @@ diesel::table! {
         password_hash -> Text,
         created_at -> BigInt,
         session_generation -> BigInt,
+        gateway_customer_id -> Nullable<Text>,
     }
 }
 
@@ -42,9 +43,6 @@ diesel::table! {
         checkout_url -> Nullable<Text>,
         checkout_expires_at -> Nullable<BigInt>,
         payment_intent_id -> Nullable<Text>,
-        paid_in_full -> Bool,
-        mismatched_payment_cents -> Nullable<BigInt>,
-        mismatched_payment_currency -> Nullable<Text>,
         attempt_failed -> Bool,
         processing -> Bool,
         async_payment_failed -> Bool,
@@ -62,6 +60,30 @@ diesel::table! {
         accepted_by_operator -> Bool,
         /// The reconciliation lease (no part of the purchase).
         reconcile_after -> Nullable<BigInt>,
+        captured_cents -> Nullable<BigInt>,
+        captured_currency -> Nullable<Text>,
+        bill_currency -> Nullable<Text>,
+        bill_subtotal_cents -> Nullable<BigInt>,
+        bill_discount_cents -> Nullable<BigInt>,
+        bill_tax_cents -> Nullable<BigInt>,
+        bill_total_cents -> Nullable<BigInt>,
+        conversion_currency -> Nullable<Text>,
+        conversion_subtotal_cents -> Nullable<BigInt>,
+        conversion_total_cents -> Nullable<BigInt>,
+        receipt_url -> Nullable<Text>,
+        promotion_code -> Nullable<Text>,
+        /// The refund lease (no part of the purchase).
+        refund_lease_until -> Nullable<BigInt>,
+        /// The sale, derived by the domain on every write (never read back).
+        sale_currency -> Nullable<Text>,
+        sale_gross_cents -> Nullable<BigInt>,
+        sale_discount_cents -> Nullable<BigInt>,
+        sale_tax_cents -> Nullable<BigInt>,
+        sale_paid_cents -> Nullable<BigInt>,
+        sale_refunded_cents -> Nullable<BigInt>,
+        sale_disputes_lost_cents -> Nullable<BigInt>,
+        sale_net_cents -> Nullable<BigInt>,
+        sold_at -> Nullable<BigInt>,
     }
 }
 
