@@ -6,7 +6,7 @@ use super::{
     seed_purchase, unapplied, update, Seeded, Store,
 };
 use super::{at, begin, usd};
-use lms_domain::{PaymentFact, PurchaseId, PurchaseStatus};
+use lms_domain::{PaymentDetails, PaymentFact, PurchaseId, PurchaseStatus};
 use lms_ports::{
     Applied, DeliveryKind, EventDelivery, EventEnvelope, EventFilter, EventOutcome, FactUpdate,
     InboxRecord, PageRequest, Recorded, RepoError,
@@ -33,6 +33,7 @@ fn with_event(
         purchase_id: purchase,
         facts,
         payment_intent_id: None,
+        details: PaymentDetails::default(),
         event: Some(delivery),
         at: now,
     }

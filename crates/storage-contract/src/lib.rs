@@ -25,8 +25,9 @@
 )]
 
 use lms_domain::{
-    CheckoutSession, Course, CourseId, CourseText, Currency, DisputeOutcome, Email, Money,
-    PaymentFact, PaymentFacts, Purchase, PurchaseId, PurchaseStatus, Role, User, UserId, UserName,
+    Bill, CheckoutSession, Conversion, Course, CourseId, CourseText, Currency, DisputeOutcome,
+    Email, Money, PaymentDetails, PaymentFact, PaymentFacts, Purchase, PurchaseId, PurchaseStatus,
+    Role, User, UserId, UserName,
 };
 use lms_ports::{
     Applied, AuditLog, CourseRepo, DeliveryKind, DeploymentClaim, DeploymentRegistry,
@@ -37,10 +38,12 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 mod audit;
+mod commerce;
 mod inbox;
 mod reconciliation;
 
 pub use audit::*;
+pub use commerce::*;
 pub use inbox::*;
 pub use reconciliation::*;
 
@@ -126,6 +129,15 @@ macro_rules! storage_contract_tests {
             reconciliation_claims_pending_unheld_purchases_created_before_the_cutoff_oldest_first,
             reconciliation_claims_are_leased_until_claimed_until,
             held_lists_purchases_held_for_review_oldest_first_ties_by_id_and_paged,
+            held_and_claimed_purchases_follow_the_captured_payment_and_the_bill,
+            bills_captured_payments_and_details_round_trip_through_every_read,
+            payment_details_keep_the_first_value_learned,
+            gateway_customers_link_once_and_the_first_link_wins,
+            concurrent_gateway_customer_links_all_get_the_same_customer,
+            refund_lease_is_granted_then_busy_until_released_or_run_out,
+            concurrent_refund_lease_takers_get_exactly_one_lease,
+            revenue_sums_each_course_s_sales_per_currency_as_computed_by_hand,
+            revenue_without_sales_in_the_range_is_empty,
             audit_entries_round_trip_every_field,
             audit_lists_newest_first_ties_by_append_order_and_paged,
             unlocked_lists_completed_purchases_with_their_courses,
@@ -275,6 +287,7 @@ pub async fn record_payload_events<S: Store>(store: &S, purchase: PurchaseId) {
             purchase_id: purchase,
             facts: vec![],
             payment_intent_id: None,
+            details: PaymentDetails::default(),
             event: Some(EventDelivery {
                 envelope: EventEnvelope {
                     id: id.to_owned(),
@@ -385,6 +398,7 @@ pub fn update(
         purchase_id: purchase,
         facts,
         payment_intent_id: None,
+        details: PaymentDetails::default(),
         event: event_id.map(event),
         at: now,
     }
@@ -753,9 +767,18 @@ pub async fn purchases_round_trip_every_field<S: Store>(store: S) {
         checkout: Some(session("cs_test_round_trip", at(3600))),
         payment_intent_id: Some("pi_round_trip".to_owned()),
         facts: PaymentFacts {
-            paid_in_full: true,
+            captured: Some(money(1500, "EUR")),
             paid_at: Some(at(7)),
-            mismatched_payment: Some(money(1500, "EUR")),
+            bill: Some(
+                Bill::new(
+                    money(1850, "EUR"),
+                    money(400, "EUR"),
+                    money(50, "EUR"),
+                    money(1500, "EUR"),
+                    Some(Conversion::new(usd(1999), usd(1620)).unwrap()),
+                )
+                .unwrap(),
+            ),
             attempt_failed: true,
             processing: true,
             async_payment_failed: true,
@@ -766,6 +789,10 @@ pub async fn purchases_round_trip_every_field<S: Store>(store: S) {
             dispute_won: true,
             dispute_lost: true,
             accepted_by_operator: true,
+        },
+        details: PaymentDetails {
+            receipt_url: Some("https://pay.stripe.com/receipts/payment/rcpt_round_trip".to_owned()),
+            promotion_code: Some("promo_round_trip".to_owned()),
         },
         holds_active_slot: false,
         created_at: at(1),
@@ -787,9 +814,10 @@ pub async fn purchases_round_trip_every_field<S: Store>(store: S) {
 
     // Single-field variants: each fact survives on its own.
     let variants: Vec<fn(&mut PaymentFacts)> = vec![
-        |f| f.paid_in_full = true,
+        |f| f.captured = Some(usd(1999)),
+        |f| f.captured = Some(usd(0)),
         |f| f.paid_at = Some(at(9)),
-        |f| f.mismatched_payment = Some(usd(1)),
+        |f| f.bill = Some(Bill::of_price(usd(1999))),
         |f| f.attempt_failed = true,
         |f| f.processing = true,
         |f| f.async_payment_failed = true,
@@ -807,6 +835,23 @@ pub async fn purchases_round_trip_every_field<S: Store>(store: S) {
         purchase.holds_active_slot = false;
         store.create_purchase(&purchase).await.unwrap();
         assert_eq!(get(&store, purchase.id).await, purchase, "variant {i}");
+    }
+    let details = [
+        PaymentDetails {
+            receipt_url: Some("https://pay.stripe.com/receipts/alone".to_owned()),
+            promotion_code: None,
+        },
+        PaymentDetails {
+            receipt_url: None,
+            promotion_code: Some("promo_alone".to_owned()),
+        },
+    ];
+    for (i, details) in details.into_iter().enumerate() {
+        let mut purchase = begin(&buyer, &course, at(40 + i64::try_from(i).unwrap()));
+        purchase.details = details;
+        purchase.holds_active_slot = false;
+        store.create_purchase(&purchase).await.unwrap();
+        assert_eq!(get(&store, purchase.id).await, purchase, "details {i}");
     }
 }
 
@@ -1285,6 +1330,7 @@ pub async fn apply_facts_returns_the_saved_purchase<S: Store>(store: S) {
                 purchase_id: purchase.id,
                 facts,
                 payment_intent_id: Some("pi_saved".to_owned()),
+                details: PaymentDetails::default(),
                 event: Some(event("evt_saved")),
                 at: at(5),
             })
@@ -1307,6 +1353,7 @@ pub async fn apply_facts_links_the_first_payment_intent<S: Store>(store: S) {
         purchase_id: purchase.id,
         facts: Vec::new(),
         payment_intent_id: Some(pi.to_owned()),
+        details: PaymentDetails::default(),
         event: Some(event(event_id)),
         at: when,
     };
@@ -1354,6 +1401,7 @@ pub async fn apply_facts_duplicate_payment_intent_writes_nothing<S: Store>(store
         purchase_id: id,
         facts: paid_in_full(),
         payment_intent_id: Some("pi_taken".to_owned()),
+        details: PaymentDetails::default(),
         event: Some(event(event_id)),
         at: at(2),
     };
