@@ -169,39 +169,57 @@ const PG_LOCK_PURCHASE: &str = r#"SELECT "purchases"."id", "purchases"."user_id"
     "purchases"."course_id", "purchases"."price_cents", "purchases"."currency",
     "purchases"."checkout_session_id", "purchases"."checkout_url",
     "purchases"."checkout_expires_at", "purchases"."status", "purchases"."payment_intent_id",
-    "purchases"."paid_in_full", "purchases"."paid_at", "purchases"."mismatched_payment_cents",
-    "purchases"."mismatched_payment_currency", "purchases"."attempt_failed",
-    "purchases"."processing", "purchases"."async_payment_failed", "purchases"."checkout_expired",
+    "purchases"."captured_cents", "purchases"."captured_currency", "purchases"."paid_at",
+    "purchases"."bill_currency", "purchases"."bill_subtotal_cents",
+    "purchases"."bill_discount_cents", "purchases"."bill_tax_cents", "purchases"."bill_total_cents",
+    "purchases"."conversion_currency", "purchases"."conversion_subtotal_cents",
+    "purchases"."conversion_total_cents", "purchases"."attempt_failed", "purchases"."processing",
+    "purchases"."async_payment_failed", "purchases"."checkout_expired",
     "purchases"."checkout_not_started", "purchases"."refunded_cents",
     "purchases"."refunded_currency", "purchases"."dispute_opened", "purchases"."dispute_won",
-    "purchases"."dispute_lost", "purchases"."accepted_by_operator",
-    "purchases"."holds_active_slot", "purchases"."updated_at", "purchases"."created_at" FROM
-    "purchases" WHERE ("purchases"."id" = $1) LIMIT $2 FOR NO KEY UPDATE"#;
+    "purchases"."dispute_lost", "purchases"."accepted_by_operator", "purchases"."receipt_url",
+    "purchases"."promotion_code", "purchases"."sale_currency", "purchases"."sale_gross_cents",
+    "purchases"."sale_discount_cents", "purchases"."sale_tax_cents", "purchases"."sale_paid_cents",
+    "purchases"."sale_refunded_cents", "purchases"."sale_disputes_lost_cents",
+    "purchases"."sale_net_cents", "purchases"."sold_at", "purchases"."holds_active_slot",
+    "purchases"."updated_at", "purchases"."created_at" FROM "purchases" WHERE
+    ("purchases"."id" = $1) LIMIT $2 FOR NO KEY UPDATE"#;
 
-/// `diesel::update(purchases.find(id)).set(StateRow)`. Binds: the state's 19 columns in this
-/// order, then the purchase id.
-const PG_UPDATE_PURCHASE: &str = r#"UPDATE "purchases" SET "status" = $1,
-    "payment_intent_id" = $2, "paid_in_full" = $3, "paid_at" = $4,
-    "mismatched_payment_cents" = $5, "mismatched_payment_currency" = $6, "attempt_failed" = $7,
-    "processing" = $8, "async_payment_failed" = $9, "checkout_expired" = $10,
-    "checkout_not_started" = $11, "refunded_cents" = $12, "refunded_currency" = $13,
-    "dispute_opened" = $14, "dispute_won" = $15, "dispute_lost" = $16,
-    "accepted_by_operator" = $17, "holds_active_slot" = $18, "updated_at" = $19 WHERE
-    ("purchases"."id" = $20)"#;
+/// `diesel::update(purchases.find(id)).set(StateRow)`. Binds: the state's 37 columns in this
+/// order (facts, details, the derived status and sale, slot, update time), then the purchase id.
+const PG_UPDATE_PURCHASE: &str = r#"UPDATE "purchases" SET "status" = $1, "payment_intent_id" = $2,
+    "captured_cents" = $3, "captured_currency" = $4, "paid_at" = $5, "bill_currency" = $6,
+    "bill_subtotal_cents" = $7, "bill_discount_cents" = $8, "bill_tax_cents" = $9,
+    "bill_total_cents" = $10, "conversion_currency" = $11, "conversion_subtotal_cents" = $12,
+    "conversion_total_cents" = $13, "attempt_failed" = $14, "processing" = $15,
+    "async_payment_failed" = $16, "checkout_expired" = $17, "checkout_not_started" = $18,
+    "refunded_cents" = $19, "refunded_currency" = $20, "dispute_opened" = $21, "dispute_won" = $22,
+    "dispute_lost" = $23, "accepted_by_operator" = $24, "receipt_url" = $25, "promotion_code" = $26,
+    "sale_currency" = $27, "sale_gross_cents" = $28, "sale_discount_cents" = $29,
+    "sale_tax_cents" = $30, "sale_paid_cents" = $31, "sale_refunded_cents" = $32,
+    "sale_disputes_lost_cents" = $33, "sale_net_cents" = $34, "sold_at" = $35,
+    "holds_active_slot" = $36, "updated_at" = $37 WHERE ("purchases"."id" = $38)"#;
 
 /// `list_for_user_and_course`. Binds: user id, course id.
 const PG_LIST_PURCHASES: &str = r#"SELECT "purchases"."id", "purchases"."user_id",
     "purchases"."course_id", "purchases"."price_cents", "purchases"."currency",
     "purchases"."checkout_session_id", "purchases"."checkout_url",
     "purchases"."checkout_expires_at", "purchases"."status", "purchases"."payment_intent_id",
-    "purchases"."paid_in_full", "purchases"."paid_at", "purchases"."mismatched_payment_cents",
-    "purchases"."mismatched_payment_currency", "purchases"."attempt_failed",
-    "purchases"."processing", "purchases"."async_payment_failed", "purchases"."checkout_expired",
+    "purchases"."captured_cents", "purchases"."captured_currency", "purchases"."paid_at",
+    "purchases"."bill_currency", "purchases"."bill_subtotal_cents",
+    "purchases"."bill_discount_cents", "purchases"."bill_tax_cents", "purchases"."bill_total_cents",
+    "purchases"."conversion_currency", "purchases"."conversion_subtotal_cents",
+    "purchases"."conversion_total_cents", "purchases"."attempt_failed", "purchases"."processing",
+    "purchases"."async_payment_failed", "purchases"."checkout_expired",
     "purchases"."checkout_not_started", "purchases"."refunded_cents",
     "purchases"."refunded_currency", "purchases"."dispute_opened", "purchases"."dispute_won",
-    "purchases"."dispute_lost", "purchases"."accepted_by_operator",
-    "purchases"."holds_active_slot", "purchases"."updated_at", "purchases"."created_at" FROM
-    "purchases" WHERE (("purchases"."user_id" = $1) AND ("purchases"."course_id" = $2)) ORDER BY
+    "purchases"."dispute_lost", "purchases"."accepted_by_operator", "purchases"."receipt_url",
+    "purchases"."promotion_code", "purchases"."sale_currency", "purchases"."sale_gross_cents",
+    "purchases"."sale_discount_cents", "purchases"."sale_tax_cents", "purchases"."sale_paid_cents",
+    "purchases"."sale_refunded_cents", "purchases"."sale_disputes_lost_cents",
+    "purchases"."sale_net_cents", "purchases"."sold_at", "purchases"."holds_active_slot",
+    "purchases"."updated_at", "purchases"."created_at" FROM "purchases" WHERE
+    (("purchases"."user_id" = $1) AND ("purchases"."course_id" = $2)) ORDER BY
     "purchases"."created_at" DESC, "purchases"."id" DESC"#;
 
 /// `get_user`. Binds: user id, 1 (limit).
@@ -230,35 +248,54 @@ const SQLITE_LOAD_PURCHASE: &str = "SELECT `purchases`.`id`, `purchases`.`user_i
     `purchases`.`course_id`, `purchases`.`price_cents`, `purchases`.`currency`,
     `purchases`.`checkout_session_id`, `purchases`.`checkout_url`,
     `purchases`.`checkout_expires_at`, `purchases`.`status`, `purchases`.`payment_intent_id`,
-    `purchases`.`paid_in_full`, `purchases`.`paid_at`, `purchases`.`mismatched_payment_cents`,
-    `purchases`.`mismatched_payment_currency`, `purchases`.`attempt_failed`,
-    `purchases`.`processing`, `purchases`.`async_payment_failed`, `purchases`.`checkout_expired`,
+    `purchases`.`captured_cents`, `purchases`.`captured_currency`, `purchases`.`paid_at`,
+    `purchases`.`bill_currency`, `purchases`.`bill_subtotal_cents`,
+    `purchases`.`bill_discount_cents`, `purchases`.`bill_tax_cents`, `purchases`.`bill_total_cents`,
+    `purchases`.`conversion_currency`, `purchases`.`conversion_subtotal_cents`,
+    `purchases`.`conversion_total_cents`, `purchases`.`attempt_failed`, `purchases`.`processing`,
+    `purchases`.`async_payment_failed`, `purchases`.`checkout_expired`,
     `purchases`.`checkout_not_started`, `purchases`.`refunded_cents`,
     `purchases`.`refunded_currency`, `purchases`.`dispute_opened`, `purchases`.`dispute_won`,
-    `purchases`.`dispute_lost`, `purchases`.`accepted_by_operator`,
-    `purchases`.`holds_active_slot`, `purchases`.`updated_at`, `purchases`.`created_at` FROM
-    `purchases` WHERE (`purchases`.`id` = ?) LIMIT ?";
+    `purchases`.`dispute_lost`, `purchases`.`accepted_by_operator`, `purchases`.`receipt_url`,
+    `purchases`.`promotion_code`, `purchases`.`sale_currency`, `purchases`.`sale_gross_cents`,
+    `purchases`.`sale_discount_cents`, `purchases`.`sale_tax_cents`, `purchases`.`sale_paid_cents`,
+    `purchases`.`sale_refunded_cents`, `purchases`.`sale_disputes_lost_cents`,
+    `purchases`.`sale_net_cents`, `purchases`.`sold_at`, `purchases`.`holds_active_slot`,
+    `purchases`.`updated_at`, `purchases`.`created_at` FROM `purchases` WHERE (`purchases`.`id` = ?)
+    LIMIT ?";
 
-const SQLITE_UPDATE_PURCHASE: &str = "UPDATE `purchases` SET `status` = ?,
-    `payment_intent_id` = ?, `paid_in_full` = ?, `paid_at` = ?, `mismatched_payment_cents` = ?,
-    `mismatched_payment_currency` = ?, `attempt_failed` = ?, `processing` = ?,
+const SQLITE_UPDATE_PURCHASE: &str = "UPDATE `purchases` SET `status` = ?, `payment_intent_id` = ?,
+    `captured_cents` = ?, `captured_currency` = ?, `paid_at` = ?, `bill_currency` = ?,
+    `bill_subtotal_cents` = ?, `bill_discount_cents` = ?, `bill_tax_cents` = ?,
+    `bill_total_cents` = ?, `conversion_currency` = ?, `conversion_subtotal_cents` = ?,
+    `conversion_total_cents` = ?, `attempt_failed` = ?, `processing` = ?,
     `async_payment_failed` = ?, `checkout_expired` = ?, `checkout_not_started` = ?,
     `refunded_cents` = ?, `refunded_currency` = ?, `dispute_opened` = ?, `dispute_won` = ?,
-    `dispute_lost` = ?, `accepted_by_operator` = ?, `holds_active_slot` = ?, `updated_at` = ?
-    WHERE (`purchases`.`id` = ?)";
+    `dispute_lost` = ?, `accepted_by_operator` = ?, `receipt_url` = ?, `promotion_code` = ?,
+    `sale_currency` = ?, `sale_gross_cents` = ?, `sale_discount_cents` = ?, `sale_tax_cents` = ?,
+    `sale_paid_cents` = ?, `sale_refunded_cents` = ?, `sale_disputes_lost_cents` = ?,
+    `sale_net_cents` = ?, `sold_at` = ?, `holds_active_slot` = ?, `updated_at` = ? WHERE
+    (`purchases`.`id` = ?)";
 
 const SQLITE_LIST_PURCHASES: &str = "SELECT `purchases`.`id`, `purchases`.`user_id`,
     `purchases`.`course_id`, `purchases`.`price_cents`, `purchases`.`currency`,
     `purchases`.`checkout_session_id`, `purchases`.`checkout_url`,
     `purchases`.`checkout_expires_at`, `purchases`.`status`, `purchases`.`payment_intent_id`,
-    `purchases`.`paid_in_full`, `purchases`.`paid_at`, `purchases`.`mismatched_payment_cents`,
-    `purchases`.`mismatched_payment_currency`, `purchases`.`attempt_failed`,
-    `purchases`.`processing`, `purchases`.`async_payment_failed`, `purchases`.`checkout_expired`,
+    `purchases`.`captured_cents`, `purchases`.`captured_currency`, `purchases`.`paid_at`,
+    `purchases`.`bill_currency`, `purchases`.`bill_subtotal_cents`,
+    `purchases`.`bill_discount_cents`, `purchases`.`bill_tax_cents`, `purchases`.`bill_total_cents`,
+    `purchases`.`conversion_currency`, `purchases`.`conversion_subtotal_cents`,
+    `purchases`.`conversion_total_cents`, `purchases`.`attempt_failed`, `purchases`.`processing`,
+    `purchases`.`async_payment_failed`, `purchases`.`checkout_expired`,
     `purchases`.`checkout_not_started`, `purchases`.`refunded_cents`,
     `purchases`.`refunded_currency`, `purchases`.`dispute_opened`, `purchases`.`dispute_won`,
-    `purchases`.`dispute_lost`, `purchases`.`accepted_by_operator`,
-    `purchases`.`holds_active_slot`, `purchases`.`updated_at`, `purchases`.`created_at` FROM
-    `purchases` WHERE ((`purchases`.`user_id` = ?) AND (`purchases`.`course_id` = ?)) ORDER BY
+    `purchases`.`dispute_lost`, `purchases`.`accepted_by_operator`, `purchases`.`receipt_url`,
+    `purchases`.`promotion_code`, `purchases`.`sale_currency`, `purchases`.`sale_gross_cents`,
+    `purchases`.`sale_discount_cents`, `purchases`.`sale_tax_cents`, `purchases`.`sale_paid_cents`,
+    `purchases`.`sale_refunded_cents`, `purchases`.`sale_disputes_lost_cents`,
+    `purchases`.`sale_net_cents`, `purchases`.`sold_at`, `purchases`.`holds_active_slot`,
+    `purchases`.`updated_at`, `purchases`.`created_at` FROM `purchases` WHERE
+    ((`purchases`.`user_id` = ?) AND (`purchases`.`course_id` = ?)) ORDER BY
     `purchases`.`created_at` DESC, `purchases`.`id` DESC";
 
 const SQLITE_GET_USER: &str = "SELECT `users`.`id`, `users`.`name`, `users`.`email`,
