@@ -80,6 +80,16 @@ pub enum UseCaseError {
     /// The purchase cannot be refunded (not completed, nothing captured, ...).
     #[error("the purchase cannot be refunded: {0}")]
     NotRefundable(String),
+    /// Another refund of this purchase is being made right now; nothing was done. Refunds of
+    /// one purchase are made one at a time, so that together they never exceed the payment.
+    #[error("another refund of this purchase is in progress")]
+    RefundInProgress,
+    /// Buyers cannot ask for refunds themselves on this deployment.
+    #[error("refunds cannot be requested by the buyer")]
+    SelfRefundUnavailable,
+    /// The buyer asked for a refund after the self-service window closed.
+    #[error("{}", refund_window_text(*.window_days))]
+    RefundWindowClosed { window_days: u32 },
     /// The purchase is not held for review (never was, or already resolved).
     #[error("the purchase is not held for review")]
     NotHeld,
@@ -129,7 +139,13 @@ impl PartialEq for UseCaseError {
             | (E::AlreadyPurchased, E::AlreadyPurchased)
             | (E::OwnCourse, E::OwnCourse)
             | (E::PaymentInProgress, E::PaymentInProgress)
+            | (E::RefundInProgress, E::RefundInProgress)
+            | (E::SelfRefundUnavailable, E::SelfRefundUnavailable)
             | (E::NotHeld, E::NotHeld) => true,
+            (
+                E::RefundWindowClosed { window_days: a },
+                E::RefundWindowClosed { window_days: b },
+            ) => a == b,
             (E::NotReplayable(a), E::NotReplayable(b)) => a == b,
             (E::NotFound(a), E::NotFound(b)) => a == b,
             (E::NotRefundable(a), E::NotRefundable(b)) => a == b,
@@ -142,6 +158,12 @@ impl PartialEq for UseCaseError {
             _ => false,
         }
     }
+}
+
+/// `refunds can be requested within 14 days of payment`: what a closed window says, naming it.
+pub fn refund_window_text(window_days: u32) -> String {
+    let unit = if window_days == 1 { "day" } else { "days" };
+    format!("refunds can be requested within {window_days} {unit} of payment")
 }
 
 impl From<RepoError> for UseCaseError {

@@ -14,11 +14,11 @@
 use crate::error::Resource;
 use crate::operations::Operator;
 use crate::{Services, UseCaseError};
-use lms_domain::{PaymentFact, Purchase, PurchaseId, PurchaseStatus};
+use lms_domain::{PaymentDetails, PaymentFact, Purchase, PurchaseId, PurchaseStatus};
 use lms_ports::{
     Applied, AuditAction, AuditActor, DeliveryKind, EventDelivery, EventFilter, EventOutcome,
     EventQuery, FactUpdate, GatewayEvent, InboxRecord, Page, PageRequest, PurchaseLocator,
-    Recorded, RefundRequest, RefundStatus, RepoError, Unapplied, WebhookEvent,
+    Recorded, RepoError, Unapplied, WebhookEvent,
 };
 use std::collections::{BTreeMap, HashSet};
 use time::{Duration, OffsetDateTime};
@@ -180,7 +180,8 @@ impl Services {
                 envelope,
                 locator,
                 facts,
-            }) => (envelope, Some((locator, facts))),
+                details,
+            }) => (envelope, Some((locator, facts, details))),
             WebhookEvent::Ignored(envelope) => (envelope, None),
         };
         let span = tracing::info_span!(
@@ -203,9 +204,9 @@ impl Services {
     async fn settle(
         &self,
         delivery: EventDelivery,
-        about: Option<(PurchaseLocator, Vec<PaymentFact>)>,
+        about: Option<(PurchaseLocator, Vec<PaymentFact>, PaymentDetails)>,
     ) -> Result<WebhookOutcome, UseCaseError> {
-        let Some((locator, facts)) = about else {
+        let Some((locator, facts, details)) = about else {
             tracing::debug!("webhook of a type not acted on");
             return self
                 .record_unapplied(&delivery, EventOutcome::Ignored, None, None)
@@ -226,6 +227,7 @@ impl Services {
             purchase_id,
             facts,
             payment_intent_id: locator.payment_intent_id,
+            details,
             event: Some(delivery),
             at: self.now(),
         };
@@ -344,8 +346,9 @@ impl Services {
     /// course unlocks it too (two tabs, a late payment of an expired checkout), every one but
     /// the keeper is refunded in full, if [`crate::UseCaseSettings::auto_refund_double_payments`].
     /// The keeper is the purchase holding the active slot, else the earliest paid, so every
-    /// instance and every order of events picks the same one; the refund's idempotency key is
-    /// derived from the refunded purchase, so two events deciding at once refund it once.
+    /// instance and every order of events picks the same one; two events deciding at once are
+    /// serialized by the purchase's refund lease and refund it once (the second finds nothing
+    /// left, or the first still at it).
     ///
     /// A refund the gateway refuses marks the event failed (when there is one), so an operator
     /// sees it and a replay tries again.
@@ -388,44 +391,50 @@ impl Services {
         Ok(())
     }
 
+    /// Refunds a double payment in full, serialized with any other refund of it. Planned
+    /// against the purchase as leased: when it was refunded meanwhile (the other event about
+    /// the same payment got there first), nothing is left to do. When another refund of it is
+    /// in progress right now, that one is left to finish: it is the other event's refund of
+    /// this very payment, or an operator's, and either reports its own failure.
     async fn refund_double_payment(&self, extra: &Purchase) -> Result<(), UseCaseError> {
-        let amount = match extra.plan_refund(None) {
-            Ok(amount) => amount,
+        let planned = self
+            .refund_serialized(
+                extra.id,
+                "double-payment",
+                Some("duplicate".to_owned()),
+                |leased| {
+                    if leased.payment_intent_id.is_none() {
+                        return Err(UseCaseError::unexpected(
+                            "a double payment without a known payment intent",
+                        ));
+                    }
+                    leased
+                        .plan_refund(None)
+                        .map_err(|err| UseCaseError::NotRefundable(err.to_string()))
+                },
+            )
+            .await;
+        let refunded = match planned {
+            Ok(refunded) => refunded,
             // Nothing captured is left to refund (already refunded meanwhile).
-            Err(_) => return Ok(()),
+            Err(UseCaseError::NotRefundable(_)) => return Ok(()),
+            Err(UseCaseError::RefundInProgress) => {
+                tracing::info!(purchase_id = %extra.id, "a refund of this double payment is already in progress");
+                return Ok(());
+            }
+            Err(err) => return Err(err),
         };
-        let Some(payment_intent_id) = extra.payment_intent_id.clone() else {
-            return Err(UseCaseError::unexpected(
-                "a double payment without a known payment intent",
-            ));
-        };
-        let request = RefundRequest {
-            purchase_id: extra.id,
-            payment_intent_id,
-            amount,
-            reason: Some("duplicate".to_owned()),
-            idempotency_key: format!("double-payment-{}", extra.id),
-        };
-        let outcome = self.gateway.refund(&request).await?;
         tracing::warn!(
-            purchase_id = %extra.id, refund_id = %outcome.refund_id, amount = amount.minor(),
+            purchase_id = %extra.id, amount = refunded.amount.minor(),
             "refunded a second payment for a course the buyer already owns"
         );
         metrics::counter!("lms_double_payments_refunded_total").increment(1);
-        if outcome.status == RefundStatus::Succeeded {
-            let total = extra
-                .refunded_amount()
-                .checked_add(amount)
-                .map_err(UseCaseError::unexpected)?;
-            self.apply_sync(extra.id, vec![PaymentFact::Refunded { total }], None)
-                .await?;
-        }
         self.audit_purchase(
             AuditActor::System,
             AuditAction::RefundDoublePayment,
             Some(extra.id),
             None,
-            Some(amount),
+            Some(refunded.amount),
             "a second payment for a course the buyer already owned".to_owned(),
         )
         .await?;

@@ -25,7 +25,16 @@
 //!   again as `Reused` rather than opening a second payable session.
 //! - `update_course` answers `NotFound` for an unpublished course the actor may not manage, and
 //!   `Forbidden` for a published one.
-//! - Refund idempotency key: `refund-<purchase id>-<refunded so far>-<amount>` (minor units).
+//! - Refund idempotency key: `<purpose>-<purchase id>-<refunded so far>-<amount>` (minor units;
+//!   purposes `refund`, `review-refund`, `double-payment`, `self-refund`): no free text, so a
+//!   retried request gets the gateway's first answer.
+//! - Every refund takes the purchase's refund lease around plan-and-call (at most
+//!   [`REFUND_LEASE`]); a second refund of the same purchase meanwhile is
+//!   [`UseCaseError::RefundInProgress`], so refunds never together exceed the payment.
+//! - Each buyer has one customer at the gateway (idempotency key `customer-<user id>`), created
+//!   at their first checkout, linked to the user and sent with every checkout after.
+//! - Buyers may refund their own purchase within [`UseCaseSettings::self_refund_window`] after
+//!   paying ([`Services::request_refund`]); off by default.
 //! - [`Services::purchase_status`] asks the gateway about a session only while its purchase is
 //!   pending (completed, failed and refunded cannot change by a session retrieval), and at most
 //!   once per [`UseCaseSettings::gateway_sync_min_interval`] per purchase; a throttled poll answers from
@@ -37,14 +46,18 @@ mod error;
 mod events;
 mod operations;
 mod payments;
+mod refunds;
+mod revenue;
 
 pub use accounts::SignUp;
 pub use courses::{CourseChanges, NewCourse};
-pub use error::{FieldError, Resource, UseCaseError};
+pub use error::{refund_window_text, FieldError, Resource, UseCaseError};
 pub use events::{RunProgress, Tally, WebhookOutcome, EVENT_HISTORY};
 pub use lms_ports::{Page, PageRequest, PurchasedCourse};
 pub use operations::{Operator, Reconciled, RECONCILE_LEASE};
 pub use payments::{CheckoutStarted, PurchaseStatusView};
+pub use refunds::REFUND_LEASE;
+pub use revenue::{RevenueReport, RevenueRequest, RevenueTotals};
 
 use payments::SyncThrottle;
 
@@ -69,6 +82,9 @@ pub struct UseCaseSettings {
     /// payment of an expired checkout) is refunded automatically. Default on; off, it is
     /// logged as an error and left to an operator.
     pub auto_refund_double_payments: bool,
+    /// How long after paying a buyer may have a purchase refunded by asking
+    /// ([`Services::request_refund`]); `None` (the default) turns self-service refunds off.
+    pub self_refund_window: Option<Duration>,
 }
 
 impl UseCaseSettings {
@@ -81,6 +97,9 @@ impl UseCaseSettings {
     /// Beyond this, a customer back from the payment page would wait too long to see the
     /// payment the gateway already knows about.
     pub const MAX_GATEWAY_SYNC_MIN_INTERVAL: Duration = Duration::minutes(5);
+    /// The longest self-service refund window: a year, past which a refund is a matter for
+    /// an operator (and card networks no longer guarantee one).
+    pub const MAX_SELF_REFUND_WINDOW: Duration = Duration::days(365);
 
     /// # Errors
     /// [`UseCaseError::Validation`] on `checkoutTtl` when outside 30 minutes..=24 hours.
@@ -120,6 +139,28 @@ impl UseCaseSettings {
         self.auto_refund_double_payments = on;
         self
     }
+
+    /// Sets [`UseCaseSettings::self_refund_window`] (`None`: off).
+    ///
+    /// # Errors
+    /// [`UseCaseError::Validation`] on `selfRefundWindow` unless a whole number of days from
+    /// 1 to 365.
+    pub fn with_self_refund_window(
+        mut self,
+        window: Option<Duration>,
+    ) -> Result<Self, UseCaseError> {
+        if let Some(window) = window {
+            let whole_days = window == Duration::days(window.whole_days());
+            if !whole_days || window < Duration::DAY || window > Self::MAX_SELF_REFUND_WINDOW {
+                return Err(UseCaseError::field(
+                    "selfRefundWindow",
+                    "must be a whole number of days from 1 to 365",
+                ));
+            }
+        }
+        self.self_refund_window = window;
+        Ok(self)
+    }
 }
 
 impl Default for UseCaseSettings {
@@ -128,6 +169,7 @@ impl Default for UseCaseSettings {
             checkout_ttl: Self::DEFAULT_CHECKOUT_TTL,
             gateway_sync_min_interval: Self::DEFAULT_GATEWAY_SYNC_MIN_INTERVAL,
             auto_refund_double_payments: true,
+            self_refund_window: None,
         }
     }
 }

@@ -7,8 +7,7 @@ use lms_domain::{
     DomainError, Email, PaymentFact, Purchase, PurchaseId, PurchaseStatus, Role, User,
 };
 use lms_ports::{
-    AuditAction, AuditActor, AuditEntry, GatewayError, Page, PageRequest, RefundRequest,
-    RefundStatus, RepoError, SessionStatus,
+    AuditAction, AuditActor, AuditEntry, GatewayError, Page, PageRequest, RepoError, SessionStatus,
 };
 use time::Duration;
 
@@ -154,11 +153,12 @@ impl Services {
     }
 
     /// Resolves a held purchase by refunding everything it captured: it ends refunded.
-    /// Written to the audit trail with `reason`.
+    /// Written to the audit trail with `reason`. Serialized with every other refund of the
+    /// purchase ([`Services::refund_serialized`]).
     ///
     /// # Errors
     /// As [`Services::accept_held`], plus [`UseCaseError::NotRefundable`] without a known
-    /// payment and [`UseCaseError::Gateway`].
+    /// payment, [`UseCaseError::RefundInProgress`] and [`UseCaseError::Gateway`].
     pub async fn refund_held(
         &self,
         operator: Operator<'_>,
@@ -167,70 +167,25 @@ impl Services {
     ) -> Result<Purchase, UseCaseError> {
         let actor = operator.authorise()?;
         let reason = reason_given(reason)?;
-        let purchase = self.held_purchase(purchase_id).await?;
-        let amount = purchase.plan_review_refund().map_err(|err| match err {
-            DomainError::NotHeldForReview => UseCaseError::NotHeld,
-            other => UseCaseError::NotRefundable(other.to_string()),
-        })?;
+        self.held_purchase(purchase_id).await?;
         let refunded = self
-            .refund_through_gateway(&purchase, amount, "review-refund", None)
+            .refund_serialized(purchase_id, "review-refund", None, |leased| {
+                leased.plan_review_refund().map_err(|err| match err {
+                    DomainError::NotHeldForReview => UseCaseError::NotHeld,
+                    other => UseCaseError::NotRefundable(other.to_string()),
+                })
+            })
             .await?;
         self.audit_purchase(
             actor,
             AuditAction::RefundHeld,
             Some(purchase_id),
             None,
-            Some(amount),
+            Some(refunded.amount),
             reason,
         )
         .await?;
-        Ok(refunded)
-    }
-
-    /// Asks the gateway for a refund of `amount` and, once it succeeded, records the new
-    /// refunded total. The idempotency key names the purchase, the purpose and the amounts, so
-    /// a retried request never refunds twice.
-    pub(crate) async fn refund_through_gateway(
-        &self,
-        purchase: &Purchase,
-        amount: lms_domain::Money,
-        purpose: &str,
-        reason: Option<String>,
-    ) -> Result<Purchase, UseCaseError> {
-        let Some(payment_intent_id) = purchase.payment_intent_id.clone() else {
-            return Err(UseCaseError::NotRefundable(
-                DomainError::NoPaymentToRefund.to_string(),
-            ));
-        };
-        let so_far = purchase.refunded_amount();
-        let request = RefundRequest {
-            purchase_id: purchase.id,
-            payment_intent_id,
-            amount,
-            reason,
-            idempotency_key: format!(
-                "{purpose}-{}-{}-{}",
-                purchase.id,
-                so_far.minor(),
-                amount.minor()
-            ),
-        };
-        let outcome = self.gateway.refund(&request).await.map_err(|err| {
-            tracing::warn!(purchase_id = %purchase.id, error = %err, "refund failed at the payment provider");
-            UseCaseError::Gateway(err)
-        })?;
-        tracing::info!(
-            purchase_id = %purchase.id, refund_id = %outcome.refund_id, amount = amount.minor(),
-            status = ?outcome.status, "refund requested"
-        );
-        if outcome.status != RefundStatus::Succeeded {
-            return Ok(purchase.clone());
-        }
-        let total = so_far
-            .checked_add(amount)
-            .map_err(UseCaseError::unexpected)?;
-        self.apply_sync(purchase.id, vec![PaymentFact::Refunded { total }], None)
-            .await
+        Ok(refunded.purchase)
     }
 
     /// The audit trail, newest first.

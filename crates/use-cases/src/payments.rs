@@ -4,12 +4,12 @@ use crate::courses::course_visible_to;
 use crate::error::Resource;
 use crate::{new_uuid, Services, UseCaseError, UseCaseSettings};
 use lms_domain::{
-    CheckoutSession, Course, CourseId, DomainError, PaymentFact, Purchase, PurchaseId,
-    PurchaseStatus, Role, User,
+    CheckoutSession, Course, CourseId, DomainError, PaymentDetails, PaymentFact, Purchase,
+    PurchaseId, PurchaseStatus, User, UserId,
 };
 use lms_ports::{
-    Applied, AuditAction, AuditActor, CheckoutRequest, FactUpdate, GatewayError, GatewaySession,
-    Page, PageRequest, PurchasedCourse, RepoError, SessionPaymentStatus, SessionStatus,
+    Applied, CheckoutRequest, CustomerRequest, FactUpdate, GatewayError, GatewaySession, Page,
+    PageRequest, PurchasedCourse, RepoError, SessionPaymentStatus, SessionStatus,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
@@ -141,6 +141,31 @@ fn checkout_key(purchase_id: PurchaseId) -> String {
     format!("checkout-{purchase_id}")
 }
 
+/// One customer per user: a retried or concurrent creation for the same user gets the same
+/// customer from the gateway.
+fn customer_key(user_id: UserId) -> String {
+    format!("customer-{user_id}")
+}
+
+/// Why the buyer's customer at the gateway could not be had.
+#[derive(Debug)]
+enum CustomerError {
+    Gateway(GatewayError),
+    Store(RepoError),
+}
+
+impl From<GatewayError> for CustomerError {
+    fn from(err: GatewayError) -> Self {
+        CustomerError::Gateway(err)
+    }
+}
+
+impl From<RepoError> for CustomerError {
+    fn from(err: RepoError) -> Self {
+        CustomerError::Store(err)
+    }
+}
+
 fn metadata(purchase: &Purchase) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("purchase_id".to_owned(), purchase.id.to_string()),
@@ -158,6 +183,9 @@ fn stored_session_view(purchase: &Purchase, session: &CheckoutSession) -> Gatewa
         payment_status: SessionPaymentStatus::Unpaid,
         amount_total: purchase.price.minor(),
         currency: purchase.price.currency(),
+        // Not billed yet: an open session has no discount or tax applied until the customer
+        // enters them on the payment page.
+        bill: None,
         expires_at: session.expires_at,
         metadata: metadata(purchase),
         purchase_id: Some(purchase.id),
@@ -355,21 +383,57 @@ impl Services {
         self.open_checkout(actor, course, purchase).await.map(Some)
     }
 
+    /// The buyer's customer at the gateway: the one linked to the user, else one created now
+    /// and linked (the first link wins, so concurrent checkouts of one user end up with one
+    /// customer: the gateway returns the same one for the same idempotency key anyway).
+    ///
+    /// # Errors
+    /// [`CustomerError::Gateway`] when the gateway cannot create it; [`CustomerError::Store`]
+    /// when the link cannot be read or written.
+    async fn gateway_customer(&self, actor: &User) -> Result<String, CustomerError> {
+        if let Some(customer) = self.users.gateway_customer(actor.id).await? {
+            return Ok(customer);
+        }
+        let request = CustomerRequest {
+            user_id: actor.id,
+            email: actor.email.as_str().to_owned(),
+            name: actor.name.as_str().to_owned(),
+            idempotency_key: customer_key(actor.id),
+        };
+        let created = self.gateway.create_customer(&request).await?;
+        let linked = self.users.link_gateway_customer(actor.id, &created).await?;
+        if linked != created {
+            tracing::info!(user_id = %actor.id, "another checkout linked the user's customer first");
+        }
+        Ok(linked)
+    }
+
     /// Creates the gateway session of a stored pending purchase and attaches it. On failure the
-    /// purchase is closed (`CheckoutNotStarted`) so it does not block a retry.
+    /// purchase is closed (`CheckoutNotStarted`) so it does not block a retry; that includes a
+    /// failure to create the buyer's customer at the gateway.
     async fn open_checkout(
         &self,
         actor: &User,
         course: &Course,
         purchase: Purchase,
     ) -> Result<CheckoutStarted, UseCaseError> {
+        let customer_id = match self.gateway_customer(actor).await {
+            Ok(customer) => customer,
+            Err(CustomerError::Gateway(err)) => {
+                return Err(self.checkout_not_started(purchase.id, err).await)
+            }
+            // The purchase keeps the slot without a session: the next checkout resumes it.
+            Err(CustomerError::Store(err)) => return Err(err.into()),
+        };
         let request = CheckoutRequest {
             purchase_id: purchase.id,
             course_id: course.id,
             user_id: actor.id,
             course_title: course.title.as_str().to_owned(),
             amount: purchase.price,
-            customer_email: Some(actor.email.as_str().to_owned()),
+            // The customer carries the e-mail; the gateway refuses both at once.
+            customer_id: Some(customer_id),
+            customer_email: None,
             // Derived from the purchase, so a resumed creation sends identical parameters.
             expires_at: purchase.created_at + self.settings.checkout_ttl,
             idempotency_key: checkout_key(purchase.id),
@@ -435,6 +499,9 @@ impl Services {
             purchase_id,
             facts,
             payment_intent_id,
+            // What the gateway says when asked (a session's state) or an operator decides
+            // carries no receipt page or promotion code; events bring those.
+            details: PaymentDetails::default(),
             event: None,
             at: self.now(),
         };
@@ -565,62 +632,6 @@ impl Services {
             .purchases
             .list_for_user(actor.id, PageRequest::new(page.page, page.limit))
             .await?)
-    }
-
-    /// Refunds all (`amount_cents: None`) or part of a completed purchase.
-    ///
-    /// # Errors
-    /// [`UseCaseError::NotFound`]`(Purchase)` when unknown or the actor is a stranger to it;
-    /// [`UseCaseError::Forbidden`] for the buyer; [`UseCaseError::NotRefundable`];
-    /// [`UseCaseError::Validation`] on `amountCents`; [`UseCaseError::Gateway`]; storage errors.
-    pub async fn refund(
-        &self,
-        actor: &User,
-        purchase_id: PurchaseId,
-        amount_cents: Option<i64>,
-        reason: Option<String>,
-    ) -> Result<Purchase, UseCaseError> {
-        let purchase = self
-            .purchases
-            .get_purchase(purchase_id)
-            .await?
-            .ok_or(UseCaseError::NotFound(Resource::Purchase))?;
-        let course = self.courses.get_course(purchase.course_id).await?;
-        let authorised = actor.role == Role::Admin
-            || course
-                .as_ref()
-                .is_some_and(|course| course.is_owned_by(actor.id));
-        if !authorised {
-            return Err(if purchase.user_id == actor.id {
-                UseCaseError::Forbidden
-            } else {
-                UseCaseError::NotFound(Resource::Purchase)
-            });
-        }
-        let amount = purchase
-            .plan_refund(amount_cents)
-            .map_err(|err| match err {
-                DomainError::InvalidRefundAmount { .. } => {
-                    UseCaseError::field("amountCents", err.to_string())
-                }
-                DomainError::NotRefundable | DomainError::NoPaymentToRefund => {
-                    UseCaseError::NotRefundable(err.to_string())
-                }
-                other => UseCaseError::unexpected(other),
-            })?;
-        let refunded = self
-            .refund_through_gateway(&purchase, amount, "refund", reason.clone())
-            .await?;
-        self.audit_purchase(
-            AuditActor::User(actor.id),
-            AuditAction::Refund,
-            Some(purchase_id),
-            None,
-            Some(amount),
-            reason.unwrap_or_default(),
-        )
-        .await?;
-        Ok(refunded)
     }
 }
 

@@ -43,9 +43,20 @@ async fn a_paid_checkout_stores_a_pending_purchase_and_opens_a_session() {
         UseCaseSettings::DEFAULT_CHECKOUT_TTL < Duration::hours(24),
         "inside the gateway's limit"
     );
+    // The buyer's customer at the gateway, made for this first checkout, carries the e-mail.
+    let customers = world.gateway.customers();
+    assert_eq!(customers.len(), 1);
     assert_eq!(
-        request.customer_email.as_deref(),
-        Some(buyer.email.as_str())
+        request.customer_id.as_deref(),
+        Some(customers[0].id.as_str())
+    );
+    assert_eq!(request.customer_email, None);
+    assert_eq!(
+        (
+            customers[0].request.email.as_str(),
+            customers[0].request.idempotency_key.clone()
+        ),
+        (buyer.email.as_str(), format!("customer-{}", buyer.id))
     );
     assert_eq!(request.course_title, "Rust for the web");
 }
@@ -94,7 +105,8 @@ async fn an_open_session_is_reused_without_calling_the_gateway_again() {
     assert_eq!(reused_session.url, session.url);
     assert_eq!(reused_session.amount_total, 1999);
     assert_eq!(reused_session.expires_at, session.expires_at);
-    assert_eq!(world.gateway.call_count(), 1);
+    // The first checkout's customer and session; nothing since.
+    assert_eq!(world.gateway.call_count(), 2);
     assert_eq!(world.store.all_purchases().len(), 1);
 }
 
@@ -114,12 +126,14 @@ async fn a_stale_expired_session_is_synced_and_a_new_checkout_starts() {
     assert_eq!(old.status(), PurchaseStatus::Failed);
     assert!(!old.holds_active_slot);
     assert!(new.holds_active_slot);
+    // Customer and session, the stale session asked about, a new session for the same customer.
     let calls = world.gateway.calls();
-    assert_eq!(calls.len(), 3);
+    assert_eq!(calls.len(), 4);
     assert_eq!(
-        calls[1],
+        calls[2],
         GatewayCall::RetrieveCheckoutSession(old_session.id.clone())
     );
+    assert!(matches!(&calls[3], GatewayCall::CreateCheckoutSession(_)));
 }
 
 #[tokio::test]
@@ -151,10 +165,10 @@ async fn a_session_close_to_expiry_but_still_open_is_handed_out_from_the_gateway
     let (reused, from_gateway) = world.reused_checkout(&buyer, &course).await;
     assert_eq!((reused.id, &from_gateway.id), (purchase.id, &session.id));
     assert_eq!(
-        world.gateway.calls()[1],
+        world.gateway.calls()[2],
         GatewayCall::RetrieveCheckoutSession(session.id)
     );
-    assert_eq!(world.gateway.call_count(), 2);
+    assert_eq!(world.gateway.call_count(), 3);
 }
 
 #[tokio::test]
@@ -174,7 +188,8 @@ async fn a_settling_payment_blocks_a_new_checkout() {
         world.services.start_checkout(&buyer, course.id).await,
         Err(UseCaseError::PaymentInProgress)
     );
-    assert_eq!(world.gateway.call_count(), 1);
+    // The first checkout's customer and session only.
+    assert_eq!(world.gateway.call_count(), 2);
     assert_eq!(world.store.all_purchases().len(), 1);
 }
 
@@ -346,11 +361,12 @@ async fn a_stale_session_the_gateway_no_longer_knows_is_closed_and_a_new_checkou
     assert_eq!(old.status(), PurchaseStatus::Failed);
     assert!(old.facts.checkout_expired);
     let calls = world.gateway.calls();
-    assert_eq!(calls.len(), 2);
+    assert_eq!(calls.len(), 3);
     assert_eq!(
         calls[0],
         GatewayCall::RetrieveCheckoutSession("cs_gone".to_owned())
     );
+    assert!(matches!(&calls[1], GatewayCall::CreateCustomer(_)));
 }
 
 #[tokio::test]

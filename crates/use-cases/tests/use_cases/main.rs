@@ -8,11 +8,15 @@
 mod accounts;
 mod busy;
 mod checkout;
+mod commerce;
 mod courses;
 mod history;
 mod inbox;
 mod operations;
+mod refund_lease;
 mod refunds;
+mod revenue;
+mod self_refund;
 mod status;
 mod support;
 mod webhooks;

@@ -303,7 +303,7 @@ async fn a_second_payment_for_an_owned_course_is_refunded_automatically_and_audi
     );
     assert_eq!(
         refunds[0].idempotency_key,
-        format!("double-payment-{}", first.id)
+        format!("double-payment-{}-0-{PRICE}", first.id)
     );
     assert!(world
         .status_view(&buyer, &course, None)

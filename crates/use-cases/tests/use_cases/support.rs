@@ -1,7 +1,8 @@
 //! The test world: services wired to in-memory adapters, plus shortcuts.
 
 use lms_domain::{
-    Course, Currency, Email, Money, PaymentFact, Purchase, PurchaseId, Role, User, UserId, UserName,
+    Bill, Course, Currency, Email, Money, PaymentFact, Purchase, PurchaseId, Role, User, UserId,
+    UserName,
 };
 use lms_in_memory::{FakeEvent, FakeGateway, FakeHasher, InMemoryStore, ManualClock};
 use lms_ports::{GatewaySession, PurchaseRepo};
@@ -16,6 +17,11 @@ pub const PASSWORD: &str = "correct horse battery";
 
 pub fn usd(minor: i64) -> Money {
     Money::new(minor, Currency::USD).unwrap()
+}
+
+/// A bill in USD cents: subtotal, discount, tax, total.
+pub fn usd_bill(subtotal: i64, discount: i64, tax: i64, total: i64) -> Bill {
+    Bill::new(usd(subtotal), usd(discount), usd(tax), usd(total), None).unwrap()
 }
 
 pub struct World {
@@ -235,6 +241,37 @@ impl World {
         let purchase = self.purchase(purchase.id).await;
         assert!(purchase.unlocks_course());
         purchase
+    }
+
+    /// A checkout the customer paid as `bill` (a discount, tax, another presentment currency),
+    /// announced by a `checkout.session.completed`-like webhook carrying the payment, the bill
+    /// and `promotion_code` if any, stamped at the clock's time. Returns the purchase as stored,
+    /// whatever became of it.
+    pub async fn billed_purchase(
+        &self,
+        buyer: &User,
+        course: &Course,
+        intent: &str,
+        bill: Bill,
+        promotion_code: Option<&str>,
+    ) -> Purchase {
+        let (purchase, session) = self.checkout(buyer, course).await;
+        assert!(self.gateway.pay_session_billed(&session.id, intent, bill));
+        let mut event =
+            FakeEvent::new(format!("evt_billed_{intent}"), "checkout.session.completed")
+                .created_at(lms_ports::Clock::now(&self.clock))
+                .with_session(&session.id)
+                .with_payment_intent(intent)
+                .with_fact(PaymentFact::PaymentSucceeded {
+                    amount: bill.total(),
+                    at: None,
+                })
+                .with_fact(PaymentFact::Billed(bill));
+        if let Some(code) = promotion_code {
+            event = event.with_promotion_code(code);
+        }
+        self.webhook(&event).await.unwrap();
+        self.purchase(purchase.id).await
     }
 
     /// A course with one buyer who keeps it, one whose payment was refunded in full and one
