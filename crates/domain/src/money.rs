@@ -27,8 +27,11 @@ struct CurrencyInfo {
     minimum_charge_minor: i64,
 }
 
-/// The currencies this product can charge in, with Stripe's minimum charge amounts.
-/// Sorted by code (binary search relies on it; a unit test checks).
+/// The currencies this product can charge in, with Stripe's minimum charge amounts, and the
+/// ones Stripe's Adaptive Pricing commonly presents a checkout in (a payment in them must be
+/// representable to be matched against its price): for those Stripe publishes no minimum, so
+/// theirs is about USD 0.50, rounded up. Sorted by code (binary search relies on it; a unit
+/// test checks).
 const CURRENCIES: &[CurrencyInfo] = &[
     CurrencyInfo {
         code: "AED",
@@ -61,6 +64,21 @@ const CURRENCIES: &[CurrencyInfo] = &[
         minimum_charge_minor: 50,
     },
     CurrencyInfo {
+        code: "CLP",
+        exponent: 0,
+        minimum_charge_minor: 500,
+    },
+    CurrencyInfo {
+        code: "CNY",
+        exponent: 2,
+        minimum_charge_minor: 400,
+    },
+    CurrencyInfo {
+        code: "COP",
+        exponent: 2,
+        minimum_charge_minor: 200000,
+    },
+    CurrencyInfo {
         code: "CZK",
         exponent: 2,
         minimum_charge_minor: 1500,
@@ -91,6 +109,16 @@ const CURRENCIES: &[CurrencyInfo] = &[
         minimum_charge_minor: 17500,
     },
     CurrencyInfo {
+        code: "IDR",
+        exponent: 2,
+        minimum_charge_minor: 800000,
+    },
+    CurrencyInfo {
+        code: "ILS",
+        exponent: 2,
+        minimum_charge_minor: 200,
+    },
+    CurrencyInfo {
         code: "INR",
         exponent: 2,
         minimum_charge_minor: 50,
@@ -99,6 +127,11 @@ const CURRENCIES: &[CurrencyInfo] = &[
         code: "JPY",
         exponent: 0,
         minimum_charge_minor: 50,
+    },
+    CurrencyInfo {
+        code: "KRW",
+        exponent: 0,
+        minimum_charge_minor: 700,
     },
     CurrencyInfo {
         code: "MXN",
@@ -121,12 +154,27 @@ const CURRENCIES: &[CurrencyInfo] = &[
         minimum_charge_minor: 50,
     },
     CurrencyInfo {
+        code: "PEN",
+        exponent: 2,
+        minimum_charge_minor: 200,
+    },
+    CurrencyInfo {
+        code: "PHP",
+        exponent: 2,
+        minimum_charge_minor: 3000,
+    },
+    CurrencyInfo {
         code: "PLN",
         exponent: 2,
         minimum_charge_minor: 200,
     },
     CurrencyInfo {
         code: "RON",
+        exponent: 2,
+        minimum_charge_minor: 200,
+    },
+    CurrencyInfo {
+        code: "SAR",
         exponent: 2,
         minimum_charge_minor: 200,
     },
@@ -146,9 +194,29 @@ const CURRENCIES: &[CurrencyInfo] = &[
         minimum_charge_minor: 1000,
     },
     CurrencyInfo {
+        code: "TRY",
+        exponent: 2,
+        minimum_charge_minor: 2000,
+    },
+    CurrencyInfo {
+        code: "TWD",
+        exponent: 2,
+        minimum_charge_minor: 1600,
+    },
+    CurrencyInfo {
         code: "USD",
         exponent: 2,
         minimum_charge_minor: 50,
+    },
+    CurrencyInfo {
+        code: "VND",
+        exponent: 0,
+        minimum_charge_minor: 13000,
+    },
+    CurrencyInfo {
+        code: "ZAR",
+        exponent: 2,
+        minimum_charge_minor: 1000,
     },
 ];
 
@@ -158,7 +226,7 @@ pub struct Currency(u8); // index into CURRENCIES
 
 impl Currency {
     /// US dollars, the default currency of a course.
-    pub const USD: Currency = Currency(23);
+    pub const USD: Currency = Currency(34);
 
     /// Parses an ISO 4217 code, case-insensitively (`usd` = `USD`).
     ///
