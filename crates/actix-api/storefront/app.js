@@ -12,8 +12,8 @@
   const POLL_TRIES = 10;
   const POLL_MS = 1500;
   // ISO 4217 currencies without minor units, and those with three; the others have two.
-  // Prices are in the currencies the API accepts (JPY is its only zero-decimal one), but a
-  // payment presented in the customer's currency (Stripe's Adaptive Pricing) may be in any.
+  // The API's own currencies (prices, and payments presented in the customer's currency by
+  // Stripe's Adaptive Pricing) are covered, and a currency it may learn later formats too.
   const ZERO_DECIMAL = new Set(["BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG",
     "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF"]);
   const THREE_DECIMAL = new Set(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"]);
