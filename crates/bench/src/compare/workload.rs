@@ -74,18 +74,34 @@ impl Item {
     }
 }
 
-/// A purchase's state columns but the per-purchase ones (payment intent, paid at, updated
-/// at): what the app's first delivery left, which the baseline's `UPDATE` writes again.
+/// A purchase's state columns but the per-purchase ones (payment intent, paid at, sold at,
+/// updated at): what the app's first delivery left, which the baseline's `UPDATE` writes
+/// again. The bench's courses all cost the same, so the captured payment, the bill and the
+/// sale are the same for every purchase.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
 pub struct State {
     #[diesel(sql_type = Text)]
     pub status: String,
-    #[diesel(sql_type = Bool)]
-    pub paid_in_full: bool,
     #[diesel(sql_type = Nullable<BigInt>)]
-    pub mismatched_payment_cents: Option<i64>,
+    pub captured_cents: Option<i64>,
     #[diesel(sql_type = Nullable<Text>)]
-    pub mismatched_payment_currency: Option<String>,
+    pub captured_currency: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub bill_currency: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub bill_subtotal_cents: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub bill_discount_cents: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub bill_tax_cents: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub bill_total_cents: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub conversion_currency: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub conversion_subtotal_cents: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub conversion_total_cents: Option<i64>,
     #[diesel(sql_type = Bool)]
     pub attempt_failed: bool,
     #[diesel(sql_type = Bool)]
@@ -108,14 +124,38 @@ pub struct State {
     pub dispute_lost: bool,
     #[diesel(sql_type = Bool)]
     pub accepted_by_operator: bool,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub receipt_url: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub promotion_code: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub sale_currency: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub sale_gross_cents: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub sale_discount_cents: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub sale_tax_cents: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub sale_paid_cents: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub sale_refunded_cents: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub sale_disputes_lost_cents: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub sale_net_cents: Option<i64>,
     #[diesel(sql_type = Bool)]
     pub holds_active_slot: bool,
 }
 
-const STATE_COLUMNS: &str = "status, paid_in_full, mismatched_payment_cents, \
-    mismatched_payment_currency, attempt_failed, processing, async_payment_failed, \
-    checkout_expired, checkout_not_started, refunded_cents, refunded_currency, dispute_opened, \
-    dispute_won, dispute_lost, accepted_by_operator, holds_active_slot";
+const STATE_COLUMNS: &str = "status, captured_cents, captured_currency, bill_currency, \
+    bill_subtotal_cents, bill_discount_cents, bill_tax_cents, bill_total_cents, \
+    conversion_currency, conversion_subtotal_cents, conversion_total_cents, attempt_failed, \
+    processing, async_payment_failed, checkout_expired, checkout_not_started, refunded_cents, \
+    refunded_currency, dispute_opened, dispute_won, dispute_lost, accepted_by_operator, \
+    receipt_url, promotion_code, sale_currency, sale_gross_cents, sale_discount_cents, \
+    sale_tax_cents, sale_paid_cents, sale_refunded_cents, sale_disputes_lost_cents, \
+    sale_net_cents, holds_active_slot";
 
 /// A state with how many purchases are in it.
 #[derive(Debug, Clone, QueryableByName)]
