@@ -1,9 +1,9 @@
 //! The Operations page: an admin resolves a purchase held for review and replays an event that
 //! matched no purchase, in the storefront, in a real browser.
 //!
-//! The sandbox only ever charges the session's amount, so a held payment (another amount than
-//! the price) is a Stripe event the test writes itself and signs with the sandbox's webhook
-//! secret, as the sandbox signs its own deliveries.
+//! The sandbox only ever bills the course's price, so a held payment (a bill for another price,
+//! as a session created before a price change would be) is a Stripe event the test writes
+//! itself and signs with the sandbox's webhook secret, as the sandbox signs its own deliveries.
 
 use crate::helpers::*;
 use anyhow::Context;
@@ -143,7 +143,9 @@ fn time_now() -> u64 {
         .map_or(0, |elapsed| elapsed.as_secs())
 }
 
-/// The sandbox's session, completed and paid with `cents` under a payment of our naming.
+/// The sandbox's session, completed and paid with `cents` under a payment of our naming, and
+/// billed that much: a bill for `cents` as the list price, nothing off, no tax. (A bill for the
+/// course's price with a lower total would be a discount, which unlocks.)
 fn paid_session(app: &TestApp, session_id: &str, cents: i64) -> anyhow::Result<Value> {
     let mut session = app
         .stripe
@@ -151,7 +153,9 @@ fn paid_session(app: &TestApp, session_id: &str, cents: i64) -> anyhow::Result<V
         .map_err(|err| anyhow::anyhow!("the sandbox's session {session_id}: {err:?}"))?;
     session["status"] = json!("complete");
     session["payment_status"] = json!("paid");
+    session["amount_subtotal"] = json!(cents);
     session["amount_total"] = json!(cents);
+    session["total_details"] = json!({"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0});
     session["payment_intent"] = json!(format!("pi_e2e_{}", uuid::Uuid::new_v4().simple()));
     session["url"] = Value::Null;
     Ok(session)
@@ -172,7 +176,7 @@ async fn an_admin_accepts_a_held_purchase_and_replays_an_unmatched_event_on_the_
     with_app_and_browser(async |app: &TestApp, browser: &Browser| {
         let api = Api::new(app);
 
-        // A buyer pays 9.99 USD for the 19.99 USD course: held for review.
+        // A buyer pays 9.99 USD, billed for 9.99 USD, for the 19.99 USD course: held for review.
         let buyer = api.student(&unique_email("hal")).await?;
         let course_id = api.paid_course_id().await?;
         let (session_id, purchase_id) = api.checkout(&buyer, &course_id).await?;

@@ -25,7 +25,7 @@ async fn a_student_buys_the_paid_course_with_a_test_card_and_sees_it_unlocked() 
             checkout.contains("cs_"),
             "a checkout session page: {checkout}"
         );
-        let amount = browser.wait_for("#amount").await?.text().await?;
+        let amount = browser.wait_for("#amount-due").await?.text().await?;
         assert_eq!(
             amount, "19.99 USD",
             "the hosted page charges the course price"
@@ -43,6 +43,12 @@ async fn a_student_buys_the_paid_course_with_a_test_card_and_sees_it_unlocked() 
         assert!(detail.contains("Unlocked"), "{detail}");
         let course = browser.wait_for("#payment-course").await?.text().await?;
         assert_eq!(course, PAID_COURSE_TITLE);
+        // Without a promotion code the bill is the price.
+        browser
+            .wait_for_text("#charged-amount", "19.99 USD")
+            .await?;
+        let breakdown = browser.wait_for("#charged-breakdown").await?.text().await?;
+        assert_eq!(breakdown, "Price 19.99 USD.");
         // "My courses" lists the purchase, and the catalogue no longer offers to buy it.
         browser
             .wait_for(&format!("#my-courses li[data-course-id='{paid}']"))
