@@ -11,6 +11,7 @@
     reason = "a failing unwrap is a failing test"
 )]
 
+mod commerce;
 mod helpers;
 mod operations;
 mod purchase;
