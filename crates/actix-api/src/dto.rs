@@ -5,7 +5,7 @@
 
 use crate::error::ApiError;
 use actix_web::{HttpResponse, HttpResponseBuilder};
-use lms_domain::{Course, Purchase, PurchaseStatus, ReviewReason, Role, User};
+use lms_domain::{Bill, Course, Purchase, PurchaseStatus, ReviewReason, Role, User};
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
@@ -172,7 +172,8 @@ pub struct PurchaseDto {
     /// Refunded so far, in minor units.
     #[schema(example = 0)]
     pub refunded_cents: i64,
-    /// Present while a payment is held for review (amount or currency mismatch).
+    /// Present while a payment is held for review (a payment that is not what was billed, or
+    /// a bill for another price).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub review_reason: Option<String>,
     /// Present when the purchase failed.
@@ -198,10 +199,72 @@ impl From<&Purchase> for PurchaseDto {
                 ReviewReason::AmountMismatch { expected, received } => {
                     format!("payment amount mismatch: expected {expected}, received {received}")
                 }
+                ReviewReason::PriceMismatch { price, billed } => {
+                    format!("price mismatch: the course costs {price}, the payment provider billed {billed}")
+                }
             }),
             failure_reason: purchase.failure_reason().map(|reason| reason.as_str()),
             created_at: purchase.created_at,
             updated_at: purchase.updated_at,
+        }
+    }
+}
+
+/// A bill's amounts in the price's own currency, when the payment provider presented the
+/// checkout in another one (Adaptive Pricing).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = BillConversion)]
+pub struct ConversionDto {
+    /// ISO 4217, upper case: the price's currency.
+    #[schema(example = "USD")]
+    pub currency: &'static str,
+    /// The list price, in minor units of `currency`.
+    #[schema(example = 2000)]
+    pub subtotal_cents: i64,
+    #[schema(example = 2000)]
+    pub total_cents: i64,
+}
+
+/// What the payment provider computed the customer owed, in the currency the checkout was
+/// presented (and paid) in. Tax is exclusive (added: `total = subtotal - discount + tax`) or
+/// inclusive (part of the subtotal); the parts are as the provider reported them.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Bill)]
+pub struct BillDto {
+    /// ISO 4217, upper case.
+    #[schema(example = "USD")]
+    pub currency: &'static str,
+    /// Before discounts and tax: the list price.
+    #[schema(example = 2000)]
+    pub subtotal_cents: i64,
+    /// Taken off by a promotion code.
+    #[schema(example = 500)]
+    pub discount_cents: i64,
+    #[schema(example = 0)]
+    pub tax_cents: i64,
+    /// What the customer had to pay.
+    #[schema(example = 1500)]
+    pub total_cents: i64,
+    /// `null` unless presented in another currency than the price's.
+    #[schema(required = true)]
+    pub conversion: Option<ConversionDto>,
+}
+
+impl From<&Bill> for BillDto {
+    fn from(bill: &Bill) -> Self {
+        Self {
+            currency: bill.currency().code(),
+            subtotal_cents: bill.subtotal().minor(),
+            discount_cents: bill.discount().minor(),
+            tax_cents: bill.tax().minor(),
+            total_cents: bill.total().minor(),
+            conversion: bill.conversion().map(|conversion| ConversionDto {
+                currency: conversion.total.currency().code(),
+                subtotal_cents: conversion.subtotal.minor(),
+                total_cents: conversion.total.minor(),
+            }),
         }
     }
 }

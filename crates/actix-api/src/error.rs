@@ -41,6 +41,14 @@ pub struct ApiError {
 /// What every 5xx says.
 pub const GENERIC_5XX: &str = "Something went wrong on our side. Please try again later.";
 
+/// What a 409 `REFUND_IN_PROGRESS` says: refunds of one purchase are made one at a time.
+pub const REFUND_IN_PROGRESS: &str =
+    "Another refund of this purchase is being made. Please try again in a moment.";
+
+/// What a 409 `SELF_REFUND_UNAVAILABLE` says (self-service refunds are off).
+pub const SELF_REFUND_UNAVAILABLE: &str =
+    "Refunds cannot be requested here. Please contact the course's instructor or support.";
+
 /// What a 503 `SERVER_BUSY` says (the server shed the request; nothing went wrong).
 pub const BUSY_MESSAGE: &str = "The server is busy. Please try again shortly.";
 
@@ -255,17 +263,22 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
             "UNSUPPORTED_MEDIA_TYPE",
             "The request body must be JSON (Content-Type: application/json).",
         ),
-        JsonPayloadError::Deserialize(inner) if inner.is_data() => {
-            // Well-formed JSON with a missing or mistyped field.
-            ApiError::validation(vec![FieldError::new(field_of(inner), inner.to_string())])
-        }
-        JsonPayloadError::Deserialize(_) => {
-            ApiError::bad_request("INVALID_JSON", "The request body is not valid JSON.")
-        }
+        JsonPayloadError::Deserialize(inner) => json_body_error(inner),
         JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => payload_too_large(),
         _ => ApiError::bad_request("INVALID_BODY", "The request body could not be read."),
     };
     api.into()
+}
+
+/// A JSON body serde could not read: 422 naming the field when the JSON is well-formed but a
+/// field is missing or mistyped, 400 `INVALID_JSON` otherwise. For the routes that read their
+/// (optional) body themselves as well as for the JSON extractor.
+pub fn json_body_error(err: &serde_json::Error) -> ApiError {
+    if err.is_data() {
+        ApiError::validation(vec![FieldError::new(field_of(err), err.to_string())])
+    } else {
+        ApiError::bad_request("INVALID_JSON", "The request body is not valid JSON.")
+    }
 }
 
 /// serde_json names the field in messages like "missing field `title`"; pull it out.
@@ -431,6 +444,17 @@ impl From<lms_use_cases::UseCaseError> for ApiError {
             E::NotRefundable(reason) => ApiError::conflict(
                 "NOT_REFUNDABLE",
                 format!("This purchase cannot be refunded: {reason}."),
+            ),
+            E::RefundInProgress => ApiError::conflict("REFUND_IN_PROGRESS", REFUND_IN_PROGRESS),
+            E::SelfRefundUnavailable => {
+                ApiError::conflict("SELF_REFUND_UNAVAILABLE", SELF_REFUND_UNAVAILABLE)
+            }
+            E::RefundWindowClosed { window_days } => ApiError::conflict(
+                "REFUND_WINDOW_CLOSED",
+                format!(
+                    "This purchase can no longer be refunded: {}.",
+                    lms_use_cases::refund_window_text(window_days)
+                ),
             ),
             E::NotHeld => ApiError::conflict(
                 "NOT_HELD",

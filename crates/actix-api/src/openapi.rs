@@ -46,6 +46,8 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
         routes::payments::purchased_courses,
         routes::payments::purchase_history,
         routes::payments::refund,
+        routes::payments::refund_request,
+        routes::revenue::revenue,
         routes::admin::events,
         routes::admin::event,
         routes::admin::replay,
@@ -82,6 +84,8 @@ use utoipa::{Modify, OpenApi, ToResponse, ToSchema};
         (name = "users", description = "Accounts and sessions."),
         (name = "courses", description = "Courses and their publication."),
         (name = "payments", description = "Checkout, Stripe's webhook, unlocking and refunds."),
+        (name = "instructor", description = "What instructors (and admins) see of their \
+            sales: the revenue report, as JSON or CSV."),
         (name = "admin", description = "Operations, for admins only: the event inbox and \
             its replay, purchases held for review and their resolution, the audit trail."),
         (name = "meta", description = "This document."),

@@ -3,13 +3,13 @@
 //! cases decide that (`Operator::Admin`), this module only speaks HTTP.
 
 use crate::auth::AuthenticatedUser;
-use crate::dto::{json_response, purchase_status_schema, wire_names, PurchaseDto};
+use crate::dto::{json_response, purchase_status_schema, wire_names, BillDto, PurchaseDto};
 use crate::error::{ApiError, FieldError};
 use crate::openapi::{self as doc, ErrorEnvelope};
 use crate::routes::courses::{blank_as_none, Pagination};
 use crate::ApiState;
 use actix_web::{web, HttpResponse};
-use lms_domain::{Purchase, PurchaseId, ReviewReason};
+use lms_domain::{Purchase, PurchaseId};
 use lms_ports::{
     AuditAction, AuditActor, AuditEntry, EventFilter, EventOutcome, InboxRecord, PageRequest,
 };
@@ -301,7 +301,8 @@ pub struct ReplayResponse {
     data: ReplayResult,
 }
 
-/// A purchase held for review: the purchase, and the payment it received instead of its price.
+/// A purchase held for review: the purchase, the payment it received, and what the payment
+/// provider billed (a payment that is not the bill's total, or a bill for another price).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HeldPurchase {
@@ -312,6 +313,9 @@ pub struct HeldPurchase {
     received_cents: Option<i64>,
     #[schema(example = "USD")]
     received_currency: Option<&'static str>,
+    /// What the payment provider billed, when it said (`null` for a payment it reported
+    /// without its checkout's amounts).
+    bill: Option<BillDto>,
     /// The payment provider's payment (`pi_...`), which a refund goes to.
     #[schema(example = "pi_3QxAbc")]
     payment_intent_id: Option<String>,
@@ -319,15 +323,12 @@ pub struct HeldPurchase {
 
 impl From<&Purchase> for HeldPurchase {
     fn from(purchase: &Purchase) -> Self {
-        let received = match purchase.review_reason() {
-            Some(ReviewReason::AmountMismatch { received, .. }) => Some(received),
-            // Resolved between the listing and now: show what was captured.
-            None => purchase.captured(),
-        };
+        let received = purchase.captured();
         Self {
             purchase: PurchaseDto::from(purchase),
             received_cents: received.map(|money| money.minor()),
             received_currency: received.map(|money| money.currency().code()),
+            bill: purchase.bill().as_ref().map(BillDto::from),
             payment_intent_id: purchase.payment_intent_id.clone(),
         }
     }
@@ -699,10 +700,11 @@ pub async fn accept_held(
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
         (status = 404, response = doc::PurchaseNotFound),
-        (status = 409, description = "Not held for review, or nothing to refund.", body = ErrorEnvelope,
+        (status = 409, description = "Not held for review, nothing to refund, or another refund of it under way.", body = ErrorEnvelope,
             examples(
                 ("NOT_HELD" = (value = json!(doc::example(409, "NOT_HELD", "This purchase is not held for review: it never was, or it was already resolved.")))),
                 ("NOT_REFUNDABLE" = (value = json!(doc::example(409, "NOT_REFUNDABLE", "This purchase cannot be refunded: there is no payment to refund.")))),
+                ("REFUND_IN_PROGRESS" = (value = json!(doc::example(409, "REFUND_IN_PROGRESS", crate::error::REFUND_IN_PROGRESS)))),
             )),
         (status = 413, response = doc::PayloadTooLarge),
         (status = 415, response = doc::UnsupportedMediaType),

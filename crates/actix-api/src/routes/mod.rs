@@ -5,6 +5,7 @@ pub(crate) mod admin;
 pub(crate) mod courses;
 pub(crate) mod health;
 pub(crate) mod payments;
+pub(crate) mod revenue;
 pub(crate) mod users;
 
 use crate::error::method_not_allowed;
@@ -54,6 +55,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &ApiSettings) {
                 resource("/payments/purchases/{purchaseId}/refund")
                     .route(web::post().to(payments::refund)),
             )
+            .service(
+                resource("/payments/purchases/{purchaseId}/refund-request")
+                    // An optional JSON body, read as bytes: the same limit as JSON bodies.
+                    .app_data(web::PayloadConfig::new(settings.json_limit))
+                    .route(web::post().to(payments::refund_request)),
+            )
+            .service(resource("/instructor/revenue").route(web::get().to(revenue::revenue)))
             .service(resource("/admin/events").route(web::get().to(admin::events)))
             .service(resource("/admin/events/{eventId}").route(web::get().to(admin::event)))
             .service(

@@ -1,6 +1,8 @@
 use crate::auth::AuthenticatedUser;
-use crate::dto::{json_response, purchase_status_schema, wire_names, CourseDto, PurchaseDto};
-use crate::error::ApiError;
+use crate::dto::{
+    json_response, purchase_status_schema, wire_names, BillDto, CourseDto, PurchaseDto,
+};
+use crate::error::{json_body_error, ApiError};
 use crate::openapi::{self as doc, ErrorEnvelope};
 use crate::routes::courses::{blank_as_none, course_id, Pagination, DEFAULT_LIMIT};
 use crate::ApiState;
@@ -44,6 +46,15 @@ pub struct HistoryQuery {
     #[serde(default, deserialize_with = "blank_as_none")]
     #[param(minimum = 1, maximum = 100, example = 10)]
     limit: Option<u32>,
+}
+
+/// The buyer's refund request; the body is optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"reason": "Not what I expected."}))]
+pub struct RefundRequestBody {
+    /// Why, in the buyer's words (at most 500 characters); kept in the audit trail.
+    reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -233,13 +244,40 @@ pub struct HistoryPurchase {
     #[schema(schema_with = purchase_status_schema)]
     status: &'static str,
     /// The price of the purchase, in integer minor units of `currency`.
-    #[schema(example = 1999)]
+    #[schema(example = 2000)]
     amount_cents: i64,
     #[schema(example = "USD")]
     currency: &'static str,
-    /// Refunded so far, in minor units.
+    /// What the payment provider billed (subtotal, discount, tax, total; and the amounts in
+    /// `currency` when presented in another one); `null` until checkout completed.
+    #[schema(required = true)]
+    bill: Option<BillDto>,
+    /// What was paid, in minor units of `paidCurrency` (0 for a 100%-off promotion code);
+    /// `null` while nothing was paid.
+    #[schema(example = 1500, required = true)]
+    paid_cents: Option<i64>,
+    /// ISO 4217, upper case: the currency paid in, which may differ from `currency` (a
+    /// checkout presented in the customer's currency).
+    #[schema(example = "USD", required = true)]
+    paid_currency: Option<&'static str>,
+    /// Refunded so far, in minor units of the currency paid in.
     #[schema(example = 0)]
     refunded_cents: i64,
+    /// The payment provider's receipt page for the payment.
+    #[schema(
+        example = "https://pay.stripe.com/receipts/payment/CAcaFwoV",
+        required = true
+    )]
+    receipt_url: Option<String>,
+    /// The provider's id of the promotion code applied at checkout.
+    #[schema(example = "promo_1SPRING25", required = true)]
+    promotion_code: Option<String>,
+    /// RFC 3339: until when the buyer may ask for a refund
+    /// (`POST /payments/purchases/{purchaseId}/refund-request`); `null` when they may not now
+    /// (self-service refunds off, the window closed, nothing left to refund, not completed).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime, required = true)]
+    self_refund_until: Option<OffsetDateTime>,
     /// RFC 3339: when the payment completed, as the payment provider reported it (when
     /// checkout started for a free course, or a payment whose report carried no time);
     /// `null` for a purchase never paid.
@@ -254,9 +292,11 @@ pub struct HistoryPurchase {
     updated_at: OffsetDateTime,
 }
 
-impl From<&lms_ports::PurchasedCourse> for HistoryPurchase {
-    fn from(item: &lms_ports::PurchasedCourse) -> Self {
+impl HistoryPurchase {
+    /// The item of `item`, the buyer's refund window answered by the use cases.
+    fn of(item: &lms_ports::PurchasedCourse, services: &lms_use_cases::Services) -> Self {
         let purchase = &item.purchase;
+        let paid = purchase.captured();
         Self {
             id: purchase.id.to_string(),
             course: HistoryCourse {
@@ -266,7 +306,13 @@ impl From<&lms_ports::PurchasedCourse> for HistoryPurchase {
             status: purchase.status().as_str(),
             amount_cents: purchase.price.minor(),
             currency: purchase.price.currency().code(),
+            bill: purchase.bill().as_ref().map(BillDto::from),
+            paid_cents: paid.map(|money| money.minor()),
+            paid_currency: paid.map(|money| money.currency().code()),
             refunded_cents: purchase.refunded_amount().minor(),
+            receipt_url: purchase.details.receipt_url.clone(),
+            promotion_code: purchase.details.promotion_code.clone(),
+            self_refund_until: services.self_refund_until(purchase),
             purchased_at: purchase.was_paid().then(|| purchase.paid_at()),
             created_at: purchase.created_at,
             updated_at: purchase.updated_at,
@@ -572,7 +618,11 @@ pub async fn purchase_history(
         HttpResponse::Ok(),
         &PurchaseHistoryResponse {
             success: true,
-            data: result.items.iter().map(HistoryPurchase::from).collect(),
+            data: result
+                .items
+                .iter()
+                .map(|item| HistoryPurchase::of(item, &state.services))
+                .collect(),
             pagination: Pagination::of(page, result.total),
         },
     )
@@ -596,8 +646,11 @@ pub async fn purchase_history(
         (status = 401, response = doc::Unauthorized),
         (status = 403, response = doc::Forbidden),
         (status = 404, response = doc::PurchaseNotFound),
-        (status = 409, description = "Nothing (more) to refund.", body = ErrorEnvelope,
-            example = json!(doc::example(409, "NOT_REFUNDABLE", "This purchase cannot be refunded: only completed purchases can be refunded."))),
+        (status = 409, description = "Nothing (more) to refund, or another refund of it under way.", body = ErrorEnvelope,
+            examples(
+                ("NOT_REFUNDABLE" = (value = json!(doc::example(409, "NOT_REFUNDABLE", "This purchase cannot be refunded: only completed purchases can be refunded.")))),
+                ("REFUND_IN_PROGRESS" = (value = json!(doc::example(409, "REFUND_IN_PROGRESS", crate::error::REFUND_IN_PROGRESS)))),
+            )),
         (status = 413, response = doc::PayloadTooLarge),
         (status = 415, response = doc::UnsupportedMediaType),
         (status = 422, response = doc::ValidationFailed),
@@ -625,6 +678,100 @@ pub async fn refund(
         .await?;
     json_response(
         HttpResponse::Accepted(),
+        &RefundResponse {
+            success: true,
+            message: "Refund requested.",
+            data: RefundData {
+                purchase: PurchaseDto::from(&purchase),
+            },
+        },
+    )
+}
+
+/// An optional JSON body: none at all (or `null`) is the default, anything else sent must be
+/// JSON of `T`.
+fn optional_json<T: serde::de::DeserializeOwned + Default>(
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let is_json = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|media| {
+            let media = media.trim();
+            media.eq_ignore_ascii_case("application/json")
+                || (media.len() > 5 && media[media.len() - 5..].eq_ignore_ascii_case("+json"))
+        });
+    if !is_json {
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "The request body must be JSON (Content-Type: application/json).",
+        ));
+    }
+    serde_json::from_slice::<Option<T>>(body)
+        .map(Option::unwrap_or_default)
+        .map_err(|err| json_body_error(&err))
+}
+
+/// `POST /api/v1/payments/purchases/{purchaseId}/refund-request`: the buyer asks for their
+/// money back within the refund window.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments/purchases/{purchaseId}/refund-request",
+    tag = "payments",
+    summary = "Ask for a refund (the buyer)",
+    description = "The buyer of a completed purchase asks for everything still refundable back, \
+        within `SELF_REFUND_WINDOW_DAYS` of paying (the order history's `selfRefundUntil` says \
+        until when). Refunded through Stripe like an admin's refund and written to the audit \
+        trail as a refund by the buyer. The body is optional.",
+    security(("cookie_token" = []), ("bearer_jwt" = [])),
+    params(("purchaseId" = String, Path, format = Uuid, description = "The purchase's id; someone else's, or one that is not a UUID, is not found.")),
+    request_body(content = Option<RefundRequestBody>, content_type = "application/json",
+        description = "Optional: no body at all is the same as `{}`."),
+    responses(
+        (status = 200, description = "Refunded through Stripe; the status is `refunded` once \
+            Stripe confirms (at once for cards).", body = RefundResponse),
+        (status = 400, response = doc::BadRequest),
+        (status = 401, response = doc::Unauthorized),
+        (status = 404, response = doc::PurchaseNotFound),
+        (status = 409, description = "No refund can be requested now.", body = ErrorEnvelope,
+            examples(
+                ("SELF_REFUND_UNAVAILABLE" = (value = json!(doc::example(409, "SELF_REFUND_UNAVAILABLE", crate::error::SELF_REFUND_UNAVAILABLE)))),
+                ("REFUND_WINDOW_CLOSED" = (value = json!(doc::example(409, "REFUND_WINDOW_CLOSED", "This purchase can no longer be refunded: refunds can be requested within 14 days of payment.")))),
+                ("NOT_REFUNDABLE" = (value = json!(doc::example(409, "NOT_REFUNDABLE", "This purchase cannot be refunded: only completed purchases can be refunded.")))),
+                ("REFUND_IN_PROGRESS" = (value = json!(doc::example(409, "REFUND_IN_PROGRESS", crate::error::REFUND_IN_PROGRESS)))),
+            )),
+        (status = 413, response = doc::PayloadTooLarge),
+        (status = 415, response = doc::UnsupportedMediaType),
+        (status = 422, response = doc::ValidationFailed),
+        (status = 500, response = doc::InternalError),
+        (status = 502, response = doc::PaymentProviderError),
+        (status = 503, response = doc::UnavailableOrProvider),
+    ),
+)]
+pub async fn refund_request(
+    state: web::Data<ApiState>,
+    actor: AuthenticatedUser,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let purchase_id: PurchaseId = path
+        .parse()
+        .map_err(|_| ApiError::from(UseCaseError::NotFound(lms_use_cases::Resource::Purchase)))?;
+    let RefundRequestBody { reason } = optional_json(&req, &body)?;
+    let purchase = state
+        .services
+        .request_refund(&actor.0, purchase_id, reason)
+        .await?;
+    json_response(
+        HttpResponse::Ok(),
         &RefundResponse {
             success: true,
             message: "Refund requested.",
