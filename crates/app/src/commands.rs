@@ -17,9 +17,9 @@ use async_trait::async_trait;
 use lms_domain::Role;
 use lms_password_argon2::Argon2Hasher;
 use lms_ports::{
-    CheckoutRequest, EventFilter, EventPage, EventQuery, GatewayError, GatewaySession, InboxRecord,
-    PageRequest, PaymentGateway, RefundOutcome, RefundRequest, SystemClock, WebhookEvent,
-    WebhookRejection,
+    CheckoutRequest, CustomerRequest, EventFilter, EventPage, EventQuery, GatewayError,
+    GatewaySession, InboxRecord, PageRequest, PaymentGateway, RefundOutcome, RefundRequest,
+    SystemClock, WebhookEvent, WebhookRejection,
 };
 use lms_stripe_http::StripeGateway;
 use lms_use_cases::{Operator, Resource, Services, Tally, UseCaseError, WebhookOutcome};
@@ -383,6 +383,10 @@ impl PaymentGateway for NoProvider {
         &self,
         _request: &CheckoutRequest,
     ) -> Result<GatewaySession, GatewayError> {
+        Err(Self::refuse())
+    }
+
+    async fn create_customer(&self, _request: &CustomerRequest) -> Result<String, GatewayError> {
         Err(Self::refuse())
     }
 

@@ -25,7 +25,7 @@ use config::{Config, File, FileFormat};
 use lms_actix_api::limits::{parse_networks, RateLimit, RateLimits};
 use lms_actix_api::SessionKey;
 use lms_password_argon2::HashingLimits;
-use lms_stripe_http::{KeyMode, StripeConfig};
+use lms_stripe_http::{CheckoutOptions, KeyMode, StripeConfig};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::error::Error as _;
@@ -128,9 +128,17 @@ pub const VARIABLES: &[Variable] = &[
     var("STRIPE_SUCCESS_URL", "stripe.success_url"),
     var("STRIPE_CANCEL_URL", "stripe.cancel_url"),
     var("STRIPE_API_BASE", "stripe.api_base"),
+    var(
+        "STRIPE_ALLOW_PROMOTION_CODES",
+        "stripe.allow_promotion_codes",
+    ),
+    var("STRIPE_AUTOMATIC_TAX", "stripe.automatic_tax"),
+    var("STRIPE_TAX_BEHAVIOR", "stripe.tax_behavior"),
+    var("STRIPE_ADAPTIVE_PRICING", "stripe.adaptive_pricing"),
     var("SANDBOX_PORT", "sandbox.port"),
     var("SANDBOX_HOST", "sandbox.host"),
     var("SANDBOX_PUBLIC_URL", "sandbox.public_url"),
+    var("SANDBOX_TAX_RATE_BPS", "sandbox.tax_rate_bps"),
     var("SEED_DEMO", "sandbox.seed_demo"),
     var(
         "PASSWORD_HASH_CONCURRENCY",
@@ -155,6 +163,10 @@ pub const VARIABLES: &[Variable] = &[
     var(
         "AUTO_REFUND_DOUBLE_PAYMENTS",
         "operations.auto_refund_double_payments",
+    ),
+    var(
+        "SELF_REFUND_WINDOW_DAYS",
+        "operations.self_refund_window_days",
     ),
 ];
 
@@ -295,6 +307,12 @@ pub struct DemoSettings {
     pub success_url: Option<String>,
     /// `None`: this app's own `/payment/cancel` page.
     pub cancel_url: Option<String>,
+    /// Promotion codes, automatic tax and Adaptive Pricing of every checkout, as in Stripe
+    /// mode: the sandbox honours them.
+    pub checkout: CheckoutOptions,
+    /// The sandbox's flat tax rate in basis points (0 to 10000), for checkouts with automatic
+    /// tax.
+    pub tax_rate_bps: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -451,6 +469,10 @@ struct RawStripe {
     success_url: Option<String>,
     cancel_url: Option<String>,
     api_base: Option<String>,
+    allow_promotion_codes: Option<String>,
+    automatic_tax: Option<String>,
+    tax_behavior: Option<String>,
+    adaptive_pricing: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -459,6 +481,7 @@ struct RawSandbox {
     port: Option<String>,
     host: Option<String>,
     public_url: Option<String>,
+    tax_rate_bps: Option<String>,
     seed_demo: Option<String>,
 }
 
@@ -482,6 +505,7 @@ struct RawOperations {
     reconcile_rate: Option<String>,
     event_payload_retention_days: Option<String>,
     auto_refund_double_payments: Option<String>,
+    self_refund_window_days: Option<String>,
 }
 
 /// Whether this binary carries the sandbox and the demo data.
@@ -945,7 +969,29 @@ impl Resolver {
             },
             success_url,
             cancel_url: url("STRIPE_CANCEL_URL", raw.stripe.cancel_url.as_ref())?,
+            checkout: self.checkout_options()?,
+            tax_rate_bps: match given("SANDBOX_TAX_RATE_BPS", raw.sandbox.tax_rate_bps.as_ref())? {
+                Some(bps) => parse_number("SANDBOX_TAX_RATE_BPS", &bps, 0..=10_000)?,
+                None => 0,
+            },
         })
+    }
+
+    /// `STRIPE_ALLOW_PROMOTION_CODES`, `STRIPE_AUTOMATIC_TAX`, `STRIPE_TAX_BEHAVIOR` and
+    /// `STRIPE_ADAPTIVE_PRICING`, read by the Stripe adapter's own rules (in both modes).
+    fn checkout_options(&self) -> Result<CheckoutOptions> {
+        let stripe = &self.raw.stripe;
+        CheckoutOptions::from_lookup(|name| {
+            match name {
+                "STRIPE_ALLOW_PROMOTION_CODES" => &stripe.allow_promotion_codes,
+                "STRIPE_AUTOMATIC_TAX" => &stripe.automatic_tax,
+                "STRIPE_TAX_BEHAVIOR" => &stripe.tax_behavior,
+                "STRIPE_ADAPTIVE_PRICING" => &stripe.adaptive_pricing,
+                _ => &None,
+            }
+            .clone()
+        })
+        .map_err(|err| ConfigError::new(err.variable, err.problem))
     }
 
     fn stripe_mode(&self, key: Option<String>) -> Result<StripeConfig> {
@@ -973,6 +1019,7 @@ impl Resolver {
             ("SANDBOX_PORT", &raw.sandbox.port),
             ("SANDBOX_HOST", &raw.sandbox.host),
             ("SANDBOX_PUBLIC_URL", &raw.sandbox.public_url),
+            ("SANDBOX_TAX_RATE_BPS", &raw.sandbox.tax_rate_bps),
             ("SEED_DEMO", &raw.sandbox.seed_demo),
         ] {
             if value.is_some() {
@@ -991,6 +1038,7 @@ impl Resolver {
         if let Some(base) = given("STRIPE_API_BASE", raw.stripe.api_base.as_ref())? {
             config = config.with_api_base(&base).map_err(stripe_error)?;
         }
+        config.checkout = self.checkout_options()?;
         Ok(config)
     }
 
@@ -1173,6 +1221,19 @@ impl Resolver {
             self.raw.operations.auto_refund_double_payments.as_ref(),
         )? {
             settings = settings.with_auto_refund_double_payments(parse_flag(REFUND, &flag)?);
+        }
+        const WINDOW: &str = "SELF_REFUND_WINDOW_DAYS";
+        if let Some(raw) = given(WINDOW, self.raw.operations.self_refund_window_days.as_ref())? {
+            let days = raw.parse::<u16>().ok().filter(|days| *days <= 365).ok_or_else(|| {
+                ConfigError::new(
+                    WINDOW,
+                    format!("must be a whole number of days from 1 to 365, or 0 for no refunds requested by buyers, got {raw:?}"),
+                )
+            })?;
+            let window = (days > 0).then(|| time::Duration::days(i64::from(days)));
+            settings = settings
+                .with_self_refund_window(window)
+                .map_err(|err| ConfigError::new(WINDOW, err.to_string()))?;
         }
         Ok(settings)
     }

@@ -445,7 +445,7 @@ async fn payments(
                 .cancel_url
                 .clone()
                 .unwrap_or_else(|| format!("{base_url}/payment/cancel"));
-            let config = StripeConfig::new(
+            let mut config = StripeConfig::new(
                 sandbox.secret_key(),
                 &webhook_secret,
                 &success_url,
@@ -453,6 +453,8 @@ async fn payments(
             )
             .and_then(|config| config.with_api_base(sandbox.base_url()))
             .context("configuring the Stripe adapter for the sandbox")?;
+            // The same checkout settings as with Stripe: the sandbox honours them.
+            config.checkout = demo.checkout;
             tracing::warn!(
                 sandbox = sandbox.base_url(),
                 payment_pages = %sandbox.page_base(),
@@ -628,6 +630,7 @@ async fn start_sandbox(
         webhook_secrets: vec![webhook_secret.clone()],
         webhook_url: Some(webhook_url),
         public_base_url: demo.sandbox_public_url.clone(),
+        tax_rate_bps: demo.tax_rate_bps,
         ..SandboxConfig::default()
     };
     let sandbox = Sandbox::start_on(listener, config)

@@ -6,8 +6,8 @@
 
 use async_trait::async_trait;
 use lms_ports::{
-    CheckoutRequest, EventPage, EventQuery, GatewayError, GatewaySession, PaymentGateway,
-    RefundOutcome, RefundRequest, WebhookEvent, WebhookRejection,
+    CheckoutRequest, CustomerRequest, EventPage, EventQuery, GatewayError, GatewaySession,
+    PaymentGateway, RefundOutcome, RefundRequest, WebhookEvent, WebhookRejection,
 };
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -76,6 +76,11 @@ impl PaymentGateway for PacedGateway {
     ) -> Result<GatewaySession, GatewayError> {
         self.pacer.turn().await;
         self.inner.create_checkout_session(request).await
+    }
+
+    async fn create_customer(&self, request: &CustomerRequest) -> Result<String, GatewayError> {
+        self.pacer.turn().await;
+        self.inner.create_customer(request).await
     }
 
     async fn retrieve_checkout_session(

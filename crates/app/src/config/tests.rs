@@ -791,3 +791,181 @@ fn a_bad_worker_setting_says_what_is_accepted() {
         "RECONCILE_RATE: must be a whole number from 1 to 100, got \"0\""
     );
 }
+
+#[test]
+fn checkout_settings_reach_the_stripe_adapter_and_default_off() {
+    use lms_stripe_http::{AdaptivePricing, TaxBehavior};
+    let defaults = load(STRIPE).unwrap();
+    assert_eq!(
+        stripe_config(&defaults).checkout,
+        CheckoutOptions::default()
+    );
+    assert!(!stripe_config(&defaults).checkout.allow_promotion_codes);
+    assert_eq!(stripe_config(&defaults).checkout.automatic_tax, None);
+    assert_eq!(
+        stripe_config(&defaults).checkout.adaptive_pricing,
+        AdaptivePricing::Auto
+    );
+    let settings = load(&with(
+        STRIPE,
+        &[
+            ("STRIPE_ALLOW_PROMOTION_CODES", "true"),
+            ("STRIPE_AUTOMATIC_TAX", "TRUE"),
+            ("STRIPE_TAX_BEHAVIOR", "inclusive"),
+            ("STRIPE_ADAPTIVE_PRICING", "off"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        stripe_config(&settings).checkout,
+        CheckoutOptions {
+            allow_promotion_codes: true,
+            automatic_tax: Some(TaxBehavior::Inclusive),
+            adaptive_pricing: AdaptivePricing::Off,
+        }
+    );
+    // Automatic tax alone treats the price as exclusive of tax.
+    let exclusive = load(&with(STRIPE, &[("STRIPE_AUTOMATIC_TAX", "true")])).unwrap();
+    assert_eq!(
+        stripe_config(&exclusive).checkout.automatic_tax,
+        Some(TaxBehavior::Exclusive)
+    );
+}
+
+#[test]
+fn checkout_settings_are_honoured_by_the_demo_sandbox_too() {
+    use lms_stripe_http::{AdaptivePricing, TaxBehavior};
+    let settings = load(&[
+        ("STRIPE_ALLOW_PROMOTION_CODES", "true"),
+        ("STRIPE_AUTOMATIC_TAX", "true"),
+        ("STRIPE_ADAPTIVE_PRICING", "auto"),
+        ("SANDBOX_TAX_RATE_BPS", "2000"),
+    ])
+    .unwrap();
+    let Mode::Demo(demo) = &settings.mode else {
+        panic!("checkout settings are not production-like: still the demo");
+    };
+    assert_eq!(
+        demo.checkout,
+        CheckoutOptions {
+            allow_promotion_codes: true,
+            automatic_tax: Some(TaxBehavior::Exclusive),
+            adaptive_pricing: AdaptivePricing::Auto,
+        }
+    );
+    assert_eq!(demo.tax_rate_bps, 2000);
+    assert_eq!(
+        load(&[]).map(|s| match s.mode {
+            Mode::Demo(demo) => demo.tax_rate_bps,
+            Mode::Stripe(_) => u32::MAX,
+        }),
+        Ok(0)
+    );
+    // The sandbox's tax rate is the demo's own.
+    let err = load(&with(STRIPE, &[("SANDBOX_TAX_RATE_BPS", "825")])).unwrap_err();
+    assert_eq!(err.variable, "SANDBOX_TAX_RATE_BPS");
+}
+
+#[test]
+fn a_bad_checkout_setting_is_one_line_naming_it() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("STRIPE_ALLOW_PROMOTION_CODES", "sometimes")],
+            "STRIPE_ALLOW_PROMOTION_CODES: must be true or false, got \"sometimes\"",
+        ),
+        (
+            &[("STRIPE_ALLOW_PROMOTION_CODES", " ")],
+            "STRIPE_ALLOW_PROMOTION_CODES: is set but empty: unset it to use the default, or give a value",
+        ),
+        (
+            &[("STRIPE_AUTOMATIC_TAX", "vat")],
+            "STRIPE_AUTOMATIC_TAX: must be true or false, got \"vat\"",
+        ),
+        (
+            &[("STRIPE_AUTOMATIC_TAX", "true"), ("STRIPE_TAX_BEHAVIOR", "included")],
+            "STRIPE_TAX_BEHAVIOR: must be exclusive or inclusive, got \"included\"",
+        ),
+        (
+            &[("STRIPE_TAX_BEHAVIOR", "inclusive")],
+            "STRIPE_TAX_BEHAVIOR: only applies with automatic tax: set STRIPE_AUTOMATIC_TAX=true, or unset it",
+        ),
+        (
+            &[("STRIPE_ADAPTIVE_PRICING", "on")],
+            "STRIPE_ADAPTIVE_PRICING: must be auto (the Stripe account's setting decides) or off (always the price's currency), got \"on\"",
+        ),
+        (
+            &[("SELF_REFUND_WINDOW_DAYS", "366")],
+            "SELF_REFUND_WINDOW_DAYS: must be a whole number of days from 1 to 365, or 0 for no refunds requested by buyers, got \"366\"",
+        ),
+        (
+            &[("SELF_REFUND_WINDOW_DAYS", "14d")],
+            "SELF_REFUND_WINDOW_DAYS: must be a whole number of days from 1 to 365, or 0 for no refunds requested by buyers, got \"14d\"",
+        ),
+        (
+            &[("SELF_REFUND_WINDOW_DAYS", "-1")],
+            "SELF_REFUND_WINDOW_DAYS: must be a whole number of days from 1 to 365, or 0 for no refunds requested by buyers, got \"-1\"",
+        ),
+        (
+            &[("SELF_REFUND_WINDOW_DAYS", " ")],
+            "SELF_REFUND_WINDOW_DAYS: is set but empty: unset it to use the default, or give a value",
+        ),
+    ];
+    for (overrides, line) in cases {
+        let err = load(&with(STRIPE, overrides)).unwrap_err();
+        assert_eq!(err.to_string(), *line, "{overrides:?}");
+        // The same in the demo: these settings are not Stripe-only.
+        let demo = load(overrides).unwrap_err();
+        assert_eq!(demo.to_string(), *line, "demo: {overrides:?}");
+    }
+    let err = load(&[("SANDBOX_TAX_RATE_BPS", "10001")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "SANDBOX_TAX_RATE_BPS: must be a whole number from 0 to 10000, got \"10001\""
+    );
+}
+
+#[test]
+fn the_self_refund_window_is_off_unless_given_in_days() {
+    assert_eq!(load(STRIPE).unwrap().use_cases.self_refund_window, None);
+    for (raw, window) in [
+        ("0", None),
+        ("1", Some(time::Duration::days(1))),
+        ("14", Some(time::Duration::days(14))),
+        (" 365 ", Some(time::Duration::days(365))),
+    ] {
+        let settings = load(&with(STRIPE, &[("SELF_REFUND_WINDOW_DAYS", raw)])).unwrap();
+        assert_eq!(settings.use_cases.self_refund_window, window, "{raw:?}");
+    }
+    // With the other use-case settings: none undoes another.
+    let settings = load(&with(
+        STRIPE,
+        &[
+            ("SELF_REFUND_WINDOW_DAYS", "30"),
+            ("AUTO_REFUND_DOUBLE_PAYMENTS", "false"),
+            ("GATEWAY_SYNC_MIN_INTERVAL", "2s"),
+        ],
+    ))
+    .unwrap();
+    assert_eq!(
+        settings.use_cases.self_refund_window,
+        Some(time::Duration::days(30))
+    );
+    assert!(!settings.use_cases.auto_refund_double_payments);
+    // From the file's [operations] and [stripe] tables.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "mode = \"demo\"\n[operations]\nself_refund_window_days = 7\n[stripe]\nallow_promotion_codes = true\n",
+    )
+    .unwrap();
+    let from_file = Settings::resolve(Some(&path), lookup(&[]), true).unwrap();
+    assert_eq!(
+        from_file.use_cases.self_refund_window,
+        Some(time::Duration::days(7))
+    );
+    let Mode::Demo(demo) = &from_file.mode else {
+        panic!("the file says demo");
+    };
+    assert!(demo.checkout.allow_promotion_codes);
+}

@@ -2,7 +2,7 @@
 //! swappable adapters, with typed request helpers and handles on the adapters to assert stored
 //! state.
 
-use crate::api::wiring::{self, CountingGateway};
+use crate::api::wiring::{self, Commerce, CountingGateway};
 use governor::clock::FakeRelativeClock;
 use lms_actix_api::limits::{LimiterClock, RateLimits};
 use lms_actix_api::ApiSettings;
@@ -140,22 +140,29 @@ pub async fn spawn_app_with(wiring: Wiring) -> TestApp {
     spawn_app_tuned(wiring, |_| {}).await
 }
 
+/// As [`spawn_app_with`], with checkouts billing promotion codes, tax or another currency and
+/// the use cases set as `commerce` says.
+pub async fn spawn_app_commerce(wiring: Wiring, commerce: Commerce) -> TestApp {
+    spawn_app_running(wiring, |_| {}, WorkerSettings::off(), commerce).await
+}
+
 /// As [`spawn_app_with`], with the API settings adjusted by `tune` first. The abuse limits are
 /// off unless `tune` sets them, so tests of other behaviour sign up and in freely.
 pub async fn spawn_app_tuned(wiring: Wiring, tune: impl FnOnce(&mut ApiSettings)) -> TestApp {
-    spawn_app_running(wiring, tune, WorkerSettings::off()).await
+    spawn_app_running(wiring, tune, WorkerSettings::off(), Commerce::default()).await
 }
 
 /// As [`spawn_app_with`], with the background `workers` running while the app serves (on the
 /// test's manual clock; their intervals are real time).
 pub async fn spawn_app_with_workers(wiring: Wiring, workers: WorkerSettings) -> TestApp {
-    spawn_app_running(wiring, |_| {}, workers).await
+    spawn_app_running(wiring, |_| {}, workers, Commerce::default()).await
 }
 
 async fn spawn_app_running(
     wiring: Wiring,
     tune: impl FnOnce(&mut ApiSettings),
     workers: WorkerSettings,
+    commerce: Commerce,
 ) -> TestApp {
     let clock = ManualClock::new(OffsetDateTime::now_utc());
     let mut api = ApiSettings::new(SUCCESS_URL);
@@ -166,8 +173,10 @@ async fn spawn_app_running(
     api.rate_limits = RateLimits::off();
     tune(&mut api);
     let limiter_clock = FakeRelativeClock::default();
+    let use_cases = commerce.use_cases;
     let parts = |store, gateway| AppParts {
         workers,
+        use_cases,
         ..wiring::parts(
             store,
             gateway,
@@ -204,9 +213,9 @@ async fn spawn_app_running(
         Wiring::PostgresStripe => {
             let db = TestDatabase::migrated("lms_api_test").await;
             let store = PgStore::connect_lazy(db.url(), 5, Duration::from_secs(10));
-            let sandbox = Arc::new(wiring::sandbox().await);
+            let sandbox = Arc::new(wiring::sandbox(&commerce).await);
             let stripe: Arc<dyn PaymentGateway> =
-                Arc::new(wiring::stripe_gateway(&sandbox, &clock));
+                Arc::new(wiring::stripe_gateway(&sandbox, &clock, commerce.checkout));
             let (counting, calls) = CountingGateway::new(stripe);
             let app_parts = parts((), Arc::new(counting)).with_store(store.clone());
             services = services_over(&app_parts);
@@ -576,6 +585,112 @@ impl TestApp {
         }
     }
 
+    /// The customer pays on the payment page, after entering `promotion_code` (one of the
+    /// sandbox's: SPRING25, TENOFF, FREECOURSE), and the gateway's own
+    /// `checkout.session.completed` and, when something was charged, `charge.succeeded` (with
+    /// its receipt page) are delivered. The sandbox bills what its settings say; the fake
+    /// gateway bills `fake_bill`, which the test computed by hand, so that both wirings must
+    /// end the same.
+    pub async fn pay_on_page(
+        &self,
+        checkout: &Checkout,
+        promotion_code: Option<&str>,
+        fake_bill: lms_domain::Bill,
+    ) {
+        let mut deliveries = Vec::new();
+        match &self.gateway {
+            Gateway::Fake(fake) => {
+                use lms_ports::Clock;
+                let session = &checkout.session_id;
+                if let Some(code) = promotion_code {
+                    let promotion = lms_stripe_sandbox::PromotionCode::find(code).unwrap();
+                    assert!(fake.apply_promotion_code(session, promotion.id));
+                }
+                let intent = Self::payment_intent_of(checkout);
+                let charged = !fake_bill.total().is_zero();
+                if charged {
+                    assert!(fake.pay_session_billed(session, &intent, fake_bill));
+                } else {
+                    assert!(fake.complete_session_without_payment(session, fake_bill));
+                }
+                let completed = fake
+                    .events()
+                    .into_iter()
+                    .rev()
+                    .find(|event| {
+                        event.event_type == "checkout.session.completed"
+                            && event.checkout_session_id.as_deref() == Some(session.as_str())
+                    })
+                    .unwrap();
+                deliveries.push(FakeGateway::signed_event(&completed));
+                if charged {
+                    let charge = FakeEvent::new(
+                        format!("evt_charge_{}", Uuid::new_v4().simple()),
+                        "charge.succeeded",
+                    )
+                    .created_at(self.clock.now())
+                    .with_payment_intent(intent.clone())
+                    .with_receipt_url(format!("https://receipts.fake.test/{intent}"))
+                    .with_fact(PaymentFact::PaymentSucceeded {
+                        amount: fake_bill.total(),
+                        at: None,
+                    });
+                    deliveries.push(FakeGateway::signed_event(&charge));
+                }
+            }
+            Gateway::Stripe { sandbox, .. } => {
+                use lms_ports::Clock;
+                let session = &checkout.session_id;
+                if let Some(code) = promotion_code {
+                    sandbox.apply_promotion_code(session, code).unwrap();
+                }
+                sandbox
+                    .pay(
+                        session,
+                        &lms_stripe_sandbox::PaymentMethod::Card(
+                            crate::api::stripe_events::GOOD_CARD.to_owned(),
+                        ),
+                    )
+                    .unwrap();
+                let now = self.clock.now().unix_timestamp();
+                for event in crate::api::stripe_events::events_about(sandbox, session) {
+                    deliveries.push(crate::api::stripe_events::resigned(&event, now));
+                }
+            }
+        }
+        for (body, signature) in deliveries {
+            let resp = self.webhook(body, Some(&signature)).await;
+            assert_eq!(resp.status, 200, "{}", resp.text);
+        }
+    }
+
+    /// The customers created at the gateway, oldest first (their ids).
+    pub fn gateway_customers(&self) -> Vec<String> {
+        match &self.gateway {
+            Gateway::Fake(fake) => fake.customers().into_iter().map(|c| c.id).collect(),
+            Gateway::Stripe { sandbox, .. } => sandbox
+                .customers()
+                .iter()
+                .map(|customer| customer["id"].as_str().unwrap().to_owned())
+                .collect(),
+        }
+    }
+
+    /// The gateway customer a checkout was created for.
+    pub fn checkout_customer(&self, checkout: &Checkout) -> Option<String> {
+        match &self.gateway {
+            Gateway::Fake(fake) => fake
+                .checkout_requests()
+                .into_iter()
+                .find(|request| request.purchase_id.to_string() == checkout.purchase_id)
+                .and_then(|request| request.customer_id),
+            Gateway::Stripe { sandbox, .. } => sandbox.session(&checkout.session_id).unwrap()
+                ["customer"]
+                .as_str()
+                .map(str::to_owned),
+        }
+    }
+
     /// The customer pays on the hosted page; no webhook is sent. The sandbox names the
     /// payment intent itself; the fake gateway takes `payment_intent`.
     pub fn pay_session(&self, session_id: &str, payment_intent: &str) -> bool {
@@ -603,6 +718,30 @@ macro_rules! per_wiring {
                 #[tokio::test]
                 async fn $name() {
                     super::$name($crate::api::helpers::spawn_app_with($crate::api::helpers::Wiring::PostgresStripe).await).await;
+                }
+            )*
+        }
+    };
+}
+
+/// As [`per_wiring!`], each test on an app whose checkouts and use cases are set up by the
+/// `Commerce` its setup function (in the calling module) returns.
+#[macro_export]
+macro_rules! per_wiring_commerce {
+    ($($name:ident => $setup:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::api::helpers::spawn_app_commerce($crate::api::helpers::Wiring::Memory, super::$setup()).await).await;
+                }
+            )*
+        }
+        mod postgres_stripe {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::api::helpers::spawn_app_commerce($crate::api::helpers::Wiring::PostgresStripe, super::$setup()).await).await;
                 }
             )*
         }

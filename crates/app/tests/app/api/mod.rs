@@ -2,6 +2,7 @@
 
 mod admin;
 mod busy;
+mod commerce;
 mod courses;
 mod errors;
 mod health;

@@ -4,7 +4,7 @@
 
 use crate::api::helpers::Checkout;
 use crate::api::wiring::WEBHOOK_SECRET;
-use lms_domain::PaymentFact;
+use lms_domain::{Bill, Money, PaymentFact};
 use lms_stripe_sandbox::{PaymentMethod, Sandbox};
 use serde_json::{json, Value};
 
@@ -55,6 +55,37 @@ fn charge_of(sandbox: &Sandbox, session: &Value) -> Value {
         .unwrap_or_else(|| panic!("the sandbox holds no charge for session {session}"))
 }
 
+/// Marks a session completed and paid, as `checkout.session.completed` shows it.
+fn complete_paid(session: &mut Value) {
+    session["status"] = json!("complete");
+    session["payment_status"] = json!("paid");
+    session["url"] = Value::Null;
+}
+
+/// Writes a bill into a session as Stripe shapes it: the presentment amounts in `currency`,
+/// `amount_subtotal`, `amount_total` and `total_details`, and `currency_conversion` with the
+/// amounts in the price's currency when presented in another one.
+pub fn bill_into(session: &mut Value, bill: &Bill) {
+    let lower = |money: Money| money.currency().code().to_ascii_lowercase();
+    session["currency"] = json!(lower(bill.total()));
+    session["amount_subtotal"] = json!(bill.subtotal().minor());
+    session["amount_total"] = json!(bill.total().minor());
+    session["total_details"] = json!({
+        "amount_discount": bill.discount().minor(),
+        "amount_shipping": 0,
+        "amount_tax": bill.tax().minor(),
+    });
+    session["currency_conversion"] = match bill.conversion() {
+        Some(conversion) => json!({
+            "amount_subtotal": conversion.subtotal.minor(),
+            "amount_total": conversion.total.minor(),
+            "fx_rate": "1",
+            "source_currency": lower(conversion.total),
+        }),
+        None => Value::Null,
+    };
+}
+
 /// An event of `event_type` carrying `facts` about the checkout's purchase, and its
 /// `Stripe-Signature` header. Facts that need a payment pay the session first: at Stripe a
 /// charge (and a refund of it) exists only once the customer has paid.
@@ -78,10 +109,20 @@ pub fn signed_event(
         [PaymentFact::PaymentSucceeded { amount, .. }] => {
             pay(sandbox, &checkout.session_id);
             let mut session = session_of(sandbox, checkout, now);
-            session["status"] = json!("complete");
-            session["payment_status"] = json!("paid");
-            session["amount_total"] = json!(amount.minor());
-            session["url"] = Value::Null;
+            if session["amount_total"] != json!(amount.minor()) {
+                // A session charging another amount than it was created for bills that
+                // amount: Stripe's total is always its subtotal less discount plus tax.
+                bill_into(&mut session, &Bill::of_price(*amount));
+            }
+            complete_paid(&mut session);
+            session
+        }
+        [PaymentFact::PaymentSucceeded { amount, .. }, PaymentFact::Billed(bill)] => {
+            assert_eq!(*amount, bill.total(), "a session charges its bill's total");
+            pay(sandbox, &checkout.session_id);
+            let mut session = session_of(sandbox, checkout, now);
+            bill_into(&mut session, bill);
+            complete_paid(&mut session);
             session
         }
         [PaymentFact::PaymentProcessing] => {
@@ -123,6 +164,36 @@ pub fn signed_event(
         "data": {"object": object},
     });
     let body = serde_json::to_vec(&event).unwrap();
+    let signature =
+        lms_stripe_sandbox::signing::signature_header(&body, now, &[WEBHOOK_SECRET.to_owned()]);
+    (body, signature)
+}
+
+/// The sandbox's own events about a session the customer completed, in the order it emitted
+/// them: `checkout.session.completed`, then its charge's `charge.succeeded` if one was made.
+pub fn events_about(sandbox: &Sandbox, session_id: &str) -> Vec<Value> {
+    let session = sandbox.session(session_id).unwrap();
+    let intent = &session["payment_intent"];
+    let completed = sandbox
+        .events_of_type("checkout.session.completed")
+        .into_iter()
+        .rfind(|event| event["data"]["object"]["id"] == session_id)
+        .unwrap_or_else(|| panic!("the sandbox did not complete {session_id}"));
+    let mut events = vec![completed];
+    if !intent.is_null() {
+        events.extend(
+            sandbox
+                .events_of_type("charge.succeeded")
+                .into_iter()
+                .rfind(|event| event["data"]["object"]["payment_intent"] == *intent),
+        );
+    }
+    events
+}
+
+/// A sandbox event signed at `now` (the test's clock), as if delivered then.
+pub fn resigned(event: &Value, now: i64) -> (Vec<u8>, String) {
+    let body = serde_json::to_vec(event).unwrap();
     let signature =
         lms_stripe_sandbox::signing::signature_header(&body, now, &[WEBHOOK_SECRET.to_owned()]);
     (body, signature)

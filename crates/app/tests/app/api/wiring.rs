@@ -9,12 +9,12 @@ use lms_app::{AppParts, Application, WorkerSettings};
 use lms_in_memory::ManualClock;
 use lms_password_argon2::Argon2Hasher;
 use lms_ports::{
-    AuditLog, CheckoutRequest, CourseRepo, EventInbox, EventPage, EventQuery, GatewayError,
-    GatewaySession, PasswordHasher, PaymentGateway, PurchaseRepo, RefundOutcome, RefundRequest,
-    StorageHealth, UserRepo, WebhookEvent, WebhookRejection,
+    AuditLog, CheckoutRequest, CourseRepo, CustomerRequest, EventInbox, EventPage, EventQuery,
+    GatewayError, GatewaySession, PasswordHasher, PaymentGateway, PurchaseRepo, RefundOutcome,
+    RefundRequest, StorageHealth, UserRepo, WebhookEvent, WebhookRejection,
 };
-use lms_stripe_http::{RetryPolicy, StripeConfig, StripeGateway};
-use lms_stripe_sandbox::{Sandbox, SandboxConfig};
+use lms_stripe_http::{CheckoutOptions, RetryPolicy, StripeConfig, StripeGateway};
+use lms_stripe_sandbox::{Presentment, Sandbox, SandboxConfig};
 use lms_use_cases::UseCaseSettings;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -67,13 +67,28 @@ where
     base
 }
 
+/// What a wiring's checkouts bill beyond the price, and the use cases' settings: promotion
+/// codes, tax, a presentment currency, the self-refund window. Everything off by default.
+#[derive(Debug, Clone, Default)]
+pub struct Commerce {
+    pub use_cases: UseCaseSettings,
+    /// What the Stripe adapter creates every checkout with.
+    pub checkout: CheckoutOptions,
+    /// The sandbox's flat tax rate for checkouts with automatic tax.
+    pub tax_rate_bps: u32,
+    /// The currency the sandbox presents every checkout in (Adaptive Pricing).
+    pub presentment: Option<Presentment>,
+}
+
 /// The Stripe sandbox the adapter talks to. It delivers no webhooks itself: each test sends
 /// the events it is about, in the order it wants.
-pub async fn sandbox() -> Sandbox {
+pub async fn sandbox(commerce: &Commerce) -> Sandbox {
     let sandbox = Sandbox::start(SandboxConfig {
         secret_key: SECRET_KEY.to_owned(),
         webhook_secrets: vec![WEBHOOK_SECRET.to_owned()],
         webhook_url: None,
+        tax_rate_bps: commerce.tax_rate_bps,
+        presentment: commerce.presentment.clone(),
         ..SandboxConfig::default()
     })
     .await
@@ -83,8 +98,12 @@ pub async fn sandbox() -> Sandbox {
 }
 
 /// The real Stripe adapter against the sandbox, on the test's clock.
-pub fn stripe_gateway(sandbox: &Sandbox, clock: &ManualClock) -> StripeGateway {
-    let config = StripeConfig::new(
+pub fn stripe_gateway(
+    sandbox: &Sandbox,
+    clock: &ManualClock,
+    checkout: CheckoutOptions,
+) -> StripeGateway {
+    let mut config = StripeConfig::new(
         SECRET_KEY,
         WEBHOOK_SECRET,
         crate::api::helpers::SUCCESS_URL,
@@ -96,6 +115,7 @@ pub fn stripe_gateway(sandbox: &Sandbox, clock: &ManualClock) -> StripeGateway {
     .with_clock(Arc::new(clock.clone()))
     // Injected failures must reach the API, not be retried away.
     .with_retry(RetryPolicy::none());
+    config.checkout = checkout;
     StripeGateway::new(config).unwrap()
 }
 
@@ -129,6 +149,11 @@ impl PaymentGateway for CountingGateway {
     ) -> Result<GatewaySession, GatewayError> {
         self.count();
         self.inner.create_checkout_session(request).await
+    }
+
+    async fn create_customer(&self, request: &CustomerRequest) -> Result<String, GatewayError> {
+        self.count();
+        self.inner.create_customer(request).await
     }
 
     async fn retrieve_checkout_session(
