@@ -184,6 +184,33 @@ fn invalid_configuration_refuses_to_start_naming_the_variable_and_hiding_secrets
             stripe(&[("SIGN_IN_LIMIT_PER_IP", "lots")]),
             "SIGN_IN_LIMIT_PER_IP",
         ),
+        (
+            stripe(&[("STRIPE_ALLOW_PROMOTION_CODES", "maybe")]),
+            "STRIPE_ALLOW_PROMOTION_CODES",
+        ),
+        (
+            stripe(&[("STRIPE_AUTOMATIC_TAX", "vat")]),
+            "STRIPE_AUTOMATIC_TAX",
+        ),
+        (
+            stripe(&[("STRIPE_TAX_BEHAVIOR", "inclusive")]),
+            "STRIPE_TAX_BEHAVIOR",
+        ),
+        (
+            stripe(&[("STRIPE_ADAPTIVE_PRICING", "always")]),
+            "STRIPE_ADAPTIVE_PRICING",
+        ),
+        (
+            stripe(&[("SELF_REFUND_WINDOW_DAYS", "400")]),
+            "SELF_REFUND_WINDOW_DAYS",
+        ),
+        (
+            vec![
+                ("SANDBOX_TAX_RATE_BPS", "20%".to_owned()),
+                ("PORT", port.clone()),
+            ],
+            "SANDBOX_TAX_RATE_BPS",
+        ),
     ];
     for (env, variable) in &cases {
         let started = Instant::now();
