@@ -244,46 +244,30 @@ fn wants_csv(query: &RevenueQuery, req: &HttpRequest) -> Result<bool, ApiError> 
         .any(|media| media.trim().eq_ignore_ascii_case("text/csv")))
 }
 
-/// Appends one CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break,
-/// quotes doubled. A text that a spreadsheet would run as a formula (starting with `=`, `+`,
-/// `-`, `@`, a tab or a carriage return) is prefixed with `'`, so that a course title cannot
-/// become a formula in the instructor's spreadsheet.
-fn push_text(out: &mut String, value: &str) {
-    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let quoted = value.contains([',', '"', '\r', '\n']);
-    if quoted {
-        out.push('"');
-    }
-    if formula {
-        out.push('\'');
-    }
-    for c in value.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
-    }
-    if quoted {
-        out.push('"');
+/// A title a spreadsheet would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return) gets a leading `'`, so that a course title cannot become a formula in the
+/// instructor's spreadsheet.
+fn defused(title: &str) -> std::borrow::Cow<'_, str> {
+    if title.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{title}").into()
+    } else {
+        title.into()
     }
 }
 
-/// The report as CSV: the header line, then one record per line of the report, CRLF-ended.
-pub fn csv_of(lines: &[RevenueLine]) -> String {
-    let mut out = String::with_capacity(128 * (lines.len() + 1));
-    out.push_str(CSV_HEADER);
-    out.push_str("\r\n");
+/// The report as CSV (RFC 4180: fields quoted when they need it, CRLF-ended records): the
+/// header line, then one record per line of the report.
+///
+/// # Errors
+/// Only if the writer failed, which writing into memory does not.
+pub fn csv_of(lines: &[RevenueLine]) -> Result<String, csv::Error> {
+    let mut writer = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::with_capacity(128 * (lines.len() + 1)));
+    let header = CSV_HEADER.split(',');
+    writer.write_record(header)?;
     for line in lines {
-        out.push_str(&line.course_id.to_string());
-        out.push(',');
-        push_text(&mut out, &line.course_title);
-        out.push(',');
-        out.push_str(&line.instructor_id.to_string());
-        out.push(',');
-        out.push_str(line.currency.code());
-        out.push(',');
-        out.push_str(&line.purchases.to_string());
-        for amount in [
+        let amounts = [
             line.gross,
             line.discounts,
             line.tax,
@@ -291,13 +275,22 @@ pub fn csv_of(lines: &[RevenueLine]) -> String {
             line.refunds,
             line.disputes_lost,
             line.net,
-        ] {
-            out.push(',');
-            out.push_str(&amount.to_string());
-        }
-        out.push_str("\r\n");
+        ];
+        let mut record = vec![
+            line.course_id.to_string(),
+            defused(&line.course_title).into_owned(),
+            line.instructor_id.to_string(),
+            line.currency.code().to_owned(),
+            line.purchases.to_string(),
+        ];
+        record.extend(amounts.iter().map(i64::to_string));
+        writer.write_record(&record)?;
     }
-    out
+    let bytes = writer
+        .into_inner()
+        .map_err(|err| csv::Error::from(err.into_error()))?;
+    // Every field written is a `str`.
+    String::from_utf8(bytes).map_err(|err| csv::Error::from(std::io::Error::other(err)))
 }
 
 /// `GET /api/v1/instructor/revenue?from=&to=&instructorId=&format=`
@@ -346,7 +339,7 @@ pub async fn revenue(
                 header::CONTENT_DISPOSITION,
                 "attachment; filename=\"revenue.csv\"",
             ))
-            .body(csv_of(&report.lines)));
+            .body(csv_of(&report.lines).map_err(ApiError::internal)?));
     }
     json_response(
         HttpResponse::Ok(),
@@ -384,10 +377,15 @@ mod tests {
         }
     }
 
+    /// The course title's field in a one-line report.
     fn field(title: &str) -> String {
-        let mut out = String::new();
-        push_text(&mut out, title);
-        out
+        let csv = csv_of(&[line(title)]).unwrap();
+        let record = csv.split_once("\r\n").unwrap().1;
+        let after_id = record.split_once(',').unwrap().1;
+        let end = after_id
+            .rfind(",00000000-0000-0000-0000-000000000002,")
+            .unwrap();
+        after_id[..end].to_owned()
     }
 
     #[test]
@@ -412,7 +410,7 @@ mod tests {
 
     #[test]
     fn the_csv_is_a_header_and_one_crlf_record_per_line() {
-        let csv = csv_of(&[line("Rust, \"advanced\""), line("Go")]);
+        let csv = csv_of(&[line("Rust, \"advanced\""), line("Go")]).unwrap();
         assert_eq!(
             csv,
             format!(
@@ -421,7 +419,7 @@ mod tests {
                  00000000-0000-0000-0000-000000000001,Go,00000000-0000-0000-0000-000000000002,USD,3,6000,500,400,5900,500,2400,3000\r\n"
             )
         );
-        assert_eq!(csv_of(&[]), format!("{CSV_HEADER}\r\n"));
+        assert_eq!(csv_of(&[]).unwrap(), format!("{CSV_HEADER}\r\n"));
     }
 
     #[test]
