@@ -524,7 +524,7 @@
     return " (" + formatMoney(conversion[field], conversion.currency) + ")";
   }
 
-  // "Price 19.99 USD, discount -5.00 USD (promotion code promo_...), tax 0.00 USD."
+  // "Price 19.99 USD, discount -5.00 USD (promotion code SPRING25), tax 0.00 USD."
   function billBreakdown(order) {
     const bill = order.bill;
     let text = "Price " + formatMoney(bill.subtotalCents, bill.currency);

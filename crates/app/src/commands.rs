@@ -390,6 +390,13 @@ impl PaymentGateway for NoProvider {
         Err(Self::refuse())
     }
 
+    async fn promotion_code_text(
+        &self,
+        _promotion_code_id: &str,
+    ) -> Result<Option<String>, GatewayError> {
+        Err(Self::refuse())
+    }
+
     async fn retrieve_checkout_session(
         &self,
         _session_id: &str,

@@ -36,6 +36,16 @@ pub enum Promotion {
     /// The whole price off: nothing to pay.
     Free,
 }
+
+impl Promotion {
+    /// What the customer types for it on the payment page.
+    pub const fn typed(self) -> &'static str {
+        match self {
+            Promotion::QuarterOff => "SPRING25",
+            Promotion::Free => "FREECOURSE",
+        }
+    }
+}
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -652,6 +662,25 @@ async fn assert_billed(
     assert_eq!(event.details.promotion_code.as_deref(), promotion_code);
 }
 
+pub async fn a_promotion_code_is_named_as_the_customer_typed_it(world: &dyn GatewayWorld) {
+    for promotion in [Promotion::QuarterOff, Promotion::Free] {
+        let (_request, session) = open_session(world, 2000).await;
+        let id = world.customer_applies_code(&session.id, promotion).await;
+        let text = world
+            .gateway()
+            .promotion_code_text(&id)
+            .await
+            .expect("the gateway answers");
+        assert_eq!(text.as_deref(), Some(promotion.typed()), "{id}");
+    }
+    let unknown = world
+        .gateway()
+        .promotion_code_text("promo_never_created")
+        .await
+        .expect("the gateway answers");
+    assert_eq!(unknown, None);
+}
+
 pub async fn a_discounted_checkout_reports_its_bill_and_code(world: &dyn GatewayWorld) {
     let (_request, session) = open_session(world, 2000).await;
     let code = world
@@ -789,6 +818,7 @@ macro_rules! gateway_contract_tests {
             customers_are_created_once_per_idempotency_key,
             a_checkout_for_a_customer_is_the_customers,
             a_discounted_checkout_reports_its_bill_and_code,
+            a_promotion_code_is_named_as_the_customer_typed_it,
             a_taxed_checkout_reports_its_tax,
             a_discount_is_taken_before_the_tax,
             a_checkout_made_free_completes_without_a_payment,

@@ -132,6 +132,9 @@ impl GatewayWorld for FakeWorld {
             Promotion::Free => (subtotal.minor(), "promo_fake_free"),
         };
         self.rebill(session_id, self.bill(session_id, subtotal, discount));
+        // The fake knows a code only as the world tells it, as a Dashboard would.
+        self.gateway
+            .register_promotion_code(code, promotion.typed());
         assert!(self.gateway.apply_promotion_code(session_id, code));
         code.to_owned()
     }

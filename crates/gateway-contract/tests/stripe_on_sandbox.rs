@@ -84,13 +84,9 @@ impl GatewayWorld for StripeWorld {
     }
 
     async fn customer_applies_code(&self, session_id: &str, promotion: Promotion) -> String {
-        let code = match promotion {
-            Promotion::QuarterOff => "SPRING25",
-            Promotion::Free => "FREECOURSE",
-        };
         let session = self
             .sandbox
-            .apply_promotion_code(session_id, code)
+            .apply_promotion_code(session_id, promotion.typed())
             .expect("the code applies");
         session["discounts"][0]["promotion_code"]
             .as_str()

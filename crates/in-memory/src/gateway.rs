@@ -359,6 +359,7 @@ pub enum GatewayCall {
     Refund(RefundRequest),
     ExpireCheckoutSession(String),
     ListEvents(EventQuery),
+    PromotionCodeText(String),
 }
 
 /// A scripted failure, replayable any number of times: an error's cause cannot be cloned, so
@@ -453,6 +454,8 @@ struct State {
     customers: Vec<FakeCustomer>,
     /// Session id -> the promotion code its events name.
     promotion_codes: HashMap<String, String>,
+    /// Promotion code id -> what the customer types ([`FakeGateway::register_promotion_code`]).
+    promotion_code_texts: HashMap<String, String>,
     /// Idempotency key -> (request, outcome).
     refund_keys: HashMap<String, (RefundRequest, RefundOutcome)>,
     calls: Vec<GatewayCall>,
@@ -477,6 +480,7 @@ impl Default for State {
             checkout_keys: HashMap::new(),
             customers: Vec::new(),
             promotion_codes: HashMap::new(),
+            promotion_code_texts: HashMap::new(),
             refund_keys: HashMap::new(),
             calls: Vec::new(),
             failures: VecDeque::new(),
@@ -714,6 +718,14 @@ impl FakeGateway {
         true
     }
 
+    /// Makes the promotion code `id` (`promo_...`) known as `code`, what the customer types;
+    /// [`PaymentGateway::promotion_code_text`] answers `None` for any other id.
+    pub fn register_promotion_code(&self, id: &str, code: &str) {
+        self.state()
+            .promotion_code_texts
+            .insert(id.to_owned(), code.to_owned());
+    }
+
     /// Checkout completed with a delayed payment method still settling; emits
     /// `checkout.session.completed` (processing).
     pub fn complete_session_unpaid(&self, session_id: &str, payment_intent_id: &str) -> bool {
@@ -852,6 +864,18 @@ impl PaymentGateway for FakeGateway {
             request: request.clone(),
         });
         Ok(id)
+    }
+
+    async fn promotion_code_text(
+        &self,
+        promotion_code_id: &str,
+    ) -> Result<Option<String>, GatewayError> {
+        let mut state = self.state();
+        Self::begin_call(
+            &mut state,
+            GatewayCall::PromotionCodeText(promotion_code_id.to_owned()),
+        )?;
+        Ok(state.promotion_code_texts.get(promotion_code_id).cloned())
     }
 
     async fn retrieve_checkout_session(

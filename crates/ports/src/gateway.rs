@@ -358,6 +358,17 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// As [`PaymentGateway::create_checkout_session`].
     async fn create_customer(&self, request: &CustomerRequest) -> Result<String, GatewayError>;
 
+    /// What the customer typed for a promotion code (`SPRING25`), from the gateway's id of it
+    /// (what its events name, `promo_...` at Stripe), so the buyer sees the code they used.
+    /// `None` when the gateway has no such code.
+    ///
+    /// # Errors
+    /// As [`PaymentGateway::create_checkout_session`].
+    async fn promotion_code_text(
+        &self,
+        promotion_code_id: &str,
+    ) -> Result<Option<String>, GatewayError>;
+
     /// # Errors
     /// [`GatewayError::NotFound`] for an unknown id; otherwise as above.
     async fn retrieve_checkout_session(

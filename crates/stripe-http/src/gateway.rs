@@ -3,7 +3,8 @@
 use crate::config::{AdaptivePricing, ConfigError, StripeConfig};
 use crate::events::{parse_event, relevant_event_types};
 use crate::objects::{
-    StripeCustomer, StripeErrorBody, StripeEventList, StripeList, StripeRefund, StripeSession,
+    StripeCustomer, StripeErrorBody, StripeEventList, StripeList, StripePromotionCode,
+    StripeRefund, StripeSession,
 };
 use crate::signature::verify_signature;
 use async_trait::async_trait;
@@ -502,6 +503,7 @@ fn operation(method: &Method, path: &str) -> &'static str {
         ("POST", ["checkout", "sessions", _, "expire"]) => "expire_checkout_session",
         ("POST", ["refunds"]) => "create_refund",
         ("POST", ["customers"]) => "create_customer",
+        ("GET", ["promotion_codes", _]) => "retrieve_promotion_code",
         ("GET", ["events"]) => "list_events",
         _ => "other",
     }
@@ -685,6 +687,25 @@ impl PaymentGateway for StripeGateway {
     }
 
     #[tracing::instrument(skip(self))]
+    async fn promotion_code_text(
+        &self,
+        promotion_code_id: &str,
+    ) -> Result<Option<String>, GatewayError> {
+        if promotion_code_id.is_empty() {
+            return Ok(None);
+        }
+        let url = self.url(&["v1", "promotion_codes", promotion_code_id])?;
+        match self
+            .call::<StripePromotionCode>(Method::GET, url, None, None)
+            .await
+        {
+            Ok(promotion_code) => Ok(Some(promotion_code.code)),
+            Err(GatewayError::NotFound) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    #[tracing::instrument(skip(self))]
     async fn retrieve_checkout_session(
         &self,
         session_id: &str,
@@ -854,6 +875,10 @@ mod tests {
         assert_eq!(op(Method::POST, "/v1/refunds"), "create_refund");
         assert_eq!(op(Method::GET, "/v1/events"), "list_events");
         assert_eq!(op(Method::POST, "/v1/customers"), "create_customer");
+        assert_eq!(
+            op(Method::GET, "/v1/promotion_codes/promo_1"),
+            "retrieve_promotion_code"
+        );
         assert_eq!(op(Method::DELETE, "/v1/customers/cus_1"), "other");
     }
 

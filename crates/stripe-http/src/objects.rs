@@ -293,6 +293,13 @@ pub(crate) struct StripeCustomer {
     pub id: String,
 }
 
+/// `promotion_code`
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct StripePromotionCode {
+    /// What the customer types.
+    pub code: String,
+}
+
 /// `dispute`
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct StripeDispute {

@@ -31,6 +31,10 @@ pub(crate) fn server(listener: TcpListener, inner: Arc<Inner>) -> std::io::Resul
             .route("/v1/refunds", web::post().to(create_refund))
             .route("/v1/customers", web::post().to(create_customer))
             .route("/v1/customers/{id}", web::get().to(retrieve_customer))
+            .route(
+                "/v1/promotion_codes/{id}",
+                web::get().to(retrieve_promotion_code),
+            )
             .route("/v1/events", web::get().to(list_events))
             .route("/checkout/pay/{id}/{secret}", web::get().to(page::show))
             .route("/checkout/pay/{id}/{secret}", web::post().to(page::submit))
@@ -228,6 +232,35 @@ async fn retrieve_customer(
     match inner.ledger().customer(&path) {
         Ok(customer) => json_response(200, &customer),
         Err(error) => error_response(&error),
+    }
+}
+
+/// `GET /v1/promotion_codes/{id}`: one of the fixed [`crate::PROMOTION_CODES`], shaped as
+/// Stripe's object (the fields this product reads, and a few that make it recognisable).
+async fn retrieve_promotion_code(
+    req: HttpRequest,
+    path: web::Path<String>,
+    inner: State,
+) -> HttpResponse {
+    if let Err(error) = admit(&req, &inner) {
+        return error_response(&error);
+    }
+    match crate::PROMOTION_CODES
+        .iter()
+        .find(|promotion| promotion.id == path.as_str())
+    {
+        Some(promotion) => json_response(
+            200,
+            &json!({
+                "id": promotion.id,
+                "object": "promotion_code",
+                "active": true,
+                "code": promotion.code,
+                "coupon": { "id": promotion.coupon, "object": "coupon" },
+                "livemode": false,
+            }),
+        ),
+        None => error_response(&StripeError::not_found("promotion_code", &path)),
     }
 }
 

@@ -16,7 +16,8 @@
 //! `GET /v1/checkout/sessions?payment_intent=`, `POST /v1/checkout/sessions/{id}/expire`,
 //! `POST /v1/refunds`, `GET /v1/events`, `POST /v1/customers` (`email`, `name`,
 //! `metadata[...]`; `cus_...`, replayed per `Idempotency-Key` like every POST) and
-//! `GET /v1/customers/{id}`. Customers emit no event (an endpoint enabled for the events the
+//! `GET /v1/customers/{id}`, and `GET /v1/promotion_codes/{id}` for the fixed codes below
+//! (their `code`, what the customer types). Customers emit no event (an endpoint enabled for the events the
 //! product handles receives none from Stripe either). [`Sandbox::customers`] and
 //! [`Sandbox::customer_count`] let a test count them.
 //!

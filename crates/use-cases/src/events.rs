@@ -220,6 +220,7 @@ impl Services {
                 .await;
         };
         tracing::Span::current().record("purchase_id", tracing::field::display(purchase_id));
+        let details = self.with_promotion_code_text(details).await;
         let pays = facts
             .iter()
             .any(|fact| matches!(fact, PaymentFact::PaymentSucceeded { .. }));
@@ -282,6 +283,27 @@ impl Services {
             // Logged with its cause chain where it becomes a 5xx.
             Err(err) => Err(err.into()),
         }
+    }
+
+    /// The details with the promotion code as the customer typed it (`SPRING25`) instead of
+    /// the gateway's id for it (`promo_...`, all an event carries). Only a checkout with a code
+    /// costs the gateway call; when the gateway cannot say (unknown code, or unavailable), the
+    /// id is kept: it still names the code, and the payment must not wait on a label.
+    async fn with_promotion_code_text(&self, mut details: PaymentDetails) -> PaymentDetails {
+        let Some(id) = details.promotion_code.as_deref() else {
+            return details;
+        };
+        match self.gateway.promotion_code_text(id).await {
+            Ok(Some(text)) => details.promotion_code = Some(text),
+            Ok(None) => tracing::warn!(
+                promotion_code = id,
+                "the payment provider does not know the promotion code; its id is kept"
+            ),
+            Err(err) => {
+                tracing::warn!(promotion_code = id, error = %lms_ports::chain_text(&err), "could not read the promotion code; its id is kept")
+            }
+        }
+        details
     }
 
     async fn record_unapplied(

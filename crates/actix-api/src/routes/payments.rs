@@ -269,8 +269,9 @@ pub struct HistoryPurchase {
         required = true
     )]
     receipt_url: Option<String>,
-    /// The provider's id of the promotion code applied at checkout.
-    #[schema(example = "promo_1SPRING25", required = true)]
+    /// The promotion code applied at checkout, as the customer typed it; the provider's id
+    /// of it (`promo_...`) when the provider could not say at the time.
+    #[schema(example = "SPRING25", required = true)]
     promotion_code: Option<String>,
     /// RFC 3339: until when the buyer may ask for a refund
     /// (`POST /payments/purchases/{purchaseId}/refund-request`); `null` when they may not now

@@ -75,12 +75,55 @@ async fn a_discounted_payment_unlocks_and_records_its_promotion_code() {
     let world = World::new();
     let (_, course, buyer) = world.shop(PRICE, true).await;
     let bill = usd_bill(PRICE, 500, 0, 1500);
+    world
+        .gateway
+        .register_promotion_code("promo_SPRING25", "SPRING25");
     let purchase = world
         .billed_purchase(&buyer, &course, "pi_spring", bill, Some("promo_SPRING25"))
         .await;
     assert_eq!(purchase.status(), PurchaseStatus::Completed);
     assert_eq!(purchase.captured(), Some(usd(1500)));
     assert_eq!(purchase.bill(), Some(bill));
+    assert_eq!(
+        purchase.details.promotion_code.as_deref(),
+        Some("SPRING25"),
+        "the code as the customer typed it, not the gateway's id"
+    );
+}
+
+#[tokio::test]
+async fn a_promotion_code_the_gateway_cannot_name_keeps_its_id_and_the_payment_still_applies() {
+    let world = World::new();
+    let (_, course, buyer) = world.shop(PRICE, true).await;
+    let bill = usd_bill(PRICE, 500, 0, 1500);
+    let (purchase, session) = world.checkout(&buyer, &course).await;
+    assert!(world
+        .gateway
+        .pay_session_billed(&session.id, "pi_spring", bill));
+    let event = FakeEvent::new("evt_spring", "checkout.session.completed")
+        .with_session(&session.id)
+        .with_payment_intent("pi_spring")
+        .with_promotion_code("promo_SPRING25")
+        .with_fact(PaymentFact::PaymentSucceeded {
+            amount: bill.total(),
+            at: None,
+        })
+        .with_fact(PaymentFact::Billed(bill));
+    // The next gateway call is the promotion code's lookup.
+    world.gateway.fail_next(
+        1,
+        lms_ports::GatewayError::unavailable("promotion codes are down"),
+    );
+    world.webhook(&event).await.unwrap();
+    assert!(
+        world.gateway.calls().last()
+            == Some(&lms_in_memory::GatewayCall::PromotionCodeText(
+                "promo_SPRING25".to_owned()
+            )),
+        "the failed call was the lookup"
+    );
+    let purchase = world.purchase(purchase.id).await;
+    assert_eq!(purchase.status(), PurchaseStatus::Completed);
     assert_eq!(
         purchase.details.promotion_code.as_deref(),
         Some("promo_SPRING25")

@@ -260,7 +260,7 @@ async fn a_discounted_payment_unlocks_with_its_code_and_receipt(app: TestApp) {
     assert_eq!(item["bill"], bill_json("USD", 2000, 500, 0, 1500));
     assert_eq!(
         (&item["paidCents"], &item["promotionCode"]),
-        (&json!(1500), &json!("promo_sandbox_spring25"))
+        (&json!(1500), &json!("SPRING25"))
     );
     assert!(
         item["receiptUrl"]
@@ -319,7 +319,7 @@ async fn a_hundred_percent_off_code_completes_without_a_charge(app: TestApp) {
             &item["promotionCode"],
             &item["receiptUrl"]
         ),
-        (&json!(0), &json!("promo_sandbox_freecourse"), &Value::Null)
+        (&json!(0), &json!("FREECOURSE"), &Value::Null)
     );
     app.refund_as(&instructor, &checkout, json!({}))
         .await

@@ -604,6 +604,8 @@ impl TestApp {
                 let session = &checkout.session_id;
                 if let Some(code) = promotion_code {
                     let promotion = lms_stripe_sandbox::PromotionCode::find(code).unwrap();
+                    // The fake knows the sandbox's codes as the sandbox does.
+                    fake.register_promotion_code(promotion.id, promotion.code);
                     assert!(fake.apply_promotion_code(session, promotion.id));
                 }
                 let intent = Self::payment_intent_of(checkout);

@@ -156,6 +156,14 @@ impl PaymentGateway for CountingGateway {
         self.inner.create_customer(request).await
     }
 
+    async fn promotion_code_text(
+        &self,
+        promotion_code_id: &str,
+    ) -> Result<Option<String>, GatewayError> {
+        self.count();
+        self.inner.promotion_code_text(promotion_code_id).await
+    }
+
     async fn retrieve_checkout_session(
         &self,
         session_id: &str,
