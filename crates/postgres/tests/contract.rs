@@ -894,87 +894,6 @@ async fn the_revenue_report_is_one_statement_served_by_the_sales_indexes() {
     }
 }
 
-/// A `purchases` row as the code before the commerce migration wrote it.
-struct OldPurchase {
-    name: &'static str,
-    free_course: bool,
-    status: &'static str,
-    paid_in_full: bool,
-    mismatched: Option<(i64, &'static str)>,
-    refunded: Option<(i64, &'static str)>,
-    dispute_lost: bool,
-    accepted: bool,
-    paid_at: Option<&'static str>,
-}
-
-impl OldPurchase {
-    const fn new(name: &'static str, status: &'static str, paid_in_full: bool) -> Self {
-        Self {
-            name,
-            free_course: false,
-            status,
-            paid_in_full,
-            mismatched: None,
-            refunded: None,
-            dispute_lost: false,
-            accepted: false,
-            paid_at: None,
-        }
-    }
-}
-
-/// The rows of [`purchases_stored_before_commerce_keep_their_payment_and_become_sales`], on a
-/// course priced USD 20.00 (or a free one), all created 2026-06-01.
-fn old_purchases() -> Vec<OldPurchase> {
-    vec![
-        OldPurchase {
-            paid_at: Some("2026-06-02T10:00:00Z"),
-            ..OldPurchase::new("paid, time known", "completed", true)
-        },
-        OldPurchase::new("paid, time unknown", "completed", true),
-        OldPurchase {
-            mismatched: Some((500, "USD")),
-            ..OldPurchase::new("held", "pending", false)
-        },
-        OldPurchase {
-            mismatched: Some((1500, "USD")),
-            accepted: true,
-            ..OldPurchase::new("accepted", "completed", false)
-        },
-        OldPurchase {
-            refunded: Some((700, "USD")),
-            ..OldPurchase::new("partly refunded", "completed", true)
-        },
-        OldPurchase {
-            refunded: Some((2500, "USD")),
-            ..OldPurchase::new("over-refunded", "refunded", true)
-        },
-        OldPurchase {
-            refunded: Some((300, "EUR")),
-            ..OldPurchase::new("refunded in another currency", "completed", true)
-        },
-        OldPurchase {
-            refunded: Some((500, "USD")),
-            dispute_lost: true,
-            ..OldPurchase::new("dispute lost", "refunded", true)
-        },
-        OldPurchase {
-            free_course: true,
-            ..OldPurchase::new("free enrolment", "completed", true)
-        },
-        OldPurchase::new("unpaid", "pending", false),
-        OldPurchase {
-            mismatched: Some((500, "USD")),
-            ..OldPurchase::new("paid twice", "completed", true)
-        },
-        OldPurchase {
-            mismatched: Some((1900, "EUR")),
-            accepted: true,
-            ..OldPurchase::new("accepted in euros", "completed", false)
-        },
-    ]
-}
-
 /// Purchases stored before bills were kept read back with the payment they had captured (the
 /// price when paid in full, else the mismatched payment), the same status, and, when they paid
 /// for their course, a sale computed as the domain computes it; the inbox keeps its links. The
@@ -982,18 +901,11 @@ fn old_purchases() -> Vec<OldPurchase> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purchases_stored_before_commerce_keep_their_payment_and_become_sales() {
     let (store, db) = fresh_store().await;
-    let (teacher, buyer) = contract::seed_people(&store).await;
-    let course = contract::new_course(teacher.id, contract::usd(2000), true, contract::at(0));
-    let free = contract::new_course(teacher.id, contract::usd(0), true, contract::at(0));
-    for course in [&course, &free] {
-        lms_ports::CourseRepo::create_course(&store, course)
-            .await
-            .unwrap();
-    }
+    let shop = contract::backfill::seed_backfill_shop(&store).await;
     let mut conn = db.connection().await;
     let reverted = revert_newest(&mut conn, &[COMMERCE_DOWN]).await;
 
-    let old = old_purchases();
+    let old = contract::backfill::old_purchases();
     let mut ids = Vec::new();
     for row in &old {
         let id = Uuid::new_v4();
@@ -1005,9 +917,9 @@ async fn purchases_stored_before_commerce_keep_their_payment_and_become_sales() 
         let (mismatched_cents, mismatched_currency) = money(row.mismatched);
         let (refunded_cents, refunded_currency) = money(row.refunded);
         let (course_id, price) = if row.free_course {
-            (free.id, 0)
+            (shop.free.id, 0)
         } else {
-            (course.id, 2000)
+            (shop.course.id, 2000)
         };
         let paid_at = row
             .paid_at
@@ -1023,7 +935,7 @@ async fn purchases_stored_before_commerce_keep_their_payment_and_become_sales() 
                  {mismatched_cents}, {mismatched_currency}, false, false, false, false, false, \
                  {refunded_cents}, {refunded_currency}, {lost}, false, {lost}, false, \
                  '2026-06-01T00:00:00Z', '2026-06-01T00:00:00Z', {paid_at}, {accepted})",
-            buyer = buyer.id,
+            buyer = shop.buyer.id,
             status = row.status,
             paid = row.paid_in_full,
             lost = row.dispute_lost,
@@ -1046,124 +958,11 @@ async fn purchases_stored_before_commerce_keep_their_payment_and_become_sales() 
 
     assert_eq!(run_migrations(db.url()).await.unwrap(), reverted);
 
-    // Each purchase reads back with what it had captured, and the status it had.
-    let mut purchases = Vec::new();
-    for (row, id) in old.iter().zip(&ids) {
-        let purchase = store.get_purchase(*id).await.unwrap().unwrap();
-        assert_eq!(purchase.status().as_str(), row.status, "{}", row.name);
-        purchases.push(purchase);
-    }
-    let captured: Vec<Option<lms_domain::Money>> = purchases
-        .iter()
-        .map(lms_domain::Purchase::captured)
-        .collect();
-    let (usd, eur) = (contract::usd, |minor| contract::money(minor, "EUR"));
-    assert_eq!(
-        captured,
-        [
-            Some(usd(2000)),
-            Some(usd(2000)),
-            Some(usd(500)),
-            Some(usd(1500)),
-            Some(usd(2000)),
-            Some(usd(2000)),
-            Some(usd(2000)),
-            Some(usd(2000)),
-            Some(usd(0)),
-            None,
-            Some(usd(2000)),
-            Some(eur(1900)),
-        ]
-    );
-    assert!(purchases.iter().all(|purchase| purchase.bill().is_none()));
-    let held = store
-        .list_held(lms_ports::PageRequest::new(1, 10))
-        .await
-        .unwrap();
-    assert_eq!(held.items, vec![purchases[2].clone()]);
-    assert_eq!(
-        store
-            .get_event("evt_old")
-            .await
-            .unwrap()
-            .unwrap()
-            .purchase_id,
-        Some(ids[0])
-    );
-
-    // Their sales, as computed by hand: in USD, every paid purchase of the priced course but
-    // the one accepted in euros (8): gross = paid = 6 * 2000 + 1500 (accepted) + 2000 (paid
-    // twice keeps the price) = 15500; refunds 700 + 2000 (capped at what was paid) + 0 (in
-    // another currency) + 500 = 3200; lost 2000 - 500 = 1500; net 15500 - 3200 - 1500 = 10800.
-    // In EUR, the accepted 19.00. The free enrolment, the held and the unpaid ones earn nothing.
-    let line = |currency, purchases, gross, refunds, disputes_lost, net| lms_ports::RevenueLine {
-        course_id: course.id,
-        course_title: course.title.as_str().to_owned(),
-        instructor_id: teacher.id,
-        currency: lms_domain::Currency::parse(currency).unwrap(),
-        purchases,
-        gross,
-        discounts: 0,
-        tax: 0,
-        paid: gross,
-        refunds,
-        disputes_lost,
-        net,
-    };
-    let report = store
-        .revenue(&lms_ports::RevenueQuery::default())
-        .await
-        .unwrap();
-    assert_eq!(
-        report,
-        [
-            line("EUR", 1, 1900, 0, 0, 1900),
-            line("USD", 8, 15500, 3200, 1500, 10800),
-        ]
-    );
-    // The same as the domain's sales of what was read back.
-    let mut by_currency = std::collections::BTreeMap::<&str, (u64, i64, i64, i64, i64)>::new();
-    for sale in purchases.iter().filter_map(lms_domain::Purchase::sale) {
-        let sums = by_currency.entry(sale.currency.code()).or_default();
-        *sums = (
-            sums.0 + 1,
-            sums.1 + sale.gross,
-            sums.2 + sale.refunded,
-            sums.3 + sale.disputes_lost,
-            sums.4 + sale.net,
-        );
-    }
-    let from_domain: Vec<_> = by_currency
-        .into_iter()
-        .map(|(currency, (n, gross, refunds, lost, net))| {
-            line(currency, n, gross, refunds, lost, net)
-        })
-        .collect();
-    assert_eq!(report, from_domain);
-    // Sold when paid, or when begun if the time was not kept.
-    let since_paid = lms_ports::RevenueQuery {
-        sold_from: Some(time::macros::datetime!(2026-06-01 00:00:01 UTC)),
-        ..lms_ports::RevenueQuery::default()
-    };
-    assert_eq!(
-        store.revenue(&since_paid).await.unwrap(),
-        [line("USD", 1, 2000, 0, 0, 2000)]
-    );
+    contract::backfill::check_backfilled(&store, &shop, &old, &ids).await;
 
     // Down again, with a discounted purchase made since: the old columns come back, and the
     // discounted payment counts as accepted, so the old code still sees it paid.
-    let discounted = contract::begin(&buyer, &course, contract::at(5));
-    store.create_purchase(&discounted).await.unwrap();
-    let bill = lms_domain::Bill::new(usd(2000), usd(500), usd(0), usd(1500), None).unwrap();
-    let facts = vec![
-        PaymentFact::Billed(bill),
-        PaymentFact::PaymentSucceeded {
-            amount: usd(1500),
-            at: None,
-        },
-    ];
-    let update = contract::update(discounted.id, facts, None, contract::at(6));
-    store.apply_facts(&update).await.unwrap();
+    let discounted = contract::backfill::buy_discounted(&store, &shop).await;
     let downgraded = revert_newest(&mut conn, &[COMMERCE_DOWN]).await;
     let old_columns = |id: lms_domain::PurchaseId| {
         format!(
@@ -1176,11 +975,11 @@ async fn purchases_stored_before_commerce_keep_their_payment_and_become_sales() 
         (ids[2], "false 500 false"),
         (ids[3], "false 1500 true"),
         (ids[9], "false - false"),
-        (discounted.id, "false 1500 true"),
+        (discounted, "false 1500 true"),
     ] {
         assert_eq!(text(&mut conn, &old_columns(id)).await, expected, "{id}");
     }
     assert_eq!(run_migrations(db.url()).await.unwrap(), downgraded);
-    let again = store.get_purchase(discounted.id).await.unwrap().unwrap();
+    let again = store.get_purchase(discounted).await.unwrap().unwrap();
     assert_eq!(again.status(), lms_domain::PurchaseStatus::Completed);
 }

@@ -38,6 +38,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 mod audit;
+pub mod backfill;
 mod commerce;
 mod inbox;
 mod reconciliation;
