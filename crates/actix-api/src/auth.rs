@@ -8,12 +8,12 @@
 //! existed) counts as generation 0: it keeps working until it expires (a day at most) or the
 //! user signs out, whichever comes first.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, SESSION_ENDED};
 use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::HttpRequest;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use lms_domain::{User, UserId};
+pub use lms_use_cases::SessionClaim;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use time::{Duration, OffsetDateTime};
@@ -34,23 +34,6 @@ struct Claims {
     session_generation: u32,
     iat: i64,
     exp: i64,
-}
-
-/// Whom a token speaks for: the user, and the session generation it was issued under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TokenSubject {
-    pub user_id: UserId,
-    pub session_generation: u32,
-}
-
-impl TokenSubject {
-    /// A session of `user` in its current generation.
-    pub fn current(user: &User) -> Self {
-        Self {
-            user_id: user.id,
-            session_generation: user.session_generation,
-        }
-    }
 }
 
 /// Signs and verifies session tokens. The secret never leaves this type (its `Debug` is redacted).
@@ -93,7 +76,7 @@ impl JwtKeys {
     ///
     /// # Errors
     /// Only if signing itself fails.
-    pub fn issue(&self, subject: TokenSubject, now: OffsetDateTime) -> Result<String, ApiError> {
+    pub fn issue(&self, subject: SessionClaim, now: OffsetDateTime) -> Result<String, ApiError> {
         self.issue_with_expiry(subject, now, now + TOKEN_TTL)
     }
 
@@ -103,7 +86,7 @@ impl JwtKeys {
     /// Only if signing itself fails.
     pub fn issue_with_expiry(
         &self,
-        subject: TokenSubject,
+        subject: SessionClaim,
         iat: OffsetDateTime,
         exp: OffsetDateTime,
     ) -> Result<String, ApiError> {
@@ -122,14 +105,14 @@ impl JwtKeys {
     ///
     /// # Errors
     /// [`TokenError`] for anything else.
-    pub fn verify(&self, token: &str) -> Result<TokenSubject, TokenError> {
+    pub fn verify(&self, token: &str) -> Result<SessionClaim, TokenError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?;
         let user_id = data
             .claims
             .user_id
             .parse()
             .map_err(|_| TokenError::BadSubject)?;
-        Ok(TokenSubject {
+        Ok(SessionClaim {
             user_id,
             session_generation: data.claims.session_generation,
         })
@@ -177,10 +160,11 @@ pub fn clearing_cookie(secure: bool) -> Cookie<'static> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lms_domain::UserId;
     use uuid::Uuid;
 
-    fn subject(session_generation: u32) -> TokenSubject {
-        TokenSubject {
+    fn subject(session_generation: u32) -> SessionClaim {
+        SessionClaim {
             user_id: UserId::from_uuid(Uuid::new_v4()),
             session_generation,
         }
@@ -222,7 +206,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             keys.verify(&token).unwrap(),
-            TokenSubject {
+            SessionClaim {
                 user_id: user,
                 session_generation: 0
             }
@@ -280,31 +264,45 @@ fn state_of(req: &HttpRequest) -> Result<actix_web::web::Data<crate::ApiState>, 
         .ok_or_else(|| ApiError::internal("ApiState is not registered"))
 }
 
-async fn authenticate(req: HttpRequest) -> Result<Option<lms_domain::User>, ApiError> {
-    let state = state_of(&req)?;
-    let Some(token) = token_from_request(&req) else {
+/// The answer to a request without a token on a route that needs one.
+const SIGN_IN_REQUIRED: &str = "Authentication required. Please sign in.";
+
+/// The session a valid token claims, not yet checked against the stored account: for the
+/// routes whose use case reads the account together with what it needs anyway (the
+/// purchase-status poll), which then answers an ended session with the same 401
+/// ([`lms_use_cases::UseCaseError::SessionEnded`]). Missing, invalid or expired tokens are a
+/// 401 here.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedSession(pub SessionClaim);
+
+/// The session the request's token claims, when it carries a token: `Err` for one that is
+/// invalid or expired.
+fn claimed_session(req: &HttpRequest) -> Result<Option<SessionClaim>, ApiError> {
+    let state = state_of(req)?;
+    let Some(token) = token_from_request(req) else {
         return Ok(None);
     };
-    let subject = match state.jwt.verify(&token) {
-        Ok(subject) => subject,
+    match state.jwt.verify(&token) {
+        Ok(subject) => Ok(Some(subject)),
         Err(err) => {
             tracing::debug!(error = %err, "token refused");
-            return Err(ApiError::unauthorized(
-                "Your session is invalid or has expired. Please sign in again.",
-            ));
+            Err(ApiError::unauthorized(SESSION_ENDED))
         }
+    }
+}
+
+async fn authenticate(req: HttpRequest) -> Result<Option<lms_domain::User>, ApiError> {
+    let state = state_of(&req)?;
+    let Some(subject) = claimed_session(&req)? else {
+        return Ok(None);
     };
     match state.services.current_user(subject.user_id).await {
         Ok(user) if user.honours_session(subject.session_generation) => Ok(Some(user)),
         Ok(user) => {
             tracing::debug!(user_id = %user.id, "token of an ended session refused");
-            Err(ApiError::unauthorized(
-                "Your session is invalid or has expired. Please sign in again.",
-            ))
+            Err(ApiError::unauthorized(SESSION_ENDED))
         }
-        Err(lms_use_cases::UseCaseError::NotFound(_)) => Err(ApiError::unauthorized(
-            "Your session is invalid or has expired. Please sign in again.",
-        )),
+        Err(lms_use_cases::UseCaseError::NotFound(_)) => Err(ApiError::unauthorized(SESSION_ENDED)),
         Err(err) => Err(err.into()),
     }
 }
@@ -318,11 +316,22 @@ impl actix_web::FromRequest for AuthenticatedUser {
         Box::pin(async move {
             match authenticate(req).await? {
                 Some(user) => Ok(AuthenticatedUser(user)),
-                None => Err(ApiError::unauthorized(
-                    "Authentication required. Please sign in.",
-                )),
+                None => Err(ApiError::unauthorized(SIGN_IN_REQUIRED)),
             }
         })
+    }
+}
+
+impl actix_web::FromRequest for SignedSession {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(claimed_session(req).and_then(|claim| {
+            claim
+                .map(SignedSession)
+                .ok_or_else(|| ApiError::unauthorized(SIGN_IN_REQUIRED))
+        }))
     }
 }
 

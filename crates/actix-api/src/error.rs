@@ -401,6 +401,10 @@ pub fn envelope_fallback<B: MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(res))
 }
 
+/// The answer to a token that is invalid, expired, of an ended session or of a deleted account.
+pub(crate) const SESSION_ENDED: &str =
+    "Your session is invalid or has expired. Please sign in again.";
+
 impl From<lms_use_cases::UseCaseError> for ApiError {
     fn from(err: lms_use_cases::UseCaseError) -> Self {
         use lms_ports::GatewayError as G;
@@ -415,6 +419,7 @@ impl From<lms_use_cases::UseCaseError> for ApiError {
             E::EmailTaken => {
                 ApiError::conflict("EMAIL_TAKEN", "An account with this email already exists.")
             }
+            E::SessionEnded => ApiError::unauthorized(SESSION_ENDED),
             E::Forbidden => ApiError::forbidden("You are not allowed to do this."),
             E::NotFound(Resource::Course) => ApiError::new(
                 StatusCode::NOT_FOUND,

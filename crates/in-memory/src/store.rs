@@ -10,10 +10,11 @@ use lms_domain::{
     User, UserId,
 };
 use lms_ports::{
-    Applied, AuditEntry, AuditLog, CourseRepo, DeliveryKind, DeploymentClaim, DeploymentRegistry,
-    EventDelivery, EventEnvelope, EventFilter, EventInbox, EventOutcome, FactUpdate, InboxRecord,
-    Page, PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, Recorded, RefundLease,
-    RepoError, RevenueLine, RevenueQuery, StorageHealth, Unapplied, UserRepo,
+    Applied, AuditEntry, AuditLog, BuyerView, CourseRepo, DeliveryKind, DeploymentClaim,
+    DeploymentRegistry, EventDelivery, EventEnvelope, EventFilter, EventInbox, EventOutcome,
+    FactUpdate, InboxRecord, Page, PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse,
+    Recorded, RefundLease, RepoError, RevenueLine, RevenueQuery, StorageHealth, Unapplied,
+    UserRepo,
 };
 use std::cmp::Reverse;
 use std::collections::{btree_map, hash_map::Entry, BTreeMap, HashMap, HashSet};
@@ -62,6 +63,18 @@ pub struct InMemoryStore {
 /// Newest first, ties broken by id (descending), as every listing port requires.
 fn newest_first<T, I: Ord>(items: &mut [T], key: impl Fn(&T) -> (OffsetDateTime, I)) {
     items.sort_by_key(|item| Reverse(key(item)));
+}
+
+/// Every purchase of `user` for `course`, newest first (ties broken by id).
+fn purchases_of(state: &State, user: UserId, course: CourseId) -> Vec<Purchase> {
+    let mut purchases: Vec<Purchase> = state
+        .purchases
+        .values()
+        .filter(|p| p.user_id == user && p.course_id == course)
+        .cloned()
+        .collect();
+    newest_first(&mut purchases, |p| (p.created_at, p.id));
+    purchases
 }
 
 /// The page `page` (clamped as [`PageRequest::new`] does) of `items`, already in order.
@@ -431,7 +444,9 @@ impl PurchaseRepo for InMemoryStore {
             });
         }
         state.purchases.insert(purchase.id, purchase.clone());
-        Ok(Applied::Applied(purchase))
+        let mut others = purchases_of(&state, purchase.user_id, purchase.course_id);
+        others.retain(|other| other.id != purchase.id);
+        Ok(Applied::Applied { purchase, others })
     }
 
     async fn get_purchase(&self, id: PurchaseId) -> Result<Option<Purchase>, RepoError> {
@@ -468,14 +483,24 @@ impl PurchaseRepo for InMemoryStore {
         course: CourseId,
     ) -> Result<Vec<Purchase>, RepoError> {
         let state = self.lock()?;
-        let mut purchases: Vec<Purchase> = state
-            .purchases
-            .values()
-            .filter(|p| p.user_id == user && p.course_id == course)
-            .cloned()
-            .collect();
-        newest_first(&mut purchases, |p| (p.created_at, p.id));
-        Ok(purchases)
+        Ok(purchases_of(&state, user, course))
+    }
+
+    async fn buyer_view(
+        &self,
+        user: UserId,
+        course: CourseId,
+    ) -> Result<Option<BuyerView>, RepoError> {
+        // One lock: the three parts are read at one instant, as one SQL statement reads them.
+        let state = self.lock()?;
+        let Some(found) = state.users.get(&user) else {
+            return Ok(None);
+        };
+        Ok(Some(BuyerView {
+            user: found.clone(),
+            course: state.courses.get(&course).cloned(),
+            purchases: purchases_of(&state, user, course),
+        }))
     }
 
     async fn claim_for_reconciliation(

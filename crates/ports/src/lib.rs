@@ -64,7 +64,7 @@ pub use gateway::{
 };
 pub use password::{PasswordHashError, PasswordHasher};
 pub use storage::{
-    Applied, AuditAction, AuditActor, AuditEntry, AuditLog, CourseRepo, DeliveryKind,
+    Applied, AuditAction, AuditActor, AuditEntry, AuditLog, BuyerView, CourseRepo, DeliveryKind,
     DeploymentClaim, DeploymentRegistry, EventDelivery, EventFilter, EventInbox, EventOutcome,
     FactUpdate, InboxRecord, Page, PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse,
     Recorded, RefundLease, RepoError, RevenueLine, RevenueQuery, StorageHealth, Unapplied,

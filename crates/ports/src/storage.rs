@@ -324,9 +324,18 @@ pub struct FactUpdate {
     reason = "returned once per webhook; boxing buys nothing"
 )]
 pub enum Applied {
-    /// The update was applied; the purchase as saved (possibly unchanged, if the facts were
-    /// already known).
-    Applied(Purchase),
+    /// The update was applied.
+    Applied {
+        /// The purchase as saved (possibly unchanged, if the facts were already known).
+        purchase: Purchase,
+        /// The same buyer's other purchases of the same course (newest first, ties broken by
+        /// id), read in the same atomic unit and serialized with every other update of any of
+        /// them: of two purchases of one buyer and course updated at the same time, the one
+        /// updated second sees the first as saved. This is how a double payment is noticed
+        /// (two purchases that both unlock the course) without a read after the commit that
+        /// could miss the other one.
+        others: Vec<Purchase>,
+    },
     /// The event was already recorded: a redelivery only counted (delivery count and last
     /// receipt time), a replay of an applied or held event changed nothing.
     DuplicateEvent,
@@ -380,6 +389,18 @@ pub struct PurchasedCourse {
     pub course: Course,
 }
 
+/// One buyer's standing on one course, as a purchase-status read needs it: the account, the
+/// course and the buyer's purchases of it, read together ([`PurchaseRepo::buyer_view`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuyerView {
+    pub user: User,
+    /// `None`: no such course.
+    pub course: Option<Course>,
+    /// Every purchase of the user for the course, newest first (ties broken by id), as
+    /// [`PurchaseRepo::list_for_user_and_course`] lists them.
+    pub purchases: Vec<Purchase>,
+}
+
 #[async_trait]
 pub trait PurchaseRepo: Send + Sync + 'static {
     /// Inserts a new purchase. When it holds the active slot (it always does when new), no
@@ -404,7 +425,9 @@ pub trait PurchaseRepo: Send + Sync + 'static {
     ) -> Result<Purchase, RepoError>;
 
     /// Applies facts exactly once: in one atomic unit, records the event in the inbox (if
-    /// any), loads and locks the purchase, merges the facts, links the payment intent, saves.
+    /// any), loads and locks the purchase together with the buyer's other purchases of the
+    /// same course (returned as [`Applied::Applied`]'s `others`), merges the facts, links the
+    /// payment intent, saves.
     ///
     /// The event's inbox row is written with outcome [`EventOutcome::of_applied`] of the
     /// saved purchase, `purchase_id` set, no error, and (for a first delivery) delivery count
@@ -450,6 +473,18 @@ pub trait PurchaseRepo: Send + Sync + 'static {
         user: UserId,
         course: CourseId,
     ) -> Result<Vec<Purchase>, RepoError>;
+
+    /// The user, the course and the user's purchases of it, as one consistent read (on SQL
+    /// stores, one statement: the frontend polls this, so it is one round trip). `Ok(None)`
+    /// when the user does not exist, whatever the course.
+    ///
+    /// # Errors
+    /// Only the shared ones.
+    async fn buyer_view(
+        &self,
+        user: UserId,
+        course: CourseId,
+    ) -> Result<Option<BuyerView>, RepoError>;
 
     /// Claims up to `limit` pending purchases created before `created_before` for one
     /// reconciliation pass, oldest first: those not held for review (no mismatched payment)

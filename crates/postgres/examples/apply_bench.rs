@@ -95,7 +95,7 @@ async fn concurrent(
                 let Some(update) = updates.get(i) else {
                     break applied;
                 };
-                if let Applied::Applied(_) = store.apply_facts(update).await.unwrap() {
+                if let Applied::Applied { .. } = store.apply_facts(update).await.unwrap() {
                     applied += 1;
                 }
             }

@@ -33,10 +33,10 @@ use lms_domain::{
     UserId,
 };
 use lms_ports::{
-    Applied, AuditEntry, AuditLog, CourseRepo, DeliveryKind, DeploymentClaim, DeploymentRegistry,
-    EventDelivery, EventFilter, EventInbox, EventOutcome, FactUpdate, InboxRecord, Page,
-    PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, Recorded, RefundLease, RepoError,
-    RevenueLine, RevenueQuery, StorageHealth, Unapplied, UserRepo,
+    Applied, AuditEntry, AuditLog, BuyerView, CourseRepo, DeliveryKind, DeploymentClaim,
+    DeploymentRegistry, EventDelivery, EventFilter, EventInbox, EventOutcome, FactUpdate,
+    InboxRecord, Page, PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, Recorded,
+    RefundLease, RepoError, RevenueLine, RevenueQuery, StorageHealth, Unapplied, UserRepo,
 };
 use lms_sql_rows::RefundLeaseMiss;
 use time::OffsetDateTime;
@@ -399,22 +399,36 @@ impl CourseRepo for PgStore {
     }
 }
 
-/// Loads and locks one purchase for the rest of the transaction. `FOR NO KEY UPDATE` (not
-/// `FOR UPDATE`): it serialises fact updates of the purchase, yet does not conflict with the
-/// `FOR KEY SHARE` lock the foreign key check of a concurrent `webhook_events` insert takes,
-/// which would deadlock two different events of one purchase.
-async fn lock_purchase(
-    conn: &mut AsyncPgConnection,
+/// Loads and locks, for the rest of the transaction, the purchase `id` and every other
+/// purchase of its buyer for its course (usually none), in id order. Locking them all
+/// serialises fact updates of any of them, so the update that comes second sees the first
+/// as committed: that is what [`Applied::Applied`]'s `others` promises. `FOR NO KEY UPDATE`
+/// (not `FOR UPDATE`): it does not conflict with the `FOR KEY SHARE` lock the foreign key
+/// check of a concurrent `webhook_events` insert takes, which would deadlock two different
+/// events of one purchase. No row: no such purchase.
+async fn lock_buyers_purchases(
+    conn: &AsyncPgConnection,
     id: PurchaseId,
-) -> Result<Option<Purchase>, TxError> {
-    let row = purchases::table
-        .find(id.as_uuid())
+) -> QueryResult<Vec<PurchaseRow>> {
+    let target = diesel::alias!(purchases as target);
+    let of_target = target.filter(target.field(purchases::id).eq(id.as_uuid()));
+    purchases::table
+        .filter(
+            purchases::user_id.nullable().eq(of_target
+                .select(target.field(purchases::user_id))
+                .single_value()),
+        )
+        .filter(
+            purchases::course_id.nullable().eq(of_target
+                .select(target.field(purchases::course_id))
+                .single_value()),
+        )
+        // One order for every locker, so that two of them never wait on each other.
+        .order(purchases::id)
         .select(PurchaseRow::as_select())
         .for_no_key_update()
-        .first(conn)
+        .load(&mut &*conn)
         .await
-        .optional()?;
-    Ok(row.map(PurchaseRow::into_domain).transpose()?)
 }
 
 /// The outcomes a replay leaves alone ([`EventOutcome::is_settled`]).
@@ -424,7 +438,7 @@ const SETTLED: [&str; 2] = [EventOutcome::Applied.as_str(), EventOutcome::Held.a
 /// what a first delivery writes. One statement: `INSERT INTO webhook_events .. ON CONFLICT
 /// (event_id) DO UPDATE SET .. [WHERE ..] RETURNING delivery_count`.
 async fn upsert_event(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     kind: DeliveryKind,
     row: WebhookEventRow,
 ) -> QueryResult<Recorded> {
@@ -440,7 +454,7 @@ async fn upsert_event(
                     webhook_events::last_received_at.eq(excluded(webhook_events::last_received_at)),
                 ))
                 .returning(webhook_events::delivery_count)
-                .get_result(conn)
+                .get_result(&mut conn)
                 .await?;
             // Inserted rows count one delivery; a counted redelivery, two or more.
             count == 1
@@ -455,7 +469,7 @@ async fn upsert_event(
             webhook_events::outcome.ne_all(SETTLED),
         )
         .returning(webhook_events::delivery_count)
-        .get_result::<i32>(conn)
+        .get_result::<i32>(&mut conn)
         .await
         .optional()?
         .is_some(),
@@ -474,35 +488,50 @@ async fn upsert_event(
 ///    changes nothing and stops here too. A concurrent duplicate waits here for the first to
 ///    commit or roll back. An unknown purchase fails the foreign key (of the inserted row, or
 ///    of the purchase a replay sets), which rolls back as `NotFound`;
-/// 2. `SELECT .. FROM purchases WHERE id = $1 FOR NO KEY UPDATE`;
+/// 2. the purchase and its buyer's other purchases of the course, locked
+///    ([`lock_buyers_purchases`]). Sent with statement 1 without waiting for its answer
+///    (pipelined: one round trip for both); when statement 1 fails, this one fails with it
+///    and the first error is the one reported. A duplicate thus locks the purchase too, until
+///    its commit a moment later;
 /// 3. (only if the merge changed anything) `UPDATE purchases SET <facts, details, status,
 ///    sale, slot, payment intent, updated_at> WHERE id = $1`;
 /// 4. (events only, and only when the saved purchase is held for review)
 ///    `UPDATE webhook_events SET outcome = 'held' WHERE event_id = $1`: the outcome depends on
 ///    the merge, and writing the row first is what lets a duplicate stop at statement 1.
 ///
-/// Plus BEGIN and COMMIT: a first delivery costs five round trips (six when it leaves its
+/// Plus BEGIN and COMMIT: a first delivery costs four round trips (five when it leaves its
 /// purchase held), a redelivery three, in one transaction.
 async fn apply_in_transaction(
     conn: &mut AsyncPgConnection,
     update: &FactUpdate,
 ) -> Result<Applied, TxError> {
     let at = stored_precision(update.at);
-    if let Some(event) = &update.event {
-        let row = WebhookEventRow::from_domain(&lms_sql_rows::first_delivery(
-            &event.envelope,
-            EventOutcome::Applied,
-            None,
-            Some(update.purchase_id),
-            at,
-        ))?;
-        if upsert_event(conn, event.kind, row).await? == Recorded::Duplicate {
-            return Ok(Applied::DuplicateEvent);
+    let conn: &AsyncPgConnection = conn;
+    let locked = match &update.event {
+        Some(event) => {
+            let row = WebhookEventRow::from_domain(&lms_sql_rows::first_delivery(
+                &event.envelope,
+                EventOutcome::Applied,
+                None,
+                Some(update.purchase_id),
+                at,
+            ))?;
+            let (recorded, locked) = tokio::join!(
+                upsert_event(conn, event.kind, row),
+                lock_buyers_purchases(conn, update.purchase_id)
+            );
+            if recorded? == Recorded::Duplicate {
+                return Ok(Applied::DuplicateEvent);
+            }
+            locked?
         }
-    }
-    let mut purchase = lock_purchase(conn, update.purchase_id)
-        .await?
-        .ok_or(RepoError::NotFound)?;
+        None => lock_buyers_purchases(conn, update.purchase_id).await?,
+    };
+    let locked = locked
+        .into_iter()
+        .map(PurchaseRow::into_domain)
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mut purchase, others) = lms_sql_rows::purchase_and_others(locked, update.purchase_id)?;
     let changed = purchase.absorb(
         &update.facts,
         update.payment_intent_id.as_deref(),
@@ -512,7 +541,7 @@ async fn apply_in_transaction(
     if changed {
         diesel::update(purchases::table.find(update.purchase_id.as_uuid()))
             .set(StateRow::from_domain(&purchase)?)
-            .execute(conn)
+            .execute(&mut &*conn)
             .await?;
     }
     if let Some(event) = &update.event {
@@ -520,11 +549,11 @@ async fn apply_in_transaction(
         if outcome != EventOutcome::Applied {
             diesel::update(webhook_events::table.find(&event.envelope.id))
                 .set(webhook_events::outcome.eq(outcome.as_str()))
-                .execute(conn)
+                .execute(&mut &*conn)
                 .await?;
         }
     }
-    Ok(Applied::Applied(purchase))
+    Ok(Applied::Applied { purchase, others })
 }
 
 async fn load_purchases<Q>(
@@ -667,7 +696,7 @@ impl PurchaseRepo for PgStore {
         let applied = conn
             .transaction(async |conn| apply_in_transaction(conn, update).await)
             .await?;
-        if let Applied::Applied(purchase) = &applied {
+        if let Applied::Applied { purchase, .. } = &applied {
             tracing::debug!(status = purchase.status().as_str(), "facts applied");
         } else {
             tracing::debug!("duplicate event: only counted, nothing merged");
@@ -723,6 +752,40 @@ impl PurchaseRepo for PgStore {
             .order((purchases::created_at.desc(), purchases::id.desc()))
             .select(PurchaseRow::as_select());
         load_purchases(&mut conn, query).await
+    }
+
+    async fn buyer_view(
+        &self,
+        user: UserId,
+        course: CourseId,
+    ) -> Result<Option<BuyerView>, RepoError> {
+        let mut conn = self.conn().await?;
+        // One statement: the user's row, joined to the course's (if any) and to each of the
+        // user's purchases of it (served by purchases_user_course_created_idx, in order).
+        let rows: Vec<(UserRow, Option<CourseRow>, Option<PurchaseRow>)> = users::table
+            .left_join(courses::table.on(courses::id.eq(course.as_uuid())))
+            .left_join(
+                purchases::table.on(purchases::user_id
+                    .eq(users::id)
+                    .and(purchases::course_id.eq(course.as_uuid()))),
+            )
+            .filter(users::id.eq(user.as_uuid()))
+            .order((purchases::created_at.desc(), purchases::id.desc()))
+            .select((
+                UserRow::as_select(),
+                Option::<CourseRow>::as_select(),
+                Option::<PurchaseRow>::as_select(),
+            ))
+            .load(&mut conn)
+            .await
+            .map_err(from_diesel)?;
+        lms_sql_rows::buyer_view(rows.into_iter().map(|(user, course, purchase)| {
+            (
+                user.into(),
+                course.map(Into::into),
+                purchase.map(Into::into),
+            )
+        }))
     }
 
     async fn claim_for_reconciliation(

@@ -252,7 +252,7 @@ async fn a_duplicate_event_or_a_known_fact_does_not_touch_the_row() {
     let delivery = contract::update(purchase.id, paid.clone(), Some("evt_1"), contract::at(2));
     assert!(matches!(
         store.apply_facts(&delivery).await.unwrap(),
-        Applied::Applied(_)
+        Applied::Applied { .. }
     ));
     let version = row_version(&mut conn, &purchase).await;
 
@@ -266,7 +266,7 @@ async fn a_duplicate_event_or_a_known_fact_does_not_touch_the_row() {
     let known = contract::update(purchase.id, paid, Some("evt_2"), contract::at(3));
     assert!(matches!(
         store.apply_facts(&known).await.unwrap(),
-        Applied::Applied(_)
+        Applied::Applied { .. }
     ));
     assert_eq!(row_version(&mut conn, &purchase).await, version);
 
@@ -479,6 +479,12 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
             "COMMIT",
         ]
     );
+    // The lock takes the buyer's purchases of the course, found from the purchase's id.
+    assert!(
+        sent[3].contains("FROM \"purchases\" AS \"target\""),
+        "{}",
+        sent[3]
+    );
     // One upsert records the event or counts a redelivery, and says which.
     assert!(
         sent[2].contains("ON CONFLICT (\"event_id\") DO UPDATE SET")
@@ -488,20 +494,21 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
     );
     assert!(sent[3].contains("FOR NO KEY UPDATE"));
 
-    // A redelivery stops after the upsert, which counted it.
+    // A redelivery stops after the upsert, which counted it. The lock was sent with the
+    // upsert, before its answer (pipelined: one round trip for both), so it is there too.
+    let upsert_and_lock = [
+        "<begin>",
+        "BEGIN",
+        "INSERT INTO \"webhook_events\"",
+        "SELECT \"purchases\".\"id\", \"purchases\".\"user_id\",",
+    ];
     assert_eq!(
         store.apply_facts(&paid).await.unwrap(),
         Applied::DuplicateEvent
     );
     assert_eq!(
         shape(&next()),
-        [
-            "<begin>",
-            "BEGIN",
-            "INSERT INTO \"webhook_events\"",
-            "<commit>",
-            "COMMIT"
-        ]
+        [&upsert_and_lock[..], &["<commit>", "COMMIT"]].concat()
     );
     // So does a replay of the applied event, which changes nothing.
     let replay = FactUpdate {
@@ -514,16 +521,11 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
     );
     assert_eq!(
         shape(&next()),
-        [
-            "<begin>",
-            "BEGIN",
-            "INSERT INTO \"webhook_events\"",
-            "<commit>",
-            "COMMIT"
-        ]
+        [&upsert_and_lock[..], &["<commit>", "COMMIT"]].concat()
     );
 
-    // An unknown purchase fails the insert's foreign key: rolled back, nothing else sent.
+    // An unknown purchase fails the insert's foreign key (the lock sent with it fails too):
+    // rolled back, nothing else sent.
     let orphan = contract::update(
         lms_domain::PurchaseId::from_uuid(Uuid::new_v4()),
         vec![],
@@ -533,13 +535,7 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
     assert_eq!(store.apply_facts(&orphan).await, Err(RepoError::NotFound));
     assert_eq!(
         shape(&next()),
-        [
-            "<begin>",
-            "BEGIN",
-            "INSERT INTO \"webhook_events\"",
-            "<rollback>",
-            "ROLLBACK"
-        ]
+        [&upsert_and_lock[..], &["<rollback>", "ROLLBACK"]].concat()
     );
 
     // A payment that does not match the price leaves the purchase held: one more statement
@@ -555,7 +551,7 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
         Some("evt_short"),
         contract::at(4),
     );
-    let Applied::Applied(held) = store.apply_facts(&short).await.unwrap() else {
+    let Applied::Applied { purchase: held, .. } = store.apply_facts(&short).await.unwrap() else {
         panic!("expected Applied");
     };
     assert!(held.review_reason().is_some());
@@ -581,7 +577,10 @@ async fn what_apply_facts_returns_is_what_is_stored_even_with_nanoseconds() {
 
     let at = contract::at(2) + time::Duration::nanoseconds(789);
     let update = contract::update(purchase.id, vec![PaymentFact::PaymentProcessing], None, at);
-    let Applied::Applied(returned) = store.apply_facts(&update).await.unwrap() else {
+    let Applied::Applied {
+        purchase: returned, ..
+    } = store.apply_facts(&update).await.unwrap()
+    else {
         panic!("expected Applied");
     };
     assert_eq!(returned.updated_at, contract::at(2));

@@ -14,7 +14,8 @@
 //! * the commerce queries' shared half: the revenue report's rows ([`RevenueRecord`]), and
 //!   how a refund lease or a gateway customer link that wrote nothing is read
 //!   ([`RefundLeaseMiss`], [`linked_gateway_customer`]);
-//! * small query-side rules: which purchases unlock a course ([`unlocked`]), paging
+//! * small query-side rules: which purchases unlock a course ([`unlocked`]), a buyer's view
+//!   read in one statement ([`buyer_view`]), paging
 //!   ([`limit_offset`]);
 //! * the adapters' plumbing: [`row!`] declares a diesel row struct and generates its field
 //!   moves to and from its record, [`tx_error!`] the error type of transaction bodies.
@@ -43,8 +44,8 @@ pub use crate::constraints::unique_constraint_meaning;
 pub use crate::deployment::{deployment_claim, DEPLOYMENT_ROW_ID};
 pub use crate::inbox::{event_outcome, first_delivery, WebhookEventRecord};
 pub use crate::records::{
-    limit_offset, page, session_generation, total, unlocked, CourseRecord, PurchaseRecord, Record,
-    StateRecord, UserRecord,
+    buyer_view, limit_offset, page, purchase_and_others, session_generation, total, unlocked,
+    CourseRecord, PurchaseRecord, Record, StateRecord, UserRecord,
 };
 
 use std::marker::PhantomData;

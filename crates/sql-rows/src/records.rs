@@ -5,7 +5,7 @@ use lms_domain::{
     Bill, CheckoutSession, Conversion, Course, CourseId, CourseText, Currency, Email, Money,
     PaymentDetails, PaymentFacts, Purchase, PurchaseId, Role, Sale, User, UserId, UserName,
 };
-use lms_ports::{Page, PageRequest, PurchasedCourse, RepoError};
+use lms_ports::{BuyerView, Page, PageRequest, PurchasedCourse, RepoError};
 
 use crate::{corrupt, Encoding};
 
@@ -557,6 +557,55 @@ pub fn unlocked<E: Encoding>(
         }
     }
     Ok(unlocked)
+}
+
+/// The purchase `id` and the others among `locked` (its buyer's purchases of its course, as a
+/// fact update locks them), newest first with ties broken by id, as [`lms_ports::Applied`]
+/// returns them.
+///
+/// # Errors
+/// [`RepoError::NotFound`] when `id` is not among them (no such purchase).
+pub fn purchase_and_others(
+    locked: Vec<Purchase>,
+    id: PurchaseId,
+) -> Result<(Purchase, Vec<Purchase>), RepoError> {
+    let (mut target, mut others): (Vec<Purchase>, Vec<Purchase>) =
+        locked.into_iter().partition(|purchase| purchase.id == id);
+    let purchase = target.pop().ok_or(RepoError::NotFound)?;
+    others.sort_by_key(|other| std::cmp::Reverse((other.created_at, other.id)));
+    Ok((purchase, others))
+}
+
+/// The [`BuyerView`] read by one `users LEFT JOIN courses LEFT JOIN purchases` statement: one
+/// row per purchase (newest first, as the statement orders them), each repeating the user and
+/// the course, or a single row without a purchase. No row: no such user.
+///
+/// # Errors
+/// [`RepoError::Unexpected`] for a record the domain refuses.
+pub fn buyer_view<E: Encoding>(
+    rows: impl IntoIterator<
+        Item = (
+            UserRecord<E>,
+            Option<CourseRecord<E>>,
+            Option<PurchaseRecord<E>>,
+        ),
+    >,
+) -> Result<Option<BuyerView>, RepoError> {
+    let mut view: Option<BuyerView> = None;
+    for (user, course, purchase) in rows {
+        let view = match &mut view {
+            Some(view) => view,
+            None => view.insert(BuyerView {
+                user: user.into_domain()?,
+                course: course.map(Record::into_domain).transpose()?,
+                purchases: Vec::new(),
+            }),
+        };
+        if let Some(purchase) = purchase {
+            view.purchases.push(purchase.into_domain()?);
+        }
+    }
+    Ok(view)
 }
 
 #[cfg(test)]

@@ -62,10 +62,10 @@ use lms_domain::{
     UserId,
 };
 use lms_ports::{
-    Applied, AuditEntry, AuditLog, CourseRepo, DeliveryKind, DeploymentClaim, DeploymentRegistry,
-    EventDelivery, EventFilter, EventInbox, EventOutcome, FactUpdate, InboxRecord, Page,
-    PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, Recorded, RefundLease, RepoError,
-    RevenueLine, RevenueQuery, StorageHealth, Unapplied, UserRepo,
+    Applied, AuditEntry, AuditLog, BuyerView, CourseRepo, DeliveryKind, DeploymentClaim,
+    DeploymentRegistry, EventDelivery, EventFilter, EventInbox, EventOutcome, FactUpdate,
+    InboxRecord, Page, PageRequest, PaymentsMode, PurchaseRepo, PurchasedCourse, Recorded,
+    RefundLease, RepoError, RevenueLine, RevenueQuery, StorageHealth, Unapplied, UserRepo,
 };
 use lms_sql_rows::RefundLeaseMiss;
 use time::OffsetDateTime;
@@ -528,6 +528,31 @@ fn load_purchase(conn: &mut SqliteConnection, id: &str) -> Result<Option<Purchas
     Ok(row.map(PurchaseRow::into_domain).transpose()?)
 }
 
+/// The purchase `id` and every other purchase of its buyer for its course (usually none), in
+/// one statement. No row: no such purchase.
+fn load_buyers_purchases(conn: &mut SqliteConnection, id: &str) -> Result<Vec<Purchase>, TxError> {
+    let target = diesel::alias!(purchases as target);
+    let of_target = target.filter(target.field(purchases::id).eq(id.to_owned()));
+    let rows: Vec<PurchaseRow> = purchases::table
+        .filter(
+            purchases::user_id.nullable().eq(of_target
+                .clone()
+                .select(target.field(purchases::user_id))
+                .single_value()),
+        )
+        .filter(
+            purchases::course_id.nullable().eq(of_target
+                .select(target.field(purchases::course_id))
+                .single_value()),
+        )
+        .select(PurchaseRow::as_select())
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(PurchaseRow::into_domain)
+        .collect::<Result<_, _>>()?)
+}
+
 /// The outcomes a replay leaves alone ([`EventOutcome::is_settled`]).
 const SETTLED: [&str; 2] = [EventOutcome::Applied.as_str(), EventOutcome::Held.as_str()];
 
@@ -588,7 +613,8 @@ fn upsert_event(
 ///    stops here, committed: [`Applied::DuplicateEvent`]. A replay of an applied or held event
 ///    changes nothing and stops here too. An unknown purchase fails the foreign key, which
 ///    rolls back as `NotFound`;
-/// 2. `SELECT .. FROM purchases WHERE id = ?`;
+/// 2. the purchase and its buyer's other purchases of the course ([`load_buyers_purchases`]:
+///    the write lock already serialises their updates);
 /// 3. (only if the merge changed anything) `UPDATE purchases SET <facts, details, status,
 ///    sale, slot, payment intent, updated_at> WHERE id = ?`;
 /// 4. (events only, and only when the saved purchase is held for review)
@@ -611,7 +637,10 @@ fn apply_in_transaction(
             return Ok(Applied::DuplicateEvent);
         }
     }
-    let mut purchase = load_purchase(conn, &purchase_id)?.ok_or(RepoError::NotFound)?;
+    let (mut purchase, others) = lms_sql_rows::purchase_and_others(
+        load_buyers_purchases(conn, &purchase_id)?,
+        update.purchase_id,
+    )?;
     let changed = purchase.absorb(
         &update.facts,
         update.payment_intent_id.as_deref(),
@@ -631,7 +660,7 @@ fn apply_in_transaction(
                 .execute(conn)?;
         }
     }
-    Ok(Applied::Applied(purchase))
+    Ok(Applied::Applied { purchase, others })
 }
 
 /// [`PurchaseRepo::claim_for_reconciliation`] in one statement (SQL text: diesel's query
@@ -770,7 +799,7 @@ impl PurchaseRepo for SqliteStore {
                     .map_err(RepoError::from)
             })
             .await?;
-        if let Applied::Applied(purchase) = &applied {
+        if let Applied::Applied { purchase, .. } = &applied {
             tracing::debug!(purchase_id = %purchase.id, status = purchase.status().as_str(), "facts applied");
         }
         Ok(applied)
@@ -825,6 +854,41 @@ impl PurchaseRepo for SqliteStore {
                 .order((purchases::created_at.desc(), purchases::id.desc()))
                 .select(PurchaseRow::as_select());
             load_purchases(conn, query)
+        })
+        .await
+    }
+
+    async fn buyer_view(
+        &self,
+        user: UserId,
+        course: CourseId,
+    ) -> Result<Option<BuyerView>, RepoError> {
+        let (user, course) = (id_text(user.as_uuid()), id_text(course.as_uuid()));
+        self.read(move |conn| {
+            // One statement, as on PostgreSQL (served by purchases_user_course_created_idx).
+            let rows: Vec<(UserRow, Option<CourseRow>, Option<PurchaseRow>)> = users::table
+                .left_join(courses::table.on(courses::id.eq(course.clone())))
+                .left_join(
+                    purchases::table.on(purchases::user_id
+                        .eq(users::id)
+                        .and(purchases::course_id.eq(course))),
+                )
+                .filter(users::id.eq(user))
+                .order((purchases::created_at.desc(), purchases::id.desc()))
+                .select((
+                    UserRow::as_select(),
+                    Option::<CourseRow>::as_select(),
+                    Option::<PurchaseRow>::as_select(),
+                ))
+                .load(conn)
+                .map_err(from_diesel)?;
+            lms_sql_rows::buyer_view(rows.into_iter().map(|(user, course, purchase)| {
+                (
+                    user.into(),
+                    course.map(Into::into),
+                    purchase.map(Into::into),
+                )
+            }))
         })
         .await
     }

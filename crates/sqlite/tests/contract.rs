@@ -378,7 +378,7 @@ async fn events_are_kept_with_their_payload_and_a_known_fact_does_not_rewrite_th
     let delivery = contract::update(purchase.id, paid.clone(), Some("evt_paid"), contract::at(3));
     assert!(matches!(
         store.apply_facts(&delivery).await.unwrap(),
-        Applied::Applied(_)
+        Applied::Applied { .. }
     ));
     assert_eq!(
         store.apply_facts(&delivery).await.unwrap(),
@@ -387,7 +387,7 @@ async fn events_are_kept_with_their_payload_and_a_known_fact_does_not_rewrite_th
     let known = contract::update(purchase.id, paid, Some("evt_again"), contract::at(4));
     assert!(matches!(
         store.apply_facts(&known).await.unwrap(),
-        Applied::Applied(_)
+        Applied::Applied { .. }
     ));
     assert_eq!(count(&mut conn, "SELECT n FROM purchase_updates"), 1);
     assert_eq!(
@@ -591,7 +591,7 @@ async fn two_processes_on_one_file_still_apply_an_event_once_and_let_one_checkou
     let (mut applied, mut duplicates) = (0, 0);
     while let Some(result) = deliveries.join_next().await {
         match result.unwrap() {
-            Ok(Applied::Applied(_)) => applied += 1,
+            Ok(Applied::Applied { .. }) => applied += 1,
             Ok(Applied::DuplicateEvent) => duplicates += 1,
             Err(error) => panic!("a delivery failed: {error}"),
         }

@@ -643,7 +643,9 @@ pub async fn concurrent_replays_of_one_failed_event_apply_once<S: Store>(store: 
     let (mut applied_count, mut duplicates) = (0, 0);
     while let Some(result) = tasks.join_next().await {
         match result.unwrap() {
-            Ok(Applied::Applied(saved)) => {
+            Ok(Applied::Applied {
+                purchase: saved, ..
+            }) => {
                 applied_count += 1;
                 assert_eq!(saved.status(), PurchaseStatus::Completed);
             }
@@ -1065,7 +1067,10 @@ pub async fn mark_failed_marks_any_event_failed_and_a_replay_applies_it_again<S:
     let replay = with_event(replayed("evt_paid"), purchase.id, paid_in_full(), at(10));
     assert_eq!(
         store.apply_facts(&replay).await,
-        Ok(Applied::Applied(paid.clone()))
+        Ok(Applied::Applied {
+            purchase: paid.clone(),
+            others: Vec::new()
+        })
     );
     assert_eq!(
         row(&store, "evt_paid").await,

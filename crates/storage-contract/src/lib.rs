@@ -30,7 +30,7 @@ use lms_domain::{
     Role, User, UserId, UserName,
 };
 use lms_ports::{
-    Applied, AuditLog, CourseRepo, DeliveryKind, DeploymentClaim, DeploymentRegistry,
+    Applied, AuditLog, BuyerView, CourseRepo, DeliveryKind, DeploymentClaim, DeploymentRegistry,
     EventDelivery, EventEnvelope, EventInbox, EventOutcome, FactUpdate, InboxRecord, PageRequest,
     PaymentsMode, PurchaseRepo, PurchasedCourse, RepoError, StorageHealth, Unapplied, UserRepo,
 };
@@ -99,6 +99,7 @@ macro_rules! storage_contract_tests {
             purchases_one_active_slot_per_user_and_course,
             purchases_failure_releases_the_slot_and_late_payment_does_not_take_it_back,
             purchases_listed_for_user_and_course_newest_first_ties_by_id,
+            buyer_view_reads_the_user_the_course_and_its_purchases_newest_first,
             attach_checkout_records_the_session,
             attach_checkout_unknown_is_not_found,
             attach_checkout_session_ids_are_unique,
@@ -106,6 +107,7 @@ macro_rules! storage_contract_tests {
             apply_facts_unknown_purchase_is_not_found_and_records_no_event,
             apply_facts_without_event_is_idempotent,
             apply_facts_returns_the_saved_purchase,
+            apply_facts_returns_the_buyers_other_purchases_of_the_course,
             apply_facts_links_the_first_payment_intent,
             apply_facts_duplicate_payment_intent_writes_nothing,
             apply_facts_keeps_the_earliest_payment_time,
@@ -148,6 +150,7 @@ macro_rules! storage_contract_tests {
             concurrent_reconciliation_claims_are_disjoint,
             concurrent_checkouts_of_one_course_let_exactly_one_win,
             concurrent_events_of_one_purchase_lose_no_fact,
+            concurrent_payments_of_two_purchases_of_one_course_see_each_other,
             concurrent_session_ends_lose_no_increment,
             deployment_first_claim_records_then_the_same_mode_matches,
             deployment_another_mode_conflicts_and_the_first_stays_recorded,
@@ -407,7 +410,7 @@ pub fn update(
 
 fn applied(result: Applied) -> Purchase {
     match result {
-        Applied::Applied(purchase) => purchase,
+        Applied::Applied { purchase, .. } => purchase,
         Applied::DuplicateEvent => panic!("expected the update to apply, got DuplicateEvent"),
     }
 }
@@ -1040,6 +1043,110 @@ pub async fn purchases_listed_for_user_and_course_newest_first_ties_by_id<S: Sto
     );
 }
 
+pub async fn buyer_view_reads_the_user_the_course_and_its_purchases_newest_first<S: Store>(
+    store: S,
+) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let (_, stranger) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let other_course = seed_course(&store, &instructor, at(0)).await;
+    // The buyer's session generation is not the initial one, so the user read is the stored one.
+    store.end_sessions(buyer.id).await.unwrap();
+    let buyer = store.get_user(buyer.id).await.unwrap().unwrap();
+
+    // No purchase yet: the user and the course, nothing else.
+    let view = store
+        .buyer_view(buyer.id, course.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        view,
+        BuyerView {
+            user: buyer.clone(),
+            course: Some(course.clone()),
+            purchases: Vec::new(),
+        }
+    );
+
+    let mut mine = Vec::new();
+    for (i, when) in [at(1), at(2), at(2), at(3)].into_iter().enumerate() {
+        let purchase = begin(&buyer, &course, when);
+        store.create_purchase(&purchase).await.unwrap();
+        let event = format!("evt_view_{i}");
+        mine.push(
+            apply(
+                &store,
+                purchase.id,
+                vec![PaymentFact::CheckoutExpired],
+                Some(&event),
+                when,
+            )
+            .await,
+        );
+    }
+    // Neither another course's purchase nor another buyer's of this course belongs to the view.
+    store
+        .create_purchase(&begin(&buyer, &other_course, at(9)))
+        .await
+        .unwrap();
+    store
+        .create_purchase(&begin(&stranger, &course, at(9)))
+        .await
+        .unwrap();
+    let paid = begin(&buyer, &course, at(4));
+    store.create_purchase(&paid).await.unwrap();
+    mine.push(
+        apply(
+            &store,
+            paid.id,
+            paid_in_full(),
+            Some("evt_view_paid"),
+            at(5),
+        )
+        .await,
+    );
+
+    let listed = store
+        .list_for_user_and_course(buyer.id, course.id)
+        .await
+        .unwrap();
+    let view = store
+        .buyer_view(buyer.id, course.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.user, buyer);
+    assert_eq!(view.course, Some(course.clone()));
+    assert_eq!(
+        view.purchases, listed,
+        "as list_for_user_and_course lists them"
+    );
+    mine.sort_by_key(|item| std::cmp::Reverse((item.created_at, item.id)));
+    assert_eq!(view.purchases, mine);
+
+    // An unknown course: the user, no course and no purchase.
+    assert_eq!(
+        store
+            .buyer_view(buyer.id, CourseId::from_uuid(fresh_id()))
+            .await
+            .unwrap(),
+        Some(BuyerView {
+            user: buyer.clone(),
+            course: None,
+            purchases: Vec::new(),
+        })
+    );
+    // An unknown user: nothing, whatever the course.
+    assert_eq!(
+        store
+            .buyer_view(UserId::from_uuid(fresh_id()), course.id)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Checkout sessions
 // ---------------------------------------------------------------------------------------------
@@ -1299,6 +1406,69 @@ pub async fn apply_facts_keeps_the_earliest_payment_time<S: Store>(store: S) {
             .collect::<Vec<_>>(),
         vec![at(30)]
     );
+}
+
+/// `others` of [`Applied::Applied`] for a fact update of `id`: the update must apply.
+async fn others_seen<S: Store>(store: &S, update: &FactUpdate) -> (Purchase, Vec<Purchase>) {
+    match store.apply_facts(update).await.unwrap() {
+        Applied::Applied { purchase, others } => (purchase, others),
+        Applied::DuplicateEvent => panic!("expected the update to apply, got DuplicateEvent"),
+    }
+}
+
+pub async fn apply_facts_returns_the_buyers_other_purchases_of_the_course<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    let (_, stranger) = seed_people(&store).await;
+    let course = seed_course(&store, &instructor, at(0)).await;
+    let other_course = seed_course(&store, &instructor, at(0)).await;
+    let expired = begin(&buyer, &course, at(1));
+    store.create_purchase(&expired).await.unwrap();
+    let expired = apply(
+        &store,
+        expired.id,
+        vec![PaymentFact::CheckoutExpired],
+        Some("evt_o1"),
+        at(1),
+    )
+    .await;
+    let paid = begin(&buyer, &course, at(2));
+    store.create_purchase(&paid).await.unwrap();
+    let paid = apply(&store, paid.id, paid_in_full(), Some("evt_o2"), at(2)).await;
+    let mut target = begin(&buyer, &course, at(3));
+    target.holds_active_slot = false;
+    store.create_purchase(&target).await.unwrap();
+    // Not the buyer's purchases of this course: never among the others.
+    store
+        .create_purchase(&begin(&buyer, &other_course, at(4)))
+        .await
+        .unwrap();
+    store
+        .create_purchase(&begin(&stranger, &course, at(4)))
+        .await
+        .unwrap();
+
+    let (saved, others) = others_seen(
+        &store,
+        &update(target.id, paid_in_full(), Some("evt_o3"), at(5)),
+    )
+    .await;
+    assert_eq!(saved.id, target.id);
+    assert_eq!(
+        others,
+        vec![paid.clone(), expired.clone()],
+        "newest first, as stored"
+    );
+    // An update without an event returns them too.
+    let (_, others) = others_seen(&store, &update(target.id, paid_in_full(), None, at(6))).await;
+    assert_eq!(others, vec![paid, expired]);
+    // A buyer's only purchase has none.
+    let only = seed_purchase(&store).await.purchase;
+    let (_, others) = others_seen(
+        &store,
+        &update(only.id, paid_in_full(), Some("evt_o4"), at(7)),
+    )
+    .await;
+    assert!(others.is_empty());
 }
 
 pub async fn apply_facts_returns_the_saved_purchase<S: Store>(store: S) {
@@ -1730,7 +1900,9 @@ pub async fn concurrent_deliveries_of_one_event_apply_once<S: Store>(store: S) {
     let (mut applied_count, mut duplicates) = (0, 0);
     while let Some(result) = tasks.join_next().await {
         match result.unwrap() {
-            Ok(Applied::Applied(saved)) => {
+            Ok(Applied::Applied {
+                purchase: saved, ..
+            }) => {
                 applied_count += 1;
                 assert_eq!(saved.status(), PurchaseStatus::Completed);
             }
@@ -1816,6 +1988,39 @@ pub async fn concurrent_events_of_one_purchase_lose_no_fact<S: Store>(store: S) 
     assert_eq!(saved.facts, expected.facts);
     assert_eq!(saved.facts.refunded, Some(usd(160)));
     assert_eq!(saved.status(), PurchaseStatus::Completed);
+}
+
+/// Two purchases of one buyer and course paid at the same moment (two tabs): whichever update
+/// comes second sees the first as paid, so a double payment is always noticed. Repeated, to
+/// give the interleavings a chance.
+pub async fn concurrent_payments_of_two_purchases_of_one_course_see_each_other<S: Store>(store: S) {
+    let (instructor, buyer) = seed_people(&store).await;
+    for round in 0..10 {
+        let course = seed_course(&store, &instructor, at(0)).await;
+        let first = begin(&buyer, &course, at(1));
+        let mut second = begin(&buyer, &course, at(1));
+        second.holds_active_slot = false;
+        store.create_purchase(&first).await.unwrap();
+        store.create_purchase(&second).await.unwrap();
+        let pay = |id: PurchaseId, event: String| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                others_seen(&store, &update(id, paid_in_full(), Some(&event), at(2))).await
+            })
+        };
+        let (a, b) = tokio::join!(
+            pay(first.id, format!("evt_tab_a_{round}")),
+            pay(second.id, format!("evt_tab_b_{round}"))
+        );
+        let seen_paid = |(_, others): &(Purchase, Vec<Purchase>), other: PurchaseId| {
+            others.iter().any(|p| p.id == other && p.unlocks_course())
+        };
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(
+            seen_paid(&a, second.id) || seen_paid(&b, first.id),
+            "round {round}: neither update saw the other payment"
+        );
+    }
 }
 
 pub async fn concurrent_session_ends_lose_no_increment<S: Store>(store: S) {

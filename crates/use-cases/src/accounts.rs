@@ -5,6 +5,25 @@ use crate::{new_uuid, Services, UseCaseError};
 use lms_domain::{DomainError, Email, Role, User, UserId, UserName};
 use lms_ports::{PurchasedCourse, RepoError};
 
+/// Whom a session token speaks for: the account and the session generation it was issued
+/// under. A claim is honoured only while the account exists and that session was not ended
+/// ([`User::honours_session`]); use cases that take one check it as part of their own read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionClaim {
+    pub user_id: UserId,
+    pub session_generation: u32,
+}
+
+impl SessionClaim {
+    /// A session of `user` in its current generation.
+    pub const fn current(user: &User) -> Self {
+        Self {
+            user_id: user.id,
+            session_generation: user.session_generation,
+        }
+    }
+}
+
 /// A sign-up request as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignUp {

@@ -64,6 +64,10 @@ pub enum UseCaseError {
     InvalidCredentials,
     #[error("an account with this email already exists")]
     EmailTaken,
+    /// A session token's account no longer exists, or the session it was issued in was
+    /// ended (signed out): the caller is not signed in.
+    #[error("the session has ended")]
+    SessionEnded,
     /// Authenticated, but not allowed to do this.
     #[error("not allowed")]
     Forbidden,
@@ -135,6 +139,7 @@ impl PartialEq for UseCaseError {
             (E::Validation(a), E::Validation(b)) => a == b,
             (E::InvalidCredentials, E::InvalidCredentials)
             | (E::EmailTaken, E::EmailTaken)
+            | (E::SessionEnded, E::SessionEnded)
             | (E::Forbidden, E::Forbidden)
             | (E::AlreadyPurchased, E::AlreadyPurchased)
             | (E::OwnCourse, E::OwnCourse)

@@ -241,7 +241,7 @@ impl Services {
             return Err(UseCaseError::unexpected("the event left its update"));
         };
         match applied {
-            Ok(Applied::Applied(purchase)) => {
+            Ok(Applied::Applied { purchase, others }) => {
                 let outcome = applied_outcome(&purchase);
                 tracing::info!(
                     purchase_id = %purchase_id, status = purchase.status().as_str(),
@@ -251,8 +251,12 @@ impl Services {
                 metrics::counter!("lms_purchase_updates_total", "status" => purchase.status().as_str())
                     .increment(1);
                 if pays && purchase.unlocks_course() {
-                    self.refund_double_payments(&purchase, Some(&delivery.envelope.id))
-                        .await?;
+                    self.refund_double_payments(
+                        purchase.clone(),
+                        others,
+                        Some(&delivery.envelope.id),
+                    )
+                    .await?;
                 }
                 Ok(outcome)
             }
@@ -365,8 +369,10 @@ impl Services {
     }
 
     /// A payment just unlocked `paid`'s course: when another purchase of the same buyer and
-    /// course unlocks it too (two tabs, a late payment of an expired checkout), every one but
-    /// the keeper is refunded in full, if [`crate::UseCaseSettings::auto_refund_double_payments`].
+    /// course (among `others`, all of them as read with `paid`, see
+    /// [`lms_ports::Applied::Applied`]) unlocks it too (two tabs, a late payment of an expired
+    /// checkout), every one but the keeper is refunded in full, if
+    /// [`crate::UseCaseSettings::auto_refund_double_payments`].
     /// The keeper is the purchase holding the active slot, else the earliest paid, so every
     /// instance and every order of events picks the same one; two events deciding at once are
     /// serialized by the purchase's refund lease and refund it once (the second finds nothing
@@ -376,14 +382,12 @@ impl Services {
     /// sees it and a replay tries again.
     pub(crate) async fn refund_double_payments(
         &self,
-        paid: &Purchase,
+        paid: Purchase,
+        others: Vec<Purchase>,
         event_id: Option<&str>,
     ) -> Result<(), UseCaseError> {
-        let unlocking: Vec<Purchase> = self
-            .purchases
-            .list_for_user_and_course(paid.user_id, paid.course_id)
-            .await?
-            .into_iter()
+        let unlocking: Vec<Purchase> = std::iter::once(paid)
+            .chain(others)
             .filter(Purchase::unlocks_course)
             .collect();
         if unlocking.len() < 2 {

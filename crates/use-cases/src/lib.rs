@@ -49,7 +49,7 @@ mod payments;
 mod refunds;
 mod revenue;
 
-pub use accounts::SignUp;
+pub use accounts::{SessionClaim, SignUp};
 pub use courses::{CourseChanges, NewCourse};
 pub use error::{refund_window_text, FieldError, Resource, UseCaseError};
 pub use events::{RunProgress, Tally, WebhookOutcome, EVENT_HISTORY};

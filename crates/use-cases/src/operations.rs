@@ -331,7 +331,16 @@ impl Services {
             self.apply_sync(purchase.id, facts, intent).await?
         };
         if pays && synced.unlocks_course() {
-            self.refund_double_payments(&synced, None).await?;
+            // Read after the commit: of two purchases synced at once, the later read sees both.
+            let others = self
+                .purchases
+                .list_for_user_and_course(synced.user_id, synced.course_id)
+                .await?
+                .into_iter()
+                .filter(|other| other.id != synced.id)
+                .collect();
+            self.refund_double_payments(synced.clone(), others, None)
+                .await?;
         }
         let reconciled = Reconciled {
             purchase_id: purchase.id,

@@ -2,14 +2,14 @@
 
 use crate::courses::course_visible_to;
 use crate::error::Resource;
-use crate::{new_uuid, Services, UseCaseError, UseCaseSettings};
+use crate::{new_uuid, Services, SessionClaim, UseCaseError, UseCaseSettings};
 use lms_domain::{
     CheckoutSession, Course, CourseId, DomainError, PaymentDetails, PaymentFact, Purchase,
     PurchaseId, PurchaseStatus, User, UserId,
 };
 use lms_ports::{
-    Applied, CheckoutRequest, CustomerRequest, FactUpdate, GatewayError, GatewaySession, Page,
-    PageRequest, PurchasedCourse, RepoError, SessionPaymentStatus, SessionStatus,
+    Applied, BuyerView, CheckoutRequest, CustomerRequest, FactUpdate, GatewayError, GatewaySession,
+    Page, PageRequest, PurchasedCourse, RepoError, SessionPaymentStatus, SessionStatus,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
@@ -506,7 +506,7 @@ impl Services {
             at: self.now(),
         };
         match self.purchases.apply_facts(&update).await {
-            Ok(Applied::Applied(purchase)) => Ok(purchase),
+            Ok(Applied::Applied { purchase, .. }) => Ok(purchase),
             Ok(Applied::DuplicateEvent) => self
                 .purchases
                 .get_purchase(purchase_id)
@@ -517,27 +517,39 @@ impl Services {
         }
     }
 
-    /// Whether the actor's purchase of a course unlocks it; with `session_id`, first asks the
-    /// gateway about that session (when it is one of the actor's for this course, its purchase
-    /// is still pending, and it was not asked within [`UseCaseSettings::gateway_sync_min_interval`]).
-    /// An unpublished course is answered to its owner, admins and the buyers it is unlocked for.
+    /// Whether the purchase of a course by the account `session` speaks for unlocks it; with
+    /// `session_id`, first asks the gateway about that session (when it is one of the actor's
+    /// for this course, its purchase is still pending, and it was not asked within
+    /// [`UseCaseSettings::gateway_sync_min_interval`]). An unpublished course is answered to
+    /// its owner, admins and the buyers it is unlocked for.
+    ///
+    /// The frontend polls this while a payment settles, so the account, the course and the
+    /// purchases are one read ([`lms_ports::PurchaseRepo::buyer_view`]), and the session is
+    /// checked against the account it returns rather than by a read of its own.
     ///
     /// # Errors
+    /// [`UseCaseError::SessionEnded`] when the account is gone or the session was ended;
     /// [`UseCaseError::NotFound`]`(Course)` when unknown or hidden from the actor; storage
     /// errors. A gateway failure during the sync is logged, not returned.
     pub async fn purchase_status(
         &self,
-        actor: &User,
+        session: SessionClaim,
         course_id: CourseId,
         session_id: Option<&str>,
     ) -> Result<PurchaseStatusView, UseCaseError> {
-        // Visibility is decided below from the purchases this reads anyway, so an unpublished
-        // course costs no further query.
-        let course = self.stored_course(course_id).await?;
-        let mut purchases = self
+        let BuyerView {
+            user: actor,
+            course,
+            mut purchases,
+        } = self
             .purchases
-            .list_for_user_and_course(actor.id, course.id)
-            .await?;
+            .buyer_view(session.user_id, course_id)
+            .await?
+            .filter(|view| view.user.honours_session(session.session_generation))
+            .ok_or(UseCaseError::SessionEnded)?;
+        let actor = &actor;
+        // Visibility is decided below from the purchases read with it.
+        let course = course.ok_or(UseCaseError::NotFound(Resource::Course))?;
         let own_session = session_id.and_then(|sid| {
             purchases
                 .iter()

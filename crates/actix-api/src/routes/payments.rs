@@ -1,4 +1,4 @@
-use crate::auth::AuthenticatedUser;
+use crate::auth::{AuthenticatedUser, SignedSession};
 use crate::dto::{
     json_response, purchase_status_schema, wire_names, BillDto, CourseDto, PurchaseDto,
 };
@@ -517,7 +517,7 @@ pub async fn webhook(
 )]
 pub async fn purchase_status(
     state: web::Data<ApiState>,
-    actor: AuthenticatedUser,
+    session: SignedSession,
     path: web::Path<String>,
     query: web::Query<StatusQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -529,7 +529,7 @@ pub async fn purchase_status(
         .filter(|s| !s.is_empty());
     let view = state
         .services
-        .purchase_status(&actor.0, course, session_id)
+        .purchase_status(session.0, course, session_id)
         .await?;
     json_response(
         HttpResponse::Ok(),

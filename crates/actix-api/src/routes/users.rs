@@ -1,4 +1,4 @@
-use crate::auth::{clearing_cookie, session_cookie, AuthenticatedUser, MaybeUser, TokenSubject};
+use crate::auth::{clearing_cookie, session_cookie, AuthenticatedUser, MaybeUser, SessionClaim};
 use crate::dto::{json_response, CourseDto, UserDto};
 use crate::error::ApiError;
 use crate::openapi::{self as doc, ErrorEnvelope};
@@ -90,7 +90,7 @@ fn signed_in(
 ) -> Result<HttpResponse, ApiError> {
     let token = state
         .jwt
-        .issue(TokenSubject::current(user), OffsetDateTime::now_utc())?;
+        .issue(SessionClaim::current(user), OffsetDateTime::now_utc())?;
     let mut response = if created {
         HttpResponse::Created()
     } else {

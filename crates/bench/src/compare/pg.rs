@@ -2,7 +2,7 @@
 //! by `tokio-postgres` straight to the same database, one connection per concurrent client
 //! (as `pgbench -c C` would), every statement prepared once per connection before the clock
 //! starts, as diesel-async's statement cache does for the app. One round trip per statement,
-//! as the app does (no pipelining); `BEGIN`/`COMMIT` as simple queries, as diesel-async sends
+//! as the app does, except the pairs the app pipelines ([`Stmt::pipelined`]), sent together; `BEGIN`/`COMMIT` as simple queries, as diesel-async sends
 //! them. Bind values have the app's types; the JSON payload goes over the wire as its text,
 //! as the app's `JsonText` sends it.
 
@@ -106,123 +106,150 @@ impl Worker {
         delivery_count: i32,
     ) -> Result<(), String> {
         let now = OffsetDateTime::now_utc();
+        let mut rest = sequence;
+        while let Some((&stmt, after)) = rest.split_first() {
+            match after.split_first() {
+                // Sent together, as the app sends them (tokio-postgres pipelines the queries
+                // of one client polled at the same time).
+                Some((&next, tail)) if Stmt::pipelined(Backend::Postgres, stmt, next) => {
+                    let (first, second) = tokio::join!(
+                        self.execute(stmt, item, state, delivery_count, now),
+                        self.execute(next, item, state, delivery_count, now)
+                    );
+                    first?;
+                    second?;
+                    rest = tail;
+                }
+                _ => {
+                    self.execute(stmt, item, state, delivery_count, now).await?;
+                    rest = after;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one statement with the request's binds.
+    async fn execute(
+        &self,
+        stmt: Stmt,
+        item: &Item,
+        state: &State,
+        delivery_count: i32,
+        now: OffsetDateTime,
+    ) -> Result<(), String> {
         let failed = |stmt: Stmt, err: &dyn std::fmt::Display| format!("{stmt:?}: {err}");
-        for &stmt in sequence {
-            match stmt {
-                Stmt::Begin | Stmt::Commit => self
+        match stmt {
+            Stmt::Begin | Stmt::Commit => self
+                .client
+                .batch_execute(stmt.text(Backend::Postgres))
+                .await
+                .map_err(|e| failed(stmt, &e))?,
+            Stmt::UpsertEvent => {
+                let row = self
                     .client
-                    .batch_execute(stmt.text(Backend::Postgres))
+                    .query_one(
+                        self.statement(stmt)?,
+                        &[
+                            &item.event_id,
+                            &item.event_type,
+                            &item.purchase_id,
+                            &now,
+                            &RawJson(&item.payload),
+                            &item.livemode,
+                            &item.created,
+                            &now,
+                            &1_i32,
+                            &"applied",
+                            &1_i32,
+                        ],
+                    )
                     .await
-                    .map_err(|e| failed(stmt, &e))?,
-                Stmt::UpsertEvent => {
-                    let row = self
-                        .client
-                        .query_one(
-                            self.statement(stmt)?,
-                            &[
-                                &item.event_id,
-                                &item.event_type,
-                                &item.purchase_id,
-                                &now,
-                                &RawJson(&item.payload),
-                                &item.livemode,
-                                &item.created,
-                                &now,
-                                &1_i32,
-                                &"applied",
-                                &1_i32,
-                            ],
-                        )
-                        .await
-                        .map_err(|e| failed(stmt, &e))?;
-                    let count: i32 = row.try_get(0).map_err(|e| failed(stmt, &e))?;
-                    if count != delivery_count {
-                        return Err(format!(
+                    .map_err(|e| failed(stmt, &e))?;
+                let count: i32 = row.try_get(0).map_err(|e| failed(stmt, &e))?;
+                if count != delivery_count {
+                    return Err(format!(
                             "the inbox upsert returned delivery count {count}, expected {delivery_count}"
                         ));
-                    }
                 }
-                Stmt::LockPurchase => {
-                    self.client
-                        .query_opt(self.statement(stmt)?, &[&item.purchase_id, &1_i64])
-                        .await
-                        .map_err(|e| failed(stmt, &e))?
-                        .ok_or_else(|| format!("no purchase {}", item.purchase_id))?;
+            }
+            Stmt::LockPurchases => {
+                let rows = self
+                    .client
+                    .query(
+                        self.statement(stmt)?,
+                        &[&item.purchase_id, &1_i64, &item.purchase_id, &1_i64],
+                    )
+                    .await
+                    .map_err(|e| failed(stmt, &e))?;
+                if rows.is_empty() {
+                    return Err(format!("no purchase {}", item.purchase_id));
                 }
-                Stmt::UpdatePurchase => {
-                    let updated = self
-                        .client
-                        .execute(
-                            self.statement(stmt)?,
-                            &[
-                                &state.status,
-                                &Some(item.payment_intent.as_str()),
-                                &state.captured_cents,
-                                &state.captured_currency,
-                                &Some(item.created),
-                                &state.bill_currency,
-                                &state.bill_subtotal_cents,
-                                &state.bill_discount_cents,
-                                &state.bill_tax_cents,
-                                &state.bill_total_cents,
-                                &state.conversion_currency,
-                                &state.conversion_subtotal_cents,
-                                &state.conversion_total_cents,
-                                &state.attempt_failed,
-                                &state.processing,
-                                &state.async_payment_failed,
-                                &state.checkout_expired,
-                                &state.checkout_not_started,
-                                &state.refunded_cents,
-                                &state.refunded_currency,
-                                &state.dispute_opened,
-                                &state.dispute_won,
-                                &state.dispute_lost,
-                                &state.accepted_by_operator,
-                                &state.receipt_url,
-                                &state.promotion_code,
-                                &state.sale_currency,
-                                &state.sale_gross_cents,
-                                &state.sale_discount_cents,
-                                &state.sale_tax_cents,
-                                &state.sale_paid_cents,
-                                &state.sale_refunded_cents,
-                                &state.sale_disputes_lost_cents,
-                                &state.sale_net_cents,
-                                // sold_at: when the payment completed, as paid_at.
-                                &state.sale_currency.as_ref().map(|_| item.created),
-                                &state.holds_active_slot,
-                                &now,
-                                &item.purchase_id,
-                            ],
-                        )
-                        .await
-                        .map_err(|e| failed(stmt, &e))?;
-                    if updated != 1 {
-                        return Err(format!("the purchase update changed {updated} rows"));
-                    }
+            }
+            Stmt::UpdatePurchase => {
+                let updated = self
+                    .client
+                    .execute(
+                        self.statement(stmt)?,
+                        &[
+                            &state.status,
+                            &Some(item.payment_intent.as_str()),
+                            &state.captured_cents,
+                            &state.captured_currency,
+                            &Some(item.created),
+                            &state.bill_currency,
+                            &state.bill_subtotal_cents,
+                            &state.bill_discount_cents,
+                            &state.bill_tax_cents,
+                            &state.bill_total_cents,
+                            &state.conversion_currency,
+                            &state.conversion_subtotal_cents,
+                            &state.conversion_total_cents,
+                            &state.attempt_failed,
+                            &state.processing,
+                            &state.async_payment_failed,
+                            &state.checkout_expired,
+                            &state.checkout_not_started,
+                            &state.refunded_cents,
+                            &state.refunded_currency,
+                            &state.dispute_opened,
+                            &state.dispute_won,
+                            &state.dispute_lost,
+                            &state.accepted_by_operator,
+                            &state.receipt_url,
+                            &state.promotion_code,
+                            &state.sale_currency,
+                            &state.sale_gross_cents,
+                            &state.sale_discount_cents,
+                            &state.sale_tax_cents,
+                            &state.sale_paid_cents,
+                            &state.sale_refunded_cents,
+                            &state.sale_disputes_lost_cents,
+                            &state.sale_net_cents,
+                            // sold_at: when the payment completed, as paid_at.
+                            &state.sale_currency.as_ref().map(|_| item.created),
+                            &state.holds_active_slot,
+                            &now,
+                            &item.purchase_id,
+                        ],
+                    )
+                    .await
+                    .map_err(|e| failed(stmt, &e))?;
+                if updated != 1 {
+                    return Err(format!("the purchase update changed {updated} rows"));
                 }
-                Stmt::ListPurchases => {
-                    let rows = self
-                        .client
-                        .query(self.statement(stmt)?, &[&item.user_id, &item.course_id])
-                        .await
-                        .map_err(|e| failed(stmt, &e))?;
-                    if rows.is_empty() {
-                        return Err("the buyer has no purchase of the course".to_owned());
-                    }
-                }
-                Stmt::GetUser | Stmt::GetCourse => {
-                    let id = if stmt == Stmt::GetUser {
-                        &item.user_id
-                    } else {
-                        &item.course_id
-                    };
-                    self.client
-                        .query_opt(self.statement(stmt)?, &[id, &1_i64])
-                        .await
-                        .map_err(|e| failed(stmt, &e))?
-                        .ok_or_else(|| format!("{stmt:?}: no row for {id}"))?;
+            }
+            Stmt::BuyerView => {
+                let rows = self
+                    .client
+                    .query(
+                        self.statement(stmt)?,
+                        &[&item.course_id, &item.course_id, &item.user_id],
+                    )
+                    .await
+                    .map_err(|e| failed(stmt, &e))?;
+                if rows.is_empty() {
+                    return Err(format!("{stmt:?}: no user {}", item.user_id));
                 }
             }
         }

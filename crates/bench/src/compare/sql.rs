@@ -13,14 +13,17 @@
 //!   locates the purchase from the event's metadata (no query), then `PurchaseRepo::apply_facts`
 //!   (`crates/postgres/src/lib.rs` `apply_in_transaction`, `crates/sqlite/src/lib.rs` the
 //!   same): in one transaction, the inbox upsert (`upsert_event`, `DeliveryKind::Delivered`:
-//!   a duplicate stops there and commits), the purchase locked (`lock_purchase`; SQLite's
-//!   `BEGIN IMMEDIATE` already holds the write lock, so a plain `load_purchase`) and its new
-//!   state saved (`StateRow`). After an applied payment, `refund_double_payments` lists the
-//!   buyer's purchases of the course (`list_for_user_and_course`) to find a double payment.
-//! - Purchase-status read: the JWT extractor loads the user (`UserRepo::get_user`,
-//!   `crates/actix-api/src/auth.rs`), then `Services::purchase_status`
-//!   (`crates/use-cases/src/payments.rs`) loads the course (`CourseRepo::get_course`) and the
-//!   buyer's purchases of it (`list_for_user_and_course`).
+//!   a duplicate stops there and commits), the purchase and its buyer's other purchases of the
+//!   course locked (`lock_buyers_purchases`, sent with the upsert on PostgreSQL: see
+//!   [`Stmt::pipelined`]; SQLite's `BEGIN IMMEDIATE` already holds the write lock, so a plain
+//!   `load_buyers_purchases` after the upsert) and its new state saved (`StateRow`). The other
+//!   purchases read under the lock are what `refund_double_payments` looks at for a double
+//!   payment: no read after the commit.
+//! - Purchase-status read: the JWT extractor verifies the token without a read
+//!   (`SignedSession`, `crates/actix-api/src/auth.rs`); `Services::purchase_status`
+//!   (`crates/use-cases/src/payments.rs`) reads the user, the course and the buyer's purchases
+//!   of it in one statement (`PurchaseRepo::buyer_view`) and checks the session against the
+//!   user it got.
 
 use super::capture::normalize;
 use std::collections::HashMap;
@@ -33,14 +36,12 @@ pub enum Stmt {
     Commit,
     /// The inbox upsert of a gateway delivery; returns the delivery count (1: inserted).
     UpsertEvent,
-    /// The purchase, locked on PostgreSQL.
-    LockPurchase,
+    /// The purchase and its buyer's other purchases of the course, locked on PostgreSQL.
+    LockPurchases,
     /// Every column a fact update may change.
     UpdatePurchase,
-    /// The buyer's purchases of one course, newest first.
-    ListPurchases,
-    GetUser,
-    GetCourse,
+    /// The user, the course and the user's purchases of it, in one statement.
+    BuyerView,
 }
 
 /// Which database's SQL.
@@ -51,16 +52,21 @@ pub enum Backend {
 }
 
 impl Stmt {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 6] = [
         Self::Begin,
         Self::Commit,
         Self::UpsertEvent,
-        Self::LockPurchase,
+        Self::LockPurchases,
         Self::UpdatePurchase,
-        Self::ListPurchases,
-        Self::GetUser,
-        Self::GetCourse,
+        Self::BuyerView,
     ];
+
+    /// Whether the app sends `next` right after `self` without waiting for `self`'s answer
+    /// (pipelined: one round trip for both). On PostgreSQL, the inbox upsert and the lock
+    /// (`apply_in_transaction` in `crates/postgres/src/lib.rs`).
+    pub fn pipelined(backend: Backend, first: Self, next: Self) -> bool {
+        backend == Backend::Postgres && first == Self::UpsertEvent && next == Self::LockPurchases
+    }
 
     /// The statement's text on `backend` as sent: white space collapsed
     /// ([`super::capture::normalize`]), which gives the text diesel generates.
@@ -87,21 +93,17 @@ impl Stmt {
                 Self::Begin => "BEGIN",
                 Self::Commit => "COMMIT",
                 Self::UpsertEvent => PG_UPSERT_EVENT,
-                Self::LockPurchase => PG_LOCK_PURCHASE,
+                Self::LockPurchases => PG_LOCK_PURCHASES,
                 Self::UpdatePurchase => PG_UPDATE_PURCHASE,
-                Self::ListPurchases => PG_LIST_PURCHASES,
-                Self::GetUser => PG_GET_USER,
-                Self::GetCourse => PG_GET_COURSE,
+                Self::BuyerView => PG_BUYER_VIEW,
             },
             Backend::Sqlite => match self {
                 Self::Begin => "BEGIN IMMEDIATE",
                 Self::Commit => "COMMIT",
                 Self::UpsertEvent => SQLITE_UPSERT_EVENT,
-                Self::LockPurchase => SQLITE_LOAD_PURCHASE,
+                Self::LockPurchases => SQLITE_LOAD_PURCHASES,
                 Self::UpdatePurchase => SQLITE_UPDATE_PURCHASE,
-                Self::ListPurchases => SQLITE_LIST_PURCHASES,
-                Self::GetUser => SQLITE_GET_USER,
-                Self::GetCourse => SQLITE_GET_COURSE,
+                Self::BuyerView => SQLITE_BUYER_VIEW,
             },
         }
     }
@@ -120,13 +122,18 @@ pub const POSTGRES: Statements = Statements {
     first_delivery: &[
         Stmt::Begin,
         Stmt::UpsertEvent,
-        Stmt::LockPurchase,
+        Stmt::LockPurchases,
         Stmt::UpdatePurchase,
         Stmt::Commit,
-        Stmt::ListPurchases,
     ],
-    duplicate: &[Stmt::Begin, Stmt::UpsertEvent, Stmt::Commit],
-    status_read: &[Stmt::GetUser, Stmt::GetCourse, Stmt::ListPurchases],
+    // The lock goes with the upsert, before its answer says the event is a duplicate.
+    duplicate: &[
+        Stmt::Begin,
+        Stmt::UpsertEvent,
+        Stmt::LockPurchases,
+        Stmt::Commit,
+    ],
+    status_read: &[Stmt::BuyerView],
 };
 
 /// SQLite: a transaction on the single writer, every other read on a reader connection.
@@ -134,13 +141,12 @@ pub const SQLITE: Statements = Statements {
     first_delivery: &[
         Stmt::Begin,
         Stmt::UpsertEvent,
-        Stmt::LockPurchase,
+        Stmt::LockPurchases,
         Stmt::UpdatePurchase,
         Stmt::Commit,
-        Stmt::ListPurchases,
     ],
     duplicate: &[Stmt::Begin, Stmt::UpsertEvent, Stmt::Commit],
-    status_read: &[Stmt::GetUser, Stmt::GetCourse, Stmt::ListPurchases],
+    status_read: &[Stmt::BuyerView],
 };
 
 impl Statements {
@@ -152,20 +158,11 @@ impl Statements {
     }
 }
 
-// ---- PostgreSQL (`crates/postgres/src/lib.rs`, diesel's `Pg` query builder) ----
+// The column lists diesel writes for a whole row (`as_select()`), table-qualified.
 
-/// `upsert_event`, `DeliveryKind::Delivered`. Binds: event id, type, purchase id, received at,
-/// payload (json), livemode, created, received at again, 1 (delivery count), `applied`, then
-/// the 1 added to the count of a redelivery. `error` is None, so `DEFAULT`.
-const PG_UPSERT_EVENT: &str = r#"INSERT INTO "webhook_events" ("event_id", "event_type",
-    "purchase_id", "first_received_at", "payload", "livemode", "created", "last_received_at",
-    "delivery_count", "outcome", "error") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-    DEFAULT) ON CONFLICT ("event_id") DO UPDATE SET "delivery_count" =
-    ("webhook_events"."delivery_count" + $11), "last_received_at" = excluded."last_received_at"
-    RETURNING "webhook_events"."delivery_count""#;
-
-/// `lock_purchase`: `.find(id).for_no_key_update().first()`. Binds: purchase id, 1 (limit).
-const PG_LOCK_PURCHASE: &str = r#"SELECT "purchases"."id", "purchases"."user_id",
+macro_rules! pg_purchase_columns {
+    () => {
+        r#""purchases"."id", "purchases"."user_id",
     "purchases"."course_id", "purchases"."price_cents", "purchases"."currency",
     "purchases"."checkout_session_id", "purchases"."checkout_url",
     "purchases"."checkout_expires_at", "purchases"."status", "purchases"."payment_intent_id",
@@ -182,8 +179,88 @@ const PG_LOCK_PURCHASE: &str = r#"SELECT "purchases"."id", "purchases"."user_id"
     "purchases"."sale_discount_cents", "purchases"."sale_tax_cents", "purchases"."sale_paid_cents",
     "purchases"."sale_refunded_cents", "purchases"."sale_disputes_lost_cents",
     "purchases"."sale_net_cents", "purchases"."sold_at", "purchases"."holds_active_slot",
-    "purchases"."updated_at", "purchases"."created_at" FROM "purchases" WHERE
-    ("purchases"."id" = $1) LIMIT $2 FOR NO KEY UPDATE"#;
+    "purchases"."updated_at", "purchases"."created_at""#
+    };
+}
+
+macro_rules! pg_user_columns {
+    () => {
+        r#""users"."id", "users"."name", "users"."email",
+    "users"."role", "users"."password_hash", "users"."session_generation", "users"."created_at""#
+    };
+}
+
+macro_rules! pg_course_columns {
+    () => {
+        r#""courses"."id", "courses"."instructor_id",
+    "courses"."title", "courses"."subtitle", "courses"."description", "courses"."category",
+    "courses"."level", "courses"."price_cents", "courses"."currency", "courses"."published",
+    "courses"."created_at", "courses"."updated_at""#
+    };
+}
+
+macro_rules! sqlite_purchase_columns {
+    () => {
+        "`purchases`.`id`, `purchases`.`user_id`,
+    `purchases`.`course_id`, `purchases`.`price_cents`, `purchases`.`currency`,
+    `purchases`.`checkout_session_id`, `purchases`.`checkout_url`,
+    `purchases`.`checkout_expires_at`, `purchases`.`status`, `purchases`.`payment_intent_id`,
+    `purchases`.`captured_cents`, `purchases`.`captured_currency`, `purchases`.`paid_at`,
+    `purchases`.`bill_currency`, `purchases`.`bill_subtotal_cents`,
+    `purchases`.`bill_discount_cents`, `purchases`.`bill_tax_cents`, `purchases`.`bill_total_cents`,
+    `purchases`.`conversion_currency`, `purchases`.`conversion_subtotal_cents`,
+    `purchases`.`conversion_total_cents`, `purchases`.`attempt_failed`, `purchases`.`processing`,
+    `purchases`.`async_payment_failed`, `purchases`.`checkout_expired`,
+    `purchases`.`checkout_not_started`, `purchases`.`refunded_cents`,
+    `purchases`.`refunded_currency`, `purchases`.`dispute_opened`, `purchases`.`dispute_won`,
+    `purchases`.`dispute_lost`, `purchases`.`accepted_by_operator`, `purchases`.`receipt_url`,
+    `purchases`.`promotion_code`, `purchases`.`sale_currency`, `purchases`.`sale_gross_cents`,
+    `purchases`.`sale_discount_cents`, `purchases`.`sale_tax_cents`, `purchases`.`sale_paid_cents`,
+    `purchases`.`sale_refunded_cents`, `purchases`.`sale_disputes_lost_cents`,
+    `purchases`.`sale_net_cents`, `purchases`.`sold_at`, `purchases`.`holds_active_slot`,
+    `purchases`.`updated_at`, `purchases`.`created_at`"
+    };
+}
+
+macro_rules! sqlite_user_columns {
+    () => {
+        "`users`.`id`, `users`.`name`, `users`.`email`,
+    `users`.`role`, `users`.`password_hash`, `users`.`session_generation`, `users`.`created_at`"
+    };
+}
+
+macro_rules! sqlite_course_columns {
+    () => {
+        "`courses`.`id`, `courses`.`instructor_id`,
+    `courses`.`title`, `courses`.`subtitle`, `courses`.`description`, `courses`.`category`,
+    `courses`.`level`, `courses`.`price_cents`, `courses`.`currency`, `courses`.`published`,
+    `courses`.`created_at`, `courses`.`updated_at`"
+    };
+}
+
+// ---- PostgreSQL (`crates/postgres/src/lib.rs`, diesel's `Pg` query builder) ----
+
+/// `upsert_event`, `DeliveryKind::Delivered`. Binds: event id, type, purchase id, received at,
+/// payload (json), livemode, created, received at again, 1 (delivery count), `applied`, then
+/// the 1 added to the count of a redelivery. `error` is None, so `DEFAULT`.
+const PG_UPSERT_EVENT: &str = r#"INSERT INTO "webhook_events" ("event_id", "event_type",
+    "purchase_id", "first_received_at", "payload", "livemode", "created", "last_received_at",
+    "delivery_count", "outcome", "error") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+    DEFAULT) ON CONFLICT ("event_id") DO UPDATE SET "delivery_count" =
+    ("webhook_events"."delivery_count" + $11), "last_received_at" = excluded."last_received_at"
+    RETURNING "webhook_events"."delivery_count""#;
+
+/// `lock_buyers_purchases`: the purchase's buyer and course from two scalar subqueries of an
+/// alias (`single_value`), the rows in id order, locked. Binds: purchase id, 1 (limit), purchase
+/// id, 1.
+const PG_LOCK_PURCHASES: &str = concat!(
+    "SELECT ",
+    pg_purchase_columns!(),
+    r#" FROM "purchases" WHERE (("purchases"."user_id" = (SELECT "target"."user_id" FROM
+    "purchases" AS "target" WHERE ("target"."id" = $1) LIMIT $2)) AND ("purchases"."course_id" =
+    (SELECT "target"."course_id" FROM "purchases" AS "target" WHERE ("target"."id" = $3) LIMIT
+    $4))) ORDER BY "purchases"."id" FOR NO KEY UPDATE"#
+);
 
 /// `diesel::update(purchases.find(id)).set(StateRow)`. Binds: the state's 37 columns in this
 /// order (facts, details, the derived status and sale, slot, update time), then the purchase id.
@@ -200,39 +277,19 @@ const PG_UPDATE_PURCHASE: &str = r#"UPDATE "purchases" SET "status" = $1, "payme
     "sale_disputes_lost_cents" = $33, "sale_net_cents" = $34, "sold_at" = $35,
     "holds_active_slot" = $36, "updated_at" = $37 WHERE ("purchases"."id" = $38)"#;
 
-/// `list_for_user_and_course`. Binds: user id, course id.
-const PG_LIST_PURCHASES: &str = r#"SELECT "purchases"."id", "purchases"."user_id",
-    "purchases"."course_id", "purchases"."price_cents", "purchases"."currency",
-    "purchases"."checkout_session_id", "purchases"."checkout_url",
-    "purchases"."checkout_expires_at", "purchases"."status", "purchases"."payment_intent_id",
-    "purchases"."captured_cents", "purchases"."captured_currency", "purchases"."paid_at",
-    "purchases"."bill_currency", "purchases"."bill_subtotal_cents",
-    "purchases"."bill_discount_cents", "purchases"."bill_tax_cents", "purchases"."bill_total_cents",
-    "purchases"."conversion_currency", "purchases"."conversion_subtotal_cents",
-    "purchases"."conversion_total_cents", "purchases"."attempt_failed", "purchases"."processing",
-    "purchases"."async_payment_failed", "purchases"."checkout_expired",
-    "purchases"."checkout_not_started", "purchases"."refunded_cents",
-    "purchases"."refunded_currency", "purchases"."dispute_opened", "purchases"."dispute_won",
-    "purchases"."dispute_lost", "purchases"."accepted_by_operator", "purchases"."receipt_url",
-    "purchases"."promotion_code", "purchases"."sale_currency", "purchases"."sale_gross_cents",
-    "purchases"."sale_discount_cents", "purchases"."sale_tax_cents", "purchases"."sale_paid_cents",
-    "purchases"."sale_refunded_cents", "purchases"."sale_disputes_lost_cents",
-    "purchases"."sale_net_cents", "purchases"."sold_at", "purchases"."holds_active_slot",
-    "purchases"."updated_at", "purchases"."created_at" FROM "purchases" WHERE
-    (("purchases"."user_id" = $1) AND ("purchases"."course_id" = $2)) ORDER BY
-    "purchases"."created_at" DESC, "purchases"."id" DESC"#;
-
-/// `get_user`. Binds: user id, 1 (limit).
-const PG_GET_USER: &str = r#"SELECT "users"."id", "users"."name", "users"."email",
-    "users"."role", "users"."password_hash", "users"."session_generation", "users"."created_at"
-    FROM "users" WHERE ("users"."id" = $1) LIMIT $2"#;
-
-/// `get_course`. Binds: course id, 1 (limit).
-const PG_GET_COURSE: &str = r#"SELECT "courses"."id", "courses"."instructor_id",
-    "courses"."title", "courses"."subtitle", "courses"."description", "courses"."category",
-    "courses"."level", "courses"."price_cents", "courses"."currency", "courses"."published",
-    "courses"."created_at", "courses"."updated_at" FROM "courses" WHERE ("courses"."id" = $1)
-    LIMIT $2"#;
+/// `buyer_view`: the user, left-joined to the course and to the user's purchases of it.
+/// Binds: course id, course id, user id.
+const PG_BUYER_VIEW: &str = concat!(
+    "SELECT ",
+    pg_user_columns!(),
+    ", ",
+    pg_course_columns!(),
+    ", ",
+    pg_purchase_columns!(),
+    r#" FROM (("users" LEFT OUTER JOIN "courses" ON ("courses"."id" = $1)) LEFT OUTER JOIN
+    "purchases" ON (("purchases"."user_id" = "users"."id") AND ("purchases"."course_id" = $2)))
+    WHERE ("users"."id" = $3) ORDER BY "purchases"."created_at" DESC, "purchases"."id" DESC"#
+);
 
 // ---- SQLite (`crates/sqlite/src/lib.rs`, diesel's `Sqlite` query builder) ----
 
@@ -243,26 +300,16 @@ const SQLITE_UPSERT_EVENT: &str = "INSERT INTO `webhook_events` (`event_id`, `ev
     DO UPDATE SET `delivery_count` = (`webhook_events`.`delivery_count` + ?),
     `last_received_at` = excluded.`last_received_at` RETURNING `delivery_count`";
 
-/// `load_purchase` (no row lock: the transaction holds the database's write lock).
-const SQLITE_LOAD_PURCHASE: &str = "SELECT `purchases`.`id`, `purchases`.`user_id`,
-    `purchases`.`course_id`, `purchases`.`price_cents`, `purchases`.`currency`,
-    `purchases`.`checkout_session_id`, `purchases`.`checkout_url`,
-    `purchases`.`checkout_expires_at`, `purchases`.`status`, `purchases`.`payment_intent_id`,
-    `purchases`.`captured_cents`, `purchases`.`captured_currency`, `purchases`.`paid_at`,
-    `purchases`.`bill_currency`, `purchases`.`bill_subtotal_cents`,
-    `purchases`.`bill_discount_cents`, `purchases`.`bill_tax_cents`, `purchases`.`bill_total_cents`,
-    `purchases`.`conversion_currency`, `purchases`.`conversion_subtotal_cents`,
-    `purchases`.`conversion_total_cents`, `purchases`.`attempt_failed`, `purchases`.`processing`,
-    `purchases`.`async_payment_failed`, `purchases`.`checkout_expired`,
-    `purchases`.`checkout_not_started`, `purchases`.`refunded_cents`,
-    `purchases`.`refunded_currency`, `purchases`.`dispute_opened`, `purchases`.`dispute_won`,
-    `purchases`.`dispute_lost`, `purchases`.`accepted_by_operator`, `purchases`.`receipt_url`,
-    `purchases`.`promotion_code`, `purchases`.`sale_currency`, `purchases`.`sale_gross_cents`,
-    `purchases`.`sale_discount_cents`, `purchases`.`sale_tax_cents`, `purchases`.`sale_paid_cents`,
-    `purchases`.`sale_refunded_cents`, `purchases`.`sale_disputes_lost_cents`,
-    `purchases`.`sale_net_cents`, `purchases`.`sold_at`, `purchases`.`holds_active_slot`,
-    `purchases`.`updated_at`, `purchases`.`created_at` FROM `purchases` WHERE (`purchases`.`id` = ?)
-    LIMIT ?";
+/// `load_buyers_purchases`, as on PostgreSQL without the order and the lock (the transaction
+/// holds the database's write lock).
+const SQLITE_LOAD_PURCHASES: &str = concat!(
+    "SELECT ",
+    sqlite_purchase_columns!(),
+    " FROM `purchases` WHERE ((`purchases`.`user_id` = (SELECT `target`.`user_id` FROM
+    `purchases` AS `target` WHERE (`target`.`id` = ?) LIMIT ?)) AND (`purchases`.`course_id` =
+    (SELECT `target`.`course_id` FROM `purchases` AS `target` WHERE (`target`.`id` = ?) LIMIT
+    ?)))"
+);
 
 const SQLITE_UPDATE_PURCHASE: &str = "UPDATE `purchases` SET `status` = ?, `payment_intent_id` = ?,
     `captured_cents` = ?, `captured_currency` = ?, `paid_at` = ?, `bill_currency` = ?,
@@ -277,33 +324,14 @@ const SQLITE_UPDATE_PURCHASE: &str = "UPDATE `purchases` SET `status` = ?, `paym
     `sale_net_cents` = ?, `sold_at` = ?, `holds_active_slot` = ?, `updated_at` = ? WHERE
     (`purchases`.`id` = ?)";
 
-const SQLITE_LIST_PURCHASES: &str = "SELECT `purchases`.`id`, `purchases`.`user_id`,
-    `purchases`.`course_id`, `purchases`.`price_cents`, `purchases`.`currency`,
-    `purchases`.`checkout_session_id`, `purchases`.`checkout_url`,
-    `purchases`.`checkout_expires_at`, `purchases`.`status`, `purchases`.`payment_intent_id`,
-    `purchases`.`captured_cents`, `purchases`.`captured_currency`, `purchases`.`paid_at`,
-    `purchases`.`bill_currency`, `purchases`.`bill_subtotal_cents`,
-    `purchases`.`bill_discount_cents`, `purchases`.`bill_tax_cents`, `purchases`.`bill_total_cents`,
-    `purchases`.`conversion_currency`, `purchases`.`conversion_subtotal_cents`,
-    `purchases`.`conversion_total_cents`, `purchases`.`attempt_failed`, `purchases`.`processing`,
-    `purchases`.`async_payment_failed`, `purchases`.`checkout_expired`,
-    `purchases`.`checkout_not_started`, `purchases`.`refunded_cents`,
-    `purchases`.`refunded_currency`, `purchases`.`dispute_opened`, `purchases`.`dispute_won`,
-    `purchases`.`dispute_lost`, `purchases`.`accepted_by_operator`, `purchases`.`receipt_url`,
-    `purchases`.`promotion_code`, `purchases`.`sale_currency`, `purchases`.`sale_gross_cents`,
-    `purchases`.`sale_discount_cents`, `purchases`.`sale_tax_cents`, `purchases`.`sale_paid_cents`,
-    `purchases`.`sale_refunded_cents`, `purchases`.`sale_disputes_lost_cents`,
-    `purchases`.`sale_net_cents`, `purchases`.`sold_at`, `purchases`.`holds_active_slot`,
-    `purchases`.`updated_at`, `purchases`.`created_at` FROM `purchases` WHERE
-    ((`purchases`.`user_id` = ?) AND (`purchases`.`course_id` = ?)) ORDER BY
-    `purchases`.`created_at` DESC, `purchases`.`id` DESC";
-
-const SQLITE_GET_USER: &str = "SELECT `users`.`id`, `users`.`name`, `users`.`email`,
-    `users`.`role`, `users`.`password_hash`, `users`.`session_generation`, `users`.`created_at`
-    FROM `users` WHERE (`users`.`id` = ?) LIMIT ?";
-
-const SQLITE_GET_COURSE: &str = "SELECT `courses`.`id`, `courses`.`instructor_id`,
-    `courses`.`title`, `courses`.`subtitle`, `courses`.`description`, `courses`.`category`,
-    `courses`.`level`, `courses`.`price_cents`, `courses`.`currency`, `courses`.`published`,
-    `courses`.`created_at`, `courses`.`updated_at` FROM `courses` WHERE (`courses`.`id` = ?)
-    LIMIT ?";
+const SQLITE_BUYER_VIEW: &str = concat!(
+    "SELECT ",
+    sqlite_user_columns!(),
+    ", ",
+    sqlite_course_columns!(),
+    ", ",
+    sqlite_purchase_columns!(),
+    " FROM ((`users` LEFT OUTER JOIN `courses` ON (`courses`.`id` = ?)) LEFT OUTER JOIN
+    `purchases` ON ((`purchases`.`user_id` = `users`.`id`) AND (`purchases`.`course_id` = ?)))
+    WHERE (`users`.`id` = ?) ORDER BY `purchases`.`created_at` DESC, `purchases`.`id` DESC"
+);

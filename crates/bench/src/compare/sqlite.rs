@@ -221,8 +221,10 @@ fn execute(conn: &mut SqliteConnection, stmt: Stmt, request: &Request) -> Result
                 ))
             }
         }
-        Stmt::LockPurchase => {
+        Stmt::LockPurchases => {
             let rows = diesel::sql_query(sql)
+                .bind::<Text, _>(item.purchase_id.to_string())
+                .bind::<BigInt, _>(1)
                 .bind::<Text, _>(item.purchase_id.to_string())
                 .bind::<BigInt, _>(1)
                 .load(conn)
@@ -281,26 +283,14 @@ fn execute(conn: &mut SqliteConnection, stmt: Stmt, request: &Request) -> Result
                 Err(format!("the purchase update changed {updated} rows"))
             }
         }
-        Stmt::ListPurchases => {
+        Stmt::BuyerView => {
             let rows = diesel::sql_query(sql)
-                .bind::<Text, _>(item.user_id.to_string())
                 .bind::<Text, _>(item.course_id.to_string())
+                .bind::<Text, _>(item.course_id.to_string())
+                .bind::<Text, _>(item.user_id.to_string())
                 .load(conn)
                 .map_err(failed)?;
-            one_row(rows, "purchase of the buyer's")
-        }
-        Stmt::GetUser | Stmt::GetCourse => {
-            let id = if stmt == Stmt::GetUser {
-                item.user_id
-            } else {
-                item.course_id
-            };
-            let rows = diesel::sql_query(sql)
-                .bind::<Text, _>(id.to_string())
-                .bind::<BigInt, _>(1)
-                .load(conn)
-                .map_err(failed)?;
-            one_row(rows, "row")
+            one_row(rows, "user")
         }
     }
 }

@@ -223,7 +223,10 @@ async fn only_one_purchase_per_user_and_course_holds_the_active_slot() {
         .apply_facts(&update(first.id, vec![PaymentFact::CheckoutExpired], None))
         .await
         .unwrap();
-    let Applied::Applied(failed) = applied else {
+    let Applied::Applied {
+        purchase: failed, ..
+    } = applied
+    else {
         panic!("expected Applied")
     };
     assert!(!failed.holds_active_slot);
@@ -319,7 +322,10 @@ async fn apply_facts_is_exactly_once_per_event_id() {
         }],
         Some("evt_1"),
     );
-    let Applied::Applied(after) = store.apply_facts(&paid).await.unwrap() else {
+    let Applied::Applied {
+        purchase: after, ..
+    } = store.apply_facts(&paid).await.unwrap()
+    else {
         panic!("expected Applied")
     };
     assert!(after.unlocks_course());
@@ -347,7 +353,13 @@ async fn apply_facts_is_exactly_once_per_event_id() {
         }],
         None,
     );
-    assert_eq!(store.apply_facts(&sync).await, Ok(Applied::Applied(after)));
+    assert_eq!(
+        store.apply_facts(&sync).await,
+        Ok(Applied::Applied {
+            purchase: after,
+            others: Vec::new()
+        })
+    );
     assert_eq!(store.recorded_event_ids().len(), 1);
 }
 
@@ -373,7 +385,7 @@ async fn concurrent_duplicate_deliveries_apply_once() {
     }
     let mut applied = 0;
     for handle in handles {
-        if matches!(handle.await.unwrap(), Applied::Applied(_)) {
+        if matches!(handle.await.unwrap(), Applied::Applied { .. }) {
             applied += 1;
         }
     }
@@ -396,7 +408,7 @@ async fn unknown_purchase_is_not_found_and_the_event_id_is_not_recorded() {
     let up = update(p.id, vec![PaymentFact::CheckoutExpired], Some("evt_ghost"));
     assert!(matches!(
         store.apply_facts(&up).await,
-        Ok(Applied::Applied(_))
+        Ok(Applied::Applied { .. })
     ));
 }
 
@@ -418,7 +430,7 @@ async fn payment_intents_link_once_and_belong_to_one_purchase() {
     );
     // A different intent later does not replace the first one.
     up.payment_intent_id = Some("pi_other".to_owned());
-    let Applied::Applied(kept) = store.apply_facts(&up).await.unwrap() else {
+    let Applied::Applied { purchase: kept, .. } = store.apply_facts(&up).await.unwrap() else {
         panic!("expected Applied")
     };
     assert_eq!(kept.payment_intent_id.as_deref(), Some("pi_1"));
@@ -622,7 +634,7 @@ async fn recorded_events_lists_the_events_whose_facts_were_merged_in_that_order(
     };
     assert!(matches!(
         store.apply_facts(&replay).await,
-        Ok(Applied::Applied(_))
+        Ok(Applied::Applied { .. })
     ));
     assert_eq!(
         store.apply_facts(&replay).await,

@@ -4,7 +4,7 @@ use crate::support::{usd, WithdrawnCourse, World};
 use lms_domain::{PaymentFact, PurchaseStatus};
 use lms_in_memory::GatewayCall;
 use lms_ports::GatewayError;
-use lms_use_cases::{Resource, UseCaseError, UseCaseSettings};
+use lms_use_cases::{Resource, SessionClaim, UseCaseError, UseCaseSettings};
 use time::Duration;
 
 #[tokio::test]
@@ -27,14 +27,14 @@ async fn hidden_courses_are_not_found_except_for_their_owner_and_admins() {
     assert_eq!(
         world
             .services
-            .purchase_status(&buyer, hidden.id, None)
+            .purchase_status(SessionClaim::current(&buyer), hidden.id, None)
             .await,
         Err(UseCaseError::NotFound(Resource::Course))
     );
     assert_eq!(
         world
             .services
-            .purchase_status(&teacher, hidden.id, None)
+            .purchase_status(SessionClaim::current(&teacher), hidden.id, None)
             .await
             .unwrap()
             .wire_status(),
@@ -43,7 +43,44 @@ async fn hidden_courses_are_not_found_except_for_their_owner_and_admins() {
     let admin = world.admin().await;
     assert!(world
         .services
-        .purchase_status(&admin, hidden.id, None)
+        .purchase_status(SessionClaim::current(&admin), hidden.id, None)
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn an_ended_session_or_a_vanished_account_is_refused_and_nothing_is_read_for_it() {
+    let world = World::new();
+    let (_, course, buyer) = world.shop(1999, true).await;
+    let (_, session) = world.checkout(&buyer, &course).await;
+    let before_sign_out = SessionClaim::current(&buyer);
+    world.services.sign_out(&buyer).await.unwrap();
+    let calls = world.gateway.calls().len();
+    // Even with the buyer's own session named: no gateway sync for an ended session.
+    assert_eq!(
+        world
+            .services
+            .purchase_status(before_sign_out, course.id, Some(&session.id))
+            .await,
+        Err(UseCaseError::SessionEnded)
+    );
+    assert_eq!(world.gateway.calls().len(), calls);
+    let ghost = SessionClaim {
+        user_id: lms_domain::UserId::from_uuid(uuid::Uuid::new_v4()),
+        session_generation: 0,
+    };
+    assert_eq!(
+        world.services.purchase_status(ghost, course.id, None).await,
+        Err(UseCaseError::SessionEnded)
+    );
+    // The session after the sign-out is honoured.
+    let signed_in_again = SessionClaim {
+        session_generation: before_sign_out.session_generation + 1,
+        ..before_sign_out
+    };
+    assert!(world
+        .services
+        .purchase_status(signed_in_again, course.id, None)
         .await
         .is_ok());
 }
@@ -283,7 +320,7 @@ async fn the_interval_is_per_purchase_and_configurable() {
         .unwrap();
     for _ in 0..2 {
         eager
-            .purchase_status(&buyer, course.id, Some(&session.id))
+            .purchase_status(SessionClaim::current(&buyer), course.id, Some(&session.id))
             .await
             .unwrap();
     }
@@ -334,7 +371,10 @@ async fn a_buyer_keeps_the_status_of_an_unpublished_course_others_do_not() {
     );
     for other in [&refunded_buyer, &stranger] {
         assert_eq!(
-            world.services.purchase_status(other, course.id, None).await,
+            world
+                .services
+                .purchase_status(SessionClaim::current(other), course.id, None)
+                .await,
             Err(UseCaseError::NotFound(Resource::Course))
         );
     }
@@ -360,7 +400,7 @@ async fn a_payment_made_before_the_course_was_unpublished_is_found_by_the_sync()
     assert_eq!(
         world
             .services
-            .purchase_status(&buyer, course.id, None)
+            .purchase_status(SessionClaim::current(&buyer), course.id, None)
             .await,
         Err(UseCaseError::NotFound(Resource::Course))
     );

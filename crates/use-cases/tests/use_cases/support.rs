@@ -7,8 +7,8 @@ use lms_domain::{
 use lms_in_memory::{FakeEvent, FakeGateway, FakeHasher, InMemoryStore, ManualClock};
 use lms_ports::{GatewaySession, PurchaseRepo};
 use lms_use_cases::{
-    CheckoutStarted, CourseChanges, NewCourse, PurchaseStatusView, Services, SignUp, UseCaseError,
-    UseCaseSettings, WebhookOutcome,
+    CheckoutStarted, CourseChanges, NewCourse, PurchaseStatusView, Services, SessionClaim, SignUp,
+    UseCaseError, UseCaseSettings, WebhookOutcome,
 };
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -198,7 +198,7 @@ impl World {
         session: Option<&str>,
     ) -> PurchaseStatusView {
         self.services
-            .purchase_status(buyer, course.id, session)
+            .purchase_status(SessionClaim::current(buyer), course.id, session)
             .await
             .unwrap()
     }

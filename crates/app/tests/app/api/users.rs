@@ -1,5 +1,5 @@
 use crate::api::helpers::{TestApp, JWT_SECRET};
-use lms_actix_api::auth::{JwtKeys, TokenSubject};
+use lms_actix_api::auth::{JwtKeys, SessionClaim};
 use lms_domain::UserId;
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
@@ -121,41 +121,47 @@ async fn profile_accepts_bearer_or_cookie_and_refuses_anything_else(app: TestApp
         .await;
     assert_eq!(cookie.status, 200, "{}", cookie.text);
 
-    app.get("/api/v1/user/profile", None)
-        .await
-        .assert_error(401, "UNAUTHORIZED");
-    app.get("/api/v1/user/profile", Some("garbage"))
-        .await
-        .assert_error(401, "UNAUTHORIZED");
-
     let keys = JwtKeys::new(JWT_SECRET.as_bytes());
     let id = subject(&user.id, 0);
     let now = OffsetDateTime::now_utc();
     let expired = keys
         .issue_with_expiry(id, now - Duration::days(2), now - Duration::hours(1))
         .unwrap();
-    app.get("/api/v1/user/profile", Some(&expired))
-        .await
-        .assert_error(401, "UNAUTHORIZED");
-
     let forged = JwtKeys::new(b"some-other-secret-some-other-secret!")
         .issue(id, now)
         .unwrap();
-    app.get("/api/v1/user/profile", Some(&forged))
-        .await
-        .assert_error(401, "UNAUTHORIZED");
-
     // A valid signature for a user that does not exist (deleted): 401, not 404 or 500.
     let ghost = keys
         .issue(subject(&Uuid::new_v4().to_string(), 0), now)
         .unwrap();
-    app.get("/api/v1/user/profile", Some(&ghost))
-        .await
-        .assert_error(401, "UNAUTHORIZED");
+    // The profile loads the account before the handler; the purchase-status poll reads it
+    // with the purchases, in its use case: both refuse alike.
+    for path in ["/api/v1/user/profile".to_owned(), status_path()] {
+        for token in [
+            None,
+            Some("garbage"),
+            Some(expired.as_str()),
+            Some(forged.as_str()),
+            Some(ghost.as_str()),
+        ] {
+            app.get(&path, token)
+                .await
+                .assert_error(401, "UNAUTHORIZED");
+        }
+    }
 }
 
-fn subject(user_id: &str, session_generation: u32) -> TokenSubject {
-    TokenSubject {
+/// The purchase-status route of a course that does not exist: a honoured token gets 404
+/// there, a refused one 401.
+fn status_path() -> String {
+    format!(
+        "/api/v1/payments/courses/{}/purchase-status",
+        Uuid::new_v4()
+    )
+}
+
+fn subject(user_id: &str, session_generation: u32) -> SessionClaim {
+    SessionClaim {
         user_id: user_id.parse::<UserId>().unwrap(),
         session_generation,
     }
@@ -187,6 +193,9 @@ async fn assert_refused(app: &TestApp, token: &str) {
     app.get("/api/v1/user/profile", Some(token))
         .await
         .assert_error(401, "UNAUTHORIZED");
+    app.get(&status_path(), Some(token))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
     profile_by_cookie(app, token)
         .await
         .assert_error(401, "UNAUTHORIZED");
@@ -198,6 +207,9 @@ async fn assert_honoured(app: &TestApp, token: &str, user_id: &str) {
     assert_eq!(bearer.json["user"]["id"], user_id);
     let cookie = profile_by_cookie(app, token).await;
     assert_eq!(cookie.status, 200, "{}", cookie.text);
+    app.get(&status_path(), Some(token))
+        .await
+        .assert_error(404, "COURSE_NOT_FOUND");
 }
 
 async fn signout_ends_every_session_of_the_account_and_signing_in_again_works(app: TestApp) {
