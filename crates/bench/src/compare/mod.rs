@@ -326,7 +326,7 @@ async fn read_all(
 
 /// The baseline: one round on `data`'s database; also returns this process's CPU per request.
 async fn baseline(data: &Data, round: Round, ticks_per_second: u64) -> anyhow::Result<(Run, f64)> {
-    match data {
+    let (run, cpu) = match data {
         Data::Postgres(url) => {
             let workers = pg::connect(url, round.sequence, round.concurrency).await?;
             with_client_cpu(ticks_per_second, pg::run(workers, round)).await
@@ -335,7 +335,15 @@ async fn baseline(data: &Data, round: Round, ticks_per_second: u64) -> anyhow::R
             let store = Arc::new(sqlite::Store::open(file)?);
             with_client_cpu(ticks_per_second, sqlite::run(store, round)).await
         }
+    }?;
+    // A failing baseline request is a bug of the baseline's: say which before any check.
+    if let Some(error) = &run.first_error {
+        eprintln!(
+            "baseline: {} requests failed; the first: {error}",
+            run.errors
+        );
     }
+    Ok((run, cpu))
 }
 
 /// What a webhook round must have changed in the inbox and the purchases.

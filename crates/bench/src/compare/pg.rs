@@ -178,12 +178,24 @@ impl Worker {
                     .client
                     .query(
                         self.statement(stmt)?,
-                        &[&item.purchase_id, &1_i64, &item.purchase_id, &1_i64],
+                        &[
+                            &item.purchase_id,
+                            &1_i64,
+                            &item.purchase_id,
+                            &1_i64,
+                            &item.event_id,
+                            &1_i32,
+                        ],
                     )
                     .await
                     .map_err(|e| failed(stmt, &e))?;
-                if rows.is_empty() {
-                    return Err(format!("no purchase {}", item.purchase_id));
+                // A redelivery's lock reads nothing.
+                if rows.is_empty() == (delivery_count == 1) {
+                    return Err(format!(
+                        "the lock of delivery {delivery_count} of purchase {} read {} rows",
+                        item.purchase_id,
+                        rows.len()
+                    ));
                 }
             }
             Stmt::UpdatePurchase => {

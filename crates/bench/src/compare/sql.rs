@@ -250,16 +250,22 @@ const PG_UPSERT_EVENT: &str = r#"INSERT INTO "webhook_events" ("event_id", "even
     ("webhook_events"."delivery_count" + $11), "last_received_at" = excluded."last_received_at"
     RETURNING "webhook_events"."delivery_count""#;
 
-/// `lock_buyers_purchases`: the purchase's buyer and course from two scalar subqueries of an
-/// alias (`single_value`), the rows in id order, locked. Binds: purchase id, 1 (limit), purchase
-/// id, 1.
+/// `lock_buyers_purchases` of a delivery: the purchase's buyer and course from two scalar
+/// subqueries of an alias (`single_value`), only if the event's inbox row counts one delivery
+/// (none for a redelivery), the rows in id order, locked. Binds: purchase id, 1 (limit),
+/// purchase id, 1, event id, 1 (delivery count).
 const PG_LOCK_PURCHASES: &str = concat!(
     "SELECT ",
     pg_purchase_columns!(),
-    r#" FROM "purchases" WHERE (("purchases"."user_id" = (SELECT "target"."user_id" FROM
+    r#" FROM "purchases" WHERE ((("purchases"."user_id" = (SELECT "target"."user_id" FROM
     "purchases" AS "target" WHERE ("target"."id" = $1) LIMIT $2)) AND ("purchases"."course_id" =
     (SELECT "target"."course_id" FROM "purchases" AS "target" WHERE ("target"."id" = $3) LIMIT
-    $4))) ORDER BY "purchases"."id" FOR NO KEY UPDATE"#
+    $4))) AND EXISTS (SELECT "webhook_events"."event_id", "webhook_events"."event_type",
+    "webhook_events"."purchase_id", "webhook_events"."first_received_at", "webhook_events"."payload",
+    "webhook_events"."livemode", "webhook_events"."created", "webhook_events"."last_received_at",
+    "webhook_events"."delivery_count", "webhook_events"."outcome", "webhook_events"."error" FROM
+    "webhook_events" WHERE (("webhook_events"."event_id" = $5) AND
+    ("webhook_events"."delivery_count" = $6)))) ORDER BY "purchases"."id" FOR NO KEY UPDATE"#
 );
 
 /// `diesel::update(purchases.find(id)).set(StateRow)`. Binds: the state's 37 columns in this
