@@ -1120,9 +1120,9 @@ impl EventInbox for PgStore {
             outcome.purchase_id,
             at,
         ))?;
-        let mut conn = self.conn().await?;
+        let conn = self.conn().await?;
         // One autocommit statement.
-        upsert_event(&mut conn, delivery.kind, row)
+        upsert_event(&conn, delivery.kind, row)
             .await
             .map_err(from_diesel)
     }
