@@ -263,7 +263,7 @@ fn new_pool(
     // Before each use, ask the connection whether it is still open instead of sending
     // `SELECT 1` (the default): the client learns that the server closed it (a restart, an
     // idle timeout, a terminated backend) as soon as its socket ends, so the check costs
-    // no round trip, where the query cost one per checkout (three per status read, when it took three).
+    // no round trip, where the query cost one per checkout.
     // `a_pooled_connection_the_server_closed_is_replaced_without_failing_a_call`.
     config.recycling_method = RecyclingMethod::CustomFunction(Box::new(|conn| {
         Box::pin(async move {

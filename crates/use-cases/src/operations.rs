@@ -325,20 +325,13 @@ impl Services {
         let pays = facts
             .iter()
             .any(|fact| matches!(fact, PaymentFact::PaymentSucceeded { .. }));
-        let synced = if facts.is_empty() && intent.is_none() {
-            purchase.clone()
+        let (synced, others) = if facts.is_empty() && intent.is_none() {
+            (purchase.clone(), Vec::new())
         } else {
-            self.apply_sync(purchase.id, facts, intent).await?
+            self.apply_sync_seeing_others(purchase.id, facts, intent)
+                .await?
         };
         if pays && synced.unlocks_course() {
-            // Read after the commit: of two purchases synced at once, the later read sees both.
-            let others = self
-                .purchases
-                .list_for_user_and_course(synced.user_id, synced.course_id)
-                .await?
-                .into_iter()
-                .filter(|other| other.id != synced.id)
-                .collect();
             self.refund_double_payments(synced.clone(), others, None)
                 .await?;
         }

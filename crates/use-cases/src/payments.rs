@@ -495,6 +495,20 @@ impl Services {
         facts: Vec<PaymentFact>,
         payment_intent_id: Option<String>,
     ) -> Result<Purchase, UseCaseError> {
+        Ok(self
+            .apply_sync_seeing_others(purchase_id, facts, payment_intent_id)
+            .await?
+            .0)
+    }
+
+    /// [`Services::apply_sync`], with the buyer's other purchases of the course as read with
+    /// the update ([`Applied::Applied`]'s `others`).
+    pub(crate) async fn apply_sync_seeing_others(
+        &self,
+        purchase_id: PurchaseId,
+        facts: Vec<PaymentFact>,
+        payment_intent_id: Option<String>,
+    ) -> Result<(Purchase, Vec<Purchase>), UseCaseError> {
         let update = FactUpdate {
             purchase_id,
             facts,
@@ -506,12 +520,11 @@ impl Services {
             at: self.now(),
         };
         match self.purchases.apply_facts(&update).await {
-            Ok(Applied::Applied { purchase, .. }) => Ok(purchase),
-            Ok(Applied::DuplicateEvent) => self
-                .purchases
-                .get_purchase(purchase_id)
-                .await?
-                .ok_or(UseCaseError::NotFound(Resource::Purchase)),
+            Ok(Applied::Applied { purchase, others }) => Ok((purchase, others)),
+            // The port applies every update without an event.
+            Ok(Applied::DuplicateEvent) => Err(UseCaseError::unexpected(
+                "the store counted an update without an event as a duplicate",
+            )),
             Err(RepoError::NotFound) => Err(UseCaseError::NotFound(Resource::Purchase)),
             Err(err) => Err(err.into()),
         }
