@@ -118,6 +118,7 @@ pub const VARIABLES: &[Variable] = &[
         "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT",
         "database.idle_in_transaction_timeout",
     ),
+    var("DATABASE_GROUP_COMMIT", "database.group_commit"),
     Variable {
         env: "JWT_SECRET",
         key: "auth.jwt_secret",
@@ -338,6 +339,9 @@ pub struct DatabaseSettings {
     pub statement_timeout: Duration,
     pub lock_timeout: Duration,
     pub idle_in_transaction_timeout: Duration,
+    /// PostgreSQL only: webhook deliveries that arrive together share one transaction
+    /// (`lms_postgres::PgStore::with_group_commit`).
+    pub group_commit: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -453,6 +457,7 @@ struct RawDatabase {
     statement_timeout: Option<String>,
     lock_timeout: Option<String>,
     idle_in_transaction_timeout: Option<String>,
+    group_commit: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1102,6 +1107,16 @@ impl Resolver {
             given(variable, value)?.map_or(Ok(default), |raw| parse_duration(variable, &raw))
         };
         let defaults = lms_postgres::PgConnectionOptions::default();
+        let group_commit = match given("DATABASE_GROUP_COMMIT", raw.group_commit.as_ref())? {
+            Some(flag) => parse_flag("DATABASE_GROUP_COMMIT", &flag)?,
+            None => false,
+        };
+        if group_commit && !matches!(url, Database::Postgres(_)) {
+            return Err(ConfigError::new(
+                "DATABASE_GROUP_COMMIT",
+                "groups PostgreSQL commits; SQLite writes one transaction at a time whatever this says: unset it, or use a postgres:// DATABASE_URL",
+            ));
+        }
         Ok(DatabaseSettings {
             url,
             pool_size: match given("DATABASE_POOL_SIZE", raw.pool_size.as_ref())? {
@@ -1127,6 +1142,7 @@ impl Resolver {
                 raw.idle_in_transaction_timeout.as_ref(),
                 defaults.idle_in_transaction_timeout,
             )?,
+            group_commit,
         })
     }
 

@@ -580,6 +580,13 @@ async fn open_store(database: &DatabaseSettings) -> anyhow::Result<Store> {
                 &pg_options(database),
             )
             .context("connecting to PostgreSQL (DATABASE_URL)")?;
+            let store = if database.group_commit {
+                store
+                    .with_group_commit()
+                    .context("starting the group commit (DATABASE_GROUP_COMMIT)")?
+            } else {
+                store
+            };
             {
                 let store = store.clone();
                 metrics::on_scrape(move || store.record_pool_metrics());

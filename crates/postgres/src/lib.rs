@@ -9,6 +9,7 @@
 
 mod connection;
 mod error;
+mod group_commit;
 mod migrate;
 mod rows;
 mod schema;
@@ -43,12 +44,14 @@ use time::OffsetDateTime;
 
 use crate::connection::{ConnectSpec, LogConnectionErrors, Purpose};
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
+use crate::group_commit::GroupCommit;
 use crate::rows::{
     AuditRow, CourseRow, PurchaseRow, RevenueRow, StateRow, UserRow, WebhookEventRow,
 };
 use crate::schema::{audit_log, courses, deployment, purchases, users, webhook_events};
 
 pub use crate::connection::{check_database_url, PgConnectionOptions};
+pub use crate::group_commit::MAX_GROUP as GROUP_COMMIT_MAX_EVENTS;
 pub use crate::migrate::{
     embedded_migration_versions, migrations_fingerprint, revert_all_migrations, run_migrations,
     run_migrations_with, MIGRATION_LOCK,
@@ -79,6 +82,8 @@ struct RuntimePools {
     acquire_timeout: Duration,
     /// Few entries (one per runtime): a scan is cheaper than hashing.
     by_runtime: std::sync::Mutex<Vec<(tokio::runtime::Id, Pool<AsyncPgConnection>)>>,
+    /// Set by [`PgStore::with_group_commit`]: webhook deliveries go there.
+    group_commit: std::sync::OnceLock<GroupCommit>,
 }
 
 /// What the pools hold now, summed.
@@ -106,8 +111,10 @@ impl fmt::Debug for PgStore {
 impl PgStore {
     /// Sets the pool gauges (`lms_db_pool_connections`, `lms_db_pool_idle_connections`,
     /// `lms_db_pool_max_connections`, `lms_db_pool_waiting`, labelled `pool="postgres"`, summed
-    /// over the runtimes' pools) from the pools' state now; the metrics listener calls it at
-    /// each scrape so the values are never stale.
+    /// over the runtimes' pools) and, with [`PgStore::with_group_commit`],
+    /// `lms_db_group_commit_backlog`, from the state now; the metrics listener calls it at each
+    /// scrape so the values are never stale. The group commit worker counts
+    /// `lms_db_group_commits_total` and `lms_db_group_committed_events_total` itself.
     pub fn record_pool_metrics(&self) {
         let totals = self.totals();
         metrics::gauge!("lms_db_pool_connections", "pool" => "postgres")
@@ -118,6 +125,9 @@ impl PgStore {
             .set(f64::from(totals.max_connections));
         // Requests waiting for a connection right now: a full pool shows here first.
         metrics::gauge!("lms_db_pool_waiting", "pool" => "postgres").set(totals.waiting as f64);
+        if let Some(backlog) = self.group_commit_backlog() {
+            metrics::gauge!("lms_db_group_commit_backlog").set(backlog as f64);
+        }
     }
 
     fn totals(&self) -> PoolTotals {
@@ -208,8 +218,37 @@ impl PgStore {
                 pool_size,
                 acquire_timeout,
                 by_runtime: std::sync::Mutex::new(Vec::new()),
+                group_commit: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Applies webhook deliveries ([`DeliveryKind::Delivered`] events) in groups: those that
+    /// arrive while a group is being applied share the next group's transaction, each under a
+    /// savepoint of its own, on a connection (and a thread) of the store's own. Replays,
+    /// reconciliation and every other write keep a transaction each. The guarantees and their
+    /// cost are in the `group_commit` module's documentation. A second call changes nothing.
+    ///
+    /// # Errors
+    /// [`RepoError::Unexpected`] when the worker thread cannot be started.
+    pub fn with_group_commit(self) -> Result<Self, RepoError> {
+        if self.pools.group_commit.get().is_none() {
+            let group_commit = GroupCommit::start(self.pools.spec.clone()).map_err(|error| {
+                RepoError::unexpected(lms_ports::Context::new(
+                    "starting the group commit thread",
+                    error,
+                ))
+            })?;
+            // Lost to a concurrent call: this one's thread ends as its sender drops.
+            let _ = self.pools.group_commit.set(group_commit);
+        }
+        Ok(self)
+    }
+
+    /// With [`PgStore::with_group_commit`], the webhook deliveries waiting for the next group
+    /// (the one being applied not counted); `None` without it.
+    pub fn group_commit_backlog(&self) -> Option<usize> {
+        self.pools.group_commit.get().map(GroupCommit::backlog)
     }
 
     /// The pool of the runtime this runs on, made on its first use there.
@@ -597,29 +636,19 @@ async fn upsert_event(
 ///    `UPDATE webhook_events SET outcome = 'held' WHERE event_id = $1`: the outcome depends on
 ///    the merge, and writing the row first is what lets a duplicate stop at statement 1.
 ///
-/// Plus BEGIN and COMMIT: a first delivery costs four round trips (five when it leaves its
-/// purchase held), a redelivery three, in one transaction.
+/// Plus BEGIN and COMMIT: a first delivery costs four round trips (statements 3 and 4 are
+/// pipelined when both are needed), a redelivery three, in one transaction.
 async fn apply_in_transaction(
-    conn: &mut AsyncPgConnection,
+    conn: &AsyncPgConnection,
     update: &FactUpdate,
 ) -> Result<Applied, TxError> {
     let at = stored_precision(update.at);
-    let conn: &AsyncPgConnection = conn;
     let locked = match &update.event {
         Some(event) => {
-            let row = WebhookEventRow::from_domain(&lms_sql_rows::first_delivery(
-                &event.envelope,
-                EventOutcome::Applied,
-                None,
-                Some(update.purchase_id),
-                at,
-            ))?;
+            let row = inbox_row(update, event, at)?;
             match event.kind {
                 DeliveryKind::Delivered => {
-                    let (recorded, locked) = tokio::join!(
-                        upsert_event(conn, event.kind, row),
-                        lock_buyers_purchases(conn, update.purchase_id, Some(&event.envelope.id))
-                    );
+                    let (recorded, locked) = record_and_lock(conn, update, event, row).await;
                     if recorded? == Recorded::Duplicate {
                         return Ok(Applied::DuplicateEvent);
                     }
@@ -636,33 +665,143 @@ async fn apply_in_transaction(
         }
         None => lock_buyers_purchases(conn, update.purchase_id, None).await?,
     };
-    let locked = locked
-        .into_iter()
-        .map(PurchaseRow::into_domain)
-        .collect::<Result<Vec<_>, _>>()?;
-    let (mut purchase, others) = lms_sql_rows::purchase_and_others(locked, update.purchase_id)?;
-    let changed = purchase.absorb(
-        &update.facts,
-        update.payment_intent_id.as_deref(),
-        &update.details,
+    let merged = Merged::of(update, locked, at, &[])?;
+    write_merge(conn, update, &merged).await?;
+    Ok(merged.into_applied())
+}
+
+/// The inbox row statement 1 of [`apply_in_transaction`] writes for `event`: applied, to the
+/// update's purchase, no error.
+fn inbox_row(
+    update: &FactUpdate,
+    event: &EventDelivery,
+    at: OffsetDateTime,
+) -> Result<WebhookEventRow, RepoError> {
+    WebhookEventRow::from_domain(&lms_sql_rows::first_delivery(
+        &event.envelope,
+        EventOutcome::Applied,
+        None,
+        Some(update.purchase_id),
         at,
-    );
-    if changed {
-        diesel::update(purchases::table.find(update.purchase_id.as_uuid()))
-            .set(StateRow::from_domain(&purchase)?)
-            .execute(&mut &*conn)
-            .await?;
+    ))
+}
+
+/// Statements 1 and 2 of [`apply_in_transaction`] for a delivery, pipelined: the inbox upsert,
+/// and the lock on the condition that the upsert left a first delivery.
+async fn record_and_lock(
+    conn: &AsyncPgConnection,
+    update: &FactUpdate,
+    event: &EventDelivery,
+    row: WebhookEventRow,
+) -> (QueryResult<Recorded>, QueryResult<Vec<PurchaseRow>>) {
+    tokio::join!(
+        upsert_event(conn, event.kind, row),
+        lock_buyers_purchases(conn, update.purchase_id, Some(&event.envelope.id))
+    )
+}
+
+/// An update merged into the purchase it locked, not yet written.
+struct Merged {
+    purchase: Purchase,
+    others: Vec<Purchase>,
+    /// What statement 3 writes, if the merge changed the purchase. Converted here, so that
+    /// writing cannot fail before the statement is sent.
+    state: Option<StateRow>,
+    /// The event's outcome when it is not `applied` (statement 4 is needed).
+    outcome: Option<EventOutcome>,
+}
+
+impl Merged {
+    /// Merges `update` into the purchase among the `locked` rows. `saved_before`: purchases
+    /// this transaction saved after those rows were read (a group whose locks were sent
+    /// before its writes); they replace their stale rows, as reading them again would.
+    fn of(
+        update: &FactUpdate,
+        locked: Vec<PurchaseRow>,
+        at: OffsetDateTime,
+        saved_before: &[Purchase],
+    ) -> Result<Self, RepoError> {
+        let locked = locked
+            .into_iter()
+            .map(|row| {
+                let read = row.into_domain()?;
+                Ok(saved_before
+                    .iter()
+                    .rev()
+                    .find(|saved| saved.id == read.id)
+                    .cloned()
+                    .unwrap_or(read))
+            })
+            .collect::<Result<Vec<_>, RepoError>>()?;
+        let (mut purchase, others) = lms_sql_rows::purchase_and_others(locked, update.purchase_id)?;
+        let changed = purchase.absorb(
+            &update.facts,
+            update.payment_intent_id.as_deref(),
+            &update.details,
+            at,
+        );
+        let state = if changed {
+            Some(StateRow::from_domain(&purchase)?)
+        } else {
+            None
+        };
+        let outcome = update
+            .event
+            .as_ref()
+            .map(|_| EventOutcome::of_applied(&purchase))
+            .filter(|outcome| *outcome != EventOutcome::Applied);
+        Ok(Self {
+            purchase,
+            others,
+            state,
+            outcome,
+        })
     }
-    if let Some(event) = &update.event {
-        let outcome = EventOutcome::of_applied(&purchase);
-        if outcome != EventOutcome::Applied {
-            diesel::update(webhook_events::table.find(&event.envelope.id))
-                .set(webhook_events::outcome.eq(outcome.as_str()))
-                .execute(&mut &*conn)
-                .await?;
+
+    /// Whether the merge changed the purchase.
+    fn changed(&self) -> bool {
+        self.state.is_some()
+    }
+
+    fn into_applied(self) -> Applied {
+        Applied::Applied {
+            purchase: self.purchase,
+            others: self.others,
         }
     }
-    Ok(Applied::Applied { purchase, others })
+}
+
+/// Statements 3 and 4 of [`apply_in_transaction`], each only if `merged` needs it, pipelined.
+async fn write_merge(
+    mut conn: &AsyncPgConnection,
+    update: &FactUpdate,
+    merged: &Merged,
+) -> QueryResult<()> {
+    let mut outcome_conn = conn;
+    let purchase = async {
+        match &merged.state {
+            Some(state) => diesel::update(purchases::table.find(update.purchase_id.as_uuid()))
+                .set(state)
+                .execute(&mut conn)
+                .await
+                .map(drop),
+            None => Ok(()),
+        }
+    };
+    let outcome = async {
+        match (&update.event, merged.outcome) {
+            (Some(event), Some(outcome)) => {
+                diesel::update(webhook_events::table.find(&event.envelope.id))
+                    .set(webhook_events::outcome.eq(outcome.as_str()))
+                    .execute(&mut outcome_conn)
+                    .await
+                    .map(drop)
+            }
+            _ => Ok(()),
+        }
+    };
+    let (purchase, outcome) = tokio::join!(purchase, outcome);
+    purchase.and(outcome)
 }
 
 async fn load_purchases<Q>(
@@ -801,10 +940,16 @@ impl PurchaseRepo for PgStore {
         fields(purchase_id = %update.purchase_id, event_id = update.event.as_ref().map(|e| e.envelope.id.as_str()))
     )]
     async fn apply_facts(&self, update: &FactUpdate) -> Result<Applied, RepoError> {
-        let mut conn = self.conn().await?;
-        let applied = conn
-            .transaction(async |conn| apply_in_transaction(conn, update).await)
-            .await?;
+        let applied = match (&update.event, self.pools.group_commit.get()) {
+            (Some(event), Some(group_commit)) if event.kind == DeliveryKind::Delivered => {
+                group_commit.apply(update).await?
+            }
+            _ => {
+                let mut conn = self.conn().await?;
+                conn.transaction(async |conn| apply_in_transaction(conn, update).await)
+                    .await?
+            }
+        };
         if let Applied::Applied { purchase, .. } = &applied {
             tracing::debug!(status = purchase.status().as_str(), "facts applied");
         } else {

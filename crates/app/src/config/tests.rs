@@ -66,6 +66,7 @@ fn stripe_mode_keeps_the_production_defaults() {
     assert!(settings.http.cookie_secure);
     assert!(settings.database.run_migrations);
     assert_eq!(settings.database.pool_size, 10);
+    assert!(!settings.database.group_commit, "one transaction per event unless asked");
     assert_eq!(settings.log_format, LogFormat::Json);
     assert!(matches!(settings.database.url, Database::Postgres(_)));
     assert_eq!(
@@ -450,6 +451,14 @@ fn invalid_or_missing_values_name_the_variable() {
             "DATABASE_STATEMENT_TIMEOUT",
         ),
         (&[("DATABASE_LOCK_TIMEOUT", "5")], "DATABASE_LOCK_TIMEOUT"),
+        (&[("DATABASE_GROUP_COMMIT", "sometimes")], "DATABASE_GROUP_COMMIT"),
+        (
+            &[
+                ("DATABASE_URL", "sqlite:///tmp/lms.db"),
+                ("DATABASE_GROUP_COMMIT", "true"),
+            ],
+            "DATABASE_GROUP_COMMIT",
+        ),
         (&[("COOKIE_SECURE", "maybe")], "COOKIE_SECURE"),
         (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
         (&[("CORS_ORIGINS", "*")], "CORS_ORIGINS"),
@@ -968,4 +977,19 @@ fn the_self_refund_window_is_off_unless_given_in_days() {
         panic!("the file says demo");
     };
     assert!(demo.checkout.allow_promotion_codes);
+}
+
+#[test]
+fn group_commit_is_a_postgresql_switch() {
+    let on = load(&with(STRIPE, &[("DATABASE_GROUP_COMMIT", "on")])).unwrap();
+    assert!(on.database.group_commit);
+    let off = load(&with(
+        STRIPE,
+        &[
+            ("DATABASE_URL", "sqlite:///tmp/lms.db"),
+            ("DATABASE_GROUP_COMMIT", "false"),
+        ],
+    ))
+    .unwrap();
+    assert!(!off.database.group_commit);
 }

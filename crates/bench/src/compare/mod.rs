@@ -67,7 +67,7 @@ pub const USAGE: &str = "usage: compare [--postgres] [--peer | --no-peer] [--eve
                             the peer's status answer the app's)
   --print-sql               print the statements the app runs for each workload
 Build first: cargo build --release -p lms-app -p lms-bench. Variables such as HTTP_WORKERS,
-DATABASE_POOL_SIZE, RUST_LOG and MALLOC_CONF reach the app process.";
+DATABASE_POOL_SIZE, DATABASE_GROUP_COMMIT, RUST_LOG and MALLOC_CONF reach the app process.";
 
 /// What the command line asked for.
 #[derive(Debug, Clone)]
@@ -763,6 +763,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let passed: Vec<String> = [
         "HTTP_WORKERS",
         "DATABASE_POOL_SIZE",
+        "DATABASE_GROUP_COMMIT",
         "RUST_LOG",
         "LOG_FORMAT",
         "MALLOC_CONF",

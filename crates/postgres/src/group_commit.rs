@@ -1,0 +1,406 @@
+//! Grouped commits of webhook deliveries, opt-in ([`PgStore::with_group_commit`]).
+//!
+//! One transaction per event caps ingest at the rate the database commits. With grouping, the
+//! deliveries ([`DeliveryKind::Delivered`]) that arrive while a group is being applied queue up,
+//! and the next group applies them together, in arrival order, in one transaction on a
+//! connection of its own:
+//!
+//! ```text
+//! BEGIN                                   -- sent with the first event's statements
+//!   SAVEPOINT event; <the event's statements, as in a transaction of its own>
+//!   [ROLLBACK TO SAVEPOINT event]         -- only if one of them failed
+//!   ...                                   -- the next event, up to MAX_GROUP
+//! COMMIT
+//! ```
+//!
+//! What stays true, against one transaction per event:
+//! - **Exactly once.** An event's inbox row is written in the group's transaction with its
+//!   merge. A redelivery in the same group sees the first delivery's row (same transaction)
+//!   and is counted as a duplicate.
+//! - **A failing event fails alone.** Its savepoint is rolled back (its inbox row, its update
+//!   and its row locks with it), its caller gets its own error, and the others go on.
+//! - **Answered after the commit.** Every caller waits for the group's `COMMIT`. If the commit
+//!   or the connection fails, every caller of the group gets [`RepoError::Unavailable`] and
+//!   retries; nothing of the group was saved, or (the connection lost during `COMMIT`) all of
+//!   it was, and the inbox then counts the retries as redeliveries.
+//! - **No deadlock between groups.** One group at a time, so two groups never wait on each
+//!   other's row locks. Other writers lock one buyer's purchases of one course at a time
+//!   (in id order, as a group's events do), so a group can wait for one of them but never
+//!   in a cycle.
+//!
+//! The cost: a group holds its events' row locks until its commit (a few milliseconds), and an
+//! event whose purchase another transaction holds delays the events queued behind it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::thread;
+
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::QueryResult;
+use diesel_async::pooled_connection::PoolableConnection;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use lms_domain::Purchase;
+use lms_ports::{Applied, Context, FactUpdate, Recorded, RepoError};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::connection::ConnectSpec;
+use crate::error::{from_connection, from_diesel};
+use crate::{inbox_row, record_and_lock, stored_precision, write_merge, Merged};
+
+/// The most events one group applies. Each event's savepoint that writes takes a
+/// subtransaction id, and PostgreSQL keeps up to 64 of them per session in shared memory;
+/// past that, every other session's visibility checks read `pg_subtrans` from disk.
+pub const MAX_GROUP: usize = 32;
+
+/// Events waiting for a group. A caller finding it full waits for room (back-pressure on the
+/// HTTP workers, not an error).
+const QUEUE: usize = 1024;
+
+/// The sending side: one per store, shared by its clones. Dropping the last one ends the
+/// worker thread, which closes its connection.
+pub(crate) struct GroupCommit {
+    queue: mpsc::Sender<Job>,
+}
+
+struct Job {
+    update: FactUpdate,
+    answer: oneshot::Sender<Result<Applied, RepoError>>,
+}
+
+impl GroupCommit {
+    /// Starts the worker thread. `spec` is `None` when the store's settings were invalid:
+    /// every event then fails as any other call does.
+    pub(crate) fn start(spec: Option<Arc<ConnectSpec>>) -> std::io::Result<Self> {
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        // A thread and runtime of its own: the connection's socket is driven where the groups
+        // run, whichever HTTP worker the events come from, and no worker's restart stops it.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        thread::Builder::new()
+            .name("pg-group-commit".to_owned())
+            .spawn(move || runtime.block_on(work(spec, jobs)))?;
+        Ok(Self { queue })
+    }
+
+    /// Deliveries waiting for a group, not counting the one being applied.
+    pub(crate) fn backlog(&self) -> usize {
+        self.queue.max_capacity() - self.queue.capacity()
+    }
+
+    /// Applies `update` in the next group and answers once that group has committed.
+    pub(crate) async fn apply(&self, update: &FactUpdate) -> Result<Applied, RepoError> {
+        let (answer, answered) = oneshot::channel();
+        let job = Job {
+            update: update.clone(),
+            answer,
+        };
+        if self.queue.send(job).await.is_err() {
+            return Err(worker_gone());
+        }
+        answered.await.unwrap_or_else(|_| Err(worker_gone()))
+    }
+}
+
+fn worker_gone() -> RepoError {
+    RepoError::unexpected("the group commit worker has stopped")
+}
+
+/// Takes whatever has queued (up to [`MAX_GROUP`]), applies it as one group, answers, again
+/// until every sender is gone.
+async fn work(spec: Option<Arc<ConnectSpec>>, mut jobs: mpsc::Receiver<Job>) {
+    let mut connection: Option<AsyncPgConnection> = None;
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let kept = connection
+            .take()
+            .and_then(|mut conn| (!conn.is_broken()).then_some(conn));
+        let conn = match kept {
+            Some(conn) => Ok(conn),
+            None => connect(spec.as_deref()).await,
+        };
+        let outcome = match conn {
+            Ok(mut conn) => {
+                let outcome = apply_group(&conn, &group).await;
+                // After a failed group the session may still be inside its transaction:
+                // dropping the connection rolls that back, and the next group connects afresh.
+                if outcome.is_ok() && !conn.is_broken() {
+                    connection = Some(conn);
+                }
+                outcome
+            }
+            Err(error) => Err(error),
+        };
+        answer(&mut group, outcome);
+    }
+}
+
+async fn connect(spec: Option<&ConnectSpec>) -> Result<AsyncPgConnection, RepoError> {
+    match spec {
+        Some(spec) => spec.establish().await.map_err(from_connection),
+        None => Err(RepoError::unexpected(
+            "invalid PostgreSQL connection settings",
+        )),
+    }
+}
+
+/// Sends each caller its event's result, or the group's failure.
+fn answer(group: &mut Vec<Job>, outcome: Result<Vec<Result<Applied, RepoError>>, RepoError>) {
+    match outcome {
+        Ok(results) => {
+            metrics::counter!("lms_db_group_commits_total").increment(1);
+            metrics::counter!("lms_db_group_committed_events_total")
+                .increment(results.len() as u64);
+            tracing::debug!(events = results.len(), "group committed");
+            for (job, result) in group.drain(..).zip(results) {
+                // A caller that has gone (its request cancelled) is answered by the inbox
+                // when the event comes again.
+                let _ = job.answer.send(result);
+            }
+        }
+        Err(error) => {
+            tracing::warn!(events = group.len(), %error, "a group of webhook events failed; each is answered with a retryable error");
+            let cause = Arc::new(error);
+            for job in group.drain(..) {
+                let _ = job
+                    .answer
+                    .send(Err(RepoError::unavailable(GroupFailed(Arc::clone(&cause)))));
+            }
+        }
+    }
+}
+
+/// The error of every event of a group that could not commit, keeping the group's cause.
+#[derive(Debug)]
+struct GroupFailed(Arc<RepoError>);
+
+impl std::fmt::Display for GroupFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the group of events this one was to be committed with failed")
+    }
+}
+
+impl std::error::Error for GroupFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// What a group gives each of its events, in the group's order.
+type Results = Vec<Result<Applied, RepoError>>;
+
+/// One group in one transaction: each event's result, or the failure that stopped the group
+/// (then nothing of it is committed).
+async fn apply_group(conn: &AsyncPgConnection, group: &[Job]) -> Result<Results, RepoError> {
+    if let Some(results) = all_at_once(conn, group).await? {
+        return Ok(results);
+    }
+    // One event failed, and with it the transaction: again from the start, each event under a
+    // savepoint of its own so that it fails alone. Rare: an event of a purchase that does not
+    // exist, or a lock or statement timeout.
+    execute(conn, Rollback)
+        .await
+        .map_err(|error| unavailable("rolling back the group", error))?;
+    one_by_one(conn, group).await
+}
+
+/// The group in three round trips whatever its size: `BEGIN` and every event's inbox upsert
+/// and lock, sent together; then every event's writes (its merge computed from what its lock
+/// read, corrected by what the events before it saved); then `COMMIT`. `Ok(None)`: a
+/// statement or a merge of one of the events failed, and nothing was committed (the slower
+/// [`one_by_one`] isolates it).
+///
+/// The statements run in the order they are sent, which is the order of the events, so the
+/// inbox sees what it would see in one transaction per event: a redelivery queued behind its
+/// first delivery counts as a duplicate, and its lock reads nothing. What differs is that an
+/// event's lock is read before the events in front of it have written; its merge therefore
+/// takes the purchases they saved in place of the rows it read ([`Merged::of`]).
+async fn all_at_once(
+    conn: &AsyncPgConnection,
+    group: &[Job],
+) -> Result<Option<Results>, RepoError> {
+    let mut deliveries = Vec::with_capacity(group.len());
+    for job in group {
+        let update = &job.update;
+        // Only deliveries are queued, and their rows are built before anything is sent, so
+        // that a failure here cannot leave a half-sent group.
+        let Some(event) = &update.event else {
+            return Ok(None);
+        };
+        let at = stored_precision(update.at);
+        let Ok(row) = inbox_row(update, event, at) else {
+            return Ok(None);
+        };
+        deliveries.push((update, event, row, at));
+    }
+    let sent = deliveries
+        .into_iter()
+        .map(|(update, event, row, at)| async move {
+            (update, at, record_and_lock(conn, update, event, row).await)
+        })
+        .collect();
+    let (begun, read) = tokio::join!(execute(conn, Begin), in_order(sent));
+    if begun.is_err() {
+        return Ok(None);
+    }
+
+    let mut saved: Vec<Purchase> = Vec::new();
+    let mut merges = Vec::with_capacity(read.len());
+    for (update, at, (recorded, locked)) in read {
+        let (Ok(recorded), Ok(locked)) = (recorded, locked) else {
+            return Ok(None);
+        };
+        if recorded == Recorded::Duplicate {
+            merges.push((update, None));
+            continue;
+        }
+        let Ok(merged) = Merged::of(update, locked, at, &saved) else {
+            return Ok(None);
+        };
+        if merged.changed() {
+            saved.push(merged.purchase.clone());
+        }
+        merges.push((update, Some(merged)));
+    }
+    let writes = merges
+        .iter()
+        .filter_map(|(update, merged)| {
+            merged
+                .as_ref()
+                .map(|merged| write_merge(conn, update, merged))
+        })
+        .collect();
+    // COMMIT only once every write has succeeded: sent with them, it would commit the others'
+    // if one failed before reaching the server.
+    if in_order(writes).await.iter().any(Result::is_err) {
+        return Ok(None);
+    }
+    commit(conn).await?;
+    Ok(Some(
+        merges
+            .into_iter()
+            .map(|(_, merged)| Ok(merged.map_or(Applied::DuplicateEvent, Merged::into_applied)))
+            .collect(),
+    ))
+}
+
+/// The group in a transaction whose events each run under a savepoint of their own, one
+/// after the other: an event that fails is rolled back alone and answered with its error.
+async fn one_by_one(conn: &AsyncPgConnection, group: &[Job]) -> Result<Results, RepoError> {
+    let mut results = Vec::with_capacity(group.len());
+    for (index, job) in group.iter().enumerate() {
+        results.push(apply_event(conn, index == 0, &job.update).await?);
+    }
+    commit(conn).await?;
+    Ok(results)
+}
+
+async fn commit(conn: &AsyncPgConnection) -> Result<(), RepoError> {
+    execute(conn, Commit)
+        .await
+        .map_err(|error| unavailable("committing the group", error))
+}
+
+/// A failure that stops the group: retryable, as nothing of it was committed (or, lost during
+/// `COMMIT`, all of it was, and the inbox counts the retries as redeliveries).
+fn unavailable(doing: &'static str, error: diesel::result::Error) -> RepoError {
+    RepoError::unavailable(Context::new(doing, from_diesel(error)))
+}
+
+/// Polls `futures` together, each time in their order, so that the statements they send go
+/// out in that order without waiting for one another's answers (pipelined on one connection).
+async fn in_order<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+/// One event under its own savepoint, pipelined with it (and with the group's `BEGIN` for the
+/// first): one round trip for `[BEGIN,] SAVEPOINT`, the inbox upsert and the lock, as a
+/// transaction of its own costs for `BEGIN` alone. `Err`: the group cannot go on.
+async fn apply_event(
+    conn: &AsyncPgConnection,
+    first: bool,
+    update: &FactUpdate,
+) -> Result<Result<Applied, RepoError>, RepoError> {
+    let (begun, saved, applied) = if first {
+        tokio::join!(
+            execute(conn, Begin),
+            execute(conn, Savepoint),
+            crate::apply_in_transaction(conn, update)
+        )
+    } else {
+        let (saved, applied) = tokio::join!(
+            execute(conn, Savepoint),
+            crate::apply_in_transaction(conn, update)
+        );
+        (Ok(()), saved, applied)
+    };
+    begun
+        .and(saved)
+        .map_err(|error| unavailable("opening the event's savepoint", error))?;
+    match applied {
+        Ok(applied) => Ok(Ok(applied)),
+        Err(error) => {
+            execute(conn, RollbackToSavepoint)
+                .await
+                .map_err(|rollback| {
+                    unavailable("rolling back a failed event's savepoint", rollback)
+                })?;
+            Ok(Err(error.into()))
+        }
+    }
+}
+
+async fn execute<S>(conn: &AsyncPgConnection, statement: S) -> QueryResult<()>
+where
+    S: QueryFragment<Pg> + QueryId + Send + 'static,
+{
+    statement.execute(&mut &*conn).await.map(drop)
+}
+
+/// Transaction-control statements without binds, each a type of its own: a static query id
+/// makes each prepared once per connection and then sent as a cached statement, which is what
+/// lets it be pipelined with the statements after it (an uncached one first waits a round
+/// trip of its own for its preparation).
+macro_rules! fixed_statements {
+    ($($name:ident = $sql:literal;)*) => {$(
+        #[derive(Debug, Clone, Copy, QueryId)]
+        struct $name;
+
+        impl QueryFragment<Pg> for $name {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+                out.push_sql($sql);
+                Ok(())
+            }
+        }
+    )*};
+}
+
+fixed_statements! {
+    Begin = "BEGIN";
+    Savepoint = "SAVEPOINT event";
+    RollbackToSavepoint = "ROLLBACK TO SAVEPOINT event";
+    Commit = "COMMIT";
+    Rollback = "ROLLBACK";
+}
