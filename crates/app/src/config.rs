@@ -339,9 +339,10 @@ pub struct DatabaseSettings {
     pub statement_timeout: Duration,
     pub lock_timeout: Duration,
     pub idle_in_transaction_timeout: Duration,
-    /// PostgreSQL only: webhook deliveries that arrive together share one transaction
+    /// PostgreSQL only: with `Some(lanes)`, webhook deliveries that arrive together share one
+    /// transaction, on `lanes` connections of their own
     /// (`lms_postgres::PgStore::with_group_commit`).
-    pub group_commit: bool,
+    pub group_commit: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -675,6 +676,27 @@ fn parse_flag(variable: &'static str, raw: &str) -> Result<bool> {
         )),
     }
 }
+
+/// `off` (or `false`), `on` (or `true`: [`GROUP_COMMIT_LANES`] lanes), or a number of lanes.
+fn parse_group_commit(raw: &str) -> Result<Option<usize>> {
+    match raw.to_ascii_lowercase().as_str() {
+        "off" | "false" => Ok(None),
+        "on" | "true" => Ok(Some(GROUP_COMMIT_LANES)),
+        _ => parse_number("DATABASE_GROUP_COMMIT", raw, 1..=64)
+            .map(Some)
+            .map_err(|_| {
+                ConfigError::new(
+                    "DATABASE_GROUP_COMMIT",
+                    format!(
+                        "must be off, on, or a number of connections from 1 to 64, got {raw:?}"
+                    ),
+                )
+            }),
+    }
+}
+
+/// The lanes of `DATABASE_GROUP_COMMIT=on`.
+pub const GROUP_COMMIT_LANES: usize = 2;
 
 fn parse_duration(variable: &'static str, raw: &str) -> Result<Duration> {
     humantime::parse_duration(raw).map_err(|_| {
@@ -1108,10 +1130,10 @@ impl Resolver {
         };
         let defaults = lms_postgres::PgConnectionOptions::default();
         let group_commit = match given("DATABASE_GROUP_COMMIT", raw.group_commit.as_ref())? {
-            Some(flag) => parse_flag("DATABASE_GROUP_COMMIT", &flag)?,
-            None => false,
+            Some(raw) => parse_group_commit(&raw)?,
+            None => None,
         };
-        if group_commit && !matches!(url, Database::Postgres(_)) {
+        if group_commit.is_some() && !matches!(url, Database::Postgres(_)) {
             return Err(ConfigError::new(
                 "DATABASE_GROUP_COMMIT",
                 "groups PostgreSQL commits; SQLite writes one transaction at a time whatever this says: unset it, or use a postgres:// DATABASE_URL",

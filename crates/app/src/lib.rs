@@ -580,12 +580,11 @@ async fn open_store(database: &DatabaseSettings) -> anyhow::Result<Store> {
                 &pg_options(database),
             )
             .context("connecting to PostgreSQL (DATABASE_URL)")?;
-            let store = if database.group_commit {
-                store
-                    .with_group_commit()
-                    .context("starting the group commit (DATABASE_GROUP_COMMIT)")?
-            } else {
-                store
+            let store = match database.group_commit {
+                Some(lanes) => store
+                    .with_group_commit(lanes)
+                    .context("starting the group commit (DATABASE_GROUP_COMMIT)")?,
+                None => store,
             };
             {
                 let store = store.clone();

@@ -17,6 +17,13 @@ fn is_timeout(message: &str) -> bool {
         || message.starts_with("could not obtain lock")
 }
 
+/// The server broke a cycle of lock waits by failing this statement (SQLSTATE 40P01): the
+/// other transaction goes on, and the same call again succeeds. Grouped commits on several
+/// lanes can meet one (see the `group_commit` module).
+fn is_deadlock(message: &str) -> bool {
+    message.starts_with("deadlock detected")
+}
+
 pub(crate) fn from_diesel(error: DieselError) -> RepoError {
     let DieselError::DatabaseError(kind, info) = &error else {
         return RepoError::unexpected(error);
@@ -40,7 +47,9 @@ pub(crate) fn from_diesel(error: DieselError) -> RepoError {
         DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand => {
             RepoError::unavailable(error)
         }
-        _ if is_timeout(info.message()) => RepoError::unavailable(error),
+        _ if is_timeout(info.message()) || is_deadlock(info.message()) => {
+            RepoError::unavailable(error)
+        }
         other => RepoError::unexpected(Context::new(format!("database error ({other:?})"), error)),
     }
 }
@@ -154,11 +163,12 @@ mod tests {
     }
 
     #[test]
-    fn statement_and_lock_timeouts_are_retryable_and_keep_the_server_message() {
+    fn statement_and_lock_timeouts_and_deadlocks_are_retryable_and_keep_the_server_message() {
         for message in [
             "canceling statement due to statement timeout",
             "canceling statement due to lock timeout",
             "could not obtain lock on row in relation \"purchases\"",
+            "deadlock detected",
         ] {
             let error = reported(DatabaseErrorKind::Unknown, message, None);
             assert!(matches!(error, RepoError::Unavailable(_)), "{message}");

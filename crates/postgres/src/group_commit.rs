@@ -1,12 +1,24 @@
 //! Grouped commits of webhook deliveries, opt-in ([`PgStore::with_group_commit`]).
 //!
-//! One transaction per event caps ingest at the rate the database commits. With grouping, the
-//! deliveries ([`DeliveryKind::Delivered`]) that arrive while a group is being applied queue up,
-//! and the next group applies them together, in arrival order, in one transaction on a
-//! connection of its own:
+//! One transaction per event caps ingest at the rate the database commits, and costs each
+//! event four round trips. With grouping, the deliveries ([`DeliveryKind::Delivered`]) that
+//! arrive while a group is being applied queue up, and the next group applies them together,
+//! in arrival order, in one transaction. There are one or more *lanes*, each a queue, a thread
+//! and a connection of its own; every event of a purchase takes the same lane.
+//!
+//! A group first tries three round trips, whatever its size ([`all_at_once`]):
 //!
 //! ```text
-//! BEGIN                                   -- sent with the first event's statements
+//! BEGIN; upsert 1; lock 1; upsert 2; lock 2; ...   -- sent together, one answer awaited
+//! UPDATE 1; UPDATE 2; ...                           -- each event's merge, sent together
+//! COMMIT                                            -- only once every UPDATE has succeeded
+//! ```
+//!
+//! If any statement fails (the transaction with it), the group is rolled back and run again
+//! one event at a time, each under a savepoint ([`one_by_one`]):
+//!
+//! ```text
+//! BEGIN
 //!   SAVEPOINT event; <the event's statements, as in a transaction of its own>
 //!   [ROLLBACK TO SAVEPOINT event]         -- only if one of them failed
 //!   ...                                   -- the next event, up to MAX_GROUP
@@ -17,19 +29,27 @@
 //! - **Exactly once.** An event's inbox row is written in the group's transaction with its
 //!   merge. A redelivery in the same group sees the first delivery's row (same transaction)
 //!   and is counted as a duplicate.
+//! - **Each event merges into what the events before it saved**, as in transactions one
+//!   after the other: [`all_at_once`] corrects what a lock read with the purchases the group
+//!   saved since, so a refund queued behind its payment, or a double payment's second half,
+//!   sees the first.
 //! - **A failing event fails alone.** Its savepoint is rolled back (its inbox row, its update
 //!   and its row locks with it), its caller gets its own error, and the others go on.
-//! - **Answered after the commit.** Every caller waits for the group's `COMMIT`. If the commit
+//! - **Answered after the commit.** Every caller waits for its group's `COMMIT`. If the commit
 //!   or the connection fails, every caller of the group gets [`RepoError::Unavailable`] and
 //!   retries; nothing of the group was saved, or (the connection lost during `COMMIT`) all of
 //!   it was, and the inbox then counts the retries as redeliveries.
-//! - **No deadlock between groups.** One group at a time, so two groups never wait on each
-//!   other's row locks. Other writers lock one buyer's purchases of one course at a time
-//!   (in id order, as a group's events do), so a group can wait for one of them but never
-//!   in a cycle.
+//! - **Deadlocks.** Within a lane there is one group at a time. Other writers lock one buyer's
+//!   purchases of one course at a time, in id order as every event does, so a group can wait
+//!   for them but never in a cycle. Two lanes could only wait on each other through two
+//!   double payments (two purchases of one buyer and course, in different lanes) in both
+//!   groups at once, in crossed order; the server then fails one statement after
+//!   `deadlock_timeout` (1 s by default), its group runs one by one, and at worst that event
+//!   is answered with a retryable error, which Stripe retries.
 //!
-//! The cost: a group holds its events' row locks until its commit (a few milliseconds), and an
-//! event whose purchase another transaction holds delays the events queued behind it.
+//! The cost: a group holds its events' row locks until its commit (a few milliseconds); an
+//! event whose purchase another transaction holds delays the events queued behind it in its
+//! lane; each lane is one more connection and thread. Measured in `crates/bench/README.md`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -60,9 +80,10 @@ pub const MAX_GROUP: usize = 32;
 const QUEUE: usize = 1024;
 
 /// The sending side: one per store, shared by its clones. Dropping the last one ends the
-/// worker thread, which closes its connection.
+/// worker threads, which close their connections.
 pub(crate) struct GroupCommit {
-    queue: mpsc::Sender<Job>,
+    /// One queue per lane; each lane has a worker thread and a connection of its own.
+    lanes: Vec<mpsc::Sender<Job>>,
 }
 
 struct Job {
@@ -71,24 +92,33 @@ struct Job {
 }
 
 impl GroupCommit {
-    /// Starts the worker thread. `spec` is `None` when the store's settings were invalid:
-    /// every event then fails as any other call does.
-    pub(crate) fn start(spec: Option<Arc<ConnectSpec>>) -> std::io::Result<Self> {
-        let (queue, jobs) = mpsc::channel(QUEUE);
-        // A thread and runtime of its own: the connection's socket is driven where the groups
-        // run, whichever HTTP worker the events come from, and no worker's restart stops it.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        thread::Builder::new()
-            .name("pg-group-commit".to_owned())
-            .spawn(move || runtime.block_on(work(spec, jobs)))?;
-        Ok(Self { queue })
+    /// Starts `lanes` worker threads (at least one). `spec` is `None` when the store's
+    /// settings were invalid: every event then fails as any other call does.
+    pub(crate) fn start(spec: Option<Arc<ConnectSpec>>, lanes: usize) -> std::io::Result<Self> {
+        let mut senders = Vec::with_capacity(lanes.max(1));
+        for lane in 0..lanes.max(1) {
+            let (queue, jobs) = mpsc::channel(QUEUE);
+            // A thread and runtime of its own: the connection's socket is driven where the
+            // groups run, whichever HTTP worker the events come from, and no worker's restart
+            // stops it.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let spec = spec.clone();
+            thread::Builder::new()
+                .name(format!("pg-group-commit-{lane}"))
+                .spawn(move || runtime.block_on(work(spec, jobs)))?;
+            senders.push(queue);
+        }
+        Ok(Self { lanes: senders })
     }
 
-    /// Deliveries waiting for a group, not counting the one being applied.
+    /// Deliveries waiting for a group, not counting the ones being applied.
     pub(crate) fn backlog(&self) -> usize {
-        self.queue.max_capacity() - self.queue.capacity()
+        self.lanes
+            .iter()
+            .map(|queue| queue.max_capacity() - queue.capacity())
+            .sum()
     }
 
     /// Applies `update` in the next group and answers once that group has committed.
@@ -98,7 +128,10 @@ impl GroupCommit {
             update: update.clone(),
             answer,
         };
-        if self.queue.send(job).await.is_err() {
+        // Every event of a purchase takes the same lane, so two groups never hold and want
+        // each other's rows through events of one purchase.
+        let lane = (update.purchase_id.as_uuid().as_u128() % self.lanes.len() as u128) as usize;
+        if self.lanes[lane].send(job).await.is_err() {
             return Err(worker_gone());
         }
         answered.await.unwrap_or_else(|_| Err(worker_gone()))

@@ -224,21 +224,23 @@ impl PgStore {
     }
 
     /// Applies webhook deliveries ([`DeliveryKind::Delivered`] events) in groups: those that
-    /// arrive while a group is being applied share the next group's transaction, each under a
-    /// savepoint of its own, on a connection (and a thread) of the store's own. Replays,
-    /// reconciliation and every other write keep a transaction each. The guarantees and their
-    /// cost are in the `group_commit` module's documentation. A second call changes nothing.
+    /// arrive while a group is being applied share the next group's transaction, on one of
+    /// `lanes` connections (each with a thread) of the store's own; every event of a purchase
+    /// takes the same lane. Replays, reconciliation and every other write keep a transaction
+    /// each. The guarantees and their cost are in the `group_commit` module's documentation.
+    /// A second call changes nothing.
     ///
     /// # Errors
-    /// [`RepoError::Unexpected`] when the worker thread cannot be started.
-    pub fn with_group_commit(self) -> Result<Self, RepoError> {
+    /// [`RepoError::Unexpected`] when a worker thread cannot be started.
+    pub fn with_group_commit(self, lanes: usize) -> Result<Self, RepoError> {
         if self.pools.group_commit.get().is_none() {
-            let group_commit = GroupCommit::start(self.pools.spec.clone()).map_err(|error| {
-                RepoError::unexpected(lms_ports::Context::new(
-                    "starting the group commit thread",
-                    error,
-                ))
-            })?;
+            let group_commit =
+                GroupCommit::start(self.pools.spec.clone(), lanes).map_err(|error| {
+                    RepoError::unexpected(lms_ports::Context::new(
+                        "starting the group commit thread",
+                        error,
+                    ))
+                })?;
             // Lost to a concurrent call: this one's thread ends as its sender drops.
             let _ = self.pools.group_commit.set(group_commit);
         }

@@ -26,7 +26,17 @@ use lms_storage_contract as contract;
 use lms_test_db::TestDatabase;
 use tokio::task::JoinHandle;
 
+/// The storage contract's store: two lanes, as a deployment would run.
 async fn grouped_store() -> (PgStore, TestDatabase) {
+    grouped_store_of(2).await
+}
+
+/// One lane: the checks below decide which events make a group.
+async fn one_lane_store() -> (PgStore, TestDatabase) {
+    grouped_store_of(1).await
+}
+
+async fn grouped_store_of(lanes: usize) -> (PgStore, TestDatabase) {
     let db = TestDatabase::migrated("lms_test").await;
     let options = PgConnectionOptions {
         // The checks below hold rows locked while they look: longer than the default 5 s, so
@@ -36,7 +46,7 @@ async fn grouped_store() -> (PgStore, TestDatabase) {
     };
     let store = PgStore::connect_lazy_with(db.url(), 10, Duration::from_secs(30), &options)
         .unwrap()
-        .with_group_commit()
+        .with_group_commit(lanes)
         .unwrap();
     (store, db)
 }
@@ -177,7 +187,7 @@ async fn answered(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_queued_behind_a_group_share_the_next_one_and_are_answered_after_its_commit() {
-    let (store, db) = grouped_store().await;
+    let (store, db) = one_lane_store().await;
     let first = contract::seed_purchase(&store).await.purchase;
     let second = contract::seed_purchase(&store).await.purchase;
     let last = contract::seed_purchase(&store).await.purchase;
@@ -276,7 +286,7 @@ async fn deliveries_queued_behind_a_group_share_the_next_one_and_are_answered_af
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_delivery_fails_alone_and_the_rest_of_its_group_commits() {
-    let (store, db) = grouped_store().await;
+    let (store, db) = one_lane_store().await;
     let first = contract::seed_purchase(&store).await.purchase;
     let second = contract::seed_purchase(&store).await.purchase;
     let unknown = PurchaseId::from_uuid(uuid::Uuid::new_v4());
@@ -305,7 +315,7 @@ async fn a_failing_delivery_fails_alone_and_the_rest_of_its_group_commits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_payments_of_one_buyer_and_course_in_one_group_see_each_other() {
-    let (store, db) = grouped_store().await;
+    let (store, db) = one_lane_store().await;
     let (instructor, buyer) = contract::seed_people(&store).await;
     let course = contract::seed_course(&store, &instructor, contract::at(0)).await;
     let paid_first = contract::begin(&buyer, &course, contract::at(1));
@@ -334,7 +344,7 @@ async fn two_payments_of_one_buyer_and_course_in_one_group_see_each_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_that_cannot_commit_fails_every_delivery_in_it_and_the_next_group_reconnects() {
-    let (store, db) = grouped_store().await;
+    let (store, db) = one_lane_store().await;
     let applied_first = contract::seed_purchase(&store).await.purchase;
     let last = contract::seed_purchase(&store).await.purchase;
     let mut observer = db.connection().await;
@@ -382,7 +392,7 @@ async fn a_group_that_cannot_commit_fails_every_delivery_in_it_and_the_next_grou
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_and_updates_without_an_event_keep_a_transaction_of_their_own() {
-    let (store, db) = grouped_store().await;
+    let (store, db) = one_lane_store().await;
     let held = contract::seed_purchase(&store).await.purchase;
     let mut observer = db.connection().await;
 

@@ -66,7 +66,10 @@ fn stripe_mode_keeps_the_production_defaults() {
     assert!(settings.http.cookie_secure);
     assert!(settings.database.run_migrations);
     assert_eq!(settings.database.pool_size, 10);
-    assert!(!settings.database.group_commit, "one transaction per event unless asked");
+    assert_eq!(
+        settings.database.group_commit, None,
+        "one transaction per event unless asked"
+    );
     assert_eq!(settings.log_format, LogFormat::Json);
     assert!(matches!(settings.database.url, Database::Postgres(_)));
     assert_eq!(
@@ -451,7 +454,12 @@ fn invalid_or_missing_values_name_the_variable() {
             "DATABASE_STATEMENT_TIMEOUT",
         ),
         (&[("DATABASE_LOCK_TIMEOUT", "5")], "DATABASE_LOCK_TIMEOUT"),
-        (&[("DATABASE_GROUP_COMMIT", "sometimes")], "DATABASE_GROUP_COMMIT"),
+        (
+            &[("DATABASE_GROUP_COMMIT", "sometimes")],
+            "DATABASE_GROUP_COMMIT",
+        ),
+        (&[("DATABASE_GROUP_COMMIT", "0")], "DATABASE_GROUP_COMMIT"),
+        (&[("DATABASE_GROUP_COMMIT", "65")], "DATABASE_GROUP_COMMIT"),
         (
             &[
                 ("DATABASE_URL", "sqlite:///tmp/lms.db"),
@@ -980,16 +988,25 @@ fn the_self_refund_window_is_off_unless_given_in_days() {
 }
 
 #[test]
-fn group_commit_is_a_postgresql_switch() {
-    let on = load(&with(STRIPE, &[("DATABASE_GROUP_COMMIT", "on")])).unwrap();
-    assert!(on.database.group_commit);
+fn group_commit_is_off_on_or_a_number_of_lanes_on_postgresql() {
+    for (raw, lanes) in [
+        ("off", None),
+        ("false", None),
+        ("on", Some(GROUP_COMMIT_LANES)),
+        ("TRUE", Some(GROUP_COMMIT_LANES)),
+        ("1", Some(1)),
+        ("4", Some(4)),
+    ] {
+        let settings = load(&with(STRIPE, &[("DATABASE_GROUP_COMMIT", raw)])).unwrap();
+        assert_eq!(settings.database.group_commit, lanes, "{raw}");
+    }
     let off = load(&with(
         STRIPE,
         &[
             ("DATABASE_URL", "sqlite:///tmp/lms.db"),
-            ("DATABASE_GROUP_COMMIT", "false"),
+            ("DATABASE_GROUP_COMMIT", "off"),
         ],
     ))
     .unwrap();
-    assert!(!off.database.group_commit);
+    assert_eq!(off.database.group_commit, None);
 }
