@@ -1081,6 +1081,12 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             mib(peer_end.rss_kib)
         );
     }
+    if let Some((groups, events)) = group_commit_counts(metrics_port).await? {
+        println!(
+            "group commit : {events} deliveries in {groups} groups over the run, warm-up included ({:.1} a group; the app's lms_db_group_* counters)",
+            events / groups.max(1.0)
+        );
+    }
     println!("load average : {load_after} (after the run; before: {load_before})");
     let (purchases, inbox_rows) =
         workload::same_end_state(&data, &state, setup::EVENT_TYPE, peer_process.is_some()).await?;
@@ -1104,4 +1110,24 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     drop(app);
     drop(db);
     Ok(())
+}
+
+/// The app's grouped-commit counters (groups, deliveries), read from its `/metrics`; `None`
+/// when it does not group (`DATABASE_GROUP_COMMIT` off).
+async fn group_commit_counts(metrics_port: u16) -> anyhow::Result<Option<(f64, f64)>> {
+    let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let counter = |name: &str| {
+        text.lines().find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    Ok(counter("lms_db_group_commits_total").zip(counter("lms_db_group_committed_events_total")))
 }
