@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use lms_domain::{PaymentFact, Purchase, Role};
 use lms_ports::{
@@ -21,6 +21,9 @@ use lms_ports::{
 use lms_postgres::{embedded_migration_versions, revert_all_migrations, run_migrations, PgStore};
 use lms_storage_contract as contract;
 use lms_test_db::{maintenance_url, TestDatabase};
+
+mod common;
+use common::{count, text};
 use uuid::Uuid;
 
 async fn fresh_store() -> (PgStore, TestDatabase) {
@@ -31,34 +34,6 @@ async fn fresh_store() -> (PgStore, TestDatabase) {
 }
 
 lms_storage_contract::storage_contract_tests!(fresh_store());
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-#[derive(QueryableByName)]
-struct One {
-    #[diesel(sql_type = Text)]
-    value: String,
-}
-
-async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
-    diesel::sql_query(sql)
-        .get_result::<Count>(conn)
-        .await
-        .unwrap()
-        .n
-}
-
-async fn text(conn: &mut AsyncPgConnection, sql: &str) -> String {
-    diesel::sql_query(sql)
-        .get_result::<One>(conn)
-        .await
-        .unwrap()
-        .value
-}
 
 const INBOX_DOWN: &str =
     include_str!("../../../migrations/postgres/2026-12-06-000001_event_inbox/down.sql");

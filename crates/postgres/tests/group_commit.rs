@@ -16,14 +16,15 @@
 
 use std::time::Duration;
 
-use diesel::prelude::*;
-use diesel::sql_types::BigInt;
-use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use lms_domain::{PaymentFact, Purchase, PurchaseId, PurchaseStatus};
 use lms_ports::{Applied, FactUpdate, PurchaseRepo, RepoError};
 use lms_postgres::{PgConnectionOptions, PgStore};
 use lms_storage_contract as contract;
 use lms_test_db::TestDatabase;
+
+mod common;
+use common::count;
 use tokio::task::JoinHandle;
 
 /// The storage contract's store: two lanes, as a deployment would run.
@@ -52,20 +53,6 @@ async fn grouped_store_of(lanes: usize) -> (PgStore, TestDatabase) {
 }
 
 lms_storage_contract::storage_contract_tests!(grouped_store());
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-async fn count(conn: &mut AsyncPgConnection, sql: &str) -> i64 {
-    diesel::sql_query(sql)
-        .get_result::<Count>(conn)
-        .await
-        .unwrap()
-        .n
-}
 
 /// A connection holding `purchase`'s row locked until [`release`].
 async fn hold(db: &TestDatabase, purchase: &Purchase) -> AsyncPgConnection {
