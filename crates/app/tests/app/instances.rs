@@ -1,7 +1,8 @@
 //! Two app processes on one PostgreSQL database, as a deployment with two replicas runs them:
 //! a webhook storm over HTTP with every event delivered twice and split across both instances,
-//! concurrent checkouts of one course by one user on both, and both reconcilers running. Every
-//! effect must happen exactly once, and both instances must answer the same.
+//! concurrent checkouts of one course by one user on both, and both reconcilers running; one
+//! instance groups its webhook commits, the other does not. Every effect must happen exactly
+//! once, and both instances must answer the same.
 
 use crate::cli::{command, terminate};
 use crate::offline::free_port;
@@ -213,7 +214,20 @@ async fn two_instances_on_one_database_apply_every_effect_exactly_once() {
     .map(|(k, v)| (k, v.to_owned()))
     .collect();
     let a = Instance::start("instance A", &env);
-    let b = Instance::start("instance B", &env);
+    // B groups its webhook commits (two lanes), A does not: both kinds of instance share the
+    // inbox, and every effect still happens once.
+    let mut grouped: Vec<(&str, String)> = env
+        .iter()
+        .filter(|(key, _)| *key != "RUST_LOG")
+        .cloned()
+        .collect();
+    grouped.push(("DATABASE_GROUP_COMMIT", "on".to_owned()));
+    // Its groups, logged at debug level, show that its deliveries took that path.
+    grouped.push((
+        "RUST_LOG",
+        "info,lms_postgres::group_commit=debug".to_owned(),
+    ));
+    let b = Instance::start("instance B", &grouped);
     let http = Http {
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -332,6 +346,12 @@ async fn two_instances_on_one_database_apply_every_effect_exactly_once() {
         let (event, status) = delivery.await.unwrap();
         assert_eq!(status, 200, "{event}");
     }
+
+    assert!(
+        b.logged("group committed") > 0,
+        "instance B grouped its commits"
+    );
+    assert_eq!(a.logged("group committed"), 0);
 
     // Let both reconcilers run over what is still pending.
     eventually("both reconcilers have run", || async {
