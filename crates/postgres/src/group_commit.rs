@@ -195,7 +195,11 @@ fn answer(group: &mut Vec<Job>, outcome: Result<Vec<Result<Applied, RepoError>>,
             }
         }
         Err(error) => {
-            tracing::warn!(events = group.len(), %error, "a group of webhook events failed; each is answered with a retryable error");
+            tracing::warn!(
+                events = group.len(),
+                error = lms_ports::chain_text(&error),
+                "a group of webhook events failed; each is answered with a retryable error"
+            );
             let cause = Arc::new(error);
             for job in group.drain(..) {
                 let _ = job
