@@ -11,6 +11,7 @@ mod connection;
 mod error;
 mod group_commit;
 mod migrate;
+mod rendered;
 mod rows;
 mod schema;
 
@@ -45,6 +46,7 @@ use time::OffsetDateTime;
 use crate::connection::{ConnectSpec, LogConnectionErrors, Purpose};
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
 use crate::group_commit::GroupCommit;
+use crate::rendered::{BuyerViewQuery, LockBuyersPurchases, LockForFirstDelivery};
 use crate::rows::{
     AuditRow, CourseRow, PurchaseRow, RevenueRow, StateRow, UserRow, WebhookEventRow,
 };
@@ -537,35 +539,16 @@ async fn lock_buyers_purchases(
     id: PurchaseId,
     first_delivery_of: Option<&str>,
 ) -> QueryResult<Vec<PurchaseRow>> {
-    let target = diesel::alias!(purchases as target);
-    let of_target = target.filter(target.field(purchases::id).eq(id.as_uuid()));
-    let buyers_purchases = purchases::table
-        .filter(
-            purchases::user_id.nullable().eq(of_target
-                .select(target.field(purchases::user_id))
-                .single_value()),
-        )
-        .filter(
-            purchases::course_id.nullable().eq(of_target
-                .select(target.field(purchases::course_id))
-                .single_value()),
-        )
-        // One order for every locker, so that two of them never wait on each other.
-        .order(purchases::id)
-        .select(PurchaseRow::as_select());
+    let purchase = id.as_uuid();
     match first_delivery_of {
-        None => buyers_purchases.for_no_key_update().load(&mut &*conn).await,
-        // Evaluated once, before any row is read: a redelivery reads and locks nothing.
+        None => LockBuyersPurchases { purchase }.load(&mut &*conn).await,
         Some(event_id) => {
-            buyers_purchases
-                .filter(diesel::dsl::exists(
-                    webhook_events::table
-                        .filter(webhook_events::event_id.eq(event_id))
-                        .filter(webhook_events::delivery_count.eq(1)),
-                ))
-                .for_no_key_update()
-                .load(&mut &*conn)
-                .await
+            LockForFirstDelivery {
+                purchase,
+                event_id: event_id.to_owned(),
+            }
+            .load(&mut &*conn)
+            .await
         }
     }
 }
@@ -1016,25 +999,12 @@ impl PurchaseRepo for PgStore {
         course: CourseId,
     ) -> Result<Option<BuyerView>, RepoError> {
         let mut conn = self.conn().await?;
-        // One statement: the user's row, joined to the course's (if any) and to each of the
-        // user's purchases of it (served by purchases_user_course_created_idx, in order).
-        let rows: Vec<(UserRow, Option<CourseRow>, Option<PurchaseRow>)> = users::table
-            .left_join(courses::table.on(courses::id.eq(course.as_uuid())))
-            .left_join(
-                purchases::table.on(purchases::user_id
-                    .eq(users::id)
-                    .and(purchases::course_id.eq(course.as_uuid()))),
-            )
-            .filter(users::id.eq(user.as_uuid()))
-            .order((purchases::created_at.desc(), purchases::id.desc()))
-            .select((
-                UserRow::as_select(),
-                Option::<CourseRow>::as_select(),
-                Option::<PurchaseRow>::as_select(),
-            ))
-            .load(&mut conn)
-            .await
-            .map_err(from_diesel)?;
+        let query = BuyerViewQuery {
+            user: user.as_uuid(),
+            course: course.as_uuid(),
+        };
+        let rows: Vec<(UserRow, Option<CourseRow>, Option<PurchaseRow>)> =
+            query.load(&mut conn).await.map_err(from_diesel)?;
         lms_sql_rows::buyer_view(rows.into_iter().map(|(user, course, purchase)| {
             (
                 user.into(),
