@@ -409,7 +409,7 @@ async fn apply_event(
     }
 }
 
-async fn execute<S>(conn: &AsyncPgConnection, statement: S) -> QueryResult<()>
+pub(crate) async fn execute<S>(conn: &AsyncPgConnection, statement: S) -> QueryResult<()>
 where
     S: QueryFragment<Pg> + QueryId + Send + 'static,
 {
@@ -423,7 +423,7 @@ where
 macro_rules! fixed_statements {
     ($($name:ident = $sql:literal;)*) => {$(
         #[derive(Debug, Clone, Copy, QueryId)]
-        struct $name;
+        pub(crate) struct $name;
 
         impl QueryFragment<Pg> for $name {
             fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {

@@ -16,10 +16,12 @@ mod rows;
 mod schema;
 
 use std::fmt;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use diesel::connection::{InstrumentationEvent, TransactionDepthChange};
 use diesel::prelude::*;
 use diesel::query_builder::InsertStatement;
 use diesel::sql_types::{BigInt, Timestamptz};
@@ -29,7 +31,9 @@ use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, PoolableConnection, RecyclingMethod,
 };
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{
+    AnsiTransactionManager, AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager,
+};
 use lms_domain::{
     CheckoutSession, Course, CourseId, Email, Purchase, PurchaseId, PurchaseStatus, Role, User,
     UserId,
@@ -45,7 +49,7 @@ use time::OffsetDateTime;
 
 use crate::connection::{ConnectSpec, LogConnectionErrors, Purpose};
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
-use crate::group_commit::GroupCommit;
+use crate::group_commit::{execute, Begin, GroupCommit};
 use crate::rendered::{BuyerViewQuery, LockBuyersPurchases, LockForFirstDelivery};
 use crate::rows::{
     AuditRow, CourseRow, PurchaseRow, RevenueRow, StateRow, UserRow, WebhookEventRow,
@@ -621,8 +625,9 @@ async fn upsert_event(
 ///    `UPDATE webhook_events SET outcome = 'held' WHERE event_id = $1`: the outcome depends on
 ///    the merge, and writing the row first is what lets a duplicate stop at statement 1.
 ///
-/// Plus BEGIN and COMMIT: a first delivery costs four round trips (statements 3 and 4 are
-/// pipelined when both are needed), a redelivery three, in one transaction.
+/// Plus BEGIN, sent with statement 1 ([`apply_with_pipelined_begin`]), and COMMIT: a first
+/// delivery costs three round trips (statements 3 and 4 are pipelined when both are needed), a
+/// redelivery two, in one transaction.
 async fn apply_in_transaction(
     conn: &AsyncPgConnection,
     update: &FactUpdate,
@@ -653,6 +658,40 @@ async fn apply_in_transaction(
     let merged = Merged::of(update, locked, at, &[])?;
     write_merge(conn, update, &merged).await?;
     Ok(merged.into_applied())
+}
+
+/// [`apply_in_transaction`] in a transaction whose `BEGIN` goes out with its first statements
+/// instead of a round trip ahead of them (diesel's `transaction` waits for `BEGIN`'s answer):
+/// a first delivery costs three round trips, a redelivery two. A `BEGIN` that fails fails the
+/// statements sent with it (the connection is gone) and nothing is committed.
+async fn apply_with_pipelined_begin(
+    conn: &mut AsyncPgConnection,
+    update: &FactUpdate,
+) -> Result<Applied, TxError> {
+    // The connection counts as in a transaction before `BEGIN` is sent: a request cancelled
+    // from here on (its client gone) leaves the pool a connection it discards, never one with
+    // a transaction open. Commit and rollback are diesel's, which count it out again.
+    AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_state()?
+        .change_transaction_depth(TransactionDepthChange::IncreaseDepth)?;
+    conn.instrumentation()
+        .on_connection_event(InstrumentationEvent::begin_transaction(NonZeroU32::MIN));
+    let (begun, applied) = {
+        let conn = &*conn;
+        tokio::join!(execute(conn, Begin), apply_in_transaction(conn, update))
+    };
+    match begun.map_err(TxError::from).and(applied) {
+        Ok(applied) => {
+            AnsiTransactionManager::commit_transaction(conn).await?;
+            Ok(applied)
+        }
+        Err(error) => {
+            // The statement's error is the one to report; a failed rollback leaves the
+            // connection marked broken, and the pool discards it.
+            let _rolled_back = AnsiTransactionManager::rollback_transaction(conn).await;
+            Err(error)
+        }
+    }
 }
 
 /// The inbox row statement 1 of [`apply_in_transaction`] writes for `event`: applied, to the
@@ -931,8 +970,7 @@ impl PurchaseRepo for PgStore {
             }
             _ => {
                 let mut conn = self.conn().await?;
-                conn.transaction(async |conn| apply_in_transaction(conn, update).await)
-                    .await?
+                apply_with_pipelined_begin(&mut conn, update).await?
             }
         };
         if let Applied::Applied { purchase, .. } = &applied {

@@ -18,7 +18,10 @@ use lms_ports::{
     Applied, DeploymentClaim, DeploymentRegistry, EventInbox, FactUpdate, PaymentsMode,
     PurchaseRepo, RepoError, StorageHealth, UserRepo,
 };
-use lms_postgres::{embedded_migration_versions, revert_all_migrations, run_migrations, PgStore};
+use lms_postgres::{
+    embedded_migration_versions, revert_all_migrations, run_migrations, PgConnectionOptions,
+    PgStore,
+};
 use lms_storage_contract as contract;
 use lms_test_db::{maintenance_url, TestDatabase};
 
@@ -412,6 +415,82 @@ mod statements {
     }
 }
 
+/// A delivery whose request is cancelled inside its transaction (the client went away and the
+/// server dropped the request while its lock waited) commits nothing, and its connection is
+/// not handed out again with that transaction open: `BEGIN` is pipelined with the statements
+/// after it, so the connection counts as in a transaction before `BEGIN` is even sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_cancelled_mid_transaction_commits_nothing_and_leaves_none_open() {
+    let db = TestDatabase::migrated("lms_test").await;
+    let options = PgConnectionOptions {
+        lock_timeout: Duration::from_secs(60),
+        ..PgConnectionOptions::default()
+    };
+    // One connection: the delivery after the cancelled one gets that one back, or a new one.
+    let store = PgStore::connect_lazy_with(db.url(), 1, Duration::from_secs(30), &options).unwrap();
+    let purchase = contract::seed_purchase(&store).await.purchase;
+    let mut holder = db.connection().await;
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT id FROM purchases WHERE id = '{}' FOR UPDATE",
+            purchase.id.as_uuid()
+        ))
+        .await
+        .unwrap();
+    let paid = contract::update(
+        purchase.id,
+        contract::paid_in_full(),
+        Some("evt_cancelled"),
+        contract::at(2),
+    );
+
+    let mut observer = db.connection().await;
+    let waits_for_the_lock = async {
+        for _ in 0..1000 {
+            let waiting = count(
+                &mut observer,
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .await;
+            if waiting > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the delivery never waited for the held row");
+    };
+    tokio::select! {
+        applied = store.apply_facts(&paid) => panic!("applied through a held lock: {applied:?}"),
+        () = waits_for_the_lock => {}
+    }
+    holder.batch_execute("COMMIT").await.unwrap();
+
+    // Delivered again, it is a first delivery: the cancelled one left no inbox row, and no
+    // open transaction for this one to run in (where its upsert would count a redelivery).
+    let applied = store.apply_facts(&paid).await.unwrap();
+    let Applied::Applied {
+        purchase: paid_for, ..
+    } = applied
+    else {
+        panic!("expected a first delivery, got {applied:?}");
+    };
+    assert_eq!(paid_for.status(), lms_domain::PurchaseStatus::Completed);
+    let delivered = count(
+        &mut observer,
+        "SELECT delivery_count::bigint AS n FROM webhook_events WHERE event_id = 'evt_cancelled'",
+    )
+    .await;
+    assert_eq!(delivered, 1);
+    let open = count(
+        &mut observer,
+        "SELECT count(*) AS n FROM pg_stat_activity \
+         WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+    )
+    .await;
+    assert_eq!(open, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applying_an_event_is_one_transaction_of_few_statements() {
     statements::install();
@@ -446,7 +525,7 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
         shape(&sent),
         [
             "<begin>",
-            "BEGIN",
+            "BEGIN -- binds:",
             "INSERT INTO \"webhook_events\"",
             "SELECT \"purchases\".\"id\", \"purchases\".\"user_id\",",
             "UPDATE \"purchases\" SET",
@@ -476,7 +555,7 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
     // upsert, before its answer (pipelined: one round trip for both), so it is there too.
     let upsert_and_lock = [
         "<begin>",
-        "BEGIN",
+        "BEGIN -- binds:",
         "INSERT INTO \"webhook_events\"",
         "SELECT \"purchases\".\"id\", \"purchases\".\"user_id\",",
     ];
@@ -502,7 +581,7 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
         shape(&next()),
         [
             "<begin>",
-            "BEGIN",
+            "BEGIN -- binds:",
             "INSERT INTO \"webhook_events\"",
             "<commit>",
             "COMMIT"
@@ -544,7 +623,7 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
         shape(&next()),
         [
             "<begin>",
-            "BEGIN",
+            "BEGIN -- binds:",
             "INSERT INTO \"webhook_events\"",
             "SELECT \"purchases\".\"id\", \"purchases\".\"user_id\",",
             "UPDATE \"purchases\" SET",

@@ -2,8 +2,9 @@
 //! by `tokio-postgres` straight to the same database, one connection per concurrent client
 //! (as `pgbench -c C` would), every statement prepared once per connection before the clock
 //! starts, as diesel-async's statement cache does for the app. One round trip per statement,
-//! as the app does, except the pairs the app pipelines ([`Stmt::pipelined`]), sent together; `BEGIN`/`COMMIT` as simple queries, as diesel-async sends
-//! them. Bind values have the app's types; the JSON payload goes over the wire as its text,
+//! as the app does, except the runs the app pipelines ([`Stmt::pipelined`]: `BEGIN`, the
+//! inbox upsert and the lock), sent together; `BEGIN` prepared, as the app sends it, and
+//! `COMMIT` as a simple query, as diesel-async sends it. Bind values have the app's types; the JSON payload goes over the wire as its text,
 //! as the app's `JsonText` sends it.
 
 use super::sql::{Backend, Stmt};
@@ -71,7 +72,7 @@ impl Worker {
         });
         let mut prepared = HashMap::new();
         for &stmt in sequence {
-            if matches!(stmt, Stmt::Begin | Stmt::Commit) || prepared.contains_key(&stmt) {
+            if stmt == Stmt::Commit || prepared.contains_key(&stmt) {
                 continue;
             }
             let sql = stmt.text(Backend::Postgres).to_owned();
@@ -107,24 +108,34 @@ impl Worker {
     ) -> Result<(), String> {
         let now = OffsetDateTime::now_utc();
         let mut rest = sequence;
-        while let Some((&stmt, after)) = rest.split_first() {
-            match after.split_first() {
-                // Sent together, as the app sends them (tokio-postgres pipelines the queries
-                // of one client polled at the same time).
-                Some((&next, tail)) if Stmt::pipelined(Backend::Postgres, stmt, next) => {
-                    let (first, second) = tokio::join!(
-                        self.execute(stmt, item, state, delivery_count, now),
-                        self.execute(next, item, state, delivery_count, now)
-                    );
-                    first?;
-                    second?;
-                    rest = tail;
+        while !rest.is_empty() {
+            let run = 1 + rest
+                .windows(2)
+                .take_while(|pair| Stmt::pipelined(Backend::Postgres, pair[0], pair[1]))
+                .count();
+            let (run, after) = rest.split_at(run);
+            let execute = |stmt| self.execute(stmt, item, state, delivery_count, now);
+            // A run is sent together, as the app sends it (tokio-postgres pipelines the queries
+            // of one client polled at the same time); every answer is checked, in order.
+            match *run {
+                [stmt] => execute(stmt).await?,
+                [first, second] => {
+                    let (first, second) = tokio::join!(execute(first), execute(second));
+                    first.and(second)?;
+                }
+                [first, second, third] => {
+                    let (first, second, third) =
+                        tokio::join!(execute(first), execute(second), execute(third));
+                    first.and(second).and(third)?;
                 }
                 _ => {
-                    self.execute(stmt, item, state, delivery_count, now).await?;
-                    rest = after;
+                    return Err(format!(
+                        "no pipelined run of {} statements: {run:?}",
+                        run.len()
+                    ))
                 }
             }
+            rest = after;
         }
         Ok(())
     }
@@ -140,7 +151,13 @@ impl Worker {
     ) -> Result<(), String> {
         let failed = |stmt: Stmt, err: &dyn std::fmt::Display| format!("{stmt:?}: {err}");
         match stmt {
-            Stmt::Begin | Stmt::Commit => self
+            Stmt::Begin => {
+                self.client
+                    .execute(self.statement(stmt)?, &[])
+                    .await
+                    .map_err(|e| failed(stmt, &e))?;
+            }
+            Stmt::Commit => self
                 .client
                 .batch_execute(stmt.text(Backend::Postgres))
                 .await

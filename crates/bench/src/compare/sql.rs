@@ -61,11 +61,16 @@ impl Stmt {
         Self::BuyerView,
     ];
 
-    /// Whether the app sends `next` right after `self` without waiting for `self`'s answer
-    /// (pipelined: one round trip for both). On PostgreSQL, the inbox upsert and the lock
-    /// (`apply_in_transaction` in `crates/postgres/src/lib.rs`).
+    /// Whether the app sends `next` right after `first` without waiting for `first`'s answer
+    /// (pipelined: one round trip for both). On PostgreSQL, `BEGIN`, the inbox upsert and the
+    /// lock (`apply_with_pipelined_begin` and `apply_in_transaction` in
+    /// `crates/postgres/src/lib.rs`).
     pub fn pipelined(backend: Backend, first: Self, next: Self) -> bool {
-        backend == Backend::Postgres && first == Self::UpsertEvent && next == Self::LockPurchases
+        backend == Backend::Postgres
+            && matches!(
+                (first, next),
+                (Self::Begin, Self::UpsertEvent) | (Self::UpsertEvent, Self::LockPurchases)
+            )
     }
 
     /// The statement's text on `backend` as sent: white space collapsed
