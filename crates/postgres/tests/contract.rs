@@ -26,7 +26,7 @@ use lms_storage_contract as contract;
 use lms_test_db::{maintenance_url, TestDatabase};
 
 mod common;
-use common::{count, text};
+use common::{count, text, until_a_session_waits_for_a_lock};
 use uuid::Uuid;
 
 async fn fresh_store() -> (PgStore, TestDatabase) {
@@ -445,24 +445,9 @@ async fn a_delivery_cancelled_mid_transaction_commits_nothing_and_leaves_none_op
     );
 
     let mut observer = db.connection().await;
-    let waits_for_the_lock = async {
-        for _ in 0..1000 {
-            let waiting = count(
-                &mut observer,
-                "SELECT count(*) AS n FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-            )
-            .await;
-            if waiting > 0 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("the delivery never waited for the held row");
-    };
     tokio::select! {
         applied = store.apply_facts(&paid) => panic!("applied through a held lock: {applied:?}"),
-        () = waits_for_the_lock => {}
+        () = until_a_session_waits_for_a_lock(&mut observer) => {}
     }
     holder.batch_execute("COMMIT").await.unwrap();
 

@@ -24,7 +24,7 @@ use lms_storage_contract as contract;
 use lms_test_db::TestDatabase;
 
 mod common;
-use common::count;
+use common::{count, until_a_session_waits_for_a_lock};
 use tokio::task::JoinHandle;
 
 /// The storage contract's store: two lanes, as a deployment would run.
@@ -68,24 +68,6 @@ async fn hold(db: &TestDatabase, purchase: &Purchase) -> AsyncPgConnection {
 
 async fn release(mut holder: AsyncPgConnection) {
     holder.batch_execute("COMMIT").await.unwrap();
-}
-
-/// Waits until a session of this database waits for a lock: the group worker, stopped on a
-/// held row.
-async fn until_the_group_waits(observer: &mut AsyncPgConnection) {
-    for _ in 0..1000 {
-        let waiting = count(
-            observer,
-            "SELECT count(*) AS n FROM pg_stat_activity \
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .await;
-        if waiting > 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the group worker never waited for the held row");
 }
 
 /// Sends `update` from a task of its own and waits until it is queued behind the running
@@ -149,7 +131,7 @@ impl Gate {
             let store = store.clone();
             async move { store.apply_facts(&paid(gate.id, "evt_gate")).await }
         });
-        until_the_group_waits(observer).await;
+        until_a_session_waits_for_a_lock(observer).await;
         Self { holder, answer }
     }
 
@@ -204,7 +186,7 @@ async fn deliveries_queued_behind_a_group_share_the_next_one_and_are_answered_af
 
     gate.open().await;
     // The second group has sent everything up to the last event's statements, which wait.
-    until_the_group_waits(&mut observer).await;
+    until_a_session_waits_for_a_lock(&mut observer).await;
     assert_eq!(
         store.group_commit_backlog(),
         Some(0),
@@ -342,7 +324,7 @@ async fn a_group_that_cannot_commit_fails_every_delivery_in_it_and_the_next_grou
         queue(&store, paid(last.id, "evt_last")).await,
     ];
     gate.open().await;
-    until_the_group_waits(&mut observer).await;
+    until_a_session_waits_for_a_lock(&mut observer).await;
 
     // The group's session ends while it waits on the last row, after applying the first event.
     assert_eq!(
@@ -389,7 +371,7 @@ async fn replays_and_updates_without_an_event_keep_a_transaction_of_their_own() 
         let store = store.clone();
         async move { store.apply_facts(&paid(held.id, "evt_held")).await }
     });
-    until_the_group_waits(&mut observer).await;
+    until_a_session_waits_for_a_lock(&mut observer).await;
     let other = contract::seed_purchase(&store).await.purchase;
     let synced = store
         .apply_facts(&contract::update(

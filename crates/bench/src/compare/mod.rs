@@ -67,7 +67,8 @@ pub const USAGE: &str = "usage: compare [--postgres] [--peer | --no-peer] [--eve
                             the peer's status answer the app's)
   --print-sql               print the statements the app runs for each workload
 Build first: cargo build --release -p lms-app -p lms-bench. Variables such as HTTP_WORKERS,
-DATABASE_POOL_SIZE, DATABASE_GROUP_COMMIT, RUST_LOG and MALLOC_CONF reach the app process.";
+DATABASE_POOL_SIZE, DATABASE_GROUP_COMMIT, RUST_LOG and _RJEM_MALLOC_CONF (the app's jemalloc
+options) reach the app process.";
 
 /// What the command line asked for.
 #[derive(Debug, Clone)]
@@ -766,8 +767,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         "DATABASE_GROUP_COMMIT",
         "RUST_LOG",
         "LOG_FORMAT",
-        "MALLOC_CONF",
-        "MALLOC_ARENA_MAX",
+        // The app's jemalloc reads its options from this prefixed name, not MALLOC_CONF.
+        "_RJEM_MALLOC_CONF",
     ]
     .iter()
     .filter_map(|name| {

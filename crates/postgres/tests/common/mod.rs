@@ -1,9 +1,15 @@
 //! Reading single values back over a raw connection, shared by the test binaries.
 
-#![expect(clippy::unwrap_used, reason = "a failing unwrap is a failing test")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "a failing unwrap or panic is a failing test"
+)]
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
+use std::time::Duration;
+
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 #[derive(QueryableByName)]
@@ -35,4 +41,23 @@ pub async fn text(conn: &mut AsyncPgConnection, sql: &str) -> String {
         .await
         .unwrap()
         .value
+}
+
+/// Waits (10 s at most) until a session of `observer`'s database waits for a lock: a statement
+/// stopped on a row a test holds.
+#[allow(dead_code, reason = "not every test binary holds rows")]
+pub async fn until_a_session_waits_for_a_lock(observer: &mut AsyncPgConnection) {
+    for _ in 0..1000 {
+        let waiting = count(
+            observer,
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .await;
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no session ever waited for the held row");
 }
