@@ -4,8 +4,8 @@
 //! starts, as diesel-async's statement cache does for the app. One round trip per statement,
 //! as the app does, except the runs the app pipelines ([`Stmt::pipelined`]: `BEGIN`, the
 //! inbox upsert and the lock), sent together; `BEGIN` prepared, as the app sends it, and
-//! `COMMIT` as a simple query, as diesel-async sends it. Bind values have the app's types; the JSON payload goes over the wire as its text,
-//! as the app's `JsonText` sends it.
+//! `COMMIT` as a simple query, as diesel-async sends it. Bind values have the app's types; the
+//! JSON payload goes over the wire as its text, as the app's `JsonText` sends it.
 
 use super::sql::{Backend, Stmt};
 use super::workload::{Item, Round, State};
