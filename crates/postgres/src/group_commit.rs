@@ -53,6 +53,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::thread;
@@ -63,12 +64,14 @@ use diesel::QueryResult;
 use diesel_async::pooled_connection::PoolableConnection;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use lms_domain::Purchase;
-use lms_ports::{Applied, Context, FactUpdate, Recorded, RepoError};
+use lms_ports::{Applied, Context, EventDelivery, FactUpdate, Recorded, RepoError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::ConnectSpec;
 use crate::error::{from_connection, from_diesel};
-use crate::{inbox_row, record_and_lock, stored_precision, write_merge, Merged};
+use crate::{
+    inbox_row, lock_buyers_purchases, stored_precision, upsert_event, write_merge, Merged,
+};
 
 /// The most events one group applies. Each event's savepoint that writes takes a
 /// subtransaction id, and PostgreSQL keeps up to 64 of them per session in shared memory;
@@ -84,6 +87,8 @@ const QUEUE: usize = 1024;
 pub(crate) struct GroupCommit {
     /// One queue per lane; each lane has a worker thread and a connection of its own.
     lanes: Vec<mpsc::Sender<Job>>,
+    /// Groups run again one event at a time ([`one_by_one`]) since the start, all lanes.
+    retried: Arc<AtomicU64>,
 }
 
 struct Job {
@@ -96,6 +101,7 @@ impl GroupCommit {
     /// settings were invalid: every event then fails as any other call does.
     pub(crate) fn start(spec: Option<Arc<ConnectSpec>>, lanes: usize) -> std::io::Result<Self> {
         let mut senders = Vec::with_capacity(lanes.max(1));
+        let retried = Arc::new(AtomicU64::new(0));
         for lane in 0..lanes.max(1) {
             let (queue, jobs) = mpsc::channel(QUEUE);
             // A thread and runtime of its own: the connection's socket is driven where the
@@ -104,13 +110,22 @@ impl GroupCommit {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            let spec = spec.clone();
+            let (spec, retried) = (spec.clone(), Arc::clone(&retried));
             thread::Builder::new()
                 .name(format!("pg-group-commit-{lane}"))
-                .spawn(move || runtime.block_on(work(spec, jobs)))?;
+                .spawn(move || runtime.block_on(work(spec, jobs, &retried)))?;
             senders.push(queue);
         }
-        Ok(Self { lanes: senders })
+        Ok(Self {
+            lanes: senders,
+            retried,
+        })
+    }
+
+    /// Groups whose fast path failed and that ran again one event at a time, since the start.
+    pub(crate) fn retried(&self) -> u64 {
+        // By path: diesel's `RunQueryDsl::load` is in scope too.
+        AtomicU64::load(&self.retried, Ordering::Relaxed)
     }
 
     /// Deliveries waiting for a group, not counting the ones being applied.
@@ -144,7 +159,7 @@ fn worker_gone() -> RepoError {
 
 /// Takes whatever has queued (up to [`MAX_GROUP`]), applies it as one group, answers, again
 /// until every sender is gone.
-async fn work(spec: Option<Arc<ConnectSpec>>, mut jobs: mpsc::Receiver<Job>) {
+async fn work(spec: Option<Arc<ConnectSpec>>, mut jobs: mpsc::Receiver<Job>, retried: &AtomicU64) {
     let mut connection: Option<AsyncPgConnection> = None;
     let mut group = Vec::with_capacity(MAX_GROUP);
     while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
@@ -157,7 +172,7 @@ async fn work(spec: Option<Arc<ConnectSpec>>, mut jobs: mpsc::Receiver<Job>) {
         };
         let outcome = match conn {
             Ok(mut conn) => {
-                let outcome = apply_group(&conn, &group).await;
+                let outcome = apply_group(&conn, &group, retried).await;
                 // After a failed group the session may still be inside its transaction:
                 // dropping the connection rolls that back, and the next group connects afresh.
                 if outcome.is_ok() && !conn.is_broken() {
@@ -231,10 +246,17 @@ type Results = Vec<Result<Applied, RepoError>>;
 
 /// One group in one transaction: each event's result, or the failure that stopped the group
 /// (then nothing of it is committed).
-async fn apply_group(conn: &AsyncPgConnection, group: &[Job]) -> Result<Results, RepoError> {
+async fn apply_group(
+    conn: &AsyncPgConnection,
+    group: &[Job],
+    retried: &AtomicU64,
+) -> Result<Results, RepoError> {
     if let Some(results) = all_at_once(conn, group).await? {
         return Ok(results);
     }
+    retried.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!("lms_db_group_retries_total").increment(1);
+    tracing::debug!(events = group.len(), "group retried one event at a time");
     // One event failed, and with it the transaction: again from the start, each event under a
     // savepoint of its own so that it fails alone. Rare: an event of a purchase that does not
     // exist, or a lock or statement timeout.
@@ -250,16 +272,23 @@ async fn apply_group(conn: &AsyncPgConnection, group: &[Job]) -> Result<Results,
 /// statement or a merge of one of the events failed, and nothing was committed (the slower
 /// [`one_by_one`] isolates it).
 ///
-/// The statements run in the order they are sent, which is the order of the events, so the
-/// inbox sees what it would see in one transaction per event: a redelivery queued behind its
-/// first delivery counts as a duplicate, and its lock reads nothing. What differs is that an
-/// event's lock is read before the events in front of it have written; its merge therefore
-/// takes the purchases they saved in place of the rows it read ([`Merged::of`]).
+/// Every inbox upsert goes before every lock, the upserts in event id order: the group takes
+/// purchase locks only once it holds all its inbox rows, and takes those in one order. Holding
+/// a purchase while waiting for another event's inbox row, inserted by a transaction that then
+/// waits for that purchase (the same events delivered to another instance), deadlocked a group
+/// in the two-instance test; so did two groups taking the same events' rows in different
+/// orders. The upserts of one event keep the order of its deliveries, so a redelivery queued
+/// behind its first delivery counts as a duplicate; each lock reads only if the event's row
+/// counts exactly the deliveries of it the group recorded (the event was new), so a
+/// redelivery's lock reads nothing. Each event's lock is read before the events in front of
+/// it have written; its merge therefore takes the purchases they saved in place of the rows it
+/// read ([`Merged::of`]).
 async fn all_at_once(
     conn: &AsyncPgConnection,
     group: &[Job],
 ) -> Result<Option<Results>, RepoError> {
     let mut deliveries = Vec::with_capacity(group.len());
+    let mut rows = Vec::with_capacity(group.len());
     for job in group {
         let update = &job.update;
         // Only deliveries are queued, and their rows are built before anything is sent, so
@@ -271,23 +300,51 @@ async fn all_at_once(
         let Ok(row) = inbox_row(update, event, at) else {
             return Ok(None);
         };
-        deliveries.push((update, event, row, at));
+        deliveries.push((update, event, at));
+        rows.push(Some(row));
     }
-    let sent = deliveries
-        .into_iter()
-        .map(|(update, event, row, at)| async move {
-            (update, at, record_and_lock(conn, update, event, row).await)
+    // Stable: the deliveries of one event keep their order.
+    let mut upsert_order: Vec<usize> = (0..deliveries.len()).collect();
+    upsert_order.sort_by_key(|&index| deliveries[index].1.envelope.id.as_str());
+    let upserts = upsert_order
+        .iter()
+        .filter_map(|&index| {
+            let row = rows[index].take()?;
+            Some(upsert_event(conn, deliveries[index].1.kind, row))
         })
         .collect();
-    let (begun, read) = tokio::join!(execute(conn, Begin), in_order(sent));
+    let locks = deliveries
+        .iter()
+        .enumerate()
+        .map(|(index, (update, event, _))| {
+            let id = event.envelope.id.as_str();
+            let of_this_event = |(_, other, _): &&(_, &EventDelivery, _)| other.envelope.id == id;
+            let recorded = deliveries.iter().filter(of_this_event).count();
+            // The first delivery of the event in the group reads if the row counts all the
+            // group's deliveries of it (the event was new); a later one, never (no row counts 0).
+            let earlier = deliveries[..index].iter().any(|d| of_this_event(&d));
+            let expected = if earlier {
+                0
+            } else {
+                i32::try_from(recorded).unwrap_or(i32::MAX)
+            };
+            lock_buyers_purchases(conn, update.purchase_id, Some((id, expected)))
+        })
+        .collect();
+    let (begun, upserted, locked) =
+        tokio::join!(execute(conn, Begin), in_order(upserts), in_order(locks));
     if begun.is_err() {
         return Ok(None);
     }
+    let mut recorded: Vec<Option<_>> = deliveries.iter().map(|_| None).collect();
+    for (index, outcome) in upsert_order.into_iter().zip(upserted) {
+        recorded[index] = Some(outcome);
+    }
 
     let mut saved: Vec<Purchase> = Vec::new();
-    let mut merges = Vec::with_capacity(read.len());
-    for (update, at, (recorded, locked)) in read {
-        let (Ok(recorded), Ok(locked)) = (recorded, locked) else {
+    let mut merges = Vec::with_capacity(deliveries.len());
+    for (((update, _, at), recorded), locked) in deliveries.into_iter().zip(recorded).zip(locked) {
+        let (Some(Ok(recorded)), Ok(locked)) = (recorded, locked) else {
             return Ok(None);
         };
         if recorded == Recorded::Duplicate {

@@ -259,6 +259,12 @@ impl PgStore {
         self.pools.group_commit.get().map(GroupCommit::backlog)
     }
 
+    /// With grouped commits: how many groups failed their three-round-trip path and ran again
+    /// one event at a time (an event that fails, a lock or statement timeout), since the start.
+    pub fn group_commit_retries(&self) -> Option<u64> {
+        self.pools.group_commit.get().map(GroupCommit::retried)
+    }
+
     /// The pool of the runtime this runs on, made on its first use there.
     fn runtime_pool(&self) -> Pool<AsyncPgConnection> {
         let runtime = tokio::runtime::Handle::current().id();
@@ -535,21 +541,23 @@ impl CourseRepo for PgStore {
 /// check of a concurrent `webhook_events` insert takes, which would deadlock two different
 /// events of one purchase. No row: no such purchase.
 ///
-/// With `first_delivery_of`, only if that event's inbox row counts one delivery, as the upsert
-/// before it in the transaction leaves a first delivery: sent with the upsert, before its
-/// answer, the lock of a redelivery then reads and locks nothing.
+/// With `first_delivery_of` (an event, and how many deliveries of it the transaction's
+/// upserts recorded: one, or more in a group), only if that event's inbox row counts exactly
+/// those, as the upserts before it leave an event that was new: sent with the upsert, before
+/// its answer, the lock of a redelivery then reads and locks nothing.
 async fn lock_buyers_purchases(
     conn: &AsyncPgConnection,
     id: PurchaseId,
-    first_delivery_of: Option<&str>,
+    first_delivery_of: Option<(&str, i32)>,
 ) -> QueryResult<Vec<PurchaseRow>> {
     let purchase = id.as_uuid();
     match first_delivery_of {
         None => LockBuyersPurchases { purchase }.load(&mut &*conn).await,
-        Some(event_id) => {
+        Some((event_id, deliveries)) => {
             LockForFirstDelivery {
                 purchase,
                 event_id: event_id.to_owned(),
+                deliveries,
             }
             .load(&mut &*conn)
             .await
@@ -720,7 +728,7 @@ async fn record_and_lock(
 ) -> (QueryResult<Recorded>, QueryResult<Vec<PurchaseRow>>) {
     tokio::join!(
         upsert_event(conn, event.kind, row),
-        lock_buyers_purchases(conn, update.purchase_id, Some(&event.envelope.id))
+        lock_buyers_purchases(conn, update.purchase_id, Some((&event.envelope.id, 1)))
     )
 }
 

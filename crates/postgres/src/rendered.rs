@@ -131,19 +131,21 @@ pub(crate) struct LockBuyersPurchases {
     pub purchase: Uuid,
 }
 
-/// [`LockBuyersPurchases`] for a delivery: only if the event's inbox row counts one delivery.
-/// A type of its own: the prepared statement is cached by the statement's type.
+/// [`LockBuyersPurchases`] for a delivery: only if the event's inbox row counts exactly
+/// `deliveries`, the deliveries of it the transaction recorded (the event was new). A type of
+/// its own: the prepared statement is cached by the statement's type.
 #[derive(Debug, Clone, QueryId)]
 pub(crate) struct LockForFirstDelivery {
     pub purchase: Uuid,
     pub event_id: String,
+    pub deliveries: i32,
 }
 
-/// What the two locks render: the query diesel's builder writes (the delivery's condition
-/// only with `first_delivery_of`).
+/// What the two locks render: the query diesel's builder writes (the delivery's condition,
+/// its event and delivery count, only with `first_delivery_of`).
 fn lock_buyers_purchases_built(
     purchase: Uuid,
-    first_delivery_of: Option<&str>,
+    first_delivery_of: Option<(&str, i32)>,
 ) -> Box<dyn QueryFragment<Pg> + '_> {
     let target = diesel::alias!(purchases as target);
     let of_target = target.filter(target.field(purchases::id).eq(purchase));
@@ -164,12 +166,12 @@ fn lock_buyers_purchases_built(
     match first_delivery_of {
         None => Box::new(buyers_purchases.for_no_key_update()),
         // Evaluated once, before any row is read: a redelivery reads and locks nothing.
-        Some(event_id) => Box::new(
+        Some((event_id, deliveries)) => Box::new(
             buyers_purchases
                 .filter(diesel::dsl::exists(
                     webhook_events::table
                         .filter(webhook_events::event_id.eq(event_id))
-                        .filter(webhook_events::delivery_count.eq(1)),
+                        .filter(webhook_events::delivery_count.eq(deliveries)),
                 ))
                 .for_no_key_update(),
         ),
@@ -180,13 +182,10 @@ static LOCK_BUYERS_PURCHASES: LazyLock<Result<Rendered, String>> =
     LazyLock::new(|| Rendered::of(&lock_buyers_purchases_built(Uuid::nil(), None), 4));
 
 static LOCK_FOR_FIRST_DELIVERY: LazyLock<Result<Rendered, String>> =
-    LazyLock::new(|| Rendered::of(&lock_buyers_purchases_built(Uuid::nil(), Some("")), 6));
+    LazyLock::new(|| Rendered::of(&lock_buyers_purchases_built(Uuid::nil(), Some(("", 1))), 6));
 
 /// The `LIMIT 1` of each subquery `single_value` writes.
 static ONE_ROW: i64 = 1;
-
-/// A first delivery's inbox row counts one delivery.
-static FIRST_DELIVERY: i32 = 1;
 
 impl Query for LockBuyersPurchases {
     type SqlType = AsSelect<PurchaseRow, Pg>;
@@ -214,7 +213,7 @@ impl QueryFragment<Pg> for LockForFirstDelivery {
         out.push_sql(&text.parts[4]);
         out.push_bind_param::<sql_types::Text, _>(&self.event_id)?;
         out.push_sql(&text.parts[5]);
-        out.push_bind_param::<sql_types::Integer, _>(&FIRST_DELIVERY)?;
+        out.push_bind_param::<sql_types::Integer, _>(&self.deliveries)?;
         out.push_sql(&text.parts[6]);
         Ok(())
     }
@@ -263,9 +262,10 @@ mod tests {
                 diesel::debug_query::<Pg, _>(&LockForFirstDelivery {
                     purchase,
                     event_id: event_id.to_owned(),
+                    deliveries: 3,
                 })
                 .to_string(),
-                lock_buyers_purchases_built(purchase, Some(event_id)),
+                lock_buyers_purchases_built(purchase, Some((event_id, 3))),
             ),
         ];
         for (replayed, built) in cases {

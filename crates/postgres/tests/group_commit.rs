@@ -251,6 +251,62 @@ async fn deliveries_queued_behind_a_group_share_the_next_one_and_are_answered_af
     );
     assert_eq!(saved(&second).await.status(), PurchaseStatus::Completed);
     assert_eq!(saved(&last).await.status(), PurchaseStatus::Completed);
+    assert_eq!(
+        store.group_commit_retries(),
+        Some(0),
+        "the redelivery and the refund in the group took the three-round-trip path"
+    );
+}
+
+/// A group takes purchase locks only once it holds all its inbox rows. Another instance that
+/// has inserted one of the group's events and then locks the event's purchase (as one
+/// transaction per event does) finds the purchase free, where a group that had locked it
+/// through an earlier event of the purchase deadlocked with it (seen in the two-instance test:
+/// PostgreSQL broke the cycle after a second, and the group ran again one event at a time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_holds_no_purchase_while_it_waits_for_another_transactions_inbox_row() {
+    let (store, db) = one_lane_store().await;
+    let purchase = contract::seed_purchase(&store).await.purchase;
+    let id = purchase.id.as_uuid();
+    let mut observer = db.connection().await;
+    let gate = Gate::close(&store, &db, &mut observer).await;
+    let mut other_instance = db.connection().await;
+    other_instance
+        .batch_execute(&format!(
+            "BEGIN; INSERT INTO webhook_events (event_id, event_type, purchase_id, \
+             first_received_at, livemode, created, last_received_at, delivery_count, outcome) \
+             VALUES ('evt_b', 'payment_intent.succeeded', '{id}', now(), false, now(), now(), \
+             1, 'applied')"
+        ))
+        .await
+        .unwrap();
+    let answers = vec![
+        queue(&store, paid(purchase.id, "evt_a")).await,
+        queue(&store, paid(purchase.id, "evt_b")).await,
+    ];
+    gate.open().await;
+    // The group waits for evt_b's row, which the other instance inserted.
+    until_a_session_waits_for_a_lock(&mut observer).await;
+    other_instance
+        .batch_execute(&format!(
+            "SELECT id FROM purchases WHERE id = '{id}' FOR NO KEY UPDATE; ROLLBACK"
+        ))
+        .await
+        .unwrap();
+
+    let results = answered(answers).await;
+    assert_eq!(paid_status(&results[0]), PurchaseStatus::Completed);
+    assert_eq!(
+        paid_status(&results[1]),
+        PurchaseStatus::Completed,
+        "evt_b, rolled back by the other instance, is the group's to apply"
+    );
+    assert_eq!(
+        store.group_commit_retries(),
+        Some(0),
+        "no deadlock broke the group"
+    );
+    assert_eq!(inbox_rows(&mut observer, &["evt_a", "evt_b"]).await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,6 +336,11 @@ async fn a_failing_delivery_fails_alone_and_the_rest_of_its_group_commits() {
         2
     );
     assert_eq!(inbox_rows(&mut observer, &["evt_unknown"]).await, 0);
+    assert_eq!(
+        store.group_commit_retries(),
+        Some(1),
+        "the group ran again one event at a time"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
