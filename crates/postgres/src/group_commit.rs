@@ -9,7 +9,8 @@
 //! A group first tries three round trips, whatever its size ([`all_at_once`]):
 //!
 //! ```text
-//! BEGIN; upsert 1; lock 1; upsert 2; lock 2; ...   -- sent together, one answer awaited
+//! BEGIN; upsert ...; lock 1; lock 2; ...          -- sent together, one answer awaited;
+//!                                                    the upserts in event id order
 //! UPDATE 1; UPDATE 2; ...                           -- each event's merge, sent together
 //! COMMIT                                            -- only once every UPDATE has succeeded
 //! ```
@@ -41,7 +42,10 @@
 //!   it was, and the inbox then counts the retries as redeliveries.
 //! - **Deadlocks.** Within a lane there is one group at a time. Other writers lock one buyer's
 //!   purchases of one course at a time, in id order as every event does, so a group can wait
-//!   for them but never in a cycle. Two lanes could only wait on each other through two
+//!   for them but never in a cycle. A group takes its inbox rows (in event id order) before
+//!   any purchase: holding a purchase while waiting for an inbox row that another instance's
+//!   transaction inserted, and that transaction then waiting for the purchase, was a cycle (the
+//!   slower one-by-one path still takes them event by event). Two lanes could only wait on each other through two
 //!   double payments (two purchases of one buyer and course, in different lanes) in both
 //!   groups at once, in crossed order; the server then fails one statement after
 //!   `deadlock_timeout` (1 s by default), its group runs one by one, and at worst that event
