@@ -4,6 +4,7 @@
 //! types, so a field added here shows up there.
 
 use crate::error::ApiError;
+use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, HttpResponseBuilder};
 use lms_domain::{Bill, Course, Purchase, PurchaseStatus, ReviewReason, Role, User};
 use serde::Serialize;
@@ -11,9 +12,10 @@ use time::OffsetDateTime;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::ToSchema;
 
-/// A JSON response body, serialised through [`serde_json::Value`] as the hand-written `json!`
-/// bodies were: object keys come out sorted whatever the field order of the types, so typed
-/// bodies send the same bytes the `json!` ones did.
+/// A JSON response body, serialised straight from the typed body: its keys come in the type's
+/// field order. (Through a `serde_json::Value` first, as it once was to keep the keys sorted,
+/// every response built and dropped a map: about 10,000 instructions per status read under
+/// callgrind, crates/bench/README.md.)
 ///
 /// # Errors
 /// A body that cannot become JSON (none of ours: they hold strings, numbers and maps).
@@ -21,8 +23,8 @@ pub fn json_response(
     mut builder: HttpResponseBuilder,
     body: &impl Serialize,
 ) -> Result<HttpResponse, ApiError> {
-    let value = serde_json::to_value(body).map_err(ApiError::internal)?;
-    Ok(builder.json(value))
+    let json = serde_json::to_vec(body).map_err(ApiError::internal)?;
+    Ok(builder.content_type(ContentType::json()).body(json))
 }
 
 /// A string schema limited to the given wire names, so the document lists exactly the values

@@ -50,7 +50,9 @@ use time::OffsetDateTime;
 use crate::connection::{ConnectSpec, LogConnectionErrors, Purpose};
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
 use crate::group_commit::{execute, Begin, GroupCommit};
-use crate::rendered::{BuyerViewQuery, LockBuyersPurchases, LockForFirstDelivery};
+use crate::rendered::{
+    BuyerViewQuery, LockBuyersPurchases, LockForFirstDelivery, UpdatePurchaseState, UpsertDelivery,
+};
 use crate::rows::{
     AuditRow, CourseRow, PurchaseRow, RevenueRow, StateRow, UserRow, WebhookEventRow,
 };
@@ -576,30 +578,23 @@ async fn upsert_event(
     kind: DeliveryKind,
     row: WebhookEventRow,
 ) -> QueryResult<Recorded> {
-    let upsert = diesel::insert_into(webhook_events::table)
-        .values(row)
-        .on_conflict(webhook_events::event_id)
-        .do_update();
     let written = match kind {
         DeliveryKind::Delivered => {
-            let count: i32 = upsert
-                .set((
-                    webhook_events::delivery_count.eq(webhook_events::delivery_count + 1),
-                    webhook_events::last_received_at.eq(excluded(webhook_events::last_received_at)),
-                ))
-                .returning(webhook_events::delivery_count)
-                .get_result(&mut conn)
-                .await?;
+            let count: i32 = UpsertDelivery { row }.get_result(&mut conn).await?;
             // Inserted rows count one delivery; a counted redelivery, two or more.
             count == 1
         }
         // `FilterDsl::filter` by name: on an upsert it is the `DO UPDATE .. WHERE`.
         DeliveryKind::Replayed => diesel::query_dsl::methods::FilterDsl::filter(
-            upsert.set((
-                webhook_events::outcome.eq(excluded(webhook_events::outcome)),
-                webhook_events::error.eq(excluded(webhook_events::error)),
-                webhook_events::purchase_id.eq(excluded(webhook_events::purchase_id)),
-            )),
+            diesel::insert_into(webhook_events::table)
+                .values(row)
+                .on_conflict(webhook_events::event_id)
+                .do_update()
+                .set((
+                    webhook_events::outcome.eq(excluded(webhook_events::outcome)),
+                    webhook_events::error.eq(excluded(webhook_events::error)),
+                    webhook_events::purchase_id.eq(excluded(webhook_events::purchase_id)),
+                )),
             webhook_events::outcome.ne_all(SETTLED),
         )
         .returning(webhook_events::delivery_count)
@@ -812,11 +807,13 @@ async fn write_merge(
     let mut outcome_conn = conn;
     let purchase = async {
         match &merged.state {
-            Some(state) => diesel::update(purchases::table.find(update.purchase_id.as_uuid()))
-                .set(state)
-                .execute(&mut conn)
-                .await
-                .map(drop),
+            Some(state) => UpdatePurchaseState {
+                purchase: update.purchase_id.as_uuid(),
+                state,
+            }
+            .execute(&mut conn)
+            .await
+            .map(drop),
             None => Ok(()),
         }
     };

@@ -9,6 +9,12 @@
 //! each call's binds: the same SQL text and the same cached prepared statement, without the
 //! rebuilding. Each statement's test compares its replay with the builder's output, binds
 //! included, so the two cannot drift apart.
+//!
+//! For an `UPDATE` and an `INSERT .. ON CONFLICT DO UPDATE`, diesel does worse: it marks them
+//! unsafe to cache (their text may depend on the values, a skipped `None` say), so each call
+//! prepared its statement again, a round trip of its own. The webhook's inbox upsert and state
+//! update bind every column whatever the values, so one text serves every call, and as their
+//! own statement types they are prepared once per connection like the rest.
 
 use std::sync::LazyLock;
 
@@ -20,7 +26,10 @@ use diesel::query_builder::{AstPass, Query, QueryBuilder, QueryFragment, QueryId
 use diesel::sql_types;
 use uuid::Uuid;
 
-use crate::rows::{CourseRow, PurchaseRow, UserRow};
+use diesel::upsert::excluded;
+use time::OffsetDateTime;
+
+use crate::rows::{CourseRow, PurchaseRow, StateRow, UserRow, WebhookEventRow};
 use crate::schema::{courses, purchases, users, webhook_events};
 
 /// A statement's SQL text as diesel's builder wrote it, cut at its bind placeholders: `parts[i]`
@@ -71,6 +80,21 @@ fn text(rendered: &Result<Rendered, String>) -> QueryResult<&Rendered> {
         .map_err(|err| diesel::result::Error::QueryBuilderError(err.clone().into()))
 }
 
+/// Replays a [`Rendered`] statement: its parts with the binds, in the builder's order, between
+/// them (`SqlType => value`, as `AstPass::push_bind_param` takes them).
+macro_rules! replay {
+    ($out:ident, $text:expr; $($sql_type:ty => $bind:expr),* $(,)?) => {{
+        let text: &Rendered = $text;
+        let mut parts = text.parts.iter();
+        $(
+            $out.push_sql(parts.next().map_or("", String::as_str));
+            $out.push_bind_param::<$sql_type, _>($bind)?;
+        )*
+        $out.push_sql(parts.next().map_or("", String::as_str));
+        Ok(())
+    }};
+}
+
 /// [`PurchaseRepo::buyer_view`](lms_ports::PurchaseRepo::buyer_view)'s one statement: the user's
 /// row, joined to the course's (if any) and to each of the user's purchases of it (served by
 /// purchases_user_course_created_idx, newest first).
@@ -111,16 +135,12 @@ impl Query for BuyerViewQuery {
 
 impl QueryFragment<Pg> for BuyerViewQuery {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let text = text(&BUYER_VIEW)?;
-        // The binds in the builder's order: the course twice (both joins), then the user.
-        out.push_sql(&text.parts[0]);
-        out.push_bind_param::<sql_types::Uuid, _>(&self.course)?;
-        out.push_sql(&text.parts[1]);
-        out.push_bind_param::<sql_types::Uuid, _>(&self.course)?;
-        out.push_sql(&text.parts[2]);
-        out.push_bind_param::<sql_types::Uuid, _>(&self.user)?;
-        out.push_sql(&text.parts[3]);
-        Ok(())
+        // The course twice (both joins), then the user.
+        replay!(out, text(&BUYER_VIEW)?;
+            sql_types::Uuid => &self.course,
+            sql_types::Uuid => &self.course,
+            sql_types::Uuid => &self.user,
+        )
     }
 }
 
@@ -193,11 +213,13 @@ impl Query for LockBuyersPurchases {
 
 impl QueryFragment<Pg> for LockBuyersPurchases {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let text = text(&LOCK_BUYERS_PURCHASES)?;
-        // The binds in the builder's order: the buyer's subquery, then the course's.
-        walk_subqueries(&mut out, text, &self.purchase)?;
-        out.push_sql(&text.parts[4]);
-        Ok(())
+        // The buyer's subquery (`WHERE id = $n LIMIT $m`), then the course's.
+        replay!(out, text(&LOCK_BUYERS_PURCHASES)?;
+            sql_types::Uuid => &self.purchase,
+            sql_types::BigInt => &ONE_ROW,
+            sql_types::Uuid => &self.purchase,
+            sql_types::BigInt => &ONE_ROW,
+        )
     }
 }
 
@@ -207,37 +229,230 @@ impl Query for LockForFirstDelivery {
 
 impl QueryFragment<Pg> for LockForFirstDelivery {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let text = text(&LOCK_FOR_FIRST_DELIVERY)?;
-        // The binds in the builder's order: the two subqueries', then the inbox row's.
-        walk_subqueries(&mut out, text, &self.purchase)?;
-        out.push_sql(&text.parts[4]);
-        out.push_bind_param::<sql_types::Text, _>(&self.event_id)?;
-        out.push_sql(&text.parts[5]);
-        out.push_bind_param::<sql_types::Integer, _>(&self.deliveries)?;
-        out.push_sql(&text.parts[6]);
-        Ok(())
+        // The two subqueries', then the inbox row's.
+        replay!(out, text(&LOCK_FOR_FIRST_DELIVERY)?;
+            sql_types::Uuid => &self.purchase,
+            sql_types::BigInt => &ONE_ROW,
+            sql_types::Uuid => &self.purchase,
+            sql_types::BigInt => &ONE_ROW,
+            sql_types::Text => &self.event_id,
+            sql_types::Integer => &self.deliveries,
+        )
     }
 }
 
-/// The first four parts of a lock and their binds: the subqueries reading the purchase's buyer
-/// and course, each `WHERE id = $n LIMIT $m`.
-fn walk_subqueries<'b>(
-    out: &mut AstPass<'_, 'b, Pg>,
-    text: &'b Rendered,
-    purchase: &'b Uuid,
-) -> QueryResult<()> {
-    for subquery in [0, 2] {
-        out.push_sql(&text.parts[subquery]);
-        out.push_bind_param::<sql_types::Uuid, _>(purchase)?;
-        out.push_sql(&text.parts[subquery + 1]);
-        out.push_bind_param::<sql_types::BigInt, _>(&ONE_ROW)?;
+/// [`upsert_event`](crate::upsert_event)'s statement for a gateway delivery: the inbox row
+/// inserted, or its delivery counted; returns the count. Every column is bound, a `None` as
+/// `NULL`, so that there is one statement text whatever the row holds.
+#[derive(Debug, QueryId)]
+pub(crate) struct UpsertDelivery {
+    pub row: WebhookEventRow,
+}
+
+/// What [`UpsertDelivery`] renders: each column set from `row` by name.
+fn upsert_delivery_built(row: &WebhookEventRow) -> impl QueryFragment<Pg> + '_ {
+    use webhook_events as e;
+    diesel::insert_into(e::table)
+        .values((
+            e::event_id.eq(&row.event_id),
+            e::event_type.eq(&row.event_type),
+            e::purchase_id.eq(&row.purchase_id),
+            e::first_received_at.eq(&row.first_received_at),
+            e::payload.eq(&row.payload),
+            e::livemode.eq(&row.livemode),
+            e::created.eq(&row.created),
+            e::last_received_at.eq(&row.last_received_at),
+            e::delivery_count.eq(&row.delivery_count),
+            e::outcome.eq(&row.outcome),
+            e::error.eq(&row.error),
+        ))
+        .on_conflict(e::event_id)
+        .do_update()
+        .set((
+            e::delivery_count.eq(e::delivery_count + 1),
+            e::last_received_at.eq(excluded(e::last_received_at)),
+        ))
+        .returning(e::delivery_count)
+}
+
+static UPSERT_DELIVERY: LazyLock<Result<Rendered, String>> = LazyLock::new(|| {
+    let row = WebhookEventRow {
+        event_id: String::new(),
+        event_type: String::new(),
+        purchase_id: None,
+        first_received_at: OffsetDateTime::UNIX_EPOCH,
+        payload: None,
+        livemode: false,
+        created: OffsetDateTime::UNIX_EPOCH,
+        last_received_at: OffsetDateTime::UNIX_EPOCH,
+        delivery_count: 1,
+        outcome: String::new(),
+        error: None,
+    };
+    let rendered = Rendered::of(&upsert_delivery_built(&row), 12);
+    rendered
+});
+
+/// The `+ 1` of the delivery count.
+static ONE_DELIVERY: i32 = 1;
+
+impl Query for UpsertDelivery {
+    type SqlType = sql_types::Integer;
+}
+
+impl QueryFragment<Pg> for UpsertDelivery {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use sql_types::{Bool, Integer, Json, Nullable, Text, Timestamptz};
+        let row = &self.row;
+        // The row's columns in the table's order, then the count's increment.
+        replay!(out, text(&UPSERT_DELIVERY)?;
+            Text => &row.event_id,
+            Text => &row.event_type,
+            Nullable<sql_types::Uuid> => &row.purchase_id,
+            Timestamptz => &row.first_received_at,
+            Nullable<Json> => &row.payload,
+            Bool => &row.livemode,
+            Timestamptz => &row.created,
+            Timestamptz => &row.last_received_at,
+            Integer => &row.delivery_count,
+            Text => &row.outcome,
+            Nullable<Text> => &row.error,
+            Integer => &ONE_DELIVERY,
+        )
     }
-    Ok(())
+}
+
+/// [`write_merge`](crate::write_merge)'s `UPDATE` of a purchase's state: every column of
+/// [`StateRow`] (its changeset sets `NULL` for a `None`), then the purchase's id.
+#[derive(Debug)]
+pub(crate) struct UpdatePurchaseState<'a> {
+    pub purchase: Uuid,
+    pub state: &'a StateRow,
+}
+
+// By hand: the derive wants a `'static` type.
+impl QueryId for UpdatePurchaseState<'_> {
+    type QueryId = UpdatePurchaseState<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+// Prepared statements are cached by the statement's type only where it has a static query id.
+const _: () = assert!(UpsertDelivery::HAS_STATIC_QUERY_ID);
+const _: () = assert!(UpdatePurchaseState::HAS_STATIC_QUERY_ID);
+
+/// What [`UpdatePurchaseState`] renders.
+fn update_purchase_state_built(purchase: Uuid, state: &StateRow) -> impl QueryFragment<Pg> + '_ {
+    diesel::update(purchases::table.find(purchase)).set(state)
+}
+
+static UPDATE_PURCHASE_STATE: LazyLock<Result<Rendered, String>> = LazyLock::new(|| {
+    Rendered::of(
+        &update_purchase_state_built(Uuid::nil(), &distinct_state(OffsetDateTime::UNIX_EPOCH)),
+        38,
+    )
+});
+
+/// A state row whose every field differs from the others (its test tells them apart in the
+/// binds), `at` its times.
+fn distinct_state(at: OffsetDateTime) -> StateRow {
+    let text = |n: u8| Some(format!("v{n}"));
+    StateRow {
+        status: "pending".to_owned(),
+        payment_intent_id: text(1),
+        captured_cents: Some(2),
+        captured_currency: text(3),
+        paid_at: Some(at),
+        bill_currency: text(5),
+        bill_subtotal_cents: Some(6),
+        bill_discount_cents: Some(7),
+        bill_tax_cents: Some(8),
+        bill_total_cents: Some(9),
+        conversion_currency: text(10),
+        conversion_subtotal_cents: Some(11),
+        conversion_total_cents: Some(12),
+        attempt_failed: true,
+        processing: false,
+        async_payment_failed: true,
+        checkout_expired: false,
+        checkout_not_started: true,
+        refunded_cents: Some(18),
+        refunded_currency: text(19),
+        dispute_opened: false,
+        dispute_won: true,
+        dispute_lost: false,
+        accepted_by_operator: true,
+        receipt_url: text(24),
+        promotion_code: text(25),
+        sale_currency: text(26),
+        sale_gross_cents: Some(27),
+        sale_discount_cents: Some(28),
+        sale_tax_cents: Some(29),
+        sale_paid_cents: Some(30),
+        sale_refunded_cents: Some(31),
+        sale_disputes_lost_cents: Some(32),
+        sale_net_cents: None,
+        sold_at: Some(at + time::Duration::SECOND),
+        holds_active_slot: false,
+        updated_at: at + time::Duration::MINUTE,
+    }
+}
+
+impl Query for UpdatePurchaseState<'_> {
+    type SqlType = sql_types::Untyped;
+}
+
+impl QueryFragment<Pg> for UpdatePurchaseState<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use sql_types::{BigInt, Bool, Nullable, Text, Timestamptz};
+        let s = self.state;
+        // StateRow's fields in their declared order (its changeset's), then `WHERE id`.
+        replay!(out, text(&UPDATE_PURCHASE_STATE)?;
+            Text => &s.status,
+            Nullable<Text> => &s.payment_intent_id,
+            Nullable<BigInt> => &s.captured_cents,
+            Nullable<Text> => &s.captured_currency,
+            Nullable<Timestamptz> => &s.paid_at,
+            Nullable<Text> => &s.bill_currency,
+            Nullable<BigInt> => &s.bill_subtotal_cents,
+            Nullable<BigInt> => &s.bill_discount_cents,
+            Nullable<BigInt> => &s.bill_tax_cents,
+            Nullable<BigInt> => &s.bill_total_cents,
+            Nullable<Text> => &s.conversion_currency,
+            Nullable<BigInt> => &s.conversion_subtotal_cents,
+            Nullable<BigInt> => &s.conversion_total_cents,
+            Bool => &s.attempt_failed,
+            Bool => &s.processing,
+            Bool => &s.async_payment_failed,
+            Bool => &s.checkout_expired,
+            Bool => &s.checkout_not_started,
+            Nullable<BigInt> => &s.refunded_cents,
+            Nullable<Text> => &s.refunded_currency,
+            Bool => &s.dispute_opened,
+            Bool => &s.dispute_won,
+            Bool => &s.dispute_lost,
+            Bool => &s.accepted_by_operator,
+            Nullable<Text> => &s.receipt_url,
+            Nullable<Text> => &s.promotion_code,
+            Nullable<Text> => &s.sale_currency,
+            Nullable<BigInt> => &s.sale_gross_cents,
+            Nullable<BigInt> => &s.sale_discount_cents,
+            Nullable<BigInt> => &s.sale_tax_cents,
+            Nullable<BigInt> => &s.sale_paid_cents,
+            Nullable<BigInt> => &s.sale_refunded_cents,
+            Nullable<BigInt> => &s.sale_disputes_lost_cents,
+            Nullable<BigInt> => &s.sale_net_cents,
+            Nullable<Timestamptz> => &s.sold_at,
+            Bool => &s.holds_active_slot,
+            Timestamptz => &s.updated_at,
+            sql_types::Uuid => &self.purchase,
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::JsonText;
 
     #[test]
     fn the_buyer_view_replays_the_builders_sql_and_binds() {
@@ -273,6 +488,67 @@ mod tests {
             assert_eq!(replayed, built);
             assert!(built.contains("FOR NO KEY UPDATE"), "{built}");
         }
+    }
+
+    #[test]
+    fn the_inbox_upsert_replays_the_builders_sql_and_binds() {
+        let at = OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap();
+        let every_column = WebhookEventRow {
+            event_id: "evt_1".to_owned(),
+            event_type: "checkout.session.completed".to_owned(),
+            purchase_id: Some(Uuid::new_v4()),
+            first_received_at: at,
+            payload: Some(JsonText::from(r#"{"id":"evt_1"}"#.to_owned())),
+            livemode: true,
+            created: at - time::Duration::SECOND,
+            last_received_at: at + time::Duration::SECOND,
+            delivery_count: 2,
+            outcome: "applied".to_owned(),
+            error: Some("why".to_owned()),
+        };
+        let no_options = WebhookEventRow {
+            purchase_id: None,
+            payload: None,
+            error: None,
+            ..every_column.clone()
+        };
+        for row in [every_column, no_options] {
+            let built = diesel::debug_query::<Pg, _>(&upsert_delivery_built(&row)).to_string();
+            // What diesel would prepare again on every call, the replay prepares once.
+            assert!(!upsert_delivery_built(&row)
+                .is_safe_to_cache_prepared(&Pg)
+                .unwrap());
+            let upsert = UpsertDelivery { row };
+            assert!(upsert.is_safe_to_cache_prepared(&Pg).unwrap());
+            let replayed = diesel::debug_query::<Pg, _>(&upsert).to_string();
+            assert_eq!(replayed, built);
+            assert!(
+                built.contains("ON CONFLICT") && built.contains("evt_1"),
+                "{built}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_state_update_replays_the_builders_sql_and_binds() {
+        let purchase = Uuid::new_v4();
+        let state = distinct_state(OffsetDateTime::from_unix_timestamp(1_780_000_000).unwrap());
+        let built = diesel::debug_query::<Pg, _>(&update_purchase_state_built(purchase, &state))
+            .to_string();
+        let replayed = diesel::debug_query::<Pg, _>(&UpdatePurchaseState {
+            purchase,
+            state: &state,
+        })
+        .to_string();
+        assert_eq!(replayed, built);
+        assert!(built.contains(&purchase.to_string()), "{built}");
+        let built = update_purchase_state_built(purchase, &state);
+        assert!(!built.is_safe_to_cache_prepared(&Pg).unwrap());
+        let replayed = UpdatePurchaseState {
+            purchase,
+            state: &state,
+        };
+        assert!(replayed.is_safe_to_cache_prepared(&Pg).unwrap());
     }
 
     #[test]

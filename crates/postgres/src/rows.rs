@@ -156,7 +156,7 @@ impl ToSql<diesel::sql_types::Json, Pg> for JsonText {
 
 lms_sql_rows::row! {
     /// An event inbox row; see [`WebhookEventRecord`].
-    #[derive(Debug, Queryable, Selectable, Insertable)]
+    #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
     #[diesel(table_name = webhook_events, check_for_backend(diesel::pg::Pg))]
     pub(crate) struct WebhookEventRow as WebhookEventRecord<Native<JsonText>> {
         pub event_id: String,
