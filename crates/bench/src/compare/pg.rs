@@ -178,6 +178,7 @@ impl Worker {
                             &now,
                             &1_i32,
                             &"applied",
+                            &None::<&str>,
                             &1_i32,
                         ],
                     )

@@ -245,14 +245,15 @@ macro_rules! sqlite_course_columns {
 
 // ---- PostgreSQL (`crates/postgres/src/lib.rs`, diesel's `Pg` query builder) ----
 
-/// `upsert_event`, `DeliveryKind::Delivered`. Binds: event id, type, purchase id, received at,
-/// payload (json), livemode, created, received at again, 1 (delivery count), `applied`, then
-/// the 1 added to the count of a redelivery. `error` is None, so `DEFAULT`.
+/// `upsert_event`, `DeliveryKind::Delivered` (`UpsertDelivery` in
+/// `crates/postgres/src/rendered.rs`). Binds: event id, type, purchase id, received at, payload
+/// (json), livemode, created, received at again, 1 (delivery count), `applied`, NULL (error),
+/// then the 1 added to the count of a redelivery.
 const PG_UPSERT_EVENT: &str = r#"INSERT INTO "webhook_events" ("event_id", "event_type",
     "purchase_id", "first_received_at", "payload", "livemode", "created", "last_received_at",
-    "delivery_count", "outcome", "error") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-    DEFAULT) ON CONFLICT ("event_id") DO UPDATE SET "delivery_count" =
-    ("webhook_events"."delivery_count" + $11), "last_received_at" = excluded."last_received_at"
+    "delivery_count", "outcome", "error") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    ON CONFLICT ("event_id") DO UPDATE SET "delivery_count" =
+    ("webhook_events"."delivery_count" + $12), "last_received_at" = excluded."last_received_at"
     RETURNING "webhook_events"."delivery_count""#;
 
 /// `lock_buyers_purchases` of a delivery: the purchase's buyer and course from two scalar
@@ -273,8 +274,9 @@ const PG_LOCK_PURCHASES: &str = concat!(
     ("webhook_events"."delivery_count" = $6)))) ORDER BY "purchases"."id" FOR NO KEY UPDATE"#
 );
 
-/// `diesel::update(purchases.find(id)).set(StateRow)`. Binds: the state's 37 columns in this
-/// order (facts, details, the derived status and sale, slot, update time), then the purchase id.
+/// `UpdatePurchaseState` (`crates/postgres/src/rendered.rs`: diesel's `update(..).set(StateRow)`
+/// rendered once). Binds: the state's 37 columns in this order (facts, details, the derived
+/// status and sale, slot, update time), then the purchase id.
 const PG_UPDATE_PURCHASE: &str = r#"UPDATE "purchases" SET "status" = $1, "payment_intent_id" = $2,
     "captured_cents" = $3, "captured_currency" = $4, "paid_at" = $5, "bill_currency" = $6,
     "bill_subtotal_cents" = $7, "bill_discount_cents" = $8, "bill_tax_cents" = $9,
