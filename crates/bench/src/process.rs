@@ -148,6 +148,10 @@ impl Drop for AppProcess {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Memory {
     pub rss_kib: u64,
+    /// The anonymous part of the RSS (heap, stacks): what the process's own work holds.
+    pub rss_anon_kib: u64,
+    /// The file-backed part: the pages of the binary and its libraries that are mapped in.
+    pub rss_file_kib: u64,
     pub hwm_kib: u64,
     pub threads: u64,
 }
@@ -169,17 +173,43 @@ pub fn read_memory(pid: u32) -> anyhow::Result<Memory> {
     };
     Ok(Memory {
         rss_kib: field("VmRSS:")?,
+        rss_anon_kib: field("RssAnon:")?,
+        rss_file_kib: field("RssFile:")?,
         hwm_kib: field("VmHWM:")?,
         threads: field("Threads:")?,
     })
 }
 
-/// CPU time the process has used so far, user plus system, over all its threads, in clock
-/// ticks (`utime` + `stime`, fields 14 and 15 of `/proc/<pid>/stat`).
+/// CPU time a process has used so far, over all its threads, in clock ticks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTicks {
+    /// In the process's own code and libraries (`utime`).
+    pub user: u64,
+    /// In the kernel on the process's behalf: system calls, page faults (`stime`).
+    pub system: u64,
+}
+
+impl CpuTicks {
+    pub fn total(self) -> u64 {
+        self.user + self.system
+    }
+
+    /// What was used between `earlier` and `self`.
+    #[must_use]
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+}
+
+/// CPU time the process has used so far, user and system, over all its threads, in clock
+/// ticks (`utime` and `stime`, fields 14 and 15 of `/proc/<pid>/stat`).
 ///
 /// # Errors
 /// When the file cannot be read or parsed.
-pub fn read_cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+pub fn read_cpu(pid: u32) -> anyhow::Result<CpuTicks> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat (Linux only)"))?;
     // The command name (field 2) is in parentheses and may hold spaces: count after its end.
@@ -195,7 +225,18 @@ pub fn read_cpu_ticks(pid: u32) -> anyhow::Result<u64> {
             .and_then(|f| f.parse::<u64>().ok())
             .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat: {stat:?}"))
     };
-    Ok(tick(14 - 3)? + tick(15 - 3)?)
+    Ok(CpuTicks {
+        user: tick(14 - 3)?,
+        system: tick(15 - 3)?,
+    })
+}
+
+/// CPU time the process has used so far, user plus system, in clock ticks ([`read_cpu`]).
+///
+/// # Errors
+/// As [`read_cpu`].
+pub fn read_cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    read_cpu(pid).map(CpuTicks::total)
 }
 
 /// Clock ticks a second (`USER_HZ`, the unit of `/proc/<pid>/stat`'s times), from

@@ -30,8 +30,8 @@ pub mod sqlite;
 pub mod workload;
 
 use crate::process::{
-    clock_ticks_per_second, free_port, load_average, mib, read_cpu_ticks, read_memory, AppProcess,
-    Sampler, TempDir,
+    clock_ticks_per_second, free_port, load_average, mib, read_cpu, read_cpu_ticks, read_memory,
+    AppProcess, Sampler, TempDir,
 };
 use crate::{check_errors, closed_loop, Api, Data, InboxCounts, Run};
 use anyhow::{anyhow, bail, ensure, Context};
@@ -211,7 +211,7 @@ fn app_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// `url` with one more query parameter.
-fn with_param(url: &str, param: &str) -> String {
+pub fn with_param(url: &str, param: &str) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
     format!("{url}{separator}{param}")
 }
@@ -235,6 +235,8 @@ where
 struct Resources {
     /// CPU time (user + system, all threads) per request, microseconds.
     cpu_us: f64,
+    /// The part of it spent in the kernel (system time), 0 to 1.
+    system_share: f64,
     idle_rss_kib: u64,
     peak_rss_kib: u64,
 }
@@ -245,6 +247,14 @@ struct Resources {
 )]
 fn per_request_us(ticks: u64, ticks_per_second: u64, requests: usize) -> f64 {
     ticks as f64 * 1e6 / ticks_per_second as f64 / requests.max(1) as f64
+}
+
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "tick counts far below 2^52 convert exactly"
+)]
+fn share(part: u64, whole: u64) -> f64 {
+    part as f64 / whole.max(1) as f64
 }
 
 /// Runs `work` against the app after an idle pause, reading the app's RSS before it, its CPU
@@ -260,18 +270,15 @@ where
 {
     tokio::time::sleep(idle).await;
     let idle_rss = read_memory(app.pid)?.rss_kib;
-    let cpu_before = read_cpu_ticks(app.pid)?;
+    let cpu_before = read_cpu(app.pid)?;
     let sampler = Sampler::start(app.pid);
     let run = with_client_cpu(ticks_per_second, work).await;
-    let cpu_after = read_cpu_ticks(app.pid)?;
+    let used = read_cpu(app.pid)?.since(cpu_before);
     let (peak_rss, _) = sampler.finish().await;
     let (run, client_cpu_us) = run?;
     let resources = Resources {
-        cpu_us: per_request_us(
-            cpu_after.saturating_sub(cpu_before),
-            ticks_per_second,
-            run.requests,
-        ),
+        cpu_us: per_request_us(used.total(), ticks_per_second, run.requests),
+        system_share: share(used.system, used.total()),
         idle_rss_kib: idle_rss,
         peak_rss_kib: peak_rss.max(idle_rss),
     };
@@ -473,6 +480,7 @@ fn render(rows: &[Row], with_peer: bool) -> String {
         "p50 ms",
         "p99 ms",
         "server CPU us/req",
+        "of it kernel",
         "client CPU us/req",
         "RSS MiB idle",
         "RSS MiB peak",
@@ -496,6 +504,8 @@ fn render(rows: &[Row], with_peer: bool) -> String {
             ms(row.run.percentile(99)),
             row.resources
                 .map_or_else(dash, |r| format!("{:.0}", r.cpu_us)),
+            row.resources
+                .map_or_else(dash, |r| format!("{:.0} %", r.system_share * 100.0)),
             format!("{:.0}", row.client_cpu_us),
             row.resources.map_or_else(dash, |r| mib(r.idle_rss_kib)),
             row.resources.map_or_else(dash, |r| mib(r.peak_rss_kib)),
@@ -1067,13 +1077,18 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         "req/s: requests answered per second of wall time (one event per webhook request; a baseline request is the app's statements for one request). p50/p99: nearest-rank latency of one request, from sending it to the end of its answer (baseline: its statements, in order)."
     );
     println!(
-        "server CPU us/req: the server process's CPU time (user + system, all threads; the app's, or the peer's node process) during the workload over its requests. client CPU us/req: this process's (the HTTP load generator for the app and the peer; the baseline's database client), which shares the machine's cores with the servers and the database. RSS MiB: the server's VmRSS after an idle pause of {} s before the workload, and the largest one sampled every 10 ms during it. app/baseline, app/peer: the app's req/s over the baseline's, over the peer's.",
+        "server CPU us/req: the server process's CPU time (user + system, all threads; the app's, or the peer's node process) during the workload over its requests; of it kernel: the system time's share of it (system calls on sockets and files, wake-ups, page faults). client CPU us/req: this process's (the HTTP load generator for the app and the peer; the baseline's database client), which shares the machine's cores with the servers and the database. RSS MiB: the server's VmRSS after an idle pause of {} s before the workload, and the largest one sampled every 10 ms during it. app/baseline, app/peer: the app's req/s over the baseline's, over the peer's.",
         options.idle.as_secs()
     );
     println!(
-        "app memory   : VmHWM (peak RSS over the whole run, set-up sign-ups included) {} MiB; RSS at the end {} MiB",
+        "app memory   : VmHWM (peak RSS over the whole run, set-up sign-ups included) {} MiB; RSS at the end {} MiB ({} anonymous, {} file-backed: the binary's and its libraries' pages); at start {} ({} anonymous, {} file-backed)",
         mib(end.hwm_kib),
-        mib(end.rss_kib)
+        mib(end.rss_kib),
+        mib(end.rss_anon_kib),
+        mib(end.rss_file_kib),
+        mib(started.rss_kib),
+        mib(started.rss_anon_kib),
+        mib(started.rss_file_kib)
     );
     if let Some(peer_end) = peer_end {
         println!(
