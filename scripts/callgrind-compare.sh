@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Counts the instructions the release app executes for one fixed mix of requests, under
+# valgrind's callgrind: the method of crates/bench/README.md ("Where the instructions go"),
+# as one command. Instruction counts do not move with the machine's load the way CPU time
+# does, so two builds compare by their totals even on a busy machine.
+#
+#   scripts/callgrind-compare.sh [--app-bin PATH] [--out FILE] [--top N]
+#
+# The mix: `compare --postgres --no-peer --events 300 --reads 2000` with the app running
+# under callgrind, instrumentation switched on when the first webhook reaches the app (after
+# the set-up's sign-ups and checkouts, which are not counted): the warm-up's and the
+# workloads' deliveries (about 630) and status reads (about 2,300). The baseline and the
+# load generator run outside valgrind. Prints the total, the functions that execute the most
+# instructions, and where the profile is (read it with callgrind_annotate).
+#
+# Needs: the release binaries (cargo build --release -p lms-app -p lms-bench), PostgreSQL at
+# TEST_DATABASE_URL, valgrind (installed from Debian's package when run as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/lms-target}"
+export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+app_bin="$CARGO_TARGET_DIR/release/lms-app"
+out=""
+top=25
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --app-bin) app_bin="$2"; shift 2 ;;
+        --out) out="$2"; shift 2 ;;
+        --top) top="$2"; shift 2 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unknown argument: $1 (see --help)" >&2; exit 64 ;;
+    esac
+done
+
+compare="$CARGO_TARGET_DIR/release/compare"
+for binary in "$app_bin" "$compare"; do
+    if [ ! -x "$binary" ]; then
+        echo "no $binary: build it with cargo build --release -p lms-app -p lms-bench" >&2
+        exit 1
+    fi
+done
+
+if ! command -v valgrind >/dev/null 2>&1 || ! command -v callgrind_control >/dev/null 2>&1; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing valgrind (apt-get)" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends valgrind >/dev/null
+    else
+        echo "valgrind is missing: apt-get install valgrind (as root)" >&2
+        exit 1
+    fi
+fi
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/lms-callgrind.XXXXXX")"
+out="${out:-$work/callgrind.out}"
+# compare starts this wrapper as the app; it runs the app under callgrind with
+# instrumentation off, says valgrind's pid, and passes compare's SIGTERM on, waiting for
+# callgrind to write its profile.
+cat >"$work/app.sh" <<WRAPPER
+#!/usr/bin/env bash
+valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" "$app_bin" "\$@" &
+child=\$!
+echo \$child >"$work/valgrind.pid"
+trap 'kill -TERM \$child 2>/dev/null; wait \$child' TERM INT
+wait \$child
+WRAPPER
+chmod +x "$work/app.sh"
+
+"$compare" --postgres --no-peer --events 300 --reads 2000 --app-bin "$work/app.sh" \
+    >"$work/compare.txt" 2>&1 &
+compare_pid=$!
+
+switched_on=""
+while kill -0 "$compare_pid" 2>/dev/null; do
+    if [ -z "$switched_on" ] && [ -s "$work/valgrind.pid" ]; then
+        pid="$(cat "$work/valgrind.pid")"
+        # The app logs to app.log in its working directory; the first webhook is the warm-up's.
+        if grep -q webhook "/proc/$pid/cwd/app.log" 2>/dev/null; then
+            # callgrind_control finds the process through the app's HOST, which is loopback.
+            HOST=127.0.0.1 callgrind_control -i on "$pid" >/dev/null 2>&1
+            switched_on=yes
+        fi
+    fi
+    sleep 0.02
+done
+if ! wait "$compare_pid"; then
+    echo "compare failed; its output:" >&2
+    cat "$work/compare.txt" >&2
+    exit 1
+fi
+# compare has stopped the app; callgrind writes the profile as the app exits.
+if [ -s "$work/valgrind.pid" ]; then
+    pid="$(cat "$work/valgrind.pid")"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 600); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+fi
+if [ -z "$switched_on" ] || [ ! -s "$out" ]; then
+    echo "no profile: the app never logged a webhook (see $work/compare.txt)" >&2
+    exit 1
+fi
+
+echo "# callgrind: $app_bin, compare --postgres --no-peer --events 300 --reads 2000"
+grep -E "^checks" "$work/compare.txt" || true
+callgrind_annotate "$out" 2>/dev/null | grep "PROGRAM TOTALS"
+echo "# the $top functions that execute the most instructions themselves (callees excluded)"
+callgrind_annotate "$out" 2>/dev/null \
+    | grep -E '^ *[0-9,]+ \(' | grep -v "PROGRAM TOTALS" | head -n "$top" | cut -c1-200
+echo "# profile: $out (callgrind_annotate --inclusive=yes --tree=caller $out)"
