@@ -51,7 +51,8 @@ use crate::connection::{ConnectSpec, LogConnectionErrors, Purpose};
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
 use crate::group_commit::{execute, Begin, GroupCommit};
 use crate::rendered::{
-    BuyerViewQuery, LockBuyersPurchases, LockForFirstDelivery, UpdatePurchaseState, UpsertDelivery,
+    BuyerViewQuery, LockBuyersPurchases, LockForFirstDelivery, SetEventOutcome,
+    UpdatePurchaseState, UpsertDelivery,
 };
 use crate::rows::{
     AuditRow, CourseRow, PurchaseRow, RevenueRow, StateRow, UserRow, WebhookEventRow,
@@ -819,13 +820,13 @@ async fn write_merge(
     };
     let outcome = async {
         match (&update.event, merged.outcome) {
-            (Some(event), Some(outcome)) => {
-                diesel::update(webhook_events::table.find(&event.envelope.id))
-                    .set(webhook_events::outcome.eq(outcome.as_str()))
-                    .execute(&mut outcome_conn)
-                    .await
-                    .map(drop)
+            (Some(event), Some(outcome)) => SetEventOutcome {
+                event_id: &event.envelope.id,
+                outcome: outcome.as_str(),
             }
+            .execute(&mut outcome_conn)
+            .await
+            .map(drop),
             _ => Ok(()),
         }
     };

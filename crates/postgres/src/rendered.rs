@@ -14,7 +14,8 @@
 //! unsafe to cache (their text may depend on the values, a skipped `None` say), so each call
 //! prepared its statement again, a round trip of its own. The webhook's inbox upsert and state
 //! update bind every column whatever the values, so one text serves every call, and as their
-//! own statement types they are prepared once per connection like the rest.
+//! own statement types they are prepared once per connection like the rest; so is the
+//! outcome update of an event whose purchase is held for review.
 
 use std::sync::LazyLock;
 
@@ -339,6 +340,7 @@ impl QueryId for UpdatePurchaseState<'_> {
 // Prepared statements are cached by the statement's type only where it has a static query id.
 const _: () = assert!(UpsertDelivery::HAS_STATIC_QUERY_ID);
 const _: () = assert!(UpdatePurchaseState::HAS_STATIC_QUERY_ID);
+const _: () = assert!(SetEventOutcome::HAS_STATIC_QUERY_ID);
 
 /// What [`UpdatePurchaseState`] renders.
 fn update_purchase_state_built(purchase: Uuid, state: &StateRow) -> impl QueryFragment<Pg> + '_ {
@@ -449,6 +451,44 @@ impl QueryFragment<Pg> for UpdatePurchaseState<'_> {
     }
 }
 
+/// [`write_merge`](crate::write_merge)'s `UPDATE` of a delivered event's outcome, when the merge
+/// decides it (a purchase held for review): `SET outcome = $1 WHERE event_id = $2`. Rare, but
+/// diesel's own `UPDATE` would be prepared again on each call, a round trip of its own inside
+/// the delivery's transaction.
+#[derive(Debug)]
+pub(crate) struct SetEventOutcome<'a> {
+    pub event_id: &'a str,
+    pub outcome: &'static str,
+}
+
+// By hand: the derive wants a `'static` type.
+impl QueryId for SetEventOutcome<'_> {
+    type QueryId = SetEventOutcome<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+/// What [`SetEventOutcome`] renders.
+fn set_event_outcome_built<'a>(event_id: &'a str, outcome: &'a str) -> impl QueryFragment<Pg> + 'a {
+    diesel::update(webhook_events::table.find(event_id)).set(webhook_events::outcome.eq(outcome))
+}
+
+static SET_EVENT_OUTCOME: LazyLock<Result<Rendered, String>> =
+    LazyLock::new(|| Rendered::of(&set_event_outcome_built("", ""), 2));
+
+impl Query for SetEventOutcome<'_> {
+    type SqlType = sql_types::Untyped;
+}
+
+impl QueryFragment<Pg> for SetEventOutcome<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        // The `SET`, then the `WHERE`.
+        replay!(out, text(&SET_EVENT_OUTCOME)?;
+            sql_types::Text => &self.outcome,
+            sql_types::Text => &self.event_id,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -549,6 +589,23 @@ mod tests {
             state: &state,
         };
         assert!(replayed.is_safe_to_cache_prepared(&Pg).unwrap());
+    }
+
+    #[test]
+    fn the_event_outcome_update_replays_the_builders_sql_and_binds() {
+        let built = set_event_outcome_built("evt_1", "held");
+        assert!(!built.is_safe_to_cache_prepared(&Pg).unwrap());
+        let built = diesel::debug_query::<Pg, _>(&built).to_string();
+        let replayed = SetEventOutcome {
+            event_id: "evt_1",
+            outcome: "held",
+        };
+        assert!(replayed.is_safe_to_cache_prepared(&Pg).unwrap());
+        assert_eq!(diesel::debug_query::<Pg, _>(&replayed).to_string(), built);
+        assert!(
+            built.contains("UPDATE") && built.contains(r#"["held", "evt_1"]"#),
+            "{built}"
+        );
     }
 
     #[test]
