@@ -231,14 +231,6 @@ pub fn read_cpu(pid: u32) -> anyhow::Result<CpuTicks> {
     })
 }
 
-/// CPU time the process has used so far, user plus system, in clock ticks ([`read_cpu`]).
-///
-/// # Errors
-/// As [`read_cpu`].
-pub fn read_cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    read_cpu(pid).map(CpuTicks::total)
-}
-
 /// Clock ticks a second (`USER_HZ`, the unit of `/proc/<pid>/stat`'s times), from
 /// `getconf CLK_TCK`; 100 (what Linux uses on every common architecture) when that fails.
 /// The second value says where it came from.

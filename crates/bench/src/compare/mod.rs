@@ -30,8 +30,8 @@ pub mod sqlite;
 pub mod workload;
 
 use crate::process::{
-    clock_ticks_per_second, free_port, load_average, mib, read_cpu, read_cpu_ticks, read_memory,
-    AppProcess, Sampler, TempDir,
+    clock_ticks_per_second, free_port, load_average, mib, read_cpu, read_memory, AppProcess,
+    Sampler, TempDir,
 };
 use crate::{check_errors, closed_loop, Api, Data, InboxCounts, Run};
 use anyhow::{anyhow, bail, ensure, Context};
@@ -223,10 +223,10 @@ where
     F: std::future::Future<Output = anyhow::Result<Run>>,
 {
     let me = std::process::id();
-    let before = read_cpu_ticks(me)?;
+    let before = read_cpu(me)?;
     let run = work.await?;
-    let after = read_cpu_ticks(me)?;
-    let per_request = per_request_us(after.saturating_sub(before), ticks_per_second, run.requests);
+    let used = read_cpu(me)?.since(before);
+    let per_request = per_request_us(used.total(), ticks_per_second, run.requests);
     Ok((run, per_request))
 }
 
