@@ -410,7 +410,7 @@ fn unavailable(doing: &'static str, error: diesel::result::Error) -> RepoError {
 
 /// Polls `futures` together, each time in their order, so that the statements they send go
 /// out in that order without waiting for one another's answers (pipelined on one connection).
-async fn in_order<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+pub(crate) async fn in_order<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
@@ -501,4 +501,6 @@ fixed_statements! {
     RollbackToSavepoint = "ROLLBACK TO SAVEPOINT event";
     Commit = "COMMIT";
     Rollback = "ROLLBACK";
+    // This transaction's commit answered without waiting for its WAL to reach the disk.
+    CommitWithoutFlushWait = "SET LOCAL synchronous_commit TO OFF";
 }

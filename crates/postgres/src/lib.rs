@@ -16,8 +16,11 @@ mod rows;
 mod schema;
 
 use std::fmt;
+use std::future::Future;
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -49,7 +52,7 @@ use time::OffsetDateTime;
 
 use crate::connection::{ConnectSpec, LogConnectionErrors, Purpose};
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
-use crate::group_commit::{execute, Begin, GroupCommit};
+use crate::group_commit::{execute, in_order, Begin, Commit, CommitWithoutFlushWait, GroupCommit};
 use crate::rendered::{
     BuyerViewQuery, LockBuyersPurchases, LockForFirstDelivery, SetEventOutcome,
     UpdatePurchaseState, UpsertDelivery,
@@ -309,7 +312,10 @@ impl PgStore {
     }
 }
 
-/// One runtime's pool: connections made on first use, each with the spec's TLS and limits.
+/// One runtime's pool: connections made on first use, each with the spec's TLS and limits and
+/// the statements a delivery pipelines with its `COMMIT` prepared
+/// ([`rendered::prepare_pipelined_writes`]); a connection that cannot prepare them (a schema
+/// not migrated, say) is not handed out.
 fn new_pool(
     spec: Option<Arc<ConnectSpec>>,
     pool_size: u32,
@@ -333,12 +339,16 @@ fn new_pool(
     config.custom_setup = Box::new(move |_url| {
         let spec = spec.clone();
         Box::pin(async move {
-            match spec {
-                Some(spec) => spec.establish().await,
-                None => Err(diesel::ConnectionError::InvalidConnectionUrl(
+            let Some(spec) = spec else {
+                return Err(diesel::ConnectionError::InvalidConnectionUrl(
                     "invalid connection settings".to_owned(),
-                )),
-            }
+                ));
+            };
+            let conn = spec.establish().await?;
+            rendered::prepare_pipelined_writes(&conn)
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
         })
     });
     // The URL lives in the connection spec; the manager's copy is never used.
@@ -629,13 +639,28 @@ async fn upsert_event(
 ///    `UPDATE webhook_events SET outcome = 'held' WHERE event_id = $1`: the outcome depends on
 ///    the merge, and writing the row first is what lets a duplicate stop at statement 1.
 ///
-/// Plus BEGIN, sent with statement 1 ([`apply_with_pipelined_begin`]), and COMMIT: a first
-/// delivery costs three round trips (statements 3 and 4 are pipelined when both are needed), a
-/// redelivery two, in one transaction.
+/// Plus BEGIN, sent with statement 1, and COMMIT, sent with statements 3 and 4 for a first
+/// delivery and after statement 1's answer for a redelivery, whose commit does not wait for
+/// the disk ([`apply_with_pipelined_begin`], [`commit_count_only`]): two round trips either
+/// way, in one transaction. Under a grouped commit's savepoint, this runs without either.
 async fn apply_in_transaction(
     conn: &AsyncPgConnection,
     update: &FactUpdate,
 ) -> Result<Applied, TxError> {
+    let Some(merged) = record_lock_and_merge(conn, update).await? else {
+        return Ok(Applied::DuplicateEvent);
+    };
+    write_merge(conn, update, &merged).await?;
+    Ok(merged.into_applied())
+}
+
+/// Statements 1 and 2 of [`apply_in_transaction`], and the update merged into what they
+/// locked. `None`: the event was already recorded (a redelivery, or a replay of an applied or
+/// held event), and there is nothing to write.
+async fn record_lock_and_merge(
+    conn: &AsyncPgConnection,
+    update: &FactUpdate,
+) -> Result<Option<Merged>, TxError> {
     let at = stored_precision(update.at);
     let locked = match &update.event {
         Some(event) => {
@@ -644,14 +669,14 @@ async fn apply_in_transaction(
                 DeliveryKind::Delivered => {
                     let (recorded, locked) = record_and_lock(conn, update, event, row).await;
                     if recorded? == Recorded::Duplicate {
-                        return Ok(Applied::DuplicateEvent);
+                        return Ok(None);
                     }
                     locked?
                 }
                 // Rare (an operator's replay): one after the other.
                 DeliveryKind::Replayed => {
                     if upsert_event(conn, event.kind, row).await? == Recorded::Duplicate {
-                        return Ok(Applied::DuplicateEvent);
+                        return Ok(None);
                     }
                     lock_buyers_purchases(conn, update.purchase_id, None).await?
                 }
@@ -659,43 +684,80 @@ async fn apply_in_transaction(
         }
         None => lock_buyers_purchases(conn, update.purchase_id, None).await?,
     };
-    let merged = Merged::of(update, locked, at, &[])?;
-    write_merge(conn, update, &merged).await?;
-    Ok(merged.into_applied())
+    Ok(Some(Merged::of(update, locked, at, &[])?))
 }
 
-/// [`apply_in_transaction`] in a transaction whose `BEGIN` goes out with its first statements
-/// instead of a round trip ahead of them (diesel's `transaction` waits for `BEGIN`'s answer):
-/// a first delivery costs three round trips, a redelivery two. A `BEGIN` that fails fails the
-/// statements sent with it (the connection is gone) and nothing is committed.
+/// [`apply_in_transaction`] in a transaction of its own, in two round trips for a first
+/// delivery: `BEGIN` goes out with statements 1 and 2 instead of a round trip ahead of them
+/// (diesel's `transaction` waits for `BEGIN`'s answer), and `COMMIT` with statements 3 and 4
+/// ([`write_merge_and_commit`]) instead of a round trip after them. A redelivery costs two:
+/// whether to write is known only from statement 1's answer ([`commit_count_only`]). A `BEGIN`
+/// that fails fails the statements sent with it (the connection is gone) and nothing is
+/// committed.
 async fn apply_with_pipelined_begin(
     conn: &mut AsyncPgConnection,
     update: &FactUpdate,
 ) -> Result<Applied, TxError> {
-    // The connection counts as in a transaction before `BEGIN` is sent: a request cancelled
-    // from here on (its client gone) leaves the pool a connection it discards, never one with
-    // a transaction open. Commit and rollback are diesel's, which count it out again.
+    // The connection counts as in a transaction before `BEGIN` is sent and until `COMMIT` is
+    // answered: a request cancelled in between (its client gone) leaves the pool a connection
+    // it discards, never one with a transaction open. Rollback is diesel's, which counts it
+    // out again.
     AnsiTransactionManager::transaction_manager_status_mut(conn)
         .transaction_state()?
         .change_transaction_depth(TransactionDepthChange::IncreaseDepth)?;
     conn.instrumentation()
         .on_connection_event(InstrumentationEvent::begin_transaction(NonZeroU32::MIN));
-    let (begun, applied) = {
+    let (begun, merged) = {
         let conn = &*conn;
-        tokio::join!(execute(conn, Begin), apply_in_transaction(conn, update))
+        tokio::join!(execute(conn, Begin), record_lock_and_merge(conn, update))
     };
-    match begun.map_err(TxError::from).and(applied) {
-        Ok(applied) => {
-            AnsiTransactionManager::commit_transaction(conn).await?;
-            Ok(applied)
+    let written = match begun.map_err(TxError::from).and(merged) {
+        Ok(None) => commit_count_only(conn)
+            .await
+            .map(|()| None)
+            .map_err(TxError::from),
+        Ok(Some(merged)) => write_merge_and_commit(conn, update, &merged)
+            .await
+            .map(|()| Some(merged))
+            .map_err(TxError::from),
+        Err(error) => Err(error),
+    };
+    match written {
+        Ok(merged) => {
+            count_out_committed(conn)?;
+            Ok(merged.map_or(Applied::DuplicateEvent, Merged::into_applied))
         }
         Err(error) => {
-            // The statement's error is the one to report; a failed rollback leaves the
-            // connection marked broken, and the pool discards it.
+            // The statement's error is the one to report. Where `COMMIT` went out, the server
+            // has already ended the transaction and this `ROLLBACK` only counts it out; a failed
+            // rollback leaves the connection marked broken, and the pool discards it.
             let _rolled_back = AnsiTransactionManager::rollback_transaction(conn).await;
             Err(error)
         }
     }
+}
+
+/// Commits a transaction that found its event already recorded: all it wrote is the inbox
+/// row's delivery count and last receipt time. So its `COMMIT` does not wait for the WAL to
+/// reach the disk (`synchronous_commit` off for this transaction alone, sent with the
+/// `COMMIT`: the same round trip). What that risks: a crash of the database server within a
+/// fraction of a second after the answer loses that one count. Never the event, nor what it
+/// applied: the delivery that recorded them committed with the flush, and a duplicate waits
+/// for that commit before it sees the row. Measured in `crates/bench/README.md`.
+async fn commit_count_only(conn: &AsyncPgConnection) -> QueryResult<()> {
+    let (relaxed, committed) =
+        tokio::join!(execute(conn, CommitWithoutFlushWait), execute(conn, Commit));
+    relaxed.and(committed)
+}
+
+/// Counts out the transaction whose pipelined `COMMIT` the server confirmed, as diesel's own
+/// commit does after its answer.
+fn count_out_committed(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    conn.instrumentation()
+        .on_connection_event(InstrumentationEvent::commit_transaction(NonZeroU32::MIN));
+    AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_state()?
+        .change_transaction_depth(TransactionDepthChange::DecreaseDepth)
 }
 
 /// The inbox row statement 1 of [`apply_in_transaction`] writes for `event`: applied, to the
@@ -799,39 +861,98 @@ impl Merged {
     }
 }
 
-/// Statements 3 and 4 of [`apply_in_transaction`], each only if `merged` needs it, pipelined.
+/// A statement whose future sends it when first polled (its statement prepared), or fails
+/// before anything is sent.
+type Write<'a> = Pin<Box<dyn Future<Output = QueryResult<()>> + Send + 'a>>;
+
+/// Statements 3 and 4 of [`apply_in_transaction`], each only if `merged` needs it, in order.
+fn merge_writes<'a>(
+    conn: &'a AsyncPgConnection,
+    update: &'a FactUpdate,
+    merged: &'a Merged,
+) -> Vec<Write<'a>> {
+    let mut writes: Vec<Write<'a>> = Vec::with_capacity(2);
+    if let Some(state) = &merged.state {
+        let statement = UpdatePurchaseState {
+            purchase: update.purchase_id.as_uuid(),
+            state,
+        };
+        writes.push(Box::pin(async move {
+            statement.execute(&mut &*conn).await.map(drop)
+        }));
+    }
+    if let (Some(event), Some(outcome)) = (&update.event, merged.outcome) {
+        let statement = SetEventOutcome {
+            event_id: &event.envelope.id,
+            outcome: outcome.as_str(),
+        };
+        writes.push(Box::pin(async move {
+            statement.execute(&mut &*conn).await.map(drop)
+        }));
+    }
+    writes
+}
+
+/// Statements 3 and 4 of [`apply_in_transaction`], pipelined; the first error if any failed.
 async fn write_merge(
-    mut conn: &AsyncPgConnection,
+    conn: &AsyncPgConnection,
     update: &FactUpdate,
     merged: &Merged,
 ) -> QueryResult<()> {
-    let mut outcome_conn = conn;
-    let purchase = async {
-        match &merged.state {
-            Some(state) => UpdatePurchaseState {
-                purchase: update.purchase_id.as_uuid(),
-                state,
+    in_order(merge_writes(conn, update, merged))
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Statements 3 and 4 of [`apply_in_transaction`] and `COMMIT`, pipelined: one round trip.
+///
+/// `COMMIT` must never reach the server ahead of a write, or without one that failed before
+/// being sent: it would commit the inbox row without the purchase's update. So it is sent
+/// only after each write's first poll has either sent the write or failed; on such a failure
+/// nothing more is sent (`Err`, and the caller rolls back). A write is sent by its first poll
+/// because every connection of the pool has its statement prepared from the start
+/// ([`rendered::prepare_pipelined_writes`]); an unprepared one would first wait a round trip
+/// for its preparation, holding the connection's statement cache, which `COMMIT` would then
+/// wait for too (diesel-async's cache lock is first come, first served), so even then it
+/// would go out behind the write. A write the server refuses aborts the transaction: the
+/// `COMMIT` behind it ends the transaction as a rollback (PostgreSQL answers it `ROLLBACK`,
+/// not an error), and the write's error is the one returned.
+async fn write_merge_and_commit(
+    conn: &AsyncPgConnection,
+    update: &FactUpdate,
+    merged: &Merged,
+) -> QueryResult<()> {
+    let mut writes = merge_writes(conn, update, merged);
+    let mut written: Vec<Option<QueryResult<()>>> = writes.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (write, result) in writes.iter_mut().zip(written.iter_mut()) {
+            if let Poll::Ready(output) = write.as_mut().poll(cx) {
+                *result = Some(output);
             }
-            .execute(&mut conn)
-            .await
-            .map(drop),
-            None => Ok(()),
         }
-    };
-    let outcome = async {
-        match (&update.event, merged.outcome) {
-            (Some(event), Some(outcome)) => SetEventOutcome {
-                event_id: &event.envelope.id,
-                outcome: outcome.as_str(),
-            }
-            .execute(&mut outcome_conn)
-            .await
-            .map(drop),
-            _ => Ok(()),
-        }
-    };
-    let (purchase, outcome) = tokio::join!(purchase, outcome);
-    purchase.and(outcome)
+        Poll::Ready(())
+    })
+    .await;
+    if let Some(Err(error)) = written
+        .iter_mut()
+        .find_map(|result| result.take_if(|output| output.is_err()))
+    {
+        return Err(error);
+    }
+    let pending = writes
+        .into_iter()
+        .zip(written)
+        .map(|(write, result)| match result {
+            Some(done) => Box::pin(std::future::ready(done)) as Write<'_>,
+            None => write,
+        })
+        .collect();
+    let (written, committed) = tokio::join!(in_order(pending), execute(conn, Commit));
+    written
+        .into_iter()
+        .collect::<QueryResult<()>>()
+        .and(committed)
 }
 
 async fn load_purchases<Q>(

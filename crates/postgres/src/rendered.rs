@@ -467,6 +467,41 @@ impl QueryId for SetEventOutcome<'_> {
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
+/// Prepares, on a new connection, the statements [`write_merge_and_commit`] pipelines with
+/// `COMMIT` ([`UpdatePurchaseState`], [`SetEventOutcome`], and `COMMIT` itself), by running
+/// each once in a transaction that changes nothing: the updates match no row (the nil id, an
+/// empty event id). diesel-async keeps a connection's prepared statements for its whole life,
+/// so from then on each of them goes out on its future's first poll, never behind a round
+/// trip of its own, which is what lets `COMMIT` follow them safely. Also `BEGIN`, which goes
+/// out ahead of every delivery's first statements, and the `SET LOCAL` a redelivery sends
+/// with its `COMMIT` ([`commit_count_only`]).
+///
+/// [`commit_count_only`]: crate::commit_count_only
+///
+/// [`write_merge_and_commit`]: crate::write_merge_and_commit
+pub(crate) async fn prepare_pipelined_writes(
+    conn: &diesel_async::AsyncPgConnection,
+) -> QueryResult<()> {
+    use crate::group_commit::{execute, Begin, Commit, CommitWithoutFlushWait};
+    use diesel_async::RunQueryDsl;
+    let state = distinct_state(OffsetDateTime::UNIX_EPOCH);
+    execute(conn, Begin).await?;
+    UpdatePurchaseState {
+        purchase: Uuid::nil(),
+        state: &state,
+    }
+    .execute(&mut &*conn)
+    .await?;
+    SetEventOutcome {
+        event_id: "",
+        outcome: "held",
+    }
+    .execute(&mut &*conn)
+    .await?;
+    execute(conn, CommitWithoutFlushWait).await?;
+    execute(conn, Commit).await
+}
+
 /// What [`SetEventOutcome`] renders.
 fn set_event_outcome_built<'a>(event_id: &'a str, outcome: &'a str) -> impl QueryFragment<Pg> + 'a {
     diesel::update(webhook_events::table.find(event_id)).set(webhook_events::outcome.eq(outcome))

@@ -84,7 +84,7 @@ async fn sslmode_require_encrypts_and_disable_does_not() {
     if !server_has_tls().await {
         return;
     }
-    let db = TestDatabase::create("lms_conn").await;
+    let db = TestDatabase::migrated("lms_conn").await;
     let options = PgConnectionOptions::default();
 
     let required = store(&with_param(db.url(), "sslmode=require"), &options);
@@ -140,7 +140,7 @@ async fn verify_ca_accepts_the_servers_certificate_given_as_the_root() {
     }
     // The server's own (self-signed) certificate is the one root that vouches for it; its
     // host name is not compared under verify-ca.
-    let db = TestDatabase::create("lms_conn").await;
+    let db = TestDatabase::migrated("lms_conn").await;
     let url = with_param(
         db.url(),
         &format!("sslmode=verify-ca&sslrootcert={cert_file}"),
@@ -171,7 +171,7 @@ async fn a_bogus_sslmode_is_refused_before_any_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pooled_connections_carry_the_configured_session_limits() {
-    let db = TestDatabase::create("lms_conn").await;
+    let db = TestDatabase::migrated("lms_conn").await;
     let defaults = store(db.url(), &PgConnectionOptions::default());
     assert_eq!(show(&defaults, "statement_timeout").await, "15s");
     assert_eq!(show(&defaults, "lock_timeout").await, "5s");
@@ -204,7 +204,7 @@ async fn pooled_connections_carry_the_configured_session_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_past_the_timeout_is_cancelled_instead_of_hanging() {
-    let db = TestDatabase::create("lms_conn").await;
+    let db = TestDatabase::migrated("lms_conn").await;
     let short = store(
         db.url(),
         &PgConnectionOptions {

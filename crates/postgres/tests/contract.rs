@@ -476,6 +476,149 @@ async fn a_delivery_cancelled_mid_transaction_commits_nothing_and_leaves_none_op
     assert_eq!(open, 0);
 }
 
+/// Makes every `UPDATE` of `table` fail on the server, as a write the database refuses.
+async fn refuse_updates_of(conn: &mut AsyncPgConnection, table: &str) {
+    conn.batch_execute(&format!(
+        "CREATE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS \
+           $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; \
+         CREATE TRIGGER refuse_update BEFORE UPDATE ON {table} \
+           FOR EACH ROW EXECUTE FUNCTION refuse_update();"
+    ))
+    .await
+    .unwrap();
+}
+
+async fn allow_updates_of(conn: &mut AsyncPgConnection, table: &str) {
+    conn.batch_execute(&format!(
+        "DROP TRIGGER refuse_update ON {table}; DROP FUNCTION refuse_update();"
+    ))
+    .await
+    .unwrap();
+}
+
+/// A first delivery's writes go out with its `COMMIT` (one round trip). When the server
+/// refuses a write, that `COMMIT` ends the transaction as a rollback: neither the event nor
+/// anything of the purchase is kept, no transaction stays open, and the same delivery later
+/// is a first delivery. Checked for each write: the purchase's update, and the outcome update
+/// of an event whose purchase is held for review, which follows a purchase update that
+/// succeeded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_the_server_refuses_commits_nothing_of_the_delivery() {
+    let (store, db) = fresh_store().await;
+    let mut admin = db.connection().await;
+    let paid = contract::seed_purchase(&store).await.purchase;
+    let held = contract::seed_purchase(&store).await.purchase;
+    let deliveries = [
+        (
+            "purchases",
+            contract::update(
+                paid.id,
+                contract::paid_in_full(),
+                Some("evt_refused_update"),
+                contract::at(2),
+            ),
+        ),
+        (
+            "webhook_events",
+            contract::update(
+                held.id,
+                vec![PaymentFact::PaymentSucceeded {
+                    amount: contract::usd(1500),
+                    at: None,
+                }],
+                Some("evt_refused_outcome"),
+                contract::at(3),
+            ),
+        ),
+    ];
+    for (table, delivery) in &deliveries {
+        let event_id = &delivery.event.as_ref().unwrap().envelope.id;
+        let before = row_version(
+            &mut admin,
+            &store
+                .get_purchase(delivery.purchase_id)
+                .await
+                .unwrap()
+                .unwrap(),
+        )
+        .await;
+        refuse_updates_of(&mut admin, table).await;
+
+        let refused = store.apply_facts(delivery).await;
+        let Err(RepoError::Unexpected(cause)) = &refused else {
+            panic!("{table}: expected the server's refusal, got {refused:?}");
+        };
+        assert!(
+            lms_ports::chain_text(&**cause).contains("refused by the test"),
+            "{table}: {}",
+            lms_ports::chain_text(&**cause)
+        );
+        let recorded = count(
+            &mut admin,
+            &format!("SELECT count(*) AS n FROM webhook_events WHERE event_id = '{event_id}'"),
+        )
+        .await;
+        assert_eq!(recorded, 0, "{table}: the event was kept");
+        let stored = store
+            .get_purchase(delivery.purchase_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row_version(&mut admin, &stored).await, before, "{table}");
+        let open = count(
+            &mut admin,
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+        )
+        .await;
+        assert_eq!(open, 0, "{table}: a transaction was left open");
+
+        allow_updates_of(&mut admin, table).await;
+        let applied = store.apply_facts(delivery).await.unwrap();
+        assert!(
+            matches!(applied, Applied::Applied { .. }),
+            "{table}: delivered again, {applied:?}"
+        );
+        let delivered = count(
+            &mut admin,
+            &format!(
+                "SELECT delivery_count::bigint AS n FROM webhook_events WHERE event_id = '{event_id}'"
+            ),
+        )
+        .await;
+        assert_eq!(delivered, 1, "{table}");
+    }
+    let completed = store.get_purchase(paid.id).await.unwrap().unwrap();
+    assert_eq!(completed.status(), lms_domain::PurchaseStatus::Completed);
+    let outcome = text(
+        &mut admin,
+        "SELECT outcome AS value FROM webhook_events WHERE event_id = 'evt_refused_outcome'",
+    )
+    .await;
+    assert_eq!(outcome, "held");
+}
+
+/// What lets a delivery's `COMMIT` go out with its writes: every pooled connection has their
+/// statements (and `BEGIN` and `COMMIT`) prepared before its first use, so each is sent on
+/// its first poll, never after a preparation's round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_connections_have_the_pipelined_statements_prepared_before_first_use() {
+    let (store, _db) = fresh_store().await;
+    let mut conn = store.pooled_connection().await.unwrap();
+    let prepared = text(
+        &mut conn,
+        "SELECT string_agg(split_part(statement, ' ', 1) || ' ' || split_part(statement, ' ', 2), ', ' \
+           ORDER BY statement) AS value \
+         FROM pg_prepared_statements \
+         WHERE NOT from_sql AND statement NOT LIKE '%pg_prepared_statements%'",
+    )
+    .await;
+    assert_eq!(
+        prepared,
+        "BEGIN , COMMIT , SET LOCAL, UPDATE \"purchases\", UPDATE \"webhook_events\""
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applying_an_event_is_one_transaction_of_few_statements() {
     statements::install();
@@ -514,8 +657,8 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
             "INSERT INTO \"webhook_events\"",
             "SELECT \"purchases\".\"id\", \"purchases\".\"user_id\",",
             "UPDATE \"purchases\" SET",
+            "COMMIT -- binds:",
             "<commit>",
-            "COMMIT",
         ]
     );
     // The lock takes the buyer's purchases of the course, found from the purchase's id, if
@@ -548,9 +691,15 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
         store.apply_facts(&paid).await.unwrap(),
         Applied::DuplicateEvent
     );
+    // Its commit, which only counted, does not wait for the disk.
+    let commit_count_only = [
+        "SET LOCAL synchronous_commit",
+        "COMMIT -- binds:",
+        "<commit>",
+    ];
     assert_eq!(
         shape(&next()),
-        [&upsert_and_lock[..], &["<commit>", "COMMIT"]].concat()
+        [&upsert_and_lock[..], &commit_count_only[..]].concat()
     );
     // So does a replay of the applied event, which changes nothing; a replay sends its lock
     // only after the upsert said it applies.
@@ -565,12 +714,14 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
     assert_eq!(
         shape(&next()),
         [
-            "<begin>",
-            "BEGIN -- binds:",
-            "INSERT INTO \"webhook_events\"",
-            "<commit>",
-            "COMMIT"
+            &[
+                "<begin>",
+                "BEGIN -- binds:",
+                "INSERT INTO \"webhook_events\""
+            ][..],
+            &commit_count_only[..]
         ]
+        .concat()
     );
 
     // An unknown purchase fails the insert's foreign key (the lock sent with it fails too):
@@ -613,8 +764,8 @@ async fn applying_an_event_is_one_transaction_of_few_statements() {
             "SELECT \"purchases\".\"id\", \"purchases\".\"user_id\",",
             "UPDATE \"purchases\" SET",
             "UPDATE \"webhook_events\" SET",
+            "COMMIT -- binds:",
             "<commit>",
-            "COMMIT",
         ]
     );
 }
@@ -867,6 +1018,8 @@ const SALES_SPREAD: &str = "\
 async fn the_revenue_report_is_one_statement_served_by_the_sales_indexes() {
     statements::install();
     let (store, db) = fresh_store().await;
+    // The pool's connection made, and its statements prepared, before any is counted.
+    store.ping().await.unwrap();
     let mut conn = db.connection().await;
     conn.batch_execute(SALES_SPREAD).await.unwrap();
     let teacher = text(

@@ -3,9 +3,10 @@
 //! (as `pgbench -c C` would), every statement prepared once per connection before the clock
 //! starts, as diesel-async's statement cache does for the app. One round trip per statement,
 //! as the app does, except the runs the app pipelines ([`Stmt::pipelined`]: `BEGIN`, the
-//! inbox upsert and the lock), sent together; `BEGIN` prepared, as the app sends it, and
-//! `COMMIT` as a simple query, as diesel-async sends it. Bind values have the app's types; the
-//! JSON payload goes over the wire as its text, as the app's `JsonText` sends it.
+//! inbox upsert and the lock; a first delivery's `UPDATE` and `COMMIT`; a duplicate's
+//! `SET LOCAL` and `COMMIT`), sent together. Transaction control is prepared too, as the app
+//! sends it. Bind values have the app's types; the JSON payload goes over the wire as its
+//! text, as the app's `JsonText` sends it.
 
 use super::sql::{Backend, Stmt};
 use super::workload::{Item, Round, State};
@@ -72,7 +73,7 @@ impl Worker {
         });
         let mut prepared = HashMap::new();
         for &stmt in sequence {
-            if stmt == Stmt::Commit || prepared.contains_key(&stmt) {
+            if prepared.contains_key(&stmt) {
                 continue;
             }
             let sql = stmt.text(Backend::Postgres).to_owned();
@@ -151,17 +152,12 @@ impl Worker {
     ) -> Result<(), String> {
         let failed = |stmt: Stmt, err: &dyn std::fmt::Display| format!("{stmt:?}: {err}");
         match stmt {
-            Stmt::Begin => {
+            Stmt::Begin | Stmt::CommitWithoutFlushWait | Stmt::Commit => {
                 self.client
                     .execute(self.statement(stmt)?, &[])
                     .await
                     .map_err(|e| failed(stmt, &e))?;
             }
-            Stmt::Commit => self
-                .client
-                .batch_execute(stmt.text(Backend::Postgres))
-                .await
-                .map_err(|e| failed(stmt, &e))?,
             Stmt::UpsertEvent => {
                 let row = self
                     .client

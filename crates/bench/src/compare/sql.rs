@@ -34,6 +34,8 @@ use std::sync::OnceLock;
 pub enum Stmt {
     Begin,
     Commit,
+    /// Sent with a duplicate's `COMMIT`: that commit does not wait for the WAL flush.
+    CommitWithoutFlushWait,
     /// The inbox upsert of a gateway delivery; returns the delivery count (1: inserted).
     UpsertEvent,
     /// The purchase and its buyer's other purchases of the course, locked on PostgreSQL.
@@ -52,9 +54,10 @@ pub enum Backend {
 }
 
 impl Stmt {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Begin,
         Self::Commit,
+        Self::CommitWithoutFlushWait,
         Self::UpsertEvent,
         Self::LockPurchases,
         Self::UpdatePurchase,
@@ -63,13 +66,17 @@ impl Stmt {
 
     /// Whether the app sends `next` right after `first` without waiting for `first`'s answer
     /// (pipelined: one round trip for both). On PostgreSQL, `BEGIN`, the inbox upsert and the
-    /// lock (`apply_with_pipelined_begin` and `apply_in_transaction` in
-    /// `crates/postgres/src/lib.rs`).
+    /// lock; then a first delivery's `UPDATE` and `COMMIT`, or a duplicate's `SET LOCAL` and
+    /// `COMMIT` (`apply_with_pipelined_begin`, `write_merge_and_commit` and
+    /// `commit_count_only` in `crates/postgres/src/lib.rs`).
     pub fn pipelined(backend: Backend, first: Self, next: Self) -> bool {
         backend == Backend::Postgres
             && matches!(
                 (first, next),
-                (Self::Begin, Self::UpsertEvent) | (Self::UpsertEvent, Self::LockPurchases)
+                (Self::Begin, Self::UpsertEvent)
+                    | (Self::UpsertEvent, Self::LockPurchases)
+                    | (Self::UpdatePurchase, Self::Commit)
+                    | (Self::CommitWithoutFlushWait, Self::Commit)
             )
     }
 
@@ -97,6 +104,7 @@ impl Stmt {
             Backend::Postgres => match self {
                 Self::Begin => "BEGIN",
                 Self::Commit => "COMMIT",
+                Self::CommitWithoutFlushWait => "SET LOCAL synchronous_commit TO OFF",
                 Self::UpsertEvent => PG_UPSERT_EVENT,
                 Self::LockPurchases => PG_LOCK_PURCHASES,
                 Self::UpdatePurchase => PG_UPDATE_PURCHASE,
@@ -105,6 +113,8 @@ impl Stmt {
             Backend::Sqlite => match self {
                 Self::Begin => "BEGIN IMMEDIATE",
                 Self::Commit => "COMMIT",
+                // Not sent on SQLite (its duplicates commit as they are).
+                Self::CommitWithoutFlushWait => "",
                 Self::UpsertEvent => SQLITE_UPSERT_EVENT,
                 Self::LockPurchases => SQLITE_LOAD_PURCHASES,
                 Self::UpdatePurchase => SQLITE_UPDATE_PURCHASE,
@@ -136,6 +146,7 @@ pub const POSTGRES: Statements = Statements {
         Stmt::Begin,
         Stmt::UpsertEvent,
         Stmt::LockPurchases,
+        Stmt::CommitWithoutFlushWait,
         Stmt::Commit,
     ],
     status_read: &[Stmt::BuyerView],

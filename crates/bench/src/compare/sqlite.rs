@@ -197,6 +197,7 @@ fn execute(conn: &mut SqliteConnection, stmt: Stmt, request: &Request) -> Result
     };
     match stmt {
         Stmt::Begin | Stmt::Commit => conn.batch_execute(sql).map_err(failed),
+        Stmt::CommitWithoutFlushWait => Err(format!("{stmt:?}: not a SQLite statement")),
         Stmt::UpsertEvent => {
             let count: Count = diesel::sql_query(sql)
                 .bind::<Text, _>(&item.event_id)
