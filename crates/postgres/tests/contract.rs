@@ -415,6 +415,16 @@ mod statements {
     }
 }
 
+/// Sessions of the test's database idle inside a transaction: one a delivery left open.
+async fn transactions_left_open(observer: &mut AsyncPgConnection) -> i64 {
+    count(
+        observer,
+        "SELECT count(*) AS n FROM pg_stat_activity \
+         WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+    )
+    .await
+}
+
 /// A delivery whose request is cancelled inside its transaction (the client went away and the
 /// server dropped the request while its lock waited) commits nothing, and its connection is
 /// not handed out again with that transaction open: `BEGIN` is pipelined with the statements
@@ -467,13 +477,7 @@ async fn a_delivery_cancelled_mid_transaction_commits_nothing_and_leaves_none_op
     )
     .await;
     assert_eq!(delivered, 1);
-    let open = count(
-        &mut observer,
-        "SELECT count(*) AS n FROM pg_stat_activity \
-         WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
-    )
-    .await;
-    assert_eq!(open, 0);
+    assert_eq!(transactions_left_open(&mut observer).await, 0);
 }
 
 /// Makes every `UPDATE` of `table` fail on the server, as a write the database refuses.
@@ -565,13 +569,11 @@ async fn a_write_the_server_refuses_commits_nothing_of_the_delivery() {
             .unwrap()
             .unwrap();
         assert_eq!(row_version(&mut admin, &stored).await, before, "{table}");
-        let open = count(
-            &mut admin,
-            "SELECT count(*) AS n FROM pg_stat_activity \
-             WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
-        )
-        .await;
-        assert_eq!(open, 0, "{table}: a transaction was left open");
+        assert_eq!(
+            transactions_left_open(&mut admin).await,
+            0,
+            "{table}: a transaction was left open"
+        );
 
         allow_updates_of(&mut admin, table).await;
         let applied = store.apply_facts(delivery).await.unwrap();
