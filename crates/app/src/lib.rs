@@ -594,6 +594,20 @@ async fn open_store(database: &DatabaseSettings) -> anyhow::Result<Store> {
             if database.run_migrations {
                 let applied = migrate(database).await?;
                 tracing::info!(count = applied.len(), versions = ?applied, "migrations applied");
+            } else {
+                // Checked here, before the pool: its connections prepare statements on tables
+                // a database without the schema lacks, and would only time out.
+                let pending =
+                    lms_postgres::pending_migrations_with(url.expose(), &pg_options(database))
+                        .await
+                        .context("reading which migrations the database has (DATABASE_URL)")?;
+                if !pending.is_empty() {
+                    anyhow::bail!(
+                        "DATABASE_URL: the database lacks {} of this build's migrations ({}); with RUN_MIGRATIONS=false, run `lms-app migrate` first",
+                        pending.len(),
+                        pending.join(", ")
+                    );
+                }
             }
             let store = PgStore::connect_lazy_with(
                 url.expose(),

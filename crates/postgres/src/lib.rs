@@ -65,8 +65,8 @@ use crate::schema::{audit_log, courses, deployment, purchases, users, webhook_ev
 pub use crate::connection::{check_database_url, PgConnectionOptions};
 pub use crate::group_commit::MAX_GROUP as GROUP_COMMIT_MAX_EVENTS;
 pub use crate::migrate::{
-    embedded_migration_versions, migrations_fingerprint, revert_all_migrations, run_migrations,
-    run_migrations_with, MIGRATION_LOCK,
+    embedded_migration_versions, migrations_fingerprint, pending_migrations_with,
+    revert_all_migrations, run_migrations, run_migrations_with, MIGRATION_LOCK,
 };
 
 /// How long a request waits for a pooled connection (or for the database to accept one)

@@ -100,6 +100,57 @@ fn holding_migration_lock<T>(
     Ok(value)
 }
 
+/// The versions of this build's migrations that the database has not applied, oldest first
+/// (empty when it is up to date, or ahead of this build). Reads diesel's migrations table
+/// without creating it, over a connection made like the store's.
+///
+/// # Errors
+/// As [`run_migrations_with`] when the database cannot be reached or read.
+pub async fn pending_migrations_with(
+    url: &str,
+    options: &PgConnectionOptions,
+) -> Result<Vec<String>, RepoError> {
+    use diesel::sql_types::{Bool, Text};
+    use diesel_async::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = Text)]
+        version: String,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = Bool)]
+        exists: bool,
+    }
+
+    let read_failed = |e: diesel::result::Error| {
+        RepoError::unexpected(Context::new("reading the applied migrations", e))
+    };
+    let spec = ConnectSpec::parse(url, options, Purpose::Migration)?;
+    let mut connection = spec.establish().await.map_err(from_connection)?;
+    let table =
+        diesel::sql_query("SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS exists")
+            .get_result::<Exists>(&mut connection)
+            .await
+            .map_err(read_failed)?;
+    let applied: Vec<String> = if table.exists {
+        diesel::sql_query("SELECT version FROM __diesel_schema_migrations")
+            .load::<Applied>(&mut connection)
+            .await
+            .map_err(read_failed)?
+            .into_iter()
+            .map(|row| row.version)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(embedded_migration_versions()
+        .into_iter()
+        .filter(|version| !applied.contains(version))
+        .collect())
+}
+
 /// Reverts every applied migration, newest first; returns the versions reverted.
 ///
 /// # Errors

@@ -401,6 +401,40 @@ async fn run_migrations_false_leaves_the_schema_to_the_migrate_command() {
     app.stop().await;
 }
 
+/// On PostgreSQL too, and at once: the pending migrations are named before any pooled
+/// connection is tried (those prepare statements on the schema's tables).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_migrations_false_on_postgres_names_the_missing_migrations() {
+    let db = lms_test_db::TestDatabase::create("lms_app_unmigrated").await;
+    let no_migrations = || {
+        offline_settings(
+            db.url(),
+            &[
+                ("APP_MODE", "demo"),
+                ("RUN_MIGRATIONS", "false"),
+                ("SEED_DEMO", "false"),
+            ],
+        )
+        .unwrap()
+    };
+    let err = format!(
+        "{:#}",
+        Application::build(no_migrations()).await.unwrap_err()
+    );
+    let newest = lms_postgres::embedded_migration_versions().pop().unwrap();
+    assert!(
+        err.starts_with("DATABASE_URL: the database lacks")
+            && err.contains(&newest)
+            && err.contains("lms-app migrate"),
+        "{err}"
+    );
+
+    lms_app::migrate(&no_migrations().database).await.unwrap();
+    let app = Running::spawn(Application::build(no_migrations()).await.unwrap());
+    assert!(app.published().await.is_empty());
+    app.stop().await;
+}
+
 /// The database remembers the payment mode that first used it: simulated payments never land in
 /// a Stripe database, nor test-mode purchases in a live one, whichever starts first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
