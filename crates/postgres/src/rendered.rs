@@ -477,7 +477,6 @@ impl QueryId for SetEventOutcome<'_> {
 /// with its `COMMIT` ([`commit_count_only`]).
 ///
 /// [`commit_count_only`]: crate::commit_count_only
-///
 /// [`write_merge_and_commit`]: crate::write_merge_and_commit
 pub(crate) async fn prepare_pipelined_writes(
     conn: &diesel_async::AsyncPgConnection,
