@@ -13,14 +13,21 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::Duration;
 
 /// Latency buckets (seconds) of every `*_seconds` histogram: from a cached read (1 ms) to a
 /// Stripe call that used up its retry budget.
 const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+
+/// How often the recorder folds the histograms' raw samples into their buckets when nobody
+/// scrapes. It keeps every sample until then (8 bytes each), so a listener that nobody scrapes
+/// would otherwise hold one per request for the life of the process.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Something that sets gauges from a reading taken now.
 pub type ScrapeHook = Box<dyn Fn() + Send + Sync>;
@@ -70,6 +77,7 @@ pub fn render(handle: &PrometheusHandle) -> String {
 pub struct MetricsServer {
     address: SocketAddr,
     server: Server,
+    recorder: PrometheusHandle,
 }
 
 impl std::fmt::Debug for MetricsServer {
@@ -91,12 +99,29 @@ impl MetricsServer {
         self.server.handle()
     }
 
-    /// Serves until stopped through [`MetricsServer::handle`] (it does not react to signals).
+    /// Serves until stopped through [`MetricsServer::handle`] (it does not react to signals),
+    /// folding the histograms' samples every [`UPKEEP_INTERVAL`] meanwhile.
     ///
     /// # Errors
     /// When the server fails.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let recorder = self.recorder;
+        let upkeep = every(UPKEEP_INTERVAL, move || recorder.run_upkeep());
+        tokio::select! {
+            served = self.server => served,
+            never = upkeep => match never {},
+        }
+    }
+}
+
+/// Runs `work` once per `period`, the first time one period from now, forever.
+async fn every(period: Duration, mut work: impl FnMut()) -> Infallible {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    // After a stall, one catch-up run is enough: each run handles everything pending.
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        work();
     }
 }
 
@@ -113,6 +138,7 @@ pub fn serve(addr: SocketAddr) -> anyhow::Result<MetricsServer> {
     let listener = TcpListener::bind(addr)
         .with_context(|| format!("cannot listen on {addr} for metrics (METRICS_ADDR)"))?;
     let address = listener.local_addr()?;
+    let recorder = handle.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(handle.clone()))
@@ -128,7 +154,11 @@ pub fn serve(addr: SocketAddr) -> anyhow::Result<MetricsServer> {
     .context("starting the metrics listener (METRICS_ADDR)")?
     .run();
     tracing::info!(%address, "metrics at http://{address}/metrics");
-    Ok(MetricsServer { address, server })
+    Ok(MetricsServer {
+        address,
+        server,
+        recorder,
+    })
 }
 
 async fn scrape(handle: web::Data<PrometheusHandle>) -> HttpResponse {
@@ -142,5 +172,27 @@ async fn scrape(handle: web::Data<PrometheusHandle>) -> HttpResponse {
             tracing::error!(error = %err, "rendering metrics failed");
             HttpResponse::InternalServerError().finish()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_upkeep_runs_once_per_period_and_not_at_once() {
+        let runs = Arc::new(AtomicU32::new(0));
+        let counted = Arc::clone(&runs);
+        let task = tokio::spawn(every(Duration::from_secs(5), move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }));
+        tokio::time::sleep(Duration::from_millis(4_900)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+        // At 5, 10 and 15 s.
+        tokio::time::sleep(Duration::from_millis(10_200)).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+        task.abort();
     }
 }
