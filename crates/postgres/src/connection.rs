@@ -21,8 +21,8 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use diesel::connection::InstrumentationEvent;
 use diesel::ConnectionError;
@@ -563,18 +563,38 @@ impl ServerCertVerifier for AnyHostName {
     }
 }
 
-/// Logs why the pool could not open a connection: its callers only learn that none came in
-/// time.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LogConnectionErrors;
+/// Why the pools could not open a connection: each failure is logged, and the latest is kept,
+/// because bb8 tells a caller only that none came in time. [`ConnectionFailures::since`] gives
+/// that caller the reason (a schema dropped under the running app: "relation … does not
+/// exist").
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ConnectionFailures {
+    latest: Arc<Mutex<Option<Failure>>>,
+}
 
-impl bb8::ErrorSink<PoolError> for LogConnectionErrors {
+/// When a connection could not be opened, and why.
+type Failure = (Instant, Arc<PoolError>);
+
+impl ConnectionFailures {
+    /// The latest failure to open a connection, if it happened at or after `since`.
+    pub(crate) fn since(&self, since: Instant) -> Option<Arc<PoolError>> {
+        let latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        latest
+            .as_ref()
+            .filter(|(at, _)| *at >= since)
+            .map(|(_, error)| Arc::clone(error))
+    }
+}
+
+impl bb8::ErrorSink<PoolError> for ConnectionFailures {
     fn sink(&self, error: PoolError) {
         tracing::warn!(%error, "could not open a PostgreSQL connection");
+        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), Arc::new(error)));
     }
 
     fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<PoolError>> {
-        Box::new(*self)
+        Box::new(self.clone())
     }
 }
 

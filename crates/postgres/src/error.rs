@@ -5,6 +5,7 @@ use diesel::result::{ConnectionError, DatabaseErrorKind, Error as DieselError};
 use diesel_async::pooled_connection::PoolError;
 use lms_ports::{Context, RepoError};
 use lms_sql_rows::unique_constraint_meaning;
+use std::sync::Arc;
 
 /// A statement the server cancelled because it ran past `statement_timeout` (SQLSTATE 57014)
 /// or waited for a lock past `lock_timeout` (55P03, also a `NOWAIT` lock not granted): the
@@ -64,11 +65,29 @@ pub(crate) fn from_connection(error: ConnectionError) -> RepoError {
     }
 }
 
-pub(crate) fn from_pool(error: bb8::RunError<PoolError>) -> RepoError {
+/// `failure`: the latest failure to open a connection while the caller waited, the reason a
+/// wait timed out when there is one.
+pub(crate) fn from_pool(
+    error: bb8::RunError<PoolError>,
+    failure: Option<Arc<PoolError>>,
+) -> RepoError {
+    const TIMED_OUT: &str = "timed out waiting for a database connection";
     match error {
-        bb8::RunError::TimedOut => {
-            RepoError::unavailable("timed out waiting for a database connection")
-        }
+        bb8::RunError::TimedOut => match failure {
+            // As in `from_connection`: an invalid URL's message may echo the URL.
+            Some(failure)
+                if !matches!(
+                    *failure,
+                    PoolError::ConnectionError(ConnectionError::InvalidConnectionUrl(_))
+                ) =>
+            {
+                RepoError::unavailable(Context::new(
+                    format!("{TIMED_OUT}; opening one failed"),
+                    failure,
+                ))
+            }
+            _ => RepoError::unavailable(TIMED_OUT),
+        },
         bb8::RunError::User(PoolError::ConnectionError(error)) => from_connection(error),
         bb8::RunError::User(PoolError::QueryError(error)) => {
             RepoError::unavailable(Context::new("database connection check failed", error))

@@ -50,7 +50,7 @@ use lms_ports::{
 use lms_sql_rows::RefundLeaseMiss;
 use time::OffsetDateTime;
 
-use crate::connection::{ConnectSpec, LogConnectionErrors, Purpose};
+use crate::connection::{ConnectSpec, ConnectionFailures, Purpose};
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
 use crate::group_commit::{execute, in_order, Begin, Commit, CommitWithoutFlushWait, GroupCommit};
 use crate::rendered::{
@@ -92,6 +92,8 @@ struct RuntimePools {
     spec: Option<Arc<ConnectSpec>>,
     pool_size: u32,
     acquire_timeout: Duration,
+    /// Every runtime's pool reports here why it could not open a connection.
+    connection_failures: ConnectionFailures,
     /// Few entries (one per runtime): a scan is cheaper than hashing.
     by_runtime: std::sync::Mutex<Vec<(tokio::runtime::Id, Pool<AsyncPgConnection>)>>,
     /// Set by [`PgStore::with_group_commit`]: webhook deliveries go there.
@@ -229,6 +231,7 @@ impl PgStore {
                 spec: spec.map(Arc::new),
                 pool_size,
                 acquire_timeout,
+                connection_failures: ConnectionFailures::default(),
                 by_runtime: std::sync::Mutex::new(Vec::new()),
                 group_commit: std::sync::OnceLock::new(),
             }),
@@ -286,13 +289,20 @@ impl PgStore {
             self.pools.spec.clone(),
             self.pools.pool_size,
             self.pools.acquire_timeout,
+            self.pools.connection_failures.clone(),
         );
         pools.push((runtime, pool.clone()));
         pool
     }
 
+    /// A pooled connection. A wait that times out says why no connection could be opened
+    /// meanwhile, if one could not.
     async fn conn(&self) -> Result<PooledConnection<'static, AsyncPgConnection>, RepoError> {
-        self.runtime_pool().get_owned().await.map_err(from_pool)
+        let asked = std::time::Instant::now();
+        self.runtime_pool()
+            .get_owned()
+            .await
+            .map_err(|error| from_pool(error, self.pools.connection_failures.since(asked)))
     }
 
     /// Inserts one row.
@@ -320,6 +330,7 @@ fn new_pool(
     spec: Option<Arc<ConnectSpec>>,
     pool_size: u32,
     acquire_timeout: Duration,
+    failures: ConnectionFailures,
 ) -> Pool<AsyncPgConnection> {
     let mut config = ManagerConfig::<AsyncPgConnection>::default();
     // Before each use, ask the connection whether it is still open instead of sending
@@ -356,7 +367,7 @@ fn new_pool(
     Pool::builder()
         .max_size(pool_size.max(1))
         .connection_timeout(acquire_timeout)
-        .error_sink(Box::new(LogConnectionErrors))
+        .error_sink(Box::new(failures))
         .build_unchecked(manager)
 }
 

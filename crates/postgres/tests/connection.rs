@@ -412,3 +412,27 @@ async fn a_pooled_connection_the_server_closed_is_replaced_without_failing_a_cal
         .is_none());
     assert_ne!(pid_of(&store).await, first);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_waits_out_the_pool_says_why_no_connection_could_be_opened() {
+    // No schema: every new connection fails to prepare the statements it pipelines.
+    let db = TestDatabase::create("lms_conn").await;
+    let store = PgStore::connect_lazy_with(
+        db.url(),
+        2,
+        Duration::from_millis(500),
+        &PgConnectionOptions::default(),
+    )
+    .unwrap();
+    let Err(RepoError::Unavailable(cause)) =
+        store.get_user(UserId::from_uuid(Uuid::new_v4())).await
+    else {
+        panic!("a database without the schema cannot serve a call");
+    };
+    let message = lms_ports::chain_text(&*cause);
+    assert!(
+        message.starts_with("timed out waiting for a database connection; opening one failed"),
+        "{message}"
+    );
+    assert!(message.contains("does not exist"), "{message}");
+}
