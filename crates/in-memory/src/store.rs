@@ -619,8 +619,11 @@ impl PurchaseRepo for InMemoryStore {
         }
     }
 
-    async fn release_refund(&self, id: PurchaseId) -> Result<(), RepoError> {
-        self.lock()?.refund_leased_until.remove(&id);
+    async fn release_refund(&self, id: PurchaseId, until: OffsetDateTime) -> Result<(), RepoError> {
+        let mut state = self.lock()?;
+        if state.refund_leased_until.get(&id) == Some(&until) {
+            state.refund_leased_until.remove(&id);
+        }
         Ok(())
     }
 

@@ -546,11 +546,13 @@ pub trait PurchaseRepo: Send + Sync + 'static {
         until: OffsetDateTime,
     ) -> Result<RefundLease, RepoError>;
 
-    /// Gives the refund lease back (whoever holds it; a purchase without one is left as is).
+    /// Gives back the refund lease that [`PurchaseRepo::lease_refund`] granted until `until`.
+    /// A lease with another end is left alone: after this one ran out, someone else took it
+    /// and is refunding now. A purchase without a lease is left as is.
     ///
     /// # Errors
     /// Only the shared ones; an unknown purchase is not an error.
-    async fn release_refund(&self, id: PurchaseId) -> Result<(), RepoError>;
+    async fn release_refund(&self, id: PurchaseId, until: OffsetDateTime) -> Result<(), RepoError>;
 
     /// The revenue report: per course and currency, the sums of the [`Purchase::sale`] of
     /// every purchase the query selects (by the sale's time), ordered by course title, course

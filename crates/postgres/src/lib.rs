@@ -1353,13 +1353,14 @@ impl PurchaseRepo for PgStore {
         Err(lms_sql_rows::refund_lease_contended())
     }
 
-    async fn release_refund(&self, id: PurchaseId) -> Result<(), RepoError> {
+    async fn release_refund(&self, id: PurchaseId, until: OffsetDateTime) -> Result<(), RepoError> {
         let mut conn = self.conn().await?;
-        // A purchase holding no lease is not written at all.
+        // Only this caller's lease is written. `until` binds truncated to microseconds, as it
+        // was stored, so the comparison is exact.
         diesel::update(
             purchases::table
                 .find(id.as_uuid())
-                .filter(purchases::refund_lease_until.is_not_null()),
+                .filter(purchases::refund_lease_until.eq(until)),
         )
         .set(purchases::refund_lease_until.eq(None::<OffsetDateTime>))
         .execute(&mut conn)

@@ -1074,14 +1074,15 @@ impl PurchaseRepo for SqliteStore {
         .await
     }
 
-    async fn release_refund(&self, id: PurchaseId) -> Result<(), RepoError> {
+    async fn release_refund(&self, id: PurchaseId, until: OffsetDateTime) -> Result<(), RepoError> {
         let id = id_text(id.as_uuid());
+        let until_nanos = nanos(until)?;
         self.write(move |conn| {
-            // A purchase holding no lease is not written at all.
+            // Only this caller's lease is written.
             diesel::update(
                 purchases::table
                     .find(id)
-                    .filter(purchases::refund_lease_until.is_not_null()),
+                    .filter(purchases::refund_lease_until.eq(until_nanos)),
             )
             .set(purchases::refund_lease_until.eq(None::<i64>))
             .execute(conn)

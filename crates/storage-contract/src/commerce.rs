@@ -389,8 +389,14 @@ pub async fn refund_lease_is_granted_then_busy_until_released_or_run_out<S: Stor
         store.lease_refund(purchase.id, at(130), at(250)).await,
         Ok(RefundLease::Granted(purchase.clone()))
     );
-    // Released: granted again before it would have run out.
-    store.release_refund(purchase.id).await.unwrap();
+    // The first taker, whose lease ran out, gives back only its own: the second keeps its.
+    store.release_refund(purchase.id, at(130)).await.unwrap();
+    assert_eq!(
+        store.lease_refund(purchase.id, at(131), at(300)).await,
+        Ok(RefundLease::Busy { until: at(250) })
+    );
+    // Released by its holder: granted again before it would have run out.
+    store.release_refund(purchase.id, at(250)).await.unwrap();
     assert_eq!(
         store.lease_refund(purchase.id, at(131), at(300)).await,
         Ok(RefundLease::Granted(purchase.clone()))
@@ -410,16 +416,30 @@ pub async fn refund_lease_is_granted_then_busy_until_released_or_run_out<S: Stor
     )
     .await;
     assert_eq!(refunded.refunded_amount(), usd(500));
-    store.release_refund(purchase.id).await.unwrap();
+    store.release_refund(purchase.id, at(300)).await.unwrap();
     // Releasing twice, or a purchase without a lease, or an unknown one, is fine.
-    store.release_refund(purchase.id).await.unwrap();
+    store.release_refund(purchase.id, at(300)).await.unwrap();
     let unknown = PurchaseId::from_uuid(Uuid::new_v4());
-    store.release_refund(unknown).await.unwrap();
+    store.release_refund(unknown, at(300)).await.unwrap();
     assert_eq!(
         store.lease_refund(purchase.id, at(141), at(260)).await,
         Ok(RefundLease::Granted(refunded.clone()))
     );
     assert_eq!(get(&store, purchase.id).await, refunded);
+
+    // An end to the nanosecond, as the clock gives it, is released by the same value whatever
+    // precision the store keeps it in.
+    store.release_refund(purchase.id, at(260)).await.unwrap();
+    let precise = at(400) + time::Duration::nanoseconds(123_456_789);
+    assert_eq!(
+        store.lease_refund(purchase.id, at(300), precise).await,
+        Ok(RefundLease::Granted(refunded.clone()))
+    );
+    store.release_refund(purchase.id, precise).await.unwrap();
+    assert_eq!(
+        store.lease_refund(purchase.id, at(301), at(500)).await,
+        Ok(RefundLease::Granted(refunded.clone()))
+    );
 
     assert_eq!(
         store.lease_refund(unknown, at(10), at(130)).await,

@@ -87,9 +87,10 @@ impl Services {
         plan: impl FnOnce(&Purchase) -> Result<Money, UseCaseError> + Send,
     ) -> Result<Refunded, UseCaseError> {
         let now = self.now();
+        let lease_until = now + REFUND_LEASE;
         let leased = match self
             .purchases
-            .lease_refund(purchase_id, now, now + REFUND_LEASE)
+            .lease_refund(purchase_id, now, lease_until)
             .await
         {
             Ok(RefundLease::Granted(purchase)) => purchase,
@@ -107,7 +108,13 @@ impl Services {
                 .map(|purchase| Refunded { purchase, amount }),
             Err(err) => Err(err),
         };
-        if let Err(err) = self.purchases.release_refund(purchase_id).await {
+        // Gives back this lease only: had it run out (a slow gateway), another refund may hold
+        // the purchase's lease now, and releasing that one would let a third run beside it.
+        if let Err(err) = self
+            .purchases
+            .release_refund(purchase_id, lease_until)
+            .await
+        {
             // Not returned: the refund's own outcome is the answer (it may have moved money),
             // and the lease runs out by itself.
             tracing::warn!(purchase_id = %purchase_id, error = %lms_ports::chain_text(&err), "could not release the refund lease; it runs out by itself");

@@ -712,7 +712,7 @@ async fn the_unavailable_switch_covers_the_inbox_the_audit_trail_and_the_new_que
             .map(drop),
     );
     unavailable(store.lease_refund(p.id, T0, later).await.map(drop));
-    unavailable(store.release_refund(p.id).await);
+    unavailable(store.release_refund(p.id, later).await);
     unavailable(
         store
             .revenue(&lms_ports::RevenueQuery::default())

@@ -171,6 +171,56 @@ async fn of_two_concurrent_partial_refunds_exceeding_the_payment_one_is_refused(
 }
 
 #[tokio::test]
+async fn a_refund_whose_lease_ran_out_gives_back_only_its_own() {
+    let world = World::new();
+    let (teacher, _, purchase) = completed(&world).await;
+    let admin = world.admin().await;
+    let (services, entered, release) = pausing(&world, UseCaseSettings::default());
+
+    // The first refund waits at the gateway past the end of its lease.
+    let first = tokio::spawn({
+        let services = services.clone();
+        let id = purchase.id;
+        async move { services.refund(&admin, id, Some(500), None).await }
+    });
+    at_gateway(&entered).await;
+    world.clock.advance(REFUND_LEASE);
+    // Another instance takes the run-out lease and is refunding now.
+    let now = world.clock.now();
+    let second_until = now + REFUND_LEASE;
+    assert!(matches!(
+        world
+            .store
+            .lease_refund(purchase.id, now, second_until)
+            .await
+            .unwrap(),
+        RefundLease::Granted(_)
+    ));
+    release.notify_one();
+    first.await.unwrap().unwrap();
+
+    // The first gave back its own lease, not the second's: a third refund waits its turn.
+    assert_eq!(
+        world
+            .services
+            .refund(&teacher, purchase.id, Some(500), None)
+            .await
+            .unwrap_err(),
+        UseCaseError::RefundInProgress
+    );
+    world
+        .store
+        .release_refund(purchase.id, second_until)
+        .await
+        .unwrap();
+    world
+        .services
+        .refund(&teacher, purchase.id, Some(500), None)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_held_refund_and_a_self_refund_wait_their_turn_too() {
     let settings = UseCaseSettings::default()
         .with_self_refund_window(Some(time::Duration::days(14)))
