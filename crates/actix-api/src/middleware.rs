@@ -7,16 +7,13 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::Method;
 use actix_web::middleware::{DefaultHeaders, Next};
-use actix_web::HttpMessage;
+use metrics::SharedString;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 /// The request id header, read from the client when sane and always returned.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The id of the current request, for handlers that want it.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
 
 fn incoming_request_id(req: &ServiceRequest) -> Option<String> {
     let value = req.headers().get(&REQUEST_ID)?.to_str().ok()?.trim();
@@ -45,7 +42,6 @@ pub async fn request_id(
         method = %req.method(),
         path = %req.path(),
     );
-    req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
     let started = Instant::now();
     // Inner layers turn errors into responses (handlers, `ErrorHandlers`); an `Err` here is
@@ -62,7 +58,7 @@ pub async fn request_id(
     let elapsed = started.elapsed();
     record_request(
         &method,
-        res.request().match_pattern().as_deref(),
+        res.request().match_pattern(),
         res.status(),
         elapsed,
     );
@@ -125,14 +121,17 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// Counts the request under its route pattern (`/api/v1/courses/{courseId}`, never the raw
 /// path) and status, and observes its latency in seconds.
+/// The labels are shared between the two series rather than copied: this runs on every request.
 fn record_request(
     method: &Method,
-    pattern: Option<&str>,
+    pattern: Option<String>,
     status: actix_web::http::StatusCode,
     elapsed: Duration,
 ) {
-    let route = pattern.unwrap_or(UNMATCHED_ROUTE).to_owned();
-    let method = method.as_str().to_owned();
+    let route = pattern.map_or(SharedString::const_str(UNMATCHED_ROUTE), |pattern| {
+        SharedString::from_shared(Arc::from(pattern))
+    });
+    let method = method_label(method);
     metrics::counter!(
         "lms_http_requests_total",
         "method" => method.clone(),
@@ -146,6 +145,21 @@ fn record_request(
         "route" => route,
     )
     .record(elapsed.as_secs_f64());
+}
+
+/// The method as a label, without a copy for the standard methods.
+fn method_label(method: &Method) -> SharedString {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PATCH", "PUT", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    let name = method.as_str();
+    STANDARD
+        .into_iter()
+        .find(|standard| *standard == name)
+        .map_or_else(
+            || SharedString::from_owned(name.to_owned()),
+            SharedString::const_str,
+        )
 }
 
 /// Headers every response carries.

@@ -66,14 +66,15 @@ impl SessionKey {
         Ok(Self(key.to_owned()))
     }
 
-    /// 256 random bits from the OS generator, as 64 hex characters: for a run that was given
-    /// no key (sessions then end when the process does).
-    pub fn generate() -> Self {
-        Self(format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        ))
+    /// 256 random bits from the operating system's generator, as 64 hex characters: for a run
+    /// that was given no key (sessions then end when the process does).
+    ///
+    /// # Errors
+    /// When the operating system has no random source to give.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut bits = [0u8; 32];
+        getrandom::fill(&mut bits)?;
+        Ok(Self(hex::encode(bits)))
     }
 
     /// The key bytes, for the signer only.
@@ -101,10 +102,10 @@ mod tests {
         ] {
             assert!(SessionKey::parse(key).is_ok(), "{key}");
         }
-        let generated = SessionKey::generate();
+        let generated = SessionKey::generate().unwrap();
         assert_eq!(generated.as_bytes().len(), 64);
         assert!(SessionKey::parse(std::str::from_utf8(generated.as_bytes()).unwrap_or("")).is_ok());
-        assert_ne!(generated, SessionKey::generate());
+        assert_ne!(generated, SessionKey::generate().unwrap());
     }
 
     #[test]
@@ -147,8 +148,7 @@ mod tests {
 
     #[test]
     fn debug_hides_the_key() {
-        let key = SessionKey::parse("0123456789abcdef0123456789abcdef")
-            .unwrap_or_else(|_| SessionKey::generate());
+        let key = SessionKey::parse("0123456789abcdef0123456789abcdef").unwrap();
         assert!(!format!("{key:?}").contains("0123"));
     }
 }

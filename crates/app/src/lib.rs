@@ -259,6 +259,7 @@ impl Application {
                     "JWT_SECRET is not set: using a random one for this run, so sign-ins end when the app restarts"
                 );
                 SessionKey::generate()
+                    .context("drawing a random JWT secret from the operating system")?
             }
         };
 
