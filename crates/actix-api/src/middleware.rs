@@ -120,8 +120,8 @@ async fn with_request_id_in_envelope(
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// Counts the request under its route pattern (`/api/v1/courses/{courseId}`, never the raw
-/// path) and status, and observes its latency in seconds.
-/// The labels are shared between the two series rather than copied: this runs on every request.
+/// path) and status, and observes its latency in seconds. The two series share their labels
+/// rather than copy them: this runs on every request.
 fn record_request(
     method: &Method,
     pattern: Option<String>,
