@@ -4,7 +4,7 @@
 
 use crate::support::{usd, World};
 use async_trait::async_trait;
-use lms_domain::{PaymentFact, Purchase, PurchaseStatus, User};
+use lms_domain::{PaymentFact, Purchase, PurchaseId, PurchaseStatus, User};
 use lms_in_memory::{FakeEvent, FakeGateway};
 use lms_ports::{
     CheckoutRequest, Clock, CustomerRequest, EventPage, EventQuery, GatewayError, GatewaySession,
@@ -120,6 +120,24 @@ async fn at_gateway(entered: &Notify) {
         .unwrap_or_else(|_| panic!("no refund reached the gateway"));
 }
 
+/// Starts an admin's refund of `cents` and returns once it holds the lease and waits at the
+/// gateway.
+async fn admin_refund_at_gateway(
+    world: &World,
+    services: &Services,
+    entered: &Notify,
+    purchase: PurchaseId,
+    cents: i64,
+) -> tokio::task::JoinHandle<Result<Purchase, UseCaseError>> {
+    let admin = world.admin().await;
+    let refund = tokio::spawn({
+        let services = services.clone();
+        async move { services.refund(&admin, purchase, Some(cents), None).await }
+    });
+    at_gateway(entered).await;
+    refund
+}
+
 async fn completed(world: &World) -> (User, User, Purchase) {
     let (teacher, course, buyer) = world.shop(PRICE, true).await;
     let purchase = world.paid_purchase(&buyer, &course, "pi_lease").await;
@@ -130,16 +148,10 @@ async fn completed(world: &World) -> (User, User, Purchase) {
 async fn of_two_concurrent_partial_refunds_exceeding_the_payment_one_is_refused() {
     let world = World::new();
     let (teacher, _, purchase) = completed(&world).await;
-    let admin = world.admin().await;
     let (services, entered, release) = pausing(&world, UseCaseSettings::default());
 
-    let first = tokio::spawn({
-        let services = services.clone();
-        let id = purchase.id;
-        async move { services.refund(&admin, id, Some(1200), None).await }
-    });
     // The first refund holds the lease and waits at the gateway.
-    at_gateway(&entered).await;
+    let first = admin_refund_at_gateway(&world, &services, &entered, purchase.id, 1200).await;
     assert_eq!(
         services
             .refund(&teacher, purchase.id, Some(1000), None)
@@ -174,16 +186,10 @@ async fn of_two_concurrent_partial_refunds_exceeding_the_payment_one_is_refused(
 async fn a_refund_whose_lease_ran_out_gives_back_only_its_own() {
     let world = World::new();
     let (teacher, _, purchase) = completed(&world).await;
-    let admin = world.admin().await;
     let (services, entered, release) = pausing(&world, UseCaseSettings::default());
 
     // The first refund waits at the gateway past the end of its lease.
-    let first = tokio::spawn({
-        let services = services.clone();
-        let id = purchase.id;
-        async move { services.refund(&admin, id, Some(500), None).await }
-    });
-    at_gateway(&entered).await;
+    let first = admin_refund_at_gateway(&world, &services, &entered, purchase.id, 500).await;
     world.clock.advance(REFUND_LEASE);
     // Another instance takes the run-out lease and is refunding now.
     let now = world.clock.now();
