@@ -50,6 +50,10 @@
 //!   groups at once, in crossed order; the server then fails one statement after
 //!   `deadlock_timeout` (1 s by default), its group runs one by one, and at worst that event
 //!   is answered with a retryable error, which Stripe retries.
+//! - **A lane that panics starts again** ([`supervise`]). Its callers get
+//!   [`RepoError::Unavailable`] and retry; the group it held committed nothing, or (a panic
+//!   after its `COMMIT`) all of it, and the inbox then counts the retries as redeliveries. The
+//!   next group gets a fresh runtime and connection (`lms_db_group_lane_restarts_total`).
 //!
 //! The cost: a group holds its events' row locks until its commit (a few milliseconds); an
 //! event whose purchase another transaction holds delays the events queued behind it in its
@@ -107,17 +111,24 @@ impl GroupCommit {
         let mut senders = Vec::with_capacity(lanes.max(1));
         let retried = Arc::new(AtomicU64::new(0));
         for lane in 0..lanes.max(1) {
-            let (queue, jobs) = mpsc::channel(QUEUE);
+            let (queue, mut jobs) = mpsc::channel(QUEUE);
             // A thread and runtime of its own: the connection's socket is driven where the
             // groups run, whichever HTTP worker the events come from, and no worker's restart
-            // stops it.
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            // stops it. The first runtime is built here, so that failing to is start's error.
+            let mut runtime = Some(lane_runtime()?);
             let (spec, retried) = (spec.clone(), Arc::clone(&retried));
             thread::Builder::new()
                 .name(format!("pg-group-commit-{lane}"))
-                .spawn(move || runtime.block_on(work(spec, jobs, &retried)))?;
+                .spawn(move || {
+                    supervise(lane, || {
+                        let runtime = match runtime.take() {
+                            Some(runtime) => runtime,
+                            None => lane_runtime()?,
+                        };
+                        runtime.block_on(work(spec.clone(), &mut jobs, &retried));
+                        Ok(())
+                    });
+                })?;
             senders.push(queue);
         }
         Ok(Self {
@@ -151,19 +162,51 @@ impl GroupCommit {
         // each other's rows through events of one purchase.
         let lane = (update.purchase_id.as_uuid().as_u128() % self.lanes.len() as u128) as usize;
         if self.lanes[lane].send(job).await.is_err() {
-            return Err(worker_gone());
+            return Err(RepoError::unexpected("the group commit worker has stopped"));
         }
-        answered.await.unwrap_or_else(|_| Err(worker_gone()))
+        // Unanswered: the lane panicked with this event's group and starts again
+        // ([`supervise`]); a retry applies the event, or finds it recorded if the group had
+        // committed.
+        answered.await.unwrap_or_else(|_| {
+            Err(RepoError::unavailable(
+                "the group commit worker failed while applying this event",
+            ))
+        })
     }
 }
 
-fn worker_gone() -> RepoError {
-    RepoError::unexpected("the group commit worker has stopped")
+fn lane_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// Runs a lane until `run` returns, which it does once every sender is gone, and runs it
+/// again after a panic: the group the lane held is dropped unanswered (each of its callers
+/// is told to retry), and the next group finds a fresh runtime and connection. A lane whose runtime cannot be rebuilt stops; its events then fail
+/// as [`RepoError::Unexpected`].
+fn supervise(lane: usize, mut run: impl FnMut() -> std::io::Result<()>) {
+    loop {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut run)) {
+            Ok(Ok(())) => return,
+            Ok(Err(error)) => {
+                tracing::error!(lane, %error, "a group commit lane cannot start again: its webhook deliveries fail until the app restarts");
+                return;
+            }
+            Err(_) => {
+                metrics::counter!("lms_db_group_lane_restarts_total").increment(1);
+                tracing::error!(
+                    lane,
+                    "a group commit lane panicked: its group's deliveries are answered with a retryable error, and the lane starts again"
+                );
+            }
+        }
+    }
 }
 
 /// Takes whatever has queued (up to [`MAX_GROUP`]), applies it as one group, answers, again
 /// until every sender is gone.
-async fn work(spec: Option<Arc<ConnectSpec>>, mut jobs: mpsc::Receiver<Job>, retried: &AtomicU64) {
+async fn work(spec: Option<Arc<ConnectSpec>>, jobs: &mut mpsc::Receiver<Job>, retried: &AtomicU64) {
     let mut connection: Option<AsyncPgConnection> = None;
     let mut group = Vec::with_capacity(MAX_GROUP);
     while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
@@ -503,4 +546,30 @@ fixed_statements! {
     Rollback = "ROLLBACK";
     // This transaction's commit answered without waiting for its WAL to reach the disk.
     CommitWithoutFlushWait = "SET LOCAL synchronous_commit TO OFF";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lane_that_panics_runs_again_until_it_returns() {
+        let mut runs = 0;
+        supervise(0, || {
+            runs += 1;
+            assert!(runs > 2, "a bug in the lane's work, run {runs}");
+            Ok(())
+        });
+        assert_eq!(runs, 3);
+    }
+
+    #[test]
+    fn a_lane_that_cannot_start_again_stops() {
+        let mut runs = 0;
+        supervise(0, || {
+            runs += 1;
+            Err(std::io::Error::other("no runtime"))
+        });
+        assert_eq!(runs, 1);
+    }
 }
