@@ -564,20 +564,21 @@ impl ServerCertVerifier for AnyHostName {
 }
 
 /// Why the pools could not open a connection: each failure is logged, and the latest is kept,
-/// because bb8 tells a caller only that none came in time. [`ConnectionFailures::since`] gives
-/// that caller the reason (a schema dropped under the running app: "relation … does not
-/// exist").
+/// translated as any other (`from_pool`: an invalid URL's message, which may echo the URL, is
+/// not passed on), because bb8 tells a caller only that none came in time.
+/// [`ConnectionFailures::since`] gives that caller the reason (a schema dropped under the
+/// running app: "relation … does not exist").
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ConnectionFailures {
     latest: Arc<Mutex<Option<Failure>>>,
 }
 
 /// When a connection could not be opened, and why.
-type Failure = (Instant, Arc<PoolError>);
+type Failure = (Instant, Arc<RepoError>);
 
 impl ConnectionFailures {
     /// The latest failure to open a connection, if it happened at or after `since`.
-    pub(crate) fn since(&self, since: Instant) -> Option<Arc<PoolError>> {
+    pub(crate) fn since(&self, since: Instant) -> Option<Arc<RepoError>> {
         let latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
         latest
             .as_ref()
@@ -589,8 +590,9 @@ impl ConnectionFailures {
 impl bb8::ErrorSink<PoolError> for ConnectionFailures {
     fn sink(&self, error: PoolError) {
         tracing::warn!(%error, "could not open a PostgreSQL connection");
+        let reason = crate::error::from_pool(bb8::RunError::User(error), None);
         *self.latest.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((Instant::now(), Arc::new(error)));
+            Some((Instant::now(), Arc::new(reason)));
     }
 
     fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<PoolError>> {

@@ -65,28 +65,20 @@ pub(crate) fn from_connection(error: ConnectionError) -> RepoError {
     }
 }
 
-/// `failure`: the latest failure to open a connection while the caller waited, the reason a
-/// wait timed out when there is one.
+/// `failure`: the latest failure to open a connection while the caller waited (as this
+/// function translated it), the reason a wait timed out when there is one.
 pub(crate) fn from_pool(
     error: bb8::RunError<PoolError>,
-    failure: Option<Arc<PoolError>>,
+    failure: Option<Arc<RepoError>>,
 ) -> RepoError {
     const TIMED_OUT: &str = "timed out waiting for a database connection";
     match error {
         bb8::RunError::TimedOut => match failure {
-            // As in `from_connection`: an invalid URL's message may echo the URL.
-            Some(failure)
-                if !matches!(
-                    *failure,
-                    PoolError::ConnectionError(ConnectionError::InvalidConnectionUrl(_))
-                ) =>
-            {
-                RepoError::unavailable(Context::new(
-                    format!("{TIMED_OUT}; opening one failed"),
-                    failure,
-                ))
-            }
-            _ => RepoError::unavailable(TIMED_OUT),
+            Some(failure) => RepoError::unavailable(Context::new(
+                format!("{TIMED_OUT}; opening one failed"),
+                failure,
+            )),
+            None => RepoError::unavailable(TIMED_OUT),
         },
         bb8::RunError::User(PoolError::ConnectionError(error)) => from_connection(error),
         bb8::RunError::User(PoolError::QueryError(error)) => {
