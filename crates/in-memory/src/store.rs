@@ -732,6 +732,19 @@ impl EventInbox for InMemoryStore {
         })
     }
 
+    async fn count_redelivery(
+        &self,
+        event_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.lock()?;
+        let Some(row) = state.inbox.get_mut(event_id) else {
+            return Ok(false);
+        };
+        count_delivery(row, at);
+        Ok(true)
+    }
+
     async fn mark_failed(&self, event_id: &str, error: &str) -> Result<(), RepoError> {
         let mut state = self.lock()?;
         let row = state.inbox.get_mut(event_id).ok_or(RepoError::NotFound)?;

@@ -587,6 +587,18 @@ pub trait EventInbox: Send + Sync + 'static {
         at: OffsetDateTime,
     ) -> Result<Recorded, RepoError>;
 
+    /// Counts one more delivery of an event the inbox already holds, whatever its outcome:
+    /// one added to its delivery count and `at` as its last receipt time, as a redelivery
+    /// through [`EventInbox::record_event`] or [`PurchaseRepo::apply_facts`] counts it. Returns
+    /// whether the event was there; when it was not, nothing is written. For a caller that
+    /// expects a redelivery: it needs neither the event's body nor its purchase, and it is one
+    /// statement where a first delivery's recording is a transaction.
+    ///
+    /// # Errors
+    /// Only the shared ones.
+    async fn count_redelivery(&self, event_id: &str, at: OffsetDateTime)
+        -> Result<bool, RepoError>;
+
     /// Marks a recorded event failed with `error`, whatever its outcome: its facts were
     /// applied, but what had to follow them did not happen (an automatic refund the gateway
     /// refused). A replay then runs it again (facts merge idempotently) and retries what

@@ -54,7 +54,7 @@ use crate::connection::{ConnectSpec, ConnectionFailures, Purpose};
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
 use crate::group_commit::{execute, in_order, Begin, Commit, CommitWithoutFlushWait, GroupCommit};
 use crate::rendered::{
-    BuyerViewQuery, LockBuyersPurchases, LockForFirstDelivery, SetEventOutcome,
+    BuyerViewQuery, CountRedelivery, LockBuyersPurchases, LockForFirstDelivery, SetEventOutcome,
     UpdatePurchaseState, UpsertDelivery,
 };
 use crate::rows::{
@@ -1419,6 +1419,22 @@ impl EventInbox for PgStore {
         upsert_event(&conn, delivery.kind, row)
             .await
             .map_err(from_diesel)
+    }
+
+    async fn count_redelivery(
+        &self,
+        event_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, RepoError> {
+        let conn = self.conn().await?;
+        let counted = CountRedelivery {
+            event_id,
+            at: stored_precision(at),
+        }
+        .execute(&mut &*conn)
+        .await
+        .map_err(from_diesel)?;
+        Ok(counted == 1)
     }
 
     async fn mark_failed(&self, event_id: &str, error: &str) -> Result<(), RepoError> {

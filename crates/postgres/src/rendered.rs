@@ -467,6 +467,45 @@ impl QueryId for SetEventOutcome<'_> {
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
+/// [`EventInbox::count_redelivery`](lms_ports::EventInbox::count_redelivery)'s statement: the
+/// event's delivery counted, in a transaction of its own whose commit does not wait for the WAL
+/// to reach the disk. The `set_config(.., true)` in its `FROM` lasts until the end of the
+/// statement's own (implicit) transaction, whose commit reads it: one statement, one round trip,
+/// where `SET LOCAL` would need a `BEGIN` and a `COMMIT` around it. What that risks is what
+/// [`commit_count_only`](crate::commit_count_only) risks: a crash of the database server just
+/// after the answer loses this one count, never an event. Written by hand: diesel's `UPDATE`
+/// has no `FROM`, and its own `UPDATE` would be prepared again on each call.
+#[derive(Debug)]
+pub(crate) struct CountRedelivery<'a> {
+    pub event_id: &'a str,
+    pub at: OffsetDateTime,
+}
+
+// By hand: the derive wants a `'static` type.
+impl QueryId for CountRedelivery<'_> {
+    type QueryId = CountRedelivery<'static>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+const _: () = assert!(CountRedelivery::HAS_STATIC_QUERY_ID);
+
+impl Query for CountRedelivery<'_> {
+    type SqlType = sql_types::Untyped;
+}
+
+impl QueryFragment<Pg> for CountRedelivery<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(
+            r#"UPDATE "webhook_events" SET "delivery_count" = "webhook_events"."delivery_count" + 1, "last_received_at" = "#,
+        );
+        out.push_bind_param::<sql_types::Timestamptz, _>(&self.at)?;
+        out.push_sql(
+            r#" FROM (SELECT set_config('synchronous_commit', 'off', true)) AS "relaxed" WHERE "webhook_events"."event_id" = "#,
+        );
+        out.push_bind_param::<sql_types::Text, _>(&self.event_id)
+    }
+}
+
 /// Prepares, on a new connection, the statements [`write_merge_and_commit`] pipelines with
 /// `COMMIT` ([`UpdatePurchaseState`], [`SetEventOutcome`], and `COMMIT` itself), by running
 /// each once in a transaction that changes nothing: the updates match no row (the nil id, an

@@ -1153,6 +1153,27 @@ impl EventInbox for SqliteStore {
             .await
     }
 
+    async fn count_redelivery(
+        &self,
+        event_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, RepoError> {
+        let event_id = event_id.to_owned();
+        let at = nanos(at)?;
+        // One statement on the writer, as a redelivery's upsert.
+        self.write(move |conn| {
+            diesel::update(webhook_events::table.find(event_id))
+                .set((
+                    webhook_events::delivery_count.eq(webhook_events::delivery_count + 1),
+                    webhook_events::last_received_at.eq(at),
+                ))
+                .execute(conn)
+                .map(|counted| counted == 1)
+                .map_err(from_diesel)
+        })
+        .await
+    }
+
     async fn mark_failed(&self, event_id: &str, error: &str) -> Result<(), RepoError> {
         let (event_id, error) = (event_id.to_owned(), error.to_owned());
         self.write(move |conn| {

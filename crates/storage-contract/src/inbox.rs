@@ -842,6 +842,87 @@ pub async fn record_event_redelivery_only_counts_whatever_the_outcome<S: Store>(
     assert_eq!(get(&store, purchase.id).await, paid);
 }
 
+pub async fn count_redelivery_counts_a_held_event_whatever_its_outcome_and_nothing_else<
+    S: Store,
+>(
+    store: S,
+) {
+    let purchase = seed_purchase(&store).await.purchase;
+    record_new(
+        &store,
+        "evt_ignored",
+        EventOutcome::Ignored,
+        None,
+        None,
+        at(2),
+    )
+    .await;
+    let paid = apply(&store, purchase.id, paid_in_full(), Some("evt_paid"), at(3)).await;
+
+    // The end given to the nanosecond: stored as precisely as the store keeps receipt times.
+    let late = at(5) + time::Duration::nanoseconds(123_456_789);
+    assert_eq!(store.count_redelivery("evt_ignored", late).await, Ok(true));
+    assert_eq!(store.count_redelivery("evt_paid", at(6)).await, Ok(true));
+    assert_eq!(store.count_redelivery("evt_paid", at(7)).await, Ok(true));
+
+    let ignored = row(&store, "evt_ignored").await;
+    assert_eq!(
+        InboxRecord {
+            last_received_at: at(5),
+            ..ignored.clone()
+        },
+        InboxRecord {
+            last_received_at: at(5),
+            delivery_count: 2,
+            ..first_row(
+                &envelope("evt_ignored"),
+                at(2),
+                EventOutcome::Ignored,
+                None,
+                None
+            )
+        }
+    );
+    let kept = ignored.last_received_at - at(5);
+    assert!(
+        kept >= time::Duration::microseconds(123_456)
+            && kept <= time::Duration::nanoseconds(123_456_789),
+        "last receipt time {} kept to the microsecond at least",
+        ignored.last_received_at
+    );
+    assert_eq!(
+        row(&store, "evt_paid").await,
+        InboxRecord {
+            last_received_at: at(7),
+            delivery_count: 3,
+            ..first_row(
+                &envelope("evt_paid"),
+                at(3),
+                EventOutcome::Applied,
+                None,
+                Some(purchase.id)
+            )
+        }
+    );
+    assert_eq!(
+        get(&store, purchase.id).await,
+        paid,
+        "the purchase is left alone"
+    );
+
+    // An event the inbox does not hold: nothing written, nor inserted.
+    assert_eq!(
+        store.count_redelivery("evt_unknown", at(8)).await,
+        Ok(false)
+    );
+    assert_eq!(store.get_event("evt_unknown").await, Ok(None));
+    assert_eq!(
+        all_events(&store, EventFilter::default()).await.len(),
+        2,
+        "no other row"
+    );
+}
+
 pub async fn record_event_refuses_applied_and_held_outcomes<S: Store>(store: S) {
     let purchase = seed_purchase(&store).await.purchase;
     record_new(

@@ -20,7 +20,9 @@ use lms_ports::{
     EventQuery, FactUpdate, GatewayEvent, InboxRecord, Page, PageRequest, PurchaseLocator,
     Recorded, RepoError, Unapplied, WebhookEvent,
 };
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use time::{Duration, OffsetDateTime};
 use tracing::Instrument;
 
@@ -127,6 +129,61 @@ pub const EVENT_HISTORY: Duration = Duration::days(30);
 /// The page size asked of the gateway's event history.
 const EVENT_PAGE: u32 = 100;
 
+/// How many of the latest recorded events [`RecentEvents`] remembers: a fingerprint of 8
+/// bytes each, kept in a set and in order, about 300 KiB when full.
+const RECENT_EVENTS_CAPACITY: usize = 10_000;
+
+/// The events this process saw recorded lately, by a fingerprint of their id, so that a
+/// redelivery of one is only counted ([`lms_ports::EventInbox::count_redelivery`]): one
+/// statement, without locating the purchase, asking the gateway for a promotion code's text,
+/// or the upsert and lock of the inbox transaction. A hint, never the truth: an event
+/// remembered that the inbox does not hold (two ids with one fingerprint, a store emptied
+/// under the process) costs that statement, which then writes nothing, before the usual path;
+/// an event forgotten (the oldest go first) or recorded by another instance takes the usual
+/// path, which counts a redelivery as well. Only an event whose recording returned is
+/// remembered, so a redelivery racing its first delivery takes the usual path too, and waits
+/// for the first there.
+#[derive(Debug, Default)]
+pub(crate) struct RecentEvents {
+    hasher: RandomState,
+    remembered: Mutex<Remembered>,
+}
+
+#[derive(Debug, Default)]
+struct Remembered {
+    fingerprints: HashSet<u64>,
+    oldest_first: VecDeque<u64>,
+}
+
+impl RecentEvents {
+    pub(crate) fn holds(&self, event_id: &str) -> bool {
+        let fingerprint = self.hasher.hash_one(event_id);
+        self.lock().fingerprints.contains(&fingerprint)
+    }
+
+    /// Remembers `event_id`, forgetting the oldest beyond [`RECENT_EVENTS_CAPACITY`].
+    pub(crate) fn remember(&self, event_id: &str) {
+        let fingerprint = self.hasher.hash_one(event_id);
+        let mut remembered = self.lock();
+        if !remembered.fingerprints.insert(fingerprint) {
+            return;
+        }
+        remembered.oldest_first.push_back(fingerprint);
+        if remembered.oldest_first.len() > RECENT_EVENTS_CAPACITY {
+            if let Some(oldest) = remembered.oldest_first.pop_front() {
+                remembered.fingerprints.remove(&oldest);
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Remembered> {
+        // Every change leaves the set and the order consistent before anything can panic.
+        self.remembered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// Counts one processed event in `lms_webhook_deliveries_total`. Event types come from
 /// verified events only, and the gateway's set of them is small, so the label stays bounded.
 pub(crate) fn record_webhook(event_type: &str, outcome: &'static str) {
@@ -191,10 +248,15 @@ impl Services {
             purchase_id = tracing::field::Empty,
         );
         let event_type = envelope.event_type.clone();
+        let event_id = envelope.id.clone();
         let delivery = EventDelivery { envelope, kind };
         let result = self.settle(delivery, about).instrument(span).await;
         let label = match &result {
-            Ok(outcome) => outcome.label(),
+            Ok(outcome) => {
+                // Whatever the outcome, the inbox holds the event now.
+                self.recent_events.remember(&event_id);
+                outcome.label()
+            }
             Err(_) => "failed",
         };
         record_webhook(&event_type, label);
@@ -206,6 +268,14 @@ impl Services {
         delivery: EventDelivery,
         about: Option<(PurchaseLocator, Vec<PaymentFact>, PaymentDetails)>,
     ) -> Result<WebhookOutcome, UseCaseError> {
+        let event_id = &delivery.envelope.id;
+        if delivery.kind == DeliveryKind::Delivered
+            && self.recent_events.holds(event_id)
+            && self.inbox.count_redelivery(event_id, self.now()).await?
+        {
+            tracing::info!("duplicate webhook");
+            return Ok(WebhookOutcome::Duplicate);
+        }
         let Some((locator, facts, details)) = about else {
             tracing::debug!("webhook of a type not acted on");
             return self
@@ -688,5 +758,29 @@ fn applied_outcome(purchase: &Purchase) -> WebhookOutcome {
             purchase_id: purchase.id,
             status: purchase.status(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RecentEvents, RECENT_EVENTS_CAPACITY};
+
+    #[test]
+    fn recent_events_forget_the_oldest_beyond_their_capacity() {
+        let recent = RecentEvents::default();
+        assert!(!recent.holds("evt_0"));
+        for n in 0..RECENT_EVENTS_CAPACITY {
+            recent.remember(&format!("evt_{n}"));
+        }
+        // Remembered again: still one entry, and not made younger.
+        recent.remember("evt_0");
+        assert!(recent.holds("evt_0"));
+
+        recent.remember("evt_new");
+        assert!(!recent.holds("evt_0"), "the oldest is forgotten");
+        assert!(recent.holds("evt_1"));
+        assert!(recent.holds(&format!("evt_{}", RECENT_EVENTS_CAPACITY - 1)));
+        assert!(recent.holds("evt_new"));
+        assert!(!recent.holds("evt_never"));
     }
 }

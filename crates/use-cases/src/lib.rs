@@ -59,6 +59,7 @@ pub use payments::{CheckoutStarted, PurchaseStatusView};
 pub use refunds::REFUND_LEASE;
 pub use revenue::{RevenueReport, RevenueRequest, RevenueTotals};
 
+use events::RecentEvents;
 use payments::SyncThrottle;
 
 use lms_ports::{
@@ -189,6 +190,8 @@ pub struct Services {
     pub settings: UseCaseSettings,
     /// When each purchase's session was last retrieved for a status poll; shared by clones.
     sync_throttle: Arc<SyncThrottle>,
+    /// The events lately recorded through this process; shared by clones.
+    recent_events: Arc<RecentEvents>,
 }
 
 impl fmt::Debug for Services {
@@ -239,6 +242,7 @@ impl Services {
             clock,
             settings,
             sync_throttle: Arc::new(SyncThrottle::default()),
+            recent_events: Arc::new(RecentEvents::default()),
         }
     }
 

@@ -3,8 +3,7 @@
 //! (as `pgbench -c C` would), every statement prepared once per connection before the clock
 //! starts, as diesel-async's statement cache does for the app. One round trip per statement,
 //! as the app does, except the runs the app pipelines ([`Stmt::pipelined`]: `BEGIN`, the
-//! inbox upsert and the lock; a first delivery's `UPDATE` and `COMMIT`; a duplicate's
-//! `SET LOCAL` and `COMMIT`), sent together. Transaction control is prepared too, as the app
+//! inbox upsert and the lock; a first delivery's `UPDATE` and `COMMIT`), sent together. Transaction control is prepared too, as the app
 //! sends it. Bind values have the app's types; the JSON payload goes over the wire as its
 //! text, as the app's `JsonText` sends it.
 
@@ -152,7 +151,7 @@ impl Worker {
     ) -> Result<(), String> {
         let failed = |stmt: Stmt, err: &dyn std::fmt::Display| format!("{stmt:?}: {err}");
         match stmt {
-            Stmt::Begin | Stmt::CommitWithoutFlushWait | Stmt::Commit => {
+            Stmt::Begin | Stmt::Commit => {
                 self.client
                     .execute(self.statement(stmt)?, &[])
                     .await
@@ -185,6 +184,16 @@ impl Worker {
                     return Err(format!(
                             "the inbox upsert returned delivery count {count}, expected {delivery_count}"
                         ));
+                }
+            }
+            Stmt::CountRedelivery => {
+                let counted = self
+                    .client
+                    .execute(self.statement(stmt)?, &[&now, &item.event_id])
+                    .await
+                    .map_err(|e| failed(stmt, &e))?;
+                if counted != 1 {
+                    return Err(format!("the redelivery counted {counted} events"));
                 }
             }
             Stmt::LockPurchases => {

@@ -9,7 +9,7 @@
 //! - No pool check: `PgStore`'s pool asks a connection whether it is closed before handing it
 //!   out, without a statement (it used to send `SELECT $1` per repository call); the SQLite
 //!   store's readers use `RecyclingMethod::Fast` and its writer is not pooled.
-//! - First delivery and duplicate: `Services::handle_webhook` (`crates/use-cases/src/events.rs`)
+//! - First delivery: `Services::handle_webhook` (`crates/use-cases/src/events.rs`)
 //!   locates the purchase from the event's metadata (no query), then `PurchaseRepo::apply_facts`
 //!   (`crates/postgres/src/lib.rs` `apply_in_transaction`, `crates/sqlite/src/lib.rs` the
 //!   same): in one transaction, the inbox upsert (`upsert_event`, `DeliveryKind::Delivered`:
@@ -19,6 +19,12 @@
 //!   `load_buyers_purchases` after the upsert) and its new state saved (`StateRow`). The other
 //!   purchases read under the lock are what `refund_double_payments` looks at for a double
 //!   payment: no read after the commit.
+//! - Duplicate: the app remembers the events it recorded (`RecentEvents` in
+//!   `crates/use-cases/src/events.rs`), so a redelivery of one is only counted
+//!   (`EventInbox::count_redelivery`: `CountRedelivery` in `crates/postgres/src/rendered.rs`,
+//!   whose commit does not wait for the WAL flush; an `UPDATE` on SQLite's writer). A
+//!   redelivery it does not remember takes the first delivery's path, the upsert's answer
+//!   stopping it.
 //! - Purchase-status read: the JWT extractor verifies the token without a read
 //!   (`SignedSession`, `crates/actix-api/src/auth.rs`); `Services::purchase_status`
 //!   (`crates/use-cases/src/payments.rs`) reads the user, the course and the buyer's purchases
@@ -34,8 +40,9 @@ use std::sync::OnceLock;
 pub enum Stmt {
     Begin,
     Commit,
-    /// Sent with a duplicate's `COMMIT`: that commit does not wait for the WAL flush.
-    CommitWithoutFlushWait,
+    /// A redelivery counted: its delivery count and last receipt time, one statement (on
+    /// PostgreSQL, committed without waiting for the WAL flush).
+    CountRedelivery,
     /// The inbox upsert of a gateway delivery; returns the delivery count (1: inserted).
     UpsertEvent,
     /// The purchase and its buyer's other purchases of the course, locked on PostgreSQL.
@@ -57,7 +64,7 @@ impl Stmt {
     pub const ALL: [Self; 7] = [
         Self::Begin,
         Self::Commit,
-        Self::CommitWithoutFlushWait,
+        Self::CountRedelivery,
         Self::UpsertEvent,
         Self::LockPurchases,
         Self::UpdatePurchase,
@@ -66,9 +73,8 @@ impl Stmt {
 
     /// Whether the app sends `next` right after `first` without waiting for `first`'s answer
     /// (pipelined: one round trip for both). On PostgreSQL, `BEGIN`, the inbox upsert and the
-    /// lock; then a first delivery's `UPDATE` and `COMMIT`, or a duplicate's `SET LOCAL` and
-    /// `COMMIT` (`apply_with_pipelined_begin`, `write_merge_and_commit` and
-    /// `commit_count_only` in `crates/postgres/src/lib.rs`).
+    /// lock; then a first delivery's `UPDATE` and `COMMIT` (`apply_with_pipelined_begin` and
+    /// `write_merge_and_commit` in `crates/postgres/src/lib.rs`).
     pub fn pipelined(backend: Backend, first: Self, next: Self) -> bool {
         backend == Backend::Postgres
             && matches!(
@@ -76,7 +82,6 @@ impl Stmt {
                 (Self::Begin, Self::UpsertEvent)
                     | (Self::UpsertEvent, Self::LockPurchases)
                     | (Self::UpdatePurchase, Self::Commit)
-                    | (Self::CommitWithoutFlushWait, Self::Commit)
             )
     }
 
@@ -104,7 +109,7 @@ impl Stmt {
             Backend::Postgres => match self {
                 Self::Begin => "BEGIN",
                 Self::Commit => "COMMIT",
-                Self::CommitWithoutFlushWait => "SET LOCAL synchronous_commit TO OFF",
+                Self::CountRedelivery => PG_COUNT_REDELIVERY,
                 Self::UpsertEvent => PG_UPSERT_EVENT,
                 Self::LockPurchases => PG_LOCK_PURCHASES,
                 Self::UpdatePurchase => PG_UPDATE_PURCHASE,
@@ -113,8 +118,7 @@ impl Stmt {
             Backend::Sqlite => match self {
                 Self::Begin => "BEGIN IMMEDIATE",
                 Self::Commit => "COMMIT",
-                // Not sent on SQLite (its duplicates commit as they are).
-                Self::CommitWithoutFlushWait => "",
+                Self::CountRedelivery => SQLITE_COUNT_REDELIVERY,
                 Self::UpsertEvent => SQLITE_UPSERT_EVENT,
                 Self::LockPurchases => SQLITE_LOAD_PURCHASES,
                 Self::UpdatePurchase => SQLITE_UPDATE_PURCHASE,
@@ -141,14 +145,7 @@ pub const POSTGRES: Statements = Statements {
         Stmt::UpdatePurchase,
         Stmt::Commit,
     ],
-    // The lock goes with the upsert, before its answer says the event is a duplicate.
-    duplicate: &[
-        Stmt::Begin,
-        Stmt::UpsertEvent,
-        Stmt::LockPurchases,
-        Stmt::CommitWithoutFlushWait,
-        Stmt::Commit,
-    ],
+    duplicate: &[Stmt::CountRedelivery],
     status_read: &[Stmt::BuyerView],
 };
 
@@ -161,7 +158,7 @@ pub const SQLITE: Statements = Statements {
         Stmt::UpdatePurchase,
         Stmt::Commit,
     ],
-    duplicate: &[Stmt::Begin, Stmt::UpsertEvent, Stmt::Commit],
+    duplicate: &[Stmt::CountRedelivery],
     status_read: &[Stmt::BuyerView],
 };
 
@@ -267,6 +264,13 @@ const PG_UPSERT_EVENT: &str = r#"INSERT INTO "webhook_events" ("event_id", "even
     ("webhook_events"."delivery_count" + $12), "last_received_at" = excluded."last_received_at"
     RETURNING "webhook_events"."delivery_count""#;
 
+/// `CountRedelivery` (`crates/postgres/src/rendered.rs`, written by hand). Binds: received at,
+/// event id.
+const PG_COUNT_REDELIVERY: &str = r#"UPDATE "webhook_events" SET "delivery_count" =
+    "webhook_events"."delivery_count" + 1, "last_received_at" = $1 FROM (SELECT
+    set_config('synchronous_commit', 'off', true)) AS "relaxed" WHERE
+    "webhook_events"."event_id" = $2"#;
+
 /// `lock_buyers_purchases` of a delivery: the purchase's buyer and course from two scalar
 /// subqueries of an alias (`single_value`), only if the event's inbox row counts one delivery
 /// (none for a redelivery), the rows in id order, locked. Binds: purchase id, 1 (limit),
@@ -323,6 +327,12 @@ const SQLITE_UPSERT_EVENT: &str = "INSERT INTO `webhook_events` (`event_id`, `ev
     `delivery_count`, `outcome`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (`event_id`)
     DO UPDATE SET `delivery_count` = (`webhook_events`.`delivery_count` + ?),
     `last_received_at` = excluded.`last_received_at` RETURNING `delivery_count`";
+
+/// `count_redelivery`: diesel's `update(..).set(..)`. Binds: 1 (added to the count), received
+/// at, event id.
+const SQLITE_COUNT_REDELIVERY: &str = "UPDATE `webhook_events` SET `delivery_count` =
+    (`webhook_events`.`delivery_count` + ?), `last_received_at` = ? WHERE
+    (`webhook_events`.`event_id` = ?)";
 
 /// `load_buyers_purchases`, as on PostgreSQL without the order and the lock (the transaction
 /// holds the database's write lock).

@@ -149,8 +149,8 @@ impl Store {
         outcome
     }
 
-    /// One request: each transaction (`Begin` .. `Commit`) on the writer, each other
-    /// statement on a reader, in order.
+    /// One request: each transaction (`Begin` .. `Commit`) and each write outside one on the
+    /// writer, each read on a reader, in order.
     async fn request(
         &self,
         sequence: &[Stmt],
@@ -174,6 +174,10 @@ impl Store {
                     .ok_or("a transaction without COMMIT")?;
                 self.write(rest[..=end].to_vec(), request()).await?;
                 rest = &rest[end + 1..];
+            } else if stmt == Stmt::CountRedelivery {
+                // A write outside a transaction: on the writer all the same.
+                self.write(vec![stmt], request()).await?;
+                rest = after;
             } else {
                 self.read(stmt, request()).await?;
                 rest = after;
@@ -197,7 +201,19 @@ fn execute(conn: &mut SqliteConnection, stmt: Stmt, request: &Request) -> Result
     };
     match stmt {
         Stmt::Begin | Stmt::Commit => conn.batch_execute(sql).map_err(failed),
-        Stmt::CommitWithoutFlushWait => Err(format!("{stmt:?}: not a SQLite statement")),
+        Stmt::CountRedelivery => {
+            let counted = diesel::sql_query(sql)
+                .bind::<Integer, _>(1)
+                .bind::<BigInt, _>(request.now)
+                .bind::<Text, _>(&item.event_id)
+                .execute(conn)
+                .map_err(failed)?;
+            if counted == 1 {
+                Ok(())
+            } else {
+                Err(format!("the redelivery counted {counted} events"))
+            }
+        }
         Stmt::UpsertEvent => {
             let count: Count = diesel::sql_query(sql)
                 .bind::<Text, _>(&item.event_id)

@@ -3,9 +3,10 @@
 
 use crate::support::{usd, World};
 use lms_domain::{PaymentFact, Purchase, PurchaseStatus, Role};
-use lms_in_memory::FakeEvent;
+use lms_in_memory::{FakeEvent, FakeGateway, InMemoryStore};
 use lms_ports::{EventFilter, EventInbox, EventOutcome, GatewayError, InboxRecord, PageRequest};
 use lms_use_cases::{Operator, UseCaseError, WebhookOutcome};
+use std::sync::Arc;
 use time::Duration;
 
 const PRICE: i64 = 1999;
@@ -120,6 +121,78 @@ async fn a_duplicate_only_counts_whatever_the_first_outcome_was() {
     assert_eq!(again.first_received_at, first.first_received_at);
     assert_eq!(again.outcome, EventOutcome::Applied);
     assert_eq!(row(&world, "evt_ignored_twice").await.delivery_count, 2);
+}
+
+#[tokio::test]
+async fn a_redelivery_of_an_event_recorded_here_is_counted_without_locating_or_asking_the_gateway()
+{
+    let world = World::new();
+    let (_, course, buyer) = world.shop(PRICE, true).await;
+    let (_, session) = world.checkout(&buyer, &course).await;
+    world
+        .gateway
+        .register_promotion_code("promo_SPRING25", "SPRING25");
+    // Located by its payment intent (a lookup), discounted (a gateway call for the code).
+    assert!(world.gateway.pay_session(&session.id, "pi_spring"));
+    let discounted = FakeEvent::new("evt_discounted", "charge.succeeded")
+        .with_payment_intent("pi_spring")
+        .with_promotion_code("promo_SPRING25")
+        .with_fact(paid(PRICE));
+    assert!(matches!(
+        world.webhook(&discounted).await.unwrap(),
+        WebhookOutcome::Applied { .. }
+    ));
+    let first = row(&world, "evt_discounted").await;
+    let calls = world.gateway.call_count();
+
+    world.clock.advance(Duration::minutes(3));
+    for _ in 0..2 {
+        assert_eq!(
+            world.webhook(&discounted).await.unwrap(),
+            WebhookOutcome::Duplicate
+        );
+    }
+    assert_eq!(world.gateway.call_count(), calls, "no gateway call");
+    assert_eq!(
+        row(&world, "evt_discounted").await,
+        InboxRecord {
+            delivery_count: 3,
+            last_received_at: first.last_received_at + Duration::minutes(3),
+            ..first
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_redelivery_remembered_but_not_in_the_inbox_is_recorded_as_a_first_delivery() {
+    let world = World::new();
+    let ignored = FakeEvent::new("evt_elsewhere", "customer.created");
+    assert_eq!(
+        world.webhook(&ignored).await.unwrap(),
+        WebhookOutcome::Ignored
+    );
+    // The same process (its memory of recent events) over a store that never saw the event.
+    let emptied = InMemoryStore::new();
+    let mut services = world.services.clone();
+    services.inbox = Arc::new(emptied.clone());
+    services.purchases = Arc::new(emptied.clone());
+    let (body, signature) = FakeGateway::signed_event(&ignored);
+    assert_eq!(
+        services
+            .handle_webhook(&body, Some(&signature))
+            .await
+            .unwrap(),
+        WebhookOutcome::Ignored
+    );
+    let recorded = emptied
+        .get_event("evt_elsewhere")
+        .await
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(
+        (recorded.delivery_count, recorded.outcome),
+        (1, EventOutcome::Ignored)
+    );
 }
 
 #[tokio::test]
