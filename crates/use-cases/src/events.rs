@@ -269,12 +269,16 @@ impl Services {
         about: Option<(PurchaseLocator, Vec<PaymentFact>, PaymentDetails)>,
     ) -> Result<WebhookOutcome, UseCaseError> {
         let event_id = &delivery.envelope.id;
-        if delivery.kind == DeliveryKind::Delivered
-            && self.recent_events.holds(event_id)
-            && self.inbox.count_redelivery(event_id, self.now()).await?
-        {
-            tracing::info!("duplicate webhook");
-            return Ok(WebhookOutcome::Duplicate);
+        if delivery.kind == DeliveryKind::Delivered && self.recent_events.holds(event_id) {
+            if self.inbox.count_redelivery(event_id, self.now()).await? {
+                tracing::info!("duplicate webhook");
+                return Ok(WebhookOutcome::Duplicate);
+            }
+            // Two ids with one 64-bit fingerprint are not what to expect here.
+            tracing::warn!(
+                "an event recorded through this process is not in the inbox (was the database \
+                 restored or replaced under the running app?); processing it as new"
+            );
         }
         let Some((locator, facts, details)) = about else {
             tracing::debug!("webhook of a type not acted on");
