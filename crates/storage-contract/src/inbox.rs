@@ -842,7 +842,7 @@ pub async fn record_event_redelivery_only_counts_whatever_the_outcome<S: Store>(
     assert_eq!(get(&store, purchase.id).await, paid);
 }
 
-pub async fn count_redelivery_counts_a_held_event_whatever_its_outcome_and_nothing_else<
+pub async fn count_redelivery_counts_a_recorded_event_whatever_its_outcome_and_nothing_else<
     S: Store,
 >(
     store: S,
@@ -850,58 +850,57 @@ pub async fn count_redelivery_counts_a_held_event_whatever_its_outcome_and_nothi
     let purchase = seed_purchase(&store).await.purchase;
     record_new(
         &store,
-        "evt_ignored",
-        EventOutcome::Ignored,
+        "evt_unmatched",
+        EventOutcome::Unmatched,
         None,
         None,
+        at(1),
+    )
+    .await;
+    let paid = apply(
+        &store,
+        purchase.id,
+        paid_in_full(),
+        Some("evt_applied"),
         at(2),
     )
     .await;
-    let paid = apply(&store, purchase.id, paid_in_full(), Some("evt_paid"), at(3)).await;
+    let recorded = |id: &str, outcome, purchase_id, first| {
+        first_row(&envelope(id), at(first), outcome, None, purchase_id)
+    };
 
-    // The end given to the nanosecond: stored as precisely as the store keeps receipt times.
+    // Given to the nanosecond: kept as precisely as the store keeps receipt times.
     let late = at(5) + time::Duration::nanoseconds(123_456_789);
-    assert_eq!(store.count_redelivery("evt_ignored", late).await, Ok(true));
-    assert_eq!(store.count_redelivery("evt_paid", at(6)).await, Ok(true));
-    assert_eq!(store.count_redelivery("evt_paid", at(7)).await, Ok(true));
+    for (id, when) in [
+        ("evt_unmatched", late),
+        ("evt_applied", at(6)),
+        ("evt_applied", at(7)),
+    ] {
+        assert_eq!(store.count_redelivery(id, when).await, Ok(true), "{id}");
+    }
 
-    let ignored = row(&store, "evt_ignored").await;
-    assert_eq!(
-        InboxRecord {
-            last_received_at: at(5),
-            ..ignored.clone()
-        },
-        InboxRecord {
-            last_received_at: at(5),
-            delivery_count: 2,
-            ..first_row(
-                &envelope("evt_ignored"),
-                at(2),
-                EventOutcome::Ignored,
-                None,
-                None
-            )
-        }
-    );
-    let kept = ignored.last_received_at - at(5);
+    let counted = row(&store, "evt_unmatched").await;
+    let kept = counted.last_received_at - at(5);
     assert!(
         kept >= time::Duration::microseconds(123_456)
             && kept <= time::Duration::nanoseconds(123_456_789),
         "last receipt time {} kept to the microsecond at least",
-        ignored.last_received_at
+        counted.last_received_at
     );
     assert_eq!(
-        row(&store, "evt_paid").await,
+        counted,
+        InboxRecord {
+            last_received_at: counted.last_received_at,
+            delivery_count: 2,
+            ..recorded("evt_unmatched", EventOutcome::Unmatched, None, 1)
+        }
+    );
+    assert_eq!(
+        row(&store, "evt_applied").await,
         InboxRecord {
             last_received_at: at(7),
             delivery_count: 3,
-            ..first_row(
-                &envelope("evt_paid"),
-                at(3),
-                EventOutcome::Applied,
-                None,
-                Some(purchase.id)
-            )
+            ..recorded("evt_applied", EventOutcome::Applied, Some(purchase.id), 2)
         }
     );
     assert_eq!(

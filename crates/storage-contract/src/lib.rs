@@ -121,7 +121,7 @@ macro_rules! storage_contract_tests {
             apply_facts_refused_replay_records_nothing,
             record_event_inserts_a_new_event_with_its_outcome,
             record_event_redelivery_only_counts_whatever_the_outcome,
-            count_redelivery_counts_a_held_event_whatever_its_outcome_and_nothing_else,
+            count_redelivery_counts_a_recorded_event_whatever_its_outcome_and_nothing_else,
             record_event_refuses_applied_and_held_outcomes,
             record_event_replay_overwrites_an_unsettled_outcome,
             record_event_replay_leaves_a_settled_event_alone,
