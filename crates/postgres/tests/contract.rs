@@ -621,6 +621,35 @@ async fn pooled_connections_have_the_pipelined_statements_prepared_before_first_
     );
 }
 
+/// A counted redelivery relaxes no commit but its own: its connection goes back to the pool
+/// with `synchronous_commit` as the session began, so the first deliveries that use it next
+/// still wait for the disk (`set_config(.., true)` in `CountRedelivery`; with `false` it would
+/// stay off for the session).
+#[tokio::test]
+async fn a_counted_redelivery_leaves_its_connection_committing_to_disk() {
+    let db = TestDatabase::migrated("lms_test").await;
+    // One connection, on this test's one runtime: the count and the look below share it.
+    let store = PgStore::connect_lazy(db.url(), 1, Duration::from_secs(30));
+    let ignored = contract::unapplied(lms_ports::EventOutcome::Ignored, None, None);
+    store
+        .record_event(&contract::event("evt_again"), &ignored, contract::at(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.count_redelivery("evt_again", contract::at(2)).await,
+        Ok(true)
+    );
+    let mut conn = store.pooled_connection().await.unwrap();
+    let setting = text(
+        &mut conn,
+        "SELECT current_setting('synchronous_commit') || ' ' || reset_val AS value \
+         FROM pg_settings WHERE name = 'synchronous_commit'",
+    )
+    .await;
+    let (now, session_default) = setting.split_once(' ').unwrap();
+    assert_eq!(now, session_default, "synchronous_commit");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applying_an_event_is_one_transaction_of_few_statements() {
     statements::install();
