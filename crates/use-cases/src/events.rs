@@ -156,14 +156,18 @@ struct Remembered {
 }
 
 impl RecentEvents {
-    pub(crate) fn holds(&self, event_id: &str) -> bool {
-        let fingerprint = self.hasher.hash_one(event_id);
+    /// What stands for `event_id` here: taken once per event, for [`RecentEvents::holds`] and
+    /// [`RecentEvents::remember`].
+    pub(crate) fn fingerprint(&self, event_id: &str) -> u64 {
+        self.hasher.hash_one(event_id)
+    }
+
+    pub(crate) fn holds(&self, fingerprint: u64) -> bool {
         self.lock().fingerprints.contains(&fingerprint)
     }
 
-    /// Remembers `event_id`, forgetting the oldest beyond [`RECENT_EVENTS_CAPACITY`].
-    pub(crate) fn remember(&self, event_id: &str) {
-        let fingerprint = self.hasher.hash_one(event_id);
+    /// Remembers an event, forgetting the oldest beyond [`RECENT_EVENTS_CAPACITY`].
+    pub(crate) fn remember(&self, fingerprint: u64) {
         let mut remembered = self.lock();
         if !remembered.fingerprints.insert(fingerprint) {
             return;
@@ -248,13 +252,16 @@ impl Services {
             purchase_id = tracing::field::Empty,
         );
         let event_type = envelope.event_type.clone();
-        let event_id = envelope.id.clone();
+        let fingerprint = self.recent_events.fingerprint(&envelope.id);
         let delivery = EventDelivery { envelope, kind };
-        let result = self.settle(delivery, about).instrument(span).await;
+        let result = self
+            .settle(delivery, about, fingerprint)
+            .instrument(span)
+            .await;
         let label = match &result {
             Ok(outcome) => {
                 // Whatever the outcome, the inbox holds the event now.
-                self.recent_events.remember(&event_id);
+                self.recent_events.remember(fingerprint);
                 outcome.label()
             }
             Err(_) => "failed",
@@ -267,9 +274,10 @@ impl Services {
         &self,
         delivery: EventDelivery,
         about: Option<(PurchaseLocator, Vec<PaymentFact>, PaymentDetails)>,
+        fingerprint: u64,
     ) -> Result<WebhookOutcome, UseCaseError> {
-        let event_id = &delivery.envelope.id;
-        if delivery.kind == DeliveryKind::Delivered && self.recent_events.holds(event_id) {
+        if delivery.kind == DeliveryKind::Delivered && self.recent_events.holds(fingerprint) {
+            let event_id = &delivery.envelope.id;
             if self.inbox.count_redelivery(event_id, self.now()).await? {
                 tracing::info!("duplicate webhook");
                 return Ok(WebhookOutcome::Duplicate);
@@ -772,19 +780,21 @@ mod tests {
     #[test]
     fn recent_events_forget_the_oldest_beyond_their_capacity() {
         let recent = RecentEvents::default();
-        assert!(!recent.holds("evt_0"));
+        let holds = |id: &str| recent.holds(recent.fingerprint(id));
+        let remember = |id: &str| recent.remember(recent.fingerprint(id));
+        assert!(!holds("evt_0"));
         for n in 0..RECENT_EVENTS_CAPACITY {
-            recent.remember(&format!("evt_{n}"));
+            remember(&format!("evt_{n}"));
         }
         // Remembered again: still one entry, and not made younger.
-        recent.remember("evt_0");
-        assert!(recent.holds("evt_0"));
+        remember("evt_0");
+        assert!(holds("evt_0"));
 
-        recent.remember("evt_new");
-        assert!(!recent.holds("evt_0"), "the oldest is forgotten");
-        assert!(recent.holds("evt_1"));
-        assert!(recent.holds(&format!("evt_{}", RECENT_EVENTS_CAPACITY - 1)));
-        assert!(recent.holds("evt_new"));
-        assert!(!recent.holds("evt_never"));
+        remember("evt_new");
+        assert!(!holds("evt_0"), "the oldest is forgotten");
+        assert!(holds("evt_1"));
+        assert!(holds(&format!("evt_{}", RECENT_EVENTS_CAPACITY - 1)));
+        assert!(holds("evt_new"));
+        assert!(!holds("evt_never"));
     }
 }
