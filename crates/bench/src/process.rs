@@ -46,7 +46,7 @@ pub fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// The app process: killed (and reaped) when dropped, then its directory is removed. Its
+/// The app process: stopped (and reaped) when dropped, then its directory is removed. Its
 /// standard output and error go to `app.log` in that directory, which is shown when it fails
 /// to start.
 #[derive(Debug)]
@@ -137,8 +137,26 @@ impl AppProcess {
     }
 }
 
+/// How long a stopped app may take to exit before it is killed.
+const GRACEFUL_EXIT: Duration = Duration::from_secs(10);
+
 impl Drop for AppProcess {
+    /// SIGTERM, as a deployment stops the app, so that it exits through its own shutdown (an
+    /// instrumented build writes its profile then: `scripts/build-pgo.sh`); SIGKILL if it is
+    /// still running after [`GRACEFUL_EXIT`] or cannot be signalled.
     fn drop(&mut self) {
+        let terminated = i32::try_from(self.pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .is_some_and(|pid| {
+                rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
+            });
+        if terminated {
+            let deadline = Instant::now() + GRACEFUL_EXIT;
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
