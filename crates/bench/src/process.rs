@@ -145,12 +145,15 @@ impl Drop for AppProcess {
     /// instrumented build writes its profile then: `scripts/build-pgo.sh`); SIGKILL if it is
     /// still running after [`GRACEFUL_EXIT`] or cannot be signalled.
     fn drop(&mut self) {
-        let terminated = i32::try_from(self.pid)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-            .is_some_and(|pid| {
-                rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
-            });
+        // Signalled only while not yet reaped: a reaped pid may already be another process's.
+        let running = matches!(self.child.try_wait(), Ok(None));
+        let terminated = running
+            && i32::try_from(self.pid)
+                .ok()
+                .and_then(rustix::process::Pid::from_raw)
+                .is_some_and(|pid| {
+                    rustix::process::kill_process(pid, rustix::process::Signal::TERM).is_ok()
+                });
         if terminated {
             let deadline = Instant::now() + GRACEFUL_EXIT;
             while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
