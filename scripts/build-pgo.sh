@@ -14,7 +14,8 @@
 #      path is compiled as cold code;
 #   4. the counts merged with llvm-profdata (the one of rustc's LLVM version; Debian's
 #      llvm-<major> package is installed when missing and run as root);
-#   5. lms-app built with -Cprofile-use; its path is printed last.
+#   5. lms-app built with -Cprofile-use and linked statically (glibc included: no shared
+#      library pages resident, 0.5-1.0 MiB less RSS); its path is printed last.
 #
 # Needs PostgreSQL at TEST_DATABASE_URL (as scripts/test.sh) and about 25 minutes on 2 cores.
 set -euo pipefail
@@ -87,7 +88,7 @@ fi
 echo "== 4/5 merging the profile" >&2
 "$profdata" merge -o "$profile" "$raw_dir"/*.profraw
 
-echo "== 5/5 lms-app, optimised with the profile" >&2
-RUSTFLAGS="-Cprofile-use=$profile" CARGO_TARGET_DIR="$pgo_dir/use" \
+echo "== 5/5 lms-app, optimised with the profile, linked statically" >&2
+RUSTFLAGS="-Cprofile-use=$profile -Ctarget-feature=+crt-static" CARGO_TARGET_DIR="$pgo_dir/use" \
     cargo build --release --locked -p lms-app --target "$host" "${cargo_flags[@]}"
 echo "$pgo_dir/use/$host/release/lms-app"
