@@ -15,7 +15,8 @@
 #   4. the counts merged with llvm-profdata (the one of rustc's LLVM version; Debian's
 #      llvm-<major> package is installed when missing and run as root);
 #   5. lms-app built with -Cprofile-use and linked statically (glibc included: no shared
-#      library pages resident, 0.5-1.0 MiB less RSS); its path is printed last.
+#      library pages resident, 0.5-1.0 MiB less RSS); run as root, its name resolution is
+#      checked (scripts/check-name-resolution.sh); its path is printed last.
 #
 # Needs PostgreSQL at TEST_DATABASE_URL (as scripts/test.sh) and about 25 minutes on 2 cores.
 set -euo pipefail
@@ -91,4 +92,11 @@ echo "== 4/5 merging the profile" >&2
 echo "== 5/5 lms-app, optimised with the profile, linked statically" >&2
 RUSTFLAGS="-Cprofile-use=$profile -Ctarget-feature=+crt-static" CARGO_TARGET_DIR="$pgo_dir/use" \
     cargo build --release --locked -p lms-app --target "$host" "${cargo_flags[@]}"
-echo "$pgo_dir/use/$host/release/lms-app"
+optimised="$pgo_dir/use/$host/release/lms-app"
+# A static glibc resolves names itself: check it does, where a network namespace can be made.
+if [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null 2>&1; then
+    scripts/check-name-resolution.sh --app-bin "$optimised" >&2
+else
+    echo "name resolution not checked (needs root and ip): scripts/check-name-resolution.sh" >&2
+fi
+echo "$optimised"
