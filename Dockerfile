@@ -38,8 +38,9 @@ COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked -p lms-app --target "$(rustc --print host-tuple)" \
         ${CARGO_FEATURES} --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --locked -p lms-app --target "$(rustc --print host-tuple)" ${CARGO_FEATURES} \
-    && cp "target/$(rustc --print host-tuple)/release/lms-app" /src/lms-app
+RUN target="$(rustc --print host-tuple)" \
+    && cargo build --release --locked -p lms-app --target "$target" ${CARGO_FEATURES} \
+    && cp "target/$target/release/lms-app" /src/lms-app
 
 FROM debian:bookworm-slim AS runtime
 # No package installed: the TLS roots for Stripe and PostgreSQL are compiled into the binary

@@ -28,7 +28,7 @@ cargo_flags=("$@")
 
 scripts/ensure-toolchain.sh
 scripts/ensure-postgres.sh
-host="$(rustc -vV | sed -n 's/^host: //p')"
+host="$(rustc --print host-tuple)"
 llvm_major="$(rustc -vV | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')"
 
 # The merged profile must be written by the LLVM that will read it: rustc's own.
@@ -46,12 +46,7 @@ find_profdata() {
     return 1
 }
 if ! profdata="$(find_profdata)"; then
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing llvm-$llvm_major for llvm-profdata (apt-get)" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "llvm-$llvm_major" >/dev/null
-    fi
+    scripts/install-debian-packages.sh "llvm-$llvm_major"
     profdata="$(find_profdata)" || {
         echo "no llvm-profdata for LLVM $llvm_major (rustc's): install Debian's llvm-$llvm_major," \
             "or the llvm-tools rustup component" >&2

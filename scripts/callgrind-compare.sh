@@ -43,15 +43,7 @@ for binary in "$app_bin" "$compare"; do
 done
 
 if ! command -v valgrind >/dev/null 2>&1 || ! command -v callgrind_control >/dev/null 2>&1; then
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing valgrind (apt-get)" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends valgrind >/dev/null
-    else
-        echo "valgrind is missing: apt-get install valgrind (as root)" >&2
-        exit 1
-    fi
+    scripts/install-debian-packages.sh valgrind
 fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/lms-callgrind.XXXXXX")"

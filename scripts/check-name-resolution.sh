@@ -33,10 +33,7 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 if ! command -v dnsmasq >/dev/null 2>&1; then
-    echo "installing dnsmasq (apt-get)" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends dnsmasq-base >/dev/null
+    scripts/install-debian-packages.sh dnsmasq-base
 fi
 
 ns="lms-dns-$$"
@@ -61,10 +58,19 @@ echo ok >"$work/www/index.html"
 ip netns exec "$ns" python3 -m http.server 4555 --bind 127.0.0.1 --directory "$work/www" \
     >"$work/http.log" 2>&1 &
 http_pid=$!
+listening=""
 for _ in $(seq 1 50); do
-    ip netns exec "$ns" bash -c 'exec 3<>/dev/tcp/127.0.0.1/4555' 2>/dev/null && break
+    if ip netns exec "$ns" bash -c 'exec 3<>/dev/tcp/127.0.0.1/4555' 2>/dev/null; then
+        listening=yes
+        break
+    fi
     sleep 0.1
 done
+if [ -z "$listening" ]; then
+    echo "the test HTTP server never listened on 127.0.0.1:4555 (its log follows)" >&2
+    cat "$work/http.log" >&2
+    exit 1
+fi
 
 linking="$(file -b "$app_bin" | grep -o 'static-pie linked\|statically linked\|dynamically linked' || true)"
 echo "binary: $app_bin (${linking:-linking unknown})"

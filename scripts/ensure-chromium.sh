@@ -13,22 +13,11 @@ if present; then
     exit 0
 fi
 
-if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing chromium and chromium-driver (apt-get)" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
-    if present; then
-        exit 0
-    fi
+if ! "$(dirname "$0")/install-debian-packages.sh" chromium chromium-driver; then
+    echo "or point CHROMIUM_BIN / CHROMEDRIVER_BIN at matching Chromium and chromedriver binaries" >&2
+    exit 1
+fi
+if ! present; then
     echo "apt-get finished but $CHROMIUM or $CHROMEDRIVER is still missing" >&2
     exit 1
 fi
-
-cat >&2 <<MSG
-The browser tests need $CHROMIUM and $CHROMEDRIVER.
-Install them as root on Debian/Ubuntu:
-    apt-get update && apt-get install -y chromium chromium-driver
-or point CHROMIUM_BIN / CHROMEDRIVER_BIN at matching Chromium and chromedriver binaries.
-MSG
-exit 1
