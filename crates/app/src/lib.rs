@@ -553,7 +553,10 @@ where
             .with_env_filter(filter)
             .with_writer(writer)
             .flatten_event(true)
-            .with_current_span(true)
+            // The span list alone: it ends with the current span, which a `span` object would
+            // repeat on every line (half of a request line; callgrind, crates/bench/README.md).
+            .with_current_span(false)
+            .with_span_list(true)
             .try_init()
             .is_err(),
         LogFormat::Text => text_logs(filter, writer, ansi).try_init().is_err(),

@@ -233,9 +233,11 @@ impl Currency {
     /// # Errors
     /// [`MoneyError::UnknownCurrency`] when the code is not one this product charges in.
     pub fn parse(code: &str) -> Result<Self, MoneyError> {
-        let upper = code.trim().to_ascii_uppercase();
+        // Compared byte by byte, upper-cased on the fly: every stored row and Stripe object
+        // passes through here, so no upper-case copy is allocated for the lookup.
+        let wanted = code.trim().bytes().map(|b| b.to_ascii_uppercase());
         CURRENCIES
-            .binary_search_by(|info| info.code.cmp(upper.as_str()))
+            .binary_search_by(|info| info.code.bytes().cmp(wanted.clone()))
             .ok()
             .and_then(|index| u8::try_from(index).ok())
             .map(Currency)

@@ -169,6 +169,94 @@ async fn a_bogus_sslmode_is_refused_before_any_connection() {
     ));
 }
 
+/// `value` as a URL host: every byte but letters, digits and `-._~` percent-encoded, so a
+/// socket directory's slashes do not end the host.
+fn percent_encoded(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The directory of the test server's Unix socket, when the server runs on this machine and
+/// listens on one; in CI it must.
+async fn local_socket_directory(over_tcp: &PgStore) -> Option<String> {
+    let directories = show(over_tcp, "unix_socket_directories").await;
+    let port = show(over_tcp, "port").await;
+    let found = directories
+        .split(',')
+        .map(str::trim)
+        .find(|dir| {
+            std::path::Path::new(dir)
+                .join(format!(".s.PGSQL.{port}"))
+                .exists()
+        })
+        .map(str::to_owned);
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the test server must listen on a Unix socket of this machine in CI"
+        );
+        eprintln!("skipped: no Unix socket of the test server on this machine ({directories:?})");
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_whose_host_is_the_socket_directory_connects_through_the_unix_socket() {
+    let db = TestDatabase::migrated("lms_conn").await;
+    let options = PgConnectionOptions::default();
+    let over_tcp = store(db.url(), &options);
+    let Some(directory) = local_socket_directory(&over_tcp).await else {
+        return;
+    };
+    let user = show(&over_tcp, "session_authorization").await;
+    let url = format!(
+        "postgres://{}@{}/{}",
+        percent_encoded(&user),
+        percent_encoded(&directory),
+        db.name()
+    );
+
+    let local = store(&url, &options);
+    let mut conn = local.pooled_connection().await.unwrap();
+    // The server's own address is NULL exactly when the session came through a Unix socket.
+    let over_socket = diesel::sql_query("SELECT inet_server_addr() IS NULL AS value")
+        .get_result::<Flag>(&mut conn)
+        .await
+        .unwrap()
+        .value;
+    assert!(over_socket, "{url}");
+    drop(conn);
+    // The store works there as over TCP, session limits included.
+    assert_eq!(show(&local, "lock_timeout").await, "5s");
+    assert!(local
+        .get_user(UserId::from_uuid(Uuid::new_v4()))
+        .await
+        .unwrap()
+        .is_none());
+    // The server offers no TLS on a socket: a URL that requires it is refused, not served in
+    // the clear.
+    let required = PgStore::connect_lazy_with(
+        &with_param(&url, "sslmode=require"),
+        1,
+        Duration::from_millis(500),
+        &options,
+    )
+    .unwrap();
+    let refused = required.pooled_connection().await.err().unwrap();
+    assert!(
+        lms_ports::chain_text(&refused).contains("server does not support TLS"),
+        "{refused:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pooled_connections_carry_the_configured_session_limits() {
     let db = TestDatabase::migrated("lms_conn").await;

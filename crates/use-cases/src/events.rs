@@ -325,9 +325,11 @@ impl Services {
         match applied {
             Ok(Applied::Applied { purchase, others }) => {
                 let outcome = applied_outcome(&purchase);
+                // `purchase_id` is the span's, recorded above.
                 tracing::info!(
-                    purchase_id = %purchase_id, status = purchase.status().as_str(),
-                    outcome = outcome.label(), "webhook applied"
+                    status = purchase.status().as_str(),
+                    outcome = outcome.label(),
+                    "webhook applied"
                 );
                 // The status each applied event left the purchase in (not a count of purchases).
                 metrics::counter!("lms_purchase_updates_total", "status" => purchase.status().as_str())

@@ -122,9 +122,6 @@ fn field<'a>(event: &'a Value, name: &str) -> Option<&'a Value> {
     if let Some(value) = event.get(name) {
         return Some(value);
     }
-    if let Some(value) = event.get("span").and_then(|span| span.get(name)) {
-        return Some(value);
-    }
     event
         .get("spans")
         .and_then(Value::as_array)
@@ -218,6 +215,8 @@ async fn json_logs_are_one_object_a_line_with_request_purchase_and_event_ids() {
                 event["level"].is_string() && event["timestamp"].is_string(),
                 "{line}"
             );
+            // The spans once, as a list ending with the current one; not again as `span`.
+            assert!(event.get("span").is_none(), "{line}");
             event
         })
         .collect();
