@@ -757,14 +757,21 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // The facts.
     let storage = match backend {
         Backend::Postgres => format!(
-            "PostgreSQL {} (synchronous_commit={}; scratch database {}; no TLS: sslmode=disable for both)",
+            "PostgreSQL {} (synchronous_commit={}; scratch database {}; {}; no TLS: sslmode=disable for both)",
             text_value(&data, "SELECT current_setting('server_version') AS value").await?,
             text_value(
                 &data,
                 "SELECT current_setting('synchronous_commit') AS value"
             )
             .await?,
-            db.as_ref().map_or("?", TestDatabase::name)
+            db.as_ref().map_or("?", TestDatabase::name),
+            // The app, the baseline and the peer connect as this connection did.
+            text_value(
+                &data,
+                "SELECT coalesce('over TCP to ' || host(inet_server_addr()) || ':' || inet_server_port(), \
+                 'through the Unix socket in ' || current_setting('unix_socket_directories')) AS value"
+            )
+            .await?
         ),
         Backend::Sqlite => format!(
             "SQLite {} (bundled, the app's library), a file in a temporary directory, WAL, synchronous=FULL",
