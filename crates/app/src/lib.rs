@@ -554,7 +554,7 @@ where
             .with_writer(writer)
             .flatten_event(true)
             // The span list alone: it ends with the current span, which a `span` object would
-            // repeat on every line (half of a request line; callgrind, crates/bench/README.md).
+            // repeat on every line (half of a request line, crates/bench/README.md).
             .with_current_span(false)
             .with_span_list(true)
             .try_init()
