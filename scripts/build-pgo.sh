@@ -46,7 +46,8 @@ find_profdata() {
     return 1
 }
 if ! profdata="$(find_profdata)"; then
-    scripts/install-debian-packages.sh "llvm-$llvm_major"
+    # Not root: it says which package is missing; the message below adds rustup's component.
+    scripts/install-debian-packages.sh "llvm-$llvm_major" || true
     profdata="$(find_profdata)" || {
         echo "no llvm-profdata for LLVM $llvm_major (rustc's): install Debian's llvm-$llvm_major," \
             "or the llvm-tools rustup component" >&2

@@ -15,6 +15,7 @@ use lms_domain::UserId;
 use lms_ports::{RepoError, UserRepo};
 use lms_postgres::{run_migrations_with, PgConnectionOptions, PgStore};
 use lms_test_db::{maintenance_url, TestDatabase};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use uuid::Uuid;
 
 #[derive(QueryableByName)]
@@ -169,21 +170,6 @@ async fn a_bogus_sslmode_is_refused_before_any_connection() {
     ));
 }
 
-/// `value` as a URL host: every byte but letters, digits and `-._~` percent-encoded, so a
-/// socket directory's slashes do not end the host.
-fn percent_encoded(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 /// The directory of the test server's Unix socket, when the server runs on this machine and
 /// listens on one; in CI it must.
 async fn local_socket_directory(over_tcp: &PgStore) -> Option<String> {
@@ -219,8 +205,8 @@ async fn a_url_whose_host_is_the_socket_directory_connects_through_the_unix_sock
     let user = show(&over_tcp, "session_authorization").await;
     let url = format!(
         "postgres://{}@{}/{}",
-        percent_encoded(&user),
-        percent_encoded(&directory),
+        utf8_percent_encode(&user, NON_ALPHANUMERIC),
+        utf8_percent_encode(&directory, NON_ALPHANUMERIC),
         db.name()
     );
 
