@@ -213,6 +213,16 @@ async fn a_purchase_moves_each_counter_by_what_happened() {
         1.0
     );
     assert_eq!(req("GET", "/api/v1/courses/{courseId}", "404"), 1.0);
+    // Its route is registered under nested scopes; the label is still the whole pattern.
+    assert!(
+        req(
+            "GET",
+            "/api/v1/payments/courses/{courseId}/purchase-status",
+            "200"
+        ) >= 1.0,
+        "{}",
+        m.text
+    );
     // Only the forged delivery was refused; the sandbox's and our repeat were acknowledged.
     assert_eq!(req("POST", "/api/v1/payments/webhook", "400"), 1.0);
     assert!(req("POST", "/api/v1/payments/webhook", "200") >= 2.0);
