@@ -41,16 +41,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &ApiSettings) {
                     .route(web::post().to(payments::webhook)),
             )
             // The frontend's hot read, as `/payments/courses/{courseId}/purchase-status`. The
-            // router matches a `{segment}` pattern with a regex search over the whole rest of
-            // the path (a third of this read's instructions as one resource); under the static
-            // prefix, it only scans the id (crates/bench/README.md).
+            // router matches a `{segment}` pattern with a regex search that costs for every
+            // byte of the path it reads (53,000 instructions as one resource); under the
+            // static prefix, it reads only the id (crates/bench/README.md).
             .service(
-                web::scope("/payments/courses").service(
-                    web::scope("/{courseId}").service(
-                        resource("/purchase-status")
-                            .route(web::get().to(payments::purchase_status)),
-                    ),
-                ),
+                web::scope("/payments/courses").service(web::scope("/{courseId}").service(
+                    resource("/purchase-status").route(web::get().to(payments::purchase_status)),
+                )),
             )
             .service(
                 resource("/payments/purchased-courses")

@@ -20,9 +20,12 @@ async fn unknown_routes_and_wrong_methods_get_the_envelope(app: TestApp) {
     // The status read sits under nested scopes: their other paths are unknown, its other
     // methods wrong, as for any route.
     let course = "/api/v1/payments/courses/3f2b8c1e-0d5a-4c7b-9e61-2a4f8d9c0b17";
-    app.send(app.client.post(app.url(&format!("{course}/purchase-status"))))
-        .await
-        .assert_error(405, "METHOD_NOT_ALLOWED");
+    app.send(
+        app.client
+            .post(app.url(&format!("{course}/purchase-status"))),
+    )
+    .await
+    .assert_error(405, "METHOD_NOT_ALLOWED");
     app.get(course, None).await.assert_error(404, "NOT_FOUND");
     app.get(&format!("{course}/purchase-state"), None)
         .await
