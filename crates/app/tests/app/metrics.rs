@@ -213,7 +213,7 @@ async fn a_purchase_moves_each_counter_by_what_happened() {
         1.0
     );
     assert_eq!(req("GET", "/api/v1/courses/{courseId}", "404"), 1.0);
-    // Its route is registered under nested scopes; the label is still the whole pattern.
+    // The status read is routed under nested scopes; its label is still the whole pattern.
     assert!(
         req(
             "GET",
