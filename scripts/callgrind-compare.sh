@@ -4,7 +4,7 @@
 # as one command. Instruction counts do not move with the machine's load the way CPU time
 # does, so two builds compare by their totals even on a busy machine.
 #
-#   scripts/callgrind-compare.sh [--app-bin PATH] [--out FILE] [--top N]
+#   scripts/callgrind-compare.sh [--app-bin PATH] [--out FILE] [--top N] [--symbol-order FILE]
 #
 # The mix: `compare --postgres --no-peer --events 300 --reads 2000` with the app running
 # under callgrind, instrumentation switched on when the first webhook reaches the app (after
@@ -12,6 +12,12 @@
 # workloads' deliveries (about 630) and status reads (about 2,300). The baseline and the
 # load generator run outside valgrind. Prints the total, the functions that execute the most
 # instructions, and where the profile is (read it with callgrind_annotate).
+#
+# With --symbol-order FILE it counts from the app's start instead (start-up and set-up
+# included) and writes FILE: the app's functions that ran, by their own instruction count, one
+# symbol name per line, as crates/app/symbol-order.txt (how the linker lays out the binary,
+# crates/app/build.rs) is regenerated: scripts/callgrind-compare.sh --symbol-order
+# crates/app/symbol-order.txt.
 #
 # Needs: the release binaries (cargo build --release -p lms-app -p lms-bench), PostgreSQL at
 # TEST_DATABASE_URL, valgrind (installed from Debian's package when run as root).
@@ -24,12 +30,14 @@ export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 app_bin="$CARGO_TARGET_DIR/release/lms-app"
 out=""
 top=25
+symbol_order=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --app-bin) app_bin="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --top) top="$2"; shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --symbol-order) symbol_order="$2"; shift 2 ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 64 ;;
     esac
 done
@@ -48,12 +56,19 @@ fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/lms-callgrind.XXXXXX")"
 out="${out:-$work/callgrind.out}"
+valgrind_flags="--instr-atstart=no"
+switched_on=""
+if [ -n "$symbol_order" ]; then
+    # Counted from the start, with the symbols' own (mangled) names, as the linker reads them.
+    valgrind_flags="--instr-atstart=yes --demangle=no"
+    switched_on=yes
+fi
 # compare starts this wrapper as the app; it runs the app under callgrind with
 # instrumentation off, says valgrind's pid, and passes compare's SIGTERM on, waiting for
 # callgrind to write its profile.
 cat >"$work/app.sh" <<WRAPPER
 #!/usr/bin/env bash
-valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" "$app_bin" "\$@" &
+valgrind --tool=callgrind $valgrind_flags --callgrind-out-file="$out" "$app_bin" "\$@" &
 child=\$!
 echo \$child >"$work/valgrind.pid"
 trap 'kill -TERM \$child 2>/dev/null; wait \$child' TERM INT
@@ -65,7 +80,6 @@ chmod +x "$work/app.sh"
     >"$work/compare.txt" 2>&1 &
 compare_pid=$!
 
-switched_on=""
 while kill -0 "$compare_pid" 2>/dev/null; do
     if [ -z "$switched_on" ] && [ -s "$work/valgrind.pid" ]; then
         pid="$(cat "$work/valgrind.pid")"
@@ -97,6 +111,15 @@ if [ -z "$switched_on" ] || [ ! -s "$out" ]; then
     exit 1
 fi
 
+if [ -n "$symbol_order" ]; then
+    callgrind_annotate --threshold=100 "$out" 2>/dev/null \
+        | grep -F " [$app_bin]" \
+        | sed -E 's/^ *[0-9,]+ +\([ 0-9.]+%\) +[^:]*:([^ ]+) \[.*$/\1/' \
+        | sed -E "s/'[0-9]+$//" | grep -E '^_(ZN|R)' | awk '!seen[$0]++' >"$symbol_order"
+    # callgrind names a recursive call's cycle `name'2`; the linker knows only `name`. Lines
+    # that are no symbol name (an address, "(below main)") are dropped.
+    echo "# $(wc -l <"$symbol_order") functions of $app_bin that ran, written to $symbol_order"
+fi
 echo "# callgrind: $app_bin, compare --postgres --no-peer --events 300 --reads 2000"
 grep -E "^checks" "$work/compare.txt" || true
 callgrind_annotate "$out" 2>/dev/null | grep "PROGRAM TOTALS"

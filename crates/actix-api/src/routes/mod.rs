@@ -40,14 +40,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, settings: &ApiSettings) {
                     .app_data(web::PayloadConfig::new(settings.webhook_limit))
                     .route(web::post().to(payments::webhook)),
             )
-            // The frontend's hot read, as `/payments/courses/{courseId}/purchase-status`. The
-            // router matches a `{segment}` pattern with a regex search that costs for every
-            // byte of the path it reads (53,000 instructions as one resource); under the
-            // static prefix, it reads only the id (crates/bench/README.md).
             .service(
-                web::scope("/payments/courses").service(web::scope("/{courseId}").service(
-                    resource("/purchase-status").route(web::get().to(payments::purchase_status)),
-                )),
+                resource("/payments/courses/{courseId}/purchase-status")
+                    .route(web::get().to(payments::purchase_status)),
             )
             .service(
                 resource("/payments/purchased-courses")

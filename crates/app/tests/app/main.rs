@@ -16,3 +16,4 @@ mod offline;
 mod operator;
 mod reconciler;
 mod stripe_mode;
+mod symbol_order;

@@ -213,7 +213,7 @@ async fn a_purchase_moves_each_counter_by_what_happened() {
         1.0
     );
     assert_eq!(req("GET", "/api/v1/courses/{courseId}", "404"), 1.0);
-    // The status read is routed under nested scopes; its label is still the whole pattern.
+    // A route with a `{segment}` is labelled by its pattern, never by the requested path.
     assert!(
         req(
             "GET",

@@ -17,8 +17,7 @@ async fn unknown_routes_and_wrong_methods_get_the_envelope(app: TestApp) {
     app.get("/api/v1/payments/webhook", None)
         .await
         .assert_error(405, "METHOD_NOT_ALLOWED");
-    // The status read sits under nested scopes: their other paths are unknown, its other
-    // methods wrong, as for any route.
+    // The frontend's hot read: the paths beside it are unknown, its other methods wrong.
     let course = "/api/v1/payments/courses/3f2b8c1e-0d5a-4c7b-9e61-2a4f8d9c0b17";
     app.send(
         app.client
