@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
         --out) out="$2"; shift 2 ;;
         --top) top="$2"; shift 2 ;;
         --symbol-order) symbol_order="$2"; shift 2 ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 64 ;;
     esac
 done
@@ -63,8 +63,8 @@ if [ -n "$symbol_order" ]; then
     valgrind_flags="--instr-atstart=yes --demangle=no"
     switched_on=yes
 fi
-# compare starts this wrapper as the app; it runs the app under callgrind with
-# instrumentation off, says valgrind's pid, and passes compare's SIGTERM on, waiting for
+# compare starts this wrapper as the app; it runs the app under callgrind (instrumentation
+# off until the first webhook, on from the start with --symbol-order), says valgrind's pid, and passes compare's SIGTERM on, waiting for
 # callgrind to write its profile.
 cat >"$work/app.sh" <<WRAPPER
 #!/usr/bin/env bash
