@@ -16,8 +16,8 @@
 # With --symbol-order FILE it counts from the app's start instead (start-up and set-up
 # included) and writes FILE: the app's functions that ran, by their own instruction count, one
 # symbol name per line, as crates/app/symbol-order.txt (how the linker lays out the binary,
-# crates/app/build.rs) is regenerated: scripts/callgrind-compare.sh --symbol-order
-# crates/app/symbol-order.txt.
+# crates/app/build.rs) is regenerated: once with the release build, once with the Docker
+# image's (static, no demo: other symbol names), the two lists joined with awk '!seen[$0]++'.
 #
 # Needs: the release binaries (cargo build --release -p lms-app -p lms-bench), PostgreSQL at
 # TEST_DATABASE_URL, valgrind (installed from Debian's package when run as root).

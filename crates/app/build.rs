@@ -6,8 +6,9 @@
 //! the whole binary. Packed together they leave 3-4.5 MiB of code unmapped: 12.1-13.7 MiB after
 //! the benchmark's loads instead of 16.6-16.7 (crates/bench/README.md, "Functions laid out in
 //! the order they run"). The list is written by `scripts/callgrind-compare.sh --symbol-order
-//! crates/app/symbol-order.txt`. A function missing from it (new, or renamed since) is laid out
-//! as without the list, so a stale list costs memory, never correctness.
+//! crates/app/symbol-order.txt`, run for the release build and the Docker image's. A function
+//! missing from it (new, or renamed since) is laid out as without the list, so a stale list
+//! costs memory, never correctness.
 //!
 //! `--symbol-ordering-file` is an option of LLD, which rustc links x86_64 Linux binaries with
 //! since 1.90; the list is used there only. `LMS_SYMBOL_ORDER=off` leaves it out, for a build
