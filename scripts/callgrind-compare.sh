@@ -64,8 +64,8 @@ if [ -n "$symbol_order" ]; then
     switched_on=yes
 fi
 # compare starts this wrapper as the app; it runs the app under callgrind (instrumentation
-# off until the first webhook, on from the start with --symbol-order), says valgrind's pid, and passes compare's SIGTERM on, waiting for
-# callgrind to write its profile.
+# off until the first webhook, on from the start with --symbol-order), says valgrind's pid,
+# and passes compare's SIGTERM on, waiting for callgrind to write its profile.
 cat >"$work/app.sh" <<WRAPPER
 #!/usr/bin/env bash
 valgrind --tool=callgrind $valgrind_flags --callgrind-out-file="$out" "$app_bin" "\$@" &
