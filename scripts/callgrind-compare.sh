@@ -4,7 +4,8 @@
 # as one command. Instruction counts do not move with the machine's load the way CPU time
 # does, so two builds compare by their totals even on a busy machine.
 #
-#   scripts/callgrind-compare.sh [--app-bin PATH] [--out FILE] [--top N] [--symbol-order FILE]
+#   scripts/callgrind-compare.sh [--app-bin PATH] [--out FILE] [--top N]
+#                                [--symbol-order FILE | --check-symbol-order FILE]
 #
 # The mix: `compare --postgres --no-peer --events 300 --reads 2000` with the app running
 # under callgrind, instrumentation switched on when the first webhook reaches the app (after
@@ -18,6 +19,11 @@
 # symbol name per line, as crates/app/symbol-order.txt (how the linker lays out the binary,
 # crates/app/build.rs) is regenerated: once with the release build, once with the Docker
 # image's (static, no demo: other symbol names), the two lists joined with awk '!seen[$0]++'.
+# With --check-symbol-order FILE it counts the same way and says how stale FILE is for this
+# build: the share of the functions that ran, and of their instructions, that FILE lists. A
+# function FILE misses (new, or renamed: names carry a hash of their crate's build) is laid
+# out away from the others and keeps more of the binary resident; regenerate when the share of
+# functions falls well below 100 %.
 #
 # Needs: the release binaries (cargo build --release -p lms-app -p lms-bench), PostgreSQL at
 # TEST_DATABASE_URL, valgrind (installed from Debian's package when run as root).
@@ -31,16 +37,27 @@ app_bin="$CARGO_TARGET_DIR/release/lms-app"
 out=""
 top=25
 symbol_order=""
+check_order=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --app-bin) app_bin="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --top) top="$2"; shift 2 ;;
         --symbol-order) symbol_order="$2"; shift 2 ;;
-        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --check-symbol-order) check_order="$2"; shift 2 ;;
+        -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 64 ;;
     esac
 done
+
+if [ -n "$symbol_order" ] && [ -n "$check_order" ]; then
+    echo "--symbol-order writes a list and --check-symbol-order reads one: give one of them" >&2
+    exit 64
+fi
+if [ -n "$check_order" ] && [ ! -r "$check_order" ]; then
+    echo "no list to check at $check_order" >&2
+    exit 1
+fi
 
 compare="$CARGO_TARGET_DIR/release/compare"
 for binary in "$app_bin" "$compare"; do
@@ -58,7 +75,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/lms-callgrind.XXXXXX")"
 out="${out:-$work/callgrind.out}"
 valgrind_flags="--instr-atstart=no"
 switched_on=""
-if [ -n "$symbol_order" ]; then
+if [ -n "$symbol_order$check_order" ]; then
     # Counted from the start, with the symbols' own (mangled) names, as the linker reads them.
     valgrind_flags="--instr-atstart=yes --demangle=no"
     switched_on=yes
@@ -111,14 +128,34 @@ if [ -z "$switched_on" ] || [ ! -s "$out" ]; then
     exit 1
 fi
 
-if [ -n "$symbol_order" ]; then
+# "instructions name" for each of the app's own functions that ran, the most executed first.
+# callgrind names a recursive call's cycle `name'2`; the linker knows only `name`. Lines that
+# are no symbol name (an address, "(below main)") are dropped.
+functions_that_ran() {
     callgrind_annotate --threshold=100 "$out" 2>/dev/null \
         | grep -F " [$app_bin]" \
-        | sed -E 's/^ *[0-9,]+ +\([ 0-9.]+%\) +[^:]*:([^ ]+) \[.*$/\1/' \
-        | sed -E "s/'[0-9]+$//" | grep -E '^_(ZN|R)' | awk '!seen[$0]++' >"$symbol_order"
-    # callgrind names a recursive call's cycle `name'2`; the linker knows only `name`. Lines
-    # that are no symbol name (an address, "(below main)") are dropped.
+        | sed -E 's/^ *([0-9,]+) +\([ 0-9.]+%\) +[^:]*:([^ ]+) \[.*$/\1 \2/' \
+        | sed -E "s/'[0-9]+$//" | awk '$2 ~ /^_(ZN|R)/ { gsub(",", "", $1); print }'
+}
+if [ -n "$symbol_order" ]; then
+    functions_that_ran | awk '!seen[$2]++ { print $2 }' >"$symbol_order"
     echo "# $(wc -l <"$symbol_order") functions of $app_bin that ran, written to $symbol_order"
+fi
+if [ -n "$check_order" ]; then
+    echo "# $check_order against the functions of $app_bin that ran:"
+    functions_that_ran | awk -v list="$check_order" '
+        NR == FNR { listed[$0] = 1; next }
+        { ran[$2] += $1; total += $1 }
+        END {
+            for (name in ran) {
+                functions++
+                if (name in listed) { found++; covered += ran[name] }
+                else if (ran[name] > worst) { worst = ran[name]; worst_name = name }
+            }
+            printf "%d of %d functions listed (%.1f %%), %.1f %% of their instructions\n",
+                found, functions, 100 * found / functions, 100 * covered / total
+            if (worst_name != "") printf "the most executed one missing: %s\n", worst_name
+        }' "$check_order" -
 fi
 echo "# callgrind: $app_bin, compare --postgres --no-peer --events 300 --reads 2000"
 grep -E "^checks" "$work/compare.txt" || true
