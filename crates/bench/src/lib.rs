@@ -11,6 +11,7 @@
 //! printing numbers for work that did not happen.
 
 pub mod compare;
+pub mod http1;
 pub mod process;
 
 use anyhow::{anyhow, bail, ensure, Context};
@@ -277,6 +278,17 @@ impl Api {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// The server's socket address, for [`http1::closed_loop`].
+    ///
+    /// # Errors
+    /// When `base_url` is not `http://<ip>:<port>`.
+    pub fn address(&self) -> anyhow::Result<std::net::SocketAddr> {
+        self.base_url
+            .strip_prefix("http://")
+            .and_then(|address| address.parse().ok())
+            .ok_or_else(|| anyhow!("{} is not http://<ip>:<port>", self.base_url))
     }
 
     /// A GET for set-up or checks.

@@ -29,12 +29,16 @@ pub mod sql;
 pub mod sqlite;
 pub mod workload;
 
+use crate::http1;
 use crate::process::{
     clock_ticks_per_second, free_port, load_average, mib, read_cpu, read_memory, AppProcess,
     Sampler, TempDir,
 };
-use crate::{check_errors, closed_loop, Api, Data, InboxCounts, Run};
+use crate::{check_errors, Api, Data, InboxCounts, Run};
 use anyhow::{anyhow, bail, ensure, Context};
+use bytes::Bytes;
+use hyper::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE};
+use hyper::Method;
 use lms_app::WEBHOOK_PATH;
 use lms_stripe_sandbox::Sandbox;
 use lms_test_db::TestDatabase;
@@ -293,21 +297,24 @@ async fn deliver_all(
     paid: &[Paid],
     concurrency: usize,
 ) -> anyhow::Result<Run> {
-    let signed: Vec<(Vec<u8>, String)> = paid.iter().map(|p| sandbox.signed(&p.event)).collect();
-    let url = Arc::new(api.url(WEBHOOK_PATH));
-    closed_loop(
-        signed,
-        concurrency,
-        StatusCode::OK,
-        move |client, (body, signature)| {
-            client
-                .post(url.as_str())
-                .header("Content-Type", "application/json; charset=utf-8")
-                .header("Stripe-Signature", signature)
-                .body(body.clone())
-        },
-    )
-    .await
+    let server = api.address()?;
+    let requests = paid
+        .iter()
+        .map(|p| {
+            let (body, signature) = sandbox.signed(&p.event);
+            http1::Prepared::new(
+                Method::POST,
+                server,
+                WEBHOOK_PATH,
+                &[
+                    (CONTENT_TYPE, "application/json; charset=utf-8"),
+                    (HeaderName::from_static("stripe-signature"), &signature),
+                ],
+                body,
+            )
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    http1::closed_loop(server, requests, concurrency, StatusCode::OK).await
 }
 
 /// `requests` purchase-status reads cycling over the buyers of `paid`.
@@ -317,19 +324,22 @@ async fn read_all(
     requests: usize,
     concurrency: usize,
 ) -> anyhow::Result<Run> {
-    let items: Vec<(String, String)> = paid
+    let server = api.address()?;
+    let requests = paid
         .iter()
         .cycle()
         .take(requests)
-        .map(|p| (api.url(&p.buyer.status_path()), p.buyer.token.clone()))
-        .collect();
-    closed_loop(
-        items,
-        concurrency,
-        StatusCode::OK,
-        |client, (url, token)| client.get(url).bearer_auth(token),
-    )
-    .await
+        .map(|p| {
+            http1::Prepared::new(
+                Method::GET,
+                server,
+                &p.buyer.status_path(),
+                &[(AUTHORIZATION, &format!("Bearer {}", p.buyer.token))],
+                Bytes::new(),
+            )
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    http1::closed_loop(server, requests, concurrency, StatusCode::OK).await
 }
 
 /// The baseline: one round on `data`'s database; also returns this process's CPU per request.
@@ -852,7 +862,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         (peer::Prepared::Run(_), None) => {}
     }
     println!(
-        "clients      : this process, on the same machine: reqwest for the app{} (one keep-alive connection per client), for the baseline {}",
+        "clients      : this process, on the same machine: requests built before the run, each client one HTTP/1.1 keep-alive connection of hyper's (src/http1.rs), for the app{}; for the baseline {}",
         if peer_process.is_some() {
             " and the peer"
         } else {
