@@ -3,10 +3,11 @@
 //! redirect or header logic per request), as `wrk` sends pre-built requests.
 //!
 //! It shares the machine's two cores with the server under test and its database, so every
-//! microsecond it spends per request is taken from them: reqwest, which the set-up uses,
-//! spends about twice what this does (`compare` prints the client's CPU per request).
+//! microsecond it spends per request is taken from them. reqwest, which the set-up uses, spent
+//! half as much again per status read (`compare` prints the client's CPU per request;
+//! measured in crates/bench/README.md, "The load generator").
 
-use crate::{closed_loop_with, Run};
+use crate::{closed_loop_with, expected_answer, Run};
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -130,12 +131,5 @@ async fn send(
         .await
         .map_err(|err| format!("{status}, body: {err}"))?
         .to_bytes();
-    if status == expected {
-        Ok(())
-    } else {
-        Err(format!(
-            "{status} {}",
-            String::from_utf8_lossy(&body[..body.len().min(300)])
-        ))
-    }
+    expected_answer(status, expected, &body)
 }

@@ -678,11 +678,7 @@ where
                 Ok(response) => {
                     let status = response.status();
                     match response.bytes().await {
-                        Ok(_) if status == expected => Ok(()),
-                        Ok(body) => Err(format!(
-                            "{status} {}",
-                            String::from_utf8_lossy(&body[..body.len().min(300)])
-                        )),
+                        Ok(body) => expected_answer(status, expected, &body),
                         Err(err) => Err(format!("{status}, body: {err}")),
                     }
                 }
@@ -692,6 +688,25 @@ where
         }
     })
     .await
+}
+
+/// `Ok` when `status` is the one `expected`, else the status with the start of the body.
+///
+/// # Errors
+/// That text, for [`Run::first_error`].
+pub fn expected_answer(
+    status: StatusCode,
+    expected: StatusCode,
+    body: &[u8],
+) -> Result<(), String> {
+    if status == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "{status} {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        ))
+    }
 }
 
 /// The closed loop of [`closed_loop`] over any kind of client: each of `workers` (one per
