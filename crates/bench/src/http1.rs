@@ -7,14 +7,15 @@
 //! half as much again per status read (`compare` prints the client's CPU per request;
 //! measured in crates/bench/README.md, "The load generator").
 
-use crate::{closed_loop_with, expected_answer, Run};
+use crate::{closed_loop_with, Buyer, Run, CHECKOUT_PATH};
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, HOST};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::rt::TokioIo;
+use lms_app::WEBHOOK_PATH;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,57 @@ impl Prepared {
             headers: map,
             body: body.into(),
         })
+    }
+
+    /// A webhook delivery: `signed` is the body and its `Stripe-Signature` header
+    /// (`Sandbox::signed`).
+    ///
+    /// # Errors
+    /// As [`Prepared::new`].
+    pub fn webhook(server: SocketAddr, signed: (Vec<u8>, String)) -> anyhow::Result<Self> {
+        let (body, signature) = signed;
+        Self::new(
+            Method::POST,
+            server,
+            WEBHOOK_PATH,
+            &[
+                (CONTENT_TYPE, "application/json; charset=utf-8"),
+                (HeaderName::from_static("stripe-signature"), &signature),
+            ],
+            body,
+        )
+    }
+
+    /// The buyer's purchase-status read of their course, with their token.
+    ///
+    /// # Errors
+    /// As [`Prepared::new`].
+    pub fn status_read(server: SocketAddr, buyer: &Buyer) -> anyhow::Result<Self> {
+        Self::new(
+            Method::GET,
+            server,
+            &buyer.status_path(),
+            &[(AUTHORIZATION, &format!("Bearer {}", buyer.token))],
+            Bytes::new(),
+        )
+    }
+
+    /// The buyer's checkout of their course, with their token.
+    ///
+    /// # Errors
+    /// As [`Prepared::new`].
+    pub fn checkout(server: SocketAddr, buyer: &Buyer) -> anyhow::Result<Self> {
+        let body = serde_json::json!({ "courseId": buyer.course_id }).to_string();
+        Self::new(
+            Method::POST,
+            server,
+            CHECKOUT_PATH,
+            &[
+                (CONTENT_TYPE, "application/json"),
+                (AUTHORIZATION, &format!("Bearer {}", buyer.token)),
+            ],
+            body,
+        )
     }
 
     fn request(&self) -> Request<Full<Bytes>> {
@@ -132,4 +184,16 @@ async fn send(
         .map_err(|err| format!("{status}, body: {err}"))?
         .to_bytes();
     expected_answer(status, expected, &body)
+}
+
+/// `Ok` when `status` is the one `expected`, else the status with the start of the body.
+fn expected_answer(status: StatusCode, expected: StatusCode, body: &[u8]) -> Result<(), String> {
+    if status == expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "{status} {}",
+            String::from_utf8_lossy(&body[..body.len().min(300)])
+        ))
+    }
 }

@@ -213,6 +213,9 @@ impl Bench {
             ("SIGN_IN_LIMIT_PER_IP", "off"),
             ("SIGN_IN_LIMIT_PER_EMAIL", "off"),
             ("DATABASE_URL", database_url.as_str()),
+            // Loopback by its address: the load generator connects to it without resolving
+            // `localhost` (`Api::address`).
+            ("HOST", "127.0.0.1"),
             ("PORT", "0"),
             ("SANDBOX_PORT", "0"),
             ("SEED_DEMO", "false"),
@@ -228,7 +231,7 @@ impl Bench {
             delivery_delay: Duration::from_secs(3600),
             ..Chaos::default()
         });
-        let base_url = app.base_url();
+        let base_url = format!("http://127.0.0.1:{}", app.port());
         let stop = app.server_handle();
         tokio::spawn(app.run_until_stopped());
         let bench = Self {
@@ -647,70 +650,8 @@ fn count_f64(n: usize) -> f64 {
     n as f64
 }
 
-/// Sends every request of `requests` once, from `concurrency` clients (each with its own
-/// keep-alive connection pool) that each take the next request as soon as their previous one
-/// is answered. Latency is from just before sending to the end of the body; the wall time
-/// covers the whole batch. `build` turns one item into a request on the client given.
-///
-/// # Errors
-/// When a client cannot be built or a task panics.
-pub async fn closed_loop<T, F>(
-    items: Vec<T>,
-    concurrency: usize,
-    expected: StatusCode,
-    build: F,
-) -> anyhow::Result<Run>
-where
-    T: Send + Sync + 'static,
-    F: Fn(&reqwest::Client, &T) -> reqwest::RequestBuilder + Send + Sync + 'static,
-{
-    let requests = items.len();
-    let items = Arc::new(items);
-    let build = Arc::new(build);
-    let mut clients = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
-        clients.push(client()?);
-    }
-    closed_loop_with(clients, requests, move |client, i| {
-        let request = build(&client, &items[i]);
-        async move {
-            let outcome = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    match response.bytes().await {
-                        Ok(body) => expected_answer(status, expected, &body),
-                        Err(err) => Err(format!("{status}, body: {err}")),
-                    }
-                }
-                Err(err) => Err(err.to_string()),
-            };
-            (client, outcome)
-        }
-    })
-    .await
-}
-
-/// `Ok` when `status` is the one `expected`, else the status with the start of the body.
-///
-/// # Errors
-/// That text, for [`Run::first_error`].
-pub fn expected_answer(
-    status: StatusCode,
-    expected: StatusCode,
-    body: &[u8],
-) -> Result<(), String> {
-    if status == expected {
-        Ok(())
-    } else {
-        Err(format!(
-            "{status} {}",
-            String::from_utf8_lossy(&body[..body.len().min(300)])
-        ))
-    }
-}
-
-/// The closed loop of [`closed_loop`] over any kind of client: each of `workers` (one per
-/// concurrent client: an HTTP client, a database connection, ...) takes the next of
+/// A closed loop over any kind of client: each of `workers` (one per concurrent client: an
+/// HTTP connection, [`http1::closed_loop`]; a database connection, ...) takes the next of
 /// `requests` item indexes as soon as its previous one is done, by calling `op(worker, index)`,
 /// which hands the worker back with the outcome (`Err`: what went wrong). Latency is the
 /// time `op`'s future takes; the wall time covers the whole batch.

@@ -16,15 +16,13 @@
 //! event is its first delivery. Every purchase is checked `completed` after the first round.
 
 use anyhow::{ensure, Context};
-use lms_app::WEBHOOK_PATH;
-use lms_bench::{
-    check_errors, closed_loop, print_header, Args, Bench, Buyer, InboxCounts, Run, Table,
-};
+use lms_bench::http1::{self, Prepared};
+use lms_bench::{check_errors, print_header, Args, Bench, Buyer, InboxCounts, Run, Table};
 use lms_stripe_sandbox::{PaymentMethod, PaymentOutcome};
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 const USAGE: &str = "usage: webhook_throughput [--events N] [--concurrency 1,8,32] [--postgres]
@@ -105,13 +103,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
     println!();
 
-    let url = Arc::new(bench.url(WEBHOOK_PATH));
+    let server = bench.address()?;
     let mut table = Table::new();
     let mut runs: Vec<(String, Run)> = Vec::new();
     for level in &levels {
         // Signed just before the round, as Stripe signs at send time (the timestamp is checked).
         let inbox_before = bench.inbox().await?;
-        let first = replay(&bench, &url, &level.events, level.concurrency).await?;
+        let first = replay(&bench, server, &level.events, level.concurrency).await?;
         let completed = completed(&bench, &level.buyers).await?;
         ensure!(
             completed == level.buyers.len(),
@@ -141,7 +139,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             added == expected,
             "the first deliveries changed the inbox by {added:?}, expected {expected:?}"
         );
-        let duplicate = replay(&bench, &url, &level.events, level.concurrency).await?;
+        let duplicate = replay(&bench, server, &level.events, level.concurrency).await?;
         // A redelivery adds no row and changes nothing but the count: every row of the round
         // now says two deliveries.
         let added = bench.inbox().await?.since(&inbox_first);
@@ -176,19 +174,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut read_levels = vec![1, max_concurrency];
     read_levels.dedup();
     for concurrency in read_levels {
-        let items: Vec<(String, String)> = all_buyers
+        let requests = all_buyers
             .iter()
             .cycle()
             .take(reads)
-            .map(|b| (bench.url(&b.status_path()), b.token.clone()))
-            .collect();
-        let read = closed_loop(
-            items,
-            concurrency,
-            StatusCode::OK,
-            |client, (url, token)| client.get(url).bearer_auth(token),
-        )
-        .await?;
+            .map(|buyer| Prepared::status_read(server, buyer))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let read = http1::closed_loop(server, requests, concurrency, StatusCode::OK).await?;
         table.push("GET purchase-status", &read);
         runs.push(("GET purchase-status".to_owned(), read));
     }
@@ -217,25 +209,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
 /// POSTs every event once, signed now, from `concurrency` clients; each must answer 200.
 async fn replay(
     bench: &Bench,
-    url: &Arc<String>,
+    server: SocketAddr,
     events: &[Value],
     concurrency: usize,
 ) -> anyhow::Result<Run> {
-    let signed: Vec<(Vec<u8>, String)> = events.iter().map(|e| bench.sandbox.signed(e)).collect();
-    let url = Arc::clone(url);
-    closed_loop(
-        signed,
-        concurrency,
-        StatusCode::OK,
-        move |client, (body, signature)| {
-            client
-                .post(url.as_str())
-                .header("Content-Type", "application/json; charset=utf-8")
-                .header("Stripe-Signature", signature)
-                .body(body.clone())
-        },
-    )
-    .await
+    let requests = events
+        .iter()
+        .map(|event| Prepared::webhook(server, bench.sandbox.signed(event)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    http1::closed_loop(server, requests, concurrency, StatusCode::OK).await
 }
 
 /// How many of the buyers' purchases show `completed` (untimed check).

@@ -36,10 +36,6 @@ use crate::process::{
 };
 use crate::{check_errors, Api, Data, InboxCounts, Run};
 use anyhow::{anyhow, bail, ensure, Context};
-use bytes::Bytes;
-use hyper::header::{HeaderName, AUTHORIZATION, CONTENT_TYPE};
-use hyper::Method;
-use lms_app::WEBHOOK_PATH;
 use lms_stripe_sandbox::Sandbox;
 use lms_test_db::TestDatabase;
 use reqwest::StatusCode;
@@ -300,19 +296,7 @@ async fn deliver_all(
     let server = api.address()?;
     let requests = paid
         .iter()
-        .map(|p| {
-            let (body, signature) = sandbox.signed(&p.event);
-            http1::Prepared::new(
-                Method::POST,
-                server,
-                WEBHOOK_PATH,
-                &[
-                    (CONTENT_TYPE, "application/json; charset=utf-8"),
-                    (HeaderName::from_static("stripe-signature"), &signature),
-                ],
-                body,
-            )
-        })
+        .map(|p| http1::Prepared::webhook(server, sandbox.signed(&p.event)))
         .collect::<anyhow::Result<Vec<_>>>()?;
     http1::closed_loop(server, requests, concurrency, StatusCode::OK).await
 }
@@ -329,15 +313,7 @@ async fn read_all(
         .iter()
         .cycle()
         .take(requests)
-        .map(|p| {
-            http1::Prepared::new(
-                Method::GET,
-                server,
-                &p.buyer.status_path(),
-                &[(AUTHORIZATION, &format!("Bearer {}", p.buyer.token))],
-                Bytes::new(),
-            )
-        })
+        .map(|p| http1::Prepared::status_read(server, &p.buyer))
         .collect::<anyhow::Result<Vec<_>>>()?;
     http1::closed_loop(server, requests, concurrency, StatusCode::OK).await
 }
