@@ -11,8 +11,8 @@
 //! - reuse of the open session (201, as a new one: the API answers both alike): the same pairs
 //!   ask again; the stored, unexpired session is answered without calling the gateway.
 //!
-//! Each answer's status is checked (201), and before and after the reuse round every pair is
-//! checked to still hold the session it was given first.
+//! Each answer's status is checked (201), and after the reuse round every pair is checked to
+//! still hold the session it held before the round.
 
 use anyhow::ensure;
 use lms_bench::http1::{self, Prepared};
@@ -79,7 +79,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     print!("{}", table.render());
     println!();
     println!("{}", lms_bench::LEGEND);
-    println!("checks: new sessions and reuses answered 201, the reuses with the session each pair got first");
+    println!("checks: new sessions and reuses answered 201; after the reuses every pair held the session it held before them");
     check_errors(
         &runs
             .iter()
