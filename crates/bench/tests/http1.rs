@@ -1,6 +1,7 @@
-//! `compare`'s load generator (`lms_bench::http1`) against a small server in this process:
+//! The benches' load generator (`lms_bench::http1`) against a small server in this process:
 //! every prepared request arrives once, whole (method, path, `Host`, headers, body), over
-//! the number of connections asked for; an unexpected status is an error that quotes the
+//! the number of connections asked for; the webhook, status-read and checkout requests carry
+//! the app's paths and their credentials; an unexpected status is an error that quotes the
 //! answer.
 
 #![expect(clippy::expect_used, reason = "a failing expect is a failing test")]
@@ -8,7 +9,9 @@
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use hyper::header::{HeaderName, CONTENT_TYPE};
 use hyper::{Method, StatusCode};
+use lms_app::WEBHOOK_PATH;
 use lms_bench::http1::{closed_loop, Prepared};
+use lms_bench::{Buyer, CHECKOUT_PATH};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -34,12 +37,13 @@ async fn record(
             .to_owned()
     };
     let line = format!(
-        "{} {} host={} type={} signature={} body={}",
+        "{} {} host={} type={} signature={} auth={} body={}",
         request.method(),
         request.uri(),
         header("host"),
         header("content-type"),
         header("stripe-signature"),
+        header("authorization"),
         String::from_utf8_lossy(&body),
     );
     let mut seen = seen.lock().expect("the lock");
@@ -105,7 +109,7 @@ async fn every_prepared_request_arrives_once_and_whole() {
     let expected: BTreeSet<String> = (0..40)
         .map(|i| {
             format!(
-                "POST /hooks/{i}?n={i} host={server} type=application/json signature=t={i} body={{\"n\":{i}}}"
+                "POST /hooks/{i}?n={i} host={server} type=application/json signature=t={i} auth=- body={{\"n\":{i}}}"
             )
         })
         .collect();
@@ -116,6 +120,39 @@ async fn every_prepared_request_arrives_once_and_whole() {
         seen.connections.len(),
         4,
         "one keep-alive connection per client"
+    );
+}
+
+#[actix_web::test]
+async fn the_webhook_read_and_checkout_requests_are_the_apps_routes_with_their_credentials() {
+    let (server, seen, handle) = serve();
+    let buyer = Buyer {
+        token: "token-1".to_owned(),
+        course_id: "course-1".to_owned(),
+    };
+    let requests = vec![
+        Prepared::webhook(
+            server,
+            (b"{\"id\":\"evt_1\"}".to_vec(), "t=1,v1=ab".to_owned()),
+        )
+        .expect("a valid request"),
+        Prepared::status_read(server, &buyer).expect("a valid request"),
+        Prepared::checkout(server, &buyer).expect("a valid request"),
+    ];
+    let run = closed_loop(server, requests, 1, StatusCode::OK)
+        .await
+        .expect("the run");
+    handle.stop(true).await;
+
+    assert_eq!(run.errors, 0, "{:?}", run.first_error);
+    let seen = seen.lock().expect("the lock");
+    assert_eq!(
+        seen.requests,
+        [
+            format!("POST {WEBHOOK_PATH} host={server} type=application/json; charset=utf-8 signature=t=1,v1=ab auth=- body={{\"id\":\"evt_1\"}}"),
+            format!("GET /api/v1/payments/courses/course-1/purchase-status host={server} type=- signature=- auth=Bearer token-1 body="),
+            format!("POST {CHECKOUT_PATH} host={server} type=application/json signature=- auth=Bearer token-1 body={{\"courseId\":\"course-1\"}}"),
+        ]
     );
 }
 
