@@ -81,8 +81,8 @@ if [ -n "$symbol_order$check_order" ]; then
     switched_on=yes
 fi
 # compare starts this wrapper as the app; it runs the app under callgrind (instrumentation
-# off until the first webhook, on from the start with --symbol-order), says valgrind's pid,
-# and passes compare's SIGTERM on, waiting for callgrind to write its profile.
+# off until the first webhook, on from the start for a symbol list), says valgrind's pid, and
+# passes compare's SIGTERM on, waiting for callgrind to write its profile.
 cat >"$work/app.sh" <<WRAPPER
 #!/usr/bin/env bash
 valgrind --tool=callgrind $valgrind_flags --callgrind-out-file="$out" "$app_bin" "\$@" &
@@ -143,7 +143,7 @@ if [ -n "$symbol_order" ]; then
 fi
 if [ -n "$check_order" ]; then
     echo "# $check_order against the functions of $app_bin that ran:"
-    functions_that_ran | awk -v list="$check_order" '
+    functions_that_ran | awk '
         NR == FNR { listed[$0] = 1; next }
         { ran[$2] += $1; total += $1 }
         END {
