@@ -621,9 +621,13 @@ async fn open_store(database: &DatabaseSettings) -> anyhow::Result<Store> {
             )
             .context("connecting to PostgreSQL (DATABASE_URL)")?;
             let store = match database.group_commit {
-                Some(lanes) => store
-                    .with_group_commit(lanes)
-                    .context("starting the group commit (DATABASE_GROUP_COMMIT)")?,
+                Some(lanes) => {
+                    tracing::info!(
+                        lanes_per_http_worker = lanes,
+                        "webhook deliveries that arrive together share a transaction (DATABASE_GROUP_COMMIT=off: one each)"
+                    );
+                    store.with_group_commit(lanes)
+                }
                 None => store,
             };
             {

@@ -3,8 +3,12 @@
 //! One transaction per event caps ingest at the rate the database commits, and costs each
 //! event four round trips. With grouping, the deliveries ([`DeliveryKind::Delivered`]) that
 //! arrive while a group is being applied queue up, and the next group applies them together,
-//! in arrival order, in one transaction. There are one or more *lanes*, each a queue, a thread
-//! and a connection of its own; every event of a purchase takes the same lane.
+//! in arrival order, in one transaction. Each tokio runtime that delivers events (in the app,
+//! each HTTP worker) has one or more *lanes*, each a queue and a connection of its own, driven
+//! by a task on that runtime: the worker's own thread sends a group and reads its answers
+//! between requests, so nothing wakes another thread (a lane on a thread of its own spent
+//! more CPU on those wake-ups than grouping saved; `crates/bench/README.md`). Every event of a
+//! purchase that one runtime delivers takes the same lane.
 //!
 //! A group first tries three round trips, whatever its size ([`all_at_once`]):
 //!
@@ -45,26 +49,27 @@
 //!   for them but never in a cycle. A group takes its inbox rows (in event id order) before
 //!   any purchase: holding a purchase while waiting for an inbox row that another instance's
 //!   transaction inserted, and that transaction then waiting for the purchase, was a cycle (the
-//!   slower one-by-one path still takes them event by event). Two lanes could only wait on each other through two
-//!   double payments (two purchases of one buyer and course, in different lanes) in both
-//!   groups at once, in crossed order; the server then fails one statement after
-//!   `deadlock_timeout` (1 s by default), its group runs one by one, and at worst that event
-//!   is answered with a retryable error, which Stripe retries.
+//!   slower one-by-one path still takes them event by event). Two lanes could only wait on
+//!   each other through two purchases that both their groups hold events of, in crossed
+//!   order: two double payments (two purchases of one buyer and course, in different lanes of
+//!   one runtime), or events of one purchase that two HTTP workers (or two instances) took at
+//!   once. The server then fails one statement after `deadlock_timeout` (1 s by default), its
+//!   group runs one by one, and at worst that event is answered with a retryable error, which
+//!   Stripe retries.
 //! - **A lane that panics starts again** ([`supervise`]). Its callers get
 //!   [`RepoError::Unavailable`] and retry; the group it held committed nothing, or (a panic
 //!   after its `COMMIT`) all of it, and the inbox then counts the retries as redeliveries. The
-//!   next group gets a fresh runtime and connection (`lms_db_group_lane_restarts_total`).
+//!   next group gets a fresh connection (`lms_db_group_lane_restarts_total`).
 //!
 //! The cost: a group holds its events' row locks until its commit (a few milliseconds); an
 //! event whose purchase another transaction holds delays the events queued behind it in its
-//! lane; each lane is one more connection and thread. Measured in `crates/bench/README.md`.
+//! lane; each lane is one more connection per HTTP worker. Measured in `crates/bench/README.md`.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
-use std::thread;
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
@@ -73,10 +78,11 @@ use diesel_async::pooled_connection::PoolableConnection;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use lms_domain::Purchase;
 use lms_ports::{Applied, Context, EventDelivery, FactUpdate, Recorded, RepoError};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Mutex};
 
 use crate::connection::ConnectSpec;
 use crate::error::{from_connection, from_diesel};
+use crate::per_runtime::PerRuntime;
 use crate::{
     inbox_row, lock_buyers_purchases, stored_precision, upsert_event, write_merge, Merged,
 };
@@ -86,15 +92,18 @@ use crate::{
 /// past that, every other session's visibility checks read `pg_subtrans` from disk.
 pub const MAX_GROUP: usize = 32;
 
-/// Events waiting for a group. A caller finding it full waits for room (back-pressure on the
-/// HTTP workers, not an error).
+/// Events waiting for a group, per lane. A caller finding it full waits for room
+/// (back-pressure on the HTTP workers, not an error).
 const QUEUE: usize = 1024;
 
-/// The sending side: one per store, shared by its clones. Dropping the last one ends the
-/// worker threads, which close their connections.
+/// The sending side: one per store, shared by its clones. Dropping it ends the lanes, which
+/// close their connections.
 pub(crate) struct GroupCommit {
-    /// One queue per lane; each lane has a worker thread and a connection of its own.
-    lanes: Vec<mpsc::Sender<Job>>,
+    spec: Option<Arc<ConnectSpec>>,
+    /// Lanes per runtime, at least one.
+    lanes: usize,
+    /// Each runtime's lane queues, started on its first delivery there.
+    by_runtime: PerRuntime<Arc<[mpsc::Sender<Job>]>>,
     /// Groups run again one event at a time ([`one_by_one`]) since the start, all lanes.
     retried: Arc<AtomicU64>,
 }
@@ -105,36 +114,15 @@ struct Job {
 }
 
 impl GroupCommit {
-    /// Starts `lanes` worker threads (at least one). `spec` is `None` when the store's
-    /// settings were invalid: every event then fails as any other call does.
-    pub(crate) fn start(spec: Option<Arc<ConnectSpec>>, lanes: usize) -> std::io::Result<Self> {
-        let mut senders = Vec::with_capacity(lanes.max(1));
-        let retried = Arc::new(AtomicU64::new(0));
-        for lane in 0..lanes.max(1) {
-            let (queue, mut jobs) = mpsc::channel(QUEUE);
-            // A thread and runtime of its own: the connection's socket is driven where the
-            // groups run, whichever HTTP worker the events come from, and no worker's restart
-            // stops it. The first runtime is built here, so that failing to is start's error.
-            let mut runtime = Some(lane_runtime()?);
-            let (spec, retried) = (spec.clone(), Arc::clone(&retried));
-            thread::Builder::new()
-                .name(format!("pg-group-commit-{lane}"))
-                .spawn(move || {
-                    supervise(lane, || {
-                        let runtime = match runtime.take() {
-                            Some(runtime) => runtime,
-                            None => lane_runtime()?,
-                        };
-                        runtime.block_on(work(spec.clone(), &mut jobs, &retried));
-                        Ok(())
-                    });
-                })?;
-            senders.push(queue);
+    /// `spec` is `None` when the store's settings were invalid: every event then fails as any
+    /// other call does. Nothing starts before the first delivery.
+    pub(crate) fn new(spec: Option<Arc<ConnectSpec>>, lanes: usize) -> Self {
+        Self {
+            spec,
+            lanes: lanes.max(1),
+            by_runtime: PerRuntime::new(),
+            retried: Arc::new(AtomicU64::new(0)),
         }
-        Ok(Self {
-            lanes: senders,
-            retried,
-        })
     }
 
     /// Groups whose fast path failed and that ran again one event at a time, since the start.
@@ -145,8 +133,10 @@ impl GroupCommit {
 
     /// Deliveries waiting for a group, not counting the ones being applied.
     pub(crate) fn backlog(&self) -> usize {
-        self.lanes
+        self.by_runtime
+            .all()
             .iter()
+            .flat_map(|lanes| lanes.iter())
             .map(|queue| queue.max_capacity() - queue.capacity())
             .sum()
     }
@@ -158,55 +148,76 @@ impl GroupCommit {
             update: update.clone(),
             answer,
         };
+        let lanes = self.runtime_lanes();
         // Every event of a purchase takes the same lane, so two groups never hold and want
         // each other's rows through events of one purchase.
-        let lane = (update.purchase_id.as_uuid().as_u128() % self.lanes.len() as u128) as usize;
-        if self.lanes[lane].send(job).await.is_err() {
-            return Err(RepoError::unexpected("the group commit worker has stopped"));
+        let lane = (update.purchase_id.as_uuid().as_u128() % lanes.len() as u128) as usize;
+        if lanes[lane].send(job).await.is_err() {
+            return Err(RepoError::unavailable(
+                "the group commit lane has stopped: its runtime is shutting down",
+            ));
         }
         // Unanswered: the lane panicked with this event's group and starts again
         // ([`supervise`]); a retry applies the event, or finds it recorded if the group had
         // committed.
         answered.await.unwrap_or_else(|_| {
             Err(RepoError::unavailable(
-                "the group commit worker failed while applying this event",
+                "the group commit lane failed while applying this event",
             ))
+        })
+    }
+
+    /// The lanes of the runtime this runs on, started there on its first delivery: a task
+    /// each, which drives the lane's connection on the thread the deliveries come from.
+    fn runtime_lanes(&self) -> Arc<[mpsc::Sender<Job>]> {
+        self.by_runtime.current(|| {
+            (0..self.lanes)
+                .map(|lane| {
+                    let (queue, jobs) = mpsc::channel(QUEUE);
+                    let jobs = Arc::new(Mutex::new(jobs));
+                    let (spec, retried) = (self.spec.clone(), Arc::clone(&self.retried));
+                    tokio::spawn(supervise(lane, move || {
+                        work(spec.clone(), Arc::clone(&jobs), Arc::clone(&retried))
+                    }));
+                    queue
+                })
+                .collect()
         })
     }
 }
 
-fn lane_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-}
-
 /// Runs a lane until `run` returns, which it does once every sender is gone, and runs it
 /// again after a panic: the group the lane held is dropped unanswered (each of its callers
-/// is told to retry), and the next group finds a fresh runtime and connection. A lane whose runtime cannot be rebuilt stops; its events then fail
-/// as [`RepoError::Unexpected`].
-fn supervise(lane: usize, mut run: impl FnMut() -> std::io::Result<()>) {
+/// is told to retry), and the next group finds a fresh connection. Each run is a task of its
+/// own, so that tokio catches its panic.
+async fn supervise<F>(lane: usize, mut run: impl FnMut() -> F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     loop {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(&mut run)) {
-            Ok(Ok(())) => return,
-            Ok(Err(error)) => {
-                tracing::error!(lane, %error, "a group commit lane cannot start again: its webhook deliveries fail until the app restarts");
-                return;
-            }
-            Err(_) => {
+        match tokio::spawn(run()).await {
+            Ok(()) => return,
+            Err(error) if error.is_panic() => {
                 metrics::counter!("lms_db_group_lane_restarts_total").increment(1);
                 tracing::error!(
                     lane,
                     "a group commit lane panicked: its group's deliveries are answered with a retryable error, and the lane starts again"
                 );
             }
+            // Cancelled: the runtime is shutting down.
+            Err(_) => return,
         }
     }
 }
 
 /// Takes whatever has queued (up to [`MAX_GROUP`]), applies it as one group, answers, again
-/// until every sender is gone.
-async fn work(spec: Option<Arc<ConnectSpec>>, jobs: &mut mpsc::Receiver<Job>, retried: &AtomicU64) {
+/// until every sender is gone. A run that panics releases `jobs` for the next.
+async fn work(
+    spec: Option<Arc<ConnectSpec>>,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    retried: Arc<AtomicU64>,
+) {
+    let mut jobs = jobs.lock().await;
     let mut connection: Option<AsyncPgConnection> = None;
     let mut group = Vec::with_capacity(MAX_GROUP);
     while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
@@ -219,7 +230,7 @@ async fn work(spec: Option<Arc<ConnectSpec>>, jobs: &mut mpsc::Receiver<Job>, re
         };
         let outcome = match conn {
             Ok(mut conn) => {
-                let outcome = apply_group(&conn, &group, retried).await;
+                let outcome = apply_group(&conn, &group, &retried).await;
                 // After a failed group the session may still be inside its transaction:
                 // dropping the connection rolls that back, and the next group connects afresh.
                 if outcome.is_ok() && !conn.is_broken() {
@@ -550,26 +561,20 @@ fixed_statements! {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+
     use super::*;
 
-    #[test]
-    fn a_lane_that_panics_runs_again_until_it_returns() {
-        let mut runs = 0;
-        supervise(0, || {
-            runs += 1;
-            assert!(runs > 2, "a bug in the lane's work, run {runs}");
-            Ok(())
-        });
-        assert_eq!(runs, 3);
-    }
-
-    #[test]
-    fn a_lane_that_cannot_start_again_stops() {
-        let mut runs = 0;
-        supervise(0, || {
-            runs += 1;
-            Err(std::io::Error::other("no runtime"))
-        });
-        assert_eq!(runs, 1);
+    #[tokio::test]
+    async fn a_lane_that_panics_runs_again_until_it_returns() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&runs);
+        supervise(0, move || {
+            let run = counted.fetch_add(1, Ordering::Relaxed) + 1;
+            async move { assert!(run > 2, "a bug in the lane's work, run {run}") }
+        })
+        .await;
+        // By path: diesel's `RunQueryDsl::load` is in scope too.
+        assert_eq!(AtomicUsize::load(&runs, Ordering::Relaxed), 3);
     }
 }

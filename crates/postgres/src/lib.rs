@@ -11,6 +11,7 @@ mod connection;
 mod error;
 mod group_commit;
 mod migrate;
+mod per_runtime;
 mod rendered;
 mod rows;
 mod schema;
@@ -53,6 +54,7 @@ use time::OffsetDateTime;
 use crate::connection::{ConnectSpec, ConnectionFailures, Purpose};
 use crate::error::{from_connection, from_diesel, from_pool, TxError};
 use crate::group_commit::{execute, in_order, Begin, Commit, CommitWithoutFlushWait, GroupCommit};
+use crate::per_runtime::PerRuntime;
 use crate::rendered::{
     BuyerViewQuery, CountRedelivery, LockBuyersPurchases, LockForFirstDelivery, SetEventOutcome,
     UpdatePurchaseState, UpsertDelivery,
@@ -76,12 +78,9 @@ pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The PostgreSQL store. Cheap to clone: clones share its pools.
 ///
 /// One pool per tokio runtime that uses the store, each of up to `pool_size` connections made
-/// on first use. A connection's socket is driven by a task of the runtime that opened it; used
-/// from another runtime's thread, every statement wakes that thread to send and again to
-/// receive. The app runs one runtime per HTTP worker thread plus the main one (start-up and the
-/// background jobs), so each worker keeps its connections on its own thread: with one shared
-/// pool, a `perf` profile under webhook load found 12 % of the app's CPU on the main thread,
-/// driving the connections the start-up had opened.
+/// on first use, so that each HTTP worker drives its own connections on its own thread
+/// (`per_runtime`): with one shared pool, a `perf` profile under webhook load found 12 % of
+/// the app's CPU on the main thread, driving the connections the start-up had opened.
 #[derive(Clone)]
 pub struct PgStore {
     pools: Arc<RuntimePools>,
@@ -94,8 +93,7 @@ struct RuntimePools {
     acquire_timeout: Duration,
     /// Every runtime's pool reports here why it could not open a connection.
     connection_failures: ConnectionFailures,
-    /// Few entries (one per runtime): a scan is cheaper than hashing.
-    by_runtime: std::sync::Mutex<Vec<(tokio::runtime::Id, Pool<AsyncPgConnection>)>>,
+    by_runtime: PerRuntime<Pool<AsyncPgConnection>>,
     /// Set by [`PgStore::with_group_commit`]: webhook deliveries go there.
     group_commit: std::sync::OnceLock<GroupCommit>,
 }
@@ -145,16 +143,8 @@ impl PgStore {
     }
 
     fn totals(&self) -> PoolTotals {
-        let pools: Vec<Pool<AsyncPgConnection>> = self
-            .pools
-            .by_runtime
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .map(|(_, pool)| pool.clone())
-            .collect();
         let mut totals = PoolTotals::default();
-        for pool in pools {
+        for pool in self.pools.by_runtime.all() {
             let state = pool.state();
             totals.pools += 1;
             totals.connections += state.connections;
@@ -232,7 +222,7 @@ impl PgStore {
                 pool_size,
                 acquire_timeout,
                 connection_failures: ConnectionFailures::default(),
-                by_runtime: std::sync::Mutex::new(Vec::new()),
+                by_runtime: PerRuntime::new(),
                 group_commit: std::sync::OnceLock::new(),
             }),
         }
@@ -240,26 +230,19 @@ impl PgStore {
 
     /// Applies webhook deliveries ([`DeliveryKind::Delivered`] events) in groups: those that
     /// arrive while a group is being applied share the next group's transaction, on one of
-    /// `lanes` connections (each with a thread) of the store's own; every event of a purchase
-    /// takes the same lane. Replays, reconciliation and every other write keep a transaction
-    /// each. The guarantees and their cost are in the `group_commit` module's documentation.
-    /// A second call changes nothing.
-    ///
-    /// # Errors
-    /// [`RepoError::Unexpected`] when a worker thread cannot be started.
-    pub fn with_group_commit(self, lanes: usize) -> Result<Self, RepoError> {
-        if self.pools.group_commit.get().is_none() {
-            let group_commit =
-                GroupCommit::start(self.pools.spec.clone(), lanes).map_err(|error| {
-                    RepoError::unexpected(lms_ports::Context::new(
-                        "starting the group commit thread",
-                        error,
-                    ))
-                })?;
-            // Lost to a concurrent call: this one's thread ends as its sender drops.
-            let _ = self.pools.group_commit.set(group_commit);
-        }
-        Ok(self)
+    /// `lanes` connections of the store's own per runtime that delivers them (the app: per
+    /// HTTP worker), each driven by a task on that runtime; every event of a purchase that
+    /// one runtime delivers takes the same lane. Replays, reconciliation and every other write
+    /// keep a transaction each. The guarantees and their cost are in the `group_commit`
+    /// module's documentation. A second call changes nothing.
+    #[must_use]
+    pub fn with_group_commit(self, lanes: usize) -> Self {
+        // Lost to a concurrent call: the other one's lanes are used; neither has started any.
+        let _ = self
+            .pools
+            .group_commit
+            .set(GroupCommit::new(self.pools.spec.clone(), lanes));
+        self
     }
 
     /// With [`PgStore::with_group_commit`], the webhook deliveries waiting for the next group
@@ -276,23 +259,14 @@ impl PgStore {
 
     /// The pool of the runtime this runs on, made on its first use there.
     fn runtime_pool(&self) -> Pool<AsyncPgConnection> {
-        let runtime = tokio::runtime::Handle::current().id();
-        let mut pools = self
-            .pools
-            .by_runtime
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((_, pool)) = pools.iter().find(|(id, _)| *id == runtime) {
-            return pool.clone();
-        }
-        let pool = new_pool(
-            self.pools.spec.clone(),
-            self.pools.pool_size,
-            self.pools.acquire_timeout,
-            self.pools.connection_failures.clone(),
-        );
-        pools.push((runtime, pool.clone()));
-        pool
+        self.pools.by_runtime.current(|| {
+            new_pool(
+                self.pools.spec.clone(),
+                self.pools.pool_size,
+                self.pools.acquire_timeout,
+                self.pools.connection_failures.clone(),
+            )
+        })
     }
 
     /// A pooled connection. A wait that times out says why no connection could be opened

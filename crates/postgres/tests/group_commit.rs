@@ -47,8 +47,7 @@ async fn grouped_store_of(lanes: usize) -> (PgStore, TestDatabase) {
     };
     let store = PgStore::connect_lazy_with(db.url(), 10, Duration::from_secs(30), &options)
         .unwrap()
-        .with_group_commit(lanes)
-        .unwrap();
+        .with_group_commit(lanes);
     (store, db)
 }
 
