@@ -339,9 +339,9 @@ pub struct DatabaseSettings {
     pub statement_timeout: Duration,
     pub lock_timeout: Duration,
     pub idle_in_transaction_timeout: Duration,
-    /// PostgreSQL only: with `Some(lanes)`, webhook deliveries that arrive together share one
-    /// transaction, on `lanes` connections of their own
-    /// (`lms_postgres::PgStore::with_group_commit`).
+    /// PostgreSQL only (and there by default): with `Some(lanes)`, webhook deliveries that
+    /// arrive together share one transaction, on `lanes` connections of their own per HTTP
+    /// worker (`lms_postgres::PgStore::with_group_commit`).
     pub group_commit: Option<usize>,
 }
 
@@ -1129,11 +1129,15 @@ impl Resolver {
             given(variable, value)?.map_or(Ok(default), |raw| parse_duration(variable, &raw))
         };
         let defaults = lms_postgres::PgConnectionOptions::default();
+        let on_postgres = matches!(url, Database::Postgres(_));
         let group_commit = match given("DATABASE_GROUP_COMMIT", raw.group_commit.as_ref())? {
             Some(raw) => parse_group_commit(&raw)?,
-            None => None,
+            // Grouped on PostgreSQL unless turned off: past the database's commit rate, at
+            // less CPU per event (`crates/bench/README.md`), with every guarantee of a
+            // transaction per event (`lms_postgres`'s `group_commit` module).
+            None => on_postgres.then_some(GROUP_COMMIT_LANES),
         };
-        if group_commit.is_some() && !matches!(url, Database::Postgres(_)) {
+        if group_commit.is_some() && !on_postgres {
             return Err(ConfigError::new(
                 "DATABASE_GROUP_COMMIT",
                 "groups PostgreSQL commits; SQLite writes one transaction at a time whatever this says: unset it, or use a postgres:// DATABASE_URL",

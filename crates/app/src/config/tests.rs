@@ -67,8 +67,9 @@ fn stripe_mode_keeps_the_production_defaults() {
     assert!(settings.database.run_migrations);
     assert_eq!(settings.database.pool_size, 10);
     assert_eq!(
-        settings.database.group_commit, None,
-        "one transaction per event unless asked"
+        settings.database.group_commit,
+        Some(GROUP_COMMIT_LANES),
+        "deliveries grouped unless turned off"
     );
     assert_eq!(settings.log_format, LogFormat::Json);
     assert!(matches!(settings.database.url, Database::Postgres(_)));
@@ -988,7 +989,7 @@ fn the_self_refund_window_is_off_unless_given_in_days() {
 }
 
 #[test]
-fn group_commit_is_off_on_or_a_number_of_lanes_on_postgresql() {
+fn group_commit_is_on_unless_off_or_a_number_of_lanes_on_postgresql() {
     for (raw, lanes) in [
         ("off", None),
         ("false", None),
@@ -1000,13 +1001,9 @@ fn group_commit_is_off_on_or_a_number_of_lanes_on_postgresql() {
         let settings = load(&with(STRIPE, &[("DATABASE_GROUP_COMMIT", raw)])).unwrap();
         assert_eq!(settings.database.group_commit, lanes, "{raw}");
     }
-    let off = load(&with(
-        STRIPE,
-        &[
-            ("DATABASE_URL", "sqlite:///tmp/lms.db"),
-            ("DATABASE_GROUP_COMMIT", "off"),
-        ],
-    ))
-    .unwrap();
+    let sqlite = ("DATABASE_URL", "sqlite:///tmp/lms.db");
+    let off = load(&with(STRIPE, &[sqlite, ("DATABASE_GROUP_COMMIT", "off")])).unwrap();
     assert_eq!(off.database.group_commit, None);
+    let unset = load(&with(STRIPE, &[sqlite])).unwrap();
+    assert_eq!(unset.database.group_commit, None, "SQLite is never grouped");
 }

@@ -213,15 +213,16 @@ async fn two_instances_on_one_database_apply_every_effect_exactly_once() {
     .into_iter()
     .map(|(k, v)| (k, v.to_owned()))
     .collect();
-    let a = Instance::start("instance A", &env);
-    // B groups its webhook commits (two lanes), A does not: both kinds of instance share the
-    // inbox, and every effect still happens once.
+    // B groups its webhook commits (the default: two lanes per HTTP worker), A does not: both
+    // kinds of instance share the inbox, and every effect still happens once.
+    let mut one_per_event = env.clone();
+    one_per_event.push(("DATABASE_GROUP_COMMIT", "off".to_owned()));
+    let a = Instance::start("instance A", &one_per_event);
     let mut grouped: Vec<(&str, String)> = env
         .iter()
         .filter(|(key, _)| *key != "RUST_LOG")
         .cloned()
         .collect();
-    grouped.push(("DATABASE_GROUP_COMMIT", "on".to_owned()));
     // Its groups, logged at debug level, show that its deliveries took that path.
     grouped.push((
         "RUST_LOG",

@@ -815,7 +815,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     println!("load average : {load_before} (1, 5, 15 min; before the run)");
     println!("storage      : {storage}");
     println!(
-        "app          : {} ({}), pid {}, Stripe mode against this process's Stripe sandbox; HTTP workers, pool size, logging (info, JSON, to a file) at their defaults{}",
+        "app          : {} ({}), pid {}, Stripe mode against this process's Stripe sandbox; HTTP workers, pool size, grouped commits (PostgreSQL), logging (info, JSON, to a file) at their defaults{}",
         app_bin.display(),
         age(&app_bin),
         app.pid,
