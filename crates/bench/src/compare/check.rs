@@ -52,13 +52,22 @@ pub async fn deliver(api: &Api, sandbox: &Sandbox, paid: &Paid) -> anyhow::Resul
 /// When the app cannot be built or a request fails.
 pub async fn observe(database_url: &str, sandbox: &Sandbox) -> anyhow::Result<Observed> {
     let capture = Capture::install()?;
-    let settings = Settings::from_pairs(setup::app_settings(
+    let mut pairs = setup::app_settings(
         database_url,
         0,
         sandbox.base_url(),
         &setup::jwt_secret(),
         None,
-    ))?;
+    );
+    // The warm-up below must open the connections the recorded requests take, or their
+    // statements include a connection's set-up: one HTTP worker (a pool each), and on
+    // PostgreSQL one group commit lane (a connection each, chosen by purchase). Each worker and
+    // lane runs the same statements.
+    pairs.push(("HTTP_WORKERS".to_owned(), "1".to_owned()));
+    if database_url.starts_with("postgres") {
+        pairs.push(("DATABASE_GROUP_COMMIT".to_owned(), "1".to_owned()));
+    }
+    let settings = Settings::from_pairs(pairs)?;
     let app = Application::build(settings).await?;
     let api = Api::new(app.base_url())?;
     let stop = app.server_handle();
