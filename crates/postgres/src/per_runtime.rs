@@ -57,8 +57,12 @@ mod tests {
         let values = PerRuntime::new();
         let made = std::sync::atomic::AtomicUsize::new(0);
         let make = || made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let first = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let second = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let first = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let second = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         assert_eq!(first.block_on(async { values.current(make) }), 0);
         assert_eq!(second.block_on(async { values.current(make) }), 1);
         assert_eq!(first.block_on(async { values.current(make) }), 0);
