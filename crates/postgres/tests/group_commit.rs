@@ -24,7 +24,7 @@ use lms_storage_contract as contract;
 use lms_test_db::TestDatabase;
 
 mod common;
-use common::{count, until_a_session_waits_for_a_lock};
+use common::{count, until_a_session_waits_for_a_lock, until_sessions_wait_for_locks};
 use tokio::task::JoinHandle;
 
 /// The storage contract's store: two lanes, as a deployment would run.
@@ -151,6 +151,69 @@ async fn answered(
         results.push(answer.await.unwrap());
     }
     results
+}
+
+/// Each runtime (in the app, each HTTP worker) delivers through lanes of its own, driven on
+/// its own thread: one event delivered from two runtimes at once is two groups on two
+/// connections, as from two instances, and is still applied once. A runtime that has ended
+/// leaves the store's other deliveries working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_runtime_delivers_through_lanes_of_its_own_and_an_event_from_two_is_applied_once() {
+    let (store, db) = one_lane_store().await;
+    let purchase = contract::seed_purchase(&store).await.purchase;
+    let mut observer = db.connection().await;
+    let holder = hold(&db, &purchase).await;
+    let from_a_runtime_of_its_own = |update: FactUpdate| {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(async move { store.apply_facts(&update).await })
+        })
+    };
+    let deliveries = [
+        from_a_runtime_of_its_own(paid(purchase.id, "evt_two_runtimes")),
+        from_a_runtime_of_its_own(paid(purchase.id, "evt_two_runtimes")),
+    ];
+    // With one lane for the whole store, the second delivery would queue in memory behind
+    // the first one's group; with a lane per runtime, one group waits for the held purchase
+    // and the other for the first one's inbox row, each on its own connection.
+    until_sessions_wait_for_locks(&mut observer, 2).await;
+    release(holder).await;
+    let answers = deliveries.map(|delivery| delivery.join().unwrap());
+    let applied = answers
+        .iter()
+        .filter(|answer| paid_status_if_applied(answer) == Some(PurchaseStatus::Completed))
+        .count();
+    let duplicates = answers
+        .iter()
+        .filter(|answer| matches!(answer, Ok(Applied::DuplicateEvent)))
+        .count();
+    assert_eq!((applied, duplicates), (1, 1), "{answers:?}");
+    assert_eq!(
+        count(
+            &mut observer,
+            "SELECT delivery_count::bigint AS n FROM webhook_events WHERE event_id = 'evt_two_runtimes'"
+        )
+        .await,
+        2
+    );
+    // Both runtimes have ended, their lanes with them.
+    let other = contract::seed_purchase(&store).await.purchase;
+    assert_eq!(
+        paid_status(&store.apply_facts(&paid(other.id, "evt_after_them")).await),
+        PurchaseStatus::Completed
+    );
+    assert_eq!(store.group_commit_backlog(), Some(0));
+}
+
+fn paid_status_if_applied(answer: &Result<Applied, RepoError>) -> Option<PurchaseStatus> {
+    match answer {
+        Ok(Applied::Applied { purchase, .. }) => Some(purchase.status()),
+        _ => None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

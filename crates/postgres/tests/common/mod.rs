@@ -47,6 +47,12 @@ pub async fn text(conn: &mut AsyncPgConnection, sql: &str) -> String {
 /// stopped on a row a test holds.
 #[allow(dead_code, reason = "not every test binary holds rows")]
 pub async fn until_a_session_waits_for_a_lock(observer: &mut AsyncPgConnection) {
+    until_sessions_wait_for_locks(observer, 1).await;
+}
+
+/// Waits (10 s at most) until `sessions` sessions of `observer`'s database wait for a lock.
+#[allow(dead_code, reason = "not every test binary holds rows")]
+pub async fn until_sessions_wait_for_locks(observer: &mut AsyncPgConnection, sessions: i64) {
     for _ in 0..1000 {
         let waiting = count(
             observer,
@@ -54,10 +60,10 @@ pub async fn until_a_session_waits_for_a_lock(observer: &mut AsyncPgConnection) 
              WHERE datname = current_database() AND wait_event_type = 'Lock'",
         )
         .await;
-        if waiting > 0 {
+        if waiting >= sessions {
             return;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("no session ever waited for the held row");
+    panic!("fewer than {sessions} sessions ever waited for a lock at once");
 }
