@@ -109,9 +109,14 @@ async fn inbox_rows(conn: &mut AsyncPgConnection, event_ids: &[&str]) -> i64 {
 }
 
 fn paid_status(answer: &Result<Applied, RepoError>) -> PurchaseStatus {
+    paid_status_if_applied(answer)
+        .unwrap_or_else(|| panic!("expected the event applied, got {answer:?}"))
+}
+
+fn paid_status_if_applied(answer: &Result<Applied, RepoError>) -> Option<PurchaseStatus> {
     match answer {
-        Ok(Applied::Applied { purchase, .. }) => purchase.status(),
-        other => panic!("expected the event applied, got {other:?}"),
+        Ok(Applied::Applied { purchase, .. }) => Some(purchase.status()),
+        _ => None,
     }
 }
 
@@ -207,13 +212,6 @@ async fn each_runtime_delivers_through_lanes_of_its_own_and_an_event_from_two_is
         PurchaseStatus::Completed
     );
     assert_eq!(store.group_commit_backlog(), Some(0));
-}
-
-fn paid_status_if_applied(answer: &Result<Applied, RepoError>) -> Option<PurchaseStatus> {
-    match answer {
-        Ok(Applied::Applied { purchase, .. }) => Some(purchase.status()),
-        _ => None,
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
