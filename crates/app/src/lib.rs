@@ -23,6 +23,7 @@ pub mod commands;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod log_output;
 pub mod metrics;
 mod pacing;
 pub mod probe;
@@ -33,6 +34,7 @@ pub use config::{
     ConfigError, Database, DatabaseSettings, DemoSettings, HttpSettings, LimitSettings, LogFormat,
     Mode, RedactedUrl, Settings, EX_CONFIG,
 };
+pub use log_output::LogOutput;
 pub use probe::{healthcheck_url, probe};
 pub use workers::{ReconcileRun, Reconciler, WorkerSettings};
 
@@ -523,11 +525,24 @@ pub async fn migrate(database: &DatabaseSettings) -> anyhow::Result<Vec<String>>
 
 /// Installs the global tracing subscriber (`RUST_LOG` filter, default `info`) writing to
 /// stdout, for `serve` and `migrate`. A second call is a no-op.
-pub fn init_tracing(format: LogFormat) {
+///
+/// A terminal gets each line as it is logged. Anything else (a file, a pipe to a log
+/// collector) gets them in batches ([`log_output`]): the returned guard writes out what is
+/// left when dropped, so keep it until the process exits.
+///
+/// # Errors
+/// When the thread that writes the batches cannot be started.
+pub fn init_tracing(format: LogFormat) -> std::io::Result<Option<LogOutput>> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: piped or redirected logs stay plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    install_tracing(format, filter, ansi, std::io::stdout);
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        install_tracing(format, filter, true, std::io::stdout);
+        return Ok(None);
+    }
+    let output = LogOutput::stdout()?;
+    install_tracing(format, filter, false, output.lines());
+    output.flush_on_panic();
+    Ok(Some(output))
 }
 
 /// The tracing subscriber of the operator's commands: stderr (stdout carries their results),

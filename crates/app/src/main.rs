@@ -198,7 +198,14 @@ async fn main() -> ExitCode {
         lms_app::init_command_tracing(settings.log_format);
         return operator_command(settings, command).await;
     }
-    lms_app::init_tracing(settings.log_format);
+    // Held until `main` returns: dropping it writes out the log lines still buffered.
+    let _log_output = match lms_app::init_tracing(settings.log_format) {
+        Ok(output) => output,
+        Err(err) => {
+            eprintln!("error: cannot start the log writer: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     // Before the app is built, so the adapters' metrics count from the start.
     let metrics = match (&command, settings.metrics_addr) {
         (Command::Serve, Some(addr)) => match lms_app::metrics::serve(addr) {

@@ -257,3 +257,35 @@ async fn json_logs_are_one_object_a_line_with_request_purchase_and_event_ids() {
         Some(&json!("checkout.session.completed"))
     );
 }
+
+/// Piped stdout gets its lines in batches (crates/app/src/log_output.rs): a request answered
+/// just before SIGTERM is still in the output once the process has exited, after the lines of
+/// the shutdown it preceded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_answered_just_before_a_graceful_stop_is_still_logged() {
+    let mut demo = Demo::start();
+    let listening = demo.wait_until("listening", |_| true);
+    let base = listening["url"].as_str().unwrap().to_owned();
+    let answered = reqwest::Client::new()
+        .get(format!("{base}/api/v1/healthcheck"))
+        .header("x-request-id", "logs-test-last-request")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), StatusCode::OK);
+
+    let logs = demo.stop();
+    let last_request = logs
+        .iter()
+        .position(|line| {
+            let event: Value = serde_json::from_str(line).unwrap();
+            event["message"] == "request completed"
+                && field(&event, "request_id") == Some(&json!("logs-test-last-request"))
+        })
+        .unwrap_or_else(|| panic!("the last request is not in the output: {logs:#?}"));
+    let stopped = logs
+        .iter()
+        .rposition(|line| serde_json::from_str::<Value>(line).unwrap()["message"] == "stopped")
+        .unwrap_or_else(|| panic!("no \"stopped\" line: {logs:#?}"));
+    assert!(stopped > last_request, "{logs:#?}");
+}
