@@ -4,7 +4,7 @@
 # as one command. Instruction counts do not move with the machine's load the way CPU time
 # does, so two builds compare by their totals even on a busy machine.
 #
-#   scripts/callgrind-compare.sh [--app-bin PATH] [--out FILE] [--top N]
+#   scripts/callgrind-compare.sh [--app-bin PATH] [--out FILE] [--top N] [--reads N]
 #                                [--symbol-order FILE | --check-symbol-order FILE]
 #
 # The mix: `compare --postgres --no-peer --events 300 --reads 2000` with the app running
@@ -12,7 +12,9 @@
 # the set-up's sign-ups and checkouts, which are not counted): the warm-up's and the
 # workloads' deliveries (about 630) and status reads (about 2,300). The baseline and the
 # load generator run outside valgrind. Prints the total, the functions that execute the most
-# instructions, and where the profile is (read it with callgrind_annotate).
+# instructions, and where the profile is (read it with callgrind_annotate). --reads N times N
+# status reads instead of 2000: two profiles that differ only there give a read's own
+# instructions, function by function, as their difference over the reads added.
 #
 # With --symbol-order FILE it counts from the app's start instead (start-up and set-up
 # included) and writes FILE: the app's functions that ran, by their own instruction count, one
@@ -36,6 +38,7 @@ export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:543
 app_bin="$CARGO_TARGET_DIR/release/lms-app"
 out=""
 top=25
+reads=2000
 symbol_order=""
 check_order=""
 while [ $# -gt 0 ]; do
@@ -43,9 +46,10 @@ while [ $# -gt 0 ]; do
         --app-bin) app_bin="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --top) top="$2"; shift 2 ;;
+        --reads) reads="$2"; shift 2 ;;
         --symbol-order) symbol_order="$2"; shift 2 ;;
         --check-symbol-order) check_order="$2"; shift 2 ;;
-        -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1 (see --help)" >&2; exit 64 ;;
     esac
 done
@@ -93,7 +97,7 @@ wait \$child
 WRAPPER
 chmod +x "$work/app.sh"
 
-"$compare" --postgres --no-peer --events 300 --reads 2000 --app-bin "$work/app.sh" \
+"$compare" --postgres --no-peer --events 300 --reads "$reads" --app-bin "$work/app.sh" \
     >"$work/compare.txt" 2>&1 &
 compare_pid=$!
 
@@ -157,7 +161,7 @@ if [ -n "$check_order" ]; then
             if (worst_name != "") printf "the most executed one missing: %s\n", worst_name
         }' "$check_order" -
 fi
-echo "# callgrind: $app_bin, compare --postgres --no-peer --events 300 --reads 2000"
+echo "# callgrind: $app_bin, compare --postgres --no-peer --events 300 --reads $reads"
 grep -E "^checks" "$work/compare.txt" || true
 callgrind_annotate "$out" 2>/dev/null | grep "PROGRAM TOTALS"
 echo "# the $top functions that execute the most instructions themselves (callees excluded)"
