@@ -540,7 +540,9 @@ pub fn init_tracing(format: LogFormat) -> std::io::Result<Option<LogOutput>> {
         return Ok(None);
     }
     let output = LogOutput::stdout()?;
-    install_tracing(format, filter, false, output.lines());
+    if !install_tracing(format, filter, false, output.lines()) {
+        return Ok(None);
+    }
     output.flush_on_panic();
     Ok(Some(output))
 }
@@ -554,12 +556,13 @@ pub fn init_command_tracing(format: LogFormat) {
     install_tracing(format, filter, ansi, progress::StderrAboveProgress);
 }
 
-fn install_tracing<W>(format: LogFormat, filter: EnvFilter, ansi: bool, writer: W)
+/// Installs the subscriber; `false` when one was installed already (a second call), which
+/// leaves it in place.
+fn install_tracing<W>(format: LogFormat, filter: EnvFilter, ansi: bool, writer: W) -> bool
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
-    // A second call finds a subscriber installed: nothing to do.
-    let _already_installed = match format {
+    let already_installed = match format {
         // json-subscriber writes the same lines as tracing-subscriber's JSON format, but from
         // each span's fields kept as JSON text, where tracing-subscriber parses them back for
         // every line: 12,700 instructions a line instead of 35,000 (callgrind,
@@ -577,6 +580,7 @@ where
         LogFormat::Text => text_logs(filter, writer, ansi).try_init().is_err(),
         LogFormat::Pretty => text_logs(filter, writer, ansi).pretty().try_init().is_err(),
     };
+    !already_installed
 }
 
 fn text_logs<W>(
