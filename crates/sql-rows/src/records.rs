@@ -572,13 +572,23 @@ pub fn purchase_and_others(
     let (mut target, mut others): (Vec<Purchase>, Vec<Purchase>) =
         locked.into_iter().partition(|purchase| purchase.id == id);
     let purchase = target.pop().ok_or(RepoError::NotFound)?;
-    others.sort_by_key(|other| std::cmp::Reverse((other.created_at, other.id)));
+    sort_newest_first(&mut others);
     Ok((purchase, others))
 }
 
+/// The order the ports list a buyer's purchases in: newest first, ties broken by id (the
+/// greater first).
+fn sort_newest_first(purchases: &mut [Purchase]) {
+    purchases
+        .sort_unstable_by_key(|purchase| std::cmp::Reverse((purchase.created_at, purchase.id)));
+}
+
 /// The [`BuyerView`] read by one `users LEFT JOIN courses LEFT JOIN purchases` statement: one
-/// row per purchase (newest first, as the statement orders them), each repeating the user and
-/// the course, or a single row without a purchase. No row: no such user.
+/// row per purchase, in any order, each repeating the user and the course, or a single row
+/// without a purchase. No row: no such user. The purchases are put newest first here rather
+/// than by the statement: an `ORDER BY` over the join's output makes PostgreSQL plan and run a
+/// sort node on every read, which cost it about a fifth of the statement's CPU (the few
+/// purchases one buyer has of one course cost nothing to sort here).
 ///
 /// # Errors
 /// [`RepoError::Unexpected`] for a record the domain refuses.
@@ -604,6 +614,9 @@ pub fn buyer_view<E: Encoding>(
         if let Some(purchase) = purchase {
             view.purchases.push(purchase.into_domain()?);
         }
+    }
+    if let Some(view) = &mut view {
+        sort_newest_first(&mut view.purchases);
     }
     Ok(view)
 }
@@ -649,6 +662,56 @@ mod tests {
             user_record("not an email").into_domain(),
             Err(RepoError::Unexpected(_))
         ));
+    }
+
+    #[test]
+    fn a_buyer_view_lists_the_purchases_newest_first_whatever_the_rows_order() {
+        let user = user_record("ada@example.com").into_domain().unwrap();
+        let buyer = user.id;
+        let course = Course {
+            id: CourseId::from_uuid(Uuid::new_v4()),
+            instructor_id: UserId::from_uuid(Uuid::new_v4()),
+            title: CourseText::parse("title", "Rust", 1, 100).unwrap(),
+            subtitle: None,
+            description: None,
+            category: None,
+            level: None,
+            price: usd(1999),
+            published: true,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let at = |seconds| time::OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(seconds);
+        let purchase = |id: u128, created| {
+            Purchase::begin(
+                PurchaseId::from_uuid(Uuid::from_u128(id)),
+                buyer,
+                &course,
+                at(created),
+            )
+            .unwrap()
+        };
+        // Ids 2 and 3 tie on the time: the greater id comes first.
+        let stored = [
+            purchase(1, 10),
+            purchase(2, 30),
+            purchase(4, 20),
+            purchase(3, 30),
+        ];
+        let rows = stored.iter().map(|purchase| {
+            (
+                UserRecord::<Native>::from_domain(&user).unwrap(),
+                Some(CourseRecord::<Native>::from_domain(&course).unwrap()),
+                Some(PurchaseRecord::<Native>::from_domain(purchase).unwrap()),
+            )
+        });
+        let view = buyer_view(rows).unwrap().unwrap();
+        let ids: Vec<u128> = view
+            .purchases
+            .iter()
+            .map(|p| p.id.as_uuid().as_u128())
+            .collect();
+        assert_eq!(ids, [3, 2, 4, 1]);
     }
 
     #[test]

@@ -865,7 +865,8 @@ impl PurchaseRepo for SqliteStore {
     ) -> Result<Option<BuyerView>, RepoError> {
         let (user, course) = (id_text(user.as_uuid()), id_text(course.as_uuid()));
         self.read(move |conn| {
-            // One statement, as on PostgreSQL (served by purchases_user_course_created_idx).
+            // One statement, as on PostgreSQL (served by purchases_user_course_created_idx),
+            // and likewise unordered: `lms_sql_rows::buyer_view` orders the purchases.
             let rows: Vec<(UserRow, Option<CourseRow>, Option<PurchaseRow>)> = users::table
                 .left_join(courses::table.on(courses::id.eq(course.clone())))
                 .left_join(
@@ -874,7 +875,6 @@ impl PurchaseRepo for SqliteStore {
                         .and(purchases::course_id.eq(course))),
                 )
                 .filter(users::id.eq(user))
-                .order((purchases::created_at.desc(), purchases::id.desc()))
                 .select((
                     UserRow::as_select(),
                     Option::<CourseRow>::as_select(),

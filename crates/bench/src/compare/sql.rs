@@ -305,7 +305,8 @@ const PG_UPDATE_PURCHASE: &str = r#"UPDATE "purchases" SET "status" = $1, "payme
     "sale_disputes_lost_cents" = $33, "sale_net_cents" = $34, "sold_at" = $35,
     "holds_active_slot" = $36, "updated_at" = $37 WHERE ("purchases"."id" = $38)"#;
 
-/// `buyer_view`: the user, left-joined to the course and to the user's purchases of it.
+/// `buyer_view`: the user, left-joined to the course and to the user's purchases of it, unordered
+/// (the app orders the purchases).
 /// Binds: course id, course id, user id.
 const PG_BUYER_VIEW: &str = concat!(
     "SELECT ",
@@ -316,7 +317,7 @@ const PG_BUYER_VIEW: &str = concat!(
     pg_purchase_columns!(),
     r#" FROM (("users" LEFT OUTER JOIN "courses" ON ("courses"."id" = $1)) LEFT OUTER JOIN
     "purchases" ON (("purchases"."user_id" = "users"."id") AND ("purchases"."course_id" = $2)))
-    WHERE ("users"."id" = $3) ORDER BY "purchases"."created_at" DESC, "purchases"."id" DESC"#
+    WHERE ("users"."id" = $3)"#
 );
 
 // ---- SQLite (`crates/sqlite/src/lib.rs`, diesel's `Sqlite` query builder) ----
@@ -367,5 +368,5 @@ const SQLITE_BUYER_VIEW: &str = concat!(
     sqlite_purchase_columns!(),
     " FROM ((`users` LEFT OUTER JOIN `courses` ON (`courses`.`id` = ?)) LEFT OUTER JOIN
     `purchases` ON ((`purchases`.`user_id` = `users`.`id`) AND (`purchases`.`course_id` = ?)))
-    WHERE (`users`.`id` = ?) ORDER BY `purchases`.`created_at` DESC, `purchases`.`id` DESC"
+    WHERE (`users`.`id` = ?)"
 );
