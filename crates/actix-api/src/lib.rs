@@ -166,11 +166,11 @@ pub fn run(listener: TcpListener, state: ApiState) -> std::io::Result<Server> {
     Ok(server.workers(workers).run())
 }
 
-/// Half the cores, at least one. A pooled database connection is driven on the worker thread
-/// that opened it, so a request served by another worker wakes that thread for every reply:
-/// on 2 cores, one worker instead of two took 22 % less CPU per request and answered 7-18 %
-/// more requests a second (`lms-bench compare --postgres`, see the bench's README). The cores
-/// left over run those drivers, the password hashing pool, and often the database itself.
+/// Half the cores, at least one. On 2 cores (`lms-bench compare --postgres`, the bench's
+/// README, "HTTP workers on 2 cores"), two workers answer status reads faster than one, but
+/// webhook deliveries slower and at more CPU each (their grouped commits spread over twice the
+/// lanes): one worker is the better trade for the path that moves money. The cores left
+/// over run the password hashing pool and often the database itself.
 fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 2).max(1))
 }
