@@ -1,39 +1,40 @@
-//! A lean load generator: requests built before the timed run and sent as they are, each
-//! client one HTTP/1.1 keep-alive connection of hyper's own (no pool, no URL parsing, no
-//! redirect or header logic per request), as `wrk` sends pre-built requests.
+//! A lean load generator, as `wrk` is: each request serialised once before the timed run and
+//! written as those bytes, each client one HTTP/1.1 keep-alive connection whose answers it
+//! parses in place with `httparse` (status, `Content-Length`, the body's end): no request or
+//! header map built per request, no connection task and channel between the client and its
+//! socket.
 //!
 //! It shares the machine's two cores with the server under test and its database, so every
 //! microsecond it spends per request is taken from them. reqwest, which the set-up uses, spent
-//! half as much again per status read (`compare` prints the client's CPU per request;
-//! measured in crates/bench/README.md, "The load generator").
+//! half as much again per status read as hyper's own connections, and those more than this
+//! (`compare` prints the client's CPU per request; measured in crates/bench/README.md, "The load
+//! generator").
 
 use crate::{closed_loop_with, Buyer, Run, CHECKOUT_PATH};
 use anyhow::Context;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
-use hyper::{Method, Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
+use hyper::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Method, StatusCode, Uri};
 use lms_app::WEBHOOK_PATH;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// How long one request may take before it counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One request, ready to send.
+/// One request, ready to send: its bytes on the wire.
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    method: Method,
-    path: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    wire: Bytes,
 }
 
 impl Prepared {
-    /// A request for `path` (with its query, if any) on `server`; `headers` besides `Host`.
+    /// A request for `path` (with its query, if any) on `server`; `headers` besides `Host` and
+    /// `Content-Length`, which every request carries.
     ///
     /// # Errors
     /// When the path or a header is not valid HTTP.
@@ -44,21 +45,20 @@ impl Prepared {
         headers: &[(HeaderName, &str)],
         body: impl Into<Bytes>,
     ) -> anyhow::Result<Self> {
-        let mut map = HeaderMap::with_capacity(headers.len() + 1);
-        map.insert(HOST, HeaderValue::from_str(&server.to_string())?);
+        // Checked as hyper checked them: a request the server would refuse is refused here.
+        path.parse::<Uri>()
+            .with_context(|| format!("{path} is not a request path"))?;
+        let body = body.into();
+        let mut wire = format!("{method} {path} HTTP/1.1\r\nhost: {server}\r\n");
         for (name, value) in headers {
-            let value = HeaderValue::from_str(value)
+            HeaderValue::from_str(value)
                 .with_context(|| format!("the header {name} is not valid HTTP"))?;
-            map.insert(name.clone(), value);
+            write!(wire, "{name}: {value}\r\n")?;
         }
-        Ok(Self {
-            method,
-            path: path
-                .parse()
-                .with_context(|| format!("{path} is not a request path"))?,
-            headers: map,
-            body: body.into(),
-        })
+        write!(wire, "content-length: {}\r\n\r\n", body.len())?;
+        let mut wire = wire.into_bytes();
+        wire.extend_from_slice(&body);
+        Ok(Self { wire: wire.into() })
     }
 
     /// A webhook delivery: `signed` is the body and its `Stripe-Signature` header
@@ -111,14 +111,6 @@ impl Prepared {
             body,
         )
     }
-
-    fn request(&self) -> Request<Full<Bytes>> {
-        let mut request = Request::new(Full::new(self.body.clone()));
-        *request.method_mut() = self.method.clone();
-        *request.uri_mut() = self.path.clone();
-        *request.headers_mut() = self.headers.clone();
-        request
-    }
 }
 
 /// Sends each of `requests` once to `server`, from `concurrency` connections opened before the
@@ -137,14 +129,14 @@ pub async fn closed_loop(
 ) -> anyhow::Result<Run> {
     let mut connections = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        connections.push(connect(server).await?);
+        connections.push(Connection::open(server).await?);
     }
     let count = requests.len();
     let requests = Arc::new(requests);
     closed_loop_with(connections, count, move |mut connection, i| {
-        let request = requests[i].request();
+        let request = requests[i].wire.clone();
         async move {
-            let outcome = tokio::time::timeout(TIMEOUT, send(&mut connection, request, expected))
+            let outcome = tokio::time::timeout(TIMEOUT, connection.send(&request, expected))
                 .await
                 .unwrap_or_else(|_| Err(format!("no answer within {} s", TIMEOUT.as_secs())));
             (connection, outcome)
@@ -153,37 +145,118 @@ pub async fn closed_loop(
     .await
 }
 
-async fn connect(server: SocketAddr) -> anyhow::Result<SendRequest<Full<Bytes>>> {
-    let stream = tokio::net::TcpStream::connect(server)
-        .await
-        .with_context(|| format!("connecting to {server}"))?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .with_context(|| format!("starting HTTP/1.1 with {server}"))?;
-    // Drives the connection until its sender is dropped at the end of the run.
-    tokio::spawn(connection);
-    Ok(sender)
+/// The answers' head may name this many headers at most (the app's name about ten).
+const MAX_HEADERS: usize = 32;
+
+/// One keep-alive connection and what was read from it past the last answer.
+struct Connection {
+    stream: TcpStream,
+    read: Vec<u8>,
+    /// Set while an exchange is under way: an exchange abandoned half-way (a timeout drops it,
+    /// an error ends it) leaves the stream out of step, so every later one fails with this.
+    broken: Option<&'static str>,
 }
 
-async fn send(
-    connection: &mut SendRequest<Full<Bytes>>,
-    request: Request<Full<Bytes>>,
-    expected: StatusCode,
-) -> Result<(), String> {
-    connection.ready().await.map_err(|err| err.to_string())?;
-    let response = connection
-        .send_request(request)
-        .await
-        .map_err(|err| err.to_string())?;
-    let status = response.status();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|err| format!("{status}, body: {err}"))?
-        .to_bytes();
-    expected_answer(status, expected, &body)
+/// What an answer's head says.
+struct Head {
+    length: usize,
+    status: StatusCode,
+    body_length: usize,
+}
+
+impl Connection {
+    async fn open(server: SocketAddr) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(server)
+            .await
+            .with_context(|| format!("connecting to {server}"))?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            read: Vec::with_capacity(4096),
+            broken: None,
+        })
+    }
+
+    /// Writes `request`, reads its answer whole, and checks its status.
+    async fn send(&mut self, request: &[u8], expected: StatusCode) -> Result<(), String> {
+        if let Some(why) = self.broken {
+            return Err(format!("the connection is unusable: {why}"));
+        }
+        self.broken = Some("an earlier request was abandoned half-way");
+        self.stream
+            .write_all(request)
+            .await
+            .map_err(|err| format!("writing the request: {err}"))?;
+        let head = loop {
+            if let Some(head) = parse_head(&self.read)? {
+                break head;
+            }
+            self.fill().await?;
+        };
+        let end = head.length + head.body_length;
+        while self.read.len() < end {
+            self.fill().await?;
+        }
+        let outcome = expected_answer(head.status, expected, &self.read[head.length..end]);
+        self.read.drain(..end);
+        self.broken = None;
+        outcome
+    }
+
+    /// Reads what the server sent next.
+    async fn fill(&mut self) -> Result<(), String> {
+        match self.stream.read_buf(&mut self.read).await {
+            Ok(0) => Err("the server closed the connection".to_owned()),
+            Ok(_) => Ok(()),
+            Err(err) => Err(format!("reading the answer: {err}")),
+        }
+    }
+}
+
+/// The head at the start of `read`, once it is all there (`None` until then).
+fn parse_head(read: &[u8]) -> Result<Option<Head>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    let length = match response.parse(read) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(err) => return Err(format!("not an HTTP answer: {err}")),
+    };
+    let status = response
+        .code
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or("an answer without a valid status")?;
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|header| header.name.eq_ignore_ascii_case(name))
+            .map(|header| header.value)
+    };
+    if header("transfer-encoding").is_some() {
+        return Err(format!(
+            "{status} sent with Transfer-Encoding: only Content-Length bodies are read"
+        ));
+    }
+    let body_length = match header("content-length") {
+        Some(value) => std::str::from_utf8(value)
+            .ok()
+            .and_then(|value| value.trim().parse().ok())
+            .ok_or(format!("{status} with an unreadable Content-Length"))?,
+        // Answers that never have a body.
+        None if status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED =>
+        {
+            0
+        }
+        None => return Err(format!("{status} without a Content-Length")),
+    };
+    Ok(Some(Head {
+        length,
+        status,
+        body_length,
+    }))
 }
 
 /// `Ok` when `status` is the one `expected`, else the status with the start of the body.

@@ -198,3 +198,70 @@ fn a_request_that_is_not_http_is_refused_before_the_run() {
     .expect_err("a line break is not allowed in a header");
     assert!(error.to_string().contains("content-type"), "{error}");
 }
+
+/// A server on a free loopback port that answers every request on a connection with `answer`,
+/// written a few bytes at a time, each piece flushed on its own.
+async fn piecemeal_server(answer: &'static [u8]) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let address = listener.local_addr().expect("its address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut chunk = [0_u8; 1024];
+                loop {
+                    // The requests carry no body here: the head's end is the request's.
+                    while let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                        request.drain(..end + 4);
+                        for piece in answer.chunks(7) {
+                            if stream.write_all(piece).await.is_err() {
+                                return;
+                            }
+                            stream.flush().await.ok();
+                            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                        }
+                    }
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test]
+async fn an_answer_arriving_in_pieces_is_read_whole_and_the_connection_kept() {
+    let server =
+        piecemeal_server(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\nx-a: b\r\n\r\nhello world")
+            .await;
+    let requests = (0..3)
+        .map(|_| Prepared::new(Method::GET, server, "/", &[], "").expect("a valid request"))
+        .collect();
+    let run = closed_loop(server, requests, 1, StatusCode::OK)
+        .await
+        .expect("the run");
+    assert_eq!((run.requests, run.errors), (3, 0), "{:?}", run.first_error);
+}
+
+#[tokio::test]
+async fn a_chunked_answer_is_an_error_and_its_connection_is_not_used_again() {
+    let server = piecemeal_server(
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    )
+    .await;
+    let requests = (0..2)
+        .map(|_| Prepared::new(Method::GET, server, "/", &[], "").expect("a valid request"))
+        .collect();
+    let run = closed_loop(server, requests, 1, StatusCode::OK)
+        .await
+        .expect("the run");
+    assert_eq!((run.requests, run.errors), (2, 2));
+    let first = run.first_error.expect("an error");
+    assert!(first.contains("Transfer-Encoding"), "{first}");
+}

@@ -838,7 +838,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         (peer::Prepared::Run(_), None) => {}
     }
     println!(
-        "clients      : this process, on the same machine: requests built before the run, each client one HTTP/1.1 keep-alive connection of hyper's (src/http1.rs), for the app{}; for the baseline {}",
+        "clients      : this process, on the same machine: requests built before the run, each client one HTTP/1.1 keep-alive connection, answers parsed in place (src/http1.rs), for the app{}; for the baseline {}",
         if peer_process.is_some() {
             " and the peer"
         } else {
