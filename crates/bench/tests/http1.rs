@@ -235,17 +235,22 @@ async fn piecemeal_server(answer: &'static [u8]) -> SocketAddr {
     address
 }
 
+/// `count` times `GET /`, one after the other on one connection.
+async fn gets_on_one_connection(server: SocketAddr, count: usize) -> lms_bench::Run {
+    let requests = (0..count)
+        .map(|_| Prepared::new(Method::GET, server, "/", &[], "").expect("a valid request"))
+        .collect();
+    closed_loop(server, requests, 1, StatusCode::OK)
+        .await
+        .expect("the run")
+}
+
 #[tokio::test]
 async fn an_answer_arriving_in_pieces_is_read_whole_and_the_connection_kept() {
     let server =
         piecemeal_server(b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\nx-a: b\r\n\r\nhello world")
             .await;
-    let requests = (0..3)
-        .map(|_| Prepared::new(Method::GET, server, "/", &[], "").expect("a valid request"))
-        .collect();
-    let run = closed_loop(server, requests, 1, StatusCode::OK)
-        .await
-        .expect("the run");
+    let run = gets_on_one_connection(server, 3).await;
     assert_eq!((run.requests, run.errors), (3, 0), "{:?}", run.first_error);
 }
 
@@ -255,12 +260,7 @@ async fn a_chunked_answer_is_an_error_and_its_connection_is_not_used_again() {
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     )
     .await;
-    let requests = (0..2)
-        .map(|_| Prepared::new(Method::GET, server, "/", &[], "").expect("a valid request"))
-        .collect();
-    let run = closed_loop(server, requests, 1, StatusCode::OK)
-        .await
-        .expect("the run");
+    let run = gets_on_one_connection(server, 2).await;
     assert_eq!((run.requests, run.errors), (2, 2));
     let first = run.first_error.expect("an error");
     assert!(first.contains("Transfer-Encoding"), "{first}");
