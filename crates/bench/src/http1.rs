@@ -243,13 +243,8 @@ fn parse_head(read: &[u8]) -> Result<Option<Head>, String> {
             .ok()
             .and_then(|value| value.trim().parse().ok())
             .ok_or(format!("{status} with an unreadable Content-Length"))?,
-        // Answers that never have a body.
-        None if status.is_informational()
-            || status == StatusCode::NO_CONTENT
-            || status == StatusCode::NOT_MODIFIED =>
-        {
-            0
-        }
+        // Answers that never have a body (no request asks for a `100 Continue`).
+        None if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED => 0,
         None => return Err(format!("{status} without a Content-Length")),
     };
     Ok(Some(Head {

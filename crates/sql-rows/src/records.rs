@@ -587,8 +587,9 @@ fn sort_newest_first(purchases: &mut [Purchase]) {
 /// row per purchase, in any order, each repeating the user and the course, or a single row
 /// without a purchase. No row: no such user. The purchases are put newest first here rather
 /// than by the statement: an `ORDER BY` over the join's output makes PostgreSQL plan and run a
-/// sort node on every read, which cost it about a fifth of the statement's CPU (the few
-/// purchases one buyer has of one course cost nothing to sort here).
+/// sort node on every read, which cost it a sixth to a half of the statement's CPU
+/// (crates/bench/README.md; the few purchases one buyer has of one course cost nothing to sort
+/// here).
 ///
 /// # Errors
 /// [`RepoError::Unexpected`] for a record the domain refuses.
