@@ -77,6 +77,14 @@ impl Demo {
         }
     }
 
+    /// A started demo once it listens, and its base URL (from its `listening` line).
+    fn start_listening() -> (Self, String) {
+        let mut demo = Self::start();
+        let listening = demo.wait_until("listening", |_| true);
+        let base = listening["url"].as_str().unwrap().to_owned();
+        (demo, base)
+    }
+
     /// Reads log lines until one has `message` and satisfies `also`; returns it.
     fn wait_until(&mut self, message: &str, also: impl Fn(&Value) -> bool) -> Value {
         loop {
@@ -130,9 +138,7 @@ fn field<'a>(event: &'a Value, name: &str) -> Option<&'a Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_are_one_object_a_line_with_request_purchase_and_event_ids() {
-    let mut demo = Demo::start();
-    let listening = demo.wait_until("listening", |_| true);
-    let base = listening["url"].as_str().unwrap().to_owned();
+    let (mut demo, base) = Demo::start_listening();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(20))
@@ -263,9 +269,7 @@ async fn json_logs_are_one_object_a_line_with_request_purchase_and_event_ids() {
 /// the shutdown it preceded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_answered_just_before_a_graceful_stop_is_still_logged() {
-    let mut demo = Demo::start();
-    let listening = demo.wait_until("listening", |_| true);
-    let base = listening["url"].as_str().unwrap().to_owned();
+    let (mut demo, base) = Demo::start_listening();
     let answered = reqwest::Client::new()
         .get(format!("{base}/api/v1/healthcheck"))
         .header("x-request-id", "logs-test-last-request")
