@@ -269,7 +269,7 @@ async fn json_logs_are_one_object_a_line_with_request_purchase_and_event_ids() {
 /// the shutdown it preceded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_answered_just_before_a_graceful_stop_is_still_logged() {
-    let (mut demo, base) = Demo::start_listening();
+    let (demo, base) = Demo::start_listening();
     let answered = reqwest::Client::new()
         .get(format!("{base}/api/v1/healthcheck"))
         .header("x-request-id", "logs-test-last-request")
