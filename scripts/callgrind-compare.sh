@@ -104,8 +104,9 @@ compare_pid=$!
 while kill -0 "$compare_pid" 2>/dev/null; do
     if [ -z "$switched_on" ] && [ -s "$work/valgrind.pid" ]; then
         pid="$(cat "$work/valgrind.pid")"
-        # The app logs to app.log in its working directory; the first webhook is the warm-up's.
-        if grep -q webhook "/proc/$pid/cwd/app.log" 2>/dev/null; then
+        # The app logs to app.log in its working directory; the first request to the webhook's
+        # path is the warm-up's (start-up lines name webhooks too, so the path is matched).
+        if grep -q '/payments/webhook' "/proc/$pid/cwd/app.log" 2>/dev/null; then
             # callgrind_control finds the process through the app's HOST, which is loopback.
             HOST=127.0.0.1 callgrind_control -i on "$pid" >/dev/null 2>&1
             switched_on=yes
