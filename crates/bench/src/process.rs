@@ -333,10 +333,15 @@ impl Sampler {
 }
 
 /// KiB as MiB with one decimal.
+pub fn mib(kib: u64) -> String {
+    format!("{:.1}", kib_as_mib(kib))
+}
+
+/// KiB as MiB.
 #[expect(
     clippy::cast_precision_loss,
     reason = "memory sizes far below 2^52 KiB convert exactly"
 )]
-pub fn mib(kib: u64) -> String {
-    format!("{:.1}", kib as f64 / 1024.0)
+pub fn kib_as_mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
 }

@@ -31,8 +31,8 @@ pub mod workload;
 
 use crate::http1;
 use crate::process::{
-    clock_ticks_per_second, free_port, load_average, mib, read_cpu, read_memory, AppProcess,
-    Sampler, TempDir,
+    clock_ticks_per_second, free_port, kib_as_mib, load_average, mib, read_cpu, read_memory,
+    AppProcess, Sampler, TempDir,
 };
 use crate::{check_errors, Api, Data, InboxCounts, Run};
 use anyhow::{anyhow, bail, ensure, Context};
@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use workload::{Item, Round, State};
 
-pub const USAGE: &str = "usage: compare [--postgres] [--peer | --no-peer] [--events N] [--reads N] [--webhook-concurrency C] [--read-concurrency C] [--app-bin PATH] [--idle-secs S] [--no-sql-check] [--print-sql]
+pub const USAGE: &str = "usage: compare [--postgres] [--peer | --no-peer] [--events N] [--reads N] [--webhook-concurrency C] [--read-concurrency C] [--rounds R] [--app-bin PATH] [--idle-secs S] [--no-sql-check] [--print-sql]
   --postgres                PostgreSQL in a scratch database (also when BENCH_DATABASE_URL is set;
                             it then names the server) instead of SQLite
   --peer                    also run the peer (Express + stripe-node + pg, crates/bench/peer) and
@@ -59,6 +59,10 @@ pub const USAGE: &str = "usage: compare [--postgres] [--peer | --no-peer] [--eve
   --reads N                 purchase-status reads, app, baseline and peer each (default 20000)
   --webhook-concurrency C   concurrent clients for deliveries and duplicates (default 16)
   --read-concurrency C      concurrent clients for reads (default 32)
+  --rounds R                run the workloads R times over (each round on purchases of its
+                            own), print each round's table, then the median of each figure and
+                            of the ratios with their range (default 1): on a shared machine
+                            one round's ratio moves with the noise, the median of several less
   --app-bin PATH            the lms-app binary to run (default: $CARGO_TARGET_DIR/release/lms-app,
                             else target/release/lms-app of this workspace)
   --idle-secs S             pause before each workload on the app, after which its idle RSS is
@@ -77,6 +81,7 @@ pub struct Options {
     pub reads: usize,
     pub webhook_concurrency: usize,
     pub read_concurrency: usize,
+    pub rounds: usize,
     pub postgres: bool,
     pub app_bin: Option<PathBuf>,
     pub idle: Duration,
@@ -96,6 +101,7 @@ impl Options {
             reads: 20_000,
             webhook_concurrency: 16,
             read_concurrency: 32,
+            rounds: 1,
             postgres: std::env::var_os("BENCH_DATABASE_URL").is_some(),
             app_bin: None,
             idle: Duration::from_secs(2),
@@ -127,6 +133,7 @@ impl Options {
                 "--reads" => options.reads = positive(value()?)?,
                 "--webhook-concurrency" => options.webhook_concurrency = positive(value()?)?,
                 "--read-concurrency" => options.read_concurrency = positive(value()?)?,
+                "--rounds" => options.rounds = positive(value()?)?,
                 "--app-bin" => options.app_bin = Some(PathBuf::from(value()?)),
                 "--idle-secs" => {
                     let raw = value()?;
@@ -160,6 +167,9 @@ impl Options {
         ];
         if self.postgres {
             args.insert(0, "--postgres".to_owned());
+        }
+        if self.rounds > 1 {
+            args.push(format!("--rounds {}", self.rounds));
         }
         match self.peer {
             peer::Choice::Auto => {}
@@ -503,6 +513,103 @@ fn render(rows: &[Row], with_peer: bool) -> String {
             }
         }
     }
+    aligned(&table)
+}
+
+/// Each figure of the rounds' rows, workload by workload and backend by backend (in the
+/// first round's order): its median, then its lowest and highest value in brackets.
+fn render_summary(rounds: &[Vec<Row>], with_peer: bool) -> String {
+    let mut table: Vec<Vec<String>> = vec![[
+        "workload",
+        "backend",
+        "req/s",
+        "p99 ms",
+        "server CPU us/req",
+        "RSS MiB peak",
+        "app/baseline",
+        "app/peer",
+    ]
+    .map(str::to_owned)
+    .to_vec()];
+    if !with_peer {
+        table[0].pop();
+    }
+    let Some(first) = rounds.first() else {
+        return aligned(&table);
+    };
+    for row in first {
+        let same: Vec<&Row> = rounds
+            .iter()
+            .flatten()
+            .filter(|r| r.workload == row.workload && r.backend == row.backend)
+            .collect();
+        let spread = |figure: &dyn Fn(&Row) -> Option<f64>, unit: &str, decimals: usize| {
+            let values: Vec<f64> = same.iter().filter_map(|r| figure(r)).collect();
+            Spread::of(values).map_or_else(|| "-".to_owned(), |s| s.render(unit, decimals))
+        };
+        let mut cells = vec![
+            row.workload.to_owned(),
+            row.backend.to_owned(),
+            spread(&|r| Some(r.run.per_second()), "", 0),
+            spread(
+                &|r| Some(r.run.percentile(99).as_secs_f64() * 1000.0),
+                "",
+                2,
+            ),
+            spread(&|r| r.resources.map(|res| res.cpu_us), "", 0),
+            spread(
+                &|r| r.resources.map(|res| kib_as_mib(res.peak_rss_kib)),
+                "",
+                1,
+            ),
+            spread(&|r| r.ratio, "x", 2),
+        ];
+        if with_peer {
+            cells.push(spread(&|r| r.peer_ratio, "x", 2));
+        }
+        table.push(cells);
+    }
+    aligned(&table)
+}
+
+/// The median of some values and their range.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Spread {
+    median: f64,
+    lowest: f64,
+    highest: f64,
+}
+
+impl Spread {
+    /// `None` for no values; with an even count the median is the mean of the middle two.
+    fn of(mut values: Vec<f64>) -> Option<Self> {
+        values.sort_by(f64::total_cmp);
+        let (lowest, highest) = (*values.first()?, *values.last()?);
+        let middle = values.len() / 2;
+        let median = if values.len() % 2 == 1 {
+            values[middle]
+        } else {
+            (values[middle - 1] + values[middle]) / 2.0
+        };
+        Some(Self {
+            median,
+            lowest,
+            highest,
+        })
+    }
+
+    /// `"12.34x (10.00-15.00)"`: the unit after each number.
+    fn render(self, unit: &str, decimals: usize) -> String {
+        format!(
+            "{:.decimals$}{unit} ({:.decimals$}-{:.decimals$})",
+            self.median, self.lowest, self.highest
+        )
+    }
+}
+
+/// The table's columns padded to their widest cell (the first two left-aligned, the others
+/// right-aligned), a rule under the header.
+fn aligned(table: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..table[0].len())
         .map(|c| table.iter().map(|r| r[c].len()).max().unwrap_or(0))
         .collect();
@@ -660,12 +767,23 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let setup_started = Instant::now();
     let warm_up = 2 * options.webhook_concurrency;
     let peer_n = if peer_process.is_some() { n } else { 0 };
-    let paid = setup::paid_purchases(&api, &sandbox, warm_up + 2 * n + peer_n)
+    let per_round = 2 * n + peer_n;
+    let paid = setup::paid_purchases(&api, &sandbox, warm_up + options.rounds * per_round)
         .await
         .context("setting up purchases")?;
     let (warm_paid, paid) = paid.split_at(warm_up);
-    let (app_paid, rest) = paid.split_at(n);
-    let (base_paid, peer_paid) = rest.split_at(n);
+    let rounds_paid: Vec<RoundPaid> = paid
+        .chunks(per_round)
+        .map(|chunk| {
+            let (app, rest) = chunk.split_at(n);
+            let (baseline, peer) = rest.split_at(n);
+            RoundPaid {
+                app,
+                baseline,
+                peer,
+            }
+        })
+        .collect();
     // Warm-up (untimed): the app's pool grows to what the concurrency needs and each of its
     // connections prepares its statements, as the baseline's do before its clock starts.
     for _ in 0..2 {
@@ -684,7 +802,11 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     // (its pool grows, V8 compiles the hot paths), then its answer compared with the app's.
     let mut read_answer = String::new();
     if let Some(peer_api) = &peer_api {
-        let seeded: Vec<setup::Paid> = warm_paid.iter().chain(peer_paid).cloned().collect();
+        let seeded: Vec<setup::Paid> = warm_paid
+            .iter()
+            .chain(rounds_paid.iter().flat_map(|round| round.peer))
+            .cloned()
+            .collect();
         peer::seed(&url, &seeded)
             .await
             .context("filling the peer's tables")?;
@@ -722,18 +844,6 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         };
     }
     let setup_secs = setup_started.elapsed().as_secs_f64();
-    let app_items: Arc<Vec<Item>> = Arc::new(
-        app_paid
-            .iter()
-            .map(Item::from_paid)
-            .collect::<anyhow::Result<_>>()?,
-    );
-    let base_items: Arc<Vec<Item>> = Arc::new(
-        base_paid
-            .iter()
-            .map(Item::from_paid)
-            .collect::<anyhow::Result<_>>()?,
-    );
     let after_setup = read_memory(app.pid)?;
     let peer_after_setup = peer_process
         .as_ref()
@@ -865,17 +975,20 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         println!("read answer  : {read_answer}");
     }
     println!(
-        "set-up       : {} purchases paid in the sandbox, then a warm-up of the app{}, in {setup_secs:.1}s (untimed; {} for the app, {} for the baseline{}, {warm_up} delivered twice and read {} times at the workloads' concurrency to warm the app up); app RSS {} MiB at start, {} MiB after set-up{}",
+        "set-up       : {} purchases paid in the sandbox, then a warm-up of the app{}, in {setup_secs:.1}s (untimed; {n} for the app, {n} for the baseline{}{}, {warm_up} delivered twice and read {} times at the workloads' concurrency to warm the app up); app RSS {} MiB at start, {} MiB after set-up{}",
         warm_up + paid.len(),
         if peer_process.is_some() {
             " and the peer"
         } else {
             ""
         },
-        app_paid.len(),
-        base_paid.len(),
         if peer_process.is_some() {
-            format!(", {} for the peer", peer_paid.len())
+            format!(", {n} for the peer")
+        } else {
+            String::new()
+        },
+        if options.rounds > 1 {
+            format!(" in each of {} rounds", options.rounds)
         } else {
             String::new()
         },
@@ -893,169 +1006,26 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     );
     println!();
 
-    let mut rows = Vec::new();
-    let mut inbox = InboxCounts::read(&data).await?;
-    let mut completed = data.completed_purchases().await?;
-    let events = i64::try_from(n)?;
-    let first_expected = InboxCounts {
-        rows: events,
-        once: events,
-        twice: 0,
-        applied: events,
-        ignored: 0,
+    let servers = Servers {
+        options: &options,
+        data: &data,
+        url: &url,
+        sandbox: &sandbox,
+        statements,
+        ticks_per_second,
+        app: &app,
+        api: &api,
+        peer: peer_process.as_ref().zip(peer_api.as_ref()),
     };
-    let duplicate_expected = InboxCounts {
-        rows: 0,
-        once: -events,
-        twice: events,
-        applied: 0,
-        ignored: 0,
-    };
-    let peer_side = peer_process.as_ref().zip(peer_api.as_ref());
-
-    // First deliveries.
-    let measured = measure_app(
-        &app,
-        ticks_per_second,
-        options.idle,
-        deliver_all(&api, &sandbox, app_paid, options.webhook_concurrency),
-    )
-    .await?;
-    (inbox, completed) = check_round(
-        &data,
-        "the app's first deliveries",
-        &inbox,
-        completed,
-        first_expected,
-        events,
-    )
-    .await?;
-    rows.push(Row::server("first delivery", "app", measured));
-    // What the app's first delivery left is what the baseline's UPDATE writes.
-    let state = Arc::new(State::of(&data, app_items[0].purchase_id).await?);
-    let measured = baseline(
-        &data,
-        Round {
-            sequence: statements.first_delivery,
-            items: Arc::clone(&base_items),
-            requests: n,
-            concurrency: options.webhook_concurrency,
-            state: Arc::clone(&state),
-            delivery_count: 1,
-        },
-        ticks_per_second,
-    )
-    .await?;
-    (inbox, completed) = check_round(
-        &data,
-        "the baseline's first deliveries",
-        &inbox,
-        completed,
-        first_expected,
-        events,
-    )
-    .await?;
-    rows.push(Row::baseline("first delivery", measured));
-    if let Some((process, peer_api)) = peer_side {
-        let before = peer::Tally::read(&url, peer_paid).await?;
-        let measured = measure_app(
-            process,
-            ticks_per_second,
-            options.idle,
-            deliver_all(peer_api, &sandbox, peer_paid, options.webhook_concurrency),
-        )
-        .await?;
-        peer::check_first(&before, &peer::Tally::read(&url, peer_paid).await?, n)?;
-        rows.push(Row::server("first delivery", "peer", measured));
+    let mut rounds = Vec::with_capacity(rounds_paid.len());
+    let mut state = None;
+    for paid in &rounds_paid {
+        let (mut rows, left) = one_round(&servers, paid).await?;
+        fill_ratios(&mut rows);
+        rounds.push(rows);
+        state = Some(left);
     }
-
-    // Duplicates.
-    let measured = measure_app(
-        &app,
-        ticks_per_second,
-        options.idle,
-        deliver_all(&api, &sandbox, app_paid, options.webhook_concurrency),
-    )
-    .await?;
-    (inbox, completed) = check_round(
-        &data,
-        "the app's duplicates",
-        &inbox,
-        completed,
-        duplicate_expected,
-        0,
-    )
-    .await?;
-    rows.push(Row::server("duplicate", "app", measured));
-    let measured = baseline(
-        &data,
-        Round {
-            sequence: statements.duplicate,
-            items: Arc::clone(&base_items),
-            requests: n,
-            concurrency: options.webhook_concurrency,
-            state: Arc::clone(&state),
-            delivery_count: 2,
-        },
-        ticks_per_second,
-    )
-    .await?;
-    (_, _) = check_round(
-        &data,
-        "the baseline's duplicates",
-        &inbox,
-        completed,
-        duplicate_expected,
-        0,
-    )
-    .await?;
-    rows.push(Row::baseline("duplicate", measured));
-    if let Some((process, peer_api)) = peer_side {
-        let before = peer::Tally::read(&url, peer_paid).await?;
-        let measured = measure_app(
-            process,
-            ticks_per_second,
-            options.idle,
-            deliver_all(peer_api, &sandbox, peer_paid, options.webhook_concurrency),
-        )
-        .await?;
-        peer::check_duplicate(&before, &peer::Tally::read(&url, peer_paid).await?)?;
-        rows.push(Row::server("duplicate", "peer", measured));
-    }
-
-    // Purchase-status reads, over the app's (completed) purchases.
-    let measured = measure_app(
-        &app,
-        ticks_per_second,
-        options.idle,
-        read_all(&api, app_paid, options.reads, options.read_concurrency),
-    )
-    .await?;
-    rows.push(Row::server("purchase-status read", "app", measured));
-    let measured = baseline(
-        &data,
-        Round {
-            sequence: statements.status_read,
-            items: Arc::clone(&app_items),
-            requests: options.reads,
-            concurrency: options.read_concurrency,
-            state: Arc::clone(&state),
-            delivery_count: 0,
-        },
-        ticks_per_second,
-    )
-    .await?;
-    rows.push(Row::baseline("purchase-status read", measured));
-    if let Some((process, peer_api)) = peer_side {
-        let measured = measure_app(
-            process,
-            ticks_per_second,
-            options.idle,
-            read_all(peer_api, peer_paid, options.reads, options.read_concurrency),
-        )
-        .await?;
-        rows.push(Row::server("purchase-status read", "peer", measured));
-    }
+    let state = state.context("no round ran")?;
     let load_after = load_average();
     let end = read_memory(app.pid)?;
     let peer_end = peer_process
@@ -1063,8 +1033,21 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         .map(|p| read_memory(p.pid))
         .transpose()?;
 
-    fill_ratios(&mut rows);
-    print!("{}", render(&rows, peer_process.is_some()));
+    let with_peer = peer_process.is_some();
+    if let [rows] = rounds.as_slice() {
+        print!("{}", render(rows, with_peer));
+    } else {
+        for (i, rows) in rounds.iter().enumerate() {
+            println!("round {} of {}", i + 1, rounds.len());
+            print!("{}", render(rows, with_peer));
+            println!();
+        }
+        println!(
+            "over the {} rounds: the median, and the lowest and highest in brackets",
+            rounds.len()
+        );
+        print!("{}", render_summary(&rounds, with_peer));
+    }
     println!();
     println!(
         "req/s: requests answered per second of wall time (one event per webhook request; a baseline request is the app's statements for one request). p50/p99: nearest-rank latency of one request, from sending it to the end of its answer (baseline: its statements, in order)."
@@ -1110,8 +1093,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         );
     }
     check_errors(
-        &rows
+        &rounds
             .iter()
+            .flatten()
             .map(|row| (row.workload, &row.run))
             .collect::<Vec<_>>(),
     )?;
@@ -1119,6 +1103,221 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     drop(app);
     drop(db);
     Ok(())
+}
+
+/// What every round runs against.
+#[derive(Clone, Copy)]
+struct Servers<'a> {
+    options: &'a Options,
+    data: &'a Data,
+    url: &'a str,
+    sandbox: &'a Sandbox,
+    statements: Statements,
+    ticks_per_second: u64,
+    app: &'a AppProcess,
+    api: &'a Api,
+    /// The peer's process and its API, when it runs.
+    peer: Option<(&'a AppProcess, &'a Api)>,
+}
+
+/// One round's purchases, paid and not yet delivered: as many for the app and for the
+/// baseline, and for the peer when it runs (none when it does not).
+struct RoundPaid<'a> {
+    app: &'a [Paid],
+    baseline: &'a [Paid],
+    peer: &'a [Paid],
+}
+
+fn items(paid: &[Paid]) -> anyhow::Result<Arc<Vec<Item>>> {
+    Ok(Arc::new(
+        paid.iter()
+            .map(Item::from_paid)
+            .collect::<anyhow::Result<_>>()?,
+    ))
+}
+
+/// The three workloads once, each on the app, then the baseline, then the peer (when it
+/// runs), every webhook round checked to have done its work. Returns the rows and the state
+/// the app's first delivery left a purchase in.
+async fn one_round(on: &Servers<'_>, paid: &RoundPaid<'_>) -> anyhow::Result<(Vec<Row>, State)> {
+    let Servers {
+        options,
+        data,
+        url,
+        sandbox,
+        statements,
+        ticks_per_second,
+        app,
+        api,
+        peer: peer_side,
+    } = *on;
+    let n = paid.app.len();
+    let (app_paid, base_paid, peer_paid) = (paid.app, paid.baseline, paid.peer);
+    let app_items = items(app_paid)?;
+    let base_items = items(base_paid)?;
+    let mut rows = Vec::new();
+    let mut inbox = InboxCounts::read(data).await?;
+    let mut completed = data.completed_purchases().await?;
+    let events = i64::try_from(n)?;
+    let first_expected = InboxCounts {
+        rows: events,
+        once: events,
+        twice: 0,
+        applied: events,
+        ignored: 0,
+    };
+    let duplicate_expected = InboxCounts {
+        rows: 0,
+        once: -events,
+        twice: events,
+        applied: 0,
+        ignored: 0,
+    };
+
+    // First deliveries.
+    let measured = measure_app(
+        app,
+        ticks_per_second,
+        options.idle,
+        deliver_all(api, sandbox, app_paid, options.webhook_concurrency),
+    )
+    .await?;
+    (inbox, completed) = check_round(
+        data,
+        "the app's first deliveries",
+        &inbox,
+        completed,
+        first_expected,
+        events,
+    )
+    .await?;
+    rows.push(Row::server("first delivery", "app", measured));
+    // What the app's first delivery left is what the baseline's UPDATE writes.
+    let state = Arc::new(State::of(data, app_items[0].purchase_id).await?);
+    let measured = baseline(
+        data,
+        Round {
+            sequence: statements.first_delivery,
+            items: Arc::clone(&base_items),
+            requests: n,
+            concurrency: options.webhook_concurrency,
+            state: Arc::clone(&state),
+            delivery_count: 1,
+        },
+        ticks_per_second,
+    )
+    .await?;
+    (inbox, completed) = check_round(
+        data,
+        "the baseline's first deliveries",
+        &inbox,
+        completed,
+        first_expected,
+        events,
+    )
+    .await?;
+    rows.push(Row::baseline("first delivery", measured));
+    if let Some((process, peer_api)) = peer_side {
+        let before = peer::Tally::read(url, peer_paid).await?;
+        let measured = measure_app(
+            process,
+            ticks_per_second,
+            options.idle,
+            deliver_all(peer_api, sandbox, peer_paid, options.webhook_concurrency),
+        )
+        .await?;
+        peer::check_first(&before, &peer::Tally::read(url, peer_paid).await?, n)?;
+        rows.push(Row::server("first delivery", "peer", measured));
+    }
+
+    // Duplicates.
+    let measured = measure_app(
+        app,
+        ticks_per_second,
+        options.idle,
+        deliver_all(api, sandbox, app_paid, options.webhook_concurrency),
+    )
+    .await?;
+    (inbox, completed) = check_round(
+        data,
+        "the app's duplicates",
+        &inbox,
+        completed,
+        duplicate_expected,
+        0,
+    )
+    .await?;
+    rows.push(Row::server("duplicate", "app", measured));
+    let measured = baseline(
+        data,
+        Round {
+            sequence: statements.duplicate,
+            items: Arc::clone(&base_items),
+            requests: n,
+            concurrency: options.webhook_concurrency,
+            state: Arc::clone(&state),
+            delivery_count: 2,
+        },
+        ticks_per_second,
+    )
+    .await?;
+    (_, _) = check_round(
+        data,
+        "the baseline's duplicates",
+        &inbox,
+        completed,
+        duplicate_expected,
+        0,
+    )
+    .await?;
+    rows.push(Row::baseline("duplicate", measured));
+    if let Some((process, peer_api)) = peer_side {
+        let before = peer::Tally::read(url, peer_paid).await?;
+        let measured = measure_app(
+            process,
+            ticks_per_second,
+            options.idle,
+            deliver_all(peer_api, sandbox, peer_paid, options.webhook_concurrency),
+        )
+        .await?;
+        peer::check_duplicate(&before, &peer::Tally::read(url, peer_paid).await?)?;
+        rows.push(Row::server("duplicate", "peer", measured));
+    }
+
+    // Purchase-status reads, over the app's (completed) purchases.
+    let measured = measure_app(
+        app,
+        ticks_per_second,
+        options.idle,
+        read_all(api, app_paid, options.reads, options.read_concurrency),
+    )
+    .await?;
+    rows.push(Row::server("purchase-status read", "app", measured));
+    let measured = baseline(
+        data,
+        Round {
+            sequence: statements.status_read,
+            items: Arc::clone(&app_items),
+            requests: options.reads,
+            concurrency: options.read_concurrency,
+            state: Arc::clone(&state),
+            delivery_count: 0,
+        },
+        ticks_per_second,
+    )
+    .await?;
+    rows.push(Row::baseline("purchase-status read", measured));
+    if let Some((process, peer_api)) = peer_side {
+        let measured = measure_app(
+            process,
+            ticks_per_second,
+            options.idle,
+            read_all(peer_api, peer_paid, options.reads, options.read_concurrency),
+        )
+        .await?;
+        rows.push(Row::server("purchase-status read", "peer", measured));
+    }
+    Ok((rows, State::clone(&state)))
 }
 
 /// The app's grouped-commit counters (groups, deliveries), read from its `/metrics`; `None`
@@ -1139,4 +1338,116 @@ async fn group_commit_counts(metrics_port: u16) -> anyhow::Result<Option<(f64, f
         })
     };
     Ok(counter("lms_db_group_commits_total").zip(counter("lms_db_group_committed_events_total")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `requests` answered in one second, each in `latency_ms`.
+    fn run(requests: usize, latency_ms: u64) -> Run {
+        Run {
+            requests,
+            concurrency: 1,
+            wall: Duration::from_secs(1),
+            latencies: vec![Duration::from_millis(latency_ms); requests],
+            per_item: Vec::new(),
+            errors: 0,
+            first_error: None,
+        }
+    }
+
+    fn app_row(requests: usize, cpu_us: f64) -> Row {
+        let resources = Resources {
+            cpu_us,
+            system_share: 0.5,
+            idle_rss_kib: 10 * 1024,
+            peak_rss_kib: 12 * 1024,
+        };
+        Row::server("read", "app", (run(requests, 2), resources, 10.0))
+    }
+
+    #[test]
+    fn a_spread_is_the_middle_value_and_the_range_whatever_the_order() {
+        assert_eq!(
+            Spread::of(vec![3.0, 1.0, 2.0]),
+            Some(Spread {
+                median: 2.0,
+                lowest: 1.0,
+                highest: 3.0
+            })
+        );
+        assert_eq!(
+            Spread::of(vec![4.0, 1.0, 2.0, 10.0]).map(|s| s.median),
+            Some(3.0),
+            "an even count: the mean of the middle two"
+        );
+        assert_eq!(Spread::of(Vec::new()), None);
+        assert_eq!(
+            Spread::of(vec![0.5, 0.25, 0.75]).map(|s| s.render("x", 2)),
+            Some("0.50x (0.25-0.75)".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_summary_gives_each_rows_median_and_range_over_the_rounds() {
+        let round = |app: usize, baseline: usize, cpu_us: f64| {
+            let mut rows = vec![
+                app_row(app, cpu_us),
+                Row::baseline("read", (run(baseline, 1), 5.0)),
+            ];
+            fill_ratios(&mut rows);
+            rows
+        };
+        // App/baseline: 0.5, 0.25, 0.75; app rates 500, 100, 600; CPU 40, 60, 50 us.
+        let rounds = vec![
+            round(500, 1000, 40.0),
+            round(100, 400, 60.0),
+            round(600, 800, 50.0),
+        ];
+        let summary = render_summary(&rounds, false);
+        let lines: Vec<&str> = summary.lines().collect();
+        assert_eq!(lines.len(), 4, "header, rule, one line a row:\n{summary}");
+        assert!(lines[0].starts_with("workload"), "{summary}");
+        let app: Vec<&str> = lines[2]
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(
+            app,
+            [
+                "read",
+                "app",
+                "500 (100-600)",
+                "2.00 (2.00-2.00)",
+                "50 (40-60)",
+                "12.0 (12.0-12.0)",
+                "0.50x (0.25-0.75)"
+            ],
+            "{summary}"
+        );
+        let baseline: Vec<&str> = lines[3]
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        assert_eq!(
+            baseline,
+            [
+                "read",
+                "baseline",
+                "800 (400-1000)",
+                "1.00 (1.00-1.00)",
+                "-",
+                "-",
+                "-"
+            ],
+            "{summary}"
+        );
+        assert!(
+            !lines[0].contains("app/peer"),
+            "no peer column when the peer did not run:\n{summary}"
+        );
+    }
 }
