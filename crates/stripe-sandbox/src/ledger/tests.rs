@@ -254,6 +254,27 @@ fn sessions_expire_on_time_and_on_request() {
 }
 
 #[test]
+fn only_sessions_still_open_expire_and_each_once() {
+    let (mut ledger, paid, _) = paid_session();
+    let open = ledger
+        .create_session(&session_params("2999"), NOW, "")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = types(&ledger).len();
+    ledger.expire_due(NOW + 3600);
+    assert_eq!(ledger.session(&paid).unwrap()["status"], "complete");
+    assert_eq!(ledger.session(&open).unwrap()["status"], "expired");
+    ledger.expire_due(NOW + 7200);
+    assert_eq!(
+        types(&ledger)[before..],
+        ["checkout.session.expired"],
+        "the paid session passed over, the open one expired once"
+    );
+}
+
+#[test]
 fn refunds_accumulate_and_cannot_exceed_the_charge() {
     let (mut ledger, _, pi) = paid_session();
     let partial = ledger
