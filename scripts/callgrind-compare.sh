@@ -7,10 +7,10 @@
 #   scripts/callgrind-compare.sh [--app-bin PATH] [--out FILE] [--top N] [--reads N]
 #                                [--symbol-order FILE | --check-symbol-order FILE]
 #
-# The mix: `compare --postgres --no-peer --events 300 --reads 2000` with the app running
-# under callgrind, instrumentation switched on when the first webhook reaches the app (after
-# the set-up's sign-ups and checkouts, which are not counted): the warm-up's and the
-# workloads' deliveries (about 630) and status reads (about 2,300). The baseline and the
+# The mix: `compare --postgres --no-peer --events 300 --reads 2000 --warm-up 32` with the app
+# running under callgrind, instrumentation switched on when the first webhook reaches the app
+# (after the set-up's sign-ups and checkouts, which are not counted): the warm-up's and the
+# workloads' deliveries (about 660) and status reads (about 2,160). The baseline and the
 # load generator run outside valgrind. Prints the total, the functions that execute the most
 # instructions, and where the profile is (read it with callgrind_annotate). --reads N times N
 # status reads instead of 2000: two profiles that differ only there give a read's own
@@ -97,7 +97,7 @@ wait \$child
 WRAPPER
 chmod +x "$work/app.sh"
 
-"$compare" --postgres --no-peer --events 300 --reads "$reads" --app-bin "$work/app.sh" \
+"$compare" --postgres --no-peer --events 300 --reads "$reads" --warm-up 32 --app-bin "$work/app.sh" \
     >"$work/compare.txt" 2>&1 &
 compare_pid=$!
 
@@ -162,7 +162,7 @@ if [ -n "$check_order" ]; then
             if (worst_name != "") printf "the most executed one missing: %s\n", worst_name
         }' "$check_order" -
 fi
-echo "# callgrind: $app_bin, compare --postgres --no-peer --events 300 --reads $reads"
+echo "# callgrind: $app_bin, compare --postgres --no-peer --events 300 --reads $reads --warm-up 32"
 grep -E "^checks" "$work/compare.txt" || true
 callgrind_annotate "$out" 2>/dev/null | grep "PROGRAM TOTALS"
 echo "# the $top functions that execute the most instructions themselves (callees excluded)"

@@ -47,7 +47,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use workload::{Item, Round, State};
 
-pub const USAGE: &str = "usage: compare [--postgres] [--peer | --no-peer] [--events N] [--reads N] [--webhook-concurrency C] [--read-concurrency C] [--rounds R] [--app-bin PATH] [--idle-secs S] [--no-sql-check] [--print-sql]
+pub const USAGE: &str = "usage: compare [--postgres] [--peer | --no-peer] [--events N] [--reads N] [--webhook-concurrency C] [--read-concurrency C] [--rounds R] [--warm-up W] [--app-bin PATH] [--idle-secs S] [--no-sql-check] [--print-sql]
   --postgres                PostgreSQL in a scratch database (also when BENCH_DATABASE_URL is set;
                             it then names the server) instead of SQLite
   --peer                    also run the peer (Express + stripe-node + pg, crates/bench/peer) and
@@ -63,6 +63,9 @@ pub const USAGE: &str = "usage: compare [--postgres] [--peer | --no-peer] [--eve
                             own), print each round's table, then the median of each figure and
                             of the ratios with their range (default 1): on a shared machine
                             one round's ratio moves with the noise, the median of several less
+  --warm-up W               purchases delivered twice, and read 5 x W times, before anything is
+                            measured, on the app and on the peer (default 1000): the peer's
+                            JavaScript is compiled to fast code only after many calls
   --app-bin PATH            the lms-app binary to run (default: $CARGO_TARGET_DIR/release/lms-app,
                             else target/release/lms-app of this workspace)
   --idle-secs S             pause before each workload on the app, after which its idle RSS is
@@ -82,6 +85,7 @@ pub struct Options {
     pub webhook_concurrency: usize,
     pub read_concurrency: usize,
     pub rounds: usize,
+    pub warm_up: usize,
     pub postgres: bool,
     pub app_bin: Option<PathBuf>,
     pub idle: Duration,
@@ -102,6 +106,7 @@ impl Options {
             webhook_concurrency: 16,
             read_concurrency: 32,
             rounds: 1,
+            warm_up: 1000,
             postgres: std::env::var_os("BENCH_DATABASE_URL").is_some(),
             app_bin: None,
             idle: Duration::from_secs(2),
@@ -134,6 +139,7 @@ impl Options {
                 "--webhook-concurrency" => options.webhook_concurrency = positive(value()?)?,
                 "--read-concurrency" => options.read_concurrency = positive(value()?)?,
                 "--rounds" => options.rounds = positive(value()?)?,
+                "--warm-up" => options.warm_up = positive(value()?)?,
                 "--app-bin" => options.app_bin = Some(PathBuf::from(value()?)),
                 "--idle-secs" => {
                     let raw = value()?;
@@ -163,6 +169,7 @@ impl Options {
             format!("--reads {}", self.reads),
             format!("--webhook-concurrency {}", self.webhook_concurrency),
             format!("--read-concurrency {}", self.read_concurrency),
+            format!("--warm-up {}", self.warm_up),
             format!("--idle-secs {}", self.idle.as_secs()),
         ];
         if self.postgres {
@@ -765,7 +772,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
 
     let api = Api::new(app.base_url.clone())?;
     let setup_started = Instant::now();
-    let warm_up = 2 * options.webhook_concurrency;
+    let warm_up = options.warm_up;
+    let warm_reads = 5 * warm_up;
     let peer_n = if peer_process.is_some() { n } else { 0 };
     let per_round = 2 * n + peer_n;
     let paid = setup::paid_purchases(&api, &sandbox, warm_up + options.rounds * per_round)
@@ -790,13 +798,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         let run = deliver_all(&api, &sandbox, warm_paid, options.webhook_concurrency).await?;
         check_errors(&[("warm-up delivery", &run)])?;
     }
-    let run = read_all(
-        &api,
-        warm_paid,
-        10 * options.read_concurrency,
-        options.read_concurrency,
-    )
-    .await?;
+    let run = read_all(&api, warm_paid, warm_reads, options.read_concurrency).await?;
     check_errors(&[("warm-up read", &run)])?;
     // The peer: its tables filled (the warm-up purchases and its own), then the same warm-up
     // (its pool grows, V8 compiles the hot paths), then its answer compared with the app's.
@@ -815,13 +817,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 deliver_all(peer_api, &sandbox, warm_paid, options.webhook_concurrency).await?;
             check_errors(&[("peer warm-up delivery", &run)])?;
         }
-        let run = read_all(
-            peer_api,
-            warm_paid,
-            10 * options.read_concurrency,
-            options.read_concurrency,
-        )
-        .await?;
+        let run = read_all(peer_api, warm_paid, warm_reads, options.read_concurrency).await?;
         check_errors(&[("peer warm-up read", &run)])?;
         let (app_answer, peer_answer) = peer::answers(&api, peer_api, &warm_paid[0]).await?;
         let problems = peer::answer_differences(&app_answer, &peer_answer, &peer::OWN_TIMES);
@@ -975,7 +971,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         println!("read answer  : {read_answer}");
     }
     println!(
-        "set-up       : {} purchases paid in the sandbox, then a warm-up of the app{}, in {setup_secs:.1}s (untimed; {n} for the app, {n} for the baseline{}{}, {warm_up} delivered twice and read {} times at the workloads' concurrency to warm the app up); app RSS {} MiB at start, {} MiB after set-up{}",
+        "set-up       : {} purchases paid in the sandbox, then a warm-up of the app{}, in {setup_secs:.1}s (untimed; {n} for the app, {n} for the baseline{}{}, {warm_up} delivered twice and read {warm_reads} times at the workloads' concurrency to warm the servers up); app RSS {} MiB at start, {} MiB after set-up{}",
         warm_up + paid.len(),
         if peer_process.is_some() {
             " and the peer"
@@ -992,7 +988,6 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         } else {
             String::new()
         },
-        10 * options.read_concurrency,
         mib(started.rss_kib),
         mib(after_setup.rss_kib),
         match (peer_started, peer_after_setup) {
