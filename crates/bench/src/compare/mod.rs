@@ -1402,15 +1402,17 @@ mod tests {
         ];
         let summary = render_summary(&rounds, false);
         let lines: Vec<&str> = summary.lines().collect();
+        let cells = |line: &str| -> Vec<String> {
+            line.split("  ")
+                .map(str::trim)
+                .filter(|cell| !cell.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
         assert_eq!(lines.len(), 4, "header, rule, one line a row:\n{summary}");
         assert!(lines[0].starts_with("workload"), "{summary}");
-        let app: Vec<&str> = lines[2]
-            .split("  ")
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .collect();
         assert_eq!(
-            app,
+            cells(lines[2]),
             [
                 "read",
                 "app",
@@ -1422,13 +1424,8 @@ mod tests {
             ],
             "{summary}"
         );
-        let baseline: Vec<&str> = lines[3]
-            .split("  ")
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .collect();
         assert_eq!(
-            baseline,
+            cells(lines[3]),
             [
                 "read",
                 "baseline",

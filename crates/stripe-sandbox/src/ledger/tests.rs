@@ -36,13 +36,18 @@ fn session_params(amount: &str) -> Params {
 /// A ledger holding one open 19.99 USD session, and that session's id.
 fn open_session() -> (Ledger, String) {
     let mut ledger = Ledger::default();
-    let id = ledger
-        .create_session(&session_params("1999"), NOW, "")
+    let id = create_session(&mut ledger, "1999");
+    (ledger, id)
+}
+
+/// A session for `amount` created in `ledger` at `NOW`: its id.
+fn create_session(ledger: &mut Ledger, amount: &str) -> String {
+    ledger
+        .create_session(&session_params(amount), NOW, "")
         .unwrap()["id"]
         .as_str()
         .unwrap()
-        .to_owned();
-    (ledger, id)
+        .to_owned()
 }
 
 /// [`open_session`] paid with 4242...: the ledger, the session id and its payment intent.
@@ -256,12 +261,7 @@ fn sessions_expire_on_time_and_on_request() {
 #[test]
 fn only_sessions_still_open_expire_and_each_once() {
     let (mut ledger, paid, _) = paid_session();
-    let open = ledger
-        .create_session(&session_params("2999"), NOW, "")
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let open = create_session(&mut ledger, "2999");
     let before = types(&ledger).len();
     ledger.expire_due(NOW + 3600);
     assert_eq!(ledger.session(&paid).unwrap()["status"], "complete");
