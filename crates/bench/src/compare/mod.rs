@@ -473,7 +473,7 @@ fn fill_ratios(rows: &mut [Row]) {
 fn render(rows: &[Row], with_peer: bool) -> String {
     let ms = |d: Duration| format!("{:.2}", d.as_secs_f64() * 1000.0);
     let dash = || "-".to_owned();
-    let mut table: Vec<Vec<String>> = vec![[
+    let columns = [
         "workload",
         "backend",
         "C",
@@ -488,13 +488,8 @@ fn render(rows: &[Row], with_peer: bool) -> String {
         "RSS MiB idle",
         "RSS MiB peak",
         "app/baseline",
-        "app/peer",
-    ]
-    .map(str::to_owned)
-    .to_vec()];
-    if !with_peer {
-        table[0].pop();
-    }
+    ];
+    let mut table = vec![header(&columns, with_peer)];
     for row in rows {
         table.push(vec![
             row.workload.to_owned(),
@@ -526,7 +521,7 @@ fn render(rows: &[Row], with_peer: bool) -> String {
 /// Each figure of the rounds' rows, workload by workload and backend by backend (in the
 /// first round's order): its median, then its lowest and highest value in brackets.
 fn render_summary(rounds: &[Vec<Row>], with_peer: bool) -> String {
-    let mut table: Vec<Vec<String>> = vec![[
+    let columns = [
         "workload",
         "backend",
         "req/s",
@@ -534,13 +529,8 @@ fn render_summary(rounds: &[Vec<Row>], with_peer: bool) -> String {
         "server CPU us/req",
         "RSS MiB peak",
         "app/baseline",
-        "app/peer",
-    ]
-    .map(str::to_owned)
-    .to_vec()];
-    if !with_peer {
-        table[0].pop();
-    }
+    ];
+    let mut table = vec![header(&columns, with_peer)];
     let Some(first) = rounds.first() else {
         return aligned(&table);
     };
@@ -577,6 +567,17 @@ fn render_summary(rounds: &[Vec<Row>], with_peer: bool) -> String {
         table.push(cells);
     }
     aligned(&table)
+}
+
+/// A table's header: `columns`, then `app/peer` when the peer ran.
+fn header(columns: &[&str], with_peer: bool) -> Vec<String> {
+    let peer = with_peer.then_some("app/peer");
+    columns
+        .iter()
+        .copied()
+        .chain(peer)
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The median of some values and their range.
