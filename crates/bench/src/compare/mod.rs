@@ -1016,8 +1016,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let mut rounds = Vec::with_capacity(rounds_paid.len());
     let mut state = None;
     for paid in &rounds_paid {
-        let (mut rows, left) = one_round(&servers, paid).await?;
-        fill_ratios(&mut rows);
+        let (rows, left) = one_round(&servers, paid).await?;
         rounds.push(rows);
         state = Some(left);
     }
@@ -1133,8 +1132,8 @@ fn items(paid: &[Paid]) -> anyhow::Result<Arc<Vec<Item>>> {
 }
 
 /// The three workloads once, each on the app, then the baseline, then the peer (when it
-/// runs), every webhook round checked to have done its work. Returns the rows and the state
-/// the app's first delivery left a purchase in.
+/// runs), every webhook round checked to have done its work. Returns the rows, ratios filled
+/// in, and the state the app's first delivery left a purchase in.
 async fn one_round(on: &Servers<'_>, paid: &RoundPaid<'_>) -> anyhow::Result<(Vec<Row>, State)> {
     let Servers {
         options,
@@ -1313,6 +1312,7 @@ async fn one_round(on: &Servers<'_>, paid: &RoundPaid<'_>) -> anyhow::Result<(Ve
         .await?;
         rows.push(Row::server("purchase-status read", "peer", measured));
     }
+    fill_ratios(&mut rows);
     Ok((rows, State::clone(&state)))
 }
 
